@@ -1,0 +1,37 @@
+/*
+ * harness.c: check counting and the closing line for intake's test programs (see harness.h).
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+unsigned long test_checks_passed;
+unsigned long test_checks_failed;
+
+void test_check_failed(const char *expression, const char *file, int line) {
+    test_checks_failed++;
+    fprintf(stderr, "FAILED: %s (%s:%d)\n", expression, file, line);
+}
+
+int test_finish(void) {
+    printf("%lu passed, %lu failed\n", test_checks_passed, test_checks_failed);
+    fflush(stdout);
+    return (test_checks_failed == 0 && test_checks_passed > 0) ? 0 : 1;
+}
+
+uint64_t test_random_next(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+const char *test_program_path(const char *name) {
+    static char path[4096];
+    const char *directory = getenv("INTAKE_BIN_DIR");
+    snprintf(path, sizeof(path), "%s/%s", directory ? directory : ".", name);
+    return path;
+}
