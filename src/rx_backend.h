@@ -102,6 +102,8 @@ struct rx_backend {
     uint32_t unit_count;        /* units are 0..unit_count-1 */
     uint32_t *unit_references;  /* per unit, owned by the reactor thread */
     uint32_t units_referenced;  /* units with a nonzero count (leak checks, tests) */
+    uint32_t units_held_by_kernel; /* of those, units the kernel still fills (pbuf incremental
+                                      mode holds one reference for the kernel): not leaks */
     uint32_t recycle_pending;   /* recycled since the last flush */
     struct rx_backend_stats stats;
 };
@@ -118,6 +120,9 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
                    struct rx_backend **out, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
 int rx_zcrx_create(const struct rx_backend_config *config, struct io_uring *ring,
                    struct rx_backend **out, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+
+/* pbuf only: whether the kernel accepted incremental buffer consumption. */
+bool rx_pbuf_is_incremental(const struct rx_backend *backend);
 
 /* Shared reference counting (rx_backend.c); the owning reactor's thread only. */
 void rx_backend_ref(struct rx_backend *backend, uint32_t unit);

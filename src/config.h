@@ -1,0 +1,22 @@
+/*
+ * config.h: intaked's command line, parsed into a struct pipeline_config. Main thread, startup.
+ */
+#ifndef INTAKE_CONFIG_H
+#define INTAKE_CONFIG_H
+
+#include <stddef.h>
+
+#include "pipeline.h"
+
+enum config_result {
+    CONFIG_OK = 0,
+    CONFIG_HELP = 1,   /* --help: usage printed, exit 0 */
+    CONFIG_ERROR = -1, /* `why` holds one line, exit 2 */
+};
+
+/* Starts from pipeline_config_defaults. Strings in the config point into argv. */
+enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
+                                size_t why_capacity) INTAKE_MUST_CHECK;
+void config_print_usage(FILE *out);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * pipeline.c: builds the pipeline at startup, runs the shutdown sequence, reports counters.
+ * Main thread only (see pipeline.h).
+ *
+ * Shutdown order is what makes "finish what was received" hold: reactors stop accepting and
+ * reading and wait until every record they admitted came back committed (so workers must still
+ * run); only then are workers told to stop, and they exit with nothing left. If a full log (block
+ * mode, a live consumer not reading) holds records past the shutdown deadline, workers answer
+ * them SHUTTING_DOWN instead of waiting forever: those records were never acknowledged.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "reactor.h"
+#include "worker.h"
+
+void pipeline_config_defaults(struct pipeline_config *config) {
+    memset(config, 0, sizeof(*config));
+    struct sockaddr_in *address = (struct sockaddr_in *)&config->listen_address;
+    address->sin_family = AF_INET;
+    address->sin_port = htons(7411);
+    address->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    config->listen_address_length = sizeof(*address);
+    snprintf(config->listen_text, sizeof(config->listen_text), "127.0.0.1:7411");
+    config->shm_directory = "/dev/shm/intake";
+    config->reactor_count = 1;
+    config->worker_count = 1;
+    config->frame_bytes_max = 1u << 20;
+    config->topics_max = 1024;
+    config->topic_queue_capacity = 1024;
+    config->connections_max = 16384;
+    config->records_in_flight_max = 16384;
+    config->ack_window_capacity = 512;
+    config->cq_entries = 8192;
+    config->backend = BACKEND_CHOICE_AUTO;
+    config->buffer_count = 512;
+    config->buffer_bytes = 64 * 1024;
+    config->zcrx_area_bytes = 64ull << 20;
+    config->zcrx_rx_buffer_bytes = 0;
+    config->log_capacity_bytes = 64ull << 20;
+    config->retention = SHM_LOG_RETENTION_BLOCK;
+    config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
+    config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
+}
+
+static uint32_t round_up_power_of_two(uint32_t value) {
+    uint32_t result = 1;
+    while (result < value) result <<= 1;
+    return result;
+}
+
+static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    int result = topic_table_init(&pipeline->topics, config->topics_max);
+    if (result < 0) goto out_of_memory;
+    pipeline->topic_queues = calloc(config->topics_max, sizeof(struct topic_queue));
+    if (pipeline->topic_queues == NULL) goto out_of_memory;
+    for (uint32_t topic = 0; topic < config->topics_max; topic++)
+        if (topic_queue_init(&pipeline->topic_queues[topic], config->topic_queue_capacity) < 0)
+            goto out_of_memory;
+    uint32_t ring_count = config->worker_count * config->reactor_count;
+    pipeline->return_rings = calloc(ring_count, sizeof(struct spsc_ring));
+    if (pipeline->return_rings == NULL) goto out_of_memory;
+    /* Never full: a reactor has at most its pool's worth of records out, all on one ring at
+     * worst. */
+    uint32_t ring_capacity = round_up_power_of_two(config->records_in_flight_max);
+    for (uint32_t ring = 0; ring < ring_count; ring++)
+        if (spsc_ring_init(&pipeline->return_rings[ring], ring_capacity) < 0) goto out_of_memory;
+    pipeline->reactors = calloc(config->reactor_count, sizeof(struct reactor *));
+    pipeline->workers = calloc(config->worker_count, sizeof(struct worker *));
+    if (pipeline->reactors == NULL || pipeline->workers == NULL) goto out_of_memory;
+    return 0;
+out_of_memory:
+    snprintf(why, why_capacity, "out of memory sizing queues (--topics-max %u, --topic-queue %u)",
+             config->topics_max, config->topic_queue_capacity);
+    return -ENOMEM;
+}
+
+static void pipeline_free(struct pipeline *pipeline) {
+    const struct pipeline_config *config = &pipeline->config;
+    for (uint32_t reactor = 0; pipeline->reactors && reactor < config->reactor_count; reactor++)
+        reactor_destroy(pipeline->reactors[reactor]);
+    for (uint32_t worker = 0; pipeline->workers && worker < config->worker_count; worker++)
+        worker_destroy(pipeline->workers[worker]);
+    for (uint32_t topic = 0; pipeline->topic_queues && topic < config->topics_max; topic++)
+        topic_queue_destroy(&pipeline->topic_queues[topic]);
+    uint32_t ring_count = config->worker_count * config->reactor_count;
+    for (uint32_t ring = 0; pipeline->return_rings && ring < ring_count; ring++)
+        spsc_ring_destroy(&pipeline->return_rings[ring]);
+    free(pipeline->topic_queues);
+    free(pipeline->return_rings);
+    free(pipeline->reactors);
+    free(pipeline->workers);
+    topic_table_destroy(&pipeline->topics);
+    pipeline->reactors = NULL;
+    pipeline->workers = NULL;
+    pipeline->topic_queues = NULL;
+    pipeline->return_rings = NULL;
+}
+
+static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    for (uint32_t index = 0; index < pipeline->config.fixed_topic_count; index++) {
+        const char *name = pipeline->config.fixed_topics[index];
+        uint32_t topic_id = 0;
+        if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
+            TOPIC_TABLE_FULL) {
+            snprintf(why, why_capacity, "more --topic flags than --topics-max %u",
+                     pipeline->config.topics_max);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Stops and joins what was started so far (used on startup failure and at shutdown). */
+static void pipeline_join_all(struct pipeline *pipeline) {
+    atomic_store(&pipeline->stopping, true);
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        if (pipeline->reactors[reactor]) reactor_join(pipeline->reactors[reactor]);
+    atomic_store(&pipeline->workers_stopping, true);
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
+        if (pipeline->workers[worker]) worker_join(pipeline->workers[worker]);
+}
+
+int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
+                   size_t why_capacity) {
+    memset(pipeline, 0, sizeof(*pipeline));
+    pipeline->config = *config;
+    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
+    for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++) {
+        result = worker_create(pipeline, worker, &pipeline->workers[worker]);
+        if (result < 0) snprintf(why, why_capacity, "worker %u: out of memory", worker);
+    }
+    /* Listeners first, all of them, so a busy port fails before any thread starts. */
+    for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
+        result = reactor_create(pipeline, reactor, &pipeline->reactors[reactor], why, why_capacity);
+    for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++)
+        result = worker_start(pipeline->workers[worker], why, why_capacity);
+    for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
+        result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
+    if (result < 0) {
+        if (pipeline->reactors != NULL && pipeline->workers != NULL) pipeline_join_all(pipeline);
+        pipeline_free(pipeline);
+        return result;
+    }
+    pipeline->backend_kind =
+        strcmp(reactor_backend_name(pipeline->reactors[0]), "zcrx") == 0 ? RX_BACKEND_ZCRX : RX_BACKEND_PBUF;
+    return 0;
+}
+
+/* Waits for reactors to drain; past the deadline, tells workers to stop waiting on full logs. */
+static void pipeline_drain_reactors(struct pipeline *pipeline) {
+    uint64_t deadline = intake_now_ns() + pipeline->config.shutdown_timeout_ns;
+    atomic_store(&pipeline->stopping, true);
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++) {
+        while (!atomic_load(&pipeline->abandon_waiting) && intake_now_ns() < deadline) {
+            /* Polling the clock from the main thread only while stopping; 10 ms steps. */
+            if (reactor_try_join(pipeline->reactors[reactor], 10)) break;
+        }
+        if (intake_now_ns() >= deadline && !atomic_load(&pipeline->abandon_waiting)) {
+            fprintf(stderr, "intaked: shutdown deadline passed; records still waiting for a full "
+                            "log are answered SHUTTING_DOWN (not acknowledged)\n");
+            atomic_store(&pipeline->abandon_waiting, true);
+            for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
+                worker_request_report(pipeline->workers[worker]);
+        }
+        reactor_join(pipeline->reactors[reactor]);
+    }
+}
+
+void pipeline_stop(struct pipeline *pipeline) {
+    pipeline_drain_reactors(pipeline);
+    atomic_store(&pipeline->workers_stopping, true);
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
+        worker_join(pipeline->workers[worker]);
+}
+
+void pipeline_report(struct pipeline *pipeline, const char *when) {
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        reactor_print_counters(pipeline->reactors[reactor], stderr, when);
+    uint64_t copied = 0;
+    uint64_t received = 0;
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++) {
+        worker_print_counters(pipeline->workers[worker], stderr, when);
+        copied += worker_bytes_copied(pipeline->workers[worker]);
+    }
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        received += reactor_bytes_received(pipeline->reactors[reactor]);
+    /* The copy account: payload bytes copied in user space per byte received. Each record's
+     * bytes are copied once, into its log; framing prefixes are received but never copied. */
+    fprintf(stderr, "intaked: copy account %s: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n", when,
+            copied, received, received ? (double)copied / (double)received : 0.0);
+}
+
+bool pipeline_all_units_returned(struct pipeline *pipeline) {
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        if (!reactor_all_units_returned(pipeline->reactors[reactor])) return false;
+    return true;
+}
+
+void pipeline_destroy(struct pipeline *pipeline) {
+    pipeline_free(pipeline);
+}

@@ -1,0 +1,118 @@
+/*
+ * pipeline.h: the shape of intake, and the state its threads share.
+ *
+ *   producers --TCP--> reactor (one io_uring per thread; rx backend: zcrx | provided buffers)
+ *                        | frames records in place, reads the topic without copying
+ *                        v
+ *                 topic_queues[topic]   (bounded MPSC; a topic is owned by worker topic % W)
+ *                        v
+ *                 worker: nanopb decode from the slices -> shm_log append -> publish
+ *                        | return_rings[worker][reactor]   (SPSC, never full)
+ *                        v
+ *                 reactor: unit references drop -> buffer back to its ring / refill entry;
+ *                          cumulative Ack to the producer
+ *   consumers (other processes) <-- one shared-memory log per topic
+ *
+ * Everything is sized here, at startup, from struct pipeline_config. The pipeline owns the
+ * topic table, the topic queues, the return rings, the reactors and the workers; it is built
+ * and torn down by the main thread (pipeline.c), which also runs the shutdown sequence.
+ */
+#ifndef INTAKE_PIPELINE_H
+#define INTAKE_PIPELINE_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common.h"
+#include "rx_backend.h"
+#include "shm_log.h"
+#include "spsc_ring.h"
+#include "topic_queue.h"
+#include "topic_table.h"
+
+enum backend_choice {
+    BACKEND_CHOICE_AUTO = 0, /* zcrx when it can be set up, otherwise pbuf (and say why) */
+    BACKEND_CHOICE_PBUF = 1,
+    BACKEND_CHOICE_ZCRX = 2,
+};
+
+struct pipeline_config {
+    struct sockaddr_storage listen_address;
+    socklen_t listen_address_length;
+    char listen_text[128];            /* as given, for log lines */
+    const char *shm_directory;        /* --shm-dir */
+    uint32_t reactor_count;           /* --reactors */
+    uint32_t worker_count;            /* --workers */
+    uint32_t frame_bytes_max;         /* --max-frame */
+    uint32_t topics_max;              /* --topics-max */
+    uint32_t topic_queue_capacity;    /* --topic-queue: records per topic queue, power of two */
+    uint32_t connections_max;         /* --connections-max: per reactor */
+    uint32_t records_in_flight_max;   /* --records-per-reactor: record pool, per reactor */
+    uint32_t ack_window_capacity;     /* --ack-window: records in flight per connection */
+    uint32_t cq_entries;              /* --cq-entries: per reactor ring */
+    enum backend_choice backend;      /* --backend */
+    uint32_t buffer_count;            /* --buffers: provided buffers per reactor */
+    uint32_t buffer_bytes;            /* --buffer-size */
+    const char *zcrx_interface;       /* --zcrx-if */
+    uint32_t zcrx_queues[64];         /* --zcrx-queues: reactor i binds zcrx_queues[i] */
+    uint32_t zcrx_queue_count;
+    bool zcrx_nodev;                  /* --zcrx-nodev */
+    uint64_t zcrx_area_bytes;         /* --zcrx-area */
+    uint32_t zcrx_rx_buffer_bytes;    /* --zcrx-rx-buf */
+    uint64_t log_capacity_bytes;      /* --log-size: each topic's shared-memory ring */
+    enum shm_log_retention retention; /* --retention block|overwrite */
+    uint64_t consumer_stale_ns;       /* --consumer-stale-ms */
+    uint64_t shutdown_timeout_ns;     /* --shutdown-timeout-ms: then unfinished records fail */
+    char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
+    uint32_t fixed_topic_count;
+    bool fixed_topics_only;           /* --no-auto-topics: only configured topics accepted */
+};
+
+struct reactor;
+struct worker;
+
+struct pipeline {
+    struct pipeline_config config;
+    struct topic_table topics;
+    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
+    struct spsc_ring *return_rings;     /* [worker_count * reactor_count] */
+    struct reactor **reactors;
+    struct worker **workers;
+    enum rx_backend_kind backend_kind;  /* what auto resolved to */
+    /* Set by the main thread: reactors stop accepting and reading, then drain. */
+    _Atomic bool stopping;
+    /* Set once every reactor has drained: workers finish and exit. */
+    _Atomic bool workers_stopping;
+    /* Set after shutdown_timeout_ns: workers fail what they still hold instead of waiting. */
+    _Atomic bool abandon_waiting;
+};
+
+static inline struct spsc_ring *pipeline_return_ring(struct pipeline *pipeline, uint32_t worker,
+                                                     uint32_t reactor) {
+    INTAKE_ASSERT(worker < pipeline->config.worker_count);
+    INTAKE_ASSERT(reactor < pipeline->config.reactor_count);
+    return &pipeline->return_rings[worker * pipeline->config.reactor_count + reactor];
+}
+
+static inline uint32_t pipeline_topic_owner(const struct pipeline *pipeline, uint32_t topic_id) {
+    return topic_id % pipeline->config.worker_count;
+}
+
+/* Main thread. pipeline_start builds everything and starts the threads; on failure it prints
+ * nothing but fills `why` with one line, tears down what it built and returns negative errno. */
+void pipeline_config_defaults(struct pipeline_config *config);
+int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
+                   size_t why_capacity) INTAKE_MUST_CHECK;
+/* Stop accepting, finish what was received, join every thread. */
+void pipeline_stop(struct pipeline *pipeline);
+/* Prints every reactor's and worker's counters to stderr (SIGUSR1, shutdown). */
+void pipeline_report(struct pipeline *pipeline, const char *when);
+/* After pipeline_stop: true when every receive unit is back with its kernel ring. */
+bool pipeline_all_units_returned(struct pipeline *pipeline);
+/* After pipeline_stop: frees everything. */
+void pipeline_destroy(struct pipeline *pipeline);
+
+#endif

@@ -1,0 +1,1088 @@
+/*
+ * reactor.c: the receive thread (see reactor.h for the contract).
+ *
+ * One loop shape: submit and wait, walk a bounded batch of completions, dispatch on the tag
+ * decoded from user_data, advance the CQ once per batch, then do the batched work: records
+ * returned by workers, connections waiting for space, acks, buffer returns, worker wake-ups.
+ *
+ * Connection life: OPEN (reading) -> ENDING (no more reading: peer closed, bad input, reset or
+ * shutdown; records already admitted still commit and get acked) -> FREE once nothing of it is
+ * in flight (no receive armed, no send in flight, every admitted record returned).
+ */
+#include "reactor.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ack_frame.h"
+#include "ack_window.h"
+#include "framer.h"
+#include "pipeline.h"
+#include "record.h"
+#include "rx_backend.h"
+#include "worker.h"
+
+/* Most completions handled before the batched work runs again. */
+#define REACTOR_CQE_BATCH_MAX 512
+/* Most returned records taken from one return ring per iteration. */
+#define REACTOR_RETURN_BATCH_MAX 256
+#define REACTOR_SQ_ENTRIES 1024
+#define NO_NODE UINT32_MAX
+
+/* --- user_data: tag (8 bits) | connection slot (24 bits) | connection generation (32 bits) --- */
+enum reactor_tag {
+    TAG_ACCEPT = 1,
+    TAG_RECEIVE = 2,
+    TAG_SEND = 3,
+    TAG_CANCEL = 4,
+    TAG_WAKE = 5,
+};
+#define USER_DATA_SLOT_BITS 24
+_Static_assert(USER_DATA_SLOT_BITS + 8 + 32 == 64, "user_data fields fill 64 bits");
+
+static uint64_t user_data_encode(enum reactor_tag tag, uint32_t slot, uint32_t generation) {
+    INTAKE_ASSERT(slot < (1u << USER_DATA_SLOT_BITS));
+    return (uint64_t)tag | ((uint64_t)slot << 8) | ((uint64_t)generation << 32);
+}
+static enum reactor_tag user_data_tag(uint64_t data) { return (enum reactor_tag)(data & 0xff); }
+static uint32_t user_data_slot(uint64_t data) {
+    return (uint32_t)(data >> 8) & ((1u << USER_DATA_SLOT_BITS) - 1);
+}
+static uint32_t user_data_generation(uint64_t data) { return (uint32_t)(data >> 32); }
+
+enum connection_state { CONNECTION_FREE = 0, CONNECTION_OPEN, CONNECTION_ENDING };
+
+/* Why an open connection is not reading. */
+enum connection_block {
+    BLOCK_NONE = 0,
+    BLOCK_TOPIC_QUEUE,  /* its next record's topic queue is full */
+    BLOCK_RECORD_POOL,  /* the reactor's record pool is empty */
+    BLOCK_ACK_WINDOW,   /* too many of its records are not committed yet */
+};
+
+/* A received chunk not framed yet (its connection was blocked). Holds the chunk reference. */
+struct backlog_node {
+    struct rx_chunk chunk;
+    uint32_t next;
+};
+
+struct connection {
+    int fd;
+    uint32_t generation;
+    uint8_t state;             /* enum connection_state */
+    uint8_t block;             /* enum connection_block */
+    bool receive_armed;        /* a multishot receive is live in the kernel */
+    bool cancel_in_flight;
+    bool waiting_for_units;    /* its receive ended for lack of units */
+    bool peer_closed;
+    bool socket_dead;          /* reset or send failure: nothing more can be sent */
+    bool on_retry_list;
+    bool on_ack_list;
+    bool on_units_list;
+    bool send_in_flight;
+    bool final_ack_sent;
+    uint8_t end_status;        /* enum record_status; OK for an orderly end */
+    const char *end_detail;
+    struct framer framer;
+    struct record *blocked_record; /* framed, topic resolved, not admitted yet */
+    uint32_t backlog_head;     /* backlog_node indexes, NO_NODE when empty */
+    uint32_t backlog_tail;
+    uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
+    struct ack_window window;
+    uint64_t ack_sent_sequence;
+    uint32_t send_length;
+    uint32_t send_offset;
+    uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
+};
+
+struct reactor_counters {
+    uint64_t connections_accepted;
+    uint64_t connections_refused;   /* every slot was taken */
+    uint64_t connections_closed;
+    uint64_t connections_failed;    /* ended by bad input or a limit (got a non-OK ack) */
+    uint64_t records_admitted;
+    uint64_t records_returned;
+    uint64_t records_failed;        /* came back not committed */
+    uint64_t frames_truncated;      /* a partial frame was pending when its connection ended */
+    uint64_t acks_sent;
+    uint64_t pauses_topic_queue;
+    uint64_t pauses_record_pool;
+    uint64_t pauses_ack_window;
+    uint64_t pauses_out_of_units;
+    uint64_t backlog_exhausted;
+    uint64_t wakeups;
+};
+
+struct reactor {
+    struct pipeline *pipeline;
+    uint32_t index;
+    pthread_t thread;
+    bool thread_started;
+    sem_t started;
+    int start_result;
+    char start_why[256];
+    char fallback_reason[256];
+
+    struct io_uring ring;
+    bool ring_ready;
+    struct rx_backend *backend;
+    int listen_fd;
+    bool accept_armed;
+    bool accept_cancelled;
+
+    struct record_pool pool;
+    struct connection *connections;
+    uint32_t connection_count_max;
+    uint32_t *free_slots;
+    uint32_t free_slot_count;
+    uint64_t *window_sequences;     /* all connections' ack windows, carved per slot */
+    uint8_t *window_committed;
+    size_t window_region_bytes;
+
+    struct backlog_node *backlog_nodes;
+    uint32_t backlog_node_count;
+    uint32_t backlog_free_head;
+
+    uint32_t *retry_list;           /* blocked connections, slots */
+    uint32_t retry_count;
+    uint32_t *ack_list;             /* connections whose ack may need sending, slots */
+    uint32_t ack_count;
+    uint32_t *units_wait_list;      /* receives that ended for lack of units, slots */
+    uint32_t units_wait_count;
+    bool *workers_to_wake;
+
+    int wake_fd;
+    uint64_t wake_value;
+    /* 1 while the reactor may sleep in the kernel: a worker that returns records then writes
+     * the eventfd. Exchanged to 0 by whoever wakes it, so one wake-up costs one write. */
+    _Atomic int wake_armed;
+    _Atomic bool report_requested;
+    bool stop_started;
+    uint32_t open_connections;
+    struct reactor_counters counters;
+};
+
+static void connection_maybe_finish(struct reactor *reactor, struct connection *connection);
+static void reactor_continue_stop(struct reactor *reactor);
+static void connection_resume(struct reactor *reactor, struct connection *connection);
+
+static uint32_t connection_slot(const struct reactor *reactor, const struct connection *connection) {
+    return (uint32_t)(connection - reactor->connections);
+}
+
+/* ---------------------------------------------------------------- submission helpers --- */
+
+/* An SQE, submitting first when the SQ is full (so callers never fail for lack of room). */
+static struct io_uring_sqe *reactor_sqe(struct reactor *reactor) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&reactor->ring);
+    if (sqe != NULL) return sqe;
+    io_uring_submit(&reactor->ring);
+    sqe = io_uring_get_sqe(&reactor->ring);
+    INTAKE_ASSERT(sqe != NULL);
+    return sqe;
+}
+
+static void reactor_arm_accept(struct reactor *reactor) {
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_multishot_accept(sqe, reactor->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, user_data_encode(TAG_ACCEPT, 0, 0));
+    reactor->accept_armed = true;
+}
+
+static void reactor_arm_wake(struct reactor *reactor) {
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_read(sqe, reactor->wake_fd, &reactor->wake_value, sizeof(reactor->wake_value), 0);
+    io_uring_sqe_set_data64(sqe, user_data_encode(TAG_WAKE, 0, 0));
+}
+
+static void connection_arm_receive(struct reactor *reactor, struct connection *connection) {
+    INTAKE_ASSERT(!connection->receive_armed);
+    uint64_t data = user_data_encode(TAG_RECEIVE, connection_slot(reactor, connection),
+                                     connection->generation);
+    if (reactor->backend->ops->arm(reactor->backend, &reactor->ring, connection->fd, data) == -EBUSY) {
+        io_uring_submit(&reactor->ring);
+        int result = reactor->backend->ops->arm(reactor->backend, &reactor->ring, connection->fd, data);
+        INTAKE_ASSERT(result == 0);
+    }
+    connection->receive_armed = true;
+    connection->waiting_for_units = false;
+}
+
+static void connection_cancel_receive(struct reactor *reactor, struct connection *connection) {
+    if (!connection->receive_armed || connection->cancel_in_flight) return;
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_cancel64(sqe, user_data_encode(TAG_RECEIVE, connection_slot(reactor, connection),
+                                                 connection->generation), 0);
+    io_uring_sqe_set_data64(sqe, user_data_encode(TAG_CANCEL, connection_slot(reactor, connection),
+                                                  connection->generation));
+    connection->cancel_in_flight = true;
+}
+
+/* Re-arms the receive of a connection that may read again. */
+static void connection_maybe_rearm(struct reactor *reactor, struct connection *connection) {
+    if (connection->state != CONNECTION_OPEN || connection->receive_armed) return;
+    if (reactor->stop_started) return;
+    if (connection->peer_closed || connection->block != BLOCK_NONE) return;
+    if (connection->backlog_head != NO_NODE || connection->waiting_for_units) return;
+    if (connection->cancel_in_flight) return;
+    connection_arm_receive(reactor, connection);
+}
+
+/* -------------------------------------------------------------------- slot lists --- */
+
+static void list_add(uint32_t *list, uint32_t *count, bool *on_list, uint32_t slot) {
+    if (*on_list) return;
+    *on_list = true;
+    list[(*count)++] = slot;
+}
+
+static void reactor_note_ack(struct reactor *reactor, struct connection *connection) {
+    list_add(reactor->ack_list, &reactor->ack_count, &connection->on_ack_list,
+             connection_slot(reactor, connection));
+}
+
+/* ------------------------------------------------------------- record admission --- */
+
+/* Drops a record's unit references and gives it back to the pool. */
+static void reactor_release_record(struct reactor *reactor, struct record *record) {
+    for (uint32_t index = 0; index < record->slice_count; index++)
+        rx_backend_unref(reactor->backend, record->slices[index].unit);
+    record_pool_give(&reactor->pool, record);
+}
+
+static void connection_block(struct reactor *reactor, struct connection *connection,
+                             enum connection_block reason) {
+    INTAKE_ASSERT(reason != BLOCK_NONE);
+    connection->block = (uint8_t)reason;
+    if (reason == BLOCK_TOPIC_QUEUE) reactor->counters.pauses_topic_queue++;
+    if (reason == BLOCK_RECORD_POOL) reactor->counters.pauses_record_pool++;
+    if (reason == BLOCK_ACK_WINDOW) reactor->counters.pauses_ack_window++;
+    /* Stop the multishot so the kernel stops filling our buffers for a connection we cannot
+     * serve; what it delivers before the cancel lands waits in the backlog. */
+    connection_cancel_receive(reactor, connection);
+    bool on_list = connection->on_retry_list;
+    list_add(reactor->retry_list, &reactor->retry_count, &on_list, connection_slot(reactor, connection));
+    connection->on_retry_list = on_list;
+}
+
+/* Ends reading on a connection; records already admitted still commit and are acked. A non-OK
+ * status is sent in the final Ack once they have. */
+static void connection_end(struct reactor *reactor, struct connection *connection,
+                           enum record_status status, const char *detail) {
+    if (connection->state != CONNECTION_OPEN) return;
+    connection->state = CONNECTION_ENDING;
+    connection->end_status = (uint8_t)status;
+    connection->end_detail = detail;
+    if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
+        reactor->counters.connections_failed++;
+    connection_cancel_receive(reactor, connection);
+    /* Unframed input will never be framed now: let its units go. */
+    while (connection->backlog_head != NO_NODE) {
+        struct backlog_node *node = &reactor->backlog_nodes[connection->backlog_head];
+        uint32_t next = node->next;
+        rx_backend_unref(reactor->backend, node->chunk.unit);
+        node->next = reactor->backlog_free_head;
+        reactor->backlog_free_head = connection->backlog_head;
+        connection->backlog_head = next;
+    }
+    connection->backlog_tail = NO_NODE;
+    if (connection->blocked_record != NULL) {
+        reactor_release_record(reactor, connection->blocked_record);
+        connection->blocked_record = NULL;
+    }
+    if (!framer_is_idle(&connection->framer)) reactor->counters.frames_truncated++;
+    struct record *partial = framer_release_record(&connection->framer);
+    if (partial != NULL) record_pool_give(&reactor->pool, partial);
+    connection->block = BLOCK_NONE;
+    connection_maybe_finish(reactor, connection);
+}
+
+enum admit_result { ADMIT_DONE, ADMIT_BLOCKED };
+
+/* Routes a framed record (topic already resolved) into its topic queue. */
+static enum admit_result connection_admit(struct reactor *reactor, struct connection *connection,
+                                          struct record *record) {
+    struct pipeline *pipeline = reactor->pipeline;
+    if (ack_window_is_full(&connection->window)) {
+        connection_block(reactor, connection, BLOCK_ACK_WINDOW);
+        return ADMIT_BLOCKED;
+    }
+    record->connection_slot = connection_slot(reactor, connection);
+    record->connection_generation = connection->generation;
+    /* The position is taken only if the push succeeds; nobody else admits meanwhile. */
+    record->window_position = connection->window.tail;
+    record->receive_time_ns = intake_wall_ns();
+    if (topic_queue_push(&pipeline->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
+        connection_block(reactor, connection, BLOCK_TOPIC_QUEUE);
+        return ADMIT_BLOCKED;
+    }
+    /* From here the worker owns the record; the window entry is ours and the worker's return
+     * is processed on this thread, after this function. */
+    uint32_t position = ack_window_admit(&connection->window, record->sequence);
+    INTAKE_ASSERT(position == record->window_position);
+    reactor->workers_to_wake[pipeline_topic_owner(pipeline, record->topic_id)] = true;
+    reactor->counters.records_admitted++;
+    return ADMIT_DONE;
+}
+
+/* A complete record from the framer: pin its units, find its topic, admit it. */
+static enum admit_result connection_take_record(struct reactor *reactor,
+                                                struct connection *connection) {
+    struct record *record = framer_take_record(&connection->framer);
+    INTAKE_ASSERT(record != NULL && record->slice_count > 0);
+    for (uint32_t index = 0; index < record->slice_count; index++)
+        rx_backend_ref(reactor->backend, record->slices[index].unit);
+    struct record_view view = record_view_of(record);
+    uint32_t topic_id = 0;
+    enum topic_table_result found = topic_table_intern_view(
+        &reactor->pipeline->topics, &view, record->topic_offset, record->topic_length, &topic_id);
+    if (found == TOPIC_TABLE_FULL) {
+        reactor_release_record(reactor, record);
+        connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
+                       "topic limit reached (--topics-max)");
+        return ADMIT_DONE;
+    }
+    record->topic_id = topic_id;
+    if (connection_admit(reactor, connection, record) == ADMIT_BLOCKED) {
+        connection->blocked_record = record;
+        return ADMIT_BLOCKED;
+    }
+    return ADMIT_DONE;
+}
+
+enum frame_result { FRAME_CONSUMED, FRAME_BLOCKED, FRAME_ENDED };
+
+/* Frames one chunk from *offset on until it is consumed, the connection blocks or ends. */
+static enum frame_result connection_frame(struct reactor *reactor, struct connection *connection,
+                                          const struct rx_chunk *chunk, uint32_t *offset) {
+    for (;;) {
+        if (connection->state != CONNECTION_OPEN) return FRAME_ENDED;
+        enum framer_event event = framer_feed(&connection->framer, chunk->bytes, chunk->length,
+                                              chunk->unit, offset);
+        switch (event) {
+        case FRAMER_NEED_INPUT:
+            INTAKE_ASSERT(*offset == chunk->length);
+            return FRAME_CONSUMED;
+        case FRAMER_NEED_RECORD: {
+            struct record *record = record_pool_take(&reactor->pool);
+            if (record == NULL) {
+                connection_block(reactor, connection, BLOCK_RECORD_POOL);
+                return FRAME_BLOCKED;
+            }
+            framer_give_record(&connection->framer, record);
+            break;
+        }
+        case FRAMER_RECORD:
+            if (connection_take_record(reactor, connection) == ADMIT_BLOCKED) return FRAME_BLOCKED;
+            break;
+        case FRAMER_ERROR:
+            connection_end(reactor, connection, connection->framer.error_status,
+                           connection->framer.error_detail);
+            return FRAME_ENDED;
+        }
+    }
+}
+
+/* Appends a chunk to the connection's backlog; the node keeps the chunk reference. */
+static bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
+                                    const struct rx_chunk *chunk, uint32_t offset) {
+    uint32_t index = reactor->backlog_free_head;
+    if (index == NO_NODE) return false;
+    struct backlog_node *node = &reactor->backlog_nodes[index];
+    reactor->backlog_free_head = node->next;
+    node->chunk = *chunk;
+    node->next = NO_NODE;
+    if (connection->backlog_tail == NO_NODE) {
+        connection->backlog_head = index;
+        connection->backlog_head_offset = offset;
+    } else {
+        reactor->backlog_nodes[connection->backlog_tail].next = index;
+    }
+    connection->backlog_tail = index;
+    return true;
+}
+
+/* A data chunk arrived for an open connection. */
+static void connection_receive_chunk(struct reactor *reactor, struct connection *connection,
+                                     const struct rx_chunk *chunk) {
+    bool must_queue = connection->backlog_head != NO_NODE || connection->block != BLOCK_NONE;
+    uint32_t offset = 0;
+    if (!must_queue) {
+        enum frame_result result = connection_frame(reactor, connection, chunk, &offset);
+        if (result != FRAME_BLOCKED) {
+            rx_backend_unref(reactor->backend, chunk->unit);
+            return;
+        }
+    }
+    if (!connection_backlog_push(reactor, connection, chunk, offset)) {
+        /* Sized above what cancelled receives can deliver; reaching this is a defined limit. */
+        reactor->counters.backlog_exhausted++;
+        rx_backend_unref(reactor->backend, chunk->unit);
+        connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
+                       "receive backlog exhausted while the connection was paused");
+    }
+}
+
+/* Frames backlog chunks until empty or blocked again. */
+static void connection_drain_backlog(struct reactor *reactor, struct connection *connection) {
+    while (connection->backlog_head != NO_NODE && connection->block == BLOCK_NONE &&
+           connection->state == CONNECTION_OPEN) {
+        uint32_t index = connection->backlog_head;
+        struct backlog_node *node = &reactor->backlog_nodes[index];
+        enum frame_result result =
+            connection_frame(reactor, connection, &node->chunk, &connection->backlog_head_offset);
+        if (result == FRAME_BLOCKED) return;
+        if (result == FRAME_ENDED) return; /* connection_end freed the backlog */
+        connection->backlog_head = node->next;
+        connection->backlog_head_offset = 0;
+        if (connection->backlog_head == NO_NODE) connection->backlog_tail = NO_NODE;
+        rx_backend_unref(reactor->backend, node->chunk.unit);
+        node->next = reactor->backlog_free_head;
+        reactor->backlog_free_head = index;
+    }
+}
+
+/* Tries to unblock a connection: first its held record, then its backlog. */
+static void connection_resume(struct reactor *reactor, struct connection *connection) {
+    if (connection->state != CONNECTION_OPEN) return;
+    connection->block = BLOCK_NONE;
+    if (connection->blocked_record != NULL) {
+        struct record *record = connection->blocked_record;
+        if (connection_admit(reactor, connection, record) == ADMIT_BLOCKED) return;
+        connection->blocked_record = NULL;
+    }
+    connection_drain_backlog(reactor, connection);
+    if (connection->block == BLOCK_NONE) connection_maybe_rearm(reactor, connection);
+    connection_maybe_finish(reactor, connection);
+}
+
+/* ----------------------------------------------------------------------- acks --- */
+
+static void connection_send(struct reactor *reactor, struct connection *connection) {
+    INTAKE_ASSERT(connection->send_offset < connection->send_length);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_send(sqe, connection->fd, connection->send_buffer + connection->send_offset,
+                       connection->send_length - connection->send_offset, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, user_data_encode(TAG_SEND, connection_slot(reactor, connection),
+                                                  connection->generation));
+    connection->send_in_flight = true;
+}
+
+/* Sends the cumulative ack if it grew (coalesced: one send in flight per connection), or the
+ * final ack once an ending connection has nothing left in flight. */
+static void connection_flush_ack(struct reactor *reactor, struct connection *connection) {
+    INTAKE_ASSERT(connection->state != CONNECTION_FREE);
+    if (connection->send_in_flight || connection->socket_dead || connection->final_ack_sent) return;
+    uint64_t sequence = connection->window.ack_sequence;
+    bool ending_drained = connection->state == CONNECTION_ENDING &&
+                          ack_window_length(&connection->window) == 0;
+    bool final = ending_drained && connection->end_status != RECORD_STATUS_OK;
+    if (!final && sequence <= connection->ack_sent_sequence) return;
+    uint32_t status = final ? connection->end_status : RECORD_STATUS_OK;
+    connection->send_length = (uint32_t)ack_frame_encode(sequence, status,
+                                                         final ? connection->end_detail : NULL,
+                                                         connection->send_buffer);
+    connection->send_offset = 0;
+    connection->ack_sent_sequence = sequence;
+    if (final) connection->final_ack_sent = true;
+    reactor->counters.acks_sent++;
+    connection_send(reactor, connection);
+}
+
+static void reactor_on_send(struct reactor *reactor, struct connection *connection, int result) {
+    connection->send_in_flight = false;
+    if (result <= 0) {
+        /* The peer is gone; its records still commit, nothing more is sent. */
+        connection->socket_dead = true;
+        connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
+    } else {
+        connection->send_offset += (uint32_t)result;
+        if (connection->send_offset < connection->send_length) {
+            connection_send(reactor, connection);
+            return;
+        }
+        connection_flush_ack(reactor, connection);
+    }
+    connection_maybe_finish(reactor, connection);
+}
+
+/* ---------------------------------------------------------- connection lifetime --- */
+
+static void connection_open(struct reactor *reactor, int fd) {
+    if (reactor->free_slot_count == 0 || reactor->stop_started) {
+        /* Every slot is taken: refuse by closing at once (the producer sees a reset/EOF). */
+        reactor->counters.connections_refused++;
+        close(fd);
+        return;
+    }
+    uint32_t slot = reactor->free_slots[--reactor->free_slot_count];
+    struct connection *connection = &reactor->connections[slot];
+    INTAKE_ASSERT(connection->state == CONNECTION_FREE);
+    uint32_t generation = connection->generation + 1;
+    memset(connection, 0, sizeof(*connection));
+    connection->generation = generation;
+    connection->fd = fd;
+    connection->state = CONNECTION_OPEN;
+    connection->backlog_head = NO_NODE;
+    connection->backlog_tail = NO_NODE;
+    size_t window_capacity = reactor->pipeline->config.ack_window_capacity;
+    ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
+                    reactor->window_committed + (size_t)slot * window_capacity,
+                    (uint32_t)window_capacity);
+    framer_init(&connection->framer, reactor->pipeline->config.frame_bytes_max);
+    /* Acks are small and latency matters more than packing them. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    reactor->open_connections++;
+    reactor->counters.connections_accepted++;
+    connection_arm_receive(reactor, connection);
+}
+
+/* Frees the slot once nothing of the connection is in flight anywhere. */
+static void connection_maybe_finish(struct reactor *reactor, struct connection *connection) {
+    if (connection->state == CONNECTION_OPEN && connection->peer_closed &&
+        connection->backlog_head == NO_NODE && connection->blocked_record == NULL &&
+        connection->block == BLOCK_NONE)
+        connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
+    if (connection->state != CONNECTION_ENDING) return;
+    if (ack_window_length(&connection->window) != 0) return;
+    connection_flush_ack(reactor, connection);
+    if (connection->receive_armed || connection->send_in_flight) return;
+    /* Freed when delisted: the lists hold slots, and a slot must not change hands under them. */
+    if (connection->on_retry_list || connection->on_ack_list || connection->on_units_list) return;
+    close(connection->fd);
+    connection->fd = -1;
+    connection->state = CONNECTION_FREE;
+    reactor->free_slots[reactor->free_slot_count++] = connection_slot(reactor, connection);
+    INTAKE_ASSERT(reactor->free_slot_count <= reactor->connection_count_max);
+    INTAKE_ASSERT(reactor->open_connections > 0);
+    reactor->open_connections--;
+    reactor->counters.connections_closed++;
+}
+
+/* --------------------------------------------------------------- completions --- */
+
+static struct connection *reactor_connection_for(struct reactor *reactor, uint64_t data) {
+    uint32_t slot = user_data_slot(data);
+    INTAKE_ASSERT(slot < reactor->connection_count_max);
+    struct connection *connection = &reactor->connections[slot];
+    /* Every operation of a connection completes before its slot is freed and reused. */
+    INTAKE_ASSERT(connection->generation == user_data_generation(data));
+    INTAKE_ASSERT(connection->state != CONNECTION_FREE);
+    return connection;
+}
+
+static void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe) {
+    struct connection *connection = reactor_connection_for(reactor, cqe->user_data);
+    struct rx_chunk chunk;
+    int errno_value = 0;
+    enum rx_event event = reactor->backend->ops->parse(reactor->backend, cqe, &chunk, &errno_value);
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        connection->receive_armed = false;
+        connection->cancel_in_flight = false;
+    }
+    switch (event) {
+    case RX_EVENT_DATA:
+        if (connection->state == CONNECTION_OPEN) connection_receive_chunk(reactor, connection, &chunk);
+        else rx_backend_unref(reactor->backend, chunk.unit);
+        break;
+    case RX_EVENT_END_OF_STREAM:
+        connection->peer_closed = true;
+        break;
+    case RX_EVENT_OUT_OF_UNITS:
+        reactor->counters.pauses_out_of_units++;
+        connection->waiting_for_units = true;
+        list_add(reactor->units_wait_list, &reactor->units_wait_count, &connection->on_units_list,
+                 connection_slot(reactor, connection));
+        break;
+    case RX_EVENT_RETRY:
+    case RX_EVENT_CANCELED:
+        break;
+    case RX_EVENT_ERROR:
+        connection->socket_dead = true;
+        connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
+        break;
+    }
+    connection_maybe_rearm(reactor, connection);
+    connection_maybe_finish(reactor, connection);
+}
+
+static void reactor_on_accept(struct reactor *reactor, const struct io_uring_cqe *cqe) {
+    if (!(cqe->flags & IORING_CQE_F_MORE)) reactor->accept_armed = false;
+    if (cqe->res >= 0) connection_open(reactor, cqe->res);
+    if (!reactor->accept_armed && !reactor->stop_started) reactor_arm_accept(reactor);
+}
+
+static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe *cqe) {
+    switch (user_data_tag(cqe->user_data)) {
+    case TAG_ACCEPT:
+        reactor_on_accept(reactor, cqe);
+        break;
+    case TAG_RECEIVE:
+        reactor_on_receive(reactor, cqe);
+        break;
+    case TAG_SEND:
+        reactor_on_send(reactor, reactor_connection_for(reactor, cqe->user_data), cqe->res);
+        break;
+    case TAG_CANCEL:
+        break; /* the receive's own final completion says what happened */
+    case TAG_WAKE:
+        reactor->counters.wakeups++;
+        reactor_arm_wake(reactor);
+        break;
+    default:
+        INTAKE_ASSERT(!"unknown completion tag");
+    }
+}
+
+/* ----------------------------------------------------------- batched work --- */
+
+static void reactor_take_returns(struct reactor *reactor) {
+    struct pipeline *pipeline = reactor->pipeline;
+    struct record *batch[REACTOR_RETURN_BATCH_MAX];
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++) {
+        struct spsc_ring *ring = pipeline_return_ring(pipeline, worker, reactor->index);
+        uint32_t count = spsc_ring_pop_batch(ring, batch, REACTOR_RETURN_BATCH_MAX);
+        for (uint32_t index = 0; index < count; index++) {
+            struct record *record = batch[index];
+            INTAKE_ASSERT(record->reactor_index == reactor->index);
+            INTAKE_ASSERT(record->connection_slot < reactor->connection_count_max);
+            struct connection *connection = &reactor->connections[record->connection_slot];
+            INTAKE_ASSERT(connection->generation == record->connection_generation);
+            bool committed = record->status == RECORD_STATUS_OK;
+            ack_window_complete(&connection->window, record->window_position, committed);
+            /* Listed before anything may end it, so the slot stays ours until the ack pass. */
+            reactor_note_ack(reactor, connection);
+            enum record_status status = (enum record_status)record->status;
+            const char *detail = record->status_detail;
+            reactor_release_record(reactor, record);
+            reactor->counters.records_returned++;
+            if (!committed) {
+                reactor->counters.records_failed++;
+                connection_end(reactor, connection, status, detail);
+            }
+        }
+    }
+}
+
+static void reactor_retry_blocked(struct reactor *reactor) {
+    uint32_t count = reactor->retry_count;
+    reactor->retry_count = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        struct connection *connection = &reactor->connections[reactor->retry_list[index]];
+        connection->on_retry_list = false;
+        connection_resume(reactor, connection);
+        if (connection->block != BLOCK_NONE && connection->state == CONNECTION_OPEN) {
+            /* Still blocked: keep it listed (connection_block listed it again already). */
+            INTAKE_ASSERT(connection->on_retry_list);
+        }
+        connection_maybe_finish(reactor, connection);
+    }
+}
+
+static void reactor_flush_acks(struct reactor *reactor) {
+    uint32_t count = reactor->ack_count;
+    reactor->ack_count = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        struct connection *connection = &reactor->connections[reactor->ack_list[index]];
+        connection->on_ack_list = false;
+        connection_flush_ack(reactor, connection);
+        connection_maybe_finish(reactor, connection);
+    }
+}
+
+/* Receives that ended for lack of units restart once units are back; connections that ended
+ * meanwhile just leave the list. */
+static void reactor_rearm_waiting_for_units(struct reactor *reactor) {
+    if (reactor->units_wait_count == 0) return;
+    bool units_back = reactor->backend->ops->units_available(reactor->backend) > 0;
+    uint32_t count = reactor->units_wait_count;
+    reactor->units_wait_count = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        uint32_t slot = reactor->units_wait_list[index];
+        struct connection *connection = &reactor->connections[slot];
+        if (connection->state == CONNECTION_OPEN && !units_back) {
+            reactor->units_wait_list[reactor->units_wait_count++] = slot;
+            continue;
+        }
+        connection->on_units_list = false;
+        connection->waiting_for_units = false;
+        connection_maybe_rearm(reactor, connection);
+        connection_maybe_finish(reactor, connection);
+    }
+}
+
+static void reactor_wake_workers(struct reactor *reactor) {
+    struct pipeline *pipeline = reactor->pipeline;
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++) {
+        if (!reactor->workers_to_wake[worker]) continue;
+        reactor->workers_to_wake[worker] = false;
+        worker_wake(pipeline->workers[worker]);
+    }
+}
+
+static bool reactor_returns_pending(struct reactor *reactor) {
+    struct pipeline *pipeline = reactor->pipeline;
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
+        if (!spsc_ring_is_empty(pipeline_return_ring(pipeline, worker, reactor->index))) return true;
+    return false;
+}
+
+/* Shutdown, first step: stop accepting and reading; everything admitted still completes. */
+static void reactor_begin_stop(struct reactor *reactor) {
+    reactor->stop_started = true;
+    if (reactor->accept_armed && !reactor->accept_cancelled) {
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_cancel64(sqe, user_data_encode(TAG_ACCEPT, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, user_data_encode(TAG_CANCEL, 0, 0));
+        reactor->accept_cancelled = true;
+    }
+    reactor_continue_stop(reactor);
+}
+
+/* Every iteration while stopping: no receive is re-armed (connection_maybe_rearm checks), live
+ * ones are cancelled, and a connection ends once the input it already holds (a blocked record
+ * or backlog, retried as space returns) is admitted. A pass over the slots per iteration, only
+ * during shutdown. */
+static void reactor_continue_stop(struct reactor *reactor) {
+    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
+        struct connection *connection = &reactor->connections[slot];
+        if (connection->state != CONNECTION_OPEN) continue;
+        connection_cancel_receive(reactor, connection);
+        if (connection->blocked_record != NULL || connection->backlog_head != NO_NODE) continue;
+        connection_end(reactor, connection, RECORD_STATUS_SHUTTING_DOWN, "intake is shutting down");
+    }
+}
+
+static bool reactor_finished(const struct reactor *reactor) {
+    return reactor->stop_started && reactor->open_connections == 0 && !reactor->accept_armed;
+}
+
+static void reactor_wait(struct reactor *reactor) {
+    /* Dekker-style handshake with workers: announce we may sleep, then look once more at the
+     * return rings. A worker publishes a return (release store of the ring tail), then checks
+     * wake_armed; one of the two sides always sees the other (both are seq_cst). */
+    atomic_store(&reactor->wake_armed, 1);
+    if (reactor_returns_pending(reactor) || atomic_load(&reactor->report_requested)) {
+        atomic_store(&reactor->wake_armed, 0);
+        /* Not sleeping, but with deferred task running completions are only posted when we
+         * ask for events: submit and run task work without waiting. */
+        io_uring_submit_and_get_events(&reactor->ring);
+        return;
+    }
+    io_uring_submit_and_wait(&reactor->ring, 1);
+    atomic_store(&reactor->wake_armed, 0);
+}
+
+static void reactor_process_completions(struct reactor *reactor) {
+    struct io_uring_cqe *cqe;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&reactor->ring, head, cqe) {
+        reactor_dispatch(reactor, cqe);
+        if (++seen == REACTOR_CQE_BATCH_MAX) break;
+    }
+    io_uring_cq_advance(&reactor->ring, seen);
+}
+
+static void reactor_loop(struct reactor *reactor) {
+    struct pipeline *pipeline = reactor->pipeline;
+    reactor_arm_accept(reactor);
+    reactor_arm_wake(reactor);
+    for (;;) {
+        if (atomic_load_explicit(&pipeline->stopping, memory_order_acquire)) {
+            if (!reactor->stop_started) reactor_begin_stop(reactor);
+            else reactor_continue_stop(reactor);
+        }
+        if (atomic_exchange(&reactor->report_requested, false))
+            reactor_print_counters(reactor, stderr, "on request");
+        reactor_take_returns(reactor);
+        reactor_retry_blocked(reactor);
+        reactor_flush_acks(reactor);
+        rx_backend_flush(reactor->backend, &reactor->ring);
+        reactor_rearm_waiting_for_units(reactor);
+        reactor_wake_workers(reactor);
+        if (reactor_finished(reactor)) break;
+        reactor_wait(reactor);
+        reactor_process_completions(reactor);
+        reactor_wake_workers(reactor);
+    }
+}
+
+/* -------------------------------------------------------------- setup, teardown --- */
+
+static int reactor_setup_ring(struct reactor *reactor, enum rx_backend_kind kind) {
+    struct io_uring_params params;
+    memset(&params, 0, sizeof(params));
+    /* One thread submits and reaps (single issuer); task work runs when we wait (deferred), so
+     * completions are posted in batches; the CQ is sized for multishot bursts. */
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
+                   rx_backend_ring_flags(kind);
+    params.cq_entries = reactor->pipeline->config.cq_entries;
+    int result = io_uring_queue_init_params(REACTOR_SQ_ENTRIES, &reactor->ring, &params);
+    if (result < 0) {
+        snprintf(reactor->start_why, sizeof(reactor->start_why),
+                 "io_uring setup failed: %s%s", strerror(-result),
+                 result == -EINVAL ? " (needs Linux 6.1+ for SINGLE_ISSUER and DEFER_TASKRUN)" : "");
+        return result;
+    }
+    reactor->ring_ready = true;
+    return 0;
+}
+
+static void reactor_fill_backend_config(const struct reactor *reactor, enum rx_backend_kind kind,
+                                        struct rx_backend_config *backend) {
+    const struct pipeline_config *config = &reactor->pipeline->config;
+    memset(backend, 0, sizeof(*backend));
+    backend->kind = kind;
+    backend->reactor_index = (uint16_t)reactor->index;
+    backend->buffer_count = config->buffer_count;
+    backend->buffer_bytes = config->buffer_bytes;
+    backend->buffer_group = 0;
+    backend->zcrx_interface = config->zcrx_interface;
+    backend->zcrx_queue = reactor->index < config->zcrx_queue_count ? config->zcrx_queues[reactor->index]
+                                                                     : reactor->index;
+    backend->zcrx_nodev = config->zcrx_nodev;
+    backend->zcrx_area_bytes = config->zcrx_area_bytes;
+    backend->zcrx_rx_buffer_bytes = config->zcrx_rx_buffer_bytes;
+    /* Above the most units that can be in flight: every record slice and backlog chunk. */
+    uint64_t in_flight = (uint64_t)config->records_in_flight_max * 4 + config->cq_entries * 2u;
+    uint32_t refill = 1024;
+    while (refill < in_flight && refill < (1u << 20)) refill <<= 1;
+    backend->zcrx_refill_entries = refill;
+}
+
+/* Ring + backend, with auto falling back from zcrx to pbuf. Runs on the reactor thread. */
+static int reactor_setup_backend(struct reactor *reactor) {
+    enum backend_choice choice = reactor->pipeline->config.backend;
+    struct rx_backend_config backend;
+    if (choice != BACKEND_CHOICE_PBUF) {
+        int result = reactor_setup_ring(reactor, RX_BACKEND_ZCRX);
+        if (result < 0) return result;
+        reactor_fill_backend_config(reactor, RX_BACKEND_ZCRX, &backend);
+        result = rx_backend_create(&backend, &reactor->ring, &reactor->backend, reactor->start_why,
+                                   sizeof(reactor->start_why));
+        if (result == 0) return 0;
+        if (choice == BACKEND_CHOICE_ZCRX) return result;
+        snprintf(reactor->fallback_reason, sizeof(reactor->fallback_reason), "%s", reactor->start_why);
+        reactor->start_why[0] = '\0';
+        io_uring_queue_exit(&reactor->ring);
+        reactor->ring_ready = false;
+    }
+    int result = reactor_setup_ring(reactor, RX_BACKEND_PBUF);
+    if (result < 0) return result;
+    reactor_fill_backend_config(reactor, RX_BACKEND_PBUF, &backend);
+    return rx_backend_create(&backend, &reactor->ring, &reactor->backend, reactor->start_why,
+                             sizeof(reactor->start_why));
+}
+
+static void *reactor_thread_main(void *argument) {
+    struct reactor *reactor = argument;
+    reactor->start_result = reactor_setup_backend(reactor);
+    int result = reactor->start_result;
+    sem_post(&reactor->started);
+    if (result == 0) reactor_loop(reactor);
+    return NULL;
+}
+
+static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &reactor->pipeline->config;
+    int fd = socket(config->listen_address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, why_capacity, "socket: %s", strerror(errno));
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Every reactor listens on the same port; the kernel spreads connections over them. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&config->listen_address, config->listen_address_length) < 0 ||
+        listen(fd, 4096) < 0) {
+        int error = errno;
+        snprintf(why, why_capacity, "cannot listen on %s: %s", config->listen_text, strerror(error));
+        close(fd);
+        return -error;
+    }
+    reactor->listen_fd = fd;
+    return 0;
+}
+
+static int reactor_allocate(struct reactor *reactor) {
+    const struct pipeline_config *config = &reactor->pipeline->config;
+    uint32_t slots = config->connections_max;
+    reactor->connection_count_max = slots;
+    reactor->connections = calloc(slots, sizeof(struct connection));
+    reactor->free_slots = malloc(slots * sizeof(uint32_t));
+    reactor->retry_list = malloc(slots * sizeof(uint32_t));
+    reactor->ack_list = malloc(slots * sizeof(uint32_t));
+    reactor->units_wait_list = malloc(slots * sizeof(uint32_t));
+    reactor->workers_to_wake = calloc(config->worker_count, sizeof(bool));
+    /* Receives cancelled for a pause may still deliver up to a CQ's worth of completions. */
+    reactor->backlog_node_count = config->cq_entries * 2 + slots;
+    reactor->backlog_nodes = malloc(reactor->backlog_node_count * sizeof(struct backlog_node));
+    size_t window_entries = (size_t)slots * config->ack_window_capacity;
+    reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + 1);
+    /* Mapped, so an idle connection's window costs no resident memory. */
+    void *windows = mmap(NULL, reactor->window_region_bytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (windows == MAP_FAILED) windows = NULL;
+    reactor->window_sequences = windows;
+    reactor->window_committed = windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
+    if (!reactor->connections || !reactor->free_slots || !reactor->retry_list || !reactor->ack_list ||
+        !reactor->units_wait_list || !reactor->workers_to_wake || !reactor->backlog_nodes || !windows)
+        return -ENOMEM;
+    for (uint32_t slot = 0; slot < slots; slot++) {
+        reactor->free_slots[slot] = slots - 1 - slot;
+        reactor->connections[slot].fd = -1;
+    }
+    reactor->free_slot_count = slots;
+    for (uint32_t node = 0; node < reactor->backlog_node_count; node++)
+        reactor->backlog_nodes[node].next = node + 1 < reactor->backlog_node_count ? node + 1 : NO_NODE;
+    reactor->backlog_free_head = 0;
+    return record_pool_init(&reactor->pool, config->records_in_flight_max, (uint16_t)reactor->index);
+}
+
+int reactor_create(struct pipeline *pipeline, uint32_t index, struct reactor **out, char *why,
+                   size_t why_capacity) {
+    struct reactor *reactor = calloc(1, sizeof(*reactor));
+    if (reactor == NULL) return -ENOMEM;
+    reactor->pipeline = pipeline;
+    reactor->index = index;
+    reactor->listen_fd = -1;
+    reactor->wake_fd = eventfd(0, EFD_CLOEXEC);
+    sem_init(&reactor->started, 0, 0);
+    int result = reactor->wake_fd < 0 ? -errno : reactor_allocate(reactor);
+    if (result < 0) snprintf(why, why_capacity, "reactor %u: out of memory at startup", index);
+    if (result == 0) result = reactor_open_listener(reactor, why, why_capacity);
+    if (result < 0) {
+        reactor_destroy(reactor);
+        return result;
+    }
+    *out = reactor;
+    return 0;
+}
+
+int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) {
+    int result = pthread_create(&reactor->thread, NULL, reactor_thread_main, reactor);
+    if (result != 0) {
+        snprintf(why, why_capacity, "reactor %u: cannot start thread: %s", reactor->index,
+                 strerror(result));
+        return -result;
+    }
+    reactor->thread_started = true;
+    sem_wait(&reactor->started);
+    if (reactor->start_result < 0) {
+        snprintf(why, why_capacity, "reactor %u: %s", reactor->index, reactor->start_why);
+        pthread_join(reactor->thread, NULL);
+        reactor->thread_started = false;
+    }
+    return reactor->start_result;
+}
+
+const char *reactor_backend_name(const struct reactor *reactor) {
+    return reactor->backend ? reactor->backend->ops->name : "none";
+}
+
+const char *reactor_fallback_reason(const struct reactor *reactor) {
+    return reactor->fallback_reason;
+}
+
+void reactor_wake(struct reactor *reactor) {
+    /* Pairs with reactor_wait: the caller published its work before this seq_cst exchange. */
+    if (atomic_load(&reactor->wake_armed) == 0) return;
+    if (atomic_exchange(&reactor->wake_armed, 0) == 0) return;
+    uint64_t one = 1;
+    ssize_t written = write(reactor->wake_fd, &one, sizeof(one));
+    INTAKE_ASSERT(written == (ssize_t)sizeof(one));
+}
+
+static void reactor_force_wake(struct reactor *reactor) {
+    uint64_t one = 1;
+    ssize_t written = write(reactor->wake_fd, &one, sizeof(one));
+    INTAKE_ASSERT(written == (ssize_t)sizeof(one));
+}
+
+void reactor_request_report(struct reactor *reactor) {
+    atomic_store(&reactor->report_requested, true);
+    reactor_force_wake(reactor);
+}
+
+void reactor_join(struct reactor *reactor) {
+    if (!reactor->thread_started) return;
+    reactor_force_wake(reactor);
+    pthread_join(reactor->thread, NULL);
+    reactor->thread_started = false;
+}
+
+bool reactor_try_join(struct reactor *reactor, uint32_t timeout_ms) {
+    if (!reactor->thread_started) return true;
+    reactor_force_wake(reactor);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (long)timeout_ms * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(reactor->thread, NULL, &deadline) != 0) return false;
+    reactor->thread_started = false;
+    return true;
+}
+
+void reactor_destroy(struct reactor *reactor) {
+    if (reactor == NULL) return;
+    INTAKE_ASSERT(!reactor->thread_started);
+    if (reactor->backend != NULL)
+        reactor->backend->ops->destroy(reactor->backend, reactor->ring_ready ? &reactor->ring : NULL);
+    if (reactor->ring_ready) io_uring_queue_exit(&reactor->ring);
+    if (reactor->listen_fd >= 0) close(reactor->listen_fd);
+    if (reactor->wake_fd >= 0) close(reactor->wake_fd);
+    if (reactor->window_sequences != NULL) munmap(reactor->window_sequences, reactor->window_region_bytes);
+    record_pool_destroy(&reactor->pool);
+    free(reactor->connections);
+    free(reactor->free_slots);
+    free(reactor->retry_list);
+    free(reactor->ack_list);
+    free(reactor->units_wait_list);
+    free(reactor->workers_to_wake);
+    free(reactor->backlog_nodes);
+    sem_destroy(&reactor->started);
+    free(reactor);
+}
+
+void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when) {
+    const struct reactor_counters *c = &reactor->counters;
+    const struct rx_backend_stats *b = &reactor->backend->stats;
+    fprintf(out,
+            "intaked: reactor %u (%s) %s: connections accepted=%lu refused=%lu closed=%lu failed=%lu "
+            "records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu acks=%lu "
+            "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu "
+            "backlog_exhausted=%lu wakeups=%lu\n",
+            reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
+            c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
+            c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
+            c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
+            c->backlog_exhausted, c->wakeups);
+    fprintf(out,
+            "intaked: reactor %u backend %s: bytes_received=%lu completions=%lu units_recycled=%lu "
+            "rearms out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu units_in_use=%u\n",
+            reactor->index, reactor_backend_name(reactor), b->bytes_received, b->completions,
+            b->units_recycled, b->rearms_out_of_units, b->rearms_overflow, b->rearms_other,
+            b->refill_flushes, reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+    fflush(out);
+}
+
+bool reactor_all_units_returned(const struct reactor *reactor) {
+    return reactor->backend->units_referenced == reactor->backend->units_held_by_kernel &&
+           reactor->pool.free_count == reactor->pool.capacity;
+}
+
+uint64_t reactor_bytes_received(const struct reactor *reactor) {
+    return reactor->backend->stats.bytes_received;
+}

@@ -1,0 +1,315 @@
+/*
+ * worker.c: the delivery thread (see worker.h for the contract).
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+#include "reactor.h"
+#include "record_decode.h"
+#include "shm_log.h"
+
+/* Records taken from one topic queue before the log is published and the batch returned:
+ * large enough to amortise the publish, small enough to keep acks prompt. */
+#define WORKER_BATCH_MAX 64
+/* While a log is full (block mode), how often its consumers are re-checked. */
+#define WORKER_FULL_RECHECK_NS 1000000ull
+
+struct worker_topic {
+    struct shm_log *log;
+    struct record *stalled;   /* could not be appended: the log was full */
+    bool log_failed;          /* opening failed: records are answered INTERNAL */
+    char log_failure[200];
+};
+
+struct worker_counters {
+    uint64_t records_committed;
+    uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
+    uint64_t records_rejected;  /* nanopb disagreed with the framer's scan (never expected) */
+    uint64_t records_failed;    /* log unavailable, or abandoned at shutdown */
+    uint64_t publishes;
+    uint64_t log_full_waits;
+    uint64_t sleeps;
+};
+
+struct worker {
+    struct pipeline *pipeline;
+    uint32_t index;
+    pthread_t thread;
+    bool thread_started;
+    struct worker_topic *topics;   /* local index = topic id / worker_count */
+    uint32_t topic_slots;
+    bool *reactors_to_wake;
+    /* Futex word: bumped by whoever wakes the worker. */
+    _Atomic uint32_t wake_sequence;
+    /* 1 while the worker may sleep; read by reactors after they publish into a queue. */
+    _Atomic int sleeping;
+    _Atomic bool report_requested;
+    struct worker_counters counters;
+};
+
+static long futex_call(_Atomic uint32_t *word, int operation, uint32_t value,
+                       const struct timespec *timeout) {
+    return syscall(SYS_futex, (uint32_t *)word, operation, value, timeout, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- per topic --- */
+
+static struct worker_topic *worker_topic_of(struct worker *worker, uint32_t topic_id) {
+    INTAKE_ASSERT(topic_id % worker->pipeline->config.worker_count == worker->index);
+    uint32_t local = topic_id / worker->pipeline->config.worker_count;
+    INTAKE_ASSERT(local < worker->topic_slots);
+    return &worker->topics[local];
+}
+
+/* Opens the topic's log the first time the worker sees the topic (also before any record, so
+ * consumers of configured topics can attach early). */
+static void worker_open_log(struct worker *worker, uint32_t topic_id, struct worker_topic *topic) {
+    const struct topic_entry *entry = topic_table_entry(&worker->pipeline->topics, topic_id);
+    if (entry == NULL) return; /* id reserved, not published yet: next pass */
+    const struct pipeline_config *config = &worker->pipeline->config;
+    struct shm_log_config log_config = {
+        .directory = config->shm_directory,
+        .topic = entry->name,
+        .capacity_bytes = config->log_capacity_bytes,
+        .retention = config->retention,
+        .consumer_stale_ns = config->consumer_stale_ns,
+    };
+    int result = shm_log_open_writer(&log_config, &topic->log, topic->log_failure,
+                                     sizeof(topic->log_failure));
+    if (result < 0) {
+        topic->log = NULL;
+        topic->log_failed = true;
+        fprintf(stderr, "intaked: worker %u: topic \"%s\": %s\n", worker->index, entry->name,
+                topic->log_failure);
+    }
+}
+
+static void worker_return(struct worker *worker, struct record *record) {
+    struct spsc_ring *ring = pipeline_return_ring(worker->pipeline, worker->index, record->reactor_index);
+    spsc_ring_push(ring, record);
+    worker->reactors_to_wake[record->reactor_index] = true;
+}
+
+/* Decodes and appends one record. Returns false when the log is full (the record is kept). */
+static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
+                           bool *appended) {
+    if (topic->log == NULL) {
+        record->status = RECORD_STATUS_INTERNAL;
+        record->status_detail = "the topic's shared-memory log could not be opened";
+        worker->counters.records_failed++;
+        return true;
+    }
+    struct record_view view = record_view_of(record);
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
+        record->status = RECORD_STATUS_REJECTED;
+        record->status_detail = detail ? detail : "record failed to decode";
+        worker->counters.records_rejected++;
+        return true;
+    }
+    /* Both parsers read the same bytes with the same last-one-wins rule. */
+    INTAKE_ASSERT(decoded.sequence == record->sequence);
+    uint64_t offset = 0;
+    enum shm_log_append_result result =
+        shm_log_append(topic->log, record->slices, record->slice_count, record->frame_bytes,
+                       decoded.sequence, record->receive_time_ns, &offset);
+    if (result == SHM_LOG_FULL) {
+        if (!atomic_load(&worker->pipeline->abandon_waiting)) return false;
+        record->status = RECORD_STATUS_SHUTTING_DOWN;
+        record->status_detail = "shutdown deadline passed while the topic's log was full";
+        worker->counters.records_failed++;
+        return true;
+    }
+    record->status = RECORD_STATUS_OK;
+    record->log_offset = offset;
+    worker->counters.records_committed++;
+    worker->counters.bytes_copied += record->frame_bytes;
+    *appended = true;
+    return true;
+}
+
+/* Serves one topic: a batch from its queue, one publish, then the batch goes back. Returns
+ * whether anything moved; sets *stalled when the log is full with records waiting. */
+static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *stalled) {
+    struct worker_topic *topic = worker_topic_of(worker, topic_id);
+    if (topic->log == NULL && !topic->log_failed) worker_open_log(worker, topic_id, topic);
+    if (topic->stalled != NULL && !shm_log_refresh_space(topic->log) &&
+        !atomic_load(&worker->pipeline->abandon_waiting)) {
+        *stalled = true;
+        return false;
+    }
+    struct record *batch[WORKER_BATCH_MAX];
+    uint32_t count = 0;
+    bool appended = false;
+    struct topic_queue *queue = &worker->pipeline->topic_queues[topic_id];
+    while (count < WORKER_BATCH_MAX) {
+        struct record *record = topic->stalled ? topic->stalled : topic_queue_pop(queue);
+        topic->stalled = NULL;
+        if (record == NULL) break;
+        INTAKE_ASSERT(record->topic_id == topic_id);
+        if (!worker_deliver(worker, topic, record, &appended)) {
+            topic->stalled = record;
+            worker->counters.log_full_waits++;
+            *stalled = true;
+            break;
+        }
+        batch[count++] = record;
+    }
+    if (appended) {
+        /* Publish before returning: the reactor acks what comes back, and acked means readable. */
+        shm_log_publish(topic->log);
+        worker->counters.publishes++;
+    }
+    for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
+    return count > 0;
+}
+
+/* ---------------------------------------------------------------- the loop --- */
+
+static void worker_wake_reactors(struct worker *worker) {
+    for (uint32_t reactor = 0; reactor < worker->pipeline->config.reactor_count; reactor++) {
+        if (!worker->reactors_to_wake[reactor]) continue;
+        worker->reactors_to_wake[reactor] = false;
+        reactor_wake(worker->pipeline->reactors[reactor]);
+    }
+}
+
+static bool worker_queues_empty(struct worker *worker) {
+    struct pipeline *pipeline = worker->pipeline;
+    uint32_t topic_count = topic_table_count(&pipeline->topics);
+    for (uint32_t id = worker->index; id < topic_count; id += pipeline->config.worker_count) {
+        if (topic_queue_length(&pipeline->topic_queues[id]) != 0) return false;
+        struct worker_topic *topic = worker_topic_of(worker, id);
+        if (topic->log == NULL && !topic->log_failed) return false; /* a log to open */
+    }
+    return true;
+}
+
+static void worker_sleep(struct worker *worker, bool stalled) {
+    worker->counters.sleeps++;
+    if (stalled) {
+        /* A consumer must read before we can go on; it does not know us, so look again soon. */
+        struct timespec timeout = {0, (long)WORKER_FULL_RECHECK_NS};
+        uint32_t seen = atomic_load(&worker->wake_sequence);
+        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, &timeout);
+        return;
+    }
+    /* Dekker-style handshake with reactors (see worker_wake): announce, then look again. */
+    atomic_store(&worker->sleeping, 1);
+    uint32_t seen = atomic_load(&worker->wake_sequence);
+    if (worker_queues_empty(worker) && !atomic_load(&worker->pipeline->workers_stopping) &&
+        !atomic_load(&worker->report_requested))
+        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, NULL);
+    atomic_store(&worker->sleeping, 0);
+}
+
+static void *worker_thread_main(void *argument) {
+    struct worker *worker = argument;
+    struct pipeline *pipeline = worker->pipeline;
+    for (;;) {
+        if (atomic_exchange(&worker->report_requested, false))
+            worker_print_counters(worker, stderr, "on request");
+        bool progress = false;
+        bool stalled = false;
+        uint32_t topic_count = topic_table_count(&pipeline->topics);
+        for (uint32_t id = worker->index; id < topic_count; id += pipeline->config.worker_count)
+            progress |= worker_serve_topic(worker, id, &stalled);
+        worker_wake_reactors(worker);
+        if (progress) continue;
+        /* Reactors have drained (every record they admitted came back), so nothing is left. */
+        if (atomic_load(&pipeline->workers_stopping) && !stalled) break;
+        worker_sleep(worker, stalled);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ setup, teardown --- */
+
+int worker_create(struct pipeline *pipeline, uint32_t index, struct worker **out) {
+    struct worker *worker = calloc(1, sizeof(*worker));
+    if (worker == NULL) return -ENOMEM;
+    worker->pipeline = pipeline;
+    worker->index = index;
+    worker->topic_slots = pipeline->config.topics_max / pipeline->config.worker_count + 1;
+    worker->topics = calloc(worker->topic_slots, sizeof(struct worker_topic));
+    worker->reactors_to_wake = calloc(pipeline->config.reactor_count, sizeof(bool));
+    if (worker->topics == NULL || worker->reactors_to_wake == NULL) {
+        worker_destroy(worker);
+        return -ENOMEM;
+    }
+    *out = worker;
+    return 0;
+}
+
+int worker_start(struct worker *worker, char *why, size_t why_capacity) {
+    int result = pthread_create(&worker->thread, NULL, worker_thread_main, worker);
+    if (result != 0) {
+        snprintf(why, why_capacity, "worker %u: cannot start thread: %s", worker->index,
+                 strerror(result));
+        return -result;
+    }
+    worker->thread_started = true;
+    return 0;
+}
+
+void worker_wake(struct worker *worker) {
+    /* The caller's queue push (a release store) must be ordered before reading `sleeping`;
+     * the worker stores `sleeping` before re-reading the queues. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&worker->sleeping) == 0) return;
+    atomic_fetch_add(&worker->wake_sequence, 1);
+    futex_call(&worker->wake_sequence, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+static void worker_force_wake(struct worker *worker) {
+    atomic_fetch_add(&worker->wake_sequence, 1);
+    futex_call(&worker->wake_sequence, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+void worker_request_report(struct worker *worker) {
+    atomic_store(&worker->report_requested, true);
+    worker_force_wake(worker);
+}
+
+void worker_join(struct worker *worker) {
+    if (!worker->thread_started) return;
+    worker_force_wake(worker);
+    pthread_join(worker->thread, NULL);
+    worker->thread_started = false;
+}
+
+void worker_destroy(struct worker *worker) {
+    if (worker == NULL) return;
+    INTAKE_ASSERT(!worker->thread_started);
+    for (uint32_t local = 0; local < worker->topic_slots && worker->topics; local++) {
+        INTAKE_ASSERT(worker->topics[local].stalled == NULL);
+        if (worker->topics[local].log != NULL) shm_log_close(worker->topics[local].log);
+    }
+    free(worker->topics);
+    free(worker->reactors_to_wake);
+    free(worker);
+}
+
+void worker_print_counters(struct worker *worker, FILE *out, const char *when) {
+    const struct worker_counters *c = &worker->counters;
+    fprintf(out,
+            "intaked: worker %u %s: records committed=%lu rejected=%lu failed=%lu bytes_copied=%lu "
+            "publishes=%lu log_full_waits=%lu sleeps=%lu\n",
+            worker->index, when, c->records_committed, c->records_rejected, c->records_failed,
+            c->bytes_copied, c->publishes, c->log_full_waits, c->sleeps);
+    fflush(out);
+}
+
+uint64_t worker_bytes_copied(const struct worker *worker) {
+    return worker->counters.bytes_copied;
+}
