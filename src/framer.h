@@ -26,7 +26,9 @@
 enum framer_event {
     FRAMER_NEED_INPUT = 0,  /* the chunk is fully consumed; feed the next one */
     FRAMER_RECORD = 1,      /* a complete, scanned record is ready: framer_take_record */
-    FRAMER_NEED_RECORD = 2, /* a frame starts and the framer holds no record object: give one */
+    FRAMER_NEED_RECORD = 2, /* a frame starts and the framer holds no record object: give one.
+                             * Asked once the length prefix is complete and within
+                             * frame_bytes_max, so bad prefixes and oversize frames need none. */
     FRAMER_ERROR = 3,       /* the stream is bad; framer_error_status/detail say why. Terminal. */
 };
 
@@ -37,8 +39,11 @@ struct framer {
     int in_body;
     struct record *record;       /* being filled; NULL until given */
     enum record_status error_status;
-    const char *error_detail;    /* static string */
+    const char *error_detail;    /* static string, or error_detail_text; lives as long as the framer */
     uint64_t records_framed;
+    /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
+     * per framer, because many connections may report oversize frames at once. */
+    char error_detail_text[80];
 };
 
 void framer_init(struct framer *framer, uint32_t frame_bytes_max);

@@ -1,0 +1,76 @@
+/*
+ * varint.c: protobuf base-128 varints (see varint.h). Pure functions with no state of their own;
+ * any thread may call them. The incremental decoder's state belongs to its caller.
+ */
+#include "varint.h"
+
+size_t varint_encode(uint64_t value, uint8_t *out) {
+    INTAKE_ASSERT(out != NULL);
+    size_t written = 0;
+    while (value >= 0x80) {
+        out[written++] = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    out[written++] = (uint8_t)value;
+    INTAKE_ASSERT(written <= VARINT_BYTES_MAX);
+    return written;
+}
+
+size_t varint_length(uint64_t value) {
+    size_t length = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        length++;
+    }
+    return length;
+}
+
+/*
+ * Adds one byte to a partial value. The 10th byte carries bit 63 only, so anything above 1 in
+ * it would overflow 64 bits; a continuation bit on the 10th byte means an 11th would follow.
+ */
+static enum varint_result varint_accumulate(struct varint_decoder *decoder, uint8_t byte) {
+    INTAKE_ASSERT(decoder->bytes_seen < VARINT_BYTES_MAX);
+    if (decoder->bytes_seen == VARINT_BYTES_MAX - 1 && byte > 1) return VARINT_BAD;
+    decoder->value |= (uint64_t)(byte & 0x7f) << (7 * decoder->bytes_seen);
+    decoder->bytes_seen++;
+    return (byte & 0x80) ? VARINT_NEED_MORE : VARINT_OK;
+}
+
+enum varint_result varint_decoder_feed(struct varint_decoder *decoder, const uint8_t *bytes,
+                                       size_t length, size_t *consumed) {
+    INTAKE_ASSERT(decoder != NULL);
+    INTAKE_ASSERT(consumed != NULL);
+    INTAKE_ASSERT(bytes != NULL || length == 0);
+    size_t index = 0;
+    while (index < length) {
+        enum varint_result result = varint_accumulate(decoder, bytes[index]);
+        index++;
+        if (result != VARINT_NEED_MORE) {
+            *consumed = index;
+            return result;
+        }
+    }
+    *consumed = index;
+    return VARINT_NEED_MORE;
+}
+
+enum varint_result varint_decode(const uint8_t *bytes, size_t length, uint64_t *value,
+                                 size_t *consumed) {
+    INTAKE_ASSERT(value != NULL);
+    INTAKE_ASSERT(consumed != NULL);
+    /* The one-byte case is by far the most common (tags, short lengths): keep it cheap. */
+    if (INTAKE_LIKELY(length > 0 && bytes[0] < 0x80)) {
+        *value = bytes[0];
+        *consumed = 1;
+        return VARINT_OK;
+    }
+    struct varint_decoder decoder = {0, 0};
+    size_t taken = 0;
+    enum varint_result result = varint_decoder_feed(&decoder, bytes, length, &taken);
+    if (result == VARINT_OK) {
+        *value = decoder.value;
+        *consumed = taken;
+    }
+    return result;
+}

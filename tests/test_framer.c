@@ -1,0 +1,681 @@
+/*
+ * test_framer.c: the framer, record_scan and record_decode together (single-threaded).
+ *
+ * A stream of random valid records (fields in random order, unknown fields of every wire type,
+ * repeated topics where the last wins, several headers, empty keys and values, values of some
+ * KiB) is fed split at every single boundary and in random multi-chunk splits across units;
+ * every record must come back byte-identical with the right topic, sequence and timestamp, and
+ * record_decode must agree with the scan. Malformed streams must end in FRAMER_ERROR with the
+ * right status after the good records before them.
+ *
+ * With `--file PATH` it instead frames, scans and decodes every delimited record in PATH and
+ * prints one line per record (test_python_interop.sh compares them with Google's library).
+ */
+#include <string.h>
+
+#include "framer.h"
+#include "harness.h"
+#include "record_decode.h"
+#include "record_scan.h"
+#include "varint.h"
+
+/* ---- a tiny protobuf encoder ---- */
+
+struct buffer {
+    uint8_t *bytes;
+    size_t length;
+    size_t capacity;
+};
+
+static void buffer_put(struct buffer *buffer, const void *bytes, size_t length) {
+    if (buffer->length + length > buffer->capacity) {
+        size_t capacity = buffer->capacity ? buffer->capacity : 256;
+        while (capacity < buffer->length + length) capacity *= 2;
+        buffer->bytes = realloc(buffer->bytes, capacity);
+        REQUIRE(buffer->bytes != NULL);
+        buffer->capacity = capacity;
+    }
+    if (length > 0) memcpy(buffer->bytes + buffer->length, bytes, length);
+    buffer->length += length;
+}
+
+static void put_varint(struct buffer *buffer, uint64_t value) {
+    uint8_t encoded[VARINT_BYTES_MAX];
+    buffer_put(buffer, encoded, varint_encode(value, encoded));
+}
+
+static void put_tag(struct buffer *buffer, uint32_t number, uint32_t wire_type) {
+    put_varint(buffer, ((uint64_t)number << 3) | wire_type);
+}
+
+/* Writes a length-delimited field; returns the offset of its value within `buffer`. */
+static size_t put_bytes_field(struct buffer *buffer, uint32_t number, const void *bytes,
+                              size_t length) {
+    put_tag(buffer, number, 2);
+    put_varint(buffer, length);
+    size_t value_offset = buffer->length;
+    buffer_put(buffer, bytes, length);
+    return value_offset;
+}
+
+static void put_varint_field(struct buffer *buffer, uint32_t number, uint64_t value) {
+    put_tag(buffer, number, 0);
+    put_varint(buffer, value);
+}
+
+static void put_delimited(struct buffer *stream, const struct buffer *body) {
+    put_varint(stream, body->length);
+    buffer_put(stream, body->bytes, body->length);
+}
+
+/* ---- random valid records ---- */
+
+struct expected_record {
+    size_t body_offset; /* within the stream */
+    uint32_t body_length;
+    uint32_t topic_offset, topic_length;
+    uint32_t key_offset, key_length;
+    uint32_t value_offset, value_length;
+    uint64_t sequence, timestamp_ns;
+    uint32_t header_count;
+};
+
+static uint64_t random_state = 0x1234567887654321ULL;
+
+static uint32_t random_below(uint32_t bound) {
+    return (uint32_t)(test_random_next(&random_state) % bound);
+}
+
+static void random_fill(uint8_t *bytes, size_t length) {
+    for (size_t index = 0; index < length; index++) bytes[index] = (uint8_t)random_below(256);
+}
+
+/* Random valid UTF-8 of roughly `length_max` bytes: ASCII mixed with 2-, 3- and 4-byte forms. */
+static size_t random_utf8(uint8_t *out, size_t length_max) {
+    static const char *const pieces[] = {"a", "Z", "0", ".", "-", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xf4\x8f\xbf\xbf"};
+    size_t length = 0;
+    size_t target = 1 + random_below((uint32_t)length_max);
+    while (length < target) {
+        const char *piece = pieces[random_below(INTAKE_ARRAY_LENGTH(pieces))];
+        size_t piece_length = strlen(piece);
+        if (length + piece_length > length_max) break;
+        memcpy(out + length, piece, piece_length);
+        length += piece_length;
+    }
+    if (length == 0) out[length++] = 't';
+    return length;
+}
+
+static void put_unknown_field(struct buffer *buffer, uint32_t number_min) {
+    static const uint32_t numbers[] = {7, 15, 16, 100, 2047, 100000, 536870911};
+    uint32_t number = numbers[random_below(INTAKE_ARRAY_LENGTH(numbers))];
+    if (number < number_min) number = number_min;
+    uint8_t bytes[64];
+    random_fill(bytes, sizeof(bytes));
+    switch (random_below(4)) {
+    case 0: put_varint_field(buffer, number, test_random_next(&random_state)); break;
+    case 1: put_tag(buffer, number, 1); buffer_put(buffer, bytes, 8); break;
+    case 2: put_bytes_field(buffer, number, bytes, random_below(sizeof(bytes))); break;
+    default: put_tag(buffer, number, 5); buffer_put(buffer, bytes, 4); break;
+    }
+}
+
+static void put_header(struct buffer *body) {
+    struct buffer header = {0};
+    uint8_t key[32], value[200];
+    size_t key_length = random_below(4) == 0 ? 0 : random_utf8(key, sizeof(key));
+    size_t value_length = random_below(4) == 0 ? 0 : random_below(sizeof(value));
+    random_fill(value, value_length);
+    int key_first = (int)random_below(2);
+    if (random_below(3) == 0) put_unknown_field(&header, 3);
+    if (key_first) put_bytes_field(&header, 1, key, key_length);
+    put_bytes_field(&header, 2, value, value_length);
+    if (!key_first) put_bytes_field(&header, 1, key, key_length);
+    if (random_below(3) == 0) put_unknown_field(&header, 3);
+    put_bytes_field(body, 6, header.bytes, header.length);
+    free(header.bytes);
+}
+
+enum item_kind { ITEM_TOPIC, ITEM_KEY, ITEM_VALUE, ITEM_TIMESTAMP, ITEM_SEQUENCE, ITEM_HEADER,
+                 ITEM_UNKNOWN };
+
+/* Encodes one field of kind `kind` and updates what the record is expected to read as. */
+static void put_item(struct buffer *body, enum item_kind kind, uint32_t value_bytes_max,
+                     struct expected_record *expected) {
+    static uint8_t scratch[16384];
+    size_t length = 0;
+    switch (kind) {
+    case ITEM_TOPIC:
+        length = random_utf8(scratch, 1 + random_below(RECORD_TOPIC_BYTES_MAX));
+        expected->topic_offset = (uint32_t)put_bytes_field(body, 1, scratch, length);
+        expected->topic_length = (uint32_t)length;
+        break;
+    case ITEM_KEY:
+    case ITEM_VALUE:
+        length = random_below(kind == ITEM_KEY ? 40 : value_bytes_max + 1);
+        if (random_below(5) == 0) length = 0;
+        random_fill(scratch, length);
+        size_t offset = put_bytes_field(body, kind == ITEM_KEY ? 2 : 3, scratch, length);
+        if (kind == ITEM_KEY) {
+            expected->key_offset = (uint32_t)offset;
+            expected->key_length = (uint32_t)length;
+        } else {
+            expected->value_offset = (uint32_t)offset;
+            expected->value_length = (uint32_t)length;
+        }
+        break;
+    case ITEM_TIMESTAMP:
+        expected->timestamp_ns = test_random_next(&random_state) >> random_below(64);
+        put_varint_field(body, 4, expected->timestamp_ns);
+        break;
+    case ITEM_SEQUENCE:
+        expected->sequence = test_random_next(&random_state) >> random_below(64);
+        put_varint_field(body, 5, expected->sequence);
+        break;
+    case ITEM_HEADER: put_header(body); expected->header_count++; break;
+    case ITEM_UNKNOWN: put_unknown_field(body, 7); break;
+    }
+}
+
+/* Appends one delimited random valid record to `stream`. */
+static void generate_record(struct buffer *stream, uint32_t value_bytes_max,
+                            struct expected_record *expected) {
+    enum item_kind items[24];
+    size_t item_count = 0;
+    items[item_count++] = ITEM_TOPIC;
+    for (uint32_t extra = random_below(3); extra > 0; extra--) items[item_count++] = ITEM_TOPIC;
+    for (uint32_t count = random_below(3); count > 0; count--) items[item_count++] = ITEM_KEY;
+    for (uint32_t count = random_below(3); count > 0; count--) items[item_count++] = ITEM_VALUE;
+    for (uint32_t count = random_below(3); count > 0; count--) items[item_count++] = ITEM_TIMESTAMP;
+    for (uint32_t count = random_below(3); count > 0; count--) items[item_count++] = ITEM_SEQUENCE;
+    for (uint32_t count = random_below(5); count > 0; count--) items[item_count++] = ITEM_HEADER;
+    for (uint32_t count = random_below(5); count > 0; count--) items[item_count++] = ITEM_UNKNOWN;
+    for (size_t index = item_count; index > 1; index--) {
+        size_t other = random_below((uint32_t)index);
+        enum item_kind swap = items[index - 1];
+        items[index - 1] = items[other];
+        items[other] = swap;
+    }
+    memset(expected, 0, sizeof(*expected));
+    struct buffer body = {0};
+    for (size_t index = 0; index < item_count; index++)
+        put_item(&body, items[index], value_bytes_max, expected);
+    put_varint(stream, body.length);
+    expected->body_offset = stream->length;
+    expected->body_length = (uint32_t)body.length;
+    buffer_put(stream, body.bytes, body.length);
+    free(body.bytes);
+}
+
+/* ---- feeding and checking ---- */
+
+struct chunk {
+    const uint8_t *bytes;
+    uint32_t length;
+    uint32_t unit;
+};
+
+struct outcome {
+    size_t records;
+    int error;
+    enum record_status error_status;
+    char error_detail[128];
+    int idle_at_end;
+};
+
+/* What a driver does with each record that comes out. */
+typedef void (*record_visitor)(const struct record *record, size_t index, void *context);
+
+static void check_no_mergeable_neighbours(const struct record *record) {
+    for (uint32_t index = 1; index < record->slice_count; index++) {
+        const struct slice *before = &record->slices[index - 1];
+        const struct slice *after = &record->slices[index];
+        CHECK(before->length > 0);
+        CHECK(!(before->unit == after->unit && before->bytes + before->length == after->bytes));
+    }
+}
+
+static void check_decode_agrees(const struct record *record, const struct expected_record *expected) {
+    struct record_view view = record_view_of(record);
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    CHECK(record_decode(&view, &decoded, &detail) == RECORD_DECODE_OK);
+    CHECK(detail == NULL);
+    CHECK(decoded.topic.offset == record->topic_offset);
+    CHECK(decoded.topic.length == record->topic_length);
+    CHECK(decoded.sequence == record->sequence);
+    CHECK(decoded.timestamp_ns == record->timestamp_ns);
+    CHECK(decoded.header_count == expected->header_count);
+    CHECK(decoded.key.offset == expected->key_offset && decoded.key.length == expected->key_length);
+    CHECK(decoded.value.offset == expected->value_offset);
+    CHECK(decoded.value.length == expected->value_length);
+    struct record_scan scan;
+    CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_OK);
+    CHECK(scan.header_count == expected->header_count);
+}
+
+struct stream_expectation {
+    const uint8_t *stream;
+    const struct expected_record *records;
+    size_t record_count;
+    int decode; /* also run record_decode (costly in the every-split loop) */
+};
+
+static void check_record(const struct record *record, size_t index, void *context) {
+    const struct stream_expectation *expectation = context;
+    CHECK(index < expectation->record_count);
+    if (index >= expectation->record_count) return;
+    const struct expected_record *expected = &expectation->records[index];
+    CHECK(record->frame_bytes == expected->body_length);
+    uint32_t slice_bytes = 0;
+    for (uint32_t slice = 0; slice < record->slice_count; slice++)
+        slice_bytes += record->slices[slice].length;
+    CHECK(slice_bytes == expected->body_length);
+    struct record_view view = record_view_of(record);
+    const uint8_t *body = expectation->stream + expected->body_offset;
+    CHECK(record_view_equals(&view, 0, expected->body_length, body));
+    CHECK(record->topic_offset == expected->topic_offset);
+    CHECK(record->topic_length == expected->topic_length);
+    CHECK(record->sequence == expected->sequence);
+    CHECK(record->timestamp_ns == expected->timestamp_ns);
+    CHECK(record_view_hash(&view, record->topic_offset, record->topic_length) ==
+          record_topic_hash_bytes(body + expected->topic_offset, expected->topic_length));
+    check_no_mergeable_neighbours(record);
+    if (expectation->decode) check_decode_agrees(record, expected);
+}
+
+/* Runs one framer over the chunks, handing every record to `visit`. */
+static void run_framer(const struct chunk *chunks, size_t chunk_count, uint32_t frame_bytes_max,
+                       record_visitor visit, void *context, struct outcome *outcome) {
+    static struct record_pool pool;
+    if (pool.capacity == 0) REQUIRE(record_pool_init(&pool, 2, 0) == 0);
+    struct framer framer;
+    framer_init(&framer, frame_bytes_max);
+    memset(outcome, 0, sizeof(*outcome));
+    for (size_t index = 0; index < chunk_count && !outcome->error; index++) {
+        uint32_t offset = 0;
+        for (int done = 0; !done;) {
+            switch (framer_feed(&framer, chunks[index].bytes, chunks[index].length,
+                                chunks[index].unit, &offset)) {
+            case FRAMER_NEED_INPUT: CHECK(offset == chunks[index].length); done = 1; break;
+            case FRAMER_NEED_RECORD: framer_give_record(&framer, record_pool_take(&pool)); break;
+            case FRAMER_RECORD: {
+                struct record *record = framer_take_record(&framer);
+                visit(record, outcome->records++, context);
+                record_pool_give(&pool, record);
+                break;
+            }
+            case FRAMER_ERROR:
+                outcome->error = 1;
+                outcome->error_status = framer.error_status;
+                snprintf(outcome->error_detail, sizeof(outcome->error_detail), "%s",
+                         framer.error_detail);
+                done = 1;
+                break;
+            }
+        }
+    }
+    outcome->idle_at_end = framer_is_idle(&framer);
+    struct record *held = framer_release_record(&framer);
+    if (held != NULL) record_pool_give(&pool, held);
+    CHECK(pool.free_count == pool.capacity);
+}
+
+/* ---- valid streams ---- */
+
+static void generate_stream(struct buffer *stream, struct expected_record *records, size_t count,
+                            uint32_t value_bytes_max) {
+    for (size_t index = 0; index < count; index++)
+        generate_record(stream, value_bytes_max, &records[index]);
+}
+
+static void check_outcome_clean(const struct outcome *outcome, size_t record_count) {
+    CHECK(outcome->records == record_count);
+    CHECK(!outcome->error);
+    CHECK(outcome->idle_at_end);
+}
+
+/* Two chunks split at every position; odd positions use a second unit, so the records that
+ * straddle the split come out in two slices, and even positions merge back into one. */
+static void test_every_split(void) {
+    enum { RECORD_COUNT = 14 };
+    struct expected_record records[RECORD_COUNT];
+    struct buffer stream = {0};
+    generate_stream(&stream, records, RECORD_COUNT, 160);
+    struct stream_expectation expectation = {stream.bytes, records, RECORD_COUNT, 1};
+    printf("every split: %zu records in %zu bytes\n", (size_t)RECORD_COUNT, stream.length);
+    for (size_t split = 0; split <= stream.length; split++) {
+        struct chunk chunks[2] = {
+            {stream.bytes, (uint32_t)split, 7},
+            {stream.bytes + split, (uint32_t)(stream.length - split), split % 2 ? 8 : 7},
+        };
+        struct outcome outcome;
+        run_framer(chunks, 2, 1u << 20, check_record, &expectation, &outcome);
+        check_outcome_clean(&outcome, RECORD_COUNT);
+    }
+    /* Byte by byte in one unit: every prefix and body byte arrives alone, yet merges. */
+    struct chunk *bytes = calloc(stream.length, sizeof(*bytes));
+    REQUIRE(bytes != NULL);
+    for (size_t index = 0; index < stream.length; index++)
+        bytes[index] = (struct chunk){stream.bytes + index, 1, 3};
+    struct outcome outcome;
+    run_framer(bytes, stream.length, 1u << 20, check_record, &expectation, &outcome);
+    check_outcome_clean(&outcome, RECORD_COUNT);
+    free(bytes);
+    free(stream.bytes);
+}
+
+/* Cuts `stream` into random chunks: some point into the stream in the previous chunk's unit (and
+ * so merge), some into the stream in a fresh unit, some are copies in separate memory. */
+static size_t random_chunks(const struct buffer *stream, uint8_t *copies, struct chunk *chunks,
+                            size_t chunk_capacity) {
+    size_t count = 0, position = 0, copy_position = 0;
+    uint32_t unit = 0;
+    while (position < stream->length) {
+        REQUIRE(count < chunk_capacity);
+        uint32_t length = random_below(6) == 0 ? 1 + random_below(12) : 100 + random_below(3000);
+        if (length > stream->length - position) length = (uint32_t)(stream->length - position);
+        const uint8_t *bytes = stream->bytes + position;
+        uint32_t choice = random_below(3);
+        if (choice != 0 || count == 0) unit++;
+        if (choice == 2) {
+            /* A gap of one byte keeps copies from touching each other in memory. */
+            memcpy(copies + copy_position, bytes, length);
+            bytes = copies + copy_position;
+            copy_position += length + 1;
+        }
+        chunks[count++] = (struct chunk){bytes, length, unit};
+        position += length;
+    }
+    return count;
+}
+
+static void test_random_splits(void) {
+    enum { RECORD_COUNT = 40, ROUNDS = 150 };
+    struct expected_record records[RECORD_COUNT];
+    size_t total_bytes = 0, total_chunks = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        struct buffer stream = {0};
+        generate_stream(&stream, records, RECORD_COUNT, round % 3 == 0 ? 9000 : 3000);
+        uint8_t *copies = malloc(stream.length * 2 + 1);
+        size_t chunk_capacity = stream.length + 1;
+        struct chunk *chunks = calloc(chunk_capacity, sizeof(*chunks));
+        REQUIRE(copies != NULL && chunks != NULL);
+        size_t chunk_count = random_chunks(&stream, copies, chunks, chunk_capacity);
+        total_bytes += stream.length;
+        total_chunks += chunk_count;
+        struct stream_expectation expectation = {stream.bytes, records, RECORD_COUNT, 1};
+        struct outcome outcome;
+        run_framer(chunks, chunk_count, 1u << 20, check_record, &expectation, &outcome);
+        check_outcome_clean(&outcome, RECORD_COUNT);
+        if (outcome.error) fprintf(stderr, "round %d: %s\n", round, outcome.error_detail);
+        free(chunks);
+        free(copies);
+        free(stream.bytes);
+    }
+    printf("random splits: %d rounds of %d records, %zu bytes in %zu chunks\n", ROUNDS,
+           RECORD_COUNT, total_bytes, total_chunks);
+}
+
+/* ---- malformed input ---- */
+
+struct bad_case {
+    const char *name;
+    const char *detail_part; /* the framer's detail must contain this */
+};
+
+static const struct bad_case bad_cases[] = {
+    {"no topic", "record has no topic"},
+    {"empty topic", "topic is empty"},
+    {"last topic empty", "topic is empty"},
+    {"256-byte topic", "longer than 255"},
+    {"invalid UTF-8 topic", "topic is not valid UTF-8"},
+    {"earlier topic invalid", "topic is not valid UTF-8"},
+    {"surrogate in topic", "topic is not valid UTF-8"},
+    {"group start", "groups"},
+    {"group end", "groups"},
+    {"topic as varint", "field 1 (topic)"},
+    {"sequence as bytes", "field 5 (sequence)"},
+    {"headers as fixed32", "field 6 (headers)"},
+    {"length past end", "runs past the end of the record"},
+    {"truncated varint value", "ends inside a field value"},
+    {"header field past its end", "runs past the end of the header"},
+    {"header key invalid UTF-8", "header key is not valid UTF-8"},
+    {"header key as varint", "header field 1 (key)"},
+    {"group inside header", "groups"},
+    {"field number 0", "field number 0"},
+    {"wire type 7", "invalid wire type"},
+    {"overflowing varint value", "not a valid varint"},
+    {"zero-length frame", "record has no topic"},
+};
+
+static void put_header_bytes(struct buffer *body, const void *bytes, size_t length) {
+    put_bytes_field(body, 6, bytes, length);
+}
+
+static void build_bad_body(size_t which, struct buffer *body) {
+    static const uint8_t header_past_end[] = {0x0a, 10, 'a', 'b'};
+    static const uint8_t header_bad_key[] = {0x0a, 2, 0xc0, 0x80};
+    static const uint8_t header_key_varint[] = {0x08, 1};
+    static const uint8_t header_group[] = {(5 << 3) | 3, 0x0a, 0};
+    static const uint8_t overflow[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    uint8_t long_topic[256];
+    memset(long_topic, 'x', sizeof(long_topic));
+    /* Every case but those about the topic itself carries a valid topic first. */
+    if (which >= 7 && which <= 20 && which != 9) put_bytes_field(body, 1, "ok", 2);
+    switch (which) {
+    case 0: put_varint_field(body, 5, 9); put_bytes_field(body, 2, "k", 1); break;
+    case 1: put_bytes_field(body, 1, "", 0); break;
+    case 2: put_bytes_field(body, 1, "abc", 3); put_bytes_field(body, 1, "", 0); break;
+    case 3: put_bytes_field(body, 1, long_topic, 256); break;
+    case 4: put_bytes_field(body, 1, "ab\xc3\x28", 4); break;
+    case 5: put_bytes_field(body, 1, "\xff", 1); put_bytes_field(body, 1, "ok", 2); break;
+    case 6: put_bytes_field(body, 1, "\xed\xa0\x80", 3); break;
+    case 7: put_tag(body, 9, 3); put_tag(body, 9, 4); break;
+    case 8: put_tag(body, 9, 4); break;
+    case 9: put_varint_field(body, 1, 5); break;
+    case 10: put_bytes_field(body, 5, "12", 2); break;
+    case 11: put_tag(body, 6, 5); buffer_put(body, "abcd", 4); break;
+    case 12: put_tag(body, 3, 2); put_varint(body, 50); buffer_put(body, "abc", 3); break;
+    case 13: put_tag(body, 4, 0); buffer_put(body, "\x80", 1); break;
+    case 14: put_header_bytes(body, header_past_end, sizeof(header_past_end)); break;
+    case 15: put_header_bytes(body, header_bad_key, sizeof(header_bad_key)); break;
+    case 16: put_header_bytes(body, header_key_varint, sizeof(header_key_varint)); break;
+    case 17: put_header_bytes(body, header_group, sizeof(header_group)); break;
+    case 18: put_varint_field(body, 0, 1); break;
+    case 19: put_tag(body, 9, 7); break;
+    case 20: put_tag(body, 4, 0); buffer_put(body, overflow, sizeof(overflow)); break;
+    default: break;
+    }
+}
+
+/* Good records, then the bad bytes, then another good record that must never come out. */
+static void check_bad_stream(const uint8_t *bad, size_t bad_length, uint32_t frame_bytes_max,
+                             enum record_status status, const char *detail_part,
+                             const char *name) {
+    struct expected_record records[3];
+    struct buffer stream = {0};
+    generate_stream(&stream, records, 2, 300);
+    buffer_put(&stream, bad, bad_length);
+    generate_record(&stream, 300, &records[2]);
+    struct stream_expectation expectation = {stream.bytes, records, 2, 1};
+    for (int byte_by_byte = 0; byte_by_byte < 2; byte_by_byte++) {
+        struct chunk *chunks = calloc(stream.length, sizeof(*chunks));
+        REQUIRE(chunks != NULL);
+        size_t chunk_count = 1;
+        chunks[0] = (struct chunk){stream.bytes, (uint32_t)stream.length, 1};
+        for (size_t index = 0; byte_by_byte && index < stream.length; index++)
+            chunks[index] = (struct chunk){stream.bytes + index, 1, 1};
+        if (byte_by_byte) chunk_count = stream.length;
+        struct outcome outcome;
+        run_framer(chunks, chunk_count, frame_bytes_max, check_record, &expectation, &outcome);
+        CHECK(outcome.records == 2);
+        CHECK(outcome.error);
+        CHECK(outcome.error_status == status);
+        CHECK(strstr(outcome.error_detail, detail_part) != NULL);
+        if (strstr(outcome.error_detail, detail_part) == NULL || outcome.records != 2)
+            fprintf(stderr, "case \"%s\": %zu records, detail \"%s\"\n", name, outcome.records,
+                    outcome.error_detail);
+        free(chunks);
+    }
+    free(stream.bytes);
+}
+
+static void test_bad_records(void) {
+    for (size_t which = 0; which < INTAKE_ARRAY_LENGTH(bad_cases); which++) {
+        struct buffer body = {0}, framed = {0};
+        build_bad_body(which, &body);
+        put_delimited(&framed, &body);
+        check_bad_stream(framed.bytes, framed.length, 1u << 20, RECORD_STATUS_REJECTED,
+                         bad_cases[which].detail_part, bad_cases[which].name);
+        /* The worker's full decode refuses the same record. */
+        struct slice slice = {body.bytes, (uint32_t)body.length, 0};
+        struct record_view view = {&slice, body.length ? 1 : 0, (uint32_t)body.length};
+        struct record_decoded decoded;
+        const char *detail = NULL;
+        CHECK(record_decode(&view, &decoded, &detail) == RECORD_DECODE_MALFORMED);
+        CHECK(detail != NULL);
+        free(body.bytes);
+        free(framed.bytes);
+    }
+}
+
+static void test_bad_prefixes(void) {
+    /* Oversize: the detail names both sizes. */
+    struct buffer framed = {0};
+    put_varint(&framed, 2000);
+    uint8_t filler[2000];
+    memset(filler, 0, sizeof(filler));
+    buffer_put(&framed, filler, sizeof(filler));
+    check_bad_stream(framed.bytes, framed.length, 1000, RECORD_STATUS_REJECTED,
+                     "frame of 2000 bytes exceeds --max-frame 1000", "oversize");
+    free(framed.bytes);
+    static const uint8_t eleven_bytes[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                           0xff, 0xff, 0xff, 0x81, 0x01};
+    check_bad_stream(eleven_bytes, sizeof(eleven_bytes), 1u << 20, RECORD_STATUS_REJECTED,
+                     "bad varint length prefix", "11-byte prefix");
+    static const uint8_t overflow[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+    check_bad_stream(overflow, sizeof(overflow), 1u << 20, RECORD_STATUS_REJECTED,
+                     "bad varint length prefix", "overflowing prefix");
+}
+
+/* A record of `body_length` bytes whose every byte arrives in its own unit. */
+static void run_fragmented(size_t body_length, struct outcome *outcome, struct buffer *stream,
+                           struct expected_record *expected) {
+    struct buffer body = {0};
+    uint8_t value[200];
+    memset(value, 'v', sizeof(value));
+    memset(expected, 0, sizeof(*expected));
+    expected->topic_offset = (uint32_t)put_bytes_field(&body, 1, "t", 1);
+    expected->topic_length = 1;
+    size_t value_length = body_length - body.length - 2; /* tag and one-byte length */
+    expected->value_offset = (uint32_t)put_bytes_field(&body, 3, value, value_length);
+    expected->value_length = (uint32_t)value_length;
+    REQUIRE(body.length == body_length);
+    put_varint(stream, body.length);
+    expected->body_offset = stream->length;
+    expected->body_length = (uint32_t)body.length;
+    buffer_put(stream, body.bytes, body.length);
+    free(body.bytes);
+    struct chunk chunks[400];
+    REQUIRE(stream->length <= INTAKE_ARRAY_LENGTH(chunks));
+    for (size_t index = 0; index < stream->length; index++)
+        chunks[index] = (struct chunk){stream->bytes + index, 1, (uint32_t)index};
+    struct stream_expectation expectation = {stream->bytes, expected, 1, 1};
+    run_framer(chunks, stream->length, 1u << 20, check_record, &expectation, outcome);
+}
+
+static void test_fragments(void) {
+    struct outcome outcome;
+    struct expected_record expected;
+    struct buffer stream = {0};
+    run_fragmented(RECORD_SLICES_MAX, &outcome, &stream, &expected);
+    check_outcome_clean(&outcome, 1);
+    stream.length = 0;
+    run_fragmented(RECORD_SLICES_MAX + 1, &outcome, &stream, &expected);
+    CHECK(outcome.records == 0);
+    CHECK(outcome.error && outcome.error_status == RECORD_STATUS_RESOURCE_EXHAUSTED);
+    CHECK(strcmp(outcome.error_detail, "record arrived in more than 64 fragments") == 0);
+    free(stream.bytes);
+}
+
+/* ---- --file mode: one line per record, for test_python_interop.sh ---- */
+
+static void print_hex(const struct record_view *view, uint32_t offset, uint32_t length) {
+    uint8_t bytes[RECORD_TOPIC_BYTES_MAX + 1];
+    uint32_t copied = record_view_copy(view, offset, length, bytes, sizeof(bytes));
+    for (uint32_t index = 0; index < copied; index++) printf("%02x", bytes[index]);
+    if (copied == 0) printf("-");
+}
+
+static void print_record(const struct record *record, size_t index, void *context) {
+    int *failures = context;
+    struct record_view view = record_view_of(record);
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
+        printf("record %zu decode failed: %s\n", index, detail);
+        (*failures)++;
+        return;
+    }
+    int agrees = decoded.topic.offset == record->topic_offset &&
+                 decoded.topic.length == record->topic_length &&
+                 decoded.sequence == record->sequence &&
+                 decoded.timestamp_ns == record->timestamp_ns;
+    if (!agrees) (*failures)++;
+    printf("topic=");
+    print_hex(&view, record->topic_offset, record->topic_length);
+    printf(" sequence=%llu timestamp_ns=%llu headers=%u key=",
+           (unsigned long long)record->sequence, (unsigned long long)record->timestamp_ns,
+           decoded.header_count);
+    print_hex(&view, decoded.key.offset, decoded.key.length < 64 ? decoded.key.length : 64);
+    printf(" value_bytes=%u value_fnv=%016llx body_bytes=%u body_fnv=%016llx%s\n",
+           decoded.value.length,
+           (unsigned long long)record_view_hash(&view, decoded.value.offset, decoded.value.length),
+           record->frame_bytes, (unsigned long long)record_view_hash(&view, 0, record->frame_bytes),
+           agrees ? "" : " scan-decode-mismatch");
+}
+
+/* Frames the file in 509-byte chunks that alternate between two units, so records that cross
+ * a chunk boundary are decoded from several slices. */
+static int frame_file(const char *path) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        perror(path);
+        return 2;
+    }
+    struct buffer contents = {0};
+    uint8_t block[65536];
+    size_t read_bytes;
+    while ((read_bytes = fread(block, 1, sizeof(block), file)) > 0)
+        buffer_put(&contents, block, read_bytes);
+    fclose(file);
+    size_t chunk_count = contents.length / 509 + 1;
+    struct chunk *chunks = calloc(chunk_count, sizeof(*chunks));
+    REQUIRE(chunks != NULL);
+    for (size_t index = 0; index < chunk_count; index++) {
+        size_t start = index * 509;
+        size_t length = contents.length - start < 509 ? contents.length - start : 509;
+        chunks[index] = (struct chunk){contents.bytes + start, (uint32_t)length,
+                                       (uint32_t)(index % 2)};
+    }
+    int failures = 0;
+    struct outcome outcome;
+    run_framer(chunks, chunk_count, 1u << 24, print_record, &failures, &outcome);
+    if (outcome.error) printf("framer error %d: %s\n", outcome.error_status, outcome.error_detail);
+    printf("records=%zu\n", outcome.records);
+    free(chunks);
+    free(contents.bytes);
+    return (failures == 0 && !outcome.error && outcome.idle_at_end) ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--file") == 0) return frame_file(argv[2]);
+    test_every_split();
+    test_random_splits();
+    test_bad_records();
+    test_bad_prefixes();
+    test_fragments();
+    return test_finish();
+}
