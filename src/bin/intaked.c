@@ -1,0 +1,86 @@
+/*
+ * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
+ * then waits for signals on the main thread:
+ *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGUSR1: every reactor and worker prints its counters.
+ * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
+ * line and exit non-zero: 2 for usage, 1 for everything else.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "pipeline.h"
+#include "reactor.h"
+#include "worker.h"
+
+static const char *backend_choice_name(enum backend_choice choice) {
+    switch (choice) {
+    case BACKEND_CHOICE_AUTO: return "auto";
+    case BACKEND_CHOICE_PBUF: return "pbuf";
+    case BACKEND_CHOICE_ZCRX: return "zcrx";
+    }
+    return "?";
+}
+
+static void report_started(struct pipeline *pipeline) {
+    const struct pipeline_config *config = &pipeline->config;
+    const char *fallback = reactor_fallback_reason(pipeline->reactors[0]);
+    if (config->backend == BACKEND_CHOICE_AUTO && fallback[0] != '\0')
+        fprintf(stderr, "intaked: backend auto: zcrx unavailable (%s); using pbuf\n", fallback);
+    fprintf(stderr,
+            "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
+            "logs in %s, max frame %u bytes\n",
+            config->listen_text, reactor_backend_name(pipeline->reactors[0]),
+            backend_choice_name(config->backend), config->reactor_count, config->worker_count,
+            config->shm_directory, config->frame_bytes_max);
+}
+
+int main(int argc, char **argv) {
+    struct pipeline_config config;
+    char why[512] = "";
+    switch (config_parse(argc, argv, &config, why, sizeof(why))) {
+    case CONFIG_HELP:
+        config_print_usage(stdout);
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "intaked: %s\n", why);
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+    /* Every thread inherits this mask; only the main thread takes the signals, in sigwait. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static struct pipeline pipeline;
+    if (pipeline_start(&pipeline, &config, why, sizeof(why)) < 0) {
+        fprintf(stderr, "intaked: %s\n", why);
+        return 1;
+    }
+    report_started(&pipeline);
+    for (;;) {
+        int signal_number = 0;
+        if (sigwait(&signals, &signal_number) != 0) continue;
+        if (signal_number != SIGUSR1) break;
+        for (uint32_t reactor = 0; reactor < config.reactor_count; reactor++)
+            reactor_request_report(pipeline.reactors[reactor]);
+        for (uint32_t worker = 0; worker < config.worker_count; worker++)
+            worker_request_report(pipeline.workers[worker]);
+    }
+    fprintf(stderr, "intaked: stopping: no new connections; finishing what was received\n");
+    pipeline_stop(&pipeline);
+    pipeline_report(&pipeline, "at shutdown");
+    bool units_returned = pipeline_all_units_returned(&pipeline);
+    fprintf(stderr, "intaked: stopped; receive units all returned: %s\n", units_returned ? "yes" : "NO");
+    pipeline_destroy(&pipeline);
+    return units_returned ? 0 : 1;
+}
