@@ -1,0 +1,223 @@
+/*
+ * intake-produce: sends records to intaked. Single-threaded; one connection.
+ *
+ *   intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]
+ *                  [--delimited] [--count N --size BYTES] [--timeout-ms MS]
+ *
+ * Input, one of:
+ *   stdin lines (default): each line is one record; its value is the line without the '\n'.
+ *   --delimited: stdin holds varint-delimited encoded intake.v1.Records, forwarded byte for byte
+ *                (their own topics and sequences apply; --topic and --key are not used).
+ *   --count N --size BYTES: N synthetic records with BYTES-byte values.
+ * With --acks, waits for the final cumulative ack and prints "acked N records (last sequence S)"
+ * to stderr. Any error prints one line and exits 1; bad usage exits 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake/producer.h"
+#include "varint.h"
+
+/* Largest delimited record read from stdin (the daemon's own --max-frame is usually lower). */
+#define PRODUCE_DELIMITED_BYTES_MAX (64u * 1024u * 1024u)
+
+struct produce_options {
+    const char *address;
+    const char *topic;
+    const char *key;
+    bool acks;
+    bool delimited;
+    uint64_t count;
+    uint64_t size;
+    int timeout_ms;
+};
+
+static void produce_usage(FILE *stream) {
+    fprintf(stream,
+            "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
+            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n");
+}
+
+static int produce_parse(int argc, char **argv, struct produce_options *options) {
+    static const struct option long_options[] = {
+        {"connect", required_argument, NULL, 'c'}, {"topic", required_argument, NULL, 't'},
+        {"key", required_argument, NULL, 'k'},     {"acks", no_argument, NULL, 'a'},
+        {"delimited", no_argument, NULL, 'd'},     {"count", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 's'},    {"timeout-ms", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    memset(options, 0, sizeof(*options));
+    options->timeout_ms = 30000;
+    int option;
+    while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'c': options->address = optarg; break;
+        case 't': options->topic = optarg; break;
+        case 'k': options->key = optarg; break;
+        case 'a': options->acks = true; break;
+        case 'd': options->delimited = true; break;
+        case 'n': options->count = strtoull(optarg, NULL, 10); break;
+        case 's': options->size = strtoull(optarg, NULL, 10); break;
+        case 'T': options->timeout_ms = atoi(optarg); break;
+        case 'h': produce_usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    const char *problem = NULL;
+    if (optind != argc) problem = "unexpected argument";
+    else if (options->address == NULL) problem = "--connect is required";
+    else if (options->topic == NULL && !options->delimited) problem = "--topic is required";
+    else if ((options->count == 0) != (options->size == 0)) problem = "--count and --size go together";
+    else if (options->count != 0 && options->delimited) problem = "--count excludes --delimited";
+    if (problem == NULL) return 0;
+    fprintf(stderr, "intake-produce: %s\n", problem);
+    return -1;
+}
+
+static int produce_send_one(struct intake_producer *producer, const struct produce_options *options,
+                            const void *value, size_t value_length) {
+    size_t key_length = options->key ? strlen(options->key) : 0;
+    uint64_t sequence = 0;
+    return intake_producer_send(producer, options->topic, options->key, key_length, value,
+                                value_length, 0, &sequence);
+}
+
+static int produce_lines(struct intake_producer *producer, const struct produce_options *options,
+                         uint64_t *sent) {
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t length;
+    int result = 0;
+    while (result == 0 && (length = getline(&line, &capacity, stdin)) >= 0) {
+        if (length > 0 && line[length - 1] == '\n') length--;
+        result = produce_send_one(producer, options, line, (size_t)length);
+        if (result == 0) (*sent)++;
+    }
+    free(line);
+    return result;
+}
+
+static int produce_synthetic(struct intake_producer *producer,
+                             const struct produce_options *options, uint64_t *sent) {
+    char *value = malloc(options->size);
+    if (value == NULL) return -ENOMEM;
+    for (uint64_t index = 0; index < options->size; index++) value[index] = (char)('a' + index % 26);
+    int result = 0;
+    for (uint64_t index = 0; result == 0 && index < options->count; index++) {
+        /* Stamp the record number at the front so records are distinguishable downstream. */
+        int stamped = snprintf(value, options->size, "%" PRIu64, index + 1);
+        if (stamped > 0 && (uint64_t)stamped < options->size) value[stamped] = ' ';
+        result = produce_send_one(producer, options, value, options->size);
+        if (result == 0) (*sent)++;
+    }
+    free(value);
+    return result;
+}
+
+/* Reads one varint length prefix from stdin: 1 read, 0 clean end of input, -1 bad or truncated. */
+static int produce_read_prefix(uint64_t *length) {
+    struct varint_decoder decoder = {0, 0};
+    for (;;) {
+        int byte = getchar();
+        if (byte == EOF) return decoder.bytes_seen == 0 ? 0 : -1;
+        uint8_t value = (uint8_t)byte;
+        size_t consumed = 0;
+        enum varint_result result = varint_decoder_feed(&decoder, &value, 1, &consumed);
+        if (result == VARINT_BAD) return -1;
+        if (result == VARINT_OK) {
+            *length = decoder.value;
+            return 1;
+        }
+    }
+}
+
+static int produce_delimited(struct intake_producer *producer, uint64_t *sent,
+                             uint64_t *last_sequence, const char **problem) {
+    uint8_t *record = NULL;
+    size_t capacity = 0;
+    int result = 0;
+    for (;;) {
+        uint64_t length = 0;
+        int prefix = produce_read_prefix(&length);
+        if (prefix == 0) break;
+        *problem = "stdin: bad or truncated length prefix";
+        if (prefix < 0 || length > PRODUCE_DELIMITED_BYTES_MAX) {
+            if (length > PRODUCE_DELIMITED_BYTES_MAX) *problem = "stdin: record longer than 64 MiB";
+            result = -EINVAL;
+            break;
+        }
+        if (length > capacity) {
+            uint8_t *grown = realloc(record, (size_t)length);
+            if (grown == NULL) {
+                *problem = "out of memory";
+                result = -ENOMEM;
+                break;
+            }
+            record = grown;
+            capacity = (size_t)length;
+        }
+        *problem = "stdin: input ends inside a record";
+        if (length > 0 && fread(record, 1, (size_t)length, stdin) != length) {
+            result = -EINVAL;
+            break;
+        }
+        *problem = NULL;
+        uint64_t sequence = 0;
+        result = intake_producer_send_raw(producer, record, (size_t)length, &sequence);
+        if (result < 0) break;
+        (*sent)++;
+        if (sequence > *last_sequence) *last_sequence = sequence;
+    }
+    free(record);
+    return result;
+}
+
+/* Prints the one error line for a failed run; exits 1. */
+static void produce_fail(struct intake_producer *producer, const char *problem, int error) {
+    if (problem != NULL) fprintf(stderr, "intake-produce: %s\n", problem);
+    else if (producer != NULL && intake_producer_last_error(producer)[0] != '\0')
+        fprintf(stderr, "intake-produce: %s\n", intake_producer_last_error(producer));
+    else fprintf(stderr, "intake-produce: %s\n", strerror(-error));
+    intake_producer_close(producer);
+    exit(1);
+}
+
+int main(int argc, char **argv) {
+    struct produce_options options;
+    if (produce_parse(argc, argv, &options) < 0) {
+        produce_usage(stderr);
+        return 2;
+    }
+    struct intake_producer_config config = {options.address, 0, 0, options.acks};
+    struct intake_producer *producer = NULL;
+    char why[256];
+    int result = intake_producer_open(&config, &producer, why, sizeof(why));
+    if (result < 0) produce_fail(NULL, why, result);
+
+    uint64_t sent = 0;
+    uint64_t last_sequence = 0;
+    const char *problem = NULL;
+    if (options.delimited) result = produce_delimited(producer, &sent, &last_sequence, &problem);
+    else if (options.count > 0) result = produce_synthetic(producer, &options, &sent);
+    else result = produce_lines(producer, &options, &sent);
+    if (result < 0) produce_fail(producer, problem, result);
+    if (!options.delimited) last_sequence = intake_producer_last_sequence(producer);
+
+    result = intake_producer_flush(producer);
+    if (result < 0) produce_fail(producer, NULL, result);
+    if (options.acks) {
+        if (options.delimited && sent > 0 && last_sequence == 0)
+            produce_fail(producer, "--acks: the records carry no sequence (field 5)", -EINVAL);
+        result = intake_producer_wait_acks(producer, last_sequence, options.timeout_ms);
+        if (result < 0) produce_fail(producer, NULL, result);
+        fprintf(stderr, "acked %" PRIu64 " records (last sequence %" PRIu64 ")\n", sent,
+                last_sequence);
+    }
+    intake_producer_close(producer);
+    return 0;
+}
