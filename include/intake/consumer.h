@@ -1,0 +1,97 @@
+/*
+ * intake/consumer.h: read a topic's shared-memory log from another process.
+ *
+ * A consumer maps the topic's log file (written by intaked's worker, see src/shm_log_format.h),
+ * registers under a name in one of the log's consumer slots, and reads records as pointers into
+ * the mapping: no copy, no socket, no lock. Link libintake_consumer.a and libintake_base.a.
+ *
+ * Thread: a consumer handle belongs to one thread at a time. Several handles (in one or many
+ * processes) may read the same log; each needs its own name.
+ *
+ * Lifetime of a record's bytes (read this before keeping a pointer):
+ *   1. poll verifies the entry's checksum and that the writer had not begun overwriting it when
+ *      the check finished. The record is intact at that point.
+ *   2. Block retention: the writer does not overwrite the record until this consumer's next
+ *      poll or close, as long as the consumer stays live (its process exists and it heartbeats
+ *      within the log's stale time; poll, wait and commit all heartbeat).
+ *   3. Overwrite retention (or a consumer that went stale): the writer never waits, so the bytes
+ *      may be overwritten while you use them. Copy what you need, then call
+ *      intake_consumer_record_valid: if it returns false, what you copied may be torn; discard
+ *      it (the next poll reports the records you missed as a gap).
+ *
+ * Return values: functions returning int give 0 (or a count) on success, negative errno on
+ * failure, with a one-line reason from intake_consumer_error.
+ */
+#ifndef INTAKE_CONSUMER_H
+#define INTAKE_CONSUMER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Longest consumer name, bytes (without NUL). */
+#define INTAKE_CONSUMER_NAME_BYTES_MAX 63
+
+enum intake_consumer_start {
+    /* Resume from the cursor this name committed last; a name that never committed starts at
+     * the oldest retained record. */
+    INTAKE_CONSUMER_START_COMMITTED = 0,
+    INTAKE_CONSUMER_START_OLDEST = 1, /* the oldest record still in the log */
+    INTAKE_CONSUMER_START_END = 2,    /* only records published after open */
+    INTAKE_CONSUMER_START_OFFSET = 3, /* the record with offset start_offset (or the next) */
+};
+
+struct intake_consumer_options {
+    enum intake_consumer_start start;
+    uint64_t start_offset; /* for INTAKE_CONSUMER_START_OFFSET */
+    /* Free the slot on close instead of keeping its committed cursor (tools like intake-tail).
+     * An ephemeral slot left by a dead process is reclaimed by later opens. */
+    bool ephemeral;
+};
+
+struct intake_consumer_record {
+    const uint8_t *bytes;     /* the encoded intake.v1.Record, inside the mapping */
+    uint32_t length;          /* bytes */
+    uint64_t offset;          /* the record's topic offset */
+    uint64_t sequence;        /* the producer's sequence */
+    uint64_t receive_time_ns; /* wall clock when intaked admitted it */
+    uint64_t missed;          /* records lost just before this one (lapped or released) */
+    uint64_t position;        /* internal: byte position of the entry (for record_valid) */
+};
+
+struct intake_consumer;
+
+/* Opens the log of `topic` under `directory` (e.g. /dev/shm/intake) as consumer `name`
+ * (1..63 bytes). -ENOENT when the topic has no log there; -EBUSY when a live process already
+ * uses that name. */
+int intake_consumer_open(const char *directory, const char *topic, const char *name,
+                         const struct intake_consumer_options *options,
+                         struct intake_consumer **out) __attribute__((warn_unused_result));
+/* Unregisters (ephemeral) or detaches keeping the committed cursor, and unmaps. */
+void intake_consumer_close(struct intake_consumer *consumer);
+
+/* Non-blocking. 1: *record holds the next record; 0: nothing new; negative: -EBADMSG when an
+ * entry fails its checksum although the writer did not overwrite it (a bug: report it). */
+int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record)
+    __attribute__((warn_unused_result));
+/* After using a record's bytes: true when the writer has not started overwriting them since
+ * poll returned it. Always true in block mode for a live consumer before its next poll. */
+bool intake_consumer_record_valid(const struct intake_consumer *consumer,
+                                  const struct intake_consumer_record *record);
+/* Sleeps until records are available (1), or `timeout_ns` passes (0), without spinning: futex
+ * on the log's commit word. -EINTR when a signal arrived. */
+int intake_consumer_wait(struct intake_consumer *consumer, uint64_t timeout_ns)
+    __attribute__((warn_unused_result));
+/* Commits the cursor after the last record poll returned: a later open with the same name and
+ * INTAKE_CONSUMER_START_COMMITTED resumes there. Also heartbeats. */
+void intake_consumer_commit(struct intake_consumer *consumer);
+
+/* Records reported missed so far (sum of every record's `missed`). */
+uint64_t intake_consumer_missed_total(const struct intake_consumer *consumer);
+/* The offset the next polled record is expected to have (OFFSET_NONE until known). */
+uint64_t intake_consumer_next_offset(const struct intake_consumer *consumer);
+/* The last error's one-line reason ("" when none). */
+const char *intake_consumer_error(const struct intake_consumer *consumer);
+/* The reason open failed, for callers that got no handle (thread-local). */
+const char *intake_consumer_open_error(void);
+
+#endif

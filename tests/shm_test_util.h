@@ -1,0 +1,103 @@
+/*
+ * shm_test_util.h: helpers shared by the shared-memory log tests: a temporary directory under
+ * /dev/shm, records whose bytes are a pattern derived from their offset, and child processes.
+ * Header-only (static functions) so each test program stays one file plus the harness.
+ */
+#ifndef INTAKE_SHM_TEST_UTIL_H
+#define INTAKE_SHM_TEST_UTIL_H
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "shm_log.h"
+
+static char test_directory[256];
+
+static int test_remove_entry(const char *path, const struct stat *status, int flag,
+                             struct FTW *walk) {
+    (void)status;
+    (void)flag;
+    (void)walk;
+    return remove(path);
+}
+
+static void test_directory_remove(void) {
+    if (test_directory[0] != '\0') nftw(test_directory, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* /dev/shm/intake-test-<pid>[-suffix]; removed at exit. */
+static const char *test_directory_make(const char *suffix) {
+    snprintf(test_directory, sizeof(test_directory), "/dev/shm/intake-test-%d%s%s", (int)getpid(),
+             suffix[0] ? "-" : "", suffix);
+    test_directory_remove();
+    atexit(test_directory_remove);
+    return test_directory;
+}
+
+/* Record length for an offset: mostly small, every 997th one large (capped at `large_max`). */
+static uint32_t pattern_length(uint64_t offset, uint32_t large_max) {
+    if (offset % 997 == 500) return large_max - (uint32_t)(offset % 64);
+    return 1 + (uint32_t)((offset * 2654435761u) % 150);
+}
+
+static uint8_t pattern_byte(uint64_t offset, uint32_t index) {
+    return (uint8_t)(offset * 31 + index * 7 + (index >> 8) + (offset >> 8));
+}
+
+static void pattern_fill(uint8_t *out, uint64_t offset, uint32_t length) {
+    for (uint32_t index = 0; index < length; index++) out[index] = pattern_byte(offset, index);
+}
+
+static bool pattern_matches(const uint8_t *bytes, uint32_t length, uint64_t offset,
+                            uint32_t large_max) {
+    if (length != pattern_length(offset, large_max)) return false;
+    for (uint32_t index = 0; index < length; index++)
+        if (bytes[index] != pattern_byte(offset, index)) return false;
+    return true;
+}
+
+/* Appends the pattern record for `offset` in up to three slices (sequence offset + 1, receive
+ * time offset * 3). */
+static enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t offset,
+                                                 uint32_t large_max, uint8_t *buffer,
+                                                 uint64_t *assigned) {
+    uint32_t length = pattern_length(offset, large_max);
+    pattern_fill(buffer, offset, length);
+    struct slice slices[3];
+    uint32_t first = length / 3, second = length / 2;
+    slices[0] = (struct slice){buffer, first, 0};
+    slices[1] = (struct slice){buffer + first, second - first, 1};
+    slices[2] = (struct slice){buffer + second, length - second, 2};
+    return shm_log_append(log, slices, 3, length, offset + 1, offset * 3, assigned);
+}
+
+/* Forks a child running `body(argument)`; the child exits with its return value. */
+static pid_t child_start(int (*body)(void *), void *argument) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = body(argument);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(code);
+    }
+    return pid;
+}
+
+/* Waits for a child; returns its exit code, or 128 + signal. */
+static int child_finish(pid_t pid) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+#endif
