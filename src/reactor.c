@@ -92,6 +92,10 @@ struct connection {
     uint8_t end_status;        /* enum record_status; OK for an orderly end */
     const char *end_detail;
     struct framer framer;
+    /* Slices of the framer's current record that hold a unit reference: a record's units are
+     * pinned slice by slice as they are added, because the chunks they came from are released
+     * as soon as the framer has walked past them. */
+    uint32_t slices_pinned;
     struct record *blocked_record; /* framed, topic resolved, not admitted yet */
     uint32_t backlog_head;     /* backlog_node indexes, NO_NODE when empty */
     uint32_t backlog_tail;
@@ -300,7 +304,13 @@ static void connection_end(struct reactor *reactor, struct connection *connectio
     }
     if (!framer_is_idle(&connection->framer)) reactor->counters.frames_truncated++;
     struct record *partial = framer_release_record(&connection->framer);
-    if (partial != NULL) record_pool_give(&reactor->pool, partial);
+    if (partial != NULL) {
+        for (uint32_t index = 0; index < connection->slices_pinned; index++)
+            rx_backend_unref(reactor->backend, partial->slices[index].unit);
+        record_pool_give(&reactor->pool, partial);
+    }
+    INTAKE_ASSERT(partial != NULL || connection->slices_pinned == 0);
+    connection->slices_pinned = 0;
     connection->block = BLOCK_NONE;
     connection_maybe_finish(reactor, connection);
 }
@@ -338,8 +348,8 @@ static enum admit_result connection_take_record(struct reactor *reactor,
                                                 struct connection *connection) {
     struct record *record = framer_take_record(&connection->framer);
     INTAKE_ASSERT(record != NULL && record->slice_count > 0);
-    for (uint32_t index = 0; index < record->slice_count; index++)
-        rx_backend_ref(reactor->backend, record->slices[index].unit);
+    INTAKE_ASSERT(connection->slices_pinned == record->slice_count);
+    connection->slices_pinned = 0;
     struct record_view view = record_view_of(record);
     uint32_t topic_id = 0;
     enum topic_table_result found = topic_table_intern_view(
@@ -360,6 +370,17 @@ static enum admit_result connection_take_record(struct reactor *reactor,
 
 enum frame_result { FRAME_CONSUMED, FRAME_BLOCKED, FRAME_ENDED };
 
+/* Pins the units of slices the framer added to its current record since the last call (a piece
+ * merged into the previous slice is in the same unit, already pinned). */
+static void connection_pin_new_slices(struct reactor *reactor, struct connection *connection) {
+    const struct record *record = connection->framer.record;
+    if (record == NULL) return;
+    INTAKE_ASSERT(record->slice_count >= connection->slices_pinned);
+    for (uint32_t index = connection->slices_pinned; index < record->slice_count; index++)
+        rx_backend_ref(reactor->backend, record->slices[index].unit);
+    connection->slices_pinned = record->slice_count;
+}
+
 /* Frames one chunk from *offset on until it is consumed, the connection blocks or ends. */
 static enum frame_result connection_frame(struct reactor *reactor, struct connection *connection,
                                           const struct rx_chunk *chunk, uint32_t *offset) {
@@ -367,6 +388,7 @@ static enum frame_result connection_frame(struct reactor *reactor, struct connec
         if (connection->state != CONNECTION_OPEN) return FRAME_ENDED;
         enum framer_event event = framer_feed(&connection->framer, chunk->bytes, chunk->length,
                                               chunk->unit, offset);
+        connection_pin_new_slices(reactor, connection);
         switch (event) {
         case FRAMER_NEED_INPUT:
             INTAKE_ASSERT(*offset == chunk->length);
@@ -853,10 +875,12 @@ static void reactor_fill_backend_config(const struct reactor *reactor, enum rx_b
     backend->zcrx_nodev = config->zcrx_nodev;
     backend->zcrx_area_bytes = config->zcrx_area_bytes;
     backend->zcrx_rx_buffer_bytes = config->zcrx_rx_buffer_bytes;
-    /* Above the most units that can be in flight: every record slice and backlog chunk. */
-    uint64_t in_flight = (uint64_t)config->records_in_flight_max * 4 + config->cq_entries * 2u;
-    uint32_t refill = 1024;
-    while (refill < in_flight && refill < (1u << 20)) refill <<= 1;
+    /* Above the most units that can be in flight: each zcrx completion holds one receive
+     * buffer of the area until it is refilled, so the area's buffer count bounds them. */
+    uint64_t rx_buffer_bytes = config->zcrx_rx_buffer_bytes ? config->zcrx_rx_buffer_bytes : 4096;
+    uint64_t area_buffers = config->zcrx_area_bytes / rx_buffer_bytes;
+    uint32_t refill = 64;
+    while (refill < area_buffers && refill < 32768) refill <<= 1;
     backend->zcrx_refill_entries = refill;
 }
 
