@@ -34,11 +34,13 @@ uint32_t reuseport_cbpf_build(const uint32_t *list, uint32_t count, struct sock_
     INTAKE_ASSERT(count > 0 && count <= REUSEPORT_REACTORS_MAX);
     INTAKE_ASSERT(list != NULL && program != NULL);
     uint32_t length = 0;
-    program[length++] = instruction(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_QUEUE));
+    uint32_t queue_field = (uint32_t)(SKF_AD_OFF + SKF_AD_QUEUE);
+    program[length++] = instruction(BPF_LD | BPF_W | BPF_ABS, 0, 0, queue_field);
     for (uint32_t index = 0; index < count; index++) {
         /* From compare i (at 1+i) to ret_i (at 3+n+i): skip the rest of this instruction's
          * successors, which is always n + 1 instructions. */
-        program[length++] = instruction(BPF_JMP | BPF_JEQ | BPF_K, (uint8_t)(count + 1), 0, list[index]);
+        uint8_t to_return = (uint8_t)(count + 1);
+        program[length++] = instruction(BPF_JMP | BPF_JEQ | BPF_K, to_return, 0, list[index]);
     }
     program[length++] = instruction(BPF_ALU | BPF_MOD | BPF_K, 0, 0, count);
     program[length++] = instruction(BPF_RET | BPF_A, 0, 0, 0);

@@ -229,7 +229,8 @@ static int zcrx_register_ifq(struct rx_zcrx *zcrx, const struct rx_backend_confi
 static int zcrx_attach_refill(struct rx_zcrx *zcrx, const struct intake_zcrx_ifq_reg *reg,
                               uint32_t entries_requested, char *why, size_t why_capacity) {
     const struct intake_zcrx_offsets *offsets = &reg->offsets;
-    size_t entries_end = (size_t)offsets->rqes + (size_t)reg->rq_entries * sizeof(struct intake_zcrx_rqe);
+    size_t entries_end =
+        (size_t)offsets->rqes + (size_t)reg->rq_entries * sizeof(struct intake_zcrx_rqe);
     if (reg->rq_entries != entries_requested || entries_end > zcrx->refill_region_bytes ||
         offsets->head + sizeof(uint32_t) > zcrx->refill_region_bytes ||
         offsets->tail + sizeof(uint32_t) > zcrx->refill_region_bytes ||
@@ -354,7 +355,8 @@ static void zcrx_refill_push(struct rx_zcrx *zcrx, uint64_t area_offset, uint32_
     uint32_t used = zcrx->refill_tail_local - head;
     /* The sizing rule (ring entries >= area buffers, one slot per entry) makes this unreachable. */
     INTAKE_ASSERT(used <= zcrx->refill_mask);
-    struct intake_zcrx_rqe *entry = &zcrx->refill_entries[zcrx->refill_tail_local & zcrx->refill_mask];
+    uint32_t index = zcrx->refill_tail_local & zcrx->refill_mask;
+    struct intake_zcrx_rqe *entry = &zcrx->refill_entries[index];
     entry->off = (area_offset & ~INTAKE_ZCRX_AREA_MASK) | zcrx->area_token;
     entry->len = length;
     entry->pad = 0;
