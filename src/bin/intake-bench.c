@@ -267,8 +267,11 @@ static int set_socket_timeouts(int fd, uint32_t timeout_ms) {
 }
 
 /* A TCP connection to host:port with Nagle off (batches are written whole; small open-loop
- * writes must not wait for an ACK) and 1 s socket timeouts so no call blocks for long. */
-static int connect_tcp(const char *host, uint16_t port, int *out_fd) {
+ * writes must not wait for an ACK) and 1 s socket timeouts so no call blocks for long. The
+ * connect itself may take up to connect_timeout_ms (a SYN dropped by a full accept queue is
+ * retransmitted after 1 s, so opening thousands of connections needs more than 1 s). */
+static int connect_tcp(const char *host, uint16_t port, uint32_t connect_timeout_ms,
+                       int *out_fd) {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &address.sin_addr) != 1) return -EINVAL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -276,8 +279,9 @@ static int connect_tcp(const char *host, uint16_t port, int *out_fd) {
     int one = 1;
     int result = 0;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) result = -errno;
-    if (result == 0) result = set_socket_timeouts(fd, 1000);
+    if (result == 0) result = set_socket_timeouts(fd, connect_timeout_ms);
     if (result == 0 && connect(fd, (struct sockaddr *)&address, sizeof address) != 0) result = -errno;
+    if (result == 0) result = set_socket_timeouts(fd, 1000);
     if (result != 0) {
         close(fd);
         return result;
@@ -647,7 +651,7 @@ static int consumer_prepare(struct bench_run *run) {
     if (options->target != TARGET_NATS) return 0;
     consumer->buffer = malloc(BENCH_CONSUMER_BUFFER_BYTES);
     if (!consumer->buffer) return -ENOMEM;
-    int result = connect_tcp(options->host, options->port, &consumer->socket_fd);
+    int result = connect_tcp(options->host, options->port, 5000, &consumer->socket_fd);
     if (result != 0) return result;
     /* A larger receive buffer so bursts of 64 KiB messages do not stall the server's writes. */
     int receive_bytes = 4 << 20;
@@ -888,7 +892,7 @@ static int producer_prepare(struct producer *producer, struct bench_run *run, ui
     int result = batch_init(&producer->batch, options);
     if (result != 0) return result;
     batch_encode(&producer->batch, options, index, options->acks ? 1 : 0);
-    result = connect_tcp(options->host, options->port, &producer->fd);
+    result = connect_tcp(options->host, options->port, 5000, &producer->fd);
     if (result == 0 && options->target == TARGET_NATS) result = nats_handshake(producer->fd, "");
     return result;
 }
@@ -1066,7 +1070,7 @@ static int run_idle_connections(const struct bench_options *options) {
     uint32_t opened = 0;
     uint64_t start_ns = intake_now_ns();
     for (; opened < count; opened++) {
-        result = connect_tcp(options->host, options->port, &fds[opened]);
+        result = connect_tcp(options->host, options->port, 30000, &fds[opened]);
         if (result == 0 && options->target == TARGET_NATS &&
             send(fds[opened], nats_hello, sizeof nats_hello - 1, MSG_NOSIGNAL) < 0)
             result = -errno;
