@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include "reuseport_cbpf.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -125,21 +127,6 @@ static int parse_listen(const char *text, struct pipeline_config *config, char *
     return 0;
 }
 
-static int parse_queue_list(const char *text, struct pipeline_config *config) {
-    config->zcrx_queue_count = 0;
-    const char *cursor = text;
-    while (*cursor != '\0') {
-        char *end = NULL;
-        unsigned long queue = strtoul(cursor, &end, 10);
-        if (end == cursor || queue > 65535 || config->zcrx_queue_count == 64) return -EINVAL;
-        config->zcrx_queues[config->zcrx_queue_count++] = (uint32_t)queue;
-        if (*end == ',') end++;
-        else if (*end != '\0') return -EINVAL;
-        cursor = end;
-    }
-    return config->zcrx_queue_count > 0 ? 0 : -EINVAL;
-}
-
 /* Applies one option; returns 0 or fills `why`. */
 static int config_apply(struct pipeline_config *config, int option, const char *argument, char *why,
                         size_t capacity) {
@@ -165,7 +152,13 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         else if (strcmp(argument, "overwrite") == 0) config->retention = SHM_LOG_RETENTION_OVERWRITE;
         else bad = 1;
         break;
-    case OPTION_ZCRX_QUEUES: bad = parse_queue_list(argument, config) < 0; break;
+    case OPTION_ZCRX_QUEUES: {
+        int count = reuseport_parse_queue_list(argument, config->zcrx_queues,
+                                               INTAKE_ARRAY_LENGTH(config->zcrx_queues));
+        bad = count <= 0;
+        config->zcrx_queue_count = bad ? 0 : (uint32_t)count;
+        break;
+    }
     default:
         bad = parse_size(argument, UINT32_MAX * 16ull, &value) < 0;
         if (bad) break;

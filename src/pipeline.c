@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "reactor.h"
+#include "reuseport_cbpf.h"
 #include "worker.h"
 
 void pipeline_config_defaults(struct pipeline_config *config) {
@@ -125,6 +126,22 @@ static void pipeline_join_all(struct pipeline *pipeline) {
         if (pipeline->workers[worker]) worker_join(pipeline->workers[worker]);
 }
 
+/* zcrx binds reactor i to hardware queue zcrx_queues[i]; a connection must be served by the
+ * reactor whose area its packets land in. The reuseport group picks the listener (reactor
+ * i's is the i-th socket added) from the packet's receive queue with a classic BPF program.
+ * Attached once to any socket of the group, it applies to the whole group. */
+static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    if (config->zcrx_queue_count == 0) return 0;
+    if (strcmp(reactor_backend_name(pipeline->reactors[0]), "zcrx") != 0) return 0;
+    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]), config->zcrx_queues,
+                                       config->reactor_count);
+    if (result < 0)
+        snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
+                 strerror(-result));
+    return result;
+}
+
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
@@ -142,6 +159,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = worker_start(pipeline->workers[worker], why, why_capacity);
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
         result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
+    if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
         if (pipeline->reactors != NULL && pipeline->workers != NULL) pipeline_join_all(pipeline);
         pipeline_free(pipeline);

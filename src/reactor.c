@@ -1015,6 +1015,10 @@ const char *reactor_backend_name(const struct reactor *reactor) {
     return reactor->backend ? reactor->backend->ops->name : "none";
 }
 
+int reactor_listen_fd(const struct reactor *reactor) {
+    return reactor->listen_fd;
+}
+
 const char *reactor_fallback_reason(const struct reactor *reactor) {
     return reactor->fallback_reason;
 }

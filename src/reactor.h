@@ -36,6 +36,8 @@ int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) INTAK
 /* The backend this reactor ended up with, and why auto fell back (empty when it did not). */
 const char *reactor_backend_name(const struct reactor *reactor);
 const char *reactor_fallback_reason(const struct reactor *reactor);
+/* The reactor's listening socket (the pipeline attaches the queue-steering program to it). */
+int reactor_listen_fd(const struct reactor *reactor);
 
 /* Any thread: wake the reactor if it sleeps (workers call it after returning records). */
 void reactor_wake(struct reactor *reactor);
