@@ -123,6 +123,7 @@ static void tail_collect(pid_t pid, struct run *run, const char *out_path, const
     run->code = child_finish(pid);
     run->out_length = file_slurp(out_path, run->out, sizeof(run->out));
     file_slurp(err_path, run->err, sizeof(run->err));
+    if (run->code != 0) fprintf(stderr, "(intake-tail exited %d: %s)\n", run->code, run->err);
 }
 
 /* Runs intake-tail --shm-dir DIR <arguments...> to completion. */

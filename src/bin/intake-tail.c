@@ -110,7 +110,9 @@ struct record_fields {
 
 /* Walks a Record; the last occurrence of a singular field wins (protobuf's rule). */
 static int record_fields_read(const uint8_t *bytes, uint64_t length, struct record_fields *out) {
+    static const uint8_t empty[1] = {0};
     memset(out, 0, sizeof(*out));
+    out->topic = out->key = out->value = (struct text){empty, 0}; /* absent means empty */
     const uint8_t *cursor = bytes, *end = bytes + length;
     struct pb_field field;
     int result;
@@ -237,7 +239,7 @@ static void record_json_write(FILE *out, const struct intake_consumer_record *re
 static void text_field_write(FILE *out, const char *name, struct text text) {
     bool printable = text_printable(text);
     fprintf(out, " %s%s=", name, printable ? "" : "_base64");
-    if (printable) fwrite(text.bytes, 1, (size_t)text.length, out);
+    if (printable && text.length != 0) fwrite(text.bytes, 1, (size_t)text.length, out);
     else base64_write(out, text);
 }
 
