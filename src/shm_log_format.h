@@ -136,7 +136,8 @@ struct shm_log_header {
     /* --- lines 1..4: the real topic name (file names are encoded) --- */
     char topic[SHM_LOG_TOPIC_BYTES];
     /* --- line 5: the writer's commit state --- */
-    alignas(INTAKE_CACHE_LINE_BYTES) _Atomic uint64_t commit_position; /* end of published entries */
+    /* End of published entries (the length-commit word). */
+    alignas(INTAKE_CACHE_LINE_BYTES) _Atomic uint64_t commit_position;
     _Atomic uint64_t commit_offset;    /* next offset at commit_position (seqlock-paired) */
     _Atomic uint32_t commit_sequence;  /* futex word and seqlock: odd while publishing */
     _Atomic uint32_t readers_waiting;  /* set by a reader before it sleeps on the futex */

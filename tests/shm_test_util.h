@@ -32,7 +32,8 @@ SHM_TEST_HELPER int test_remove_entry(const char *path, const struct stat *statu
 }
 
 SHM_TEST_HELPER void test_directory_remove(void) {
-    if (test_directory[0] != '\0') nftw(test_directory, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (test_directory[0] == '\0') return;
+    nftw(test_directory, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* /dev/shm/intake-test-<pid>[-suffix]; removed at exit. */

@@ -22,7 +22,8 @@ static void encode_varint(struct encoder *encoder, uint64_t value) {
     encoder->length += varint_encode(value, encoder->bytes + encoder->length);
 }
 
-static void encode_bytes(struct encoder *encoder, uint32_t number, const void *bytes, size_t length) {
+static void encode_bytes(struct encoder *encoder, uint32_t number, const void *bytes,
+                         size_t length) {
     encode_varint(encoder, (uint64_t)number << 3 | 2);
     encode_varint(encoder, length);
     memcpy(encoder->bytes + encoder->length, bytes, length);
@@ -148,7 +149,8 @@ static void test_json(void) {
         "\"headers\":[]}\n"
         "{\"offset\":2,\"sequence\":3,\"receive_time_ns\":5002,\"topic\":\"orders/eu\","
         "\"key\":\"\",\"value_base64\":\"AQID\",\"timestamp_ns\":1002,"
-        "\"headers\":[{\"key\":\"a\",\"value\":\"1\"},{\"key\":\"b\",\"value_base64\":\"/w==\"}]}\n";
+        "\"headers\":[{\"key\":\"a\",\"value\":\"1\"},"
+        "{\"key\":\"b\",\"value_base64\":\"/w==\"}]}\n";
     CHECK(strcmp(run.out, expected) == 0);
     if (strcmp(run.out, expected) != 0) fprintf(stderr, "got:\n%s", run.out);
     CHECK(run.err[0] == '\0');

@@ -144,7 +144,8 @@ static void test_exactly_once_processes(void) {
         REQUIRE(pids[index] > 0);
     }
     char byte;
-    for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++) REQUIRE(read(ready[0], &byte, 1) == 1);
+    for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++)
+        REQUIRE(read(ready[0], &byte, 1) == 1);
     uint64_t start_ns = intake_now_ns();
     uint64_t full_count = writer_run(log, 0, EXACTLY_ONCE_RECORDS, large_max, 0);
     for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++) {

@@ -136,8 +136,9 @@ static int header_fields_read(struct text message, struct text *key, struct text
     *key = (struct text){(const uint8_t *)"", 0};
     *value = *key;
     while ((result = pb_field_next(&cursor, end, &field)) == 1) {
-        if (field.number == 1 && field.wire_type == 2) *key = (struct text){field.bytes, field.length};
-        if (field.number == 2 && field.wire_type == 2) *value = (struct text){field.bytes, field.length};
+        if (field.wire_type != 2) continue;
+        if (field.number == 1) *key = (struct text){field.bytes, field.length};
+        if (field.number == 2) *value = (struct text){field.bytes, field.length};
     }
     return result;
 }
