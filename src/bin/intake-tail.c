@@ -271,7 +271,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
             "                   [--count N] [--follow] [--format json|text|raw] [--name CONSUMER]\n"
-            "  default start: the oldest record; with --name, that consumer's committed cursor\n");
+            "  default start: the oldest record; with --name, that consumer's committed cursor\n"
+            "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
 
 static bool number_parse(const char *text, uint64_t *out) {
@@ -318,7 +319,7 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
         default: goto bad;
         }
     }
-    if (optind != argc || options->directory == NULL || options->topic == NULL) goto bad;
+    if (optind != argc || options->topic == NULL) goto bad;
     options->start.ephemeral = options->name == NULL;
     if (!start_given)
         options->start.start = options->name ? INTAKE_CONSUMER_START_COMMITTED
@@ -413,6 +414,7 @@ static void signals_install(void) {
 
 int main(int argc, char **argv) {
     struct tail_options options = {0};
+    options.directory = "/dev/shm/intake";
     options.format = TAIL_FORMAT_JSON;
     int result = options_parse(argc, argv, &options);
     if (result != 0) return result;
