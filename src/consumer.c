@@ -123,7 +123,8 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
         return -EINVAL;
     }
     uint64_t capacity = header->capacity_bytes;
-    if (!intake_is_power_of_two(capacity) || SHM_LOG_HEADER_BYTES + capacity != consumer->map_bytes ||
+    if (!intake_is_power_of_two(capacity) ||
+        SHM_LOG_HEADER_BYTES + capacity != consumer->map_bytes ||
         header->record_bytes_max != shm_log_record_bytes_max_for(capacity) ||
         strncmp(header->topic, topic, SHM_LOG_TOPIC_BYTES) != 0) {
         snprintf(open_error, sizeof(open_error), "%s: header does not match topic %s or size",

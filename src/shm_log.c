@@ -168,6 +168,36 @@ static int file_open_and_map(struct shm_log *log, const struct shm_log_config *c
     return header_check(log->header, file_bytes, config->topic, why, why_capacity);
 }
 
+/* Checks the positions a previous writer left: a log whose positions contradict each other is
+ * refused rather than trusted (a reader could not make sense of it either). */
+static int positions_check(const struct shm_log_header *header, const char *topic, char *why,
+                           size_t why_capacity) {
+    uint64_t commit = atomic_load_explicit(&header->commit_position, memory_order_relaxed);
+    uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_relaxed);
+    if (retained > commit || commit - retained > header->capacity_bytes ||
+        commit % SHM_LOG_ENTRY_ALIGNMENT != 0 || retained % SHM_LOG_ENTRY_ALIGNMENT != 0) {
+        why_set(why, why_capacity, "%s: log positions are inconsistent (corrupt file)%s", topic,
+                "");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The offset of the oldest retained record, read from the ring itself: the header's copy may
+ * be stale if a writer died between storing it and retained_position. */
+static uint64_t retained_offset_recover(const struct shm_log *log) {
+    uint64_t position = log->retained_position;
+    while (position < log->write_position) {
+        uint64_t room = log->capacity - (position & (log->capacity - 1));
+        const struct shm_log_entry_header *entry =
+            shm_log_entry_at(log->ring, log->capacity, position);
+        if (room >= SHM_LOG_ENTRY_HEADER_BYTES && entry->length != SHM_LOG_ENTRY_LENGTH_PADDING)
+            return entry->offset;
+        position += room; /* padding: the next entry is at the ring start */
+    }
+    return log->next_offset; /* nothing retained: the next record is the oldest */
+}
+
 /* Takes over the shared state a previous writer left (or a fresh header's zeros). Entries
  * appended but never published by a previous writer are dropped: they were never acked. */
 static void writer_state_load(struct shm_log *log, const struct shm_log_config *config) {
@@ -181,8 +211,8 @@ static void writer_state_load(struct shm_log *log, const struct shm_log_config *
     log->next_offset = atomic_load_explicit(&header->commit_offset, memory_order_relaxed);
     log->retained_position =
         atomic_load_explicit(&header->retained_position, memory_order_relaxed);
-    log->retained_offset = atomic_load_explicit(&header->retained_offset, memory_order_relaxed);
     INTAKE_ASSERT(log->retained_position <= log->write_position);
+    log->retained_offset = retained_offset_recover(log);
     INTAKE_ASSERT(log->write_position % SHM_LOG_ENTRY_ALIGNMENT == 0);
     /* A writer that died inside publish left the seqlock odd: make it even again. */
     log->commit_sequence =
@@ -213,6 +243,8 @@ int shm_log_open_writer(const struct shm_log_config *config, struct shm_log **ou
     log->fd = -1;
     bool created = false;
     result = file_open_and_map(log, config, &created, why, why_capacity);
+    if (result != 0) goto fail;
+    result = positions_check(log->header, config->topic, why, why_capacity);
     if (result != 0) goto fail;
     writer_state_load(log, config);
     *out = log;

@@ -18,9 +18,12 @@
 #include "record.h"
 #include "shm_log.h"
 
+/* Helpers are static; not every test program uses every one. */
+#define SHM_TEST_HELPER static __attribute__((unused))
+
 static char test_directory[256];
 
-static int test_remove_entry(const char *path, const struct stat *status, int flag,
+SHM_TEST_HELPER int test_remove_entry(const char *path, const struct stat *status, int flag,
                              struct FTW *walk) {
     (void)status;
     (void)flag;
@@ -28,12 +31,13 @@ static int test_remove_entry(const char *path, const struct stat *status, int fl
     return remove(path);
 }
 
-static void test_directory_remove(void) {
-    if (test_directory[0] != '\0') nftw(test_directory, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+SHM_TEST_HELPER void test_directory_remove(void) {
+    if (test_directory[0] == '\0') return;
+    nftw(test_directory, test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* /dev/shm/intake-test-<pid>[-suffix]; removed at exit. */
-static const char *test_directory_make(const char *suffix) {
+SHM_TEST_HELPER const char *test_directory_make(const char *suffix) {
     snprintf(test_directory, sizeof(test_directory), "/dev/shm/intake-test-%d%s%s", (int)getpid(),
              suffix[0] ? "-" : "", suffix);
     test_directory_remove();
@@ -42,20 +46,20 @@ static const char *test_directory_make(const char *suffix) {
 }
 
 /* Record length for an offset: mostly small, every 997th one large (capped at `large_max`). */
-static uint32_t pattern_length(uint64_t offset, uint32_t large_max) {
+SHM_TEST_HELPER uint32_t pattern_length(uint64_t offset, uint32_t large_max) {
     if (offset % 997 == 500) return large_max - (uint32_t)(offset % 64);
     return 1 + (uint32_t)((offset * 2654435761u) % 150);
 }
 
-static uint8_t pattern_byte(uint64_t offset, uint32_t index) {
+SHM_TEST_HELPER uint8_t pattern_byte(uint64_t offset, uint32_t index) {
     return (uint8_t)(offset * 31 + index * 7 + (index >> 8) + (offset >> 8));
 }
 
-static void pattern_fill(uint8_t *out, uint64_t offset, uint32_t length) {
+SHM_TEST_HELPER void pattern_fill(uint8_t *out, uint64_t offset, uint32_t length) {
     for (uint32_t index = 0; index < length; index++) out[index] = pattern_byte(offset, index);
 }
 
-static bool pattern_matches(const uint8_t *bytes, uint32_t length, uint64_t offset,
+SHM_TEST_HELPER bool pattern_matches(const uint8_t *bytes, uint32_t length, uint64_t offset,
                             uint32_t large_max) {
     if (length != pattern_length(offset, large_max)) return false;
     for (uint32_t index = 0; index < length; index++)
@@ -65,7 +69,7 @@ static bool pattern_matches(const uint8_t *bytes, uint32_t length, uint64_t offs
 
 /* Appends the pattern record for `offset` in up to three slices (sequence offset + 1, receive
  * time offset * 3). */
-static enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t offset,
+SHM_TEST_HELPER enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t offset,
                                                  uint32_t large_max, uint8_t *buffer,
                                                  uint64_t *assigned) {
     uint32_t length = pattern_length(offset, large_max);
@@ -79,7 +83,7 @@ static enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t o
 }
 
 /* Forks a child running `body(argument)`; the child exits with its return value. */
-static pid_t child_start(int (*body)(void *), void *argument) {
+SHM_TEST_HELPER pid_t child_start(int (*body)(void *), void *argument) {
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -93,7 +97,7 @@ static pid_t child_start(int (*body)(void *), void *argument) {
 }
 
 /* Waits for a child; returns its exit code, or 128 + signal. */
-static int child_finish(pid_t pid) {
+SHM_TEST_HELPER int child_finish(pid_t pid) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
     if (WIFEXITED(status)) return WEXITSTATUS(status);

@@ -10,6 +10,7 @@
  *   restart:       offsets and named consumer cursors continue after closing and reopening.
  *   contract:      start positions, errors and their reasons, file names, limits.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -143,7 +144,8 @@ static void test_exactly_once_processes(void) {
         REQUIRE(pids[index] > 0);
     }
     char byte;
-    for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++) REQUIRE(read(ready[0], &byte, 1) == 1);
+    for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++)
+        REQUIRE(read(ready[0], &byte, 1) == 1);
     uint64_t start_ns = intake_now_ns();
     uint64_t full_count = writer_run(log, 0, EXACTLY_ONCE_RECORDS, large_max, 0);
     for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++) {
@@ -523,6 +525,18 @@ static void test_contract_errors(void) {
     config.capacity_bytes = 5000;
     CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EINVAL);
     CHECK(strstr(why, "power of two") != NULL);
+
+    config.topic = "corrupt";
+    config.capacity_bytes = 1u << 12;
+    REQUIRE(shm_log_open_writer(&config, &second, why, sizeof(why)) == 0);
+    shm_log_close(second);
+    snprintf(path, sizeof(path), "%s/corrupt.log", test_directory);
+    int fd = open(path, O_WRONLY);
+    uint64_t bad_position = 7;
+    CHECK(pwrite(fd, &bad_position, 8, offsetof(struct shm_log_header, commit_position)) == 8);
+    close(fd);
+    CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EINVAL);
+    CHECK(strstr(why, "inconsistent") != NULL);
 
     struct intake_consumer *consumer = NULL;
     CHECK(consumer_open("absent", "x", INTAKE_CONSUMER_START_END, 0, &consumer) == -ENOENT);

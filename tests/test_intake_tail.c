@@ -1,0 +1,266 @@
+/*
+ * test_intake_tail.c: intake-tail against logs written with the writer API (src/shm_log.h):
+ * json, text and raw output, --count, --from-offset, --from-end, --name resume, --follow
+ * (woken by the futex), gap reporting, and the error line for a missing log.
+ */
+#include <fcntl.h>
+
+#include "harness.h"
+#include "shm_test_util.h"
+#include "varint.h"
+
+#define TOPIC "orders/eu"
+
+/* ---- a tiny protobuf encoder for intake.v1.Record ---- */
+
+struct encoder {
+    uint8_t bytes[4096];
+    size_t length;
+};
+
+static void encode_varint(struct encoder *encoder, uint64_t value) {
+    encoder->length += varint_encode(value, encoder->bytes + encoder->length);
+}
+
+static void encode_bytes(struct encoder *encoder, uint32_t number, const void *bytes,
+                         size_t length) {
+    encode_varint(encoder, (uint64_t)number << 3 | 2);
+    encode_varint(encoder, length);
+    memcpy(encoder->bytes + encoder->length, bytes, length);
+    encoder->length += length;
+}
+
+static void encode_uint(struct encoder *encoder, uint32_t number, uint64_t value) {
+    encode_varint(encoder, (uint64_t)number << 3);
+    encode_varint(encoder, value);
+}
+
+static void encode_header(struct encoder *encoder, const char *key, const char *value) {
+    struct encoder header = {.length = 0};
+    encode_bytes(&header, 1, key, strlen(key));
+    encode_bytes(&header, 2, value, strlen(value));
+    encode_bytes(encoder, 6, header.bytes, header.length);
+}
+
+/* Record `index` of the test topic (sequence index + 1, timestamp 1000 + index). */
+static void record_encode(struct encoder *encoder, uint64_t index) {
+    encoder->length = 0;
+    encode_bytes(encoder, 1, TOPIC, strlen(TOPIC));
+    char key[32], value[32];
+    snprintf(key, sizeof(key), "k%llu", (unsigned long long)index);
+    snprintf(value, sizeof(value), "v%llu", (unsigned long long)index);
+    if (index == 0) {
+        encode_bytes(encoder, 2, "k0", 2);
+        encode_bytes(encoder, 3, "hello", 5);
+        encode_header(encoder, "h", "v");
+    } else if (index == 1) {
+        encode_bytes(encoder, 2, "\x00\xff", 2);
+        encode_bytes(encoder, 3, "quote\"back\\slash", 16);
+    } else if (index == 2) {
+        encode_bytes(encoder, 3, "\x01\x02\x03", 3);
+        encode_header(encoder, "a", "1");
+        encode_header(encoder, "b", "\xff");
+    } else {
+        encode_bytes(encoder, 2, key, strlen(key));
+        encode_bytes(encoder, 3, value, strlen(value));
+    }
+    encode_uint(encoder, 4, 1000 + index);
+    encode_uint(encoder, 5, index + 1);
+}
+
+static void records_append(struct shm_log *log, uint64_t first, uint64_t count) {
+    struct encoder encoder;
+    for (uint64_t index = first; index < first + count; index++) {
+        record_encode(&encoder, index);
+        struct slice slice = {encoder.bytes, (uint32_t)encoder.length, 0};
+        uint64_t offset = 0;
+        REQUIRE(shm_log_append(log, &slice, 1, slice.length, index + 1, 5000 + index, &offset) ==
+                SHM_LOG_APPENDED);
+        CHECK(offset == index);
+    }
+    shm_log_publish(log);
+}
+
+/* ---- running intake-tail ---- */
+
+struct run {
+    char out[1 << 16];
+    size_t out_length;
+    char err[4096];
+    int code;
+};
+
+static size_t file_slurp(const char *path, char *buffer, size_t capacity) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) return 0;
+    size_t length = fread(buffer, 1, capacity - 1, file);
+    buffer[length] = '\0';
+    fclose(file);
+    return length;
+}
+
+static pid_t tail_start(const char *const *arguments, const char *out_path, const char *err_path) {
+    char *argv[32];
+    int count = 0;
+    argv[count++] = (char *)test_program_path("intake-tail");
+    argv[count++] = "--shm-dir";
+    argv[count++] = test_directory;
+    for (int index = 0; arguments[index] != NULL; index++) argv[count++] = (char *)arguments[index];
+    argv[count] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void tail_collect(pid_t pid, struct run *run, const char *out_path, const char *err_path) {
+    run->code = child_finish(pid);
+    run->out_length = file_slurp(out_path, run->out, sizeof(run->out));
+    file_slurp(err_path, run->err, sizeof(run->err));
+    if (run->code != 0) fprintf(stderr, "(intake-tail exited %d: %s)\n", run->code, run->err);
+}
+
+/* Runs intake-tail --shm-dir DIR <arguments...> to completion. */
+static void tail_run(struct run *run, const char *const *arguments) {
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof(out_path), "%s/tail.out", test_directory);
+    snprintf(err_path, sizeof(err_path), "%s/tail.err", test_directory);
+    tail_collect(tail_start(arguments, out_path, err_path), run, out_path, err_path);
+}
+
+static struct run run;
+
+static void test_json(void) {
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--count", "3", NULL});
+    CHECK(run.code == 0);
+    const char *expected =
+        "{\"offset\":0,\"sequence\":1,\"receive_time_ns\":5000,\"topic\":\"orders/eu\","
+        "\"key\":\"k0\",\"value\":\"hello\",\"timestamp_ns\":1000,"
+        "\"headers\":[{\"key\":\"h\",\"value\":\"v\"}]}\n"
+        "{\"offset\":1,\"sequence\":2,\"receive_time_ns\":5001,\"topic\":\"orders/eu\","
+        "\"key_base64\":\"AP8=\",\"value\":\"quote\\\"back\\\\slash\",\"timestamp_ns\":1001,"
+        "\"headers\":[]}\n"
+        "{\"offset\":2,\"sequence\":3,\"receive_time_ns\":5002,\"topic\":\"orders/eu\","
+        "\"key\":\"\",\"value_base64\":\"AQID\",\"timestamp_ns\":1002,"
+        "\"headers\":[{\"key\":\"a\",\"value\":\"1\"},"
+        "{\"key\":\"b\",\"value_base64\":\"/w==\"}]}\n";
+    CHECK(strcmp(run.out, expected) == 0);
+    if (strcmp(run.out, expected) != 0) fprintf(stderr, "got:\n%s", run.out);
+    CHECK(run.err[0] == '\0');
+}
+
+static void test_text_and_offsets(void) {
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset",
+                                         "1", "--count", "5", NULL});
+    CHECK(run.code == 0);
+    const char *expected = "1 2 key_base64=AP8= value=quote\"back\\slash\n"
+                           "2 3 key= value_base64=AQID\n"
+                           "3 4 key=k3 value=v3\n"
+                           "4 5 key=k4 value=v4\n"
+                           "5 6 key=k5 value=v5\n";
+    CHECK(strcmp(run.out, expected) == 0);
+    if (strcmp(run.out, expected) != 0) fprintf(stderr, "got:\n%s", run.out);
+    /* Without --count it stops at the end. */
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset",
+                                         "8", NULL});
+    CHECK(run.code == 0);
+    CHECK(strcmp(run.out, "8 9 key=k8 value=v8\n9 10 key=k9 value=v9\n") == 0);
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--from-end", NULL});
+    CHECK(run.code == 0);
+    CHECK(run.out_length == 0);
+}
+
+static void test_raw(void) {
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "raw", NULL});
+    CHECK(run.code == 0);
+    static uint8_t expected[8192];
+    size_t length = 0;
+    struct encoder encoder;
+    for (uint64_t index = 0; index < 10; index++) {
+        record_encode(&encoder, index);
+        length += varint_encode(encoder.length, expected + length);
+        memcpy(expected + length, encoder.bytes, encoder.length);
+        length += encoder.length;
+    }
+    CHECK(run.out_length == length);
+    CHECK(memcmp(run.out, expected, length) == 0);
+}
+
+static void test_named_resume(void) {
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name",
+                                         "keeper", "--count", "4", NULL});
+    CHECK(run.code == 0);
+    CHECK(strncmp(run.out, "0 1 ", 4) == 0);
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name",
+                                         "keeper", "--count", "2", NULL});
+    CHECK(run.code == 0);
+    CHECK(strcmp(run.out, "4 5 key=k4 value=v4\n5 6 key=k5 value=v5\n") == 0);
+}
+
+static void test_follow(struct shm_log *log) {
+    char out_path[512], err_path[512];
+    snprintf(out_path, sizeof(out_path), "%s/follow.out", test_directory);
+    snprintf(err_path, sizeof(err_path), "%s/follow.err", test_directory);
+    pid_t pid = tail_start((const char *const[]){"--topic", TOPIC, "--format", "text", "--follow",
+                                                 "--from-offset", "10", "--count", "2", NULL},
+                           out_path, err_path);
+    /* Whether it opens before or after these appends, it must print 10 and 11 and exit. */
+    usleep(100000);
+    records_append(log, 10, 1);
+    usleep(50000);
+    records_append(log, 11, 1);
+    tail_collect(pid, &run, out_path, err_path);
+    CHECK(run.code == 0);
+    CHECK(strcmp(run.out, "10 11 key=k10 value=v10\n11 12 key=k11 value=v11\n") == 0);
+}
+
+static void test_gap_and_errors(void) {
+    struct shm_log_config config = {test_directory, "lapped", 4096, SHM_LOG_RETENTION_OVERWRITE, 0};
+    struct shm_log *log = NULL;
+    char why[256];
+    REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
+    records_append(log, 0, 300); /* 4 KiB holds far fewer than 300 of these */
+    shm_log_close(log);
+    tail_run(&run, (const char *const[]){"--topic", "lapped", "--format", "text", "--from-offset",
+                                         "0", "--count", "1", NULL});
+    CHECK(run.code == 0);
+    unsigned long long first = 0, sequence = 0;
+    CHECK(sscanf(run.out, "%llu %llu", &first, &sequence) == 2);
+    CHECK(first > 0);
+    char expected[512];
+    snprintf(expected, sizeof(expected), "intake-tail: missed %llu records\n", first);
+    CHECK(strcmp(run.err, expected) == 0);
+
+    tail_run(&run, (const char *const[]){"--topic", "nope", NULL});
+    CHECK(run.code == 1);
+    snprintf(expected, sizeof(expected), "intake-tail: no log for topic nope in %s\n",
+             test_directory);
+    CHECK(strcmp(run.err, expected) == 0);
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "xml", NULL});
+    CHECK(run.code == 2);
+}
+
+int main(void) {
+    test_directory_make("tail");
+    struct shm_log_config config = {test_directory, TOPIC, 1u << 16, SHM_LOG_RETENTION_BLOCK,
+                                    1000000000ull};
+    struct shm_log *log = NULL;
+    char why[256];
+    REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
+    records_append(log, 0, 10);
+    test_json();
+    test_text_and_offsets();
+    test_raw();
+    test_named_resume();
+    test_follow(log);
+    test_gap_and_errors();
+    shm_log_close(log);
+    return test_finish();
+}
