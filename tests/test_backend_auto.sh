@@ -48,8 +48,7 @@ daemon_start() {
     rm -rf "$shm_dir"
     "$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm_dir" --reactors 2 "$@" 2>"$log" &
     daemon_pid=$!
-    local attempt
-    for attempt in $(seq 1 200); do
+    for _ in $(seq 1 200); do
         grep -q '^intaked: listening on' "$log" && return 0
         kill -0 "$daemon_pid" 2>/dev/null || break
         sleep 0.05
@@ -109,9 +108,8 @@ exited_with_one_line() {
     shift 2
     "$bin/intaked" --listen "127.0.0.1:$(free_port)" --shm-dir "$shm_dir" "$@" 2>"$log" &
     local pid=$!
-    local attempt
     # A daemon that unexpectedly starts is stopped after a bounded wait and counted as a failure.
-    for attempt in $(seq 1 200); do
+    for _ in $(seq 1 200); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
