@@ -32,6 +32,9 @@
 
 /* Most completions handled before the batched work runs again. */
 #define REACTOR_CQE_BATCH_MAX 512
+/* While a connection is blocked on a topic queue that other reactors' records may fill, the
+ * worker that drains it wakes those reactors, not this one: look again this often. */
+#define REACTOR_BLOCKED_RECHECK_NS 1000000ll
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
 #define REACTOR_SQ_ENTRIES 1024
@@ -122,6 +125,7 @@ struct reactor_counters {
     uint64_t pauses_ack_window;
     uint64_t pauses_out_of_units;
     uint64_t backlog_exhausted;
+    uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
     uint64_t wakeups;
 };
 
@@ -784,6 +788,33 @@ static void reactor_continue_stop(struct reactor *reactor) {
     }
 }
 
+/*
+ * Receive buffers are shared by a reactor's connections, and a partially received record pins
+ * the buffers holding its first part. When every buffer is pinned that way, each of those
+ * records waits for buffers that only its own completion would free: no progress is possible
+ * (nothing is at the workers to come back, nobody is blocked on anything else). Copying the
+ * partial records out would break the one-copy rule, so the connection pinning the most ends
+ * with RESOURCE_EXHAUSTED (its records before that point still commit and are acked). Sizing
+ * --buffers x --buffer-size above (connections sending at once) x (their largest records)
+ * keeps this from happening at all.
+ */
+static void reactor_break_stall(struct reactor *reactor) {
+    if (reactor->units_wait_count == 0 || reactor->retry_count != 0) return;
+    if (reactor->backend->ops->units_available(reactor->backend) != 0) return;
+    if (reactor->counters.records_admitted != reactor->counters.records_returned) return;
+    struct connection *largest = NULL;
+    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
+        struct connection *connection = &reactor->connections[slot];
+        if (connection->state != CONNECTION_OPEN || connection->slices_pinned == 0) continue;
+        if (largest == NULL || connection->slices_pinned > largest->slices_pinned) largest = connection;
+    }
+    if (largest == NULL) return;
+    reactor->counters.stalls_broken++;
+    connection_end(reactor, largest, RECORD_STATUS_RESOURCE_EXHAUSTED,
+                   "receive buffers exhausted by partially received records; "
+                   "raise --buffers or --buffer-size, or lower --max-frame");
+}
+
 static bool reactor_finished(const struct reactor *reactor) {
     return reactor->stop_started && reactor->open_connections == 0 && !reactor->accept_armed;
 }
@@ -800,7 +831,13 @@ static void reactor_wait(struct reactor *reactor) {
         io_uring_submit_and_get_events(&reactor->ring);
         return;
     }
-    io_uring_submit_and_wait(&reactor->ring, 1);
+    if (reactor->retry_count > 0) {
+        struct __kernel_timespec timeout = {0, REACTOR_BLOCKED_RECHECK_NS};
+        struct io_uring_cqe *cqe = NULL;
+        io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &timeout, NULL);
+    } else {
+        io_uring_submit_and_wait(&reactor->ring, 1);
+    }
     atomic_store(&reactor->wake_armed, 0);
 }
 
@@ -829,6 +866,7 @@ static void reactor_loop(struct reactor *reactor) {
         reactor_take_returns(reactor);
         reactor_retry_blocked(reactor);
         reactor_flush_acks(reactor);
+        reactor_break_stall(reactor);
         rx_backend_flush(reactor->backend, &reactor->ring);
         reactor_rearm_waiting_for_units(reactor);
         reactor_wake_workers(reactor);
@@ -1091,12 +1129,12 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             "intaked: reactor %u (%s) %s: connections accepted=%lu refused=%lu closed=%lu failed=%lu "
             "records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu acks=%lu "
             "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu "
-            "backlog_exhausted=%lu wakeups=%lu\n",
+            "backlog_exhausted=%lu stalls_broken=%lu wakeups=%lu\n",
             reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
             c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
             c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
             c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
-            c->backlog_exhausted, c->wakeups);
+            c->backlog_exhausted, c->stalls_broken, c->wakeups);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%lu completions=%lu units_recycled=%lu "
             "rearms out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu units_in_use=%u\n",

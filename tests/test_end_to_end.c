@@ -6,6 +6,10 @@
  * Scenario "backpressure": tiny buffers, queues, windows and record pools, so every pause path
  * (topic queue full, record pool empty, ack window full, out of buffers) is taken, and records
  * span several buffers.
+ * Scenario "starved": far fewer buffers than the records in progress need, so every buffer ends
+ * up pinned by partial records. The defined behaviour: no hang; connections are ended one at a
+ * time with RESOURCE_EXHAUSTED until the rest can progress; each connection's records in the logs
+ * are exactly the prefix its acks confirmed.
  *
  * Each record's value carries (connection, index). After the producers' last acks arrive, every
  * topic log is read from its start and we check: every record arrived exactly once, each
@@ -34,6 +38,7 @@ struct scenario {
     uint32_t records_per_connection;
     uint32_t padding_max;        /* value padding, bytes: sizes vary 16..16+padding_max */
     const char *const *flags;
+    bool may_exhaust;            /* connections may end with RESOURCE_EXHAUSTED */
 };
 
 struct producer_thread {
@@ -84,6 +89,7 @@ static void *producer_main(void *argument) {
 
 struct verification {
     uint8_t *seen;                 /* [connection][index] */
+    uint64_t expected_per_connection[CONNECTIONS_MAX];
     int64_t last_index[CONNECTIONS_MAX][TOPIC_COUNT];
     uint64_t records;
     uint64_t duplicates;
@@ -159,23 +165,45 @@ static void run_scenario(const struct scenario *scenario) {
             .scenario = scenario, .address = daemon.address, .connection = connection};
         pthread_create(&producers[connection].thread, NULL, producer_main, &producers[connection]);
     }
+    struct verification check;
+    memset(&check, 0, sizeof(check));
+    uint32_t exhausted = 0;
     for (uint32_t connection = 0; connection < scenario->connection_count; connection++) {
-        pthread_join(producers[connection].thread, NULL);
-        if (producers[connection].result != 0)
-            fprintf(stderr, "producer %u: %d %s\n", connection, producers[connection].result,
-                    producers[connection].error);
-        CHECK(producers[connection].result == 0);
-        /* Acks reached the last sequence: every record of the connection is committed. */
-        CHECK(producers[connection].acked == scenario->records_per_connection);
+        struct producer_thread *producer = &producers[connection];
+        pthread_join(producer->thread, NULL);
+        if (producer->result != 0)
+            fprintf(stderr, "producer %u: %d %s (acked %" PRIu64 ")\n", connection, producer->result,
+                    producer->error, producer->acked);
+        bool ended_for_buffers = scenario->may_exhaust && producer->result == -EPROTO &&
+                                 strstr(producer->error, "RESOURCE_EXHAUSTED") &&
+                                 strstr(producer->error, "--buffers");
+        exhausted += ended_for_buffers;
+        CHECK(producer->result == 0 || ended_for_buffers);
+        /* Acks reached the last sequence, or (ended) the last record committed before the end. */
+        CHECK(ended_for_buffers || producer->acked == scenario->records_per_connection);
+        check.expected_per_connection[connection] = producer->acked;
+    }
+    if (scenario->may_exhaust) {
+        fprintf(stderr, "scenario %s: %u of %u connections ended for lack of buffers\n",
+                scenario->name, exhausted, scenario->connection_count);
+        CHECK(exhausted < scenario->connection_count); /* the valve frees, it does not flatten */
     }
 
     /* Read while the daemon still runs: acknowledged means readable, now. */
-    struct verification check;
-    memset(&check, 0, sizeof(check));
     memset(check.last_index, 0xff, sizeof(check.last_index)); /* -1 */
     check.seen = calloc((size_t)scenario->connection_count * scenario->records_per_connection, 1);
     verify_logs(scenario, directory, &check);
-    uint64_t expected = (uint64_t)scenario->connection_count * scenario->records_per_connection;
+    uint64_t expected = 0;
+    uint64_t prefix_holes = 0;
+    for (uint32_t connection = 0; connection < scenario->connection_count; connection++) {
+        expected += check.expected_per_connection[connection];
+        /* Exactly the acknowledged prefix: all of it, and nothing after it. */
+        for (uint32_t index = 0; index < scenario->records_per_connection; index++)
+            if (check.seen[(size_t)connection * scenario->records_per_connection + index] !=
+                (index < check.expected_per_connection[connection]))
+                prefix_holes++;
+    }
+    CHECK(prefix_holes == 0);
     fprintf(stderr, "scenario %s: read %" PRIu64 " of %" PRIu64 " records, %" PRIu64 " duplicates, %" PRIu64
                     " out of order, %" PRIu64 " corrupt, %" PRIu64 " missed\n",
             scenario->name, check.records, expected, check.duplicates, check.out_of_order, check.corrupt,
@@ -191,7 +219,8 @@ static void run_scenario(const struct scenario *scenario) {
     CHECK(status == 0);
     CHECK(strstr(daemon.log, "receive units all returned: yes") != NULL);
     CHECK(daemon_log_counter(&daemon, "worker", "committed") == expected);
-    CHECK(daemon_log_counter(&daemon, "reactor", "failed") == 0);
+    CHECK(daemon_log_counter(&daemon, "reactor", "failed") == exhausted);
+    if (strcmp(scenario->name, "starved") == 0) CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") > 0);
     if (getenv("INTAKE_TEST_VERBOSE") || status != 0 || daemon_log_counter(&daemon, "worker", "committed") != expected) fputs(daemon.log, stderr);
     if (strcmp(scenario->name, "backpressure") == 0) {
         /* The scenario exists to take these paths; if it stops doing so it tests nothing. */
@@ -199,6 +228,7 @@ static void run_scenario(const struct scenario *scenario) {
          * Which admission limit bites first depends on timing, but one of them must. The
          * topic-queue-full path is forced deterministically by test_delivery's slow consumer. */
         CHECK(daemon_log_counter(&daemon, "reactor", "out_of_units") > 0);
+        CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == 0);
         CHECK(daemon_log_counter(&daemon, "reactor", "ack_window") +
                   daemon_log_counter(&daemon, "reactor", "record_pool") +
                   daemon_log_counter(&daemon, "reactor", "topic_queue") > 0);
@@ -209,13 +239,21 @@ static void run_scenario(const struct scenario *scenario) {
 int main(void) {
     static const char *const volume_flags[] = {"--reactors", "2", "--workers", "2", "--backend", "pbuf",
                                                "--log-size", "32M", NULL};
+    /* 64 buffers of 4 KiB hold the records 8 connections can have in progress (up to 9 KiB each,
+     * plus a partly shared buffer at either end): every pause path, never a stall. */
     static const char *const backpressure_flags[] = {
         "--reactors", "2", "--workers", "1", "--backend", "pbuf", "--log-size", "32M",
-        "--buffers", "16", "--buffer-size", "4K", "--topic-queue", "2", "--records-per-reactor", "64",
+        "--buffers", "64", "--buffer-size", "4K", "--topic-queue", "2", "--records-per-reactor", "64",
         "--ack-window", "16", "--max-frame", "64K", NULL};
-    struct scenario volume = {"volume", 8, 125000, 48, volume_flags};
-    struct scenario backpressure = {"backpressure", 8, 5000, 9000, backpressure_flags};
+    /* 4 buffers of 4 KiB for 8 connections sending records of up to 9 KiB: must stall. */
+    static const char *const starved_flags[] = {
+        "--reactors", "1", "--workers", "1", "--backend", "pbuf", "--log-size", "32M",
+        "--buffers", "4", "--buffer-size", "4K", "--max-frame", "64K", NULL};
+    struct scenario volume = {"volume", 8, 125000, 48, volume_flags, false};
+    struct scenario backpressure = {"backpressure", 8, 5000, 9000, backpressure_flags, false};
+    struct scenario starved = {"starved", 8, 2000, 9000, starved_flags, true};
     run_scenario(&volume);
     run_scenario(&backpressure);
+    run_scenario(&starved);
     return test_finish();
 }

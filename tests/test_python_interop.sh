@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_python_interop.sh: records produced by Google's protobuf library (python3-protobuf) are
-# framed, scanned and decoded by intake's framer, record_scan and record_decode.
+# framed, scanned and decoded by intake's framer, record_scan and record_decode, and then
+# delivered by a real intaked byte-identical (tests/interop/deliver_records.py).
 #
 # Python writes delimited records (fields in reverse and shuffled order, repeated topics, unknown
 # fields of every wire type, several headers) and prints, from Google's own parse of each record,
@@ -38,3 +39,8 @@ if ! diff -u "$work/expected.txt" "$work/actual.txt" >&2; then
     exit 1
 fi
 echo "test_python_interop: $(tail -1 "$work/actual.txt") identical to Google's parse"
+
+# The same records through a real intaked: produced with intake-produce --delimited, read back
+# with intake-tail --format raw, byte-identical per topic.
+PYTHONPATH="$work" "$python" "$INTAKE_SOURCE_DIR/tests/interop/deliver_records.py" \
+    "$INTAKE_BIN_DIR" "$work/records.bin" "$work"

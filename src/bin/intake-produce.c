@@ -13,6 +13,8 @@
  * to stderr. Any error prints one line and exits 1; bad usage exits 2.
  */
 #include <errno.h>
+#include <poll.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -87,18 +89,58 @@ static int produce_send_one(struct intake_producer *producer, const struct produ
                                 value_length, 0, &sequence);
 }
 
+/* Fills `buffer` from stdin. Before a read that would block it flushes the producer: lines are
+ * batched while input keeps coming and sent as soon as it pauses, so a live stream (a log tail,
+ * the demo) flows at once and bulk input still goes out many records per write. */
+static ssize_t produce_read_stdin(struct intake_producer *producer, char *buffer, size_t capacity,
+                                  int *result) {
+    struct pollfd input = {.fd = STDIN_FILENO, .events = POLLIN};
+    if (poll(&input, 1, 0) == 0) {
+        *result = intake_producer_flush(producer);
+        if (*result < 0) return -1;
+    }
+    ssize_t got;
+    do got = read(STDIN_FILENO, buffer, capacity);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) *result = -errno;
+    return got;
+}
+
 static int produce_lines(struct intake_producer *producer, const struct produce_options *options,
                          uint64_t *sent) {
-    char *line = NULL;
-    size_t capacity = 0;
-    ssize_t length;
+    size_t capacity = 1u << 16;
+    char *buffer = malloc(capacity);
+    if (buffer == NULL) return -ENOMEM;
+    size_t held = 0; /* bytes of an unfinished line at the front of buffer */
     int result = 0;
-    while (result == 0 && (length = getline(&line, &capacity, stdin)) >= 0) {
-        if (length > 0 && line[length - 1] == '\n') length--;
-        result = produce_send_one(producer, options, line, (size_t)length);
-        if (result == 0) (*sent)++;
+    for (;;) {
+        if (held == capacity) {
+            /* A line longer than the buffer: grow, bounded by what a record may carry. */
+            char *grown = capacity < (1u << 26) ? realloc(buffer, capacity * 2) : NULL;
+            if (grown == NULL) { result = -E2BIG; break; }
+            buffer = grown;
+            capacity *= 2;
+        }
+        ssize_t got = produce_read_stdin(producer, buffer + held, capacity - held, &result);
+        if (got < 0) break;
+        if (got == 0) {
+            /* End of input: a last line without a newline is still a line. */
+            if (held > 0 && (result = produce_send_one(producer, options, buffer, held)) == 0) (*sent)++;
+            break;
+        }
+        size_t end = held + (size_t)got;
+        size_t start = 0;
+        for (char *newline; result == 0 && (newline = memchr(buffer + start, '\n', end - start));) {
+            size_t length = (size_t)(newline - (buffer + start));
+            result = produce_send_one(producer, options, buffer + start, length);
+            if (result == 0) (*sent)++;
+            start += length + 1;
+        }
+        if (result < 0) break;
+        held = end - start;
+        memmove(buffer, buffer + start, held);
     }
-    free(line);
+    free(buffer);
     return result;
 }
 

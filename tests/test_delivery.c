@@ -1,0 +1,559 @@
+/*
+ * test_delivery: the delivery guarantees of a real intaked, seen from producers and consumers.
+ *
+ *   acks_follow_commits  every Ack is sent only after the records it covers are readable by a
+ *                        consumer, acks never go backwards, records with sequence 0 ask for none,
+ *                        and the last ack reaches the last sequence;
+ *   bad_input            a malformed record, an oversized frame and a bad varint each end only
+ *                        their own connection with a REJECTED Ack (carrying the last committed
+ *                        sequence and a clear detail); records before it are committed; another
+ *                        connection is unaffected;
+ *   slow_consumer        block retention: a registered consumer that does not read pushes back
+ *                        all the way to the producer (its acks stop), then everything arrives
+ *                        once it reads: nothing lost, in order;
+ *   dead_consumer        a consumer killed with SIGKILL stops holding the writer back;
+ *   stale_consumer       a live but silent consumer stops holding it back after --consumer-stale-ms;
+ *   restart              offsets and a named consumer's cursor continue across a daemon restart.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_util.h"
+#include "harness.h"
+#include "intake/consumer.h"
+#include "intake/producer.h"
+#include "record.h"
+#include "record_decode.h"
+#include "varint.h"
+
+/* ------------------------------------------------------------ a raw client --- */
+
+static int raw_connect(const struct daemon *daemon) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(daemon->port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
+    return fd;
+}
+
+static size_t put_bytes_field(uint8_t *out, uint32_t field, const void *bytes, size_t length) {
+    size_t used = varint_encode((uint64_t)field << 3 | 2, out);
+    used += varint_encode(length, out + used);
+    memcpy(out + used, bytes, length);
+    return used + length;
+}
+
+/* A delimited Record{topic, value, sequence}; returns bytes written. */
+static size_t frame_record(uint8_t *out, const char *topic, const void *value, size_t value_length,
+                           uint64_t sequence) {
+    uint8_t body[4096];
+    size_t length = put_bytes_field(body, 1, topic, strlen(topic));
+    length += put_bytes_field(body + length, 3, value, value_length);
+    if (sequence != 0) {
+        body[length++] = 5 << 3;
+        length += varint_encode(sequence, body + length);
+    }
+    size_t prefix = varint_encode(length, out);
+    memcpy(out + prefix, body, length);
+    return prefix + length;
+}
+
+static void write_all(int fd, const uint8_t *bytes, size_t length) {
+    while (length > 0) {
+        ssize_t written = write(fd, bytes, length);
+        REQUIRE(written > 0);
+        bytes += written;
+        length -= (size_t)written;
+    }
+}
+
+struct ack {
+    uint64_t sequence;
+    uint32_t status;
+    char detail[256];
+};
+
+/* Incremental reader of delimited Acks from a socket. */
+struct ack_reader {
+    uint8_t buffer[1 << 16];
+    size_t length;
+    bool closed;
+};
+
+/* Decodes one complete Ack from the buffer; false when none is complete yet. */
+static bool ack_take(struct ack_reader *reader, struct ack *ack) {
+    uint64_t frame_length = 0;
+    size_t prefix = 0;
+    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK) return false;
+    if (reader->length < prefix + frame_length) return false;
+    memset(ack, 0, sizeof(*ack));
+    const uint8_t *cursor = reader->buffer + prefix;
+    const uint8_t *end = cursor + frame_length;
+    while (cursor < end) {
+        uint64_t tag = 0, value = 0;
+        size_t used = 0;
+        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &tag, &used) == VARINT_OK);
+        cursor += used;
+        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &value, &used) == VARINT_OK);
+        cursor += used;
+        if (tag == (1 << 3 | 0)) ack->sequence = value;
+        else if (tag == (2 << 3 | 0)) ack->status = (uint32_t)value;
+        else if (tag == (3 << 3 | 2)) {
+            size_t copy = value < sizeof(ack->detail) - 1 ? value : sizeof(ack->detail) - 1;
+            memcpy(ack->detail, cursor, copy);
+            cursor += value;
+        } else REQUIRE(!"unexpected field in Ack");
+    }
+    size_t consumed = prefix + frame_length;
+    memmove(reader->buffer, reader->buffer + consumed, reader->length - consumed);
+    reader->length -= consumed;
+    return true;
+}
+
+/* Next Ack; waits up to timeout_ms when `wait`. False on timeout or end of stream. */
+static bool ack_read(int fd, struct ack_reader *reader, struct ack *ack, bool wait) {
+    for (int round = 0; round < 3000; round++) {
+        if (ack_take(reader, ack)) return true;
+        if (reader->closed) return false;
+        struct pollfd descriptor = {.fd = fd, .events = POLLIN};
+        if (poll(&descriptor, 1, wait ? 10 : 0) <= 0) {
+            if (!wait) return false;
+            continue;
+        }
+        ssize_t got = read(fd, reader->buffer + reader->length, sizeof(reader->buffer) - reader->length);
+        if (got <= 0) reader->closed = true;
+        else reader->length += (size_t)got;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ consumers --- */
+
+static struct intake_consumer *consumer_open(const char *directory, const char *topic, const char *name,
+                                             enum intake_consumer_start start, bool ephemeral) {
+    struct intake_consumer_options options = {.start = start, .ephemeral = ephemeral};
+    struct intake_consumer *consumer = NULL;
+    /* The worker creates a topic's log when it first sees the topic: wait for it, bounded. */
+    for (int attempt = 0; attempt < 500; attempt++) {
+        int result = intake_consumer_open(directory, topic, name, &options, &consumer);
+        if (result == 0) return consumer;
+        if (result != -ENOENT) break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "consumer %s on %s: %s\n", name, topic, intake_consumer_open_error());
+    return NULL;
+}
+
+/* The index a test record carries in its value (4 bytes), found with the real decoder. */
+static uint32_t record_index(const struct intake_consumer_record *record) {
+    struct slice slice = {record->bytes, record->length, 0};
+    struct record_view view = {&slice, 1, record->length};
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    REQUIRE(record_decode(&view, &decoded, &detail) == RECORD_DECODE_OK);
+    REQUIRE(decoded.value.length >= 4);
+    uint32_t index = 0;
+    memcpy(&index, record->bytes + decoded.value.offset, 4);
+    return index;
+}
+
+static const char *test_dir(char *path, size_t capacity, const char *name) {
+    return daemon_directory_make(path, capacity, name);
+}
+
+/* ------------------------------------------------------ acks_follow_commits --- */
+
+#define ACK_RECORDS 20000
+#define ACK_TOPICS 4
+
+struct commit_tracker {
+    struct intake_consumer *consumers[ACK_TOPICS];
+    uint8_t seen[ACK_RECORDS + 1];
+    uint32_t contiguous; /* every index 1..contiguous has been read */
+};
+
+/* Reads everything readable now (no waiting) and advances the contiguous mark. */
+static void tracker_drain(struct commit_tracker *tracker) {
+    for (int topic = 0; topic < ACK_TOPICS; topic++) {
+        struct intake_consumer_record record;
+        while (intake_consumer_poll(tracker->consumers[topic], &record) == 1) {
+            uint32_t index = record_index(&record);
+            REQUIRE(index >= 1 && index <= ACK_RECORDS);
+            CHECK(tracker->seen[index] == 0);
+            tracker->seen[index] = 1;
+        }
+    }
+    while (tracker->contiguous < ACK_RECORDS && tracker->seen[tracker->contiguous + 1]) tracker->contiguous++;
+}
+
+static void test_acks_follow_commits(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "acks");
+    const char *const flags[] = {"--workers", "2", "--backend", "pbuf", "--topic", "acks-0", "--topic",
+                                 "acks-1", "--topic", "acks-2", "--topic", "acks-3", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    static struct commit_tracker tracker;
+    memset(&tracker, 0, sizeof(tracker));
+    for (int topic = 0; topic < ACK_TOPICS; topic++) {
+        char name[16];
+        snprintf(name, sizeof(name), "acks-%d", topic);
+        tracker.consumers[topic] = consumer_open(directory, name, "ack-checker", INTAKE_CONSUMER_START_OLDEST, true);
+        REQUIRE(tracker.consumers[topic] != NULL);
+    }
+    int fd = raw_connect(&daemon);
+    static struct ack_reader reader;
+    memset(&reader, 0, sizeof(reader));
+    uint64_t last_ack = 0, acks = 0, violations = 0, backwards = 0, zero_acked = 0;
+    uint8_t batch[100 * 160];
+    for (uint32_t index = 1; index <= ACK_RECORDS;) {
+        size_t length = 0;
+        for (int count = 0; count < 100 && index <= ACK_RECORDS; count++, index++) {
+            uint8_t value[100];
+            memset(value, (int)index, sizeof(value));
+            memcpy(value, &index, 4);
+            char topic[16];
+            snprintf(topic, sizeof(topic), "acks-%u", index % ACK_TOPICS);
+            /* Every tenth record asks for no ack (sequence 0). */
+            length += frame_record(batch + length, topic, value, sizeof(value), index % 10 ? index : 0);
+        }
+        write_all(fd, batch, length);
+        struct ack ack;
+        bool wait_for_last = index > ACK_RECORDS;
+        while (ack_read(fd, &reader, &ack, wait_for_last && last_ack < ACK_RECORDS - 1)) {
+            CHECK(ack.status == 0);
+            acks++;
+            if (ack.sequence <= last_ack) backwards++;
+            if (ack.sequence % 10 == 0) zero_acked++;
+            last_ack = ack.sequence;
+            /* Acked means readable now: drain without waiting, then everything up to the ack
+             * must have been seen. */
+            tracker_drain(&tracker);
+            if (tracker.contiguous < ack.sequence) violations++;
+            if (wait_for_last && last_ack >= ACK_RECORDS - 1) break;
+        }
+    }
+    fprintf(stderr, "acks_follow_commits: %" PRIu64 " acks, last %" PRIu64 ", %" PRIu64
+                    " before commit, %" PRIu64 " backwards\n", acks, last_ack, violations, backwards);
+    CHECK(acks > 0);
+    CHECK(violations == 0);
+    CHECK(backwards == 0);
+    CHECK(zero_acked == 0);
+    /* Record 20000 has sequence 0, so the last acknowledgeable sequence is 19999. */
+    CHECK(last_ack == ACK_RECORDS - 1);
+    close(fd);
+    tracker_drain(&tracker);
+    CHECK(tracker.contiguous == ACK_RECORDS);
+    for (int topic = 0; topic < ACK_TOPICS; topic++) intake_consumer_close(tracker.consumers[topic]);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
+/* ---------------------------------------------------------------- bad input --- */
+
+struct good_producer {
+    pthread_t thread;
+    const char *address;
+    int result;
+    uint64_t acked;
+};
+
+static void *good_producer_main(void *argument) {
+    struct good_producer *self = argument;
+    struct intake_producer_config config = {.address = self->address, .acks = true};
+    struct intake_producer *producer = NULL;
+    self->result = intake_producer_open(&config, &producer, NULL, 0);
+    for (uint32_t index = 0; index < 5000 && self->result == 0; index++)
+        self->result = intake_producer_send(producer, "bad-input", NULL, 0, "fine", 4, 0, NULL);
+    if (self->result == 0) self->result = intake_producer_wait_acks(producer, 5000, 60000);
+    self->acked = producer ? intake_producer_acked(producer) : 0;
+    if (producer) intake_producer_close(producer);
+    return NULL;
+}
+
+/* Sends 50 good records then `bad` bytes; expects the final REJECTED Ack to say `expected`. */
+static void expect_rejection(const struct daemon *daemon, const uint8_t *bad, size_t bad_length,
+                             const char *expected) {
+    int fd = raw_connect(daemon);
+    uint8_t batch[50 * 64];
+    size_t length = 0;
+    for (uint32_t index = 1; index <= 50; index++)
+        length += frame_record(batch + length, "bad-input", &index, 4, index);
+    write_all(fd, batch, length);
+    write_all(fd, bad, bad_length);
+    static struct ack_reader reader;
+    memset(&reader, 0, sizeof(reader));
+    struct ack ack, last = {0};
+    bool got_any = false;
+    while (ack_read(fd, &reader, &ack, true)) {
+        last = ack;
+        got_any = true;
+    }
+    CHECK(got_any);
+    CHECK(reader.closed); /* the daemon closed the connection after the final Ack */
+    CHECK(last.status == 1); /* REJECTED */
+    CHECK(last.sequence == 50); /* everything before the bad frame is committed */
+    CHECK(strstr(last.detail, expected) != NULL);
+    fprintf(stderr, "bad_input: final ack sequence=%" PRIu64 " status=%u detail=\"%s\"\n", last.sequence,
+            last.status, last.detail);
+    close(fd);
+}
+
+static void test_bad_input(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "bad");
+    const char *const flags[] = {"--backend", "pbuf", "--max-frame", "4K", "--log-size", "16M", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    struct good_producer good = {.address = daemon.address};
+    pthread_create(&good.thread, NULL, good_producer_main, &good);
+
+    uint8_t no_topic[16];
+    size_t length = varint_encode(6, no_topic);
+    length += put_bytes_field(no_topic + length, 3, "abcd", 4);
+    expect_rejection(&daemon, no_topic, length, "topic");
+    uint8_t oversized[8];
+    length = varint_encode(100000, oversized);
+    expect_rejection(&daemon, oversized, length, "max-frame");
+    uint8_t bad_varint[11];
+    memset(bad_varint, 0xff, sizeof(bad_varint));
+    expect_rejection(&daemon, bad_varint, sizeof(bad_varint), "varint");
+    uint8_t bad_utf8[32];
+    length = varint_encode(4, bad_utf8);
+    length += put_bytes_field(bad_utf8 + length, 1, "\xc3\x28", 2);
+    expect_rejection(&daemon, bad_utf8, length, "UTF-8");
+
+    pthread_join(good.thread, NULL);
+    CHECK(good.result == 0);
+    CHECK(good.acked == 5000);
+    /* The good connection's 5000 and the 4 x 50 accepted before each bad frame are all there. */
+    struct intake_consumer *consumer = consumer_open(directory, "bad-input", "count", INTAKE_CONSUMER_START_OLDEST, true);
+    REQUIRE(consumer != NULL);
+    struct intake_consumer_record record;
+    uint64_t count = 0;
+    while (intake_consumer_poll(consumer, &record) == 1) count++;
+    CHECK(count == 5000 + 4 * 50);
+    intake_consumer_close(consumer);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(daemon_log_counter(&daemon, "reactor", "failed") == 4);
+    daemon_directory_remove(directory);
+}
+
+/* ------------------------------------------------------- consumers that lag --- */
+
+struct bulk_producer {
+    pthread_t thread;
+    const char *address;
+    const char *topic;
+    uint32_t records;
+    int result;
+    _Atomic uint64_t sent;
+    _Atomic uint64_t acked;
+};
+
+static void *bulk_producer_main(void *argument) {
+    struct bulk_producer *self = argument;
+    struct intake_producer_config config = {.address = self->address, .acks = true};
+    struct intake_producer *producer = NULL;
+    self->result = intake_producer_open(&config, &producer, NULL, 0);
+    uint8_t value[1000];
+    for (uint32_t index = 0; index < self->records && self->result == 0; index++) {
+        memset(value, (int)index, sizeof(value));
+        memcpy(value, &index, 4);
+        self->result = intake_producer_send(producer, self->topic, NULL, 0, value, sizeof(value), 0, NULL);
+        atomic_store(&self->sent, index + 1);
+        /* Read acks as they come (waiting at most 1 ms for one more) so the test can watch
+         * progress; a timeout here is not an error. */
+        if (self->result == 0 && index % 64 == 63) {
+            uint64_t acked = intake_producer_acked(producer);
+            if (acked < intake_producer_last_sequence(producer)) {
+                int waited = intake_producer_wait_acks(producer, acked + 1, 1);
+                if (waited != -ETIMEDOUT) self->result = waited;
+            }
+            atomic_store(&self->acked, intake_producer_acked(producer));
+        }
+    }
+    if (self->result == 0) self->result = intake_producer_wait_acks(producer, self->records, 60000);
+    if (producer) atomic_store(&self->acked, intake_producer_acked(producer));
+    if (producer) intake_producer_close(producer);
+    return NULL;
+}
+
+static void sleep_ms(long milliseconds) {
+    struct timespec pause = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+#define SLOW_RECORDS 40000
+
+static void test_slow_consumer(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "slow");
+    const char *const flags[] = {"--backend", "pbuf", "--topic", "slow", "--log-size", "64K",
+                                 "--max-frame", "16K", "--topic-queue", "4", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    struct intake_consumer *consumer = consumer_open(directory, "slow", "slowpoke", INTAKE_CONSUMER_START_OLDEST, false);
+    REQUIRE(consumer != NULL);
+    struct bulk_producer producer = {.address = daemon.address, .topic = "slow", .records = SLOW_RECORDS};
+    pthread_create(&producer.thread, NULL, bulk_producer_main, &producer);
+    sleep_ms(1000);
+    /* 64 KiB of log holds at most 64 such records (1 KB + a 32-byte entry header): nothing
+     * beyond them may be committed, hence acked, while the consumer does not read. And 40 MB is
+     * more than the socket buffers and the daemon hold: TCP has stopped the producer's writes. */
+    uint64_t acked_while_blocked = atomic_load(&producer.acked);
+    uint64_t sent_while_blocked = atomic_load(&producer.sent);
+    fprintf(stderr, "slow_consumer: while the consumer did not read: sent %" PRIu64 ", acked %" PRIu64
+                    " of %u\n", sent_while_blocked, acked_while_blocked, SLOW_RECORDS);
+    CHECK(acked_while_blocked >= 1);
+    CHECK(acked_while_blocked <= 64);
+    CHECK(sent_while_blocked < SLOW_RECORDS);
+    uint32_t expected = 0;
+    uint64_t out_of_order = 0;
+    while (expected < SLOW_RECORDS) {
+        struct intake_consumer_record record;
+        int result = intake_consumer_poll(consumer, &record);
+        if (result == 0) {
+            int waited = intake_consumer_wait(consumer, 5ull * 1000 * 1000 * 1000);
+            if (waited <= 0) break;
+            continue;
+        }
+        REQUIRE(result == 1);
+        CHECK(record.missed == 0);
+        if (record_index(&record) != expected) out_of_order++;
+        expected++;
+        intake_consumer_commit(consumer);
+    }
+    pthread_join(producer.thread, NULL);
+    CHECK(expected == SLOW_RECORDS);
+    CHECK(out_of_order == 0);
+    CHECK(producer.result == 0);
+    CHECK(atomic_load(&producer.acked) == SLOW_RECORDS);
+    intake_consumer_close(consumer);
+    CHECK(daemon_stop(&daemon) == 0);
+    /* The pushback reached the reactor: the topic queue filled and the connection paused. */
+    CHECK(daemon_log_counter(&daemon, "reactor", "topic_queue") > 0);
+    CHECK(daemon_log_counter(&daemon, "worker", "log_full_waits") > 0);
+    daemon_directory_remove(directory);
+}
+
+/* A child process that registers as a consumer, says so on `ready`, then sleeps without ever
+ * reading or heartbeating. */
+static pid_t start_idle_consumer(const char *directory, const char *topic) {
+    int ready[2];
+    REQUIRE(pipe(ready) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(ready[0]);
+        struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST};
+        struct intake_consumer *consumer = NULL;
+        if (intake_consumer_open(directory, topic, "idle", &options, &consumer) != 0) _exit(1);
+        char byte = 1;
+        if (write(ready[1], &byte, 1) != 1) _exit(1);
+        for (;;) pause();
+    }
+    close(ready[1]);
+    char byte = 0;
+    REQUIRE(read(ready[0], &byte, 1) == 1);
+    close(ready[0]);
+    return child;
+}
+
+static void test_consumer_release(const char *name, const char *stale_ms, bool kill_it) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), name);
+    const char *const flags[] = {"--backend", "pbuf", "--topic", "held", "--log-size", "64K",
+                                 "--max-frame", "16K", "--consumer-stale-ms", stale_ms, NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    pid_t child = start_idle_consumer(directory, "held");
+    struct bulk_producer producer = {.address = daemon.address, .topic = "held", .records = 2000};
+    pthread_create(&producer.thread, NULL, bulk_producer_main, &producer);
+    sleep_ms(300);
+    if (kill_it) {
+        /* The idle consumer holds the writer back until its process is gone: no more than the
+         * 64 KiB log's worth of records can have been acked. */
+        CHECK(atomic_load(&producer.acked) >= 1);
+        CHECK(atomic_load(&producer.acked) <= 64);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    pthread_join(producer.thread, NULL);
+    fprintf(stderr, "%s: producer acked %" PRIu64 " of 2000\n", name, (uint64_t)atomic_load(&producer.acked));
+    CHECK(producer.result == 0);
+    CHECK(atomic_load(&producer.acked) == 2000);
+    if (!kill_it) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(daemon_log_counter(&daemon, "worker", "log_full_waits") > 0);
+    daemon_directory_remove(directory);
+}
+
+/* ------------------------------------------------------------------ restart --- */
+
+static uint32_t produce_indexed(const struct daemon *daemon, const char *topic, uint32_t first, uint32_t count) {
+    struct intake_producer_config config = {.address = daemon->address, .acks = true};
+    struct intake_producer *producer = NULL;
+    REQUIRE(intake_producer_open(&config, &producer, NULL, 0) == 0);
+    for (uint32_t index = first; index < first + count; index++)
+        REQUIRE(intake_producer_send(producer, topic, NULL, 0, &index, 4, 0, NULL) == 0);
+    REQUIRE(intake_producer_wait_acks(producer, count, 30000) == 0);
+    uint32_t acked = (uint32_t)intake_producer_acked(producer);
+    intake_producer_close(producer);
+    return acked;
+}
+
+static void test_restart(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "restart");
+    const char *const flags[] = {"--backend", "pbuf", "--topic", "durable", "--log-size", "16M", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    CHECK(produce_indexed(&daemon, "durable", 0, 1000) == 1000);
+    struct intake_consumer *consumer = consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
+    REQUIRE(consumer != NULL);
+    struct intake_consumer_record record;
+    for (uint32_t index = 0; index < 600; index++) {
+        REQUIRE(intake_consumer_poll(consumer, &record) == 1);
+        CHECK(record.offset == index);
+        CHECK(record_index(&record) == index);
+    }
+    intake_consumer_commit(consumer);
+    intake_consumer_close(consumer);
+    CHECK(daemon_stop(&daemon) == 0);
+
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    CHECK(produce_indexed(&daemon, "durable", 1000, 500) == 500);
+    consumer = consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
+    REQUIRE(consumer != NULL);
+    uint32_t expected = 600;
+    while (intake_consumer_poll(consumer, &record) == 1) {
+        /* Offsets continue across the restart, and so does the content they name. */
+        CHECK(record.offset == expected);
+        CHECK(record_index(&record) == expected);
+        expected++;
+    }
+    CHECK(expected == 1500);
+    intake_consumer_close(consumer);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    test_acks_follow_commits();
+    test_bad_input();
+    test_slow_consumer();
+    test_consumer_release("dead_consumer", "600000", true);
+    test_consumer_release("stale_consumer", "300", false);
+    test_restart();
+    return test_finish();
+}
