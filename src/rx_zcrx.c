@@ -111,9 +111,13 @@ static int zcrx_check_config(const struct rx_backend_config *config, uint32_t pa
         return zcrx_fail(why, why_capacity, EINVAL,
                          "zcrx: rx buffer size %u must be a power of two >= the page size",
                          rx_bytes);
-    if (config->zcrx_nodev == (config->zcrx_interface != NULL))
+    /* Said as what is missing: under --backend auto this line is the fallback's reason. */
+    if (!config->zcrx_nodev && config->zcrx_interface == NULL)
         return zcrx_fail(why, why_capacity, EINVAL,
-                         "zcrx: give either an interface (--zcrx-if) or device-less mode");
+                         "zcrx: not configured (no --zcrx-if IFNAME or --zcrx-nodev)");
+    if (config->zcrx_nodev && config->zcrx_interface != NULL)
+        return zcrx_fail(why, why_capacity, EINVAL,
+                         "zcrx: --zcrx-if and --zcrx-nodev exclude each other");
     return 0;
 }
 

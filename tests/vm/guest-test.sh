@@ -3,12 +3,22 @@
 # proc/sys/dev mounted and lo up). Programs are in /intake/bin. Prints its verdict as the line
 #   vm-guest: PASS kernel=<version> backend=zcrx bytes=<n> records=<n>
 #   vm-guest: FAIL <reason>
-# which tests/vm/run turns into its own last line. Add further stages (intaked --backend zcrx
-# --zcrx-nodev with producers and intake-tail) as functions below and call them from main.
+# which tests/vm/run turns into its own last line. Stages:
+#   1. stage_backend: the zcrx backend alone (test_zcrx_probe over a loopback TCP pair);
+#   2. stage_daemon: intaked --backend zcrx --zcrx-nodev, several concurrent producers, several
+#      topics, at least 256 MiB, read back with intake-tail --format raw and compared byte for
+#      byte with what intake_vm_gen regenerates; then SIGTERM, exit 0, every receive unit
+#      returned and the zcrx counters non-zero. bytes= and records= of the verdict come from here.
 bin=/intake/bin
 kernel=$(uname -r)
 
 fail() {
+    # In the daemon stage, show what the daemon said (and its counters) before the verdict.
+    if [ -n "${daemon_pid:-}" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -USR1 "$daemon_pid"
+        sleep 1
+    fi
+    [ -n "${daemon_log:-}" ] && [ -f "$daemon_log" ] && sed 's/^/daemon-log: /' "$daemon_log"
     echo "vm-guest: FAIL $*"
     exit 1
 }
@@ -27,10 +37,132 @@ stage_backend() {
     [ -n "$backend_bytes" ] && [ "$backend_bytes" -gt 0 ] || fail "no bytes counted"
 }
 
+# --- Stage 2: the daemon end to end ------------------------------------------------------------
+daemon_port=7411
+daemon_dir=/dev/shm/intake
+daemon_log_path=/tmp/intaked.log
+# 4 producers, each interleaving 2 topics: 8 topics of at least 32 MiB each = 256 MiB or more.
+producer_count=4
+topic_min_bytes=${INTAKE_VM_TOPIC_BYTES:-33554432}
+
+# /dev/shm is not there in an initramfs; the topic logs live on it (sparse files, 128M each).
+mount_shm() {
+    mkdir -p /dev/shm
+    grep -q ' /dev/shm ' /proc/mounts && return 0
+    mount -t tmpfs -o size=1536m shm /dev/shm || fail "cannot mount a tmpfs on /dev/shm"
+}
+
+# Producer p's topics: "t<2p>,t<2p+1>". The generator's seed is p.
+producer_topics() {
+    echo "t$(($1 * 2)),t$(($1 * 2 + 1))"
+}
+
+# generate P [flags]: producer P's stream (or, with --only/--summary, a part or its size).
+generate() {
+    seed=$1
+    shift
+    "$bin/intake_vm_gen" --topics "$(producer_topics "$seed")" --seed "$seed" \
+        --min-bytes "$topic_min_bytes" "$@"
+}
+
+# Starts intaked in the background (pid in $daemon_pid); returns when it says it listens.
+daemon_start() {
+    daemon_log=$daemon_log_path
+    "$bin/intaked" --backend zcrx --zcrx-nodev --reactors 2 --workers 2 --shm-dir "$daemon_dir" \
+        --listen "127.0.0.1:$daemon_port" --log-size 128M >"$daemon_log" 2>&1 &
+    daemon_pid=$!
+    for attempt in $(seq 1 300); do
+        grep -q '^intaked: listening on' "$daemon_log" && break
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$daemon_log"
+    grep -q '^intaked: listening on .* backend zcrx ' "$daemon_log" && return 0
+    kill -0 "$daemon_pid" 2>/dev/null && kill -KILL "$daemon_pid"
+    fail "intaked --backend zcrx --zcrx-nodev did not come up: $(grep '^intaked:' "$daemon_log" | tail -n 1)"
+}
+
+# Runs every producer concurrently; each must have every record of its stream acknowledged.
+produce_all() {
+    pids=""
+    for producer in $(seq 0 $((producer_count - 1))); do
+        (generate "$producer" | "$bin/intake-produce" --connect "127.0.0.1:$daemon_port" \
+            --delimited --acks --timeout-ms 120000) >"/tmp/produce-$producer.log" 2>&1 &
+        pids="$pids $!"
+    done
+    producer=0
+    for pid in $pids; do
+        wait "$pid" || fail "producer $producer: $(tail -n 1 "/tmp/produce-$producer.log")"
+        expected=$(generate "$producer" --summary | sed -n 's/^records=\([0-9]*\) .*/\1/p')
+        grep -q "^acked $expected records " "/tmp/produce-$producer.log" ||
+            fail "producer $producer: expected $expected records acked, got: $(cat "/tmp/produce-$producer.log")"
+        producer=$((producer + 1))
+    done
+}
+
+# Reads every topic back from its log and compares it with the regenerated stream.
+verify_all() {
+    total_bytes=0
+    total_records=0
+    for producer in $(seq 0 $((producer_count - 1))); do
+        for topic in $(producer_topics "$producer" | tr ',' ' '); do
+            summary=$(generate "$producer" --only "$topic" --summary)
+            records=$(echo "$summary" | sed -n 's/^records=\([0-9]*\) .*/\1/p')
+            bytes=$(echo "$summary" | sed -n 's/.* bytes=\([0-9]*\)$/\1/p')
+            expected=$(generate "$producer" --only "$topic" | sha256sum | cut -d' ' -f1)
+            actual=$("$bin/intake-tail" --shm-dir "$daemon_dir" --topic "$topic" --from-start \
+                     --count "$records" --format raw 2>/tmp/tail.err | sha256sum | cut -d' ' -f1)
+            [ "$actual" = "$expected" ] ||
+                fail "topic $topic: intake-tail raw output differs from the $records records sent ($(head -n 1 /tmp/tail.err))"
+            echo "daemon: topic $topic records=$records bytes=$bytes byte-exact"
+            total_bytes=$((total_bytes + bytes))
+            total_records=$((total_records + records))
+        done
+    done
+    [ "$total_bytes" -ge 268435456 ] || fail "only $total_bytes bytes sent (want >= 256 MiB)"
+}
+
+# Sums one counter over the daemon's "reactor N backend zcrx:" lines.
+zcrx_counter() {
+    awk -v name="$1" '/^intaked: reactor [0-9]+ backend zcrx:/ {
+        for (i = 1; i <= NF; i++) if (index($i, name "=") == 1) sum += substr($i, length(name) + 2)
+    } END { print sum + 0 }' "$daemon_log"
+}
+
+# SIGTERM; the daemon must exit 0 with every receive unit back and the zcrx counters moving.
+daemon_stop() {
+    kill -TERM "$daemon_pid"
+    wait "$daemon_pid"
+    status=$?
+    grep -E '^intaked: (reactor [0-9]+ backend|stopped|worker)' "$daemon_log"
+    [ "$status" -eq 0 ] || fail "intaked exited $status after SIGTERM"
+    grep -q '^intaked: stopped; receive units all returned: yes$' "$daemon_log" ||
+        fail "intaked: receive units not all returned"
+    for counter in bytes_received completions units_recycled refill_flushes; do
+        value=$(zcrx_counter "$counter")
+        [ "$value" -gt 0 ] || fail "zcrx counter $counter is $value"
+    done
+    received=$(zcrx_counter bytes_received)
+    [ "$received" -eq "$total_bytes" ] ||
+        fail "zcrx bytes_received=$received but producers sent $total_bytes"
+}
+
+stage_daemon() {
+    started=$(date +%s)
+    mount_shm
+    daemon_start
+    produce_all
+    echo "daemon: produced in $(($(date +%s) - started)) s"
+    verify_all
+    daemon_stop
+    echo "daemon: PASS bytes=$total_bytes records=$total_records seconds=$(($(date +%s) - started))"
+}
+
 main() {
     echo "vm-guest: start kernel=$kernel"
     stage_backend
-    echo "vm-guest: PASS kernel=$kernel backend=zcrx bytes=$backend_bytes records=$backend_records"
+    stage_daemon
+    echo "vm-guest: PASS kernel=$kernel backend=zcrx bytes=$total_bytes records=$total_records"
 }
 
 main "$@"
