@@ -313,6 +313,14 @@ static int producer_write_all(struct intake_producer *producer, const uint8_t *b
             continue;
         }
         if (sent < 0 && errno == EINTR) continue;
+        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            /* intake ends a connection with a final Ack that says why (REJECTED, ...): that
+             * reason, if it already arrived, is what the caller needs, not the broken pipe. */
+            int send_errno = errno;
+            int drained = producer_drain_acks(producer);
+            if (drained == -EPROTO) return drained;
+            errno = send_errno;
+        }
         if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return producer_error(producer, -errno, true, "send to intake: %s", strerror(errno));
         int result = producer_wait_writable(producer);

@@ -28,6 +28,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "rx_backend.h"
+#include "rx_zcrx.h"
 #include "worker.h"
 
 /* Most completions handled before the batched work runs again. */
@@ -142,6 +143,9 @@ struct reactor {
     struct io_uring ring;
     bool ring_ready;
     struct rx_backend *backend;
+    /* --max-frame, or lower when the backend's fragments cannot hold it in RECORD_SLICES_MAX
+     * slices (zcrx hands out fixed-size fragments). */
+    uint32_t frame_bytes_max;
     int listen_fd;
     bool accept_armed;
     bool accept_cancelled;
@@ -563,7 +567,7 @@ static void connection_open(struct reactor *reactor, int fd) {
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
                     reactor->window_committed + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
-    framer_init(&connection->framer, reactor->pipeline->config.frame_bytes_max);
+    framer_init(&connection->framer, reactor->frame_bytes_max);
     /* Acks are small and latency matters more than packing them. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -946,9 +950,22 @@ static int reactor_setup_backend(struct reactor *reactor) {
                              sizeof(reactor->start_why));
 }
 
+/* A record of N bytes in fragments of F bytes spans at most ceil(N / F) + 1 of them (its ends
+ * may share fragments with its neighbours): zcrx caps what --max-frame can promise. */
+static void reactor_limit_frame(struct reactor *reactor) {
+    reactor->frame_bytes_max = reactor->pipeline->config.frame_bytes_max;
+    if (reactor->backend->kind != RX_BACKEND_ZCRX) return;
+    struct rx_zcrx_info info;
+    rx_zcrx_info(reactor->backend, &info);
+    uint64_t fragment_bytes = info.rx_buffer_bytes ? info.rx_buffer_bytes : 4096;
+    uint64_t limit = fragment_bytes * (RECORD_SLICES_MAX - 2);
+    if (limit < reactor->frame_bytes_max) reactor->frame_bytes_max = (uint32_t)limit;
+}
+
 static void *reactor_thread_main(void *argument) {
     struct reactor *reactor = argument;
     reactor->start_result = reactor_setup_backend(reactor);
+    if (reactor->start_result == 0) reactor_limit_frame(reactor);
     int result = reactor->start_result;
     sem_post(&reactor->started);
     if (result == 0) reactor_loop(reactor);
@@ -1051,6 +1068,10 @@ int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) {
 
 const char *reactor_backend_name(const struct reactor *reactor) {
     return reactor->backend ? reactor->backend->ops->name : "none";
+}
+
+uint32_t reactor_frame_bytes_max(const struct reactor *reactor) {
+    return reactor->frame_bytes_max;
 }
 
 int reactor_listen_fd(const struct reactor *reactor) {

@@ -36,6 +36,9 @@ int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) INTAK
 /* The backend this reactor ended up with, and why auto fell back (empty when it did not). */
 const char *reactor_backend_name(const struct reactor *reactor);
 const char *reactor_fallback_reason(const struct reactor *reactor);
+/* The largest record this reactor accepts: --max-frame, lowered when the backend's fixed-size
+ * fragments (zcrx) cannot hold it in RECORD_SLICES_MAX slices. */
+uint32_t reactor_frame_bytes_max(const struct reactor *reactor);
 /* The reactor's listening socket (the pipeline attaches the queue-steering program to it). */
 int reactor_listen_fd(const struct reactor *reactor);
 

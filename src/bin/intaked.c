@@ -15,6 +15,7 @@
 #include "config.h"
 #include "pipeline.h"
 #include "reactor.h"
+#include "record.h"
 #include "worker.h"
 
 static const char *backend_choice_name(enum backend_choice choice) {
@@ -31,12 +32,17 @@ static void report_started(struct pipeline *pipeline) {
     const char *fallback = reactor_fallback_reason(pipeline->reactors[0]);
     if (config->backend == BACKEND_CHOICE_AUTO && fallback[0] != '\0')
         fprintf(stderr, "intaked: backend auto: zcrx unavailable (%s); using pbuf\n", fallback);
+    uint32_t frame_bytes_max = reactor_frame_bytes_max(pipeline->reactors[0]);
+    if (frame_bytes_max < config->frame_bytes_max)
+        fprintf(stderr, "intaked: --max-frame %u lowered to %u: the backend's fixed-size receive "
+                        "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
+                        "allows)\n", config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
     fprintf(stderr,
             "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
             config->listen_text, reactor_backend_name(pipeline->reactors[0]),
             backend_choice_name(config->backend), config->reactor_count, config->worker_count,
-            config->shm_directory, config->frame_bytes_max);
+            config->shm_directory, frame_bytes_max);
 }
 
 int main(int argc, char **argv) {
