@@ -94,9 +94,11 @@ static void worker_open_log(struct worker *worker, uint32_t topic_id, struct wor
 }
 
 static void worker_return(struct worker *worker, struct record *record) {
-    struct spsc_ring *ring = pipeline_return_ring(worker->pipeline, worker->index, record->reactor_index);
-    spsc_ring_push(ring, record);
-    worker->reactors_to_wake[record->reactor_index] = true;
+    /* Read before the push: once pushed, the record belongs to its reactor, which may reuse it
+     * at once. */
+    uint16_t reactor = record->reactor_index;
+    spsc_ring_push(pipeline_return_ring(worker->pipeline, worker->index, reactor), record);
+    worker->reactors_to_wake[reactor] = true;
 }
 
 /* Decodes and appends one record. Returns false when the log is full (the record is kept). */
