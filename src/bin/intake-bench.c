@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "intake/consumer.h"
 
 /* ---- limits and defaults ------------------------------------------------------------------ */
 
@@ -57,7 +58,12 @@
 #define BENCH_TOPIC_NAME_BYTES_MAX 32
 #define BENCH_CONSUMER_BUFFER_BYTES (8u << 20) /* NATS subscriber read buffer; > 1 MiB + header */
 #define BENCH_ACK_BUFFER_BYTES 4096
-#define BENCH_EXIT_CONSUMER_NOT_WIRED 2      /* bench/run falls back to --no-consume on this */
+#define BENCH_CONSUMER_NAME "intake-bench"  /* slot name in every topic log */
+#define BENCH_POLL_RECORDS_MAX 4096          /* records read from one topic before the next */
+#define BENCH_OPEN_RETRY_NS 1000000ull       /* retry opening topics whose log is not there yet */
+#define BENCH_WAIT_ONE_TOPIC_NS 10000000ull  /* futex wait when every topic is open and empty */
+#define BENCH_WAIT_MANY_TOPICS_NS 200000ull  /* wait on one of several topics: others may fill */
+#define BENCH_LOG_CREATE_TIMEOUT_NS 2000000000ull /* a log file still without a header is bad */
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -147,8 +153,16 @@ static uint64_t histogram_quantile(const struct latency_histogram *histogram, do
 /* What the consumer thread owns: only it writes here while the run is on; main reads after join. */
 struct consumer_state {
     struct latency_histogram histogram;
-    uint64_t *next_record_number;           /* per producer connection: expected tag number */
+    /* Expected tag number per order slot: (connection, topic) for intake, whose topics are
+     * separate logs read in turn; per connection for NATS, one ordered subscriber stream. */
+    uint64_t *next_record_number;
+    uint32_t order_topics;                  /* topics per connection in that array (>= 1) */
     uint64_t out_of_order;                  /* records that came back before one already seen */
+    uint64_t missed;                        /* intake: gaps the consumer library reported */
+    struct intake_consumer **topic_logs;    /* intake: [topic_count], NULL until the log exists */
+    uint32_t topics_open;
+    uint64_t next_open_try_ns;
+    uint64_t unreadable_since_ns;           /* first -EINVAL open not followed by a success */
     uint64_t short_records;                 /* values too short to hold a stamp (bad input) */
     uint64_t records;                       /* local totals, published to the run per chunk */
     uint64_t bytes;
@@ -474,9 +488,11 @@ static void batch_stamp(struct batch *batch, uint32_t record_count, uint32_t ind
 
 /* ---- consumer side: what every delivered record goes through ------------------------------- */
 
-/* One delivered value read at now_ns: latency from its stamp, order per producer connection. */
+/* One delivered value of topic `topic` read at now_ns: latency from its stamp, and order per
+ * (producer connection, topic) when the consumer keeps topics apart (order_topics > 1). */
 static void consumer_deliver(struct consumer_state *consumer, uint32_t connection_count,
-                             const uint8_t *value, size_t value_bytes, uint64_t now_ns) {
+                             uint32_t topic, const uint8_t *value, size_t value_bytes,
+                             uint64_t now_ns) {
     consumer->records++;
     consumer->bytes += value_bytes;
     if (value_bytes < BENCH_STAMP_BYTES) {
@@ -492,10 +508,12 @@ static void consumer_deliver(struct consumer_state *consumer, uint32_t connectio
         consumer->short_records++;
         return;
     }
-    /* Records of one connection to one topic come back in order; a smaller number than one
-     * already seen is a reordering (or a duplicate). Gaps are normal across several topics. */
-    if (record_number < consumer->next_record_number[index]) consumer->out_of_order++;
-    else consumer->next_record_number[index] = record_number + 1;
+    /* Records of one connection to one topic come back in order; a number not above the last
+     * one seen is a reordering or a duplicate. Gaps are normal across several topics. */
+    INTAKE_ASSERT(consumer->order_topics >= 1);
+    uint64_t slot = index * consumer->order_topics + topic % consumer->order_topics;
+    if (record_number < consumer->next_record_number[slot]) consumer->out_of_order++;
+    else consumer->next_record_number[slot] = record_number + 1;
 }
 
 /* Makes the consumer's totals visible to producers (closed-loop window) and to main. */
@@ -545,31 +563,148 @@ static int intake_record_value(const uint8_t *record, size_t record_bytes, const
 }
 
 /*
- * ==== THE INTAKE CONSUMER SEAM (TODO issue 3: wire to include/intake/consumer.h) ============
+ * ---- the intake consumer: every topic's shared-memory log, read in place -------------------
  *
- * consume_intake() is the consumer thread's body for --target intake. Contract:
- *   - open every topic bench-0 .. bench-(topics-1) under --shm-dir, consumer name
- *     "intake-bench", starting at the end of each log (records from earlier runs are not ours);
- *   - set run->consumer_ready once every topic is open (producers start only then);
- *   - until run->stop_consuming: poll every topic without copying; for each record take the value
- *     with intake_record_value() and call consumer_deliver(&run->consumer, connections, value,
- *     value_bytes, now_ns) with one clock read per poll batch; commit cursors per batch; call
- *     consumer_publish(run, now_ns) after each batch; block on the library's futex wait with a
- *     short timeout (about 10 ms) when every topic is empty, so the loop never spins and always
- *     sees stop_consuming;
- *   - return 0, or a negative errno after run_fail().
- * Until the library lands in this tree the seam reports that it is not wired, and intake-bench
- * exits with BENCH_EXIT_CONSUMER_NOT_WIRED (bench/run then measures intake with --no-consume).
+ * consume_intake() is the consumer thread's body for --target intake. It holds one
+ * include/intake/consumer.h handle per topic bench-0 .. bench-(topics-1), registered (ephemeral)
+ * under the name "intake-bench", so block retention holds the writer back while this thread
+ * lags: nothing is lost, the producers are pushed back instead.
+ *   - intaked creates a topic's log when its worker first sees the topic, so logs appear while
+ *     the run is on: opens that fail with -ENOENT are retried every BENCH_OPEN_RETRY_NS, and a
+ *     log that appears during the run is read from its oldest record (all of it is ours).
+ *     Logs already there before the producers start are left from earlier runs: read from
+ *     their end.
+ *   - Records are read as pointers into the mapping; the value (field 3) is found by walking
+ *     the record's bytes (intake_record_value), never copied. One clock read per topic drain.
+ *   - When every open topic is empty the thread sleeps on a log's futex with a short timeout,
+ *     so it never spins and always sees stop_consuming.
+ * Returns 0, or a negative errno after run_fail().
  */
-static bool consume_intake_available(void) {
-    return false;
+
+/* Tries to open topic `topic`'s log; 0 when open or not there yet, negative errno otherwise.
+ * The worker creates the file before it writes the header, so an open can see a log that is
+ * there but not valid yet (-EINVAL): that is retried too, for BENCH_LOG_CREATE_TIMEOUT_NS. */
+static int intake_topic_open(struct bench_run *run, uint32_t topic,
+                             enum intake_consumer_start start) {
+    struct consumer_state *consumer = &run->consumer;
+    INTAKE_ASSERT(topic < run->options->topic_count);
+    INTAKE_ASSERT(consumer->topic_logs[topic] == NULL);
+    char name[BENCH_TOPIC_NAME_BYTES_MAX];
+    snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
+    struct intake_consumer_options open_options = {.start = start, .ephemeral = true};
+    int result = intake_consumer_open(run->options->shm_dir, name, BENCH_CONSUMER_NAME,
+                                      &open_options, &consumer->topic_logs[topic]);
+    if (result == -ENOENT) return 0;
+    uint64_t now_ns = intake_now_ns();
+    if (result == -EINVAL) {
+        if (consumer->unreadable_since_ns == 0) consumer->unreadable_since_ns = now_ns;
+        if (now_ns - consumer->unreadable_since_ns < BENCH_LOG_CREATE_TIMEOUT_NS) return 0;
+    }
+    if (result != 0) {
+        fprintf(stderr, "intake-bench: open %s: %s\n", name, intake_consumer_open_error());
+        run_fail(run, result, "intake consumer open");
+        return result;
+    }
+    consumer->topics_open++;
+    consumer->unreadable_since_ns = 0;
+    return 0;
+}
+
+/* Opens every topic whose log has appeared since the last try (at most once per retry period). */
+static int intake_topics_open_new(struct bench_run *run, enum intake_consumer_start start,
+                                  uint64_t now_ns) {
+    struct consumer_state *consumer = &run->consumer;
+    uint32_t topic_count = run->options->topic_count;
+    if (consumer->topics_open == topic_count || now_ns < consumer->next_open_try_ns) return 0;
+    consumer->next_open_try_ns = now_ns + BENCH_OPEN_RETRY_NS;
+    for (uint32_t topic = 0; topic < topic_count; topic++) {
+        if (consumer->topic_logs[topic] != NULL) continue;
+        int result = intake_topic_open(run, topic, start);
+        if (result != 0) return result;
+    }
+    return 0;
+}
+
+/* Reads up to BENCH_POLL_RECORDS_MAX records of one topic; returns how many, or negative errno. */
+static int intake_topic_drain(struct bench_run *run, uint32_t topic) {
+    struct consumer_state *consumer = &run->consumer;
+    struct intake_consumer *log = consumer->topic_logs[topic];
+    INTAKE_ASSERT(log != NULL);
+    uint64_t now_ns = intake_now_ns();
+    int drained = 0;
+    for (; drained < BENCH_POLL_RECORDS_MAX; drained++) {
+        struct intake_consumer_record record;
+        int polled = intake_consumer_poll(log, &record);
+        if (polled == 0) break;
+        if (polled < 0) {
+            fprintf(stderr, "intake-bench: bench-%u: %s\n", topic, intake_consumer_error(log));
+            run_fail(run, polled, "intake consumer poll");
+            return polled;
+        }
+        consumer->missed += record.missed;
+        const uint8_t *value = NULL;
+        size_t value_bytes = 0;
+        if (intake_record_value(record.bytes, record.length, &value, &value_bytes) != 0) {
+            consumer->short_records++; /* counted as delivered but unusable */
+            consumer->records++;
+            continue;
+        }
+        consumer_deliver(consumer, run->options->connection_count, topic, value, value_bytes,
+                         now_ns);
+    }
+    /* The commit heartbeats; the cursor itself is not needed (ephemeral slot). */
+    if (drained > 0) intake_consumer_commit(log);
+    return drained;
+}
+
+/* Sleeps until a record may be there: on one log's futex (rotating over several logs, with a
+ * short timeout, since records may land in another one meanwhile), or briefly when none is open. */
+static void intake_wait(struct bench_run *run, uint32_t *rotor) {
+    struct consumer_state *consumer = &run->consumer;
+    uint32_t topic_count = run->options->topic_count;
+    if (consumer->topics_open == 0) {
+        sleep_ns(BENCH_WAIT_MANY_TOPICS_NS);
+        return;
+    }
+    bool one = consumer->topics_open == 1 && topic_count == 1;
+    for (uint32_t step = 0; step < topic_count; step++) {
+        *rotor = (*rotor + 1) % topic_count;
+        if (consumer->topic_logs[*rotor] == NULL) continue;
+        int result = intake_consumer_wait(consumer->topic_logs[*rotor],
+                                          one ? BENCH_WAIT_ONE_TOPIC_NS : BENCH_WAIT_MANY_TOPICS_NS);
+        (void)result; /* 1, 0 (timeout) and -EINTR all mean: poll again */
+        return;
+    }
 }
 
 static int consume_intake(struct bench_run *run) {
-    run_fail(run, -ENOSYS, "intake consumer not wired yet (consume_intake in intake-bench.c)");
-    return -ENOSYS;
+    struct consumer_state *consumer = &run->consumer;
+    uint32_t topic_count = run->options->topic_count;
+    INTAKE_ASSERT(consumer->topic_logs != NULL);
+    int result = intake_topics_open_new(run, INTAKE_CONSUMER_START_END, intake_now_ns());
+    if (result != 0) return result;
+    atomic_store(&run->consumer_ready, true);
+    uint32_t rotor = 0;
+    while (!atomic_load_explicit(&run->stop_consuming, memory_order_relaxed)) {
+        result = intake_topics_open_new(run, INTAKE_CONSUMER_START_OLDEST, intake_now_ns());
+        if (result != 0) break;
+        int64_t drained_total = 0;
+        for (uint32_t topic = 0; topic < topic_count && result >= 0; topic++) {
+            if (consumer->topic_logs[topic] == NULL) continue;
+            result = intake_topic_drain(run, topic);
+            if (result > 0) drained_total += result;
+        }
+        if (result < 0) break;
+        if (drained_total > 0) consumer_publish(run, intake_now_ns());
+        else intake_wait(run, &rotor);
+    }
+    for (uint32_t topic = 0; topic < topic_count; topic++) {
+        intake_consumer_close(consumer->topic_logs[topic]); /* NULL is fine */
+        consumer->topic_logs[topic] = NULL;
+    }
+    return result < 0 ? result : 0;
 }
-/* ==== end of the intake consumer seam ====================================================== */
+
 
 /* Parses every complete MSG (and answers PING) in buffer[0..filled); returns bytes consumed. */
 static size_t nats_parse_messages(struct bench_run *run, const uint8_t *buffer, size_t filled,
@@ -588,8 +723,8 @@ static size_t nats_parse_messages(struct bench_run *run, const uint8_t *buffer, 
             uint64_t payload_bytes = strtoull(line + word, NULL, 10);
             size_t payload_start = at + line_bytes + 2;
             if (payload_start + payload_bytes + 2 > filled) break; /* wait for the rest */
-            consumer_deliver(consumer, run->options->connection_count, buffer + payload_start,
-                             (size_t)payload_bytes, now_ns);
+            consumer_deliver(consumer, run->options->connection_count, 0,
+                             buffer + payload_start, (size_t)payload_bytes, now_ns);
             at = payload_start + (size_t)payload_bytes + 2;
             continue;
         }
@@ -646,9 +781,14 @@ static int consumer_prepare(struct bench_run *run) {
     const struct bench_options *options = run->options;
     struct consumer_state *consumer = &run->consumer;
     consumer->socket_fd = -1;
-    consumer->next_record_number = calloc(options->connection_count, sizeof(uint64_t));
+    consumer->order_topics = options->target == TARGET_INTAKE ? options->topic_count : 1;
+    consumer->next_record_number =
+        calloc((size_t)options->connection_count * consumer->order_topics, sizeof(uint64_t));
     if (!consumer->next_record_number) return -ENOMEM;
-    if (options->target != TARGET_NATS) return 0;
+    if (options->target == TARGET_INTAKE) {
+        consumer->topic_logs = calloc(options->topic_count, sizeof *consumer->topic_logs);
+        return consumer->topic_logs ? 0 : -ENOMEM;
+    }
     consumer->buffer = malloc(BENCH_CONSUMER_BUFFER_BYTES);
     if (!consumer->buffer) return -ENOMEM;
     int result = connect_tcp(options->host, options->port, 5000, &consumer->socket_fd);
@@ -663,6 +803,7 @@ static void consumer_release(struct consumer_state *consumer) {
     if (consumer->socket_fd >= 0) close(consumer->socket_fd);
     free(consumer->buffer);
     free(consumer->next_record_number);
+    free(consumer->topic_logs);
 }
 
 /* ---- producers ----------------------------------------------------------------------------- */
@@ -933,10 +1074,16 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
             messages += producers[index].acked_sequence;
     }
     double seconds = end_ns > run->start_ns ? (double)(end_ns - run->start_ns) / 1e9 : 0;
-    const struct latency_histogram *histogram = &run->consumer.histogram;
+    const struct consumer_state *consumer = &run->consumer;
+    const struct latency_histogram *histogram = &consumer->histogram;
+    /* Exactly once: as many delivered as sent, none reported missed, none short, and per
+     * (connection, topic) every record number above the previous one (no duplicates). */
+    bool exactly_once = options->consume && messages == sent && consumer->missed == 0 &&
+                        consumer->out_of_order == 0 && consumer->short_records == 0;
     printf("result target=%s mode=%s size=%s conns=%u batch=%u topics=%u rate=%.0f msgs=%llu "
            "sent=%llu lost=%llu secs=%.3f msgs_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f "
-           "p999_us=%.1f max_us=%.1f out_of_order=%llu consumer=%s\n",
+           "p999_us=%.1f max_us=%.1f out_of_order=%llu missed=%llu exactly_once=%s "
+           "consumer=%s\n",
            target_name(options->target), options->rate_per_s > 0 ? "open" : "closed",
            options->sizes_text, options->connection_count, options->batch_records,
            options->topic_count, options->rate_per_s, (unsigned long long)messages,
@@ -944,8 +1091,8 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
            seconds, seconds > 0 ? messages / seconds : 0, seconds > 0 ? bytes / seconds / 1e6 : 0,
            histogram_quantile(histogram, 0.50) / 1e3, histogram_quantile(histogram, 0.99) / 1e3,
            histogram_quantile(histogram, 0.999) / 1e3, histogram->max_ns / 1e3,
-           (unsigned long long)run->consumer.out_of_order,
-           options->consume ? "yes" : options->acks ? "acks" : "none");
+           (unsigned long long)consumer->out_of_order, (unsigned long long)consumer->missed,
+           !options->consume ? "unchecked" : exactly_once ? "yes" : "no", options->consume ? "yes" : options->acks ? "acks" : "none");
     fflush(stdout);
 }
 
@@ -1007,11 +1154,6 @@ static int run_start_producers(struct bench_run *run, struct producer *producers
 }
 
 static int run_load(const struct bench_options *options) {
-    if (options->target == TARGET_INTAKE && options->consume && !consume_intake_available()) {
-        fprintf(stderr, "intake-bench: the intake consumer is not wired yet (consume_intake in "
-                        "src/bin/intake-bench.c, issue 3); use --no-consume [--acks]\n");
-        return BENCH_EXIT_CONSUMER_NOT_WIRED;
-    }
     static struct bench_run run; /* large (histogram); one run per process */
     run.options = options;
     run.consumer.socket_fd = -1;
@@ -1211,6 +1353,7 @@ static void self_test_nats_encoding(void) {
     }
     run.options = &options;
     run.consumer.next_record_number = next_numbers;
+    run.consumer.order_topics = 1;
     size_t split = filled / 2 + 3;
     size_t consumed = nats_parse_messages(&run, stream, split, 1000);
     memmove(stream, stream + consumed, filled - consumed);
