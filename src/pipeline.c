@@ -31,10 +31,10 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
-    config->topic_queue_capacity = 1024;
+    config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
     config->records_in_flight_max = 16384;
-    config->ack_window_capacity = 512;
+    config->ack_window_capacity = 2048;
     config->cq_entries = 8192;
     config->backend = BACKEND_CHOICE_AUTO;
     config->buffer_count = 512;

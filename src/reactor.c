@@ -178,6 +178,10 @@ struct reactor {
     _Atomic int wake_armed;
     _Atomic bool report_requested;
     bool stop_started;
+    /* A stall seen once waits for confirmation: seen again after a timed wait with no progress
+     * in between (buffers the kernel filled for completions not yet reaped look pinned). */
+    bool stall_suspected;
+    uint64_t stall_progress_mark;
     uint32_t open_connections;
     struct reactor_counters counters;
 };
@@ -480,9 +484,25 @@ static void connection_drain_backlog(struct reactor *reactor, struct connection 
     }
 }
 
+/* Hysteresis: a connection paused on a full topic queue resumes once the queue is at most three
+ * quarters full, so the worker has a run of records before the reactor pauses again (each pause
+ * is a cancelled receive and a re-arm). */
+static bool connection_topic_queue_has_room(struct reactor *reactor, const struct connection *connection) {
+    if (connection->block != BLOCK_TOPIC_QUEUE) return true;
+    INTAKE_ASSERT(connection->blocked_record != NULL);
+    struct pipeline *pipeline = reactor->pipeline;
+    uint64_t length = topic_queue_length(&pipeline->topic_queues[connection->blocked_record->topic_id]);
+    return length <= (uint64_t)pipeline->config.topic_queue_capacity * 3 / 4;
+}
+
 /* Tries to unblock a connection: first its held record, then its backlog. */
 static void connection_resume(struct reactor *reactor, struct connection *connection) {
     if (connection->state != CONNECTION_OPEN) return;
+    if (!connection_topic_queue_has_room(reactor, connection)) {
+        list_add(reactor->retry_list, &reactor->retry_count, &connection->on_retry_list,
+                 connection_slot(reactor, connection));
+        return;
+    }
     connection->block = BLOCK_NONE;
     if (connection->blocked_record != NULL) {
         struct record *record = connection->blocked_record;
@@ -802,10 +822,26 @@ static void reactor_continue_stop(struct reactor *reactor) {
  * --buffers x --buffer-size above (connections sending at once) x (their largest records)
  * keeps this from happening at all.
  */
+static bool reactor_stalled(struct reactor *reactor) {
+    return reactor->units_wait_count != 0 && reactor->retry_count == 0 &&
+           reactor->backend->ops->units_available(reactor->backend) == 0 &&
+           reactor->counters.records_admitted == reactor->counters.records_returned &&
+           io_uring_cq_ready(&reactor->ring) == 0;
+}
+
 static void reactor_break_stall(struct reactor *reactor) {
-    if (reactor->units_wait_count == 0 || reactor->retry_count != 0) return;
-    if (reactor->backend->ops->units_available(reactor->backend) != 0) return;
-    if (reactor->counters.records_admitted != reactor->counters.records_returned) return;
+    uint64_t progress = reactor->backend->stats.completions + reactor->backend->stats.units_recycled +
+                        reactor->counters.records_returned + reactor->counters.connections_closed;
+    if (!reactor_stalled(reactor)) {
+        reactor->stall_suspected = false;
+        return;
+    }
+    if (!reactor->stall_suspected || progress != reactor->stall_progress_mark) {
+        reactor->stall_suspected = true; /* reactor_wait looks again after a timed wait */
+        reactor->stall_progress_mark = progress;
+        return;
+    }
+    reactor->stall_suspected = false;
     struct connection *largest = NULL;
     for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
         struct connection *connection = &reactor->connections[slot];
@@ -835,7 +871,7 @@ static void reactor_wait(struct reactor *reactor) {
         io_uring_submit_and_get_events(&reactor->ring);
         return;
     }
-    if (reactor->retry_count > 0) {
+    if (reactor->retry_count > 0 || reactor->stall_suspected) {
         struct __kernel_timespec timeout = {0, REACTOR_BLOCKED_RECHECK_NS};
         struct io_uring_cqe *cqe = NULL;
         io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &timeout, NULL);

@@ -6,6 +6,9 @@
  *   - sequence == position:            free for the producer that claims `position`;
  *   - sequence == position + 1:        holds the record pushed at `position`, ready to pop;
  *   - sequence == position + capacity: popped, free for the producer one lap later.
+ * Each slot stores its sequence minus its own index, so the starting state is all zero bytes:
+ * the slots are a fresh anonymous mapping, and a topic's queue costs resident memory only once
+ * the topic is used (the daemon sizes queues for --topics-max topics at startup).
  * A producer claims a position by compare-and-swap on enqueue_position, writes the record, then
  * release-stores the slot's sequence. No producer waits for another, and the consumer never waits
  * for a producer: a claimed-but-unpublished slot reads as empty.
@@ -14,15 +17,27 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* The slot's sequence, from what it stores (sequence minus the slot's index). */
+static uint64_t slot_sequence_load(const struct topic_queue *queue, uint64_t position,
+                                   struct topic_queue_slot *slot) {
+    return atomic_load_explicit(&slot->sequence, memory_order_acquire) + (position & queue->mask);
+}
+
+static void slot_sequence_store(const struct topic_queue *queue, uint64_t position,
+                                struct topic_queue_slot *slot, uint64_t sequence) {
+    atomic_store_explicit(&slot->sequence, sequence - (position & queue->mask), memory_order_release);
+}
 
 int topic_queue_init(struct topic_queue *queue, uint32_t capacity) {
     /* Positions map to slots with a mask, so the capacity must be a power of two. */
     INTAKE_ASSERT(intake_is_power_of_two(capacity));
     memset(queue, 0, sizeof(*queue));
-    struct topic_queue_slot *slots = calloc(capacity, sizeof(*slots));
-    if (slots == NULL) return -ENOMEM;
-    for (uint32_t index = 0; index < capacity; index++)
-        atomic_init(&slots[index].sequence, index);
+    /* Zero pages are the empty queue: nothing is written here. */
+    void *slots = mmap(NULL, (size_t)capacity * sizeof(struct topic_queue_slot),
+                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (slots == MAP_FAILED) return -ENOMEM;
     atomic_init(&queue->enqueue_position, 0);
     queue->dequeue_position = 0;
     queue->slots = slots;
@@ -31,7 +46,8 @@ int topic_queue_init(struct topic_queue *queue, uint32_t capacity) {
 }
 
 void topic_queue_destroy(struct topic_queue *queue) {
-    free(queue->slots);
+    if (queue->slots != NULL)
+        munmap(queue->slots, (size_t)(queue->mask + 1) * sizeof(struct topic_queue_slot));
     memset(queue, 0, sizeof(*queue));
 }
 
@@ -44,7 +60,7 @@ enum topic_queue_result topic_queue_push(struct topic_queue *queue, struct recor
         struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
         /* Acquire: pairs with the consumer's release store after it read slot->record, so our
          * write of slot->record below cannot overtake its read of the previous lap's record. */
-        uint64_t sequence = atomic_load_explicit(&slot->sequence, memory_order_acquire);
+        uint64_t sequence = slot_sequence_load(queue, position, slot);
         int64_t difference = (int64_t)(sequence - position);
         if (difference == 0) {
             /* Relaxed: the CAS only arbitrates ownership of the position among producers; the
@@ -55,7 +71,7 @@ enum topic_queue_result topic_queue_push(struct topic_queue *queue, struct recor
                 slot->record = record;
                 /* Release: publishes slot->record (and everything the reactor wrote into the
                  * record) to the consumer's acquire load of this sequence. */
-                atomic_store_explicit(&slot->sequence, position + 1, memory_order_release);
+                slot_sequence_store(queue, position, slot, position + 1);
                 return TOPIC_QUEUE_OK;
             }
             /* A failed CAS reloaded `position`; try the slot it now names. */
@@ -75,7 +91,7 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
     struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
     /* Acquire: pairs with the producer's release store, making slot->record and the record's
      * contents visible here. */
-    uint64_t sequence = atomic_load_explicit(&slot->sequence, memory_order_acquire);
+    uint64_t sequence = slot_sequence_load(queue, position, slot);
     if (sequence != position + 1) {
         /* Empty, or claimed by a producer that has not published yet: never wait on it. */
         INTAKE_ASSERT((int64_t)(sequence - (position + 1)) < 0);
@@ -85,7 +101,7 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
     INTAKE_ASSERT(record != NULL);
     /* Release: tells the producer one lap ahead that our read of slot->record is done and the
      * slot may be overwritten. */
-    atomic_store_explicit(&slot->sequence, position + queue->mask + 1, memory_order_release);
+    slot_sequence_store(queue, position, slot, position + queue->mask + 1);
     /* dequeue_position is a plain field owned by this thread; the relaxed atomic store only lets
      * topic_queue_length read it from other threads without a data race. */
     __atomic_store_n(&queue->dequeue_position, position + 1, __ATOMIC_RELAXED);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,6 +93,8 @@ static bool daemon_start(struct daemon *daemon, const char *shm_directory, const
     snprintf(program, sizeof(program), "%s", test_program_path("intaked"));
     daemon->pid = fork();
     if (daemon->pid == 0) {
+        /* A test that crashes must not leave its daemon running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int log = open(daemon->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(log, 2);
         execv(program, (char *const *)arguments);

@@ -13,7 +13,9 @@
  *                        once it reads: nothing lost, in order;
  *   dead_consumer        a consumer killed with SIGKILL stops holding the writer back;
  *   stale_consumer       a live but silent consumer stops holding it back after --consumer-stale-ms;
- *   restart              offsets and a named consumer's cursor continue across a daemon restart.
+ *   restart              offsets and a named consumer's cursor continue across a daemon restart;
+ *   stall_valve          every receive buffer pinned by partial records: no hang, a defined
+ *                        RESOURCE_EXHAUSTED for the connection pinning most, the rest commit.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -51,7 +53,8 @@ static size_t put_bytes_field(uint8_t *out, uint32_t field, const void *bytes, s
 /* A delimited Record{topic, value, sequence}; returns bytes written. */
 static size_t frame_record(uint8_t *out, const char *topic, const void *value, size_t value_length,
                            uint64_t sequence) {
-    uint8_t body[4096];
+    static uint8_t body[65536];
+    REQUIRE(strlen(topic) + value_length + 32 <= sizeof(body));
     size_t length = put_bytes_field(body, 1, topic, strlen(topic));
     length += put_bytes_field(body + length, 3, value, value_length);
     if (sequence != 0) {
@@ -497,6 +500,62 @@ static void test_consumer_release(const char *name, const char *stale_ms, bool k
     daemon_directory_remove(directory);
 }
 
+/* ---------------------------------------------------------------- stall valve --- */
+
+#define STALL_CONNECTIONS 6
+#define STALL_VALUE_BYTES 12000
+
+/* Six connections each send the first half of a 12 KB record into 16 KB of receive buffers:
+ * every buffer ends up pinned by a partial record that needs more buffers to complete. The
+ * daemon must not hang: it ends the connection pinning most with RESOURCE_EXHAUSTED, again until
+ * the rest can progress, and the survivors' records commit once their second halves arrive. */
+static void test_stall_valve(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "stall");
+    const char *const flags[] = {"--backend", "pbuf", "--buffers", "4", "--buffer-size", "4K",
+                                 "--max-frame", "64K", "--log-size", "16M", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    static uint8_t frame[STALL_VALUE_BYTES + 64];
+    static uint8_t value[STALL_VALUE_BYTES];
+    memset(value, 'v', sizeof(value));
+    size_t frame_length = frame_record(frame, "stall", value, sizeof(value), 1);
+    int fds[STALL_CONNECTIONS];
+    for (int index = 0; index < STALL_CONNECTIONS; index++) {
+        fds[index] = raw_connect(&daemon);
+        write_all(fds[index], frame, frame_length / 2);
+    }
+    /* Nothing can complete until the valve frees buffers; give it the time to act. */
+    sleep_ms(300);
+    for (int index = 0; index < STALL_CONNECTIONS; index++) {
+        ssize_t written = send(fds[index], frame + frame_length / 2, frame_length - frame_length / 2,
+                               MSG_NOSIGNAL);
+        (void)written; /* an ended connection may refuse the rest */
+        shutdown(fds[index], SHUT_WR);
+    }
+    int exhausted = 0, committed = 0;
+    for (int index = 0; index < STALL_CONNECTIONS; index++) {
+        static struct ack_reader reader;
+        memset(&reader, 0, sizeof(reader));
+        struct ack ack, last = {0};
+        while (ack_read(fds[index], &reader, &ack, true)) last = ack;
+        if (last.status == 2 && strstr(last.detail, "--buffers")) exhausted++;
+        else if (last.status == 0 && last.sequence == 1) committed++;
+        else fprintf(stderr, "stall_valve: connection %d: ack sequence %" PRIu64 " status %u \"%s\"\n",
+                     index, last.sequence, last.status, last.detail);
+        close(fds[index]);
+    }
+    fprintf(stderr, "stall_valve: %d connections ended for lack of buffers, %d committed\n",
+            exhausted, committed);
+    CHECK(exhausted >= 1);
+    CHECK(committed >= 1);
+    CHECK(exhausted + committed == STALL_CONNECTIONS);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == (uint64_t)exhausted);
+    CHECK(daemon_log_counter(&daemon, "worker", "committed") == (uint64_t)committed);
+    daemon_directory_remove(directory);
+}
+
 /* ------------------------------------------------------------------ restart --- */
 
 static uint32_t produce_indexed(const struct daemon *daemon, const char *topic, uint32_t first, uint32_t count) {
@@ -555,5 +614,6 @@ int main(void) {
     test_consumer_release("dead_consumer", "600000", true);
     test_consumer_release("stale_consumer", "300", false);
     test_restart();
+    test_stall_valve();
     return test_finish();
 }

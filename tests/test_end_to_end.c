@@ -220,7 +220,9 @@ static void run_scenario(const struct scenario *scenario) {
     CHECK(strstr(daemon.log, "receive units all returned: yes") != NULL);
     CHECK(daemon_log_counter(&daemon, "worker", "committed") == expected);
     CHECK(daemon_log_counter(&daemon, "reactor", "failed") == exhausted);
-    if (strcmp(scenario->name, "starved") == 0) CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") > 0);
+    /* Whether this run stalls depends on timing (test_delivery forces one); what must hold is
+     * that every connection ended for lack of buffers was ended by the stall breaker. */
+    CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == exhausted);
     if (getenv("INTAKE_TEST_VERBOSE") || status != 0 || daemon_log_counter(&daemon, "worker", "committed") != expected) fputs(daemon.log, stderr);
     if (strcmp(scenario->name, "backpressure") == 0) {
         /* The scenario exists to take these paths; if it stops doing so it tests nothing. */
