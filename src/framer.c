@@ -56,13 +56,25 @@ static enum framer_event framer_complete(struct framer *framer) {
 static enum framer_event framer_read_prefix(struct framer *framer, const uint8_t *bytes,
                                             uint32_t length, uint32_t *offset) {
     size_t consumed = 0;
-    enum varint_result result = varint_decoder_feed(&framer->length_decoder, bytes + *offset,
-                                                    length - *offset, &consumed);
+    uint64_t frame_bytes = 0;
+    enum varint_result result;
+    if (framer->length_decoder.bytes_seen == 0) {
+        /* Usually the whole prefix is in this chunk: decode it in one go. */
+        result = varint_decode(bytes + *offset, length - *offset, &frame_bytes, &consumed);
+        if (result == VARINT_NEED_MORE) {
+            consumed = 0;
+            result = varint_decoder_feed(&framer->length_decoder, bytes + *offset,
+                                         length - *offset, &consumed);
+        }
+    } else {
+        result = varint_decoder_feed(&framer->length_decoder, bytes + *offset, length - *offset,
+                                     &consumed);
+        frame_bytes = framer->length_decoder.value;
+    }
     *offset += (uint32_t)consumed;
     if (result == VARINT_NEED_MORE) return FRAMER_NEED_INPUT;
     if (result == VARINT_BAD) return framer_fail(framer, RECORD_STATUS_REJECTED,
                                                  "bad varint length prefix");
-    uint64_t frame_bytes = framer->length_decoder.value;
     memset(&framer->length_decoder, 0, sizeof(framer->length_decoder));
     if (frame_bytes > framer->frame_bytes_max) {
         snprintf(framer->error_detail_text, sizeof(framer->error_detail_text),

@@ -65,12 +65,19 @@ enum varint_result varint_decode(const uint8_t *bytes, size_t length, uint64_t *
         *consumed = 1;
         return VARINT_OK;
     }
-    struct varint_decoder decoder = {0, 0};
-    size_t taken = 0;
-    enum varint_result result = varint_decoder_feed(&decoder, bytes, length, &taken);
-    if (result == VARINT_OK) {
-        *value = decoder.value;
-        *consumed = taken;
+    /* Longer ones (timestamps take 9 bytes) in one tight loop over contiguous bytes. */
+    uint64_t result = 0;
+    size_t limit = length < VARINT_BYTES_MAX ? length : VARINT_BYTES_MAX;
+    for (size_t index = 0; index < limit; index++) {
+        uint8_t byte = bytes[index];
+        result |= (uint64_t)(byte & 0x7f) << (7 * index);
+        if (byte < 0x80) {
+            /* The tenth byte may carry only the top bit of a 64-bit value. */
+            if (index == VARINT_BYTES_MAX - 1 && byte > 1) return VARINT_BAD;
+            *value = result;
+            *consumed = index + 1;
+            return VARINT_OK;
+        }
     }
-    return result;
+    return length >= VARINT_BYTES_MAX ? VARINT_BAD : VARINT_NEED_MORE;
 }
