@@ -123,13 +123,67 @@ static int header_check(const struct shm_log_header *header, uint64_t file_bytes
     return 0;
 }
 
-/* Opens (creating if needed) the file, locks it for this writer and maps it. */
-static int file_open_and_map(struct shm_log *log, const struct shm_log_config *config,
-                             bool *created, char *why, size_t why_capacity) {
-    char name[SHM_LOG_FILE_NAME_BYTES], path[4096 + SHM_LOG_FILE_NAME_BYTES];
-    shm_log_file_name(config->topic, name);
-    snprintf(path, sizeof(path), "%s/%s", config->directory, name);
-    log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+/* Allocates every page of the open log file and maps it for the writer. Every page now, not
+ * on first write: a full shm filesystem is a clean error at topic creation instead of SIGBUS in
+ * the middle of an append, and the first lap pays no page fault per 4 KiB on the delivery path
+ * (MAP_POPULATE maps the pages into the writer up front for the same reason). */
+static int file_allocate_and_map(struct shm_log *log, uint64_t file_bytes, const char *path,
+                                 const char *directory, char *why, size_t why_capacity) {
+    int allocated = posix_fallocate(log->fd, 0, (off_t)file_bytes);
+    if (allocated != 0) {
+        snprintf(why, why_capacity, "cannot allocate %llu bytes for %s: %s (--log-size x topics "
+                 "must fit in %s)", (unsigned long long)file_bytes, path, strerror(allocated),
+                 directory);
+        return -allocated;
+    }
+    void *map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                     log->fd, 0);
+    if (map == MAP_FAILED) {
+        int error = errno;
+        why_set(why, why_capacity, "cannot map %s: %s", path, strerror(error));
+        return -error;
+    }
+    log->map_bytes = (size_t)file_bytes;
+    log->header = map;
+    log->ring = (uint8_t *)map + SHM_LOG_HEADER_BYTES;
+    return 0;
+}
+
+/* Creates the log complete under a temporary name, then links it under its real name, so a
+ * consumer opening the topic sees either no log or a whole one, never a half-made file.
+ * Returns -EEXIST when another writer published the log first. */
+static int file_create(struct shm_log *log, const struct shm_log_config *config, const char *path,
+                       char *why, size_t why_capacity) {
+    char creating[4096 + SHM_LOG_FILE_NAME_BYTES + 32];
+    snprintf(creating, sizeof(creating), "%s.creating.%d", path, (int)getpid());
+    unlink(creating); /* left over from a writer of this pid that died mid-creation */
+    log->fd = open(creating, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (log->fd < 0) {
+        int error = errno;
+        why_set(why, why_capacity, "cannot create %s: %s", creating, strerror(error));
+        return -error;
+    }
+    /* The lock travels with the inode: it still holds once the file has its real name. */
+    int result = flock(log->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : -errno;
+    uint64_t file_bytes = SHM_LOG_HEADER_BYTES + config->capacity_bytes;
+    if (result == 0 && ftruncate(log->fd, (off_t)file_bytes) != 0) result = -errno;
+    if (result < 0) why_set(why, why_capacity, "cannot size %s: %s", creating, strerror(-result));
+    if (result == 0)
+        result = file_allocate_and_map(log, file_bytes, creating, config->directory, why, why_capacity);
+    if (result == 0) {
+        header_initialise(log->header, config);
+        if (link(creating, path) != 0) result = -errno;
+        if (result < 0 && result != -EEXIST)
+            why_set(why, why_capacity, "cannot publish %s: %s", path, strerror(-result));
+    }
+    unlink(creating);
+    return result;
+}
+
+/* Opens an existing log, locks it for this writer and maps it. */
+static int file_open_existing(struct shm_log *log, const struct shm_log_config *config,
+                              const char *path, char *why, size_t why_capacity) {
+    log->fd = open(path, O_RDWR | O_CLOEXEC);
     if (log->fd < 0) {
         int error = errno;
         why_set(why, why_capacity, "cannot open %s: %s", path, strerror(error));
@@ -142,30 +196,36 @@ static int file_open_and_map(struct shm_log *log, const struct shm_log_config *c
     }
     struct stat status;
     if (fstat(log->fd, &status) != 0) return -errno;
-    *created = status.st_size == 0;
-    uint64_t file_bytes = (uint64_t)status.st_size;
-    if (*created) {
-        file_bytes = SHM_LOG_HEADER_BYTES + config->capacity_bytes;
-        if (ftruncate(log->fd, (off_t)file_bytes) != 0) {
-            int error = errno;
-            why_set(why, why_capacity, "cannot size %s: %s", path, strerror(error));
-            return -error;
-        }
-    } else if (file_bytes < SHM_LOG_HEADER_BYTES) {
+    if ((uint64_t)status.st_size < SHM_LOG_HEADER_BYTES) {
         why_set(why, why_capacity, "%s is too short to be an intake log%s", path, "");
         return -EINVAL;
     }
-    void *map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd, 0);
-    if (map == MAP_FAILED) {
-        int error = errno;
-        why_set(why, why_capacity, "cannot map %s: %s", path, strerror(error));
-        return -error;
+    return file_allocate_and_map(log, (uint64_t)status.st_size, path, config->directory, why,
+                                 why_capacity);
+}
+
+/* Opens the topic's log, creating it if there is none, locked for this writer and mapped. */
+static int file_open_and_map(struct shm_log *log, const struct shm_log_config *config,
+                             bool *created, char *why, size_t why_capacity) {
+    char name[SHM_LOG_FILE_NAME_BYTES], path[4096 + SHM_LOG_FILE_NAME_BYTES];
+    shm_log_file_name(config->topic, name);
+    snprintf(path, sizeof(path), "%s/%s", config->directory, name);
+    *created = access(path, F_OK) != 0;
+    int result = 0;
+    if (*created) {
+        result = file_create(log, config, path, why, why_capacity);
+        if (result != -EEXIST) return result < 0 ? result : header_check(log->header,
+                                                  log->map_bytes, config->topic, why, why_capacity);
+        /* Another writer won the race: fall through and open (and lock-check) its log. */
+        *created = false;
+        munmap(log->header, log->map_bytes);
+        close(log->fd);
+        log->header = NULL;
+        log->fd = -1;
     }
-    log->map_bytes = (size_t)file_bytes;
-    log->header = map;
-    log->ring = (uint8_t *)map + SHM_LOG_HEADER_BYTES;
-    if (*created) header_initialise(log->header, config);
-    return header_check(log->header, file_bytes, config->topic, why, why_capacity);
+    result = file_open_existing(log, config, path, why, why_capacity);
+    if (result < 0) return result;
+    return header_check(log->header, log->map_bytes, config->topic, why, why_capacity);
 }
 
 /* Checks the positions a previous writer left: a log whose positions contradict each other is

@@ -80,6 +80,7 @@ struct bench_options {
     uint32_t batch_records;                 /* records per write */
     uint32_t topic_count;
     double duration_s;                      /* 0: bound by --count only */
+    double warmup_s;                        /* records sent this early leave latency unrecorded */
     uint64_t record_count;                  /* total over all connections; 0: bound by time */
     double rate_per_s;                      /* total records/s; 0: closed loop */
     uint64_t window_bytes;                  /* closed loop: payload bytes sent but not consumed */
@@ -164,6 +165,9 @@ struct consumer_state {
     uint64_t next_open_try_ns;
     uint64_t unreadable_since_ns;           /* first -EINVAL open not followed by a success */
     uint64_t short_records;                 /* values too short to hold a stamp (bad input) */
+    /* Records stamped before this (run start + --warmup-s) count for delivery, not latency: a
+     * freshly started server is still faulting in its memory. Set by main before producing. */
+    _Atomic uint64_t latency_from_ns;
     uint64_t records;                       /* local totals, published to the run per chunk */
     uint64_t bytes;
     int socket_fd;                          /* NATS subscriber connection */
@@ -501,7 +505,8 @@ static void consumer_deliver(struct consumer_state *consumer, uint32_t connectio
     }
     uint64_t sent_ns = get_u64_le(value);
     uint64_t tag = get_u64_le(value + 8);
-    histogram_record(&consumer->histogram, now_ns > sent_ns ? now_ns - sent_ns : 0);
+    if (sent_ns >= atomic_load_explicit(&consumer->latency_from_ns, memory_order_relaxed))
+        histogram_record(&consumer->histogram, now_ns > sent_ns ? now_ns - sent_ns : 0);
     uint64_t index = tag >> BENCH_TAG_INDEX_SHIFT;
     uint64_t record_number = tag & ((1ull << BENCH_TAG_INDEX_SHIFT) - 1);
     if (index >= connection_count) {
@@ -1142,6 +1147,8 @@ static int run_start_producers(struct bench_run *run, struct producer *producers
     double duration_s = options->duration_s > 0 ? options->duration_s : BENCH_RUN_SECONDS_MAX;
     run->start_ns = intake_now_ns();
     run->deadline_ns = run->start_ns + (uint64_t)(duration_s * 1e9);
+    atomic_store_explicit(&run->consumer.latency_from_ns,
+                          run->start_ns + (uint64_t)(options->warmup_s * 1e9), memory_order_relaxed);
     atomic_store(&run->producers_running, options->connection_count);
     for (uint32_t index = 0; index < options->connection_count; index++)
         if (pthread_create(&producers[index].thread, NULL, producer_thread, &producers[index]) != 0) {
@@ -1387,6 +1394,7 @@ static void usage(FILE *out) {
         "  --batch N            records per write (default 64)\n"
         "  --topics K           topics bench-0..K-1 / subjects bench.0..K-1 (default 1)\n"
         "  --duration-s S       stop producing after S seconds (default 5)\n"
+        "  --warmup-s W         leave records sent in the first W seconds out of the latency figures\n"
         "  --count N            stop after N records in total (0: time only)\n"
         "  --rate R             open loop: R records/s in total, paced per 1 ms (default 0: closed)\n"
         "  --window-bytes B     closed loop: payload bytes in flight at most (default 16 MiB)\n"
@@ -1413,7 +1421,7 @@ static int parse_sizes(struct bench_options *options, const char *text) {
 }
 
 enum option_id { OPT_TARGET = 256, OPT_HOST, OPT_PORT, OPT_CONNECTIONS, OPT_SIZE, OPT_BATCH,
-                 OPT_TOPICS, OPT_DURATION, OPT_COUNT, OPT_RATE, OPT_WINDOW, OPT_ACKS,
+                 OPT_TOPICS, OPT_DURATION, OPT_WARMUP, OPT_COUNT, OPT_RATE, OPT_WINDOW, OPT_ACKS,
                  OPT_NO_CONSUME, OPT_SHM_DIR, OPT_IDLE, OPT_HOLD, OPT_MEMCPY, OPT_SELF_TEST,
                  OPT_HELP };
 
@@ -1421,7 +1429,7 @@ static const struct option long_options[] = {
     {"target", 1, NULL, OPT_TARGET}, {"host", 1, NULL, OPT_HOST}, {"port", 1, NULL, OPT_PORT},
     {"connections", 1, NULL, OPT_CONNECTIONS}, {"size", 1, NULL, OPT_SIZE},
     {"batch", 1, NULL, OPT_BATCH}, {"topics", 1, NULL, OPT_TOPICS},
-    {"duration-s", 1, NULL, OPT_DURATION}, {"count", 1, NULL, OPT_COUNT},
+    {"duration-s", 1, NULL, OPT_DURATION}, {"warmup-s", 1, NULL, OPT_WARMUP}, {"count", 1, NULL, OPT_COUNT},
     {"rate", 1, NULL, OPT_RATE}, {"window-bytes", 1, NULL, OPT_WINDOW},
     {"acks", 0, NULL, OPT_ACKS}, {"no-consume", 0, NULL, OPT_NO_CONSUME},
     {"shm-dir", 1, NULL, OPT_SHM_DIR}, {"idle-connections", 1, NULL, OPT_IDLE},
@@ -1442,6 +1450,7 @@ static int apply_option(struct bench_options *options, int id, const char *value
     case OPT_BATCH: options->batch_records = (uint32_t)strtoul(value, NULL, 10); return 0;
     case OPT_TOPICS: options->topic_count = (uint32_t)strtoul(value, NULL, 10); return 0;
     case OPT_DURATION: options->duration_s = strtod(value, NULL); return 0;
+    case OPT_WARMUP: options->warmup_s = strtod(value, NULL); return 0;
     case OPT_COUNT: options->record_count = strtoull(value, NULL, 10); return 0;
     case OPT_RATE: options->rate_per_s = strtod(value, NULL); return 0;
     case OPT_WINDOW: options->window_bytes = strtoull(value, NULL, 10); return 0;

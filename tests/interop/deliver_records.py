@@ -55,7 +55,8 @@ def free_port():
 def start_daemon(bin_dir, shm_dir, port, log_path):
     log = open(log_path, "w")
     daemon = subprocess.Popen([os.path.join(bin_dir, "intaked"), "--listen", f"127.0.0.1:{port}",
-                               "--shm-dir", shm_dir, "--backend", "pbuf", "--log-size", "16M"],
+                               "--shm-dir", shm_dir, "--backend", "pbuf", "--log-size", "1M",
+                               "--max-frame", "256K"],
                               stderr=log)
     for _ in range(500):  # up to 5 s, until the daemon says it listens
         if "intaked: listening on" in open(log_path).read():
