@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log_opener.h"
 #include "reactor.h"
 #include "reuseport_cbpf.h"
 #include "worker.h"
@@ -124,6 +125,8 @@ static void pipeline_join_all(struct pipeline *pipeline) {
     atomic_store(&pipeline->workers_stopping, true);
     for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
         if (pipeline->workers[worker]) worker_join(pipeline->workers[worker]);
+    log_opener_stop(pipeline->log_opener);
+    pipeline->log_opener = NULL;
 }
 
 /* zcrx binds reactor i to hardware queue zcrx_queues[i]; a connection must be served by the
@@ -155,6 +158,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     /* Listeners first, all of them, so a busy port fails before any thread starts. */
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
         result = reactor_create(pipeline, reactor, &pipeline->reactors[reactor], why, why_capacity);
+    if (result == 0) result = log_opener_start(pipeline, &pipeline->log_opener, why, why_capacity);
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++)
         result = worker_start(pipeline->workers[worker], why, why_capacity);
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
@@ -195,6 +199,9 @@ void pipeline_stop(struct pipeline *pipeline) {
     atomic_store(&pipeline->workers_stopping, true);
     for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
         worker_join(pipeline->workers[worker]);
+    /* After the workers: a topic's records waited for its log until it was made. */
+    log_opener_stop(pipeline->log_opener);
+    pipeline->log_opener = NULL;
 }
 
 void pipeline_report(struct pipeline *pipeline, const char *when) {

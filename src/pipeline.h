@@ -11,7 +11,7 @@
  *                        v
  *                 reactor: unit references drop -> buffer back to its ring / refill entry;
  *                          cumulative Ack to the producer
- *   consumers (other processes) <-- one shared-memory log per topic
+ *   consumers (other processes) <-- one shared-memory log per topic (created by the log opener)
  *
  * Everything is sized here, at startup, from struct pipeline_config. The pipeline owns the
  * topic table, the topic queues, the return rings, the reactors and the workers; it is built
@@ -73,6 +73,7 @@ struct pipeline_config {
 
 struct reactor;
 struct worker;
+struct log_opener;
 
 struct pipeline {
     struct pipeline_config config;
@@ -81,6 +82,7 @@ struct pipeline {
     struct spsc_ring *return_rings;     /* [worker_count * reactor_count] */
     struct reactor **reactors;
     struct worker **workers;
+    struct log_opener *log_opener;      /* creates topic logs off the workers' path */
     enum rx_backend_kind backend_kind;  /* what auto resolved to */
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;

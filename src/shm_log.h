@@ -62,6 +62,11 @@ void shm_log_publish(struct shm_log *log);
  * when space may have appeared. Never sleeps; the worker decides how long to wait. */
 bool shm_log_refresh_space(struct shm_log *log);
 
+/* Touches `bytes` of the log's mapping from `offset` so the writer's first lap takes no page
+ * faults. Any thread (the log opener calls it while the worker may already write): it never
+ * changes content. Returns the bytes done, 0 at the end or when the kernel refuses. */
+uint64_t shm_log_prefault(struct shm_log *log, uint64_t offset, uint64_t bytes);
+
 /* The next offset the log will assign (tests, log lines). */
 uint64_t shm_log_next_offset(const struct shm_log *log);
 

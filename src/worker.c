@@ -15,6 +15,7 @@
 #include "pipeline.h"
 #include "reactor.h"
 #include "record_decode.h"
+#include "log_opener.h"
 #include "shm_log.h"
 
 /* Records taken from one topic queue before the log is published and the batch returned:
@@ -24,10 +25,8 @@
 #define WORKER_FULL_RECHECK_NS 1000000ull
 
 struct worker_topic {
-    struct shm_log *log;
-    struct record *stalled;   /* could not be appended: the log was full */
-    bool log_failed;          /* opening failed: records are answered INTERNAL */
-    char log_failure[200];
+    struct topic_log_slot log_slot; /* filled by the log opener (log_opener.h) */
+    struct record *stalled;         /* could not be appended: the log was full */
 };
 
 struct worker_counters {
@@ -70,27 +69,17 @@ static struct worker_topic *worker_topic_of(struct worker *worker, uint32_t topi
     return &worker->topics[local];
 }
 
-/* Opens the topic's log the first time the worker sees the topic (also before any record, so
- * consumers of configured topics can attach early). */
-static void worker_open_log(struct worker *worker, uint32_t topic_id, struct worker_topic *topic) {
-    const struct topic_entry *entry = topic_table_entry(&worker->pipeline->topics, topic_id);
-    if (entry == NULL) return; /* id reserved, not published yet: next pass */
-    const struct pipeline_config *config = &worker->pipeline->config;
-    struct shm_log_config log_config = {
-        .directory = config->shm_directory,
-        .topic = entry->name,
-        .capacity_bytes = config->log_capacity_bytes,
-        .retention = config->retention,
-        .consumer_stale_ns = config->consumer_stale_ns,
-    };
-    int result = shm_log_open_writer(&log_config, &topic->log, topic->log_failure,
-                                     sizeof(topic->log_failure));
-    if (result < 0) {
-        topic->log = NULL;
-        topic->log_failed = true;
-        fprintf(stderr, "intaked: worker %u: topic \"%s\": %s\n", worker->index, entry->name,
-                topic->log_failure);
-    }
+/* The topic's log state, asking the opener for the log the first time the worker sees the topic
+ * (also before any record, so consumers of configured topics can attach early). */
+static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t topic_id,
+                                             struct worker_topic *topic) {
+    /* Acquire: pairs with the opener's release store; slot->log is complete once READY. */
+    enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
+    if (state != TOPIC_LOG_NONE) return state;
+    if (topic_table_entry(&worker->pipeline->topics, topic_id) == NULL)
+        return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    log_opener_request(worker->pipeline->log_opener, topic_id, worker->index, &topic->log_slot);
+    return TOPIC_LOG_REQUESTED;
 }
 
 static void worker_return(struct worker *worker, struct record *record) {
@@ -104,7 +93,8 @@ static void worker_return(struct worker *worker, struct record *record) {
 /* Decodes and appends one record. Returns false when the log is full (the record is kept). */
 static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
                            bool *appended) {
-    if (topic->log == NULL) {
+    struct shm_log *log = topic->log_slot.log;
+    if (log == NULL) {
         record->status = RECORD_STATUS_INTERNAL;
         record->status_detail = "the topic's shared-memory log could not be opened";
         worker->counters.records_failed++;
@@ -123,7 +113,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
     INTAKE_ASSERT(decoded.sequence == record->sequence);
     uint64_t offset = 0;
     enum shm_log_append_result result =
-        shm_log_append(topic->log, record->slices, record->slice_count, record->frame_bytes,
+        shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
                        decoded.sequence, record->receive_time_ns, &offset);
     if (result == SHM_LOG_FULL) {
         if (!atomic_load(&worker->pipeline->abandon_waiting)) return false;
@@ -144,8 +134,10 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
  * whether anything moved; sets *stalled when the log is full with records waiting. */
 static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *stalled) {
     struct worker_topic *topic = worker_topic_of(worker, topic_id);
-    if (topic->log == NULL && !topic->log_failed) worker_open_log(worker, topic_id, topic);
-    if (topic->stalled != NULL && !shm_log_refresh_space(topic->log) &&
+    enum topic_log_state log_state = worker_topic_log(worker, topic_id, topic);
+    /* Until the opener is done, the topic's records wait in its queue (it wakes us). */
+    if (log_state == TOPIC_LOG_NONE || log_state == TOPIC_LOG_REQUESTED) return false;
+    if (topic->stalled != NULL && !shm_log_refresh_space(topic->log_slot.log) &&
         !atomic_load(&worker->pipeline->abandon_waiting)) {
         *stalled = true;
         return false;
@@ -169,7 +161,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     }
     if (appended) {
         /* Publish before returning: the reactor acks what comes back, and acked means readable. */
-        shm_log_publish(topic->log);
+        shm_log_publish(topic->log_slot.log);
         worker->counters.publishes++;
     }
     for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
@@ -190,9 +182,12 @@ static bool worker_queues_empty(struct worker *worker) {
     struct pipeline *pipeline = worker->pipeline;
     uint32_t topic_count = topic_table_count(&pipeline->topics);
     for (uint32_t id = worker->index; id < topic_count; id += pipeline->config.worker_count) {
-        if (topic_queue_length(&pipeline->topic_queues[id]) != 0) return false;
         struct worker_topic *topic = worker_topic_of(worker, id);
-        if (topic->log == NULL && !topic->log_failed) return false; /* a log to open */
+        enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
+        if (state == TOPIC_LOG_NONE) return false; /* a log to ask for */
+        /* A topic waiting for its log has nothing for us to do: the opener wakes us. */
+        if (state == TOPIC_LOG_REQUESTED) continue;
+        if (topic_queue_length(&pipeline->topic_queues[id]) != 0) return false;
     }
     return true;
 }
@@ -295,7 +290,7 @@ void worker_destroy(struct worker *worker) {
     INTAKE_ASSERT(!worker->thread_started);
     for (uint32_t local = 0; local < worker->topic_slots && worker->topics; local++) {
         INTAKE_ASSERT(worker->topics[local].stalled == NULL);
-        if (worker->topics[local].log != NULL) shm_log_close(worker->topics[local].log);
+        if (worker->topics[local].log_slot.log != NULL) shm_log_close(worker->topics[local].log_slot.log);
     }
     free(worker->topics);
     free(worker->reactors_to_wake);
