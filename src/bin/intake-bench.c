@@ -39,6 +39,7 @@
 
 #include "common.h"
 #include "intake/consumer.h"
+#include "varint.h"
 
 /* ---- limits and defaults ------------------------------------------------------------------ */
 
@@ -209,38 +210,10 @@ static void sleep_ns(uint64_t duration_ns) {
 
 /* ---- wire helpers -------------------------------------------------------------------------- */
 
-/* Protobuf varint; a local copy because the bench builds on its own, without the daemon's code. */
-static size_t encode_varint(uint64_t value, uint8_t *out) {
-    size_t written = 0;
-    while (value >= 0x80) {
-        out[written++] = (uint8_t)(value | 0x80);
-        value >>= 7;
-    }
-    out[written++] = (uint8_t)value;
-    INTAKE_ASSERT(written <= 10);
-    return written;
-}
-
-static size_t varint_bytes(uint64_t value) {
-    size_t length = 1;
-    while (value >= 0x80) {
-        value >>= 7;
-        length++;
-    }
-    return length;
-}
-
 /* Decodes a varint from bytes[0..length); returns bytes used, 0 if incomplete or bad. */
 static size_t decode_varint(const uint8_t *bytes, size_t length, uint64_t *value) {
-    uint64_t result = 0;
-    for (size_t index = 0; index < length && index < 10; index++) {
-        result |= (uint64_t)(bytes[index] & 0x7f) << (7 * index);
-        if ((bytes[index] & 0x80) == 0) {
-            *value = result;
-            return index + 1;
-        }
-    }
-    return 0;
+    size_t used = 0;
+    return varint_decode(bytes, length, value, &used) == VARINT_OK ? used : 0;
 }
 
 static void put_u64_le(uint8_t *out, uint64_t value) {
@@ -420,21 +393,21 @@ static size_t put_value(uint8_t *out, uint32_t value_bytes) {
 static size_t encode_intake_record(uint8_t *out, const char *topic, uint32_t value_bytes,
                                    uint64_t sequence, uint32_t *stamp_offset) {
     size_t topic_bytes = strlen(topic);
-    size_t frame_bytes = 1 + varint_bytes(topic_bytes) + topic_bytes + 1 + varint_bytes(value_bytes)
-                         + value_bytes + (sequence ? 1 + varint_bytes(sequence) : 0);
-    size_t at = encode_varint(frame_bytes, out);
+    size_t frame_bytes = 1 + varint_length(topic_bytes) + topic_bytes + 1 + varint_length(value_bytes)
+                         + value_bytes + (sequence ? 1 + varint_length(sequence) : 0);
+    size_t at = varint_encode(frame_bytes, out);
     size_t frame_start = at;
     out[at++] = 0x0a; /* field 1, length-delimited */
-    at += encode_varint(topic_bytes, out + at);
+    at += varint_encode(topic_bytes, out + at);
     memcpy(out + at, topic, topic_bytes);
     at += topic_bytes;
     out[at++] = 0x1a; /* field 3, length-delimited */
-    at += encode_varint(value_bytes, out + at);
+    at += varint_encode(value_bytes, out + at);
     *stamp_offset = (uint32_t)at;
     at += put_value(out + at, value_bytes);
     if (sequence) {
         out[at++] = 0x28; /* field 5, varint */
-        at += encode_varint(sequence, out + at);
+        at += varint_encode(sequence, out + at);
     }
     INTAKE_ASSERT(at - frame_start == frame_bytes);
     return at;
