@@ -36,6 +36,10 @@
 /* While a connection is blocked on a topic queue that other reactors' records may fill, the
  * worker that drains it wakes those reactors, not this one: look again this often. */
 #define REACTOR_BLOCKED_RECHECK_NS 1000000ll
+/* Lingering close: after a final Ack, input is read and discarded until the peer closes, at most
+ * this long without input, and this long in all. */
+#define REACTOR_LINGER_IDLE_NS 1000000000ll
+#define REACTOR_LINGER_TOTAL_NS 2000000000ull
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
 #define REACTOR_SQ_ENTRIES 1024
@@ -48,7 +52,10 @@ enum reactor_tag {
     TAG_SEND = 3,
     TAG_CANCEL = 4,
     TAG_WAKE = 5,
+    TAG_LINGER = 6,          /* a discarding receive of a lingering close, or its linked timeout */
 };
+/* Set on the linked timeout of a linger receive; tags stay below it. */
+#define USER_DATA_LINGER_TIMEOUT (1ull << 7)
 #define USER_DATA_SLOT_BITS 24
 _Static_assert(USER_DATA_SLOT_BITS + 8 + 32 == 64, "user_data fields fill 64 bits");
 
@@ -56,7 +63,8 @@ static uint64_t user_data_encode(enum reactor_tag tag, uint32_t slot, uint32_t g
     INTAKE_ASSERT(slot < (1u << USER_DATA_SLOT_BITS));
     return (uint64_t)tag | ((uint64_t)slot << 8) | ((uint64_t)generation << 32);
 }
-static enum reactor_tag user_data_tag(uint64_t data) { return (enum reactor_tag)(data & 0xff); }
+static enum reactor_tag user_data_tag(uint64_t data) { return (enum reactor_tag)(data & 0x7f); }
+static bool user_data_is_linger_timeout(uint64_t data) { return (data & USER_DATA_LINGER_TIMEOUT) != 0; }
 static uint32_t user_data_slot(uint64_t data) {
     return (uint32_t)(data >> 8) & ((1u << USER_DATA_SLOT_BITS) - 1);
 }
@@ -93,6 +101,10 @@ struct connection {
     bool on_units_list;
     bool send_in_flight;
     bool final_ack_sent;
+    bool lingering;            /* write side shut, reading and discarding until the peer closes */
+    bool linger_done;
+    uint8_t linger_operations; /* linger receive and its linked timeout still in the kernel */
+    uint64_t linger_deadline_ns;
     uint8_t end_status;        /* enum record_status; OK for an orderly end */
     const char *end_detail;
     struct framer framer;
@@ -127,6 +139,7 @@ struct reactor_counters {
     uint64_t pauses_out_of_units;
     uint64_t backlog_exhausted;
     uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
+    uint64_t lingered;              /* closes that waited for the peer after a final Ack */
     uint64_t wakeups;
 };
 
@@ -173,6 +186,8 @@ struct reactor {
 
     int wake_fd;
     uint64_t wake_value;
+    /* Where lingering connections' discarded input lands; shared, never read. */
+    uint8_t linger_scratch[16384];
     /* 1 while the reactor may sleep in the kernel: a worker that returns records then writes
      * the eventfd. Exchanged to 0 by whoever wakes it, so one wake-up costs one write. */
     _Atomic int wake_armed;
@@ -596,6 +611,46 @@ static void connection_open(struct reactor *reactor, int fd) {
     connection_arm_receive(reactor, connection);
 }
 
+/*
+ * Lingering close. A connection ended by intake (bad input, a limit, shutdown) may still be
+ * sending; closing a socket with unread input makes the kernel send RST, and RST discards the
+ * final Ack if it is still queued, so the producer would see "connection reset" instead of the
+ * reason. So after the final Ack: shut the write side (FIN follows the Ack), read and discard
+ * until the peer closes, for at most REACTOR_LINGER_IDLE_NS without input and
+ * REACTOR_LINGER_TOTAL_NS in all, then close.
+ */
+static void connection_linger_arm(struct reactor *reactor, struct connection *connection) {
+    static const struct __kernel_timespec idle = {0, REACTOR_LINGER_IDLE_NS};
+    /* The receive and its timeout are linked: both must go in the same submission. */
+    if (io_uring_sq_space_left(&reactor->ring) < 2) io_uring_submit(&reactor->ring);
+    uint64_t data = user_data_encode(TAG_LINGER, connection_slot(reactor, connection),
+                                     connection->generation);
+    struct io_uring_sqe *receive = reactor_sqe(reactor);
+    io_uring_prep_recv(receive, connection->fd, reactor->linger_scratch,
+                       sizeof(reactor->linger_scratch), 0);
+    io_uring_sqe_set_data64(receive, data);
+    receive->flags |= IOSQE_IO_LINK;
+    struct io_uring_sqe *timeout = reactor_sqe(reactor);
+    io_uring_prep_link_timeout(timeout, (struct __kernel_timespec *)&idle, 0);
+    io_uring_sqe_set_data64(timeout, data | USER_DATA_LINGER_TIMEOUT);
+    connection->linger_operations += 2;
+}
+
+/* Only connections intake ends itself, with a peer that may still be sending, linger. */
+static bool connection_should_linger(const struct connection *connection) {
+    return connection->end_status != RECORD_STATUS_OK && connection->final_ack_sent &&
+           !connection->socket_dead && !connection->peer_closed && !connection->linger_done;
+}
+
+static void connection_linger_start(struct reactor *reactor, struct connection *connection) {
+    INTAKE_ASSERT(!connection->lingering);
+    connection->lingering = true;
+    reactor->counters.lingered++;
+    connection->linger_deadline_ns = intake_now_ns() + REACTOR_LINGER_TOTAL_NS;
+    shutdown(connection->fd, SHUT_WR);
+    connection_linger_arm(reactor, connection);
+}
+
 /* Frees the slot once nothing of the connection is in flight anywhere. */
 static void connection_maybe_finish(struct reactor *reactor, struct connection *connection) {
     if (connection->state == CONNECTION_OPEN && connection->peer_closed &&
@@ -606,6 +661,11 @@ static void connection_maybe_finish(struct reactor *reactor, struct connection *
     if (ack_window_length(&connection->window) != 0) return;
     connection_flush_ack(reactor, connection);
     if (connection->receive_armed || connection->send_in_flight) return;
+    if (connection->lingering) return;
+    if (connection_should_linger(connection)) {
+        connection_linger_start(reactor, connection);
+        return;
+    }
     /* Freed when delisted: the lists hold slots, and a slot must not change hands under them. */
     if (connection->on_retry_list || connection->on_ack_list || connection->on_units_list) return;
     close(connection->fd);
@@ -665,6 +725,27 @@ static void reactor_on_receive(struct reactor *reactor, const struct io_uring_cq
     connection_maybe_finish(reactor, connection);
 }
 
+/* A linger receive or its linked timeout completed. Input keeps the linger going (within its
+ * total bound); end of stream, an error, or the idle timeout (which cancels the receive) end it.
+ * Both operations must be back before the next arm or the close. */
+static void reactor_on_linger(struct reactor *reactor, const struct io_uring_cqe *cqe) {
+    bool is_timeout = user_data_is_linger_timeout(cqe->user_data);
+    struct connection *connection =
+        reactor_connection_for(reactor, cqe->user_data & ~USER_DATA_LINGER_TIMEOUT);
+    INTAKE_ASSERT(connection->lingering);
+    INTAKE_ASSERT(connection->linger_operations > 0);
+    connection->linger_operations--;
+    if (!is_timeout && !(cqe->res > 0 && intake_now_ns() < connection->linger_deadline_ns))
+        connection->linger_done = true;
+    if (connection->linger_operations > 0) return;
+    if (!connection->linger_done) {
+        connection_linger_arm(reactor, connection);
+        return;
+    }
+    connection->lingering = false;
+    connection_maybe_finish(reactor, connection);
+}
+
 static void reactor_on_accept(struct reactor *reactor, const struct io_uring_cqe *cqe) {
     if (!(cqe->flags & IORING_CQE_F_MORE)) reactor->accept_armed = false;
     if (cqe->res >= 0) connection_open(reactor, cqe->res);
@@ -684,6 +765,9 @@ static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe 
         break;
     case TAG_CANCEL:
         break; /* the receive's own final completion says what happened */
+    case TAG_LINGER:
+        reactor_on_linger(reactor, cqe);
+        break;
     case TAG_WAKE:
         reactor->counters.wakeups++;
         reactor_arm_wake(reactor);
@@ -1186,12 +1270,12 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             "intaked: reactor %u (%s) %s: connections accepted=%lu refused=%lu closed=%lu failed=%lu "
             "records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu acks=%lu "
             "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu "
-            "backlog_exhausted=%lu stalls_broken=%lu wakeups=%lu\n",
+            "backlog_exhausted=%lu stalls_broken=%lu lingered=%lu wakeups=%lu\n",
             reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
             c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
             c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
             c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
-            c->backlog_exhausted, c->stalls_broken, c->wakeups);
+            c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%lu completions=%lu units_recycled=%lu "
             "rearms out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu units_in_use=%u\n",
