@@ -47,7 +47,6 @@ static enum framer_event framer_complete(struct framer *framer) {
     record->sequence = scan.sequence;
     record->timestamp_ns = scan.timestamp_ns;
     framer->in_body = 0;
-    framer->records_framed++;
     return FRAMER_RECORD;
 }
 

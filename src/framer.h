@@ -40,7 +40,6 @@ struct framer {
     struct record *record;       /* being filled; NULL until given */
     enum record_status error_status;
     const char *error_detail;    /* static string, or error_detail_text; lives as long as the framer */
-    uint64_t records_framed;
     /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
      * per framer, because many connections may report oversize frames at once. */
     char error_detail_text[80];

@@ -117,16 +117,22 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
     return 0;
 }
 
-/* Stops and joins what was started so far (used on startup failure and at shutdown). */
-static void pipeline_join_all(struct pipeline *pipeline) {
-    atomic_store(&pipeline->stopping, true);
-    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
-        if (pipeline->reactors[reactor]) reactor_join(pipeline->reactors[reactor]);
+/* Once every reactor has drained (every admitted record came back), workers have nothing left:
+ * stop them, then the log opener (a topic's records waited for its log until it was made). */
+static void pipeline_stop_workers(struct pipeline *pipeline) {
     atomic_store(&pipeline->workers_stopping, true);
     for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
         if (pipeline->workers[worker]) worker_join(pipeline->workers[worker]);
     log_opener_stop(pipeline->log_opener);
     pipeline->log_opener = NULL;
+}
+
+/* Stops and joins what was started so far (startup failure). */
+static void pipeline_join_all(struct pipeline *pipeline) {
+    atomic_store(&pipeline->stopping, true);
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        if (pipeline->reactors[reactor]) reactor_join(pipeline->reactors[reactor]);
+    pipeline_stop_workers(pipeline);
 }
 
 /* zcrx binds reactor i to hardware queue zcrx_queues[i]; a connection must be served by the
@@ -196,12 +202,7 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 
 void pipeline_stop(struct pipeline *pipeline) {
     pipeline_drain_reactors(pipeline);
-    atomic_store(&pipeline->workers_stopping, true);
-    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
-        worker_join(pipeline->workers[worker]);
-    /* After the workers: a topic's records waited for its log until it was made. */
-    log_opener_stop(pipeline->log_opener);
-    pipeline->log_opener = NULL;
+    pipeline_stop_workers(pipeline);
 }
 
 void pipeline_report(struct pipeline *pipeline, const char *when) {

@@ -1202,19 +1202,17 @@ const char *reactor_fallback_reason(const struct reactor *reactor) {
     return reactor->fallback_reason;
 }
 
-void reactor_wake(struct reactor *reactor) {
-    /* Pairs with reactor_wait: the caller published its work before this seq_cst exchange. */
-    if (atomic_load(&reactor->wake_armed) == 0) return;
-    if (atomic_exchange(&reactor->wake_armed, 0) == 0) return;
+static void reactor_force_wake(struct reactor *reactor) {
     uint64_t one = 1;
     ssize_t written = write(reactor->wake_fd, &one, sizeof(one));
     INTAKE_ASSERT(written == (ssize_t)sizeof(one));
 }
 
-static void reactor_force_wake(struct reactor *reactor) {
-    uint64_t one = 1;
-    ssize_t written = write(reactor->wake_fd, &one, sizeof(one));
-    INTAKE_ASSERT(written == (ssize_t)sizeof(one));
+void reactor_wake(struct reactor *reactor) {
+    /* Pairs with reactor_wait: the caller published its work before this seq_cst exchange. */
+    if (atomic_load(&reactor->wake_armed) == 0) return;
+    if (atomic_exchange(&reactor->wake_armed, 0) == 0) return;
+    reactor_force_wake(reactor);
 }
 
 void reactor_request_report(struct reactor *reactor) {

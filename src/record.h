@@ -63,7 +63,6 @@ struct record {
     uint64_t receive_time_ns;      /* wall clock at admission */
     /* --- written by the worker --- */
     uint32_t status;               /* enum record_status */
-    uint32_t reserved;
     const char *status_detail;     /* static string when status is not OK */
     uint64_t log_offset;           /* topic offset the log assigned, when status is OK */
     struct slice slices[RECORD_SLICES_MAX];

@@ -50,7 +50,6 @@ void rx_backend_unref(struct rx_backend *backend, uint32_t unit) {
     if (--backend->unit_references[unit] == 0) {
         INTAKE_ASSERT(backend->units_referenced > 0);
         backend->units_referenced--;
-        backend->recycle_pending++;
         backend->ops->recycle(backend, unit);
     }
 }

@@ -104,7 +104,6 @@ struct rx_backend {
     uint32_t units_referenced;  /* units with a nonzero count (leak checks, tests) */
     uint32_t units_held_by_kernel; /* of those, units the kernel still fills (pbuf incremental
                                       mode holds one reference for the kernel): not leaks */
-    uint32_t recycle_pending;   /* recycled since the last flush */
     struct rx_backend_stats stats;
 };
 

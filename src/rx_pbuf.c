@@ -135,7 +135,6 @@ static void pbuf_flush(struct rx_backend *backend, struct io_uring *ring) {
     /* Release-stores the ring tail: the kernel sees every entry added since the last flush. */
     io_uring_buf_ring_advance(pbuf->buffer_ring, (int)pbuf->adds_pending);
     pbuf->adds_pending = 0;
-    backend->recycle_pending = 0;
 }
 
 static uint32_t pbuf_units_available(const struct rx_backend *backend) {

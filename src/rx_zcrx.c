@@ -440,7 +440,6 @@ static void rx_zcrx_recycle(struct rx_backend *backend, uint32_t unit) {
 static void rx_zcrx_flush(struct rx_backend *backend, struct io_uring *ring) {
     struct rx_zcrx *zcrx = zcrx_of(backend);
     INTAKE_ASSERT(ring == NULL || ring->ring_fd == zcrx->ring_fd);
-    backend->recycle_pending = 0;
     if (zcrx->refill_tail_local == zcrx->refill_tail_published) return;
     /* Release: the entries written since the last flush become visible to the kernel before
      * the tail that covers them. */
