@@ -10,6 +10,7 @@
  *   restart:       offsets and named consumer cursors continue after closing and reopening.
  *   contract:      start positions, errors and their reasons, file names, limits.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,7 +35,9 @@ static uint8_t record_buffer[1u << 20];
 
 static struct shm_log *writer_open(const char *topic, uint64_t capacity,
                                    enum shm_log_retention retention, uint64_t stale_ns) {
-    struct shm_log_config config = {test_directory, topic, capacity, retention, stale_ns};
+    struct shm_log_config config = {.directory = test_directory, .topic = topic,
+                                    .capacity_bytes = capacity, .retention = retention,
+                                    .consumer_stale_ns = stale_ns};
     struct shm_log *log = NULL;
     char why[512];
     int result = shm_log_open_writer(&config, &log, why, sizeof(why));
@@ -52,7 +55,7 @@ static uint64_t writer_run(struct shm_log *log, uint64_t first, uint64_t total, 
     while (offset < first + total) {
         uint64_t assigned = 0;
         if (pattern_append(log, offset, large_max, record_buffer, &assigned) == SHM_LOG_FULL) {
-            shm_log_publish(log);
+            CHECK(shm_log_publish(log));
             (void)shm_log_refresh_space(log);
             full_count++;
             sched_yield();
@@ -60,10 +63,10 @@ static uint64_t writer_run(struct shm_log *log, uint64_t first, uint64_t total, 
         }
         if (assigned != offset) wrong_offsets++;
         offset++;
-        if (offset % 64 == 0) shm_log_publish(log);
+        if (offset % 64 == 0) CHECK(shm_log_publish(log));
         if (pause_every != 0 && offset % pause_every == 0) usleep(100);
     }
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     CHECK(wrong_offsets == 0);
     return full_count;
 }
@@ -314,7 +317,7 @@ static uint64_t writer_fill(struct shm_log *log, uint64_t offset, uint64_t limit
     while (offset < limit &&
            pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED)
         offset++;
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     return offset;
 }
 
@@ -393,7 +396,7 @@ static void test_block_stopped_then_back(void) {
         offset = writer_fill(log, offset, total);
     }
     CHECK(passed);
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     REQUIRE(write(go[1], "g", 1) == 1);
     uint64_t report[2] = {0, 0};
     CHECK(read(reports[0], report, sizeof(report)) == sizeof(report));
@@ -406,6 +409,45 @@ static void test_block_stopped_then_back(void) {
     close(ready[0]), close(ready[1]), close(go[0]), close(go[1]);
     close(reports[0]), close(reports[1]);
     shm_log_close(log);
+}
+
+/* Files in the test directory named <name>.corrupt-*: quarantined by the writer. */
+static int quarantined_count(const char *name) {
+    DIR *directory = opendir(test_directory);
+    REQUIRE(directory != NULL);
+    char prefix[300];
+    snprintf(prefix, sizeof(prefix), "%s.corrupt-", name);
+    int count = 0;
+    for (struct dirent *entry = readdir(directory); entry != NULL; entry = readdir(directory))
+        if (strncmp(entry->d_name, prefix, strlen(prefix)) == 0) count++;
+    closedir(directory);
+    return count;
+}
+
+/* The permissions of `name` in the test directory ("" for the directory itself). */
+static mode_t file_mode(const char *name) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", test_directory, name);
+    struct stat status;
+    REQUIRE(stat(path, &status) == 0);
+    return status.st_mode & 07777;
+}
+
+/* The permissions column of this process's mapping of the file whose path ends with `suffix`
+ * ("" when there is none), from /proc/self/maps. */
+static void mapping_permissions(const char *suffix, char *out) {
+    FILE *maps = fopen("/proc/self/maps", "r");
+    REQUIRE(maps != NULL);
+    char line[1024];
+    out[0] = '\0';
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        size_t length = strlen(line), suffix_length = strlen(suffix);
+        if (length < suffix_length || strcmp(line + length - suffix_length, suffix) != 0) continue;
+        char range[64], permissions[8];
+        if (sscanf(line, "%63s %7s", range, permissions) == 2) snprintf(out, 8, "%s", permissions);
+    }
+    fclose(maps);
 }
 
 /* The reason the last consumer_open failed. */
@@ -435,7 +477,7 @@ static void test_restart_continuity(void) {
     uint64_t assigned;
     for (uint64_t offset = 0; offset < 100; offset++)
         REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     shm_log_close(log);
 
     struct intake_consumer *consumer = NULL;
@@ -452,7 +494,7 @@ static void test_restart_continuity(void) {
         REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
         CHECK(assigned == offset);
     }
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
 
     REQUIRE(consumer_open(topic, "resumer", INTAKE_CONSUMER_START_COMMITTED, 0, &consumer) == 0);
     for (uint64_t offset = 40; offset < 150; offset++) poll_expect(consumer, offset, 0);
@@ -469,7 +511,7 @@ static void test_start_positions(void) {
     uint64_t assigned;
     for (uint64_t offset = 0; offset < 20; offset++)
         REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     struct intake_consumer *end = NULL, *from = NULL, *oldest = NULL, *future = NULL;
     REQUIRE(consumer_open(topic, "end", INTAKE_CONSUMER_START_END, 0, &end) == 0);
     REQUIRE(consumer_open(topic, "from", INTAKE_CONSUMER_START_OFFSET, 12, &from) == 0);
@@ -483,7 +525,7 @@ static void test_start_positions(void) {
     CHECK(intake_consumer_poll(future, &record) == 0);
     for (uint64_t offset = 20; offset < 25; offset++)
         REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
     CHECK(intake_consumer_wait(end, 1000000000ull) == 1);
     poll_expect(end, 20, 0);
     poll_expect(future, 22, 0);
@@ -512,12 +554,14 @@ static void test_contract_errors(void) {
     CHECK(shm_log_record_bytes_max(log) == 1024);
     struct shm_log *second = NULL;
     char why[512];
-    struct shm_log_config config = {test_directory, long_topic, 1u << 12, SHM_LOG_RETENTION_BLOCK,
-                                    1};
+    struct shm_log_config config = {.directory = test_directory, .topic = long_topic,
+                                    .capacity_bytes = 1u << 12,
+                                    .retention = SHM_LOG_RETENTION_BLOCK, .consumer_stale_ns = 1};
     CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EBUSY);
     CHECK(strstr(why, "another writer") != NULL);
     shm_log_close(log);
 
+    /* Garbage where a log should be: moved aside and recreated, with the reason. */
     char path[600];
     snprintf(path, sizeof(path), "%s/garbage.log", test_directory);
     FILE *file = fopen(path, "w");
@@ -525,24 +569,36 @@ static void test_contract_errors(void) {
     for (int index = 0; index < 20000; index++) fputc('x', file);
     fclose(file);
     config.topic = "garbage";
-    CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EINVAL);
-    CHECK(strstr(why, "magic") != NULL);
+    REQUIRE(shm_log_open_writer(&config, &second, why, sizeof(why)) == 0);
+    CHECK(strstr(shm_log_error(second), "magic") != NULL);
+    CHECK(quarantined_count("garbage.log") == 1);
+    CHECK(shm_log_next_offset(second) == 0);
+    shm_log_close(second);
     config.topic = "fine";
     config.capacity_bytes = 5000;
     CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EINVAL);
     CHECK(strstr(why, "power of two") != NULL);
 
+    /* Inconsistent positions: quarantined; offsets continue from the header's commit offset. */
     config.topic = "corrupt";
     config.capacity_bytes = 1u << 12;
     REQUIRE(shm_log_open_writer(&config, &second, why, sizeof(why)) == 0);
+    uint64_t assigned;
+    for (uint64_t offset = 0; offset < 10; offset++)
+        REQUIRE(pattern_append(second, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    CHECK(shm_log_publish(second));
     shm_log_close(second);
     snprintf(path, sizeof(path), "%s/corrupt.log", test_directory);
     int fd = open(path, O_WRONLY);
     uint64_t bad_position = 7;
     CHECK(pwrite(fd, &bad_position, 8, offsetof(struct shm_log_header, commit_position)) == 8);
     close(fd);
-    CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EINVAL);
-    CHECK(strstr(why, "inconsistent") != NULL);
+    REQUIRE(shm_log_open_writer(&config, &second, why, sizeof(why)) == 0);
+    CHECK(strstr(shm_log_error(second), "inconsistent") != NULL);
+    CHECK(quarantined_count("corrupt.log") == 1);
+    CHECK(quarantined_count("corrupt.consumers") == 1);
+    CHECK(shm_log_next_offset(second) == 10);
+    shm_log_close(second);
 
     struct intake_consumer *consumer = NULL;
     CHECK(consumer_open("absent", "x", INTAKE_CONSUMER_START_END, 0, &consumer) == -ENOENT);
@@ -551,10 +607,50 @@ static void test_contract_errors(void) {
     CHECK(strcmp(consumer_open_why, expected) == 0);
 }
 
+/* Format v2: the ring and the writer's header are mapped read-only by consumers, in a file
+ * only the writer may write; the consumer region is a separate file. */
+static void test_files_and_modes(void) {
+    const char *topic = "modes";
+    struct shm_log *log = writer_open(topic, 1u << 12, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    CHECK(file_mode("") == 0750);
+    CHECK(file_mode("modes.log") == 0640);
+    CHECK(file_mode("modes.consumers") == 0660);
+    struct intake_consumer *consumer = NULL;
+    REQUIRE(consumer_open(topic, "reader", INTAKE_CONSUMER_START_OLDEST, 0, &consumer) == 0);
+    char permissions[8];
+    /* The writer (this process too) maps the log rw; the consumer's mapping is the r--s one. */
+    FILE *maps = fopen("/proc/self/maps", "r");
+    REQUIRE(maps != NULL);
+    char line[1024];
+    int log_read_only = 0, log_writable = 0;
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        if (strstr(line, "/modes.log") == NULL) continue;
+        if (strncmp(strchr(line, ' ') + 1, "r--s", 4) == 0) log_read_only++;
+        if (strncmp(strchr(line, ' ') + 1, "rw-s", 4) == 0) log_writable++;
+    }
+    fclose(maps);
+    CHECK(log_read_only == 1); /* the consumer's */
+    CHECK(log_writable == 1);  /* the writer's */
+    mapping_permissions("/modes.consumers", permissions);
+    CHECK(strcmp(permissions, "rw-s") == 0);
+    intake_consumer_close(consumer);
+    shm_log_close(log);
+    /* A log of another format version is refused by readers with both versions named. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/modes.log", test_directory);
+    int fd = open(path, O_WRONLY);
+    uint32_t old_version = 1;
+    CHECK(pwrite(fd, &old_version, 4, offsetof(struct shm_log_header, version)) == 4);
+    close(fd);
+    CHECK(consumer_open(topic, "reader", INTAKE_CONSUMER_START_OLDEST, 0, &consumer) == -EPROTO);
+    CHECK(strstr(consumer_open_why, "version 1; this consumer library reads version 2") != NULL);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_directory_make("");
     test_contract_errors();
+    test_files_and_modes();
     test_restart_continuity();
     test_start_positions();
     test_block_pid_gone();

@@ -155,7 +155,10 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
-    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    /* A --shm-dir someone else owns or can write is refused before anything starts. */
+    int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
+                                           config->shm_group, why, why_capacity);
+    if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++) {
         result = worker_create(pipeline, worker, &pipeline->workers[worker]);

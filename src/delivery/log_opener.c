@@ -51,6 +51,8 @@ static void log_opener_serve(struct log_opener *opener, const struct log_request
         .capacity_bytes = config->log_capacity_bytes,
         .retention = config->retention,
         .consumer_stale_ns = config->consumer_stale_ns,
+        .group_set = config->shm_group_set,
+        .group = config->shm_group,
     };
     struct topic_log_slot *slot = request->slot;
     int result = shm_log_open_writer(&log_config, &slot->log, slot->failure, sizeof(slot->failure));
