@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "harness.h"
 #include "intake/consumer.h"
@@ -607,6 +608,164 @@ static void test_contract_errors(void) {
     CHECK(strcmp(consumer_open_why, expected) == 0);
 }
 
+/* ---- issue 9, promise 1: a consumer that registers mid-lap holds the writer at once ---- */
+
+#define LATE_READERS 6
+#define LATE_READER_RECORDS 20000u
+
+struct late_task {
+    const char *topic;
+    int go_fd;     /* one byte: register now */
+    int report_fd; /* uint64_t[3]: received, missed, errors */
+};
+
+/* Registers (oldest record, on a log the writer keeps lapping), then reads a stretch of
+ * records: every one must arrive, consecutive, intact, with nothing missed. */
+static int reader_late(void *argument) {
+    struct late_task *task = argument;
+    char byte;
+    if (read(task->go_fd, &byte, 1) != 1) return 10;
+    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer *consumer = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    char name[32];
+    snprintf(name, sizeof(name), "late-%d", (int)getpid());
+    if (intake_consumer_open(test_directory, task->topic, name, &options, &consumer, why,
+                             sizeof(why)) != 0) {
+        fprintf(stderr, "late reader: %s\n", why);
+        return 11;
+    }
+    uint64_t report[3] = {0, 0, 0}, next = UINT64_MAX, idle_since_ns = intake_now_ns();
+    while (report[0] < LATE_READER_RECORDS) {
+        struct intake_consumer_record record;
+        int polled = intake_consumer_poll(consumer, &record);
+        if (polled < 0) return 12;
+        if (polled == 0) {
+            if (intake_now_ns() - idle_since_ns > PROGRESS_TIMEOUT_NS) return 13;
+            if (intake_consumer_wait(consumer, 100000000ull) < 0) return 14;
+            continue;
+        }
+        idle_since_ns = intake_now_ns();
+        report[1] += record.missed;
+        if ((next != UINT64_MAX && record.offset != next) ||
+            !pattern_matches(record.bytes, record.length, record.offset, 1000))
+            report[2]++;
+        next = record.offset + 1;
+        report[0]++;
+    }
+    intake_consumer_close(consumer);
+    return write(task->report_fd, report, sizeof(report)) == sizeof(report) ? 0 : 15;
+}
+
+static void test_late_registration_mid_lap(void) {
+    const char *topic = "late/mid-lap";
+    /* 64 KiB: about 800 records a lap. No consumer at first, so the writer laps freely. */
+    struct shm_log *log = writer_open(topic, 1u << 16, SHM_LOG_RETENTION_BLOCK, 30000000000ull);
+    int go[2], reports[2];
+    REQUIRE(pipe(go) == 0 && pipe(reports) == 0);
+    struct late_task task = {topic, go[0], reports[1]};
+    pid_t pids[LATE_READERS];
+    for (int index = 0; index < LATE_READERS; index++) pids[index] = child_start(reader_late, &task);
+    uint64_t offset = 0, released = 0, exited = 0, full = 0;
+    int codes[LATE_READERS];
+    /* Release one reader every ~2.3 laps, at varying points of the lap, while writing flat out;
+     * keep writing until every reader has read its stretch (bounded). */
+    while (exited < LATE_READERS && offset < 50000000u) {
+        uint64_t assigned;
+        if (pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_FULL) {
+            CHECK(shm_log_publish(log));
+            (void)shm_log_refresh_space(log);
+            full++;
+            sched_yield();
+        } else {
+            offset++;
+            if (offset % 16 == 0) CHECK(shm_log_publish(log));
+        }
+        if (released < LATE_READERS && offset >= 3000 + released * 1877) {
+            REQUIRE(write(go[1], "g", 1) == 1);
+            released++;
+        }
+        if (offset % 1024 == 0 || full % 1024 == 1) {
+            for (int index = 0; index < LATE_READERS; index++) {
+                int status;
+                if (pids[index] <= 0 || waitpid(pids[index], &status, WNOHANG) != pids[index])
+                    continue;
+                codes[index] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                pids[index] = 0;
+                exited++;
+            }
+        }
+    }
+    CHECK(shm_log_publish(log));
+    uint64_t received = 0, missed = 0, errors = 0;
+    for (int index = 0; index < LATE_READERS; index++) {
+        if (pids[index] > 0) codes[index] = child_finish(pids[index]);
+        CHECK(codes[index] == 0);
+        uint64_t report[3];
+        if (codes[index] == 0 && read(reports[0], report, sizeof(report)) == sizeof(report)) {
+            received += report[0];
+            missed += report[1];
+            errors += report[2];
+        }
+    }
+    printf("late registration: %d readers registered mid-lap, %llu records read, %llu missed, "
+           "%llu out of order (writer at offset %llu, full %llu times)\n", LATE_READERS,
+           (unsigned long long)received, (unsigned long long)missed, (unsigned long long)errors,
+           (unsigned long long)offset, (unsigned long long)full);
+    CHECK(received == (uint64_t)LATE_READERS * LATE_READER_RECORDS);
+    CHECK(missed == 0);
+    CHECK(errors == 0);
+    close(go[0]), close(go[1]), close(reports[0]), close(reports[1]);
+    shm_log_close(log);
+}
+
+/* ---- issue 9, promise 2: a consumer lapped before its first record is told exactly ---- */
+
+/* The log header's retained_offset: the writer's own account of the oldest record. */
+static uint64_t header_retained_offset(const char *file) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", test_directory, file);
+    int fd = open(path, O_RDONLY);
+    REQUIRE(fd >= 0);
+    uint64_t value = 0;
+    CHECK(pread(fd, &value, 8, offsetof(struct shm_log_header, retained_offset)) == 8);
+    close(fd);
+    return value;
+}
+
+static void test_lapped_before_first_record(void) {
+    const char *topic = "lapped-first";
+    struct shm_log *log = writer_open(topic, 1u << 16, SHM_LOG_RETENTION_OVERWRITE, 0);
+    uint64_t assigned, offset = 0;
+    for (; offset < 3000; offset++) /* several laps: the oldest record is not offset 0 */
+        REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    CHECK(shm_log_publish(log));
+    uint64_t oldest = header_retained_offset("lapped-first.log");
+    CHECK(oldest > 0 && oldest < 3000);
+    struct intake_consumer *from_oldest = NULL, *named = NULL, *from_end = NULL;
+    REQUIRE(consumer_open(topic, "oldest", INTAKE_CONSUMER_START_OLDEST, 0, &from_oldest) == 0);
+    /* A named consumer with no committed cursor starts at the oldest record too. */
+    REQUIRE(consumer_open(topic, "named", INTAKE_CONSUMER_START_COMMITTED, 0, &named) == 0);
+    REQUIRE(consumer_open(topic, "end", INTAKE_CONSUMER_START_END, 0, &from_end) == 0);
+    CHECK(intake_consumer_next_offset(from_oldest) == oldest);
+    for (; offset < 10000; offset++) /* laps all three before they read anything */
+        REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    CHECK(shm_log_publish(log));
+    struct intake_consumer *readers[3] = {from_oldest, named, from_end};
+    uint64_t starts[3] = {oldest, oldest, 3000};
+    for (int index = 0; index < 3; index++) {
+        struct intake_consumer_record record;
+        REQUIRE(intake_consumer_poll(readers[index], &record) == 1);
+        CHECK(record.offset > starts[index]);
+        CHECK(record.missed == record.offset - starts[index]);
+        uint64_t received = 1;
+        while (intake_consumer_poll(readers[index], &record) == 1) received++;
+        CHECK(received + intake_consumer_missed_total(readers[index]) == 10000 - starts[index]);
+        intake_consumer_close(readers[index]);
+    }
+    shm_log_close(log);
+}
+
 /* Format v2: the ring and the writer's header are mapped read-only by consumers, in a file
  * only the writer may write; the consumer region is a separate file. */
 static void test_files_and_modes(void) {
@@ -651,6 +810,8 @@ int main(void) {
     test_directory_make("");
     test_contract_errors();
     test_files_and_modes();
+    test_lapped_before_first_record();
+    test_late_registration_mid_lap();
     test_restart_continuity();
     test_start_positions();
     test_block_pid_gone();
