@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "crc32c.h"
 #include "fault_guard.h"
 #include "intake/shm_log_format.h"
 
@@ -67,6 +68,13 @@ struct intake_consumer {
     char path[4096 + SHM_LOG_FILE_NAME_BYTES];
     char error[INTAKE_CONSUMER_ERROR_BYTES];
 };
+
+/* An entry's checksum (shm_log_entry_checksum, with the fast CRC for the bytes). */
+static uint32_t entry_checksum(const struct shm_log_entry_header *entry, const uint8_t *bytes) {
+    uint32_t crc = shm_log_entry_header_crc(entry);
+    if (entry->length == SHM_LOG_ENTRY_LENGTH_PADDING) return crc;
+    return intake_crc32c(crc, bytes, entry->length);
+}
 
 static void consumer_fail(struct intake_consumer *consumer, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
@@ -431,7 +439,7 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         bool padding = entry.length == SHM_LOG_ENTRY_LENGTH_PADDING;
         bool fits = padding || (entry.length <= consumer->record_bytes_max &&
                                 SHM_LOG_ENTRY_HEADER_BYTES + (uint64_t)entry.length <= room);
-        bool good = fits && shm_log_entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES) ==
+        bool good = fits && entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES) ==
                                 entry.checksum;
         if (!entry_still_intact(header, *position)) continue; /* lapped while reading */
         if (!good) {
@@ -647,7 +655,7 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     uint64_t span = padding ? room : shm_log_entry_span(entry.length);
     bool fits = (padding || (entry.length <= consumer->record_bytes_max && span <= room)) &&
                 span <= consumer->commit_cached - position;
-    uint32_t checksum = fits ? shm_log_entry_checksum(&entry, bytes) : 0;
+    uint32_t checksum = fits ? entry_checksum(&entry, bytes) : 0;
     if (!entry_still_intact(consumer->header, position)) return ENTRY_LAPPED;
     if (!fits || checksum != entry.checksum) {
         consumer_fail(consumer, "%s: entry at position %llu failed its checks (length %u): log "

@@ -27,13 +27,14 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
+#include "crc32c.h"
 #include "fault_guard.h"
 #include "intake/shm_log_format.h"
 
 /* 1 ms apart: far longer than a consumer's liveness probe holds its shared lock. */
 #define SHM_LOG_WRITER_LOCK_ATTEMPTS 100
-/* Bytes copied (then checksummed while still in cache) per step of an append. */
-#define SHM_LOG_COPY_CHUNK_BYTES 4096u
+/* Bytes copied (then checksummed while still in cache) per step of an append: three lanes. */
+#define SHM_LOG_COPY_CHUNK_BYTES (3 * INTAKE_CRC32C_LANE_BYTES)
 /* A broken log whose recreation failed is retried at most this often. */
 #define SHM_LOG_RECOVER_INTERVAL_NS 1000000000ull
 #define SHM_LOG_PATH_BYTES (4096 + SHM_LOG_FILE_NAME_BYTES + 64)
@@ -859,7 +860,7 @@ static uint32_t copy_and_checksum(uint8_t *bytes, const struct slice *slices,
             uint32_t chunk = slices[index].length - done;
             if (chunk > SHM_LOG_COPY_CHUNK_BYTES) chunk = SHM_LOG_COPY_CHUNK_BYTES;
             memcpy(bytes + copied, source + done, chunk);
-            crc = shm_log_crc32c(crc, bytes + copied, chunk);
+            crc = intake_crc32c(crc, bytes + copied, chunk);
             copied += chunk;
             done += chunk;
         }
