@@ -101,6 +101,8 @@ static int quarantined_count(const char *name) {
 static void test_ring_garbage(void) {
     struct shm_log *log = writer_open("garbage-ring", 1u << 16, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
     append_range(log, 0, 50);
+    struct intake_consumer *attached = NULL;
+    REQUIRE(consumer_open("garbage-ring", "attached", INTAKE_CONSUMER_START_END, true, &attached) == 0);
     shm_log_close(log);
     /* One payload byte of an entry in the middle of the ring. */
     uint8_t byte = 0x5a;
@@ -109,6 +111,10 @@ static void test_ring_garbage(void) {
     CHECK(strstr(shm_log_error(log), "bad checksum") != NULL);
     CHECK(quarantined_count("garbage-ring.log") == 1);
     CHECK(shm_log_next_offset(log) == 50); /* the header's identity held: offsets continue */
+    /* A consumer attached to the quarantined file is told, once its wait times out. */
+    CHECK(intake_consumer_wait(attached, 10000000ull) == -ESTALE);
+    CHECK(strstr(intake_consumer_error(attached), "was replaced") != NULL);
+    intake_consumer_close(attached);
     append_range(log, 50, 60);
     struct intake_consumer *consumer = NULL;
     REQUIRE(consumer_open("garbage-ring", "after", INTAKE_CONSUMER_START_OLDEST, true, &consumer) == 0);

@@ -749,6 +749,19 @@ static long futex_wait(const SHM_LOG_ATOMIC(uint32_t) *word, uint32_t expected,
     return syscall(SYS_futex, (const uint32_t *)word, FUTEX_WAIT, expected, &timeout, NULL, 0);
 }
 
+/* Whether the log's path now names another file: the writer quarantined ours and made a new
+ * one, so nothing more will come here. Checked only when a wait times out (one stat). */
+static bool consumer_replaced(struct intake_consumer *consumer) {
+    struct stat ours, named;
+    if (fstat(consumer->fd, &ours) != 0) return false;
+    if (stat(consumer->path, &named) == 0 && named.st_ino == ours.st_ino &&
+        named.st_dev == ours.st_dev)
+        return false;
+    consumer_fail(consumer, "%s was replaced (the writer quarantined and recreated the log): "
+                  "close and reopen", consumer->path);
+    return true;
+}
+
 static uint64_t wait_slice_ns(const struct shm_log_header *header) {
     uint64_t stale_ns = atomic_load_explicit(&header->consumer_stale_ns, memory_order_relaxed);
     if (stale_ns == 0) return CONSUMER_WAIT_SLICE_NS_DEFAULT;
@@ -778,7 +791,7 @@ int intake_consumer_wait(struct intake_consumer *consumer, uint64_t timeout_ns) 
          * why). A retained bound above commit is a transient poll would only wait out. */
         if (commit != consumer->position && retained <= commit) return 1;
         uint64_t now_ns = intake_now_ns();
-        if (now_ns >= deadline_ns) return 0;
+        if (now_ns >= deadline_ns) return consumer_replaced(consumer) ? -ESTALE : 0;
         uint64_t sleep_ns = deadline_ns - now_ns;
         if (sleep_ns > wait_slice_ns(header)) sleep_ns = wait_slice_ns(header);
         if (futex_wait(&header->commit_sequence, sequence, sleep_ns) != 0 && errno == EINTR)

@@ -318,8 +318,9 @@ static int consumers_create(struct shm_log *log, uint64_t created_wall_ns, char 
     return result;
 }
 
-/* Creates both files, the consumer region first (a consumer that finds the log finds its
- * region). -EEXIST when another writer published a log first. */
+/* Creates both files: the log, then its region (a consumer that finds the log before its
+ * region waits briefly for the region's log_created_wall_ns to match). -EEXIST when another
+ * writer published a log first. */
 static int files_create(struct shm_log *log, uint64_t start_offset, char *why,
                         size_t why_capacity) {
     uint64_t file_bytes = SHM_LOG_HEADER_BYTES + log->config.capacity_bytes;
