@@ -350,10 +350,49 @@ static void test_corrupt_for_reader(void) {
     CHECK(errors_without == 0);
     CHECK(errors_with_reason > 0);
     CHECK(opened > 0);
-    /* A damaged entry in an otherwise good log: the records before it, then the reason. */
+    /* A good log: its records; then a damaged entry: the records before it, then the reason. */
     REQUIRE(pwrite(fd, original, bytes, 0) == (ssize_t)bytes);
+    struct intake_consumer *consumer = NULL;
+    REQUIRE(consumer_open(topic, "check", INTAKE_CONSUMER_START_OLDEST, true, &consumer) == 0);
+    struct intake_consumer_record record;
+    REQUIRE(intake_consumer_poll(consumer, &record) == 1);
+    uint64_t first = record.offset;
+    /* Damage the payload of the entry three records on (found by walking the ring copy). */
+    const uint8_t *ring = original + SHM_LOG_HEADER_BYTES;
+    uint64_t position = file_read_u64("mutated.log", offsetof(struct shm_log_header,
+                                                              retained_position));
+    bool found = false;
+    for (int step = 0; step < 1000 && !found; step++) {
+        uint64_t room = (1u << 14) - (position & ((1u << 14) - 1));
+        struct shm_log_entry_header entry;
+        if (room < SHM_LOG_ENTRY_HEADER_BYTES) { position += room; continue; }
+        memcpy(&entry, ring + (position & ((1u << 14) - 1)), sizeof(entry));
+        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) { position += room; continue; }
+        found = entry.offset == first + 3;
+        if (!found) position += shm_log_entry_span(entry.length);
+    }
+    REQUIRE(found);
+    uint8_t flipped = ring[(position & ((1u << 14) - 1)) + SHM_LOG_ENTRY_HEADER_BYTES] ^ 0xff;
+    REQUIRE(pwrite(fd, &flipped, 1, (off_t)(SHM_LOG_HEADER_BYTES + (position & ((1u << 14) - 1)) +
+                                           SHM_LOG_ENTRY_HEADER_BYTES)) == 1);
+    for (uint64_t offset = first + 1; offset < first + 3; offset++) {
+        REQUIRE(intake_consumer_poll(consumer, &record) == 1);
+        CHECK(record.offset == offset);
+    }
+    CHECK(intake_consumer_poll(consumer, &record) == -EBADMSG);
+    CHECK(strstr(intake_consumer_error(consumer), "failed its checks") != NULL);
+    CHECK(intake_consumer_poll(consumer, &record) == -EBADMSG); /* still says so, no crash */
+    intake_consumer_close(consumer);
     close(fd);
     free(original);
+    /* A consumer region that does not belong to its log, with no writer running: refused at
+     * once with the reason (not after waiting for a writer). */
+    uint64_t garbage = 0x0123456789abcdefull;
+    file_write("mutated.consumers", 0, &garbage, 8);
+    uint64_t start_ns = intake_now_ns();
+    CHECK(consumer_open(topic, "region", INTAKE_CONSUMER_START_OLDEST, true, &consumer) == -EAGAIN);
+    CHECK(strstr(open_why, "does not belong") != NULL);
+    CHECK(intake_now_ns() - start_ns < 1000000000ull);
 }
 
 static void test_slots_reclaimed(void) {

@@ -238,11 +238,13 @@ static int consumers_map(struct intake_consumer *consumer, const char *directory
             close(fd);
             error = EAGAIN;
         }
+        /* Only a running writer finishes a region: without one, waiting cannot help. */
+        if (!intake_consumer_writer_alive(consumer)) break;
         pause_one_millisecond();
     }
     if (error == EAGAIN)
-        consumer_fail(consumer, "%s does not belong to log %s (the writer is recreating it?); "
-                      "retry", path, consumer->path);
+        consumer_fail(consumer, "%s does not belong to log %s (damaged, or the writer is "
+                      "recreating it)", path, consumer->path);
     else consumer_fail(consumer, "cannot open %s: %s", path, strerror(error));
     return -error;
 }
