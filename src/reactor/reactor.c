@@ -12,12 +12,13 @@
 #include "reactor.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,12 +26,9 @@
 #include "ack_frame.h"
 #include "ack_window.h"
 #include "framer.h"
-#include "pipeline.h"
 #include "record.h"
 #include "record_pool.h"
 #include "rx_backend.h"
-#include "rx_zcrx.h"
-#include "worker.h"
 
 /* Most completions handled before the batched work runs again. */
 #define REACTOR_CQE_BATCH_MAX 512
@@ -145,14 +143,14 @@ struct reactor_counters {
 };
 
 struct reactor {
-    struct pipeline *pipeline;
+    struct reactor_links links;
     uint32_t index;
     pthread_t thread;
     bool thread_started;
     sem_t started;
     int start_result;
     char start_why[256];
-    char fallback_reason[256];
+    char fallback_lines[512];
 
     struct io_uring ring;
     bool ring_ready;
@@ -185,13 +183,9 @@ struct reactor {
     uint32_t units_wait_count;
     bool *workers_to_wake;
 
-    int wake_fd;
     uint64_t wake_value;
     /* Where lingering connections' discarded input lands; shared, never read. */
     uint8_t linger_scratch[16384];
-    /* 1 while the reactor may sleep in the kernel: a worker that returns records then writes
-     * the eventfd. Exchanged to 0 by whoever wakes it, so one wake-up costs one write. */
-    _Atomic int wake_armed;
     _Atomic bool report_requested;
     bool stop_started;
     /* A stall seen once waits for confirmation: seen again after a timed wait with no progress
@@ -205,6 +199,12 @@ struct reactor {
 static void connection_maybe_finish(struct reactor *reactor, struct connection *connection);
 static void reactor_continue_stop(struct reactor *reactor);
 static void connection_resume(struct reactor *reactor, struct connection *connection);
+
+/* Worker `worker`'s return ring to this reactor (its column of the pipeline's matrix). */
+static struct spsc_ring *reactor_return_ring(struct reactor *reactor, uint32_t worker) {
+    INTAKE_ASSERT(worker < reactor->links.worker_count);
+    return &reactor->links.return_rings[(size_t)worker * reactor->links.return_ring_stride];
+}
 
 static uint32_t connection_slot(const struct reactor *reactor, const struct connection *connection) {
     return (uint32_t)(connection - reactor->connections);
@@ -231,7 +231,7 @@ static void reactor_arm_accept(struct reactor *reactor) {
 
 static void reactor_arm_wake(struct reactor *reactor) {
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
-    io_uring_prep_read(sqe, reactor->wake_fd, &reactor->wake_value, sizeof(reactor->wake_value), 0);
+    io_uring_prep_read(sqe, doorbell_fd(reactor->links.doorbell), &reactor->wake_value, sizeof(reactor->wake_value), 0);
     io_uring_sqe_set_data64(sqe, user_data_encode(TAG_WAKE, 0, 0));
 }
 
@@ -348,7 +348,7 @@ enum admit_result { ADMIT_DONE, ADMIT_BLOCKED };
 /* Routes a framed record (topic already resolved) into its topic queue. */
 static enum admit_result connection_admit(struct reactor *reactor, struct connection *connection,
                                           struct record *record) {
-    struct pipeline *pipeline = reactor->pipeline;
+    const struct reactor_links *links = &reactor->links;
     if (ack_window_is_full(&connection->window)) {
         connection_block(reactor, connection, BLOCK_ACK_WINDOW);
         return ADMIT_BLOCKED;
@@ -358,7 +358,8 @@ static enum admit_result connection_admit(struct reactor *reactor, struct connec
     /* The position is taken only if the push succeeds; nobody else admits meanwhile. */
     record->window_position = connection->window.tail;
     record->receive_time_ns = intake_wall_ns();
-    if (topic_queue_push(&pipeline->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
+    INTAKE_ASSERT(record->topic_id < links->topics_max);
+    if (topic_queue_push(&links->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
         connection_block(reactor, connection, BLOCK_TOPIC_QUEUE);
         return ADMIT_BLOCKED;
     }
@@ -366,7 +367,7 @@ static enum admit_result connection_admit(struct reactor *reactor, struct connec
      * is processed on this thread, after this function. */
     uint32_t position = ack_window_admit(&connection->window, record->sequence);
     INTAKE_ASSERT(position == record->window_position);
-    reactor->workers_to_wake[pipeline_topic_owner(pipeline, record->topic_id)] = true;
+    reactor->workers_to_wake[record->topic_id % links->worker_count] = true;
     reactor->counters.records_admitted++;
     return ADMIT_DONE;
 }
@@ -381,7 +382,7 @@ static enum admit_result connection_take_record(struct reactor *reactor,
     struct record_view view = record_view_of(record);
     uint32_t topic_id = 0;
     enum topic_table_result found = topic_table_intern_view(
-        &reactor->pipeline->topics, &view, record->topic_offset, record->topic_length, &topic_id);
+        reactor->links.topics, &view, record->topic_offset, record->topic_length, &topic_id);
     if (found == TOPIC_TABLE_FULL) {
         reactor_release_record(reactor, record);
         connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
@@ -506,9 +507,10 @@ static void connection_drain_backlog(struct reactor *reactor, struct connection 
 static bool connection_topic_queue_has_room(struct reactor *reactor, const struct connection *connection) {
     if (connection->block != BLOCK_TOPIC_QUEUE) return true;
     INTAKE_ASSERT(connection->blocked_record != NULL);
-    struct pipeline *pipeline = reactor->pipeline;
-    uint64_t length = topic_queue_length(&pipeline->topic_queues[connection->blocked_record->topic_id]);
-    return length <= (uint64_t)pipeline->config.topic_queue_capacity * 3 / 4;
+    const struct reactor_links *links = &reactor->links;
+    uint32_t topic_id = connection->blocked_record->topic_id;
+    uint64_t length = topic_queue_length(&links->topic_queues[topic_id]);
+    return length <= (uint64_t)links->topic_queue_capacity * 3 / 4;
 }
 
 /* Tries to unblock a connection: first its held record, then its backlog. */
@@ -599,7 +601,7 @@ static void connection_open(struct reactor *reactor, int fd) {
     connection->state = CONNECTION_OPEN;
     connection->backlog_head = NO_NODE;
     connection->backlog_tail = NO_NODE;
-    size_t window_capacity = reactor->pipeline->config.ack_window_capacity;
+    size_t window_capacity = reactor->links.ack_window_capacity;
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
                     reactor->window_committed + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
@@ -781,10 +783,9 @@ static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe 
 /* ----------------------------------------------------------- batched work --- */
 
 static void reactor_take_returns(struct reactor *reactor) {
-    struct pipeline *pipeline = reactor->pipeline;
     struct record *batch[REACTOR_RETURN_BATCH_MAX];
-    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++) {
-        struct spsc_ring *ring = pipeline_return_ring(pipeline, worker, reactor->index);
+    for (uint32_t worker = 0; worker < reactor->links.worker_count; worker++) {
+        struct spsc_ring *ring = reactor_return_ring(reactor, worker);
         uint32_t count = spsc_ring_pop_batch(ring, batch, REACTOR_RETURN_BATCH_MAX);
         for (uint32_t index = 0; index < count; index++) {
             struct record *record = batch[index];
@@ -856,18 +857,16 @@ static void reactor_rearm_waiting_for_units(struct reactor *reactor) {
 }
 
 static void reactor_wake_workers(struct reactor *reactor) {
-    struct pipeline *pipeline = reactor->pipeline;
-    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++) {
+    for (uint32_t worker = 0; worker < reactor->links.worker_count; worker++) {
         if (!reactor->workers_to_wake[worker]) continue;
         reactor->workers_to_wake[worker] = false;
-        worker_wake(pipeline->workers[worker]);
+        doorbell_ring(&reactor->links.worker_doorbells[worker]);
     }
 }
 
 static bool reactor_returns_pending(struct reactor *reactor) {
-    struct pipeline *pipeline = reactor->pipeline;
-    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
-        if (!spsc_ring_is_empty(pipeline_return_ring(pipeline, worker, reactor->index))) return true;
+    for (uint32_t worker = 0; worker < reactor->links.worker_count; worker++)
+        if (!spsc_ring_is_empty(reactor_return_ring(reactor, worker))) return true;
     return false;
 }
 
@@ -948,9 +947,9 @@ static void reactor_wait(struct reactor *reactor) {
     /* Dekker-style handshake with workers: announce we may sleep, then look once more at the
      * return rings. A worker publishes a return (release store of the ring tail), then checks
      * wake_armed; one of the two sides always sees the other (both are seq_cst). */
-    atomic_store(&reactor->wake_armed, 1);
+    doorbell_arm(reactor->links.doorbell);
     if (reactor_returns_pending(reactor) || atomic_load(&reactor->report_requested)) {
-        atomic_store(&reactor->wake_armed, 0);
+        doorbell_disarm(reactor->links.doorbell);
         /* Not sleeping, but with deferred task running completions are only posted when we
          * ask for events: submit and run task work without waiting. */
         io_uring_submit_and_get_events(&reactor->ring);
@@ -963,7 +962,7 @@ static void reactor_wait(struct reactor *reactor) {
     } else {
         io_uring_submit_and_wait(&reactor->ring, 1);
     }
-    atomic_store(&reactor->wake_armed, 0);
+    doorbell_disarm(reactor->links.doorbell);
 }
 
 static void reactor_process_completions(struct reactor *reactor) {
@@ -978,11 +977,10 @@ static void reactor_process_completions(struct reactor *reactor) {
 }
 
 static void reactor_loop(struct reactor *reactor) {
-    struct pipeline *pipeline = reactor->pipeline;
     reactor_arm_accept(reactor);
     reactor_arm_wake(reactor);
     for (;;) {
-        if (atomic_load_explicit(&pipeline->stopping, memory_order_acquire)) {
+        if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
             if (!reactor->stop_started) reactor_begin_stop(reactor);
             else reactor_continue_stop(reactor);
         }
@@ -1004,89 +1002,78 @@ static void reactor_loop(struct reactor *reactor) {
 
 /* -------------------------------------------------------------- setup, teardown --- */
 
-static int reactor_setup_ring(struct reactor *reactor, enum rx_backend_kind kind) {
+static int reactor_setup_ring(struct reactor *reactor, const struct rx_backend_type *type) {
+    INTAKE_ASSERT(!reactor->ring_ready);
+    INTAKE_ASSERT(type != NULL);
     struct io_uring_params params;
     memset(&params, 0, sizeof(params));
     /* One thread submits and reaps (single issuer); task work runs when we wait (deferred), so
      * completions are posted in batches; the CQ is sized for multishot bursts. */
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
-                   rx_backend_ring_flags(kind);
-    params.cq_entries = reactor->pipeline->config.cq_entries;
+                   type->ring_flags;
+    params.cq_entries = reactor->links.cq_entries;
     int result = io_uring_queue_init_params(REACTOR_SQ_ENTRIES, &reactor->ring, &params);
     if (result < 0) {
-        snprintf(reactor->start_why, sizeof(reactor->start_why),
-                 "io_uring setup failed: %s%s", strerror(-result),
-                 result == -EINVAL ? " (needs Linux 6.1+ for SINGLE_ISSUER and DEFER_TASKRUN)" : "");
+        intake_error_line(reactor->start_why, sizeof(reactor->start_why),
+                          "io_uring setup failed: %s%s", strerror(-result),
+                          result == -EINVAL
+                              ? " (needs Linux 6.1+ for SINGLE_ISSUER and DEFER_TASKRUN)"
+                              : "");
         return result;
     }
     reactor->ring_ready = true;
     return 0;
 }
 
-static void reactor_fill_backend_config(const struct reactor *reactor, enum rx_backend_kind kind,
-                                        struct rx_backend_config *backend) {
-    const struct pipeline_config *config = &reactor->pipeline->config;
-    memset(backend, 0, sizeof(*backend));
-    backend->kind = kind;
-    backend->reactor_index = (uint16_t)reactor->index;
-    backend->buffer_count = config->buffer_count;
-    backend->buffer_bytes = config->buffer_bytes;
-    backend->buffer_group = 0;
-    backend->zcrx_interface = config->zcrx_interface;
-    backend->zcrx_queue = reactor->index < config->zcrx_queue_count ? config->zcrx_queues[reactor->index]
-                                                                     : reactor->index;
-    backend->zcrx_nodev = config->zcrx_nodev;
-    backend->zcrx_area_bytes = config->zcrx_area_bytes;
-    backend->zcrx_rx_buffer_bytes = config->zcrx_rx_buffer_bytes;
-    /* Above the most units that can be in flight: each zcrx completion holds one receive
-     * buffer of the area until it is refilled, so the area's buffer count bounds them. */
-    uint64_t rx_buffer_bytes = config->zcrx_rx_buffer_bytes ? config->zcrx_rx_buffer_bytes : 4096;
-    uint64_t area_buffers = config->zcrx_area_bytes / rx_buffer_bytes;
-    uint32_t refill = 64;
-    while (refill < area_buffers && refill < 32768) refill <<= 1;
-    backend->zcrx_refill_entries = refill;
-}
-
-/* Ring + backend, with auto falling back from zcrx to pbuf. Runs on the reactor thread. */
-static int reactor_setup_backend(struct reactor *reactor) {
-    enum backend_choice choice = reactor->pipeline->config.backend;
-    struct rx_backend_config backend;
-    if (choice != BACKEND_CHOICE_PBUF) {
-        int result = reactor_setup_ring(reactor, RX_BACKEND_ZCRX);
-        if (result < 0) return result;
-        reactor_fill_backend_config(reactor, RX_BACKEND_ZCRX, &backend);
-        result = rx_backend_create(&backend, &reactor->ring, &reactor->backend, reactor->start_why,
-                                   sizeof(reactor->start_why));
-        if (result == 0) return 0;
-        if (choice == BACKEND_CHOICE_ZCRX) return result;
-        snprintf(reactor->fallback_reason, sizeof(reactor->fallback_reason), "%s", reactor->start_why);
-        reactor->start_why[0] = '\0';
-        io_uring_queue_exit(&reactor->ring);
-        reactor->ring_ready = false;
-    }
-    int result = reactor_setup_ring(reactor, RX_BACKEND_PBUF);
+/* Ring + backend of one type. On failure the ring is gone again and start_why says why. */
+static int reactor_setup_type(struct reactor *reactor, const struct rx_backend_type *type) {
+    int result = reactor_setup_ring(reactor, type);
     if (result < 0) return result;
-    reactor_fill_backend_config(reactor, RX_BACKEND_PBUF, &backend);
-    return rx_backend_create(&backend, &reactor->ring, &reactor->backend, reactor->start_why,
-                             sizeof(reactor->start_why));
+    struct rx_backend_config config = reactor->links.backend_config;
+    config.kind = type->kind;
+    config.reactor_index = (uint16_t)reactor->index;
+    result = rx_backend_create(&config, &reactor->ring, &reactor->backend, reactor->start_why,
+                               sizeof(reactor->start_why));
+    if (result == 0) return 0;
+    INTAKE_ASSERT(reactor->backend == NULL);
+    io_uring_queue_exit(&reactor->ring);
+    reactor->ring_ready = false;
+    return result;
 }
 
-/* A record of N bytes in fragments of F bytes spans at most ceil(N / F) + 1 of them (its ends
- * may share fragments with its neighbours): zcrx caps what --max-frame can promise. */
-static void reactor_limit_frame(struct reactor *reactor) {
-    reactor->frame_bytes_max = reactor->pipeline->config.frame_bytes_max;
-    if (reactor->backend->kind != RX_BACKEND_ZCRX) return;
-    struct rx_zcrx_info info;
-    rx_zcrx_info(reactor->backend, &info);
-    uint64_t fragment_bytes = info.rx_buffer_bytes ? info.rx_buffer_bytes : 4096;
-    uint64_t limit = fragment_bytes * (RECORD_SLICES_MAX - 2);
-    if (limit < reactor->frame_bytes_max) reactor->frame_bytes_max = (uint32_t)limit;
+/* The named backend, or with "auto" the fallback chain, one line per step that failed. Runs on
+ * the reactor thread. */
+static int reactor_setup_backend(struct reactor *reactor) {
+    const char *name = reactor->links.backend_name;
+    if (strcmp(name, RX_BACKEND_AUTO_NAME) != 0) {
+        const struct rx_backend_type *type = rx_backend_type_find(name);
+        INTAKE_ASSERT(type != NULL); /* config.c validated the name against the table */
+        return reactor_setup_type(reactor, type);
+    }
+    size_t used = 0;
+    for (const struct rx_backend_type *type = rx_backend_auto_first();;) {
+        int result = reactor_setup_type(reactor, type);
+        if (result == 0 || type->fallback == NULL) return result;
+        const struct rx_backend_type *next = rx_backend_type_find(type->fallback);
+        INTAKE_ASSERT(next != NULL && next != type);
+        intake_error_line(reactor->fallback_lines + used, sizeof(reactor->fallback_lines) - used,
+                          "%s unavailable (%s); using %s\n", type->name, reactor->start_why,
+                          next->name);
+        used += strlen(reactor->fallback_lines + used);
+        reactor->start_why[0] = '\0';
+        type = next;
+    }
 }
 
 static void *reactor_thread_main(void *argument) {
     struct reactor *reactor = argument;
     reactor->start_result = reactor_setup_backend(reactor);
-    if (reactor->start_result == 0) reactor_limit_frame(reactor);
+    if (reactor->start_result == 0) {
+        /* The backend's units may not hold what --max-frame asks in RECORD_SLICES_MAX slices. */
+        reactor->frame_bytes_max = rx_backend_type_of(reactor->backend)->frame_bytes_limit(
+            reactor->backend, reactor->links.frame_bytes_max);
+        INTAKE_ASSERT(reactor->frame_bytes_max <= reactor->links.frame_bytes_max);
+    }
     int result = reactor->start_result;
     sem_post(&reactor->started);
     if (result == 0) reactor_loop(reactor);
@@ -1094,20 +1081,28 @@ static void *reactor_thread_main(void *argument) {
 }
 
 static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_capacity) {
-    const struct pipeline_config *config = &reactor->pipeline->config;
-    int fd = socket(config->listen_address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const struct reactor_links *links = &reactor->links;
+    int fd = socket(links->listen_address->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(why, why_capacity, "socket: %s", strerror(errno));
-        return -errno;
+        int error = errno;
+        intake_error_line(why, why_capacity, "socket: %s", strerror(error));
+        return -error;
     }
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     /* Every reactor listens on the same port; the kernel spreads connections over them. */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&config->listen_address, config->listen_address_length) < 0 ||
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        int error = errno;
+        intake_error_line(why, why_capacity, "setsockopt SO_REUSEADDR/SO_REUSEPORT: %s",
+                          strerror(error));
+        close(fd);
+        return -error;
+    }
+    if (bind(fd, (const struct sockaddr *)links->listen_address, links->listen_address_length) < 0 ||
         listen(fd, 4096) < 0) {
         int error = errno;
-        snprintf(why, why_capacity, "cannot listen on %s: %s", config->listen_text, strerror(error));
+        intake_error_line(why, why_capacity, "cannot listen on %s: %s", links->listen_text,
+                          strerror(error));
         close(fd);
         return -error;
     }
@@ -1116,28 +1111,31 @@ static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_
 }
 
 static int reactor_allocate(struct reactor *reactor) {
-    const struct pipeline_config *config = &reactor->pipeline->config;
-    uint32_t slots = config->connections_max;
+    const struct reactor_links *links = &reactor->links;
+    uint32_t slots = links->connections_max;
+    INTAKE_ASSERT(slots > 0 && slots < (1u << USER_DATA_SLOT_BITS));
     reactor->connection_count_max = slots;
     reactor->connections = calloc(slots, sizeof(struct connection));
     reactor->free_slots = malloc(slots * sizeof(uint32_t));
     reactor->retry_list = malloc(slots * sizeof(uint32_t));
     reactor->ack_list = malloc(slots * sizeof(uint32_t));
     reactor->units_wait_list = malloc(slots * sizeof(uint32_t));
-    reactor->workers_to_wake = calloc(config->worker_count, sizeof(bool));
+    reactor->workers_to_wake = calloc(links->worker_count, sizeof(bool));
     /* Receives cancelled for a pause may still deliver up to a CQ's worth of completions. */
-    reactor->backlog_node_count = config->cq_entries * 2 + slots;
+    reactor->backlog_node_count = links->cq_entries * 2 + slots;
     reactor->backlog_nodes = malloc(reactor->backlog_node_count * sizeof(struct backlog_node));
-    size_t window_entries = (size_t)slots * config->ack_window_capacity;
+    size_t window_entries = (size_t)slots * links->ack_window_capacity;
     reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + 1);
     /* Mapped, so an idle connection's window costs no resident memory. */
     void *windows = mmap(NULL, reactor->window_region_bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (windows == MAP_FAILED) windows = NULL;
     reactor->window_sequences = windows;
-    reactor->window_committed = windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
-    if (!reactor->connections || !reactor->free_slots || !reactor->retry_list || !reactor->ack_list ||
-        !reactor->units_wait_list || !reactor->workers_to_wake || !reactor->backlog_nodes || !windows)
+    reactor->window_committed =
+        windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
+    if (!reactor->connections || !reactor->free_slots || !reactor->retry_list ||
+        !reactor->ack_list || !reactor->units_wait_list || !reactor->workers_to_wake ||
+        !reactor->backlog_nodes || !windows)
         return -ENOMEM;
     for (uint32_t slot = 0; slot < slots; slot++) {
         reactor->free_slots[slot] = slots - 1 - slot;
@@ -1145,22 +1143,28 @@ static int reactor_allocate(struct reactor *reactor) {
     }
     reactor->free_slot_count = slots;
     for (uint32_t node = 0; node < reactor->backlog_node_count; node++)
-        reactor->backlog_nodes[node].next = node + 1 < reactor->backlog_node_count ? node + 1 : NO_NODE;
+        reactor->backlog_nodes[node].next =
+            node + 1 < reactor->backlog_node_count ? node + 1 : NO_NODE;
     reactor->backlog_free_head = 0;
-    return record_pool_init(&reactor->pool, config->records_in_flight_max, (uint16_t)reactor->index);
+    return record_pool_init(&reactor->pool, links->records_in_flight_max,
+                            (uint16_t)reactor->index);
 }
 
-int reactor_create(struct pipeline *pipeline, uint32_t index, struct reactor **out, char *why,
+int reactor_create(const struct reactor_links *links, struct reactor **out, char *why,
                    size_t why_capacity) {
+    INTAKE_ASSERT(links->doorbell != NULL && links->doorbell->kind == DOORBELL_EVENTFD);
+    INTAKE_ASSERT(links->worker_count > 0 && links->worker_doorbells != NULL);
+    INTAKE_ASSERT(links->stopping != NULL);
     struct reactor *reactor = calloc(1, sizeof(*reactor));
     if (reactor == NULL) return -ENOMEM;
-    reactor->pipeline = pipeline;
-    reactor->index = index;
+    reactor->links = *links;
+    reactor->index = links->index;
     reactor->listen_fd = -1;
-    reactor->wake_fd = eventfd(0, EFD_CLOEXEC);
     sem_init(&reactor->started, 0, 0);
-    int result = reactor->wake_fd < 0 ? -errno : reactor_allocate(reactor);
-    if (result < 0) snprintf(why, why_capacity, "reactor %u: out of memory at startup", index);
+    int result = reactor_allocate(reactor);
+    if (result < 0)
+        intake_error_line(why, why_capacity, "reactor %u: out of memory at startup",
+                          links->index);
     if (result == 0) result = reactor_open_listener(reactor, why, why_capacity);
     if (result < 0) {
         reactor_destroy(reactor);
@@ -1171,16 +1175,18 @@ int reactor_create(struct pipeline *pipeline, uint32_t index, struct reactor **o
 }
 
 int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(!reactor->thread_started);
     int result = pthread_create(&reactor->thread, NULL, reactor_thread_main, reactor);
     if (result != 0) {
-        snprintf(why, why_capacity, "reactor %u: cannot start thread: %s", reactor->index,
-                 strerror(result));
+        intake_error_line(why, why_capacity, "reactor %u: cannot start thread: %s",
+                          reactor->index, strerror(result));
         return -result;
     }
     reactor->thread_started = true;
     sem_wait(&reactor->started);
     if (reactor->start_result < 0) {
-        snprintf(why, why_capacity, "reactor %u: %s", reactor->index, reactor->start_why);
+        intake_error_line(why, why_capacity, "reactor %u: %s", reactor->index,
+                          reactor->start_why);
         pthread_join(reactor->thread, NULL);
         reactor->thread_started = false;
     }
@@ -1191,6 +1197,11 @@ const char *reactor_backend_name(const struct reactor *reactor) {
     return reactor->backend ? reactor->backend->ops->name : "none";
 }
 
+const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor) {
+    INTAKE_ASSERT(reactor->backend != NULL);
+    return rx_backend_type_of(reactor->backend);
+}
+
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor) {
     return reactor->frame_bytes_max;
 }
@@ -1199,38 +1210,25 @@ int reactor_listen_fd(const struct reactor *reactor) {
     return reactor->listen_fd;
 }
 
-const char *reactor_fallback_reason(const struct reactor *reactor) {
-    return reactor->fallback_reason;
-}
-
-static void reactor_force_wake(struct reactor *reactor) {
-    uint64_t one = 1;
-    ssize_t written = write(reactor->wake_fd, &one, sizeof(one));
-    INTAKE_ASSERT(written == (ssize_t)sizeof(one));
-}
-
-void reactor_wake(struct reactor *reactor) {
-    /* Pairs with reactor_wait: the caller published its work before this seq_cst exchange. */
-    if (atomic_load(&reactor->wake_armed) == 0) return;
-    if (atomic_exchange(&reactor->wake_armed, 0) == 0) return;
-    reactor_force_wake(reactor);
+const char *reactor_fallback_lines(const struct reactor *reactor) {
+    return reactor->fallback_lines;
 }
 
 void reactor_request_report(struct reactor *reactor) {
     atomic_store(&reactor->report_requested, true);
-    reactor_force_wake(reactor);
+    doorbell_ring_always(reactor->links.doorbell);
 }
 
 void reactor_join(struct reactor *reactor) {
     if (!reactor->thread_started) return;
-    reactor_force_wake(reactor);
+    doorbell_ring_always(reactor->links.doorbell);
     pthread_join(reactor->thread, NULL);
     reactor->thread_started = false;
 }
 
 bool reactor_try_join(struct reactor *reactor, uint32_t timeout_ms) {
     if (!reactor->thread_started) return true;
-    reactor_force_wake(reactor);
+    doorbell_ring_always(reactor->links.doorbell);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_nsec += (long)timeout_ms * 1000000L;
@@ -1245,11 +1243,12 @@ void reactor_destroy(struct reactor *reactor) {
     if (reactor == NULL) return;
     INTAKE_ASSERT(!reactor->thread_started);
     if (reactor->backend != NULL)
-        reactor->backend->ops->destroy(reactor->backend, reactor->ring_ready ? &reactor->ring : NULL);
+        reactor->backend->ops->destroy(reactor->backend,
+                                       reactor->ring_ready ? &reactor->ring : NULL);
     if (reactor->ring_ready) io_uring_queue_exit(&reactor->ring);
     if (reactor->listen_fd >= 0) close(reactor->listen_fd);
-    if (reactor->wake_fd >= 0) close(reactor->wake_fd);
-    if (reactor->window_sequences != NULL) munmap(reactor->window_sequences, reactor->window_region_bytes);
+    if (reactor->window_sequences != NULL)
+        munmap(reactor->window_sequences, reactor->window_region_bytes);
     record_pool_destroy(&reactor->pool);
     free(reactor->connections);
     free(reactor->free_slots);
@@ -1266,21 +1265,26 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
     const struct reactor_counters *c = &reactor->counters;
     const struct rx_backend_stats *b = &reactor->backend->stats;
     fprintf(out,
-            "intaked: reactor %u (%s) %s: connections accepted=%lu refused=%lu closed=%lu failed=%lu "
-            "records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu acks=%lu "
-            "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu "
-            "backlog_exhausted=%lu stalls_broken=%lu lingered=%lu wakeups=%lu\n",
+            "intaked: reactor %u (%s) %s: connections accepted=%" PRIu64 " refused=%" PRIu64
+            " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64
+            " returned=%" PRIu64 " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
+            " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
+            " out_of_units=%" PRIu64 " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
+            " lingered=%" PRIu64 " wakeups=%" PRIu64 "\n",
             reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
-            c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
-            c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
-            c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
-            c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups);
+            c->connections_refused, c->connections_closed, c->connections_failed,
+            c->records_admitted, c->records_returned, c->records_failed, c->frames_truncated,
+            c->acks_sent, c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window,
+            c->pauses_out_of_units, c->backlog_exhausted, c->stalls_broken, c->lingered,
+            c->wakeups);
     fprintf(out,
-            "intaked: reactor %u backend %s: bytes_received=%lu completions=%lu units_recycled=%lu "
-            "rearms out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu units_in_use=%u\n",
+            "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
+            " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64
+            " other=%" PRIu64 " refill_flushes=%" PRIu64 " units_in_use=%u\n",
             reactor->index, reactor_backend_name(reactor), b->bytes_received, b->completions,
             b->units_recycled, b->rearms_out_of_units, b->rearms_overflow, b->rearms_other,
-            b->refill_flushes, reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+            b->refill_flushes,
+            reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
     fflush(out);
 }
 
