@@ -52,7 +52,8 @@ uint32_t doorbell_token(const struct doorbell *doorbell) {
 
 void doorbell_sleep(struct doorbell *doorbell, uint32_t token, uint64_t timeout_ns) {
     INTAKE_ASSERT(doorbell->kind == DOORBELL_FUTEX);
-    struct timespec timeout = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    struct timespec timeout = {(time_t)(timeout_ns / 1000000000u),
+                               (long)(timeout_ns % 1000000000u)};
     /* Returns at once (EAGAIN) when a ring bumped the sequence after `token` was read. */
     long result = doorbell_futex(&doorbell->sequence, FUTEX_WAIT_PRIVATE, token,
                                  timeout_ns ? &timeout : NULL);

@@ -69,7 +69,7 @@ void pipeline_backend_config(const struct pipeline_config *config, uint32_t reac
     out->zcrx_refill_entries = 0; /* sized by the backend from its area */
 }
 
-static uint32_t round_up_power_of_two(uint32_t value) {
+static uint32_t pipeline_round_up_power_of_two(uint32_t value) {
     uint32_t result = 1;
     while (result < value) result <<= 1;
     return result;
@@ -118,7 +118,7 @@ static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t
     if (pipeline->return_rings == NULL) goto out_of_memory;
     /* Never full: a reactor has at most its pool's worth of records out, all on one ring at
      * worst. */
-    uint32_t ring_capacity = round_up_power_of_two(config->records_in_flight_max);
+    uint32_t ring_capacity = pipeline_round_up_power_of_two(config->records_in_flight_max);
     for (uint32_t ring = 0; ring < ring_count; ring++)
         if (spsc_ring_init(&pipeline->return_rings[ring], ring_capacity) < 0) goto out_of_memory;
     pipeline->reactors = calloc(config->reactor_count, sizeof(struct reactor *));
@@ -203,8 +203,8 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     const struct pipeline_config *config = &pipeline->config;
     if (config->zcrx_queue_count == 0) return 0;
     if (!reactor_backend_type(pipeline->reactors[0])->steered_by_rx_queue) return 0;
-    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]), config->zcrx_queues,
-                                       config->reactor_count);
+    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
+                                       config->zcrx_queues, config->reactor_count);
     if (result < 0)
         snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                  strerror(-result));

@@ -113,8 +113,8 @@ static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_
         close(fd);
         return -error;
     }
-    if (bind(fd, (const struct sockaddr *)links->listen_address, links->listen_address_length) < 0 ||
-        listen(fd, 4096) < 0) {
+    const struct sockaddr *address = (const struct sockaddr *)links->listen_address;
+    if (bind(fd, address, links->listen_address_length) < 0 || listen(fd, 4096) < 0) {
         int error = errno;
         intake_error_line(why, why_capacity, "cannot listen on %s: %s", links->listen_text,
                           strerror(error));
