@@ -277,8 +277,8 @@ static void usage(FILE *out) {
             "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
             "                   [--name CONSUMER]\n"
             "  --follow waits for new records (and for the topic's log, until it exists); it says\n"
-            "  so once when the log's writer (intaked)\n"
-            "  is gone, and with --exit-when-idle it then exits 0 after reading what is left\n"
+            "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
+            "  exits 0 after reading what is left\n"
             "  default start: the oldest record; with --name, that consumer's committed cursor\n"
             "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
