@@ -444,6 +444,8 @@ static void test_slots_reclaimed(void) {
         if (index != 7) intake_consumer_close(live[index]);
     /* A process that died registered (ephemeral, no close) leaves a slot the next one takes. */
     for (int index = 0; index < SHM_LOG_CONSUMER_SLOTS + 4; index++) {
+        fflush(stdout);
+        fflush(stderr);
         pid_t pid = fork();
         if (pid == 0) {
             char child_name[32];
