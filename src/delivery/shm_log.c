@@ -37,6 +37,8 @@
 #define SHM_LOG_COPY_CHUNK_BYTES (3 * INTAKE_CRC32C_LANE_BYTES)
 /* A broken log whose recreation failed is retried at most this often. */
 #define SHM_LOG_RECOVER_INTERVAL_NS 1000000000ull
+/* Retirement runs this fraction of the ring ahead of what an append needs. */
+#define SHM_LOG_RETIRE_AHEAD_DIVISOR 64u
 #define SHM_LOG_PATH_BYTES (4096 + SHM_LOG_FILE_NAME_BYTES + 64)
 
 struct shm_log {
@@ -787,6 +789,14 @@ static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t *target
 
 enum room_result { ROOM_OK, ROOM_FULL, ROOM_BROKEN };
 
+static enum room_result room_broken(struct shm_log *log) {
+    intake_error_line(log->error, sizeof(log->error), "the ring at position %llu is not what the "
+                      "writer wrote (the file was modified under it)",
+                      (unsigned long long)log->retained_position);
+    atomic_store_explicit(&log->log_broken, true, memory_order_relaxed);
+    return ROOM_BROKEN;
+}
+
 /* Makes sure the ring may be written up to `end`: retires old entries, in block mode only
  * those no live consumer still needs, through the registration handshake (format step 4). */
 static enum room_result room_make(struct shm_log *log, uint64_t end) {
@@ -799,33 +809,42 @@ static enum room_result room_make(struct shm_log *log, uint64_t end) {
         log->space_limit = consumers_space_limit(log);
         if (end > log->space_limit) return ROOM_FULL;
     }
+    /* Retire a little ahead (a 64th of the ring, within what live consumers released), so
+     * the handshake's fence is paid once per stretch of entries, not once per append. */
+    uint64_t wanted = needed + log->capacity / SHM_LOG_RETIRE_AHEAD_DIVISOR;
+    if (wanted > log->write_position) wanted = log->write_position;
+    if (block && wanted > log->space_limit - log->capacity)
+        wanted = log->space_limit - log->capacity;
     uint64_t target = 0, target_offset = 0;
-    if (!retire_target(log, needed, &target, &target_offset)) {
-        intake_error_line(log->error, sizeof(log->error), "the ring at position %llu is not what "
-                          "the writer wrote (the file was modified under it)",
-                          (unsigned long long)log->retained_position);
-        atomic_store_explicit(&log->log_broken, true, memory_order_relaxed);
-        return ROOM_BROKEN;
-    }
+    if (!retire_target(log, wanted, &target, &target_offset)) return room_broken(log);
     struct shm_log_header *header = log->header;
     /* Handshake, writer side: announce the retirement, then look for registrations. The
      * seq_cst fence pairs with the consumer's seq_cst fetch_add of registrations followed by
      * its load of retiring_position: either we see its registration, or it sees this store. */
     atomic_store_explicit(&header->retiring_position, target, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    uint64_t registrations =
-        atomic_load_explicit(&log->consumers->registrations, memory_order_relaxed);
-    if (block && registrations != log->registrations_seen) {
-        /* Acquire: a registration we count is one whose slot we can read. */
-        atomic_thread_fence(memory_order_acquire);
-        log->registrations_seen = registrations;
-        consumers_scan(log);
-        log->space_limit = consumers_space_limit(log);
-        if (end > log->space_limit) {
-            /* A new consumer needs these bytes: take the announcement back. */
-            atomic_store_explicit(&header->retiring_position, log->retained_position,
-                                  memory_order_release);
-            return ROOM_FULL;
+    if (block) {
+        atomic_thread_fence(memory_order_seq_cst);
+        uint64_t registrations =
+            atomic_load_explicit(&log->consumers->registrations, memory_order_relaxed);
+        if (registrations != log->registrations_seen) {
+            /* Acquire: a registration we count is one whose slot we can read. */
+            atomic_thread_fence(memory_order_acquire);
+            log->registrations_seen = registrations;
+            consumers_scan(log);
+            log->space_limit = consumers_space_limit(log);
+            if (end > log->space_limit) {
+                /* A new consumer needs these bytes: take the announcement back. */
+                atomic_store_explicit(&header->retiring_position, log->retained_position,
+                                      memory_order_release);
+                return ROOM_FULL;
+            }
+            /* It may still need some of the stretch retired ahead: retire only up to it. A
+             * registrant that saw the larger announcement waits for this smaller one. */
+            if (target > log->space_limit - log->capacity) {
+                wanted = log->space_limit - log->capacity;
+                if (!retire_target(log, wanted, &target, &target_offset)) return room_broken(log);
+                atomic_store_explicit(&header->retiring_position, target, memory_order_release);
+            }
         }
     }
     log->retained_position = target;
