@@ -168,6 +168,29 @@ static void test_exactly_once_processes(void) {
     shm_log_close(log);
 }
 
+/* A ring of 4 KiB holds a few records: the writer moves both positions by more than the ring
+ * between any two loads of a reader, which must never take that for damage. */
+static void test_exactly_once_tiny_ring(void) {
+    const char *topic = "exact/tiny";
+    struct shm_log *log = writer_open(topic, 1u << 12, SHM_LOG_RETENTION_BLOCK, 30000000000ull);
+    uint64_t total = EXACTLY_ONCE_RECORDS / 10;
+    _Atomic int ready_counter = 0;
+    struct reader_task tasks[2];
+    pthread_t threads[2];
+    for (int index = 0; index < 2; index++) {
+        tasks[index] = (struct reader_task){topic, "", total, 1000, -1, &ready_counter, -1};
+        snprintf(tasks[index].name, sizeof(tasks[index].name), "tiny-%d", index);
+        REQUIRE(pthread_create(&threads[index], NULL, reader_exact_thread, &tasks[index]) == 0);
+    }
+    while (atomic_load(&ready_counter) < 2) sched_yield();
+    (void)writer_run(log, 0, total, 1000, 0);
+    for (int index = 0; index < 2; index++) {
+        REQUIRE(pthread_join(threads[index], NULL) == 0);
+        CHECK(tasks[index].result == 0);
+    }
+    shm_log_close(log);
+}
+
 static void test_exactly_once_threads(void) {
     const char *topic = "exact/threads";
     struct shm_log *log = writer_open(topic, 1u << 18, SHM_LOG_RETENTION_BLOCK, 30000000000ull);
@@ -819,6 +842,7 @@ int main(void) {
     test_block_stopped_then_back();
     test_overwrite_slow_consumer();
     test_exactly_once_threads();
+    test_exactly_once_tiny_ring();
     test_exactly_once_processes();
     return test_finish();
 }

@@ -690,14 +690,22 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
                           memory_order_release);
     bool resynced = false;
     for (uint32_t step = 0; step < CONSUMER_POLL_STEPS_MAX; step++) {
-        uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_acquire);
         /* The acquire load pairs with the writer's release store in publish: every entry below
-         * the loaded commit_position is complete. */
-        if (consumer->position >= consumer->commit_cached || retained > consumer->commit_cached)
+         * the loaded commit_position is complete. commit_position is always loaded before
+         * retained_position: then commit - retained never exceeds the capacity for a writer
+         * that keeps its rules, however far it moves between the two loads. */
+        if (consumer->position >= consumer->commit_cached)
             consumer->commit_cached =
                 atomic_load_explicit(&header->commit_position, memory_order_acquire);
+        uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_acquire);
+        if (retained > consumer->commit_cached) {
+            consumer->commit_cached =
+                atomic_load_explicit(&header->commit_position, memory_order_acquire);
+            retained = atomic_load_explicit(&header->retained_position, memory_order_acquire);
+        }
         uint64_t commit = consumer->commit_cached;
-        if (retained > commit) return 0; /* a batch larger than the ring is being appended */
+        /* Retired ahead of what is published (a batch larger than the ring): wait for it. */
+        if (retained > commit) return 0;
         if (!positions_plausible(consumer, commit, retained)) {
             consumer_fail(consumer, "%s: log positions are inconsistent (retained %llu, commit "
                           "%llu): log damaged", consumer->path, (unsigned long long)retained,
