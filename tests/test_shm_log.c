@@ -28,7 +28,7 @@
 #define EXACTLY_ONCE_RECORDS 2000000u
 #endif
 #define EXACTLY_ONCE_CONSUMERS 3
-#define LARGE_RECORD_BYTES 60000u
+#define LARGE_RECORD_BYTES     60000u
 /* Bound on waits for a peer that should make progress: generous, never a timing assertion. */
 #define PROGRESS_TIMEOUT_NS (60ull * 1000000000ull)
 
@@ -36,8 +36,10 @@ static uint8_t record_buffer[1u << 20];
 
 static struct shm_log *writer_open(const char *topic, uint64_t capacity,
                                    enum shm_log_retention retention, uint64_t stale_ns) {
-    struct shm_log_config config = {.directory = test_directory, .topic = topic,
-                                    .capacity_bytes = capacity, .retention = retention,
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = topic,
+                                    .capacity_bytes = capacity,
+                                    .retention = retention,
                                     .consumer_stale_ns = stale_ns};
     struct shm_log *log = NULL;
     char why[512];
@@ -143,8 +145,8 @@ static void test_exactly_once_processes(void) {
     struct reader_task tasks[EXACTLY_ONCE_CONSUMERS];
     pid_t pids[EXACTLY_ONCE_CONSUMERS];
     for (int index = 0; index < EXACTLY_ONCE_CONSUMERS; index++) {
-        tasks[index] = (struct reader_task){topic, "", EXACTLY_ONCE_RECORDS, large_max, ready[1],
-                                            NULL, 0};
+        tasks[index] =
+            (struct reader_task){topic, "", EXACTLY_ONCE_RECORDS, large_max, ready[1], NULL, 0};
         snprintf(tasks[index].name, sizeof(tasks[index].name), "reader-%d", index);
         pids[index] = child_start(reader_exact, &tasks[index]);
         REQUIRE(pids[index] > 0);
@@ -233,15 +235,18 @@ static void slow_record_check(struct intake_consumer *consumer,
     if (report->received % 97 == 0) usleep(300);
     bool intact = pattern_matches(record->bytes, record->length, record->offset, task->large_max) &&
                   record->sequence == record->offset + 1;
-    if (!intake_consumer_record_valid(consumer, record)) report->invalidated++;
-    else if (!intact) report->torn++;
+    if (!intake_consumer_record_valid(consumer, record))
+        report->invalidated++;
+    else if (!intact)
+        report->torn++;
 }
 
 static int reader_slow(void *argument) {
     struct slow_task *task = argument;
     struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, true};
     struct intake_consumer *consumer = NULL;
-    if (intake_consumer_open(test_directory, task->topic, "slow", &options, &consumer, NULL, 0) != 0)
+    if (intake_consumer_open(test_directory, task->topic, "slow", &options, &consumer, NULL, 0) !=
+        0)
         return 10;
     if (write(task->ready_fd, "r", 1) != 1) return 11;
     struct slow_report report = {0};
@@ -314,11 +319,13 @@ static int reader_idle(void *argument) {
     struct idle_task *task = argument;
     struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, false};
     struct intake_consumer *consumer = NULL;
-    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, NULL, 0) != 0)
+    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, NULL,
+                             0) != 0)
         return 10;
     if (write(task->ready_fd, "r", 1) != 1) return 11;
     char byte;
-    if (task->go_fd < 0) for (;;) pause();
+    if (task->go_fd < 0)
+        for (;;) pause();
     if (read(task->go_fd, &byte, 1) != 1) return 12;
     uint64_t report[2] = {0, 0}, next = 0;
     while (next < task->total) {
@@ -578,9 +585,11 @@ static void test_contract_errors(void) {
     CHECK(shm_log_record_bytes_max(log) == 1024);
     struct shm_log *second = NULL;
     char why[512];
-    struct shm_log_config config = {.directory = test_directory, .topic = long_topic,
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = long_topic,
                                     .capacity_bytes = 1u << 12,
-                                    .retention = SHM_LOG_RETENTION_BLOCK, .consumer_stale_ns = 1};
+                                    .retention = SHM_LOG_RETENTION_BLOCK,
+                                    .consumer_stale_ns = 1};
     CHECK(shm_log_open_writer(&config, &second, why, sizeof(why)) == -EBUSY);
     CHECK(strstr(why, "another writer") != NULL);
     shm_log_close(log);
@@ -633,7 +642,7 @@ static void test_contract_errors(void) {
 
 /* ---- issue 9, promise 1: a consumer that registers mid-lap holds the writer at once ---- */
 
-#define LATE_READERS 6
+#define LATE_READERS        6
 #define LATE_READER_RECORDS 20000u
 
 struct late_task {
@@ -688,7 +697,8 @@ static void test_late_registration_mid_lap(void) {
     REQUIRE(pipe(go) == 0 && pipe(reports) == 0);
     struct late_task task = {topic, go[0], reports[1]};
     pid_t pids[LATE_READERS];
-    for (int index = 0; index < LATE_READERS; index++) pids[index] = child_start(reader_late, &task);
+    for (int index = 0; index < LATE_READERS; index++)
+        pids[index] = child_start(reader_late, &task);
     uint64_t offset = 0, released = 0, exited = 0, full = 0;
     int codes[LATE_READERS];
     /* Release one reader every ~2.3 laps, at varying points of the lap, while writing flat out;
@@ -732,9 +742,9 @@ static void test_late_registration_mid_lap(void) {
         }
     }
     printf("late registration: %d readers registered mid-lap, %llu records read, %llu missed, "
-           "%llu out of order (writer at offset %llu, full %llu times)\n", LATE_READERS,
-           (unsigned long long)received, (unsigned long long)missed, (unsigned long long)errors,
-           (unsigned long long)offset, (unsigned long long)full);
+           "%llu out of order (writer at offset %llu, full %llu times)\n",
+           LATE_READERS, (unsigned long long)received, (unsigned long long)missed,
+           (unsigned long long)errors, (unsigned long long)offset, (unsigned long long)full);
     CHECK(received == (uint64_t)LATE_READERS * LATE_READER_RECORDS);
     CHECK(missed == 0);
     CHECK(errors == 0);

@@ -86,8 +86,8 @@ static void vector_entry(char **fields, int count) {
     entry.checksum = shm_log_entry_checksum(&entry, ring + SHM_LOG_ENTRY_HEADER_BYTES);
     CHECK(entry.checksum == (uint32_t)strtoul(fields[6], NULL, 16));
     memcpy(ring, &entry, sizeof(entry));
-    size_t span = padding ? SHM_LOG_ENTRY_HEADER_BYTES
-                          : (size_t)shm_log_entry_span((uint64_t)record_length);
+    size_t span =
+        padding ? SHM_LOG_ENTRY_HEADER_BYTES : (size_t)shm_log_entry_span((uint64_t)record_length);
     char hex[2 * sizeof(ring) + 1];
     hex_write(ring, span, hex);
     CHECK(strcmp(hex, fields[7]) == 0);
@@ -120,7 +120,8 @@ static void vector_file_name(char **fields, int count) {
 static void fast_crc_agrees(void) {
     static uint8_t data[70000];
     uint64_t seed = 42;
-    for (size_t index = 0; index < sizeof(data); index++) data[index] = (uint8_t)test_random_next(&seed);
+    for (size_t index = 0; index < sizeof(data); index++)
+        data[index] = (uint8_t)test_random_next(&seed);
     unsigned mismatches = 0, cases = 0;
     for (size_t length = 0; length < 66000; length += 1 + length / 7) {
         for (size_t align = 0; align < 8; align += 3) {
@@ -132,7 +133,8 @@ static void fast_crc_agrees(void) {
         }
     }
     for (size_t length = 760; length < 780; length++)
-        if (intake_crc32c(1, data, length) != shm_log_crc32c_portable(1, data, length)) mismatches++;
+        if (intake_crc32c(1, data, length) != shm_log_crc32c_portable(1, data, length))
+            mismatches++;
     printf("fast crc32c: %u cases, %u mismatches\n", cases, mismatches);
     CHECK(mismatches == 0);
 }
@@ -149,17 +151,27 @@ int main(void) {
     bool inside = false;
     while (fgets(line, sizeof(line), document) != NULL) {
         line[strcspn(line, "\n")] = '\0';
-        if (strcmp(line, "```vectors") == 0) { inside = true; continue; }
-        if (inside && strcmp(line, "```") == 0) { inside = false; continue; }
+        if (strcmp(line, "```vectors") == 0) {
+            inside = true;
+            continue;
+        }
+        if (inside && strcmp(line, "```") == 0) {
+            inside = false;
+            continue;
+        }
         if (!inside || line[0] == '\0') continue;
         char *fields[16] = {NULL};
         int count = 0;
-        for (char *field = strtok(line, " "); field != NULL && count < 16; field = strtok(NULL, " "))
+        for (char *field = strtok(line, " "); field != NULL && count < 16;
+             field = strtok(NULL, " "))
             fields[count++] = field;
         if (count == 0) continue;
-        if (strcmp(fields[0], "crc32c") == 0) vector_crc32c(fields, count);
-        else if (strcmp(fields[0], "entry") == 0) vector_entry(fields, count);
-        else if (strcmp(fields[0], "file-name") == 0) vector_file_name(fields, count);
+        if (strcmp(fields[0], "crc32c") == 0)
+            vector_crc32c(fields, count);
+        else if (strcmp(fields[0], "entry") == 0)
+            vector_entry(fields, count);
+        else if (strcmp(fields[0], "file-name") == 0)
+            vector_file_name(fields, count);
         else {
             fprintf(stderr, "unknown vector kind %s\n", fields[0]);
             CHECK(false);

@@ -34,8 +34,10 @@ static uint8_t record_buffer[1u << 16];
 
 static struct shm_log *writer_open(const char *topic, uint64_t capacity,
                                    enum shm_log_retention retention, uint64_t stale_ns) {
-    struct shm_log_config config = {.directory = test_directory, .topic = topic,
-                                    .capacity_bytes = capacity, .retention = retention,
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = topic,
+                                    .capacity_bytes = capacity,
+                                    .retention = retention,
                                     .consumer_stale_ns = stale_ns};
     struct shm_log *log = NULL;
     char why[512];
@@ -99,10 +101,12 @@ static int quarantined_count(const char *name) {
 }
 
 static void test_ring_garbage(void) {
-    struct shm_log *log = writer_open("garbage-ring", 1u << 16, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    struct shm_log *log =
+        writer_open("garbage-ring", 1u << 16, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
     append_range(log, 0, 50);
     struct intake_consumer *attached = NULL;
-    REQUIRE(consumer_open("garbage-ring", "attached", INTAKE_CONSUMER_START_END, true, &attached) == 0);
+    REQUIRE(consumer_open("garbage-ring", "attached", INTAKE_CONSUMER_START_END, true, &attached) ==
+            0);
     shm_log_close(log);
     /* One payload byte of an entry in the middle of the ring. */
     uint8_t byte = 0x5a;
@@ -117,7 +121,8 @@ static void test_ring_garbage(void) {
     intake_consumer_close(attached);
     append_range(log, 50, 60);
     struct intake_consumer *consumer = NULL;
-    REQUIRE(consumer_open("garbage-ring", "after", INTAKE_CONSUMER_START_OLDEST, true, &consumer) == 0);
+    REQUIRE(consumer_open("garbage-ring", "after", INTAKE_CONSUMER_START_OLDEST, true, &consumer) ==
+            0);
     struct intake_consumer_record record;
     REQUIRE(intake_consumer_poll(consumer, &record) == 1);
     CHECK(record.offset == 50 && record.missed == 0);
@@ -214,7 +219,7 @@ static void test_forged_slots(void) {
     struct shm_log *log = writer_open(topic, 1u << 16, SHM_LOG_RETENTION_BLOCK, 3600000000000ull);
     append_range(log, 0, 10);
     slot_forge("forged.consumers", 5, intake_now_ns() + 3600000000000ull); /* in the future */
-    slot_forge("forged.consumers", 6, intake_now_ns());                   /* fresh, no lock */
+    slot_forge("forged.consumers", 6, intake_now_ns());                    /* fresh, no lock */
     slot_forge("forged.consumers", 7, UINT64_MAX);
     CHECK(writer_passes(log, 10, 3000)); /* several laps of 64 KiB */
     shm_log_close(log);
@@ -320,12 +325,15 @@ static void test_corrupt_for_reader(void) {
         REQUIRE(pwrite(fd, copy, bytes, 0) == (ssize_t)bytes);
         free(copy);
         struct intake_consumer *consumer = NULL;
-        int result = consumer_open(topic, "fuzz", round % 3 == 0 ? INTAKE_CONSUMER_START_END
-                                                                 : INTAKE_CONSUMER_START_OLDEST,
-                                   true, &consumer);
+        int result =
+            consumer_open(topic, "fuzz",
+                          round % 3 == 0 ? INTAKE_CONSUMER_START_END : INTAKE_CONSUMER_START_OLDEST,
+                          true, &consumer);
         if (result != 0) {
-            if (open_why[0] != '\0') errors_with_reason++;
-            else errors_without++;
+            if (open_why[0] != '\0')
+                errors_with_reason++;
+            else
+                errors_without++;
             continue;
         }
         opened++;
@@ -337,16 +345,18 @@ static void test_corrupt_for_reader(void) {
                 continue;
             }
             if (polled < 0) {
-                if (intake_consumer_error(consumer)[0] != '\0') errors_with_reason++;
-                else errors_without++;
+                if (intake_consumer_error(consumer)[0] != '\0')
+                    errors_with_reason++;
+                else
+                    errors_without++;
             }
             break;
         }
         intake_consumer_close(consumer);
     }
     printf("mutated logs: 400 rounds, %d opened, %llu records, %d errors with a reason, "
-           "%d without\n", opened, (unsigned long long)records, errors_with_reason,
-           errors_without);
+           "%d without\n",
+           opened, (unsigned long long)records, errors_with_reason, errors_without);
     CHECK(errors_without == 0);
     CHECK(errors_with_reason > 0);
     CHECK(opened > 0);
@@ -359,22 +369,29 @@ static void test_corrupt_for_reader(void) {
     uint64_t first = record.offset;
     /* Damage the payload of the entry three records on (found by walking the ring copy). */
     const uint8_t *ring = original + SHM_LOG_HEADER_BYTES;
-    uint64_t position = file_read_u64("mutated.log", offsetof(struct shm_log_header,
-                                                              retained_position));
+    uint64_t position =
+        file_read_u64("mutated.log", offsetof(struct shm_log_header, retained_position));
     bool found = false;
     for (int step = 0; step < 1000 && !found; step++) {
         uint64_t room = (1u << 14) - (position & ((1u << 14) - 1));
         struct shm_log_entry_header entry;
-        if (room < SHM_LOG_ENTRY_HEADER_BYTES) { position += room; continue; }
+        if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
+            position += room;
+            continue;
+        }
         memcpy(&entry, ring + (position & ((1u << 14) - 1)), sizeof(entry));
-        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) { position += room; continue; }
+        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) {
+            position += room;
+            continue;
+        }
         found = entry.offset == first + 3;
         if (!found) position += shm_log_entry_span(entry.length);
     }
     REQUIRE(found);
     uint8_t flipped = ring[(position & ((1u << 14) - 1)) + SHM_LOG_ENTRY_HEADER_BYTES] ^ 0xff;
-    REQUIRE(pwrite(fd, &flipped, 1, (off_t)(SHM_LOG_HEADER_BYTES + (position & ((1u << 14) - 1)) +
-                                           SHM_LOG_ENTRY_HEADER_BYTES)) == 1);
+    REQUIRE(pwrite(fd, &flipped, 1,
+                   (off_t)(SHM_LOG_HEADER_BYTES + (position & ((1u << 14) - 1)) +
+                           SHM_LOG_ENTRY_HEADER_BYTES)) == 1);
     for (uint64_t offset = first + 1; offset < first + 3; offset++) {
         REQUIRE(intake_consumer_poll(consumer, &record) == 1);
         CHECK(record.offset == offset);
@@ -416,7 +433,8 @@ static void test_slots_reclaimed(void) {
     intake_consumer_close(consumer);
     /* The most recent names kept their cursors; the oldest lost it. */
     struct intake_consumer_record record;
-    REQUIRE(consumer_open(topic, "once-63", INTAKE_CONSUMER_START_COMMITTED, false, &consumer) == 0);
+    REQUIRE(consumer_open(topic, "once-63", INTAKE_CONSUMER_START_COMMITTED, false, &consumer) ==
+            0);
     REQUIRE(intake_consumer_poll(consumer, &record) == 1);
     CHECK(record.offset == 1);
     intake_consumer_close(consumer);
@@ -427,15 +445,18 @@ static void test_slots_reclaimed(void) {
     /* Across a restart too. */
     shm_log_close(log);
     log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
-    CHECK(consumer_open(topic, "after-restart", INTAKE_CONSUMER_START_OLDEST, false, &consumer) == 0);
+    CHECK(consumer_open(topic, "after-restart", INTAKE_CONSUMER_START_OLDEST, false, &consumer) ==
+          0);
     intake_consumer_close(consumer);
     /* Only live consumers are never displaced: with 64 of them, the 65th is refused. */
     struct intake_consumer *live[SHM_LOG_CONSUMER_SLOTS];
     for (int index = 0; index < SHM_LOG_CONSUMER_SLOTS; index++) {
         snprintf(name, sizeof(name), "live-%d", index);
-        REQUIRE(consumer_open(topic, name, INTAKE_CONSUMER_START_END, index % 2 == 0, &live[index]) == 0);
+        REQUIRE(consumer_open(topic, name, INTAKE_CONSUMER_START_END, index % 2 == 0,
+                              &live[index]) == 0);
     }
-    CHECK(consumer_open(topic, "one-too-many", INTAKE_CONSUMER_START_END, true, &consumer) == -EBUSY);
+    CHECK(consumer_open(topic, "one-too-many", INTAKE_CONSUMER_START_END, true, &consumer) ==
+          -EBUSY);
     CHECK(strstr(open_why, "held by live consumers") != NULL);
     intake_consumer_close(live[7]);
     CHECK(consumer_open(topic, "one-too-many", INTAKE_CONSUMER_START_END, true, &consumer) == 0);
@@ -451,16 +472,18 @@ static void test_slots_reclaimed(void) {
             char child_name[32];
             snprintf(child_name, sizeof(child_name), "crashed-%d", index);
             struct intake_consumer *lost = NULL;
-            _exit(consumer_open(topic, child_name, INTAKE_CONSUMER_START_END, true, &lost) == 0 ? 0 : 1);
+            _exit(consumer_open(topic, child_name, INTAKE_CONSUMER_START_END, true, &lost) == 0
+                      ? 0
+                      : 1);
         }
         CHECK(child_finish(pid) == 0);
     }
     shm_log_close(log);
 }
 
-#define GROUP_ID 4242
+#define GROUP_ID       4242
 #define OTHER_GROUP_ID 4343
-#define USER_ID 4444
+#define USER_ID        4444
 
 /* Child: drops to USER_ID with only `group`, then reads the topic. */
 static int reader_unprivileged(void *argument) {
@@ -472,8 +495,8 @@ static int reader_unprivileged(void *argument) {
     file_path("private.log", path, sizeof(path));
     if (open(path, O_RDWR) >= 0) return 21; /* nobody but the writer may write the log */
     struct intake_consumer *consumer = NULL;
-    int result = consumer_open("private", "unprivileged", INTAKE_CONSUMER_START_OLDEST, false,
-                               &consumer);
+    int result =
+        consumer_open("private", "unprivileged", INTAKE_CONSUMER_START_OLDEST, false, &consumer);
     if (result != 0) {
         fprintf(stderr, "unprivileged (gid %u): %s\n", (unsigned)group, open_why);
         return result == -EACCES && strstr(open_why, "Permission denied") ? 30 : 22;
@@ -492,11 +515,13 @@ static void test_permissions(void) {
         printf("permissions: skipped (needs root to switch users)\n");
         return;
     }
-    struct shm_log_config config = {.directory = test_directory, .topic = "private",
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = "private",
                                     .capacity_bytes = 1u << 14,
                                     .retention = SHM_LOG_RETENTION_BLOCK,
                                     .consumer_stale_ns = 1000000000ull,
-                                    .group_set = true, .group = GROUP_ID};
+                                    .group_set = true,
+                                    .group = GROUP_ID};
     struct shm_log *log = NULL;
     char why[512];
     REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);

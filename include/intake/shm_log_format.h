@@ -68,15 +68,15 @@
 
 #ifdef __cplusplus
 #include <atomic>
-#define SHM_LOG_ATOMIC(type) std::atomic<type>
-#define SHM_LOG_ALIGNAS(bytes) alignas(bytes)
+#define SHM_LOG_ATOMIC(type)                   std::atomic<type>
+#define SHM_LOG_ALIGNAS(bytes)                 alignas(bytes)
 #define SHM_LOG_STATIC_ASSERT(condition, text) static_assert(condition, text)
 extern "C" {
 #else
 #include <stdalign.h>
 #include <stdatomic.h>
-#define SHM_LOG_ATOMIC(type) _Atomic type
-#define SHM_LOG_ALIGNAS(bytes) alignas(bytes)
+#define SHM_LOG_ATOMIC(type)                   _Atomic type
+#define SHM_LOG_ALIGNAS(bytes)                 alignas(bytes)
 #define SHM_LOG_STATIC_ASSERT(condition, text) _Static_assert(condition, text)
 #endif
 
@@ -105,7 +105,7 @@ extern "C" {
 #define SHM_LOG_HEADER_BYTES 4096u
 /* Bytes of the consumer region file: its header line pair, then the slots. */
 #define SHM_LOG_CONSUMERS_HEADER_BYTES 128u
-#define SHM_LOG_CONSUMERS_FILE_BYTES 12288u
+#define SHM_LOG_CONSUMERS_FILE_BYTES   12288u
 /* Smallest and largest data ring. */
 #define SHM_LOG_CAPACITY_MIN 4096ull
 #define SHM_LOG_CAPACITY_MAX (1ull << 40)
@@ -140,20 +140,19 @@ struct shm_log_entry_header {
 #define SHM_LOG_ENTRY_HEADER_BYTES 32u
 SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_entry_header) == SHM_LOG_ENTRY_HEADER_BYTES,
                       "entry header is 32 bytes");
-SHM_LOG_STATIC_ASSERT(SHM_LOG_ENTRY_HEADER_BYTES % SHM_LOG_ENTRY_ALIGNMENT == 0,
-                      "aligned entries");
+SHM_LOG_STATIC_ASSERT(SHM_LOG_ENTRY_HEADER_BYTES % SHM_LOG_ENTRY_ALIGNMENT == 0, "aligned entries");
 
 /* The log file's header: written only by the writer. */
 struct shm_log_header {
     /* --- line 0: identity, written once at creation, covered by identity_checksum --- */
-    uint64_t magic;            /* SHM_LOG_MAGIC */
-    uint32_t version;          /* SHM_LOG_VERSION */
-    uint32_t header_bytes;     /* SHM_LOG_HEADER_BYTES */
-    uint64_t capacity_bytes;   /* data ring bytes, a power of two */
-    uint64_t record_bytes_max; /* largest record an entry may hold */
-    uint64_t created_wall_ns;  /* CLOCK_REALTIME at creation; also names the consumer region */
-    uint32_t topic_length;     /* bytes of topic, without NUL */
-    uint32_t consumer_slots;   /* SHM_LOG_CONSUMER_SLOTS */
+    uint64_t magic;             /* SHM_LOG_MAGIC */
+    uint32_t version;           /* SHM_LOG_VERSION */
+    uint32_t header_bytes;      /* SHM_LOG_HEADER_BYTES */
+    uint64_t capacity_bytes;    /* data ring bytes, a power of two */
+    uint64_t record_bytes_max;  /* largest record an entry may hold */
+    uint64_t created_wall_ns;   /* CLOCK_REALTIME at creation; also names the consumer region */
+    uint32_t topic_length;      /* bytes of topic, without NUL */
+    uint32_t consumer_slots;    /* SHM_LOG_CONSUMER_SLOTS */
     uint32_t identity_checksum; /* CRC32C of bytes 0..319 with this field zero */
     uint32_t reserved0[3];
     /* --- lines 1..4: the real topic name, NUL padded (file names are encoded) --- */
@@ -193,8 +192,8 @@ struct shm_log_consumer_slot {
     uint32_t flags;                         /* SHM_LOG_SLOT_FLAG_* */
     SHM_LOG_ATOMIC(int32_t) pid;            /* informational only (pid namespaces differ) */
     uint32_t reserved0;
-    SHM_LOG_ATOMIC(uint64_t) heartbeat_ns;  /* CLOCK_MONOTONIC of the last poll/wait/commit */
-    SHM_LOG_ATOMIC(uint64_t) read_position; /* bytes below are released by this consumer */
+    SHM_LOG_ATOMIC(uint64_t) heartbeat_ns;       /* CLOCK_MONOTONIC of the last poll/wait/commit */
+    SHM_LOG_ATOMIC(uint64_t) read_position;      /* bytes below are released by this consumer */
     SHM_LOG_ATOMIC(uint64_t) committed_position; /* where a restart with this name resumes */
     SHM_LOG_ATOMIC(uint64_t) committed_offset;   /* the offset expected there, or OFFSET_NONE */
     uint8_t reserved1[16];
@@ -207,9 +206,9 @@ SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_consumer_slot, read_position) == 8
 /* The consumer region file: written by the writer at creation, then by consumers. */
 struct shm_log_consumers {
     /* --- line 0: identity (the writer's, at creation) --- */
-    uint64_t magic;           /* SHM_LOG_CONSUMERS_MAGIC */
-    uint32_t version;         /* SHM_LOG_VERSION */
-    uint32_t slot_count;      /* SHM_LOG_CONSUMER_SLOTS */
+    uint64_t magic;               /* SHM_LOG_CONSUMERS_MAGIC */
+    uint32_t version;             /* SHM_LOG_VERSION */
+    uint32_t slot_count;          /* SHM_LOG_CONSUMER_SLOTS */
     uint64_t log_created_wall_ns; /* the log's created_wall_ns: pairs the two files */
     uint8_t reserved0[40];
     /* --- line 1: registration handshake and wake-up flag --- */
@@ -220,8 +219,8 @@ struct shm_log_consumers {
     struct shm_log_consumer_slot slots[SHM_LOG_CONSUMER_SLOTS];
 };
 SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_consumers, registrations) == 64, "line 1");
-SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_consumers, slots) ==
-                          SHM_LOG_CONSUMERS_HEADER_BYTES, "slots at 128");
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_consumers, slots) == SHM_LOG_CONSUMERS_HEADER_BYTES,
+                      "slots at 128");
 SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_consumers) <= SHM_LOG_CONSUMERS_FILE_BYTES, "fits");
 SHM_LOG_STATIC_ASSERT(sizeof(SHM_LOG_ATOMIC(uint64_t)) == 8, "lock-free 64-bit words");
 
@@ -232,8 +231,8 @@ static inline uint64_t shm_log_slot_lock_start(uint32_t index) {
 
 /* Bytes an entry of `record_bytes` occupies in the ring (header plus padded bytes). */
 static inline uint64_t shm_log_entry_span(uint64_t record_bytes) {
-    uint64_t padded = (record_bytes + SHM_LOG_ENTRY_ALIGNMENT - 1) &
-                      ~(uint64_t)(SHM_LOG_ENTRY_ALIGNMENT - 1);
+    uint64_t padded =
+        (record_bytes + SHM_LOG_ENTRY_ALIGNMENT - 1) & ~(uint64_t)(SHM_LOG_ENTRY_ALIGNMENT - 1);
     return SHM_LOG_ENTRY_HEADER_BYTES + padded;
 }
 
@@ -323,8 +322,8 @@ static inline int shm_log_topic_byte_is_safe(uint8_t byte) {
 /* Bytes of encoded topic kept before a long name is shortened with a checksum suffix. */
 #define SHM_LOG_FILE_NAME_ENCODED_MAX 200
 /* Room for any file name shm_log_file_name writes, suffix included (NAME_MAX is 255). */
-#define SHM_LOG_FILE_NAME_BYTES 256
-#define SHM_LOG_FILE_SUFFIX ".log"
+#define SHM_LOG_FILE_NAME_BYTES       256
+#define SHM_LOG_FILE_SUFFIX           ".log"
 #define SHM_LOG_CONSUMERS_FILE_SUFFIX ".consumers"
 
 /* Writes the base name of `topic`'s files into `out` (SHM_LOG_FILE_NAME_BYTES; append
@@ -373,11 +372,9 @@ static inline void shm_log_consumers_file_name(const char *topic, char *out) {
     snprintf(out + length, SHM_LOG_FILE_NAME_BYTES - length, "%s", SHM_LOG_CONSUMERS_FILE_SUFFIX);
 }
 
-static inline const struct shm_log_entry_header *shm_log_entry_at(const uint8_t *ring,
-                                                                  uint64_t capacity,
-                                                                  uint64_t position) {
-    return (const struct shm_log_entry_header *)(const void *)(ring +
-                                                               (position & (capacity - 1)));
+static inline const struct shm_log_entry_header *
+shm_log_entry_at(const uint8_t *ring, uint64_t capacity, uint64_t position) {
+    return (const struct shm_log_entry_header *)(const void *)(ring + (position & (capacity - 1)));
 }
 
 #ifdef __cplusplus

@@ -18,7 +18,7 @@ static uint32_t crc32c_shift_long[4][256], crc32c_shift_short[4][256];
 static pthread_once_t crc32c_shift_once = PTHREAD_ONCE_INIT;
 
 __attribute__((target("sse4.2"))) static void crc32c_shift_fill(uint32_t table[4][256],
-                                                                 uint32_t lane) {
+                                                                uint32_t lane) {
     for (uint32_t byte = 0; byte < 4; byte++) {
         for (uint32_t value = 0; value < 256; value++) {
             uint64_t state = (uint64_t)value << (8 * byte);
@@ -35,8 +35,8 @@ static void crc32c_shift_build(void) {
 
 /* The raw state after one lane of zero bytes. */
 static inline uint32_t crc32c_shift(const uint32_t table[4][256], uint32_t state) {
-    return table[0][state & 0xff] ^ table[1][(state >> 8) & 0xff] ^
-           table[2][(state >> 16) & 0xff] ^ table[3][state >> 24];
+    return table[0][state & 0xff] ^ table[1][(state >> 8) & 0xff] ^ table[2][(state >> 16) & 0xff] ^
+           table[3][state >> 24];
 }
 
 /* Consumes whole groups of three `lane`-byte lanes from *bytes; returns the raw state. */

@@ -92,8 +92,7 @@ int fault_guard_register(void *start, size_t bytes, int protection, atomic_bool 
         uint32_t used = atomic_load_explicit(&fault_ranges_used, memory_order_relaxed);
         while (used < index + 1 &&
                !atomic_compare_exchange_weak_explicit(&fault_ranges_used, &used, index + 1,
-                                                      memory_order_release,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_release, memory_order_relaxed)) {
         }
         return (int)index;
     }

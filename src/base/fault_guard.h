@@ -34,8 +34,8 @@
 /* Registers [start, start + bytes) mapped with `protection`; on a SIGBUS inside it, *broken
  * becomes true. Returns a handle >= 0, or -ENOSPC when the table is full (the range is then
  * unguarded) or -errno when the handler cannot be installed. */
-int fault_guard_register(void *start, size_t bytes, int protection, atomic_bool *broken)
-    INTAKE_MUST_CHECK;
+int fault_guard_register(void *start, size_t bytes, int protection,
+                         atomic_bool *broken) INTAKE_MUST_CHECK;
 /* Forgets a handle (negative handles are ignored). */
 void fault_guard_unregister(int handle);
 /* SIGBUS faults recovered so far, process-wide. */

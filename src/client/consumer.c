@@ -44,16 +44,16 @@
 #define CONSUMER_START_ATTEMPTS_MAX 1000
 /* Bounds of one futex sleep: wait heartbeats between sleeps so a waiting consumer never looks
  * stale to the writer. */
-#define CONSUMER_WAIT_SLICE_NS_MIN 1000000ull
-#define CONSUMER_WAIT_SLICE_NS_MAX 1000000000ull
+#define CONSUMER_WAIT_SLICE_NS_MIN     1000000ull
+#define CONSUMER_WAIT_SLICE_NS_MAX     1000000000ull
 #define CONSUMER_WAIT_SLICE_NS_DEFAULT 100000000ull
 
 struct intake_consumer {
-    int fd;                 /* the log, O_RDONLY */
+    int fd; /* the log, O_RDONLY */
     size_t map_bytes;
     const struct shm_log_header *header;
     const uint8_t *ring;
-    int consumers_fd;       /* the consumer region, O_RDWR; holds our slot's lock */
+    int consumers_fd; /* the consumer region, O_RDWR; holds our slot's lock */
     struct shm_log_consumers *consumers;
     struct shm_log_consumer_slot *slot;
     int log_guard, consumers_guard;
@@ -116,8 +116,10 @@ static bool consumer_broken(struct intake_consumer *consumer) {
     if (!atomic_load_explicit(&consumer->log_broken, memory_order_acquire) &&
         !atomic_load_explicit(&consumer->consumers_broken, memory_order_acquire))
         return false;
-    consumer_fail(consumer, "%s: the log's files were truncated under this consumer (the "
-                  "writer recreates damaged logs): close and reopen", consumer->path);
+    consumer_fail(consumer,
+                  "%s: the log's files were truncated under this consumer (the "
+                  "writer recreates damaged logs): close and reopen",
+                  consumer->path);
     return true;
 }
 
@@ -131,8 +133,10 @@ static int header_check(struct intake_consumer *consumer, const char *topic) {
         return -EINVAL;
     }
     if (header->version != SHM_LOG_VERSION) {
-        consumer_fail(consumer, "%s: log format version %u; this consumer library reads "
-                      "version %u", consumer->path, header->version, SHM_LOG_VERSION);
+        consumer_fail(consumer,
+                      "%s: log format version %u; this consumer library reads "
+                      "version %u",
+                      consumer->path, header->version, SHM_LOG_VERSION);
         return -EPROTO;
     }
     uint64_t capacity = header->capacity_bytes;
@@ -162,8 +166,10 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
     consumer->fd = open(consumer->path, O_RDONLY | O_CLOEXEC);
     if (consumer->fd < 0) {
         int error = errno;
-        if (error == ENOENT) consumer_fail(consumer, "no log for topic %s in %s", topic, directory);
-        else consumer_fail(consumer, "cannot open %s: %s", consumer->path, strerror(error));
+        if (error == ENOENT)
+            consumer_fail(consumer, "no log for topic %s in %s", topic, directory);
+        else
+            consumer_fail(consumer, "cannot open %s: %s", consumer->path, strerror(error));
         return -error;
     }
     struct stat status;
@@ -187,8 +193,8 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
     consumer->header = map;
     consumer->map_bytes = (size_t)status.st_size;
     consumer->ring = (const uint8_t *)map + SHM_LOG_HEADER_BYTES;
-    consumer->log_guard = fault_guard_register(map, consumer->map_bytes, PROT_READ,
-                                               &consumer->log_broken);
+    consumer->log_guard =
+        fault_guard_register(map, consumer->map_bytes, PROT_READ, &consumer->log_broken);
     int result = header_check(consumer, topic);
     if (result == 0 && consumer_broken(consumer)) result = -EIO;
     return result;
@@ -221,8 +227,8 @@ static int consumers_map(struct intake_consumer *consumer, const char *directory
             error = errno;
             if (error != ENOENT) break;
         } else if (consumers_identity_matches(fd, consumer->header)) {
-            void *map = mmap(NULL, SHM_LOG_CONSUMERS_FILE_BYTES, PROT_READ | PROT_WRITE,
-                             MAP_SHARED, fd, 0);
+            void *map =
+                mmap(NULL, SHM_LOG_CONSUMERS_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             if (map == MAP_FAILED) {
                 error = errno;
                 close(fd);
@@ -230,9 +236,9 @@ static int consumers_map(struct intake_consumer *consumer, const char *directory
             }
             consumer->consumers_fd = fd;
             consumer->consumers = map;
-            consumer->consumers_guard = fault_guard_register(map, SHM_LOG_CONSUMERS_FILE_BYTES,
-                                                             PROT_READ | PROT_WRITE,
-                                                             &consumer->consumers_broken);
+            consumer->consumers_guard =
+                fault_guard_register(map, SHM_LOG_CONSUMERS_FILE_BYTES, PROT_READ | PROT_WRITE,
+                                     &consumer->consumers_broken);
             return 0;
         } else {
             close(fd);
@@ -243,9 +249,12 @@ static int consumers_map(struct intake_consumer *consumer, const char *directory
         pause_one_millisecond();
     }
     if (error == EAGAIN)
-        consumer_fail(consumer, "%s does not belong to log %s (damaged, or the writer is "
-                      "recreating it)", path, consumer->path);
-    else consumer_fail(consumer, "cannot open %s: %s", path, strerror(error));
+        consumer_fail(consumer,
+                      "%s does not belong to log %s (damaged, or the writer is "
+                      "recreating it)",
+                      path, consumer->path);
+    else
+        consumer_fail(consumer, "cannot open %s: %s", path, strerror(error));
     return -error;
 }
 
@@ -419,9 +428,10 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
                 sched_yield();
                 continue;
             }
-            consumer_fail(consumer, "%s: log positions are inconsistent (retained %llu, commit "
-                          "%llu): log damaged", consumer->path, (unsigned long long)retained,
-                          (unsigned long long)commit);
+            consumer_fail(consumer,
+                          "%s: log positions are inconsistent (retained %llu, commit "
+                          "%llu): log damaged",
+                          consumer->path, (unsigned long long)retained, (unsigned long long)commit);
             return -EBADMSG;
         }
         if (*position < retained) *position = retained;
@@ -441,8 +451,8 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         bool padding = entry.length == SHM_LOG_ENTRY_LENGTH_PADDING;
         bool fits = padding || (entry.length <= consumer->record_bytes_max &&
                                 SHM_LOG_ENTRY_HEADER_BYTES + (uint64_t)entry.length <= room);
-        bool good = fits && entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES) ==
-                                entry.checksum;
+        bool good =
+            fits && entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES) == entry.checksum;
         if (!entry_still_intact(header, *position)) continue; /* lapped while reading */
         if (!good) {
             consumer_fail(consumer, "%s: entry at position %llu failed its checks: log damaged",
@@ -466,8 +476,8 @@ static void start_position_choose(struct intake_consumer *consumer, bool resumed
     consumer->position = atomic_load_explicit(&header->retained_position, memory_order_acquire);
     switch (options->start) {
     case INTAKE_CONSUMER_START_COMMITTED: {
-        uint64_t committed_offset = atomic_load_explicit(&slot->committed_offset,
-                                                         memory_order_acquire);
+        uint64_t committed_offset =
+            atomic_load_explicit(&slot->committed_offset, memory_order_acquire);
         uint64_t committed = atomic_load_explicit(&slot->committed_position, memory_order_relaxed);
         if (!resumed || committed_offset == SHM_LOG_OFFSET_NONE) break;
         consumer->expected_offset = committed_offset;
@@ -480,8 +490,7 @@ static void start_position_choose(struct intake_consumer *consumer, bool resumed
             consumer->position = committed;
         break;
     }
-    case INTAKE_CONSUMER_START_OLDEST:
-        break;
+    case INTAKE_CONSUMER_START_OLDEST: break;
     case INTAKE_CONSUMER_START_END:
         commit_pair_read(consumer, &consumer->position, &consumer->expected_offset);
         break;
@@ -549,8 +558,8 @@ int intake_consumer_open(const char *directory, const char *topic, const char *n
     if (result == 0) result = consumers_map(consumer, directory, topic);
     if (result == 0) result = claim_lock_take(consumer);
     claim_locked = result == 0;
-    if (result == 0) result = slot_claim(consumer, name, options->ephemeral, &resumed) < 0
-                                  ? -EBUSY : 0;
+    if (result == 0)
+        result = slot_claim(consumer, name, options->ephemeral, &resumed) < 0 ? -EBUSY : 0;
     if (result != 0) goto fail;
     struct shm_log_consumer_slot *slot = consumer->slot;
     start_position_choose(consumer, resumed, options);
@@ -660,8 +669,10 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     uint32_t checksum = fits ? entry_checksum(&entry, bytes) : 0;
     if (!entry_still_intact(consumer->header, position)) return ENTRY_LAPPED;
     if (!fits || checksum != entry.checksum) {
-        consumer_fail(consumer, "%s: entry at position %llu failed its checks (length %u): log "
-                      "damaged", consumer->path, (unsigned long long)position, entry.length);
+        consumer_fail(consumer,
+                      "%s: entry at position %llu failed its checks (length %u): log "
+                      "damaged",
+                      consumer->path, (unsigned long long)position, entry.length);
         return ENTRY_BAD;
     }
     consumer->position += span;
@@ -686,8 +697,7 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
     heartbeat(consumer);
     /* The release store of read_position releases the records poll returned before: the
      * caller's reads of their bytes happen before the writer (acquire-loading it) reuses them. */
-    atomic_store_explicit(&consumer->slot->read_position, consumer->position,
-                          memory_order_release);
+    atomic_store_explicit(&consumer->slot->read_position, consumer->position, memory_order_release);
     bool resynced = false;
     for (uint32_t step = 0; step < CONSUMER_POLL_STEPS_MAX; step++) {
         /* The acquire load pairs with the writer's release store in publish: every entry below
@@ -707,9 +717,10 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
         /* Retired ahead of what is published (a batch larger than the ring): wait for it. */
         if (retained > commit) return 0;
         if (!positions_plausible(consumer, commit, retained)) {
-            consumer_fail(consumer, "%s: log positions are inconsistent (retained %llu, commit "
-                          "%llu): log damaged", consumer->path, (unsigned long long)retained,
-                          (unsigned long long)commit);
+            consumer_fail(consumer,
+                          "%s: log positions are inconsistent (retained %llu, commit "
+                          "%llu): log damaged",
+                          consumer->path, (unsigned long long)retained, (unsigned long long)commit);
             return -EBADMSG;
         }
         if (consumer->position == commit) return 0;
@@ -725,8 +736,7 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
             if (consumer_broken(consumer)) return -EIO;
             return 1;
         case ENTRY_SKIPPED:
-        case ENTRY_LAPPED:
-            continue;
+        case ENTRY_LAPPED: continue;
         case ENTRY_BAD:
             if (consumer_broken(consumer)) return -EIO;
             /* Once per poll, restart from retained_position: a bound that was briefly wrong
@@ -748,11 +758,10 @@ void intake_consumer_commit(struct intake_consumer *consumer) {
     atomic_store_explicit(&slot->committed_position, consumer->position, memory_order_relaxed);
     /* The release store of the offset publishes the committed pair to a later open of this
      * name (which acquire-loads the offset). */
-    atomic_store_explicit(&slot->committed_offset, consumer->expected_offset,
-                          memory_order_release);
+    atomic_store_explicit(&slot->committed_offset, consumer->expected_offset, memory_order_release);
 }
 
-static long futex_wait(const SHM_LOG_ATOMIC(uint32_t) *word, uint32_t expected,
+static long futex_wait(const SHM_LOG_ATOMIC(uint32_t) * word, uint32_t expected,
                        uint64_t timeout_ns) {
     struct timespec timeout = {(time_t)(timeout_ns / 1000000000ull),
                                (long)(timeout_ns % 1000000000ull)};
@@ -767,8 +776,10 @@ static bool consumer_replaced(struct intake_consumer *consumer) {
     if (stat(consumer->path, &named) == 0 && named.st_ino == ours.st_ino &&
         named.st_dev == ours.st_dev)
         return false;
-    consumer_fail(consumer, "%s was replaced (the writer quarantined and recreated the log): "
-                  "close and reopen", consumer->path);
+    consumer_fail(consumer,
+                  "%s was replaced (the writer quarantined and recreated the log): "
+                  "close and reopen",
+                  consumer->path);
     return true;
 }
 

@@ -39,7 +39,7 @@
 #define SHM_LOG_RECOVER_INTERVAL_NS 1000000000ull
 /* Retirement runs this fraction of the ring ahead of what an append needs. */
 #define SHM_LOG_RETIRE_AHEAD_DIVISOR 64u
-#define SHM_LOG_PATH_BYTES (4096 + SHM_LOG_FILE_NAME_BYTES + 64)
+#define SHM_LOG_PATH_BYTES           (4096 + SHM_LOG_FILE_NAME_BYTES + 64)
 
 struct shm_log {
     char topic[SHM_LOG_TOPIC_BYTES];
@@ -72,7 +72,7 @@ struct shm_log {
     uint64_t registrations_seen; /* the consumer region's counter at the last slot scan */
     uint64_t holders;            /* slots live at the last scan (bit per slot) */
     uint32_t commit_sequence;
-    uint64_t recover_after_ns;   /* a failed recreation is retried after this */
+    uint64_t recover_after_ns; /* a failed recreation is retried after this */
     char error[512];
 };
 
@@ -128,17 +128,20 @@ int shm_log_directory_prepare(const char *directory, bool group_set, gid_t group
     struct stat status;
     result = fstat(fd, &status) == 0 ? 0 : -errno;
     if (result == 0 && status.st_uid != geteuid()) {
-        intake_error_line(why, why_capacity, "--shm-dir %s is owned by uid %u, not by intaked's "
+        intake_error_line(why, why_capacity,
+                          "--shm-dir %s is owned by uid %u, not by intaked's "
                           "uid %u: its owner could swap logs; use a directory of our own",
                           directory, (unsigned)status.st_uid, (unsigned)geteuid());
         result = -EPERM;
     } else if (result == 0 && (status.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        intake_error_line(why, why_capacity, "--shm-dir %s is writable by %s (mode %04o): they "
-                          "could swap logs; chmod go-w it or use another directory", directory,
-                          (status.st_mode & S_IWOTH) ? "others" : "its group",
+        intake_error_line(why, why_capacity,
+                          "--shm-dir %s is writable by %s (mode %04o): they "
+                          "could swap logs; chmod go-w it or use another directory",
+                          directory, (status.st_mode & S_IWOTH) ? "others" : "its group",
                           (unsigned)(status.st_mode & 07777));
         result = -EPERM;
-    } else if (result == 0 && group_set && status.st_gid != group && fchown(fd, (uid_t)-1, group) != 0) {
+    } else if (result == 0 && group_set && status.st_gid != group &&
+               fchown(fd, (uid_t)-1, group) != 0) {
         result = -errno;
         intake_error_line(why, why_capacity, "cannot give --shm-dir %s group %u: %s", directory,
                           (unsigned)group, strerror(-result));
@@ -183,9 +186,9 @@ static int file_permissions_set(const struct shm_log *log, int fd, mode_t mode) 
  * renamed (consumer region) or linked (log: -EEXIST when another writer won) into place.
  * Returns the open descriptor and mapping in *fd / *map. */
 static int file_create(struct shm_log *log, const char *path, uint64_t file_bytes, mode_t mode,
-                       bool lock, bool replace, void (*initialise)(struct shm_log *, void *, uint64_t),
-                       uint64_t argument, int *fd_out, void **map_out, char *why,
-                       size_t why_capacity) {
+                       bool lock, bool replace,
+                       void (*initialise)(struct shm_log *, void *, uint64_t), uint64_t argument,
+                       int *fd_out, void **map_out, char *why, size_t why_capacity) {
     char creating[SHM_LOG_PATH_BYTES + 32];
     snprintf(creating, sizeof(creating), "%s.creating.%d", path, (int)getpid());
     unlink(creating); /* left over from a writer of this pid that died mid-creation */
@@ -205,7 +208,8 @@ static int file_create(struct shm_log *log, const char *path, uint64_t file_byte
     if (result == 0) {
         int allocated = posix_fallocate(fd, 0, (off_t)file_bytes);
         if (allocated != 0) {
-            intake_error_line(why, why_capacity, "cannot allocate %llu bytes for %s: %s "
+            intake_error_line(why, why_capacity,
+                              "cannot allocate %llu bytes for %s: %s "
                               "(--log-size x topics must fit in %s)",
                               (unsigned long long)file_bytes, path, strerror(allocated),
                               log->directory);
@@ -272,8 +276,8 @@ static void log_map_set(struct shm_log *log, void *map, uint64_t file_bytes) {
     log->header = map;
     log->map_bytes = (size_t)file_bytes;
     log->ring = (uint8_t *)map + SHM_LOG_HEADER_BYTES;
-    log->log_guard = fault_guard_register(map, (size_t)file_bytes, PROT_READ | PROT_WRITE,
-                                          &log->log_broken);
+    log->log_guard =
+        fault_guard_register(map, (size_t)file_bytes, PROT_READ | PROT_WRITE, &log->log_broken);
     if (log->log_guard < 0)
         shm_log_line(log, "SIGBUS guard unavailable: a truncated log would kill the daemon");
 }
@@ -346,16 +350,18 @@ enum log_check {
     LOG_CHECK_FOREIGN, /* a valid log of another topic (a file-name collision): refuse */
 };
 
-static enum log_check header_check(const struct shm_log *log, uint64_t file_bytes,
-                                   char *reason, size_t reason_capacity) {
+static enum log_check header_check(const struct shm_log *log, uint64_t file_bytes, char *reason,
+                                   size_t reason_capacity) {
     const struct shm_log_header *header = log->header;
     if (header->magic != SHM_LOG_MAGIC) {
         intake_error_line(reason, reason_capacity, "not an intake log (bad magic)");
         return LOG_CHECK_DAMAGED;
     }
     if (header->version != SHM_LOG_VERSION) {
-        intake_error_line(reason, reason_capacity, "log format version %u; this intaked writes "
-                          "version %u", header->version, SHM_LOG_VERSION);
+        intake_error_line(reason, reason_capacity,
+                          "log format version %u; this intaked writes "
+                          "version %u",
+                          header->version, SHM_LOG_VERSION);
         return LOG_CHECK_DAMAGED;
     }
     if (header->identity_checksum != shm_log_identity_checksum(header)) {
@@ -369,7 +375,8 @@ static enum log_check header_check(const struct shm_log *log, uint64_t file_byte
         header->record_bytes_max != shm_log_record_bytes_max_for(capacity) ||
         header->consumer_slots != SHM_LOG_CONSUMER_SLOTS ||
         header->topic_length > RECORD_TOPIC_BYTES_MAX) {
-        intake_error_line(reason, reason_capacity, "header sizes do not match the file (%llu bytes)",
+        intake_error_line(reason, reason_capacity,
+                          "header sizes do not match the file (%llu bytes)",
                           (unsigned long long)file_bytes);
         return LOG_CHECK_DAMAGED;
     }
@@ -403,8 +410,10 @@ static bool ring_check(const struct shm_log *log, uint64_t retained, uint64_t co
         const char *problem = NULL;
         if (!padding && (entry.length > log->header->record_bytes_max || span > room))
             problem = "impossible length";
-        else if (span > commit - position) problem = "runs past the commit position";
-        else if (shm_log_entry_checksum(&entry, bytes) != entry.checksum) problem = "bad checksum";
+        else if (span > commit - position)
+            problem = "runs past the commit position";
+        else if (shm_log_entry_checksum(&entry, bytes) != entry.checksum)
+            problem = "bad checksum";
         else if (expected != SHM_LOG_OFFSET_NONE && entry.offset != expected)
             problem = "offset out of sequence";
         if (problem != NULL) {
@@ -431,8 +440,10 @@ static bool state_check(const struct shm_log *log, char *reason, size_t reason_c
     if (retained > commit || commit - retained > header->capacity_bytes ||
         commit % SHM_LOG_ENTRY_ALIGNMENT != 0 || retained % SHM_LOG_ENTRY_ALIGNMENT != 0 ||
         commit_offset == SHM_LOG_OFFSET_NONE) {
-        intake_error_line(reason, reason_capacity, "positions are inconsistent (retained %llu, "
-                          "commit %llu)", (unsigned long long)retained, (unsigned long long)commit);
+        intake_error_line(reason, reason_capacity,
+                          "positions are inconsistent (retained %llu, "
+                          "commit %llu)",
+                          (unsigned long long)retained, (unsigned long long)commit);
         return false;
     }
     return ring_check(log, retained, commit, commit_offset, reason, reason_capacity);
@@ -467,7 +478,8 @@ static int consumers_open(struct shm_log *log, char *why, size_t why_capacity) {
         close(fd);
         char moved_to[SHM_LOG_PATH_BYTES + 32], line[SHM_LOG_PATH_BYTES * 3];
         if (file_quarantine(log->consumers_path, moved_to, sizeof(moved_to)) == 0) {
-            snprintf(line, sizeof(line), "consumer region %s does not belong to the log or is "
+            snprintf(line, sizeof(line),
+                     "consumer region %s does not belong to the log or is "
                      "damaged: moved to %s, recreated (named cursors restart)",
                      log->consumers_path, moved_to);
             shm_log_line(log, line);
@@ -483,7 +495,8 @@ static int log_open_existing(struct shm_log *log, uint64_t *file_bytes, char *wh
     if (log->fd < 0) {
         int error = errno;
         if (error != ENOENT)
-            intake_error_line(why, why_capacity, "cannot open %s: %s", log->log_path, strerror(error));
+            intake_error_line(why, why_capacity, "cannot open %s: %s", log->log_path,
+                              strerror(error));
         return -error;
     }
     int locked = writer_lock(log->fd);
@@ -511,8 +524,8 @@ static int log_open_existing(struct shm_log *log, uint64_t *file_bytes, char *wh
 
 /* Moves a damaged log and its region aside, saying why, and recreates both. Offsets continue
  * from `start_offset` (the damaged header's commit offset when its identity held). */
-static int files_replace(struct shm_log *log, const char *reason, uint64_t start_offset,
-                         char *why, size_t why_capacity) {
+static int files_replace(struct shm_log *log, const char *reason, uint64_t start_offset, char *why,
+                         size_t why_capacity) {
     char moved_to[SHM_LOG_PATH_BYTES + 32], ignored[SHM_LOG_PATH_BYTES + 32];
     char line[SHM_LOG_PATH_BYTES * 3 + 1024];
     int result = file_quarantine(log->log_path, moved_to, sizeof(moved_to));
@@ -523,8 +536,10 @@ static int files_replace(struct shm_log *log, const char *reason, uint64_t start
         return result;
     }
     (void)file_quarantine(log->consumers_path, ignored, sizeof(ignored));
-    snprintf(line, sizeof(line), "log %s failed its checks (%s): moved to %s, recreated at "
-             "offset %llu", log->log_path, reason, moved_to, (unsigned long long)start_offset);
+    snprintf(line, sizeof(line),
+             "log %s failed its checks (%s): moved to %s, recreated at "
+             "offset %llu",
+             log->log_path, reason, moved_to, (unsigned long long)start_offset);
     intake_error_line(log->error, sizeof(log->error), "%s", line);
     shm_log_line(log, line);
     result = files_create(log, start_offset, why, why_capacity);
@@ -549,8 +564,10 @@ static int files_open(struct shm_log *log, char *why, size_t why_capacity) {
     uint64_t start_offset = 0;
     enum log_check check = LOG_CHECK_DAMAGED;
     if (result == 1) {
-        intake_error_line(reason, sizeof(reason), "not a log file of ours with a mappable size "
-                          "(%llu bytes)", (unsigned long long)file_bytes);
+        intake_error_line(reason, sizeof(reason),
+                          "not a log file of ours with a mappable size "
+                          "(%llu bytes)",
+                          (unsigned long long)file_bytes);
     } else {
         check = header_check(log, file_bytes, reason, sizeof(reason));
         if (check == LOG_CHECK_FOREIGN) {
@@ -577,8 +594,8 @@ static int files_open(struct shm_log *log, char *why, size_t why_capacity) {
         return result;
     }
     result = consumers_open(log, why, why_capacity);
-    if (result == 0) result = file_permissions_set(log, log->consumers_fd,
-                                                   SHM_LOG_CONSUMERS_FILE_MODE);
+    if (result == 0)
+        result = file_permissions_set(log, log->consumers_fd, SHM_LOG_CONSUMERS_FILE_MODE);
     return result;
 }
 
@@ -620,7 +637,8 @@ static void writer_state_load(struct shm_log *log) {
     log->commit_sequence =
         (atomic_load_explicit(&header->commit_sequence, memory_order_relaxed) + 1u) & ~1u;
     atomic_store_explicit(&header->commit_sequence, log->commit_sequence, memory_order_release);
-    atomic_store_explicit(&header->retention, (uint32_t)log->config.retention, memory_order_relaxed);
+    atomic_store_explicit(&header->retention, (uint32_t)log->config.retention,
+                          memory_order_relaxed);
     atomic_store_explicit(&header->consumer_stale_ns, log->config.consumer_stale_ns,
                           memory_order_relaxed);
     atomic_store_explicit(&header->writer_pid, (int32_t)getpid(), memory_order_relaxed);
@@ -790,7 +808,8 @@ static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t *target
 enum room_result { ROOM_OK, ROOM_FULL, ROOM_BROKEN };
 
 static enum room_result room_broken(struct shm_log *log) {
-    intake_error_line(log->error, sizeof(log->error), "the ring at position %llu is not what the "
+    intake_error_line(log->error, sizeof(log->error),
+                      "the ring at position %llu is not what the "
                       "writer wrote (the file was modified under it)",
                       (unsigned long long)log->retained_position);
     atomic_store_explicit(&log->log_broken, true, memory_order_relaxed);
@@ -870,8 +889,8 @@ static void entry_padding_write(struct shm_log *log, uint64_t position, uint64_t
 
 /* Copies the slices to `bytes`, checksumming each chunk right after copying it (while it is in
  * cache), so the append reads the payload once. Returns the CRC32C continued from `crc`. */
-static uint32_t copy_and_checksum(uint8_t *bytes, const struct slice *slices,
-                                  uint32_t slice_count, uint32_t record_bytes, uint32_t crc) {
+static uint32_t copy_and_checksum(uint8_t *bytes, const struct slice *slices, uint32_t slice_count,
+                                  uint32_t record_bytes, uint32_t crc) {
     uint32_t copied = 0;
     for (uint32_t index = 0; index < slice_count; index++) {
         INTAKE_ASSERT(slices[index].length <= record_bytes - copied);
@@ -937,8 +956,9 @@ static void log_recover(struct shm_log *log) {
     if (now_ns < log->recover_after_ns) return;
     log->recover_after_ns = now_ns + SHM_LOG_RECOVER_INTERVAL_NS;
     char reason[sizeof(log->error)];
-    snprintf(reason, sizeof(reason), "%s", log->error[0] ? log->error :
-             "the file was truncated under the writer (SIGBUS recovered)");
+    snprintf(reason, sizeof(reason), "%s",
+             log->error[0] ? log->error
+                           : "the file was truncated under the writer (SIGBUS recovered)");
     char why[512];
     if (files_replace(log, reason, log->published_offset, why, sizeof(why)) != 0) {
         intake_error_line(log->error, sizeof(log->error), "%s", why);
@@ -1020,6 +1040,5 @@ bool shm_log_refresh_space(struct shm_log *log) {
         atomic_load_explicit(&log->consumers->registrations, memory_order_acquire);
     consumers_scan(log);
     log->space_limit = consumers_space_limit(log);
-    return log->space_limit > old_limit ||
-           log->config.retention == SHM_LOG_RETENTION_OVERWRITE;
+    return log->space_limit > old_limit || log->config.retention == SHM_LOG_RETENTION_OVERWRITE;
 }

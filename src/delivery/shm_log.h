@@ -32,9 +32,9 @@
 #include "record.h"
 
 /* Modes of what the writer creates: consumers in the log group read logs and register. */
-#define SHM_LOG_FILE_MODE 0640
+#define SHM_LOG_FILE_MODE           0640
 #define SHM_LOG_CONSUMERS_FILE_MODE 0660
-#define SHM_LOG_DIRECTORY_MODE 0750
+#define SHM_LOG_DIRECTORY_MODE      0750
 
 enum shm_log_retention {
     SHM_LOG_RETENTION_BLOCK = 0,     /* never overwrite what a live consumer has not read */
@@ -42,13 +42,13 @@ enum shm_log_retention {
 };
 
 struct shm_log_config {
-    const char *directory;     /* e.g. /dev/shm/intake; created if missing */
-    const char *topic;         /* NUL-terminated, 1..255 bytes of UTF-8 */
-    uint64_t capacity_bytes;   /* data ring size; power of two; used only when creating */
+    const char *directory;   /* e.g. /dev/shm/intake; created if missing */
+    const char *topic;       /* NUL-terminated, 1..255 bytes of UTF-8 */
+    uint64_t capacity_bytes; /* data ring size; power of two; used only when creating */
     enum shm_log_retention retention;
     uint64_t consumer_stale_ns; /* block mode: a consumer silent this long stops holding back */
-    bool group_set;            /* false: files get the process's group */
-    gid_t group;               /* --shm-group: the group that may read logs and register */
+    bool group_set;             /* false: files get the process's group */
+    gid_t group;                /* --shm-group: the group that may read logs and register */
 };
 
 enum shm_log_append_result {
