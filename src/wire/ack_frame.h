@@ -18,8 +18,10 @@
 
 /* Longest detail we send; longer details are cut at a UTF-8 boundary. */
 #define ACK_DETAIL_BYTES_MAX 200
-/* Room for the longest frame: prefix + three tagged fields. */
-#define ACK_FRAME_BYTES_MAX (2 + 1 + 10 + 1 + 1 + 1 + 2 + ACK_DETAIL_BYTES_MAX)
+/* Room for the longest frame: a 2-byte prefix, then tag and value of a 64-bit sequence
+ * (1 + 10), of a 32-bit status (1 + 5: any uint32, not only the five statuses we define), and
+ * of the detail (1 + 2-byte length + the bytes). */
+#define ACK_FRAME_BYTES_MAX (2 + (1 + 10) + (1 + 5) + (1 + 2 + ACK_DETAIL_BYTES_MAX))
 
 /* Writes varint length + Ack{sequence, status, detail} to `out`; returns the frame's length.
  * `detail` may be NULL. Status 0 (OK) and an empty detail are omitted, as protobuf does. */

@@ -7,6 +7,12 @@
  * and the step stays inside the record. No payload byte is copied or gathered.
  *
  * Any thread; the caller owns the record for the duration.
+ *
+ * Agreement with record_scan (fuzzed, tests/fuzz/fuzz_decode.c): every record the scan admits,
+ * this accepts with the same topic, sequence and timestamp; every record the scan refuses,
+ * this refuses too, with one exception: nanopb skips an unknown varint field without
+ * protobuf's 10-byte limit, so a varint of 11 or more bytes (or a 10th byte above 1) in an
+ * unknown field passes here. The worker decodes only records the scan admitted.
  */
 #ifndef INTAKE_RECORD_DECODE_H
 #define INTAKE_RECORD_DECODE_H
