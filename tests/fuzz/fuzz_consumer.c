@@ -21,8 +21,10 @@
  *   page shorter, one page longer, one byte shorter); bits 6-7: unused;
  * and one byte of start offset.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,8 +51,37 @@ static void template_cleanup(void) {
     if (directory[0] != '\0') rmdir(directory);
 }
 
+/* Removes the directories of earlier fuzz_consumer processes that died without cleaning up
+ * (a crash skips atexit): only ours, by prefix, and only when their process is gone. */
+static void stale_directories_remove(void) {
+    static const char prefix[] = "intake-fuzz-consumer-";
+    DIR *shm = opendir("/dev/shm");
+    if (shm == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(shm)) != NULL) {
+        if (strncmp(entry->d_name, prefix, sizeof(prefix) - 1) != 0) continue;
+        long pid = strtol(entry->d_name + sizeof(prefix) - 1, NULL, 10);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
+        DIR *stale = opendir(path);
+        if (stale == NULL) continue;
+        struct dirent *file;
+        while ((file = readdir(stale)) != NULL) {
+            if (file->d_name[0] == '.') continue;
+            char file_path[600];
+            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
+            unlink(file_path);
+        }
+        closedir(stale);
+        rmdir(path);
+    }
+    closedir(shm);
+}
+
 /* The one place that knows the writer: builds a valid, wrapped log and reads it back. */
 static void template_build(void) {
+    stale_directories_remove();
     snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-consumer-%d", (int)getpid());
     char file_name[SHM_LOG_FILE_NAME_BYTES];
     shm_log_file_name(TEMPLATE_TOPIC, file_name);
