@@ -23,7 +23,6 @@ enum wire_type {
 /* Largest field number protobuf allows (2^29 - 1). */
 #define FIELD_NUMBER_MAX 536870911u
 
-
 /* One decoded field: its number, wire type, and either a varint value or a value span. */
 struct scan_field {
     uint32_t number;
