@@ -50,6 +50,8 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->retention = SHM_LOG_RETENTION_BLOCK;
     config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
 }
 
 void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
@@ -263,6 +265,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .frame_bytes_max = config->frame_bytes_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
+        .frame_timeout_ns = config->frame_timeout_ns,
+        .idle_timeout_ns = config->idle_timeout_ns,
         .listen_address = &pipeline->config.listen_address,
         .listen_address_length = config->listen_address_length,
         .listen_text = pipeline->config.listen_text,

@@ -98,8 +98,12 @@ void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe)
     }
     switch (event) {
     case RX_EVENT_DATA:
-        if (connection_is_open(connection)) connection_receive_chunk(reactor, connection, &chunk);
-        else rx_backend_unref(reactor->backend, chunk.unit);
+        if (connection_is_open(connection)) {
+            connection->last_input_ns = reactor->now_ns;
+            connection_receive_chunk(reactor, connection, &chunk);
+        } else {
+            rx_backend_unref(reactor->backend, chunk.unit);
+        }
         break;
     case RX_EVENT_END_OF_STREAM:
         connection->peer_closed = true;
@@ -152,6 +156,7 @@ void connection_open(struct reactor *reactor, int fd) {
     connection->generation = generation;
     connection->fd = fd;
     connection->phase = CONNECTION_READING;
+    connection->last_input_ns = reactor->now_ns;
     connection->backlog_head = REACTOR_NO_NODE;
     connection->backlog_tail = REACTOR_NO_NODE;
     size_t window_capacity = reactor->links.ack_window_capacity;
