@@ -103,6 +103,8 @@ static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, siz
         int result = doorbell_init(&pipeline->worker_doorbells[worker], DOORBELL_FUTEX);
         INTAKE_ASSERT(result == 0); /* a futex doorbell needs no resource */
     }
+    int result = doorbell_init(&pipeline->log_opener_doorbell, DOORBELL_FUTEX);
+    INTAKE_ASSERT(result == 0);
     return 0;
 }
 
@@ -227,6 +229,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
         },
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
+        .doorbell = &pipeline->log_opener_doorbell,
     };
     return links;
 }

@@ -81,6 +81,7 @@ struct pipeline {
     struct spsc_ring *return_rings;     /* [worker_count * reactor_count], row per worker */
     struct doorbell *reactor_doorbells; /* [reactor_count], eventfd: their rings read it */
     struct doorbell *worker_doorbells;  /* [worker_count], futex */
+    struct doorbell log_opener_doorbell; /* futex */
     struct reactor **reactors;
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */
