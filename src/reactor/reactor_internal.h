@@ -327,6 +327,7 @@ void reactor_pause_accept(struct reactor *reactor);
 void reactor_on_accept_resume(struct reactor *reactor);
 void reactor_sweep_deadlines(struct reactor *reactor);
 void reactor_evict_partial(struct reactor *reactor);
+struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning);
 void reactor_arm_accept(struct reactor *reactor);
 
 /* acks.c */

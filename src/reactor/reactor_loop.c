@@ -327,14 +327,7 @@ static void reactor_break_stall(struct reactor *reactor) {
     /* The connection that has pinned buffers longest without completing a record, not the one
      * pinning the most: an honest producer of large records pins many buffers for a short
      * while, a stuck or hostile one few buffers for long. */
-    struct connection *oldest = NULL;
-    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
-        struct connection *connection = &reactor->connections[slot];
-        if (!connection_is_open(connection) || connection->slices_pinned == 0) continue;
-        INTAKE_ASSERT(connection->frame_started_ns != 0);
-        if (oldest == NULL || connection->frame_started_ns < oldest->frame_started_ns)
-            oldest = connection;
-    }
+    struct connection *oldest = reactor_oldest_partial(reactor, true);
     if (oldest == NULL) return;
     INTAKE_ASSERT(connection_is_open(oldest));
     reactor->counters.stalls_broken++;

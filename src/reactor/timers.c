@@ -137,6 +137,24 @@ void reactor_on_accept_resume(struct reactor *reactor) {
 
 /* ------------------------------------------------------------- partial records --- */
 
+/* The open connection whose partial record started longest ago (holding a pool entry, or with
+ * `pinning` receive units too), or NULL: the one that has held resources longest without
+ * completing a record. A pass over the table; only when the pool or the buffers ran out. */
+struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning) {
+    struct connection *oldest = NULL;
+    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
+        struct connection *connection = &reactor->connections[slot];
+        if (!connection_is_open(connection) || connection->framer.record == NULL) continue;
+        if (pinning && connection->slices_pinned == 0) continue;
+        INTAKE_ASSERT(connection->frame_started_ns != 0 || connection->slices_pinned == 0);
+        if (connection->frame_started_ns == 0) continue;
+        if (oldest == NULL || connection->frame_started_ns < oldest->frame_started_ns)
+            oldest = connection;
+    }
+    INTAKE_ASSERT(oldest == NULL || connection_is_open(oldest));
+    return oldest;
+}
+
 /* When frames wait because partial records hold their whole share of the pool, the connection
  * whose partial record is the oldest ends (if old enough): it has held a pool entry longest
  * without completing a record. One per pass; the pass runs every millisecond while any
@@ -147,14 +165,7 @@ void reactor_evict_partial(struct reactor *reactor) {
         reactor->partial_cap_reached = false;
         return;
     }
-    struct connection *oldest = NULL;
-    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
-        struct connection *connection = &reactor->connections[slot];
-        if (!connection_is_open(connection) || connection->framer.record == NULL) continue;
-        if (connection->frame_started_ns == 0) continue;
-        if (oldest == NULL || connection->frame_started_ns < oldest->frame_started_ns)
-            oldest = connection;
-    }
+    struct connection *oldest = reactor_oldest_partial(reactor, false);
     if (oldest == NULL) return;
     INTAKE_ASSERT(oldest->frame_started_ns <= reactor->now_ns);
     if (reactor->now_ns - oldest->frame_started_ns < REACTOR_PARTIAL_EVICT_AGE_NS) return;
