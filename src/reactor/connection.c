@@ -293,6 +293,9 @@ void connection_check(const struct reactor *reactor, const struct connection *co
     INTAKE_ASSERT((connection->backlog_head == REACTOR_NO_NODE) ==
                   (connection->backlog_tail == REACTOR_NO_NODE));
     INTAKE_ASSERT(ack_window_length(&connection->window) <= connection->window.capacity);
+    /* Deadline clocks come from the reactor's coarse clock, which only moves forward. */
+    INTAKE_ASSERT(connection->frame_started_ns <= reactor->now_ns);
+    INTAKE_ASSERT(connection->last_input_ns <= reactor->now_ns);
     switch ((enum connection_phase)connection->phase) {
     case CONNECTION_FREE:
         INTAKE_ASSERT(connection->fd == -1);
@@ -319,6 +322,7 @@ void connection_check(const struct reactor *reactor, const struct connection *co
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
         INTAKE_ASSERT(connection->slices_pinned == 0);
         INTAKE_ASSERT(connection->framer.record == NULL);
+        INTAKE_ASSERT(connection->frame_started_ns == 0);
         break;
     }
     INTAKE_ASSERT(connection->fd >= 0);
