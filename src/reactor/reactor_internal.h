@@ -296,6 +296,8 @@ static inline bool connection_is_open(const struct connection *connection) {
 /* reactor_loop.c */
 struct io_uring_sqe *reactor_sqe(struct reactor *reactor);
 void reactor_submit(struct reactor *reactor);
+void reactor_arm_accept(struct reactor *reactor);
+void reactor_cancel_accept(struct reactor *reactor);
 void reactor_loop(struct reactor *reactor);
 
 /* connection.c */
@@ -328,7 +330,6 @@ void reactor_on_accept_resume(struct reactor *reactor);
 void reactor_sweep_deadlines(struct reactor *reactor);
 void reactor_evict_partial(struct reactor *reactor);
 struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning);
-void reactor_arm_accept(struct reactor *reactor);
 
 /* acks.c */
 void connection_flush_ack(struct reactor *reactor, struct connection *connection);

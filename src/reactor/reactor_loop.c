@@ -63,6 +63,15 @@ void reactor_arm_accept(struct reactor *reactor) {
     reactor->accept_cancelled = false;
 }
 
+/* Stops the multishot accept, if live (its final completion clears accept_armed). */
+void reactor_cancel_accept(struct reactor *reactor) {
+    if (!reactor->accept_armed || reactor->accept_cancelled) return;
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
+    reactor->accept_cancelled = true;
+}
+
 static void reactor_arm_wake(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->links.doorbell->kind == DOORBELL_EVENTFD);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
@@ -281,12 +290,7 @@ static void reactor_continue_stop(struct reactor *reactor) {
 static void reactor_begin_stop(struct reactor *reactor) {
     INTAKE_ASSERT(!reactor->stop_started);
     reactor->stop_started = true;
-    if (reactor->accept_armed && !reactor->accept_cancelled) {
-        struct io_uring_sqe *sqe = reactor_sqe(reactor);
-        io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
-        io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
-        reactor->accept_cancelled = true;
-    }
+    reactor_cancel_accept(reactor);
     reactor_continue_stop(reactor);
 }
 

@@ -116,13 +116,8 @@ void reactor_pause_accept(struct reactor *reactor) {
     reactor->counters.accept_pauses++;
     if (reactor->accept_paused) return;
     reactor->accept_paused = true;
-    if (reactor->accept_armed && !reactor->accept_cancelled) {
-        /* A multishot accept that is still live after the error: stop it for the pause. */
-        struct io_uring_sqe *sqe = reactor_sqe(reactor);
-        io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
-        io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
-        reactor->accept_cancelled = true;
-    }
+    /* A multishot accept that is still live after the error stops for the pause. */
+    reactor_cancel_accept(reactor);
     reactor->accept_pause = timers_timespec(REACTOR_ACCEPT_PAUSE_NS);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_timeout(sqe, &reactor->accept_pause, 0, 0);
