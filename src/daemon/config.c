@@ -19,6 +19,7 @@ enum option_id {
     OPTION_ACK_WINDOW, OPTION_CQ_ENTRIES, OPTION_BACKEND, OPTION_BUFFERS, OPTION_BUFFER_SIZE,
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
+    OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
     OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP,
 };
 
@@ -46,6 +47,8 @@ static const struct option config_options[] = {
     {"retention", required_argument, NULL, OPTION_RETENTION},
     {"consumer-stale-ms", required_argument, NULL, OPTION_CONSUMER_STALE_MS},
     {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
+    {"frame-timeout-ms", required_argument, NULL, OPTION_FRAME_TIMEOUT_MS},
+    {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
     {"topic", required_argument, NULL, OPTION_TOPIC},
     {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"help", no_argument, NULL, OPTION_HELP},
@@ -80,6 +83,10 @@ void config_print_usage(FILE *out) {
           "  --retention block|overwrite  slow consumers push back (block, default) or lose the oldest\n"
           "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms (10000)\n"
           "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
+          "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
+          "                            0: no limit)\n"
+          "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
+          "                            (300000; 0: never)\n"
           "Sizes take K, M or G suffixes. SIGTERM/SIGINT: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
           out);
 }
@@ -192,6 +199,8 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
         case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value * 1000000ull; break;
         case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
+        case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
+        case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
         default: INTAKE_ASSERT(!"option without a handler");
         }
     }

@@ -50,6 +50,8 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->retention = SHM_LOG_RETENTION_BLOCK;
     config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
 }
 
 void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
@@ -79,12 +81,17 @@ static uint32_t pipeline_round_up_power_of_two(uint32_t value) {
  * read it). Owned here, handed to each thread and to those that ring it. */
 static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const struct pipeline_config *config = &pipeline->config;
-    pipeline->reactor_doorbells = calloc(config->reactor_count, sizeof(struct doorbell));
-    pipeline->worker_doorbells = calloc(config->worker_count, sizeof(struct doorbell));
+    /* Each on its own cache line (ringers and the owner write them from different threads). */
+    size_t reactor_bytes = (size_t)config->reactor_count * sizeof(struct doorbell);
+    size_t worker_bytes = (size_t)config->worker_count * sizeof(struct doorbell);
+    pipeline->reactor_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, reactor_bytes);
+    pipeline->worker_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, worker_bytes);
     if (pipeline->reactor_doorbells == NULL || pipeline->worker_doorbells == NULL) {
         intake_error_line(why, why_capacity, "out of memory for doorbells");
         return -ENOMEM;
     }
+    memset(pipeline->reactor_doorbells, 0, reactor_bytes);
+    memset(pipeline->worker_doorbells, 0, worker_bytes);
     for (uint32_t reactor = 0; reactor < config->reactor_count; reactor++)
         pipeline->reactor_doorbells[reactor].event_fd = -1;
     for (uint32_t worker = 0; worker < config->worker_count; worker++)
@@ -101,6 +108,8 @@ static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, siz
         int result = doorbell_init(&pipeline->worker_doorbells[worker], DOORBELL_FUTEX);
         INTAKE_ASSERT(result == 0); /* a futex doorbell needs no resource */
     }
+    int result = doorbell_init(&pipeline->log_opener_doorbell, DOORBELL_FUTEX);
+    INTAKE_ASSERT(result == 0);
     return 0;
 }
 
@@ -227,6 +236,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
         },
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
+        .doorbell = &pipeline->log_opener_doorbell,
     };
     return links;
 }
@@ -265,6 +275,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .frame_bytes_max = config->frame_bytes_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
+        .frame_timeout_ns = config->frame_timeout_ns,
+        .idle_timeout_ns = config->idle_timeout_ns,
         .listen_address = &pipeline->config.listen_address,
         .listen_address_length = config->listen_address_length,
         .listen_text = pipeline->config.listen_text,
