@@ -514,6 +514,12 @@ static void start_position_validate(struct intake_consumer *consumer) {
         if (retiring <= consumer->position) return;
         uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_acquire);
         bool decided = retained == retiring;
+        /* No writer running: an announcement left undecided (it died deciding) overwrote
+         * nothing past retained_position, and no one will decide it now. */
+        if (!decided && !intake_consumer_writer_alive(consumer)) {
+            if (retained <= consumer->position) return;
+            decided = true;
+        }
         if (!decided && intake_now_ns() < deadline_ns) {
             sched_yield();
             continue;
