@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,7 @@ enum option_id {
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
     OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_HELP,
+    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP,
 };
 
 static const struct option config_options[] = {
@@ -49,6 +50,7 @@ static const struct option config_options[] = {
     {"frame-timeout-ms", required_argument, NULL, OPTION_FRAME_TIMEOUT_MS},
     {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
     {"topic", required_argument, NULL, OPTION_TOPIC},
+    {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"help", no_argument, NULL, OPTION_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -57,6 +59,8 @@ void config_print_usage(FILE *out) {
     fputs("usage: intaked [options]\n"
           "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for IPv6)\n"
           "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
+          "  --shm-group NAME          group that may read logs and register consumers (files 0640/0660,\n"
+          "                            directory 0750; default: intaked's own group)\n"
           "  --reactors N              receive threads, one io_uring each (default 1)\n"
           "  --workers N               delivery threads; topic t is owned by worker t %% N (default 1)\n"
           "  --max-frame BYTES         largest record accepted (default 1M)\n"
@@ -142,6 +146,16 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     switch (option) {
     case OPTION_LISTEN: return parse_listen(argument, config, why, capacity);
     case OPTION_SHM_DIR: config->shm_directory = argument; return 0;
+    case OPTION_SHM_GROUP: {
+        struct group *found = getgrnam(argument);
+        if (found == NULL) {
+            snprintf(why, capacity, "--shm-group: no group named \"%s\"", argument);
+            return -EINVAL;
+        }
+        config->shm_group_set = true;
+        config->shm_group = found->gr_gid;
+        return 0;
+    }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
     case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
     case OPTION_TOPIC:

@@ -231,6 +231,8 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
             .capacity_bytes = config->log_capacity_bytes,
             .retention = config->retention,
             .consumer_stale_ns = config->consumer_stale_ns,
+            .group_set = config->shm_group_set,
+            .group = config->shm_group,
         },
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
@@ -297,7 +299,10 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
-    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    /* A --shm-dir someone else owns or can write is refused before anything starts. */
+    int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
+                                           config->shm_group, why, why_capacity);
+    if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {

@@ -42,6 +42,8 @@ struct pipeline_config {
     socklen_t listen_address_length;
     char listen_text[128];            /* as given, for log lines */
     const char *shm_directory;        /* --shm-dir */
+    bool shm_group_set;               /* --shm-group given */
+    gid_t shm_group;                  /* --shm-group: may read logs and register consumers */
     uint32_t reactor_count;           /* --reactors */
     uint32_t worker_count;            /* --workers */
     uint32_t frame_bytes_max;         /* --max-frame */

@@ -107,7 +107,7 @@ static void template_build(void) {
         uint64_t offset = 0;
         FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index,
                                   &offset) == SHM_LOG_APPENDED);
-        if (index % 3 == 2) shm_log_publish(log);
+        if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
         if (index == 30) {
             struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, false};
             struct intake_consumer *keeper = NULL;
@@ -120,7 +120,7 @@ static void template_build(void) {
             intake_consumer_close(keeper);
         }
     }
-    shm_log_publish(log);
+    FUZZ_CHECK(shm_log_publish(log));
     shm_log_close(log);
     FILE *file = fopen(log_path, "rb");
     FUZZ_CHECK(file != NULL);
