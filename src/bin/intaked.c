@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "pipeline.h"
+#include "preflight.h"
 #include "reactor.h"
 #include "record.h"
 #include "worker.h"
@@ -67,6 +68,12 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* One line naming cause and fix for what the environment gets wrong (seccomp, sysctl,
+     * limits, shm space), before any thread starts. */
+    if (preflight_run(&config, stderr, why, sizeof(why)) < 0) {
+        fprintf(stderr, "intaked: %s\n", why);
+        return 1;
+    }
     static struct pipeline pipeline;
     if (pipeline_start(&pipeline, &config, why, sizeof(why)) < 0) {
         fprintf(stderr, "intaked: %s\n", why);
