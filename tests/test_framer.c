@@ -16,6 +16,7 @@
 #include "framer.h"
 #include "harness.h"
 #include "record_decode.h"
+#include "record_pool.h"
 #include "record_scan.h"
 #include "varint.h"
 

@@ -17,7 +17,7 @@
 
 #include "harness.h"
 #include "intake/consumer.h"
-#include "shm_log_format.h"
+#include "intake/shm_log_format.h"
 #include "shm_test_util.h"
 
 #ifdef INTAKE_SANITIZED
@@ -83,8 +83,10 @@ static int reader_exact(void *argument) {
     struct reader_task *task = argument;
     struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, false};
     struct intake_consumer *consumer = NULL;
-    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer) != 0) {
-        fprintf(stderr, "%s: open: %s\n", task->name, intake_consumer_open_error());
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, why,
+                             sizeof(why)) != 0) {
+        fprintf(stderr, "%s: open: %s\n", task->name, why);
         return 10;
     }
     if (task->ready_fd >= 0 && write(task->ready_fd, "r", 1) != 1) return 11;
@@ -212,7 +214,7 @@ static int reader_slow(void *argument) {
     struct slow_task *task = argument;
     struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, true};
     struct intake_consumer *consumer = NULL;
-    if (intake_consumer_open(test_directory, task->topic, "slow", &options, &consumer) != 0)
+    if (intake_consumer_open(test_directory, task->topic, "slow", &options, &consumer, NULL, 0) != 0)
         return 10;
     if (write(task->ready_fd, "r", 1) != 1) return 11;
     struct slow_report report = {0};
@@ -285,7 +287,7 @@ static int reader_idle(void *argument) {
     struct idle_task *task = argument;
     struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, false};
     struct intake_consumer *consumer = NULL;
-    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer) != 0)
+    if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, NULL, 0) != 0)
         return 10;
     if (write(task->ready_fd, "r", 1) != 1) return 11;
     char byte;
@@ -406,10 +408,14 @@ static void test_block_stopped_then_back(void) {
     shm_log_close(log);
 }
 
+/* The reason the last consumer_open failed. */
+static char consumer_open_why[INTAKE_CONSUMER_ERROR_BYTES];
+
 static int consumer_open(const char *topic, const char *name, enum intake_consumer_start start,
                          uint64_t start_offset, struct intake_consumer **out) {
     struct intake_consumer_options options = {start, start_offset, false};
-    return intake_consumer_open(test_directory, topic, name, &options, out);
+    return intake_consumer_open(test_directory, topic, name, &options, out, consumer_open_why,
+                                sizeof(consumer_open_why));
 }
 
 /* Polls one record and checks its offset and pattern. */
@@ -483,7 +489,7 @@ static void test_start_positions(void) {
     poll_expect(future, 22, 0);
     struct intake_consumer *busy = NULL;
     CHECK(consumer_open(topic, "end", INTAKE_CONSUMER_START_END, 0, &busy) == -EBUSY);
-    CHECK(strstr(intake_consumer_open_error(), "in use") != NULL);
+    CHECK(strstr(consumer_open_why, "in use") != NULL);
     intake_consumer_close(end);
     intake_consumer_close(from);
     intake_consumer_close(oldest);
@@ -542,7 +548,7 @@ static void test_contract_errors(void) {
     CHECK(consumer_open("absent", "x", INTAKE_CONSUMER_START_END, 0, &consumer) == -ENOENT);
     char expected[700];
     snprintf(expected, sizeof(expected), "no log for topic absent in %s", test_directory);
-    CHECK(strcmp(intake_consumer_open_error(), expected) == 0);
+    CHECK(strcmp(consumer_open_why, expected) == 0);
 }
 
 int main(void) {

@@ -20,13 +20,29 @@
  *      it (the next poll reports the records you missed as a gap).
  *
  * Return values: functions returning int give 0 (or a count) on success, negative errno on
- * failure, with a one-line reason from intake_consumer_error.
+ * failure. The one-line reason is in the caller's buffer for open (no thread-local state, so
+ * callers whose threads move, such as Go's goroutines, get their own reason) and in the
+ * handle's intake_consumer_error afterwards.
+ *
+ * ABI: C, stable within INTAKE_CONSUMER_API_VERSION; the log format it reads is
+ * intake/shm_log_format.h (docs/shm-log-format.md).
  */
 #ifndef INTAKE_CONSUMER_H
 #define INTAKE_CONSUMER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a declaration below changes incompatibly. */
+#define INTAKE_CONSUMER_API_VERSION 2
+
+/* Room for any reason line the library writes, NUL included. */
+#define INTAKE_CONSUMER_ERROR_BYTES 512
 
 /* Longest consumer name, bytes (without NUL). */
 #define INTAKE_CONSUMER_NAME_BYTES_MAX 63
@@ -55,17 +71,18 @@ struct intake_consumer_record {
     uint64_t sequence;        /* the producer's sequence */
     uint64_t receive_time_ns; /* wall clock when intaked admitted it */
     uint64_t missed;          /* records lost just before this one (lapped or released) */
-    uint64_t position;        /* internal: byte position of the entry (for record_valid) */
+    uint64_t opaque_position; /* the library's own: read only by intake_consumer_record_valid */
 };
 
 struct intake_consumer;
 
 /* Opens the log of `topic` under `directory` (e.g. /dev/shm/intake) as consumer `name`
  * (1..63 bytes). -ENOENT when the topic has no log there; -EBUSY when a live process already
- * uses that name. */
+ * uses that name. On failure `why` (INTAKE_CONSUMER_ERROR_BYTES is enough) holds one line. */
 int intake_consumer_open(const char *directory, const char *topic, const char *name,
                          const struct intake_consumer_options *options,
-                         struct intake_consumer **out) __attribute__((warn_unused_result));
+                         struct intake_consumer **out, char *why, size_t why_capacity)
+    __attribute__((warn_unused_result));
 /* Unregisters (ephemeral) or detaches keeping the committed cursor, and unmaps. */
 void intake_consumer_close(struct intake_consumer *consumer);
 
@@ -89,9 +106,16 @@ void intake_consumer_commit(struct intake_consumer *consumer);
 uint64_t intake_consumer_missed_total(const struct intake_consumer *consumer);
 /* The offset the next polled record is expected to have (OFFSET_NONE until known). */
 uint64_t intake_consumer_next_offset(const struct intake_consumer *consumer);
+/* Whether a writer (intaked) holds the log open now: it keeps an exclusive flock on the file
+ * for as long as it runs, so this is exact for a writer that exited or died, with no pid
+ * guessing. A follower that sees false and no new records knows nothing more will come until
+ * a daemon opens the log again. */
+bool intake_consumer_writer_alive(const struct intake_consumer *consumer);
 /* The last error's one-line reason ("" when none). */
 const char *intake_consumer_error(const struct intake_consumer *consumer);
-/* The reason open failed, for callers that got no handle (thread-local). */
-const char *intake_consumer_open_error(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

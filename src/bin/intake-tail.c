@@ -40,6 +40,7 @@ struct tail_options {
     struct intake_consumer_options start;
     uint64_t count; /* 0: no limit */
     bool follow;
+    bool exit_when_idle; /* --follow ends once the writer is gone and everything is read */
     enum tail_format format;
 };
 
@@ -270,7 +271,10 @@ static void record_raw_write(FILE *out, struct text bytes) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
-            "                   [--count N] [--follow] [--format json|text|raw] [--name CONSUMER]\n"
+            "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
+            "                   [--name CONSUMER]\n"
+            "  --follow waits for new records; it says so once when the log's writer (intaked)\n"
+            "  is gone, and with --exit-when-idle it then exits 0 after reading what is left\n"
             "  default start: the oldest record; with --name, that consumer's committed cursor\n"
             "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
@@ -292,6 +296,7 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
         {"from-offset", required_argument, NULL, 'o'}, {"count", required_argument, NULL, 'c'},
         {"follow", no_argument, NULL, 'f'},        {"format", required_argument, NULL, 'F'},
         {"name", required_argument, NULL, 'n'},    {"help", no_argument, NULL, 'h'},
+        {"exit-when-idle", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0}};
     bool start_given = false;
     int option;
@@ -308,6 +313,7 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
             break;
         case 'c': if (!number_parse(optarg, &options->count)) goto bad; break;
         case 'f': options->follow = true; break;
+        case 'x': options->exit_when_idle = true; break;
         case 'F':
             if (strcmp(optarg, "json") == 0) options->format = TAIL_FORMAT_JSON;
             else if (strcmp(optarg, "text") == 0) options->format = TAIL_FORMAT_TEXT;
@@ -337,6 +343,7 @@ struct tail_state {
     size_t copy_capacity;
     uint64_t printed;
     uint64_t missed;
+    bool writer_gone_said; /* the "writer has exited" line was printed since it was last seen */
 };
 
 /* Copies the record out of the mapping and checks the copy is intact (overwrite mode may
@@ -395,6 +402,21 @@ static int tail_run(struct tail_state *state) {
         }
         if (!options->follow) return 0;
         if (fflush(stdout) != 0) return errno == EPIPE ? 0 : 1;
+        /* Idle: nothing left to read. Is anyone still writing? (Checked only when idle, so a
+         * busy follower pays nothing for it.) */
+        bool writer_alive = intake_consumer_writer_alive(state->consumer);
+        if (writer_alive) {
+            state->writer_gone_said = false;
+        } else if (!state->writer_gone_said) {
+            fprintf(stderr, "intake-tail: the log's writer (intaked) has exited%s\n",
+                    options->exit_when_idle ? "; stopping once what is left is read"
+                                            : "; waiting for it to come back");
+            state->writer_gone_said = true;
+            /* It may have published more between our last poll and its exit: poll again. */
+            continue;
+        } else if (options->exit_when_idle) {
+            return 0; /* polled empty after the writer was gone: nothing more can come */
+        }
         if (options->name) intake_consumer_commit(state->consumer);
         int waited = intake_consumer_wait(state->consumer, TAIL_WAIT_NS);
         if (waited < 0 && waited != -EINTR) return 1;
@@ -420,12 +442,13 @@ int main(int argc, char **argv) {
     if (result != 0) return result;
     char default_name[32];
     snprintf(default_name, sizeof(default_name), "intake-tail-%d", (int)getpid());
-    struct tail_state state = {&options, NULL, NULL, 0, 0, 0};
+    struct tail_state state = {.options = &options};
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
     result = intake_consumer_open(options.directory, options.topic,
                                   options.name ? options.name : default_name, &options.start,
-                                  &state.consumer);
+                                  &state.consumer, why, sizeof(why));
     if (result != 0) {
-        fprintf(stderr, "intake-tail: %s\n", intake_consumer_open_error());
+        fprintf(stderr, "intake-tail: %s\n", why);
         return 1;
     }
     signals_install();

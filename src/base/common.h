@@ -12,6 +12,8 @@
 #ifndef INTAKE_COMMON_H
 #define INTAKE_COMMON_H
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,15 @@ __attribute__((noreturn, cold)) void intake_assert_fail(const char *expression, 
 static inline int intake_is_power_of_two(uint64_t value) {
     return value != 0 && (value & (value - 1)) == 0;
 }
+
+/* The one error-line helper: formats one line into `line` (capacity bytes, NUL included),
+ * truncating if needed; a NULL line or zero capacity discards it. Every module that reports a
+ * reason to a caller's buffer uses this. */
+void intake_error_line(char *line, size_t capacity, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same, for wrappers that take their own variadic arguments. */
+void intake_error_vline(char *line, size_t capacity, const char *format, va_list arguments)
+    __attribute__((format(printf, 3, 0)));
 
 /* Monotonic clock, nanoseconds. */
 uint64_t intake_now_ns(void);

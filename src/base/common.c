@@ -4,6 +4,7 @@
  */
 #include "common.h"
 
+#include <stdarg.h>
 #include <time.h>
 
 void intake_assert_fail(const char *expression, const char *file, int line, const char *function) {
@@ -60,4 +61,16 @@ int intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
     }
     *state = remaining | (range << 8);
     return 1;
+}
+
+void intake_error_line(char *line, size_t capacity, const char *format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    intake_error_vline(line, capacity, format, arguments);
+    va_end(arguments);
+}
+
+void intake_error_vline(char *line, size_t capacity, const char *format, va_list arguments) {
+    if (line == NULL || capacity == 0) return;
+    vsnprintf(line, capacity, format, arguments);
 }

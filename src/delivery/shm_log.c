@@ -23,9 +23,13 @@
 #endif
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "shm_log_format.h"
+#include "intake/shm_log_format.h"
+
+/* 1 ms apart: far longer than a consumer's liveness probe holds its shared lock. */
+#define SHM_LOG_WRITER_LOCK_ATTEMPTS 100
 
 struct shm_log {
     int fd;
@@ -47,9 +51,17 @@ struct shm_log {
     uint32_t commit_sequence;
 };
 
-static void why_set(char *why, size_t why_capacity, const char *format, const char *a,
-                    const char *b) {
-    snprintf(why, why_capacity, format, a, b);
+/* Takes the writer's exclusive flock. Consumers probe for a live writer by taking a shared lock
+ * for an instant (intake_consumer_writer_alive), so a refusal is retried for a bounded time
+ * before it is read as "another writer". */
+static int writer_lock(int fd) {
+    for (int attempt = 0; attempt < SHM_LOG_WRITER_LOCK_ATTEMPTS; attempt++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+        if (errno != EWOULDBLOCK) return -errno;
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return -EWOULDBLOCK;
 }
 
 /* Creates `directory` and its parents (mkdir -p); an existing directory is fine. */
@@ -71,14 +83,13 @@ static int directory_create(const char *directory) {
 static int config_check(const struct shm_log_config *config, char *why, size_t why_capacity) {
     size_t topic_length = config->topic ? strlen(config->topic) : 0;
     if (topic_length == 0 || topic_length > RECORD_TOPIC_BYTES_MAX) {
-        why_set(why, why_capacity, "topic must be 1..255 bytes%s%s", "", "");
+        intake_error_line(why, why_capacity, "topic must be 1..255 bytes");
         return -EINVAL;
     }
     if (!intake_is_power_of_two(config->capacity_bytes) ||
         config->capacity_bytes < SHM_LOG_CAPACITY_MIN ||
         config->capacity_bytes > SHM_LOG_CAPACITY_MAX) {
-        why_set(why, why_capacity, "log capacity must be a power of two, 4 KiB..1 TiB%s%s", "",
-                "");
+        intake_error_line(why, why_capacity, "log capacity must be a power of two, 4 KiB..1 TiB");
         return -EINVAL;
     }
     return 0;
@@ -106,22 +117,22 @@ static void header_initialise(struct shm_log_header *header, const struct shm_lo
 static int header_check(const struct shm_log_header *header, uint64_t file_bytes,
                         const char *topic, char *why, size_t why_capacity) {
     if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != SHM_LOG_MAGIC) {
-        why_set(why, why_capacity, "%s: not an intake log (bad magic)%s", topic, "");
+        intake_error_line(why, why_capacity, "%s: not an intake log (bad magic)", topic);
         return -EINVAL;
     }
     if (header->version != SHM_LOG_VERSION || header->header_bytes != SHM_LOG_HEADER_BYTES) {
-        why_set(why, why_capacity, "%s: log has another layout version%s", topic, "");
+        intake_error_line(why, why_capacity, "%s: log has another layout version", topic);
         return -EINVAL;
     }
     uint64_t capacity = header->capacity_bytes;
     if (!intake_is_power_of_two(capacity) || capacity < SHM_LOG_CAPACITY_MIN ||
         capacity > SHM_LOG_CAPACITY_MAX || file_bytes != SHM_LOG_HEADER_BYTES + capacity ||
         header->record_bytes_max != shm_log_record_bytes_max_for(capacity)) {
-        why_set(why, why_capacity, "%s: log capacity does not match its file size%s", topic, "");
+        intake_error_line(why, why_capacity, "%s: log capacity does not match its file size", topic);
         return -EINVAL;
     }
     if (header->topic_length != strlen(topic) || strcmp(header->topic, topic) != 0) {
-        why_set(why, why_capacity, "log file for %s holds another topic (%s)", topic,
+        intake_error_line(why, why_capacity, "log file for %s holds another topic (%s)", topic,
                 header->topic);
         return -EINVAL;
     }
@@ -144,7 +155,7 @@ static int file_allocate_and_map(struct shm_log *log, uint64_t file_bytes, const
     void *map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd, 0);
     if (map == MAP_FAILED) {
         int error = errno;
-        why_set(why, why_capacity, "cannot map %s: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "cannot map %s: %s", path, strerror(error));
         return -error;
     }
     log->map_bytes = (size_t)file_bytes;
@@ -164,21 +175,21 @@ static int file_create(struct shm_log *log, const struct shm_log_config *config,
     log->fd = open(creating, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (log->fd < 0) {
         int error = errno;
-        why_set(why, why_capacity, "cannot create %s: %s", creating, strerror(error));
+        intake_error_line(why, why_capacity, "cannot create %s: %s", creating, strerror(error));
         return -error;
     }
     /* The lock travels with the inode: it still holds once the file has its real name. */
-    int result = flock(log->fd, LOCK_EX | LOCK_NB) == 0 ? 0 : -errno;
+    int result = writer_lock(log->fd);
     uint64_t file_bytes = SHM_LOG_HEADER_BYTES + config->capacity_bytes;
     if (result == 0 && ftruncate(log->fd, (off_t)file_bytes) != 0) result = -errno;
-    if (result < 0) why_set(why, why_capacity, "cannot size %s: %s", creating, strerror(-result));
+    if (result < 0) intake_error_line(why, why_capacity, "cannot size %s: %s", creating, strerror(-result));
     if (result == 0)
         result = file_allocate_and_map(log, file_bytes, creating, config->directory, why, why_capacity);
     if (result == 0) {
         header_initialise(log->header, config);
         if (link(creating, path) != 0) result = -errno;
         if (result < 0 && result != -EEXIST)
-            why_set(why, why_capacity, "cannot publish %s: %s", path, strerror(-result));
+            intake_error_line(why, why_capacity, "cannot publish %s: %s", path, strerror(-result));
     }
     unlink(creating);
     return result;
@@ -190,18 +201,19 @@ static int file_open_existing(struct shm_log *log, const struct shm_log_config *
     log->fd = open(path, O_RDWR | O_CLOEXEC);
     if (log->fd < 0) {
         int error = errno;
-        why_set(why, why_capacity, "cannot open %s: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "cannot open %s: %s", path, strerror(error));
         return -error;
     }
-    if (flock(log->fd, LOCK_EX | LOCK_NB) != 0) {
-        int error = errno;
-        why_set(why, why_capacity, "%s is open by another writer (%s)", path, strerror(error));
+    int locked = writer_lock(log->fd);
+    if (locked != 0) {
+        int error = -locked;
+        intake_error_line(why, why_capacity, "%s is open by another writer (%s)", path, strerror(error));
         return error == EWOULDBLOCK ? -EBUSY : -error;
     }
     struct stat status;
     if (fstat(log->fd, &status) != 0) return -errno;
     if ((uint64_t)status.st_size < SHM_LOG_HEADER_BYTES) {
-        why_set(why, why_capacity, "%s is too short to be an intake log%s", path, "");
+        intake_error_line(why, why_capacity, "%s is too short to be an intake log", path);
         return -EINVAL;
     }
     return file_allocate_and_map(log, (uint64_t)status.st_size, path, config->directory, why,
@@ -240,8 +252,7 @@ static int positions_check(const struct shm_log_header *header, const char *topi
     uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_relaxed);
     if (retained > commit || commit - retained > header->capacity_bytes ||
         commit % SHM_LOG_ENTRY_ALIGNMENT != 0 || retained % SHM_LOG_ENTRY_ALIGNMENT != 0) {
-        why_set(why, why_capacity, "%s: log positions are inconsistent (corrupt file)%s", topic,
-                "");
+        intake_error_line(why, why_capacity, "%s: log positions are inconsistent (corrupt file)", topic);
         return -EINVAL;
     }
     return 0;
@@ -299,7 +310,7 @@ int shm_log_open_writer(const struct shm_log_config *config, struct shm_log **ou
     if (result != 0) return result;
     result = directory_create(config->directory);
     if (result != 0) {
-        why_set(why, why_capacity, "cannot create %s: %s", config->directory, strerror(-result));
+        intake_error_line(why, why_capacity, "cannot create %s: %s", config->directory, strerror(-result));
         return result;
     }
     struct shm_log *log = calloc(1, sizeof(*log));

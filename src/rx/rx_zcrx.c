@@ -80,11 +80,11 @@ static int zcrx_register(int ring_fd, unsigned opcode, void *argument, unsigned 
 
 __attribute__((format(printf, 4, 5))) static int zcrx_fail(char *why, size_t why_capacity,
                                                            int error, const char *format, ...) {
+    INTAKE_ASSERT(error > 0);
     va_list arguments;
     va_start(arguments, format);
-    vsnprintf(why, why_capacity, format, arguments);
+    intake_error_vline(why, why_capacity, format, arguments);
     va_end(arguments);
-    INTAKE_ASSERT(error > 0);
     return -error;
 }
 

@@ -57,7 +57,7 @@ __attribute__((format(printf, 4, 5))) static int producer_error(struct intake_pr
     INTAKE_ASSERT(error < 0);
     va_list arguments;
     va_start(arguments, format);
-    vsnprintf(producer->error, sizeof(producer->error), format, arguments);
+    intake_error_vline(producer->error, sizeof(producer->error), format, arguments);
     va_end(arguments);
     if (fatal && producer->failed == 0) producer->failed = error;
     return error;

@@ -27,6 +27,7 @@
 #include "framer.h"
 #include "pipeline.h"
 #include "record.h"
+#include "record_pool.h"
 #include "rx_backend.h"
 #include "rx_zcrx.h"
 #include "worker.h"

@@ -1,5 +1,6 @@
 /*
- * record.h: the descriptor of one received record, and the per-reactor pool that owns them.
+ * record.h: the descriptor of one received record: the hand-off type between the stages.
+ * (The per-reactor pool that owns records is concurrent/record_pool.h.)
  *
  * A record is never copied out of the receive buffers. Its bytes (the encoded intake.v1.Record,
  * without the varint length prefix) stay where the kernel put them; a record is a list of slices
@@ -9,8 +10,8 @@
  * Ownership travels with the pointer:
  *   reactor (framer fills it) -> topic queue -> worker (decodes, appends to the log, sets status)
  *   -> return channel -> the same reactor (drops slice references, acks, frees to its pool).
- * Only the owning reactor allocates and frees records of its pool; only the current holder
- * reads or writes a record.
+ * Only the owning reactor allocates and frees records of its pool (record_pool.h); only the
+ * current holder reads or writes a record.
  */
 #ifndef INTAKE_RECORD_H
 #define INTAKE_RECORD_H
@@ -79,25 +80,5 @@ static inline struct record_view record_view_of(const struct record *record) {
     struct record_view view = {record->slices, record->slice_count, record->frame_bytes};
     return view;
 }
-
-/*
- * The per-reactor record pool: a fixed array of records and a stack of free indexes.
- * Single-threaded: only the owning reactor calls these. Records are touched only when used, so
- * a large pool costs address space, not resident memory, until traffic needs it.
- */
-struct record_pool {
-    struct record *records;
-    uint32_t *free_indexes;
-    uint32_t capacity;
-    uint32_t free_count;
-    uint16_t reactor_index;
-};
-
-int record_pool_init(struct record_pool *pool, uint32_t capacity, uint16_t reactor_index)
-    INTAKE_MUST_CHECK;
-void record_pool_destroy(struct record_pool *pool);
-/* Returns NULL when every record is in use (a backpressure state, not an error). */
-struct record *record_pool_take(struct record_pool *pool);
-void record_pool_give(struct record_pool *pool, struct record *record);
 
 #endif

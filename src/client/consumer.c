@@ -16,6 +16,7 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,7 +24,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "shm_log_format.h"
+#include "intake/shm_log_format.h"
 
 /* Most entries one poll inspects (padding, skipped and lapped ones) before giving up. */
 #define CONSUMER_POLL_STEPS_MAX (1u << 22)
@@ -50,13 +51,17 @@ struct intake_consumer {
     uint64_t expected_offset; /* offset the next record should have, or SHM_LOG_OFFSET_NONE */
     uint64_t commit_cached;   /* last commit_position acquire-loaded */
     uint64_t missed_total;
-    char error[200];
+    char error[INTAKE_CONSUMER_ERROR_BYTES];
 };
 
-static _Thread_local char open_error[4096 + SHM_LOG_FILE_NAME_BYTES + 512];
-
-const char *intake_consumer_open_error(void) {
-    return open_error;
+bool intake_consumer_writer_alive(const struct intake_consumer *consumer) {
+    INTAKE_ASSERT(consumer->fd >= 0);
+    /* A shared lock is refused exactly while the writer holds its exclusive one. Taking it for
+     * an instant cannot hold a writer out for longer than that instant: its own open retries
+     * nothing, so release at once. */
+    if (flock(consumer->fd, LOCK_SH | LOCK_NB) != 0) return errno == EWOULDBLOCK;
+    flock(consumer->fd, LOCK_UN);
+    return false;
 }
 
 const char *intake_consumer_error(const struct intake_consumer *consumer) {
@@ -97,20 +102,29 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
     consumer->fd = open(path, O_RDWR | O_CLOEXEC);
     if (consumer->fd < 0) {
         int error = errno;
-        if (error == ENOENT) snprintf(open_error, sizeof(open_error), "no log for topic %s in %s",
-                                      topic, directory);
-        else snprintf(open_error, sizeof(open_error), "cannot open %s: %s", path, strerror(error));
+        if (error == ENOENT)
+            intake_error_line(consumer->error, sizeof(consumer->error), "no log for topic %s in %s", topic,
+                     directory);
+        else intake_error_line(consumer->error, sizeof(consumer->error), "cannot open %s: %s", path, strerror(error));
         return -error;
     }
     struct stat status;
-    if (fstat(consumer->fd, &status) != 0) return -errno;
+    if (fstat(consumer->fd, &status) != 0) {
+        int error = errno;
+        intake_error_line(consumer->error, sizeof(consumer->error), "fstat %s: %s", path, strerror(error));
+        return -error;
+    }
     if ((uint64_t)status.st_size < SHM_LOG_HEADER_BYTES + SHM_LOG_CAPACITY_MIN) {
-        snprintf(open_error, sizeof(open_error), "%s is not an initialised intake log", path);
+        intake_error_line(consumer->error, sizeof(consumer->error), "%s is not an initialised intake log", path);
         return -EINVAL;
     }
     void *map = mmap(NULL, (size_t)status.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
                      consumer->fd, 0);
-    if (map == MAP_FAILED) return -errno;
+    if (map == MAP_FAILED) {
+        int error = errno;
+        intake_error_line(consumer->error, sizeof(consumer->error), "mmap %s: %s", path, strerror(error));
+        return -error;
+    }
     consumer->header = map;
     consumer->map_bytes = (size_t)status.st_size;
     struct shm_log_header *header = consumer->header;
@@ -118,7 +132,7 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
      * magic means the rest of the header is initialised. */
     if (__atomic_load_n(&header->magic, __ATOMIC_ACQUIRE) != SHM_LOG_MAGIC ||
         header->version != SHM_LOG_VERSION || header->header_bytes != SHM_LOG_HEADER_BYTES) {
-        snprintf(open_error, sizeof(open_error), "%s: not an intake log of version %u", path,
+        intake_error_line(consumer->error, sizeof(consumer->error), "%s: not an intake log of version %u", path,
                  SHM_LOG_VERSION);
         return -EINVAL;
     }
@@ -127,7 +141,7 @@ static int log_map(struct intake_consumer *consumer, const char *directory, cons
         SHM_LOG_HEADER_BYTES + capacity != consumer->map_bytes ||
         header->record_bytes_max != shm_log_record_bytes_max_for(capacity) ||
         strncmp(header->topic, topic, SHM_LOG_TOPIC_BYTES) != 0) {
-        snprintf(open_error, sizeof(open_error), "%s: header does not match topic %s or size",
+        intake_error_line(consumer->error, sizeof(consumer->error), "%s: header does not match topic %s or size",
                  path, topic);
         return -EINVAL;
     }
@@ -183,7 +197,7 @@ static int slot_claim(struct intake_consumer *consumer, const char *name, bool e
         if (index < 0) {
             index = slot_take_free(header, name, ephemeral);
             if (index == -ENOSPC) {
-                snprintf(open_error, sizeof(open_error), "all %d consumer slots are in use",
+                intake_error_line(consumer->error, sizeof(consumer->error), "all %d consumer slots are in use",
                          SHM_LOG_CONSUMER_SLOTS);
                 return -ENOSPC;
             }
@@ -194,7 +208,7 @@ static int slot_claim(struct intake_consumer *consumer, const char *name, bool e
         uint32_t state = atomic_load_explicit(&slot->state, memory_order_acquire);
         int32_t pid = atomic_load_explicit(&slot->pid, memory_order_relaxed);
         if (state != SHM_LOG_SLOT_DETACHED && pid_alive(pid)) {
-            snprintf(open_error, sizeof(open_error), "consumer %s is in use by process %d", name,
+            intake_error_line(consumer->error, sizeof(consumer->error), "consumer %s is in use by process %d", name,
                      (int)pid);
             return -EBUSY;
         }
@@ -206,7 +220,7 @@ static int slot_claim(struct intake_consumer *consumer, const char *name, bool e
             return 0;
         }
     }
-    snprintf(open_error, sizeof(open_error), "consumer %s: slot claim kept racing", name);
+    intake_error_line(consumer->error, sizeof(consumer->error), "consumer %s: slot claim kept racing", name);
     return -EAGAIN;
 }
 
@@ -262,17 +276,22 @@ static void start_position_choose(struct intake_consumer *consumer, bool resumed
 
 int intake_consumer_open(const char *directory, const char *topic, const char *name,
                          const struct intake_consumer_options *options,
-                         struct intake_consumer **out) {
-    INTAKE_ASSERT(out != NULL && options != NULL);
+                         struct intake_consumer **out, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(out != NULL);
+    INTAKE_ASSERT(options != NULL);
+    INTAKE_ASSERT(why != NULL || why_capacity == 0);
     *out = NULL;
-    open_error[0] = '\0';
+    if (why_capacity > 0) why[0] = '\0';
     size_t name_length = name ? strlen(name) : 0;
     if (name_length == 0 || name_length > INTAKE_CONSUMER_NAME_BYTES_MAX) {
-        snprintf(open_error, sizeof(open_error), "consumer name must be 1..63 bytes");
+        intake_error_line(why, why_capacity, "consumer name must be 1..63 bytes");
         return -EINVAL;
     }
     struct intake_consumer *consumer = calloc(1, sizeof(*consumer));
-    if (consumer == NULL) return -ENOMEM;
+    if (consumer == NULL) {
+        intake_error_line(why, why_capacity, "out of memory for the consumer handle");
+        return -ENOMEM;
+    }
     consumer->fd = -1;
     consumer->ephemeral = options->ephemeral;
     int result = log_map(consumer, directory, topic);
@@ -293,6 +312,9 @@ int intake_consumer_open(const char *directory, const char *topic, const char *n
     *out = consumer;
     return 0;
 fail:
+    /* Every failure above names its cause in consumer->error; a bare errno is the fallback. */
+    intake_error_line(why, why_capacity, "%s",
+                      consumer->error[0] != '\0' ? consumer->error : strerror(-result));
     if (consumer->header != NULL) munmap(consumer->header, consumer->map_bytes);
     if (consumer->fd >= 0) close(consumer->fd);
     free(consumer);
@@ -327,7 +349,7 @@ bool intake_consumer_record_valid(const struct intake_consumer *consumer,
                                   const struct intake_consumer_record *record) {
     INTAKE_ASSERT(record->bytes >= consumer->ring);
     INTAKE_ASSERT(record->bytes < consumer->ring + consumer->capacity);
-    return entry_still_intact(consumer->header, record->position);
+    return entry_still_intact(consumer->header, record->opaque_position);
 }
 
 enum entry_outcome {
@@ -359,7 +381,7 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     uint32_t checksum = fits ? shm_log_entry_checksum(&entry, bytes) : 0;
     if (!entry_still_intact(consumer->header, position)) return ENTRY_LAPPED;
     if (!fits || checksum != entry.checksum) {
-        snprintf(consumer->error, sizeof(consumer->error),
+        intake_error_line(consumer->error, sizeof(consumer->error),
                  "entry at position %llu failed its checks (length %u): log corrupt",
                  (unsigned long long)position, entry.length);
         return ENTRY_BAD;
@@ -373,7 +395,7 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     record->sequence = entry.sequence;
     record->receive_time_ns = entry.receive_time_ns;
     record->missed = expected == SHM_LOG_OFFSET_NONE ? 0 : entry.offset - expected;
-    record->position = position;
+    record->opaque_position = position;
     consumer->expected_offset = entry.offset + 1;
     consumer->missed_total += record->missed;
     return ENTRY_RECORD;
@@ -410,7 +432,7 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
             return -EBADMSG;
         }
     }
-    snprintf(consumer->error, sizeof(consumer->error), "poll kept being lapped by the writer");
+    intake_error_line(consumer->error, sizeof(consumer->error), "poll kept being lapped by the writer");
     return -EAGAIN;
 }
 

@@ -570,8 +570,10 @@ static int intake_topic_open(struct bench_run *run, uint32_t topic,
     char name[BENCH_TOPIC_NAME_BYTES_MAX];
     snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
     struct intake_consumer_options open_options = {.start = start, .ephemeral = true};
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
     int result = intake_consumer_open(run->options->shm_dir, name, BENCH_CONSUMER_NAME,
-                                      &open_options, &consumer->topic_logs[topic]);
+                                      &open_options, &consumer->topic_logs[topic], why,
+                                      sizeof(why));
     if (result == -ENOENT) return 0;
     uint64_t now_ns = intake_now_ns();
     if (result == -EINVAL) {
@@ -579,7 +581,7 @@ static int intake_topic_open(struct bench_run *run, uint32_t topic,
         if (now_ns - consumer->unreadable_since_ns < BENCH_LOG_CREATE_TIMEOUT_NS) return 0;
     }
     if (result != 0) {
-        fprintf(stderr, "intake-bench: open %s: %s\n", name, intake_consumer_open_error());
+        fprintf(stderr, "intake-bench: open %s: %s\n", name, why);
         run_fail(run, result, "intake consumer open");
         return result;
     }

@@ -1,7 +1,7 @@
 /*
- * record.c: the per-reactor record pool (see record.h). Runs on the owning reactor thread only.
+ * record_pool.c: the per-reactor record pool (see record_pool.h). Runs on the owning reactor thread only.
  */
-#include "record.h"
+#include "record_pool.h"
 
 #include <errno.h>
 #include <string.h>

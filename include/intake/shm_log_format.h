@@ -45,7 +45,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common.h"
+/* Self-contained: readers in other programs include only this header. */
+#define SHM_LOG_CACHE_LINE_BYTES 64
 
 /* ThreadSanitizer does not model atomic_thread_fence (GCC warns with -Wtsan). The edges TSan
  * checks here are the release/acquire pairs (commit_position, read_position, slot state); the
@@ -115,9 +116,9 @@ struct shm_log_consumer_slot {
     _Atomic uint64_t committed_offset;      /* the offset expected there (or OFFSET_NONE) */
     uint8_t reserved1[16];
 };
-_Static_assert(sizeof(struct shm_log_consumer_slot) == 2 * INTAKE_CACHE_LINE_BYTES,
+_Static_assert(sizeof(struct shm_log_consumer_slot) == 2 * SHM_LOG_CACHE_LINE_BYTES,
                "slot is two cache lines");
-_Static_assert(offsetof(struct shm_log_consumer_slot, state) == INTAKE_CACHE_LINE_BYTES,
+_Static_assert(offsetof(struct shm_log_consumer_slot, state) == SHM_LOG_CACHE_LINE_BYTES,
                "slot state starts the second line");
 
 struct shm_log_header {
@@ -137,18 +138,18 @@ struct shm_log_header {
     char topic[SHM_LOG_TOPIC_BYTES];
     /* --- line 5: the writer's commit state --- */
     /* End of published entries (the length-commit word). */
-    alignas(INTAKE_CACHE_LINE_BYTES) _Atomic uint64_t commit_position;
+    alignas(SHM_LOG_CACHE_LINE_BYTES) _Atomic uint64_t commit_position;
     _Atomic uint64_t commit_offset;    /* next offset at commit_position (seqlock-paired) */
     _Atomic uint32_t commit_sequence;  /* futex word and seqlock: odd while publishing */
     _Atomic uint32_t readers_waiting;  /* set by a reader before it sleeps on the futex */
     _Atomic int32_t writer_pid;        /* informational */
     uint8_t reserved1[36];
     /* --- line 6: the oldest retained entry --- */
-    alignas(INTAKE_CACHE_LINE_BYTES) _Atomic uint64_t retained_position; /* oldest intact entry */
+    alignas(SHM_LOG_CACHE_LINE_BYTES) _Atomic uint64_t retained_position; /* oldest intact entry */
     _Atomic uint64_t retained_offset;  /* informational: its offset as the writer last knew it */
     uint8_t reserved2[48];
     /* --- lines 7..: consumer slots --- */
-    alignas(INTAKE_CACHE_LINE_BYTES) struct shm_log_consumer_slot slots[SHM_LOG_CONSUMER_SLOTS];
+    alignas(SHM_LOG_CACHE_LINE_BYTES) struct shm_log_consumer_slot slots[SHM_LOG_CONSUMER_SLOTS];
 };
 _Static_assert(offsetof(struct shm_log_header, topic) == 64, "topic starts line 1");
 _Static_assert(offsetof(struct shm_log_header, commit_position) == 320, "commit state line 5");
