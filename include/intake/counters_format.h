@@ -93,6 +93,7 @@ struct intake_counters_header {
     uint32_t worker_row_bytes;        /* INTAKE_COUNTERS_WORKER_ROW_BYTES */
     uint32_t topic_row_bytes;         /* INTAKE_COUNTERS_TOPIC_ROW_BYTES */
     uint32_t reserved1;
+    uint64_t reserved2;
     /* --- lines 2..5: text, NUL-terminated --- */
     char shm_directory[128];          /* --shm-dir: where the topics' logs are */
     char listen[64];                  /* --listen as given */
@@ -102,7 +103,7 @@ struct intake_counters_header {
     _Atomic uint32_t state;           /* enum intake_counters_state */
     _Atomic uint32_t listening;       /* 1 while the listeners accept */
     _Atomic uint64_t state_wall_ns;   /* CLOCK_REALTIME of the last state change */
-    uint8_t reserved2[48];
+    uint8_t reserved3[48];
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");

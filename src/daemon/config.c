@@ -3,6 +3,7 @@
  * once at startup, so nothing is discovered to be too small at run time.
  */
 #include "config.h"
+#include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
 
@@ -18,7 +19,7 @@ enum option_id {
     OPTION_ACK_WINDOW, OPTION_CQ_ENTRIES, OPTION_BACKEND, OPTION_BUFFERS, OPTION_BUFFER_SIZE,
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_HELP,
+    OPTION_TOPIC, OPTION_HELP, OPTION_METRICS_LISTEN, OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -47,6 +48,8 @@ static const struct option config_options[] = {
     {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
     {"topic", required_argument, NULL, OPTION_TOPIC},
     {"help", no_argument, NULL, OPTION_HELP},
+    {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
+    {"counters", required_argument, NULL, OPTION_COUNTERS},
     {NULL, 0, NULL, 0},
 };
 
@@ -76,6 +79,8 @@ void config_print_usage(FILE *out) {
           "  --retention block|overwrite  slow consumers push back (block, default) or lose the oldest\n"
           "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms (10000)\n"
           "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
+          "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
+          "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
           "Sizes take K, M or G suffixes. SIGTERM/SIGINT: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
           out);
 }
@@ -135,6 +140,14 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     switch (option) {
     case OPTION_LISTEN: return parse_listen(argument, config, why, capacity);
     case OPTION_SHM_DIR: config->shm_directory = argument; return 0;
+    case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_METRICS_LISTEN: {
+        struct sockaddr_storage address;
+        socklen_t length = 0;
+        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0) return -EINVAL;
+        config->metrics_listen = argument;
+        return 0;
+    }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
     case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
     case OPTION_TOPIC:
@@ -251,14 +264,14 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
         if (option == -1) break;
         if (option == OPTION_HELP) return CONFIG_HELP;
         if (option == '?') {
-            snprintf(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
+            intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
                      argv[optind - 1]);
             return CONFIG_ERROR;
         }
         if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
     }
     if (optind < argc) {
-        snprintf(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
         return CONFIG_ERROR;
     }
     return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;

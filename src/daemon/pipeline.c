@@ -76,7 +76,7 @@ static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t
     if (pipeline->reactors == NULL || pipeline->workers == NULL) goto out_of_memory;
     return 0;
 out_of_memory:
-    snprintf(why, why_capacity, "out of memory sizing queues (--topics-max %u, --topic-queue %u)",
+    intake_error_line(why, why_capacity, "out of memory sizing queues (--topics-max %u, --topic-queue %u)",
              config->topics_max, config->topic_queue_capacity);
     return -ENOMEM;
 }
@@ -101,6 +101,7 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    counters_region_close(&pipeline->counters);
 }
 
 static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -109,7 +110,7 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
         uint32_t topic_id = 0;
         if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
             TOPIC_TABLE_FULL) {
-            snprintf(why, why_capacity, "more --topic flags than --topics-max %u",
+            intake_error_line(why, why_capacity, "more --topic flags than --topics-max %u",
                      pipeline->config.topics_max);
             return -EINVAL;
         }
@@ -146,9 +147,31 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]), config->zcrx_queues,
                                        config->reactor_count);
     if (result < 0)
-        snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
+        intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                  strerror(-result));
     return result;
+}
+
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity) {
+    if (config->counters_path != NULL) snprintf(path, capacity, "%s", config->counters_path);
+    else snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
+}
+
+/* Before any thread starts: every reactor and worker writes its rows from its first loop. */
+static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    char path[4096];
+    pipeline_counters_path(config, path, sizeof(path));
+    struct counters_region_identity identity = {
+        .reactor_count = config->reactor_count,
+        .worker_count = config->worker_count,
+        .topics_max = config->topics_max,
+        .log_capacity_bytes = config->log_capacity_bytes,
+        .shm_directory = config->shm_directory,
+        .listen = config->listen_text,
+        .metrics_listen = config->metrics_listen,
+    };
+    return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
 
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
@@ -156,10 +179,11 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
     int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++) {
         result = worker_create(pipeline, worker, &pipeline->workers[worker]);
-        if (result < 0) snprintf(why, why_capacity, "worker %u: out of memory", worker);
+        if (result < 0) intake_error_line(why, why_capacity, "worker %u: out of memory", worker);
     }
     /* Listeners first, all of them, so a busy port fails before any thread starts. */
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
@@ -177,6 +201,8 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     }
     pipeline->backend_kind =
         strcmp(reactor_backend_name(pipeline->reactors[0]), "zcrx") == 0 ? RX_BACKEND_ZCRX : RX_BACKEND_PBUF;
+    counters_region_set_backend(&pipeline->counters, reactor_backend_name(pipeline->reactors[0]));
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_RUNNING, true);
     return 0;
 }
 
@@ -201,6 +227,7 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 }
 
 void pipeline_stop(struct pipeline *pipeline) {
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_STOPPING, false);
     pipeline_drain_reactors(pipeline);
     pipeline_stop_workers(pipeline);
 }

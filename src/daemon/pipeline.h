@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "counters_region.h"
 #include "rx_backend.h"
 #include "shm_log.h"
 #include "spsc_ring.h"
@@ -69,6 +70,8 @@ struct pipeline_config {
     char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
     bool fixed_topics_only;           /* --no-auto-topics: only configured topics accepted */
+    const char *metrics_listen;       /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
+    const char *counters_path;        /* --counters PATH (NULL: <shm-dir>/intake.counters) */
 };
 
 struct reactor;
@@ -84,6 +87,9 @@ struct pipeline {
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */
     enum rx_backend_kind backend_kind;  /* what auto resolved to */
+    /* The counters region other processes read (include/intake/counters_format.h). Each reactor
+     * and worker writes only its own rows; nothing reads them back to decide anything. */
+    struct counters_region counters;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
@@ -108,6 +114,8 @@ static inline uint32_t pipeline_topic_owner(const struct pipeline *pipeline, uin
 void pipeline_config_defaults(struct pipeline_config *config);
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) INTAKE_MUST_CHECK;
+/* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Prints every reactor's and worker's counters to stderr (SIGUSR1, shutdown). */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counters_region.h"
 #include "pipeline.h"
 #include "reactor.h"
 #include "record_decode.h"
@@ -53,6 +54,8 @@ struct worker {
     _Atomic int sleeping;
     _Atomic bool report_requested;
     struct worker_counters counters;
+    /* This worker's row in the counters region (its topics' rows are written here too). */
+    struct intake_counters_worker_row *counters_row;
 };
 
 static long futex_call(_Atomic uint32_t *word, int operation, uint32_t value,
@@ -76,8 +79,10 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     /* Acquire: pairs with the opener's release store; slot->log is complete once READY. */
     enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
     if (state != TOPIC_LOG_NONE) return state;
-    if (topic_table_entry(&worker->pipeline->topics, topic_id) == NULL)
-        return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    const struct topic_entry *entry = topic_table_entry(&worker->pipeline->topics, topic_id);
+    if (entry == NULL) return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    counters_region_name_topic(counters_region_topic(&worker->pipeline->counters, topic_id),
+                               entry->name, entry->name_length);
     log_opener_request(worker->pipeline->log_opener, topic_id, worker->index, &topic->log_slot);
     return TOPIC_LOG_REQUESTED;
 }
@@ -98,6 +103,8 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_INTERNAL;
         record->status_detail = "the topic's shared-memory log could not be opened";
         worker->counters.records_failed++;
+        counter_add(&counters_region_topic(&worker->pipeline->counters, record->topic_id)
+                         ->records_failed, 1);
         return true;
     }
     struct record_view view = record_view_of(record);
@@ -107,6 +114,8 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_REJECTED;
         record->status_detail = detail ? detail : "record failed to decode";
         worker->counters.records_rejected++;
+        counter_add(&counters_region_topic(&worker->pipeline->counters, record->topic_id)
+                         ->records_rejected, 1);
         return true;
     }
     /* Both parsers read the same bytes with the same last-one-wins rule. */
@@ -120,12 +129,18 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_SHUTTING_DOWN;
         record->status_detail = "shutdown deadline passed while the topic's log was full";
         worker->counters.records_failed++;
+        counter_add(&counters_region_topic(&worker->pipeline->counters, record->topic_id)
+                         ->records_failed, 1);
         return true;
     }
     record->status = RECORD_STATUS_OK;
     record->log_offset = offset;
     worker->counters.records_committed++;
     worker->counters.bytes_copied += record->frame_bytes;
+    struct intake_counters_topic_row *row =
+        counters_region_topic(&worker->pipeline->counters, record->topic_id);
+    counter_add(&row->records_committed, 1);
+    counter_add(&row->bytes_committed, record->frame_bytes);
     *appended = true;
     return true;
 }
@@ -201,19 +216,39 @@ static void worker_sleep(struct worker *worker, bool stalled) {
         futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, &timeout);
         return;
     }
+    /* Idle, but not for longer than a heartbeat interval (readiness probes read it). */
+    struct timespec heartbeat_interval = {
+        (time_t)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS / 1000000000ull),
+        (long)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS % 1000000000ull)};
     /* Dekker-style handshake with reactors (see worker_wake): announce, then look again. */
     atomic_store(&worker->sleeping, 1);
     uint32_t seen = atomic_load(&worker->wake_sequence);
     if (worker_queues_empty(worker) && !atomic_load(&worker->pipeline->workers_stopping) &&
         !atomic_load(&worker->report_requested))
-        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, NULL);
+        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, &heartbeat_interval);
     atomic_store(&worker->sleeping, 0);
+}
+
+/* Copies this worker's counters into its row of the counters region, with its heartbeat.
+ * Once per loop iteration: relaxed stores of values only this thread writes. */
+static void worker_publish_counters(struct worker *worker) {
+    const struct worker_counters *c = &worker->counters;
+    struct intake_counters_worker_row *row = worker->counters_row;
+    counter_set(&row->heartbeat_ns, intake_now_ns());
+    counter_set(&row->records_committed, c->records_committed);
+    counter_set(&row->bytes_copied, c->bytes_copied);
+    counter_set(&row->records_rejected, c->records_rejected);
+    counter_set(&row->records_failed, c->records_failed);
+    counter_set(&row->publishes, c->publishes);
+    counter_set(&row->log_full_waits, c->log_full_waits);
+    counter_set(&row->sleeps, c->sleeps);
 }
 
 static void *worker_thread_main(void *argument) {
     struct worker *worker = argument;
     struct pipeline *pipeline = worker->pipeline;
     for (;;) {
+        worker_publish_counters(worker);
         if (atomic_exchange(&worker->report_requested, false))
             worker_print_counters(worker, stderr, "on request");
         bool progress = false;
@@ -227,6 +262,7 @@ static void *worker_thread_main(void *argument) {
         if (atomic_load(&pipeline->workers_stopping) && !stalled) break;
         worker_sleep(worker, stalled);
     }
+    worker_publish_counters(worker); /* the final values, for readers after exit */
     return NULL;
 }
 
@@ -237,6 +273,7 @@ int worker_create(struct pipeline *pipeline, uint32_t index, struct worker **out
     if (worker == NULL) return -ENOMEM;
     worker->pipeline = pipeline;
     worker->index = index;
+    worker->counters_row = counters_region_worker(&pipeline->counters, index);
     worker->topic_slots = pipeline->config.topics_max / pipeline->config.worker_count + 1;
     worker->topics = calloc(worker->topic_slots, sizeof(struct worker_topic));
     worker->reactors_to_wake = calloc(pipeline->config.reactor_count, sizeof(bool));

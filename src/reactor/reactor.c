@@ -24,6 +24,7 @@
 
 #include "ack_frame.h"
 #include "ack_window.h"
+#include "counters_region.h"
 #include "framer.h"
 #include "pipeline.h"
 #include "record.h"
@@ -142,6 +143,7 @@ struct reactor_counters {
     uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
     uint64_t lingered;              /* closes that waited for the peer after a final Ack */
     uint64_t wakeups;
+    uint64_t connections_ended[5];  /* by final status (enum record_status) */
 };
 
 struct reactor {
@@ -200,6 +202,9 @@ struct reactor {
     uint64_t stall_progress_mark;
     uint32_t open_connections;
     struct reactor_counters counters;
+    /* This reactor's rows in the counters region (written only here, read by other processes). */
+    struct intake_counters_reactor_row *counters_row;
+    struct intake_counters_received_cell *received_cells; /* [topics_max] */
 };
 
 static void connection_maybe_finish(struct reactor *reactor, struct connection *connection);
@@ -315,6 +320,8 @@ static void connection_end(struct reactor *reactor, struct connection *connectio
     connection->end_detail = detail;
     if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
         reactor->counters.connections_failed++;
+    INTAKE_ASSERT(status < INTAKE_ARRAY_LENGTH(reactor->counters.connections_ended));
+    reactor->counters.connections_ended[status]++;
     connection_cancel_receive(reactor, connection);
     /* Unframed input will never be framed now: let its units go. */
     while (connection->backlog_head != NO_NODE) {
@@ -368,6 +375,8 @@ static enum admit_result connection_admit(struct reactor *reactor, struct connec
     INTAKE_ASSERT(position == record->window_position);
     reactor->workers_to_wake[pipeline_topic_owner(pipeline, record->topic_id)] = true;
     reactor->counters.records_admitted++;
+    counter_add(&reactor->received_cells[record->topic_id].records, 1);
+    counter_add(&reactor->received_cells[record->topic_id].bytes, record->frame_bytes);
     return ADMIT_DONE;
 }
 
@@ -961,7 +970,12 @@ static void reactor_wait(struct reactor *reactor) {
         struct io_uring_cqe *cqe = NULL;
         io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &timeout, NULL);
     } else {
-        io_uring_submit_and_wait(&reactor->ring, 1);
+        /* Idle, but not for longer than a heartbeat interval (readiness probes read it). */
+        struct __kernel_timespec timeout = {
+            (long long)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS / 1000000000ull),
+            (long long)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS % 1000000000ull)};
+        struct io_uring_cqe *cqe = NULL;
+        io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &timeout, NULL);
     }
     atomic_store(&reactor->wake_armed, 0);
 }
@@ -977,11 +991,50 @@ static void reactor_process_completions(struct reactor *reactor) {
     io_uring_cq_advance(&reactor->ring, seen);
 }
 
+/* Copies this reactor's counters into its row of the counters region, with its heartbeat.
+ * Once per loop iteration: relaxed stores of values only this thread writes. */
+static void reactor_publish_counters(struct reactor *reactor) {
+    const struct reactor_counters *c = &reactor->counters;
+    const struct rx_backend_stats *b = &reactor->backend->stats;
+    struct intake_counters_reactor_row *row = reactor->counters_row;
+    counter_set(&row->heartbeat_ns, intake_now_ns());
+    counter_set(&row->connections_open, reactor->open_connections);
+    counter_set(&row->connections_accepted, c->connections_accepted);
+    counter_set(&row->connections_refused, c->connections_refused);
+    counter_set(&row->connections_closed, c->connections_closed);
+    counter_set(&row->connections_failed, c->connections_failed);
+    counter_set(&row->connections_lingered, c->lingered);
+    counter_set(&row->stalls_broken, c->stalls_broken);
+    counter_set(&row->records_admitted, c->records_admitted);
+    counter_set(&row->records_returned, c->records_returned);
+    counter_set(&row->records_failed, c->records_failed);
+    counter_set(&row->frames_truncated, c->frames_truncated);
+    counter_set(&row->acks_sent, c->acks_sent);
+    counter_set(&row->backlog_exhausted, c->backlog_exhausted);
+    counter_set(&row->wakeups, c->wakeups);
+    counter_set(&row->pauses_topic_queue, c->pauses_topic_queue);
+    counter_set(&row->pauses_record_pool, c->pauses_record_pool);
+    counter_set(&row->pauses_ack_window, c->pauses_ack_window);
+    counter_set(&row->pauses_out_of_units, c->pauses_out_of_units);
+    counter_set(&row->backend_bytes_received, b->bytes_received);
+    counter_set(&row->backend_completions, b->completions);
+    counter_set(&row->backend_units_recycled, b->units_recycled);
+    counter_set(&row->backend_rearms_out_of_units, b->rearms_out_of_units);
+    counter_set(&row->backend_rearms_overflow, b->rearms_overflow);
+    counter_set(&row->backend_rearms_other, b->rearms_other);
+    counter_set(&row->backend_refill_flushes, b->refill_flushes);
+    counter_set(&row->backend_units_in_use,
+                reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+    for (uint32_t status = 0; status < INTAKE_ARRAY_LENGTH(c->connections_ended); status++)
+        counter_set(&row->connections_ended[status], c->connections_ended[status]);
+}
+
 static void reactor_loop(struct reactor *reactor) {
     struct pipeline *pipeline = reactor->pipeline;
     reactor_arm_accept(reactor);
     reactor_arm_wake(reactor);
     for (;;) {
+        reactor_publish_counters(reactor);
         if (atomic_load_explicit(&pipeline->stopping, memory_order_acquire)) {
             if (!reactor->stop_started) reactor_begin_stop(reactor);
             else reactor_continue_stop(reactor);
@@ -1000,6 +1053,7 @@ static void reactor_loop(struct reactor *reactor) {
         reactor_process_completions(reactor);
         reactor_wake_workers(reactor);
     }
+    reactor_publish_counters(reactor); /* the final values, for readers after exit */
 }
 
 /* -------------------------------------------------------------- setup, teardown --- */
@@ -1156,6 +1210,8 @@ int reactor_create(struct pipeline *pipeline, uint32_t index, struct reactor **o
     if (reactor == NULL) return -ENOMEM;
     reactor->pipeline = pipeline;
     reactor->index = index;
+    reactor->counters_row = counters_region_reactor(&pipeline->counters, index);
+    reactor->received_cells = counters_region_received(&pipeline->counters, index);
     reactor->listen_fd = -1;
     reactor->wake_fd = eventfd(0, EFD_CLOEXEC);
     sem_init(&reactor->started, 0, 0);

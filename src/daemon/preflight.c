@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shm_log_format.h"
+#include "intake/shm_log_format.h"
 
 #define PREFLIGHT_PAGE_BYTES 4096ull
 #define PREFLIGHT_SECCOMP_PROFILE "deploy/seccomp/intaked.json"
@@ -78,18 +78,18 @@ void preflight_explain_io_uring(int error, char *why, size_t why_capacity) {
                             strcmp(seccomp, "2") == 0;
     if (error == ENOSYS || error == EPERM) {
         if (sysctl_known && disabled == 2) {
-            snprintf(why, why_capacity,
+            intake_error_line(why, why_capacity,
                      "io_uring_setup: %s: io_uring is disabled on this host by the sysctl "
                      "kernel.io_uring_disabled=2; set it to 0 (sysctl -w kernel.io_uring_disabled=0)",
                      strerror(error));
         } else if (sysctl_known && disabled == 1 && error == EPERM) {
-            snprintf(why, why_capacity,
+            intake_error_line(why, why_capacity,
                      "io_uring_setup: %s: the sysctl kernel.io_uring_disabled=1 allows io_uring only "
                      "to CAP_SYS_ADMIN or the group in kernel.io_uring_group; add intaked's group "
                      "there or set kernel.io_uring_disabled=0",
                      strerror(error));
         } else if (seccomp_filtered) {
-            snprintf(why, why_capacity,
+            intake_error_line(why, why_capacity,
                      "io_uring_setup: %s: blocked by a seccomp profile (kernel.io_uring_disabled=%ld "
                      "allows it; container runtimes' default profiles block io_uring); run with "
                      "%s (podman/docker --security-opt seccomp=%s; Kubernetes "
@@ -97,7 +97,7 @@ void preflight_explain_io_uring(int error, char *why, size_t why_capacity) {
                      strerror(error), disabled < 0 ? 0 : disabled, PREFLIGHT_SECCOMP_PROFILE,
                      PREFLIGHT_SECCOMP_PROFILE);
         } else {
-            snprintf(why, why_capacity,
+            intake_error_line(why, why_capacity,
                      "io_uring_setup: %s: no seccomp filter and kernel.io_uring_disabled %s; the "
                      "kernel was likely built without io_uring (CONFIG_IO_URING)",
                      strerror(error), sysctl_known ? "allows it" : "is absent (Linux < 6.6)");
@@ -105,13 +105,13 @@ void preflight_explain_io_uring(int error, char *why, size_t why_capacity) {
         return;
     }
     if (error == ENOMEM) {
-        snprintf(why, why_capacity,
+        intake_error_line(why, why_capacity,
                  "io_uring_setup: %s: the ring could not be allocated or pinned; raise the locked "
                  "memory limit (ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or the memory limit",
                  strerror(error));
         return;
     }
-    snprintf(why, why_capacity, "io_uring_setup: %s", strerror(error));
+    intake_error_line(why, why_capacity, "io_uring_setup: %s", strerror(error));
 }
 
 /* A tiny ring with no flags: tells whether io_uring can be used at all, before any thread. */
@@ -167,7 +167,7 @@ static int check_memlock(const struct pipeline_config *config, FILE *out, char *
                 limit_text, needed_text, config->reactor_count);
         return 0;
     }
-    snprintf(why, why_capacity,
+    intake_error_line(why, why_capacity,
              "RLIMIT_MEMLOCK hard limit %s is below the %s intaked pins (%s); raise it "
              "(ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK",
              limit_text, needed_text,
@@ -222,7 +222,7 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
     format_bytes(config->log_capacity_bytes, log_text, sizeof(log_text));
     format_bytes(log_bytes * config->topics_max, wanted_text, sizeof(wanted_text));
     if (fits == 0 || fits < config->fixed_topic_count) {
-        snprintf(why, why_capacity,
+        intake_error_line(why, why_capacity,
                  "--shm-dir %s has %s free: room for %lu topic log(s) of --log-size %s, but %u "
                  "--topic(s) are configured; grow the volume (--log-size x --topics-max = %s) or "
                  "lower --log-size",
@@ -262,7 +262,7 @@ static int check_descriptors(struct pipeline_config *config, FILE *out, char *wh
     uint64_t per_reactor =
         limit.rlim_cur > others ? (limit.rlim_cur - others) / config->reactor_count : 0;
     if (per_reactor == 0) {
-        snprintf(why, why_capacity,
+        intake_error_line(why, why_capacity,
                  "RLIMIT_NOFILE %lu leaves no descriptor for connections after --topics-max %u "
                  "logs and %u reserved; raise it (ulimit -n, --ulimit nofile=N:N, LimitNOFILE=)",
                  (unsigned long)limit.rlim_cur, config->topics_max, PREFLIGHT_DESCRIPTORS_RESERVED);

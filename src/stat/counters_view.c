@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shm_log_format.h"
+#include "intake/shm_log_format.h"
 
 /* Sanity bounds for counts read from a file another process wrote. */
 #define VIEW_REACTORS_MAX 4096u
@@ -35,18 +35,18 @@ static const char *state_name(uint32_t state) {
 static bool header_is_valid(const struct intake_counters_header *header, size_t file_bytes,
                             char *why, size_t why_capacity) {
     if (header->magic != INTAKE_COUNTERS_MAGIC) {
-        snprintf(why, why_capacity, "not an intake counters file (bad magic)");
+        intake_error_line(why, why_capacity, "not an intake counters file (bad magic)");
         return false;
     }
     if (header->version != INTAKE_COUNTERS_VERSION) {
-        snprintf(why, why_capacity, "counters format version %u, this reader knows %u",
+        intake_error_line(why, why_capacity, "counters format version %u, this reader knows %u",
                  header->version, INTAKE_COUNTERS_VERSION);
         return false;
     }
     if (header->reactor_count == 0 || header->reactor_count > VIEW_REACTORS_MAX ||
         header->worker_count == 0 || header->worker_count > VIEW_WORKERS_MAX ||
         header->topics_max == 0 || header->topics_max > VIEW_TOPICS_MAX) {
-        snprintf(why, why_capacity, "counters header has implausible counts");
+        intake_error_line(why, why_capacity, "counters header has implausible counts");
         return false;
     }
     /* Every offset must be the one the format defines for these counts. */
@@ -64,7 +64,7 @@ static bool header_is_valid(const struct intake_counters_header *header, size_t 
         header->worker_row_bytes != expected.worker_row_bytes ||
         header->topic_row_bytes != expected.topic_row_bytes ||
         header->total_bytes != expected.total_bytes || header->total_bytes > file_bytes) {
-        snprintf(why, why_capacity, "counters header layout does not match its counts");
+        intake_error_line(why, why_capacity, "counters header layout does not match its counts");
         return false;
     }
     return true;
@@ -76,26 +76,26 @@ int counters_view_open(const char *path, struct counters_view *view, char *why,
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int error = errno;
-        snprintf(why, why_capacity, "%s: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "%s: %s", path, strerror(error));
         return -error;
     }
     struct stat info;
     if (fstat(fd, &info) != 0 || (size_t)info.st_size < INTAKE_COUNTERS_HEADER_BYTES) {
         close(fd);
-        snprintf(why, why_capacity, "%s: too small for a counters file", path);
+        intake_error_line(why, why_capacity, "%s: too small for a counters file", path);
         return -EINVAL;
     }
     void *mapping = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_SHARED, fd, 0);
     int error = errno;
     close(fd);
     if (mapping == MAP_FAILED) {
-        snprintf(why, why_capacity, "%s: mmap: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "%s: mmap: %s", path, strerror(error));
         return -error;
     }
     char reason[160];
     if (!header_is_valid(mapping, (size_t)info.st_size, reason, sizeof(reason))) {
         munmap(mapping, (size_t)info.st_size);
-        snprintf(why, why_capacity, "%s: %s", path, reason);
+        intake_error_line(why, why_capacity, "%s: %s", path, reason);
         return -EINVAL;
     }
     view->base = mapping;
@@ -177,8 +177,8 @@ static bool heartbeats_within(const struct counters_view *view, uint64_t now_ns,
     char thread[32];
     uint64_t age = oldest_heartbeat_age(view, now_ns, thread, sizeof(thread));
     if (age <= limit_ns) return true;
-    if (age == UINT64_MAX) snprintf(why, why_capacity, "%s has not started", thread);
-    else snprintf(why, why_capacity, "%s last heartbeat %.1f s ago", thread, (double)age / 1e9);
+    if (age == UINT64_MAX) intake_error_line(why, why_capacity, "%s has not started", thread);
+    else intake_error_line(why, why_capacity, "%s last heartbeat %.1f s ago", thread, (double)age / 1e9);
     return false;
 }
 
@@ -188,7 +188,7 @@ bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint6
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
                                           memory_order_acquire);
     if (state == INTAKE_COUNTERS_STATE_STOPPED) {
-        snprintf(why, why_capacity, "stopped");
+        intake_error_line(why, why_capacity, "stopped");
         return false;
     }
     /* While starting, threads have not beaten yet: alive. */
@@ -202,12 +202,12 @@ bool counters_view_ready(const struct counters_view *view, uint64_t now_ns, uint
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
                                           memory_order_acquire);
     if (state != INTAKE_COUNTERS_STATE_RUNNING) {
-        snprintf(why, why_capacity, "state %s", state_name(state));
+        intake_error_line(why, why_capacity, "state %s", state_name(state));
         return false;
     }
     if (atomic_load_explicit((_Atomic uint32_t *)&view->header->listening,
                              memory_order_relaxed) != 1) {
-        snprintf(why, why_capacity, "not listening");
+        intake_error_line(why, why_capacity, "not listening");
         return false;
     }
     return heartbeats_within(view, now_ns, ready_ns, why, why_capacity);

@@ -9,7 +9,26 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* mkdir -p of the directory holding `path` (the region usually lives in --shm-dir, which the
+ * log opener would otherwise create later). */
+static int make_parent_directories(const char *path) {
+    char directory[4096];
+    snprintf(directory, sizeof(directory), "%s", path);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL || slash == directory) return 0;
+    *slash = '\0';
+    for (char *cursor = directory + 1; *cursor != '\0'; cursor++) {
+        if (*cursor != '/') continue;
+        *cursor = '\0';
+        if (mkdir(directory, 0755) != 0 && errno != EEXIST) return -errno;
+        *cursor = '/';
+    }
+    if (mkdir(directory, 0755) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
 
 static void copy_text(char *out, size_t capacity, const char *text) {
     snprintf(out, capacity, "%s", text ? text : "");
@@ -24,15 +43,20 @@ int counters_region_create(struct counters_region *region, const char *path,
     intake_counters_layout(identity->reactor_count, identity->worker_count, identity->topics_max,
                            &layout);
     if (snprintf(region->path, sizeof(region->path), "%s", path) >= (int)sizeof(region->path)) {
-        snprintf(why, why_capacity, "--counters path too long");
+        intake_error_line(why, why_capacity, "--counters path too long");
         return -ENAMETOOLONG;
+    }
+    int made = make_parent_directories(path);
+    if (made < 0) {
+        intake_error_line(why, why_capacity, "counters region %s: mkdir: %s", path, strerror(-made));
+        return made;
     }
     char temporary[sizeof(region->path) + 32];
     snprintf(temporary, sizeof(temporary), "%s.%d.tmp", path, (int)getpid());
     int fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int error = errno;
-        snprintf(why, why_capacity, "counters region %s: open: %s", temporary, strerror(error));
+        intake_error_line(why, why_capacity, "counters region %s: open: %s", temporary, strerror(error));
         return -error;
     }
     /* Allocated whole (no SIGBUS later on a full tmpfs). */
@@ -45,7 +69,7 @@ int counters_region_create(struct counters_region *region, const char *path,
     close(fd);
     if (result != 0) {
         unlink(temporary);
-        snprintf(why, why_capacity, "counters region %s (%lu bytes): %s", temporary,
+        intake_error_line(why, why_capacity, "counters region %s (%lu bytes): %s", temporary,
                  (unsigned long)layout.total_bytes, strerror(result));
         return -result;
     }
@@ -66,7 +90,7 @@ int counters_region_create(struct counters_region *region, const char *path,
         int error = errno;
         munmap(mapping, layout.total_bytes);
         unlink(temporary);
-        snprintf(why, why_capacity, "counters region %s: rename: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "counters region %s: rename: %s", path, strerror(error));
         return -error;
     }
     region->base = mapping;

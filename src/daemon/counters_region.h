@@ -8,6 +8,7 @@
 #define INTAKE_COUNTERS_REGION_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
