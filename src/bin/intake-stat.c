@@ -6,8 +6,13 @@
  *
  *   intake-stat [--shm-dir DIR | --counters PATH] [--interval SECONDS] [--count N]
  *               [--format text|prometheus]
+ *   intake-stat [--shm-dir DIR | --counters PATH] --check live|ready
  *
- * Exit: 0 after printing; 1 when the region cannot be read; 2 for bad flags.
+ * --check is a probe without HTTP (an exec probe, a compose healthcheck): the same verdicts as
+ * intaked's /healthz and /readyz, printed as one line.
+ *
+ * Exit: 0 after printing (--check: healthy); 1 when the region cannot be read (--check: not
+ * healthy); 2 for bad flags.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,7 +31,8 @@ static void usage(FILE *out) {
           "  --counters PATH        the counters region, when intaked ran with --counters\n"
           "  --interval SECONDS     print every SECONDS (default: once)\n"
           "  --count N              with --interval, stop after N prints\n"
-          "  --format text|prometheus  terminal text (default) or the /metrics exposition\n",
+          "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
+          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n",
           out);
 }
 
@@ -44,6 +50,7 @@ int main(int argc, char **argv) {
         {"shm-dir", required_argument, NULL, 'd'}, {"counters", required_argument, NULL, 'c'},
         {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
+        {"check", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     const char *directory = "/dev/shm/intake";
@@ -51,6 +58,7 @@ int main(int argc, char **argv) {
     double interval_seconds = 0;
     double count = 0;
     enum counters_render_format format = COUNTERS_RENDER_TEXT;
+    const char *check = NULL;
     int option;
     while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
         bool bad = false;
@@ -64,12 +72,20 @@ int main(int argc, char **argv) {
             else if (strcmp(optarg, "prometheus") == 0) format = COUNTERS_RENDER_PROMETHEUS;
             else bad = true;
             break;
+        case 'k':
+            check = optarg;
+            bad = strcmp(optarg, "live") != 0 && strcmp(optarg, "ready") != 0;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
         if (bad) {
             fprintf(stderr, "intake-stat: bad value for --%s: \"%s\"\n",
-                    option == 'i' ? "interval" : option == 'n' ? "count" : "format", optarg);
+                    option == 'i'   ? "interval"
+                    : option == 'n' ? "count"
+                    : option == 'k' ? "check"
+                                    : "format",
+                    optarg);
             return 2;
         }
     }
@@ -85,6 +101,16 @@ int main(int argc, char **argv) {
     if (counters_view_open(path, &view, why, sizeof(why)) < 0) {
         fprintf(stderr, "intake-stat: %s (is intaked running with this --shm-dir?)\n", why);
         return 1;
+    }
+    if (check != NULL) {
+        bool live = strcmp(check, "live") == 0;
+        bool healthy = live ? counters_view_live(&view, intake_now_ns(), COUNTERS_VIEW_LIVE_NS, why,
+                                                 sizeof(why))
+                            : counters_view_ready(&view, intake_now_ns(), COUNTERS_VIEW_READY_NS, why,
+                                                  sizeof(why));
+        printf("intake-stat: %s: %s\n", check, healthy ? "yes" : why);
+        counters_view_close(&view);
+        return healthy ? 0 : 1;
     }
     /* Logs are read from the directory given here, which may be mounted elsewhere than where
      * the daemon sees it (another container). */

@@ -96,12 +96,12 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
                        length, MHD_RESPMEM_MUST_FREE);
     }
     if (strcmp(url, "/healthz") == 0) {
-        bool live = counters_view_live(&server->view, now, METRICS_HTTP_LIVE_NS, why, sizeof(why));
+        bool live = counters_view_live(&server->view, now, COUNTERS_VIEW_LIVE_NS, why, sizeof(why));
         return respond_text(connection, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             live ? "ok" : why);
     }
     if (strcmp(url, "/readyz") == 0) {
-        bool ready = counters_view_ready(&server->view, now, METRICS_HTTP_READY_NS, why, sizeof(why));
+        bool ready = counters_view_ready(&server->view, now, COUNTERS_VIEW_READY_NS, why, sizeof(why));
         return respond_text(connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             ready ? "ready" : why);
     }

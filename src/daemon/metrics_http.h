@@ -3,9 +3,10 @@
  * ADDR:PORT (off unless given):
  *   GET /metrics  the counters in the Prometheus text exposition format 0.0.4;
  *   GET /healthz  liveness: 200 while the process runs and every reactor and worker has stored a
- *                 heartbeat within METRICS_HTTP_LIVE_NS; 503 otherwise;
+ *                 heartbeat within COUNTERS_VIEW_LIVE_NS (60 s); 503 otherwise;
  *   GET /readyz   readiness: 200 while running, listening, and every heartbeat is within
- *                 METRICS_HTTP_READY_NS; 503 with the reason otherwise (also while stopping).
+ *                 COUNTERS_VIEW_READY_NS (5 s); 503 with the reason otherwise (also while
+ *                 stopping).
  *
  * HTTP is libmicrohttpd's (Debian's libmicrohttpd12), in its own internal polling thread: never
  * in a reactor's or worker's loop. That thread reads the counters region the way any other
@@ -19,10 +20,6 @@
 
 #include "common.h"
 
-/* A thread whose heartbeat is older than this is not ready (idle threads beat every second). */
-#define METRICS_HTTP_READY_NS (5ull * 1000 * 1000 * 1000)
-/* ... and older than this, not alive: generous, so a slow moment never causes a restart loop. */
-#define METRICS_HTTP_LIVE_NS (60ull * 1000 * 1000 * 1000)
 /* Connections the endpoint serves at once; more wait in the kernel's backlog. */
 #define METRICS_HTTP_CONNECTIONS_MAX 32u
 /* Idle HTTP connections are closed after this many seconds. */

@@ -597,7 +597,7 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     text_buffer_printf(out, "intake_state %u\n", state);
     family(out, "intake_ready", "gauge", "1 when /readyz answers 200.");
     text_buffer_printf(out, "intake_ready %d\n",
-                       counters_view_ready(view, now_ns, 5 * INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS,
+                       counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS,
                                            why, sizeof(why)) ? 1 : 0);
     family(out, "intake_start_time_seconds", "gauge", "When the daemon started (Unix time).");
     text_buffer_printf(out, "intake_start_time_seconds %.3f\n", (double)header->start_wall_ns / 1e9);
@@ -689,7 +689,7 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
     const char *directory = log_directory ? log_directory : header->shm_directory;
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&header->state, memory_order_acquire);
     char why[128];
-    bool ready = counters_view_ready(view, now_ns, 5 * INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS, why,
+    bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why,
                                      sizeof(why));
     text_buffer_printf(out, "intake pid %d state %s ready %s%s%s backend %s listen %s logs %s\n",
                        header->pid, state_name(state), ready ? "yes" : "no", ready ? "" : " ",

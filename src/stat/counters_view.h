@@ -40,6 +40,11 @@ const struct intake_counters_topic_row *counters_view_topic(const struct counter
 const struct intake_counters_received_cell *
 counters_view_received(const struct counters_view *view, uint32_t reactor);
 
+/* A thread whose heartbeat is older than this is not ready (idle threads beat every second). */
+#define COUNTERS_VIEW_READY_NS (5ull * 1000 * 1000 * 1000)
+/* ... and older than this, not alive: generous, so a slow moment never causes a restart loop. */
+#define COUNTERS_VIEW_LIVE_NS (60ull * 1000 * 1000 * 1000)
+
 /* Health as the probes see it, at monotonic time `now_ns`:
  *   live:  not STOPPED, and every reactor's and worker's heartbeat within `live_ns`;
  *   ready: RUNNING, listening, and every heartbeat within `ready_ns`.
