@@ -70,8 +70,13 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     /* One line naming cause and fix for what the environment gets wrong (seccomp, sysctl,
-     * limits, shm space), before any thread starts. */
-    if (preflight_run(&config, stderr, why, sizeof(why)) < 0) {
+     * limits, shm space), before any thread starts. What it adjusted or warns about is shown
+     * once the daemon is up, so a failed startup still prints exactly one line. */
+    static char preflight_notes[4096];
+    FILE *notes = fmemopen(preflight_notes, sizeof(preflight_notes), "w");
+    int preflight = preflight_run(&config, notes ? notes : stderr, why, sizeof(why));
+    if (notes != NULL) fclose(notes);
+    if (preflight < 0) {
         fprintf(stderr, "intaked: %s\n", why);
         return 1;
     }
@@ -93,6 +98,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    fputs(preflight_notes, stderr);
     report_started(&pipeline);
     if (config.metrics_listen != NULL)
         fprintf(stderr, "intaked: metrics on http://%s/metrics (and /healthz, /readyz)\n",
