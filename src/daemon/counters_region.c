@@ -123,6 +123,8 @@ void counters_region_close(struct counters_region *region) {
 void counters_region_name_topic(struct intake_counters_topic_row *row, const char *name,
                                 uint32_t name_length) {
     INTAKE_ASSERT(name_length > 0 && name_length < INTAKE_COUNTERS_TOPIC_NAME_BYTES);
+    /* Named once: the caller is the row's only writer, so it may read its own store. */
+    if (atomic_load_explicit(&row->name_length, memory_order_relaxed) != 0) return;
     memcpy(row->name, name, name_length);
     row->name[name_length] = '\0';
     /* Publishes the name: readers acquire-load name_length before reading it. */
