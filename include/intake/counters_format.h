@@ -149,13 +149,17 @@ struct intake_counters_reactor_row {
      * [0] OK (the producer closed), [1] REJECTED (bad input), [2] RESOURCE_EXHAUSTED (a limit,
      * stall breaks included), [3] SHUTTING_DOWN, [4] INTERNAL; [5..7] reserved */
     _Atomic uint64_t connections_ended[INTAKE_COUNTERS_END_STATUSES];
-    uint8_t reserved[192];
+    /* line 5 */
+    _Atomic uint64_t submit_busy;             /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
+    _Atomic uint64_t socket_option_errors;    /* setsockopt/shutdown failed on a connection */
+    uint8_t reserved[176];
 };
 _Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_received) == 192,
                "line 3");
 _Static_assert(offsetof(struct intake_counters_reactor_row, connections_ended) == 256, "line 4");
+_Static_assert(offsetof(struct intake_counters_reactor_row, submit_busy) == 320, "line 5");
 _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REACTOR_ROW_BYTES,
                "reactor row size");
 

@@ -1,7 +1,6 @@
 /*
  * counters_region.c: creates and maps the counters region (see counters_region.h and
- * include/intake/counters_format.h). Main thread, except counters_region_name_topic (the
- * topic's owning worker).
+ * include/intake/counters_format.h). Main thread.
  */
 #include "counters_region.h"
 
@@ -118,15 +117,4 @@ void counters_region_close(struct counters_region *region) {
     munmap(region->base, region->bytes);
     region->header = NULL;
     region->base = NULL;
-}
-
-void counters_region_name_topic(struct intake_counters_topic_row *row, const char *name,
-                                uint32_t name_length) {
-    INTAKE_ASSERT(name_length > 0 && name_length < INTAKE_COUNTERS_TOPIC_NAME_BYTES);
-    /* Named once: the caller is the row's only writer, so it may read its own store. */
-    if (atomic_load_explicit(&row->name_length, memory_order_relaxed) != 0) return;
-    memcpy(row->name, name, name_length);
-    row->name[name_length] = '\0';
-    /* Publishes the name: readers acquire-load name_length before reading it. */
-    atomic_store_explicit(&row->name_length, name_length, memory_order_release);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "counters_write.h"
 #include "intake/counters_format.h"
 
 struct counters_region {
@@ -75,22 +76,5 @@ counters_region_received(const struct counters_region *region, uint32_t reactor)
                                                     region->header->received_cells_offset +
                                                     reactor * region->header->received_block_bytes);
 }
-
-/* The single writer of `counter` adds `amount` (relaxed load and store: no other thread writes
- * it, so no read-modify-write is needed and readers see whole values). */
-static inline void counter_add(_Atomic uint64_t *counter, uint64_t amount) {
-    uint64_t value = atomic_load_explicit(counter, memory_order_relaxed);
-    atomic_store_explicit(counter, value + amount, memory_order_relaxed);
-}
-
-/* The single writer of `counter` stores `value` (copying a thread's private counter). */
-static inline void counter_set(_Atomic uint64_t *counter, uint64_t value) {
-    atomic_store_explicit(counter, value, memory_order_relaxed);
-}
-
-/* The topic's owner names its row the first time it serves the topic (name, then a release
- * store of the length). `name` need not be NUL-terminated. */
-void counters_region_name_topic(struct intake_counters_topic_row *row, const char *name,
-                                uint32_t name_length);
 
 #endif

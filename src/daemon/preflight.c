@@ -130,10 +130,13 @@ static int check_io_uring(char *why, size_t why_capacity) {
 
 /* ------------------------------------------------------------------------ memlock --- */
 
+static bool backend_is(const struct pipeline_config *config, const char *name) {
+    return config->backend_name != NULL && strcmp(config->backend_name, name) == 0;
+}
+
 static bool zcrx_may_be_used(const struct pipeline_config *config) {
-    if (config->backend == BACKEND_CHOICE_ZCRX) return true;
-    return config->backend == BACKEND_CHOICE_AUTO &&
-           (config->zcrx_interface != NULL || config->zcrx_nodev);
+    if (backend_is(config, "zcrx")) return true;
+    return backend_is(config, "auto") && (config->zcrx_interface != NULL || config->zcrx_nodev);
 }
 
 uint64_t preflight_memlock_bytes(const struct pipeline_config *config) {
@@ -160,7 +163,7 @@ static int check_memlock(const struct pipeline_config *config, FILE *out, char *
     format_bytes(needed, needed_text, sizeof(needed_text));
     format_bytes(limit.rlim_max, limit_text, sizeof(limit_text));
     bool zcrx = zcrx_may_be_used(config);
-    if (config->backend == BACKEND_CHOICE_AUTO && zcrx) {
+    if (backend_is(config, "auto") && zcrx) {
         fprintf(out, "intaked: RLIMIT_MEMLOCK hard limit %s is below the %s the zcrx areas pin "
                      "(--reactors %u x --zcrx-area); zcrx will fail and auto falls back to pbuf; "
                      "raise it (--ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK\n",

@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pipeline.h"
-#include "worker.h"
 
 /* Prefault step: small enough that a new topic's request waits at most a few milliseconds. */
 #define LOG_OPENER_PREFAULT_BYTES (4u << 20)
@@ -25,7 +23,7 @@ struct log_request {
 };
 
 struct log_opener {
-    struct pipeline *pipeline;
+    struct log_opener_links links;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t requested;
@@ -40,18 +38,12 @@ struct log_opener {
 
 /* Creates one topic's log and publishes the outcome in its slot. Opener thread. */
 static void log_opener_serve(struct log_opener *opener, const struct log_request *request) {
-    struct pipeline *pipeline = opener->pipeline;
-    const struct topic_entry *entry = topic_table_entry(&pipeline->topics, request->topic_id);
+    const struct topic_entry *entry = topic_table_entry(opener->links.topics, request->topic_id);
     /* A topic is routed (and so requested) only after its entry is published. */
     INTAKE_ASSERT(entry != NULL);
-    const struct pipeline_config *config = &pipeline->config;
-    struct shm_log_config log_config = {
-        .directory = config->shm_directory,
-        .topic = entry->name,
-        .capacity_bytes = config->log_capacity_bytes,
-        .retention = config->retention,
-        .consumer_stale_ns = config->consumer_stale_ns,
-    };
+    INTAKE_ASSERT(request->worker_index < opener->links.worker_count);
+    struct shm_log_config log_config = opener->links.log_template;
+    log_config.topic = entry->name;
     struct topic_log_slot *slot = request->slot;
     int result = shm_log_open_writer(&log_config, &slot->log, slot->failure, sizeof(slot->failure));
     if (result < 0) {
@@ -61,7 +53,7 @@ static void log_opener_serve(struct log_opener *opener, const struct log_request
     /* Release: publishes slot->log (or slot->failure) to the owning worker's acquire load. */
     atomic_store_explicit(&slot->state, result < 0 ? TOPIC_LOG_FAILED : TOPIC_LOG_READY,
                           memory_order_release);
-    worker_wake(pipeline->workers[request->worker_index]);
+    doorbell_ring(&opener->links.worker_doorbells[request->worker_index]);
 }
 
 /* One prefault step of the oldest log not fully prefaulted; false when none is left. Opener
@@ -105,12 +97,14 @@ static void *log_opener_main(void *argument) {
     return NULL;
 }
 
-int log_opener_start(struct pipeline *pipeline, struct log_opener **out, char *why,
+int log_opener_start(const struct log_opener_links *links, struct log_opener **out, char *why,
                      size_t why_capacity) {
+    INTAKE_ASSERT(links->topics != NULL && links->worker_doorbells != NULL);
+    INTAKE_ASSERT(links->topics_max > 0 && links->worker_count > 0);
     struct log_opener *opener = calloc(1, sizeof(*opener));
     if (opener == NULL) return -ENOMEM;
-    opener->pipeline = pipeline;
-    opener->request_capacity = pipeline->config.topics_max;
+    opener->links = *links;
+    opener->request_capacity = links->topics_max;
     opener->requests = calloc(opener->request_capacity, sizeof(struct log_request));
     if (opener->requests == NULL) {
         free(opener);

@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "doorbell.h"
 #include "shm_log.h"
+#include "topic_table.h"
 
 enum topic_log_state {
     TOPIC_LOG_NONE = 0,      /* not requested yet */
@@ -33,11 +35,19 @@ struct topic_log_slot {
     char failure[200];
 };
 
-struct pipeline;
 struct log_opener;
 
+/* What the opener may touch, handed over by the pipeline; all of it outlives the opener. */
+struct log_opener_links {
+    struct topic_table *topics;         /* names of the topics it is asked for */
+    uint32_t topics_max;                /* each topic is requested at most once */
+    struct shm_log_config log_template; /* every field but .topic, which each request sets */
+    struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
+    uint32_t worker_count;
+};
+
 /* Main thread. */
-int log_opener_start(struct pipeline *pipeline, struct log_opener **out, char *why,
+int log_opener_start(const struct log_opener_links *links, struct log_opener **out, char *why,
                      size_t why_capacity) INTAKE_MUST_CHECK;
 /* After every worker has exited: finishes pending requests, joins, frees. */
 void log_opener_stop(struct log_opener *opener);

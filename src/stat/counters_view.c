@@ -368,6 +368,11 @@ static const struct reactor_family reactor_families[] = {
      REACTOR_FIELD(backlog_exhausted)},
     {"intake_reactor_wakeups_total", "counter", "Reactor wake-ups by workers.",
      REACTOR_FIELD(wakeups)},
+    {"intake_reactor_submit_busy_total", "counter",
+     "io_uring_enter answered EBUSY, EAGAIN or EINTR (reaped and retried).",
+     REACTOR_FIELD(submit_busy)},
+    {"intake_reactor_socket_option_errors_total", "counter",
+     "setsockopt or shutdown failed on a connection.", REACTOR_FIELD(socket_option_errors)},
     {"intake_backend_bytes_received_total", "counter", "Bytes received by the receive backend.",
      REACTOR_FIELD(backend_bytes_received)},
     {"intake_backend_completions_total", "counter", "Receive completions with data.",
@@ -638,13 +643,15 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
     text_buffer_printf(out,
                        "  records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu "
                        "acks=%lu pauses topic_queue=%lu record_pool=%lu ack_window=%lu "
-                       "out_of_units=%lu backlog_exhausted=%lu wakeups=%lu\n",
+                       "out_of_units=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
+                       "socket_option_errors=%lu\n",
                        load(&row->records_admitted), load(&row->records_returned),
                        load(&row->records_failed), load(&row->frames_truncated),
                        load(&row->acks_sent), load(&row->pauses_topic_queue),
                        load(&row->pauses_record_pool), load(&row->pauses_ack_window),
                        load(&row->pauses_out_of_units), load(&row->backlog_exhausted),
-                       load(&row->wakeups));
+                       load(&row->wakeups), load(&row->submit_busy),
+                       load(&row->socket_option_errors));
     text_buffer_printf(out,
                        "  backend bytes_received=%lu completions=%lu units_recycled=%lu rearms "
                        "out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu "
