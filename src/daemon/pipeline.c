@@ -79,8 +79,13 @@ static uint32_t pipeline_round_up_power_of_two(uint32_t value) {
  * read it). Owned here, handed to each thread and to those that ring it. */
 static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const struct pipeline_config *config = &pipeline->config;
-    pipeline->reactor_doorbells = calloc(config->reactor_count, sizeof(struct doorbell));
-    pipeline->worker_doorbells = calloc(config->worker_count, sizeof(struct doorbell));
+    /* Doorbells are cache-line aligned (one line each): calloc promises only 16 bytes. */
+    size_t reactor_bytes = (size_t)config->reactor_count * sizeof(struct doorbell);
+    size_t worker_bytes = (size_t)config->worker_count * sizeof(struct doorbell);
+    pipeline->reactor_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, reactor_bytes);
+    pipeline->worker_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, worker_bytes);
+    if (pipeline->reactor_doorbells != NULL) memset(pipeline->reactor_doorbells, 0, reactor_bytes);
+    if (pipeline->worker_doorbells != NULL) memset(pipeline->worker_doorbells, 0, worker_bytes);
     if (pipeline->reactor_doorbells == NULL || pipeline->worker_doorbells == NULL) {
         intake_error_line(why, why_capacity, "out of memory for doorbells");
         return -ENOMEM;
