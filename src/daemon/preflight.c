@@ -19,6 +19,9 @@
 
 #define PREFLIGHT_PAGE_BYTES 4096ull
 #define PREFLIGHT_SECCOMP_PROFILE "deploy/seccomp/intaked.json"
+/* Submission queue entries of a reactor's ring: REACTOR_SQ_ENTRIES (src/reactor/
+ * reactor_internal.h), repeated here for the estimate only. */
+#define PREFLIGHT_RING_SQ_ENTRIES 1024ull
 /* Bit of CAP_IPC_LOCK in /proc/self/status CapEff (linux/capability.h). */
 #define PREFLIGHT_CAP_IPC_LOCK_BIT 14
 
@@ -140,11 +143,22 @@ static bool zcrx_may_be_used(const struct pipeline_config *config) {
 }
 
 uint64_t preflight_memlock_bytes(const struct pipeline_config *config) {
+    bool zcrx = zcrx_may_be_used(config);
+    /* The ring itself: SQEs (64 bytes), the SQ index array, and the CQ (32-byte CQEs, which
+     * auto's first attempt uses); without CAP_IPC_LOCK the kernel counts them against
+     * RLIMIT_MEMLOCK (seen on 6.18: a memlock limit of 0 fails even a 4-entry io_uring_setup
+     * with ENOMEM). Twice: a ring that auto gave up on is released asynchronously, so it may
+     * still be counted while the next one is made. An estimate: the kernel charges the user's
+     * total over all its processes, which no process can see. */
+    uint64_t ring_bytes = round_up_pages(PREFLIGHT_RING_SQ_ENTRIES * 64) +
+                          round_up_pages(PREFLIGHT_RING_SQ_ENTRIES * 4 + 64) +
+                          round_up_pages((uint64_t)config->cq_entries * 32 + 64);
+    uint64_t per_reactor = 2 * ring_bytes;
     /* The provided-buffer ring: 16 bytes per buffer, pinned. The buffers themselves are plain
      * memory (the kernel copies into them). */
-    uint64_t per_reactor = round_up_pages((uint64_t)config->buffer_count * 16);
+    per_reactor += round_up_pages((uint64_t)config->buffer_count * 16);
     /* A zcrx area is pinned whole (Linux 6.17+ counts it against RLIMIT_MEMLOCK). */
-    if (zcrx_may_be_used(config)) per_reactor += round_up_pages(config->zcrx_area_bytes);
+    if (zcrx) per_reactor += round_up_pages(config->zcrx_area_bytes);
     return per_reactor * config->reactor_count;
 }
 
@@ -174,7 +188,8 @@ static int check_memlock(const struct pipeline_config *config, FILE *out, char *
              "RLIMIT_MEMLOCK hard limit %s is below the %s intaked pins (%s); raise it "
              "(ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK",
              limit_text, needed_text,
-             zcrx ? "--reactors x (--zcrx-area + buffer ring)" : "--reactors x --buffers x 16 bytes");
+             zcrx ? "--reactors x (ring + --zcrx-area + buffer ring)"
+                  : "--reactors x (ring with --cq-entries + buffer ring)");
     return -ENOMEM;
 }
 
@@ -281,8 +296,9 @@ static int check_descriptors(struct pipeline_config *config, FILE *out, char *wh
 }
 
 int preflight_run(struct pipeline_config *config, FILE *out, char *why, size_t why_capacity) {
-    int result = check_io_uring(why, why_capacity);
-    if (result == 0) result = check_memlock(config, out, why, why_capacity);
+    /* Memlock first: a limit too low for even a small ring fails io_uring_setup with ENOMEM. */
+    int result = check_memlock(config, out, why, why_capacity);
+    if (result == 0) result = check_io_uring(why, why_capacity);
     if (result == 0) result = check_shm_space(config, out, why, why_capacity);
     if (result == 0) result = check_descriptors(config, out, why, why_capacity);
     return result;

@@ -8,8 +8,8 @@
  *   - io_uring_setup fails with ENOSYS or EPERM: either the sysctl kernel.io_uring_disabled
  *     (read and named) or a seccomp filter (the container runtime's default profile blocks
  *     io_uring; deploy/seccomp/intaked.json allows it);
- *   - RLIMIT_MEMLOCK below what the buffer rings and zcrx areas pin (the soft limit is raised
- *     up to the hard one first);
+ *   - RLIMIT_MEMLOCK below what the rings, buffer rings and zcrx areas pin (the soft limit is
+ *     raised up to the hard one first; with CAP_IPC_LOCK nothing is counted);
  *   - --shm-dir with less free space than --log-size x --topics-max (says how many logs fit);
  *   - RLIMIT_NOFILE below --reactors x --connections-max plus the logs' descriptors (the soft
  *     limit is raised up to the hard one; if that is still too low, --connections-max is
@@ -40,8 +40,8 @@ int preflight_run(struct pipeline_config *config, FILE *out, char *why,
  * `why`: reads kernel.io_uring_disabled and the process's seccomp mode to tell which applies. */
 void preflight_explain_io_uring(int error, char *why, size_t why_capacity);
 
-/* Bytes intaked pins (counted against RLIMIT_MEMLOCK without CAP_IPC_LOCK) for `config`:
- * each reactor's provided-buffer ring, and its zcrx area when zcrx may be used. */
+/* Bytes intaked pins (counted against RLIMIT_MEMLOCK without CAP_IPC_LOCK) for `config`: each
+ * reactor's io_uring rings, its provided-buffer ring, and its zcrx area when zcrx may be used. */
 uint64_t preflight_memlock_bytes(const struct pipeline_config *config);
 
 /* Descriptors intaked may hold open for `config`: connections, one per topic log, reserved. */
