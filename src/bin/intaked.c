@@ -1,7 +1,9 @@
 /*
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
  * then waits for signals on the main thread:
- *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGTERM, SIGINT, SIGHUP: stop accepting, finish what was received, print counters, exit 0
+ *   (SIGHUP too: a closed terminal or a supervisor's hang-up must not kill the daemon without
+ *   its graceful shutdown, and nothing here can be reloaded without a restart);
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -63,6 +65,7 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -73,8 +76,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     report_started(&pipeline);
+    int signal_number = 0;
     for (;;) {
-        int signal_number = 0;
         if (sigwait(&signals, &signal_number) != 0) continue;
         if (signal_number != SIGUSR1) break;
         for (uint32_t reactor = 0; reactor < config.reactor_count; reactor++)
@@ -82,7 +85,8 @@ int main(int argc, char **argv) {
         for (uint32_t worker = 0; worker < config.worker_count; worker++)
             worker_request_report(pipeline.workers[worker]);
     }
-    fprintf(stderr, "intaked: stopping: no new connections; finishing what was received\n");
+    fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
+            strsignal(signal_number));
     pipeline_stop(&pipeline);
     pipeline_report(&pipeline, "at shutdown");
     bool units_returned = pipeline_all_units_returned(&pipeline);

@@ -11,8 +11,12 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log_opener.h"
 #include "reactor.h"
@@ -32,6 +36,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
+    config->topics_per_connection = 256;
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
     config->records_in_flight_max = 16384;
@@ -46,6 +51,58 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->retention = SHM_LOG_RETENTION_BLOCK;
     config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
+}
+
+/* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
+#define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
+
+/* Creates each missing component of `directory` (mode 0755). */
+static int directory_make(const char *directory) {
+    char path[4096];
+    size_t length = strlen(directory);
+    if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
+    memcpy(path, directory, length + 1);
+    for (size_t index = 1; index <= length; index++) {
+        if (path[index] != '/' && path[index] != '\0') continue;
+        char saved = path[index];
+        path[index] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -errno;
+        path[index] = saved;
+    }
+    return 0;
+}
+
+/* Two daemons on one --shm-dir would fight over every topic's log (each log has one writer):
+ * the second is refused at startup. The lock is an flock on a file in the directory, held
+ * until the process exits, so a daemon that dies releases it with no stale state to clean. */
+static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const char *directory = pipeline->config.shm_directory;
+    int result = directory_make(directory);
+    if (result < 0) {
+        intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
+                          strerror(-result));
+        return result;
+    }
+    char path[4096 + sizeof(PIPELINE_DIRECTORY_LOCK_NAME) + 1];
+    snprintf(path, sizeof(path), "%s/%s", directory, PIPELINE_DIRECTORY_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        result = -errno;
+        intake_error_line(why, why_capacity, "cannot open %s: %s", path, strerror(-result));
+        return result;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        result = -errno;
+        if (result == -EWOULDBLOCK)
+            intake_error_line(why, why_capacity, "--shm-dir %s is in use by another intaked "
+                              "(it holds %s); one daemon per directory", directory, path);
+        else
+            intake_error_line(why, why_capacity, "cannot lock %s: %s", path, strerror(-result));
+        close(fd);
+        return result == -EWOULDBLOCK ? -EBUSY : result;
+    }
+    pipeline->directory_lock_fd = fd;
+    return 0;
 }
 
 static uint32_t round_up_power_of_two(uint32_t value) {
@@ -101,6 +158,8 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    if (pipeline->directory_lock_fd >= 0) close(pipeline->directory_lock_fd);
+    pipeline->directory_lock_fd = -1;
 }
 
 static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -155,7 +214,9 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
-    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    pipeline->directory_lock_fd = -1;
+    int result = pipeline_lock_directory(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++) {
         result = worker_create(pipeline, worker, &pipeline->workers[worker]);

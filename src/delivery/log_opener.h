@@ -7,9 +7,11 @@
  * delivering its other topics, and is woken when the log is ready. Meanwhile the new topic's
  * records wait in its queue, which pushes back on that topic only.
  *
- * One opener thread per pipeline. Each topic is requested at most once, so the request list
- * (sized for --topics-max) never fills. The slot is owned by the worker; the opener writes it
- * once and publishes it with a release store of its state.
+ * One opener thread per pipeline. A topic has at most one request outstanding (a worker asks
+ * again only after the previous attempt FAILED), so the request ring (sized for --topics-max)
+ * never fills. The slot is owned by the worker; the opener writes it while it is REQUESTED and
+ * publishes the outcome with a release store of its state. A READY log's record limit is also
+ * published in the topic table, where reactors check records against it at admission.
  */
 #ifndef INTAKE_LOG_OPENER_H
 #define INTAKE_LOG_OPENER_H
@@ -24,13 +26,15 @@ enum topic_log_state {
     TOPIC_LOG_NONE = 0,      /* not requested yet */
     TOPIC_LOG_REQUESTED = 1, /* the opener is on it */
     TOPIC_LOG_READY = 2,     /* `log` is usable by the owning worker */
-    TOPIC_LOG_FAILED = 3,    /* `failure` says why; the topic's records are answered INTERNAL */
+    TOPIC_LOG_FAILED = 3,    /* `failure` says why; records are answered `failure_status` until
+                              * the worker asks again (worker.c: at most once a second) */
 };
 
 struct topic_log_slot {
     _Atomic uint32_t state;  /* enum topic_log_state; READY/FAILED published with release */
     struct shm_log *log;
-    char failure[200];
+    uint32_t failure_status; /* enum record_status: RESOURCE_EXHAUSTED when out of space */
+    char failure[RECORD_STATUS_TEXT_BYTES];
 };
 
 struct pipeline;
@@ -42,8 +46,9 @@ int log_opener_start(struct pipeline *pipeline, struct log_opener **out, char *w
 /* After every worker has exited: finishes pending requests, joins, frees. */
 void log_opener_stop(struct log_opener *opener);
 
-/* A worker, for a topic it owns whose slot is TOPIC_LOG_NONE: marks it REQUESTED and queues it.
- * The opener wakes `worker_index` once the slot is READY or FAILED. */
+/* A worker, for a topic it owns whose slot is TOPIC_LOG_NONE or TOPIC_LOG_FAILED (a retry):
+ * marks it REQUESTED and queues it. The opener wakes `worker_index` once the slot is READY or
+ * FAILED. */
 void log_opener_request(struct log_opener *opener, uint32_t topic_id, uint32_t worker_index,
                         struct topic_log_slot *slot);
 

@@ -23,17 +23,22 @@
 #define WORKER_BATCH_MAX 64
 /* While a log is full (block mode), how often its consumers are re-checked. */
 #define WORKER_FULL_RECHECK_NS 1000000ull
+/* A topic whose log could not be made is tried again, when a record for it arrives, at most
+ * this often (the space may have been freed; trying is a file creation and an allocation). */
+#define WORKER_LOG_RETRY_NS 1000000000ull
 
 struct worker_topic {
     struct topic_log_slot log_slot; /* filled by the log opener (log_opener.h) */
     struct record *stalled;         /* could not be appended: the log was full */
+    uint64_t failed_since_ns;       /* when the worker first saw the log FAILED; 0 otherwise */
 };
 
 struct worker_counters {
     uint64_t records_committed;
     uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
     uint64_t records_rejected;  /* nanopb disagreed with the framer's scan (never expected) */
-    uint64_t records_failed;    /* log unavailable, or abandoned at shutdown */
+    uint64_t records_failed;    /* log unavailable or too small, or abandoned at shutdown */
+    uint64_t log_retries;       /* a failed topic log asked for again */
     uint64_t publishes;
     uint64_t log_full_waits;
     uint64_t sleeps;
@@ -90,14 +95,51 @@ static void worker_return(struct worker *worker, struct record *record) {
     worker->reactors_to_wake[reactor] = true;
 }
 
+/* A topic whose log could not be made: once WORKER_LOG_RETRY_NS have passed since the worker
+ * saw the failure and a record is waiting, ask the opener again. Returns true when it asked
+ * (the records wait for the outcome); until then records are answered with the reason. */
+static bool worker_topic_retry_log(struct worker *worker, uint32_t topic_id,
+                                   struct worker_topic *topic) {
+    uint64_t now = intake_now_ns();
+    if (topic->failed_since_ns == 0) {
+        topic->failed_since_ns = now;
+        return false;
+    }
+    if (now - topic->failed_since_ns < WORKER_LOG_RETRY_NS) return false;
+    if (topic_queue_length(&worker->pipeline->topic_queues[topic_id]) == 0) return false;
+    topic->failed_since_ns = 0;
+    worker->counters.log_retries++;
+    log_opener_request(worker->pipeline->log_opener, topic_id, worker->index, &topic->log_slot);
+    return true;
+}
+
+/* A record the log cannot take: answered with a reason composed into the record itself, so the
+ * reason stays put until its reactor has read it, whatever happens to the topic meanwhile. */
+static void worker_refuse(struct worker *worker, struct record *record, enum record_status status,
+                          const char *reason) {
+    record->status = status;
+    snprintf(record->status_text, sizeof(record->status_text), "%s", reason);
+    record->status_detail = record->status_text;
+    worker->counters.records_failed++;
+}
+
 /* Decodes and appends one record. Returns false when the log is full (the record is kept). */
 static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
                            bool *appended) {
     struct shm_log *log = topic->log_slot.log;
     if (log == NULL) {
-        record->status = RECORD_STATUS_INTERNAL;
-        record->status_detail = "the topic's shared-memory log could not be opened";
-        worker->counters.records_failed++;
+        /* The slot is FAILED and stays so while we serve it: only this worker asks again. */
+        worker_refuse(worker, record, (enum record_status)topic->log_slot.failure_status,
+                      topic->log_slot.failure);
+        return true;
+    }
+    uint64_t limit = shm_log_record_bytes_max(log);
+    if (record->frame_bytes > limit) {
+        /* Reactors refuse these at admission; one admitted before the log was open lands here. */
+        char reason[RECORD_STATUS_TEXT_BYTES];
+        record_over_log_limit_detail(reason, sizeof(reason), record->frame_bytes,
+                                     limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
+        worker_refuse(worker, record, RECORD_STATUS_REJECTED, reason);
         return true;
     }
     struct record_view view = record_view_of(record);
@@ -137,6 +179,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     enum topic_log_state log_state = worker_topic_log(worker, topic_id, topic);
     /* Until the opener is done, the topic's records wait in its queue (it wakes us). */
     if (log_state == TOPIC_LOG_NONE || log_state == TOPIC_LOG_REQUESTED) return false;
+    if (log_state == TOPIC_LOG_FAILED && worker_topic_retry_log(worker, topic_id, topic)) return false;
     if (topic->stalled != NULL && !shm_log_refresh_space(topic->log_slot.log) &&
         !atomic_load(&worker->pipeline->abandon_waiting)) {
         *stalled = true;
@@ -301,9 +344,9 @@ void worker_print_counters(struct worker *worker, FILE *out, const char *when) {
     const struct worker_counters *c = &worker->counters;
     fprintf(out,
             "intaked: worker %u %s: records committed=%lu rejected=%lu failed=%lu bytes_copied=%lu "
-            "publishes=%lu log_full_waits=%lu sleeps=%lu\n",
+            "publishes=%lu log_full_waits=%lu log_retries=%lu sleeps=%lu\n",
             worker->index, when, c->records_committed, c->records_rejected, c->records_failed,
-            c->bytes_copied, c->publishes, c->log_full_waits, c->sleeps);
+            c->bytes_copied, c->publishes, c->log_full_waits, c->log_retries, c->sleeps);
     fflush(out);
 }
 

@@ -79,6 +79,7 @@ enum connection_block {
     BLOCK_TOPIC_QUEUE,  /* its next record's topic queue is full */
     BLOCK_RECORD_POOL,  /* the reactor's record pool is empty */
     BLOCK_ACK_WINDOW,   /* too many of its records are not committed yet */
+    BLOCK_TOPIC_LOG,    /* its last record went to a topic whose log was not open: wait for it */
 };
 
 /* A received chunk not framed yet (its connection was blocked). Holds the chunk reference. */
@@ -107,7 +108,9 @@ struct connection {
     uint8_t linger_operations; /* linger receive and its linked timeout still in the kernel */
     uint64_t linger_deadline_ns;
     uint8_t end_status;        /* enum record_status; OK for an orderly end */
-    const char *end_detail;
+    const char *end_detail;    /* end_detail_text, a static string, or NULL */
+    uint32_t topics_created;   /* topics this connection created (--topics-per-connection) */
+    uint32_t awaited_position; /* BLOCK_TOPIC_LOG: the ack window position waited for */
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
@@ -122,6 +125,9 @@ struct connection {
     uint32_t send_length;
     uint32_t send_offset;
     uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
+    /* The final Ack's reason, copied: it often comes from a record that is freed before the Ack
+     * goes out. Longer than an Ack carries, so the encoder cuts it at a UTF-8 boundary. */
+    char end_detail_text[ACK_DETAIL_BYTES_MAX + 56];
 };
 
 struct reactor_counters {
@@ -137,6 +143,9 @@ struct reactor_counters {
     uint64_t pauses_topic_queue;
     uint64_t pauses_record_pool;
     uint64_t pauses_ack_window;
+    uint64_t pauses_topic_log;      /* a record went to a topic whose log was not open yet */
+    uint64_t records_over_log_limit; /* refused: larger than their topic's log takes */
+    uint64_t topic_creations_refused; /* --topics-per-connection reached */
     uint64_t pauses_out_of_units;
     uint64_t backlog_exhausted;
     uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
@@ -297,6 +306,7 @@ static void connection_block(struct reactor *reactor, struct connection *connect
     if (reason == BLOCK_TOPIC_QUEUE) reactor->counters.pauses_topic_queue++;
     if (reason == BLOCK_RECORD_POOL) reactor->counters.pauses_record_pool++;
     if (reason == BLOCK_ACK_WINDOW) reactor->counters.pauses_ack_window++;
+    if (reason == BLOCK_TOPIC_LOG) reactor->counters.pauses_topic_log++;
     /* Stop the multishot so the kernel stops filling our buffers for a connection we cannot
      * serve; what it delivers before the cancel lands waits in the backlog. */
     connection_cancel_receive(reactor, connection);
@@ -312,7 +322,12 @@ static void connection_end(struct reactor *reactor, struct connection *connectio
     if (connection->state != CONNECTION_OPEN) return;
     connection->state = CONNECTION_ENDING;
     connection->end_status = (uint8_t)status;
-    connection->end_detail = detail;
+    connection->end_detail = NULL;
+    if (detail != NULL) {
+        if (detail != connection->end_detail_text)
+            snprintf(connection->end_detail_text, sizeof(connection->end_detail_text), "%s", detail);
+        connection->end_detail = connection->end_detail_text;
+    }
     if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
         reactor->counters.connections_failed++;
     connection_cancel_receive(reactor, connection);
@@ -343,7 +358,8 @@ static void connection_end(struct reactor *reactor, struct connection *connectio
     connection_maybe_finish(reactor, connection);
 }
 
-enum admit_result { ADMIT_DONE, ADMIT_BLOCKED };
+/* ADMIT_WAITING: admitted, and the connection waits for it to come back (BLOCK_TOPIC_LOG). */
+enum admit_result { ADMIT_DONE, ADMIT_BLOCKED, ADMIT_WAITING };
 
 /* Routes a framed record (topic already resolved) into its topic queue. */
 static enum admit_result connection_admit(struct reactor *reactor, struct connection *connection,
@@ -358,6 +374,11 @@ static enum admit_result connection_admit(struct reactor *reactor, struct connec
     /* The position is taken only if the push succeeds; nobody else admits meanwhile. */
     record->window_position = connection->window.tail;
     record->receive_time_ns = intake_wall_ns();
+    /* Read before the push: afterwards the record is the worker's. A limit of 0 means the
+     * topic's log is not open (not yet, or it could not be made). */
+    uint32_t topic_id = record->topic_id;
+    uint32_t limit = topic_table_log_limit(topic_table_entry(&pipeline->topics, topic_id));
+    bool may_fail = limit == 0 || record->frame_bytes > limit;
     if (topic_queue_push(&pipeline->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
         connection_block(reactor, connection, BLOCK_TOPIC_QUEUE);
         return ADMIT_BLOCKED;
@@ -366,9 +387,59 @@ static enum admit_result connection_admit(struct reactor *reactor, struct connec
      * is processed on this thread, after this function. */
     uint32_t position = ack_window_admit(&connection->window, record->sequence);
     INTAKE_ASSERT(position == record->window_position);
-    reactor->workers_to_wake[pipeline_topic_owner(pipeline, record->topic_id)] = true;
+    reactor->workers_to_wake[pipeline_topic_owner(pipeline, topic_id)] = true;
     reactor->counters.records_admitted++;
+    if (may_fail) {
+        /* The record may come back failed (its log cannot be made, or is too small): admit
+         * nothing after it until it is back, so nothing of this connection is committed beyond
+         * a final Ack. The framer stops here; its position is kept in the backlog. */
+        connection->awaited_position = position;
+        connection_block(reactor, connection, BLOCK_TOPIC_LOG);
+        return ADMIT_WAITING;
+    }
     return ADMIT_DONE;
+}
+
+/*
+ * Finds the record's topic and checks the record against it. Returns NULL and sets *topic_id, or
+ * the status and reason the connection ends with (the record is then not admitted):
+ *   - a connection creates at most --topics-per-connection topics (each costs a --log-size log);
+ *   - a topic's log keeps the record limit it was created with, which may be below today's
+ *     --max-frame; a larger record is refused here, never handed to the log.
+ */
+static const char *connection_route(struct reactor *reactor, struct connection *connection,
+                                    const struct record *record, uint32_t *topic_id,
+                                    enum record_status *status) {
+    const struct pipeline_config *config = &reactor->pipeline->config;
+    struct topic_table *topics = &reactor->pipeline->topics;
+    struct record_view view = record_view_of(record);
+    enum topic_table_result found;
+    *status = RECORD_STATUS_RESOURCE_EXHAUSTED;
+    if (connection->topics_created < config->topics_per_connection) {
+        found = topic_table_intern_view(topics, &view, record->topic_offset, record->topic_length,
+                                        topic_id);
+        if (found == TOPIC_TABLE_CREATED) connection->topics_created++;
+    } else {
+        found = topic_table_find_view(topics, &view, record->topic_offset, record->topic_length,
+                                      topic_id);
+    }
+    if (found == TOPIC_TABLE_FULL) return "topic limit reached (--topics-max)";
+    if (found == TOPIC_TABLE_ABSENT) {
+        reactor->counters.topic_creations_refused++;
+        snprintf(connection->end_detail_text, sizeof(connection->end_detail_text),
+                 "this connection already created %u topics (--topics-per-connection)",
+                 config->topics_per_connection);
+        return connection->end_detail_text;
+    }
+    uint32_t limit = topic_table_log_limit(topic_table_entry(topics, *topic_id));
+    if (limit != 0 && record->frame_bytes > limit) {
+        reactor->counters.records_over_log_limit++;
+        *status = RECORD_STATUS_REJECTED;
+        record_over_log_limit_detail(connection->end_detail_text,
+                                     sizeof(connection->end_detail_text), record->frame_bytes, limit);
+        return connection->end_detail_text;
+    }
+    return NULL;
 }
 
 /* A complete record from the framer: pin its units, find its topic, admit it. */
@@ -378,22 +449,18 @@ static enum admit_result connection_take_record(struct reactor *reactor,
     INTAKE_ASSERT(record != NULL && record->slice_count > 0);
     INTAKE_ASSERT(connection->slices_pinned == record->slice_count);
     connection->slices_pinned = 0;
-    struct record_view view = record_view_of(record);
     uint32_t topic_id = 0;
-    enum topic_table_result found = topic_table_intern_view(
-        &reactor->pipeline->topics, &view, record->topic_offset, record->topic_length, &topic_id);
-    if (found == TOPIC_TABLE_FULL) {
+    enum record_status status = RECORD_STATUS_OK;
+    const char *refusal = connection_route(reactor, connection, record, &topic_id, &status);
+    if (refusal != NULL) {
         reactor_release_record(reactor, record);
-        connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
-                       "topic limit reached (--topics-max)");
+        connection_end(reactor, connection, status, refusal);
         return ADMIT_DONE;
     }
     record->topic_id = topic_id;
-    if (connection_admit(reactor, connection, record) == ADMIT_BLOCKED) {
-        connection->blocked_record = record;
-        return ADMIT_BLOCKED;
-    }
-    return ADMIT_DONE;
+    enum admit_result admitted = connection_admit(reactor, connection, record);
+    if (admitted == ADMIT_BLOCKED) connection->blocked_record = record;
+    return admitted;
 }
 
 enum frame_result { FRAME_CONSUMED, FRAME_BLOCKED, FRAME_ENDED };
@@ -431,7 +498,7 @@ static enum frame_result connection_frame(struct reactor *reactor, struct connec
             break;
         }
         case FRAMER_RECORD:
-            if (connection_take_record(reactor, connection) == ADMIT_BLOCKED) return FRAME_BLOCKED;
+            if (connection_take_record(reactor, connection) != ADMIT_DONE) return FRAME_BLOCKED;
             break;
         case FRAMER_ERROR:
             connection_end(reactor, connection, connection->framer.error_status,
@@ -502,8 +569,11 @@ static void connection_drain_backlog(struct reactor *reactor, struct connection 
 
 /* Hysteresis: a connection paused on a full topic queue resumes once the queue is at most three
  * quarters full, so the worker has a run of records before the reactor pauses again (each pause
- * is a cancelled receive and a re-arm). */
-static bool connection_topic_queue_has_room(struct reactor *reactor, const struct connection *connection) {
+ * is a cancelled receive and a re-arm). One paused on a topic log resumes once the record it
+ * waits for is back (committed; had it failed, the connection would have ended). */
+static bool connection_may_resume(struct reactor *reactor, const struct connection *connection) {
+    if (connection->block == BLOCK_TOPIC_LOG)
+        return ack_window_has_returned(&connection->window, connection->awaited_position);
     if (connection->block != BLOCK_TOPIC_QUEUE) return true;
     INTAKE_ASSERT(connection->blocked_record != NULL);
     struct pipeline *pipeline = reactor->pipeline;
@@ -514,7 +584,7 @@ static bool connection_topic_queue_has_room(struct reactor *reactor, const struc
 /* Tries to unblock a connection: first its held record, then its backlog. */
 static void connection_resume(struct reactor *reactor, struct connection *connection) {
     if (connection->state != CONNECTION_OPEN) return;
-    if (!connection_topic_queue_has_room(reactor, connection)) {
+    if (!connection_may_resume(reactor, connection)) {
         list_add(reactor->retry_list, &reactor->retry_count, &connection->on_retry_list,
                  connection_slot(reactor, connection));
         return;
@@ -522,8 +592,10 @@ static void connection_resume(struct reactor *reactor, struct connection *connec
     connection->block = BLOCK_NONE;
     if (connection->blocked_record != NULL) {
         struct record *record = connection->blocked_record;
-        if (connection_admit(reactor, connection, record) == ADMIT_BLOCKED) return;
+        enum admit_result admitted = connection_admit(reactor, connection, record);
+        if (admitted == ADMIT_BLOCKED) return;
         connection->blocked_record = NULL;
+        if (admitted == ADMIT_WAITING) return;
     }
     connection_drain_backlog(reactor, connection);
     if (connection->block == BLOCK_NONE) connection_maybe_rearm(reactor, connection);
@@ -796,14 +868,14 @@ static void reactor_take_returns(struct reactor *reactor) {
             ack_window_complete(&connection->window, record->window_position, committed);
             /* Listed before anything may end it, so the slot stays ours until the ack pass. */
             reactor_note_ack(reactor, connection);
-            enum record_status status = (enum record_status)record->status;
-            const char *detail = record->status_detail;
+            if (!committed) {
+                /* Before the record is freed: the connection copies the reason out of it. */
+                reactor->counters.records_failed++;
+                connection_end(reactor, connection, (enum record_status)record->status,
+                               record->status_detail);
+            }
             reactor_release_record(reactor, record);
             reactor->counters.records_returned++;
-            if (!committed) {
-                reactor->counters.records_failed++;
-                connection_end(reactor, connection, status, detail);
-            }
         }
     }
 }
@@ -1268,12 +1340,14 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
     fprintf(out,
             "intaked: reactor %u (%s) %s: connections accepted=%lu refused=%lu closed=%lu failed=%lu "
             "records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu acks=%lu "
-            "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu "
+            "pauses topic_queue=%lu record_pool=%lu ack_window=%lu out_of_units=%lu topic_log=%lu "
+            "over_log_limit=%lu topic_creations_refused=%lu "
             "backlog_exhausted=%lu stalls_broken=%lu lingered=%lu wakeups=%lu\n",
             reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
             c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
             c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
             c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
+            c->pauses_topic_log, c->records_over_log_limit, c->topic_creations_refused,
             c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%lu completions=%lu units_recycled=%lu "
