@@ -94,6 +94,32 @@ for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.0
 check "directory free after a daemon was killed" $(grep -q "listening on" "$work/first"; echo $?)
 kill -TERM $first; wait $first 2>/dev/null
 
+# intake-topic --remove: refused while a running daemon holds the topic's log, done once it
+# has stopped (the file and its memory go), refused for a topic without a log.
+topic_tool="$INTAKE_BIN_DIR/intake-topic"
+logs=/dev/shm/intake-cli-$$
+"$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
+  --max-frame 16K --topic keep --topic gone 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do [ -f $logs/gone.log ] && [ -f $logs/keep.log ] && break; sleep 0.02; done
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove while the daemon holds the log: exit 1 (got $?)" $(($? != 1))
+check "remove while held says so" $(grep -q '^intake-topic: topic "gone".s log is held by a running intaked (pid [0-9]' "$work/err"; echo $?)
+check "remove while held: one line" $(($(wc -l <"$work/err") != 1))
+check "log still there while held" $([ -f $logs/gone.log ]; echo $?)
+kill -TERM $first; wait $first 2>/dev/null
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove after the daemon stopped: exit 0 (got $?)" $?
+check "removed log is gone" $([ ! -e $logs/gone.log ]; echo $?)
+check "other topic's log kept" $([ -f $logs/keep.log ]; echo $?)
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove a topic without a log: exit 1 (got $?)" $(($? != 1))
+check "no log says so" $(grep -q 'no log for topic "gone"' "$work/err"; echo $?)
+"$topic_tool" --shm-dir $logs 2>"$work/err"
+check "intake-topic without --remove: exit 2 (got $?)" $(($? != 2))
+"$topic_tool" --help >"$work/out"
+check "intake-topic --help: exit 0 (got $?)" $?
+
 # SIGINT, SIGTERM and SIGHUP: a clean stop, exit 0, every buffer back.
 for signal in INT TERM HUP; do
   "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
