@@ -33,7 +33,7 @@ uint64_t intake_wall_ns(void) {
  *   (0 = 0x80..0xBF, 1 = 0xA0..0xBF after E0, 2 = 0x80..0x9F after ED, 3 = 0x90..0xBF after F0,
  *   4 = 0x80..0x8F after F4).
  */
-int intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
+bool intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
     uint32_t remaining = *state & 0xffu;
     uint32_t range = (*state >> 8) & 0xffu;
     for (size_t index = 0; index < length; index++) {
@@ -47,7 +47,7 @@ int intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
             else if (byte == 0xF0) { remaining = 3; range = 3; }
             else if (byte >= 0xF1 && byte <= 0xF3) { remaining = 3; range = 0; }
             else if (byte == 0xF4) { remaining = 3; range = 4; }
-            else return 0;
+            else return false;
             continue;
         }
         uint8_t low = 0x80, high = 0xBF;
@@ -55,12 +55,12 @@ int intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
         else if (range == 2) high = 0x9F;
         else if (range == 3) low = 0x90;
         else if (range == 4) high = 0x8F;
-        if (byte < low || byte > high) return 0;
+        if (byte < low || byte > high) return false;
         range = 0;
         remaining--;
     }
     *state = remaining | (range << 8);
-    return 1;
+    return true;
 }
 
 void intake_error_line(char *line, size_t capacity, const char *format, ...) {

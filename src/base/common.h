@@ -13,6 +13,7 @@
 #define INTAKE_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ __attribute__((noreturn, cold)) void intake_assert_fail(const char *expression, 
 
 #define INTAKE_ARRAY_LENGTH(array) (sizeof(array) / sizeof((array)[0]))
 
-static inline int intake_is_power_of_two(uint64_t value) {
+static inline bool intake_is_power_of_two(uint64_t value) {
     return value != 0 && (value & (value - 1)) == 0;
 }
 
@@ -54,10 +55,10 @@ uint64_t intake_now_ns(void);
 /* Wall clock (CLOCK_REALTIME), nanoseconds since the Unix epoch. */
 uint64_t intake_wall_ns(void);
 
-/* Returns nonzero when the `length` bytes at `bytes` are valid UTF-8 (no overlongs, no
+/* Returns true when the `length` bytes at `bytes` are valid UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF). Segmented callers keep `state` across calls: start it at
- * 0, feed each segment, and the text is valid when every call returned nonzero and the final
+ * 0, feed each segment, and the text is valid when every call returned true and the final
  * state is 0. */
-int intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length);
+bool intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length);
 
 #endif

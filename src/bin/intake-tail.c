@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -28,6 +29,8 @@
 
 /* How long one wait sleeps before checking for a stop signal again. */
 #define TAIL_WAIT_NS 500000000ull
+/* How often --follow looks again for a topic whose log does not exist yet. */
+#define TAIL_OPEN_RETRY_NS 100000000L
 /* Named consumers commit their cursor at least every this many records. */
 #define TAIL_COMMIT_EVERY 1024u
 
@@ -273,8 +276,9 @@ static void usage(FILE *out) {
             "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
             "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
             "                   [--name CONSUMER]\n"
-            "  --follow waits for new records; it says so once when the log's writer (intaked)\n"
-            "  is gone, and with --exit-when-idle it then exits 0 after reading what is left\n"
+            "  --follow waits for new records (and for the topic's log, until it exists); it says\n"
+            "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
+            "  exits 0 after reading what is left\n"
             "  default start: the oldest record; with --name, that consumer's committed cursor\n"
             "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
@@ -443,15 +447,25 @@ int main(int argc, char **argv) {
     char default_name[32];
     snprintf(default_name, sizeof(default_name), "intake-tail-%d", (int)getpid());
     struct tail_state state = {.options = &options};
+    signals_install();
     char why[INTAKE_CONSUMER_ERROR_BYTES];
-    result = intake_consumer_open(options.directory, options.topic,
-                                  options.name ? options.name : default_name, &options.start,
-                                  &state.consumer, why, sizeof(why));
+    bool waiting_said = false;
+    for (;;) {
+        result = intake_consumer_open(options.directory, options.topic,
+                                      options.name ? options.name : default_name, &options.start,
+                                      &state.consumer, why, sizeof(why));
+        /* A follower may start before the topic exists (intaked creates a topic's log when the
+         * topic is configured or first used): wait for it, saying so once. */
+        if (result != -ENOENT || !options.follow || stop_requested) break;
+        if (!waiting_said) fprintf(stderr, "intake-tail: %s; waiting for it\n", why);
+        waiting_said = true;
+        struct timespec pause = {0, TAIL_OPEN_RETRY_NS};
+        nanosleep(&pause, NULL);
+    }
     if (result != 0) {
         fprintf(stderr, "intake-tail: %s\n", why);
-        return 1;
+        return stop_requested ? 0 : 1;
     }
-    signals_install();
     state.copy_capacity = 1u << 16;
     state.copy = malloc(state.copy_capacity);
     if (state.copy == NULL) {

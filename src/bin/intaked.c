@@ -16,25 +16,18 @@
 
 #include "config.h"
 #include "pipeline.h"
-#include "reactor.h"
 #include "record.h"
-#include "worker.h"
-
-static const char *backend_choice_name(enum backend_choice choice) {
-    switch (choice) {
-    case BACKEND_CHOICE_AUTO: return "auto";
-    case BACKEND_CHOICE_PBUF: return "pbuf";
-    case BACKEND_CHOICE_ZCRX: return "zcrx";
-    }
-    return "?";
-}
 
 static void report_started(struct pipeline *pipeline) {
     const struct pipeline_config *config = &pipeline->config;
-    const char *fallback = reactor_fallback_reason(pipeline->reactors[0]);
-    if (config->backend == BACKEND_CHOICE_AUTO && fallback[0] != '\0')
-        fprintf(stderr, "intaked: backend auto: zcrx unavailable (%s); using pbuf\n", fallback);
-    uint32_t frame_bytes_max = reactor_frame_bytes_max(pipeline->reactors[0]);
+    /* One line per step of auto's fallback chain, each saying why. */
+    for (const char *line = pipeline_fallback_lines(pipeline); *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        int length = end ? (int)(end - line) : (int)strlen(line);
+        fprintf(stderr, "intaked: backend auto: %.*s\n", length, line);
+        line += length + (end ? 1 : 0);
+    }
+    uint32_t frame_bytes_max = pipeline_frame_bytes_max(pipeline);
     if (frame_bytes_max < config->frame_bytes_max)
         fprintf(stderr, "intaked: --max-frame %u lowered to %u: the backend's fixed-size receive "
                         "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
@@ -42,8 +35,8 @@ static void report_started(struct pipeline *pipeline) {
     fprintf(stderr,
             "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
-            config->listen_text, reactor_backend_name(pipeline->reactors[0]),
-            backend_choice_name(config->backend), config->reactor_count, config->worker_count,
+            config->listen_text, pipeline_backend_name(pipeline), config->backend_name,
+            config->reactor_count, config->worker_count,
             config->shm_directory, frame_bytes_max);
 }
 
@@ -80,10 +73,7 @@ int main(int argc, char **argv) {
     for (;;) {
         if (sigwait(&signals, &signal_number) != 0) continue;
         if (signal_number != SIGUSR1) break;
-        for (uint32_t reactor = 0; reactor < config.reactor_count; reactor++)
-            reactor_request_report(pipeline.reactors[reactor]);
-        for (uint32_t worker = 0; worker < config.worker_count; worker++)
-            worker_request_report(pipeline.workers[worker]);
+        pipeline_request_report(&pipeline);
     }
     fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
             strsignal(signal_number));

@@ -73,7 +73,7 @@ uint32_t spsc_ring_pop_batch(struct spsc_ring *ring, struct record **out, uint32
     return count;
 }
 
-int spsc_ring_is_empty(struct spsc_ring *ring) {
+bool spsc_ring_is_empty(struct spsc_ring *ring) {
     /* Approximate, publishes nothing. The acquire on head keeps the tail load after it, so the
      * tail we read is at least the head we read (a stale answer is allowed, head > tail is not). */
     uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);

@@ -11,6 +11,7 @@
 #define INTAKE_SPSC_RING_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -33,6 +34,6 @@ void spsc_ring_push(struct spsc_ring *ring, struct record *record);
 /* Consumer thread only. Takes up to `capacity` records; returns how many. */
 uint32_t spsc_ring_pop_batch(struct spsc_ring *ring, struct record **out, uint32_t capacity);
 /* Any thread; approximate. */
-int spsc_ring_is_empty(struct spsc_ring *ring);
+bool spsc_ring_is_empty(struct spsc_ring *ring);
 
 #endif

@@ -20,13 +20,13 @@
 #include <sys/mman.h>
 
 /* The slot's sequence, from what it stores (sequence minus the slot's index). */
-static uint64_t slot_sequence_load(const struct topic_queue *queue, uint64_t position,
-                                   struct topic_queue_slot *slot) {
+static uint64_t topic_queue_slot_sequence_load(const struct topic_queue *queue,
+                                               uint64_t position, struct topic_queue_slot *slot) {
     return atomic_load_explicit(&slot->sequence, memory_order_acquire) + (position & queue->mask);
 }
 
-static void slot_sequence_store(const struct topic_queue *queue, uint64_t position,
-                                struct topic_queue_slot *slot, uint64_t sequence) {
+static void topic_queue_slot_sequence_store(const struct topic_queue *queue, uint64_t position,
+                                            struct topic_queue_slot *slot, uint64_t sequence) {
     atomic_store_explicit(&slot->sequence, sequence - (position & queue->mask), memory_order_release);
 }
 
@@ -60,7 +60,7 @@ enum topic_queue_result topic_queue_push(struct topic_queue *queue, struct recor
         struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
         /* Acquire: pairs with the consumer's release store after it read slot->record, so our
          * write of slot->record below cannot overtake its read of the previous lap's record. */
-        uint64_t sequence = slot_sequence_load(queue, position, slot);
+        uint64_t sequence = topic_queue_slot_sequence_load(queue, position, slot);
         int64_t difference = (int64_t)(sequence - position);
         if (difference == 0) {
             /* Relaxed: the CAS only arbitrates ownership of the position among producers; the
@@ -71,7 +71,7 @@ enum topic_queue_result topic_queue_push(struct topic_queue *queue, struct recor
                 slot->record = record;
                 /* Release: publishes slot->record (and everything the reactor wrote into the
                  * record) to the consumer's acquire load of this sequence. */
-                slot_sequence_store(queue, position, slot, position + 1);
+                topic_queue_slot_sequence_store(queue, position, slot, position + 1);
                 return TOPIC_QUEUE_OK;
             }
             /* A failed CAS reloaded `position`; try the slot it now names. */
@@ -91,7 +91,7 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
     struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
     /* Acquire: pairs with the producer's release store, making slot->record and the record's
      * contents visible here. */
-    uint64_t sequence = slot_sequence_load(queue, position, slot);
+    uint64_t sequence = topic_queue_slot_sequence_load(queue, position, slot);
     if (sequence != position + 1) {
         /* Empty, or claimed by a producer that has not published yet: never wait on it. */
         INTAKE_ASSERT((int64_t)(sequence - (position + 1)) < 0);
@@ -101,7 +101,7 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
     INTAKE_ASSERT(record != NULL);
     /* Release: tells the producer one lap ahead that our read of slot->record is done and the
      * slot may be overwritten. */
-    slot_sequence_store(queue, position, slot, position + queue->mask + 1);
+    topic_queue_slot_sequence_store(queue, position, slot, position + queue->mask + 1);
     /* dequeue_position is a plain field owned by this thread; the relaxed atomic store only lets
      * topic_queue_length read it from other threads without a data race. */
     __atomic_store_n(&queue->dequeue_position, position + 1, __ATOMIC_RELAXED);

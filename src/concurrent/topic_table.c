@@ -23,9 +23,8 @@
  * Result: a name that ever gets an id is never answered FULL, and FULL only once all
  * topics_max ids are taken.
  *
- * Hashing: FNV-1a 64 over the name's bytes, walked slice by slice (no copy). It must agree with
- * record_view_hash/record_topic_hash_bytes (record_scan.h): offset basis 0xcbf29ce484222325,
- * prime 0x100000001b3, xor each byte then multiply.
+ * Hashing: topic_hash_feed (topic_hash.h, the one function the record scan uses too) over the
+ * name's bytes, walked slice by slice (no copy).
  */
 #include "topic_table.h"
 
@@ -33,8 +32,8 @@
 #include <sched.h>
 #include <string.h>
 
-#define TOPIC_TABLE_FNV_OFFSET_BASIS 0xcbf29ce484222325ull
-#define TOPIC_TABLE_FNV_PRIME 0x100000001b3ull
+#include "topic_hash.h"
+
 /* Pauses before a waiter on a slot being created yields its CPU (the creator may be preempted). */
 #define TOPIC_TABLE_SPINS_BEFORE_YIELD 128
 
@@ -85,16 +84,13 @@ static int topic_table_walk(const struct record_view *view, uint32_t offset, uin
 
 static int topic_table_visit_hash(void *context, const uint8_t *bytes, uint32_t length) {
     uint64_t *hash = context;
-    for (uint32_t index = 0; index < length; index++) {
-        *hash ^= bytes[index];
-        *hash *= TOPIC_TABLE_FNV_PRIME;
-    }
+    *hash = topic_hash_feed(*hash, bytes, length);
     return 1;
 }
 
 static uint64_t topic_table_hash_view(const struct record_view *view, uint32_t offset,
                                       uint32_t length) {
-    uint64_t hash = TOPIC_TABLE_FNV_OFFSET_BASIS;
+    uint64_t hash = TOPIC_HASH_INITIAL;
     int finished = topic_table_walk(view, offset, length, topic_table_visit_hash, &hash);
     INTAKE_ASSERT(finished);
     return hash;

@@ -189,10 +189,9 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         else config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
         break;
     case OPTION_BACKEND:
-        if (strcmp(argument, "auto") == 0) config->backend = BACKEND_CHOICE_AUTO;
-        else if (strcmp(argument, "pbuf") == 0) config->backend = BACKEND_CHOICE_PBUF;
-        else if (strcmp(argument, "zcrx") == 0) config->backend = BACKEND_CHOICE_ZCRX;
-        else bad = 1;
+        /* Validated against the backend table: "auto" walks its fallback chain. */
+        bad = strcmp(argument, RX_BACKEND_AUTO_NAME) != 0 && rx_backend_type_find(argument) == NULL;
+        if (!bad) config->backend_name = argument;
         break;
     case OPTION_RETENTION:
         if (strcmp(argument, "block") == 0) config->retention = SHM_LOG_RETENTION_BLOCK;
@@ -273,8 +272,13 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
     RULE(config->frame_bytes_max <= config->log_capacity_bytes / 4,
          "--max-frame %u does not fit --log-size %lu (at most a quarter of it)",
          config->frame_bytes_max, (unsigned long)config->log_capacity_bytes);
-    RULE(config->backend != BACKEND_CHOICE_ZCRX || config->zcrx_nodev || config->zcrx_interface,
-         "--backend zcrx needs --zcrx-if IFNAME or --zcrx-nodev");
+    /* A backend named explicitly checks that the flags it needs were given. */
+    const struct rx_backend_type *type = rx_backend_type_find(config->backend_name);
+    if (type != NULL) {
+        struct rx_backend_config backend;
+        pipeline_backend_config(config, 0, &backend);
+        if (type->check(&backend, why, capacity) < 0) return -EINVAL;
+    }
     RULE(config->zcrx_queue_count == 0 || config->zcrx_queue_count >= config->reactor_count,
          "--zcrx-queues lists %u queues for %u reactors", config->zcrx_queue_count,
          config->reactor_count);

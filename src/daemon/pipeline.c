@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -42,11 +43,14 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->records_in_flight_max = 16384;
     config->ack_window_capacity = 2048;
     config->cq_entries = 8192;
-    config->backend = BACKEND_CHOICE_AUTO;
-    config->buffer_count = 512;
-    config->buffer_bytes = 64 * 1024;
-    config->zcrx_area_bytes = 64ull << 20;
-    config->zcrx_rx_buffer_bytes = 0;
+    config->backend_name = RX_BACKEND_AUTO_NAME;
+    /* Each backend's own defaults, from the backend table. */
+    struct rx_backend_config backend;
+    rx_backend_config_defaults(&backend);
+    config->buffer_count = backend.buffer_count;
+    config->buffer_bytes = backend.buffer_bytes;
+    config->zcrx_area_bytes = backend.zcrx_area_bytes;
+    config->zcrx_rx_buffer_bytes = backend.zcrx_rx_buffer_bytes;
     config->log_capacity_bytes = 64ull << 20;
     config->retention = SHM_LOG_RETENTION_BLOCK;
     config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
@@ -57,7 +61,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
 #define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
 
 /* Creates each missing component of `directory` (mode 0755). */
-static int directory_make(const char *directory) {
+static int pipeline_directory_make(const char *directory) {
     char path[4096];
     size_t length = strlen(directory);
     if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
@@ -77,7 +81,7 @@ static int directory_make(const char *directory) {
  * until the process exits, so a daemon that dies releases it with no stale state to clean. */
 static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const char *directory = pipeline->config.shm_directory;
-    int result = directory_make(directory);
+    int result = pipeline_directory_make(directory);
     if (result < 0) {
         intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
                           strerror(-result));
@@ -105,10 +109,56 @@ static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t 
     return 0;
 }
 
-static uint32_t round_up_power_of_two(uint32_t value) {
+void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
+                             struct rx_backend_config *out) {
+    INTAKE_ASSERT(config != NULL && out != NULL);
+    rx_backend_config_defaults(out);
+    out->reactor_index = (uint16_t)reactor_index;
+    out->buffer_count = config->buffer_count;
+    out->buffer_bytes = config->buffer_bytes;
+    out->buffer_group = 0;
+    out->zcrx_interface = config->zcrx_interface;
+    out->zcrx_queue = reactor_index < config->zcrx_queue_count ? config->zcrx_queues[reactor_index]
+                                                               : reactor_index;
+    out->zcrx_nodev = config->zcrx_nodev;
+    out->zcrx_area_bytes = config->zcrx_area_bytes;
+    out->zcrx_rx_buffer_bytes = config->zcrx_rx_buffer_bytes;
+    out->zcrx_refill_entries = 0; /* sized by the backend from its area */
+}
+
+static uint32_t pipeline_round_up_power_of_two(uint32_t value) {
     uint32_t result = 1;
     while (result < value) result <<= 1;
     return result;
+}
+
+/* One doorbell per thread that sleeps: futex for workers, eventfd for reactors (their rings
+ * read it). Owned here, handed to each thread and to those that ring it. */
+static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    pipeline->reactor_doorbells = calloc(config->reactor_count, sizeof(struct doorbell));
+    pipeline->worker_doorbells = calloc(config->worker_count, sizeof(struct doorbell));
+    if (pipeline->reactor_doorbells == NULL || pipeline->worker_doorbells == NULL) {
+        intake_error_line(why, why_capacity, "out of memory for doorbells");
+        return -ENOMEM;
+    }
+    for (uint32_t reactor = 0; reactor < config->reactor_count; reactor++)
+        pipeline->reactor_doorbells[reactor].event_fd = -1;
+    for (uint32_t worker = 0; worker < config->worker_count; worker++)
+        pipeline->worker_doorbells[worker].event_fd = -1;
+    for (uint32_t reactor = 0; reactor < config->reactor_count; reactor++) {
+        int result = doorbell_init(&pipeline->reactor_doorbells[reactor], DOORBELL_EVENTFD);
+        if (result < 0) {
+            intake_error_line(why, why_capacity, "eventfd for reactor %u: %s", reactor,
+                              strerror(-result));
+            return result;
+        }
+    }
+    for (uint32_t worker = 0; worker < config->worker_count; worker++) {
+        int result = doorbell_init(&pipeline->worker_doorbells[worker], DOORBELL_FUTEX);
+        INTAKE_ASSERT(result == 0); /* a futex doorbell needs no resource */
+    }
+    return 0;
 }
 
 static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -125,16 +175,17 @@ static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t
     if (pipeline->return_rings == NULL) goto out_of_memory;
     /* Never full: a reactor has at most its pool's worth of records out, all on one ring at
      * worst. */
-    uint32_t ring_capacity = round_up_power_of_two(config->records_in_flight_max);
+    uint32_t ring_capacity = pipeline_round_up_power_of_two(config->records_in_flight_max);
     for (uint32_t ring = 0; ring < ring_count; ring++)
         if (spsc_ring_init(&pipeline->return_rings[ring], ring_capacity) < 0) goto out_of_memory;
     pipeline->reactors = calloc(config->reactor_count, sizeof(struct reactor *));
     pipeline->workers = calloc(config->worker_count, sizeof(struct worker *));
     if (pipeline->reactors == NULL || pipeline->workers == NULL) goto out_of_memory;
-    return 0;
+    return pipeline_allocate_doorbells(pipeline, why, why_capacity);
 out_of_memory:
-    snprintf(why, why_capacity, "out of memory sizing queues (--topics-max %u, --topic-queue %u)",
-             config->topics_max, config->topic_queue_capacity);
+    intake_error_line(why, why_capacity,
+                      "out of memory sizing queues (--topics-max %u, --topic-queue %u)",
+                      config->topics_max, config->topic_queue_capacity);
     return -ENOMEM;
 }
 
@@ -151,6 +202,15 @@ static void pipeline_free(struct pipeline *pipeline) {
         spsc_ring_destroy(&pipeline->return_rings[ring]);
     free(pipeline->topic_queues);
     free(pipeline->return_rings);
+    for (uint32_t reactor = 0; pipeline->reactor_doorbells && reactor < config->reactor_count;
+         reactor++)
+        doorbell_destroy(&pipeline->reactor_doorbells[reactor]);
+    for (uint32_t worker = 0; pipeline->worker_doorbells && worker < config->worker_count; worker++)
+        doorbell_destroy(&pipeline->worker_doorbells[worker]);
+    free(pipeline->reactor_doorbells);
+    free(pipeline->worker_doorbells);
+    pipeline->reactor_doorbells = NULL;
+    pipeline->worker_doorbells = NULL;
     free(pipeline->reactors);
     free(pipeline->workers);
     topic_table_destroy(&pipeline->topics);
@@ -201,13 +261,85 @@ static void pipeline_join_all(struct pipeline *pipeline) {
 static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const struct pipeline_config *config = &pipeline->config;
     if (config->zcrx_queue_count == 0) return 0;
-    if (strcmp(reactor_backend_name(pipeline->reactors[0]), "zcrx") != 0) return 0;
-    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]), config->zcrx_queues,
-                                       config->reactor_count);
+    if (!reactor_backend_type(pipeline->reactors[0])->steered_by_rx_queue) return 0;
+    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
+                                       config->zcrx_queues, config->reactor_count);
     if (result < 0)
         snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                  strerror(-result));
     return result;
+}
+
+static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeline) {
+    const struct pipeline_config *config = &pipeline->config;
+    struct log_opener_links links = {
+        .topics = &pipeline->topics,
+        .topics_max = config->topics_max,
+        .log_template = {
+            .directory = config->shm_directory,
+            .topic = NULL,
+            .capacity_bytes = config->log_capacity_bytes,
+            .retention = config->retention,
+            .consumer_stale_ns = config->consumer_stale_ns,
+        },
+        .frame_bytes_max = config->frame_bytes_max,
+        .worker_doorbells = pipeline->worker_doorbells,
+        .worker_count = config->worker_count,
+    };
+    return links;
+}
+
+static struct worker_links pipeline_worker_links(struct pipeline *pipeline, uint32_t worker) {
+    const struct pipeline_config *config = &pipeline->config;
+    INTAKE_ASSERT(worker < config->worker_count);
+    INTAKE_ASSERT(pipeline->log_opener != NULL);
+    struct worker_links links = {
+        .index = worker,
+        .worker_count = config->worker_count,
+        .reactor_count = config->reactor_count,
+        .topics_max = config->topics_max,
+        .topics = &pipeline->topics,
+        .topic_queues = pipeline->topic_queues,
+        /* Its row of the matrix: ring [worker][reactor] for every reactor. */
+        .return_rings = &pipeline->return_rings[(size_t)worker * config->reactor_count],
+        .reactor_doorbells = pipeline->reactor_doorbells,
+        .doorbell = &pipeline->worker_doorbells[worker],
+        .log_opener = pipeline->log_opener,
+        .stopping = &pipeline->workers_stopping,
+        .abandon_waiting = &pipeline->abandon_waiting,
+    };
+    return links;
+}
+
+static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, uint32_t reactor) {
+    const struct pipeline_config *config = &pipeline->config;
+    INTAKE_ASSERT(reactor < config->reactor_count);
+    struct reactor_links links = {
+        .index = reactor,
+        .connections_max = config->connections_max,
+        .records_in_flight_max = config->records_in_flight_max,
+        .ack_window_capacity = config->ack_window_capacity,
+        .cq_entries = config->cq_entries,
+        .frame_bytes_max = config->frame_bytes_max,
+        .topics_per_connection = config->topics_per_connection,
+        .topic_queue_capacity = config->topic_queue_capacity,
+        .topics_max = config->topics_max,
+        .listen_address = &pipeline->config.listen_address,
+        .listen_address_length = config->listen_address_length,
+        .listen_text = pipeline->config.listen_text,
+        .backend_name = config->backend_name,
+        .topics = &pipeline->topics,
+        .topic_queues = pipeline->topic_queues,
+        .worker_count = config->worker_count,
+        /* Its column of the matrix: ring [worker][reactor] for every worker. */
+        .return_rings = &pipeline->return_rings[reactor],
+        .return_ring_stride = config->reactor_count,
+        .worker_doorbells = pipeline->worker_doorbells,
+        .doorbell = &pipeline->reactor_doorbells[reactor],
+        .stopping = &pipeline->stopping,
+    };
+    pipeline_backend_config(config, reactor, &links.backend_config);
+    return links;
 }
 
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
@@ -218,14 +350,21 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     int result = pipeline_lock_directory(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
+    /* The opener first: workers are handed it. It only waits for requests until they start. */
+    if (result == 0) {
+        struct log_opener_links opener_links = pipeline_log_opener_links(pipeline);
+        result = log_opener_start(&opener_links, &pipeline->log_opener, why, why_capacity);
+    }
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++) {
-        result = worker_create(pipeline, worker, &pipeline->workers[worker]);
-        if (result < 0) snprintf(why, why_capacity, "worker %u: out of memory", worker);
+        struct worker_links links = pipeline_worker_links(pipeline, worker);
+        result = worker_create(&links, &pipeline->workers[worker]);
+        if (result < 0) intake_error_line(why, why_capacity, "worker %u: out of memory", worker);
     }
     /* Listeners first, all of them, so a busy port fails before any thread starts. */
-    for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
-        result = reactor_create(pipeline, reactor, &pipeline->reactors[reactor], why, why_capacity);
-    if (result == 0) result = log_opener_start(pipeline, &pipeline->log_opener, why, why_capacity);
+    for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++) {
+        struct reactor_links links = pipeline_reactor_links(pipeline, reactor);
+        result = reactor_create(&links, &pipeline->reactors[reactor], why, why_capacity);
+    }
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++)
         result = worker_start(pipeline->workers[worker], why, why_capacity);
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++)
@@ -233,12 +372,30 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
         if (pipeline->reactors != NULL && pipeline->workers != NULL) pipeline_join_all(pipeline);
+        else log_opener_stop(pipeline->log_opener);
         pipeline_free(pipeline);
         return result;
     }
-    pipeline->backend_kind =
-        strcmp(reactor_backend_name(pipeline->reactors[0]), "zcrx") == 0 ? RX_BACKEND_ZCRX : RX_BACKEND_PBUF;
     return 0;
+}
+
+void pipeline_request_report(struct pipeline *pipeline) {
+    for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
+        reactor_request_report(pipeline->reactors[reactor]);
+    for (uint32_t worker = 0; worker < pipeline->config.worker_count; worker++)
+        worker_request_report(pipeline->workers[worker]);
+}
+
+const char *pipeline_backend_name(const struct pipeline *pipeline) {
+    return reactor_backend_name(pipeline->reactors[0]);
+}
+
+const char *pipeline_fallback_lines(const struct pipeline *pipeline) {
+    return reactor_fallback_lines(pipeline->reactors[0]);
+}
+
+uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline) {
+    return reactor_frame_bytes_max(pipeline->reactors[0]);
 }
 
 /* Waits for reactors to drain; past the deadline, tells workers to stop waiting on full logs. */
@@ -279,8 +436,10 @@ void pipeline_report(struct pipeline *pipeline, const char *when) {
         received += reactor_bytes_received(pipeline->reactors[reactor]);
     /* The copy account: payload bytes copied in user space per byte received. Each record's
      * bytes are copied once, into its log; framing prefixes are received but never copied. */
-    fprintf(stderr, "intaked: copy account %s: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n", when,
-            copied, received, received ? (double)copied / (double)received : 0.0);
+    fprintf(stderr,
+            "intaked: copy account %s: copied_bytes=%" PRIu64 " received_bytes=%" PRIu64
+            " ratio=%.4f\n",
+            when, copied, received, received ? (double)copied / (double)received : 0.0);
 }
 
 bool pipeline_all_units_returned(struct pipeline *pipeline) {

@@ -14,8 +14,11 @@
  *   consumers (other processes) <-- one shared-memory log per topic (created by the log opener)
  *
  * Everything is sized here, at startup, from struct pipeline_config. The pipeline owns the
- * topic table, the topic queues, the return rings, the reactors and the workers; it is built
- * and torn down by the main thread (pipeline.c), which also runs the shutdown sequence.
+ * topic table, the topic queues, the return rings, the doorbells, the reactors and the workers;
+ * it is built and torn down by the main thread (pipeline.c), which also runs the shutdown
+ * sequence. It is the only module that composes the others: each thread gets a links struct
+ * (reactor.h, worker.h, log_opener.h) naming exactly what it may touch, and no thread includes
+ * another's header.
  */
 #ifndef INTAKE_PIPELINE_H
 #define INTAKE_PIPELINE_H
@@ -27,17 +30,12 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "doorbell.h"
 #include "rx_backend.h"
 #include "shm_log.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
 #include "topic_table.h"
-
-enum backend_choice {
-    BACKEND_CHOICE_AUTO = 0, /* zcrx when it can be set up, otherwise pbuf (and say why) */
-    BACKEND_CHOICE_PBUF = 1,
-    BACKEND_CHOICE_ZCRX = 2,
-};
 
 struct pipeline_config {
     struct sockaddr_storage listen_address;
@@ -54,7 +52,7 @@ struct pipeline_config {
     uint32_t records_in_flight_max;   /* --records-per-reactor: record pool, per reactor */
     uint32_t ack_window_capacity;     /* --ack-window: records in flight per connection */
     uint32_t cq_entries;              /* --cq-entries: per reactor ring */
-    enum backend_choice backend;      /* --backend */
+    const char *backend_name;         /* --backend: a name of the backend table, or "auto" */
     uint32_t buffer_count;            /* --buffers: provided buffers per reactor */
     uint32_t buffer_bytes;            /* --buffer-size */
     const char *zcrx_interface;       /* --zcrx-if */
@@ -69,7 +67,6 @@ struct pipeline_config {
     uint64_t shutdown_timeout_ns;     /* --shutdown-timeout-ms: then unfinished records fail */
     char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
-    bool fixed_topics_only;           /* --no-auto-topics: only configured topics accepted */
 };
 
 struct reactor;
@@ -80,11 +77,12 @@ struct pipeline {
     struct pipeline_config config;
     struct topic_table topics;
     struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
-    struct spsc_ring *return_rings;     /* [worker_count * reactor_count] */
+    struct spsc_ring *return_rings;     /* [worker_count * reactor_count], row per worker */
+    struct doorbell *reactor_doorbells; /* [reactor_count], eventfd: their rings read it */
+    struct doorbell *worker_doorbells;  /* [worker_count], futex */
     struct reactor **reactors;
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */
-    enum rx_backend_kind backend_kind;  /* what auto resolved to */
     /* The --shm-dir lock file, flock'ed for the daemon's life: one daemon per directory. */
     int directory_lock_fd;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
@@ -95,24 +93,23 @@ struct pipeline {
     _Atomic bool abandon_waiting;
 };
 
-static inline struct spsc_ring *pipeline_return_ring(struct pipeline *pipeline, uint32_t worker,
-                                                     uint32_t reactor) {
-    INTAKE_ASSERT(worker < pipeline->config.worker_count);
-    INTAKE_ASSERT(reactor < pipeline->config.reactor_count);
-    return &pipeline->return_rings[worker * pipeline->config.reactor_count + reactor];
-}
-
-static inline uint32_t pipeline_topic_owner(const struct pipeline *pipeline, uint32_t topic_id) {
-    return topic_id % pipeline->config.worker_count;
-}
-
 /* Main thread. pipeline_start builds everything and starts the threads; on failure it prints
  * nothing but fills `why` with one line, tears down what it built and returns negative errno. */
 void pipeline_config_defaults(struct pipeline_config *config);
+/* The receive-backend settings of reactor `reactor_index` (kind left for the reactor to pick). */
+void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
+                             struct rx_backend_config *out);
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) INTAKE_MUST_CHECK;
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
+/* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */
+void pipeline_request_report(struct pipeline *pipeline);
+/* After start: what reactor 0 chose, the lines saying why auto fell back (empty when it did
+ * not; one line per step), and the frame limit the backend allows. */
+const char *pipeline_backend_name(const struct pipeline *pipeline);
+const char *pipeline_fallback_lines(const struct pipeline *pipeline);
+uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline);
 /* Prints every reactor's and worker's counters to stderr (SIGUSR1, shutdown). */
 void pipeline_report(struct pipeline *pipeline, const char *when);
 /* After pipeline_stop: true when every receive unit is back with its kernel ring. */

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pipeline.h"
-#include "worker.h"
 
 /* Prefault step: small enough that a new topic's request waits at most a few milliseconds. */
 #define LOG_OPENER_PREFAULT_BYTES (4u << 20)
@@ -26,7 +24,7 @@ struct log_request {
 };
 
 struct log_opener {
-    struct pipeline *pipeline;
+    struct log_opener_links links;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t requested;
@@ -56,70 +54,63 @@ static void log_opener_size_text(uint64_t bytes, char *out, size_t capacity) {
 
 /* The reason a producer gets when a topic's log cannot be made. Running out of space says what
  * was asked for and where, because that is what the operator has to change. */
-static void log_opener_describe_failure(const struct pipeline_config *config, const char *topic,
+static void log_opener_describe_failure(const struct shm_log_config *config, const char *topic,
                                         int result, struct topic_log_slot *slot) {
     int error = -result;
     if (error == ENOSPC || error == ENOMEM || error == EDQUOT || error == EFBIG) {
         slot->failure_status = RECORD_STATUS_RESOURCE_EXHAUSTED;
         char size[32];
-        log_opener_size_text(config->log_capacity_bytes, size, sizeof(size));
+        log_opener_size_text(config->capacity_bytes, size, sizeof(size));
         intake_error_line(slot->failure, sizeof(slot->failure),
                           "cannot allocate %s for topic \"%s\"'s log in %s: %s "
                           "(--log-size x topics must fit; retried at most once a second)",
-                          size, topic, config->shm_directory, strerror(error));
+                          size, topic, config->directory, strerror(error));
         return;
     }
     slot->failure_status = RECORD_STATUS_INTERNAL;
     /* shm_log's line already names the file and the call; keep it, prefixed by the topic. */
     char reason[sizeof(slot->failure)];
     snprintf(reason, sizeof(reason), "%s", slot->failure);
-    intake_error_line(slot->failure, sizeof(slot->failure), "topic \"%s\"'s log cannot be opened: %s",
-             topic, reason);
+    intake_error_line(slot->failure, sizeof(slot->failure),
+                      "topic \"%s\"'s log cannot be opened: %s", topic, reason);
 }
 
 /* A log that keeps a smaller limit than --max-frame (it was created with a smaller --log-size):
  * say so once, at open; records above its limit are refused at admission. */
-static void log_opener_note_limit(const struct pipeline_config *config, const char *topic,
-                                  uint64_t limit) {
-    if (limit >= config->frame_bytes_max) return;
+static void log_opener_note_limit(uint32_t frame_bytes_max, const char *topic, uint64_t limit) {
+    if (limit >= frame_bytes_max) return;
     fprintf(stderr, "intaked: topic \"%s\": its log takes records up to %llu bytes, below "
                     "--max-frame %u (it was created with a smaller --log-size); larger records "
                     "are refused REJECTED; intake-topic --remove recreates it at today's size\n",
-            topic, (unsigned long long)limit, config->frame_bytes_max);
+            topic, (unsigned long long)limit, frame_bytes_max);
 }
 
 /* Creates one topic's log and publishes the outcome in its slot. Opener thread. */
 static void log_opener_serve(struct log_opener *opener, const struct log_request *request) {
-    struct pipeline *pipeline = opener->pipeline;
-    const struct topic_entry *entry = topic_table_entry(&pipeline->topics, request->topic_id);
+    const struct topic_entry *entry = topic_table_entry(opener->links.topics, request->topic_id);
     /* A topic is routed (and so requested) only after its entry is published. */
     INTAKE_ASSERT(entry != NULL);
-    const struct pipeline_config *config = &pipeline->config;
-    struct shm_log_config log_config = {
-        .directory = config->shm_directory,
-        .topic = entry->name,
-        .capacity_bytes = config->log_capacity_bytes,
-        .retention = config->retention,
-        .consumer_stale_ns = config->consumer_stale_ns,
-    };
+    INTAKE_ASSERT(request->worker_index < opener->links.worker_count);
+    struct shm_log_config log_config = opener->links.log_template;
+    log_config.topic = entry->name;
     struct topic_log_slot *slot = request->slot;
     int result = shm_log_open_writer(&log_config, &slot->log, slot->failure, sizeof(slot->failure));
     if (result < 0) {
         slot->log = NULL;
-        log_opener_describe_failure(config, entry->name, result, slot);
+        log_opener_describe_failure(&opener->links.log_template, entry->name, result, slot);
         fprintf(stderr, "intaked: %s\n", slot->failure);
     } else {
         uint64_t limit = shm_log_record_bytes_max(slot->log);
-        log_opener_note_limit(config, entry->name, limit);
+        log_opener_note_limit(opener->links.frame_bytes_max, entry->name, limit);
         INTAKE_ASSERT(opener->prefault_count < opener->request_capacity);
         opener->prefault_slots[opener->prefault_count++] = slot;
-        topic_table_publish_log_limit(&pipeline->topics, request->topic_id,
+        topic_table_publish_log_limit(opener->links.topics, request->topic_id,
                                       limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
     }
     /* Release: publishes slot->log (or slot->failure) to the owning worker's acquire load. */
     atomic_store_explicit(&slot->state, result < 0 ? TOPIC_LOG_FAILED : TOPIC_LOG_READY,
                           memory_order_release);
-    worker_wake(pipeline->workers[request->worker_index]);
+    doorbell_ring(&opener->links.worker_doorbells[request->worker_index]);
 }
 
 /* One prefault step of the oldest log not fully prefaulted; false when none is left. Opener
@@ -162,12 +153,14 @@ static void *log_opener_main(void *argument) {
     return NULL;
 }
 
-int log_opener_start(struct pipeline *pipeline, struct log_opener **out, char *why,
+int log_opener_start(const struct log_opener_links *links, struct log_opener **out, char *why,
                      size_t why_capacity) {
+    INTAKE_ASSERT(links->topics != NULL && links->worker_doorbells != NULL);
+    INTAKE_ASSERT(links->topics_max > 0 && links->worker_count > 0);
     struct log_opener *opener = calloc(1, sizeof(*opener));
     if (opener == NULL) return -ENOMEM;
-    opener->pipeline = pipeline;
-    opener->request_capacity = pipeline->config.topics_max;
+    opener->links = *links;
+    opener->request_capacity = links->topics_max;
     opener->requests = calloc(opener->request_capacity, sizeof(struct log_request));
     opener->prefault_slots = calloc(opener->request_capacity, sizeof(struct topic_log_slot *));
     if (opener->requests == NULL || opener->prefault_slots == NULL) {

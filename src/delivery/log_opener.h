@@ -20,7 +20,9 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "doorbell.h"
 #include "shm_log.h"
+#include "topic_table.h"
 
 enum topic_log_state {
     TOPIC_LOG_NONE = 0,      /* not requested yet */
@@ -37,11 +39,20 @@ struct topic_log_slot {
     char failure[RECORD_STATUS_TEXT_BYTES];
 };
 
-struct pipeline;
 struct log_opener;
 
+/* What the opener may touch, handed over by the pipeline; all of it outlives the opener. */
+struct log_opener_links {
+    struct topic_table *topics;         /* names of the topics it is asked for */
+    uint32_t topics_max;                /* at most one request per topic is outstanding */
+    struct shm_log_config log_template; /* every field but .topic, which each request sets */
+    uint32_t frame_bytes_max;           /* --max-frame: a log that takes less is worth a line */
+    struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
+    uint32_t worker_count;
+};
+
 /* Main thread. */
-int log_opener_start(struct pipeline *pipeline, struct log_opener **out, char *why,
+int log_opener_start(const struct log_opener_links *links, struct log_opener **out, char *why,
                      size_t why_capacity) INTAKE_MUST_CHECK;
 /* After every worker has exited: finishes pending requests, joins, frees. */
 void log_opener_stop(struct log_opener *opener);

@@ -4,18 +4,13 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <linux/futex.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "pipeline.h"
-#include "reactor.h"
-#include "record_decode.h"
 #include "log_opener.h"
+#include "record_decode.h"
 #include "shm_log.h"
 
 /* Records taken from one topic queue before the log is published and the batch returned:
@@ -45,31 +40,22 @@ struct worker_counters {
 };
 
 struct worker {
-    struct pipeline *pipeline;
+    struct worker_links links;
     uint32_t index;
     pthread_t thread;
     bool thread_started;
     struct worker_topic *topics;   /* local index = topic id / worker_count */
     uint32_t topic_slots;
     bool *reactors_to_wake;
-    /* Futex word: bumped by whoever wakes the worker. */
-    _Atomic uint32_t wake_sequence;
-    /* 1 while the worker may sleep; read by reactors after they publish into a queue. */
-    _Atomic int sleeping;
     _Atomic bool report_requested;
     struct worker_counters counters;
 };
 
-static long futex_call(_Atomic uint32_t *word, int operation, uint32_t value,
-                       const struct timespec *timeout) {
-    return syscall(SYS_futex, (uint32_t *)word, operation, value, timeout, NULL, 0);
-}
-
 /* ---------------------------------------------------------------- per topic --- */
 
 static struct worker_topic *worker_topic_of(struct worker *worker, uint32_t topic_id) {
-    INTAKE_ASSERT(topic_id % worker->pipeline->config.worker_count == worker->index);
-    uint32_t local = topic_id / worker->pipeline->config.worker_count;
+    INTAKE_ASSERT(topic_id % worker->links.worker_count == worker->index);
+    uint32_t local = topic_id / worker->links.worker_count;
     INTAKE_ASSERT(local < worker->topic_slots);
     return &worker->topics[local];
 }
@@ -81,9 +67,9 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     /* Acquire: pairs with the opener's release store; slot->log is complete once READY. */
     enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
     if (state != TOPIC_LOG_NONE) return state;
-    if (topic_table_entry(&worker->pipeline->topics, topic_id) == NULL)
+    if (topic_table_entry(worker->links.topics, topic_id) == NULL)
         return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
-    log_opener_request(worker->pipeline->log_opener, topic_id, worker->index, &topic->log_slot);
+    log_opener_request(worker->links.log_opener, topic_id, worker->index, &topic->log_slot);
     return TOPIC_LOG_REQUESTED;
 }
 
@@ -91,7 +77,8 @@ static void worker_return(struct worker *worker, struct record *record) {
     /* Read before the push: once pushed, the record belongs to its reactor, which may reuse it
      * at once. */
     uint16_t reactor = record->reactor_index;
-    spsc_ring_push(pipeline_return_ring(worker->pipeline, worker->index, reactor), record);
+    INTAKE_ASSERT(reactor < worker->links.reactor_count);
+    spsc_ring_push(&worker->links.return_rings[reactor], record);
     worker->reactors_to_wake[reactor] = true;
 }
 
@@ -106,10 +93,10 @@ static bool worker_topic_retry_log(struct worker *worker, uint32_t topic_id,
         return false;
     }
     if (now - topic->failed_since_ns < WORKER_LOG_RETRY_NS) return false;
-    if (topic_queue_length(&worker->pipeline->topic_queues[topic_id]) == 0) return false;
+    if (topic_queue_length(&worker->links.topic_queues[topic_id]) == 0) return false;
     topic->failed_since_ns = 0;
     worker->counters.log_retries++;
-    log_opener_request(worker->pipeline->log_opener, topic_id, worker->index, &topic->log_slot);
+    log_opener_request(worker->links.log_opener, topic_id, worker->index, &topic->log_slot);
     return true;
 }
 
@@ -158,7 +145,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
                        decoded.sequence, record->receive_time_ns, &offset);
     if (result == SHM_LOG_FULL) {
-        if (!atomic_load(&worker->pipeline->abandon_waiting)) return false;
+        if (!atomic_load(worker->links.abandon_waiting)) return false;
         record->status = RECORD_STATUS_SHUTTING_DOWN;
         record->status_detail = "shutdown deadline passed while the topic's log was full";
         worker->counters.records_failed++;
@@ -181,14 +168,15 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     if (log_state == TOPIC_LOG_NONE || log_state == TOPIC_LOG_REQUESTED) return false;
     if (log_state == TOPIC_LOG_FAILED && worker_topic_retry_log(worker, topic_id, topic)) return false;
     if (topic->stalled != NULL && !shm_log_refresh_space(topic->log_slot.log) &&
-        !atomic_load(&worker->pipeline->abandon_waiting)) {
+        !atomic_load(worker->links.abandon_waiting)) {
         *stalled = true;
         return false;
     }
     struct record *batch[WORKER_BATCH_MAX];
     uint32_t count = 0;
     bool appended = false;
-    struct topic_queue *queue = &worker->pipeline->topic_queues[topic_id];
+    INTAKE_ASSERT(topic_id < worker->links.topics_max);
+    struct topic_queue *queue = &worker->links.topic_queues[topic_id];
     while (count < WORKER_BATCH_MAX) {
         struct record *record = topic->stalled ? topic->stalled : topic_queue_pop(queue);
         topic->stalled = NULL;
@@ -214,23 +202,23 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
 /* ---------------------------------------------------------------- the loop --- */
 
 static void worker_wake_reactors(struct worker *worker) {
-    for (uint32_t reactor = 0; reactor < worker->pipeline->config.reactor_count; reactor++) {
+    for (uint32_t reactor = 0; reactor < worker->links.reactor_count; reactor++) {
         if (!worker->reactors_to_wake[reactor]) continue;
         worker->reactors_to_wake[reactor] = false;
-        reactor_wake(worker->pipeline->reactors[reactor]);
+        doorbell_ring(&worker->links.reactor_doorbells[reactor]);
     }
 }
 
 static bool worker_queues_empty(struct worker *worker) {
-    struct pipeline *pipeline = worker->pipeline;
-    uint32_t topic_count = topic_table_count(&pipeline->topics);
-    for (uint32_t id = worker->index; id < topic_count; id += pipeline->config.worker_count) {
+    const struct worker_links *links = &worker->links;
+    uint32_t topic_count = topic_table_count(links->topics);
+    for (uint32_t id = worker->index; id < topic_count; id += links->worker_count) {
         struct worker_topic *topic = worker_topic_of(worker, id);
         enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
         if (state == TOPIC_LOG_NONE) return false; /* a log to ask for */
         /* A topic waiting for its log has nothing for us to do: the opener wakes us. */
         if (state == TOPIC_LOG_REQUESTED) continue;
-        if (topic_queue_length(&pipeline->topic_queues[id]) != 0) return false;
+        if (topic_queue_length(&links->topic_queues[id]) != 0) return false;
     }
     return true;
 }
@@ -239,35 +227,33 @@ static void worker_sleep(struct worker *worker, bool stalled) {
     worker->counters.sleeps++;
     if (stalled) {
         /* A consumer must read before we can go on; it does not know us, so look again soon. */
-        struct timespec timeout = {0, (long)WORKER_FULL_RECHECK_NS};
-        uint32_t seen = atomic_load(&worker->wake_sequence);
-        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, &timeout);
+        uint32_t token = doorbell_token(worker->links.doorbell);
+        doorbell_sleep(worker->links.doorbell, token, WORKER_FULL_RECHECK_NS);
         return;
     }
-    /* Dekker-style handshake with reactors (see worker_wake): announce, then look again. */
-    atomic_store(&worker->sleeping, 1);
-    uint32_t seen = atomic_load(&worker->wake_sequence);
-    if (worker_queues_empty(worker) && !atomic_load(&worker->pipeline->workers_stopping) &&
+    /* The doorbell handshake (doorbell.h): arm, look at the queues again, then sleep. */
+    uint32_t token = doorbell_arm(worker->links.doorbell);
+    if (worker_queues_empty(worker) && !atomic_load(worker->links.stopping) &&
         !atomic_load(&worker->report_requested))
-        futex_call(&worker->wake_sequence, FUTEX_WAIT_PRIVATE, seen, NULL);
-    atomic_store(&worker->sleeping, 0);
+        doorbell_sleep(worker->links.doorbell, token, 0);
+    doorbell_disarm(worker->links.doorbell);
 }
 
 static void *worker_thread_main(void *argument) {
     struct worker *worker = argument;
-    struct pipeline *pipeline = worker->pipeline;
+    const struct worker_links *links = &worker->links;
     for (;;) {
         if (atomic_exchange(&worker->report_requested, false))
             worker_print_counters(worker, stderr, "on request");
         bool progress = false;
         bool stalled = false;
-        uint32_t topic_count = topic_table_count(&pipeline->topics);
-        for (uint32_t id = worker->index; id < topic_count; id += pipeline->config.worker_count)
+        uint32_t topic_count = topic_table_count(links->topics);
+        for (uint32_t id = worker->index; id < topic_count; id += links->worker_count)
             progress |= worker_serve_topic(worker, id, &stalled);
         worker_wake_reactors(worker);
         if (progress) continue;
         /* Reactors have drained (every record they admitted came back), so nothing is left. */
-        if (atomic_load(&pipeline->workers_stopping) && !stalled) break;
+        if (atomic_load(links->stopping) && !stalled) break;
         worker_sleep(worker, stalled);
     }
     return NULL;
@@ -275,14 +261,16 @@ static void *worker_thread_main(void *argument) {
 
 /* ------------------------------------------------------------ setup, teardown --- */
 
-int worker_create(struct pipeline *pipeline, uint32_t index, struct worker **out) {
+int worker_create(const struct worker_links *links, struct worker **out) {
+    INTAKE_ASSERT(links->index < links->worker_count);
+    INTAKE_ASSERT(links->doorbell != NULL && links->doorbell->kind == DOORBELL_FUTEX);
     struct worker *worker = calloc(1, sizeof(*worker));
     if (worker == NULL) return -ENOMEM;
-    worker->pipeline = pipeline;
-    worker->index = index;
-    worker->topic_slots = pipeline->config.topics_max / pipeline->config.worker_count + 1;
+    worker->links = *links;
+    worker->index = links->index;
+    worker->topic_slots = links->topics_max / links->worker_count + 1;
     worker->topics = calloc(worker->topic_slots, sizeof(struct worker_topic));
-    worker->reactors_to_wake = calloc(pipeline->config.reactor_count, sizeof(bool));
+    worker->reactors_to_wake = calloc(links->reactor_count, sizeof(bool));
     if (worker->topics == NULL || worker->reactors_to_wake == NULL) {
         worker_destroy(worker);
         return -ENOMEM;
@@ -302,28 +290,14 @@ int worker_start(struct worker *worker, char *why, size_t why_capacity) {
     return 0;
 }
 
-void worker_wake(struct worker *worker) {
-    /* The caller's queue push (a release store) must be ordered before reading `sleeping`;
-     * the worker stores `sleeping` before re-reading the queues. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&worker->sleeping) == 0) return;
-    atomic_fetch_add(&worker->wake_sequence, 1);
-    futex_call(&worker->wake_sequence, FUTEX_WAKE_PRIVATE, 1, NULL);
-}
-
-static void worker_force_wake(struct worker *worker) {
-    atomic_fetch_add(&worker->wake_sequence, 1);
-    futex_call(&worker->wake_sequence, FUTEX_WAKE_PRIVATE, 1, NULL);
-}
-
 void worker_request_report(struct worker *worker) {
     atomic_store(&worker->report_requested, true);
-    worker_force_wake(worker);
+    doorbell_ring_always(worker->links.doorbell);
 }
 
 void worker_join(struct worker *worker) {
     if (!worker->thread_started) return;
-    worker_force_wake(worker);
+    doorbell_ring_always(worker->links.doorbell);
     pthread_join(worker->thread, NULL);
     worker->thread_started = false;
 }
@@ -343,8 +317,9 @@ void worker_destroy(struct worker *worker) {
 void worker_print_counters(struct worker *worker, FILE *out, const char *when) {
     const struct worker_counters *c = &worker->counters;
     fprintf(out,
-            "intaked: worker %u %s: records committed=%lu rejected=%lu failed=%lu bytes_copied=%lu "
-            "publishes=%lu log_full_waits=%lu log_retries=%lu sleeps=%lu\n",
+            "intaked: worker %u %s: records committed=%" PRIu64 " rejected=%" PRIu64
+            " failed=%" PRIu64 " bytes_copied=%" PRIu64 " publishes=%" PRIu64
+            " log_full_waits=%" PRIu64 " log_retries=%" PRIu64 " sleeps=%" PRIu64 "\n",
             worker->index, when, c->records_committed, c->records_rejected, c->records_failed,
             c->bytes_copied, c->publishes, c->log_full_waits, c->log_retries, c->sleeps);
     fflush(out);

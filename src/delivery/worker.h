@@ -6,28 +6,49 @@
  * record of the batch back to its reactor: an acknowledged record is always readable.
  *
  * The worker owns its topics' logs (opened when it first sees the topic) and nothing else;
- * records are lent to it by the reactors. Other threads reach it through worker_wake and the
- * topic queues. When every queue is empty it sleeps on a futex until a reactor wakes it; when a
- * log is full in block mode it re-checks the log's consumers every millisecond (no spinning).
+ * records are lent to it by the reactors. Other threads reach it only through what the pipeline
+ * handed it (struct worker_links): the topic queues and its doorbell. When every queue is empty
+ * it sleeps on its doorbell until a reactor rings it; when a log is full in block mode it
+ * re-checks the log's consumers every millisecond (no spinning).
  */
 #ifndef INTAKE_WORKER_H
 #define INTAKE_WORKER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "common.h"
+#include "doorbell.h"
+#include "spsc_ring.h"
+#include "topic_queue.h"
+#include "topic_table.h"
 
-struct pipeline;
+struct log_opener;
 struct worker;
 
-int worker_create(struct pipeline *pipeline, uint32_t index, struct worker **out) INTAKE_MUST_CHECK;
+/* What a worker may touch, handed over by the pipeline; all of it outlives the worker. */
+struct worker_links {
+    uint32_t index;                     /* owns topics with id % worker_count == index */
+    uint32_t worker_count;
+    uint32_t reactor_count;
+    uint32_t topics_max;
+    struct topic_table *topics;
+    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
+    struct spsc_ring *return_rings;     /* its row: [reactor_count], ring r leads to reactor r */
+    struct doorbell *reactor_doorbells; /* [reactor_count]: rung after returning records */
+    struct doorbell *doorbell;          /* its own (futex): reactors and the log opener ring it */
+    struct log_opener *log_opener;      /* asked for topic logs */
+    const _Atomic bool *stopping;       /* reactors have drained: finish and exit */
+    const _Atomic bool *abandon_waiting; /* the shutdown deadline passed: fail, do not wait */
+};
+
+int worker_create(const struct worker_links *links, struct worker **out) INTAKE_MUST_CHECK;
 int worker_start(struct worker *worker, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
-/* Any thread, after publishing records into one of this worker's topic queues. */
-void worker_wake(struct worker *worker);
 /* Any thread: the worker prints its counters from its own thread. */
 void worker_request_report(struct worker *worker);
-/* Main thread, after pipeline.workers_stopping is set: waits for the worker to exit. */
+/* Main thread, after links.stopping is set: waits for the worker to exit. */
 void worker_join(struct worker *worker);
 void worker_destroy(struct worker *worker);
 void worker_print_counters(struct worker *worker, FILE *out, const char *when);

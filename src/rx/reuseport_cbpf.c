@@ -24,8 +24,8 @@ uint32_t reuseport_queue_to_reactor(uint32_t queue, const uint32_t *list, uint32
     return queue % count;
 }
 
-static struct sock_filter instruction(uint16_t code, uint8_t jump_true, uint8_t jump_false,
-                                      uint32_t k) {
+static struct sock_filter reuseport_cbpf_instruction(uint16_t code, uint8_t jump_true,
+                                                     uint8_t jump_false, uint32_t k) {
     struct sock_filter result = {code, jump_true, jump_false, k};
     return result;
 }
@@ -35,17 +35,18 @@ uint32_t reuseport_cbpf_build(const uint32_t *list, uint32_t count, struct sock_
     INTAKE_ASSERT(list != NULL && program != NULL);
     uint32_t length = 0;
     uint32_t queue_field = (uint32_t)(SKF_AD_OFF + SKF_AD_QUEUE);
-    program[length++] = instruction(BPF_LD | BPF_W | BPF_ABS, 0, 0, queue_field);
+    program[length++] = reuseport_cbpf_instruction(BPF_LD | BPF_W | BPF_ABS, 0, 0, queue_field);
     for (uint32_t index = 0; index < count; index++) {
         /* From compare i (at 1+i) to ret_i (at 3+n+i): skip the rest of this instruction's
          * successors, which is always n + 1 instructions. */
         uint8_t to_return = (uint8_t)(count + 1);
-        program[length++] = instruction(BPF_JMP | BPF_JEQ | BPF_K, to_return, 0, list[index]);
+        program[length++] =
+            reuseport_cbpf_instruction(BPF_JMP | BPF_JEQ | BPF_K, to_return, 0, list[index]);
     }
-    program[length++] = instruction(BPF_ALU | BPF_MOD | BPF_K, 0, 0, count);
-    program[length++] = instruction(BPF_RET | BPF_A, 0, 0, 0);
+    program[length++] = reuseport_cbpf_instruction(BPF_ALU | BPF_MOD | BPF_K, 0, 0, count);
+    program[length++] = reuseport_cbpf_instruction(BPF_RET | BPF_A, 0, 0, 0);
     for (uint32_t index = 0; index < count; index++)
-        program[length++] = instruction(BPF_RET | BPF_K, 0, 0, index);
+        program[length++] = reuseport_cbpf_instruction(BPF_RET | BPF_K, 0, 0, index);
     INTAKE_ASSERT(length == 3 + 2 * count);
     INTAKE_ASSERT(length <= REUSEPORT_CBPF_INSTRUCTIONS_MAX);
     return length;

@@ -46,7 +46,8 @@ struct rx_backend_config {
     bool zcrx_nodev;             /* ZCRX_REG_NODEV: device-less mode (kernel copies) */
     uint64_t zcrx_area_bytes;
     uint32_t zcrx_rx_buffer_bytes; /* 0: kernel default (page size) */
-    uint32_t zcrx_refill_entries;  /* power of two; above the most units that can be in flight */
+    uint32_t zcrx_refill_entries;  /* power of two, above the most units that can be in flight;
+                                      0: sized by the backend from the area */
 };
 
 /* What a receive completion meant. */
@@ -110,6 +111,42 @@ struct rx_backend {
 /* io_uring_params.flags a backend needs on its reactor's ring (zcrx: IORING_SETUP_CQE32). */
 uint32_t rx_backend_ring_flags(enum rx_backend_kind kind);
 
+/*
+ * The backend table: each receive backend described once. Callers (reactor, pipeline, config)
+ * never name a backend: they look one up by the name the user gave, or walk the auto chain from
+ * rx_backend_auto_first through each type's `fallback`.
+ */
+struct rx_backend_type {
+    const char *name;           /* what --backend takes */
+    enum rx_backend_kind kind;
+    uint32_t ring_flags;        /* io_uring_params.flags its ring needs */
+    /* Connections must reach the reactor whose hardware queue their packets arrive on (the
+     * pipeline attaches the queue-steering reuseport program when queues are configured). */
+    bool steered_by_rx_queue;
+    const char *fallback;       /* the type auto tries next when this one cannot be set up */
+    /* Its share of the defaults (buffer counts and sizes, area size). */
+    void (*defaults)(struct rx_backend_config *config);
+    /* The flags it needs were given: 0, or -EINVAL with one line for the user. */
+    int (*check)(const struct rx_backend_config *config, char *why, size_t why_capacity);
+    int (*create)(const struct rx_backend_config *config, struct io_uring *ring,
+                  struct rx_backend **out, char *why, size_t why_capacity);
+    /* The largest record its units can hold in RECORD_SLICES_MAX slices, at most `asked`. */
+    uint32_t (*frame_bytes_limit)(const struct rx_backend *backend, uint32_t asked);
+};
+
+#define RX_BACKEND_AUTO_NAME "auto"
+
+/* The type named `name`, or NULL (also for "auto", which is a walk, not a type). */
+const struct rx_backend_type *rx_backend_type_find(const char *name);
+/* The first type auto tries. */
+const struct rx_backend_type *rx_backend_auto_first(void);
+/* The type an instance was created from. */
+const struct rx_backend_type *rx_backend_type_of(const struct rx_backend *backend);
+/* "auto|pbuf|zcrx", for usage lines. */
+const char *rx_backend_names(void);
+/* Every type's defaults into `config` (zeroed first). */
+void rx_backend_config_defaults(struct rx_backend_config *config);
+
 /* Creates the backend on an initialised ring (registers the buffer ring or the zcrx ifq).
  * Errors are negative errno values with `why` set to one clear line for the log, e.g.
  * "zcrx: kernel lacks IORING_REGISTER_ZCRX_IFQ (needs Linux 6.15)". */
@@ -120,8 +157,13 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
 int rx_zcrx_create(const struct rx_backend_config *config, struct io_uring *ring,
                    struct rx_backend **out, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
 
-/* pbuf only: whether the kernel accepted incremental buffer consumption. */
-bool rx_pbuf_is_incremental(const struct rx_backend *backend);
+/* Filled into the table by each backend's file. */
+void rx_pbuf_defaults(struct rx_backend_config *config);
+int rx_pbuf_check(const struct rx_backend_config *config, char *why, size_t why_capacity);
+uint32_t rx_pbuf_frame_bytes_limit(const struct rx_backend *backend, uint32_t asked);
+void rx_zcrx_defaults(struct rx_backend_config *config);
+int rx_zcrx_check(const struct rx_backend_config *config, char *why, size_t why_capacity);
+uint32_t rx_zcrx_frame_bytes_limit(const struct rx_backend *backend, uint32_t asked);
 
 /* Shared reference counting (rx_backend.c); the owning reactor's thread only. */
 void rx_backend_ref(struct rx_backend *backend, uint32_t unit);

@@ -56,14 +56,23 @@ static int pbuf_arm(struct rx_backend *backend, struct io_uring *ring, int fd, u
     return 0;
 }
 
-static enum rx_event pbuf_event_for_error(int result, int *errno_value) {
+/* Counted like zcrx counts its own: every multishot end that only needs a re-arm. */
+static enum rx_event pbuf_event_for_error(struct rx_backend *backend, int result,
+                                          int *errno_value) {
+    INTAKE_ASSERT(result < 0);
     *errno_value = -result;
     switch (-result) {
-    case ENOBUFS: return RX_EVENT_OUT_OF_UNITS;
+    case ENOBUFS:
+        backend->stats.rearms_out_of_units++;
+        return RX_EVENT_OUT_OF_UNITS;
     case ECANCELED: return RX_EVENT_CANCELED;
+    case ENOSPC: /* the CQ overflowed: the multishot ended; re-arm */
+        backend->stats.rearms_overflow++;
+        return RX_EVENT_RETRY;
     case EAGAIN:
     case EINTR:
-    case ENOSPC: return RX_EVENT_RETRY;
+        backend->stats.rearms_other++;
+        return RX_EVENT_RETRY;
     default: return RX_EVENT_ERROR;
     }
 }
@@ -94,7 +103,7 @@ static enum rx_event pbuf_parse(struct rx_backend *backend, const struct io_urin
                                 struct rx_chunk *chunk, int *errno_value) {
     struct rx_pbuf *pbuf = pbuf_of(backend);
     *errno_value = 0;
-    if (cqe->res < 0) return pbuf_event_for_error(cqe->res, errno_value);
+    if (cqe->res < 0) return pbuf_event_for_error(backend, cqe->res, errno_value);
     if (cqe->res == 0) return RX_EVENT_END_OF_STREAM;
     INTAKE_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
     uint32_t buffer_id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -230,8 +239,25 @@ fail_free:
     return result;
 }
 
-/* The incremental flag is reported in the reactor's startup line. */
-bool rx_pbuf_is_incremental(const struct rx_backend *backend) {
+/* --- its entry in the backend table ------------------------------------------------------ */
+
+void rx_pbuf_defaults(struct rx_backend_config *config) {
+    config->buffer_count = 512;
+    config->buffer_bytes = 64 * 1024;
+    config->buffer_group = 0;
+}
+
+/* Needs nothing beyond its sizes, which config.c bounds. */
+int rx_pbuf_check(const struct rx_backend_config *config, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(config != NULL);
+    INTAKE_ASSERT(why != NULL || why_capacity == 0);
+    return 0;
+}
+
+/* Buffers are consumed incrementally and a record's slices may each be a whole buffer or less:
+ * the framer's RECORD_SLICES_MAX check answers what does not fit, so nothing is lowered. */
+uint32_t rx_pbuf_frame_bytes_limit(const struct rx_backend *backend, uint32_t asked) {
     INTAKE_ASSERT(backend->kind == RX_BACKEND_PBUF);
-    return ((const struct rx_pbuf *)backend)->incremental;
+    INTAKE_ASSERT(asked > 0);
+    return asked;
 }

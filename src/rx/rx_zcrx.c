@@ -18,6 +18,7 @@
  */
 #include "rx_zcrx.h"
 
+#include "record.h"
 #include "rx_backend.h"
 #include "zcrx_uapi.h"
 
@@ -119,6 +120,20 @@ static int zcrx_check_config(const struct rx_backend_config *config, uint32_t pa
         return zcrx_fail(why, why_capacity, EINVAL,
                          "zcrx: --zcrx-if and --zcrx-nodev exclude each other");
     return 0;
+}
+
+/* Above the most units that can be in flight: each zcrx completion holds one receive buffer of
+ * the area until it is refilled, so the area's buffer count bounds them. */
+static uint32_t zcrx_refill_entries_for(const struct rx_backend_config *config,
+                                        uint32_t page_bytes) {
+    INTAKE_ASSERT(page_bytes > 0);
+    uint64_t rx_buffer_bytes = config->zcrx_rx_buffer_bytes ? config->zcrx_rx_buffer_bytes
+                                                            : page_bytes;
+    uint64_t area_buffers = config->zcrx_area_bytes / rx_buffer_bytes;
+    uint32_t refill = 64;
+    while (refill < area_buffers && refill < ZCRX_REFILL_ENTRIES_MAX) refill <<= 1;
+    INTAKE_ASSERT(intake_is_power_of_two(refill));
+    return refill;
 }
 
 /* The ring must have been created for zcrx, and the kernel must know RECV_ZC. */
@@ -275,6 +290,10 @@ int rx_zcrx_create(const struct rx_backend_config *config, struct io_uring *ring
     INTAKE_ASSERT(out != NULL && why != NULL && why_capacity > 0);
     *out = NULL;
     uint32_t page_bytes = (uint32_t)sysconf(_SC_PAGESIZE);
+    struct rx_backend_config sized = *config;
+    if (sized.zcrx_refill_entries == 0)
+        sized.zcrx_refill_entries = zcrx_refill_entries_for(&sized, page_bytes);
+    config = &sized;
     int result = zcrx_check_config(config, page_bytes, why, why_capacity);
     if (result < 0) return result;
     result = zcrx_check_ring(ring, why, why_capacity);
@@ -505,4 +524,33 @@ void rx_zcrx_info(const struct rx_backend *backend, struct rx_zcrx_info *info) {
     info->units_held = backend->unit_count - zcrx->slots_free;
     info->slots_exhausted = zcrx->slots_exhausted;
     info->flush_errors = zcrx->flush_errors;
+}
+
+/* --- its entry in the backend table ------------------------------------------------------ */
+
+void rx_zcrx_defaults(struct rx_backend_config *config) {
+    config->zcrx_area_bytes = 64ull << 20;
+    config->zcrx_rx_buffer_bytes = 0;
+    config->zcrx_refill_entries = 0;
+}
+
+/* What --backend zcrx needs from the command line (the rest is checked at creation). */
+int rx_zcrx_check(const struct rx_backend_config *config, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(config != NULL);
+    INTAKE_ASSERT(why != NULL && why_capacity > 0);
+    if (config->zcrx_nodev || config->zcrx_interface != NULL) return 0;
+    intake_error_line(why, why_capacity, "--backend zcrx needs --zcrx-if IFNAME or --zcrx-nodev");
+    return -EINVAL;
+}
+
+/* A record of N bytes in fragments of F bytes spans at most ceil(N / F) + 1 of them (its ends
+ * may share fragments with its neighbours): the fixed fragment size caps what --max-frame can
+ * promise. */
+uint32_t rx_zcrx_frame_bytes_limit(const struct rx_backend *backend, uint32_t asked) {
+    INTAKE_ASSERT(backend->ops == &rx_zcrx_ops);
+    INTAKE_ASSERT(asked > 0);
+    const struct rx_zcrx *zcrx = (const struct rx_zcrx *)backend;
+    uint64_t fragment_bytes = zcrx->rx_buffer_bytes ? zcrx->rx_buffer_bytes : 4096;
+    uint64_t limit = fragment_bytes * (RECORD_SLICES_MAX - 2);
+    return limit < asked ? (uint32_t)limit : asked;
 }

@@ -8,6 +8,7 @@
 #include "record_scan.h"
 
 #include "slice_cursor.h"
+#include "topic_hash.h"
 
 /* Protobuf wire types. */
 enum wire_type {
@@ -22,8 +23,6 @@ enum wire_type {
 /* Largest field number protobuf allows (2^29 - 1). */
 #define FIELD_NUMBER_MAX 536870911u
 
-#define FNV1A_OFFSET_BASIS 0xcbf29ce484222325ULL
-#define FNV1A_PRIME 0x100000001b3ULL
 
 /* One decoded field: its number, wire type, and either a varint value or a value span. */
 struct scan_field {
@@ -209,17 +208,9 @@ enum record_scan_result record_scan_view(const struct record_view *view, struct 
     return RECORD_SCAN_OK;
 }
 
-static uint64_t fnv1a_feed(uint64_t hash, const uint8_t *bytes, uint32_t length) {
-    for (uint32_t index = 0; index < length; index++) {
-        hash ^= bytes[index];
-        hash *= FNV1A_PRIME;
-    }
-    return hash;
-}
-
 uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length) {
     INTAKE_ASSERT(bytes != NULL || length == 0);
-    return fnv1a_feed(FNV1A_OFFSET_BASIS, bytes, length);
+    return topic_hash_feed(TOPIC_HASH_INITIAL, bytes, length);
 }
 
 /* Positions a cursor at `offset` after checking the span lies inside the view. */
@@ -235,11 +226,11 @@ static void span_cursor_init(struct slice_cursor *cursor, const struct record_vi
 uint64_t record_view_hash(const struct record_view *view, uint32_t offset, uint32_t length) {
     struct slice_cursor cursor;
     span_cursor_init(&cursor, view, offset, length);
-    uint64_t hash = FNV1A_OFFSET_BASIS;
+    uint64_t hash = TOPIC_HASH_INITIAL;
     while (length > 0) {
         uint32_t piece = slice_cursor_contiguous(&cursor);
         if (piece > length) piece = length;
-        hash = fnv1a_feed(hash, slice_cursor_pointer(&cursor), piece);
+        hash = topic_hash_feed(hash, slice_cursor_pointer(&cursor), piece);
         slice_cursor_advance(&cursor, piece);
         length -= piece;
     }
