@@ -253,6 +253,7 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
     RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
     RULE(config->topics_per_connection >= 1, "--topics-per-connection must be at least 1");
+    RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
     RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
          "--topic-queue must be a power of two >= 2");
     RULE(config->connections_max >= 1 && config->connections_max <= (1u << 24) - 1,
