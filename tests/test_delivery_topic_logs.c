@@ -157,6 +157,16 @@ static void test_log_limit_after_restart(void) {
 #define TMPFS_OPTIONS "size=1m"
 #define FILLER_BYTES (600 * 1024)
 
+/* The mount outlives a failed REQUIRE otherwise (it exits): unmounted at exit too. */
+static char mounted_at[256];
+
+static void tmpfs_unmount(void) {
+    if (mounted_at[0] == '\0') return;
+    umount2(mounted_at, MNT_DETACH);
+    rmdir(mounted_at);
+    mounted_at[0] = '\0';
+}
+
 static bool filler_create(const char *path) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) return false;
@@ -177,6 +187,8 @@ static void test_log_allocation_failure(void) {
         rmdir(mount_point);
         return;
     }
+    snprintf(mounted_at, sizeof(mounted_at), "%s", mount_point);
+    atexit(tmpfs_unmount);
     REQUIRE(filler_create(filler));
     static struct raw_ack_reader reader;
     struct raw_ack ack;
@@ -232,8 +244,7 @@ static void test_log_allocation_failure(void) {
 
     CHECK(daemon_stop(&daemon) == 0);
     CHECK(daemon_log_counter(&daemon, "worker", "log_retries") >= 1);
-    umount2(mount_point, MNT_DETACH);
-    rmdir(mount_point);
+    tmpfs_unmount();
 }
 
 /* ------------------------------------------------------ topics_per_connection --- */
