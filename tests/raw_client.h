@@ -80,7 +80,8 @@ struct raw_ack_reader {
 static bool raw_ack_take(struct raw_ack_reader *reader, struct raw_ack *ack) {
     uint64_t frame_length = 0;
     size_t prefix = 0;
-    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK) return false;
+    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK)
+        return false;
     if (reader->length < prefix + frame_length) return false;
     memset(ack, 0, sizeof(*ack));
     const uint8_t *cursor = reader->buffer + prefix;

@@ -58,6 +58,7 @@ for flag in $flags_32 $flags_64; do
   done
 done
 expect_exit 2 "empty --shm-dir" --shm-dir ""
+expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0
 expect_exit 2 "workers that wrap to 1" --workers 4294967297
 check "wrapping --workers says what is wanted" \
   $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)

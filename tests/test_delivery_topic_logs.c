@@ -83,7 +83,8 @@ static void test_log_limit_after_restart(void) {
     struct daemon daemon;
 
     /* First life: 64 KiB logs, so each takes records up to 16 KiB. */
-    const char *const small[] = {"--backend", "pbuf", "--log-size", "64K", "--max-frame", "16K", NULL};
+    const char *const small[] = {"--backend", "pbuf", "--log-size", "64K", "--max-frame", "16K",
+                                 NULL};
     REQUIRE(daemon_start(&daemon, directory, small));
     int fd = connect_daemon(&daemon, &reader);
     raw_send_record(fd, "small", 1, 1000, 1);
@@ -193,7 +194,8 @@ static void test_log_allocation_failure(void) {
     static struct raw_ack_reader reader;
     struct raw_ack ack;
     struct daemon daemon;
-    const char *const flags[] = {"--backend", "pbuf", "--log-size", "256K", "--max-frame", "64K", NULL};
+    const char *const flags[] = {"--backend", "pbuf", "--log-size", "256K", "--max-frame", "64K",
+                                 NULL};
     REQUIRE(daemon_start(&daemon, directory, flags));
 
     /* t1's log fits, t2's does not. Record 3 (to t1, after the failed one) must not commit. */

@@ -60,7 +60,7 @@ void config_print_usage(FILE *out) {
           "  --max-frame BYTES         largest record accepted (default 1M)\n"
           "  --topics-max N            topics created on first use, at most (default 1024)\n"
           "  --topic NAME              create a topic at startup (repeatable)\n"
-          "  --topics-per-connection N topics one connection may create (default 256)\n"
+          "  --topics-per-connection N topics one connection may create (default: --topics-max)\n"
           "  --topic-queue N           records queued per topic, power of two (default 4096)\n"
           "  --connections-max N       connections per reactor; more are refused (default 16384)\n"
           "  --records-per-reactor N   records in flight per reactor (default 16384)\n"
@@ -213,7 +213,10 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_WORKERS: config->worker_count = (uint32_t)value; break;
         case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; break;
         case OPTION_TOPICS_MAX: config->topics_max = (uint32_t)value; break;
-        case OPTION_TOPICS_PER_CONNECTION: config->topics_per_connection = (uint32_t)value; break;
+        case OPTION_TOPICS_PER_CONNECTION:
+            config->topics_per_connection = (uint32_t)value;
+            bad = value == 0; /* 0 is the unset default ("as many as --topics-max") */
+            break;
         case OPTION_TOPIC_QUEUE: config->topic_queue_capacity = (uint32_t)value; break;
         case OPTION_CONNECTIONS_MAX: config->connections_max = (uint32_t)value; break;
         case OPTION_RECORDS_PER_REACTOR: config->records_in_flight_max = (uint32_t)value; break;
@@ -252,7 +255,6 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
     RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
-    RULE(config->topics_per_connection >= 1, "--topics-per-connection must be at least 1");
     RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
     RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
          "--topic-queue must be a power of two >= 2");

@@ -37,7 +37,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
-    config->topics_per_connection = 256;
+    config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
     config->records_in_flight_max = 16384;
@@ -321,7 +321,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .ack_window_capacity = config->ack_window_capacity,
         .cq_entries = config->cq_entries,
         .frame_bytes_max = config->frame_bytes_max,
-        .topics_per_connection = config->topics_per_connection,
+        .topics_per_connection = config->topics_per_connection != 0 ? config->topics_per_connection
+                                                                    : config->topics_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
         .listen_address = &pipeline->config.listen_address,

@@ -118,7 +118,8 @@ static void log_opener_serve(struct log_opener *opener, const struct log_request
 static bool log_opener_prefault_step(struct log_opener *opener) {
     while (opener->prefault_next < opener->prefault_count) {
         struct topic_log_slot *slot = opener->prefault_slots[opener->prefault_next];
-        uint64_t done = shm_log_prefault(slot->log, opener->prefault_offset, LOG_OPENER_PREFAULT_BYTES);
+        uint64_t done =
+            shm_log_prefault(slot->log, opener->prefault_offset, LOG_OPENER_PREFAULT_BYTES);
         if (done > 0) {
             opener->prefault_offset += done;
             return true;

@@ -166,7 +166,8 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     enum topic_log_state log_state = worker_topic_log(worker, topic_id, topic);
     /* Until the opener is done, the topic's records wait in its queue (it wakes us). */
     if (log_state == TOPIC_LOG_NONE || log_state == TOPIC_LOG_REQUESTED) return false;
-    if (log_state == TOPIC_LOG_FAILED && worker_topic_retry_log(worker, topic_id, topic)) return false;
+    if (log_state == TOPIC_LOG_FAILED && worker_topic_retry_log(worker, topic_id, topic))
+        return false;
     if (topic->stalled != NULL && !shm_log_refresh_space(topic->log_slot.log) &&
         !atomic_load(worker->links.abandon_waiting)) {
         *stalled = true;

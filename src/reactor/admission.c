@@ -114,7 +114,8 @@ static const char *connection_route(struct reactor *reactor, struct connection *
         reactor->counters.records_over_log_limit++;
         *status = RECORD_STATUS_REJECTED;
         record_over_log_limit_detail(connection->end_detail_text,
-                                     sizeof(connection->end_detail_text), record->frame_bytes, limit);
+                                     sizeof(connection->end_detail_text), record->frame_bytes,
+                                     limit);
         return connection->end_detail_text;
     }
     return NULL;
