@@ -35,11 +35,13 @@ expect_exit 2 "bad listen" --listen nowhere
 expect_exit 2 "zcrx without a device" --backend zcrx
 
 # Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
-expect_exit 2 "port above 65535" --listen 127.0.0.1:82537
+# Each case names a private --shm-dir, so a regression that starts a daemon touches nothing shared.
+isolated="--shm-dir /dev/shm/intake-cli-$$"
+expect_exit 2 "port above 65535" --listen 127.0.0.1:82537 $isolated
 check "port above 65535 says why" $(grep -q "port must be a number 1..65535" "$work/err"; echo $?)
-expect_exit 2 "port 0" --listen 127.0.0.1:0
-expect_exit 2 "port with garbage" --listen 127.0.0.1:74x1
-expect_exit 2 "negative port" --listen 127.0.0.1:-5
+expect_exit 2 "port 0" --listen 127.0.0.1:0 $isolated
+expect_exit 2 "port with garbage" --listen 127.0.0.1:74x1 $isolated
+expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 
 # Every numeric flag parses strictly: values that would wrap (4294967297 used to become 1),
 # negatives, signs, spaces, garbage and empty values are refused with one line naming the flag.
@@ -52,14 +54,13 @@ for flag in $flags_32 $flags_64; do
   too_large=4294967297
   case " $flags_64 " in *" $flag "*) too_large=1025G ;; esac
   for value in $too_large 18446744073709551617 -1 +4 " 4" "4 " 4x 0x10 1.5 "" 4KK 99999999999G; do
-    expect_exit 2 "$flag \"$value\"" "$flag" "$value" --shm-dir /dev/shm/intake-cli-$$ \
-      --listen 127.0.0.1:1
+    expect_exit 2 "$flag \"$value\"" "$flag" "$value" $isolated --listen 127.0.0.1:1
     check "$flag \"$value\" names the flag" $(grep -q -- "^intaked: $flag" "$work/err"; echo $?)
   done
 done
-expect_exit 2 "empty --shm-dir" --shm-dir ""
-expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0
-expect_exit 2 "workers that wrap to 1" --workers 4294967297
+expect_exit 2 "empty --shm-dir" --shm-dir "" --listen 127.0.0.1:1
+expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
+expect_exit 2 "workers that wrap to 1" --workers 4294967297 $isolated --listen 127.0.0.1:1
 check "wrapping --workers says what is wanted" \
   $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)
 
