@@ -34,8 +34,9 @@ struct topic_entry {
     uint32_t name_length;
     char name[RECORD_TOPIC_BYTES_MAX + 1]; /* NUL-terminated for log lines and file names */
     /* 0 until the topic's log is open; then the largest record that log takes (a log keeps the
-     * limit it was created with, which may be below today's --max-frame). Written once by the
-     * log opener (topic_table_publish_log_limit), read by reactors at admission. */
+     * limit it was created with, which may be below today's --max-frame). Written by the log
+     * opener when the log opens, and by the owning worker if a recreated log changes it
+     * (topic_table_publish_log_limit); read by reactors at admission. */
     _Atomic uint32_t log_record_bytes_max;
 };
 
@@ -71,8 +72,9 @@ enum topic_table_result topic_table_intern_name(struct topic_table *table, const
 const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t topic_id);
 uint32_t topic_table_count(struct topic_table *table);
 
-/* The log opener, once per topic: the topic's log is open and takes records up to `bytes`
- * (nonzero). Release: the log is usable by the time a reactor sees the limit. */
+/* The log opener when the topic's log opens (or the owning worker when a recreated log's limit
+ * differs): the log takes records up to `bytes` (nonzero). Release: the log is usable by the
+ * time a reactor sees the limit. */
 void topic_table_publish_log_limit(struct topic_table *table, uint32_t topic_id, uint32_t bytes);
 /* Any thread: 0 while the topic's log is not open (not yet, or its creation failed). */
 static inline uint32_t topic_table_log_limit(const struct topic_entry *entry) {

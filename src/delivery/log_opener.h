@@ -49,6 +49,7 @@ struct log_opener_links {
     uint32_t frame_bytes_max;           /* --max-frame: a log that takes less is worth a line */
     struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
     uint32_t worker_count;
+    struct doorbell *doorbell;          /* its own (futex): workers ring it with requests */
 };
 
 /* Main thread. */

@@ -100,6 +100,19 @@ static bool worker_topic_retry_log(struct worker *worker, uint32_t topic_id,
     return true;
 }
 
+/* A log recreated after damage is made at today's --log-size: its record limit may differ from
+ * the one reactors check at admission (published by the opener). Publish the new one; a store
+ * only when it changed, since reactors read it for every record. */
+static void worker_note_log_limit(struct worker *worker, uint32_t topic_id,
+                                  struct worker_topic *topic) {
+    uint64_t limit = shm_log_record_bytes_max(topic->log_slot.log);
+    uint32_t bytes = limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX;
+    const struct topic_entry *entry = topic_table_entry(worker->links.topics, topic_id);
+    INTAKE_ASSERT(entry != NULL);
+    if (bytes == 0 || topic_table_log_limit(entry) == bytes) return;
+    topic_table_publish_log_limit(worker->links.topics, topic_id, bytes);
+}
+
 /* A record the log cannot take: answered with a reason composed into the record itself, so the
  * reason stays put until its reactor has read it, whatever happens to the topic meanwhile. */
 static void worker_refuse(struct worker *worker, struct record *record, enum record_status status,
@@ -118,15 +131,6 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         /* The slot is FAILED and stays so while we serve it: only this worker asks again. */
         worker_refuse(worker, record, (enum record_status)topic->log_slot.failure_status,
                       topic->log_slot.failure);
-        return true;
-    }
-    uint64_t limit = shm_log_record_bytes_max(log);
-    if (record->frame_bytes > limit) {
-        /* Reactors refuse these at admission; one admitted before the log was open lands here. */
-        char reason[RECORD_STATUS_TEXT_BYTES];
-        record_over_log_limit_detail(reason, sizeof(reason), record->frame_bytes,
-                                     limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
-        worker_refuse(worker, record, RECORD_STATUS_REJECTED, reason);
         return true;
     }
     struct record_view view = record_view_of(record);
@@ -148,6 +152,24 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         if (!atomic_load(worker->links.abandon_waiting)) return false;
         record->status = RECORD_STATUS_SHUTTING_DOWN;
         record->status_detail = "shutdown deadline passed while the topic's log was full";
+        worker->counters.records_failed++;
+        return true;
+    }
+    if (result == SHM_LOG_TOO_LARGE) {
+        /* The log was created with a smaller --log-size and keeps its record limit. Reactors
+         * refuse these at admission once the log is open; one admitted before lands here (its
+         * connection waits for it, so nothing after it is committed). */
+        uint64_t limit = shm_log_record_bytes_max(log);
+        char reason[RECORD_STATUS_TEXT_BYTES];
+        record_over_log_limit_detail(reason, sizeof(reason), record->frame_bytes,
+                                     limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
+        worker_refuse(worker, record, RECORD_STATUS_REJECTED, reason);
+        return true;
+    }
+    if (result == SHM_LOG_BROKEN) {
+        record->status = RECORD_STATUS_INTERNAL;
+        record->status_detail = "the topic's log file was damaged under the daemon; it is being "
+                                "recreated";
         worker->counters.records_failed++;
         return true;
     }
@@ -192,9 +214,20 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         batch[count++] = record;
     }
     if (appended) {
-        /* Publish before returning: the reactor acks what comes back, and acked means readable. */
-        shm_log_publish(topic->log_slot.log);
+        /* Publish before returning: the reactor acks what comes back, and acked means readable.
+         * A log that broke under the batch made none of it readable: answer it as failed. */
+        if (!shm_log_publish(topic->log_slot.log)) {
+            for (uint32_t index = 0; index < count; index++) {
+                if (batch[index]->status != RECORD_STATUS_OK) continue;
+                batch[index]->status = RECORD_STATUS_INTERNAL;
+                batch[index]->status_detail = "the topic's log file was damaged under the "
+                                              "daemon; it is being recreated";
+                worker->counters.records_committed--;
+                worker->counters.records_failed++;
+            }
+        }
         worker->counters.publishes++;
+        worker_note_log_limit(worker, topic_id, topic);
     }
     for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
     return count > 0;
