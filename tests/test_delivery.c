@@ -501,9 +501,11 @@ static pid_t start_idle_consumer(const char *directory, const char *topic) {
     pid_t child = fork();
     if (child == 0) {
         close(ready[0]);
-        struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST};
-        struct intake_consumer *consumer = NULL;
-        if (intake_consumer_open(directory, topic, "idle", &options, &consumer, NULL, 0) != 0) _exit(1);
+        /* consumer_open waits for the log (the opener may not have made it yet) and says why
+         * it failed. */
+        struct intake_consumer *consumer =
+            consumer_open(directory, topic, "idle", INTAKE_CONSUMER_START_OLDEST, false);
+        if (consumer == NULL) _exit(1);
         char byte = 1;
         if (write(ready[1], &byte, 1) != 1) _exit(1);
         for (;;) pause();
