@@ -3,6 +3,7 @@
  * once at startup, so nothing is discovered to be too small at run time.
  */
 #include "config.h"
+#include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
 
@@ -21,6 +22,7 @@ enum option_id {
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
     OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
     OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_TOPICS_PER_CONNECTION, OPTION_HELP,
+    OPTION_METRICS_LISTEN, OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -53,6 +55,8 @@ static const struct option config_options[] = {
     {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"topics-per-connection", required_argument, NULL, OPTION_TOPICS_PER_CONNECTION},
     {"help", no_argument, NULL, OPTION_HELP},
+    {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
+    {"counters", required_argument, NULL, OPTION_COUNTERS},
     {NULL, 0, NULL, 0},
 };
 
@@ -89,6 +93,8 @@ void config_print_usage(FILE *out) {
           "                            0: no limit)\n"
           "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
           "                            (300000; 0: never)\n"
+          "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
+          "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
           "Numbers take K, M or G suffixes (powers of 1024).\n"
           "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
           out);
@@ -201,6 +207,14 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         }
         config->shm_group_set = true;
         config->shm_group = found->gr_gid;
+        return 0;
+    }
+    case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_METRICS_LISTEN: {
+        struct sockaddr_storage address;
+        socklen_t length = 0;
+        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0) return -EINVAL;
+        config->metrics_listen = argument;
         return 0;
     }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
@@ -331,14 +345,14 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
         if (option == -1) break;
         if (option == OPTION_HELP) return CONFIG_HELP;
         if (option == '?') {
-            snprintf(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
+            intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
                      argv[optind - 1]);
             return CONFIG_ERROR;
         }
         if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
     }
     if (optind < argc) {
-        snprintf(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
         return CONFIG_ERROR;
     }
     return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;

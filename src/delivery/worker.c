@@ -67,8 +67,9 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     /* Acquire: pairs with the opener's release store; slot->log is complete once READY. */
     enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
     if (state != TOPIC_LOG_NONE) return state;
-    if (topic_table_entry(worker->links.topics, topic_id) == NULL)
-        return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    const struct topic_entry *entry = topic_table_entry(worker->links.topics, topic_id);
+    if (entry == NULL) return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    counters_topic_name(&worker->links.topic_rows[topic_id], entry->name, entry->name_length);
     log_opener_request(worker->links.log_opener, topic_id, worker->index, &topic->log_slot);
     return TOPIC_LOG_REQUESTED;
 }
@@ -121,6 +122,7 @@ static void worker_refuse(struct worker *worker, struct record *record, enum rec
     snprintf(record->status_text, sizeof(record->status_text), "%s", reason);
     record->status_detail = record->status_text;
     worker->counters.records_failed++;
+    counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
 }
 
 /* Decodes and appends one record. Returns false when the log is full (the record is kept). */
@@ -140,6 +142,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_REJECTED;
         record->status_detail = detail ? detail : "record failed to decode";
         worker->counters.records_rejected++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
         return true;
     }
     /* Both parsers read the same bytes with the same last-one-wins rule. */
@@ -153,6 +156,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_SHUTTING_DOWN;
         record->status_detail = "shutdown deadline passed while the topic's log was full";
         worker->counters.records_failed++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
     if (result == SHM_LOG_TOO_LARGE) {
@@ -171,6 +175,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status_detail = "the topic's log file was damaged under the daemon; it is being "
                                 "recreated";
         worker->counters.records_failed++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
     record->status = RECORD_STATUS_OK;
@@ -224,7 +229,15 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
                                               "daemon; it is being recreated";
                 worker->counters.records_committed--;
                 worker->counters.records_failed++;
+                counter_add(&worker->links.topic_rows[topic_id].records_failed, 1);
             }
+        }
+        /* The region's per-topic figures count what became readable (published), only. */
+        for (uint32_t index = 0; index < count; index++) {
+            if (batch[index]->status != RECORD_STATUS_OK) continue;
+            counter_add(&worker->links.topic_rows[topic_id].records_committed, 1);
+            counter_add(&worker->links.topic_rows[topic_id].bytes_committed,
+                        batch[index]->frame_bytes);
         }
         worker->counters.publishes++;
         worker_note_log_limit(worker, topic_id, topic);
@@ -269,14 +282,33 @@ static void worker_sleep(struct worker *worker, bool stalled) {
     uint32_t token = doorbell_arm(worker->links.doorbell);
     if (worker_queues_empty(worker) && !atomic_load(worker->links.stopping) &&
         !atomic_load(&worker->report_requested))
-        doorbell_sleep(worker->links.doorbell, token, 0);
+        /* Not longer than a heartbeat interval: readiness probes read the heartbeat. */
+        doorbell_sleep(worker->links.doorbell, token, INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS);
     doorbell_disarm(worker->links.doorbell);
+}
+
+/* Copies the worker's counters into its row of the counters region, with a heartbeat. Once per
+ * loop iteration: relaxed stores of values only this thread writes. */
+static void worker_publish_counters(struct worker *worker) {
+    const struct worker_counters *c = &worker->counters;
+    struct intake_counters_worker_row *row = worker->links.counters_row;
+    INTAKE_ASSERT(row != NULL);
+    counter_set(&row->heartbeat_ns, intake_now_ns());
+    counter_set(&row->records_committed, c->records_committed);
+    counter_set(&row->bytes_copied, c->bytes_copied);
+    counter_set(&row->records_rejected, c->records_rejected);
+    counter_set(&row->records_failed, c->records_failed);
+    counter_set(&row->publishes, c->publishes);
+    counter_set(&row->log_full_waits, c->log_full_waits);
+    counter_set(&row->log_retries, c->log_retries);
+    counter_set(&row->sleeps, c->sleeps);
 }
 
 static void *worker_thread_main(void *argument) {
     struct worker *worker = argument;
     const struct worker_links *links = &worker->links;
     for (;;) {
+        worker_publish_counters(worker);
         if (atomic_exchange(&worker->report_requested, false))
             worker_print_counters(worker, stderr, "on request");
         bool progress = false;
@@ -288,8 +320,10 @@ static void *worker_thread_main(void *argument) {
         if (progress) continue;
         /* Reactors have drained (every record they admitted came back), so nothing is left. */
         if (atomic_load(links->stopping) && !stalled) break;
+        worker_publish_counters(worker); /* before sleeping: readers see the latest */
         worker_sleep(worker, stalled);
     }
+    worker_publish_counters(worker); /* the final values, for readers after exit */
     return NULL;
 }
 

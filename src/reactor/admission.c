@@ -65,9 +65,10 @@ static enum admission_result connection_admit(struct reactor *reactor,
     /* Read before the push: afterwards the record is the worker's. A limit of 0 means the
      * topic's log is not open (not yet, or it could not be made). */
     uint32_t topic_id = record->topic_id;
+    uint32_t frame_bytes = record->frame_bytes;
     uint32_t limit = topic_table_log_limit(topic_table_entry(links->topics, topic_id));
-    bool may_fail = limit == 0 || record->frame_bytes > limit;
-    if (topic_queue_push(&links->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
+    bool may_fail = limit == 0 || frame_bytes > limit;
+    if (topic_queue_push(&links->topic_queues[topic_id], record) == TOPIC_QUEUE_FULL) {
         connection_pause(reactor, connection, PAUSE_TOPIC_QUEUE);
         return ADMISSION_PAUSED;
     }
@@ -78,6 +79,8 @@ static enum admission_result connection_admit(struct reactor *reactor,
     INTAKE_ASSERT(position == expected_position);
     reactor->workers_to_wake[topic_id % links->worker_count] = true;
     reactor->counters.records_admitted++;
+    counter_add(&links->received_cells[topic_id].records, 1);
+    counter_add(&links->received_cells[topic_id].bytes, frame_bytes);
     if (may_fail) {
         /* The framer stops here; the rest of the input waits in the backlog. */
         connection->awaited_position = position;
