@@ -503,7 +503,13 @@ static pid_t start_idle_consumer(const char *directory, const char *topic) {
         close(ready[0]);
         struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST};
         struct intake_consumer *consumer = NULL;
-        if (intake_consumer_open(directory, topic, "idle", &options, &consumer, NULL, 0) != 0) _exit(1);
+        /* The log of a configured topic is made just after the daemon starts: wait for it. */
+        int opened = -ENOENT;
+        for (int attempt = 0; attempt < 500 && opened == -ENOENT; attempt++) {
+            opened = intake_consumer_open(directory, topic, "idle", &options, &consumer, NULL, 0);
+            if (opened == -ENOENT) sleep_ms(10);
+        }
+        if (opened != 0) _exit(1);
         char byte = 1;
         if (write(ready[1], &byte, 1) != 1) _exit(1);
         for (;;) pause();
