@@ -145,8 +145,8 @@ int metrics_http_start(const char *listen_text, const char *counters_path,
         goto fail_listen;
     }
     server->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        metrics_http_answer, server, MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, metrics_http_answer, server, MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_HTTP_CONNECTIONS_MAX,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_SECONDS, MHD_OPTION_END);
     if (server->daemon == NULL) {
@@ -167,6 +167,9 @@ fail_view:
 
 void metrics_http_stop(struct metrics_http *server) {
     if (server == NULL) return;
+    /* Quiesced first, the listening socket stays ours (MHD_stop_daemon would otherwise close
+     * it too); it is closed once the server thread is gone. */
+    MHD_quiesce_daemon(server->daemon);
     MHD_stop_daemon(server->daemon);
     close(server->listen_fd);
     counters_view_close(&server->view);
