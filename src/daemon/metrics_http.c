@@ -36,7 +36,8 @@ int metrics_http_parse_address(const char *text, struct sockaddr_storage *addres
         host[host_length - 1] = '\0';
         host_start = host + 1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *found = NULL;
     int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
@@ -76,9 +77,9 @@ static enum MHD_Result respond_text(struct MHD_Connection *connection, unsigned 
 }
 
 static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection *connection,
-                                           const char *url, const char *method,
-                                           const char *version, const char *upload_data,
-                                           size_t *upload_data_size, void **request_state) {
+                                           const char *url, const char *method, const char *version,
+                                           const char *upload_data, size_t *upload_data_size,
+                                           void **request_state) {
     struct metrics_http *server = context;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -101,11 +102,13 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
                             live ? "ok" : why);
     }
     if (strcmp(url, "/readyz") == 0) {
-        bool ready = counters_view_ready(&server->view, now, COUNTERS_VIEW_READY_NS, why, sizeof(why));
+        bool ready =
+            counters_view_ready(&server->view, now, COUNTERS_VIEW_READY_NS, why, sizeof(why));
         return respond_text(connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             ready ? "ready" : why);
     }
-    return respond_text(connection, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /readyz");
+    return respond_text(connection, MHD_HTTP_NOT_FOUND,
+                        "not found: try /metrics, /healthz, /readyz");
 }
 
 static int metrics_http_listen(const char *listen_text, char *why, size_t why_capacity) {
