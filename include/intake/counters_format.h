@@ -122,11 +122,11 @@ struct intake_counters_reactor_row {
     _Atomic uint64_t connections_lingered; /* closes that waited for the peer after the Ack */
     _Atomic uint64_t stalls_broken;        /* ended to free buffers pinned by partial frames */
     /* line 1 */
-    _Atomic uint64_t deadline_kills;   /* ended by a deadline (idle or slow producers) */
-    _Atomic uint64_t records_admitted; /* framed, checked, queued to a topic */
-    _Atomic uint64_t records_returned; /* came back from the workers */
-    _Atomic uint64_t records_failed;   /* came back not committed */
-    _Atomic uint64_t frames_truncated; /* a partial frame pending when a connection ended */
+    _Atomic uint64_t deadline_kills_frame; /* a record not complete within --frame-timeout-ms */
+    _Atomic uint64_t records_admitted;     /* framed, checked, queued to a topic */
+    _Atomic uint64_t records_returned;     /* came back from the workers */
+    _Atomic uint64_t records_failed;       /* came back not committed */
+    _Atomic uint64_t frames_truncated;     /* a partial frame pending when a connection ended */
     _Atomic uint64_t acks_sent;
     _Atomic uint64_t backlog_exhausted;
     _Atomic uint64_t wakeups;
@@ -152,9 +152,15 @@ struct intake_counters_reactor_row {
     /* line 5 */
     _Atomic uint64_t submit_busy;          /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
     _Atomic uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
-    uint8_t reserved[176];
+    _Atomic uint64_t deadline_kills_idle;  /* silent past --idle-timeout-ms, nothing in flight */
+    _Atomic uint64_t accept_errors;        /* accept completions with an error */
+    _Atomic uint64_t accept_pauses;        /* accepting paused: EMFILE, ENFILE, ENOBUFS, ENOMEM */
+    _Atomic uint64_t pauses_partial_cap;   /* a frame waited: partial records at their share */
+    _Atomic uint64_t partial_evictions;    /* the oldest partial record's connection ended */
+    uint64_t reserved_line5;
+    uint8_t reserved[128];
 };
-_Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
+_Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills_frame) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_received) == 192,
                "line 3");

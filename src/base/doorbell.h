@@ -40,6 +40,9 @@ struct doorbell {
     int event_fd;             /* EVENTFD: the descriptor the owner reads; -1 otherwise */
     enum doorbell_kind kind;
 } INTAKE_ALIGNED_CACHE_LINE;
+/* Arrays of doorbells (aligned_alloc in the pipeline) keep each on its own line. */
+_Static_assert(sizeof(struct doorbell) % INTAKE_CACHE_LINE_BYTES == 0,
+               "a doorbell fills whole cache lines");
 
 /* Main thread, startup. Returns 0 or negative errno (eventfd creation). */
 int doorbell_init(struct doorbell *doorbell, enum doorbell_kind kind) INTAKE_MUST_CHECK;

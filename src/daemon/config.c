@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,8 @@ enum option_id {
     OPTION_ACK_WINDOW, OPTION_CQ_ENTRIES, OPTION_BACKEND, OPTION_BUFFERS, OPTION_BUFFER_SIZE,
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_HELP, OPTION_METRICS_LISTEN, OPTION_COUNTERS,
+    OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
+    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP, OPTION_METRICS_LISTEN, OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -46,7 +48,10 @@ static const struct option config_options[] = {
     {"retention", required_argument, NULL, OPTION_RETENTION},
     {"consumer-stale-ms", required_argument, NULL, OPTION_CONSUMER_STALE_MS},
     {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
+    {"frame-timeout-ms", required_argument, NULL, OPTION_FRAME_TIMEOUT_MS},
+    {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
     {"topic", required_argument, NULL, OPTION_TOPIC},
+    {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"help", no_argument, NULL, OPTION_HELP},
     {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
     {"counters", required_argument, NULL, OPTION_COUNTERS},
@@ -57,6 +62,8 @@ void config_print_usage(FILE *out) {
     fputs("usage: intaked [options]\n"
           "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for IPv6)\n"
           "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
+          "  --shm-group NAME          group that may read logs and register consumers (files 0640/0660,\n"
+          "                            directory 0750; default: intaked's own group)\n"
           "  --reactors N              receive threads, one io_uring each (default 1)\n"
           "  --workers N               delivery threads; topic t is owned by worker t %% N (default 1)\n"
           "  --max-frame BYTES         largest record accepted (default 1M)\n"
@@ -79,6 +86,10 @@ void config_print_usage(FILE *out) {
           "  --retention block|overwrite  slow consumers push back (block, default) or lose the oldest\n"
           "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms (10000)\n"
           "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
+          "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
+          "                            0: no limit)\n"
+          "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
+          "                            (300000; 0: never)\n"
           "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
           "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
           "Sizes take K, M or G suffixes. SIGTERM/SIGINT: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
@@ -148,6 +159,16 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         config->metrics_listen = argument;
         return 0;
     }
+    case OPTION_SHM_GROUP: {
+        struct group *found = getgrnam(argument);
+        if (found == NULL) {
+            snprintf(why, capacity, "--shm-group: no group named \"%s\"", argument);
+            return -EINVAL;
+        }
+        config->shm_group_set = true;
+        config->shm_group = found->gr_gid;
+        return 0;
+    }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
     case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
     case OPTION_TOPIC:
@@ -191,6 +212,8 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
         case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value * 1000000ull; break;
         case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
+        case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
+        case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
         default: INTAKE_ASSERT(!"option without a handler");
         }
     }

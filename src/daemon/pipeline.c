@@ -50,6 +50,8 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->retention = SHM_LOG_RETENTION_BLOCK;
     config->consumer_stale_ns = 10ull * 1000 * 1000 * 1000;
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
 }
 
 void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
@@ -79,17 +81,17 @@ static uint32_t pipeline_round_up_power_of_two(uint32_t value) {
  * read it). Owned here, handed to each thread and to those that ring it. */
 static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const struct pipeline_config *config = &pipeline->config;
-    /* Doorbells are cache-line aligned (one line each): calloc promises only 16 bytes. */
+    /* Each on its own cache line (ringers and the owner write them from different threads). */
     size_t reactor_bytes = (size_t)config->reactor_count * sizeof(struct doorbell);
     size_t worker_bytes = (size_t)config->worker_count * sizeof(struct doorbell);
     pipeline->reactor_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, reactor_bytes);
     pipeline->worker_doorbells = aligned_alloc(INTAKE_CACHE_LINE_BYTES, worker_bytes);
-    if (pipeline->reactor_doorbells != NULL) memset(pipeline->reactor_doorbells, 0, reactor_bytes);
-    if (pipeline->worker_doorbells != NULL) memset(pipeline->worker_doorbells, 0, worker_bytes);
     if (pipeline->reactor_doorbells == NULL || pipeline->worker_doorbells == NULL) {
         intake_error_line(why, why_capacity, "out of memory for doorbells");
         return -ENOMEM;
     }
+    memset(pipeline->reactor_doorbells, 0, reactor_bytes);
+    memset(pipeline->worker_doorbells, 0, worker_bytes);
     for (uint32_t reactor = 0; reactor < config->reactor_count; reactor++)
         pipeline->reactor_doorbells[reactor].event_fd = -1;
     for (uint32_t worker = 0; worker < config->worker_count; worker++)
@@ -106,6 +108,8 @@ static int pipeline_allocate_doorbells(struct pipeline *pipeline, char *why, siz
         int result = doorbell_init(&pipeline->worker_doorbells[worker], DOORBELL_FUTEX);
         INTAKE_ASSERT(result == 0); /* a futex doorbell needs no resource */
     }
+    int result = doorbell_init(&pipeline->log_opener_doorbell, DOORBELL_FUTEX);
+    INTAKE_ASSERT(result == 0);
     return 0;
 }
 
@@ -250,9 +254,12 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
             .capacity_bytes = config->log_capacity_bytes,
             .retention = config->retention,
             .consumer_stale_ns = config->consumer_stale_ns,
+            .group_set = config->shm_group_set,
+            .group = config->shm_group,
         },
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
+        .doorbell = &pipeline->log_opener_doorbell,
     };
     return links;
 }
@@ -293,6 +300,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .frame_bytes_max = config->frame_bytes_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
+        .frame_timeout_ns = config->frame_timeout_ns,
+        .idle_timeout_ns = config->idle_timeout_ns,
         .listen_address = &pipeline->config.listen_address,
         .listen_address_length = config->listen_address_length,
         .listen_text = pipeline->config.listen_text,
@@ -317,7 +326,10 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
-    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    /* A --shm-dir someone else owns or can write is refused before anything starts. */
+    int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
+                                           config->shm_group, why, why_capacity);
+    if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */

@@ -43,6 +43,8 @@ struct pipeline_config {
     socklen_t listen_address_length;
     char listen_text[128];            /* as given, for log lines */
     const char *shm_directory;        /* --shm-dir */
+    bool shm_group_set;               /* --shm-group given */
+    gid_t shm_group;                  /* --shm-group: may read logs and register consumers */
     uint32_t reactor_count;           /* --reactors */
     uint32_t worker_count;            /* --workers */
     uint32_t frame_bytes_max;         /* --max-frame */
@@ -65,6 +67,8 @@ struct pipeline_config {
     enum shm_log_retention retention; /* --retention block|overwrite */
     uint64_t consumer_stale_ns;       /* --consumer-stale-ms */
     uint64_t shutdown_timeout_ns;     /* --shutdown-timeout-ms: then unfinished records fail */
+    uint64_t frame_timeout_ns;        /* --frame-timeout-ms: first byte to last of a record; 0 off */
+    uint64_t idle_timeout_ns;         /* --idle-timeout-ms: silence with nothing owed; 0 off */
     char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
     const char *metrics_listen;       /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
@@ -82,6 +86,7 @@ struct pipeline {
     struct spsc_ring *return_rings;     /* [worker_count * reactor_count], row per worker */
     struct doorbell *reactor_doorbells; /* [reactor_count], eventfd: their rings read it */
     struct doorbell *worker_doorbells;  /* [worker_count], futex */
+    struct doorbell log_opener_doorbell; /* futex */
     struct reactor **reactors;
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */

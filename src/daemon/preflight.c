@@ -241,7 +241,8 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
     if (!nearest_existing(config->shm_directory, path, sizeof(path)) || statvfs(path, &info) != 0)
         return 0; /* creating the directory reports its own error */
     uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
-    uint64_t log_bytes = config->log_capacity_bytes + SHM_LOG_HEADER_BYTES;
+    uint64_t log_bytes =
+        config->log_capacity_bytes + SHM_LOG_HEADER_BYTES + SHM_LOG_CONSUMERS_FILE_BYTES;
     uint32_t existing = count_existing_logs(config->shm_directory);
     uint64_t fits = free_bytes / log_bytes + existing;
     if (fits >= config->topics_max) return 0;
@@ -270,12 +271,12 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
 /* ------------------------------------------------------------------------ descriptors --- */
 
 uint64_t preflight_descriptors_needed(const struct pipeline_config *config) {
-    return (uint64_t)config->reactor_count * config->connections_max + config->topics_max +
+    return (uint64_t)config->reactor_count * config->connections_max +
+           (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
            PREFLIGHT_DESCRIPTORS_RESERVED;
 }
 
-static int check_descriptors(struct pipeline_config *config, FILE *out, char *why,
-                             size_t why_capacity) {
+static int check_descriptors(struct pipeline_config *config, FILE *out) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
     uint64_t needed = preflight_descriptors_needed(config);
@@ -288,16 +289,21 @@ static int check_descriptors(struct pipeline_config *config, FILE *out, char *wh
         if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit.rlim_cur = raised;
     }
     if (limit.rlim_cur >= needed) return 0;
-    uint64_t others = (uint64_t)config->topics_max + PREFLIGHT_DESCRIPTORS_RESERVED;
+    uint64_t others = (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
+                      PREFLIGHT_DESCRIPTORS_RESERVED;
     uint64_t per_reactor =
         limit.rlim_cur > others ? (limit.rlim_cur - others) / config->reactor_count : 0;
     if (per_reactor == 0) {
-        intake_error_line(
-            why, why_capacity,
-            "RLIMIT_NOFILE %lu leaves no descriptor for connections after --topics-max %u "
-            "logs and %u reserved; raise it (ulimit -n, --ulimit nofile=N:N, LimitNOFILE=)",
-            (unsigned long)limit.rlim_cur, config->topics_max, PREFLIGHT_DESCRIPTORS_RESERVED);
-        return -EMFILE;
+        /* Not fatal: topics are made on demand, and running out at accept only pauses
+         * accepting (the reactor's EMFILE handling). Say what to expect. */
+        fprintf(out,
+                "intaked: RLIMIT_NOFILE %lu (hard limit) leaves no descriptor for connections "
+                "once --topics-max %u topics have their logs (%u each) and %u are reserved; "
+                "accepting pauses whenever descriptors run out (raise it: ulimit -n, "
+                "--ulimit nofile=N:N, LimitNOFILE=)\n",
+                (unsigned long)limit.rlim_cur, config->topics_max, PREFLIGHT_DESCRIPTORS_PER_TOPIC,
+                PREFLIGHT_DESCRIPTORS_RESERVED);
+        return 0;
     }
     fprintf(out,
             "intaked: RLIMIT_NOFILE %lu (hard limit) is below the %lu that --reactors %u x "
@@ -314,6 +320,6 @@ int preflight_run(struct pipeline_config *config, FILE *out, char *why, size_t w
     int result = check_memlock(config, out, why, why_capacity);
     if (result == 0) result = check_io_uring(why, why_capacity);
     if (result == 0) result = check_shm_space(config, out, why, why_capacity);
-    if (result == 0) result = check_descriptors(config, out, why, why_capacity);
+    if (result == 0) result = check_descriptors(config, out);
     return result;
 }

@@ -25,8 +25,7 @@ struct log_request {
 struct log_opener {
     struct log_opener_links links;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t requested;
+    pthread_mutex_t lock;         /* guards the request list and `stopping` */
     struct log_request *requests; /* [topics_max]: each topic is requested at most once */
     uint32_t request_capacity;
     uint32_t request_head;        /* next to serve */
@@ -89,9 +88,18 @@ static void *log_opener_main(void *argument) {
         uint32_t served = opener->request_head;
         pthread_mutex_unlock(&opener->lock);
         bool more = log_opener_prefault_step(opener, served);
+        if (more) {
+            pthread_mutex_lock(&opener->lock);
+            continue;
+        }
+        /* The doorbell handshake (doorbell.h): arm, look at the list again, then sleep. */
+        uint32_t token = doorbell_arm(opener->links.doorbell);
         pthread_mutex_lock(&opener->lock);
-        if (!more && opener->request_head == opener->request_tail && !opener->stopping)
-            pthread_cond_wait(&opener->requested, &opener->lock);
+        bool idle = opener->request_head == opener->request_tail && !opener->stopping;
+        pthread_mutex_unlock(&opener->lock);
+        if (idle) doorbell_sleep(opener->links.doorbell, token, 0);
+        doorbell_disarm(opener->links.doorbell);
+        pthread_mutex_lock(&opener->lock);
     }
     pthread_mutex_unlock(&opener->lock);
     return NULL;
@@ -101,6 +109,7 @@ int log_opener_start(const struct log_opener_links *links, struct log_opener **o
                      size_t why_capacity) {
     INTAKE_ASSERT(links->topics != NULL && links->worker_doorbells != NULL);
     INTAKE_ASSERT(links->topics_max > 0 && links->worker_count > 0);
+    INTAKE_ASSERT(links->doorbell != NULL && links->doorbell->kind == DOORBELL_FUTEX);
     struct log_opener *opener = calloc(1, sizeof(*opener));
     if (opener == NULL) return -ENOMEM;
     opener->links = *links;
@@ -111,11 +120,9 @@ int log_opener_start(const struct log_opener_links *links, struct log_opener **o
         return -ENOMEM;
     }
     pthread_mutex_init(&opener->lock, NULL);
-    pthread_cond_init(&opener->requested, NULL);
     int result = pthread_create(&opener->thread, NULL, log_opener_main, opener);
     if (result != 0) {
         snprintf(why, why_capacity, "cannot start the log opener thread: %s", strerror(result));
-        pthread_cond_destroy(&opener->requested);
         pthread_mutex_destroy(&opener->lock);
         free(opener->requests);
         free(opener);
@@ -134,18 +141,17 @@ void log_opener_request(struct log_opener *opener, uint32_t topic_id, uint32_t w
     INTAKE_ASSERT(opener->request_tail < opener->request_capacity);
     opener->requests[opener->request_tail++] =
         (struct log_request){.topic_id = topic_id, .worker_index = worker_index, .slot = slot};
-    pthread_cond_signal(&opener->requested);
     pthread_mutex_unlock(&opener->lock);
+    doorbell_ring(opener->links.doorbell);
 }
 
 void log_opener_stop(struct log_opener *opener) {
     if (opener == NULL) return;
     pthread_mutex_lock(&opener->lock);
     opener->stopping = true;
-    pthread_cond_signal(&opener->requested);
     pthread_mutex_unlock(&opener->lock);
+    doorbell_ring_always(opener->links.doorbell);
     pthread_join(opener->thread, NULL);
-    pthread_cond_destroy(&opener->requested);
     pthread_mutex_destroy(&opener->lock);
     free(opener->requests);
     free(opener);

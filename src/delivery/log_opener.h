@@ -44,6 +44,7 @@ struct log_opener_links {
     struct shm_log_config log_template; /* every field but .topic, which each request sets */
     struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
     uint32_t worker_count;
+    struct doorbell *doorbell;          /* its own (futex): workers ring it with requests */
 };
 
 /* Main thread. */

@@ -113,6 +113,21 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
+    if (result == SHM_LOG_TOO_LARGE) {
+        /* The log was created with a smaller --log-size and keeps its record limit. */
+        record->status = RECORD_STATUS_REJECTED;
+        record->status_detail = "record exceeds the record limit of the topic's log (the log "
+                                "was created with a smaller --log-size)";
+        worker->counters.records_rejected++;
+        return true;
+    }
+    if (result == SHM_LOG_BROKEN) {
+        record->status = RECORD_STATUS_INTERNAL;
+        record->status_detail = "the topic's log file was damaged under the daemon; it is being "
+                                "recreated";
+        worker->counters.records_failed++;
+        return true;
+    }
     record->status = RECORD_STATUS_OK;
     record->log_offset = offset;
     worker->counters.records_committed++;
@@ -154,8 +169,18 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         batch[count++] = record;
     }
     if (appended) {
-        /* Publish before returning: the reactor acks what comes back, and acked means readable. */
-        shm_log_publish(topic->log_slot.log);
+        /* Publish before returning: the reactor acks what comes back, and acked means readable.
+         * A log that broke under the batch made none of it readable: answer it as failed. */
+        if (!shm_log_publish(topic->log_slot.log)) {
+            for (uint32_t index = 0; index < count; index++) {
+                if (batch[index]->status != RECORD_STATUS_OK) continue;
+                batch[index]->status = RECORD_STATUS_INTERNAL;
+                batch[index]->status_detail = "the topic's log file was damaged under the "
+                                              "daemon; it is being recreated";
+                worker->counters.records_committed--;
+                worker->counters.records_failed++;
+            }
+        }
         worker->counters.publishes++;
     }
     for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);

@@ -11,6 +11,14 @@
 #include "reactor_internal.h"
 
 enum admission_result { ADMISSION_DONE, ADMISSION_PAUSED };
+
+/* Partial records hold their whole share of the pool: the frame waits, and the eviction pass
+ * (timers.c) looks for the oldest one. */
+static void connection_note_partial_cap(struct reactor *reactor) {
+    INTAKE_ASSERT(reactor->partial_records >= reactor->partial_records_max);
+    reactor->counters.partial_cap_pauses++;
+    reactor->partial_cap_reached = true;
+}
 enum admission_frame_result { ADMISSION_FRAME_CONSUMED, ADMISSION_FRAME_PAUSED,
                               ADMISSION_FRAME_ENDED };
 
@@ -71,6 +79,10 @@ static enum admission_result connection_take_record(struct reactor *reactor,
     struct record *record = framer_take_record(&connection->framer);
     INTAKE_ASSERT(record != NULL);
     INTAKE_ASSERT(record->slice_count > 0);
+    /* Complete: no longer partial, and the frame deadline stops for it. */
+    INTAKE_ASSERT(reactor->partial_records > 0);
+    reactor->partial_records--;
+    connection->frame_started_ns = 0;
     INTAKE_ASSERT(connection->slices_pinned == record->slice_count);
     connection->slices_pinned = 0;
     struct record_view view = record_view_of(record);
@@ -117,13 +129,21 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
         switch (event) {
         case FRAMER_NEED_INPUT:
             INTAKE_ASSERT(*offset == chunk->length);
+            /* A frame still open at the end of a chunk got its first byte by now. */
+            if (!framer_is_idle(&connection->framer) && connection->frame_started_ns == 0)
+                connection->frame_started_ns = reactor->now_ns;
             return ADMISSION_FRAME_CONSUMED;
         case FRAMER_NEED_RECORD: {
-            struct record *record = record_pool_take(&reactor->pool);
+            struct record *record = NULL;
+            if (reactor->partial_records < reactor->partial_records_max)
+                record = record_pool_take(&reactor->pool);
+            else
+                connection_note_partial_cap(reactor);
             if (record == NULL) {
                 connection_pause(reactor, connection, PAUSE_RECORD_POOL);
                 return ADMISSION_FRAME_PAUSED;
             }
+            reactor->partial_records++;
             framer_give_record(&connection->framer, record);
             break;
         }
@@ -231,6 +251,9 @@ void connection_resume(struct reactor *reactor, struct connection *connection) {
     }
     connection->phase = CONNECTION_READING;
     connection->pause = PAUSE_NONE;
+    /* Intake paused it: its deadlines start again. */
+    connection->last_input_ns = reactor->now_ns;
+    if (connection->frame_started_ns != 0) connection->frame_started_ns = reactor->now_ns;
     if (connection->blocked_record != NULL) {
         struct record *record = connection->blocked_record;
         connection->blocked_record = NULL;
@@ -256,10 +279,13 @@ void connection_drop_input(struct reactor *reactor, struct connection *connectio
     struct record *partial = framer_release_record(&connection->framer);
     INTAKE_ASSERT(partial != NULL || connection->slices_pinned == 0);
     if (partial != NULL) {
+        INTAKE_ASSERT(reactor->partial_records > 0);
+        reactor->partial_records--;
         INTAKE_ASSERT(connection->slices_pinned <= partial->slice_count);
         for (uint32_t index = 0; index < connection->slices_pinned; index++)
             rx_backend_unref(reactor->backend, partial->slices[index].unit);
         record_pool_give(&reactor->pool, partial);
     }
     connection->slices_pinned = 0;
+    connection->frame_started_ns = 0;
 }

@@ -98,8 +98,12 @@ void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe)
     }
     switch (event) {
     case RX_EVENT_DATA:
-        if (connection_is_open(connection)) connection_receive_chunk(reactor, connection, &chunk);
-        else rx_backend_unref(reactor->backend, chunk.unit);
+        if (connection_is_open(connection)) {
+            connection->last_input_ns = reactor->now_ns;
+            connection_receive_chunk(reactor, connection, &chunk);
+        } else {
+            rx_backend_unref(reactor->backend, chunk.unit);
+        }
         break;
     case RX_EVENT_END_OF_STREAM:
         connection->peer_closed = true;
@@ -152,6 +156,7 @@ void connection_open(struct reactor *reactor, int fd) {
     connection->generation = generation;
     connection->fd = fd;
     connection->phase = CONNECTION_READING;
+    connection->last_input_ns = reactor->now_ns;
     connection->backlog_head = REACTOR_NO_NODE;
     connection->backlog_tail = REACTOR_NO_NODE;
     size_t window_capacity = reactor->links.ack_window_capacity;
@@ -290,6 +295,9 @@ void connection_check(const struct reactor *reactor, const struct connection *co
     INTAKE_ASSERT((connection->backlog_head == REACTOR_NO_NODE) ==
                   (connection->backlog_tail == REACTOR_NO_NODE));
     INTAKE_ASSERT(ack_window_length(&connection->window) <= connection->window.capacity);
+    /* Deadline clocks come from the reactor's coarse clock, which only moves forward. */
+    INTAKE_ASSERT(connection->frame_started_ns <= reactor->now_ns);
+    INTAKE_ASSERT(connection->last_input_ns <= reactor->now_ns);
     switch ((enum connection_phase)connection->phase) {
     case CONNECTION_FREE:
         INTAKE_ASSERT(connection->fd == -1);
@@ -316,6 +324,7 @@ void connection_check(const struct reactor *reactor, const struct connection *co
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
         INTAKE_ASSERT(connection->slices_pinned == 0);
         INTAKE_ASSERT(connection->framer.record == NULL);
+        INTAKE_ASSERT(connection->frame_started_ns == 0);
         break;
     }
     INTAKE_ASSERT(connection->fd >= 0);

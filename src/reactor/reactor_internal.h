@@ -6,6 +6,8 @@
  *   connection.c     the connection table, lists, open / end / advance / close, connection_check
  *   admission.c      framing hand-off, admission into topic queues, pauses and resumes
  *   acks.c           cumulative and final Acks, lingering close
+ *   timers.c         the periodic tick: receive deadlines (frame, idle), accept pauses after
+ *                    EMFILE, eviction of stale partial records holding the record pool
  *   reactor_setup.c  ring and backend setup (the backend table's auto chain), thread lifecycle,
  *                    counters
  *
@@ -55,6 +57,15 @@
 #define REACTOR_RETURN_BATCH_MAX 256
 #define REACTOR_SQ_ENTRIES 1024
 #define REACTOR_NO_NODE UINT32_MAX
+/* After EMFILE/ENFILE (or ENOBUFS/ENOMEM) on accept, accepting stops for this long: the
+ * pending connection stays in the listen backlog, and retrying at once would only spin. */
+#define REACTOR_ACCEPT_PAUSE_NS 100000000ll
+/* The tick that drives receive deadlines: an eighth of the shortest timeout, within bounds. */
+#define REACTOR_TICK_MIN_NS 10000000ull
+#define REACTOR_TICK_MAX_NS 1000000000ull
+/* A partial record younger than this is never evicted to make room in the record pool: a
+ * producer in the middle of an honest record is not cut off (see timers.c). */
+#define REACTOR_PARTIAL_EVICT_AGE_NS 1000000000ull
 
 /* --- user_data: tag (7 bits) | linger-timeout bit | slot (24 bits) | generation (32 bits) --- */
 enum reactor_tag {
@@ -64,7 +75,8 @@ enum reactor_tag {
     REACTOR_TAG_CANCEL = 4,
     REACTOR_TAG_WAKE = 5,
     REACTOR_TAG_LINGER = 6,  /* a discarding receive of a lingering close, or its linked timeout */
-    REACTOR_TAG_TIMER = 7,   /* the reactor's periodic timer (deadlines, accept pauses) */
+    REACTOR_TAG_TICK = 7,          /* the periodic tick that drives receive deadlines */
+    REACTOR_TAG_ACCEPT_RESUME = 8, /* the end of an accept pause (EMFILE) */
 };
 #define USER_DATA_TAG_BITS 7
 #define USER_DATA_LINGER_TIMEOUT (1ull << USER_DATA_TAG_BITS)
@@ -75,7 +87,7 @@ _Static_assert(USER_DATA_TAG_BITS + 1 == USER_DATA_SLOT_SHIFT, "tag and flag fil
 _Static_assert(USER_DATA_SLOT_SHIFT + USER_DATA_SLOT_BITS == USER_DATA_GENERATION_SHIFT,
                "slot ends where the generation starts");
 _Static_assert(USER_DATA_GENERATION_SHIFT + 32 == 64, "user_data fields fill 64 bits");
-_Static_assert(REACTOR_TAG_TIMER < (1 << USER_DATA_TAG_BITS), "tags fit their bits");
+_Static_assert(REACTOR_TAG_ACCEPT_RESUME < (1 << USER_DATA_TAG_BITS), "tags fit their bits");
 
 static inline uint64_t user_data_encode(enum reactor_tag tag, uint32_t slot, uint32_t generation) {
     INTAKE_ASSERT((uint32_t)tag < (1u << USER_DATA_TAG_BITS));
@@ -150,6 +162,10 @@ struct connection {
     uint8_t end_status;         /* enum record_status; OK for an orderly end */
     const char *end_detail;
     uint64_t linger_deadline_ns;
+    /* Receive deadlines (timers.c), on the reactor's coarse clock: when the record being framed
+     * got its first byte (0 between records), and when input last came. */
+    uint64_t frame_started_ns;
+    uint64_t last_input_ns;
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
@@ -186,6 +202,12 @@ struct reactor_counters {
     uint64_t wakeups;
     uint64_t submit_busy;           /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
     uint64_t socket_option_errors;  /* setsockopt/shutdown failed on a connection */
+    uint64_t deadline_kills_frame;  /* a record not complete within --frame-timeout-ms */
+    uint64_t deadline_kills_idle;   /* silent past --idle-timeout-ms with nothing in flight */
+    uint64_t accept_errors;         /* accept completions with an error */
+    uint64_t accept_pauses;         /* accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    uint64_t partial_cap_pauses;    /* a frame waited: partial records reached their share */
+    uint64_t partial_evictions;     /* oldest partial record's connection ended for the pool */
     uint64_t connections_ended[5];  /* by final status (enum record_status) */
 };
 
@@ -237,6 +259,22 @@ struct reactor {
     uint8_t linger_scratch[16384];
     _Atomic bool report_requested;
     bool stop_started;
+    /* The coarse clock: read once per loop iteration (deadlines need no finer). */
+    uint64_t now_ns;
+    /* The tick (timers.c): armed while any receive deadline is on. */
+    struct __kernel_timespec tick;
+    bool tick_armed;
+    bool sweep_due;
+    struct __kernel_timespec accept_pause;
+    bool accept_paused;
+    /* Records the framers hold for incomplete frames, and the most they may hold: the rest of
+     * the pool is reserved for records admitted and in flight, so connections that send a few
+     * bytes and stop cannot take every entry. */
+    uint32_t partial_records;
+    uint32_t partial_records_max;
+    bool partial_cap_reached;
+    char frame_timeout_detail[96];
+    char idle_timeout_detail[96];
     /* A stall seen once waits for confirmation: seen again after a timed wait with no progress
      * in between (buffers the kernel filled for completions not yet reaped look pinned). */
     bool stall_suspected;
@@ -263,6 +301,8 @@ void reactor_publish_counters(struct reactor *reactor);
 /* reactor_loop.c */
 struct io_uring_sqe *reactor_sqe(struct reactor *reactor);
 void reactor_submit(struct reactor *reactor);
+void reactor_arm_accept(struct reactor *reactor);
+void reactor_cancel_accept(struct reactor *reactor);
 void reactor_loop(struct reactor *reactor);
 
 /* connection.c */
@@ -286,6 +326,15 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
                               const struct rx_chunk *chunk);
 void connection_resume(struct reactor *reactor, struct connection *connection);
 void connection_drop_input(struct reactor *reactor, struct connection *connection);
+
+/* timers.c */
+void reactor_timers_start(struct reactor *reactor);
+void reactor_on_tick(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_pause_accept(struct reactor *reactor);
+void reactor_on_accept_resume(struct reactor *reactor);
+void reactor_sweep_deadlines(struct reactor *reactor);
+void reactor_evict_partial(struct reactor *reactor);
+struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning);
 
 /* acks.c */
 void connection_flush_ack(struct reactor *reactor, struct connection *connection);

@@ -52,13 +52,24 @@ struct io_uring_sqe *reactor_sqe(struct reactor *reactor) {
     return sqe;
 }
 
-static void reactor_arm_accept(struct reactor *reactor) {
+void reactor_arm_accept(struct reactor *reactor) {
     INTAKE_ASSERT(!reactor->accept_armed);
+    INTAKE_ASSERT(!reactor->accept_paused);
     INTAKE_ASSERT(reactor->listen_fd >= 0);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_multishot_accept(sqe, reactor->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0));
     reactor->accept_armed = true;
+    reactor->accept_cancelled = false;
+}
+
+/* Stops the multishot accept, if live (its final completion clears accept_armed). */
+void reactor_cancel_accept(struct reactor *reactor) {
+    if (!reactor->accept_armed || reactor->accept_cancelled) return;
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
+    reactor->accept_cancelled = true;
 }
 
 static void reactor_arm_wake(struct reactor *reactor) {
@@ -71,11 +82,21 @@ static void reactor_arm_wake(struct reactor *reactor) {
 
 /* ----------------------------------------------------------------- completions --- */
 
+/* Accept errors are counted; running out of descriptors or memory pauses accepting for a
+ * moment (timers.c) instead of re-arming into the same error. */
 static void reactor_on_accept(struct reactor *reactor, const struct io_uring_cqe *cqe) {
     INTAKE_ASSERT(reactor->accept_armed);
     if (!(cqe->flags & IORING_CQE_F_MORE)) reactor->accept_armed = false;
-    if (cqe->res >= 0) connection_open(reactor, cqe->res);
-    if (!reactor->accept_armed && !reactor->stop_started) reactor_arm_accept(reactor);
+    if (cqe->res >= 0) {
+        connection_open(reactor, cqe->res);
+    } else if (cqe->res != -ECANCELED) {
+        reactor->counters.accept_errors++;
+        int error = -cqe->res;
+        if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
+            reactor_pause_accept(reactor);
+    }
+    if (!reactor->accept_armed && !reactor->stop_started && !reactor->accept_paused)
+        reactor_arm_accept(reactor);
 }
 
 /* Dispatches one completion; the connection it concerns is checked after its handler. */
@@ -101,7 +122,11 @@ static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe 
         reactor->counters.wakeups++;
         reactor_arm_wake(reactor);
         return;
-    case REACTOR_TAG_TIMER:
+    case REACTOR_TAG_TICK:
+        reactor_on_tick(reactor, cqe);
+        return;
+    case REACTOR_TAG_ACCEPT_RESUME:
+        reactor_on_accept_resume(reactor);
         return;
     default:
         INTAKE_ASSERT(!"unknown completion tag");
@@ -224,6 +249,9 @@ static void reactor_rearm_waiting_for_units(struct reactor *reactor) {
         if (waits) {
             connection->phase = CONNECTION_READING;
             connection->pause = PAUSE_NONE;
+            /* Intake paused it: its deadlines start again. */
+            connection->last_input_ns = reactor->now_ns;
+            if (connection->frame_started_ns != 0) connection->frame_started_ns = reactor->now_ns;
             connection_maybe_rearm(reactor, connection);
         }
         connection_touch(reactor, connection);
@@ -262,12 +290,7 @@ static void reactor_continue_stop(struct reactor *reactor) {
 static void reactor_begin_stop(struct reactor *reactor) {
     INTAKE_ASSERT(!reactor->stop_started);
     reactor->stop_started = true;
-    if (reactor->accept_armed && !reactor->accept_cancelled) {
-        struct io_uring_sqe *sqe = reactor_sqe(reactor);
-        io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
-        io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
-        reactor->accept_cancelled = true;
-    }
+    reactor_cancel_accept(reactor);
     reactor_continue_stop(reactor);
 }
 
@@ -305,17 +328,14 @@ static void reactor_break_stall(struct reactor *reactor) {
         return;
     }
     reactor->stall_suspected = false;
-    struct connection *largest = NULL;
-    for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
-        struct connection *connection = &reactor->connections[slot];
-        if (!connection_is_open(connection) || connection->slices_pinned == 0) continue;
-        if (largest == NULL || connection->slices_pinned > largest->slices_pinned)
-            largest = connection;
-    }
-    if (largest == NULL) return;
-    INTAKE_ASSERT(connection_is_open(largest));
+    /* The connection that has pinned buffers longest without completing a record, not the one
+     * pinning the most: an honest producer of large records pins many buffers for a short
+     * while, a stuck or hostile one few buffers for long. */
+    struct connection *oldest = reactor_oldest_partial(reactor, true);
+    if (oldest == NULL) return;
+    INTAKE_ASSERT(connection_is_open(oldest));
     reactor->counters.stalls_broken++;
-    connection_end(reactor, largest, RECORD_STATUS_RESOURCE_EXHAUSTED,
+    connection_end(reactor, oldest, RECORD_STATUS_RESOURCE_EXHAUSTED,
                    "receive buffers exhausted by partially received records; "
                    "raise --buffers or --buffer-size, or lower --max-frame");
 }
@@ -364,9 +384,12 @@ static void reactor_wait(struct reactor *reactor) {
 void reactor_loop(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->ring_ready);
     INTAKE_ASSERT(reactor->backend != NULL);
+    reactor->now_ns = intake_now_ns();
     reactor_arm_accept(reactor);
     reactor_arm_wake(reactor);
+    reactor_timers_start(reactor);
     for (;;) {
+        reactor->now_ns = intake_now_ns();
         if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
             if (!reactor->stop_started) reactor_begin_stop(reactor);
             else reactor_continue_stop(reactor);
@@ -378,6 +401,8 @@ void reactor_loop(struct reactor *reactor) {
         reactor_flush_acks(reactor);
         reactor_break_stall(reactor);
         reactor_rearm_waiting_for_units(reactor);
+        reactor_sweep_deadlines(reactor);
+        reactor_evict_partial(reactor);
         /* The one finishing point: connections the pass (and the last completions) touched. */
         reactor_advance_connections(reactor);
         rx_backend_flush(reactor->backend, &reactor->ring);
@@ -386,6 +411,8 @@ void reactor_loop(struct reactor *reactor) {
         /* Before sleeping: what readers see is never older than the last batch of work. */
         reactor_publish_counters(reactor);
         reactor_wait(reactor);
+        /* The wait may have slept: deadlines of what completes now start from the present. */
+        reactor->now_ns = intake_now_ns();
         reactor_process_completions(reactor);
         reactor_wake_workers(reactor);
     }

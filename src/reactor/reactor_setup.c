@@ -298,13 +298,17 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
             " out_of_units=%" PRIu64 " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
             " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
-            " socket_option_errors=%" PRIu64 "\n",
+            " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
+            " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
+            " partial_evictions=%" PRIu64 "\n",
             reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
             c->connections_refused, c->connections_closed, c->connections_failed,
             c->records_admitted, c->records_returned, c->records_failed, c->frames_truncated,
             c->acks_sent, c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window,
             c->pauses_out_of_units, c->backlog_exhausted, c->stalls_broken, c->lingered,
-            c->wakeups, c->submit_busy, c->socket_option_errors);
+            c->wakeups, c->submit_busy, c->socket_option_errors, c->deadline_kills_frame,
+            c->deadline_kills_idle, c->accept_errors, c->accept_pauses, c->partial_cap_pauses,
+            c->partial_evictions);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
             " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64
@@ -338,6 +342,12 @@ void reactor_publish_counters(struct reactor *reactor) {
     counter_set(&row->wakeups, c->wakeups);
     counter_set(&row->submit_busy, c->submit_busy);
     counter_set(&row->socket_option_errors, c->socket_option_errors);
+    counter_set(&row->deadline_kills_frame, c->deadline_kills_frame);
+    counter_set(&row->deadline_kills_idle, c->deadline_kills_idle);
+    counter_set(&row->accept_errors, c->accept_errors);
+    counter_set(&row->accept_pauses, c->accept_pauses);
+    counter_set(&row->pauses_partial_cap, c->partial_cap_pauses);
+    counter_set(&row->partial_evictions, c->partial_evictions);
     counter_set(&row->pauses_topic_queue, c->pauses_topic_queue);
     counter_set(&row->pauses_record_pool, c->pauses_record_pool);
     counter_set(&row->pauses_ack_window, c->pauses_ack_window);

@@ -259,50 +259,60 @@ static bool topic_name(const struct intake_counters_topic_row *row, char *name) 
 }
 
 /* A topic's log header, mapped read-only; NULL when the log cannot be read or is not valid. */
+/* A topic's log header and consumer region, mapped read-only; both validated. */
 struct log_peek {
     const struct shm_log_header *header;
-    size_t bytes;
+    const struct shm_log_consumers *consumers; /* NULL when the region cannot be read */
 };
+
+/* Maps the first `bytes` of DIRECTORY/NAME read-only, or returns NULL. */
+static const void *map_read_only(const char *directory, const char *name, size_t bytes) {
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/%s", directory, name) >= (int)sizeof(path)) return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat info;
+    bool ok = fstat(fd, &info) == 0 && (size_t)info.st_size >= bytes;
+    void *mapping = ok ? mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    return mapping == MAP_FAILED ? NULL : mapping;
+}
 
 static bool log_peek_open(const char *directory, const char *topic, struct log_peek *peek) {
     char file_name[SHM_LOG_FILE_NAME_BYTES];
     shm_log_file_name(topic, file_name);
-    char path[4096];
-    if (snprintf(path, sizeof(path), "%s/%s", directory, file_name) >= (int)sizeof(path))
-        return false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    struct stat info;
-    bool ok = fstat(fd, &info) == 0 && (size_t)info.st_size >= SHM_LOG_HEADER_BYTES;
-    void *mapping =
-        ok ? mmap(NULL, SHM_LOG_HEADER_BYTES, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
-    close(fd);
-    if (mapping == MAP_FAILED) return false;
-    const struct shm_log_header *header = mapping;
-    if (header->magic != SHM_LOG_MAGIC || header->version != SHM_LOG_VERSION ||
-        header->consumer_slots != SHM_LOG_CONSUMER_SLOTS) {
-        munmap(mapping, SHM_LOG_HEADER_BYTES);
+    const struct shm_log_header *header = map_read_only(directory, file_name, SHM_LOG_HEADER_BYTES);
+    if (header == NULL) return false;
+    if (header->magic != SHM_LOG_MAGIC || header->version != SHM_LOG_VERSION) {
+        munmap((void *)header, SHM_LOG_HEADER_BYTES);
         return false;
     }
     peek->header = header;
-    peek->bytes = SHM_LOG_HEADER_BYTES;
+    shm_log_consumers_file_name(topic, file_name);
+    peek->consumers = map_read_only(directory, file_name, SHM_LOG_CONSUMERS_FILE_BYTES);
+    if (peek->consumers != NULL && (peek->consumers->magic != SHM_LOG_CONSUMERS_MAGIC ||
+                                    peek->consumers->version != SHM_LOG_VERSION ||
+                                    peek->consumers->slot_count != SHM_LOG_CONSUMER_SLOTS)) {
+        munmap((void *)peek->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
+        peek->consumers = NULL;
+    }
     return true;
 }
 
 static void log_peek_close(struct log_peek *peek) {
-    munmap((void *)peek->header, peek->bytes);
+    munmap((void *)peek->header, SHM_LOG_HEADER_BYTES);
+    if (peek->consumers != NULL) munmap((void *)peek->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
 }
 
 static const char *slot_state_name(uint32_t state) {
     switch (state) {
     case SHM_LOG_SLOT_ACTIVE: return "active";
-    case SHM_LOG_SLOT_STALE: return "stale";
     case SHM_LOG_SLOT_DETACHED: return "detached";
     }
     return NULL;
 }
 
-/* A consumer slot worth showing: named, and active, stale or detached. */
+/* A consumer slot worth showing: named, and active or detached. */
 struct consumer_lag {
     char name[SHM_LOG_CONSUMER_NAME_BYTES];
     const char *state;
@@ -311,16 +321,17 @@ struct consumer_lag {
     bool records_known;   /* the consumer has committed at least once */
 };
 
-static bool consumer_lag_of(const struct shm_log_header *header, uint32_t slot_index,
+static bool consumer_lag_of(const struct log_peek *peek, uint32_t slot_index,
                             struct consumer_lag *lag) {
-    const struct shm_log_consumer_slot *slot = &header->slots[slot_index];
+    if (peek->consumers == NULL) return false;
+    const struct shm_log_consumer_slot *slot = &peek->consumers->slots[slot_index];
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&slot->state, memory_order_acquire);
     lag->state = slot_state_name(state);
     if (lag->state == NULL) return false;
     memcpy(lag->name, slot->name, sizeof(lag->name));
     lag->name[sizeof(lag->name) - 1] = '\0';
-    uint64_t commit = load(&header->commit_position);
-    uint64_t commit_offset = load(&header->commit_offset);
+    uint64_t commit = load(&peek->header->commit_position);
+    uint64_t commit_offset = load(&peek->header->commit_offset);
     uint64_t read = load(&slot->read_position);
     uint64_t committed_offset = load(&slot->committed_offset);
     lag->lag_bytes = commit > read ? commit - read : 0;
@@ -361,9 +372,13 @@ static const struct reactor_family reactor_families[] = {
     {"intake_stalls_broken_total", "counter",
      "Connections ended to free receive buffers pinned by partially received records.",
      REACTOR_FIELD(stalls_broken)},
-    {"intake_deadline_kills_total", "counter",
-     "Connections ended by a deadline (idle or too slow producers).",
-     REACTOR_FIELD(deadline_kills)},
+    {"intake_accept_errors_total", "counter", "Accept completions with an error.",
+     REACTOR_FIELD(accept_errors)},
+    {"intake_accept_pauses_total", "counter",
+     "Times accepting paused for EMFILE, ENFILE, ENOBUFS or ENOMEM.", REACTOR_FIELD(accept_pauses)},
+    {"intake_partial_evictions_total", "counter",
+     "Connections ended because their partial record was the oldest when the pool ran short.",
+     REACTOR_FIELD(partial_evictions)},
     {"intake_reactor_records_admitted_total", "counter",
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
     {"intake_reactor_records_returned_total", "counter", "Records back from the workers.",
@@ -434,16 +449,28 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
                 load(&counters_view_reactor(view, reactor)->connections_ended[status]));
     family(out, "intake_pauses_total", "counter",
            "Times a connection stopped reading until space returned, by cause.");
-    static const char *const causes[4] = {"topic_queue", "record_pool", "ack_window",
-                                          "out_of_units"};
+    static const char *const causes[5] = {"topic_queue", "record_pool", "ack_window",
+                                          "out_of_units", "partial_cap"};
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
-        const _Atomic uint64_t *values[4] = {&row->pauses_topic_queue, &row->pauses_record_pool,
-                                             &row->pauses_ack_window, &row->pauses_out_of_units};
-        for (uint32_t cause = 0; cause < 4; cause++)
+        const _Atomic uint64_t *values[5] = {&row->pauses_topic_queue, &row->pauses_record_pool,
+                                             &row->pauses_ack_window, &row->pauses_out_of_units,
+                                             &row->pauses_partial_cap};
+        for (uint32_t cause = 0; cause < 5; cause++)
             text_buffer_printf(out,
                                "intake_pauses_total{reactor=\"%u\",cause=\"%s\"} %" PRIu64 "\n",
                                reactor, causes[cause], load(values[cause]));
+    }
+    family(out, "intake_deadline_kills_total", "counter",
+           "Connections ended by a deadline: frame (a record not complete within "
+           "--frame-timeout-ms) or idle (silent past --idle-timeout-ms).");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
+        const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
+        text_buffer_printf(
+            out,
+            "intake_deadline_kills_total{reactor=\"%u\",deadline=\"frame\"} %" PRIu64 "\n"
+            "intake_deadline_kills_total{reactor=\"%u\",deadline=\"idle\"} %" PRIu64 "\n",
+            reactor, load(&row->deadline_kills_frame), reactor, load(&row->deadline_kills_idle));
     }
     family(out, "intake_backend_rearms_total", "counter",
            "Multishot receives re-armed, by why they ended.");
@@ -591,7 +618,7 @@ static void render_consumers(const struct counters_view *view, const char *direc
             if (!log_peek_open(directory, name, &peek)) continue;
             for (uint32_t slot = 0; slot < SHM_LOG_CONSUMER_SLOTS; slot++) {
                 struct consumer_lag lag;
-                if (!consumer_lag_of(peek.header, slot, &lag)) continue;
+                if (!consumer_lag_of(&peek, slot, &lag)) continue;
                 if (metric == 1 && !lag.records_known) continue;
                 text_buffer_printf(out, "%s{topic=\"", metrics[metric]);
                 append_label_value(out, name);
@@ -647,17 +674,16 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
                                 struct text_buffer *out) {
     const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
     uint64_t beat = load(&row->heartbeat_ns);
-    text_buffer_printf(out,
-                       "reactor %u: heartbeat %.1fs ago connections open=%" PRIu64
-                       " accepted=%" PRIu64 " "
-                       "refused=%" PRIu64 " closed=%" PRIu64 " failed=%" PRIu64 " lingered=%" PRIu64
-                       " stalls_broken=%" PRIu64 " "
-                       "deadline_kills=%" PRIu64 "\n",
-                       reactor, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
-                       load(&row->connections_open), load(&row->connections_accepted),
-                       load(&row->connections_refused), load(&row->connections_closed),
-                       load(&row->connections_failed), load(&row->connections_lingered),
-                       load(&row->stalls_broken), load(&row->deadline_kills));
+    text_buffer_printf(
+        out,
+        "reactor %u: heartbeat %.1fs ago connections open=%" PRIu64 " accepted=%" PRIu64 " "
+        "refused=%" PRIu64 " closed=%" PRIu64 " failed=%" PRIu64 " lingered=%" PRIu64
+        " stalls_broken=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64 "\n",
+        reactor, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
+        load(&row->connections_open), load(&row->connections_accepted),
+        load(&row->connections_refused), load(&row->connections_closed),
+        load(&row->connections_failed), load(&row->connections_lingered), load(&row->stalls_broken),
+        load(&row->deadline_kills_frame), load(&row->deadline_kills_idle));
     text_buffer_printf(out,
                        "  ended ok=%" PRIu64 " rejected=%" PRIu64 " resource_exhausted=%" PRIu64
                        " shutting_down=%" PRIu64 " "
@@ -672,13 +698,14 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
         "acks=%" PRIu64 " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64
         " ack_window=%" PRIu64 " "
         "out_of_units=%" PRIu64 " backlog_exhausted=%" PRIu64 " wakeups=%" PRIu64
-        " submit_busy=%" PRIu64 " "
-        "socket_option_errors=%" PRIu64 "\n",
+        " submit_busy=%" PRIu64 " socket_option_errors=%" PRIu64 " accept_errors=%" PRIu64
+        " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64 " partial_evictions=%" PRIu64 "\n",
         load(&row->records_admitted), load(&row->records_returned), load(&row->records_failed),
         load(&row->frames_truncated), load(&row->acks_sent), load(&row->pauses_topic_queue),
         load(&row->pauses_record_pool), load(&row->pauses_ack_window),
         load(&row->pauses_out_of_units), load(&row->backlog_exhausted), load(&row->wakeups),
-        load(&row->submit_busy), load(&row->socket_option_errors));
+        load(&row->submit_busy), load(&row->socket_option_errors), load(&row->accept_errors),
+        load(&row->accept_pauses), load(&row->pauses_partial_cap), load(&row->partial_evictions));
     text_buffer_printf(out,
                        "  backend bytes_received=%" PRIu64 " completions=%" PRIu64
                        " units_recycled=%" PRIu64 " rearms "
@@ -713,7 +740,7 @@ static void render_text_topic(const struct counters_view *view, const char *dire
                        load(&peek.header->retained_position));
     for (uint32_t slot = 0; slot < SHM_LOG_CONSUMER_SLOTS; slot++) {
         struct consumer_lag lag;
-        if (!consumer_lag_of(peek.header, slot, &lag)) continue;
+        if (!consumer_lag_of(&peek, slot, &lag)) continue;
         text_buffer_printf(out, "  consumer %s (%s): lag bytes=%" PRIu64 "", lag.name, lag.state,
                            lag.lag_bytes);
         if (lag.records_known)
