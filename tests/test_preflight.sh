@@ -17,7 +17,8 @@ passed=0 failed=0
 check() { # description, status (0 = ok)
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $1" >&2; fi
 }
-small=(--listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+small=(--listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
 
 # Starts intaked with the given shell limit and arguments, waits until it listens, stops it.
 run_and_stop() { # ulimit-args, intaked args...
@@ -61,7 +62,7 @@ fi
 mkdir -p "$shm"
 expected=$(/usr/bin/python3 -c "import os; s=os.statvfs('$shm'); print(s.f_bavail*s.f_frsize//((1<<30)+12288))")
 if [ "$expected" -lt 1024 ] && [ "$expected" -gt 0 ]; then
-  run_and_stop "-n $(ulimit -Hn)" --listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1G --topics-max 1024
+  run_and_stop "-n $(ulimit -Hn)" --listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1G --topics-max 1024
   check "shm: exits 0 after running" $?
   seen=$(sed -n 's/.*room for \([0-9]*\) topic logs of --log-size 1G, fewer than --topics-max 1024.*/\1/p' "$work/log")
   # Free space moves while other tests run: within a few logs of what statvfs said.

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,11 +16,11 @@
 
 /* Sanity bounds for counts read from a file another process wrote. */
 #define VIEW_REACTORS_MAX 4096u
-#define VIEW_WORKERS_MAX  4096u
-#define VIEW_TOPICS_MAX   (1u << 20)
+#define VIEW_WORKERS_MAX 4096u
+#define VIEW_TOPICS_MAX (1u << 20)
 
 static const char *const end_status_names[5] = {"ok", "rejected", "resource_exhausted",
-                                                "shutting_down", "internal"};
+                                                 "shutting_down", "internal"};
 
 static const char *state_name(uint32_t state) {
     switch (state) {
@@ -41,7 +40,7 @@ static bool header_is_valid(const struct intake_counters_header *header, size_t 
     }
     if (header->version != INTAKE_COUNTERS_VERSION) {
         intake_error_line(why, why_capacity, "counters format version %u, this reader knows %u",
-                          header->version, INTAKE_COUNTERS_VERSION);
+                 header->version, INTAKE_COUNTERS_VERSION);
         return false;
     }
     if (header->reactor_count == 0 || header->reactor_count > VIEW_REACTORS_MAX ||
@@ -134,8 +133,8 @@ const struct intake_counters_topic_row *counters_view_topic(const struct counter
            topic_id;
 }
 
-const struct intake_counters_received_cell *counters_view_received(const struct counters_view *view,
-                                                                   uint32_t reactor) {
+const struct intake_counters_received_cell *
+counters_view_received(const struct counters_view *view, uint32_t reactor) {
     INTAKE_ASSERT(reactor < view->header->reactor_count);
     return (const struct intake_counters_received_cell *)(view->base +
                                                           view->header->received_cells_offset +
@@ -178,19 +177,16 @@ static bool heartbeats_within(const struct counters_view *view, uint64_t now_ns,
     char thread[32];
     uint64_t age = oldest_heartbeat_age(view, now_ns, thread, sizeof(thread));
     if (age <= limit_ns) return true;
-    if (age == UINT64_MAX)
-        intake_error_line(why, why_capacity, "%s has not started", thread);
-    else
-        intake_error_line(why, why_capacity, "%s last heartbeat %.1f s ago", thread,
-                          (double)age / 1e9);
+    if (age == UINT64_MAX) intake_error_line(why, why_capacity, "%s has not started", thread);
+    else intake_error_line(why, why_capacity, "%s last heartbeat %.1f s ago", thread, (double)age / 1e9);
     return false;
 }
 
 bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint64_t live_ns,
                         char *why, size_t why_capacity) {
     why[0] = '\0';
-    uint32_t state =
-        atomic_load_explicit((_Atomic uint32_t *)&view->header->state, memory_order_acquire);
+    uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
+                                          memory_order_acquire);
     if (state == INTAKE_COUNTERS_STATE_STOPPED) {
         intake_error_line(why, why_capacity, "stopped");
         return false;
@@ -203,14 +199,14 @@ bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint6
 bool counters_view_ready(const struct counters_view *view, uint64_t now_ns, uint64_t ready_ns,
                          char *why, size_t why_capacity) {
     why[0] = '\0';
-    uint32_t state =
-        atomic_load_explicit((_Atomic uint32_t *)&view->header->state, memory_order_acquire);
+    uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
+                                          memory_order_acquire);
     if (state != INTAKE_COUNTERS_STATE_RUNNING) {
         intake_error_line(why, why_capacity, "state %s", state_name(state));
         return false;
     }
-    if (atomic_load_explicit((_Atomic uint32_t *)&view->header->listening, memory_order_relaxed) !=
-        1) {
+    if (atomic_load_explicit((_Atomic uint32_t *)&view->header->listening,
+                             memory_order_relaxed) != 1) {
         intake_error_line(why, why_capacity, "not listening");
         return false;
     }
@@ -237,38 +233,36 @@ void text_buffer_printf(struct text_buffer *buffer, const char *format, ...) {
 /* A label value in the exposition format: backslash, double quote and newline escaped. */
 static void append_label_value(struct text_buffer *out, const char *value) {
     for (const char *cursor = value; *cursor != '\0'; cursor++) {
-        if (*cursor == '\\')
-            text_buffer_printf(out, "\\\\");
-        else if (*cursor == '"')
-            text_buffer_printf(out, "\\\"");
-        else if (*cursor == '\n')
-            text_buffer_printf(out, "\\n");
-        else
-            text_buffer_printf(out, "%c", *cursor);
+        if (*cursor == '\\') text_buffer_printf(out, "\\\\");
+        else if (*cursor == '"') text_buffer_printf(out, "\\\"");
+        else if (*cursor == '\n') text_buffer_printf(out, "\\n");
+        else text_buffer_printf(out, "%c", *cursor);
     }
 }
 
 /* A topic row's name, copied out bounded; false when the row is unused or its length is bad. */
 static bool topic_name(const struct intake_counters_topic_row *row, char *name) {
-    uint32_t length =
-        atomic_load_explicit((_Atomic uint32_t *)&row->name_length, memory_order_acquire);
+    uint32_t length = atomic_load_explicit((_Atomic uint32_t *)&row->name_length,
+                                           memory_order_acquire);
     if (length == 0 || length >= INTAKE_COUNTERS_TOPIC_NAME_BYTES) return false;
     memcpy(name, row->name, length);
     name[length] = '\0';
     return strlen(name) == length;
 }
 
-/* A topic's log header, mapped read-only; NULL when the log cannot be read or is not valid. */
-/* A topic's log header and consumer region, mapped read-only; both validated. */
+/* A topic's log header and consumer region, both mapped read-only (this reader never writes
+ * either); false when either cannot be read or does not check out. The mappings are only of
+ * the fixed-size header and region, so a file truncated meanwhile cannot fault us beyond the
+ * first check: sizes are checked before mapping. */
 struct log_peek {
     const struct shm_log_header *header;
-    const struct shm_log_consumers *consumers; /* NULL when the region cannot be read */
+    const struct shm_log_consumers *consumers;
 };
 
-/* Maps the first `bytes` of DIRECTORY/NAME read-only, or returns NULL. */
-static const void *map_read_only(const char *directory, const char *name, size_t bytes) {
+static const void *log_peek_map(const char *directory, const char *file_name, size_t bytes) {
     char path[4096];
-    if (snprintf(path, sizeof(path), "%s/%s", directory, name) >= (int)sizeof(path)) return NULL;
+    if (snprintf(path, sizeof(path), "%s/%s", directory, file_name) >= (int)sizeof(path))
+        return NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return NULL;
     struct stat info;
@@ -278,30 +272,27 @@ static const void *map_read_only(const char *directory, const char *name, size_t
     return mapping == MAP_FAILED ? NULL : mapping;
 }
 
+static void log_peek_close(struct log_peek *peek) {
+    if (peek->header != NULL) munmap((void *)peek->header, SHM_LOG_HEADER_BYTES);
+    if (peek->consumers != NULL) munmap((void *)peek->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
+    peek->header = NULL;
+    peek->consumers = NULL;
+}
+
 static bool log_peek_open(const char *directory, const char *topic, struct log_peek *peek) {
     char file_name[SHM_LOG_FILE_NAME_BYTES];
     shm_log_file_name(topic, file_name);
-    const struct shm_log_header *header = map_read_only(directory, file_name, SHM_LOG_HEADER_BYTES);
-    if (header == NULL) return false;
-    if (header->magic != SHM_LOG_MAGIC || header->version != SHM_LOG_VERSION) {
-        munmap((void *)header, SHM_LOG_HEADER_BYTES);
-        return false;
-    }
-    peek->header = header;
+    peek->header = log_peek_map(directory, file_name, SHM_LOG_HEADER_BYTES);
     shm_log_consumers_file_name(topic, file_name);
-    peek->consumers = map_read_only(directory, file_name, SHM_LOG_CONSUMERS_FILE_BYTES);
-    if (peek->consumers != NULL && (peek->consumers->magic != SHM_LOG_CONSUMERS_MAGIC ||
-                                    peek->consumers->version != SHM_LOG_VERSION ||
-                                    peek->consumers->slot_count != SHM_LOG_CONSUMER_SLOTS)) {
-        munmap((void *)peek->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
-        peek->consumers = NULL;
-    }
-    return true;
-}
-
-static void log_peek_close(struct log_peek *peek) {
-    munmap((void *)peek->header, SHM_LOG_HEADER_BYTES);
-    if (peek->consumers != NULL) munmap((void *)peek->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
+    peek->consumers = log_peek_map(directory, file_name, SHM_LOG_CONSUMERS_FILE_BYTES);
+    bool valid = peek->header != NULL && peek->consumers != NULL &&
+                 peek->header->magic == SHM_LOG_MAGIC &&
+                 peek->header->version == SHM_LOG_VERSION &&
+                 peek->consumers->magic == SHM_LOG_CONSUMERS_MAGIC &&
+                 peek->consumers->version == SHM_LOG_VERSION &&
+                 peek->consumers->slot_count == SHM_LOG_CONSUMER_SLOTS;
+    if (!valid) log_peek_close(peek);
+    return valid;
 }
 
 static const char *slot_state_name(uint32_t state) {
@@ -316,18 +307,19 @@ static const char *slot_state_name(uint32_t state) {
 struct consumer_lag {
     char name[SHM_LOG_CONSUMER_NAME_BYTES];
     const char *state;
-    uint64_t lag_bytes;   /* commit_position - read_position */
-    uint64_t lag_records; /* commit_offset - committed_offset */
-    bool records_known;   /* the consumer has committed at least once */
+    uint64_t lag_bytes;     /* commit_position - read_position */
+    uint64_t lag_records;   /* commit_offset - committed_offset */
+    bool records_known;     /* the consumer has committed at least once */
 };
 
 static bool consumer_lag_of(const struct log_peek *peek, uint32_t slot_index,
                             struct consumer_lag *lag) {
-    if (peek->consumers == NULL) return false;
+    INTAKE_ASSERT(slot_index < SHM_LOG_CONSUMER_SLOTS);
     const struct shm_log_consumer_slot *slot = &peek->consumers->slots[slot_index];
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&slot->state, memory_order_acquire);
     lag->state = slot_state_name(state);
     if (lag->state == NULL) return false;
+    /* Consumers write their slots: the name is input, copied bounded and terminated. */
     memcpy(lag->name, slot->name, sizeof(lag->name));
     lag->name[sizeof(lag->name) - 1] = '\0';
     uint64_t commit = load(&peek->header->commit_position);
@@ -372,19 +364,37 @@ static const struct reactor_family reactor_families[] = {
     {"intake_stalls_broken_total", "counter",
      "Connections ended to free receive buffers pinned by partially received records.",
      REACTOR_FIELD(stalls_broken)},
+    {"intake_deadline_kills_total", "counter",
+     "Connections ended by a deadline (idle or too slow producers).",
+     REACTOR_FIELD(deadline_kills)},
+    {"intake_deadline_kills_frame_total", "counter",
+     "Connections ended because a record was not complete within --frame-timeout-ms.",
+     REACTOR_FIELD(deadline_kills_frame)},
+    {"intake_deadline_kills_idle_total", "counter",
+     "Connections ended after --idle-timeout-ms of silence.", REACTOR_FIELD(deadline_kills_idle)},
+    {"intake_records_over_log_limit_total", "counter",
+     "Records refused because they are larger than their topic's log takes.",
+     REACTOR_FIELD(records_over_log_limit)},
+    {"intake_topic_creations_refused_total", "counter",
+     "Connections ended for creating more topics than --topics-per-connection.",
+     REACTOR_FIELD(topic_creations_refused)},
     {"intake_accept_errors_total", "counter", "Accept completions with an error.",
      REACTOR_FIELD(accept_errors)},
     {"intake_accept_pauses_total", "counter",
-     "Times accepting paused for EMFILE, ENFILE, ENOBUFS or ENOMEM.", REACTOR_FIELD(accept_pauses)},
+     "Accepting paused for a moment after EMFILE, ENFILE, ENOBUFS or ENOMEM.",
+     REACTOR_FIELD(accept_pauses)},
+    {"intake_partial_cap_pauses_total", "counter",
+     "Frames that waited because partial records reached their share of the record pool.",
+     REACTOR_FIELD(partial_cap_pauses)},
     {"intake_partial_evictions_total", "counter",
-     "Connections ended because their partial record was the oldest when the pool ran short.",
+     "Connections ended to free record-pool entries held by partial records.",
      REACTOR_FIELD(partial_evictions)},
     {"intake_reactor_records_admitted_total", "counter",
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
     {"intake_reactor_records_returned_total", "counter", "Records back from the workers.",
      REACTOR_FIELD(records_returned)},
-    {"intake_reactor_records_failed_total", "counter",
-     "Records back from the workers not committed.", REACTOR_FIELD(records_failed)},
+    {"intake_reactor_records_failed_total", "counter", "Records back from the workers not committed.",
+     REACTOR_FIELD(records_failed)},
     {"intake_frames_truncated_total", "counter",
      "Connections that ended with a partial record pending.", REACTOR_FIELD(frames_truncated)},
     {"intake_acks_sent_total", "counter", "Ack frames sent.", REACTOR_FIELD(acks_sent)},
@@ -418,8 +428,7 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
                             struct text_buffer *out) {
     const struct intake_counters_header *header = view->header;
     family(out, "intake_thread_heartbeat_age_seconds", "gauge",
-           "Seconds since the thread's loop last stored its heartbeat (idle threads beat every "
-           "second).");
+           "Seconds since the thread's loop last stored its heartbeat (idle threads beat every second).");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         uint64_t beat = load(&counters_view_reactor(view, reactor)->heartbeat_ns);
         double age = beat == 0 || beat > now_ns ? 0.0 : (double)(now_ns - beat) / 1e9;
@@ -436,53 +445,40 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
         const struct reactor_family *entry = &reactor_families[index];
         family(out, entry->name, entry->type, entry->help);
         for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
-            text_buffer_printf(out, "%s{reactor=\"%u\"} %" PRIu64 "\n", entry->name, reactor,
+            text_buffer_printf(out, "%s{reactor=\"%u\"} %lu\n", entry->name, reactor,
                                reactor_field(counters_view_reactor(view, reactor), entry->offset));
     }
     family(out, "intake_connections_ended_total", "counter",
            "Connections ended, by the status of their final Ack (ok: the producer closed).");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
         for (uint32_t status = 0; status < INTAKE_ARRAY_LENGTH(end_status_names); status++)
-            text_buffer_printf(
-                out, "intake_connections_ended_total{reactor=\"%u\",status=\"%s\"} %" PRIu64 "\n",
-                reactor, end_status_names[status],
-                load(&counters_view_reactor(view, reactor)->connections_ended[status]));
+            text_buffer_printf(out, "intake_connections_ended_total{reactor=\"%u\",status=\"%s\"} %lu\n",
+                               reactor, end_status_names[status],
+                               load(&counters_view_reactor(view, reactor)->connections_ended[status]));
     family(out, "intake_pauses_total", "counter",
            "Times a connection stopped reading until space returned, by cause.");
     static const char *const causes[5] = {"topic_queue", "record_pool", "ack_window",
-                                          "out_of_units", "partial_cap"};
+                                          "out_of_units", "topic_log"};
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
         const _Atomic uint64_t *values[5] = {&row->pauses_topic_queue, &row->pauses_record_pool,
                                              &row->pauses_ack_window, &row->pauses_out_of_units,
-                                             &row->pauses_partial_cap};
+                                             &row->pauses_topic_log};
         for (uint32_t cause = 0; cause < 5; cause++)
-            text_buffer_printf(out,
-                               "intake_pauses_total{reactor=\"%u\",cause=\"%s\"} %" PRIu64 "\n",
+            text_buffer_printf(out, "intake_pauses_total{reactor=\"%u\",cause=\"%s\"} %lu\n",
                                reactor, causes[cause], load(values[cause]));
-    }
-    family(out, "intake_deadline_kills_total", "counter",
-           "Connections ended by a deadline: frame (a record not complete within "
-           "--frame-timeout-ms) or idle (silent past --idle-timeout-ms).");
-    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
-        const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
-        text_buffer_printf(
-            out,
-            "intake_deadline_kills_total{reactor=\"%u\",deadline=\"frame\"} %" PRIu64 "\n"
-            "intake_deadline_kills_total{reactor=\"%u\",deadline=\"idle\"} %" PRIu64 "\n",
-            reactor, load(&row->deadline_kills_frame), reactor, load(&row->deadline_kills_idle));
     }
     family(out, "intake_backend_rearms_total", "counter",
            "Multishot receives re-armed, by why they ended.");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
-        text_buffer_printf(
-            out,
-            "intake_backend_rearms_total{reactor=\"%u\",reason=\"out_of_units\"} %" PRIu64 "\n"
-            "intake_backend_rearms_total{reactor=\"%u\",reason=\"cq_overflow\"} %" PRIu64 "\n"
-            "intake_backend_rearms_total{reactor=\"%u\",reason=\"other\"} %" PRIu64 "\n",
-            reactor, load(&row->backend_rearms_out_of_units), reactor,
-            load(&row->backend_rearms_overflow), reactor, load(&row->backend_rearms_other));
+        text_buffer_printf(out,
+                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"out_of_units\"} %lu\n"
+                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"cq_overflow\"} %lu\n"
+                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"other\"} %lu\n",
+                           reactor, load(&row->backend_rearms_out_of_units), reactor,
+                           load(&row->backend_rearms_overflow), reactor,
+                           load(&row->backend_rearms_other));
     }
 }
 
@@ -493,8 +489,7 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
     } worker_families[] = {
         {"intake_worker_records_committed_total", "Records appended to logs and published.",
          offsetof(struct intake_counters_worker_row, records_committed)},
-        {"intake_worker_bytes_copied_total",
-         "Payload bytes copied into logs (the one user-space copy).",
+        {"intake_worker_bytes_copied_total", "Payload bytes copied into logs (the one user-space copy).",
          offsetof(struct intake_counters_worker_row, bytes_copied)},
         {"intake_worker_records_rejected_total", "Records the full decode rejected.",
          offsetof(struct intake_counters_worker_row, records_rejected)},
@@ -504,6 +499,8 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
          offsetof(struct intake_counters_worker_row, publishes)},
         {"intake_worker_log_full_waits_total", "Times a full log (block mode) made a worker wait.",
          offsetof(struct intake_counters_worker_row, log_full_waits)},
+        {"intake_worker_log_retries_total", "Topic logs that had failed, asked for again.",
+         offsetof(struct intake_counters_worker_row, log_retries)},
         {"intake_worker_sleeps_total", "Times a worker slept with nothing to do.",
          offsetof(struct intake_counters_worker_row, sleeps)},
     };
@@ -511,9 +508,8 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
         family(out, worker_families[index].name, "counter", worker_families[index].help);
         for (uint32_t worker = 0; worker < view->header->worker_count; worker++) {
             const uint8_t *row = (const uint8_t *)counters_view_worker(view, worker);
-            text_buffer_printf(
-                out, "%s{worker=\"%u\"} %" PRIu64 "\n", worker_families[index].name, worker,
-                load((const _Atomic uint64_t *)(row + worker_families[index].offset)));
+            text_buffer_printf(out, "%s{worker=\"%u\"} %lu\n", worker_families[index].name, worker,
+                               load((const _Atomic uint64_t *)(row + worker_families[index].offset)));
         }
     }
 }
@@ -538,8 +534,7 @@ static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
     const struct intake_counters_topic_row *row = counters_view_topic(view, topic_id);
     memset(totals, 0, sizeof(*totals));
     for (uint32_t reactor = 0; reactor < view->header->reactor_count; reactor++) {
-        const struct intake_counters_received_cell *cell =
-            &counters_view_received(view, reactor)[topic_id];
+        const struct intake_counters_received_cell *cell = &counters_view_received(view, reactor)[topic_id];
         totals->received_records += load(&cell->records);
         totals->received_bytes += load(&cell->bytes);
     }
@@ -553,7 +548,7 @@ static void render_topic_samples(struct text_buffer *out, const char *metric, co
                                  uint64_t value) {
     text_buffer_printf(out, "%s{topic=\"", metric);
     append_label_value(out, topic);
-    text_buffer_printf(out, "\"} %" PRIu64 "\n", value);
+    text_buffer_printf(out, "\"} %lu\n", value);
 }
 
 /* Topic families are rendered family by family (the format wants a family's samples together),
@@ -563,17 +558,14 @@ static void render_topics(const struct counters_view *view, const char *director
     static const struct {
         const char *name, *type, *help;
     } families[] = {
-        {"intake_records_received_total", "counter",
-         "Records admitted for the topic (all reactors)."},
+        {"intake_records_received_total", "counter", "Records admitted for the topic (all reactors)."},
         {"intake_bytes_received_total", "counter", "Record bytes admitted for the topic."},
         {"intake_records_committed_total", "counter", "Records committed to the topic's log."},
         {"intake_bytes_committed_total", "counter", "Record bytes committed to the topic's log."},
-        {"intake_records_rejected_total", "counter",
-         "Records of the topic the full decode rejected."},
+        {"intake_records_rejected_total", "counter", "Records of the topic the full decode rejected."},
         {"intake_records_failed_total", "counter",
          "Records of the topic answered INTERNAL or SHUTTING_DOWN."},
-        {"intake_log_commit_position_bytes", "gauge",
-         "End of the published entries in the topic's log."},
+        {"intake_log_commit_position_bytes", "gauge", "End of the published entries in the topic's log."},
         {"intake_log_next_offset", "gauge", "Offset the next record of the topic will get."},
         {"intake_log_retained_position_bytes", "gauge", "Oldest intact entry in the topic's log."},
     };
@@ -584,9 +576,9 @@ static void render_topics(const struct counters_view *view, const char *director
             if (!topic_name(counters_view_topic(view, topic_id), name)) continue;
             struct topic_totals totals;
             topic_totals_of(view, topic_id, &totals);
-            uint64_t values[6] = {totals.received_records,  totals.received_bytes,
+            uint64_t values[6] = {totals.received_records, totals.received_bytes,
                                   totals.committed_records, totals.committed_bytes,
-                                  totals.rejected,          totals.failed};
+                                  totals.rejected, totals.failed};
             if (index < 6) {
                 render_topic_samples(out, families[index].name, name, values[index]);
                 continue;
@@ -604,8 +596,7 @@ static void render_topics(const struct counters_view *view, const char *director
 
 static void render_consumers(const struct counters_view *view, const char *directory,
                              struct text_buffer *out) {
-    static const char *const metrics[2] = {"intake_consumer_lag_bytes",
-                                           "intake_consumer_lag_records"};
+    static const char *const metrics[2] = {"intake_consumer_lag_bytes", "intake_consumer_lag_records"};
     static const char *const helps[2] = {
         "Bytes published that the consumer has not released (commit_position - read_position).",
         "Records published since the consumer's last commit (absent before its first commit)."};
@@ -624,7 +615,7 @@ static void render_consumers(const struct counters_view *view, const char *direc
                 append_label_value(out, name);
                 text_buffer_printf(out, "\",consumer=\"");
                 append_label_value(out, lag.name);
-                text_buffer_printf(out, "\",state=\"%s\"} %" PRIu64 "\n", lag.state,
+                text_buffer_printf(out, "\",state=\"%s\"} %lu\n", lag.state,
                                    metric == 0 ? lag.lag_bytes : lag.lag_records);
             }
             log_peek_close(&peek);
@@ -648,12 +639,11 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     family(out, "intake_state", "gauge", "0 starting, 1 running, 2 stopping, 3 stopped.");
     text_buffer_printf(out, "intake_state %u\n", state);
     family(out, "intake_ready", "gauge", "1 when /readyz answers 200.");
-    text_buffer_printf(
-        out, "intake_ready %d\n",
-        counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why)) ? 1 : 0);
+    text_buffer_printf(out, "intake_ready %d\n",
+                       counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS,
+                                           why, sizeof(why)) ? 1 : 0);
     family(out, "intake_start_time_seconds", "gauge", "When the daemon started (Unix time).");
-    text_buffer_printf(out, "intake_start_time_seconds %.3f\n",
-                       (double)header->start_wall_ns / 1e9);
+    text_buffer_printf(out, "intake_start_time_seconds %.3f\n", (double)header->start_wall_ns / 1e9);
     render_reactors(view, now_ns, out);
     render_workers(view, out);
     uint64_t copied = 0, received = 0;
@@ -663,55 +653,55 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     text_buffer_printf(out, "intake_copy_ratio %.4f\n",
                        received ? (double)copied / (double)received : 0.0);
     family(out, "intake_log_capacity_bytes", "gauge", "Each topic log's ring (--log-size).");
-    text_buffer_printf(out, "intake_log_capacity_bytes %" PRIu64 "\n", header->log_capacity_bytes);
+    text_buffer_printf(out, "intake_log_capacity_bytes %lu\n", header->log_capacity_bytes);
     render_topics(view, directory, out);
     render_consumers(view, directory, out);
 }
 
 /* ---------------------------------------------------------------------- terminal --- */
 
-static void render_text_reactor(const struct counters_view *view, uint32_t reactor, uint64_t now_ns,
-                                struct text_buffer *out) {
+static void render_text_reactor(const struct counters_view *view, uint32_t reactor,
+                                uint64_t now_ns, struct text_buffer *out) {
     const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
     uint64_t beat = load(&row->heartbeat_ns);
-    text_buffer_printf(
-        out,
-        "reactor %u: heartbeat %.1fs ago connections open=%" PRIu64 " accepted=%" PRIu64 " "
-        "refused=%" PRIu64 " closed=%" PRIu64 " failed=%" PRIu64 " lingered=%" PRIu64
-        " stalls_broken=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64 "\n",
-        reactor, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
-        load(&row->connections_open), load(&row->connections_accepted),
-        load(&row->connections_refused), load(&row->connections_closed),
-        load(&row->connections_failed), load(&row->connections_lingered), load(&row->stalls_broken),
-        load(&row->deadline_kills_frame), load(&row->deadline_kills_idle));
     text_buffer_printf(out,
-                       "  ended ok=%" PRIu64 " rejected=%" PRIu64 " resource_exhausted=%" PRIu64
-                       " shutting_down=%" PRIu64 " "
-                       "internal=%" PRIu64 "\n",
+                       "reactor %u: heartbeat %.1fs ago connections open=%lu accepted=%lu "
+                       "refused=%lu closed=%lu failed=%lu lingered=%lu stalls_broken=%lu "
+                       "deadline_kills=%lu\n",
+                       reactor, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
+                       load(&row->connections_open), load(&row->connections_accepted),
+                       load(&row->connections_refused), load(&row->connections_closed),
+                       load(&row->connections_failed), load(&row->connections_lingered),
+                       load(&row->stalls_broken), load(&row->deadline_kills));
+    text_buffer_printf(out, "  ended ok=%lu rejected=%lu resource_exhausted=%lu shutting_down=%lu "
+                            "internal=%lu\n",
                        load(&row->connections_ended[0]), load(&row->connections_ended[1]),
                        load(&row->connections_ended[2]), load(&row->connections_ended[3]),
                        load(&row->connections_ended[4]));
-    text_buffer_printf(
-        out,
-        "  records admitted=%" PRIu64 " returned=%" PRIu64 " failed=%" PRIu64
-        " truncated_frames=%" PRIu64 " "
-        "acks=%" PRIu64 " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64
-        " ack_window=%" PRIu64 " "
-        "out_of_units=%" PRIu64 " backlog_exhausted=%" PRIu64 " wakeups=%" PRIu64
-        " submit_busy=%" PRIu64 " socket_option_errors=%" PRIu64 " accept_errors=%" PRIu64
-        " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64 " partial_evictions=%" PRIu64 "\n",
-        load(&row->records_admitted), load(&row->records_returned), load(&row->records_failed),
-        load(&row->frames_truncated), load(&row->acks_sent), load(&row->pauses_topic_queue),
-        load(&row->pauses_record_pool), load(&row->pauses_ack_window),
-        load(&row->pauses_out_of_units), load(&row->backlog_exhausted), load(&row->wakeups),
-        load(&row->submit_busy), load(&row->socket_option_errors), load(&row->accept_errors),
-        load(&row->accept_pauses), load(&row->pauses_partial_cap), load(&row->partial_evictions));
     text_buffer_printf(out,
-                       "  backend bytes_received=%" PRIu64 " completions=%" PRIu64
-                       " units_recycled=%" PRIu64 " rearms "
-                       "out_of_units=%" PRIu64 " overflow=%" PRIu64 " other=%" PRIu64
-                       " refill_flushes=%" PRIu64 " "
-                       "units_in_use=%" PRIu64 "\n",
+                       "  records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu "
+                       "acks=%lu pauses topic_queue=%lu record_pool=%lu ack_window=%lu "
+                       "out_of_units=%lu topic_log=%lu over_log_limit=%lu "
+                       "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
+                       "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
+                       "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
+                       "partial_evictions=%lu\n",
+                       load(&row->records_admitted), load(&row->records_returned),
+                       load(&row->records_failed), load(&row->frames_truncated),
+                       load(&row->acks_sent), load(&row->pauses_topic_queue),
+                       load(&row->pauses_record_pool), load(&row->pauses_ack_window),
+                       load(&row->pauses_out_of_units), load(&row->pauses_topic_log),
+                       load(&row->records_over_log_limit), load(&row->topic_creations_refused),
+                       load(&row->backlog_exhausted),
+                       load(&row->wakeups), load(&row->submit_busy),
+                       load(&row->socket_option_errors), load(&row->deadline_kills_frame),
+                       load(&row->deadline_kills_idle), load(&row->accept_errors),
+                       load(&row->accept_pauses), load(&row->partial_cap_pauses),
+                       load(&row->partial_evictions));
+    text_buffer_printf(out,
+                       "  backend bytes_received=%lu completions=%lu units_recycled=%lu rearms "
+                       "out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu "
+                       "units_in_use=%lu\n",
                        load(&row->backend_bytes_received), load(&row->backend_completions),
                        load(&row->backend_units_recycled), load(&row->backend_rearms_out_of_units),
                        load(&row->backend_rearms_overflow), load(&row->backend_rearms_other),
@@ -722,31 +712,26 @@ static void render_text_topic(const struct counters_view *view, const char *dire
                               uint32_t topic_id, const char *name, struct text_buffer *out) {
     struct topic_totals totals;
     topic_totals_of(view, topic_id, &totals);
-    text_buffer_printf(
-        out,
-        "topic %s: received records=%" PRIu64 " bytes=%" PRIu64 " committed records=%" PRIu64 " "
-        "bytes=%" PRIu64 " rejected=%" PRIu64 " failed=%" PRIu64 "",
-        name, totals.received_records, totals.received_bytes, totals.committed_records,
-        totals.committed_bytes, totals.rejected, totals.failed);
+    text_buffer_printf(out, "topic %s: received records=%lu bytes=%lu committed records=%lu "
+                            "bytes=%lu rejected=%lu failed=%lu",
+                       name, totals.received_records, totals.received_bytes,
+                       totals.committed_records, totals.committed_bytes, totals.rejected,
+                       totals.failed);
     struct log_peek peek;
     if (!log_peek_open(directory, name, &peek)) {
         text_buffer_printf(out, " log unreadable in %s\n", directory);
         return;
     }
-    text_buffer_printf(out,
-                       " log commit_position=%" PRIu64 " next_offset=%" PRIu64
-                       " retained_position=%" PRIu64 "\n",
+    text_buffer_printf(out, " log commit_position=%lu next_offset=%lu retained_position=%lu\n",
                        load(&peek.header->commit_position), load(&peek.header->commit_offset),
                        load(&peek.header->retained_position));
     for (uint32_t slot = 0; slot < SHM_LOG_CONSUMER_SLOTS; slot++) {
         struct consumer_lag lag;
         if (!consumer_lag_of(&peek, slot, &lag)) continue;
-        text_buffer_printf(out, "  consumer %s (%s): lag bytes=%" PRIu64 "", lag.name, lag.state,
+        text_buffer_printf(out, "  consumer %s (%s): lag bytes=%lu", lag.name, lag.state,
                            lag.lag_bytes);
-        if (lag.records_known)
-            text_buffer_printf(out, " records=%" PRIu64 "\n", lag.lag_records);
-        else
-            text_buffer_printf(out, " records=? (never committed)\n");
+        if (lag.records_known) text_buffer_printf(out, " records=%lu\n", lag.lag_records);
+        else text_buffer_printf(out, " records=? (never committed)\n");
     }
     log_peek_close(&peek);
 }
@@ -757,7 +742,8 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
     const char *directory = log_directory ? log_directory : header->shm_directory;
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&header->state, memory_order_acquire);
     char why[128];
-    bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why));
+    bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why,
+                                     sizeof(why));
     text_buffer_printf(out, "intake pid %d state %s ready %s%s%s backend %s listen %s logs %s\n",
                        header->pid, state_name(state), ready ? "yes" : "no", ready ? "" : " ",
                        ready ? "" : why, header->backend[0] ? header->backend : "?", header->listen,
@@ -768,15 +754,14 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
         const struct intake_counters_worker_row *row = counters_view_worker(view, worker);
         uint64_t beat = load(&row->heartbeat_ns);
         text_buffer_printf(out,
-                           "worker %u: heartbeat %.1fs ago records committed=%" PRIu64
-                           " rejected=%" PRIu64 " "
-                           "failed=%" PRIu64 " bytes_copied=%" PRIu64 " publishes=%" PRIu64
-                           " log_full_waits=%" PRIu64 " "
-                           "sleeps=%" PRIu64 "\n",
+                           "worker %u: heartbeat %.1fs ago records committed=%lu rejected=%lu "
+                           "failed=%lu bytes_copied=%lu publishes=%lu log_full_waits=%lu "
+                           "log_retries=%lu sleeps=%lu\n",
                            worker, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
                            load(&row->records_committed), load(&row->records_rejected),
                            load(&row->records_failed), load(&row->bytes_copied),
-                           load(&row->publishes), load(&row->log_full_waits), load(&row->sleeps));
+                           load(&row->publishes), load(&row->log_full_waits),
+                           load(&row->log_retries), load(&row->sleeps));
     }
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
     for (uint32_t topic_id = 0; topic_id < header->topics_max; topic_id++)
@@ -784,13 +769,12 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
             render_text_topic(view, directory, topic_id, name, out);
     uint64_t copied = 0, received = 0;
     copy_account(view, &copied, &received);
-    text_buffer_printf(
-        out, "copy account: copied_bytes=%" PRIu64 " received_bytes=%" PRIu64 " ratio=%.4f\n",
-        copied, received, received ? (double)copied / (double)received : 0.0);
+    text_buffer_printf(out, "copy account: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n", copied,
+                       received, received ? (double)copied / (double)received : 0.0);
 }
 
 char *counters_render_alloc(const struct counters_view *view, const char *log_directory,
-                            uint64_t now_ns, enum counters_render_format format, size_t *length) {
+                           uint64_t now_ns, enum counters_render_format format, size_t *length) {
     for (size_t capacity = 256 * 1024; capacity <= COUNTERS_RENDER_BYTES_MAX; capacity *= 2) {
         struct text_buffer out = {.data = malloc(capacity), .capacity = capacity};
         if (out.data == NULL) return NULL;
