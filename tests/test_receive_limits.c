@@ -207,15 +207,15 @@ static void test_frame_deadline(void) {
 static void test_idle_timeout(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "idle");
-    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "300", NULL};
+    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "800", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     int silent = raw_connect(&daemon);
     int busy = raw_connect(&daemon);
     struct ack_reader *reader = calloc(1, sizeof(*reader));
     REQUIRE(reader != NULL);
-    /* Records every 100 ms for a second: never idle for 300 ms. */
-    for (uint64_t sequence = 1; sequence <= 10; sequence++) {
+    /* Records every 100 ms for a second and a half: never idle for 800 ms. */
+    for (uint64_t sequence = 1; sequence <= 15; sequence++) {
         size_t length = 0;
         uint8_t *record = frame_record("idle", 100, sequence, &length);
         write_all(busy, record, length);
@@ -229,7 +229,7 @@ static void test_idle_timeout(void) {
     fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n",
             last.status, last.detail);
     CHECK(last.status == STATUS_RESOURCE_EXHAUSTED);
-    CHECK(strstr(last.detail, "--idle-timeout-ms 300") != NULL);
+    CHECK(strstr(last.detail, "--idle-timeout-ms 800") != NULL);
     close(silent);
     close(busy);
     free(reader);
