@@ -423,7 +423,10 @@ static int tail_run(struct tail_state *state) {
         }
         if (options->name) intake_consumer_commit(state->consumer);
         int waited = intake_consumer_wait(state->consumer, TAIL_WAIT_NS);
-        if (waited < 0 && waited != -EINTR) return 1;
+        if (waited < 0 && waited != -EINTR) {
+            fprintf(stderr, "intake-tail: %s\n", intake_consumer_error(state->consumer));
+            return 1;
+        }
     }
     return 0;
 }

@@ -4,9 +4,9 @@
  * sized at open.
  *
  * Records are hand-encoded into the batch (protobuf wire format, fields in number order, default
- * values omitted as proto3 does); Acks are decoded with nanopb. The socket is non-blocking: every
- * wait is a poll() that also watches for incoming Acks, so a producer that writes a lot never
- * deadlocks against a daemon waiting for its acks to be read.
+ * values omitted as proto3 does); Acks are decoded by src/wire/ack_frame.c (nanopb). The socket
+ * is non-blocking: every wait is a poll() that also watches for incoming Acks, so a producer
+ * that writes a lot never deadlocks against a daemon waiting for its acks to be read.
  */
 #include "intake/producer.h"
 
@@ -20,16 +20,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <pb_decode.h>
-
+#include "ack_frame.h"
 #include "common.h"
 #include "intake.pb.h"
 #include "varint.h"
 
 /* Ack receive buffer; an Ack frame longer than this is a protocol error. */
 #define PRODUCER_ACK_BUFFER_BYTES 4096
-/* Longest Ack detail kept for last_error. */
-#define PRODUCER_DETAIL_BYTES_MAX 512
 #define PRODUCER_ERROR_BYTES 640
 /* Bytes of one record's encoding outside the topic, key and value payloads: a length prefix,
  * three tags with length varints, two tagged varints. */
@@ -204,54 +201,40 @@ static const char *producer_status_name(uint32_t status) {
     }
 }
 
-/* nanopb callback for Ack.detail: keeps what fits, skips the rest (the field must be consumed). */
-static bool producer_decode_detail(pb_istream_t *stream, const pb_field_t *field, void **argument) {
-    char *detail = *argument;
-    size_t length = stream->bytes_left;
-    size_t kept = length < PRODUCER_DETAIL_BYTES_MAX - 1 ? length : PRODUCER_DETAIL_BYTES_MAX - 1;
-    if (!pb_read(stream, (pb_byte_t *)detail, kept)) return false;
-    detail[kept] = '\0';
-    return pb_read(stream, NULL, length - kept);
-}
-
-static int producer_handle_ack(struct intake_producer *producer, const uint8_t *frame,
-                               size_t length) {
-    char detail[PRODUCER_DETAIL_BYTES_MAX] = "";
-    intake_v1_Ack ack = intake_v1_Ack_init_zero;
-    ack.detail.funcs.decode = producer_decode_detail;
-    ack.detail.arg = detail;
-    pb_istream_t stream = pb_istream_from_buffer(frame, length);
-    if (!pb_decode(&stream, intake_v1_Ack_fields, &ack))
-        return producer_error(producer, -EPROTO, true, "unreadable Ack from intake: %s",
-                              PB_GET_ERROR(&stream));
+/* Acts on one decoded Ack: raises the cumulative ack; a non-OK status ends the producer. */
+static int producer_handle_ack(struct intake_producer *producer,
+                               const struct ack_frame_decoded *ack) {
     /* Even a non-OK Ack says everything up to its sequence is committed. */
-    if (ack.sequence > producer->acked) producer->acked = ack.sequence;
-    if (ack.status != intake_v1_Ack_Status_OK)
+    if (ack->sequence > producer->acked) producer->acked = ack->sequence;
+    if (ack->status != intake_v1_Ack_Status_OK)
         return producer_error(producer, -EPROTO, true, "%s: %s",
-                              producer_status_name(ack.status), detail);
+                              producer_status_name(ack->status), ack->detail);
     return 0;
 }
 
-/* Decodes every complete Ack frame in the receive buffer and keeps the partial tail. */
+/* Decodes every complete Ack frame in the receive buffer (src/wire/ack_frame.h, fuzzed) and
+ * keeps the partial tail. */
 static int producer_parse_acks(struct intake_producer *producer) {
     size_t position = 0;
     int result = 0;
     while (result == 0 && position < producer->ack_fill) {
-        uint64_t frame_length = 0;
-        size_t prefix_length = 0;
-        enum varint_result decoded = varint_decode(producer->ack_buffer + position,
-                                                   producer->ack_fill - position, &frame_length,
-                                                   &prefix_length);
-        if (decoded == VARINT_NEED_MORE) break;
-        if (decoded == VARINT_BAD)
+        struct ack_frame_decoded ack;
+        enum ack_frame_result decoded =
+            ack_frame_decode(producer->ack_buffer + position, producer->ack_fill - position,
+                             PRODUCER_ACK_BUFFER_BYTES - VARINT_BYTES_MAX, &ack);
+        if (decoded == ACK_FRAME_NEED_MORE) break;
+        if (decoded == ACK_FRAME_BAD_PREFIX)
             return producer_error(producer, -EPROTO, true, "bad Ack length prefix from intake");
-        if (frame_length > PRODUCER_ACK_BUFFER_BYTES - VARINT_BYTES_MAX)
+        if (decoded == ACK_FRAME_TOO_LONG)
             return producer_error(producer, -EPROTO, true, "Ack frame of %llu bytes from intake",
-                                  (unsigned long long)frame_length);
-        if (producer->ack_fill - position - prefix_length < frame_length) break;
-        result = producer_handle_ack(producer, producer->ack_buffer + position + prefix_length,
-                                     (size_t)frame_length);
-        position += prefix_length + (size_t)frame_length;
+                                  (unsigned long long)ack.body_bytes);
+        if (decoded == ACK_FRAME_UNREADABLE)
+            return producer_error(producer, -EPROTO, true, "unreadable Ack from intake: %s",
+                                  ack.problem);
+        INTAKE_ASSERT(decoded == ACK_FRAME_OK);
+        INTAKE_ASSERT(ack.frame_bytes <= producer->ack_fill - position);
+        result = producer_handle_ack(producer, &ack);
+        position += ack.frame_bytes;
     }
     INTAKE_ASSERT(position <= producer->ack_fill);
     memmove(producer->ack_buffer, producer->ack_buffer + position, producer->ack_fill - position);

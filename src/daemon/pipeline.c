@@ -11,9 +11,13 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log_opener.h"
 #include "reactor.h"
@@ -33,6 +37,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
+    config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
     config->records_in_flight_max = 16384;
@@ -52,6 +57,58 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
+}
+
+/* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
+#define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
+
+/* Creates each missing component of `directory` (mode 0755). */
+static int pipeline_directory_make(const char *directory) {
+    char path[4096];
+    size_t length = strlen(directory);
+    if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
+    memcpy(path, directory, length + 1);
+    for (size_t index = 1; index <= length; index++) {
+        if (path[index] != '/' && path[index] != '\0') continue;
+        char saved = path[index];
+        path[index] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -errno;
+        path[index] = saved;
+    }
+    return 0;
+}
+
+/* Two daemons on one --shm-dir would fight over every topic's log (each log has one writer):
+ * the second is refused at startup. The lock is an flock on a file in the directory, held
+ * until the process exits, so a daemon that dies releases it with no stale state to clean. */
+static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const char *directory = pipeline->config.shm_directory;
+    int result = pipeline_directory_make(directory);
+    if (result < 0) {
+        intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
+                          strerror(-result));
+        return result;
+    }
+    char path[4096 + sizeof(PIPELINE_DIRECTORY_LOCK_NAME) + 1];
+    snprintf(path, sizeof(path), "%s/%s", directory, PIPELINE_DIRECTORY_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        result = -errno;
+        intake_error_line(why, why_capacity, "cannot open %s: %s", path, strerror(-result));
+        return result;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        result = -errno;
+        if (result == -EWOULDBLOCK)
+            intake_error_line(why, why_capacity, "--shm-dir %s is in use by another intaked "
+                              "(it holds %s); one daemon per directory", directory, path);
+        else
+            intake_error_line(why, why_capacity, "cannot lock %s: %s", path, strerror(-result));
+        close(fd);
+        return result == -EWOULDBLOCK ? -EBUSY : result;
+    }
+    pipeline->directory_lock_fd = fd;
+    return 0;
 }
 
 void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
@@ -170,6 +227,9 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    counters_region_close(&pipeline->counters);
+    if (pipeline->directory_lock_fd >= 0) close(pipeline->directory_lock_fd);
+    pipeline->directory_lock_fd = -1;
 }
 
 static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -178,7 +238,7 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
         uint32_t topic_id = 0;
         if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
             TOPIC_TABLE_FULL) {
-            snprintf(why, why_capacity, "more --topic flags than --topics-max %u",
+            intake_error_line(why, why_capacity, "more --topic flags than --topics-max %u",
                      pipeline->config.topics_max);
             return -EINVAL;
         }
@@ -215,9 +275,31 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
                                        config->zcrx_queues, config->reactor_count);
     if (result < 0)
-        snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
+        intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                  strerror(-result));
     return result;
+}
+
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity) {
+    if (config->counters_path != NULL) snprintf(path, capacity, "%s", config->counters_path);
+    else snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
+}
+
+/* Before any thread starts: every reactor and worker writes its rows from its first loop. */
+static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    char path[4096];
+    pipeline_counters_path(config, path, sizeof(path));
+    struct counters_region_identity identity = {
+        .reactor_count = config->reactor_count,
+        .worker_count = config->worker_count,
+        .topics_max = config->topics_max,
+        .log_capacity_bytes = config->log_capacity_bytes,
+        .shm_directory = config->shm_directory,
+        .listen = config->listen_text,
+        .metrics_listen = config->metrics_listen,
+    };
+    return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
 
 static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeline) {
@@ -231,7 +313,10 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
             .capacity_bytes = config->log_capacity_bytes,
             .retention = config->retention,
             .consumer_stale_ns = config->consumer_stale_ns,
+            .group_set = config->shm_group_set,
+            .group = config->shm_group,
         },
+        .frame_bytes_max = config->frame_bytes_max,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
         .doorbell = &pipeline->log_opener_doorbell,
@@ -257,6 +342,8 @@ static struct worker_links pipeline_worker_links(struct pipeline *pipeline, uint
         .log_opener = pipeline->log_opener,
         .stopping = &pipeline->workers_stopping,
         .abandon_waiting = &pipeline->abandon_waiting,
+        .counters_row = counters_region_worker(&pipeline->counters, worker),
+        .topic_rows = counters_region_topic(&pipeline->counters, 0),
     };
     return links;
 }
@@ -271,6 +358,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .ack_window_capacity = config->ack_window_capacity,
         .cq_entries = config->cq_entries,
         .frame_bytes_max = config->frame_bytes_max,
+        .topics_per_connection = config->topics_per_connection != 0 ? config->topics_per_connection
+                                                                    : config->topics_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
         .frame_timeout_ns = config->frame_timeout_ns,
@@ -288,6 +377,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .worker_doorbells = pipeline->worker_doorbells,
         .doorbell = &pipeline->reactor_doorbells[reactor],
         .stopping = &pipeline->stopping,
+        .counters_row = counters_region_reactor(&pipeline->counters, reactor),
+        .received_cells = counters_region_received(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
     return links;
@@ -297,7 +388,13 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) {
     memset(pipeline, 0, sizeof(*pipeline));
     pipeline->config = *config;
-    int result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    /* A --shm-dir someone else owns or can write is refused before anything starts. */
+    int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
+                                           config->shm_group, why, why_capacity);
+    pipeline->directory_lock_fd = -1;
+    if (result == 0) result = pipeline_lock_directory(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {
@@ -325,6 +422,8 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         pipeline_free(pipeline);
         return result;
     }
+    counters_region_set_backend(&pipeline->counters, reactor_backend_name(pipeline->reactors[0]));
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_RUNNING, true);
     return 0;
 }
 
@@ -368,6 +467,7 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 }
 
 void pipeline_stop(struct pipeline *pipeline) {
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_STOPPING, false);
     pipeline_drain_reactors(pipeline);
     pipeline_stop_workers(pipeline);
 }

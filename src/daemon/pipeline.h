@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "counters_region.h"
 #include "doorbell.h"
 #include "rx_backend.h"
 #include "shm_log.h"
@@ -42,10 +43,14 @@ struct pipeline_config {
     socklen_t listen_address_length;
     char listen_text[128];            /* as given, for log lines */
     const char *shm_directory;        /* --shm-dir */
+    bool shm_group_set;               /* --shm-group given */
+    gid_t shm_group;                  /* --shm-group: may read logs and register consumers */
     uint32_t reactor_count;           /* --reactors */
     uint32_t worker_count;            /* --workers */
     uint32_t frame_bytes_max;         /* --max-frame */
     uint32_t topics_max;              /* --topics-max */
+    uint32_t topics_per_connection;   /* --topics-per-connection: topics one connection creates;
+                                       * 0 (the default): no limit below --topics-max */
     uint32_t topic_queue_capacity;    /* --topic-queue: records per topic queue, power of two */
     uint32_t connections_max;         /* --connections-max: per reactor */
     uint32_t records_in_flight_max;   /* --records-per-reactor: record pool, per reactor */
@@ -68,6 +73,8 @@ struct pipeline_config {
     uint64_t idle_timeout_ns;         /* --idle-timeout-ms: silence with nothing owed; 0 off */
     char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
+    const char *metrics_listen;       /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
+    const char *counters_path;        /* --counters PATH (NULL: <shm-dir>/intake.counters) */
 };
 
 struct reactor;
@@ -85,6 +92,11 @@ struct pipeline {
     struct reactor **reactors;
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */
+    /* The counters region other processes read (include/intake/counters_format.h). Each reactor
+     * and worker writes only its own rows; nothing reads them back to decide anything. */
+    struct counters_region counters;
+    /* The --shm-dir lock file, flock'ed for the daemon's life: one daemon per directory. */
+    int directory_lock_fd;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
@@ -101,6 +113,8 @@ void pipeline_backend_config(const struct pipeline_config *config, uint32_t reac
                              struct rx_backend_config *out);
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) INTAKE_MUST_CHECK;
+/* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */

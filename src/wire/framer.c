@@ -40,7 +40,7 @@ static enum framer_event framer_complete(struct framer *framer) {
     INTAKE_ASSERT(framer->body_bytes_needed == 0);
     struct record_view view = record_view_of(record);
     struct record_scan scan;
-    if (record_scan_view(&view, &scan) != RECORD_SCAN_OK)
+    if (record_scan_finish(&view, &framer->scan_progress, &scan) != RECORD_SCAN_OK)
         return framer_fail(framer, RECORD_STATUS_REJECTED, scan.detail);
     record->topic_offset = scan.topic_offset;
     record->topic_length = scan.topic_length;
@@ -83,7 +83,22 @@ static enum framer_event framer_read_prefix(struct framer *framer, const uint8_t
     }
     framer->in_body = 1;
     framer->body_bytes_needed = (uint32_t)frame_bytes;
+    record_scan_progress_init(&framer->scan_progress);
     return FRAMER_NEED_RECORD;
+}
+
+/* Mid-body, with the chunk consumed: refuses the frame now if the bytes received so far prove
+ * it malformed (see record_scan_prefix), otherwise asks for the next chunk. */
+static enum framer_event framer_check_prefix(struct framer *framer) {
+    struct record *record = framer->record;
+    INTAKE_ASSERT(record != NULL);
+    INTAKE_ASSERT(framer->body_bytes_needed > 0);
+    struct record_view view = record_view_of(record);
+    uint32_t frame_bytes = record->frame_bytes + framer->body_bytes_needed;
+    if (record_scan_prefix(&view, frame_bytes, &framer->scan_progress) == RECORD_SCAN_OK)
+        return FRAMER_NEED_INPUT;
+    framer->error_before_frame_end = 1;
+    return framer_fail(framer, RECORD_STATUS_REJECTED, framer->scan_progress.scan.detail);
 }
 
 /* Appends bytes to the record: extends the last slice when the new piece continues it in memory
@@ -132,6 +147,9 @@ enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
                                "record arrived in more than 64 fragments");
         *offset += take;
         framer->body_bytes_needed -= take;
+        /* The chunk ends inside the body: judge what has arrived before waiting for more. */
+        if (framer->body_bytes_needed > 0 && *offset == chunk_length)
+            return framer_check_prefix(framer);
     }
 }
 
@@ -157,6 +175,11 @@ struct record *framer_release_record(struct framer *framer) {
     struct record *record = framer->record;
     framer->record = NULL;
     return record;
+}
+
+int framer_rejected_early(const struct framer *framer) {
+    INTAKE_ASSERT(framer->error_detail != NULL);
+    return framer->error_before_frame_end;
 }
 
 int framer_is_idle(const struct framer *framer) {

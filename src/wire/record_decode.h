@@ -7,6 +7,14 @@
  * and the step stays inside the record. No payload byte is copied or gathered.
  *
  * Any thread; the caller owns the record for the duration.
+ *
+ * Agreement with record_scan (fuzzed, tests/fuzz/fuzz_decode.c): every record the scan admits,
+ * this accepts with the same topic, sequence and timestamp; every record the scan refuses,
+ * this refuses too, with two exceptions where nanopb is more lenient than protobuf: it skips
+ * an unknown varint field without the 10-byte limit (a varint of 11 or more bytes, or a 10th
+ * byte above 1, passes here), and it reads tags as 32-bit varints, dropping higher bits that
+ * make the scan refuse the field number as larger than 2^29 - 1. Neither matters on the data
+ * path: the worker decodes only records the scan admitted.
  */
 #ifndef INTAKE_RECORD_DECODE_H
 #define INTAKE_RECORD_DECODE_H

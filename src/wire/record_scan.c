@@ -23,7 +23,6 @@ enum wire_type {
 /* Largest field number protobuf allows (2^29 - 1). */
 #define FIELD_NUMBER_MAX 536870911u
 
-
 /* One decoded field: its number, wire type, and either a varint value or a value span. */
 struct scan_field {
     uint32_t number;
@@ -70,13 +69,27 @@ static const char *const record_wire_type_details[] = {
     "field 6 (headers) must have wire type 2 (length-delimited)",
 };
 
-/* Reads a tag and classifies it; returns NULL or a static detail. */
+/* Reads a tag and classifies it; returns NULL or a static detail. A tag cut off by `end` is
+ * "truncated"; one cut off only by the bytes received so far is scan_more (see scan_fields). */
+static const char *const scan_more = "more bytes are needed";
+
+/* Reads a varint ending before `end` from a cursor that holds only the bytes received so far
+ * (`cursor->total_bytes <= end`): truncation by the missing bytes is not an error yet. */
+static const char *scan_varint(struct slice_cursor *cursor, uint32_t end, uint64_t *value,
+                               const char *truncated, const char *bad) {
+    uint32_t limit = end < cursor->total_bytes ? end : cursor->total_bytes;
+    enum slice_cursor_varint result = slice_cursor_varint(cursor, limit, value);
+    if (result == SLICE_CURSOR_VARINT_OK) return NULL;
+    if (result == SLICE_CURSOR_VARINT_BAD) return bad;
+    return limit < end ? scan_more : truncated;
+}
+
 static const char *scan_read_tag(struct slice_cursor *cursor, uint32_t end,
                                  const struct scan_messages *messages, struct scan_field *field) {
     uint64_t tag = 0;
-    enum slice_cursor_varint result = slice_cursor_varint(cursor, end, &tag);
-    if (result == SLICE_CURSOR_VARINT_TRUNCATED) return messages->tag_truncated;
-    if (result == SLICE_CURSOR_VARINT_BAD) return messages->tag_bad;
+    const char *detail = scan_varint(cursor, end, &tag, messages->tag_truncated,
+                                     messages->tag_bad);
+    if (detail != NULL) return detail;
     uint64_t number = tag >> 3;
     field->wire_type = (uint32_t)(tag & 7);
     if (number == 0) return "field number 0 is not allowed";
@@ -89,15 +102,15 @@ static const char *scan_read_tag(struct slice_cursor *cursor, uint32_t end,
 }
 
 /* Reads the value that follows a tag (a varint, or the extent of a fixed or length-delimited
- * value) and leaves the cursor just past it. */
+ * value) and leaves the cursor just past it. `end` is where the enclosing message ends; the
+ * cursor may hold fewer bytes (a prefix scan), and a value not yet wholly received returns
+ * scan_more once everything that can be judged from its tag and length has been. */
 static const char *scan_read_value(struct slice_cursor *cursor, uint32_t end,
                                    const struct scan_messages *messages, struct scan_field *field) {
     uint64_t length = 0;
     if (field->wire_type == WIRE_VARINT) {
-        enum slice_cursor_varint result = slice_cursor_varint(cursor, end, &field->varint_value);
-        if (result == SLICE_CURSOR_VARINT_TRUNCATED) return messages->value_truncated;
-        if (result == SLICE_CURSOR_VARINT_BAD) return messages->value_bad;
-        return NULL;
+        return scan_varint(cursor, end, &field->varint_value, messages->value_truncated,
+                           messages->value_bad);
     }
     if (field->wire_type == WIRE_FIXED64) {
         length = 8;
@@ -105,14 +118,15 @@ static const char *scan_read_value(struct slice_cursor *cursor, uint32_t end,
         length = 4;
     } else {
         INTAKE_ASSERT(field->wire_type == WIRE_LENGTH_DELIMITED);
-        enum slice_cursor_varint result = slice_cursor_varint(cursor, end, &length);
-        if (result == SLICE_CURSOR_VARINT_TRUNCATED) return messages->value_truncated;
-        if (result == SLICE_CURSOR_VARINT_BAD) return "field length is not a valid varint";
+        const char *detail = scan_varint(cursor, end, &length, messages->value_truncated,
+                                         "field length is not a valid varint");
+        if (detail != NULL) return detail;
     }
     if (length > end - cursor->position) {
         return field->wire_type == WIRE_LENGTH_DELIMITED ? messages->length_past_end
                                                          : messages->value_truncated;
     }
+    if (length > cursor->total_bytes - cursor->position) return scan_more;
     field->value_offset = cursor->position;
     field->value_length = (uint32_t)length;
     field->value_cursor = *cursor;
@@ -120,7 +134,8 @@ static const char *scan_read_value(struct slice_cursor *cursor, uint32_t end,
     return NULL;
 }
 
-/* Checks one Header submessage occupying [header->value_offset, +value_length). */
+/* Checks one Header submessage occupying [header->value_offset, +value_length), which has
+ * been wholly received. */
 static const char *scan_header(const struct scan_field *header) {
     struct slice_cursor cursor = header->value_cursor;
     uint32_t end = header->value_offset + header->value_length;
@@ -144,7 +159,7 @@ static const char *scan_header(const struct scan_field *header) {
 
 /* Applies one known Record field (numbers 1..6) to the scan result. */
 static const char *scan_apply_field(const struct scan_field *field, struct record_scan *scan,
-                                    int *topic_seen) {
+                                    uint32_t *topic_seen) {
     switch (field->number) {
     case 1:
         /* Every occurrence must be valid, as a full decoder checks each one it parses. */
@@ -161,10 +176,14 @@ static const char *scan_apply_field(const struct scan_field *field, struct recor
     }
 }
 
-/* Walks every top-level field; returns NULL or a static detail. */
-static const char *scan_fields(struct slice_cursor *cursor, struct record_scan *scan,
-                               int *topic_seen) {
-    uint32_t end = cursor->total_bytes;
+/*
+ * Walks the top-level fields from progress->checked_bytes on. Each field wholly received is
+ * checked in full (content and nested header) and moves checked_bytes past it; a field cut
+ * off by the bytes received so far has its tag and length checked, then the walk stops with
+ * scan_more and resumes at that field's tag next time. Returns NULL, scan_more or a detail.
+ */
+static const char *scan_fields(struct slice_cursor *cursor, uint32_t end,
+                               struct record_scan_progress *progress) {
     while (cursor->position < end) {
         struct scan_field field;
         const char *detail = scan_read_tag(cursor, end, &record_messages, &field);
@@ -176,36 +195,60 @@ static const char *scan_fields(struct slice_cursor *cursor, struct record_scan *
         detail = scan_read_value(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
         if (known) {
-            detail = scan_apply_field(&field, scan, topic_seen);
+            detail = scan_apply_field(&field, &progress->scan, &progress->topic_seen);
             if (detail != NULL) return detail;
         }
+        progress->checked_bytes = cursor->position;
     }
     return NULL;
 }
 
-enum record_scan_result record_scan_view(const struct record_view *view, struct record_scan *scan) {
+void record_scan_progress_init(struct record_scan_progress *progress) {
+    INTAKE_ASSERT(progress != NULL);
+    memset(progress, 0, sizeof(*progress));
+}
+
+enum record_scan_result record_scan_prefix(const struct record_view *view, uint32_t frame_bytes,
+                                           struct record_scan_progress *progress) {
     INTAKE_ASSERT(view != NULL);
-    INTAKE_ASSERT(scan != NULL);
+    INTAKE_ASSERT(progress != NULL);
+    INTAKE_ASSERT(view->total_bytes <= frame_bytes);
+    INTAKE_ASSERT(progress->checked_bytes <= view->total_bytes);
+    if (progress->scan.detail != NULL) return RECORD_SCAN_MALFORMED;
     struct slice_cursor cursor;
     slice_cursor_init(&cursor, view);
-    scan->topic_offset = 0;
-    scan->topic_length = 0;
-    scan->sequence = 0;
-    scan->timestamp_ns = 0;
-    scan->header_count = 0;
-    scan->detail = NULL;
-    int topic_seen = 0;
-    const char *detail = scan_fields(&cursor, scan, &topic_seen);
-    if (detail == NULL && !topic_seen) detail = "record has no topic";
-    if (detail == NULL && scan->topic_length == 0) detail = "topic is empty";
-    if (detail == NULL && scan->topic_length > RECORD_TOPIC_BYTES_MAX)
-        detail = "topic is longer than 255 bytes";
-    if (detail != NULL) {
-        scan->detail = detail;
-        return RECORD_SCAN_MALFORMED;
+    slice_cursor_seek(&cursor, progress->checked_bytes);
+    const char *detail = scan_fields(&cursor, frame_bytes, progress);
+    if (detail == NULL || detail == scan_more) {
+        INTAKE_ASSERT(detail == scan_more || progress->checked_bytes == frame_bytes);
+        return RECORD_SCAN_OK;
     }
-    INTAKE_ASSERT(cursor.position == view->total_bytes);
-    return RECORD_SCAN_OK;
+    progress->scan.detail = detail;
+    return RECORD_SCAN_MALFORMED;
+}
+
+enum record_scan_result record_scan_finish(const struct record_view *view,
+                                           struct record_scan_progress *progress,
+                                           struct record_scan *scan) {
+    INTAKE_ASSERT(scan != NULL);
+    enum record_scan_result result = record_scan_prefix(view, view->total_bytes, progress);
+    const char *detail = progress->scan.detail;
+    if (result == RECORD_SCAN_OK) {
+        INTAKE_ASSERT(progress->checked_bytes == view->total_bytes);
+        if (!progress->topic_seen) detail = "record has no topic";
+        else if (progress->scan.topic_length == 0) detail = "topic is empty";
+        else if (progress->scan.topic_length > RECORD_TOPIC_BYTES_MAX)
+            detail = "topic is longer than 255 bytes";
+    }
+    *scan = progress->scan;
+    scan->detail = detail;
+    return detail == NULL ? RECORD_SCAN_OK : RECORD_SCAN_MALFORMED;
+}
+
+enum record_scan_result record_scan_view(const struct record_view *view, struct record_scan *scan) {
+    struct record_scan_progress progress;
+    record_scan_progress_init(&progress);
+    return record_scan_finish(view, &progress, scan);
 }
 
 uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length) {
