@@ -137,7 +137,7 @@ static void test_shm_group(void) {
     char path[400];
     struct stat status;
     snprintf(path, sizeof(path), "%s/g.log", directory);
-    for (int attempt = 0; attempt < 200 && stat(path, &status) != 0; attempt++) usleep(10000);
+    for (int attempt = 0; attempt < 1000 && stat(path, &status) != 0; attempt++) usleep(10000);
     REQUIRE(stat(path, &status) == 0);
     CHECK(status.st_gid == found->gr_gid && (status.st_mode & 07777) == 0640);
     snprintf(path, sizeof(path), "%s/g.consumers", directory);

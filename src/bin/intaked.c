@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "metrics_http.h"
 #include "pipeline.h"
+#include "preflight.h"
 #include "record.h"
 
 static void report_started(struct pipeline *pipeline) {
@@ -60,12 +62,40 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* One line naming cause and fix for what the environment gets wrong (seccomp, sysctl,
+     * limits, shm space), before any thread starts. What it adjusted or warns about is shown
+     * once the daemon is up, so a failed startup still prints exactly one line. */
+    static char preflight_notes[4096];
+    FILE *notes = fmemopen(preflight_notes, sizeof(preflight_notes), "w");
+    int preflight = preflight_run(&config, notes ? notes : stderr, why, sizeof(why));
+    if (notes != NULL) fclose(notes);
+    if (preflight < 0) {
+        fprintf(stderr, "intaked: %s\n", why);
+        return 1;
+    }
     static struct pipeline pipeline;
     if (pipeline_start(&pipeline, &config, why, sizeof(why)) < 0) {
         fprintf(stderr, "intaked: %s\n", why);
         return 1;
     }
+    /* /metrics, /healthz, /readyz: libmicrohttpd's own thread reads the counters region. */
+    struct metrics_http *metrics = NULL;
+    if (config.metrics_listen != NULL) {
+        char counters_path[4096];
+        pipeline_counters_path(&config, counters_path, sizeof(counters_path));
+        if (metrics_http_start(config.metrics_listen, counters_path, config.shm_directory, &metrics,
+                               why, sizeof(why)) < 0) {
+            fprintf(stderr, "intaked: %s\n", why);
+            pipeline_stop(&pipeline);
+            pipeline_destroy(&pipeline);
+            return 1;
+        }
+    }
+    fputs(preflight_notes, stderr);
     report_started(&pipeline);
+    if (config.metrics_listen != NULL)
+        fprintf(stderr, "intaked: metrics on http://%s/metrics (and /healthz, /readyz)\n",
+                config.metrics_listen);
     for (;;) {
         int signal_number = 0;
         if (sigwait(&signals, &signal_number) != 0) continue;
@@ -74,6 +104,7 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "intaked: stopping: no new connections; finishing what was received\n");
     pipeline_stop(&pipeline);
+    metrics_http_stop(metrics);
     pipeline_report(&pipeline, "at shutdown");
     bool units_returned = pipeline_all_units_returned(&pipeline);
     fprintf(stderr, "intaked: stopped; receive units all returned: %s\n", units_returned ? "yes" : "NO");

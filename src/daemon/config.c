@@ -3,6 +3,7 @@
  * once at startup, so nothing is discovered to be too small at run time.
  */
 #include "config.h"
+#include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
 
@@ -20,7 +21,7 @@ enum option_id {
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
     OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP,
+    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP, OPTION_METRICS_LISTEN, OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -52,6 +53,8 @@ static const struct option config_options[] = {
     {"topic", required_argument, NULL, OPTION_TOPIC},
     {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"help", no_argument, NULL, OPTION_HELP},
+    {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
+    {"counters", required_argument, NULL, OPTION_COUNTERS},
     {NULL, 0, NULL, 0},
 };
 
@@ -87,6 +90,8 @@ void config_print_usage(FILE *out) {
           "                            0: no limit)\n"
           "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
           "                            (300000; 0: never)\n"
+          "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
+          "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
           "Sizes take K, M or G suffixes. SIGTERM/SIGINT: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
           out);
 }
@@ -154,6 +159,14 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         }
         config->shm_group_set = true;
         config->shm_group = found->gr_gid;
+        return 0;
+    }
+    case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_METRICS_LISTEN: {
+        struct sockaddr_storage address;
+        socklen_t length = 0;
+        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0) return -EINVAL;
+        config->metrics_listen = argument;
         return 0;
     }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
@@ -278,14 +291,14 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
         if (option == -1) break;
         if (option == OPTION_HELP) return CONFIG_HELP;
         if (option == '?') {
-            snprintf(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
+            intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
                      argv[optind - 1]);
             return CONFIG_ERROR;
         }
         if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
     }
     if (optind < argc) {
-        snprintf(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
         return CONFIG_ERROR;
     }
     return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;

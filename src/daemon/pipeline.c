@@ -170,6 +170,7 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    counters_region_close(&pipeline->counters);
 }
 
 static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -178,7 +179,7 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
         uint32_t topic_id = 0;
         if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
             TOPIC_TABLE_FULL) {
-            snprintf(why, why_capacity, "more --topic flags than --topics-max %u",
+            intake_error_line(why, why_capacity, "more --topic flags than --topics-max %u",
                      pipeline->config.topics_max);
             return -EINVAL;
         }
@@ -215,9 +216,31 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
                                        config->zcrx_queues, config->reactor_count);
     if (result < 0)
-        snprintf(why, why_capacity, "attaching the queue-steering reuseport program: %s",
+        intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                  strerror(-result));
     return result;
+}
+
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity) {
+    if (config->counters_path != NULL) snprintf(path, capacity, "%s", config->counters_path);
+    else snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
+}
+
+/* Before any thread starts: every reactor and worker writes its rows from its first loop. */
+static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    char path[4096];
+    pipeline_counters_path(config, path, sizeof(path));
+    struct counters_region_identity identity = {
+        .reactor_count = config->reactor_count,
+        .worker_count = config->worker_count,
+        .topics_max = config->topics_max,
+        .log_capacity_bytes = config->log_capacity_bytes,
+        .shm_directory = config->shm_directory,
+        .listen = config->listen_text,
+        .metrics_listen = config->metrics_listen,
+    };
+    return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
 
 static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeline) {
@@ -259,6 +282,8 @@ static struct worker_links pipeline_worker_links(struct pipeline *pipeline, uint
         .log_opener = pipeline->log_opener,
         .stopping = &pipeline->workers_stopping,
         .abandon_waiting = &pipeline->abandon_waiting,
+        .counters_row = counters_region_worker(&pipeline->counters, worker),
+        .topic_rows = counters_region_topic(&pipeline->counters, 0),
     };
     return links;
 }
@@ -290,6 +315,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .worker_doorbells = pipeline->worker_doorbells,
         .doorbell = &pipeline->reactor_doorbells[reactor],
         .stopping = &pipeline->stopping,
+        .counters_row = counters_region_reactor(&pipeline->counters, reactor),
+        .received_cells = counters_region_received(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
     return links;
@@ -303,6 +330,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
                                            config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {
@@ -330,6 +358,8 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         pipeline_free(pipeline);
         return result;
     }
+    counters_region_set_backend(&pipeline->counters, reactor_backend_name(pipeline->reactors[0]));
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_RUNNING, true);
     return 0;
 }
 
@@ -373,6 +403,7 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 }
 
 void pipeline_stop(struct pipeline *pipeline) {
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_STOPPING, false);
     pipeline_drain_reactors(pipeline);
     pipeline_stop_workers(pipeline);
 }

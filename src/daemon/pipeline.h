@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "counters_region.h"
 #include "doorbell.h"
 #include "rx_backend.h"
 #include "shm_log.h"
@@ -70,6 +71,8 @@ struct pipeline_config {
     uint64_t idle_timeout_ns;         /* --idle-timeout-ms: silence with nothing owed; 0 off */
     char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
+    const char *metrics_listen;       /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
+    const char *counters_path;        /* --counters PATH (NULL: <shm-dir>/intake.counters) */
 };
 
 struct reactor;
@@ -87,6 +90,9 @@ struct pipeline {
     struct reactor **reactors;
     struct worker **workers;
     struct log_opener *log_opener;      /* creates topic logs off the workers' path */
+    /* The counters region other processes read (include/intake/counters_format.h). Each reactor
+     * and worker writes only its own rows; nothing reads them back to decide anything. */
+    struct counters_region counters;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
@@ -103,6 +109,8 @@ void pipeline_backend_config(const struct pipeline_config *config, uint32_t reac
                              struct rx_backend_config *out);
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) INTAKE_MUST_CHECK;
+/* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
+void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */

@@ -62,8 +62,9 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     /* Acquire: pairs with the opener's release store; slot->log is complete once READY. */
     enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
     if (state != TOPIC_LOG_NONE) return state;
-    if (topic_table_entry(worker->links.topics, topic_id) == NULL)
-        return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    const struct topic_entry *entry = topic_table_entry(worker->links.topics, topic_id);
+    if (entry == NULL) return TOPIC_LOG_NONE; /* id reserved, name not published yet: next pass */
+    counters_topic_name(&worker->links.topic_rows[topic_id], entry->name, entry->name_length);
     log_opener_request(worker->links.log_opener, topic_id, worker->index, &topic->log_slot);
     return TOPIC_LOG_REQUESTED;
 }
@@ -85,6 +86,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_INTERNAL;
         record->status_detail = "the topic's shared-memory log could not be opened";
         worker->counters.records_failed++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
     struct record_view view = record_view_of(record);
@@ -94,6 +96,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_REJECTED;
         record->status_detail = detail ? detail : "record failed to decode";
         worker->counters.records_rejected++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
         return true;
     }
     /* Both parsers read the same bytes with the same last-one-wins rule. */
@@ -107,6 +110,7 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status = RECORD_STATUS_SHUTTING_DOWN;
         record->status_detail = "shutdown deadline passed while the topic's log was full";
         worker->counters.records_failed++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
     if (result == SHM_LOG_TOO_LARGE) {
@@ -128,6 +132,8 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
     record->log_offset = offset;
     worker->counters.records_committed++;
     worker->counters.bytes_copied += record->frame_bytes;
+    counter_add(&worker->links.topic_rows[record->topic_id].records_committed, 1);
+    counter_add(&worker->links.topic_rows[record->topic_id].bytes_committed, record->frame_bytes);
     *appended = true;
     return true;
 }
@@ -217,14 +223,32 @@ static void worker_sleep(struct worker *worker, bool stalled) {
     uint32_t token = doorbell_arm(worker->links.doorbell);
     if (worker_queues_empty(worker) && !atomic_load(worker->links.stopping) &&
         !atomic_load(&worker->report_requested))
-        doorbell_sleep(worker->links.doorbell, token, 0);
+        /* Not longer than a heartbeat interval: readiness probes read the heartbeat. */
+        doorbell_sleep(worker->links.doorbell, token, INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS);
     doorbell_disarm(worker->links.doorbell);
+}
+
+/* Copies the worker's counters into its row of the counters region, with a heartbeat. Once per
+ * loop iteration: relaxed stores of values only this thread writes. */
+static void worker_publish_counters(struct worker *worker) {
+    const struct worker_counters *c = &worker->counters;
+    struct intake_counters_worker_row *row = worker->links.counters_row;
+    INTAKE_ASSERT(row != NULL);
+    counter_set(&row->heartbeat_ns, intake_now_ns());
+    counter_set(&row->records_committed, c->records_committed);
+    counter_set(&row->bytes_copied, c->bytes_copied);
+    counter_set(&row->records_rejected, c->records_rejected);
+    counter_set(&row->records_failed, c->records_failed);
+    counter_set(&row->publishes, c->publishes);
+    counter_set(&row->log_full_waits, c->log_full_waits);
+    counter_set(&row->sleeps, c->sleeps);
 }
 
 static void *worker_thread_main(void *argument) {
     struct worker *worker = argument;
     const struct worker_links *links = &worker->links;
     for (;;) {
+        worker_publish_counters(worker);
         if (atomic_exchange(&worker->report_requested, false))
             worker_print_counters(worker, stderr, "on request");
         bool progress = false;
@@ -236,8 +260,10 @@ static void *worker_thread_main(void *argument) {
         if (progress) continue;
         /* Reactors have drained (every record they admitted came back), so nothing is left. */
         if (atomic_load(links->stopping) && !stalled) break;
+        worker_publish_counters(worker); /* before sleeping: readers see the latest */
         worker_sleep(worker, stalled);
     }
+    worker_publish_counters(worker); /* the final values, for readers after exit */
     return NULL;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "counters_write.h"
 #include "doorbell.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
@@ -42,6 +43,10 @@ struct worker_links {
     struct log_opener *log_opener;      /* asked for topic logs */
     const _Atomic bool *stopping;       /* reactors have drained: finish and exit */
     const _Atomic bool *abandon_waiting; /* the shutdown deadline passed: fail, do not wait */
+    /* Its rows of the counters region (include/intake/counters_format.h): its own row, and the
+     * rows of the topics it owns; written only by this worker, never read back. */
+    struct intake_counters_worker_row *counters_row;
+    struct intake_counters_topic_row *topic_rows; /* [topics_max], by topic id */
 };
 
 int worker_create(const struct worker_links *links, struct worker **out) INTAKE_MUST_CHECK;

@@ -55,7 +55,9 @@ static enum admission_result connection_admit(struct reactor *reactor,
     uint32_t expected_position = connection->window.tail;
     record->window_position = expected_position;
     record->receive_time_ns = intake_wall_ns();
-    if (topic_queue_push(&links->topic_queues[record->topic_id], record) == TOPIC_QUEUE_FULL) {
+    uint32_t topic_id = record->topic_id;
+    uint32_t frame_bytes = record->frame_bytes;
+    if (topic_queue_push(&links->topic_queues[topic_id], record) == TOPIC_QUEUE_FULL) {
         connection_pause(reactor, connection, PAUSE_TOPIC_QUEUE);
         return ADMISSION_PAUSED;
     }
@@ -64,8 +66,10 @@ static enum admission_result connection_admit(struct reactor *reactor,
      * record's fields are read below. */
     uint32_t position = ack_window_admit(&connection->window, record->sequence);
     INTAKE_ASSERT(position == expected_position);
-    reactor->workers_to_wake[record->topic_id % links->worker_count] = true;
+    reactor->workers_to_wake[topic_id % links->worker_count] = true;
     reactor->counters.records_admitted++;
+    counter_add(&links->received_cells[topic_id].records, 1);
+    counter_add(&links->received_cells[topic_id].bytes, frame_bytes);
     return ADMISSION_DONE;
 }
 

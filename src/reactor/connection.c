@@ -186,6 +186,8 @@ void connection_end(struct reactor *reactor, struct connection *connection,
     connection->end_detail = detail;
     if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
         reactor->counters.connections_failed++;
+    INTAKE_ASSERT(status < INTAKE_ARRAY_LENGTH(reactor->counters.connections_ended));
+    reactor->counters.connections_ended[status]++;
     connection_cancel_receive(reactor, connection);
     connection_drop_input(reactor, connection);
     INTAKE_ASSERT(connection->slices_pinned == 0);

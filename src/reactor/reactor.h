@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include "common.h"
+#include "counters_write.h"
 #include "doorbell.h"
 #include "rx_backend.h"
 #include "spsc_ring.h"
@@ -63,6 +64,10 @@ struct reactor_links {
     struct doorbell *worker_doorbells;  /* [worker_count]: rung after admitting records */
     struct doorbell *doorbell;          /* its own (eventfd): its ring reads it */
     const _Atomic bool *stopping;       /* stop accepting and reading, then drain and exit */
+    /* Its rows of the counters region (include/intake/counters_format.h): written only by
+     * this reactor, read by other processes, never read back. */
+    struct intake_counters_reactor_row *counters_row;
+    struct intake_counters_received_cell *received_cells; /* [topics_max], by topic id */
 };
 
 /* Main thread: creates the reactor's listener (bind + listen, so "address in use" is reported

@@ -208,6 +208,7 @@ struct reactor_counters {
     uint64_t accept_pauses;         /* accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
     uint64_t partial_cap_pauses;    /* a frame waited: partial records reached their share */
     uint64_t partial_evictions;     /* oldest partial record's connection ended for the pool */
+    uint64_t connections_ended[5];  /* by final status (enum record_status) */
 };
 
 struct reactor {
@@ -292,6 +293,10 @@ static inline uint32_t connection_slot(const struct reactor *reactor,
 static inline bool connection_is_open(const struct connection *connection) {
     return connection->phase == CONNECTION_READING || connection->phase == CONNECTION_PAUSED;
 }
+
+/* reactor_setup.c: copies the counters into the reactor's row of the counters region, with a
+ * heartbeat; once per loop iteration (relaxed stores of values only this thread writes). */
+void reactor_publish_counters(struct reactor *reactor);
 
 /* reactor_loop.c */
 struct io_uring_sqe *reactor_sqe(struct reactor *reactor);

@@ -369,8 +369,14 @@ static void reactor_wait(struct reactor *reactor) {
         if (result < 0 && result != -ETIME)
             reactor_submit_failed(reactor, "io_uring_submit_and_wait_timeout", result);
     } else {
-        result = io_uring_submit_and_wait(&reactor->ring, 1);
-        if (result < 0) reactor_submit_failed(reactor, "io_uring_submit_and_wait", result);
+        /* Idle, but not longer than a heartbeat interval (readiness probes read it). */
+        struct __kernel_timespec timeout = {
+            (long long)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS / 1000000000ull),
+            (long long)(INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS % 1000000000ull)};
+        struct io_uring_cqe *cqe = NULL;
+        result = io_uring_submit_and_wait_timeout(&reactor->ring, &cqe, 1, &timeout, NULL);
+        if (result < 0 && result != -ETIME)
+            reactor_submit_failed(reactor, "io_uring_submit_and_wait_timeout", result);
     }
     doorbell_disarm(reactor->links.doorbell);
 }
@@ -402,10 +408,13 @@ void reactor_loop(struct reactor *reactor) {
         rx_backend_flush(reactor->backend, &reactor->ring);
         reactor_wake_workers(reactor);
         if (reactor_finished(reactor)) break;
+        /* Before sleeping: what readers see is never older than the last batch of work. */
+        reactor_publish_counters(reactor);
         reactor_wait(reactor);
         /* The wait may have slept: deadlines of what completes now start from the present. */
         reactor->now_ns = intake_now_ns();
         reactor_process_completions(reactor);
         reactor_wake_workers(reactor);
     }
+    reactor_publish_counters(reactor); /* the final values, for readers after exit */
 }

@@ -320,6 +320,52 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
     fflush(out);
 }
 
+void reactor_publish_counters(struct reactor *reactor) {
+    const struct reactor_counters *c = &reactor->counters;
+    const struct rx_backend_stats *b = &reactor->backend->stats;
+    struct intake_counters_reactor_row *row = reactor->links.counters_row;
+    INTAKE_ASSERT(row != NULL);
+    counter_set(&row->heartbeat_ns, intake_now_ns());
+    counter_set(&row->connections_open, reactor->open_connections);
+    counter_set(&row->connections_accepted, c->connections_accepted);
+    counter_set(&row->connections_refused, c->connections_refused);
+    counter_set(&row->connections_closed, c->connections_closed);
+    counter_set(&row->connections_failed, c->connections_failed);
+    counter_set(&row->connections_lingered, c->lingered);
+    counter_set(&row->stalls_broken, c->stalls_broken);
+    counter_set(&row->records_admitted, c->records_admitted);
+    counter_set(&row->records_returned, c->records_returned);
+    counter_set(&row->records_failed, c->records_failed);
+    counter_set(&row->frames_truncated, c->frames_truncated);
+    counter_set(&row->acks_sent, c->acks_sent);
+    counter_set(&row->backlog_exhausted, c->backlog_exhausted);
+    counter_set(&row->wakeups, c->wakeups);
+    counter_set(&row->submit_busy, c->submit_busy);
+    counter_set(&row->socket_option_errors, c->socket_option_errors);
+    counter_set(&row->deadline_kills, c->deadline_kills_frame + c->deadline_kills_idle);
+    counter_set(&row->deadline_kills_frame, c->deadline_kills_frame);
+    counter_set(&row->deadline_kills_idle, c->deadline_kills_idle);
+    counter_set(&row->accept_errors, c->accept_errors);
+    counter_set(&row->accept_pauses, c->accept_pauses);
+    counter_set(&row->partial_cap_pauses, c->partial_cap_pauses);
+    counter_set(&row->partial_evictions, c->partial_evictions);
+    counter_set(&row->pauses_topic_queue, c->pauses_topic_queue);
+    counter_set(&row->pauses_record_pool, c->pauses_record_pool);
+    counter_set(&row->pauses_ack_window, c->pauses_ack_window);
+    counter_set(&row->pauses_out_of_units, c->pauses_out_of_units);
+    counter_set(&row->backend_bytes_received, b->bytes_received);
+    counter_set(&row->backend_completions, b->completions);
+    counter_set(&row->backend_units_recycled, b->units_recycled);
+    counter_set(&row->backend_rearms_out_of_units, b->rearms_out_of_units);
+    counter_set(&row->backend_rearms_overflow, b->rearms_overflow);
+    counter_set(&row->backend_rearms_other, b->rearms_other);
+    counter_set(&row->backend_refill_flushes, b->refill_flushes);
+    counter_set(&row->backend_units_in_use,
+                reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+    for (uint32_t status = 0; status < INTAKE_ARRAY_LENGTH(c->connections_ended); status++)
+        counter_set(&row->connections_ended[status], c->connections_ended[status]);
+}
+
 bool reactor_all_units_returned(const struct reactor *reactor) {
     INTAKE_ASSERT(!reactor->thread_started);
     return reactor->backend->units_referenced == reactor->backend->units_held_by_kernel &&
