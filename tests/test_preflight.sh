@@ -2,7 +2,7 @@
 # test_preflight.sh: intaked explains its environment at startup (src/daemon/preflight.h).
 #   - RLIMIT_NOFILE below reactors x --connections-max: --connections-max is lowered to what the
 #     limit holds, one line says so, and the daemon runs and stops cleanly;
-#   - RLIMIT_NOFILE too low for anything: exit 1 with one line naming the limit;
+#   - RLIMIT_NOFILE too low for any connection: a warning naming the limit, and it still runs;
 #   - RLIMIT_MEMLOCK below the rings (without CAP_IPC_LOCK): exit 1 with one line;
 #   - --shm-dir with less room than --topics-max x --log-size: one line says how many logs fit,
 #     and that number is what statvfs says.
@@ -17,7 +17,8 @@ passed=0 failed=0
 check() { # description, status (0 = ok)
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $1" >&2; fi
 }
-small=(--listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+small=(--listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
 
 # Starts intaked with the given shell limit and arguments, waits until it listens, stops it.
 run_and_stop() { # ulimit-args, intaked args...
@@ -29,17 +30,20 @@ run_and_stop() { # ulimit-args, intaked args...
   wait $daemon
 }
 
-# 1. Descriptors: 300 cannot hold 16384 connections; 300 - 16 logs - 64 reserved = 220 fit.
+# 1. Descriptors: 300 cannot hold 16384 connections; 300 - 16 x 2 log files - 64 reserved =
+#    204 fit.
 run_and_stop "-n 300" "${small[@]}" --connections-max 16384
 check "nofile 300: exits 0 after running" $?
-check "nofile 300: --connections-max lowered to 220" \
-  $(grep -q "RLIMIT_NOFILE 300 .*--connections-max lowered to 220" "$work/log"; echo $?)
+check "nofile 300: --connections-max lowered to 204" \
+  $(grep -q "RLIMIT_NOFILE 300 .*--connections-max lowered to 204" "$work/log"; echo $?)
 
-# 2. Descriptors too low for anything.
-(ulimit -n 60; exec "$intaked" "${small[@]}") >"$work/out" 2>"$work/err"
-check "nofile 60: exit 1" $(( $? != 1 ))
-check "nofile 60: one line" $(( $(wc -l <"$work/err") != 1 ))
-check "nofile 60: names RLIMIT_NOFILE" $(grep -q "^intaked: RLIMIT_NOFILE 60 " "$work/err"; echo $?)
+# 2. Descriptors too low for any connection once every topic has its logs: a warning, and the
+#    daemon still runs (accepting pauses when descriptors run out).
+run_and_stop "-n 60" "${small[@]}"
+check "nofile 60: exits 0 after running" $?
+check "nofile 60: warns, naming RLIMIT_NOFILE" \
+  $(grep -q "^intaked: RLIMIT_NOFILE 60 .*leaves no descriptor" "$work/log"; echo $?)
+check "nofile 60: listened" $(grep -q "listening on" "$work/log"; echo $?)
 
 # 3. Locked memory: without CAP_IPC_LOCK, a limit of 0 holds no ring.
 if command -v setpriv >/dev/null; then
@@ -58,7 +62,7 @@ fi
 mkdir -p "$shm"
 expected=$(/usr/bin/python3 -c "import os; s=os.statvfs('$shm'); print(s.f_bavail*s.f_frsize//((1<<30)+12288))")
 if [ "$expected" -lt 1024 ] && [ "$expected" -gt 0 ]; then
-  run_and_stop "-n $(ulimit -Hn)" --listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1G --topics-max 1024
+  run_and_stop "-n $(ulimit -Hn)" --listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1G --topics-max 1024
   check "shm: exits 0 after running" $?
   seen=$(sed -n 's/.*room for \([0-9]*\) topic logs of --log-size 1G, fewer than --topics-max 1024.*/\1/p' "$work/log")
   # Free space moves while other tests run: within a few logs of what statvfs said.

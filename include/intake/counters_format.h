@@ -135,7 +135,10 @@ struct intake_counters_reactor_row {
     _Atomic uint64_t pauses_record_pool;
     _Atomic uint64_t pauses_ack_window;
     _Atomic uint64_t pauses_out_of_units;
-    _Atomic uint64_t reserved_pauses[4];
+    _Atomic uint64_t pauses_topic_log;        /* a record's topic had no open log yet */
+    _Atomic uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
+    _Atomic uint64_t topic_creations_refused; /* --topics-per-connection reached */
+    _Atomic uint64_t reserved_pauses[1];
     /* line 3: the receive backend */
     _Atomic uint64_t backend_bytes_received;
     _Atomic uint64_t backend_completions;
@@ -179,7 +182,8 @@ struct intake_counters_worker_row {
     _Atomic uint64_t publishes;
     _Atomic uint64_t log_full_waits;
     _Atomic uint64_t sleeps;
-    uint8_t reserved[192];
+    _Atomic uint64_t log_retries;             /* a topic log that failed, asked for again */
+    uint8_t reserved[184];
 };
 _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORKER_ROW_BYTES,
                "worker row size");

@@ -17,6 +17,8 @@
 #define INTAKE_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -28,6 +30,10 @@
 
 /* Longest topic name, bytes of UTF-8. */
 #define RECORD_TOPIC_BYTES_MAX 255
+
+/* Room for a status detail a worker composes for one record (it names a topic, a size or a
+ * system error); details longer than an Ack carries are cut when the Ack is encoded. */
+#define RECORD_STATUS_TEXT_BYTES 256
 
 /* One contiguous run of record bytes inside receive memory. */
 struct slice {
@@ -64,7 +70,10 @@ struct record {
     uint64_t receive_time_ns;      /* wall clock at admission */
     /* --- written by the worker --- */
     uint32_t status;               /* enum record_status */
-    const char *status_detail;     /* static string when status is not OK */
+    /* When status is not OK: a static string, or status_text. Read by the reactor when the record
+     * comes back, before it is freed (the reactor keeps its own copy for the final Ack). */
+    const char *status_detail;
+    char status_text[RECORD_STATUS_TEXT_BYTES];
     uint64_t log_offset;           /* topic offset the log assigned, when status is OK */
     struct slice slices[RECORD_SLICES_MAX];
 };
@@ -75,6 +84,16 @@ struct record_view {
     uint32_t slice_count;
     uint32_t total_bytes;
 };
+
+/* The detail for a record larger than its topic's log takes (reactor at admission, worker as a
+ * second check): a log keeps the limit it was created with. */
+static inline void record_over_log_limit_detail(char *out, size_t capacity, uint32_t record_bytes,
+                                                uint32_t limit_bytes) {
+    snprintf(out, capacity,
+             "record of %u bytes exceeds this topic's log limit of %u bytes (the log was created "
+             "with a smaller --log-size; remove it with intake-topic --remove to recreate it)",
+             record_bytes, limit_bytes);
+}
 
 static inline struct record_view record_view_of(const struct record *record) {
     struct record_view view = {record->slices, record->slice_count, record->frame_bytes};

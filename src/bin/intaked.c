@@ -1,7 +1,9 @@
 /*
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
  * then waits for signals on the main thread:
- *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGTERM, SIGINT, SIGHUP: stop accepting, finish what was received, print counters, exit 0
+ *   (SIGHUP too: a closed terminal or a supervisor's hang-up must not kill the daemon without
+ *   its graceful shutdown, and nothing here can be reloaded without a restart);
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -58,6 +60,7 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -96,13 +99,14 @@ int main(int argc, char **argv) {
     if (config.metrics_listen != NULL)
         fprintf(stderr, "intaked: metrics on http://%s/metrics (and /healthz, /readyz)\n",
                 config.metrics_listen);
+    int signal_number = 0;
     for (;;) {
-        int signal_number = 0;
         if (sigwait(&signals, &signal_number) != 0) continue;
         if (signal_number != SIGUSR1) break;
         pipeline_request_report(&pipeline);
     }
-    fprintf(stderr, "intaked: stopping: no new connections; finishing what was received\n");
+    fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
+            strsignal(signal_number));
     pipeline_stop(&pipeline);
     metrics_http_stop(metrics);
     pipeline_report(&pipeline, "at shutdown");

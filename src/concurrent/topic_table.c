@@ -213,6 +213,7 @@ static enum topic_table_result topic_table_create(struct topic_table *table,
     entry->id = id;
     entry->hash = hash;
     entry->name_length = length;
+    atomic_store_explicit(&entry->log_record_bytes_max, 0, memory_order_relaxed);
     topic_table_view_copy(view, offset, length, entry->name);
     /* Release: publishes the filled entry to topic_table_entry(id) before the id can be seen
      * anywhere else (we have not returned it yet and the slot is not ready yet). */
@@ -242,9 +243,10 @@ static int topic_table_matches(const struct topic_entry *entry, const struct rec
            topic_table_view_equals(view, offset, length, (const uint8_t *)entry->name);
 }
 
-enum topic_table_result topic_table_intern_view(struct topic_table *table,
-                                                const struct record_view *view, uint32_t offset,
-                                                uint32_t length, uint32_t *topic_id) {
+static enum topic_table_result topic_table_lookup(struct topic_table *table,
+                                                  const struct record_view *view, uint32_t offset,
+                                                  uint32_t length, bool may_create,
+                                                  uint32_t *topic_id) {
     INTAKE_ASSERT(length >= 1);
     INTAKE_ASSERT(length <= RECORD_TOPIC_BYTES_MAX);
     uint64_t hash = topic_table_hash_view(view, offset, length);
@@ -265,6 +267,7 @@ enum topic_table_result topic_table_intern_view(struct topic_table *table,
             continue;
         }
         INTAKE_ASSERT(state == TOPIC_ENTRY_EMPTY);
+        if (!may_create) return TOPIC_TABLE_ABSENT;
         /* The name is absent. At the limit, refuse without writing anything shared, so a flood
          * of unknown topics costs no cache-line traffic. */
         if (topic_table_at_limit(table, entry)) return TOPIC_TABLE_FULL;
@@ -277,6 +280,18 @@ enum topic_table_result topic_table_intern_view(struct topic_table *table,
             return topic_table_create(table, entry, view, offset, length, hash, topic_id);
     }
     return TOPIC_TABLE_FULL;
+}
+
+enum topic_table_result topic_table_intern_view(struct topic_table *table,
+                                                const struct record_view *view, uint32_t offset,
+                                                uint32_t length, uint32_t *topic_id) {
+    return topic_table_lookup(table, view, offset, length, true, topic_id);
+}
+
+enum topic_table_result topic_table_find_view(struct topic_table *table,
+                                              const struct record_view *view, uint32_t offset,
+                                              uint32_t length, uint32_t *topic_id) {
+    return topic_table_lookup(table, view, offset, length, false, topic_id);
 }
 
 enum topic_table_result topic_table_intern_name(struct topic_table *table, const char *name,
@@ -297,4 +312,13 @@ const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t 
 uint32_t topic_table_count(struct topic_table *table) {
     /* Relaxed: a count for stats; ids below it may not be published yet (see topic_table_entry). */
     return atomic_load_explicit(&table->topic_count, memory_order_relaxed);
+}
+
+void topic_table_publish_log_limit(struct topic_table *table, uint32_t topic_id, uint32_t bytes) {
+    INTAKE_ASSERT(bytes > 0);
+    INTAKE_ASSERT(topic_id < table->topics_max);
+    struct topic_entry *entry = atomic_load_explicit(&table->by_id[topic_id], memory_order_acquire);
+    INTAKE_ASSERT(entry != NULL);
+    /* Release: pairs with topic_table_log_limit's acquire; the log is open before it is seen. */
+    atomic_store_explicit(&entry->log_record_bytes_max, bytes, memory_order_release);
 }

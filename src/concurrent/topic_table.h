@@ -24,6 +24,7 @@ enum topic_table_result {
     TOPIC_TABLE_FOUND = 0,
     TOPIC_TABLE_CREATED = 1, /* the caller created it: it must run the creation hook's duties */
     TOPIC_TABLE_FULL = -1,   /* --topics-max reached: the record is answered RESOURCE_EXHAUSTED */
+    TOPIC_TABLE_ABSENT = -2, /* topic_table_find_view only: no such topic, none created */
 };
 
 struct topic_entry {
@@ -32,6 +33,11 @@ struct topic_entry {
     uint64_t hash;
     uint32_t name_length;
     char name[RECORD_TOPIC_BYTES_MAX + 1]; /* NUL-terminated for log lines and file names */
+    /* 0 until the topic's log is open; then the largest record that log takes (a log keeps the
+     * limit it was created with, which may be below today's --max-frame). Written by the log
+     * opener when the log opens, and by the owning worker if a recreated log changes it
+     * (topic_table_publish_log_limit); read by reactors at admission. */
+    _Atomic uint32_t log_record_bytes_max;
 };
 
 struct topic_table {
@@ -52,6 +58,12 @@ enum topic_table_result topic_table_intern_view(struct topic_table *table,
                                                 const struct record_view *view, uint32_t offset,
                                                 uint32_t length, uint32_t *topic_id)
     INTAKE_MUST_CHECK;
+/* Any thread. Like topic_table_intern_view, but never creates: FOUND or ABSENT (a topic being
+ * created concurrently is waited for and FOUND). */
+enum topic_table_result topic_table_find_view(struct topic_table *table,
+                                              const struct record_view *view, uint32_t offset,
+                                              uint32_t length, uint32_t *topic_id)
+    INTAKE_MUST_CHECK;
 /* Same for a name held in plain memory (configuration, tests). */
 enum topic_table_result topic_table_intern_name(struct topic_table *table, const char *name,
                                                 uint32_t length, uint32_t *topic_id)
@@ -59,5 +71,15 @@ enum topic_table_result topic_table_intern_name(struct topic_table *table, const
 /* Any thread; NULL for an id not yet published. */
 const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t topic_id);
 uint32_t topic_table_count(struct topic_table *table);
+
+/* The log opener when the topic's log opens (or the owning worker when a recreated log's limit
+ * differs): the log takes records up to `bytes` (nonzero). Release: the log is usable by the
+ * time a reactor sees the limit. */
+void topic_table_publish_log_limit(struct topic_table *table, uint32_t topic_id, uint32_t bytes);
+/* Any thread: 0 while the topic's log is not open (not yet, or its creation failed). */
+static inline uint32_t topic_table_log_limit(const struct topic_entry *entry) {
+    return atomic_load_explicit((_Atomic uint32_t *)&entry->log_record_bytes_max,
+                                memory_order_acquire);
+}
 
 #endif

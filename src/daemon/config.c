@@ -21,7 +21,8 @@ enum option_id {
     OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
     OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
     OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_HELP, OPTION_METRICS_LISTEN, OPTION_COUNTERS,
+    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_TOPICS_PER_CONNECTION, OPTION_HELP,
+    OPTION_METRICS_LISTEN, OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -52,6 +53,7 @@ static const struct option config_options[] = {
     {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
     {"topic", required_argument, NULL, OPTION_TOPIC},
     {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
+    {"topics-per-connection", required_argument, NULL, OPTION_TOPICS_PER_CONNECTION},
     {"help", no_argument, NULL, OPTION_HELP},
     {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
     {"counters", required_argument, NULL, OPTION_COUNTERS},
@@ -69,6 +71,7 @@ void config_print_usage(FILE *out) {
           "  --max-frame BYTES         largest record accepted (default 1M)\n"
           "  --topics-max N            topics created on first use, at most (default 1024)\n"
           "  --topic NAME              create a topic at startup (repeatable)\n"
+          "  --topics-per-connection N topics one connection may create (default: --topics-max)\n"
           "  --topic-queue N           records queued per topic, power of two (default 4096)\n"
           "  --connections-max N       connections per reactor; more are refused (default 16384)\n"
           "  --records-per-reactor N   records in flight per reactor (default 16384)\n"
@@ -92,16 +95,20 @@ void config_print_usage(FILE *out) {
           "                            (300000; 0: never)\n"
           "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
           "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
-          "Sizes take K, M or G suffixes. SIGTERM/SIGINT: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
+          "Numbers take K, M or G suffixes (powers of 1024).\n"
+          "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
           out);
 }
 
-/* Parses an unsigned size with an optional K/M/G suffix (powers of 1024). */
+/* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
+ * digits only (no sign, no spaces, no base prefix), nothing after the suffix, at most
+ * `maximum` once scaled. */
 static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
+    if (text[0] < '0' || text[0] > '9') return -EINVAL;
     char *end = NULL;
     errno = 0;
     unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || text[0] == '-') return -EINVAL;
+    if (errno != 0 || end == text) return -EINVAL;
     uint64_t scale = 1;
     if (*end == 'K' || *end == 'k') scale = 1024;
     else if (*end == 'M' || *end == 'm') scale = 1024 * 1024;
@@ -112,11 +119,39 @@ static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
     return 0;
 }
 
+/* The largest value each numeric flag can take before its own rule (config_check) applies:
+ * what its field can hold without wrapping. */
+static uint64_t option_maximum(int option) {
+    switch (option) {
+    case OPTION_LOG_SIZE:
+    case OPTION_ZCRX_AREA: return 1ull << 40;
+    /* Milliseconds become nanoseconds added to a clock reading: keep far from wrapping. */
+    case OPTION_CONSUMER_STALE_MS:
+    case OPTION_SHUTDOWN_TIMEOUT_MS: return UINT32_MAX;
+    default: return UINT32_MAX;
+    }
+}
+
+/* A TCP port: 1..65535, decimal digits only. */
+static bool port_valid(const char *text) {
+    uint64_t port = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (*cursor < '0' || *cursor > '9') return false;
+        port = port * 10 + (uint64_t)(*cursor - '0');
+        if (port > 65535) return false;
+    }
+    return text[0] != '\0' && port >= 1;
+}
+
 static int parse_listen(const char *text, struct pipeline_config *config, char *why, size_t capacity) {
     char host[128];
     const char *colon = strrchr(text, ':');
     if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
         snprintf(why, capacity, "--listen wants ADDR:PORT, got \"%s\"", text);
+        return -EINVAL;
+    }
+    if (!port_valid(colon + 1)) {
+        snprintf(why, capacity, "--listen %s: the port must be a number 1..65535", text);
         return -EINVAL;
     }
     size_t host_length = (size_t)(colon - text);
@@ -141,6 +176,19 @@ static int parse_listen(const char *text, struct pipeline_config *config, char *
     freeaddrinfo(found);
     snprintf(config->listen_text, sizeof(config->listen_text), "%s", text);
     return 0;
+}
+
+/* What a flag's value must look like, for the one-line refusal. */
+static const char *option_expects(int option) {
+    switch (option) {
+    case OPTION_TOPIC: return "at most 256 --topic flags";
+    case OPTION_BACKEND: return "auto, pbuf or zcrx";
+    case OPTION_RETENTION: return "block or overwrite";
+    case OPTION_ZCRX_QUEUES: return "queue numbers separated by commas, such as 4,5,6,7";
+    case OPTION_LOG_SIZE:
+    case OPTION_ZCRX_AREA: return "a whole number of bytes up to 1T, K/M/G suffixes allowed";
+    default: return "a whole number up to 4294967295, K/M/G suffixes allowed";
+    }
 }
 
 /* Applies one option; returns 0 or fills `why`. */
@@ -193,13 +241,17 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         break;
     }
     default:
-        bad = parse_size(argument, UINT32_MAX * 16ull, &value) < 0;
+        bad = parse_size(argument, option_maximum(option), &value) < 0;
         if (bad) break;
         switch (option) {
         case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
         case OPTION_WORKERS: config->worker_count = (uint32_t)value; break;
-        case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; bad = value > UINT32_MAX; break;
+        case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; break;
         case OPTION_TOPICS_MAX: config->topics_max = (uint32_t)value; break;
+        case OPTION_TOPICS_PER_CONNECTION:
+            config->topics_per_connection = (uint32_t)value;
+            bad = value == 0; /* 0 is the unset default ("as many as --topics-max") */
+            break;
         case OPTION_TOPIC_QUEUE: config->topic_queue_capacity = (uint32_t)value; break;
         case OPTION_CONNECTIONS_MAX: config->connections_max = (uint32_t)value; break;
         case OPTION_RECORDS_PER_REACTOR: config->records_in_flight_max = (uint32_t)value; break;
@@ -220,7 +272,8 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     if (bad) {
         for (const struct option *known = config_options; known->name; known++)
             if (known->val == option)
-                snprintf(why, capacity, "--%s: bad value \"%s\"", known->name, argument);
+                snprintf(why, capacity, "--%s: bad value \"%s\" (%s)", known->name, argument,
+                         option_expects(option));
         return -EINVAL;
     }
     return 0;
@@ -239,6 +292,7 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
     RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
+    RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
     RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
          "--topic-queue must be a power of two >= 2");
     RULE(config->connections_max >= 1 && config->connections_max <= (1u << 24) - 1,

@@ -11,9 +11,13 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log_opener.h"
 #include "reactor.h"
@@ -33,6 +37,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
+    config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
     config->records_in_flight_max = 16384;
@@ -52,6 +57,58 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
+}
+
+/* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
+#define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
+
+/* Creates each missing component of `directory` (mode 0755). */
+static int pipeline_directory_make(const char *directory) {
+    char path[4096];
+    size_t length = strlen(directory);
+    if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
+    memcpy(path, directory, length + 1);
+    for (size_t index = 1; index <= length; index++) {
+        if (path[index] != '/' && path[index] != '\0') continue;
+        char saved = path[index];
+        path[index] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -errno;
+        path[index] = saved;
+    }
+    return 0;
+}
+
+/* Two daemons on one --shm-dir would fight over every topic's log (each log has one writer):
+ * the second is refused at startup. The lock is an flock on a file in the directory, held
+ * until the process exits, so a daemon that dies releases it with no stale state to clean. */
+static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const char *directory = pipeline->config.shm_directory;
+    int result = pipeline_directory_make(directory);
+    if (result < 0) {
+        intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
+                          strerror(-result));
+        return result;
+    }
+    char path[4096 + sizeof(PIPELINE_DIRECTORY_LOCK_NAME) + 1];
+    snprintf(path, sizeof(path), "%s/%s", directory, PIPELINE_DIRECTORY_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        result = -errno;
+        intake_error_line(why, why_capacity, "cannot open %s: %s", path, strerror(-result));
+        return result;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        result = -errno;
+        if (result == -EWOULDBLOCK)
+            intake_error_line(why, why_capacity, "--shm-dir %s is in use by another intaked "
+                              "(it holds %s); one daemon per directory", directory, path);
+        else
+            intake_error_line(why, why_capacity, "cannot lock %s: %s", path, strerror(-result));
+        close(fd);
+        return result == -EWOULDBLOCK ? -EBUSY : result;
+    }
+    pipeline->directory_lock_fd = fd;
+    return 0;
 }
 
 void pipeline_backend_config(const struct pipeline_config *config, uint32_t reactor_index,
@@ -171,6 +228,8 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
     counters_region_close(&pipeline->counters);
+    if (pipeline->directory_lock_fd >= 0) close(pipeline->directory_lock_fd);
+    pipeline->directory_lock_fd = -1;
 }
 
 static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -257,6 +316,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
             .group_set = config->shm_group_set,
             .group = config->shm_group,
         },
+        .frame_bytes_max = config->frame_bytes_max,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
         .doorbell = &pipeline->log_opener_doorbell,
@@ -298,6 +358,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .ack_window_capacity = config->ack_window_capacity,
         .cq_entries = config->cq_entries,
         .frame_bytes_max = config->frame_bytes_max,
+        .topics_per_connection = config->topics_per_connection != 0 ? config->topics_per_connection
+                                                                    : config->topics_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
         .frame_timeout_ns = config->frame_timeout_ns,
@@ -329,6 +391,8 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     /* A --shm-dir someone else owns or can write is refused before anything starts. */
     int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
                                            config->shm_group, why, why_capacity);
+    pipeline->directory_lock_fd = -1;
+    if (result == 0) result = pipeline_lock_directory(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);

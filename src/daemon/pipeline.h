@@ -49,6 +49,8 @@ struct pipeline_config {
     uint32_t worker_count;            /* --workers */
     uint32_t frame_bytes_max;         /* --max-frame */
     uint32_t topics_max;              /* --topics-max */
+    uint32_t topics_per_connection;   /* --topics-per-connection: topics one connection creates;
+                                       * 0 (the default): no limit below --topics-max */
     uint32_t topic_queue_capacity;    /* --topic-queue: records per topic queue, power of two */
     uint32_t connections_max;         /* --connections-max: per reactor */
     uint32_t records_in_flight_max;   /* --records-per-reactor: record pool, per reactor */
@@ -93,6 +95,8 @@ struct pipeline {
     /* The counters region other processes read (include/intake/counters_format.h). Each reactor
      * and worker writes only its own rows; nothing reads them back to decide anything. */
     struct counters_region counters;
+    /* The --shm-dir lock file, flock'ed for the daemon's life: one daemon per directory. */
+    int directory_lock_fd;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */

@@ -18,17 +18,22 @@
 #define WORKER_BATCH_MAX 64
 /* While a log is full (block mode), how often its consumers are re-checked. */
 #define WORKER_FULL_RECHECK_NS 1000000ull
+/* A topic whose log could not be made is tried again, when a record for it arrives, at most
+ * this often (the space may have been freed; trying is a file creation and an allocation). */
+#define WORKER_LOG_RETRY_NS 1000000000ull
 
 struct worker_topic {
     struct topic_log_slot log_slot; /* filled by the log opener (log_opener.h) */
     struct record *stalled;         /* could not be appended: the log was full */
+    uint64_t failed_since_ns;       /* when the worker first saw the log FAILED; 0 otherwise */
 };
 
 struct worker_counters {
     uint64_t records_committed;
     uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
     uint64_t records_rejected;  /* nanopb disagreed with the framer's scan (never expected) */
-    uint64_t records_failed;    /* log unavailable, or abandoned at shutdown */
+    uint64_t records_failed;    /* log unavailable or too small, or abandoned at shutdown */
+    uint64_t log_retries;       /* a failed topic log asked for again */
     uint64_t publishes;
     uint64_t log_full_waits;
     uint64_t sleeps;
@@ -78,15 +83,56 @@ static void worker_return(struct worker *worker, struct record *record) {
     worker->reactors_to_wake[reactor] = true;
 }
 
+/* A topic whose log could not be made: once WORKER_LOG_RETRY_NS have passed since the worker
+ * saw the failure and a record is waiting, ask the opener again. Returns true when it asked
+ * (the records wait for the outcome); until then records are answered with the reason. */
+static bool worker_topic_retry_log(struct worker *worker, uint32_t topic_id,
+                                   struct worker_topic *topic) {
+    uint64_t now = intake_now_ns();
+    if (topic->failed_since_ns == 0) {
+        topic->failed_since_ns = now;
+        return false;
+    }
+    if (now - topic->failed_since_ns < WORKER_LOG_RETRY_NS) return false;
+    if (topic_queue_length(&worker->links.topic_queues[topic_id]) == 0) return false;
+    topic->failed_since_ns = 0;
+    worker->counters.log_retries++;
+    log_opener_request(worker->links.log_opener, topic_id, worker->index, &topic->log_slot);
+    return true;
+}
+
+/* A log recreated after damage is made at today's --log-size: its record limit may differ from
+ * the one reactors check at admission (published by the opener). Publish the new one; a store
+ * only when it changed, since reactors read it for every record. */
+static void worker_note_log_limit(struct worker *worker, uint32_t topic_id,
+                                  struct worker_topic *topic) {
+    uint64_t limit = shm_log_record_bytes_max(topic->log_slot.log);
+    uint32_t bytes = limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX;
+    const struct topic_entry *entry = topic_table_entry(worker->links.topics, topic_id);
+    INTAKE_ASSERT(entry != NULL);
+    if (bytes == 0 || topic_table_log_limit(entry) == bytes) return;
+    topic_table_publish_log_limit(worker->links.topics, topic_id, bytes);
+}
+
+/* A record the log cannot take: answered with a reason composed into the record itself, so the
+ * reason stays put until its reactor has read it, whatever happens to the topic meanwhile. */
+static void worker_refuse(struct worker *worker, struct record *record, enum record_status status,
+                          const char *reason) {
+    record->status = status;
+    snprintf(record->status_text, sizeof(record->status_text), "%s", reason);
+    record->status_detail = record->status_text;
+    worker->counters.records_failed++;
+    counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
+}
+
 /* Decodes and appends one record. Returns false when the log is full (the record is kept). */
 static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
                            bool *appended) {
     struct shm_log *log = topic->log_slot.log;
     if (log == NULL) {
-        record->status = RECORD_STATUS_INTERNAL;
-        record->status_detail = "the topic's shared-memory log could not be opened";
-        worker->counters.records_failed++;
-        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
+        /* The slot is FAILED and stays so while we serve it: only this worker asks again. */
+        worker_refuse(worker, record, (enum record_status)topic->log_slot.failure_status,
+                      topic->log_slot.failure);
         return true;
     }
     struct record_view view = record_view_of(record);
@@ -114,11 +160,14 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         return true;
     }
     if (result == SHM_LOG_TOO_LARGE) {
-        /* The log was created with a smaller --log-size and keeps its record limit. */
-        record->status = RECORD_STATUS_REJECTED;
-        record->status_detail = "record exceeds the record limit of the topic's log (the log "
-                                "was created with a smaller --log-size)";
-        worker->counters.records_rejected++;
+        /* The log was created with a smaller --log-size and keeps its record limit. Reactors
+         * refuse these at admission once the log is open; one admitted before lands here (its
+         * connection waits for it, so nothing after it is committed). */
+        uint64_t limit = shm_log_record_bytes_max(log);
+        char reason[RECORD_STATUS_TEXT_BYTES];
+        record_over_log_limit_detail(reason, sizeof(reason), record->frame_bytes,
+                                     limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
+        worker_refuse(worker, record, RECORD_STATUS_REJECTED, reason);
         return true;
     }
     if (result == SHM_LOG_BROKEN) {
@@ -126,14 +175,13 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         record->status_detail = "the topic's log file was damaged under the daemon; it is being "
                                 "recreated";
         worker->counters.records_failed++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
         return true;
     }
     record->status = RECORD_STATUS_OK;
     record->log_offset = offset;
     worker->counters.records_committed++;
     worker->counters.bytes_copied += record->frame_bytes;
-    counter_add(&worker->links.topic_rows[record->topic_id].records_committed, 1);
-    counter_add(&worker->links.topic_rows[record->topic_id].bytes_committed, record->frame_bytes);
     *appended = true;
     return true;
 }
@@ -145,6 +193,8 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     enum topic_log_state log_state = worker_topic_log(worker, topic_id, topic);
     /* Until the opener is done, the topic's records wait in its queue (it wakes us). */
     if (log_state == TOPIC_LOG_NONE || log_state == TOPIC_LOG_REQUESTED) return false;
+    if (log_state == TOPIC_LOG_FAILED && worker_topic_retry_log(worker, topic_id, topic))
+        return false;
     if (topic->stalled != NULL && !shm_log_refresh_space(topic->log_slot.log) &&
         !atomic_load(worker->links.abandon_waiting)) {
         *stalled = true;
@@ -179,9 +229,18 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
                                               "daemon; it is being recreated";
                 worker->counters.records_committed--;
                 worker->counters.records_failed++;
+                counter_add(&worker->links.topic_rows[topic_id].records_failed, 1);
             }
         }
+        /* The region's per-topic figures count what became readable (published), only. */
+        for (uint32_t index = 0; index < count; index++) {
+            if (batch[index]->status != RECORD_STATUS_OK) continue;
+            counter_add(&worker->links.topic_rows[topic_id].records_committed, 1);
+            counter_add(&worker->links.topic_rows[topic_id].bytes_committed,
+                        batch[index]->frame_bytes);
+        }
         worker->counters.publishes++;
+        worker_note_log_limit(worker, topic_id, topic);
     }
     for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
     return count > 0;
@@ -241,6 +300,7 @@ static void worker_publish_counters(struct worker *worker) {
     counter_set(&row->records_failed, c->records_failed);
     counter_set(&row->publishes, c->publishes);
     counter_set(&row->log_full_waits, c->log_full_waits);
+    counter_set(&row->log_retries, c->log_retries);
     counter_set(&row->sleeps, c->sleeps);
 }
 
@@ -327,9 +387,9 @@ void worker_print_counters(struct worker *worker, FILE *out, const char *when) {
     fprintf(out,
             "intaked: worker %u %s: records committed=%" PRIu64 " rejected=%" PRIu64
             " failed=%" PRIu64 " bytes_copied=%" PRIu64 " publishes=%" PRIu64
-            " log_full_waits=%" PRIu64 " sleeps=%" PRIu64 "\n",
+            " log_full_waits=%" PRIu64 " log_retries=%" PRIu64 " sleeps=%" PRIu64 "\n",
             worker->index, when, c->records_committed, c->records_rejected, c->records_failed,
-            c->bytes_copied, c->publishes, c->log_full_waits, c->sleeps);
+            c->bytes_copied, c->publishes, c->log_full_waits, c->log_retries, c->sleeps);
     fflush(out);
 }
 

@@ -26,6 +26,12 @@ uint32_t ack_window_admit(struct ack_window *window, uint64_t sequence) {
     return position;
 }
 
+bool ack_window_has_returned(const struct ack_window *window, uint32_t position) {
+    /* Outside [head, tail): the head passed it, so it came back. */
+    if (position - window->head >= window->tail - window->head) return true;
+    return window->committed[position & (window->capacity - 1)] != SLOT_IN_FLIGHT;
+}
+
 bool ack_window_complete(struct ack_window *window, uint32_t position, bool committed) {
     /* The position must be inside [head, tail): unsigned distances handle wrap-around. */
     INTAKE_ASSERT(position - window->head < window->tail - window->head);

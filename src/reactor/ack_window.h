@@ -39,6 +39,8 @@ static inline bool ack_window_is_full(const struct ack_window *window) {
 static inline uint32_t ack_window_length(const struct ack_window *window) {
     return window->tail - window->head;
 }
+/* True once the record admitted at `position` has come back (committed or failed). */
+bool ack_window_has_returned(const struct ack_window *window, uint32_t position);
 /* Admits a record; returns its position. The window must not be full. */
 uint32_t ack_window_admit(struct ack_window *window, uint64_t sequence);
 /* Marks the record at `position` committed (true) or failed (false), then advances the head

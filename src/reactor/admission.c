@@ -7,10 +7,16 @@
  * record pool is empty or the connection's ack window is full, the connection pauses: its
  * receive is cancelled, what the kernel still delivers waits in its backlog, and it is retried
  * each loop pass until space returns (TCP pushes back on the producer meanwhile).
+ *
+ * A record whose topic log is not open yet may come back failed (the log cannot be made, or
+ * keeps a smaller record limit than --max-frame): the connection admits nothing after it until
+ * it is back (PAUSE_TOPIC_LOG), so no record of a connection is committed beyond its final Ack.
+ * Once a topic's log is open its limit is known here and records above it are refused at once.
  */
 #include "reactor_internal.h"
 
-enum admission_result { ADMISSION_DONE, ADMISSION_PAUSED };
+/* ADMISSION_WAITING: admitted, and the connection waits for it to come back (PAUSE_TOPIC_LOG). */
+enum admission_result { ADMISSION_DONE, ADMISSION_PAUSED, ADMISSION_WAITING };
 
 /* Partial records hold their whole share of the pool: the frame waits, and the eviction pass
  * (timers.c) looks for the oldest one. */
@@ -25,13 +31,14 @@ enum admission_frame_result { ADMISSION_FRAME_CONSUMED, ADMISSION_FRAME_PAUSED,
 static void connection_pause(struct reactor *reactor, struct connection *connection,
                              enum connection_pause reason) {
     INTAKE_ASSERT(reason == PAUSE_TOPIC_QUEUE || reason == PAUSE_RECORD_POOL ||
-                  reason == PAUSE_ACK_WINDOW);
+                  reason == PAUSE_ACK_WINDOW || reason == PAUSE_TOPIC_LOG);
     INTAKE_ASSERT(connection_is_open(connection));
     connection->phase = CONNECTION_PAUSED;
     connection->pause = (uint8_t)reason;
     if (reason == PAUSE_TOPIC_QUEUE) reactor->counters.pauses_topic_queue++;
     if (reason == PAUSE_RECORD_POOL) reactor->counters.pauses_record_pool++;
     if (reason == PAUSE_ACK_WINDOW) reactor->counters.pauses_ack_window++;
+    if (reason == PAUSE_TOPIC_LOG) reactor->counters.pauses_topic_log++;
     /* Stop the multishot so the kernel stops filling our buffers for a connection we cannot
      * serve; what it delivers before the cancel lands waits in the backlog. */
     connection_cancel_receive(reactor, connection);
@@ -55,8 +62,12 @@ static enum admission_result connection_admit(struct reactor *reactor,
     uint32_t expected_position = connection->window.tail;
     record->window_position = expected_position;
     record->receive_time_ns = intake_wall_ns();
+    /* Read before the push: afterwards the record is the worker's. A limit of 0 means the
+     * topic's log is not open (not yet, or it could not be made). */
     uint32_t topic_id = record->topic_id;
     uint32_t frame_bytes = record->frame_bytes;
+    uint32_t limit = topic_table_log_limit(topic_table_entry(links->topics, topic_id));
+    bool may_fail = limit == 0 || frame_bytes > limit;
     if (topic_queue_push(&links->topic_queues[topic_id], record) == TOPIC_QUEUE_FULL) {
         connection_pause(reactor, connection, PAUSE_TOPIC_QUEUE);
         return ADMISSION_PAUSED;
@@ -70,7 +81,55 @@ static enum admission_result connection_admit(struct reactor *reactor,
     reactor->counters.records_admitted++;
     counter_add(&links->received_cells[topic_id].records, 1);
     counter_add(&links->received_cells[topic_id].bytes, frame_bytes);
+    if (may_fail) {
+        /* The framer stops here; the rest of the input waits in the backlog. */
+        connection->awaited_position = position;
+        connection_pause(reactor, connection, PAUSE_TOPIC_LOG);
+        return ADMISSION_WAITING;
+    }
     return ADMISSION_DONE;
+}
+
+/*
+ * Finds the record's topic and checks the record against it. Returns NULL and sets *topic_id, or
+ * the status and reason the connection ends with (the record is then not admitted):
+ *   - a connection creates at most --topics-per-connection topics (each costs a --log-size log);
+ *   - a topic's log keeps the record limit it was created with, which may be below today's
+ *     --max-frame; a larger record is refused here, never handed to the log.
+ */
+static const char *connection_route(struct reactor *reactor, struct connection *connection,
+                                    const struct record *record, uint32_t *topic_id,
+                                    enum record_status *status) {
+    const struct reactor_links *links = &reactor->links;
+    struct record_view view = record_view_of(record);
+    enum topic_table_result found;
+    *status = RECORD_STATUS_RESOURCE_EXHAUSTED;
+    if (connection->topics_created < links->topics_per_connection) {
+        found = topic_table_intern_view(links->topics, &view, record->topic_offset,
+                                        record->topic_length, topic_id);
+        if (found == TOPIC_TABLE_CREATED) connection->topics_created++;
+    } else {
+        found = topic_table_find_view(links->topics, &view, record->topic_offset,
+                                      record->topic_length, topic_id);
+    }
+    if (found == TOPIC_TABLE_FULL) return "topic limit reached (--topics-max)";
+    if (found == TOPIC_TABLE_ABSENT) {
+        reactor->counters.topic_creations_refused++;
+        snprintf(connection->end_detail_text, sizeof(connection->end_detail_text),
+                 "this connection already created %u topics (--topics-per-connection)",
+                 links->topics_per_connection);
+        return connection->end_detail_text;
+    }
+    uint32_t limit = topic_table_log_limit(topic_table_entry(links->topics, *topic_id));
+    if (limit != 0 && record->frame_bytes > limit) {
+        reactor->counters.records_over_log_limit++;
+        *status = RECORD_STATUS_REJECTED;
+        record_over_log_limit_detail(connection->end_detail_text,
+                                     sizeof(connection->end_detail_text), record->frame_bytes,
+                                     limit);
+        return connection->end_detail_text;
+    }
+    return NULL;
 }
 
 /* A complete record from the framer: its units are pinned; find its topic, admit it. */
@@ -85,22 +144,18 @@ static enum admission_result connection_take_record(struct reactor *reactor,
     connection->frame_started_ns = 0;
     INTAKE_ASSERT(connection->slices_pinned == record->slice_count);
     connection->slices_pinned = 0;
-    struct record_view view = record_view_of(record);
     uint32_t topic_id = 0;
-    enum topic_table_result found = topic_table_intern_view(
-        reactor->links.topics, &view, record->topic_offset, record->topic_length, &topic_id);
-    if (found == TOPIC_TABLE_FULL) {
+    enum record_status status = RECORD_STATUS_OK;
+    const char *refusal = connection_route(reactor, connection, record, &topic_id, &status);
+    if (refusal != NULL) {
         reactor_release_record(reactor, record);
-        connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
-                       "topic limit reached (--topics-max)");
+        connection_end(reactor, connection, status, refusal);
         return ADMISSION_DONE;
     }
     record->topic_id = topic_id;
-    if (connection_admit(reactor, connection, record) == ADMISSION_PAUSED) {
-        connection->blocked_record = record;
-        return ADMISSION_PAUSED;
-    }
-    return ADMISSION_DONE;
+    enum admission_result admitted = connection_admit(reactor, connection, record);
+    if (admitted == ADMISSION_PAUSED) connection->blocked_record = record;
+    return admitted;
 }
 
 /* Pins the units of slices the framer added to its current record since the last call (a piece
@@ -148,7 +203,7 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
             break;
         }
         case FRAMER_RECORD:
-            if (connection_take_record(reactor, connection) == ADMISSION_PAUSED)
+            if (connection_take_record(reactor, connection) != ADMISSION_DONE)
                 return ADMISSION_FRAME_PAUSED;
             break;
         case FRAMER_ERROR:
@@ -230,9 +285,11 @@ static void connection_drain_backlog(struct reactor *reactor, struct connection 
 
 /* Hysteresis: a connection paused on a full topic queue resumes once the queue is at most three
  * quarters full, so the worker has a run of records before the reactor pauses again (each pause
- * is a cancelled receive and a re-arm). */
-static bool connection_topic_queue_has_room(struct reactor *reactor,
-                                            const struct connection *connection) {
+ * is a cancelled receive and a re-arm). One paused on a topic log resumes once the record it
+ * waits for is back (committed; had it failed, the connection would have ended). */
+static bool connection_may_resume(struct reactor *reactor, const struct connection *connection) {
+    if (connection->pause == PAUSE_TOPIC_LOG)
+        return ack_window_has_returned(&connection->window, connection->awaited_position);
     if (connection->pause != PAUSE_TOPIC_QUEUE) return true;
     INTAKE_ASSERT(connection->blocked_record != NULL);
     const struct reactor_links *links = &reactor->links;
@@ -245,7 +302,7 @@ static bool connection_topic_queue_has_room(struct reactor *reactor,
 void connection_resume(struct reactor *reactor, struct connection *connection) {
     if (connection->phase != CONNECTION_PAUSED) return;
     INTAKE_ASSERT(connection->pause != PAUSE_UNITS);
-    if (!connection_topic_queue_has_room(reactor, connection)) {
+    if (!connection_may_resume(reactor, connection)) {
         connection_list_add(reactor, connection, LIST_RETRY);
         return;
     }
@@ -257,10 +314,9 @@ void connection_resume(struct reactor *reactor, struct connection *connection) {
     if (connection->blocked_record != NULL) {
         struct record *record = connection->blocked_record;
         connection->blocked_record = NULL;
-        if (connection_admit(reactor, connection, record) == ADMISSION_PAUSED) {
-            connection->blocked_record = record;
-            return;
-        }
+        enum admission_result admitted = connection_admit(reactor, connection, record);
+        if (admitted == ADMISSION_PAUSED) connection->blocked_record = record;
+        if (admitted != ADMISSION_DONE) return;
     }
     connection_drain_backlog(reactor, connection);
     connection_maybe_rearm(reactor, connection);

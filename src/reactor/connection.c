@@ -7,6 +7,7 @@
  * noted connection on: final Ack, lingering close, close and free.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -183,7 +184,12 @@ void connection_end(struct reactor *reactor, struct connection *connection,
     connection->phase = CONNECTION_DRAINING;
     connection->pause = PAUSE_NONE;
     connection->end_status = (uint8_t)status;
-    connection->end_detail = detail;
+    connection->end_detail = NULL;
+    if (detail != NULL) {
+        if (detail != connection->end_detail_text)
+            snprintf(connection->end_detail_text, sizeof(connection->end_detail_text), "%s", detail);
+        connection->end_detail = connection->end_detail_text;
+    }
     if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
         reactor->counters.connections_failed++;
     INTAKE_ASSERT(status < INTAKE_ARRAY_LENGTH(reactor->counters.connections_ended));
@@ -273,6 +279,7 @@ static void connection_check_paused(const struct connection *connection) {
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
         break;
     case PAUSE_RECORD_POOL:
+    case PAUSE_TOPIC_LOG:
         INTAKE_ASSERT(connection->blocked_record == NULL);
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
         break;

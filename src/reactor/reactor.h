@@ -46,6 +46,7 @@ struct reactor_links {
     uint32_t frame_bytes_max;           /* asked; the backend may lower it */
     uint32_t topic_queue_capacity;
     uint32_t topics_max;
+    uint32_t topics_per_connection;     /* topics one connection may create */
     uint64_t frame_timeout_ns;          /* a record completes within this of its first byte; 0 off */
     uint64_t idle_timeout_ns;           /* silence allowed with nothing in flight; 0 off */
     const struct sockaddr_storage *listen_address;

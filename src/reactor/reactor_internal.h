@@ -126,6 +126,8 @@ enum connection_pause {
     PAUSE_RECORD_POOL, /* the reactor's record pool is empty */
     PAUSE_ACK_WINDOW,  /* too many of its records are not committed yet (blocked_record) */
     PAUSE_UNITS,       /* its receive ended for lack of receive units */
+    PAUSE_TOPIC_LOG,   /* its last record went to a topic whose log was not open: until it is
+                        * back (awaited_position), nothing after it is admitted */
 };
 
 /* The reactor's slot lists a connection is on (bits of connection.lists). A slot is freed only
@@ -160,7 +162,9 @@ struct connection {
     bool final_ack_sent;
     bool linger_done;           /* the linger ended (peer closed, idle, bound, error) */
     uint8_t end_status;         /* enum record_status; OK for an orderly end */
-    const char *end_detail;
+    const char *end_detail;     /* end_detail_text, or NULL */
+    uint32_t topics_created;    /* topics this connection created (--topics-per-connection) */
+    uint32_t awaited_position;  /* PAUSE_TOPIC_LOG: the ack window position waited for */
     uint64_t linger_deadline_ns;
     /* Receive deadlines (timers.c), on the reactor's coarse clock: when the record being framed
      * got its first byte (0 between records), and when input last came. */
@@ -180,6 +184,9 @@ struct connection {
     uint32_t send_length;
     uint32_t send_offset;
     uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
+    /* The final Ack's reason, copied: it often comes from a record that is freed before the Ack
+     * goes out. Longer than an Ack carries, so the encoder cuts it at a UTF-8 boundary. */
+    char end_detail_text[ACK_DETAIL_BYTES_MAX + 56];
 };
 
 struct reactor_counters {
@@ -196,6 +203,9 @@ struct reactor_counters {
     uint64_t pauses_record_pool;
     uint64_t pauses_ack_window;
     uint64_t pauses_out_of_units;
+    uint64_t pauses_topic_log;      /* a record went to a topic whose log was not open yet */
+    uint64_t records_over_log_limit; /* refused: larger than their topic's log takes */
+    uint64_t topic_creations_refused; /* --topics-per-connection reached */
     uint64_t backlog_exhausted;
     uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
     uint64_t lingered;              /* closes that waited for the peer after a final Ack */

@@ -167,14 +167,14 @@ static void reactor_take_return(struct reactor *reactor, struct record *record) 
     ack_window_complete(&connection->window, record->window_position, committed);
     /* Listed before anything may end it, so the slot stays ours until the ack pass. */
     connection_list_add(reactor, connection, LIST_ACK);
-    enum record_status status = (enum record_status)record->status;
-    const char *detail = record->status_detail;
+    if (!committed) {
+        /* Before the record is freed: the connection copies the reason out of it. */
+        reactor->counters.records_failed++;
+        connection_end(reactor, connection, (enum record_status)record->status,
+                       record->status_detail);
+    }
     reactor_release_record(reactor, record);
     reactor->counters.records_returned++;
-    if (!committed) {
-        reactor->counters.records_failed++;
-        connection_end(reactor, connection, status, detail);
-    }
 }
 
 static void reactor_take_returns(struct reactor *reactor) {

@@ -296,7 +296,9 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64
             " returned=%" PRIu64 " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
             " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
-            " out_of_units=%" PRIu64 " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
+            " out_of_units=%" PRIu64 " topic_log=%" PRIu64 " over_log_limit=%" PRIu64
+            " topic_creations_refused=%" PRIu64
+            " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
             " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
             " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
             " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
@@ -305,7 +307,8 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             c->connections_refused, c->connections_closed, c->connections_failed,
             c->records_admitted, c->records_returned, c->records_failed, c->frames_truncated,
             c->acks_sent, c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window,
-            c->pauses_out_of_units, c->backlog_exhausted, c->stalls_broken, c->lingered,
+            c->pauses_out_of_units, c->pauses_topic_log, c->records_over_log_limit,
+            c->topic_creations_refused, c->backlog_exhausted, c->stalls_broken, c->lingered,
             c->wakeups, c->submit_busy, c->socket_option_errors, c->deadline_kills_frame,
             c->deadline_kills_idle, c->accept_errors, c->accept_pauses, c->partial_cap_pauses,
             c->partial_evictions);
@@ -353,6 +356,9 @@ void reactor_publish_counters(struct reactor *reactor) {
     counter_set(&row->pauses_record_pool, c->pauses_record_pool);
     counter_set(&row->pauses_ack_window, c->pauses_ack_window);
     counter_set(&row->pauses_out_of_units, c->pauses_out_of_units);
+    counter_set(&row->pauses_topic_log, c->pauses_topic_log);
+    counter_set(&row->records_over_log_limit, c->records_over_log_limit);
+    counter_set(&row->topic_creations_refused, c->topic_creations_refused);
     counter_set(&row->backend_bytes_received, b->bytes_received);
     counter_set(&row->backend_completions, b->completions);
     counter_set(&row->backend_units_recycled, b->units_recycled);

@@ -372,6 +372,12 @@ static const struct reactor_family reactor_families[] = {
      REACTOR_FIELD(deadline_kills_frame)},
     {"intake_deadline_kills_idle_total", "counter",
      "Connections ended after --idle-timeout-ms of silence.", REACTOR_FIELD(deadline_kills_idle)},
+    {"intake_records_over_log_limit_total", "counter",
+     "Records refused because they are larger than their topic's log takes.",
+     REACTOR_FIELD(records_over_log_limit)},
+    {"intake_topic_creations_refused_total", "counter",
+     "Connections ended for creating more topics than --topics-per-connection.",
+     REACTOR_FIELD(topic_creations_refused)},
     {"intake_accept_errors_total", "counter", "Accept completions with an error.",
      REACTOR_FIELD(accept_errors)},
     {"intake_accept_pauses_total", "counter",
@@ -451,12 +457,14 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
                                load(&counters_view_reactor(view, reactor)->connections_ended[status]));
     family(out, "intake_pauses_total", "counter",
            "Times a connection stopped reading until space returned, by cause.");
-    static const char *const causes[4] = {"topic_queue", "record_pool", "ack_window", "out_of_units"};
+    static const char *const causes[5] = {"topic_queue", "record_pool", "ack_window",
+                                          "out_of_units", "topic_log"};
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
-        const _Atomic uint64_t *values[4] = {&row->pauses_topic_queue, &row->pauses_record_pool,
-                                             &row->pauses_ack_window, &row->pauses_out_of_units};
-        for (uint32_t cause = 0; cause < 4; cause++)
+        const _Atomic uint64_t *values[5] = {&row->pauses_topic_queue, &row->pauses_record_pool,
+                                             &row->pauses_ack_window, &row->pauses_out_of_units,
+                                             &row->pauses_topic_log};
+        for (uint32_t cause = 0; cause < 5; cause++)
             text_buffer_printf(out, "intake_pauses_total{reactor=\"%u\",cause=\"%s\"} %lu\n",
                                reactor, causes[cause], load(values[cause]));
     }
@@ -491,6 +499,8 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
          offsetof(struct intake_counters_worker_row, publishes)},
         {"intake_worker_log_full_waits_total", "Times a full log (block mode) made a worker wait.",
          offsetof(struct intake_counters_worker_row, log_full_waits)},
+        {"intake_worker_log_retries_total", "Topic logs that had failed, asked for again.",
+         offsetof(struct intake_counters_worker_row, log_retries)},
         {"intake_worker_sleeps_total", "Times a worker slept with nothing to do.",
          offsetof(struct intake_counters_worker_row, sleeps)},
     };
@@ -671,7 +681,8 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
     text_buffer_printf(out,
                        "  records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu "
                        "acks=%lu pauses topic_queue=%lu record_pool=%lu ack_window=%lu "
-                       "out_of_units=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
+                       "out_of_units=%lu topic_log=%lu over_log_limit=%lu "
+                       "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
                        "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
                        "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
                        "partial_evictions=%lu\n",
@@ -679,7 +690,9 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
                        load(&row->records_failed), load(&row->frames_truncated),
                        load(&row->acks_sent), load(&row->pauses_topic_queue),
                        load(&row->pauses_record_pool), load(&row->pauses_ack_window),
-                       load(&row->pauses_out_of_units), load(&row->backlog_exhausted),
+                       load(&row->pauses_out_of_units), load(&row->pauses_topic_log),
+                       load(&row->records_over_log_limit), load(&row->topic_creations_refused),
+                       load(&row->backlog_exhausted),
                        load(&row->wakeups), load(&row->submit_busy),
                        load(&row->socket_option_errors), load(&row->deadline_kills_frame),
                        load(&row->deadline_kills_idle), load(&row->accept_errors),
@@ -743,11 +756,12 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
         text_buffer_printf(out,
                            "worker %u: heartbeat %.1fs ago records committed=%lu rejected=%lu "
                            "failed=%lu bytes_copied=%lu publishes=%lu log_full_waits=%lu "
-                           "sleeps=%lu\n",
+                           "log_retries=%lu sleeps=%lu\n",
                            worker, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
                            load(&row->records_committed), load(&row->records_rejected),
                            load(&row->records_failed), load(&row->bytes_copied),
-                           load(&row->publishes), load(&row->log_full_waits), load(&row->sleeps));
+                           load(&row->publishes), load(&row->log_full_waits),
+                           load(&row->log_retries), load(&row->sleeps));
     }
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
     for (uint32_t topic_id = 0; topic_id < header->topics_max; topic_id++)
