@@ -237,7 +237,8 @@ static void check_no_mergeable_neighbours(const struct record *record) {
     }
 }
 
-static void check_decode_agrees(const struct record *record, const struct expected_record *expected) {
+static void check_decode_agrees(const struct record *record,
+                                const struct expected_record *expected) {
     struct record_view view = record_view_of(record);
     struct record_decoded decoded;
     const char *detail = NULL;

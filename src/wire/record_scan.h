@@ -81,7 +81,7 @@ uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length);
 /* Nonzero when the view's `length` bytes at `offset` equal `bytes`. */
 int record_view_equals(const struct record_view *view, uint32_t offset, uint32_t length,
                        const uint8_t *bytes);
-/* Copies out up to `capacity` bytes at `offset` (for log lines and tests; never on the data path). */
+/* Copies out up to `capacity` bytes at `offset` (log lines and tests; never the data path). */
 uint32_t record_view_copy(const struct record_view *view, uint32_t offset, uint32_t length,
                           uint8_t *out, uint32_t capacity);
 
