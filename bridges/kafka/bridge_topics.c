@@ -1,0 +1,216 @@
+/*
+ * bridge_topics.c: the bridge's topic table: named or discovered topics, their consumers and
+ * Kafka targets (see bridge_topics.h).
+ */
+#include "bridge_topics.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "shm_log_format.h"
+
+/* shm_log.h's SHM_LOG_RETENTION_BLOCK: the value a block-retention writer stores in the header. */
+#define BRIDGE_LOG_RETENTION_BLOCK 0u
+
+int bridge_topics_init(struct bridge_topic_table *table, uint32_t capacity, const char *shm_dir,
+                       const char *consumer_name, const char *kafka_topic_template) {
+    INTAKE_ASSERT(capacity > 0);
+    *table = (struct bridge_topic_table){0};
+    table->topics = calloc(capacity, sizeof(table->topics[0]));
+    if (table->topics == NULL) return -ENOMEM;
+    table->capacity = capacity;
+    table->shm_dir = shm_dir;
+    table->consumer_name = consumer_name;
+    table->kafka_topic_template = kafka_topic_template;
+    return 0;
+}
+
+void bridge_topics_destroy(struct bridge_topic_table *table) {
+    for (uint32_t index = 0; index < table->count; index++)
+        if (table->topics[index].consumer != NULL)
+            intake_consumer_close(table->topics[index].consumer);
+    free(table->topics);
+    *table = (struct bridge_topic_table){0};
+}
+
+static bool kafka_topic_byte_is_legal(char byte) {
+    return (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
+           (byte >= '0' && byte <= '9') || byte == '.' || byte == '_' || byte == '-';
+}
+
+int bridge_kafka_topic_for(const char *template, const char *name, char *out) {
+    static const char placeholder[] = "{topic}";
+    size_t written = 0;
+    for (const char *at = template; *at != '\0';) {
+        const char *piece = at;
+        size_t length = 1;
+        if (strncmp(at, placeholder, sizeof(placeholder) - 1) == 0) {
+            piece = name;
+            length = strlen(name);
+            at += sizeof(placeholder) - 1;
+        } else {
+            at++;
+        }
+        if (written + length >= BRIDGE_KAFKA_TOPIC_BYTES) return -EINVAL;
+        memcpy(out + written, piece, length);
+        written += length;
+    }
+    out[written] = '\0';
+    if (written == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0) return -EINVAL;
+    for (size_t index = 0; index < written; index++)
+        if (!kafka_topic_byte_is_legal(out[index])) return -EINVAL;
+    return 0;
+}
+
+int bridge_topics_add(struct bridge_topic_table *table, const char *name,
+                      struct bridge_topic **out) {
+    size_t name_length = strlen(name);
+    if (name_length == 0 || name_length >= BRIDGE_TOPIC_NAME_BYTES) return -EINVAL;
+    for (uint32_t index = 0; index < table->count; index++)
+        if (strcmp(table->topics[index].name, name) == 0) return -EEXIST;
+    if (table->count == table->capacity) return -ENOSPC;
+    struct bridge_topic *topic = &table->topics[table->count++];
+    *topic = (struct bridge_topic){.phase = BRIDGE_TOPIC_WAITING};
+    memcpy(topic->name, name, name_length + 1);
+    if (bridge_kafka_topic_for(table->kafka_topic_template, name, topic->kafka_topic) != 0) {
+        topic->phase = BRIDGE_TOPIC_UNMAPPABLE;
+        fprintf(stderr,
+                "intake-kafka: topic %s maps to no legal Kafka topic name under \"%s\" "
+                "(249 bytes of [A-Za-z0-9._-]); it is not forwarded\n",
+                name, table->kafka_topic_template);
+    }
+    if (out != NULL) *out = topic;
+    return 0;
+}
+
+/* The identity fields of a log file's header, read with pread (the log is other processes'
+ * memory: the values are checked, not trusted). */
+struct log_identity {
+    char topic[BRIDGE_TOPIC_NAME_BYTES];
+    uint64_t created_wall_ns;
+    uint32_t retention;
+};
+
+static int log_identity_read(const char *path, struct log_identity *identity) {
+    uint8_t bytes[offsetof(struct shm_log_header, topic) + SHM_LOG_TOPIC_BYTES];
+    int descriptor = open(path, O_RDONLY | O_CLOEXEC);
+    if (descriptor < 0) return -errno;
+    ssize_t got = pread(descriptor, bytes, sizeof(bytes), 0);
+    int saved = errno;
+    close(descriptor);
+    if (got < 0) return -saved;
+    if ((size_t)got < sizeof(bytes)) return -EBADMSG;
+    uint64_t magic;
+    uint32_t version, topic_length, retention;
+    memcpy(&magic, bytes + offsetof(struct shm_log_header, magic), sizeof(magic));
+    memcpy(&version, bytes + offsetof(struct shm_log_header, version), sizeof(version));
+    memcpy(&topic_length, bytes + offsetof(struct shm_log_header, topic_length), 4);
+    memcpy(&retention, bytes + offsetof(struct shm_log_header, retention), sizeof(retention));
+    memcpy(&identity->created_wall_ns, bytes + offsetof(struct shm_log_header, created_wall_ns),
+           sizeof(identity->created_wall_ns));
+    if (magic != SHM_LOG_MAGIC || version != SHM_LOG_VERSION) return -EBADMSG;
+    if (topic_length == 0 || topic_length >= BRIDGE_TOPIC_NAME_BYTES) return -EBADMSG;
+    memcpy(identity->topic, bytes + offsetof(struct shm_log_header, topic), topic_length);
+    identity->topic[topic_length] = '\0';
+    if (strlen(identity->topic) != topic_length) return -EBADMSG;
+    identity->retention = retention;
+    return 0;
+}
+
+/* The one place that knows the consumer library's open signature. */
+static int consumer_open(const char *directory, const char *topic, const char *name,
+                         struct intake_consumer **out, char *why, size_t why_bytes) {
+    const struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_COMMITTED,
+        .ephemeral = false, /* the committed cursor must outlive the process */
+    };
+#ifdef INTAKE_CONSUMER_OPEN_HAS_WHY
+    return intake_consumer_open(directory, topic, name, &options, out, why, why_bytes);
+#else
+    int result = intake_consumer_open(directory, topic, name, &options, out);
+    if (result != 0) snprintf(why, why_bytes, "%s", intake_consumer_open_error());
+    return result;
+#endif
+}
+
+/* Opens a WAITING topic: its consumer, then its log's identity. 0, -ENOENT (no log yet), or
+ * another negative errno (printed). */
+static int topic_open(struct bridge_topic_table *table, struct bridge_topic *topic) {
+    INTAKE_ASSERT(topic->phase == BRIDGE_TOPIC_WAITING);
+    char why[512] = "";
+    int result = consumer_open(table->shm_dir, topic->name, table->consumer_name,
+                               &topic->consumer, why, sizeof(why));
+    if (result == -ENOENT) return result;
+    if (result != 0) {
+        fprintf(stderr, "intake-kafka: topic %s: %s\n", topic->name, why);
+        return result;
+    }
+    char file_name[SHM_LOG_FILE_NAME_BYTES];
+    char path[4096];
+    shm_log_file_name(topic->name, file_name);
+    snprintf(path, sizeof(path), "%s/%s", table->shm_dir, file_name);
+    struct log_identity identity;
+    result = log_identity_read(path, &identity);
+    if (result == 0 && strcmp(identity.topic, topic->name) != 0) result = -EBADMSG;
+    if (result == 0 && identity.retention != BRIDGE_LOG_RETENTION_BLOCK) {
+        fprintf(stderr,
+                "intake-kafka: topic %s: the log is in overwrite retention; the bridge needs "
+                "intaked --retention block (records could be overwritten before Kafka has them)\n",
+                topic->name);
+        result = -EPERM;
+    }
+    if (result != 0) {
+        if (result != -EPERM)
+            fprintf(stderr, "intake-kafka: topic %s: cannot read the log header of %s: %s\n",
+                    topic->name, path, strerror(-result));
+        intake_consumer_close(topic->consumer);
+        topic->consumer = NULL;
+        return result;
+    }
+    topic->log_id = identity.created_wall_ns;
+    topic->phase = BRIDGE_TOPIC_RESUMING;
+    return 0;
+}
+
+uint32_t bridge_topics_open_waiting(struct bridge_topic_table *table) {
+    uint32_t opened = 0;
+    for (uint32_t index = 0; index < table->count; index++) {
+        struct bridge_topic *topic = &table->topics[index];
+        if (topic->phase == BRIDGE_TOPIC_WAITING && topic_open(table, topic) == 0) opened++;
+    }
+    return opened;
+}
+
+static bool file_is_log(const char *file_name) {
+    size_t length = strlen(file_name);
+    return length > 4 && strcmp(file_name + length - 4, ".log") == 0 && file_name[0] != '.';
+}
+
+int bridge_topics_scan(struct bridge_topic_table *table) {
+    DIR *directory = opendir(table->shm_dir);
+    if (directory == NULL) return -errno;
+    int added = 0;
+    uint64_t refused = 0;
+    char path[4096];
+    for (struct dirent *entry = readdir(directory); entry != NULL; entry = readdir(directory)) {
+        if (!file_is_log(entry->d_name)) continue; /* temporary names are not *.log */
+        snprintf(path, sizeof(path), "%s/%s", table->shm_dir, entry->d_name);
+        struct log_identity identity;
+        if (log_identity_read(path, &identity) != 0) continue; /* not (yet) an intake log */
+        int result = bridge_topics_add(table, identity.topic, NULL);
+        if (result == 0) added++;
+        if (result == -ENOSPC) refused++;
+    }
+    closedir(directory);
+    if (refused > 0 && refused != table->refused_full)
+        fprintf(stderr, "intake-kafka: %llu topic(s) not forwarded: --topics-max %u reached\n",
+                (unsigned long long)refused, table->capacity);
+    table->refused_full = refused;
+    return added;
+}
