@@ -24,6 +24,7 @@ struct bridge_forward {
     rd_kafka_t *producer;
     struct bridge_forward_options options;
     uint64_t in_flight_total;
+    bool uncertain; /* a connection failed with records in flight (see bridge_forward.h) */
     bool closing;
     bool failed;
     char failure[640];
@@ -220,6 +221,15 @@ static void on_delivery(rd_kafka_t *producer, const rd_kafka_message_t *message,
     struct bridge_topic *topic = (struct bridge_topic *)(tagged & ~FORWARD_OPAQUE_DEAD_LETTER);
     INTAKE_ASSERT(topic != NULL);
     if (forward->closing) return;
+    if (message->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        message->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        /* bridge_forward_purge dropped it: never delivered by us, never committed. */
+        INTAKE_ASSERT(topic->in_flight > 0);
+        topic->in_flight--;
+        forward->in_flight_total--;
+        forward->counters.purged++;
+        return;
+    }
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         INTAKE_ASSERT(topic->in_flight > 0);
         INTAKE_ASSERT(forward->in_flight_total > 0);
@@ -252,6 +262,14 @@ static void on_error(rd_kafka_t *producer, int error, const char *reason, void *
         forward_fail(forward, "librdkafka fatal error", fatal);
         return;
     }
+    /* A connection failed while records were in flight: some may be in Kafka without their
+     * acknowledgement. librdkafka would resend them, and after an idempotence epoch bump
+     * (leader change, timeouts) a resend is a duplicate. The loop purges instead and reads
+     * back what Kafka has, as after a restart. */
+    if (forward->in_flight_total > 0 &&
+        (error == RD_KAFKA_RESP_ERR__TRANSPORT || error == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+         error == RD_KAFKA_RESP_ERR__TIMED_OUT || error == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT))
+        forward->uncertain = true;
     /* Transient (brokers down, connections refused): librdkafka retries by itself. */
     uint64_t now_ns = intake_now_ns();
     if (now_ns - forward->last_log_ns < FORWARD_LOG_INTERVAL_NS) return;
@@ -279,26 +297,22 @@ static int forced_settings_check(const struct bridge_kafka_settings *settings, c
     return 0;
 }
 
-int bridge_forward_open(const struct bridge_forward_options *options,
-                        struct bridge_forward **out, char *why, size_t why_bytes) {
-    if (forced_settings_check(options->settings, why, why_bytes) != 0) return -EINVAL;
-    struct bridge_forward *forward = calloc(1, sizeof(*forward));
-    if (forward == NULL) return snprintf(why, why_bytes, "out of memory"), -ENOMEM;
-    forward->options = *options;
+/* Creates the librdkafka producer of `forward` from its options. */
+static int producer_create(struct bridge_forward *forward, char *why, size_t why_bytes) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* Defaults first (-X may change them), the user's -X, then what correctness needs. */
+    const struct bridge_kafka_settings *settings = forward->options.settings;
     int failed = bridge_kafka_conf_set(conf, "linger.ms", "5", why, why_bytes) ||
                  bridge_kafka_conf_set(conf, "message.timeout.ms", "0", why, why_bytes) ||
                  bridge_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", why,
                                        why_bytes) ||
                  bridge_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", why,
                                        why_bytes) ||
-                 bridge_kafka_conf_apply(conf, options->settings, why, why_bytes) ||
+                 bridge_kafka_conf_apply(conf, settings, why, why_bytes) ||
                  bridge_kafka_conf_set(conf, "enable.idempotence", "true", why, why_bytes) ||
                  bridge_kafka_conf_set(conf, "acks", "all", why, why_bytes);
     if (failed) {
         rd_kafka_conf_destroy(conf);
-        free(forward);
         return -EINVAL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -309,11 +323,34 @@ int bridge_forward_open(const struct bridge_forward_options *options,
     if (forward->producer == NULL) {
         snprintf(why, why_bytes, "librdkafka producer: %s", reason);
         rd_kafka_conf_destroy(conf);
-        free(forward);
         return -EINVAL;
+    }
+    return 0;
+}
+
+int bridge_forward_open(const struct bridge_forward_options *options,
+                        struct bridge_forward **out, char *why, size_t why_bytes) {
+    if (forced_settings_check(options->settings, why, why_bytes) != 0) return -EINVAL;
+    struct bridge_forward *forward = calloc(1, sizeof(*forward));
+    if (forward == NULL) return snprintf(why, why_bytes, "out of memory"), -ENOMEM;
+    forward->options = *options;
+    int result = producer_create(forward, why, why_bytes);
+    if (result != 0) {
+        free(forward);
+        return result;
     }
     *out = forward;
     return 0;
+}
+
+int bridge_forward_renew(struct bridge_forward *forward, char *why, size_t why_bytes) {
+    INTAKE_ASSERT(forward->in_flight_total == 0);
+    forward->closing = true; /* late reports of the old producer change nothing */
+    rd_kafka_destroy(forward->producer);
+    forward->producer = NULL;
+    forward->closing = false;
+    forward->uncertain = false;
+    return producer_create(forward, why, why_bytes);
 }
 
 void bridge_forward_close(struct bridge_forward *forward) {
@@ -330,6 +367,18 @@ int bridge_forward_serve(struct bridge_forward *forward, int timeout_ms) {
 int bridge_forward_flush(struct bridge_forward *forward, int timeout_ms) {
     rd_kafka_resp_err_t error = rd_kafka_flush(forward->producer, timeout_ms);
     return error == RD_KAFKA_RESP_ERR_NO_ERROR && forward->in_flight_total == 0 ? 0 : -ETIMEDOUT;
+}
+
+bool bridge_forward_uncertain(const struct bridge_forward *forward) {
+    return forward->uncertain;
+}
+
+void bridge_forward_purge(struct bridge_forward *forward) {
+    forward->uncertain = false;
+    rd_kafka_resp_err_t error =
+        rd_kafka_purge(forward->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (error != RD_KAFKA_RESP_ERR_NO_ERROR)
+        forward_fail(forward, "purge after a lost connection", rd_kafka_err2str(error));
 }
 
 uint64_t bridge_forward_in_flight(const struct bridge_forward *forward) {

@@ -60,6 +60,7 @@ struct bridge_forward_counters {
     uint64_t too_large;         /* records sent to the dead-letter topic for their size */
     uint64_t undecodable;       /* records sent to the dead-letter topic unparsed */
     uint64_t queue_full;        /* times librdkafka's queue was full */
+    uint64_t purged;            /* dropped by bridge_forward_purge (to be read back) */
 };
 
 struct bridge_forward;
@@ -84,6 +85,21 @@ int bridge_forward_serve(struct bridge_forward *forward, int timeout_ms);
 
 /* Waits up to `timeout_ms` for every queued record's report. Returns 0 when none is left. */
 int bridge_forward_flush(struct bridge_forward *forward, int timeout_ms);
+
+/* True once a connection to a broker failed (or a request timed out) while records were in
+ * flight. librdkafka would resend them itself, and a resend after an idempotence epoch bump is
+ * a duplicate of a record that did reach Kafka. So the caller stops producing, calls
+ * bridge_forward_purge, waits for in_flight to reach 0 (purged reports), renews the producer
+ * and reads back what Kafka has for each topic (bridge_resume) before going on. */
+bool bridge_forward_uncertain(const struct bridge_forward *forward);
+/* Drops every queued and in-flight record (their reports come with a purge error and only
+ * lower the in-flight counts). Clears the uncertain flag. */
+void bridge_forward_purge(struct bridge_forward *forward);
+
+/* Replaces the producer with a new one (a new producer id, no state from the old connections).
+ * Only with nothing in flight (after a purge). */
+int bridge_forward_renew(struct bridge_forward *forward, char *why, size_t why_bytes)
+    __attribute__((warn_unused_result));
 
 /* Records handed to librdkafka without a report yet, every topic. */
 uint64_t bridge_forward_in_flight(const struct bridge_forward *forward);

@@ -35,6 +35,9 @@ struct bridge {
     struct bridge_forward *forward;
     struct bridge_resume *resume;
     uint64_t start_ns;
+    uint64_t settle_from_ns; /* start, or the last purge: resume waits the settle time after */
+    bool resyncing;          /* purged; waiting for the purged reports before reading back */
+    uint64_t resyncs;
     uint64_t next_scan_ns;
     uint64_t last_resume_error_ns;
     bool fatal;
@@ -54,10 +57,11 @@ static void counters_print(const struct bridge *bridge, const char *when) {
             "intake-kafka: %s: topics=%u forwarding=%" PRIu64 " delivered=%" PRIu64
             " dead_lettered=%" PRIu64 " too_large=%" PRIu64 " undecodable=%" PRIu64
             " skipped=%" PRIu64 " missed=%" PRIu64 " queue_full=%" PRIu64 " commits=%" PRIu64
-            " in_flight=%" PRIu64 "\n",
+            " purged=%" PRIu64 " resyncs=%" PRIu64 " in_flight=%" PRIu64 "\n",
             when, bridge->table.count, forwarding, counters->delivered, counters->dead_lettered,
             counters->too_large, counters->undecodable, skipped, missed, counters->queue_full,
-            commits, bridge_forward_in_flight(bridge->forward));
+            commits, counters->purged, bridge->resyncs,
+            bridge_forward_in_flight(bridge->forward));
 }
 
 /* Keeps a consumer that is not being polled registered as live in intaked's eyes. */
@@ -105,6 +109,8 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
         bridge->resume, topic->kafka_topic, options->kafka_partition, &origin,
         options->resume_scan_max, LOOP_RESUME_TIMEOUT_MS, &main_offset, why, sizeof(why));
     if (main_outcome == BRIDGE_RESUME_ERROR) return resume_error(bridge, topic, why, now_ns), 1;
+    char main_why[256];
+    snprintf(main_why, sizeof(main_why), "%s", why);
     if (main_outcome == BRIDGE_RESUME_LIMIT) {
         fprintf(stderr,
                 "intake-kafka: topic %s: none of the last %" PRIu64 " messages of %s [%d] came "
@@ -133,15 +139,15 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
                 ", forwarding after it\n", topic->name, topic->kafka_topic,
                 options->kafka_partition, topic->skip_through);
     else
-        fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: nothing of this log in Kafka yet\n",
-                topic->name, topic->kafka_topic, options->kafka_partition);
+        fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: nothing of this log in Kafka yet "
+                "(%s)\n", topic->name, topic->kafka_topic, options->kafka_partition, main_why);
     return 0;
 }
 
 /* Resumes topics that wait for it, once the settle time since start has passed (requests of
  * a previous bridge process that were already on their way have landed by then). */
 static void resume_pending(struct bridge *bridge, uint64_t now_ns) {
-    if (now_ns - bridge->start_ns < bridge->options->resume_settle_ms * NS_PER_MS) return;
+    if (now_ns - bridge->settle_from_ns < bridge->options->resume_settle_ms * NS_PER_MS) return;
     for (uint32_t index = 0; index < bridge->table.count && !bridge->fatal; index++) {
         struct bridge_topic *topic = &bridge->table.topics[index];
         if (topic->phase != BRIDGE_TOPIC_RESUMING) continue;
@@ -155,10 +161,10 @@ static void resume_pending(struct bridge *bridge, uint64_t now_ns) {
 /* Commits a topic whose polled records are all in Kafka. */
 static void topic_commit_if_done(struct bridge *bridge, struct bridge_topic *topic,
                                  uint64_t now_ns) {
-    if (topic->in_flight != 0 || topic->holding) {
-        return;
-    }
-    if (topic->uncommitted) {
+    if (topic->in_flight != 0) return;
+    /* A held record is polled but not in Kafka: committing now would skip it on a restart.
+     * The drain ends anyway (a dead letter waits for exactly this moment). */
+    if (topic->uncommitted && !topic->holding) {
         intake_consumer_commit(topic->consumer);
         topic->uncommitted = false;
         topic->commits++;
@@ -256,6 +262,28 @@ static void idle_wait(struct bridge *bridge) {
     (void)bridge_forward_serve(bridge->forward, LOOP_IDLE_SERVE_MS);
 }
 
+/* After a purge (see bridge_forward_uncertain): once every purged report is in, each topic with
+ * records not committed reads again from its committed cursor, after finding what Kafka has. */
+static void resync_step(struct bridge *bridge, uint64_t now_ns) {
+    if (bridge_forward_in_flight(bridge->forward) != 0) return;
+    char why[512] = "";
+    if (bridge_forward_renew(bridge->forward, why, sizeof(why)) != 0) {
+        fprintf(stderr, "intake-kafka: %s\n", why);
+        bridge->fatal = true;
+        return;
+    }
+    for (uint32_t index = 0; index < bridge->table.count; index++) {
+        struct bridge_topic *topic = &bridge->table.topics[index];
+        if (topic->phase != BRIDGE_TOPIC_FORWARDING || (!topic->uncommitted && !topic->holding))
+            continue;
+        int result = bridge_topics_reopen(&bridge->table, topic);
+        if (result != 0 && result != -ENOENT) bridge->fatal = true;
+    }
+    bridge->resyncing = false;
+    bridge->resyncs++;
+    bridge->settle_from_ns = now_ns;
+}
+
 /* Stop: deliver what is in flight (bounded), then commit what is fully delivered. */
 static int shutdown_drain(struct bridge *bridge) {
     int status = 0;
@@ -319,6 +347,7 @@ static void bridge_close(struct bridge *bridge) {
 
 int bridge_loop_run(const struct bridge_options *options) {
     struct bridge bridge = {.options = options, .start_ns = intake_now_ns()};
+    bridge.settle_from_ns = bridge.start_ns;
     if (bridge_open(&bridge, options) != 0) {
         bridge_close(&bridge);
         return 1;
@@ -336,6 +365,19 @@ int bridge_loop_run(const struct bridge_options *options) {
         resume_pending(&bridge, now_ns);
         (void)bridge_forward_serve(bridge.forward, 0);
         if (bridge_forward_failed(bridge.forward, NULL)) break;
+        if (!bridge.resyncing && bridge_forward_uncertain(bridge.forward)) {
+            fprintf(stderr, "intake-kafka: a Kafka connection failed with %" PRIu64 " record(s) "
+                    "in flight: dropping them and reading back what Kafka has\n",
+                    bridge_forward_in_flight(bridge.forward));
+            bridge_forward_purge(bridge.forward);
+            bridge.resyncing = true;
+        }
+        if (bridge.resyncing) {
+            heartbeat_all(&bridge, now_ns);
+            (void)bridge_forward_serve(bridge.forward, LOOP_FULL_SERVE_MS);
+            resync_step(&bridge, intake_now_ns());
+            continue;
+        }
         bool full = false;
         int moved = forward_pass(&bridge, now_ns, &full);
         if (moved < 0) {

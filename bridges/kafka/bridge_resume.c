@@ -159,7 +159,24 @@ static int window_read(struct bridge_resume *resume, const char *kafka_topic, in
 
 static bool error_means_no_topic(rd_kafka_resp_err_t error) {
     return error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-           error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || error == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+           error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+           error == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+}
+
+/* True only when a broker answered that the topic does not exist (a local "unknown topic"
+ * while the cluster is unreachable proves nothing). */
+static bool topic_is_unknown(struct bridge_resume *resume, const char *kafka_topic,
+                             int timeout_ms) {
+    rd_kafka_topic_t *handle = rd_kafka_topic_new(resume->consumer, kafka_topic, NULL);
+    if (handle == NULL) return false;
+    const struct rd_kafka_metadata *metadata = NULL;
+    rd_kafka_resp_err_t error = rd_kafka_metadata(resume->consumer, 0, handle, &metadata,
+                                                  timeout_ms);
+    bool unknown = error == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topic_cnt == 1 &&
+                   metadata->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (metadata != NULL) rd_kafka_metadata_destroy(metadata);
+    rd_kafka_topic_destroy(handle);
+    return unknown;
 }
 
 enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
@@ -171,7 +188,10 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
     int64_t low = 0, high = 0;
     rd_kafka_resp_err_t error = rd_kafka_query_watermark_offsets(
         resume->consumer, kafka_topic, partition, &low, &high, timeout_ms);
-    if (error_means_no_topic(error)) return BRIDGE_RESUME_NOTHING;
+    if (error_means_no_topic(error) && topic_is_unknown(resume, kafka_topic, timeout_ms)) {
+        snprintf(why, why_bytes, "the topic does not exist yet");
+        return BRIDGE_RESUME_NOTHING;
+    }
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(why, why_bytes, "watermarks of %s [%d]: %s", kafka_topic, partition,
                  rd_kafka_err2str(error));
@@ -190,12 +210,17 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
         if (match.found) {
             /* The newest message of this topic and instance belongs to an older log (offsets
              * restarted): nothing of the current log was delivered yet. */
-            if (match.log_id != origin->log_id) return BRIDGE_RESUME_NOTHING;
+            if (match.log_id != origin->log_id) {
+                snprintf(why, why_bytes, "its newest message there came from an older log");
+                return BRIDGE_RESUME_NOTHING;
+            }
             *offset_out = match.intake_offset;
             return BRIDGE_RESUME_FOUND;
         }
         scanned += (uint64_t)(end - start);
         end = start;
     }
+    snprintf(why, why_bytes, "none of offsets %" PRId64 "..%" PRId64 " is from this origin", low,
+             high);
     return end > low ? BRIDGE_RESUME_LIMIT : BRIDGE_RESUME_NOTHING;
 }

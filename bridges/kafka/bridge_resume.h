@@ -38,7 +38,8 @@ struct bridge_origin {
 
 enum bridge_resume_outcome {
     BRIDGE_RESUME_FOUND = 0,     /* *offset_out: the highest intake offset already delivered */
-    BRIDGE_RESUME_NOTHING = 1,   /* nothing of this origin (or of this log) in the partition */
+    BRIDGE_RESUME_NOTHING = 1,   /* nothing of this origin (or of this log) in the partition;
+                                  * `why` says which case */
     BRIDGE_RESUME_LIMIT = 2,     /* scanned `scan_max` messages without finding this origin */
     BRIDGE_RESUME_ERROR = -1,    /* the cluster did not answer in time: `why` says what */
 };

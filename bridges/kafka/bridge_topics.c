@@ -187,6 +187,19 @@ uint32_t bridge_topics_open_waiting(struct bridge_topic_table *table) {
     return opened;
 }
 
+int bridge_topics_reopen(struct bridge_topic_table *table, struct bridge_topic *topic) {
+    INTAKE_ASSERT(topic->in_flight == 0);
+    INTAKE_ASSERT(topic->consumer != NULL);
+    intake_consumer_close(topic->consumer);
+    topic->consumer = NULL;
+    topic->phase = BRIDGE_TOPIC_WAITING;
+    topic->skip_active = false;
+    topic->uncommitted = false;
+    topic->draining = false;
+    topic->holding = false;
+    return topic_open(table, topic);
+}
+
 static bool file_is_log(const char *file_name) {
     size_t length = strlen(file_name);
     return length > 4 && strcmp(file_name + length - 4, ".log") == 0 && file_name[0] != '.';

@@ -84,6 +84,12 @@ int bridge_topics_add(struct bridge_topic_table *table, const char *name,
  * opened; a log that does not exist yet stays WAITING, silently; other failures are printed. */
 uint32_t bridge_topics_open_waiting(struct bridge_topic_table *table);
 
+/* Closes a topic's consumer (its committed cursor stays) and opens it again, so it reads from
+ * that cursor and goes through RESUMING once more. Only with nothing in flight. Returns as
+ * bridge_topics_open_waiting would for this topic: 0, -ENOENT (WAITING again) or an error. */
+int bridge_topics_reopen(struct bridge_topic_table *table, struct bridge_topic *topic)
+    __attribute__((warn_unused_result));
+
 /* --all-topics: adds every topic with a log in the shm directory that is not in the table.
  * Returns how many were added, or negative errno when the directory cannot be read. */
 int bridge_topics_scan(struct bridge_topic_table *table) __attribute__((warn_unused_result));

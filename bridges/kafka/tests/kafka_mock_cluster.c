@@ -11,6 +11,9 @@
  *   down-all | up-all           every broker
  *   produce-errors COUNT CODE   the next COUNT Produce requests fail with Kafka error CODE
  *                               (e.g. 6 NOT_LEADER_FOR_PARTITION, 7 REQUEST_TIMED_OUT)
+ *   produce-delay COUNT MS      every broker answers its next COUNT Produce requests MS late
+ *                               (it appends the records at once: they are readable in Kafka
+ *                               while the producer still waits for its delivery report)
  *   topic NAME PARTITIONS       create a topic (replication factor min(3, N))
  *   quit                        (or end of input, or SIGTERM/SIGINT) stop and exit 0
  *
@@ -76,6 +79,19 @@ static int mock_command(rd_kafka_mock_cluster_t *cluster, int broker_count, cons
         for (int index = 0; index < first; index++) errors[index] = (rd_kafka_resp_err_t)second;
         rd_kafka_mock_push_request_errors_array(cluster, MOCK_KAFKA_PRODUCE_API_KEY,
                                                 (size_t)first, errors);
+        return 0;
+    }
+    if (strcmp(word, "produce-delay") == 0) {
+        if (fields < 3 || first < 1 || first > 1000 || second < 0)
+            return snprintf(why, why_bytes, "produce-delay COUNT(1..1000) MS"), -1;
+        for (int broker = 1; broker <= broker_count; broker++) {
+            for (int index = 0; index < first; index++) {
+                rd_kafka_resp_err_t error = rd_kafka_mock_broker_push_request_error_rtts(
+                    cluster, broker, MOCK_KAFKA_PRODUCE_API_KEY, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                    second);
+                if (error) return snprintf(why, why_bytes, "%s", rd_kafka_err2str(error)), -1;
+            }
+        }
         return 0;
     }
     if (strcmp(word, "topic") == 0) {
