@@ -23,7 +23,7 @@ volatile sig_atomic_t bridge_counters_requested;
 /* A consumer that is not polled is heartbeaten this often (intaked's stale time is seconds). */
 #define LOOP_HEARTBEAT_NS (100 * NS_PER_MS)
 /* How long one resume lookup may block, and how long the loop sleeps when idle. */
-#define LOOP_RESUME_TIMEOUT_MS 5000
+#define LOOP_RESUME_TIMEOUT_MS 2000
 #define LOOP_IDLE_WAIT_NS (20 * NS_PER_MS)
 #define LOOP_IDLE_SERVE_MS 2
 /* How long to serve librdkafka when its queue is full before offering the record again. */

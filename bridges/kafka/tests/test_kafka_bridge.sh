@@ -236,7 +236,8 @@ sleep 4
 check "C: with every broker down the producer is held back (block retention)" \
     kill -0 "$outage_producer"
 kill -USR1 "$bridge_pid_outage"
-sleep 0.3
+# The counters come when the loop next turns (a read-back attempt blocks up to 2 s).
+for _ in $(seq 1 100); do grep -q 'counters: ' "$work/bridge-outage.log" && break; sleep 0.1; done
 # The bridge filled its 500-message queue, stopped reading, then (connections failing with
 # records in flight) dropped those and now waits to read back what Kafka has.
 check "C: the bridge stopped reading: queue full, in-flight records dropped, waiting to read back" \
