@@ -26,6 +26,8 @@ volatile sig_atomic_t bridge_counters_requested;
 #define LOOP_RESUME_TIMEOUT_MS 2000
 #define LOOP_IDLE_WAIT_NS (20 * NS_PER_MS)
 #define LOOP_IDLE_SERVE_MS 2
+/* Records the anchor slot reads per turn while catching up with a commit. */
+#define LOOP_ANCHOR_BUDGET 4096
 /* How long to serve librdkafka when its queue is full before offering the record again. */
 #define LOOP_FULL_SERVE_MS 10
 
@@ -64,18 +66,30 @@ static void counters_print(const struct bridge *bridge, const char *when) {
             bridge_forward_in_flight(bridge->forward));
 }
 
-/* Keeps a consumer that is not being polled registered as live in intaked's eyes. */
+/* Keeps both consumer slots of a topic live in intaked's eyes. The main slot's polls heartbeat
+ * too; the anchor polls only after commits, so it is heartbeaten here on its own clock. */
 static void topic_heartbeat(struct bridge_topic *topic, uint64_t now_ns) {
-    if (topic->consumer == NULL || now_ns - topic->last_heartbeat_ns < LOOP_HEARTBEAT_NS) return;
     /* A zero-timeout wait only heartbeats and looks at the commit word: it releases nothing. */
-    int woke = intake_consumer_wait(topic->consumer, 0);
-    (void)woke; /* records or not, the next poll finds out */
-    topic->last_heartbeat_ns = now_ns;
+    if (topic->consumer != NULL && now_ns - topic->last_heartbeat_ns >= LOOP_HEARTBEAT_NS) {
+        int woke = intake_consumer_wait(topic->consumer, 0);
+        (void)woke; /* records or not, the next poll finds out */
+        topic->last_heartbeat_ns = now_ns;
+    }
+    if (topic->anchor != NULL && now_ns - topic->anchor_heartbeat_ns >= LOOP_HEARTBEAT_NS) {
+        int woke = intake_consumer_wait(topic->anchor, 0);
+        (void)woke;
+        topic->anchor_heartbeat_ns = now_ns;
+    }
 }
 
 static void heartbeat_all(struct bridge *bridge, uint64_t now_ns) {
     for (uint32_t index = 0; index < bridge->table.count; index++)
         topic_heartbeat(&bridge->table.topics[index], now_ns);
+}
+
+/* bridge_resume's tick: heartbeats while a read-back blocks. */
+static void heartbeat_tick(void *context) {
+    heartbeat_all(context, intake_now_ns());
 }
 
 static void discover(struct bridge *bridge, uint64_t now_ns) {
@@ -105,9 +119,10 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
     struct bridge_origin origin = {topic->name, options->instance, topic->log_id};
     char why[512] = "";
     uint64_t main_offset = 0, dead_offset = 0;
+    const struct bridge_resume_tick tick = {heartbeat_tick, bridge};
     enum bridge_resume_outcome main_outcome = bridge_resume_find(
         bridge->resume, topic->kafka_topic, options->kafka_partition, &origin,
-        options->resume_scan_max, LOOP_RESUME_TIMEOUT_MS, &main_offset, why, sizeof(why));
+        options->resume_scan_max, LOOP_RESUME_TIMEOUT_MS, &tick, &main_offset, why, sizeof(why));
     if (main_outcome == BRIDGE_RESUME_ERROR) return resume_error(bridge, topic, why, now_ns), 1;
     char main_why[256];
     snprintf(main_why, sizeof(main_why), "%s", why);
@@ -124,7 +139,7 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
      * one that was the topic's last word before a crash. */
     enum bridge_resume_outcome dead_outcome = bridge_resume_find(
         bridge->resume, options->dead_letter_topic, options->kafka_partition, &origin,
-        options->resume_dead_letter_scan_max, LOOP_RESUME_TIMEOUT_MS, &dead_offset, why,
+        options->resume_dead_letter_scan_max, LOOP_RESUME_TIMEOUT_MS, &tick, &dead_offset, why,
         sizeof(why));
     if (dead_outcome == BRIDGE_RESUME_ERROR) return resume_error(bridge, topic, why, now_ns), 1;
     bool main_found = main_outcome == BRIDGE_RESUME_FOUND;
@@ -134,6 +149,7 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
     if (dead_found && (!main_found || dead_offset > main_offset)) topic->skip_through = dead_offset;
     topic->phase = BRIDGE_TOPIC_FORWARDING;
     topic->last_commit_ns = now_ns;
+    topic->anchor_behind = true; /* from the oldest record up to the committed cursor */
     if (topic->skip_active)
         fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: Kafka has it up to offset %" PRIu64
                 ", forwarding after it\n", topic->name, topic->kafka_topic,
@@ -169,10 +185,14 @@ static void topic_commit_if_done(struct bridge *bridge, struct bridge_topic *top
         topic->uncommitted = false;
         topic->commits++;
         topic->last_commit_ns = now_ns;
-        topic->last_heartbeat_ns = now_ns; /* commit heartbeats */
+        topic->anchor_behind = true;
+    }
+    if (topic->anchor_behind && !topic->holding) {
+        int result = bridge_topics_anchor_advance(topic, LOOP_ANCHOR_BUDGET);
+        if (result < 0) bridge->fatal = true;
+        topic->anchor_behind = result == 1;
     }
     topic->draining = false;
-    (void)bridge;
 }
 
 /* Reads and forwards up to a budget of one topic's records. Returns records moved, or -1 when

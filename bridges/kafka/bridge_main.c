@@ -211,10 +211,11 @@ static int options_check(const struct bridge_options *options) {
                 options->dead_letter_topic);
         return -1;
     }
+    /* Room for the anchor slot's suffix (bridge_topics.h). */
     size_t name_length = strlen(options->consumer_name);
-    if (name_length == 0 || name_length > INTAKE_CONSUMER_NAME_BYTES_MAX) {
-        fprintf(stderr, "intake-kafka: --consumer-name must be 1..%d bytes\n",
-                INTAKE_CONSUMER_NAME_BYTES_MAX);
+    size_t name_max = INTAKE_CONSUMER_NAME_BYTES_MAX - (sizeof(BRIDGE_ANCHOR_SUFFIX) - 1);
+    if (name_length == 0 || name_length > name_max) {
+        fprintf(stderr, "intake-kafka: --consumer-name must be 1..%zu bytes\n", name_max);
         return -1;
     }
     return 0;

@@ -59,6 +59,10 @@ void bridge_resume_close(struct bridge_resume *resume) {
     free(resume);
 }
 
+static void tick_run(const struct bridge_resume_tick *tick) {
+    if (tick != NULL && tick->function != NULL) tick->function(tick->context);
+}
+
 static uint64_t resume_now_ms(void) {
     return intake_now_ns() / 1000000u;
 }
@@ -114,8 +118,8 @@ static void message_check(const rd_kafka_message_t *message, const struct bridge
 /* Reads messages [start, end) of the partition. Returns 0, or -1 at the deadline. */
 static int window_read(struct bridge_resume *resume, const char *kafka_topic, int32_t partition,
                        int64_t start, int64_t end, const struct bridge_origin *origin,
-                       uint64_t deadline_ms, struct resume_match *match, char *why,
-                       size_t why_bytes) {
+                       uint64_t deadline_ms, const struct bridge_resume_tick *tick,
+                       struct resume_match *match, char *why, size_t why_bytes) {
     rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(assignment, kafka_topic, partition)->offset = start;
     rd_kafka_resp_err_t error = rd_kafka_assign(resume->consumer, assignment);
@@ -135,6 +139,7 @@ static int window_read(struct bridge_resume *resume, const char *kafka_topic, in
             break;
         }
         rd_kafka_message_t *message = rd_kafka_consumer_poll(resume->consumer, RESUME_POLL_MS);
+        tick_run(tick);
         if (message == NULL) continue;
         bool at_end = false;
         if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -183,12 +188,16 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
                                               const char *kafka_topic, int32_t partition,
                                               const struct bridge_origin *origin,
                                               uint64_t scan_max, int timeout_ms,
+                                              const struct bridge_resume_tick *tick,
                                               uint64_t *offset_out, char *why, size_t why_bytes) {
-    uint64_t deadline_ms = resume_now_ms() + (uint64_t)timeout_ms;
     int64_t low = 0, high = 0;
     rd_kafka_resp_err_t error = rd_kafka_query_watermark_offsets(
         resume->consumer, kafka_topic, partition, &low, &high, timeout_ms);
-    if (error_means_no_topic(error) && topic_is_unknown(resume, kafka_topic, timeout_ms)) {
+    tick_run(tick);
+    uint64_t deadline_ms = resume_now_ms() + (uint64_t)timeout_ms;
+    bool unknown = error_means_no_topic(error) && topic_is_unknown(resume, kafka_topic, timeout_ms);
+    tick_run(tick);
+    if (unknown) {
         snprintf(why, why_bytes, "the topic does not exist yet");
         return BRIDGE_RESUME_NOTHING;
     }
@@ -204,8 +213,8 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
         if ((uint64_t)span > scan_max - scanned) span = (int64_t)(scan_max - scanned);
         int64_t start = end - span > low ? end - span : low;
         struct resume_match match = {0};
-        if (window_read(resume, kafka_topic, partition, start, end, origin, deadline_ms, &match,
-                        why, why_bytes) != 0)
+        if (window_read(resume, kafka_topic, partition, start, end, origin, deadline_ms, tick,
+                        &match, why, why_bytes) != 0)
             return BRIDGE_RESUME_ERROR;
         if (match.found) {
             /* The newest message of this topic and instance belongs to an older log (offsets

@@ -50,13 +50,21 @@ int bridge_resume_open(const struct bridge_kafka_settings *settings, struct brid
                        char *why, size_t why_bytes) __attribute__((warn_unused_result));
 void bridge_resume_close(struct bridge_resume *resume);
 
+/* Called between blocking steps (at least every 200 ms of reading, and around each request),
+ * so the caller keeps its intake consumers' heartbeats going. */
+struct bridge_resume_tick {
+    void (*function)(void *context);
+    void *context;
+};
+
 /* Finds the newest message of `origin` in `kafka_topic` [`partition`], looking at most at the
- * last `scan_max` messages. A topic that does not exist yet counts as empty. Blocks up to
- * `timeout_ms`. */
+ * last `scan_max` messages. A topic that does not exist yet counts as empty. Each request
+ * blocks up to `timeout_ms`; `tick` runs between them. */
 enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
                                               const char *kafka_topic, int32_t partition,
                                               const struct bridge_origin *origin,
                                               uint64_t scan_max, int timeout_ms,
+                                              const struct bridge_resume_tick *tick,
                                               uint64_t *offset_out, char *why, size_t why_bytes)
     __attribute__((warn_unused_result));
 

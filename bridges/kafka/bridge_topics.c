@@ -32,9 +32,12 @@ int bridge_topics_init(struct bridge_topic_table *table, uint32_t capacity, cons
 }
 
 void bridge_topics_destroy(struct bridge_topic_table *table) {
-    for (uint32_t index = 0; index < table->count; index++)
-        if (table->topics[index].consumer != NULL)
-            intake_consumer_close(table->topics[index].consumer);
+    for (uint32_t index = 0; index < table->count; index++) {
+        struct bridge_topic *topic = &table->topics[index];
+        if (topic->consumer != NULL) intake_consumer_close(topic->consumer);
+        /* After the main slot: between the two closes, the anchor still holds. */
+        if (topic->anchor != NULL) intake_consumer_close(topic->anchor);
+    }
     free(table->topics);
     *table = (struct bridge_topic_table){0};
 }
@@ -125,15 +128,12 @@ static int log_identity_read(const char *path, struct log_identity *identity) {
 
 /* The one place that knows the consumer library's open signature. */
 static int consumer_open(const char *directory, const char *topic, const char *name,
+                         const struct intake_consumer_options *options,
                          struct intake_consumer **out, char *why, size_t why_bytes) {
-    const struct intake_consumer_options options = {
-        .start = INTAKE_CONSUMER_START_COMMITTED,
-        .ephemeral = false, /* the committed cursor must outlive the process */
-    };
 #ifdef INTAKE_CONSUMER_OPEN_HAS_WHY
-    return intake_consumer_open(directory, topic, name, &options, out, why, why_bytes);
+    return intake_consumer_open(directory, topic, name, options, out, why, why_bytes);
 #else
-    int result = intake_consumer_open(directory, topic, name, &options, out);
+    int result = intake_consumer_open(directory, topic, name, options, out);
     if (result != 0) snprintf(why, why_bytes, "%s", intake_consumer_open_error());
     return result;
 #endif
@@ -144,8 +144,27 @@ static int consumer_open(const char *directory, const char *topic, const char *n
 static int topic_open(struct bridge_topic_table *table, struct bridge_topic *topic) {
     INTAKE_ASSERT(topic->phase == BRIDGE_TOPIC_WAITING);
     char why[512] = "";
-    int result = consumer_open(table->shm_dir, topic->name, table->consumer_name,
+    int result = 0;
+    if (topic->anchor == NULL) {
+        /* The anchor first, at the oldest retained record: from then on nothing the main
+         * consumer has not committed can be overwritten. It catches up after the first
+         * commit. Ephemeral: a slot left by a dead bridge is reclaimed. */
+        const struct intake_consumer_options anchor_options = {
+            .start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true};
+        char anchor_name[INTAKE_CONSUMER_NAME_BYTES_MAX + 1];
+        snprintf(anchor_name, sizeof(anchor_name), "%s%s", table->consumer_name,
+                 BRIDGE_ANCHOR_SUFFIX);
+        result = consumer_open(table->shm_dir, topic->name, anchor_name, &anchor_options,
+                               &topic->anchor, why, sizeof(why));
+    }
+    if (result == 0) {
+        const struct intake_consumer_options options = {
+            .start = INTAKE_CONSUMER_START_COMMITTED,
+            .ephemeral = false, /* the committed cursor must outlive the process */
+        };
+        result = consumer_open(table->shm_dir, topic->name, table->consumer_name, &options,
                                &topic->consumer, why, sizeof(why));
+    }
     if (result == -ENOENT) return result;
     if (result != 0) {
         fprintf(stderr, "intake-kafka: topic %s: %s\n", topic->name, why);
@@ -171,6 +190,8 @@ static int topic_open(struct bridge_topic_table *table, struct bridge_topic *top
                     topic->name, path, strerror(-result));
         intake_consumer_close(topic->consumer);
         topic->consumer = NULL;
+        intake_consumer_close(topic->anchor);
+        topic->anchor = NULL;
         return result;
     }
     topic->log_id = identity.created_wall_ns;
@@ -187,9 +208,31 @@ uint32_t bridge_topics_open_waiting(struct bridge_topic_table *table) {
     return opened;
 }
 
+int bridge_topics_anchor_advance(struct bridge_topic *topic, uint32_t records_max) {
+    INTAKE_ASSERT(topic->consumer != NULL);
+    INTAKE_ASSERT(topic->anchor != NULL);
+    uint64_t target = intake_consumer_next_offset(topic->consumer);
+    if (target == SHM_LOG_OFFSET_NONE) return 0; /* the main consumer has read nothing yet */
+    for (uint32_t step = 0; step < records_max; step++) {
+        uint64_t next = intake_consumer_next_offset(topic->anchor);
+        if (next != SHM_LOG_OFFSET_NONE && next >= target) return 0;
+        struct intake_consumer_record record;
+        int polled = intake_consumer_poll(topic->anchor, &record);
+        if (polled < 0) {
+            fprintf(stderr, "intake-kafka: topic %s: anchor: %s\n", topic->name,
+                    intake_consumer_error(topic->anchor));
+            return polled;
+        }
+        if (polled == 0) return 0; /* the anchor is at the writer: nothing more to hold */
+    }
+    return 1;
+}
+
 int bridge_topics_reopen(struct bridge_topic_table *table, struct bridge_topic *topic) {
     INTAKE_ASSERT(topic->in_flight == 0);
     INTAKE_ASSERT(topic->consumer != NULL);
+    /* The anchor stays open: it holds the records from the committed cursor on while the main
+     * slot is closed and opened again. */
     intake_consumer_close(topic->consumer);
     topic->consumer = NULL;
     topic->phase = BRIDGE_TOPIC_WAITING;

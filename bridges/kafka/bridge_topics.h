@@ -36,6 +36,12 @@ struct bridge_topic {
     char name[BRIDGE_TOPIC_NAME_BYTES];
     char kafka_topic[BRIDGE_KAFKA_TOPIC_BYTES];
     struct intake_consumer *consumer; /* NULL while WAITING */
+    /* A second, ephemeral consumer slot ("<name>~hold") that stays at the committed cursor: the
+     * main consumer's poll releases records to intaked's writer as soon as they are polled,
+     * but a record in flight is not in Kafka yet. The anchor keeps every uncommitted record in
+     * the log (block retention holds from the lowest live slot), so a purge or a reopen can
+     * read them again. It is advanced after each commit (bridge_topics_anchor_advance). */
+    struct intake_consumer *anchor;
     uint64_t log_id;                  /* the log's creation time (ns): see bridge_resume.h */
 
     /* Records up to skip_through are in Kafka already (found by bridge_resume). */
@@ -49,7 +55,9 @@ struct bridge_topic {
     bool holding;             /* `held` was polled but librdkafka's queue was full */
     struct intake_consumer_record held;
     uint64_t last_commit_ns;
-    uint64_t last_heartbeat_ns;
+    bool anchor_behind;       /* committed since the anchor last caught up */
+    uint64_t last_heartbeat_ns;  /* main slot */
+    uint64_t anchor_heartbeat_ns;
 
     /* Counters. */
     uint64_t forwarded;      /* delivery reports without error for the Kafka topic */
@@ -89,6 +97,15 @@ uint32_t bridge_topics_open_waiting(struct bridge_topic_table *table);
  * bridge_topics_open_waiting would for this topic: 0, -ENOENT (WAITING again) or an error. */
 int bridge_topics_reopen(struct bridge_topic_table *table, struct bridge_topic *topic)
     __attribute__((warn_unused_result));
+
+/* Moves the topic's anchor up to the main consumer's committed cursor (call right after a
+ * commit). Reads at most `records_max` records per call; returns 0 when the anchor has caught
+ * up, 1 when it has more to read (call again), negative on a log error. */
+int bridge_topics_anchor_advance(struct bridge_topic *topic, uint32_t records_max)
+    __attribute__((warn_unused_result));
+
+/* Suffix of the anchor slot's name; --consumer-name leaves room for it. */
+#define BRIDGE_ANCHOR_SUFFIX "~hold"
 
 /* --all-topics: adds every topic with a log in the shm directory that is not in the table.
  * Returns how many were added, or negative errno when the directory cannot be read. */
