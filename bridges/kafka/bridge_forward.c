@@ -343,16 +343,6 @@ int bridge_forward_open(const struct bridge_forward_options *options,
     return 0;
 }
 
-int bridge_forward_renew(struct bridge_forward *forward, char *why, size_t why_bytes) {
-    INTAKE_ASSERT(forward->in_flight_total == 0);
-    forward->closing = true; /* late reports of the old producer change nothing */
-    rd_kafka_destroy(forward->producer);
-    forward->producer = NULL;
-    forward->closing = false;
-    forward->uncertain = false;
-    return producer_create(forward, why, why_bytes);
-}
-
 void bridge_forward_close(struct bridge_forward *forward) {
     if (forward == NULL) return;
     forward->closing = true;
@@ -375,8 +365,12 @@ bool bridge_forward_uncertain(const struct bridge_forward *forward) {
 
 void bridge_forward_purge(struct bridge_forward *forward) {
     forward->uncertain = false;
-    rd_kafka_resp_err_t error =
-        rd_kafka_purge(forward->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    /* Non-blocking: the purged reports arrive through bridge_forward_serve, while the loop
+     * keeps heartbeating (a call that blocks for seconds would let intaked think the bridge
+     * stale and release the log). Purged records are never sent again by librdkafka. */
+    rd_kafka_resp_err_t error = rd_kafka_purge(
+        forward->producer,
+        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR)
         forward_fail(forward, "purge after a lost connection", rd_kafka_err2str(error));
 }

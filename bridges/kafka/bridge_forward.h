@@ -89,17 +89,13 @@ int bridge_forward_flush(struct bridge_forward *forward, int timeout_ms);
 /* True once a connection to a broker failed (or a request timed out) while records were in
  * flight. librdkafka would resend them itself, and a resend after an idempotence epoch bump is
  * a duplicate of a record that did reach Kafka. So the caller stops producing, calls
- * bridge_forward_purge, waits for in_flight to reach 0 (purged reports), renews the producer
- * and reads back what Kafka has for each topic (bridge_resume) before going on. */
+ * bridge_forward_purge, waits for in_flight to reach 0 (purged reports), and reads back what
+ * Kafka has for each topic (bridge_resume) before going on. Purged records are never resent;
+ * records produced later get new sequence numbers, which is correct after an epoch bump. */
 bool bridge_forward_uncertain(const struct bridge_forward *forward);
 /* Drops every queued and in-flight record (their reports come with a purge error and only
  * lower the in-flight counts). Clears the uncertain flag. */
 void bridge_forward_purge(struct bridge_forward *forward);
-
-/* Replaces the producer with a new one (a new producer id, no state from the old connections).
- * Only with nothing in flight (after a purge). */
-int bridge_forward_renew(struct bridge_forward *forward, char *why, size_t why_bytes)
-    __attribute__((warn_unused_result));
 
 /* Records handed to librdkafka without a report yet, every topic. */
 uint64_t bridge_forward_in_flight(const struct bridge_forward *forward);

@@ -24,6 +24,7 @@ volatile sig_atomic_t bridge_counters_requested;
 #define LOOP_HEARTBEAT_NS (100 * NS_PER_MS)
 /* How long one resume lookup may block, and how long the loop sleeps when idle. */
 #define LOOP_RESUME_TIMEOUT_MS 2000
+#define LOOP_RESUME_RETRY_NS (500 * NS_PER_MS)
 #define LOOP_IDLE_WAIT_NS (20 * NS_PER_MS)
 #define LOOP_IDLE_SERVE_MS 2
 /* Records the anchor slot reads per turn while catching up with a commit. */
@@ -42,6 +43,8 @@ struct bridge {
     uint64_t resyncs;
     uint64_t next_scan_ns;
     uint64_t last_resume_error_ns;
+    struct bridge_topic *resume_topic; /* the topic bridge_resume is looking up, or NULL */
+    uint64_t next_resume_ns;           /* after a failed lookup, the next one waits */
     bool fatal;
 };
 
@@ -87,10 +90,6 @@ static void heartbeat_all(struct bridge *bridge, uint64_t now_ns) {
         topic_heartbeat(&bridge->table.topics[index], now_ns);
 }
 
-/* bridge_resume's tick: heartbeats while a read-back blocks. */
-static void heartbeat_tick(void *context) {
-    heartbeat_all(context, intake_now_ns());
-}
 
 static void discover(struct bridge *bridge, uint64_t now_ns) {
     if (now_ns < bridge->next_scan_ns) return;
@@ -112,41 +111,36 @@ static void resume_error(struct bridge *bridge, const struct bridge_topic *topic
             topic->name, why);
 }
 
-/* Finds what Kafka already has of `topic` (target partition, then the dead-letter topic).
- * Returns 0 when done, 1 to retry later, -1 when it cannot be known (fatal). */
-static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint64_t now_ns) {
+/* Hands bridge_resume the next lookup for `topic`: its target partition (stage 0), then the
+ * dead-letter topic (stage 1). */
+static void resume_request(struct bridge *bridge, struct bridge_topic *topic) {
     const struct bridge_options *options = bridge->options;
-    struct bridge_origin origin = {topic->name, options->instance, topic->log_id};
-    char why[512] = "";
-    uint64_t main_offset = 0, dead_offset = 0;
-    const struct bridge_resume_tick tick = {heartbeat_tick, bridge};
-    enum bridge_resume_outcome main_outcome = bridge_resume_find(
-        bridge->resume, topic->kafka_topic, options->kafka_partition, &origin,
-        options->resume_scan_max, LOOP_RESUME_TIMEOUT_MS, &tick, &main_offset, why, sizeof(why));
-    if (main_outcome == BRIDGE_RESUME_ERROR) return resume_error(bridge, topic, why, now_ns), 1;
-    char main_why[256];
-    snprintf(main_why, sizeof(main_why), "%s", why);
-    if (main_outcome == BRIDGE_RESUME_LIMIT) {
-        fprintf(stderr,
-                "intake-kafka: topic %s: none of the last %" PRIu64 " messages of %s [%d] came "
-                "from this bridge, so what it delivered cannot be known; is another writer using "
-                "that partition? (raise --resume-scan-max if not)\n",
-                topic->name, options->resume_scan_max, topic->kafka_topic,
-                options->kafka_partition);
-        return -1;
-    }
+    struct bridge_resume_request request = {
+        .partition = options->kafka_partition,
+        .log_id = topic->log_id,
+        .timeout_ms = LOOP_RESUME_TIMEOUT_MS,
+    };
+    bool dead = topic->resume_stage == 1;
+    snprintf(request.kafka_topic, sizeof(request.kafka_topic), "%s",
+             dead ? options->dead_letter_topic : topic->kafka_topic);
+    snprintf(request.intake_topic, sizeof(request.intake_topic), "%s", topic->name);
+    snprintf(request.instance, sizeof(request.instance), "%s", options->instance);
     /* Dead letters are rare and shared by every topic: a bounded look back is enough to find
      * one that was the topic's last word before a crash. */
-    enum bridge_resume_outcome dead_outcome = bridge_resume_find(
-        bridge->resume, options->dead_letter_topic, options->kafka_partition, &origin,
-        options->resume_dead_letter_scan_max, LOOP_RESUME_TIMEOUT_MS, &tick, &dead_offset, why,
-        sizeof(why));
-    if (dead_outcome == BRIDGE_RESUME_ERROR) return resume_error(bridge, topic, why, now_ns), 1;
-    bool main_found = main_outcome == BRIDGE_RESUME_FOUND;
-    bool dead_found = dead_outcome == BRIDGE_RESUME_FOUND;
+    request.scan_max = dead ? options->resume_dead_letter_scan_max : options->resume_scan_max;
+    if (bridge_resume_start(bridge->resume, &request) == 0) bridge->resume_topic = topic;
+}
+
+/* Both lookups are in: skip through the newest delivered offset of either, and forward. */
+static void resume_finish(struct bridge *bridge, struct bridge_topic *topic,
+                          const struct bridge_resume_result *dead, uint64_t now_ns) {
+    const struct bridge_options *options = bridge->options;
+    bool main_found = topic->resume_main_found;
+    bool dead_found = dead->outcome == BRIDGE_RESUME_FOUND;
     topic->skip_active = main_found || dead_found;
-    topic->skip_through = main_found ? main_offset : 0;
-    if (dead_found && (!main_found || dead_offset > main_offset)) topic->skip_through = dead_offset;
+    topic->skip_through = main_found ? topic->resume_main_offset : 0;
+    if (dead_found && (!main_found || dead->offset > topic->resume_main_offset))
+        topic->skip_through = dead->offset;
     topic->phase = BRIDGE_TOPIC_FORWARDING;
     topic->last_commit_ns = now_ns;
     topic->anchor_behind = true; /* from the oldest record up to the committed cursor */
@@ -156,21 +150,63 @@ static int topic_resume(struct bridge *bridge, struct bridge_topic *topic, uint6
                 options->kafka_partition, topic->skip_through);
     else
         fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: nothing of this log in Kafka yet "
-                "(%s)\n", topic->name, topic->kafka_topic, options->kafka_partition, main_why);
-    return 0;
+                "(%s)\n", topic->name, topic->kafka_topic, options->kafka_partition,
+                topic->resume_main_why);
 }
 
-/* Resumes topics that wait for it, once the settle time since start has passed (requests of
- * a previous bridge process that were already on their way have landed by then). */
+/* An answer from bridge_resume for the topic it was asked about. */
+static void resume_answer(struct bridge *bridge, struct bridge_topic *topic,
+                          const struct bridge_resume_result *result, uint64_t now_ns) {
+    const struct bridge_options *options = bridge->options;
+    if (result->outcome == BRIDGE_RESUME_ERROR) {
+        resume_error(bridge, topic, result->why, now_ns);
+        topic->resume_stage = 0;
+        bridge->next_resume_ns = now_ns + LOOP_RESUME_RETRY_NS;
+        return;
+    }
+    if (topic->resume_stage == 1) {
+        topic->resume_stage = 0;
+        resume_finish(bridge, topic, result, now_ns);
+        return;
+    }
+    if (result->outcome == BRIDGE_RESUME_LIMIT) {
+        fprintf(stderr,
+                "intake-kafka: topic %s: none of the last %" PRIu64 " messages of %s [%d] came "
+                "from this bridge, so what it delivered cannot be known; is another writer using "
+                "that partition? (raise --resume-scan-max if not)\n",
+                topic->name, options->resume_scan_max, topic->kafka_topic,
+                options->kafka_partition);
+        bridge->fatal = true;
+        return;
+    }
+    topic->resume_main_found = result->outcome == BRIDGE_RESUME_FOUND;
+    topic->resume_main_offset = result->offset;
+    snprintf(topic->resume_main_why, sizeof(topic->resume_main_why), "%.200s", result->why);
+    topic->resume_stage = 1;
+    resume_request(bridge, topic);
+}
+
+/* Moves the read-backs along without blocking: takes an answer if there is one, else starts a
+ * lookup for the next topic that waits for one, once the settle time since start (or since
+ * the last purge) has passed: requests of an earlier producer that were already on their way
+ * have landed by then. */
 static void resume_pending(struct bridge *bridge, uint64_t now_ns) {
+    if (bridge->resume_topic != NULL) {
+        struct bridge_resume_result result;
+        if (!bridge_resume_take(bridge->resume, &result)) return;
+        struct bridge_topic *topic = bridge->resume_topic;
+        bridge->resume_topic = NULL;
+        resume_answer(bridge, topic, &result, now_ns);
+        return;
+    }
     if (now_ns - bridge->settle_from_ns < bridge->options->resume_settle_ms * NS_PER_MS) return;
-    for (uint32_t index = 0; index < bridge->table.count && !bridge->fatal; index++) {
+    if (now_ns < bridge->next_resume_ns) return;
+    for (uint32_t index = 0; index < bridge->table.count; index++) {
         struct bridge_topic *topic = &bridge->table.topics[index];
         if (topic->phase != BRIDGE_TOPIC_RESUMING) continue;
-        int result = topic_resume(bridge, topic, now_ns);
-        if (result < 0) bridge->fatal = true;
-        if (result != 0) break; /* retry later; heartbeats go on meanwhile */
-        heartbeat_all(bridge, intake_now_ns());
+        topic->resume_stage = 0;
+        resume_request(bridge, topic);
+        return;
     }
 }
 
@@ -286,12 +322,6 @@ static void idle_wait(struct bridge *bridge) {
  * records not committed reads again from its committed cursor, after finding what Kafka has. */
 static void resync_step(struct bridge *bridge, uint64_t now_ns) {
     if (bridge_forward_in_flight(bridge->forward) != 0) return;
-    char why[512] = "";
-    if (bridge_forward_renew(bridge->forward, why, sizeof(why)) != 0) {
-        fprintf(stderr, "intake-kafka: %s\n", why);
-        bridge->fatal = true;
-        return;
-    }
     for (uint32_t index = 0; index < bridge->table.count; index++) {
         struct bridge_topic *topic = &bridge->table.topics[index];
         if (topic->phase != BRIDGE_TOPIC_FORWARDING || (!topic->uncommitted && !topic->holding))

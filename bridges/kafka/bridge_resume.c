@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,19 @@
 #define RESUME_POLL_MS 200
 
 struct bridge_resume {
-    rd_kafka_t *consumer;
+    rd_kafka_t *consumer; /* used by the resume thread only, once it runs */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    /* Guarded by lock. */
+    bool stopping;
+    bool requested; /* a request waits for (or is being run by) the thread */
+    bool answered;  /* `result` holds its answer */
+    struct bridge_resume_request request;
+    struct bridge_resume_result result;
 };
+
+static void *resume_thread(void *argument);
 
 int bridge_resume_open(const struct bridge_kafka_settings *settings, struct bridge_resume **out,
                        char *why, size_t why_bytes) {
@@ -48,19 +60,54 @@ int bridge_resume_open(const struct bridge_kafka_settings *settings, struct brid
         return -EINVAL;
     }
     rd_kafka_poll_set_consumer(resume->consumer);
+    pthread_mutex_init(&resume->lock, NULL);
+    pthread_cond_init(&resume->changed, NULL);
+    int error = pthread_create(&resume->thread, NULL, resume_thread, resume);
+    if (error != 0) {
+        snprintf(why, why_bytes, "pthread_create: %s", strerror(error));
+        rd_kafka_destroy(resume->consumer);
+        free(resume);
+        return -error;
+    }
     *out = resume;
     return 0;
 }
 
 void bridge_resume_close(struct bridge_resume *resume) {
     if (resume == NULL) return;
+    pthread_mutex_lock(&resume->lock);
+    resume->stopping = true;
+    pthread_cond_broadcast(&resume->changed);
+    pthread_mutex_unlock(&resume->lock);
+    pthread_join(resume->thread, NULL); /* a lookup in progress ends within its timeouts */
     rd_kafka_consumer_close(resume->consumer);
     rd_kafka_destroy(resume->consumer);
+    pthread_cond_destroy(&resume->changed);
+    pthread_mutex_destroy(&resume->lock);
     free(resume);
 }
 
-static void tick_run(const struct bridge_resume_tick *tick) {
-    if (tick != NULL && tick->function != NULL) tick->function(tick->context);
+int bridge_resume_start(struct bridge_resume *resume, const struct bridge_resume_request *request) {
+    pthread_mutex_lock(&resume->lock);
+    bool busy = resume->requested || resume->answered;
+    if (!busy) {
+        resume->request = *request;
+        resume->requested = true;
+        pthread_cond_broadcast(&resume->changed);
+    }
+    pthread_mutex_unlock(&resume->lock);
+    return busy ? -EBUSY : 0;
+}
+
+bool bridge_resume_take(struct bridge_resume *resume, struct bridge_resume_result *result) {
+    pthread_mutex_lock(&resume->lock);
+    bool answered = resume->answered;
+    if (answered) {
+        *result = resume->result;
+        resume->answered = false;
+    }
+    pthread_mutex_unlock(&resume->lock);
+    return answered;
 }
 
 static uint64_t resume_now_ms(void) {
@@ -118,8 +165,8 @@ static void message_check(const rd_kafka_message_t *message, const struct bridge
 /* Reads messages [start, end) of the partition. Returns 0, or -1 at the deadline. */
 static int window_read(struct bridge_resume *resume, const char *kafka_topic, int32_t partition,
                        int64_t start, int64_t end, const struct bridge_origin *origin,
-                       uint64_t deadline_ms, const struct bridge_resume_tick *tick,
-                       struct resume_match *match, char *why, size_t why_bytes) {
+                       uint64_t deadline_ms, struct resume_match *match, char *why,
+                       size_t why_bytes) {
     rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(assignment, kafka_topic, partition)->offset = start;
     rd_kafka_resp_err_t error = rd_kafka_assign(resume->consumer, assignment);
@@ -139,7 +186,6 @@ static int window_read(struct bridge_resume *resume, const char *kafka_topic, in
             break;
         }
         rd_kafka_message_t *message = rd_kafka_consumer_poll(resume->consumer, RESUME_POLL_MS);
-        tick_run(tick);
         if (message == NULL) continue;
         bool at_end = false;
         if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -184,20 +230,17 @@ static bool topic_is_unknown(struct bridge_resume *resume, const char *kafka_top
     return unknown;
 }
 
-enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
+/* The lookup itself; runs on the resume thread (see bridge_resume.h). */
+static enum bridge_resume_outcome resume_find(struct bridge_resume *resume,
                                               const char *kafka_topic, int32_t partition,
                                               const struct bridge_origin *origin,
                                               uint64_t scan_max, int timeout_ms,
-                                              const struct bridge_resume_tick *tick,
                                               uint64_t *offset_out, char *why, size_t why_bytes) {
     int64_t low = 0, high = 0;
     rd_kafka_resp_err_t error = rd_kafka_query_watermark_offsets(
         resume->consumer, kafka_topic, partition, &low, &high, timeout_ms);
-    tick_run(tick);
     uint64_t deadline_ms = resume_now_ms() + (uint64_t)timeout_ms;
-    bool unknown = error_means_no_topic(error) && topic_is_unknown(resume, kafka_topic, timeout_ms);
-    tick_run(tick);
-    if (unknown) {
+    if (error_means_no_topic(error) && topic_is_unknown(resume, kafka_topic, timeout_ms)) {
         snprintf(why, why_bytes, "the topic does not exist yet");
         return BRIDGE_RESUME_NOTHING;
     }
@@ -213,8 +256,8 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
         if ((uint64_t)span > scan_max - scanned) span = (int64_t)(scan_max - scanned);
         int64_t start = end - span > low ? end - span : low;
         struct resume_match match = {0};
-        if (window_read(resume, kafka_topic, partition, start, end, origin, deadline_ms, tick,
-                        &match, why, why_bytes) != 0)
+        if (window_read(resume, kafka_topic, partition, start, end, origin, deadline_ms, &match,
+                        why, why_bytes) != 0)
             return BRIDGE_RESUME_ERROR;
         if (match.found) {
             /* The newest message of this topic and instance belongs to an older log (offsets
@@ -232,4 +275,30 @@ enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
     snprintf(why, why_bytes, "none of offsets %" PRId64 "..%" PRId64 " is from this origin", low,
              high);
     return end > low ? BRIDGE_RESUME_LIMIT : BRIDGE_RESUME_NOTHING;
+}
+
+/* The resume thread: one lookup at a time, so the main loop never blocks on Kafka and keeps
+ * its intake consumers' heartbeats going meanwhile. */
+static void *resume_thread(void *argument) {
+    struct bridge_resume *resume = argument;
+    pthread_mutex_lock(&resume->lock);
+    for (;;) {
+        while (!resume->stopping && !resume->requested)
+            pthread_cond_wait(&resume->changed, &resume->lock);
+        if (resume->stopping) break;
+        struct bridge_resume_request request = resume->request;
+        pthread_mutex_unlock(&resume->lock);
+        struct bridge_resume_result result = {.outcome = BRIDGE_RESUME_ERROR};
+        const struct bridge_origin origin = {request.intake_topic, request.instance,
+                                             request.log_id};
+        result.outcome = resume_find(resume, request.kafka_topic, request.partition, &origin,
+                                     request.scan_max, request.timeout_ms, &result.offset,
+                                     result.why, sizeof(result.why));
+        pthread_mutex_lock(&resume->lock);
+        resume->result = result;
+        resume->requested = false;
+        resume->answered = true;
+    }
+    pthread_mutex_unlock(&resume->lock);
+    return NULL;
 }

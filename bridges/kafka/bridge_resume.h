@@ -9,7 +9,8 @@
  * and takes the intake-offset of the newest message with the same origin. The records up to it
  * are already in Kafka and are skipped, whatever the intake cursor says.
  *
- * Thread: main thread. One handle serves every topic, one lookup at a time.
+ * Thread: the main thread starts lookups and takes their answers; this module's own thread
+ * runs them, one at a time, on its own librdkafka consumer.
  */
 #ifndef BRIDGE_RESUME_H
 #define BRIDGE_RESUME_H
@@ -44,28 +45,39 @@ enum bridge_resume_outcome {
     BRIDGE_RESUME_ERROR = -1,    /* the cluster did not answer in time: `why` says what */
 };
 
-struct bridge_resume;
-
-int bridge_resume_open(const struct bridge_kafka_settings *settings, struct bridge_resume **out,
-                       char *why, size_t why_bytes) __attribute__((warn_unused_result));
-void bridge_resume_close(struct bridge_resume *resume);
-
-/* Called between blocking steps (at least every 200 ms of reading, and around each request),
- * so the caller keeps its intake consumers' heartbeats going. */
-struct bridge_resume_tick {
-    void (*function)(void *context);
-    void *context;
+/* One lookup: the newest message of the origin in `kafka_topic` [`partition`], looking at most
+ * at the last `scan_max` messages. A topic that does not exist yet counts as empty. */
+struct bridge_resume_request {
+    char kafka_topic[256];
+    int32_t partition;
+    char intake_topic[256];
+    char instance[256];
+    uint64_t log_id;
+    uint64_t scan_max;
+    int timeout_ms; /* per request to the cluster */
 };
 
-/* Finds the newest message of `origin` in `kafka_topic` [`partition`], looking at most at the
- * last `scan_max` messages. A topic that does not exist yet counts as empty. Each request
- * blocks up to `timeout_ms`; `tick` runs between them. */
-enum bridge_resume_outcome bridge_resume_find(struct bridge_resume *resume,
-                                              const char *kafka_topic, int32_t partition,
-                                              const struct bridge_origin *origin,
-                                              uint64_t scan_max, int timeout_ms,
-                                              const struct bridge_resume_tick *tick,
-                                              uint64_t *offset_out, char *why, size_t why_bytes)
+struct bridge_resume_result {
+    enum bridge_resume_outcome outcome;
+    uint64_t offset; /* BRIDGE_RESUME_FOUND: the highest intake offset already delivered */
+    char why[512];   /* ERROR, NOTHING and LIMIT: what happened */
+};
+
+struct bridge_resume;
+
+/* Creates the read-back consumer and the thread that runs lookups on it, so the caller's loop
+ * never blocks on Kafka: librdkafka's metadata and offset requests were seen blocking well
+ * past their timeouts while brokers were down, long enough for intaked to think the bridge
+ * stale and release the log. */
+int bridge_resume_open(const struct bridge_kafka_settings *settings, struct bridge_resume **out,
+                       char *why, size_t why_bytes) __attribute__((warn_unused_result));
+/* Waits for a lookup in progress, then stops the thread and the consumer. */
+void bridge_resume_close(struct bridge_resume *resume);
+
+/* Hands a lookup to the thread. -EBUSY while one is in progress or its answer not taken. */
+int bridge_resume_start(struct bridge_resume *resume, const struct bridge_resume_request *request)
     __attribute__((warn_unused_result));
+/* Non-blocking: true (and *result filled, the slot free again) once the answer is there. */
+bool bridge_resume_take(struct bridge_resume *resume, struct bridge_resume_result *result);
 
 #endif

@@ -44,6 +44,13 @@ struct bridge_topic {
     struct intake_consumer *anchor;
     uint64_t log_id;                  /* the log's creation time (ns): see bridge_resume.h */
 
+    /* Read-back (RESUMING): stage 0 asks for the target partition, stage 1 for the dead-letter
+     * topic; the first answer is kept here meanwhile. */
+    uint32_t resume_stage;
+    bool resume_main_found;
+    uint64_t resume_main_offset;
+    char resume_main_why[256];
+
     /* Records up to skip_through are in Kafka already (found by bridge_resume). */
     bool skip_active;
     uint64_t skip_through;
