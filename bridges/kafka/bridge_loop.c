@@ -25,6 +25,8 @@ volatile sig_atomic_t bridge_counters_requested;
 /* How long one resume lookup may block, and how long the loop sleeps when idle. */
 #define LOOP_RESUME_TIMEOUT_MS 2000
 #define LOOP_RESUME_RETRY_NS (500 * NS_PER_MS)
+/* On SIGTERM, deliveries are awaited in slices of this, with heartbeats between them. */
+#define LOOP_FLUSH_SLICE_MS 100
 #define LOOP_IDLE_WAIT_NS (20 * NS_PER_MS)
 #define LOOP_IDLE_SERVE_MS 2
 /* Records the anchor slot reads per turn while catching up with a commit. */
@@ -337,8 +339,14 @@ static void resync_step(struct bridge *bridge, uint64_t now_ns) {
 /* Stop: deliver what is in flight (bounded), then commit what is fully delivered. */
 static int shutdown_drain(struct bridge *bridge) {
     int status = 0;
-    if (!bridge->fatal &&
-        bridge_forward_flush(bridge->forward, (int)bridge->options->shutdown_timeout_ms) != 0) {
+    /* In slices, heartbeating between them: the slots keep holding the log meanwhile. */
+    uint64_t deadline_ns = intake_now_ns() + bridge->options->shutdown_timeout_ms * NS_PER_MS;
+    bool flushed = bridge->fatal;
+    while (!flushed && intake_now_ns() < deadline_ns) {
+        flushed = bridge_forward_flush(bridge->forward, LOOP_FLUSH_SLICE_MS) == 0;
+        heartbeat_all(bridge, intake_now_ns());
+    }
+    if (!bridge->fatal && !flushed) {
         fprintf(stderr, "intake-kafka: %" PRIu64 " record(s) not delivered within "
                 "--shutdown-timeout-ms; their cursor is not committed\n",
                 bridge_forward_in_flight(bridge->forward));
