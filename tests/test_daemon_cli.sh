@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# test_daemon_cli.sh: intaked's startup contract. Bad flags print one line and exit 2; a port in
-# use prints one line naming it and exits 1; --help exits 0; SIGINT and SIGTERM stop it with 0.
+# test_daemon_cli.sh: intaked's startup contract. Bad flags print one line and exit 2 (numbers
+# parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
+# line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
+# --help exits 0; SIGINT, SIGTERM and SIGHUP stop it gracefully with 0.
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"
@@ -13,7 +15,8 @@ check() { # description, command status (0 = ok)
 
 expect_exit() { # expected-status, description, args...
   local expected=$1 description=$2; shift 2
-  "$intaked" "$@" >"$work/out" 2>"$work/err"
+  # Bounded: a value wrongly accepted would start a daemon that never exits on its own.
+  timeout 10 "$intaked" "$@" >"$work/out" 2>"$work/err"
   local status=$?
   check "$description: exit $status, expected $expected" $((status != expected))
   if [ "$expected" -ne 0 ]; then
@@ -31,6 +34,36 @@ expect_exit 2 "max frame above log" --max-frame 64M --log-size 64M
 expect_exit 2 "bad listen" --listen nowhere
 expect_exit 2 "zcrx without a device" --backend zcrx
 
+# Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
+# Each case names a private --shm-dir, so a regression that starts a daemon touches nothing shared.
+isolated="--shm-dir /dev/shm/intake-cli-$$"
+expect_exit 2 "port above 65535" --listen 127.0.0.1:82537 $isolated
+check "port above 65535 says why" $(grep -q "port must be a number 1..65535" "$work/err"; echo $?)
+expect_exit 2 "port 0" --listen 127.0.0.1:0 $isolated
+expect_exit 2 "port with garbage" --listen 127.0.0.1:74x1 $isolated
+expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
+
+# Every numeric flag parses strictly: values that would wrap (4294967297 used to become 1),
+# negatives, signs, spaces, garbage and empty values are refused with one line naming the flag.
+# 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
+flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
+  --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
+  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms"
+flags_64="--zcrx-area --log-size"
+for flag in $flags_32 $flags_64; do
+  too_large=4294967297
+  case " $flags_64 " in *" $flag "*) too_large=1025G ;; esac
+  for value in $too_large 18446744073709551617 -1 +4 " 4" "4 " 4x 0x10 1.5 "" 4KK 99999999999G; do
+    expect_exit 2 "$flag \"$value\"" "$flag" "$value" $isolated --listen 127.0.0.1:1
+    check "$flag \"$value\" names the flag" $(grep -q -- "^intaked: $flag" "$work/err"; echo $?)
+  done
+done
+expect_exit 2 "empty --shm-dir" --shm-dir "" --listen 127.0.0.1:1
+expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
+expect_exit 2 "workers that wrap to 1" --workers 4294967297 $isolated --listen 127.0.0.1:1
+check "wrapping --workers says what is wanted" \
+  $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)
+
 # A port already taken: one line that names the address.
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 /usr/bin/python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(30)" &
@@ -40,8 +73,58 @@ expect_exit 1 "port in use" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake
 check "port in use names the address" $(grep -q "cannot listen on 127.0.0.1:$port: Address already in use" "$work/err"; echo $?)
 kill $blocker; wait $blocker 2>/dev/null
 
-# SIGINT and SIGTERM: a clean stop, exit 0, every buffer back.
-for signal in INT TERM; do
+# A second daemon on the same --shm-dir: one line, exit 1, and the first one is unharmed.
+"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
+other_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+expect_exit 1 "second daemon on one --shm-dir" --listen "127.0.0.1:$other_port" \
+  --shm-dir /dev/shm/intake-cli-$$ --backend pbuf
+check "second daemon says the directory is in use" \
+  $(grep -q "is in use by another intaked" "$work/err"; echo $?)
+kill -TERM $first
+wait $first
+check "first daemon still stops cleanly (got $?)" $?
+# Once the first is gone, the directory is free again (the lock dies with its process).
+"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
+check "directory free after the first daemon exits" $(grep -q "listening on" "$work/first"; echo $?)
+kill -9 $first; wait $first 2>/dev/null
+"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
+check "directory free after a daemon was killed" $(grep -q "listening on" "$work/first"; echo $?)
+kill -TERM $first; wait $first 2>/dev/null
+
+# intake-topic --remove: refused while a running daemon holds the topic's log, done once it
+# has stopped (the file and its memory go), refused for a topic without a log.
+topic_tool="$INTAKE_BIN_DIR/intake-topic"
+logs=/dev/shm/intake-cli-$$
+"$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
+  --max-frame 16K --topic keep --topic gone 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do [ -f $logs/gone.log ] && [ -f $logs/keep.log ] && break; sleep 0.02; done
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove while the daemon holds the log: exit 1 (got $?)" $(($? != 1))
+check "remove while held says so" $(grep -q '^intake-topic: topic "gone".s log is held by a running intaked (pid [0-9]' "$work/err"; echo $?)
+check "remove while held: one line" $(($(wc -l <"$work/err") != 1))
+check "log still there while held" $([ -f $logs/gone.log ]; echo $?)
+kill -TERM $first; wait $first 2>/dev/null
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove after the daemon stopped: exit 0 (got $?)" $?
+check "removed log is gone" $([ ! -e $logs/gone.log ]; echo $?)
+check "other topic's log kept" $([ -f $logs/keep.log ]; echo $?)
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove a topic without a log: exit 1 (got $?)" $(($? != 1))
+check "no log says so" $(grep -q 'no log for topic "gone"' "$work/err"; echo $?)
+"$topic_tool" --shm-dir $logs 2>"$work/err"
+check "intake-topic without --remove: exit 2 (got $?)" $(($? != 2))
+"$topic_tool" --help >"$work/out"
+check "intake-topic --help: exit 0 (got $?)" $?
+
+# SIGINT, SIGTERM and SIGHUP: a clean stop, exit 0, every buffer back.
+for signal in INT TERM HUP; do
   "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
   daemon=$!
   for _ in $(seq 200); do grep -q "listening on" "$work/log" && break; sleep 0.02; done
@@ -50,6 +133,7 @@ for signal in INT TERM; do
   status=$?
   check "SIG$signal exits 0 (got $status)" $status
   check "SIG$signal: units returned" $(grep -q "receive units all returned: yes" "$work/log"; echo $?)
+  check "SIG$signal: counters printed" $(grep -q "copy account at shutdown" "$work/log"; echo $?)
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -147,15 +147,17 @@ static struct intake_consumer *consumer_open(const char *directory, const char *
                                              enum intake_consumer_start start, bool ephemeral) {
     struct intake_consumer_options options = {.start = start, .ephemeral = ephemeral};
     struct intake_consumer *consumer = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES] = "";
     /* The worker creates a topic's log when it first sees the topic: wait for it, bounded. */
     for (int attempt = 0; attempt < 500; attempt++) {
-        int result = intake_consumer_open(directory, topic, name, &options, &consumer);
+        int result = intake_consumer_open(directory, topic, name, &options, &consumer, why,
+                                          sizeof(why));
         if (result == 0) return consumer;
         if (result != -ENOENT) break;
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    fprintf(stderr, "consumer %s on %s: %s\n", name, topic, intake_consumer_open_error());
+    fprintf(stderr, "consumer %s on %s: %s\n", name, topic, why);
     return NULL;
 }
 
@@ -501,7 +503,7 @@ static pid_t start_idle_consumer(const char *directory, const char *topic) {
         close(ready[0]);
         struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST};
         struct intake_consumer *consumer = NULL;
-        if (intake_consumer_open(directory, topic, "idle", &options, &consumer) != 0) _exit(1);
+        if (intake_consumer_open(directory, topic, "idle", &options, &consumer, NULL, 0) != 0) _exit(1);
         char byte = 1;
         if (write(ready[1], &byte, 1) != 1) _exit(1);
         for (;;) pause();

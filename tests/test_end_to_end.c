@@ -134,10 +134,12 @@ static void verify_logs(const struct scenario *scenario, const char *directory, 
         snprintf(name, sizeof(name), "e2e-%02u", topic);
         struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true};
         struct intake_consumer *consumer = NULL;
-        int result = intake_consumer_open(directory, name, "e2e-check", &options, &consumer);
+        char why[INTAKE_CONSUMER_ERROR_BYTES];
+        int result =
+            intake_consumer_open(directory, name, "e2e-check", &options, &consumer, why, sizeof(why));
         CHECK(result == 0);
         if (result != 0) {
-            fprintf(stderr, "open %s: %s\n", name, intake_consumer_open_error());
+            fprintf(stderr, "open %s: %s\n", name, why);
             continue;
         }
         struct intake_consumer_record record;

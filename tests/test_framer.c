@@ -16,6 +16,7 @@
 #include "framer.h"
 #include "harness.h"
 #include "record_decode.h"
+#include "record_pool.h"
 #include "record_scan.h"
 #include "varint.h"
 
@@ -560,6 +561,120 @@ static void test_bad_prefixes(void) {
                      "bad varint length prefix", "overflowing prefix");
 }
 
+/* ---- early rejection: a malformed prefix of a huge frame ---- */
+
+struct early_case {
+    const char *name;
+    const char *detail;
+    size_t proof_bytes; /* body bytes up to and including the one that proves it malformed */
+};
+
+/* Writes the first body bytes of a frame that announces 900,000 bytes; returns the case. */
+static struct early_case build_early_body(size_t which, struct buffer *body) {
+    put_bytes_field(body, 1, "orders", 6); /* a valid start: 8 bytes */
+    switch (which) {
+    case 0:
+        put_tag(body, 9, 7);
+        return (struct early_case){"wire type 7", "invalid wire type 6 or 7", body->length};
+    case 1:
+        put_tag(body, 3, 0);
+        return (struct early_case){"value as varint", "field 3 (value) must have wire type 2 "
+                                   "(length-delimited)", body->length};
+    case 2:
+        put_tag(body, 3, 2);
+        put_varint(body, 2000000);
+        return (struct early_case){"length past the frame",
+                                   "field length runs past the end of the record", body->length};
+    case 3:
+        put_tag(body, 9, 3);
+        return (struct early_case){"group", "groups (wire types 3 and 4) are not supported",
+                                   body->length};
+    default: {
+        static const uint8_t eleven[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0x01};
+        put_tag(body, 4, 0);
+        buffer_put(body, eleven, 10); /* the 10th byte (0xff) already overflows */
+        return (struct early_case){"overlong varint", "varint field value is not a valid varint",
+                                   body->length};
+    }
+    }
+}
+
+/* The frame announces 900,000 bytes (under --max-frame 1M); only the prefix, a valid field
+ * and the malformed bytes are fed, one byte per chunk. The framer must refuse the frame at the
+ * very byte that proves it malformed, with the detail the whole frame gets, holding a record
+ * of just the bytes received. */
+static void test_early_rejection(void) {
+    enum { FRAME_BYTES = 900000, CASES = 5 };
+    static struct record records[1];
+    for (size_t which = 0; which < CASES; which++) {
+        struct buffer stream = {0}, body = {0};
+        put_varint(&stream, FRAME_BYTES);
+        size_t prefix_bytes = stream.length;
+        struct early_case expected = build_early_body(which, &body);
+        buffer_put(&stream, body.bytes, body.length);
+        struct framer framer;
+        framer_init(&framer, 1u << 20);
+        size_t fed = 0;
+        enum framer_event event = FRAMER_NEED_INPUT;
+        while (fed < stream.length && event != FRAMER_ERROR) {
+            uint32_t offset = 0;
+            event = framer_feed(&framer, stream.bytes + fed, 1, 0, &offset);
+            if (event == FRAMER_NEED_RECORD) {
+                framer_give_record(&framer, &records[0]);
+                event = framer_feed(&framer, stream.bytes + fed, 1, 0, &offset);
+            }
+            CHECK(offset == 1 || event == FRAMER_NEED_RECORD);
+            fed += offset;
+        }
+        CHECK(event == FRAMER_ERROR);
+        CHECK(framer.error_status == RECORD_STATUS_REJECTED);
+        CHECK(strcmp(framer.error_detail, expected.detail) == 0);
+        CHECK(framer_rejected_early(&framer));
+        /* Refused at the proving byte: nothing after it was needed. */
+        CHECK(fed == prefix_bytes + expected.proof_bytes);
+        CHECK(framer.record != NULL && framer.record->frame_bytes == expected.proof_bytes);
+        CHECK(framer.body_bytes_needed == FRAME_BYTES - expected.proof_bytes);
+        if (strcmp(framer.error_detail, expected.detail) != 0 ||
+            fed != prefix_bytes + expected.proof_bytes)
+            fprintf(stderr, "early case \"%s\": fed %zu of %zu, detail \"%s\"\n",
+                    expected.name, fed, stream.length, framer.error_detail);
+        CHECK(framer_release_record(&framer) == &records[0]);
+        /* The whole frame (zeros after the bytes above) gets the same detail, not early. */
+        uint8_t *whole = calloc(FRAME_BYTES, 1);
+        REQUIRE(whole != NULL);
+        memcpy(whole, body.bytes, body.length);
+        struct slice slice = {whole, FRAME_BYTES, 0};
+        struct record_view view = {&slice, 1, FRAME_BYTES};
+        struct record_scan scan;
+        CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_MALFORMED);
+        CHECK(strcmp(scan.detail, expected.detail) == 0);
+        free(whole);
+        free(body.bytes);
+        free(stream.bytes);
+    }
+    /* A valid prefix of a huge frame is not refused: the framer waits for the rest. */
+    struct buffer stream = {0}, body = {0};
+    put_bytes_field(&body, 1, "orders", 6);
+    put_tag(&body, 3, 2);
+    put_varint(&body, 100);
+    put_varint(&stream, FRAME_BYTES);
+    buffer_put(&stream, body.bytes, body.length);
+    buffer_put(&stream, "0123456789", 10);
+    struct framer framer;
+    framer_init(&framer, 1u << 20);
+    uint32_t offset = 0;
+    CHECK(framer_feed(&framer, stream.bytes, (uint32_t)stream.length, 0, &offset) ==
+          FRAMER_NEED_RECORD);
+    framer_give_record(&framer, &records[0]);
+    CHECK(framer_feed(&framer, stream.bytes, (uint32_t)stream.length, 0, &offset) ==
+          FRAMER_NEED_INPUT);
+    CHECK(offset == stream.length);
+    CHECK(framer_release_record(&framer) == &records[0]);
+    free(body.bytes);
+    free(stream.bytes);
+}
+
 /* A record of `body_length` bytes whose every byte arrives in its own unit. */
 static void run_fragmented(size_t body_length, struct outcome *outcome, struct buffer *stream,
                            struct expected_record *expected) {
@@ -676,6 +791,7 @@ int main(int argc, char **argv) {
     test_random_splits();
     test_bad_records();
     test_bad_prefixes();
+    test_early_rejection();
     test_fragments();
     return test_finish();
 }

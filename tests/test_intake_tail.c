@@ -78,7 +78,7 @@ static void records_append(struct shm_log *log, uint64_t first, uint64_t count) 
                 SHM_LOG_APPENDED);
         CHECK(offset == index);
     }
-    shm_log_publish(log);
+    CHECK(shm_log_publish(log));
 }
 
 /* ---- running intake-tail ---- */
@@ -222,7 +222,8 @@ static void test_follow(struct shm_log *log) {
 }
 
 static void test_gap_and_errors(void) {
-    struct shm_log_config config = {test_directory, "lapped", 4096, SHM_LOG_RETENTION_OVERWRITE, 0};
+    struct shm_log_config config = {.directory = test_directory, .topic = "lapped", .capacity_bytes = 4096,
+                                    .retention = SHM_LOG_RETENTION_OVERWRITE};
     struct shm_log *log = NULL;
     char why[256];
     REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
@@ -249,8 +250,10 @@ static void test_gap_and_errors(void) {
 
 int main(void) {
     test_directory_make("tail");
-    struct shm_log_config config = {test_directory, TOPIC, 1u << 16, SHM_LOG_RETENTION_BLOCK,
-                                    1000000000ull};
+    struct shm_log_config config = {.directory = test_directory, .topic = TOPIC,
+                                    .capacity_bytes = 1u << 16,
+                                    .retention = SHM_LOG_RETENTION_BLOCK,
+                                    .consumer_stale_ns = 1000000000ull};
     struct shm_log *log = NULL;
     char why[256];
     REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "record.h"
+#include "record_pool.h"
 #include "spsc_ring.h"
 
 #define POOL_CAPACITY 1024

@@ -12,10 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "shm_log_format.h"
+#include <intake/shm_log_format.h>
 
-/* shm_log.h's SHM_LOG_RETENTION_BLOCK: the value a block-retention writer stores in the header. */
+#include "common.h"
+
+/* The header's `retention` for block retention (intake/shm_log_format.h: 0 block, 1 overwrite). */
 #define BRIDGE_LOG_RETENTION_BLOCK 0u
 
 int bridge_topics_init(struct bridge_topic_table *table, uint32_t capacity, const char *shm_dir,
@@ -92,8 +93,8 @@ int bridge_topics_add(struct bridge_topic_table *table, const char *name,
     return 0;
 }
 
-/* The identity fields of a log file's header, read with pread (the log is other processes'
- * memory: the values are checked, not trusted). */
+/* The identity fields of a log file's header, read with pread (the log is another process's
+ * memory: magic, version and the identity checksum are checked, not trusted). */
 struct log_identity {
     char topic[BRIDGE_TOPIC_NAME_BYTES];
     uint64_t created_wall_ns;
@@ -101,28 +102,24 @@ struct log_identity {
 };
 
 static int log_identity_read(const char *path, struct log_identity *identity) {
-    uint8_t bytes[offsetof(struct shm_log_header, topic) + SHM_LOG_TOPIC_BYTES];
+    struct shm_log_header header;
     int descriptor = open(path, O_RDONLY | O_CLOEXEC);
     if (descriptor < 0) return -errno;
-    ssize_t got = pread(descriptor, bytes, sizeof(bytes), 0);
+    ssize_t got = pread(descriptor, &header, sizeof(header), 0);
     int saved = errno;
     close(descriptor);
     if (got < 0) return -saved;
-    if ((size_t)got < sizeof(bytes)) return -EBADMSG;
-    uint64_t magic;
-    uint32_t version, topic_length, retention;
-    memcpy(&magic, bytes + offsetof(struct shm_log_header, magic), sizeof(magic));
-    memcpy(&version, bytes + offsetof(struct shm_log_header, version), sizeof(version));
-    memcpy(&topic_length, bytes + offsetof(struct shm_log_header, topic_length), 4);
-    memcpy(&retention, bytes + offsetof(struct shm_log_header, retention), sizeof(retention));
-    memcpy(&identity->created_wall_ns, bytes + offsetof(struct shm_log_header, created_wall_ns),
-           sizeof(identity->created_wall_ns));
-    if (magic != SHM_LOG_MAGIC || version != SHM_LOG_VERSION) return -EBADMSG;
+    if ((size_t)got < sizeof(header)) return -EBADMSG;
+    if (header.magic != SHM_LOG_MAGIC || header.version != SHM_LOG_VERSION) return -EBADMSG;
+    if (header.identity_checksum != shm_log_identity_checksum(&header)) return -EBADMSG;
+    uint32_t topic_length = header.topic_length;
     if (topic_length == 0 || topic_length >= BRIDGE_TOPIC_NAME_BYTES) return -EBADMSG;
-    memcpy(identity->topic, bytes + offsetof(struct shm_log_header, topic), topic_length);
+    memcpy(identity->topic, header.topic, topic_length);
     identity->topic[topic_length] = '\0';
     if (strlen(identity->topic) != topic_length) return -EBADMSG;
-    identity->retention = retention;
+    identity->created_wall_ns = header.created_wall_ns;
+    /* A plain copy of an atomic field that another process writes: read once, checked below. */
+    identity->retention = atomic_load_explicit(&header.retention, memory_order_relaxed);
     return 0;
 }
 
@@ -130,13 +127,7 @@ static int log_identity_read(const char *path, struct log_identity *identity) {
 static int consumer_open(const char *directory, const char *topic, const char *name,
                          const struct intake_consumer_options *options,
                          struct intake_consumer **out, char *why, size_t why_bytes) {
-#ifdef INTAKE_CONSUMER_OPEN_HAS_WHY
     return intake_consumer_open(directory, topic, name, options, out, why, why_bytes);
-#else
-    int result = intake_consumer_open(directory, topic, name, options, out);
-    if (result != 0) snprintf(why, why_bytes, "%s", intake_consumer_open_error());
-    return result;
-#endif
 }
 
 /* Opens a WAITING topic: its consumer, then its log's identity. 0, -ENOENT (no log yet), or

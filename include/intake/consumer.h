@@ -1,9 +1,14 @@
 /*
  * intake/consumer.h: read a topic's shared-memory log from another process.
  *
- * A consumer maps the topic's log file (written by intaked's worker, see src/shm_log_format.h),
- * registers under a name in one of the log's consumer slots, and reads records as pointers into
- * the mapping: no copy, no socket, no lock. Link libintake_consumer.a and libintake_base.a.
+ * A consumer maps the topic's log file read-only (written only by intaked's worker; format in
+ * intake/shm_log_format.h and docs/shm-log-format.md), registers under a name in one of the
+ * slots of the log's consumer region, and reads records as pointers into the mapping: no copy,
+ * no socket, no lock shared with the writer. Link libintake_consumer.a and libintake_base.a.
+ * The calling user needs the log's group (intaked --shm-group) to open it.
+ *
+ * Signals: the library installs a SIGBUS handler on first open (chaining to any handler that
+ * was there before) so that a log file truncated under the mapping is an error, not a crash.
  *
  * Thread: a consumer handle belongs to one thread at a time. Several handles (in one or many
  * processes) may read the same log; each needs its own name.
@@ -20,13 +25,29 @@
  *      it (the next poll reports the records you missed as a gap).
  *
  * Return values: functions returning int give 0 (or a count) on success, negative errno on
- * failure, with a one-line reason from intake_consumer_error.
+ * failure. The one-line reason is in the caller's buffer for open (no thread-local state, so
+ * callers whose threads move, such as Go's goroutines, get their own reason) and in the
+ * handle's intake_consumer_error afterwards.
+ *
+ * ABI: C, stable within INTAKE_CONSUMER_API_VERSION; the log format it reads is
+ * intake/shm_log_format.h (docs/shm-log-format.md).
  */
 #ifndef INTAKE_CONSUMER_H
 #define INTAKE_CONSUMER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a declaration below changes incompatibly. */
+#define INTAKE_CONSUMER_API_VERSION 2
+
+/* Room for any reason line the library writes, NUL included. */
+#define INTAKE_CONSUMER_ERROR_BYTES 512
 
 /* Longest consumer name, bytes (without NUL). */
 #define INTAKE_CONSUMER_NAME_BYTES_MAX 63
@@ -55,22 +76,30 @@ struct intake_consumer_record {
     uint64_t sequence;        /* the producer's sequence */
     uint64_t receive_time_ns; /* wall clock when intaked admitted it */
     uint64_t missed;          /* records lost just before this one (lapped or released) */
-    uint64_t position;        /* internal: byte position of the entry (for record_valid) */
+    uint64_t opaque_position; /* the library's own: read only by intake_consumer_record_valid */
 };
 
 struct intake_consumer;
 
 /* Opens the log of `topic` under `directory` (e.g. /dev/shm/intake) as consumer `name`
- * (1..63 bytes). -ENOENT when the topic has no log there; -EBUSY when a live process already
- * uses that name. */
+ * (1..63 bytes). -ENOENT when the topic has no log there; -EACCES without the log's group;
+ * -EBUSY when a live process already uses that name or all 64 slots are held by live
+ * consumers (slots of dead, ephemeral or least recently used named consumers are reclaimed);
+ * -EPROTO for another format version. On failure `why` (INTAKE_CONSUMER_ERROR_BYTES is enough)
+ * holds one line. Once open returns, the consumer holds the writer back (block mode) from its
+ * start position, and a lap before its first record is reported as missed. */
 int intake_consumer_open(const char *directory, const char *topic, const char *name,
                          const struct intake_consumer_options *options,
-                         struct intake_consumer **out) __attribute__((warn_unused_result));
+                         struct intake_consumer **out, char *why, size_t why_capacity)
+    __attribute__((warn_unused_result));
 /* Unregisters (ephemeral) or detaches keeping the committed cursor, and unmaps. */
 void intake_consumer_close(struct intake_consumer *consumer);
 
-/* Non-blocking. 1: *record holds the next record; 0: nothing new; negative: -EBADMSG when an
- * entry fails its checksum although the writer did not overwrite it (a bug: report it). */
+/* Non-blocking. 1: *record holds the next record; 0: nothing new; negative, with the reason in
+ * intake_consumer_error: -EBADMSG when the log's positions or an entry fail their checks
+ * although the writer did not overwrite them (the file was damaged; a later poll retries),
+ * -EIO when the files were truncated under the mapping (reopen), -EAGAIN when the writer
+ * kept lapping this consumer for a whole poll. Never crashes or spins on a damaged file. */
 int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record)
     __attribute__((warn_unused_result));
 /* After using a record's bytes: true when the writer has not started overwriting them since
@@ -78,7 +107,9 @@ int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consume
 bool intake_consumer_record_valid(const struct intake_consumer *consumer,
                                   const struct intake_consumer_record *record);
 /* Sleeps until records are available (1), or `timeout_ns` passes (0), without spinning: futex
- * on the log's commit word. -EINTR when a signal arrived. */
+ * on the log's commit word. -EINTR when a signal arrived; -ESTALE when the timeout passed and
+ * the log's file was replaced meanwhile (the writer quarantines a damaged log and recreates
+ * it: reopen); -EIO when the files were truncated under the mapping. */
 int intake_consumer_wait(struct intake_consumer *consumer, uint64_t timeout_ns)
     __attribute__((warn_unused_result));
 /* Commits the cursor after the last record poll returned: a later open with the same name and
@@ -89,9 +120,16 @@ void intake_consumer_commit(struct intake_consumer *consumer);
 uint64_t intake_consumer_missed_total(const struct intake_consumer *consumer);
 /* The offset the next polled record is expected to have (OFFSET_NONE until known). */
 uint64_t intake_consumer_next_offset(const struct intake_consumer *consumer);
+/* Whether a writer (intaked) holds the log open now: it keeps an exclusive flock on the file
+ * for as long as it runs, so this is exact for a writer that exited or died, with no pid
+ * guessing. A follower that sees false and no new records knows nothing more will come until
+ * a daemon opens the log again. */
+bool intake_consumer_writer_alive(const struct intake_consumer *consumer);
 /* The last error's one-line reason ("" when none). */
 const char *intake_consumer_error(const struct intake_consumer *consumer);
-/* The reason open failed, for callers that got no handle (thread-local). */
-const char *intake_consumer_open_error(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

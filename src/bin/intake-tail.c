@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -28,6 +29,8 @@
 
 /* How long one wait sleeps before checking for a stop signal again. */
 #define TAIL_WAIT_NS 500000000ull
+/* How often --follow looks again for a topic whose log does not exist yet. */
+#define TAIL_OPEN_RETRY_NS 100000000L
 /* Named consumers commit their cursor at least every this many records. */
 #define TAIL_COMMIT_EVERY 1024u
 
@@ -40,6 +43,7 @@ struct tail_options {
     struct intake_consumer_options start;
     uint64_t count; /* 0: no limit */
     bool follow;
+    bool exit_when_idle; /* --follow ends once the writer is gone and everything is read */
     enum tail_format format;
 };
 
@@ -270,7 +274,11 @@ static void record_raw_write(FILE *out, struct text bytes) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
-            "                   [--count N] [--follow] [--format json|text|raw] [--name CONSUMER]\n"
+            "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
+            "                   [--name CONSUMER]\n"
+            "  --follow waits for new records (and for the topic's log, until it exists); it says\n"
+            "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
+            "  exits 0 after reading what is left\n"
             "  default start: the oldest record; with --name, that consumer's committed cursor\n"
             "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
@@ -292,6 +300,7 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
         {"from-offset", required_argument, NULL, 'o'}, {"count", required_argument, NULL, 'c'},
         {"follow", no_argument, NULL, 'f'},        {"format", required_argument, NULL, 'F'},
         {"name", required_argument, NULL, 'n'},    {"help", no_argument, NULL, 'h'},
+        {"exit-when-idle", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0}};
     bool start_given = false;
     int option;
@@ -308,6 +317,7 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
             break;
         case 'c': if (!number_parse(optarg, &options->count)) goto bad; break;
         case 'f': options->follow = true; break;
+        case 'x': options->exit_when_idle = true; break;
         case 'F':
             if (strcmp(optarg, "json") == 0) options->format = TAIL_FORMAT_JSON;
             else if (strcmp(optarg, "text") == 0) options->format = TAIL_FORMAT_TEXT;
@@ -337,6 +347,7 @@ struct tail_state {
     size_t copy_capacity;
     uint64_t printed;
     uint64_t missed;
+    bool writer_gone_said; /* the "writer has exited" line was printed since it was last seen */
 };
 
 /* Copies the record out of the mapping and checks the copy is intact (overwrite mode may
@@ -395,9 +406,27 @@ static int tail_run(struct tail_state *state) {
         }
         if (!options->follow) return 0;
         if (fflush(stdout) != 0) return errno == EPIPE ? 0 : 1;
+        /* Idle: nothing left to read. Is anyone still writing? (Checked only when idle, so a
+         * busy follower pays nothing for it.) */
+        bool writer_alive = intake_consumer_writer_alive(state->consumer);
+        if (writer_alive) {
+            state->writer_gone_said = false;
+        } else if (!state->writer_gone_said) {
+            fprintf(stderr, "intake-tail: the log's writer (intaked) has exited%s\n",
+                    options->exit_when_idle ? "; stopping once what is left is read"
+                                            : "; waiting for it to come back");
+            state->writer_gone_said = true;
+            /* It may have published more between our last poll and its exit: poll again. */
+            continue;
+        } else if (options->exit_when_idle) {
+            return 0; /* polled empty after the writer was gone: nothing more can come */
+        }
         if (options->name) intake_consumer_commit(state->consumer);
         int waited = intake_consumer_wait(state->consumer, TAIL_WAIT_NS);
-        if (waited < 0 && waited != -EINTR) return 1;
+        if (waited < 0 && waited != -EINTR) {
+            fprintf(stderr, "intake-tail: %s\n", intake_consumer_error(state->consumer));
+            return 1;
+        }
     }
     return 0;
 }
@@ -420,15 +449,26 @@ int main(int argc, char **argv) {
     if (result != 0) return result;
     char default_name[32];
     snprintf(default_name, sizeof(default_name), "intake-tail-%d", (int)getpid());
-    struct tail_state state = {&options, NULL, NULL, 0, 0, 0};
-    result = intake_consumer_open(options.directory, options.topic,
-                                  options.name ? options.name : default_name, &options.start,
-                                  &state.consumer);
-    if (result != 0) {
-        fprintf(stderr, "intake-tail: %s\n", intake_consumer_open_error());
-        return 1;
-    }
+    struct tail_state state = {.options = &options};
     signals_install();
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    bool waiting_said = false;
+    for (;;) {
+        result = intake_consumer_open(options.directory, options.topic,
+                                      options.name ? options.name : default_name, &options.start,
+                                      &state.consumer, why, sizeof(why));
+        /* A follower may start before the topic exists (intaked creates a topic's log when the
+         * topic is configured or first used): wait for it, saying so once. */
+        if (result != -ENOENT || !options.follow || stop_requested) break;
+        if (!waiting_said) fprintf(stderr, "intake-tail: %s; waiting for it\n", why);
+        waiting_said = true;
+        struct timespec pause = {0, TAIL_OPEN_RETRY_NS};
+        nanosleep(&pause, NULL);
+    }
+    if (result != 0) {
+        fprintf(stderr, "intake-tail: %s\n", why);
+        return stop_requested ? 0 : 1;
+    }
     state.copy_capacity = 1u << 16;
     state.copy = malloc(state.copy_capacity);
     if (state.copy == NULL) {

@@ -1,7 +1,9 @@
 /*
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
  * then waits for signals on the main thread:
- *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGTERM, SIGINT, SIGHUP: stop accepting, finish what was received, print counters, exit 0
+ *   (SIGHUP too: a closed terminal or a supervisor's hang-up must not kill the daemon without
+ *   its graceful shutdown, and nothing here can be reloaded without a restart);
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -13,26 +15,21 @@
 #include <string.h>
 
 #include "config.h"
+#include "metrics_http.h"
 #include "pipeline.h"
-#include "reactor.h"
+#include "preflight.h"
 #include "record.h"
-#include "worker.h"
-
-static const char *backend_choice_name(enum backend_choice choice) {
-    switch (choice) {
-    case BACKEND_CHOICE_AUTO: return "auto";
-    case BACKEND_CHOICE_PBUF: return "pbuf";
-    case BACKEND_CHOICE_ZCRX: return "zcrx";
-    }
-    return "?";
-}
 
 static void report_started(struct pipeline *pipeline) {
     const struct pipeline_config *config = &pipeline->config;
-    const char *fallback = reactor_fallback_reason(pipeline->reactors[0]);
-    if (config->backend == BACKEND_CHOICE_AUTO && fallback[0] != '\0')
-        fprintf(stderr, "intaked: backend auto: zcrx unavailable (%s); using pbuf\n", fallback);
-    uint32_t frame_bytes_max = reactor_frame_bytes_max(pipeline->reactors[0]);
+    /* One line per step of auto's fallback chain, each saying why. */
+    for (const char *line = pipeline_fallback_lines(pipeline); *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        int length = end ? (int)(end - line) : (int)strlen(line);
+        fprintf(stderr, "intaked: backend auto: %.*s\n", length, line);
+        line += length + (end ? 1 : 0);
+    }
+    uint32_t frame_bytes_max = pipeline_frame_bytes_max(pipeline);
     if (frame_bytes_max < config->frame_bytes_max)
         fprintf(stderr, "intaked: --max-frame %u lowered to %u: the backend's fixed-size receive "
                         "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
@@ -40,8 +37,8 @@ static void report_started(struct pipeline *pipeline) {
     fprintf(stderr,
             "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
-            config->listen_text, reactor_backend_name(pipeline->reactors[0]),
-            backend_choice_name(config->backend), config->reactor_count, config->worker_count,
+            config->listen_text, pipeline_backend_name(pipeline), config->backend_name,
+            config->reactor_count, config->worker_count,
             config->shm_directory, frame_bytes_max);
 }
 
@@ -63,27 +60,55 @@ int main(int argc, char **argv) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* One line naming cause and fix for what the environment gets wrong (seccomp, sysctl,
+     * limits, shm space), before any thread starts. What it adjusted or warns about is shown
+     * once the daemon is up, so a failed startup still prints exactly one line. */
+    static char preflight_notes[4096];
+    FILE *notes = fmemopen(preflight_notes, sizeof(preflight_notes), "w");
+    int preflight = preflight_run(&config, notes ? notes : stderr, why, sizeof(why));
+    if (notes != NULL) fclose(notes);
+    if (preflight < 0) {
+        fprintf(stderr, "intaked: %s\n", why);
+        return 1;
+    }
     static struct pipeline pipeline;
     if (pipeline_start(&pipeline, &config, why, sizeof(why)) < 0) {
         fprintf(stderr, "intaked: %s\n", why);
         return 1;
     }
+    /* /metrics, /healthz, /readyz: libmicrohttpd's own thread reads the counters region. */
+    struct metrics_http *metrics = NULL;
+    if (config.metrics_listen != NULL) {
+        char counters_path[4096];
+        pipeline_counters_path(&config, counters_path, sizeof(counters_path));
+        if (metrics_http_start(config.metrics_listen, counters_path, config.shm_directory, &metrics,
+                               why, sizeof(why)) < 0) {
+            fprintf(stderr, "intaked: %s\n", why);
+            pipeline_stop(&pipeline);
+            pipeline_destroy(&pipeline);
+            return 1;
+        }
+    }
+    fputs(preflight_notes, stderr);
     report_started(&pipeline);
+    if (config.metrics_listen != NULL)
+        fprintf(stderr, "intaked: metrics on http://%s/metrics (and /healthz, /readyz)\n",
+                config.metrics_listen);
+    int signal_number = 0;
     for (;;) {
-        int signal_number = 0;
         if (sigwait(&signals, &signal_number) != 0) continue;
         if (signal_number != SIGUSR1) break;
-        for (uint32_t reactor = 0; reactor < config.reactor_count; reactor++)
-            reactor_request_report(pipeline.reactors[reactor]);
-        for (uint32_t worker = 0; worker < config.worker_count; worker++)
-            worker_request_report(pipeline.workers[worker]);
+        pipeline_request_report(&pipeline);
     }
-    fprintf(stderr, "intaked: stopping: no new connections; finishing what was received\n");
+    fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
+            strsignal(signal_number));
     pipeline_stop(&pipeline);
+    metrics_http_stop(metrics);
     pipeline_report(&pipeline, "at shutdown");
     bool units_returned = pipeline_all_units_returned(&pipeline);
     fprintf(stderr, "intaked: stopped; receive units all returned: %s\n", units_returned ? "yes" : "NO");

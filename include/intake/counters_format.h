@@ -1,0 +1,247 @@
+/*
+ * counters_format.h: the layout of intaked's counters region, a public, versioned format read
+ * by other processes (intake-stat, the daemon's own /metrics thread, any tool that maps it), in
+ * the manner of Aeron's cnc.dat read by AeronStat.
+ *
+ * File: <--shm-dir>/intake.counters by default (intaked --counters PATH to move it). Created
+ * whole by intaked at startup under a temporary name and renamed into place, so a reader never
+ * sees a half-written header; left in place at exit with state STOPPED (the last values stay
+ * readable). Little-endian, fixed-width, every offset below is asserted.
+ *
+ *   [header: INTAKE_COUNTERS_HEADER_BYTES]
+ *   [reactor rows: reactor_count x INTAKE_COUNTERS_REACTOR_ROW_BYTES]
+ *   [worker rows: worker_count x INTAKE_COUNTERS_WORKER_ROW_BYTES]
+ *   [topic rows: topics_max x INTAKE_COUNTERS_TOPIC_ROW_BYTES]          (indexed by topic id)
+ *   [received cells: reactor_count x topics_max x 16 bytes, each reactor's block padded to a
+ *    cache line]                                                       (indexed [reactor][topic])
+ * The offsets of each section are in the header (readers must use them, not recompute them).
+ *
+ * Writers. Every row has exactly one writing thread, and rows are padded to cache lines, so no
+ * line is written by two threads:
+ *   - header: the main thread (identity at creation; state and listening later);
+ *   - reactor row r and received block r: reactor thread r;
+ *   - worker row w: worker thread w;
+ *   - topic row t: the worker that owns topic t (t % worker_count).
+ * Counters are written with relaxed atomic stores (a single writer adds with load + store, no
+ * read-modify-write) and read with relaxed loads: each value is a whole 64-bit word, but
+ * different counters read at one moment may be from slightly different times.
+ *
+ * Counters are observations, never control state: intaked writes this region and never reads
+ * it to decide anything.
+ *
+ * A topic row is in use once name_length is non-zero: its owner writes the name, then
+ * release-stores name_length (readers acquire-load it before reading the name).
+ *
+ * Heartbeats are CLOCK_MONOTONIC nanoseconds, stored once per loop iteration; idle threads wake
+ * at least every INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS to store one, so a heartbeat older than a
+ * few intervals means a thread is stuck (readiness), and much older means it is gone (liveness).
+ */
+#ifndef INTAKE_COUNTERS_FORMAT_H
+#define INTAKE_COUNTERS_FORMAT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "INTKCNT1" little-endian: the first 8 bytes of the file. */
+#define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
+/* Bumped on any layout change; readers refuse other versions. */
+#define INTAKE_COUNTERS_VERSION 1u
+/* Default file name inside --shm-dir. */
+#define INTAKE_COUNTERS_FILE_NAME "intake.counters"
+#define INTAKE_COUNTERS_HEADER_BYTES 4096u
+#define INTAKE_COUNTERS_REACTOR_ROW_BYTES 512u
+#define INTAKE_COUNTERS_WORKER_ROW_BYTES 256u
+#define INTAKE_COUNTERS_TOPIC_ROW_BYTES 384u
+#define INTAKE_COUNTERS_RECEIVED_CELL_BYTES 16u
+#define INTAKE_COUNTERS_LINE_BYTES 64u
+/* Topic names: up to 255 bytes plus NUL. */
+#define INTAKE_COUNTERS_TOPIC_NAME_BYTES 256u
+/* Slots of reactor_row.connections_ended (statuses 0..4 are used). */
+#define INTAKE_COUNTERS_END_STATUSES 8u
+/* Idle threads store a heartbeat at least this often. */
+#define INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS 1000000000ull
+
+/* header.state */
+enum intake_counters_state {
+    INTAKE_COUNTERS_STATE_STARTING = 0, /* region made, threads starting */
+    INTAKE_COUNTERS_STATE_RUNNING = 1,  /* every thread started, listening */
+    INTAKE_COUNTERS_STATE_STOPPING = 2, /* SIGTERM/SIGINT: draining */
+    INTAKE_COUNTERS_STATE_STOPPED = 3,  /* exited; the values are final */
+};
+
+struct intake_counters_header {
+    /* --- line 0: identity, written once before the file is renamed into place --- */
+    uint64_t magic;                   /* INTAKE_COUNTERS_MAGIC */
+    uint32_t version;                 /* INTAKE_COUNTERS_VERSION */
+    uint32_t header_bytes;            /* INTAKE_COUNTERS_HEADER_BYTES */
+    uint64_t total_bytes;             /* the file's size */
+    uint32_t reactor_count;
+    uint32_t worker_count;
+    uint32_t topics_max;
+    int32_t pid;                      /* intaked's pid (in its own pid namespace) */
+    uint64_t start_wall_ns;           /* CLOCK_REALTIME at startup */
+    uint64_t log_capacity_bytes;      /* --log-size */
+    uint64_t reserved0;
+    /* --- line 1: section offsets and row sizes --- */
+    uint64_t reactor_rows_offset;
+    uint64_t worker_rows_offset;
+    uint64_t topic_rows_offset;
+    uint64_t received_cells_offset;
+    uint64_t received_block_bytes;    /* one reactor's [topics_max] cells, padded */
+    uint32_t reactor_row_bytes;       /* INTAKE_COUNTERS_REACTOR_ROW_BYTES */
+    uint32_t worker_row_bytes;        /* INTAKE_COUNTERS_WORKER_ROW_BYTES */
+    uint32_t topic_row_bytes;         /* INTAKE_COUNTERS_TOPIC_ROW_BYTES */
+    uint32_t reserved1;
+    uint64_t reserved2;
+    /* --- lines 2..5: text, NUL-terminated --- */
+    char shm_directory[128];          /* --shm-dir: where the topics' logs are */
+    char listen[64];                  /* --listen as given */
+    char metrics_listen[32];          /* --metrics-listen as given, or empty */
+    char backend[32];                 /* "pbuf" or "zcrx", once the reactors are up */
+    /* --- line 6: the main thread's live state --- */
+    _Atomic uint32_t state;           /* enum intake_counters_state */
+    _Atomic uint32_t listening;       /* 1 while the listeners accept */
+    _Atomic uint64_t state_wall_ns;   /* CLOCK_REALTIME of the last state change */
+    uint8_t reserved3[48];
+};
+_Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
+_Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
+_Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
+_Static_assert(sizeof(struct intake_counters_header) == 448, "header struct size");
+_Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_BYTES, "fits");
+
+/* One reactor (receive thread). Counters only grow; gauges say "now". */
+struct intake_counters_reactor_row {
+    _Atomic uint64_t heartbeat_ns;
+    _Atomic uint64_t connections_open;        /* gauge */
+    _Atomic uint64_t connections_accepted;
+    _Atomic uint64_t connections_refused;     /* every slot taken (--connections-max) */
+    _Atomic uint64_t connections_closed;      /* ended, for any reason */
+    _Atomic uint64_t connections_failed;      /* of those: ended by a non-OK final Ack */
+    _Atomic uint64_t connections_lingered;    /* closes that waited for the peer after the Ack */
+    _Atomic uint64_t stalls_broken;           /* ended to free buffers pinned by partial frames */
+    /* line 1 */
+    _Atomic uint64_t deadline_kills;          /* ended by a deadline (idle or slow producers) */
+    _Atomic uint64_t records_admitted;        /* framed, checked, queued to a topic */
+    _Atomic uint64_t records_returned;        /* came back from the workers */
+    _Atomic uint64_t records_failed;          /* came back not committed */
+    _Atomic uint64_t frames_truncated;        /* a partial frame pending when a connection ended */
+    _Atomic uint64_t acks_sent;
+    _Atomic uint64_t backlog_exhausted;
+    _Atomic uint64_t wakeups;
+    /* line 2: pauses (a connection stopped reading) by cause */
+    _Atomic uint64_t pauses_topic_queue;
+    _Atomic uint64_t pauses_record_pool;
+    _Atomic uint64_t pauses_ack_window;
+    _Atomic uint64_t pauses_out_of_units;
+    _Atomic uint64_t pauses_topic_log;        /* a record's topic had no open log yet */
+    _Atomic uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
+    _Atomic uint64_t topic_creations_refused; /* --topics-per-connection reached */
+    _Atomic uint64_t reserved_pauses[1];
+    /* line 3: the receive backend */
+    _Atomic uint64_t backend_bytes_received;
+    _Atomic uint64_t backend_completions;
+    _Atomic uint64_t backend_units_recycled;
+    _Atomic uint64_t backend_rearms_out_of_units;
+    _Atomic uint64_t backend_rearms_overflow;
+    _Atomic uint64_t backend_rearms_other;
+    _Atomic uint64_t backend_refill_flushes;
+    _Atomic uint64_t backend_units_in_use;    /* gauge */
+    /* line 4: connections ended, by the status of their final Ack (intake.v1.Ack.Status):
+     * [0] OK (the producer closed), [1] REJECTED (bad input), [2] RESOURCE_EXHAUSTED (a limit,
+     * stall breaks included), [3] SHUTTING_DOWN, [4] INTERNAL; [5..7] reserved */
+    _Atomic uint64_t connections_ended[INTAKE_COUNTERS_END_STATUSES];
+    /* line 5 */
+    _Atomic uint64_t submit_busy;             /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
+    _Atomic uint64_t socket_option_errors;    /* setsockopt/shutdown failed on a connection */
+    _Atomic uint64_t deadline_kills_frame;    /* a record not complete within --frame-timeout-ms */
+    _Atomic uint64_t deadline_kills_idle;     /* silent past --idle-timeout-ms */
+    _Atomic uint64_t accept_errors;           /* accept completions with an error */
+    _Atomic uint64_t accept_pauses;           /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    _Atomic uint64_t partial_cap_pauses;      /* a frame waited: partial records at their share */
+    _Atomic uint64_t partial_evictions;       /* a partial record's connection ended for the pool */
+    uint8_t reserved[128];
+};
+_Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
+_Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
+_Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_received) == 192,
+               "line 3");
+_Static_assert(offsetof(struct intake_counters_reactor_row, connections_ended) == 256, "line 4");
+_Static_assert(offsetof(struct intake_counters_reactor_row, submit_busy) == 320, "line 5");
+_Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REACTOR_ROW_BYTES,
+               "reactor row size");
+
+/* One worker (delivery thread). */
+struct intake_counters_worker_row {
+    _Atomic uint64_t heartbeat_ns;
+    _Atomic uint64_t records_committed;
+    _Atomic uint64_t bytes_copied;            /* payload bytes copied into logs (the one copy) */
+    _Atomic uint64_t records_rejected;        /* the full decode disagreed with the framer */
+    _Atomic uint64_t records_failed;          /* log unavailable, or abandoned at shutdown */
+    _Atomic uint64_t publishes;
+    _Atomic uint64_t log_full_waits;
+    _Atomic uint64_t sleeps;
+    _Atomic uint64_t log_retries;             /* a topic log that failed, asked for again */
+    uint8_t reserved[184];
+};
+_Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORKER_ROW_BYTES,
+               "worker row size");
+
+/* One topic, written by the worker that owns it. */
+struct intake_counters_topic_row {
+    _Atomic uint32_t name_length;             /* 0: row unused; release-stored after the name */
+    uint32_t reserved0;
+    _Atomic uint64_t records_committed;
+    _Atomic uint64_t bytes_committed;
+    _Atomic uint64_t records_rejected;
+    _Atomic uint64_t records_failed;
+    uint8_t reserved1[24];
+    /* lines 1..4 */
+    char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
+    uint8_t reserved2[64];
+};
+_Static_assert(offsetof(struct intake_counters_topic_row, name) == 64, "name on line 1");
+_Static_assert(sizeof(struct intake_counters_topic_row) == INTAKE_COUNTERS_TOPIC_ROW_BYTES,
+               "topic row size");
+
+/* Records and bytes one reactor admitted for one topic (sum the reactors for the topic's). */
+struct intake_counters_received_cell {
+    _Atomic uint64_t records;
+    _Atomic uint64_t bytes;
+};
+_Static_assert(sizeof(struct intake_counters_received_cell) == INTAKE_COUNTERS_RECEIVED_CELL_BYTES,
+               "cell size");
+_Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "lock-free words");
+
+/* The file's layout for a configuration (the writer fills the header from this; readers check
+ * the header's offsets against it for the counts it states). */
+static inline uint64_t intake_counters_received_block_bytes(uint32_t topics_max) {
+    uint64_t bytes = (uint64_t)topics_max * INTAKE_COUNTERS_RECEIVED_CELL_BYTES;
+    return (bytes + INTAKE_COUNTERS_LINE_BYTES - 1) / INTAKE_COUNTERS_LINE_BYTES *
+           INTAKE_COUNTERS_LINE_BYTES;
+}
+
+static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worker_count,
+                                          uint32_t topics_max,
+                                          struct intake_counters_header *header) {
+    header->header_bytes = INTAKE_COUNTERS_HEADER_BYTES;
+    header->reactor_count = reactor_count;
+    header->worker_count = worker_count;
+    header->topics_max = topics_max;
+    header->reactor_row_bytes = INTAKE_COUNTERS_REACTOR_ROW_BYTES;
+    header->worker_row_bytes = INTAKE_COUNTERS_WORKER_ROW_BYTES;
+    header->topic_row_bytes = INTAKE_COUNTERS_TOPIC_ROW_BYTES;
+    header->reactor_rows_offset = INTAKE_COUNTERS_HEADER_BYTES;
+    header->worker_rows_offset =
+        header->reactor_rows_offset + (uint64_t)reactor_count * INTAKE_COUNTERS_REACTOR_ROW_BYTES;
+    header->topic_rows_offset =
+        header->worker_rows_offset + (uint64_t)worker_count * INTAKE_COUNTERS_WORKER_ROW_BYTES;
+    header->received_cells_offset =
+        header->topic_rows_offset + (uint64_t)topics_max * INTAKE_COUNTERS_TOPIC_ROW_BYTES;
+    header->received_block_bytes = intake_counters_received_block_bytes(topics_max);
+    header->total_bytes =
+        header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
+}
+
+#endif

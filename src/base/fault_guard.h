@@ -1,0 +1,44 @@
+/*
+ * fault_guard.h: survive SIGBUS from a shared file mapping whose file shrank under it.
+ *
+ * A MAP_SHARED mapping of a file faults with SIGBUS when a page beyond the file's end is
+ * touched, which happens when another process truncates the file. Both sides of the
+ * shared-memory log map files that someone else could truncate (the writer: the consumer
+ * region, and its own log if the owner truncates it; consumers: both). Such a fault must cost
+ * that log only, never the process.
+ *
+ * How: a process-wide SIGBUS handler (installed on first registration, chaining to any handler
+ * that was there before) looks the faulting address up in a fixed table of registered ranges.
+ * Inside one, it replaces the whole range with anonymous zero pages of the same protection
+ * (mmap MAP_FIXED, async-signal-safe) and sets the range's `broken` flag; the faulting
+ * instruction then re-executes against the zero pages. The owner checks the flag at its next
+ * step and recovers (the writer quarantines and recreates the file; a consumer returns an
+ * error). Outside every range, the previous handler runs, or the default action.
+ *
+ * Thread: register and unregister from the thread that uses the range (the owner of the log
+ * handle); the handler runs on the faulting thread. A range must be unregistered before it is
+ * unmapped.
+ */
+#ifndef INTAKE_FAULT_GUARD_H
+#define INTAKE_FAULT_GUARD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common.h"
+
+/* Ranges registered at once, process-wide (two per open log). */
+#define FAULT_GUARD_RANGES_MAX 8192
+
+/* Registers [start, start + bytes) mapped with `protection`; on a SIGBUS inside it, *broken
+ * becomes true. Returns a handle >= 0, or -ENOSPC when the table is full (the range is then
+ * unguarded) or -errno when the handler cannot be installed. */
+int fault_guard_register(void *start, size_t bytes, int protection,
+                         atomic_bool *broken) INTAKE_MUST_CHECK;
+/* Forgets a handle (negative handles are ignored). */
+void fault_guard_unregister(int handle);
+/* SIGBUS faults recovered so far, process-wide. */
+uint64_t fault_guard_recovered_count(void);
+
+#endif

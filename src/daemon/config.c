@@ -1,0 +1,359 @@
+/*
+ * config.c: intaked's flags (see config.h). Every limit the daemon has is a flag here, checked
+ * once at startup, so nothing is discovered to be too small at run time.
+ */
+#include "config.h"
+#include "metrics_http.h"
+
+#include "reuseport_cbpf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+enum option_id {
+    OPTION_LISTEN = 256, OPTION_SHM_DIR, OPTION_REACTORS, OPTION_WORKERS, OPTION_MAX_FRAME,
+    OPTION_TOPICS_MAX, OPTION_TOPIC_QUEUE, OPTION_CONNECTIONS_MAX, OPTION_RECORDS_PER_REACTOR,
+    OPTION_ACK_WINDOW, OPTION_CQ_ENTRIES, OPTION_BACKEND, OPTION_BUFFERS, OPTION_BUFFER_SIZE,
+    OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
+    OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
+    OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
+    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_TOPICS_PER_CONNECTION, OPTION_HELP,
+    OPTION_METRICS_LISTEN, OPTION_COUNTERS,
+};
+
+static const struct option config_options[] = {
+    {"listen", required_argument, NULL, OPTION_LISTEN},
+    {"shm-dir", required_argument, NULL, OPTION_SHM_DIR},
+    {"reactors", required_argument, NULL, OPTION_REACTORS},
+    {"workers", required_argument, NULL, OPTION_WORKERS},
+    {"max-frame", required_argument, NULL, OPTION_MAX_FRAME},
+    {"topics-max", required_argument, NULL, OPTION_TOPICS_MAX},
+    {"topic-queue", required_argument, NULL, OPTION_TOPIC_QUEUE},
+    {"connections-max", required_argument, NULL, OPTION_CONNECTIONS_MAX},
+    {"records-per-reactor", required_argument, NULL, OPTION_RECORDS_PER_REACTOR},
+    {"ack-window", required_argument, NULL, OPTION_ACK_WINDOW},
+    {"cq-entries", required_argument, NULL, OPTION_CQ_ENTRIES},
+    {"backend", required_argument, NULL, OPTION_BACKEND},
+    {"buffers", required_argument, NULL, OPTION_BUFFERS},
+    {"buffer-size", required_argument, NULL, OPTION_BUFFER_SIZE},
+    {"zcrx-if", required_argument, NULL, OPTION_ZCRX_IF},
+    {"zcrx-queues", required_argument, NULL, OPTION_ZCRX_QUEUES},
+    {"zcrx-nodev", no_argument, NULL, OPTION_ZCRX_NODEV},
+    {"zcrx-area", required_argument, NULL, OPTION_ZCRX_AREA},
+    {"zcrx-rx-buf", required_argument, NULL, OPTION_ZCRX_RX_BUF},
+    {"log-size", required_argument, NULL, OPTION_LOG_SIZE},
+    {"retention", required_argument, NULL, OPTION_RETENTION},
+    {"consumer-stale-ms", required_argument, NULL, OPTION_CONSUMER_STALE_MS},
+    {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
+    {"frame-timeout-ms", required_argument, NULL, OPTION_FRAME_TIMEOUT_MS},
+    {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
+    {"topic", required_argument, NULL, OPTION_TOPIC},
+    {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
+    {"topics-per-connection", required_argument, NULL, OPTION_TOPICS_PER_CONNECTION},
+    {"help", no_argument, NULL, OPTION_HELP},
+    {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
+    {"counters", required_argument, NULL, OPTION_COUNTERS},
+    {NULL, 0, NULL, 0},
+};
+
+void config_print_usage(FILE *out) {
+    fputs("usage: intaked [options]\n"
+          "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for IPv6)\n"
+          "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
+          "  --shm-group NAME          group that may read logs and register consumers (files 0640/0660,\n"
+          "                            directory 0750; default: intaked's own group)\n"
+          "  --reactors N              receive threads, one io_uring each (default 1)\n"
+          "  --workers N               delivery threads; topic t is owned by worker t %% N (default 1)\n"
+          "  --max-frame BYTES         largest record accepted (default 1M)\n"
+          "  --topics-max N            topics created on first use, at most (default 1024)\n"
+          "  --topic NAME              create a topic at startup (repeatable)\n"
+          "  --topics-per-connection N topics one connection may create (default: --topics-max)\n"
+          "  --topic-queue N           records queued per topic, power of two (default 4096)\n"
+          "  --connections-max N       connections per reactor; more are refused (default 16384)\n"
+          "  --records-per-reactor N   records in flight per reactor (default 16384)\n"
+          "  --ack-window N            unacknowledged records per connection, power of two (default 2048)\n"
+          "  --cq-entries N            completion queue size per reactor (default 8192)\n"
+          "  --backend auto|pbuf|zcrx  receive backend (default auto: zcrx if it can be set up)\n"
+          "  --buffers N               provided buffers per reactor, power of two (default 512)\n"
+          "  --buffer-size BYTES       each provided buffer (default 64K)\n"
+          "  --zcrx-if IFNAME          NIC for zero-copy receive\n"
+          "  --zcrx-queues LIST        hardware rx queues, reactor i binds the i-th (e.g. 4,5,6,7)\n"
+          "  --zcrx-nodev              device-less zcrx (kernel copies; same interface; Linux 7.x)\n"
+          "  --zcrx-area BYTES         zcrx area per reactor (default 64M)\n"
+          "  --zcrx-rx-buf BYTES       zcrx receive buffer size where the kernel allows (default: page)\n"
+          "  --log-size BYTES          each topic's shared-memory ring, power of two (default 64M)\n"
+          "  --retention block|overwrite  slow consumers push back (block, default) or lose the oldest\n"
+          "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms (10000)\n"
+          "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
+          "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
+          "                            0: no limit)\n"
+          "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
+          "                            (300000; 0: never)\n"
+          "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
+          "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
+          "Numbers take K, M or G suffixes (powers of 1024).\n"
+          "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
+          out);
+}
+
+/* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
+ * digits only (no sign, no spaces, no base prefix), nothing after the suffix, at most
+ * `maximum` once scaled. */
+static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
+    if (text[0] < '0' || text[0] > '9') return -EINVAL;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long parsed = strtoull(text, &end, 10);
+    if (errno != 0 || end == text) return -EINVAL;
+    uint64_t scale = 1;
+    if (*end == 'K' || *end == 'k') scale = 1024;
+    else if (*end == 'M' || *end == 'm') scale = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g') scale = 1024ull * 1024 * 1024;
+    if (scale != 1) end++;
+    if (*end != '\0' || parsed > maximum / scale) return -EINVAL;
+    *value = parsed * scale;
+    return 0;
+}
+
+/* The largest value each numeric flag can take before its own rule (config_check) applies:
+ * what its field can hold without wrapping. */
+static uint64_t option_maximum(int option) {
+    switch (option) {
+    case OPTION_LOG_SIZE:
+    case OPTION_ZCRX_AREA: return 1ull << 40;
+    /* Milliseconds become nanoseconds added to a clock reading: keep far from wrapping. */
+    case OPTION_CONSUMER_STALE_MS:
+    case OPTION_SHUTDOWN_TIMEOUT_MS: return UINT32_MAX;
+    default: return UINT32_MAX;
+    }
+}
+
+/* A TCP port: 1..65535, decimal digits only. */
+static bool port_valid(const char *text) {
+    uint64_t port = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (*cursor < '0' || *cursor > '9') return false;
+        port = port * 10 + (uint64_t)(*cursor - '0');
+        if (port > 65535) return false;
+    }
+    return text[0] != '\0' && port >= 1;
+}
+
+static int parse_listen(const char *text, struct pipeline_config *config, char *why, size_t capacity) {
+    char host[128];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
+        snprintf(why, capacity, "--listen wants ADDR:PORT, got \"%s\"", text);
+        return -EINVAL;
+    }
+    if (!port_valid(colon + 1)) {
+        snprintf(why, capacity, "--listen %s: the port must be a number 1..65535", text);
+        return -EINVAL;
+    }
+    size_t host_length = (size_t)(colon - text);
+    memcpy(host, text, host_length);
+    host[host_length] = '\0';
+    /* [v6]:port */
+    char *host_start = host;
+    if (host_length >= 2 && host[0] == '[' && host[host_length - 1] == ']') {
+        host[host_length - 1] = '\0';
+        host_start = host + 1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
+    if (result != 0) {
+        snprintf(why, capacity, "--listen %s: %s", text, gai_strerror(result));
+        return -EINVAL;
+    }
+    memcpy(&config->listen_address, found->ai_addr, found->ai_addrlen);
+    config->listen_address_length = found->ai_addrlen;
+    freeaddrinfo(found);
+    snprintf(config->listen_text, sizeof(config->listen_text), "%s", text);
+    return 0;
+}
+
+/* What a flag's value must look like, for the one-line refusal. */
+static const char *option_expects(int option) {
+    switch (option) {
+    case OPTION_TOPIC: return "at most 256 --topic flags";
+    case OPTION_BACKEND: return "auto, pbuf or zcrx";
+    case OPTION_RETENTION: return "block or overwrite";
+    case OPTION_ZCRX_QUEUES: return "queue numbers separated by commas, such as 4,5,6,7";
+    case OPTION_LOG_SIZE:
+    case OPTION_ZCRX_AREA: return "a whole number of bytes up to 1T, K/M/G suffixes allowed";
+    default: return "a whole number up to 4294967295, K/M/G suffixes allowed";
+    }
+}
+
+/* Applies one option; returns 0 or fills `why`. */
+static int config_apply(struct pipeline_config *config, int option, const char *argument, char *why,
+                        size_t capacity) {
+    uint64_t value = 0;
+    int bad = 0;
+    switch (option) {
+    case OPTION_LISTEN: return parse_listen(argument, config, why, capacity);
+    case OPTION_SHM_DIR: config->shm_directory = argument; return 0;
+    case OPTION_SHM_GROUP: {
+        struct group *found = getgrnam(argument);
+        if (found == NULL) {
+            snprintf(why, capacity, "--shm-group: no group named \"%s\"", argument);
+            return -EINVAL;
+        }
+        config->shm_group_set = true;
+        config->shm_group = found->gr_gid;
+        return 0;
+    }
+    case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_METRICS_LISTEN: {
+        struct sockaddr_storage address;
+        socklen_t length = 0;
+        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0) return -EINVAL;
+        config->metrics_listen = argument;
+        return 0;
+    }
+    case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
+    case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
+    case OPTION_TOPIC:
+        if (config->fixed_topic_count == INTAKE_ARRAY_LENGTH(config->fixed_topics)) bad = 1;
+        else config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
+        break;
+    case OPTION_BACKEND:
+        /* Validated against the backend table: "auto" walks its fallback chain. */
+        bad = strcmp(argument, RX_BACKEND_AUTO_NAME) != 0 && rx_backend_type_find(argument) == NULL;
+        if (!bad) config->backend_name = argument;
+        break;
+    case OPTION_RETENTION:
+        if (strcmp(argument, "block") == 0) config->retention = SHM_LOG_RETENTION_BLOCK;
+        else if (strcmp(argument, "overwrite") == 0) config->retention = SHM_LOG_RETENTION_OVERWRITE;
+        else bad = 1;
+        break;
+    case OPTION_ZCRX_QUEUES: {
+        int count = reuseport_parse_queue_list(argument, config->zcrx_queues,
+                                               INTAKE_ARRAY_LENGTH(config->zcrx_queues));
+        bad = count <= 0;
+        config->zcrx_queue_count = bad ? 0 : (uint32_t)count;
+        break;
+    }
+    default:
+        bad = parse_size(argument, option_maximum(option), &value) < 0;
+        if (bad) break;
+        switch (option) {
+        case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
+        case OPTION_WORKERS: config->worker_count = (uint32_t)value; break;
+        case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; break;
+        case OPTION_TOPICS_MAX: config->topics_max = (uint32_t)value; break;
+        case OPTION_TOPICS_PER_CONNECTION:
+            config->topics_per_connection = (uint32_t)value;
+            bad = value == 0; /* 0 is the unset default ("as many as --topics-max") */
+            break;
+        case OPTION_TOPIC_QUEUE: config->topic_queue_capacity = (uint32_t)value; break;
+        case OPTION_CONNECTIONS_MAX: config->connections_max = (uint32_t)value; break;
+        case OPTION_RECORDS_PER_REACTOR: config->records_in_flight_max = (uint32_t)value; break;
+        case OPTION_ACK_WINDOW: config->ack_window_capacity = (uint32_t)value; break;
+        case OPTION_CQ_ENTRIES: config->cq_entries = (uint32_t)value; break;
+        case OPTION_BUFFERS: config->buffer_count = (uint32_t)value; break;
+        case OPTION_BUFFER_SIZE: config->buffer_bytes = (uint32_t)value; break;
+        case OPTION_ZCRX_AREA: config->zcrx_area_bytes = value; break;
+        case OPTION_ZCRX_RX_BUF: config->zcrx_rx_buffer_bytes = (uint32_t)value; break;
+        case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
+        case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value * 1000000ull; break;
+        case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
+        case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
+        case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
+        default: INTAKE_ASSERT(!"option without a handler");
+        }
+    }
+    if (bad) {
+        for (const struct option *known = config_options; known->name; known++)
+            if (known->val == option)
+                snprintf(why, capacity, "--%s: bad value \"%s\" (%s)", known->name, argument,
+                         option_expects(option));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* One rule per line: what must hold between the flags, with the message a user needs. */
+static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
+#define RULE(condition, ...)                                \
+    do {                                                    \
+        if (!(condition)) {                                 \
+            snprintf(why, capacity, __VA_ARGS__);           \
+            return -EINVAL;                                 \
+        }                                                   \
+    } while (0)
+    RULE(config->reactor_count >= 1 && config->reactor_count <= 64, "--reactors must be 1..64");
+    RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
+    RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
+    RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
+    RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
+    RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
+         "--topic-queue must be a power of two >= 2");
+    RULE(config->connections_max >= 1 && config->connections_max <= (1u << 24) - 1,
+         "--connections-max must be 1..16777215");
+    RULE(config->records_in_flight_max >= 16 && config->records_in_flight_max <= (1u << 22),
+         "--records-per-reactor must be 16..4194304");
+    RULE(intake_is_power_of_two(config->ack_window_capacity) && config->ack_window_capacity <= 65536,
+         "--ack-window must be a power of two <= 65536");
+    RULE(config->cq_entries >= 64 && config->cq_entries <= 65536, "--cq-entries must be 64..65536");
+    RULE(intake_is_power_of_two(config->buffer_count) && config->buffer_count <= 32768,
+         "--buffers must be a power of two <= 32768");
+    RULE(config->buffer_bytes >= 4096 && config->buffer_bytes <= (1u << 24),
+         "--buffer-size must be 4K..16M");
+    RULE(intake_is_power_of_two(config->log_capacity_bytes) && config->log_capacity_bytes >= 65536,
+         "--log-size must be a power of two >= 64K");
+    /* A record must fit a log entry; the log keeps room for several (see shm_log.h). */
+    RULE(config->frame_bytes_max <= config->log_capacity_bytes / 4,
+         "--max-frame %u does not fit --log-size %lu (at most a quarter of it)",
+         config->frame_bytes_max, (unsigned long)config->log_capacity_bytes);
+    /* A backend named explicitly checks that the flags it needs were given. */
+    const struct rx_backend_type *type = rx_backend_type_find(config->backend_name);
+    if (type != NULL) {
+        struct rx_backend_config backend;
+        pipeline_backend_config(config, 0, &backend);
+        if (type->check(&backend, why, capacity) < 0) return -EINVAL;
+    }
+    RULE(config->zcrx_queue_count == 0 || config->zcrx_queue_count >= config->reactor_count,
+         "--zcrx-queues lists %u queues for %u reactors", config->zcrx_queue_count,
+         config->reactor_count);
+    RULE(config->fixed_topic_count <= config->topics_max, "more --topic flags than --topics-max");
+    for (uint32_t index = 0; index < config->fixed_topic_count; index++) {
+        size_t length = strlen(config->fixed_topics[index]);
+        uint32_t state = 0;
+        RULE(length >= 1 && length <= 255 &&
+                 intake_utf8_feed(&state, (const uint8_t *)config->fixed_topics[index], length) &&
+                 state == 0,
+             "--topic \"%s\": a topic is 1..255 bytes of UTF-8", config->fixed_topics[index]);
+    }
+#undef RULE
+    return 0;
+}
+
+enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
+                                size_t why_capacity) {
+    pipeline_config_defaults(config);
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int option = getopt_long(argc, argv, "", config_options, NULL);
+        if (option == -1) break;
+        if (option == OPTION_HELP) return CONFIG_HELP;
+        if (option == '?') {
+            intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
+                     argv[optind - 1]);
+            return CONFIG_ERROR;
+        }
+        if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
+    }
+    if (optind < argc) {
+        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        return CONFIG_ERROR;
+    }
+    return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;
+}

@@ -1,0 +1,356 @@
+/*
+ * reactor_internal.h: what the reactor's files share (never included outside src/reactor).
+ *
+ *   reactor_loop.c   the loop: submit and wait, completion dispatch with the user_data codec,
+ *                    the batched work, the one finishing point per batch, shutdown, stalls
+ *   connection.c     the connection table, lists, open / end / advance / close, connection_check
+ *   admission.c      framing hand-off, admission into topic queues, pauses and resumes
+ *   acks.c           cumulative and final Acks, lingering close
+ *   timers.c         the periodic tick: receive deadlines (frame, idle), accept pauses after
+ *                    EMFILE, eviction of stale partial records holding the record pool
+ *   reactor_setup.c  ring and backend setup (the backend table's auto chain), thread lifecycle,
+ *                    counters
+ *
+ * A connection is a small state machine. Its phase says what it is doing; what it has in the
+ * kernel is counted (receives, sends, linger operations); connection_check() asserts the
+ * invariants of its phase after every completion handler and at the finishing point.
+ *
+ *   FREE --accept--> READING <--pause/resume--> PAUSED
+ *   READING/PAUSED --end (peer closed, bad input, limit, reset, shutdown)--> DRAINING
+ *   DRAINING --every admitted record came back--> FINAL_ACK (last Ack sent, its status if not OK)
+ *   FINAL_ACK --sends and receives back--> LINGERING (ended by intake, peer may still send)
+ *                                        | FREE
+ *   LINGERING --peer closed / idle / total bound--> FREE
+ *
+ * Only reactor_advance_connections (once per loop iteration, after the batched work) moves a
+ * connection past DRAINING or frees it; handlers only note that it may advance
+ * (connection_touch).
+ */
+#ifndef INTAKE_REACTOR_INTERNAL_H
+#define INTAKE_REACTOR_INTERNAL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ack_frame.h"
+#include "ack_window.h"
+#include "framer.h"
+#include "reactor.h"
+#include "record.h"
+#include "record_pool.h"
+#include "rx_backend.h"
+
+/* Most completions handled before the batched work runs again. */
+#define REACTOR_CQE_BATCH_MAX 512
+/* While a connection is blocked on a topic queue that other reactors' records may fill, the
+ * worker that drains it wakes those reactors, not this one: look again this often. */
+#define REACTOR_BLOCKED_RECHECK_NS 1000000ll
+/* Lingering close: after a final Ack, input is read and discarded until the peer closes, at most
+ * this long without input, and this long in all. */
+#define REACTOR_LINGER_IDLE_NS 1000000000ll
+#define REACTOR_LINGER_TOTAL_NS 2000000000ull
+/* Most returned records taken from one return ring per iteration. */
+#define REACTOR_RETURN_BATCH_MAX 256
+#define REACTOR_SQ_ENTRIES 1024
+#define REACTOR_NO_NODE UINT32_MAX
+/* After EMFILE/ENFILE (or ENOBUFS/ENOMEM) on accept, accepting stops for this long: the
+ * pending connection stays in the listen backlog, and retrying at once would only spin. */
+#define REACTOR_ACCEPT_PAUSE_NS 100000000ll
+/* The tick that drives receive deadlines: an eighth of the shortest timeout, within bounds. */
+#define REACTOR_TICK_MIN_NS 10000000ull
+#define REACTOR_TICK_MAX_NS 1000000000ull
+/* A partial record younger than this is never evicted to make room in the record pool: a
+ * producer in the middle of an honest record is not cut off (see timers.c). */
+#define REACTOR_PARTIAL_EVICT_AGE_NS 1000000000ull
+
+/* --- user_data: tag (7 bits) | linger-timeout bit | slot (24 bits) | generation (32 bits) --- */
+enum reactor_tag {
+    REACTOR_TAG_ACCEPT = 1,
+    REACTOR_TAG_RECEIVE = 2,
+    REACTOR_TAG_SEND = 3,
+    REACTOR_TAG_CANCEL = 4,
+    REACTOR_TAG_WAKE = 5,
+    REACTOR_TAG_LINGER = 6,  /* a discarding receive of a lingering close, or its linked timeout */
+    REACTOR_TAG_TICK = 7,          /* the periodic tick that drives receive deadlines */
+    REACTOR_TAG_ACCEPT_RESUME = 8, /* the end of an accept pause (EMFILE) */
+};
+#define USER_DATA_TAG_BITS 7
+#define USER_DATA_LINGER_TIMEOUT (1ull << USER_DATA_TAG_BITS)
+#define USER_DATA_SLOT_SHIFT 8
+#define USER_DATA_SLOT_BITS 24
+#define USER_DATA_GENERATION_SHIFT 32
+_Static_assert(USER_DATA_TAG_BITS + 1 == USER_DATA_SLOT_SHIFT, "tag and flag fill the low byte");
+_Static_assert(USER_DATA_SLOT_SHIFT + USER_DATA_SLOT_BITS == USER_DATA_GENERATION_SHIFT,
+               "slot ends where the generation starts");
+_Static_assert(USER_DATA_GENERATION_SHIFT + 32 == 64, "user_data fields fill 64 bits");
+_Static_assert(REACTOR_TAG_ACCEPT_RESUME < (1 << USER_DATA_TAG_BITS), "tags fit their bits");
+
+static inline uint64_t user_data_encode(enum reactor_tag tag, uint32_t slot, uint32_t generation) {
+    INTAKE_ASSERT((uint32_t)tag < (1u << USER_DATA_TAG_BITS));
+    INTAKE_ASSERT(slot < (1u << USER_DATA_SLOT_BITS));
+    return (uint64_t)tag | ((uint64_t)slot << USER_DATA_SLOT_SHIFT) |
+           ((uint64_t)generation << USER_DATA_GENERATION_SHIFT);
+}
+static inline enum reactor_tag user_data_tag(uint64_t data) {
+    return (enum reactor_tag)(data & ((1u << USER_DATA_TAG_BITS) - 1));
+}
+static inline bool user_data_is_linger_timeout(uint64_t data) {
+    return (data & USER_DATA_LINGER_TIMEOUT) != 0;
+}
+static inline uint32_t user_data_slot(uint64_t data) {
+    return (uint32_t)(data >> USER_DATA_SLOT_SHIFT) & ((1u << USER_DATA_SLOT_BITS) - 1);
+}
+static inline uint32_t user_data_generation(uint64_t data) {
+    return (uint32_t)(data >> USER_DATA_GENERATION_SHIFT);
+}
+
+/* --- connections --- */
+
+enum connection_phase {
+    CONNECTION_FREE = 0,
+    CONNECTION_READING,   /* input is framed as it arrives; a receive is armed or about to be */
+    CONNECTION_PAUSED,    /* open, not reading: `pause` says what it waits for */
+    CONNECTION_DRAINING,  /* input over; its admitted records still commit and are acked */
+    CONNECTION_FINAL_ACK, /* every record back; its last Ack is out or going out */
+    CONNECTION_LINGERING, /* write side shut; input discarded until the peer closes (bounded) */
+};
+
+/* What a PAUSED connection waits for. */
+enum connection_pause {
+    PAUSE_NONE = 0,
+    PAUSE_TOPIC_QUEUE, /* its next record's topic queue is full (blocked_record holds it) */
+    PAUSE_RECORD_POOL, /* the reactor's record pool is empty */
+    PAUSE_ACK_WINDOW,  /* too many of its records are not committed yet (blocked_record) */
+    PAUSE_UNITS,       /* its receive ended for lack of receive units */
+    PAUSE_TOPIC_LOG,   /* its last record went to a topic whose log was not open: until it is
+                        * back (awaited_position), nothing after it is admitted */
+};
+
+/* The reactor's slot lists a connection is on (bits of connection.lists). A slot is freed only
+ * when it is on none: the lists hold slots, and a slot must not change hands under them. */
+enum connection_list {
+    LIST_RETRY = 1u << 0,   /* paused on a queue, the pool or its window: retried each pass */
+    LIST_ACK = 1u << 1,     /* its cumulative Ack may have grown */
+    LIST_UNITS = 1u << 2,   /* paused for receive units */
+    LIST_ADVANCE = 1u << 3, /* may advance: looked at by the finishing point */
+};
+
+/* A received chunk not framed yet (its connection was paused). Holds the chunk reference. */
+struct backlog_node {
+    struct rx_chunk chunk;
+    uint32_t next;
+};
+
+struct connection {
+    int fd;
+    uint32_t generation;
+    uint8_t phase;              /* enum connection_phase */
+    uint8_t pause;              /* enum connection_pause; PAUSE_NONE unless PAUSED */
+    uint8_t lists;              /* enum connection_list bits */
+    /* Operations in the kernel. */
+    uint8_t receives_in_flight; /* 0 or 1: the multishot receive */
+    uint8_t sends_in_flight;    /* 0 or 1: one Ack send at a time */
+    uint8_t lingers_in_flight;  /* 0..2: a linger receive and its linked timeout */
+    bool receive_cancelling;    /* a cancel was sent for the live receive */
+    /* Facts about the peer and the Acks. */
+    bool peer_closed;           /* end of stream seen: no more input */
+    bool socket_dead;           /* reset or send failure: nothing more can be sent */
+    bool final_ack_sent;
+    bool linger_done;           /* the linger ended (peer closed, idle, bound, error) */
+    uint8_t end_status;         /* enum record_status; OK for an orderly end */
+    const char *end_detail;     /* end_detail_text, or NULL */
+    uint32_t topics_created;    /* topics this connection created (--topics-per-connection) */
+    uint32_t awaited_position;  /* PAUSE_TOPIC_LOG: the ack window position waited for */
+    uint64_t linger_deadline_ns;
+    /* Receive deadlines (timers.c), on the reactor's coarse clock: when the record being framed
+     * got its first byte (0 between records), and when input last came. */
+    uint64_t frame_started_ns;
+    uint64_t last_input_ns;
+    struct framer framer;
+    /* Slices of the framer's current record that hold a unit reference: a record's units are
+     * pinned slice by slice as they are added, because the chunks they came from are released
+     * as soon as the framer has walked past them. */
+    uint32_t slices_pinned;
+    struct record *blocked_record; /* framed, topic resolved, not admitted yet */
+    uint32_t backlog_head;      /* backlog_node indexes, REACTOR_NO_NODE when empty */
+    uint32_t backlog_tail;
+    uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
+    struct ack_window window;
+    uint64_t ack_sent_sequence;
+    uint32_t send_length;
+    uint32_t send_offset;
+    uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
+    /* The final Ack's reason, copied: it often comes from a record that is freed before the Ack
+     * goes out. Longer than an Ack carries, so the encoder cuts it at a UTF-8 boundary. */
+    char end_detail_text[ACK_DETAIL_BYTES_MAX + 56];
+};
+
+struct reactor_counters {
+    uint64_t connections_accepted;
+    uint64_t connections_refused;   /* every slot was taken */
+    uint64_t connections_closed;
+    uint64_t connections_failed;    /* ended by bad input or a limit (got a non-OK ack) */
+    uint64_t records_admitted;
+    uint64_t records_returned;
+    uint64_t records_failed;        /* came back not committed */
+    uint64_t frames_truncated;      /* a partial frame was pending when its connection ended */
+    uint64_t acks_sent;
+    uint64_t pauses_topic_queue;
+    uint64_t pauses_record_pool;
+    uint64_t pauses_ack_window;
+    uint64_t pauses_out_of_units;
+    uint64_t pauses_topic_log;      /* a record went to a topic whose log was not open yet */
+    uint64_t records_over_log_limit; /* refused: larger than their topic's log takes */
+    uint64_t topic_creations_refused; /* --topics-per-connection reached */
+    uint64_t backlog_exhausted;
+    uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
+    uint64_t lingered;              /* closes that waited for the peer after a final Ack */
+    uint64_t wakeups;
+    uint64_t submit_busy;           /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
+    uint64_t socket_option_errors;  /* setsockopt/shutdown failed on a connection */
+    uint64_t deadline_kills_frame;  /* a record not complete within --frame-timeout-ms */
+    uint64_t deadline_kills_idle;   /* silent past --idle-timeout-ms with nothing in flight */
+    uint64_t accept_errors;         /* accept completions with an error */
+    uint64_t accept_pauses;         /* accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    uint64_t partial_cap_pauses;    /* a frame waited: partial records reached their share */
+    uint64_t partial_evictions;     /* oldest partial record's connection ended for the pool */
+    uint64_t connections_ended[5];  /* by final status (enum record_status) */
+};
+
+struct reactor {
+    struct reactor_links links;
+    uint32_t index;
+    pthread_t thread;
+    bool thread_started;
+    sem_t started;
+    int start_result;
+    char start_why[256];
+    char fallback_lines[512];
+
+    struct io_uring ring;
+    bool ring_ready;
+    struct rx_backend *backend;
+    /* --max-frame, or lower when the backend's units cannot hold it in RECORD_SLICES_MAX
+     * slices (the backend table's frame_bytes_limit). */
+    uint32_t frame_bytes_max;
+    int listen_fd;
+    bool accept_armed;
+    bool accept_cancelled;
+
+    struct record_pool pool;
+    struct connection *connections;
+    uint32_t connection_count_max;
+    uint32_t *free_slots;
+    uint32_t free_slot_count;
+    uint64_t *window_sequences;     /* all connections' ack windows, carved per slot */
+    uint8_t *window_committed;
+    size_t window_region_bytes;
+
+    struct backlog_node *backlog_nodes;
+    uint32_t backlog_node_count;
+    uint32_t backlog_free_head;
+
+    uint32_t *retry_list;           /* LIST_RETRY slots */
+    uint32_t retry_count;
+    uint32_t *ack_list;             /* LIST_ACK slots */
+    uint32_t ack_count;
+    uint32_t *units_wait_list;      /* LIST_UNITS slots */
+    uint32_t units_wait_count;
+    uint32_t *advance_list;         /* LIST_ADVANCE slots */
+    uint32_t advance_count;
+    bool *workers_to_wake;
+
+    uint64_t wake_value;
+    /* Where lingering connections' discarded input lands; shared, never read. */
+    uint8_t linger_scratch[16384];
+    _Atomic bool report_requested;
+    bool stop_started;
+    /* The coarse clock: read once per loop iteration (deadlines need no finer). */
+    uint64_t now_ns;
+    /* The tick (timers.c): armed while any receive deadline is on. */
+    struct __kernel_timespec tick;
+    bool tick_armed;
+    bool sweep_due;
+    struct __kernel_timespec accept_pause;
+    bool accept_paused;
+    /* Records the framers hold for incomplete frames, and the most they may hold: the rest of
+     * the pool is reserved for records admitted and in flight, so connections that send a few
+     * bytes and stop cannot take every entry. */
+    uint32_t partial_records;
+    uint32_t partial_records_max;
+    bool partial_cap_reached;
+    char frame_timeout_detail[96];
+    char idle_timeout_detail[96];
+    /* A stall seen once waits for confirmation: seen again after a timed wait with no progress
+     * in between (buffers the kernel filled for completions not yet reaped look pinned). */
+    bool stall_suspected;
+    uint64_t stall_progress_mark;
+    uint32_t open_connections;
+    struct reactor_counters counters;
+};
+
+static inline uint32_t connection_slot(const struct reactor *reactor,
+                                       const struct connection *connection) {
+    INTAKE_ASSERT(connection >= reactor->connections);
+    INTAKE_ASSERT(connection < reactor->connections + reactor->connection_count_max);
+    return (uint32_t)(connection - reactor->connections);
+}
+
+static inline bool connection_is_open(const struct connection *connection) {
+    return connection->phase == CONNECTION_READING || connection->phase == CONNECTION_PAUSED;
+}
+
+/* reactor_setup.c: copies the counters into the reactor's row of the counters region, with a
+ * heartbeat; once per loop iteration (relaxed stores of values only this thread writes). */
+void reactor_publish_counters(struct reactor *reactor);
+
+/* reactor_loop.c */
+struct io_uring_sqe *reactor_sqe(struct reactor *reactor);
+void reactor_submit(struct reactor *reactor);
+void reactor_arm_accept(struct reactor *reactor);
+void reactor_cancel_accept(struct reactor *reactor);
+void reactor_loop(struct reactor *reactor);
+
+/* connection.c */
+void connection_open(struct reactor *reactor, int fd);
+void connection_end(struct reactor *reactor, struct connection *connection,
+                     enum record_status status, const char *detail);
+void connection_touch(struct reactor *reactor, struct connection *connection);
+void connection_list_add(struct reactor *reactor, struct connection *connection,
+                         enum connection_list list);
+void connection_arm_receive(struct reactor *reactor, struct connection *connection);
+void connection_cancel_receive(struct reactor *reactor, struct connection *connection);
+void connection_maybe_rearm(struct reactor *reactor, struct connection *connection);
+void connection_check(const struct reactor *reactor, const struct connection *connection);
+struct connection *reactor_connection_for(struct reactor *reactor, uint64_t user_data);
+void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_advance_connections(struct reactor *reactor);
+void reactor_release_record(struct reactor *reactor, struct record *record);
+
+/* admission.c */
+void connection_receive_chunk(struct reactor *reactor, struct connection *connection,
+                              const struct rx_chunk *chunk);
+void connection_resume(struct reactor *reactor, struct connection *connection);
+void connection_drop_input(struct reactor *reactor, struct connection *connection);
+
+/* timers.c */
+void reactor_timers_start(struct reactor *reactor);
+void reactor_on_tick(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_pause_accept(struct reactor *reactor);
+void reactor_on_accept_resume(struct reactor *reactor);
+void reactor_sweep_deadlines(struct reactor *reactor);
+void reactor_evict_partial(struct reactor *reactor);
+struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning);
+
+/* acks.c */
+void connection_flush_ack(struct reactor *reactor, struct connection *connection);
+void reactor_on_send(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_on_linger(struct reactor *reactor, const struct io_uring_cqe *cqe);
+bool connection_should_linger(const struct connection *connection);
+void connection_linger_start(struct reactor *reactor, struct connection *connection);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * framer.h: finds varint-delimited records inside the receive chunks of one connection, in place.
+ *
+ * One framer per connection, driven only by the reactor thread that owns the connection. The
+ * reactor feeds each received chunk (a pointer into receive memory plus the backend unit that
+ * holds it); the framer cuts it into records without copying: a record wholly inside one chunk
+ * becomes one slice, a record split across chunks becomes several slices (adjacent chunks that
+ * are contiguous in memory and in the same unit are merged into one slice). When a record's body
+ * is complete the framer runs record_scan on it and fills topic/sequence/timestamp.
+ *
+ * Early rejection: when a chunk ends inside a body, the framer checks what the record's bytes
+ * so far already prove (record_scan_prefix: every field received in full, and the tag and
+ * length of the one cut off), so a frame whose received prefix is malformed whatever follows
+ * (an invalid tag or wire type, a known field with the wrong wire type, a length running past
+ * the frame, a varint longer than 10 bytes) ends in FRAMER_ERROR at once, with the detail the
+ * whole frame would have got, instead of after its last byte. framer_rejected_early says so.
+ * A length prefix over frame_bytes_max is refused as soon as the prefix is complete (at most
+ * 10 bytes; a partial prefix holds no record and pins nothing).
+ *
+ * The framer stops at every event so the reactor can act (admit the record, answer an error,
+ * fetch a record object) and later resume at exactly the same byte: it never loses input.
+ *
+ * The framer takes no references on receive units: the reactor adds one per slice of every
+ * record it takes with framer_take_record, and nothing is pinned for records it never takes.
+ */
+#ifndef INTAKE_FRAMER_H
+#define INTAKE_FRAMER_H
+
+#include <stdint.h>
+
+#include "record.h"
+#include "record_scan.h"
+#include "varint.h"
+
+enum framer_event {
+    FRAMER_NEED_INPUT = 0,  /* the chunk is fully consumed; feed the next one */
+    FRAMER_RECORD = 1,      /* a complete, scanned record is ready: framer_take_record */
+    FRAMER_NEED_RECORD = 2, /* a frame starts and the framer holds no record object: give one.
+                             * Asked once the length prefix is complete and within
+                             * frame_bytes_max, so bad prefixes and oversize frames need none. */
+    FRAMER_ERROR = 3,       /* the stream is bad; framer_error_status/detail say why. Terminal. */
+};
+
+struct framer {
+    uint32_t frame_bytes_max;    /* --max-frame */
+    struct varint_decoder length_decoder;
+    uint32_t body_bytes_needed;  /* > 0 while inside a record body */
+    int in_body;
+    struct record *record;       /* being filled; NULL until given */
+    struct record_scan_progress scan_progress; /* the body's scan so far (early rejection) */
+    enum record_status error_status;
+    /* Static string, or error_detail_text; lives as long as the framer. */
+    const char *error_detail;
+    int error_before_frame_end;  /* the error came before the frame's last byte arrived */
+    /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
+     * per framer, because many connections may report oversize frames at once. */
+    char error_detail_text[80];
+};
+
+void framer_init(struct framer *framer, uint32_t frame_bytes_max);
+
+/*
+ * Consumes bytes of one chunk from `*offset` on, advancing `*offset`, until an event.
+ * A zero-length frame is an empty record and fails the scan (no topic). Errors:
+ *   REJECTED "bad varint length prefix", "frame of N bytes exceeds --max-frame M",
+ *   REJECTED with the scan's detail for a malformed record (as soon as a received prefix of
+ *     the body proves it, see above; the detail is the same either way),
+ *   RESOURCE_EXHAUSTED "record arrived in more than 64 fragments".
+ */
+enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
+                              uint32_t chunk_length, uint32_t unit, uint32_t *offset)
+    INTAKE_MUST_CHECK;
+
+/* After FRAMER_NEED_RECORD: hands the framer an empty record from the reactor's pool. */
+void framer_give_record(struct framer *framer, struct record *record);
+/* After FRAMER_RECORD: takes the complete record; the framer holds none afterwards. */
+struct record *framer_take_record(struct framer *framer);
+/* The record object the framer holds (partly filled or empty), or NULL; the framer lets go of it.
+ * Used when a connection ends: the reactor returns it to its pool (it pins no units). */
+struct record *framer_release_record(struct framer *framer);
+
+/* After FRAMER_ERROR: nonzero when the frame was refused before all of it had arrived (its
+ * received prefix was already malformed). The reactor may count these. */
+int framer_rejected_early(const struct framer *framer);
+
+/* True when the framer is between frames (no partial length prefix or body pending). */
+int framer_is_idle(const struct framer *framer);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * record_decode.h: the worker's full decode of a record with nanopb, straight from its slices.
+ *
+ * A pb_istream_t whose state is a cursor over the record's slices; string and bytes fields are
+ * decoded with callbacks that note where the value lies (offset and length within the record)
+ * and step over it through one guarded helper (slice_stream_skip) that asserts the stream is ours
+ * and the step stays inside the record. No payload byte is copied or gathered.
+ *
+ * Any thread; the caller owns the record for the duration.
+ *
+ * Agreement with record_scan (fuzzed, tests/fuzz/fuzz_decode.c): every record the scan admits,
+ * this accepts with the same topic, sequence and timestamp; every record the scan refuses,
+ * this refuses too, with two exceptions where nanopb is more lenient than protobuf: it skips
+ * an unknown varint field without the 10-byte limit (a varint of 11 or more bytes, or a 10th
+ * byte above 1, passes here), and it reads tags as 32-bit varints, dropping higher bits that
+ * make the scan refuse the field number as larger than 2^29 - 1. Neither matters on the data
+ * path: the worker decodes only records the scan admitted.
+ */
+#ifndef INTAKE_RECORD_DECODE_H
+#define INTAKE_RECORD_DECODE_H
+
+#include <stdint.h>
+
+#include "record.h"
+
+/* Where a length-delimited field's value lies inside the record. */
+struct field_span {
+    uint32_t offset;
+    uint32_t length;
+};
+
+struct record_decoded {
+    struct field_span topic;     /* last occurrence */
+    struct field_span key;
+    struct field_span value;
+    uint64_t timestamp_ns;
+    uint64_t sequence;
+    uint32_t header_count;
+};
+
+enum record_decode_result {
+    RECORD_DECODE_OK = 0,
+    RECORD_DECODE_MALFORMED = -1, /* detail: nanopb's message or ours */
+};
+
+enum record_decode_result record_decode(const struct record_view *view,
+                                        struct record_decoded *decoded, const char **detail)
+    INTAKE_MUST_CHECK;
+
+#endif

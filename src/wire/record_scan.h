@@ -1,0 +1,88 @@
+/*
+ * record_scan.h: a wire-level check of one encoded intake.v1.Record, walking its slices in place.
+ *
+ * The reactor runs this on every complete frame before admitting it, so that everything a
+ * decoder could reject is rejected at the connection that sent it, with nothing after it
+ * accepted. It checks: every tag (field number >= 1, wire type 0/1/2/5; groups are rejected);
+ * every length stays inside the record; known fields have their declared wire type (topic, key,
+ * value, headers: length-delimited; timestamp_ns, sequence: varint); every topic occurrence is
+ * valid UTF-8; each Header submessage is itself well-formed with a UTF-8 key; unknown fields are
+ * skipped. As protobuf specifies, the last occurrence of a non-repeated field wins: the topic,
+ * sequence and timestamp reported are the last ones. The effective topic must be 1..255 bytes.
+ *
+ * Pure function over a read-only view; any thread. Nothing is copied.
+ */
+#ifndef INTAKE_RECORD_SCAN_H
+#define INTAKE_RECORD_SCAN_H
+
+#include <stdint.h>
+
+#include "record.h"
+
+enum record_scan_result {
+    RECORD_SCAN_OK = 0,
+    RECORD_SCAN_MALFORMED = -1, /* detail names the problem */
+};
+
+struct record_scan {
+    uint32_t topic_offset; /* byte offset of the effective topic's value within the record */
+    uint32_t topic_length;
+    uint64_t sequence;
+    uint64_t timestamp_ns;
+    uint32_t header_count;
+    /* Static string, set when the result is not OK, e.g. "record has no topic",
+     * "topic is not valid UTF-8", "field 3 (value) has wire type 0, expected 2". */
+    const char *detail;
+};
+
+/* Scans a complete record (the view holds all of its bytes). */
+enum record_scan_result record_scan_view(const struct record_view *view, struct record_scan *scan)
+    INTAKE_MUST_CHECK;
+
+/*
+ * The same scan, resumable while a record's bytes arrive (the framer's early rejection).
+ *
+ * record_scan_prefix checks what the bytes received so far (`view`, the first view->total_bytes
+ * of a record of `frame_bytes`) already prove: every top-level field wholly received is checked
+ * in full, and the tag and length of the field the bytes end in are checked too (an invalid
+ * tag or wire type, a known field with the wrong wire type, a length running past
+ * `frame_bytes`, a varint longer than 10 bytes). It returns RECORD_SCAN_MALFORMED as soon as
+ * the prefix is malformed whatever bytes follow, with progress->scan.detail set to exactly the
+ * detail record_scan_view gives for any record of frame_bytes bytes that starts with this
+ * prefix (both walk the same fields in the same order and stop at the first problem).
+ * Otherwise it returns RECORD_SCAN_OK and remembers where the next call resumes, so each
+ * field is checked once.
+ * Checks inside a Header submessage, and the topic's UTF-8, wait until that field is whole;
+ * the effective topic (present, 1..255 bytes) is known only at the end: record_scan_finish.
+ *
+ * Call record_scan_progress_init before a record's first byte; then record_scan_prefix with
+ * growing views of the same record; then record_scan_finish with the complete view. After
+ * RECORD_SCAN_MALFORMED the progress stays failed.
+ */
+struct record_scan_progress {
+    uint32_t checked_bytes; /* every top-level field below this offset is checked */
+    uint32_t topic_seen;
+    struct record_scan scan; /* the fields seen so far; detail set once malformed */
+};
+
+void record_scan_progress_init(struct record_scan_progress *progress);
+enum record_scan_result record_scan_prefix(const struct record_view *view, uint32_t frame_bytes,
+                                           struct record_scan_progress *progress)
+    INTAKE_MUST_CHECK;
+/* Completes the scan over the whole record; the same result record_scan_view gives. */
+enum record_scan_result record_scan_finish(const struct record_view *view,
+                                           struct record_scan_progress *progress,
+                                           struct record_scan *scan) INTAKE_MUST_CHECK;
+
+/* FNV-1a over `length` bytes at `offset` of the view: how topic names are hashed everywhere
+ * (the topic table hashes its stored names with record_topic_hash_bytes, which must agree). */
+uint64_t record_view_hash(const struct record_view *view, uint32_t offset, uint32_t length);
+uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length);
+/* Nonzero when the view's `length` bytes at `offset` equal `bytes`. */
+int record_view_equals(const struct record_view *view, uint32_t offset, uint32_t length,
+                       const uint8_t *bytes);
+/* Copies out up to `capacity` bytes at `offset` (for log lines and tests; never on the data path). */
+uint32_t record_view_copy(const struct record_view *view, uint32_t offset, uint32_t length,
+                          uint8_t *out, uint32_t capacity);
+
+#endif

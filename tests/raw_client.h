@@ -1,0 +1,136 @@
+/*
+ * raw_client.h: a producer written by hand for tests that need exact control of what is sent
+ * and exact sight of every Ack (sequence, status, detail): delimited Records built byte by byte,
+ * Acks decoded from the socket. Header-only, like daemon_util.h.
+ */
+#ifndef INTAKE_TEST_RAW_CLIENT_H
+#define INTAKE_TEST_RAW_CLIENT_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "varint.h"
+
+static int raw_connect_port(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
+    return fd;
+}
+
+static size_t raw_put_bytes_field(uint8_t *out, uint32_t field, const void *bytes, size_t length) {
+    size_t used = varint_encode((uint64_t)field << 3 | 2, out);
+    used += varint_encode(length, out + used);
+    memcpy(out + used, bytes, length);
+    return used + length;
+}
+
+/* Sends one delimited Record{topic, value of `value_bytes` bytes (the first 4 carry `index`),
+ * sequence}. A send that fails is left alone: the daemon ended the connection, its Ack says why. */
+static void raw_send_record(int fd, const char *topic, uint32_t index, size_t value_bytes,
+                            uint64_t sequence) {
+    REQUIRE(value_bytes >= 4);
+    uint8_t *value = calloc(1, value_bytes);
+    uint8_t *body = malloc(strlen(topic) + value_bytes + 64);
+    REQUIRE(value != NULL && body != NULL);
+    memcpy(value, &index, 4);
+    size_t length = raw_put_bytes_field(body, 1, topic, strlen(topic));
+    length += raw_put_bytes_field(body + length, 3, value, value_bytes);
+    if (sequence != 0) {
+        body[length++] = 5 << 3;
+        length += varint_encode(sequence, body + length);
+    }
+    uint8_t prefix[16];
+    size_t prefix_bytes = varint_encode(length, prefix);
+    bool sent = send(fd, prefix, prefix_bytes, MSG_NOSIGNAL) == (ssize_t)prefix_bytes;
+    for (size_t done = 0; sent && done < length;) {
+        ssize_t written = send(fd, body + done, length - done, MSG_NOSIGNAL);
+        if (written <= 0) break;
+        done += (size_t)written;
+    }
+    free(value);
+    free(body);
+}
+
+struct raw_ack {
+    uint64_t sequence;
+    uint32_t status;
+    char detail[512];
+};
+
+enum { RAW_ACK_OK = 0, RAW_ACK_REJECTED = 1, RAW_ACK_RESOURCE_EXHAUSTED = 2, RAW_ACK_INTERNAL = 4 };
+
+/* Acks arriving on one connection. */
+struct raw_ack_reader {
+    int fd;
+    uint8_t buffer[1 << 16];
+    size_t length;
+};
+
+/* Decodes one complete Ack from the reader's buffer; false when none is complete yet. */
+static bool raw_ack_take(struct raw_ack_reader *reader, struct raw_ack *ack) {
+    uint64_t frame_length = 0;
+    size_t prefix = 0;
+    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK)
+        return false;
+    if (reader->length < prefix + frame_length) return false;
+    memset(ack, 0, sizeof(*ack));
+    const uint8_t *cursor = reader->buffer + prefix;
+    const uint8_t *end = cursor + frame_length;
+    while (cursor < end) {
+        uint64_t tag = 0, value = 0;
+        size_t used = 0;
+        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &tag, &used) == VARINT_OK);
+        cursor += used;
+        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &value, &used) == VARINT_OK);
+        cursor += used;
+        if (tag == (1 << 3 | 0)) ack->sequence = value;
+        else if (tag == (2 << 3 | 0)) ack->status = (uint32_t)value;
+        else if (tag == (3 << 3 | 2)) {
+            size_t copy = value < sizeof(ack->detail) - 1 ? value : sizeof(ack->detail) - 1;
+            memcpy(ack->detail, cursor, copy);
+            cursor += value;
+        } else REQUIRE(!"unexpected field in Ack");
+    }
+    size_t consumed = prefix + frame_length;
+    memmove(reader->buffer, reader->buffer + consumed, reader->length - consumed);
+    reader->length -= consumed;
+    return true;
+}
+
+/* Reads Acks into *last until one is not OK (returns true: the final Ack), one covers
+ * `sequence` with OK (returns false, *last is it), the peer closes or `timeout_ms` pass (false).
+ * `sequence` 0: wait only for a final Ack. */
+static bool raw_read_acks(struct raw_ack_reader *reader, uint64_t sequence, int timeout_ms,
+                          struct raw_ack *last) {
+    memset(last, 0, sizeof(*last));
+    for (int waited = 0; waited < timeout_ms;) {
+        struct raw_ack ack;
+        while (raw_ack_take(reader, &ack)) {
+            *last = ack;
+            if (ack.status != RAW_ACK_OK) return true;
+            if (sequence != 0 && ack.sequence >= sequence) return false;
+        }
+        struct pollfd descriptor = {.fd = reader->fd, .events = POLLIN};
+        if (poll(&descriptor, 1, 10) <= 0) {
+            waited += 10;
+            continue;
+        }
+        ssize_t got = read(reader->fd, reader->buffer + reader->length,
+                           sizeof(reader->buffer) - reader->length);
+        if (got <= 0) return false;
+        reader->length += (size_t)got;
+    }
+    return false;
+}
+
+#endif
