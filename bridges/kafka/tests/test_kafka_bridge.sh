@@ -10,8 +10,8 @@
 #      --value record (a topic created later is picked up), a record too large for
 #      message.max.bytes going to the dead-letter topic;
 #   B. (run last) the bridge SIGKILLed mid-stream while records are in Kafka but their delivery
-#      reports are held back by the brokers (so the bridge could not commit them), and restarted: the
-#      restart finds what Kafka has and skips it: no duplicate, no loss;
+#      reports are held back by the brokers (so the bridge could not commit them), and
+#      restarted: the restart finds what Kafka has and skips it: no duplicate, no loss;
 #   C. every broker down while producers keep sending: the bridge's bounded queue fills, it
 #      stops reading, drops what was in flight (connections failed) to read Kafka back later,
 #      intaked's log fills and pushes back on the producer; then injected Produce errors and the
