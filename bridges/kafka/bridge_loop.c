@@ -73,23 +73,33 @@ static void counters_print(const struct bridge *bridge, const char *when) {
 
 /* Keeps both consumer slots of a topic live in intaked's eyes. The main slot's polls heartbeat
  * too; the anchor polls only after commits, so it is heartbeaten here on its own clock. */
-static void topic_heartbeat(struct bridge_topic *topic, uint64_t now_ns) {
+/* A wait's result: records or not is for the next poll to find out; a log file that was
+ * replaced (intaked quarantined a damaged log) or truncated ends the bridge, whose restart
+ * opens the new log (a new intake-log, so the read-back starts it afresh). */
+static int wait_result_check(const struct bridge_topic *topic, int woke) {
+    if (woke != -ESTALE && woke != -EIO) return 0;
+    fprintf(stderr, "intake-kafka: topic %s: its log was %s under the bridge; stopping so that a "
+            "restart opens it again\n", topic->name, woke == -ESTALE ? "replaced" : "truncated");
+    return -1;
+}
+
+static int topic_heartbeat(struct bridge_topic *topic, uint64_t now_ns) {
+    int status = 0;
     /* A zero-timeout wait only heartbeats and looks at the commit word: it releases nothing. */
     if (topic->consumer != NULL && now_ns - topic->last_heartbeat_ns >= LOOP_HEARTBEAT_NS) {
-        int woke = intake_consumer_wait(topic->consumer, 0);
-        (void)woke; /* records or not, the next poll finds out */
+        status |= wait_result_check(topic, intake_consumer_wait(topic->consumer, 0));
         topic->last_heartbeat_ns = now_ns;
     }
     if (topic->anchor != NULL && now_ns - topic->anchor_heartbeat_ns >= LOOP_HEARTBEAT_NS) {
-        int woke = intake_consumer_wait(topic->anchor, 0);
-        (void)woke;
+        status |= wait_result_check(topic, intake_consumer_wait(topic->anchor, 0));
         topic->anchor_heartbeat_ns = now_ns;
     }
+    return status;
 }
 
 static void heartbeat_all(struct bridge *bridge, uint64_t now_ns) {
     for (uint32_t index = 0; index < bridge->table.count; index++)
-        topic_heartbeat(&bridge->table.topics[index], now_ns);
+        if (topic_heartbeat(&bridge->table.topics[index], now_ns) != 0) bridge->fatal = true;
 }
 
 
@@ -313,7 +323,7 @@ static void idle_wait(struct bridge *bridge) {
         !only->holding) {
         /* One topic, nothing in flight: sleep on the log's futex (wakes on a publish). */
         int woke = intake_consumer_wait(only->consumer, LOOP_IDLE_WAIT_NS);
-        (void)woke; /* a record, a timeout or a signal: the loop looks again either way */
+        if (wait_result_check(only, woke) != 0) bridge->fatal = true;
         only->last_heartbeat_ns = intake_now_ns();
         return;
     }
