@@ -14,7 +14,9 @@
  *   stall_oldest     every receive buffer pinned: by slow connections that stopped halfway
  *                    through their records, and by an honest producer of 1 MB records. The
  *                    stall breaker ends the connections that pinned buffers longest without
- *                    completing a record, not the honest one that pins the most.
+ *                    completing a record, not the honest one that pins the most;
+ *   early_rejection  a frame whose first body bytes are already malformed is answered REJECTED
+ *                    at once, not when its announced length has arrived.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -207,15 +209,15 @@ static void test_frame_deadline(void) {
 static void test_idle_timeout(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "idle");
-    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "300", NULL};
+    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "800", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     int silent = raw_connect(&daemon);
     int busy = raw_connect(&daemon);
     struct ack_reader *reader = calloc(1, sizeof(*reader));
     REQUIRE(reader != NULL);
-    /* Records every 100 ms for a second: never idle for 300 ms. */
-    for (uint64_t sequence = 1; sequence <= 10; sequence++) {
+    /* Records every 100 ms for a second and a half: never idle for 800 ms. */
+    for (uint64_t sequence = 1; sequence <= 15; sequence++) {
         size_t length = 0;
         uint8_t *record = frame_record("idle", 100, sequence, &length);
         write_all(busy, record, length);
@@ -229,7 +231,7 @@ static void test_idle_timeout(void) {
     fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n",
             last.status, last.detail);
     CHECK(last.status == STATUS_RESOURCE_EXHAUSTED);
-    CHECK(strstr(last.detail, "--idle-timeout-ms 300") != NULL);
+    CHECK(strstr(last.detail, "--idle-timeout-ms 800") != NULL);
     close(silent);
     close(busy);
     free(reader);
@@ -354,11 +356,40 @@ static void test_stall_oldest(void) {
     daemon_directory_remove(directory);
 }
 
+/* ------------------------------------------------------------- early rejection --- */
+
+/* A frame announced as 100 KB whose first body byte is already an invalid tag (wire type 7):
+ * the framer proves it malformed from that prefix, and the reactor answers at once, long
+ * before the rest could arrive or the frame deadline (a minute here) could end it. */
+static void test_early_rejection(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "early");
+    const char *const flags[] = {"--backend", "pbuf", "--frame-timeout-ms", "60000", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    uint8_t prefix[64];
+    size_t length = varint_encode(100000, prefix);
+    prefix[length++] = 1 << 3 | 7; /* field 1, wire type 7: no such wire type */
+    memset(prefix + length, 'x', 16);
+    length += 16;
+    int fd = raw_connect(&daemon);
+    write_all(fd, prefix, length);
+    struct ack last = final_ack(fd, 5000);
+    fprintf(stderr, "early_rejection: final ack status %u \"%s\"\n", last.status, last.detail);
+    CHECK(last.status == STATUS_REJECTED);
+    CHECK(last.detail[0] != '\0');
+    close(fd);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(daemon_log_counter(&daemon, "reactor", "frame") == 0);
+    daemon_directory_remove(directory);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_frame_deadline();
     test_idle_timeout();
     test_partial_records();
     test_stall_oldest();
+    test_early_rejection();
     return test_finish();
 }

@@ -42,7 +42,8 @@ struct produce_options {
 static void produce_usage(FILE *stream) {
     fprintf(stream,
             "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
-            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n");
+            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
+            "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n");
 }
 
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
@@ -65,7 +66,13 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         case 'd': options->delimited = true; break;
         case 'n': options->count = strtoull(optarg, NULL, 10); break;
         case 's': options->size = strtoull(optarg, NULL, 10); break;
-        case 'T': options->timeout_ms = atoi(optarg); break;
+        case 'T':
+            options->timeout_ms = atoi(optarg);
+            if (options->timeout_ms <= 0) {
+                fprintf(stderr, "intake-produce: --timeout-ms must be a positive number of ms\n");
+                return -1;
+            }
+            break;
         case 'h': produce_usage(stdout); exit(0);
         default: return -1;
         }
@@ -235,7 +242,10 @@ int main(int argc, char **argv) {
         produce_usage(stderr);
         return 2;
     }
-    struct intake_producer_config config = {options.address, 0, 0, options.acks};
+    /* --timeout-ms bounds both waits: for acks, and for intake to take more data (a topic
+     * whose log is being created, or a full log, stops intake from reading). */
+    struct intake_producer_config config = {options.address, 0, (uint32_t)options.timeout_ms,
+                                            options.acks};
     struct intake_producer *producer = NULL;
     char why[256];
     int result = intake_producer_open(&config, &producer, why, sizeof(why));
