@@ -136,8 +136,10 @@ static void test_shm_group(void) {
     REQUIRE(daemon_start(&daemon, directory, flags));
     char path[400];
     struct stat status;
-    snprintf(path, sizeof(path), "%s/g.log", directory);
+    /* The log opener makes the log, then its consumer region: wait for the second. */
+    snprintf(path, sizeof(path), "%s/g.consumers", directory);
     for (int attempt = 0; attempt < 1000 && stat(path, &status) != 0; attempt++) usleep(10000);
+    snprintf(path, sizeof(path), "%s/g.log", directory);
     REQUIRE(stat(path, &status) == 0);
     CHECK(status.st_gid == found->gr_gid && (status.st_mode & 07777) == 0640);
     snprintf(path, sizeof(path), "%s/g.consumers", directory);

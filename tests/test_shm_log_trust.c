@@ -291,6 +291,36 @@ static void test_bogus_retained(void) {
 
 /* Opens a consumer on a copy of a log whose bytes were mutated and reads what it can: the
  * library must answer every call (records or errors with reasons) in bounded time. */
+/* A writer that died inside publish: the seqlock left odd, the commit offset stored ahead of
+ * the position. Readers do not spin on it; the next writer repairs it from the entries. */
+static void test_died_in_publish(void) {
+    const char *topic = "died";
+    struct shm_log *log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    append_range(log, 0, 20);
+    shm_log_close(log);
+    uint32_t odd = 7;
+    file_write("died.log", offsetof(struct shm_log_header, commit_sequence), &odd, 4);
+    uint64_t ahead = 25;
+    file_write("died.log", offsetof(struct shm_log_header, commit_offset), &ahead, 8);
+    uint64_t start_ns = intake_now_ns();
+    struct intake_consumer *end = NULL, *oldest = NULL;
+    REQUIRE(consumer_open(topic, "end", INTAKE_CONSUMER_START_END, true, &end) == 0);
+    REQUIRE(consumer_open(topic, "oldest", INTAKE_CONSUMER_START_OLDEST, true, &oldest) == 0);
+    CHECK(intake_now_ns() - start_ns < 1000000000ull); /* no spinning on the odd sequence */
+    struct intake_consumer_record record;
+    REQUIRE(intake_consumer_poll(oldest, &record) == 1);
+    CHECK(record.offset == 0 && record.missed == 0);
+    log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    CHECK(quarantined_count("died.log") == 0); /* repaired, not quarantined */
+    CHECK(shm_log_next_offset(log) == 20);
+    append_range(log, 20, 22);
+    REQUIRE(intake_consumer_poll(end, &record) == 1);
+    CHECK(record.offset == 20 && record.missed == 0);
+    intake_consumer_close(end);
+    intake_consumer_close(oldest);
+    shm_log_close(log);
+}
+
 static void test_corrupt_for_reader(void) {
     const char *topic = "mutated";
     struct shm_log *log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_OVERWRITE, 0);
@@ -575,6 +605,7 @@ int main(void) {
     test_truncation();
     test_forged_slots();
     test_bogus_retained();
+    test_died_in_publish();
     test_corrupt_for_reader();
     test_slots_reclaimed();
     test_permissions();

@@ -34,14 +34,14 @@
 /* Most entries one poll inspects (padding, skipped and lapped ones) before giving up. */
 #define CONSUMER_POLL_STEPS_MAX (1u << 22)
 /* Attempts at reading the seqlock-paired commit position and offset. */
-#define CONSUMER_SEQLOCK_ATTEMPTS_MAX 100000
+#define CONSUMER_SEQLOCK_ATTEMPTS_MAX 1000
 /* How long open waits for the registration lock, and for a region that matches its log (the
  * writer creates the log, then its region), in 1 ms steps. */
 #define CONSUMER_OPEN_WAIT_STEPS 2000
 /* How long the registration handshake waits for a writer deciding a retirement. */
 #define CONSUMER_HANDSHAKE_WAIT_NS 100000000ull
 /* Attempts at finding the offset of the start position while the writer laps it. */
-#define CONSUMER_START_ATTEMPTS_MAX 1000
+#define CONSUMER_START_ATTEMPTS_MAX 200
 /* Bounds of one futex sleep: wait heartbeats between sleeps so a waiting consumer never looks
  * stale to the writer. */
 #define CONSUMER_WAIT_SLICE_NS_MIN     1000000ull
@@ -382,7 +382,12 @@ static void commit_pair_read(const struct intake_consumer *consumer, uint64_t *p
     for (int attempt = 0; attempt < CONSUMER_SEQLOCK_ATTEMPTS_MAX; attempt++) {
         /* The acquire load pairs with the writer's release store of an even sequence. */
         uint32_t before = atomic_load_explicit(&header->commit_sequence, memory_order_acquire);
-        if (before & 1u) continue;
+        if (before & 1u) {
+            /* Odd: a writer is publishing (a moment), or died doing so (forever). */
+            if (attempt >= 16 && !intake_consumer_writer_alive(consumer)) break;
+            if (attempt >= 16) sched_yield();
+            continue;
+        }
         *position = atomic_load_explicit(&header->commit_position, memory_order_acquire);
         *offset = atomic_load_explicit(&header->commit_offset, memory_order_relaxed);
         /* The acquire fence orders the pair's loads before the sequence recheck. */
@@ -436,7 +441,10 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         }
         if (*position < retained) *position = retained;
         if (*position == commit) {
-            if (commit_offset == SHM_LOG_OFFSET_NONE) continue;
+            /* Without the pair (a writer died inside publish), the first record read names
+             * the offset (missed 0 for it). */
+            if (commit_offset == SHM_LOG_OFFSET_NONE && intake_consumer_writer_alive(consumer))
+                continue;
             *offset = commit_offset;
             return 0;
         }
@@ -514,6 +522,12 @@ static void start_position_validate(struct intake_consumer *consumer) {
         if (retiring <= consumer->position) return;
         uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_acquire);
         bool decided = retained == retiring;
+        /* No writer running: an announcement left undecided (it died deciding) overwrote
+         * nothing past retained_position, and no one will decide it now. */
+        if (!decided && !intake_consumer_writer_alive(consumer)) {
+            if (retained <= consumer->position) return;
+            decided = true;
+        }
         if (!decided && intake_now_ns() < deadline_ns) {
             sched_yield();
             continue;

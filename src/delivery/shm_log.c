@@ -391,7 +391,7 @@ static enum log_check header_check(const struct shm_log *log, uint64_t file_byte
 
 /* Walks every entry from retained_position to commit_position: sizes, checksums, consecutive
  * offsets, and the commit offset at the end. */
-static bool ring_check(const struct shm_log *log, uint64_t retained, uint64_t commit,
+static bool ring_check(struct shm_log *log, uint64_t retained, uint64_t commit,
                        uint64_t commit_offset, char *reason, size_t reason_capacity) {
     uint64_t capacity = log->header->capacity_bytes;
     uint64_t position = retained, expected = SHM_LOG_OFFSET_NONE;
@@ -424,15 +424,21 @@ static bool ring_check(const struct shm_log *log, uint64_t retained, uint64_t co
         expected = padding ? entry.offset : entry.offset + 1;
         position += span;
     }
+    /* The entries are checked and consecutive, so they name the commit offset. A writer that
+     * died inside publish (after storing the offset, before the position) left a larger one:
+     * take the entries' word (those offsets were never published). */
     if (expected != SHM_LOG_OFFSET_NONE && expected != commit_offset) {
-        intake_error_line(reason, reason_capacity, "last entry does not end at the commit offset");
-        return false;
+        if (expected > commit_offset) {
+            intake_error_line(reason, reason_capacity, "entries run past the commit offset");
+            return false;
+        }
+        atomic_store_explicit(&log->header->commit_offset, expected, memory_order_relaxed);
     }
     return true;
 }
 
 /* Positions, then the ring. */
-static bool state_check(const struct shm_log *log, char *reason, size_t reason_capacity) {
+static bool state_check(struct shm_log *log, char *reason, size_t reason_capacity) {
     const struct shm_log_header *header = log->header;
     uint64_t commit = atomic_load_explicit(&header->commit_position, memory_order_relaxed);
     uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_relaxed);
