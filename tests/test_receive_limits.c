@@ -28,8 +28,8 @@
 #include "harness.h"
 #include "varint.h"
 
-#define STATUS_OK 0u
-#define STATUS_REJECTED 1u
+#define STATUS_OK                 0u
+#define STATUS_REJECTED           1u
 #define STATUS_RESOURCE_EXHAUSTED 2u
 
 static void sleep_ms(long milliseconds) {
@@ -40,7 +40,8 @@ static void sleep_ms(long milliseconds) {
 static int raw_connect(const struct daemon *daemon) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(daemon->port),
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons(daemon->port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
     return fd;
@@ -136,10 +137,12 @@ static bool ack_read(int fd, struct ack_reader *reader, struct ack *ack, int tim
         if (reader->closed) return false;
         struct pollfd descriptor = {.fd = fd, .events = POLLIN};
         if (poll(&descriptor, 1, 10) <= 0) continue;
-        ssize_t got = read(fd, reader->buffer + reader->length,
-                           sizeof(reader->buffer) - reader->length);
-        if (got <= 0) reader->closed = true;
-        else reader->length += (size_t)got;
+        ssize_t got =
+            read(fd, reader->buffer + reader->length, sizeof(reader->buffer) - reader->length);
+        if (got <= 0)
+            reader->closed = true;
+        else
+            reader->length += (size_t)got;
     }
     return false;
 }
@@ -166,8 +169,8 @@ static const char *test_dir(char *buffer, size_t capacity, const char *name) {
 static void test_frame_deadline(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "frame");
-    const char *const flags[] = {"--backend", "pbuf", "--frame-timeout-ms", "300",
-                                 "--idle-timeout-ms", "0", NULL};
+    const char *const flags[] = {
+        "--backend", "pbuf", "--frame-timeout-ms", "300", "--idle-timeout-ms", "0", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     size_t length = 0;
@@ -190,8 +193,8 @@ static void test_frame_deadline(void) {
         sleep_ms(450);
     }
     struct ack last = final_ack(slow, 5000);
-    fprintf(stderr, "frame_deadline: slow connection's final ack status %u \"%s\"\n",
-            last.status, last.detail);
+    fprintf(stderr, "frame_deadline: slow connection's final ack status %u \"%s\"\n", last.status,
+            last.detail);
     CHECK(last.status == STATUS_REJECTED);
     CHECK(strstr(last.detail, "--frame-timeout-ms 300") != NULL);
     close(slow);
@@ -228,8 +231,8 @@ static void test_idle_timeout(void) {
         sleep_ms(100);
     }
     struct ack last = final_ack(silent, 5000);
-    fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n",
-            last.status, last.detail);
+    fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n", last.status,
+            last.detail);
     CHECK(last.status == STATUS_RESOURCE_EXHAUSTED);
     CHECK(strstr(last.detail, "--idle-timeout-ms 800") != NULL);
     close(silent);
@@ -243,15 +246,15 @@ static void test_idle_timeout(void) {
 
 /* ----------------------------------------------------------- partial records --- */
 
-#define PARTIAL_HOLDERS 40
+#define PARTIAL_HOLDERS        40
 #define PARTIAL_HONEST_RECORDS 50
 
 static void test_partial_records(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "partial");
     /* A pool of 16 records; the frame deadline a minute away. */
-    const char *const flags[] = {"--backend", "pbuf", "--records-per-reactor", "16",
-                                 "--frame-timeout-ms", "60000", NULL};
+    const char *const flags[] = {
+        "--backend", "pbuf", "--records-per-reactor", "16", "--frame-timeout-ms", "60000", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     size_t length = 0;
@@ -293,17 +296,18 @@ static void test_partial_records(void) {
 
 /* ------------------------------------------------------------- stall, oldest --- */
 
-#define STALL_SLOW_CONNECTIONS 6
-#define STALL_HONEST_RECORDS 3
+#define STALL_SLOW_CONNECTIONS   6
+#define STALL_HONEST_RECORDS     3
 #define STALL_HONEST_VALUE_BYTES 1000000
 
 static void test_stall_oldest(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "stall");
     /* 2 MiB of receive buffers; the frame deadline a minute away. */
-    const char *const flags[] = {"--backend", "pbuf", "--buffers", "32", "--buffer-size", "64K",
-                                 "--max-frame", "1M", "--log-size", "16M",
-                                 "--frame-timeout-ms", "60000", NULL};
+    const char *const flags[] = {
+        "--backend",   "pbuf", "--buffers",  "32",  "--buffer-size",      "64K",
+        "--max-frame", "1M",   "--log-size", "16M", "--frame-timeout-ms", "60000",
+        NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     /* Slow connections: 240 KB of a 300 KB record each, about 1.4 MiB pinned in all. */
@@ -328,8 +332,8 @@ static void test_stall_oldest(void) {
         free(record);
         while (acked < sequence && ack_read(honest, reader, &ack, 20000)) {
             if (ack.status != STATUS_OK)
-                fprintf(stderr, "stall_oldest: honest producer got status %u \"%s\"\n",
-                        ack.status, ack.detail);
+                fprintf(stderr, "stall_oldest: honest producer got status %u \"%s\"\n", ack.status,
+                        ack.detail);
             CHECK(ack.status == STATUS_OK);
             acked = ack.sequence;
             if (ack.status != STATUS_OK) break;

@@ -87,8 +87,8 @@ static rd_kafka_resp_err_t produce(struct bridge_forward *forward, const char *k
         forward->producer, RD_KAFKA_V_TOPIC(kafka_topic),
         RD_KAFKA_V_PARTITION(forward->options.partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key_bytes, key.length), RD_KAFKA_V_VALUE(value_bytes, value.length),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_END);
     /* On success librdkafka owns the headers; on failure they are still ours. */
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(headers);
     return error;
@@ -302,15 +302,14 @@ static int producer_create(struct bridge_forward *forward, char *why, size_t why
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* Defaults first (-X may change them), the user's -X, then what correctness needs. */
     const struct bridge_kafka_settings *settings = forward->options.settings;
-    int failed = bridge_kafka_conf_set(conf, "linger.ms", "5", why, why_bytes) ||
-                 bridge_kafka_conf_set(conf, "message.timeout.ms", "0", why, why_bytes) ||
-                 bridge_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", why,
-                                       why_bytes) ||
-                 bridge_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", why,
-                                       why_bytes) ||
-                 bridge_kafka_conf_apply(conf, settings, why, why_bytes) ||
-                 bridge_kafka_conf_set(conf, "enable.idempotence", "true", why, why_bytes) ||
-                 bridge_kafka_conf_set(conf, "acks", "all", why, why_bytes);
+    int failed =
+        bridge_kafka_conf_set(conf, "linger.ms", "5", why, why_bytes) ||
+        bridge_kafka_conf_set(conf, "message.timeout.ms", "0", why, why_bytes) ||
+        bridge_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", why, why_bytes) ||
+        bridge_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", why, why_bytes) ||
+        bridge_kafka_conf_apply(conf, settings, why, why_bytes) ||
+        bridge_kafka_conf_set(conf, "enable.idempotence", "true", why, why_bytes) ||
+        bridge_kafka_conf_set(conf, "acks", "all", why, why_bytes);
     if (failed) {
         rd_kafka_conf_destroy(conf);
         return -EINVAL;
@@ -328,8 +327,8 @@ static int producer_create(struct bridge_forward *forward, char *why, size_t why
     return 0;
 }
 
-int bridge_forward_open(const struct bridge_forward_options *options,
-                        struct bridge_forward **out, char *why, size_t why_bytes) {
+int bridge_forward_open(const struct bridge_forward_options *options, struct bridge_forward **out,
+                        char *why, size_t why_bytes) {
     if (forced_settings_check(options->settings, why, why_bytes) != 0) return -EINVAL;
     struct bridge_forward *forward = calloc(1, sizeof(*forward));
     if (forward == NULL) return snprintf(why, why_bytes, "out of memory"), -ENOMEM;
@@ -368,9 +367,9 @@ void bridge_forward_purge(struct bridge_forward *forward) {
     /* Non-blocking: the purged reports arrive through bridge_forward_serve, while the loop
      * keeps heartbeating (a call that blocks for seconds would let intaked think the bridge
      * stale and release the log). Purged records are never sent again by librdkafka. */
-    rd_kafka_resp_err_t error = rd_kafka_purge(
-        forward->producer,
-        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_resp_err_t error =
+        rd_kafka_purge(forward->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                              RD_KAFKA_PURGE_F_NON_BLOCKING);
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR)
         forward_fail(forward, "purge after a lost connection", rd_kafka_err2str(error));
 }

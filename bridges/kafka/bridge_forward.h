@@ -42,8 +42,8 @@ struct bridge_forward_options {
     const struct bridge_kafka_settings *settings;
     enum bridge_value_mode value_mode;
     const char *dead_letter_topic;
-    const char *instance;    /* the intake-instance header */
-    int32_t partition;       /* the Kafka partition every record goes to */
+    const char *instance; /* the intake-instance header */
+    int32_t partition;    /* the Kafka partition every record goes to */
 };
 
 enum bridge_forward_result {
@@ -55,19 +55,18 @@ enum bridge_forward_result {
 };
 
 struct bridge_forward_counters {
-    uint64_t delivered;         /* reports without error, main topics */
-    uint64_t dead_lettered;     /* reports without error, dead-letter topic */
-    uint64_t too_large;         /* records sent to the dead-letter topic for their size */
-    uint64_t undecodable;       /* records sent to the dead-letter topic unparsed */
-    uint64_t queue_full;        /* times librdkafka's queue was full */
-    uint64_t purged;            /* dropped by bridge_forward_purge (to be read back) */
+    uint64_t delivered;     /* reports without error, main topics */
+    uint64_t dead_lettered; /* reports without error, dead-letter topic */
+    uint64_t too_large;     /* records sent to the dead-letter topic for their size */
+    uint64_t undecodable;   /* records sent to the dead-letter topic unparsed */
+    uint64_t queue_full;    /* times librdkafka's queue was full */
+    uint64_t purged;        /* dropped by bridge_forward_purge (to be read back) */
 };
 
 struct bridge_forward;
 
-int bridge_forward_open(const struct bridge_forward_options *options,
-                        struct bridge_forward **out, char *why, size_t why_bytes)
-    __attribute__((warn_unused_result));
+int bridge_forward_open(const struct bridge_forward_options *options, struct bridge_forward **out,
+                        char *why, size_t why_bytes) __attribute__((warn_unused_result));
 /* Destroys the producer. Undelivered records are dropped from memory only: their intake
  * cursor was never committed. */
 void bridge_forward_close(struct bridge_forward *forward);

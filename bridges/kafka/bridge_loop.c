@@ -24,11 +24,11 @@ volatile sig_atomic_t bridge_counters_requested;
 #define LOOP_HEARTBEAT_NS (100 * NS_PER_MS)
 /* How long one resume lookup may block, and how long the loop sleeps when idle. */
 #define LOOP_RESUME_TIMEOUT_MS 2000
-#define LOOP_RESUME_RETRY_NS (500 * NS_PER_MS)
+#define LOOP_RESUME_RETRY_NS   (500 * NS_PER_MS)
 /* On SIGTERM, deliveries are awaited in slices of this, with heartbeats between them. */
 #define LOOP_FLUSH_SLICE_MS 100
-#define LOOP_IDLE_WAIT_NS (20 * NS_PER_MS)
-#define LOOP_IDLE_SERVE_MS 2
+#define LOOP_IDLE_WAIT_NS   (20 * NS_PER_MS)
+#define LOOP_IDLE_SERVE_MS  2
 /* Records the anchor slot reads per turn while catching up with a commit. */
 #define LOOP_ANCHOR_BUDGET 4096
 /* How long to serve librdkafka when its queue is full before offering the record again. */
@@ -67,8 +67,7 @@ static void counters_print(const struct bridge *bridge, const char *when) {
             " purged=%" PRIu64 " resyncs=%" PRIu64 " in_flight=%" PRIu64 "\n",
             when, bridge->table.count, forwarding, counters->delivered, counters->dead_lettered,
             counters->too_large, counters->undecodable, skipped, missed, counters->queue_full,
-            commits, counters->purged, bridge->resyncs,
-            bridge_forward_in_flight(bridge->forward));
+            commits, counters->purged, bridge->resyncs, bridge_forward_in_flight(bridge->forward));
 }
 
 /* Keeps both consumer slots of a topic live in intaked's eyes. The main slot's polls heartbeat
@@ -78,8 +77,10 @@ static void counters_print(const struct bridge *bridge, const char *when) {
  * opens the new log (a new intake-log, so the read-back starts it afresh). */
 static int wait_result_check(const struct bridge_topic *topic, int woke) {
     if (woke != -ESTALE && woke != -EIO) return 0;
-    fprintf(stderr, "intake-kafka: topic %s: its log was %s under the bridge; stopping so that a "
-            "restart opens it again\n", topic->name, woke == -ESTALE ? "replaced" : "truncated");
+    fprintf(stderr,
+            "intake-kafka: topic %s: its log was %s under the bridge; stopping so that a "
+            "restart opens it again\n",
+            topic->name, woke == -ESTALE ? "replaced" : "truncated");
     return -1;
 }
 
@@ -102,7 +103,6 @@ static void heartbeat_all(struct bridge *bridge, uint64_t now_ns) {
         if (topic_heartbeat(&bridge->table.topics[index], now_ns) != 0) bridge->fatal = true;
 }
 
-
 static void discover(struct bridge *bridge, uint64_t now_ns) {
     if (now_ns < bridge->next_scan_ns) return;
     bridge->next_scan_ns = now_ns + bridge->options->scan_interval_ms * NS_PER_MS;
@@ -115,8 +115,8 @@ static void discover(struct bridge *bridge, uint64_t now_ns) {
     (void)bridge_topics_open_waiting(&bridge->table);
 }
 
-static void resume_error(struct bridge *bridge, const struct bridge_topic *topic,
-                         const char *why, uint64_t now_ns) {
+static void resume_error(struct bridge *bridge, const struct bridge_topic *topic, const char *why,
+                         uint64_t now_ns) {
     if (now_ns - bridge->last_resume_error_ns < 1000 * NS_PER_MS) return;
     bridge->last_resume_error_ns = now_ns;
     fprintf(stderr, "intake-kafka: topic %s: cannot read back what Kafka has yet (%s); retrying\n",
@@ -157,13 +157,15 @@ static void resume_finish(struct bridge *bridge, struct bridge_topic *topic,
     topic->last_commit_ns = now_ns;
     topic->anchor_behind = true; /* from the oldest record up to the committed cursor */
     if (topic->skip_active)
-        fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: Kafka has it up to offset %" PRIu64
-                ", forwarding after it\n", topic->name, topic->kafka_topic,
-                options->kafka_partition, topic->skip_through);
+        fprintf(stderr,
+                "intake-kafka: topic %s -> %s [%d]: Kafka has it up to offset %" PRIu64
+                ", forwarding after it\n",
+                topic->name, topic->kafka_topic, options->kafka_partition, topic->skip_through);
     else
-        fprintf(stderr, "intake-kafka: topic %s -> %s [%d]: nothing of this log in Kafka yet "
-                "(%s)\n", topic->name, topic->kafka_topic, options->kafka_partition,
-                topic->resume_main_why);
+        fprintf(stderr,
+                "intake-kafka: topic %s -> %s [%d]: nothing of this log in Kafka yet "
+                "(%s)\n",
+                topic->name, topic->kafka_topic, options->kafka_partition, topic->resume_main_why);
 }
 
 /* An answer from bridge_resume for the topic it was asked about. */
@@ -357,15 +359,18 @@ static int shutdown_drain(struct bridge *bridge) {
         heartbeat_all(bridge, intake_now_ns());
     }
     if (!bridge->fatal && !flushed) {
-        fprintf(stderr, "intake-kafka: %" PRIu64 " record(s) not delivered within "
+        fprintf(stderr,
+                "intake-kafka: %" PRIu64 " record(s) not delivered within "
                 "--shutdown-timeout-ms; their cursor is not committed\n",
                 bridge_forward_in_flight(bridge->forward));
         status = 1;
     }
     const char *why;
     if (bridge_forward_failed(bridge->forward, &why)) {
-        fprintf(stderr, "intake-kafka: stopping: %s (nothing undelivered is committed; a "
-                "restart resumes from what Kafka has)\n", why);
+        fprintf(stderr,
+                "intake-kafka: stopping: %s (nothing undelivered is committed; a "
+                "restart resumes from what Kafka has)\n",
+                why);
         return 1;
     }
     if (bridge->fatal) return 1;
@@ -434,7 +439,8 @@ int bridge_loop_run(const struct bridge_options *options) {
         (void)bridge_forward_serve(bridge.forward, 0);
         if (bridge_forward_failed(bridge.forward, NULL)) break;
         if (!bridge.resyncing && bridge_forward_uncertain(bridge.forward)) {
-            fprintf(stderr, "intake-kafka: a Kafka connection failed with %" PRIu64 " record(s) "
+            fprintf(stderr,
+                    "intake-kafka: a Kafka connection failed with %" PRIu64 " record(s) "
                     "in flight: dropping them and reading back what Kafka has\n",
                     bridge_forward_in_flight(bridge.forward));
             bridge_forward_purge(bridge.forward);

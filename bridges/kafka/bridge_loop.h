@@ -44,10 +44,10 @@ struct bridge_options {
     char instance[256];
     struct bridge_kafka_settings kafka;
     uint32_t topics_max;
-    uint64_t in_flight_max;          /* per topic */
+    uint64_t in_flight_max; /* per topic */
     uint64_t commit_interval_ms;
     uint64_t scan_interval_ms;
-    uint64_t resume_scan_max;        /* messages read back per target partition, at most */
+    uint64_t resume_scan_max; /* messages read back per target partition, at most */
     uint64_t resume_dead_letter_scan_max;
     uint64_t resume_settle_ms;
     uint64_t shutdown_timeout_ms;

@@ -19,7 +19,8 @@
 #include "bridge_topics.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
+    fprintf(
+        out,
         "usage: intake-kafka --brokers HOST:PORT[,...] (--topic NAME... | --all-topics) [flags]\n"
         "  --shm-dir DIR               intake's log directory (/dev/shm/intake)\n"
         "  --topic NAME                forward this topic (repeatable)\n"

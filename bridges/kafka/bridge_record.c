@@ -64,8 +64,7 @@ static int wire_field_next(const uint8_t **at, const uint8_t *end, struct wire_f
         *at += length;
         return 0;
     }
-    default:
-        return -1; /* groups (3, 4) and reserved wire types */
+    default: return -1; /* groups (3, 4) and reserved wire types */
     }
 }
 
@@ -104,8 +103,7 @@ enum bridge_record_result bridge_record_parse(const uint8_t *bytes, size_t lengt
         case FIELD_RECORD_TIMESTAMP:
             if (field.wire_type != WIRE_VARINT) return BRIDGE_RECORD_MALFORMED;
             break;
-        default:
-            continue; /* unknown fields travel only in --value record */
+        default: continue; /* unknown fields travel only in --value record */
         }
         if (field.number == FIELD_RECORD_TOPIC) view->topic = field.bytes;
         if (field.number == FIELD_RECORD_KEY) view->key = field.bytes;
@@ -124,10 +122,8 @@ enum bridge_record_result bridge_record_parse(const uint8_t *bytes, size_t lengt
 
 const char *bridge_record_result_text(enum bridge_record_result result) {
     switch (result) {
-    case BRIDGE_RECORD_OK:
-        return "ok";
-    case BRIDGE_RECORD_MALFORMED:
-        return "the record does not parse as intake.v1.Record";
+    case BRIDGE_RECORD_OK: return "ok";
+    case BRIDGE_RECORD_MALFORMED: return "the record does not parse as intake.v1.Record";
     case BRIDGE_RECORD_TOO_MANY_HEADERS:
         return "the record has more headers than the bridge keeps (64)";
     }

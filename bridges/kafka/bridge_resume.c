@@ -221,8 +221,8 @@ static bool topic_is_unknown(struct bridge_resume *resume, const char *kafka_top
     rd_kafka_topic_t *handle = rd_kafka_topic_new(resume->consumer, kafka_topic, NULL);
     if (handle == NULL) return false;
     const struct rd_kafka_metadata *metadata = NULL;
-    rd_kafka_resp_err_t error = rd_kafka_metadata(resume->consumer, 0, handle, &metadata,
-                                                  timeout_ms);
+    rd_kafka_resp_err_t error =
+        rd_kafka_metadata(resume->consumer, 0, handle, &metadata, timeout_ms);
     bool unknown = error == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topic_cnt == 1 &&
                    metadata->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     if (metadata != NULL) rd_kafka_metadata_destroy(metadata);
@@ -231,9 +231,8 @@ static bool topic_is_unknown(struct bridge_resume *resume, const char *kafka_top
 }
 
 /* The lookup itself; runs on the resume thread (see bridge_resume.h). */
-static enum bridge_resume_outcome resume_find(struct bridge_resume *resume,
-                                              const char *kafka_topic, int32_t partition,
-                                              const struct bridge_origin *origin,
+static enum bridge_resume_outcome resume_find(struct bridge_resume *resume, const char *kafka_topic,
+                                              int32_t partition, const struct bridge_origin *origin,
                                               uint64_t scan_max, int timeout_ms,
                                               uint64_t *offset_out, char *why, size_t why_bytes) {
     int64_t low = 0, high = 0;
@@ -291,9 +290,9 @@ static void *resume_thread(void *argument) {
         struct bridge_resume_result result = {.outcome = BRIDGE_RESUME_ERROR};
         const struct bridge_origin origin = {request.intake_topic, request.instance,
                                              request.log_id};
-        result.outcome = resume_find(resume, request.kafka_topic, request.partition, &origin,
-                                     request.scan_max, request.timeout_ms, &result.offset,
-                                     result.why, sizeof(result.why));
+        result.outcome =
+            resume_find(resume, request.kafka_topic, request.partition, &origin, request.scan_max,
+                        request.timeout_ms, &result.offset, result.why, sizeof(result.why));
         pthread_mutex_lock(&resume->lock);
         resume->result = result;
         resume->requested = false;

@@ -25,11 +25,11 @@
 #define BRIDGE_RESUME_WINDOW_MESSAGES 256
 
 /* Origin headers, written by bridge_forward.c and read here. */
-#define BRIDGE_HEADER_TOPIC "intake-topic"
-#define BRIDGE_HEADER_OFFSET "intake-offset"
+#define BRIDGE_HEADER_TOPIC    "intake-topic"
+#define BRIDGE_HEADER_OFFSET   "intake-offset"
 #define BRIDGE_HEADER_INSTANCE "intake-instance"
-#define BRIDGE_HEADER_LOG "intake-log"
-#define BRIDGE_HEADER_ERROR "intake-error"
+#define BRIDGE_HEADER_LOG      "intake-log"
+#define BRIDGE_HEADER_ERROR    "intake-error"
 
 struct bridge_origin {
     const char *intake_topic;
@@ -38,11 +38,11 @@ struct bridge_origin {
 };
 
 enum bridge_resume_outcome {
-    BRIDGE_RESUME_FOUND = 0,     /* *offset_out: the highest intake offset already delivered */
-    BRIDGE_RESUME_NOTHING = 1,   /* nothing of this origin (or of this log) in the partition;
+    BRIDGE_RESUME_FOUND = 0,   /* *offset_out: the highest intake offset already delivered */
+    BRIDGE_RESUME_NOTHING = 1, /* nothing of this origin (or of this log) in the partition;
                                   * `why` says which case */
-    BRIDGE_RESUME_LIMIT = 2,     /* scanned `scan_max` messages without finding this origin */
-    BRIDGE_RESUME_ERROR = -1,    /* the cluster did not answer in time: `why` says what */
+    BRIDGE_RESUME_LIMIT = 2,   /* scanned `scan_max` messages without finding this origin */
+    BRIDGE_RESUME_ERROR = -1,  /* the cluster did not answer in time: `why` says what */
 };
 
 /* One lookup: the newest message of the origin in `kafka_topic` [`partition`], looking at most

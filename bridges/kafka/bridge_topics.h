@@ -42,7 +42,7 @@ struct bridge_topic {
      * the log (block retention holds from the lowest live slot), so a purge or a reopen can
      * read them again. It is advanced after each commit (bridge_topics_anchor_advance). */
     struct intake_consumer *anchor;
-    uint64_t log_id;                  /* the log's creation time (ns): see bridge_resume.h */
+    uint64_t log_id; /* the log's creation time (ns): see bridge_resume.h */
 
     /* Read-back (RESUMING): stage 0 asks for the target partition, stage 1 for the dead-letter
      * topic; the first answer is kept here meanwhile. */
@@ -56,21 +56,21 @@ struct bridge_topic {
     uint64_t skip_through;
 
     /* Forwarding (bridge_forward.c and the main loop). */
-    uint64_t in_flight;       /* handed to librdkafka, no delivery report yet */
-    bool uncommitted;         /* records polled since the last commit */
-    bool draining;            /* polling paused until in_flight reaches 0, then commit */
-    bool holding;             /* `held` was polled but librdkafka's queue was full */
+    uint64_t in_flight; /* handed to librdkafka, no delivery report yet */
+    bool uncommitted;   /* records polled since the last commit */
+    bool draining;      /* polling paused until in_flight reaches 0, then commit */
+    bool holding;       /* `held` was polled but librdkafka's queue was full */
     struct intake_consumer_record held;
     uint64_t last_commit_ns;
-    bool anchor_behind;       /* committed since the anchor last caught up */
-    uint64_t last_heartbeat_ns;  /* main slot */
+    bool anchor_behind;         /* committed since the anchor last caught up */
+    uint64_t last_heartbeat_ns; /* main slot */
     uint64_t anchor_heartbeat_ns;
 
     /* Counters. */
-    uint64_t forwarded;      /* delivery reports without error for the Kafka topic */
-    uint64_t dead_lettered;  /* delivered to the dead-letter topic instead */
-    uint64_t skipped;        /* already in Kafka at startup */
-    uint64_t missed;         /* lost in the log before the bridge read them (see the docs) */
+    uint64_t forwarded;     /* delivery reports without error for the Kafka topic */
+    uint64_t dead_lettered; /* delivered to the dead-letter topic instead */
+    uint64_t skipped;       /* already in Kafka at startup */
+    uint64_t missed;        /* lost in the log before the bridge read them (see the docs) */
     uint64_t commits;
 };
 
@@ -92,8 +92,8 @@ void bridge_topics_destroy(struct bridge_topic_table *table);
 
 /* Adds topic `name` (WAITING, or UNMAPPABLE when its Kafka name is invalid). -ENOSPC when
  * the table is full, -EEXIST when it is there already. */
-int bridge_topics_add(struct bridge_topic_table *table, const char *name,
-                      struct bridge_topic **out) __attribute__((warn_unused_result));
+int bridge_topics_add(struct bridge_topic_table *table, const char *name, struct bridge_topic **out)
+    __attribute__((warn_unused_result));
 
 /* Tries to open every WAITING topic's log. Opened topics become RESUMING. Returns how many
  * opened; a log that does not exist yet stays WAITING, silently; other failures are printed. */

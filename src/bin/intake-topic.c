@@ -92,8 +92,9 @@ static int remove_topic(const char *directory, const char *topic) {
     }
     int locked = lock_exclusive(fd);
     if (locked == -EWOULDBLOCK) {
-        fprintf(stderr, "intake-topic: topic \"%s\"'s log is held by a running intaked (pid %d); "
-                        "stop the daemon, then remove it\n",
+        fprintf(stderr,
+                "intake-topic: topic \"%s\"'s log is held by a running intaked (pid %d); "
+                "stop the daemon, then remove it\n",
                 topic, (int)atomic_load_explicit(&header.writer_pid, memory_order_relaxed));
         close(fd);
         return 1;
@@ -120,8 +121,10 @@ static int remove_topic(const char *directory, const char *topic) {
         return 1;
     }
     close(fd);
-    fprintf(stderr, "intake-topic: removed topic \"%s\"'s log %s (%lld bytes, freed once no "
-                    "consumer maps it)\n", topic, path, bytes);
+    fprintf(stderr,
+            "intake-topic: removed topic \"%s\"'s log %s (%lld bytes, freed once no "
+            "consumer maps it)\n",
+            topic, path, bytes);
     return 0;
 }
 
@@ -138,8 +141,10 @@ int main(int argc, char **argv) {
     for (;;) {
         int option = getopt_long(argc, argv, "", options, NULL);
         if (option == -1) break;
-        if (option == 'd') directory = optarg;
-        else if (option == 'r') topic = optarg;
+        if (option == 'd')
+            directory = optarg;
+        else if (option == 'r')
+            topic = optarg;
         else if (option == 'h') {
             usage(stdout);
             return 0;

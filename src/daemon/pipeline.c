@@ -100,8 +100,10 @@ static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t 
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         result = -errno;
         if (result == -EWOULDBLOCK)
-            intake_error_line(why, why_capacity, "--shm-dir %s is in use by another intaked "
-                              "(it holds %s); one daemon per directory", directory, path);
+            intake_error_line(why, why_capacity,
+                              "--shm-dir %s is in use by another intaked "
+                              "(it holds %s); one daemon per directory",
+                              directory, path);
         else
             intake_error_line(why, why_capacity, "cannot lock %s: %s", path, strerror(-result));
         close(fd);
@@ -239,7 +241,7 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
         if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
             TOPIC_TABLE_FULL) {
             intake_error_line(why, why_capacity, "more --topic flags than --topics-max %u",
-                     pipeline->config.topics_max);
+                              pipeline->config.topics_max);
             return -EINVAL;
         }
     }
@@ -276,13 +278,15 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
                                        config->zcrx_queues, config->reactor_count);
     if (result < 0)
         intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
-                 strerror(-result));
+                          strerror(-result));
     return result;
 }
 
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity) {
-    if (config->counters_path != NULL) snprintf(path, capacity, "%s", config->counters_path);
-    else snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
+    if (config->counters_path != NULL)
+        snprintf(path, capacity, "%s", config->counters_path);
+    else
+        snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
 }
 
 /* Before any thread starts: every reactor and worker writes its rows from its first loop. */
@@ -307,15 +311,16 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
     struct log_opener_links links = {
         .topics = &pipeline->topics,
         .topics_max = config->topics_max,
-        .log_template = {
-            .directory = config->shm_directory,
-            .topic = NULL,
-            .capacity_bytes = config->log_capacity_bytes,
-            .retention = config->retention,
-            .consumer_stale_ns = config->consumer_stale_ns,
-            .group_set = config->shm_group_set,
-            .group = config->shm_group,
-        },
+        .log_template =
+            {
+                .directory = config->shm_directory,
+                .topic = NULL,
+                .capacity_bytes = config->log_capacity_bytes,
+                .retention = config->retention,
+                .consumer_stale_ns = config->consumer_stale_ns,
+                .group_set = config->shm_group_set,
+                .group = config->shm_group,
+            },
         .frame_bytes_max = config->frame_bytes_max,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
@@ -358,8 +363,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .ack_window_capacity = config->ack_window_capacity,
         .cq_entries = config->cq_entries,
         .frame_bytes_max = config->frame_bytes_max,
-        .topics_per_connection = config->topics_per_connection != 0 ? config->topics_per_connection
-                                                                    : config->topics_max,
+        .topics_per_connection =
+            config->topics_per_connection != 0 ? config->topics_per_connection : config->topics_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
         .frame_timeout_ns = config->frame_timeout_ns,
@@ -417,8 +422,10 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
     if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
-        if (pipeline->reactors != NULL && pipeline->workers != NULL) pipeline_join_all(pipeline);
-        else log_opener_stop(pipeline->log_opener);
+        if (pipeline->reactors != NULL && pipeline->workers != NULL)
+            pipeline_join_all(pipeline);
+        else
+            log_opener_stop(pipeline->log_opener);
         pipeline_free(pipeline);
         return result;
     }

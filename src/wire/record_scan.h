@@ -36,8 +36,8 @@ struct record_scan {
 };
 
 /* Scans a complete record (the view holds all of its bytes). */
-enum record_scan_result record_scan_view(const struct record_view *view, struct record_scan *scan)
-    INTAKE_MUST_CHECK;
+enum record_scan_result record_scan_view(const struct record_view *view,
+                                         struct record_scan *scan) INTAKE_MUST_CHECK;
 
 /*
  * The same scan, resumable while a record's bytes arrive (the framer's early rejection).
@@ -67,8 +67,7 @@ struct record_scan_progress {
 
 void record_scan_progress_init(struct record_scan_progress *progress);
 enum record_scan_result record_scan_prefix(const struct record_view *view, uint32_t frame_bytes,
-                                           struct record_scan_progress *progress)
-    INTAKE_MUST_CHECK;
+                                           struct record_scan_progress *progress) INTAKE_MUST_CHECK;
 /* Completes the scan over the whole record; the same result record_scan_view gives. */
 enum record_scan_result record_scan_finish(const struct record_view *view,
                                            struct record_scan_progress *progress,

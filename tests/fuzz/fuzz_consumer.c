@@ -39,7 +39,7 @@
 #include "intake/shm_log_format.h"
 #include "shm_log.h"
 
-#define TEMPLATE_TOPIC "fuzz"
+#define TEMPLATE_TOPIC    "fuzz"
 #define TEMPLATE_CAPACITY 4096u
 /* Polls per input: enough to read the whole small ring and a little more. */
 #define POLLS_MAX 64
@@ -61,8 +61,7 @@ static int template_ready;
 
 /* Removes the private directory when the process ends (libFuzzer exits through exit()). */
 static void template_cleanup(void) {
-    for (size_t index = 0; index < template_file_count; index++)
-        unlink(template_files[index].path);
+    for (size_t index = 0; index < template_file_count; index++) unlink(template_files[index].path);
     if (directory[0] != '\0') rmdir(directory);
 }
 
@@ -155,14 +154,14 @@ static void template_build(void) {
     for (uint32_t index = 0; index < 48; index++) {
         struct slice slice = {payload, 1 + (index * 37) % 397, 0};
         uint64_t offset = 0;
-        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index,
-                                  &offset) == SHM_LOG_APPENDED);
+        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
+                   SHM_LOG_APPENDED);
         if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
         if (index == 30) {
             struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, false};
             struct intake_consumer *keeper = NULL;
-            FUZZ_CHECK(intake_consumer_open(directory, TEMPLATE_TOPIC, "keeper", &options,
-                                            &keeper, why, sizeof(why)) == 0);
+            FUZZ_CHECK(intake_consumer_open(directory, TEMPLATE_TOPIC, "keeper", &options, &keeper,
+                                            why, sizeof(why)) == 0);
             struct intake_consumer_record record;
             for (int polls = 0; polls < 3; polls++)
                 FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
@@ -200,8 +199,8 @@ static void consumer_exercise(const struct intake_consumer_options *options, con
                               size_t file_length) {
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
-    int result = intake_consumer_open(directory, TEMPLATE_TOPIC, name, options, &consumer, why,
-                                      sizeof(why));
+    int result =
+        intake_consumer_open(directory, TEMPLATE_TOPIC, name, options, &consumer, why, sizeof(why));
     if (result != 0) {
         FUZZ_CHECK(result < 0 && consumer == NULL);
         FUZZ_CHECK(why[0] != '\0');
@@ -248,8 +247,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     size_t position = 0;
     while (position + 3 <= input.head_length) {
-        size_t offset = ((size_t)input.head[position] << 8 | input.head[position + 1]) %
-                        template_total_length;
+        size_t offset =
+            ((size_t)input.head[position] << 8 | input.head[position + 1]) % template_total_length;
         size_t count = input.head[position + 2];
         position += 3;
         for (size_t index = 0; index < count && position < input.head_length; index++)

@@ -37,8 +37,8 @@ static void mock_on_signal(int signal_number) {
     mock_stop_requested = 1;
 }
 
-static int mock_topic_create(rd_kafka_mock_cluster_t *cluster, int broker_count,
-                             const char *name, int partitions) {
+static int mock_topic_create(rd_kafka_mock_cluster_t *cluster, int broker_count, const char *name,
+                             int partitions) {
     int replication = broker_count < 3 ? broker_count : 3;
     rd_kafka_resp_err_t error = rd_kafka_mock_topic_create(cluster, name, partitions, replication);
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -77,8 +77,8 @@ static int mock_command(rd_kafka_mock_cluster_t *cluster, int broker_count, cons
             return snprintf(why, why_bytes, "produce-errors COUNT(1..1000) CODE"), -1;
         rd_kafka_resp_err_t errors[1000];
         for (int index = 0; index < first; index++) errors[index] = (rd_kafka_resp_err_t)second;
-        rd_kafka_mock_push_request_errors_array(cluster, MOCK_KAFKA_PRODUCE_API_KEY,
-                                                (size_t)first, errors);
+        rd_kafka_mock_push_request_errors_array(cluster, MOCK_KAFKA_PRODUCE_API_KEY, (size_t)first,
+                                                errors);
         return 0;
     }
     if (strcmp(word, "produce-delay") == 0) {
