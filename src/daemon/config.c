@@ -3,6 +3,8 @@
  * once at startup, so nothing is discovered to be too small at run time.
  */
 #include "config.h"
+
+#include "address.h"
 #include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
@@ -167,50 +169,11 @@ static uint64_t option_maximum(int option) {
     }
 }
 
-/* A TCP port: 1..65535, decimal digits only. */
-static bool port_valid(const char *text) {
-    uint64_t port = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9') return false;
-        port = port * 10 + (uint64_t)(*cursor - '0');
-        if (port > 65535) return false;
-    }
-    return text[0] != '\0' && port >= 1;
-}
-
 static int parse_listen(const char *text, struct pipeline_config *config, char *why,
                         size_t capacity) {
-    char host[128];
-    const char *colon = strrchr(text, ':');
-    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
-        snprintf(why, capacity, "--listen wants ADDR:PORT, got \"%s\"", text);
-        return -EINVAL;
-    }
-    if (!port_valid(colon + 1)) {
-        snprintf(why, capacity, "--listen %s: the port must be a number 1..65535", text);
-        return -EINVAL;
-    }
-    size_t host_length = (size_t)(colon - text);
-    memcpy(host, text, host_length);
-    host[host_length] = '\0';
-    /* [v6]:port */
-    char *host_start = host;
-    if (host_length >= 2 && host[0] == '[' && host[host_length - 1] == ']') {
-        host[host_length - 1] = '\0';
-        host_start = host + 1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
-    if (result != 0) {
-        snprintf(why, capacity, "--listen %s: %s", text, gai_strerror(result));
-        return -EINVAL;
-    }
-    memcpy(&config->listen_address, found->ai_addr, found->ai_addrlen);
-    config->listen_address_length = found->ai_addrlen;
-    freeaddrinfo(found);
+    int result = intake_address_parse("--listen", text, &config->listen_address,
+                                      &config->listen_address_length, why, capacity);
+    if (result < 0) return result;
     snprintf(config->listen_text, sizeof(config->listen_text), "%s", text);
     return 0;
 }
@@ -250,7 +213,8 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     case OPTION_METRICS_LISTEN: {
         struct sockaddr_storage address;
         socklen_t length = 0;
-        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0)
+        if (intake_address_parse("--metrics-listen", argument, &address, &length, why, capacity) <
+            0)
             return -EINVAL;
         config->metrics_listen = argument;
         return 0;

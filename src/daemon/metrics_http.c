@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "counters_view.h"
 
 struct metrics_http {
@@ -83,7 +84,8 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
 static int metrics_http_listen(const char *listen_text, char *why, size_t why_capacity) {
     struct sockaddr_storage address;
     socklen_t length = 0;
-    int result = metrics_http_parse_address(listen_text, &address, &length, why, why_capacity);
+    int result =
+        intake_address_parse("--metrics-listen", listen_text, &address, &length, why, why_capacity);
     if (result < 0) return result;
     int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {

@@ -62,33 +62,13 @@ void pipeline_config_defaults(struct pipeline_config *config) {
 /* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
 #define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
 
-/* Creates each missing component of `directory` (mode 0755). */
-static int pipeline_directory_make(const char *directory) {
-    char path[4096];
-    size_t length = strlen(directory);
-    if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
-    memcpy(path, directory, length + 1);
-    for (size_t index = 1; index <= length; index++) {
-        if (path[index] != '/' && path[index] != '\0') continue;
-        char saved = path[index];
-        path[index] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -errno;
-        path[index] = saved;
-    }
-    return 0;
-}
-
 /* Two daemons on one --shm-dir would fight over every topic's log (each log has one writer):
  * the second is refused at startup. The lock is an flock on a file in the directory, held
- * until the process exits, so a daemon that dies releases it with no stale state to clean. */
+ * until the process exits, so a daemon that dies releases it with no stale state to clean.
+ * Runs after shm_log_directory_prepare, which made the directory and checked its owner. */
 static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const char *directory = pipeline->config.shm_directory;
-    int result = pipeline_directory_make(directory);
-    if (result < 0) {
-        intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
-                          strerror(-result));
-        return result;
-    }
+    int result = 0;
     char path[4096 + sizeof(PIPELINE_DIRECTORY_LOCK_NAME) + 1];
     snprintf(path, sizeof(path), "%s/%s", directory, PIPELINE_DIRECTORY_LOCK_NAME);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
