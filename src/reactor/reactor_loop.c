@@ -285,8 +285,9 @@ static void reactor_begin_stop(struct reactor *reactor) {
  * the buffers holding its first part. When every buffer is pinned that way, each of those
  * records waits for buffers that only its own completion would free: no progress is possible
  * (nothing is at the workers to come back, nobody is blocked on anything else). Copying the
- * partial records out would break the one-copy rule, so the connection pinning the most ends
- * with RESOURCE_EXHAUSTED (its records before that point still commit and are acked). Sizing
+ * partial records out would break the one-copy rule, so the connection that has pinned buffers
+ * longest without completing a record ends with RESOURCE_EXHAUSTED (its records before that
+ * point still commit and are acked). Sizing
  * --buffers x --buffer-size above (connections sending at once) x (their largest records)
  * keeps this from happening at all.
  */
