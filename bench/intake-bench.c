@@ -43,27 +43,28 @@
 
 /* ---- limits and defaults ------------------------------------------------------------------ */
 
-#define BENCH_STAMP_BYTES 16                 /* send time ns + tag, at the start of every value */
-#define BENCH_SIZE_MIX_MAX 8                 /* most distinct sizes in --size a,b,c */
-#define BENCH_VALUE_BYTES_MAX (1u << 20)     /* nats-server's default max_payload is 1 MiB */
-#define BENCH_BATCH_RECORDS_MAX 4096
-#define BENCH_CONNECTIONS_MAX 4096           /* producer connections (idle ones have their own) */
-#define BENCH_TAG_INDEX_SHIFT 48             /* tag = connection index << 48 | record number */
+#define BENCH_STAMP_BYTES          16         /* send time ns + tag, at the start of every value */
+#define BENCH_SIZE_MIX_MAX         8          /* most distinct sizes in --size a,b,c */
+#define BENCH_VALUE_BYTES_MAX      (1u << 20) /* nats-server's default max_payload is 1 MiB */
+#define BENCH_BATCH_RECORDS_MAX    4096
+#define BENCH_CONNECTIONS_MAX      4096        /* producer connections (idle ones have their own) */
+#define BENCH_TAG_INDEX_SHIFT      48          /* tag = connection index << 48 | record number */
 #define BENCH_DEFAULT_WINDOW_BYTES (16u << 20) /* under nats-server's 64 MiB slow-consumer limit */
-#define BENCH_SLICE_NS 1000000ull            /* open-loop pacing granularity */
-#define BENCH_DRAIN_TIMEOUT_NS 10000000000ull /* after producing: wait this long for deliveries */
-#define BENCH_HANDSHAKE_TIMEOUT_MS 5000
-#define BENCH_RUN_SECONDS_MAX 3600.0         /* a count-bound run still stops after an hour */
-#define BENCH_NATS_SUBJECT_PREFIX "bench."
-#define BENCH_INTAKE_TOPIC_PREFIX "bench-"
-#define BENCH_TOPIC_NAME_BYTES_MAX 32
+#define BENCH_SLICE_NS             1000000ull  /* open-loop pacing granularity */
+/* After producing: wait this long for deliveries. */
+#define BENCH_DRAIN_TIMEOUT_NS      10000000000ull
+#define BENCH_HANDSHAKE_TIMEOUT_MS  5000
+#define BENCH_RUN_SECONDS_MAX       3600.0 /* a count-bound run still stops after an hour */
+#define BENCH_NATS_SUBJECT_PREFIX   "bench."
+#define BENCH_INTAKE_TOPIC_PREFIX   "bench-"
+#define BENCH_TOPIC_NAME_BYTES_MAX  32
 #define BENCH_CONSUMER_BUFFER_BYTES (8u << 20) /* NATS subscriber read buffer; > 1 MiB + header */
-#define BENCH_ACK_BUFFER_BYTES 4096
-#define BENCH_CONSUMER_NAME "intake-bench"  /* slot name in every topic log */
-#define BENCH_POLL_RECORDS_MAX 4096          /* records read from one topic before the next */
-#define BENCH_OPEN_RETRY_NS 1000000ull       /* retry opening topics whose log is not there yet */
-#define BENCH_WAIT_ONE_TOPIC_NS 10000000ull  /* futex wait when every topic is open and empty */
-#define BENCH_WAIT_MANY_TOPICS_NS 200000ull  /* wait on one of several topics: others may fill */
+#define BENCH_ACK_BUFFER_BYTES      4096
+#define BENCH_CONSUMER_NAME         "intake-bench" /* slot name in every topic log */
+#define BENCH_POLL_RECORDS_MAX      4096           /* records read from one topic before the next */
+#define BENCH_OPEN_RETRY_NS         1000000ull /* retry opening topics whose log is not there yet */
+#define BENCH_WAIT_ONE_TOPIC_NS     10000000ull /* futex wait when every topic is open and empty */
+#define BENCH_WAIT_MANY_TOPICS_NS   200000ull   /* wait on one of several topics: others may fill */
 #define BENCH_LOG_CREATE_TIMEOUT_NS 2000000000ull /* a log file still without a header is bad */
 
 /* ---- options ------------------------------------------------------------------------------- */
@@ -75,21 +76,21 @@ struct bench_options {
     const char *host;
     uint16_t port;
     uint32_t connection_count;
-    uint32_t sizes[BENCH_SIZE_MIX_MAX];     /* value bytes, cycled per batch position */
+    uint32_t sizes[BENCH_SIZE_MIX_MAX]; /* value bytes, cycled per batch position */
     uint32_t size_count;
-    const char *sizes_text;                 /* as given, for the result line */
-    uint32_t batch_records;                 /* records per write */
+    const char *sizes_text; /* as given, for the result line */
+    uint32_t batch_records; /* records per write */
     uint32_t topic_count;
-    double duration_s;                      /* 0: bound by --count only */
-    double warmup_s;                        /* records sent this early leave latency unrecorded */
-    uint64_t record_count;                  /* total over all connections; 0: bound by time */
-    double rate_per_s;                      /* total records/s; 0: closed loop */
-    uint64_t window_bytes;                  /* closed loop: payload bytes sent but not consumed */
-    bool acks;                              /* give records sequences and read acks (intake) */
-    bool consume;                           /* run the consumer thread (latency, delivery) */
-    const char *shm_dir;                    /* intake's shared-memory directory */
+    double duration_s;     /* 0: bound by --count only */
+    double warmup_s;       /* records sent this early leave latency unrecorded */
+    uint64_t record_count; /* total over all connections; 0: bound by time */
+    double rate_per_s;     /* total records/s; 0: closed loop */
+    uint64_t window_bytes; /* closed loop: payload bytes sent but not consumed */
+    bool acks;             /* give records sequences and read acks (intake) */
+    bool consume;          /* run the consumer thread (latency, delivery) */
+    const char *shm_dir;   /* intake's shared-memory directory */
     uint32_t idle_connections;
-    double hold_s;                          /* idle mode: how long to hold the connections */
+    double hold_s; /* idle mode: how long to hold the connections */
     bool memcpy_mode;
     bool self_test;
 };
@@ -99,9 +100,9 @@ struct bench_options {
 /* Values below 2^HISTOGRAM_LINEAR_BITS ns are exact; above, each power of two is split into
  * HISTOGRAM_HALF linear steps (HDR histogram's layout with 6 significant bits). */
 #define HISTOGRAM_LINEAR_BITS 6
-#define HISTOGRAM_LINEAR (1u << HISTOGRAM_LINEAR_BITS)
-#define HISTOGRAM_HALF (HISTOGRAM_LINEAR / 2)
-#define HISTOGRAM_BUCKETS (HISTOGRAM_LINEAR + (64 - HISTOGRAM_LINEAR_BITS + 1) * HISTOGRAM_HALF)
+#define HISTOGRAM_LINEAR      (1u << HISTOGRAM_LINEAR_BITS)
+#define HISTOGRAM_HALF        (HISTOGRAM_LINEAR / 2)
+#define HISTOGRAM_BUCKETS     (HISTOGRAM_LINEAR + (64 - HISTOGRAM_LINEAR_BITS + 1) * HISTOGRAM_HALF)
 
 struct latency_histogram {
     uint64_t counts[HISTOGRAM_BUCKETS];
@@ -158,21 +159,21 @@ struct consumer_state {
     /* Expected tag number per order slot: (connection, topic) for intake, whose topics are
      * separate logs read in turn; per connection for NATS, one ordered subscriber stream. */
     uint64_t *next_record_number;
-    uint32_t order_topics;                  /* topics per connection in that array (>= 1) */
-    uint64_t out_of_order;                  /* records that came back before one already seen */
-    uint64_t missed;                        /* intake: gaps the consumer library reported */
-    struct intake_consumer **topic_logs;    /* intake: [topic_count], NULL until the log exists */
+    uint32_t order_topics;               /* topics per connection in that array (>= 1) */
+    uint64_t out_of_order;               /* records that came back before one already seen */
+    uint64_t missed;                     /* intake: gaps the consumer library reported */
+    struct intake_consumer **topic_logs; /* intake: [topic_count], NULL until the log exists */
     uint32_t topics_open;
     uint64_t next_open_try_ns;
-    uint64_t unreadable_since_ns;           /* first -EINVAL open not followed by a success */
-    uint64_t short_records;                 /* values too short to hold a stamp (bad input) */
+    uint64_t unreadable_since_ns; /* first -EINVAL open not followed by a success */
+    uint64_t short_records;       /* values too short to hold a stamp (bad input) */
     /* Records stamped before this (run start + --warmup-s) count for delivery, not latency: a
      * freshly started server is still faulting in its memory. Set by main before producing. */
     _Atomic uint64_t latency_from_ns;
-    uint64_t records;                       /* local totals, published to the run per chunk */
+    uint64_t records; /* local totals, published to the run per chunk */
     uint64_t bytes;
-    int socket_fd;                          /* NATS subscriber connection */
-    uint8_t *buffer;                        /* NATS subscriber read buffer */
+    int socket_fd;   /* NATS subscriber connection */
+    uint8_t *buffer; /* NATS subscriber read buffer */
 };
 
 struct bench_run {
@@ -181,7 +182,7 @@ struct bench_run {
     atomic_bool stop_consuming;
     atomic_bool consumer_ready;
     atomic_uint producers_running;
-    atomic_int failure;                      /* first error (negative errno or -1) */
+    atomic_int failure; /* first error (negative errno or -1) */
     /* Producers add after each write; the consumer stores its running totals. The closed-loop
      * window compares the two byte counts, so relaxed order is enough: it is a rate limiter. */
     atomic_uint_fast64_t sent_records;
@@ -204,7 +205,8 @@ static void run_fail(struct bench_run *run, int error, const char *what) {
 }
 
 static void sleep_ns(uint64_t duration_ns) {
-    struct timespec pause = {(time_t)(duration_ns / 1000000000u), (long)(duration_ns % 1000000000u)};
+    struct timespec pause = {(time_t)(duration_ns / 1000000000u),
+                             (long)(duration_ns % 1000000000u)};
     nanosleep(&pause, NULL);
 }
 
@@ -261,8 +263,7 @@ static int set_socket_timeouts(int fd, uint32_t timeout_ms) {
  * writes must not wait for an ACK) and 1 s socket timeouts so no call blocks for long. The
  * connect itself may take up to connect_timeout_ms (a SYN dropped by a full accept queue is
  * retransmitted after 1 s, so opening thousands of connections needs more than 1 s). */
-static int connect_tcp(const char *host, uint16_t port, uint32_t connect_timeout_ms,
-                       int *out_fd) {
+static int connect_tcp(const char *host, uint16_t port, uint32_t connect_timeout_ms, int *out_fd) {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &address.sin_addr) != 1) return -EINVAL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -271,7 +272,8 @@ static int connect_tcp(const char *host, uint16_t port, uint32_t connect_timeout
     int result = 0;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) result = -errno;
     if (result == 0) result = set_socket_timeouts(fd, connect_timeout_ms);
-    if (result == 0 && connect(fd, (struct sockaddr *)&address, sizeof address) != 0) result = -errno;
+    if (result == 0 && connect(fd, (struct sockaddr *)&address, sizeof address) != 0)
+        result = -errno;
     if (result == 0) result = set_socket_timeouts(fd, 1000);
     if (result != 0) {
         close(fd);
@@ -316,7 +318,8 @@ static int nats_handshake(int fd, const char *after_connect) {
     char request[512];
     int length = snprintf(request, sizeof request,
                           "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"intake-bench\"}"
-                          "\r\n%sPING\r\n", after_connect);
+                          "\r\n%sPING\r\n",
+                          after_connect);
     INTAKE_ASSERT(length > 0 && (size_t)length < sizeof request);
     if (send(fd, request, (size_t)length, MSG_NOSIGNAL) != length) return -EIO;
     /* A bounded number of lines: the server may send INFO updates or PING before our PONG. */
@@ -341,9 +344,9 @@ struct batch {
     uint8_t *bytes;
     size_t capacity;
     uint32_t record_count;
-    uint32_t *record_end;                   /* offset just past record i (partial writes) */
-    uint32_t *stamp_offset;                 /* offset of record i's stamp */
-    uint64_t payload_bytes;                 /* sum of value sizes in a full batch */
+    uint32_t *record_end;   /* offset just past record i (partial writes) */
+    uint32_t *stamp_offset; /* offset of record i's stamp */
+    uint64_t payload_bytes; /* sum of value sizes in a full batch */
 };
 
 static uint32_t batch_value_bytes(const struct bench_options *options, uint32_t position) {
@@ -352,7 +355,8 @@ static uint32_t batch_value_bytes(const struct bench_options *options, uint32_t 
 
 /* Topic of batch position `position` of connection `index`: connections spread over topics
  * first, then positions, so 16 connections with batch 64 reach up to 1,024 topics. */
-static uint32_t batch_topic(const struct bench_options *options, uint32_t index, uint32_t position) {
+static uint32_t batch_topic(const struct bench_options *options, uint32_t index,
+                            uint32_t position) {
     return (uint32_t)(((uint64_t)index + (uint64_t)position * options->connection_count) %
                       options->topic_count);
 }
@@ -393,8 +397,9 @@ static size_t put_value(uint8_t *out, uint32_t value_bytes) {
 static size_t encode_intake_record(uint8_t *out, const char *topic, uint32_t value_bytes,
                                    uint64_t sequence, uint32_t *stamp_offset) {
     size_t topic_bytes = strlen(topic);
-    size_t frame_bytes = 1 + varint_length(topic_bytes) + topic_bytes + 1 + varint_length(value_bytes)
-                         + value_bytes + (sequence ? 1 + varint_length(sequence) : 0);
+    size_t frame_bytes = 1 + varint_length(topic_bytes) + topic_bytes + 1 +
+                         varint_length(value_bytes) + value_bytes +
+                         (sequence ? 1 + varint_length(sequence) : 0);
     size_t at = varint_encode(frame_bytes, out);
     size_t frame_start = at;
     out[at++] = 0x0a; /* field 1, length-delimited */
@@ -444,7 +449,8 @@ static void batch_encode(struct batch *batch, const struct bench_options *option
         } else {
             snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
             uint64_t sequence = first_sequence ? first_sequence + position : 0;
-            at += encode_intake_record(batch->bytes + at, name, value_bytes, sequence, &stamp_offset);
+            at +=
+                encode_intake_record(batch->bytes + at, name, value_bytes, sequence, &stamp_offset);
         }
         batch->stamp_offset[position] = (uint32_t)(record_start + stamp_offset);
         batch->record_end[position] = (uint32_t)at;
@@ -490,8 +496,10 @@ static void consumer_deliver(struct consumer_state *consumer, uint32_t connectio
      * one seen is a reordering or a duplicate. Gaps are normal across several topics. */
     INTAKE_ASSERT(consumer->order_topics >= 1);
     uint64_t slot = index * consumer->order_topics + topic % consumer->order_topics;
-    if (record_number < consumer->next_record_number[slot]) consumer->out_of_order++;
-    else consumer->next_record_number[slot] = record_number + 1;
+    if (record_number < consumer->next_record_number[slot])
+        consumer->out_of_order++;
+    else
+        consumer->next_record_number[slot] = record_number + 1;
 }
 
 /* Makes the consumer's totals visible to producers (closed-loop window) and to main. */
@@ -571,9 +579,9 @@ static int intake_topic_open(struct bench_run *run, uint32_t topic,
     snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
     struct intake_consumer_options open_options = {.start = start, .ephemeral = true};
     char why[INTAKE_CONSUMER_ERROR_BYTES];
-    int result = intake_consumer_open(run->options->shm_dir, name, BENCH_CONSUMER_NAME,
-                                      &open_options, &consumer->topic_logs[topic], why,
-                                      sizeof(why));
+    int result =
+        intake_consumer_open(run->options->shm_dir, name, BENCH_CONSUMER_NAME, &open_options,
+                             &consumer->topic_logs[topic], why, sizeof(why));
     if (result == -ENOENT) return 0;
     uint64_t now_ns = intake_now_ns();
     if (result == -EINVAL) {
@@ -650,8 +658,9 @@ static void intake_wait(struct bench_run *run, uint32_t *rotor) {
     for (uint32_t step = 0; step < topic_count; step++) {
         *rotor = (*rotor + 1) % topic_count;
         if (consumer->topic_logs[*rotor] == NULL) continue;
-        int result = intake_consumer_wait(consumer->topic_logs[*rotor],
-                                          one ? BENCH_WAIT_ONE_TOPIC_NS : BENCH_WAIT_MANY_TOPICS_NS);
+        int result =
+            intake_consumer_wait(consumer->topic_logs[*rotor],
+                                 one ? BENCH_WAIT_ONE_TOPIC_NS : BENCH_WAIT_MANY_TOPICS_NS);
         (void)result; /* 1, 0 (timeout) and -EINTR all mean: poll again */
         return;
     }
@@ -675,8 +684,10 @@ static int consume_intake(struct bench_run *run) {
             if (result > 0) drained_total += result;
         }
         if (result < 0) break;
-        if (drained_total > 0) consumer_publish(run, intake_now_ns());
-        else intake_wait(run, &rotor);
+        if (drained_total > 0)
+            consumer_publish(run, intake_now_ns());
+        else
+            intake_wait(run, &rotor);
     }
     for (uint32_t topic = 0; topic < topic_count; topic++) {
         intake_consumer_close(consumer->topic_logs[topic]); /* NULL is fine */
@@ -684,7 +695,6 @@ static int consume_intake(struct bench_run *run) {
     }
     return result < 0 ? result : 0;
 }
-
 
 /* Parses every complete MSG (and answers PING) in buffer[0..filled); returns bytes consumed. */
 static size_t nats_parse_messages(struct bench_run *run, const uint8_t *buffer, size_t filled,
@@ -703,8 +713,8 @@ static size_t nats_parse_messages(struct bench_run *run, const uint8_t *buffer, 
             uint64_t payload_bytes = strtoull(line + word, NULL, 10);
             size_t payload_start = at + line_bytes + 2;
             if (payload_start + payload_bytes + 2 > filled) break; /* wait for the rest */
-            consumer_deliver(consumer, run->options->connection_count, 0,
-                             buffer + payload_start, (size_t)payload_bytes, now_ns);
+            consumer_deliver(consumer, run->options->connection_count, 0, buffer + payload_start,
+                             (size_t)payload_bytes, now_ns);
             at = payload_start + (size_t)payload_bytes + 2;
             continue;
         }
@@ -752,8 +762,10 @@ static int consume_nats(struct bench_run *run) {
 
 static void *consumer_thread(void *argument) {
     struct bench_run *run = argument;
-    if (run->options->target == TARGET_NATS) (void)consume_nats(run);
-    else (void)consume_intake(run);
+    if (run->options->target == TARGET_NATS)
+        (void)consume_nats(run);
+    else
+        (void)consume_intake(run);
     return NULL;
 }
 
@@ -775,7 +787,8 @@ static int consumer_prepare(struct bench_run *run) {
     if (result != 0) return result;
     /* A larger receive buffer so bursts of 64 KiB messages do not stall the server's writes. */
     int receive_bytes = 4 << 20;
-    (void)setsockopt(consumer->socket_fd, SOL_SOCKET, SO_RCVBUF, &receive_bytes, sizeof receive_bytes);
+    (void)setsockopt(consumer->socket_fd, SOL_SOCKET, SO_RCVBUF, &receive_bytes,
+                     sizeof receive_bytes);
     return nats_handshake(consumer->socket_fd, "SUB " BENCH_NATS_SUBJECT_PREFIX "> 1\r\n");
 }
 
@@ -790,13 +803,13 @@ static void consumer_release(struct consumer_state *consumer) {
 
 struct producer {
     struct bench_run *run;
-    uint32_t index;                          /* connection index, in every record's tag */
+    uint32_t index; /* connection index, in every record's tag */
     int fd;
     pthread_t thread;
     struct batch batch;
-    uint64_t records_sent;                   /* record numbers (and sequences) start at 1 */
-    uint64_t record_quota;                   /* this connection's share of --count; 0: none */
-    uint64_t acked_sequence;                 /* highest cumulative Ack.sequence seen */
+    uint64_t records_sent;   /* record numbers (and sequences) start at 1 */
+    uint64_t record_quota;   /* this connection's share of --count; 0: none */
+    uint64_t acked_sequence; /* highest cumulative Ack.sequence seen */
     uint8_t reply_buffer[BENCH_ACK_BUFFER_BYTES];
     size_t reply_filled;
     uint32_t writes_since_reply_check;
@@ -822,8 +835,10 @@ static size_t producer_parse_acks(struct producer *producer, const uint8_t *byte
             size_t number_used = decode_varint(frame + field_at, frame_bytes - field_at, &number);
             if (number_used == 0) break;
             field_at += number_used;
-            if (key == 0x08) sequence = number;
-            else if (key == 0x10) status = number;
+            if (key == 0x08)
+                sequence = number;
+            else if (key == 0x10)
+                status = number;
             else if ((key & 7) == 2) { /* detail (3) or unknown bytes: skip the contents */
                 if ((key >> 3) == 3) detail = (const char *)frame + field_at, detail_bytes = number;
                 field_at += (size_t)number;
@@ -877,9 +892,10 @@ static void producer_read_replies(struct producer *producer, bool wait) {
         return;
     }
     producer->reply_filled += (size_t)got;
-    size_t consumed = producer->run->options->target == TARGET_NATS
-        ? producer_parse_nats_lines(producer, producer->reply_buffer, producer->reply_filled)
-        : producer_parse_acks(producer, producer->reply_buffer, producer->reply_filled);
+    size_t consumed =
+        producer->run->options->target == TARGET_NATS
+            ? producer_parse_nats_lines(producer, producer->reply_buffer, producer->reply_filled)
+            : producer_parse_acks(producer, producer->reply_buffer, producer->reply_filled);
     if (consumed == 0 && producer->reply_filled == sizeof producer->reply_buffer) {
         run_fail(producer->run, -EMSGSIZE, "a reply larger than the reply buffer");
         return;
@@ -977,8 +993,10 @@ static void producer_run_open_loop(struct producer *producer) {
         if (producer->record_quota && producer->records_sent >= producer->record_quota) return;
         next_slice_ns += BENCH_SLICE_NS;
         uint64_t now_ns = intake_now_ns();
-        if (next_slice_ns > now_ns) sleep_ns(next_slice_ns - now_ns);
-        else next_slice_ns = now_ns;
+        if (next_slice_ns > now_ns)
+            sleep_ns(next_slice_ns - now_ns);
+        else
+            next_slice_ns = now_ns;
     }
 }
 
@@ -992,8 +1010,10 @@ static void producer_wait_for_acks(struct producer *producer) {
 
 static void *producer_thread(void *argument) {
     struct producer *producer = argument;
-    if (producer->run->options->rate_per_s > 0) producer_run_open_loop(producer);
-    else producer_run_closed_loop(producer);
+    if (producer->run->options->rate_per_s > 0)
+        producer_run_open_loop(producer);
+    else
+        producer_run_closed_loop(producer);
     if (producer->run->options->acks) producer_wait_for_acks(producer);
     atomic_fetch_sub(&producer->run->producers_running, 1);
     return NULL;
@@ -1007,7 +1027,8 @@ static int producer_prepare(struct producer *producer, struct bench_run *run, ui
     producer->fd = -1;
     if (options->record_count) {
         uint64_t share = options->record_count / options->connection_count;
-        producer->record_quota = share + (index < options->record_count % options->connection_count);
+        producer->record_quota =
+            share + (index < options->record_count % options->connection_count);
         if (producer->record_quota == 0) producer->record_quota = 1;
     }
     int result = batch_init(&producer->batch, options);
@@ -1072,7 +1093,12 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
            histogram_quantile(histogram, 0.50) / 1e3, histogram_quantile(histogram, 0.99) / 1e3,
            histogram_quantile(histogram, 0.999) / 1e3, histogram->max_ns / 1e3,
            (unsigned long long)consumer->out_of_order, (unsigned long long)consumer->missed,
-           !options->consume ? "unchecked" : exactly_once ? "yes" : "no", options->consume ? "yes" : options->acks ? "acks" : "none");
+           !options->consume ? "unchecked"
+           : exactly_once    ? "yes"
+                             : "no",
+           options->consume ? "yes"
+           : options->acks  ? "acks"
+                            : "none");
     fflush(stdout);
 }
 
@@ -1123,10 +1149,12 @@ static int run_start_producers(struct bench_run *run, struct producer *producers
     run->start_ns = intake_now_ns();
     run->deadline_ns = run->start_ns + (uint64_t)(duration_s * 1e9);
     atomic_store_explicit(&run->consumer.latency_from_ns,
-                          run->start_ns + (uint64_t)(options->warmup_s * 1e9), memory_order_relaxed);
+                          run->start_ns + (uint64_t)(options->warmup_s * 1e9),
+                          memory_order_relaxed);
     atomic_store(&run->producers_running, options->connection_count);
     for (uint32_t index = 0; index < options->connection_count; index++)
-        if (pthread_create(&producers[index].thread, NULL, producer_thread, &producers[index]) != 0) {
+        if (pthread_create(&producers[index].thread, NULL, producer_thread, &producers[index]) !=
+            0) {
             /* Threads already started stop on the flag; main joins exactly those. */
             atomic_store(&run->producers_running, index);
             run_fail(run, -EAGAIN, "pthread_create");
@@ -1204,8 +1232,10 @@ static int run_idle_connections(const struct bench_options *options) {
     printf("idle target=%s connections=%u opened=%u connect_secs=%.2f ready\n",
            target_name(options->target), count, opened, connect_s);
     fflush(stdout);
-    if (result == 0) sleep_ns((uint64_t)(options->hold_s * 1e9));
-    else fprintf(stderr, "intake-bench: connection %u: %s\n", opened, strerror(-result));
+    if (result == 0)
+        sleep_ns((uint64_t)(options->hold_s * 1e9));
+    else
+        fprintf(stderr, "intake-bench: connection %u: %s\n", opened, strerror(-result));
     for (uint32_t index = 0; index < opened; index++) close(fds[index]);
     free(fds);
     printf("result target=%s mode=idle conns=%u opened=%u\n", target_name(options->target), count,
@@ -1243,8 +1273,9 @@ static int run_memcpy(const struct bench_options *options) {
     (void)sink;
     double seconds = (double)(now_ns - start_ns) / 1e9;
     printf("result target=memcpy mode=closed size=%u conns=1 msgs=%llu secs=%.3f msgs_per_s=%.0f "
-           "mb_per_s=%.1f\n", chunk_bytes, (unsigned long long)copied_chunks, seconds,
-           copied_chunks / seconds, (double)copied_chunks * chunk_bytes / seconds / 1e6);
+           "mb_per_s=%.1f\n",
+           chunk_bytes, (unsigned long long)copied_chunks, seconds, copied_chunks / seconds,
+           (double)copied_chunks * chunk_bytes / seconds / 1e6);
     free(source);
     free(destination);
     return 0;
@@ -1253,12 +1284,12 @@ static int run_memcpy(const struct bench_options *options) {
 /* ---- self-test: encoders against decoders, histogram accuracy ------------------------------ */
 
 static int self_test_failures;
-#define SELF_CHECK(condition)                                                               \
-    do {                                                                                    \
-        if (!(condition)) {                                                                 \
-            fprintf(stderr, "self-test failed: %s (line %d)\n", #condition, __LINE__);      \
-            self_test_failures++;                                                           \
-        }                                                                                   \
+#define SELF_CHECK(condition)                                                                      \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            fprintf(stderr, "self-test failed: %s (line %d)\n", #condition, __LINE__);             \
+            self_test_failures++;                                                                  \
+        }                                                                                          \
     } while (0)
 
 static void self_test_histogram(void) {
@@ -1285,9 +1316,12 @@ static void self_test_histogram(void) {
 
 /* Encodes intake batches (with and without sequences) and reads every record back. */
 static void self_test_intake_encoding(void) {
-    struct bench_options options = {.target = TARGET_INTAKE, .connection_count = 3,
-                                    .sizes = {64, 300, 70000}, .size_count = 3,
-                                    .batch_records = 7, .topic_count = 5};
+    struct bench_options options = {.target = TARGET_INTAKE,
+                                    .connection_count = 3,
+                                    .sizes = {64, 300, 70000},
+                                    .size_count = 3,
+                                    .batch_records = 7,
+                                    .topic_count = 5};
     struct batch batch;
     SELF_CHECK(batch_init(&batch, &options) == 0);
     for (uint64_t first_sequence = 0; first_sequence <= 200; first_sequence += 200) {
@@ -1315,9 +1349,12 @@ static void self_test_intake_encoding(void) {
 /* Encodes a NATS batch, turns each PUB into the MSG the server would deliver, and parses the
  * stream split at an awkward point, as a subscriber read would see it. */
 static void self_test_nats_encoding(void) {
-    static struct bench_options options = {.target = TARGET_NATS, .connection_count = 4,
-                                           .sizes = {64, 4096}, .size_count = 2,
-                                           .batch_records = 9, .topic_count = 3};
+    static struct bench_options options = {.target = TARGET_NATS,
+                                           .connection_count = 4,
+                                           .sizes = {64, 4096},
+                                           .size_count = 2,
+                                           .batch_records = 9,
+                                           .topic_count = 3};
     static struct bench_run run;
     static uint64_t next_numbers[4];
     static uint8_t stream[1 << 16];
@@ -1358,7 +1395,8 @@ static int run_self_test(void) {
 /* ---- options and main ---------------------------------------------------------------------- */
 
 static void usage(FILE *out) {
-    fprintf(out,
+    fprintf(
+        out,
         "usage: intake-bench --target intake|nats --port PORT [options]   (load run)\n"
         "       intake-bench --target intake|nats --port PORT --idle-connections N [--hold-s S]\n"
         "       intake-bench --memcpy [--size BYTES] [--duration-s S]\n"
@@ -1369,9 +1407,11 @@ static void usage(FILE *out) {
         "  --batch N            records per write (default 64)\n"
         "  --topics K           topics bench-0..K-1 / subjects bench.0..K-1 (default 1)\n"
         "  --duration-s S       stop producing after S seconds (default 5)\n"
-        "  --warmup-s W         leave records sent in the first W seconds out of the latency figures\n"
+        "  --warmup-s W         leave records sent in the first W seconds out of the latency "
+        "figures\n"
         "  --count N            stop after N records in total (0: time only)\n"
-        "  --rate R             open loop: R records/s in total, paced per 1 ms (default 0: closed)\n"
+        "  --rate R             open loop: R records/s in total, paced per 1 ms (default 0: "
+        "closed)\n"
         "  --window-bytes B     closed loop: payload bytes in flight at most (default 16 MiB)\n"
         "  --acks               intake: number records and read cumulative acks\n"
         "  --no-consume         no consumer thread (throughput from sent or acked records)\n"
@@ -1395,28 +1435,58 @@ static int parse_sizes(struct bench_options *options, const char *text) {
     return options->size_count ? 0 : -EINVAL;
 }
 
-enum option_id { OPT_TARGET = 256, OPT_HOST, OPT_PORT, OPT_CONNECTIONS, OPT_SIZE, OPT_BATCH,
-                 OPT_TOPICS, OPT_DURATION, OPT_WARMUP, OPT_COUNT, OPT_RATE, OPT_WINDOW, OPT_ACKS,
-                 OPT_NO_CONSUME, OPT_SHM_DIR, OPT_IDLE, OPT_HOLD, OPT_MEMCPY, OPT_SELF_TEST,
-                 OPT_HELP };
+enum option_id {
+    OPT_TARGET = 256,
+    OPT_HOST,
+    OPT_PORT,
+    OPT_CONNECTIONS,
+    OPT_SIZE,
+    OPT_BATCH,
+    OPT_TOPICS,
+    OPT_DURATION,
+    OPT_WARMUP,
+    OPT_COUNT,
+    OPT_RATE,
+    OPT_WINDOW,
+    OPT_ACKS,
+    OPT_NO_CONSUME,
+    OPT_SHM_DIR,
+    OPT_IDLE,
+    OPT_HOLD,
+    OPT_MEMCPY,
+    OPT_SELF_TEST,
+    OPT_HELP
+};
 
-static const struct option long_options[] = {
-    {"target", 1, NULL, OPT_TARGET}, {"host", 1, NULL, OPT_HOST}, {"port", 1, NULL, OPT_PORT},
-    {"connections", 1, NULL, OPT_CONNECTIONS}, {"size", 1, NULL, OPT_SIZE},
-    {"batch", 1, NULL, OPT_BATCH}, {"topics", 1, NULL, OPT_TOPICS},
-    {"duration-s", 1, NULL, OPT_DURATION}, {"warmup-s", 1, NULL, OPT_WARMUP}, {"count", 1, NULL, OPT_COUNT},
-    {"rate", 1, NULL, OPT_RATE}, {"window-bytes", 1, NULL, OPT_WINDOW},
-    {"acks", 0, NULL, OPT_ACKS}, {"no-consume", 0, NULL, OPT_NO_CONSUME},
-    {"shm-dir", 1, NULL, OPT_SHM_DIR}, {"idle-connections", 1, NULL, OPT_IDLE},
-    {"hold-s", 1, NULL, OPT_HOLD}, {"memcpy", 0, NULL, OPT_MEMCPY},
-    {"self-test", 0, NULL, OPT_SELF_TEST}, {"help", 0, NULL, OPT_HELP}, {NULL, 0, NULL, 0}};
+static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
+                                             {"host", 1, NULL, OPT_HOST},
+                                             {"port", 1, NULL, OPT_PORT},
+                                             {"connections", 1, NULL, OPT_CONNECTIONS},
+                                             {"size", 1, NULL, OPT_SIZE},
+                                             {"batch", 1, NULL, OPT_BATCH},
+                                             {"topics", 1, NULL, OPT_TOPICS},
+                                             {"duration-s", 1, NULL, OPT_DURATION},
+                                             {"warmup-s", 1, NULL, OPT_WARMUP},
+                                             {"count", 1, NULL, OPT_COUNT},
+                                             {"rate", 1, NULL, OPT_RATE},
+                                             {"window-bytes", 1, NULL, OPT_WINDOW},
+                                             {"acks", 0, NULL, OPT_ACKS},
+                                             {"no-consume", 0, NULL, OPT_NO_CONSUME},
+                                             {"shm-dir", 1, NULL, OPT_SHM_DIR},
+                                             {"idle-connections", 1, NULL, OPT_IDLE},
+                                             {"hold-s", 1, NULL, OPT_HOLD},
+                                             {"memcpy", 0, NULL, OPT_MEMCPY},
+                                             {"self-test", 0, NULL, OPT_SELF_TEST},
+                                             {"help", 0, NULL, OPT_HELP},
+                                             {NULL, 0, NULL, 0}};
 
 /* Applies one option; returns 0, or -EINVAL for a bad value or an unknown option. */
 static int apply_option(struct bench_options *options, int id, const char *value) {
     switch (id) {
     case OPT_TARGET:
-        options->target = strcmp(value, "nats") == 0 ? TARGET_NATS
-                        : strcmp(value, "intake") == 0 ? TARGET_INTAKE : TARGET_NONE;
+        options->target = strcmp(value, "nats") == 0     ? TARGET_NATS
+                          : strcmp(value, "intake") == 0 ? TARGET_INTAKE
+                                                         : TARGET_NONE;
         return options->target == TARGET_NONE ? -EINVAL : 0;
     case OPT_HOST: options->host = value; return 0;
     case OPT_PORT: options->port = (uint16_t)strtoul(value, NULL, 10); return 0;
@@ -1459,11 +1529,18 @@ static const char *validate_options(const struct bench_options *options) {
 }
 
 int main(int argc, char **argv) {
-    struct bench_options options = {.host = "127.0.0.1", .connection_count = 1,
-                                    .sizes = {256}, .size_count = 1, .sizes_text = "256",
-                                    .batch_records = 64, .topic_count = 1, .duration_s = 5,
-                                    .window_bytes = BENCH_DEFAULT_WINDOW_BYTES, .consume = true,
-                                    .shm_dir = "/dev/shm/intake", .hold_s = 10};
+    struct bench_options options = {.host = "127.0.0.1",
+                                    .connection_count = 1,
+                                    .sizes = {256},
+                                    .size_count = 1,
+                                    .sizes_text = "256",
+                                    .batch_records = 64,
+                                    .topic_count = 1,
+                                    .duration_s = 5,
+                                    .window_bytes = BENCH_DEFAULT_WINDOW_BYTES,
+                                    .consume = true,
+                                    .shm_dir = "/dev/shm/intake",
+                                    .hold_s = 10};
     int id;
     while ((id = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         if (id == OPT_HELP) {
@@ -1471,8 +1548,9 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (apply_option(&options, id, optarg) != 0) {
-            if (id != '?') fprintf(stderr, "intake-bench: bad value for --%s\n",
-                                   long_options[id - OPT_TARGET].name);
+            if (id != '?')
+                fprintf(stderr, "intake-bench: bad value for --%s\n",
+                        long_options[id - OPT_TARGET].name);
             usage(stderr);
             return 1;
         }

@@ -48,14 +48,15 @@ static uint16_t daemon_free_port(void) {
 
 static bool daemon_accepts(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool connected = connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0;
     close(fd);
     return connected;
 }
 
-static int daemon_remove_entry(const char *path, const struct stat *status, int flag, struct FTW *walk) {
+static int daemon_remove_entry(const char *path, const struct stat *status, int flag,
+                               struct FTW *walk) {
     (void)status;
     (void)flag;
     (void)walk;
@@ -74,12 +75,13 @@ static void daemon_directory_remove(const char *path) {
 }
 
 /* `flags` is NULL-terminated. Returns false (and logs why) when it did not come up in 10 s. */
-static bool daemon_start(struct daemon *daemon, const char *shm_directory, const char *const *flags) {
+static bool daemon_start(struct daemon *daemon, const char *shm_directory,
+                         const char *const *flags) {
     memset(daemon, 0, sizeof(*daemon));
     daemon->port = daemon_free_port();
     snprintf(daemon->address, sizeof(daemon->address), "127.0.0.1:%u", daemon->port);
-    snprintf(daemon->log_path, sizeof(daemon->log_path), "/tmp/intaked-test-%d-%u.log", (int)getpid(),
-             daemon->port);
+    snprintf(daemon->log_path, sizeof(daemon->log_path), "/tmp/intaked-test-%d-%u.log",
+             (int)getpid(), daemon->port);
     const char *arguments[64];
     int count = 0;
     arguments[count++] = "intaked";
@@ -87,7 +89,8 @@ static bool daemon_start(struct daemon *daemon, const char *shm_directory, const
     arguments[count++] = daemon->address;
     arguments[count++] = "--shm-dir";
     arguments[count++] = shm_directory;
-    for (int index = 0; flags && flags[index] && count < 62; index++) arguments[count++] = flags[index];
+    for (int index = 0; flags && flags[index] && count < 62; index++)
+        arguments[count++] = flags[index];
     arguments[count] = NULL;
     char program[4096];
     snprintf(program, sizeof(program), "%s", test_program_path("intaked"));
@@ -108,7 +111,8 @@ static bool daemon_start(struct daemon *daemon, const char *shm_directory, const
             size_t read_bytes = fread(daemon->log, 1, sizeof(daemon->log) - 1, log);
             daemon->log[read_bytes] = '\0';
             fclose(log);
-            if (strstr(daemon->log, "intaked: listening on") && daemon_accepts(daemon->port)) return true;
+            if (strstr(daemon->log, "intaked: listening on") && daemon_accepts(daemon->port))
+                return true;
         }
         int status = 0;
         if (waitpid(daemon->pid, &status, WNOHANG) == daemon->pid) break;
@@ -142,7 +146,8 @@ static int daemon_stop(struct daemon *daemon) {
 }
 
 /* Reads `name=<number>` summed over every line of the daemon's log that contains `line_tag`. */
-static uint64_t daemon_log_counter(const struct daemon *daemon, const char *line_tag, const char *name) {
+static uint64_t daemon_log_counter(const struct daemon *daemon, const char *line_tag,
+                                   const char *name) {
     uint64_t total = 0;
     const char *line = daemon->log;
     char pattern[64];

@@ -18,19 +18,22 @@ extern unsigned long test_checks_failed;
 
 void test_check_failed(const char *expression, const char *file, int line);
 
-#define CHECK(expression)                                                  \
-    do {                                                                   \
-        if (expression) test_checks_passed++;                              \
-        else test_check_failed(#expression, __FILE__, __LINE__);           \
+#define CHECK(expression)                                                                          \
+    do {                                                                                           \
+        if (expression)                                                                            \
+            test_checks_passed++;                                                                  \
+        else                                                                                       \
+            test_check_failed(#expression, __FILE__, __LINE__);                                    \
     } while (0)
 
-#define REQUIRE(expression)                                                \
-    do {                                                                   \
-        if (expression) test_checks_passed++;                              \
-        else {                                                             \
-            test_check_failed(#expression, __FILE__, __LINE__);            \
-            exit(test_finish());                                           \
-        }                                                                  \
+#define REQUIRE(expression)                                                                        \
+    do {                                                                                           \
+        if (expression)                                                                            \
+            test_checks_passed++;                                                                  \
+        else {                                                                                     \
+            test_check_failed(#expression, __FILE__, __LINE__);                                    \
+            exit(test_finish());                                                                   \
+        }                                                                                          \
     } while (0)
 
 int test_finish(void);

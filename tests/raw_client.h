@@ -21,8 +21,8 @@
 
 static int raw_connect_port(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
     return fd;
 }
@@ -93,13 +93,16 @@ static bool raw_ack_take(struct raw_ack_reader *reader, struct raw_ack *ack) {
         cursor += used;
         REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &value, &used) == VARINT_OK);
         cursor += used;
-        if (tag == (1 << 3 | 0)) ack->sequence = value;
-        else if (tag == (2 << 3 | 0)) ack->status = (uint32_t)value;
+        if (tag == (1 << 3 | 0))
+            ack->sequence = value;
+        else if (tag == (2 << 3 | 0))
+            ack->status = (uint32_t)value;
         else if (tag == (3 << 3 | 2)) {
             size_t copy = value < sizeof(ack->detail) - 1 ? value : sizeof(ack->detail) - 1;
             memcpy(ack->detail, cursor, copy);
             cursor += value;
-        } else REQUIRE(!"unexpected field in Ack");
+        } else
+            REQUIRE(!"unexpected field in Ack");
     }
     size_t consumed = prefix + frame_length;
     memmove(reader->buffer, reader->buffer + consumed, reader->length - consumed);

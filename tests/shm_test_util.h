@@ -24,7 +24,7 @@
 static char test_directory[256];
 
 SHM_TEST_HELPER int test_remove_entry(const char *path, const struct stat *status, int flag,
-                             struct FTW *walk) {
+                                      struct FTW *walk) {
     (void)status;
     (void)flag;
     (void)walk;
@@ -60,7 +60,7 @@ SHM_TEST_HELPER void pattern_fill(uint8_t *out, uint64_t offset, uint32_t length
 }
 
 SHM_TEST_HELPER bool pattern_matches(const uint8_t *bytes, uint32_t length, uint64_t offset,
-                            uint32_t large_max) {
+                                     uint32_t large_max) {
     if (length != pattern_length(offset, large_max)) return false;
     for (uint32_t index = 0; index < length; index++)
         if (bytes[index] != pattern_byte(offset, index)) return false;
@@ -70,8 +70,8 @@ SHM_TEST_HELPER bool pattern_matches(const uint8_t *bytes, uint32_t length, uint
 /* Appends the pattern record for `offset` in up to three slices (sequence offset + 1, receive
  * time offset * 3). */
 SHM_TEST_HELPER enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t offset,
-                                                 uint32_t large_max, uint8_t *buffer,
-                                                 uint64_t *assigned) {
+                                                          uint32_t large_max, uint8_t *buffer,
+                                                          uint64_t *assigned) {
     uint32_t length = pattern_length(offset, large_max);
     pattern_fill(buffer, offset, length);
     struct slice slices[3];

@@ -114,7 +114,19 @@ kill -TERM $first; wait $first 2>/dev/null
 "$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
 check "remove after the daemon stopped: exit 0 (got $?)" $?
 check "removed log is gone" $([ ! -e $logs/gone.log ]; echo $?)
-check "other topic's log kept" $([ -f $logs/keep.log ]; echo $?)
+check "its consumer region is gone" $([ ! -e $logs/gone.consumers ]; echo $?)
+check "remove after stop: says removed" $(grep -q '^intake-topic: removed topic "gone"' "$work/err"; echo $?)
+check "other topic's log kept" $([ -f $logs/keep.log ] && [ -f $logs/keep.consumers ]; echo $?)
+# A daemon started afterwards makes the topic's files afresh.
+"$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
+  --max-frame 16K --topic gone 2>"$work/first" &
+first=$!
+for _ in $(seq 200); do [ -f $logs/gone.log ] && [ -f $logs/gone.consumers ] && break; sleep 0.02; done
+check "removed topic recreated by the next daemon" $([ -f $logs/gone.log ] && [ -f $logs/gone.consumers ]; echo $?)
+kill -TERM $first; wait $first
+check "that daemon stops cleanly (got $?)" $?
+"$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
+check "remove it again once stopped (got $?)" $?
 "$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
 check "remove a topic without a log: exit 1 (got $?)" $(($? != 1))
 check "no log says so" $(grep -q 'no log for topic "gone"' "$work/err"; echo $?)

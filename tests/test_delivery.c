@@ -12,7 +12,8 @@
  *                        all the way to the producer (its acks stop), then everything arrives
  *                        once it reads: nothing lost, in order;
  *   dead_consumer        a consumer killed with SIGKILL stops holding the writer back;
- *   stale_consumer       a live but silent consumer stops holding it back after --consumer-stale-ms;
+ *   stale_consumer       a live but silent consumer stops holding it back after
+ *                        --consumer-stale-ms;
  *   restart              offsets and a named consumer's cursor continue across a daemon restart;
  *   stall_valve          every receive buffer pinned by partial records: no hang, a defined
  *                        RESOURCE_EXHAUSTED for the connection pinning most, the rest commit.
@@ -40,10 +41,10 @@ static void sleep_ms(long milliseconds) {
     nanosleep(&pause, NULL);
 }
 
-
 static int raw_connect(const struct daemon *daemon) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(daemon->port),
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons(daemon->port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
     return fd;
@@ -98,7 +99,8 @@ struct ack_reader {
 static bool ack_take(struct ack_reader *reader, struct ack *ack) {
     uint64_t frame_length = 0;
     size_t prefix = 0;
-    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK) return false;
+    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK)
+        return false;
     if (reader->length < prefix + frame_length) return false;
     memset(ack, 0, sizeof(*ack));
     const uint8_t *cursor = reader->buffer + prefix;
@@ -110,13 +112,16 @@ static bool ack_take(struct ack_reader *reader, struct ack *ack) {
         cursor += used;
         REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &value, &used) == VARINT_OK);
         cursor += used;
-        if (tag == (1 << 3 | 0)) ack->sequence = value;
-        else if (tag == (2 << 3 | 0)) ack->status = (uint32_t)value;
+        if (tag == (1 << 3 | 0))
+            ack->sequence = value;
+        else if (tag == (2 << 3 | 0))
+            ack->status = (uint32_t)value;
         else if (tag == (3 << 3 | 2)) {
             size_t copy = value < sizeof(ack->detail) - 1 ? value : sizeof(ack->detail) - 1;
             memcpy(ack->detail, cursor, copy);
             cursor += value;
-        } else REQUIRE(!"unexpected field in Ack");
+        } else
+            REQUIRE(!"unexpected field in Ack");
     }
     size_t consumed = prefix + frame_length;
     memmove(reader->buffer, reader->buffer + consumed, reader->length - consumed);
@@ -134,24 +139,28 @@ static bool ack_read(int fd, struct ack_reader *reader, struct ack *ack, bool wa
             if (!wait) return false;
             continue;
         }
-        ssize_t got = read(fd, reader->buffer + reader->length, sizeof(reader->buffer) - reader->length);
-        if (got <= 0) reader->closed = true;
-        else reader->length += (size_t)got;
+        ssize_t got =
+            read(fd, reader->buffer + reader->length, sizeof(reader->buffer) - reader->length);
+        if (got <= 0)
+            reader->closed = true;
+        else
+            reader->length += (size_t)got;
     }
     return false;
 }
 
 /* ------------------------------------------------------------ consumers --- */
 
-static struct intake_consumer *consumer_open(const char *directory, const char *topic, const char *name,
-                                             enum intake_consumer_start start, bool ephemeral) {
+static struct intake_consumer *consumer_open(const char *directory, const char *topic,
+                                             const char *name, enum intake_consumer_start start,
+                                             bool ephemeral) {
     struct intake_consumer_options options = {.start = start, .ephemeral = ephemeral};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES] = "";
     /* The worker creates a topic's log when it first sees the topic: wait for it, bounded. */
     for (int attempt = 0; attempt < 500; attempt++) {
-        int result = intake_consumer_open(directory, topic, name, &options, &consumer, why,
-                                          sizeof(why));
+        int result =
+            intake_consumer_open(directory, topic, name, &options, &consumer, why, sizeof(why));
         if (result == 0) return consumer;
         if (result != -ENOENT) break;
         struct timespec pause = {0, 10 * 1000 * 1000};
@@ -181,7 +190,7 @@ static const char *test_dir(char *path, size_t capacity, const char *name) {
 /* ------------------------------------------------------ acks_follow_commits --- */
 
 #define ACK_RECORDS 20000
-#define ACK_TOPICS 4
+#define ACK_TOPICS  4
 
 struct commit_tracker {
     struct intake_consumer *consumers[ACK_TOPICS];
@@ -200,14 +209,16 @@ static void tracker_drain(struct commit_tracker *tracker) {
             tracker->seen[index] = 1;
         }
     }
-    while (tracker->contiguous < ACK_RECORDS && tracker->seen[tracker->contiguous + 1]) tracker->contiguous++;
+    while (tracker->contiguous < ACK_RECORDS && tracker->seen[tracker->contiguous + 1])
+        tracker->contiguous++;
 }
 
 static void test_acks_follow_commits(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "acks");
-    const char *const flags[] = {"--workers", "2", "--backend", "pbuf", "--topic", "acks-0", "--topic",
-                                 "acks-1", "--topic", "acks-2", "--topic", "acks-3", NULL};
+    const char *const flags[] = {"--workers", "2",       "--backend", "pbuf",    "--topic",
+                                 "acks-0",    "--topic", "acks-1",    "--topic", "acks-2",
+                                 "--topic",   "acks-3",  NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     static struct commit_tracker tracker;
@@ -215,7 +226,8 @@ static void test_acks_follow_commits(void) {
     for (int topic = 0; topic < ACK_TOPICS; topic++) {
         char name[16];
         snprintf(name, sizeof(name), "acks-%d", topic);
-        tracker.consumers[topic] = consumer_open(directory, name, "ack-checker", INTAKE_CONSUMER_START_OLDEST, true);
+        tracker.consumers[topic] =
+            consumer_open(directory, name, "ack-checker", INTAKE_CONSUMER_START_OLDEST, true);
         REQUIRE(tracker.consumers[topic] != NULL);
     }
     int fd = raw_connect(&daemon);
@@ -232,7 +244,8 @@ static void test_acks_follow_commits(void) {
             char topic[16];
             snprintf(topic, sizeof(topic), "acks-%u", index % ACK_TOPICS);
             /* Every tenth record asks for no ack (sequence 0). */
-            length += frame_record(batch + length, topic, value, sizeof(value), index % 10 ? index : 0);
+            length +=
+                frame_record(batch + length, topic, value, sizeof(value), index % 10 ? index : 0);
         }
         write_all(fd, batch, length);
         struct ack ack;
@@ -250,8 +263,10 @@ static void test_acks_follow_commits(void) {
             if (wait_for_last && last_ack >= ACK_RECORDS - 1) break;
         }
     }
-    fprintf(stderr, "acks_follow_commits: %" PRIu64 " acks, last %" PRIu64 ", %" PRIu64
-                    " before commit, %" PRIu64 " backwards\n", acks, last_ack, violations, backwards);
+    fprintf(stderr,
+            "acks_follow_commits: %" PRIu64 " acks, last %" PRIu64 ", %" PRIu64
+            " before commit, %" PRIu64 " backwards\n",
+            acks, last_ack, violations, backwards);
     CHECK(acks > 0);
     CHECK(violations == 0);
     CHECK(backwards == 0);
@@ -261,7 +276,8 @@ static void test_acks_follow_commits(void) {
     close(fd);
     tracker_drain(&tracker);
     CHECK(tracker.contiguous == ACK_RECORDS);
-    for (int topic = 0; topic < ACK_TOPICS; topic++) intake_consumer_close(tracker.consumers[topic]);
+    for (int topic = 0; topic < ACK_TOPICS; topic++)
+        intake_consumer_close(tracker.consumers[topic]);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);
 }
@@ -299,14 +315,15 @@ static void test_rejection_while_sending(const struct daemon *daemon) {
         }
         if (!got_final) sleep_ms(1);
     }
-    fprintf(stderr, "rejection_while_sending: sent %zu bytes after the bad frame; final ack status=%u "
-                    "detail=\"%s\"\n", sent, last.status, last.detail);
+    fprintf(stderr,
+            "rejection_while_sending: sent %zu bytes after the bad frame; final ack status=%u "
+            "detail=\"%s\"\n",
+            sent, last.status, last.detail);
     CHECK(got_final);
     CHECK(last.status == 1);
     CHECK(strstr(last.detail, "topic") != NULL);
     close(fd);
 }
-
 
 struct good_producer {
     pthread_t thread;
@@ -347,19 +364,20 @@ static void expect_rejection(const struct daemon *daemon, const uint8_t *bad, si
         got_any = true;
     }
     CHECK(got_any);
-    CHECK(reader.closed); /* the daemon closed the connection after the final Ack */
-    CHECK(last.status == 1); /* REJECTED */
+    CHECK(reader.closed);       /* the daemon closed the connection after the final Ack */
+    CHECK(last.status == 1);    /* REJECTED */
     CHECK(last.sequence == 50); /* everything before the bad frame is committed */
     CHECK(strstr(last.detail, expected) != NULL);
-    fprintf(stderr, "bad_input: final ack sequence=%" PRIu64 " status=%u detail=\"%s\"\n", last.sequence,
-            last.status, last.detail);
+    fprintf(stderr, "bad_input: final ack sequence=%" PRIu64 " status=%u detail=\"%s\"\n",
+            last.sequence, last.status, last.detail);
     close(fd);
 }
 
 static void test_bad_input(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "bad");
-    const char *const flags[] = {"--backend", "pbuf", "--max-frame", "4K", "--log-size", "16M", NULL};
+    const char *const flags[] = {"--backend",  "pbuf", "--max-frame", "4K",
+                                 "--log-size", "16M",  NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     struct good_producer good = {.address = daemon.address};
@@ -386,7 +404,8 @@ static void test_bad_input(void) {
     CHECK(good.result == 0);
     CHECK(good.acked == 5000);
     /* The good connection's 5000 and the 4 x 50 accepted before each bad frame are all there. */
-    struct intake_consumer *consumer = consumer_open(directory, "bad-input", "count", INTAKE_CONSUMER_START_OLDEST, true);
+    struct intake_consumer *consumer =
+        consumer_open(directory, "bad-input", "count", INTAKE_CONSUMER_START_OLDEST, true);
     REQUIRE(consumer != NULL);
     struct intake_consumer_record record;
     uint64_t count = 0;
@@ -421,7 +440,8 @@ static void *bulk_producer_main(void *argument) {
     for (uint32_t index = 0; index < self->records && self->result == 0; index++) {
         memset(value, (int)index, sizeof(value));
         memcpy(value, &index, 4);
-        self->result = intake_producer_send(producer, self->topic, NULL, 0, value, sizeof(value), 0, NULL);
+        self->result =
+            intake_producer_send(producer, self->topic, NULL, 0, value, sizeof(value), 0, NULL);
         atomic_store(&self->sent, index + 1);
         /* Read acks as they come (waiting at most 1 ms for one more) so the test can watch
          * progress; a timeout here is not an error. */
@@ -445,13 +465,16 @@ static void *bulk_producer_main(void *argument) {
 static void test_slow_consumer(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "slow");
-    const char *const flags[] = {"--backend", "pbuf", "--topic", "slow", "--log-size", "64K",
-                                 "--max-frame", "16K", "--topic-queue", "4", NULL};
+    const char *const flags[] = {"--backend",     "pbuf", "--topic",     "slow",
+                                 "--log-size",    "64K",  "--max-frame", "16K",
+                                 "--topic-queue", "4",    NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
-    struct intake_consumer *consumer = consumer_open(directory, "slow", "slowpoke", INTAKE_CONSUMER_START_OLDEST, false);
+    struct intake_consumer *consumer =
+        consumer_open(directory, "slow", "slowpoke", INTAKE_CONSUMER_START_OLDEST, false);
     REQUIRE(consumer != NULL);
-    struct bulk_producer producer = {.address = daemon.address, .topic = "slow", .records = SLOW_RECORDS};
+    struct bulk_producer producer = {
+        .address = daemon.address, .topic = "slow", .records = SLOW_RECORDS};
     pthread_create(&producer.thread, NULL, bulk_producer_main, &producer);
     sleep_ms(1000);
     /* 64 KiB of log holds at most 64 such records (1 KB + a 32-byte entry header): nothing
@@ -459,8 +482,10 @@ static void test_slow_consumer(void) {
      * more than the socket buffers and the daemon hold: TCP has stopped the producer's writes. */
     uint64_t acked_while_blocked = atomic_load(&producer.acked);
     uint64_t sent_while_blocked = atomic_load(&producer.sent);
-    fprintf(stderr, "slow_consumer: while the consumer did not read: sent %" PRIu64 ", acked %" PRIu64
-                    " of %u\n", sent_while_blocked, acked_while_blocked, SLOW_RECORDS);
+    fprintf(stderr,
+            "slow_consumer: while the consumer did not read: sent %" PRIu64 ", acked %" PRIu64
+            " of %u\n",
+            sent_while_blocked, acked_while_blocked, SLOW_RECORDS);
     CHECK(acked_while_blocked >= 1);
     CHECK(acked_while_blocked <= 64);
     CHECK(sent_while_blocked < SLOW_RECORDS);
@@ -501,11 +526,15 @@ static pid_t start_idle_consumer(const char *directory, const char *topic) {
     pid_t child = fork();
     if (child == 0) {
         close(ready[0]);
-        /* consumer_open waits for the log (the opener may not have made it yet) and says why
-         * it failed. */
-        struct intake_consumer *consumer =
-            consumer_open(directory, topic, "idle", INTAKE_CONSUMER_START_OLDEST, false);
-        if (consumer == NULL) _exit(1);
+        struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST};
+        struct intake_consumer *consumer = NULL;
+        /* The log of a configured topic is made just after the daemon starts: wait for it. */
+        int opened = -ENOENT;
+        for (int attempt = 0; attempt < 500 && opened == -ENOENT; attempt++) {
+            opened = intake_consumer_open(directory, topic, "idle", &options, &consumer, NULL, 0);
+            if (opened == -ENOENT) sleep_ms(10);
+        }
+        if (opened != 0) _exit(1);
         char byte = 1;
         if (write(ready[1], &byte, 1) != 1) _exit(1);
         for (;;) pause();
@@ -520,8 +549,9 @@ static pid_t start_idle_consumer(const char *directory, const char *topic) {
 static void test_consumer_release(const char *name, const char *stale_ms, bool kill_it) {
     char directory[256];
     test_dir(directory, sizeof(directory), name);
-    const char *const flags[] = {"--backend", "pbuf", "--topic", "held", "--log-size", "64K",
-                                 "--max-frame", "16K", "--consumer-stale-ms", stale_ms, NULL};
+    const char *const flags[] = {"--backend",           "pbuf",   "--topic",     "held",
+                                 "--log-size",          "64K",    "--max-frame", "16K",
+                                 "--consumer-stale-ms", stale_ms, NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     pid_t child = start_idle_consumer(directory, "held");
@@ -537,7 +567,8 @@ static void test_consumer_release(const char *name, const char *stale_ms, bool k
         waitpid(child, NULL, 0);
     }
     pthread_join(producer.thread, NULL);
-    fprintf(stderr, "%s: producer acked %" PRIu64 " of 2000\n", name, (uint64_t)atomic_load(&producer.acked));
+    fprintf(stderr, "%s: producer acked %" PRIu64 " of 2000\n", name,
+            (uint64_t)atomic_load(&producer.acked));
     CHECK(producer.result == 0);
     CHECK(atomic_load(&producer.acked) == 2000);
     if (!kill_it) {
@@ -561,8 +592,9 @@ static void test_consumer_release(const char *name, const char *stale_ms, bool k
 static void test_stall_valve(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "stall");
-    const char *const flags[] = {"--backend", "pbuf", "--buffers", "4", "--buffer-size", "4K",
-                                 "--max-frame", "64K", "--log-size", "16M", NULL};
+    const char *const flags[] = {"--backend",     "pbuf", "--buffers",   "4",
+                                 "--buffer-size", "4K",   "--max-frame", "64K",
+                                 "--log-size",    "16M",  NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     static uint8_t frame[STALL_VALUE_BYTES + 64];
@@ -577,8 +609,8 @@ static void test_stall_valve(void) {
     /* Nothing can complete until the valve frees buffers; give it the time to act. */
     sleep_ms(300);
     for (int index = 0; index < STALL_CONNECTIONS; index++) {
-        ssize_t written = send(fds[index], frame + frame_length / 2, frame_length - frame_length / 2,
-                               MSG_NOSIGNAL);
+        ssize_t written = send(fds[index], frame + frame_length / 2,
+                               frame_length - frame_length / 2, MSG_NOSIGNAL);
         (void)written; /* an ended connection may refuse the rest */
         shutdown(fds[index], SHUT_WR);
     }
@@ -588,10 +620,14 @@ static void test_stall_valve(void) {
         memset(&reader, 0, sizeof(reader));
         struct ack ack, last = {0};
         while (ack_read(fds[index], &reader, &ack, true)) last = ack;
-        if (last.status == 2 && strstr(last.detail, "--buffers")) exhausted++;
-        else if (last.status == 0 && last.sequence == 1) committed++;
-        else fprintf(stderr, "stall_valve: connection %d: ack sequence %" PRIu64 " status %u \"%s\"\n",
-                     index, last.sequence, last.status, last.detail);
+        if (last.status == 2 && strstr(last.detail, "--buffers"))
+            exhausted++;
+        else if (last.status == 0 && last.sequence == 1)
+            committed++;
+        else
+            fprintf(stderr,
+                    "stall_valve: connection %d: ack sequence %" PRIu64 " status %u \"%s\"\n",
+                    index, last.sequence, last.status, last.detail);
         close(fds[index]);
     }
     fprintf(stderr, "stall_valve: %d connections ended for lack of buffers, %d committed\n",
@@ -607,7 +643,8 @@ static void test_stall_valve(void) {
 
 /* ------------------------------------------------------------------ restart --- */
 
-static uint32_t produce_indexed(const struct daemon *daemon, const char *topic, uint32_t first, uint32_t count) {
+static uint32_t produce_indexed(const struct daemon *daemon, const char *topic, uint32_t first,
+                                uint32_t count) {
     struct intake_producer_config config = {.address = daemon->address, .acks = true};
     struct intake_producer *producer = NULL;
     REQUIRE(intake_producer_open(&config, &producer, NULL, 0) == 0);
@@ -622,11 +659,13 @@ static uint32_t produce_indexed(const struct daemon *daemon, const char *topic, 
 static void test_restart(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "restart");
-    const char *const flags[] = {"--backend", "pbuf", "--topic", "durable", "--log-size", "16M", NULL};
+    const char *const flags[] = {"--backend",  "pbuf", "--topic", "durable",
+                                 "--log-size", "16M",  NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     CHECK(produce_indexed(&daemon, "durable", 0, 1000) == 1000);
-    struct intake_consumer *consumer = consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
+    struct intake_consumer *consumer =
+        consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
     REQUIRE(consumer != NULL);
     struct intake_consumer_record record;
     for (uint32_t index = 0; index < 600; index++) {
@@ -640,7 +679,8 @@ static void test_restart(void) {
 
     REQUIRE(daemon_start(&daemon, directory, flags));
     CHECK(produce_indexed(&daemon, "durable", 1000, 500) == 500);
-    consumer = consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
+    consumer =
+        consumer_open(directory, "durable", "resumer", INTAKE_CONSUMER_START_COMMITTED, false);
     REQUIRE(consumer != NULL);
     uint32_t expected = 600;
     while (intake_consumer_poll(consumer, &record) == 1) {

@@ -46,8 +46,8 @@ static uint32_t topic_indexes(const char *directory, const char *topic, uint32_t
                                               .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES] = "";
-    int result = intake_consumer_open(directory, topic, "checker", &options, &consumer, why,
-                                      sizeof(why));
+    int result =
+        intake_consumer_open(directory, topic, "checker", &options, &consumer, why, sizeof(why));
     if (result == -ENOENT) return 0;
     if (result != 0) fprintf(stderr, "consumer of %s: %s\n", topic, why);
     REQUIRE(result == 0);
@@ -83,8 +83,8 @@ static void test_log_limit_after_restart(void) {
     struct daemon daemon;
 
     /* First life: 64 KiB logs, so each takes records up to 16 KiB. */
-    const char *const small[] = {"--backend", "pbuf", "--log-size", "64K", "--max-frame", "16K",
-                                 NULL};
+    const char *const small[] = {"--backend",   "pbuf", "--log-size", "64K",
+                                 "--max-frame", "16K",  NULL};
     REQUIRE(daemon_start(&daemon, directory, small));
     int fd = connect_daemon(&daemon, &reader);
     raw_send_record(fd, "small", 1, 1000, 1);
@@ -94,8 +94,8 @@ static void test_log_limit_after_restart(void) {
     CHECK(daemon_stop(&daemon) == 0);
 
     /* Second life: larger logs and frames. The existing logs keep their 16 KiB limit. */
-    const char *const large[] = {"--backend", "pbuf", "--log-size", "1M", "--max-frame", "256K",
-                                 "--topic", "small", NULL};
+    const char *const large[] = {"--backend", "pbuf",    "--log-size", "1M", "--max-frame",
+                                 "256K",      "--topic", "small",      NULL};
     REQUIRE(daemon_start(&daemon, directory, large));
 
     /* The topic's log is not open when its first record arrives (the topic is not configured):
@@ -156,7 +156,7 @@ static void test_log_limit_after_restart(void) {
 /* 1 MiB of tmpfs, of which a filler takes 600 KiB: one 256 KiB log (plus its 12 KiB header)
  * fits, a second does not until the filler goes. */
 #define TMPFS_OPTIONS "size=1m"
-#define FILLER_BYTES (600 * 1024)
+#define FILLER_BYTES  (600 * 1024)
 
 /* The mount outlives a failed REQUIRE otherwise (it exits): unmounted at exit too. */
 static char mounted_at[256];
@@ -196,8 +196,8 @@ static void test_log_allocation_failure(void) {
     struct daemon daemon;
     /* --topics-max 8 keeps the counters region (one row per possible topic, in the same
      * directory) small next to the logs this tiny tmpfs is sized for. */
-    const char *const flags[] = {"--backend", "pbuf", "--log-size", "256K", "--max-frame", "64K",
-                                 "--topics-max", "8", NULL};
+    const char *const flags[] = {"--backend", "pbuf",         "--log-size", "256K", "--max-frame",
+                                 "64K",       "--topics-max", "8",          NULL};
     REQUIRE(daemon_start(&daemon, directory, flags));
 
     /* t1's log fits, t2's does not. Record 3 (to t1, after the failed one) must not commit. */
@@ -259,8 +259,17 @@ static void test_topics_per_connection(void) {
     static struct raw_ack_reader reader;
     struct raw_ack ack;
     struct daemon daemon;
-    const char *const flags[] = {"--backend", "pbuf", "--log-size", "64K", "--max-frame", "16K",
-                                 "--topics-per-connection", "2", "--topic", "configured", NULL};
+    const char *const flags[] = {"--backend",
+                                 "pbuf",
+                                 "--log-size",
+                                 "64K",
+                                 "--max-frame",
+                                 "16K",
+                                 "--topics-per-connection",
+                                 "2",
+                                 "--topic",
+                                 "configured",
+                                 NULL};
     REQUIRE(daemon_start(&daemon, directory, flags));
 
     /* Creates a and b; uses the configured topic (created by nobody here); c is one too many. */

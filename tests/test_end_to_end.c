@@ -29,16 +29,16 @@
 #include "record.h"
 #include "record_decode.h"
 
-#define TOPIC_COUNT 16
+#define TOPIC_COUNT     16
 #define CONNECTIONS_MAX 8
 
 struct scenario {
     const char *name;
     uint32_t connection_count;
     uint32_t records_per_connection;
-    uint32_t padding_max;        /* value padding, bytes: sizes vary 16..16+padding_max */
+    uint32_t padding_max; /* value padding, bytes: sizes vary 16..16+padding_max */
     const char *const *flags;
-    bool may_exhaust;            /* connections may end with RESOURCE_EXHAUSTED */
+    bool may_exhaust; /* connections may end with RESOURCE_EXHAUSTED */
 };
 
 struct producer_thread {
@@ -57,7 +57,8 @@ static size_t value_make(uint32_t connection, uint32_t index, uint32_t padding_m
     memcpy(out + 4, &index, 4);
     uint64_t state = ((uint64_t)connection << 32 | index) * 0x9E3779B97F4A7C15ull + 1;
     uint32_t padding = padding_max ? (uint32_t)(test_random_next(&state) % (padding_max + 1)) : 0;
-    for (uint32_t byte = 0; byte < padding + 8; byte++) out[8 + byte] = (uint8_t)(test_random_next(&state) >> 56);
+    for (uint32_t byte = 0; byte < padding + 8; byte++)
+        out[8 + byte] = (uint8_t)(test_random_next(&state) >> 56);
     return 16 + padding;
 }
 
@@ -73,13 +74,15 @@ static void *producer_main(void *argument) {
     if (self->result < 0) return NULL;
     uint8_t value[16 + 70000];
     char topic[32];
-    for (uint32_t index = 0; index < self->scenario->records_per_connection && self->result == 0; index++) {
+    for (uint32_t index = 0; index < self->scenario->records_per_connection && self->result == 0;
+         index++) {
         snprintf(topic, sizeof(topic), "e2e-%02u", topic_of(self->connection, index));
         size_t length = value_make(self->connection, index, self->scenario->padding_max, value);
         self->result = intake_producer_send(producer, topic, "k", 1, value, length, 0, NULL);
     }
     if (self->result == 0)
-        self->result = intake_producer_wait_acks(producer, intake_producer_last_sequence(producer), 120000);
+        self->result =
+            intake_producer_wait_acks(producer, intake_producer_last_sequence(producer), 120000);
     if (self->result < 0)
         snprintf(self->error, sizeof(self->error), "%s", intake_producer_last_error(producer));
     self->acked = intake_producer_acked(producer);
@@ -88,7 +91,7 @@ static void *producer_main(void *argument) {
 }
 
 struct verification {
-    uint8_t *seen;                 /* [connection][index] */
+    uint8_t *seen; /* [connection][index] */
     uint64_t expected_per_connection[CONNECTIONS_MAX];
     int64_t last_index[CONNECTIONS_MAX][TOPIC_COUNT];
     uint64_t records;
@@ -98,8 +101,8 @@ struct verification {
     uint64_t missed;
 };
 
-static void verify_record(const struct scenario *scenario, struct verification *check, uint32_t topic,
-                          const struct intake_consumer_record *record) {
+static void verify_record(const struct scenario *scenario, struct verification *check,
+                          uint32_t topic, const struct intake_consumer_record *record) {
     struct slice slice = {record->bytes, record->length, 0};
     struct record_view view = {&slice, 1, record->length};
     struct record_decoded decoded;
@@ -116,7 +119,8 @@ static void verify_record(const struct scenario *scenario, struct verification *
     if (connection >= scenario->connection_count || index >= scenario->records_per_connection ||
         topic_of(connection, index) != topic ||
         value_make(connection, index, scenario->padding_max, expected) != decoded.value.length ||
-        memcmp(expected, value, decoded.value.length) != 0 || decoded.sequence != (uint64_t)index + 1) {
+        memcmp(expected, value, decoded.value.length) != 0 ||
+        decoded.sequence != (uint64_t)index + 1) {
         check->corrupt++;
         return;
     }
@@ -128,15 +132,17 @@ static void verify_record(const struct scenario *scenario, struct verification *
     check->records++;
 }
 
-static void verify_logs(const struct scenario *scenario, const char *directory, struct verification *check) {
+static void verify_logs(const struct scenario *scenario, const char *directory,
+                        struct verification *check) {
     for (uint32_t topic = 0; topic < TOPIC_COUNT; topic++) {
         char name[32];
         snprintf(name, sizeof(name), "e2e-%02u", topic);
-        struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true};
+        struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST,
+                                                  .ephemeral = true};
         struct intake_consumer *consumer = NULL;
         char why[INTAKE_CONSUMER_ERROR_BYTES];
-        int result =
-            intake_consumer_open(directory, name, "e2e-check", &options, &consumer, why, sizeof(why));
+        int result = intake_consumer_open(directory, name, "e2e-check", &options, &consumer, why,
+                                          sizeof(why));
         CHECK(result == 0);
         if (result != 0) {
             fprintf(stderr, "open %s: %s\n", name, why);
@@ -174,8 +180,8 @@ static void run_scenario(const struct scenario *scenario) {
         struct producer_thread *producer = &producers[connection];
         pthread_join(producer->thread, NULL);
         if (producer->result != 0)
-            fprintf(stderr, "producer %u: %d %s (acked %" PRIu64 ")\n", connection, producer->result,
-                    producer->error, producer->acked);
+            fprintf(stderr, "producer %u: %d %s (acked %" PRIu64 ")\n", connection,
+                    producer->result, producer->error, producer->acked);
         bool ended_for_buffers = scenario->may_exhaust && producer->result == -EPROTO &&
                                  strstr(producer->error, "RESOURCE_EXHAUSTED") &&
                                  strstr(producer->error, "--buffers");
@@ -206,10 +212,11 @@ static void run_scenario(const struct scenario *scenario) {
                 prefix_holes++;
     }
     CHECK(prefix_holes == 0);
-    fprintf(stderr, "scenario %s: read %" PRIu64 " of %" PRIu64 " records, %" PRIu64 " duplicates, %" PRIu64
-                    " out of order, %" PRIu64 " corrupt, %" PRIu64 " missed\n",
-            scenario->name, check.records, expected, check.duplicates, check.out_of_order, check.corrupt,
-            check.missed);
+    fprintf(stderr,
+            "scenario %s: read %" PRIu64 " of %" PRIu64 " records, %" PRIu64 " duplicates, %" PRIu64
+            " out of order, %" PRIu64 " corrupt, %" PRIu64 " missed\n",
+            scenario->name, check.records, expected, check.duplicates, check.out_of_order,
+            check.corrupt, check.missed);
     CHECK(check.records == expected);
     CHECK(check.duplicates == 0);
     CHECK(check.out_of_order == 0);
@@ -225,7 +232,9 @@ static void run_scenario(const struct scenario *scenario) {
     /* Whether this run stalls depends on timing (test_delivery forces one); what must hold is
      * that every connection ended for lack of buffers was ended by the stall breaker. */
     CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == exhausted);
-    if (getenv("INTAKE_TEST_VERBOSE") || status != 0 || daemon_log_counter(&daemon, "worker", "committed") != expected) fputs(daemon.log, stderr);
+    if (getenv("INTAKE_TEST_VERBOSE") || status != 0 ||
+        daemon_log_counter(&daemon, "worker", "committed") != expected)
+        fputs(daemon.log, stderr);
     if (strcmp(scenario->name, "backpressure") == 0) {
         /* The scenario exists to take these paths; if it stops doing so it tests nothing. */
         /* Records of ~9 KiB over 16 buffers of 4 KiB: receives run out of buffers for sure.
@@ -235,24 +244,42 @@ static void run_scenario(const struct scenario *scenario) {
         CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == 0);
         CHECK(daemon_log_counter(&daemon, "reactor", "ack_window") +
                   daemon_log_counter(&daemon, "reactor", "record_pool") +
-                  daemon_log_counter(&daemon, "reactor", "topic_queue") > 0);
+                  daemon_log_counter(&daemon, "reactor", "topic_queue") >
+              0);
     }
     daemon_directory_remove(directory);
 }
 
 int main(void) {
-    static const char *const volume_flags[] = {"--reactors", "2", "--workers", "2", "--backend", "pbuf",
-                                               "--log-size", "32M", NULL};
+    static const char *const volume_flags[] = {
+        "--reactors", "2", "--workers", "2", "--backend", "pbuf", "--log-size", "32M", NULL};
     /* 64 buffers of 4 KiB hold the records 8 connections can have in progress (up to 9 KiB each,
      * plus a partly shared buffer at either end): every pause path, never a stall. */
-    static const char *const backpressure_flags[] = {
-        "--reactors", "2", "--workers", "1", "--backend", "pbuf", "--log-size", "32M",
-        "--buffers", "64", "--buffer-size", "4K", "--topic-queue", "2", "--records-per-reactor", "64",
-        "--ack-window", "16", "--max-frame", "64K", NULL};
+    static const char *const backpressure_flags[] = {"--reactors",
+                                                     "2",
+                                                     "--workers",
+                                                     "1",
+                                                     "--backend",
+                                                     "pbuf",
+                                                     "--log-size",
+                                                     "32M",
+                                                     "--buffers",
+                                                     "64",
+                                                     "--buffer-size",
+                                                     "4K",
+                                                     "--topic-queue",
+                                                     "2",
+                                                     "--records-per-reactor",
+                                                     "64",
+                                                     "--ack-window",
+                                                     "16",
+                                                     "--max-frame",
+                                                     "64K",
+                                                     NULL};
     /* 4 buffers of 4 KiB for 8 connections sending records of up to 9 KiB: must stall. */
     static const char *const starved_flags[] = {
-        "--reactors", "1", "--workers", "1", "--backend", "pbuf", "--log-size", "32M",
-        "--buffers", "4", "--buffer-size", "4K", "--max-frame", "64K", NULL};
+        "--reactors", "1", "--workers",     "1",  "--backend",   "pbuf", "--log-size", "32M",
+        "--buffers",  "4", "--buffer-size", "4K", "--max-frame", "64K",  NULL};
     struct scenario volume = {"volume", 8, 125000, 48, volume_flags, false};
     struct scenario backpressure = {"backpressure", 8, 5000, 9000, backpressure_flags, false};
     struct scenario starved = {"starved", 8, 2000, 9000, starved_flags, true};

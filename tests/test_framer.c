@@ -93,8 +93,16 @@ static void random_fill(uint8_t *bytes, size_t length) {
 
 /* Random valid UTF-8 of roughly `length_max` bytes: ASCII mixed with 2-, 3- and 4-byte forms. */
 static size_t random_utf8(uint8_t *out, size_t length_max) {
-    static const char *const pieces[] = {"a", "Z", "0", ".", "-", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xf4\x8f\xbf\xbf"};
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "0",
+                                         ".",
+                                         "-",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xed\x9f\xbf",
+                                         "\xf4\x8f\xbf\xbf"};
     size_t length = 0;
     size_t target = 1 + random_below((uint32_t)length_max);
     while (length < target) {
@@ -116,9 +124,15 @@ static void put_unknown_field(struct buffer *buffer, uint32_t number_min) {
     random_fill(bytes, sizeof(bytes));
     switch (random_below(4)) {
     case 0: put_varint_field(buffer, number, test_random_next(&random_state)); break;
-    case 1: put_tag(buffer, number, 1); buffer_put(buffer, bytes, 8); break;
+    case 1:
+        put_tag(buffer, number, 1);
+        buffer_put(buffer, bytes, 8);
+        break;
     case 2: put_bytes_field(buffer, number, bytes, random_below(sizeof(bytes))); break;
-    default: put_tag(buffer, number, 5); buffer_put(buffer, bytes, 4); break;
+    default:
+        put_tag(buffer, number, 5);
+        buffer_put(buffer, bytes, 4);
+        break;
     }
 }
 
@@ -138,8 +152,15 @@ static void put_header(struct buffer *body) {
     free(header.bytes);
 }
 
-enum item_kind { ITEM_TOPIC, ITEM_KEY, ITEM_VALUE, ITEM_TIMESTAMP, ITEM_SEQUENCE, ITEM_HEADER,
-                 ITEM_UNKNOWN };
+enum item_kind {
+    ITEM_TOPIC,
+    ITEM_KEY,
+    ITEM_VALUE,
+    ITEM_TIMESTAMP,
+    ITEM_SEQUENCE,
+    ITEM_HEADER,
+    ITEM_UNKNOWN
+};
 
 /* Encodes one field of kind `kind` and updates what the record is expected to read as. */
 static void put_item(struct buffer *body, enum item_kind kind, uint32_t value_bytes_max,
@@ -174,7 +195,10 @@ static void put_item(struct buffer *body, enum item_kind kind, uint32_t value_by
         expected->sequence = test_random_next(&random_state) >> random_below(64);
         put_varint_field(body, 5, expected->sequence);
         break;
-    case ITEM_HEADER: put_header(body); expected->header_count++; break;
+    case ITEM_HEADER:
+        put_header(body);
+        expected->header_count++;
+        break;
     case ITEM_UNKNOWN: put_unknown_field(body, 7); break;
     }
 }
@@ -237,7 +261,8 @@ static void check_no_mergeable_neighbours(const struct record *record) {
     }
 }
 
-static void check_decode_agrees(const struct record *record, const struct expected_record *expected) {
+static void check_decode_agrees(const struct record *record,
+                                const struct expected_record *expected) {
     struct record_view view = record_view_of(record);
     struct record_decoded decoded;
     const char *detail = NULL;
@@ -299,7 +324,10 @@ static void run_framer(const struct chunk *chunks, size_t chunk_count, uint32_t 
         for (int done = 0; !done;) {
             switch (framer_feed(&framer, chunks[index].bytes, chunks[index].length,
                                 chunks[index].unit, &offset)) {
-            case FRAMER_NEED_INPUT: CHECK(offset == chunks[index].length); done = 1; break;
+            case FRAMER_NEED_INPUT:
+                CHECK(offset == chunks[index].length);
+                done = 1;
+                break;
             case FRAMER_NEED_RECORD: framer_give_record(&framer, record_pool_take(&pool)); break;
             case FRAMER_RECORD: {
                 struct record *record = framer_take_record(&framer);
@@ -466,35 +494,59 @@ static void build_bad_body(size_t which, struct buffer *body) {
     /* Every case but those about the topic itself carries a valid topic first. */
     if (which >= 7 && which <= 20 && which != 9) put_bytes_field(body, 1, "ok", 2);
     switch (which) {
-    case 0: put_varint_field(body, 5, 9); put_bytes_field(body, 2, "k", 1); break;
+    case 0:
+        put_varint_field(body, 5, 9);
+        put_bytes_field(body, 2, "k", 1);
+        break;
     case 1: put_bytes_field(body, 1, "", 0); break;
-    case 2: put_bytes_field(body, 1, "abc", 3); put_bytes_field(body, 1, "", 0); break;
+    case 2:
+        put_bytes_field(body, 1, "abc", 3);
+        put_bytes_field(body, 1, "", 0);
+        break;
     case 3: put_bytes_field(body, 1, long_topic, 256); break;
     case 4: put_bytes_field(body, 1, "ab\xc3\x28", 4); break;
-    case 5: put_bytes_field(body, 1, "\xff", 1); put_bytes_field(body, 1, "ok", 2); break;
+    case 5:
+        put_bytes_field(body, 1, "\xff", 1);
+        put_bytes_field(body, 1, "ok", 2);
+        break;
     case 6: put_bytes_field(body, 1, "\xed\xa0\x80", 3); break;
-    case 7: put_tag(body, 9, 3); put_tag(body, 9, 4); break;
+    case 7:
+        put_tag(body, 9, 3);
+        put_tag(body, 9, 4);
+        break;
     case 8: put_tag(body, 9, 4); break;
     case 9: put_varint_field(body, 1, 5); break;
     case 10: put_bytes_field(body, 5, "12", 2); break;
-    case 11: put_tag(body, 6, 5); buffer_put(body, "abcd", 4); break;
-    case 12: put_tag(body, 3, 2); put_varint(body, 50); buffer_put(body, "abc", 3); break;
-    case 13: put_tag(body, 4, 0); buffer_put(body, "\x80", 1); break;
+    case 11:
+        put_tag(body, 6, 5);
+        buffer_put(body, "abcd", 4);
+        break;
+    case 12:
+        put_tag(body, 3, 2);
+        put_varint(body, 50);
+        buffer_put(body, "abc", 3);
+        break;
+    case 13:
+        put_tag(body, 4, 0);
+        buffer_put(body, "\x80", 1);
+        break;
     case 14: put_header_bytes(body, header_past_end, sizeof(header_past_end)); break;
     case 15: put_header_bytes(body, header_bad_key, sizeof(header_bad_key)); break;
     case 16: put_header_bytes(body, header_key_varint, sizeof(header_key_varint)); break;
     case 17: put_header_bytes(body, header_group, sizeof(header_group)); break;
     case 18: put_varint_field(body, 0, 1); break;
     case 19: put_tag(body, 9, 7); break;
-    case 20: put_tag(body, 4, 0); buffer_put(body, overflow, sizeof(overflow)); break;
+    case 20:
+        put_tag(body, 4, 0);
+        buffer_put(body, overflow, sizeof(overflow));
+        break;
     default: break;
     }
 }
 
 /* Good records, then the bad bytes, then another good record that must never come out. */
 static void check_bad_stream(const uint8_t *bad, size_t bad_length, uint32_t frame_bytes_max,
-                             enum record_status status, const char *detail_part,
-                             const char *name) {
+                             enum record_status status, const char *detail_part, const char *name) {
     struct expected_record records[3];
     struct buffer stream = {0};
     generate_stream(&stream, records, 2, 300);
@@ -578,8 +630,10 @@ static struct early_case build_early_body(size_t which, struct buffer *body) {
         return (struct early_case){"wire type 7", "invalid wire type 6 or 7", body->length};
     case 1:
         put_tag(body, 3, 0);
-        return (struct early_case){"value as varint", "field 3 (value) must have wire type 2 "
-                                   "(length-delimited)", body->length};
+        return (struct early_case){"value as varint",
+                                   "field 3 (value) must have wire type 2 "
+                                   "(length-delimited)",
+                                   body->length};
     case 2:
         put_tag(body, 3, 2);
         put_varint(body, 2000000);
@@ -590,8 +644,8 @@ static struct early_case build_early_body(size_t which, struct buffer *body) {
         return (struct early_case){"group", "groups (wire types 3 and 4) are not supported",
                                    body->length};
     default: {
-        static const uint8_t eleven[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                         0xff, 0x01};
+        static const uint8_t eleven[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0x01};
         put_tag(body, 4, 0);
         buffer_put(body, eleven, 10); /* the 10th byte (0xff) already overflows */
         return (struct early_case){"overlong varint", "varint field value is not a valid varint",
@@ -637,8 +691,8 @@ static void test_early_rejection(void) {
         CHECK(framer.body_bytes_needed == FRAME_BYTES - expected.proof_bytes);
         if (strcmp(framer.error_detail, expected.detail) != 0 ||
             fed != prefix_bytes + expected.proof_bytes)
-            fprintf(stderr, "early case \"%s\": fed %zu of %zu, detail \"%s\"\n",
-                    expected.name, fed, stream.length, framer.error_detail);
+            fprintf(stderr, "early case \"%s\": fed %zu of %zu, detail \"%s\"\n", expected.name,
+                    fed, stream.length, framer.error_detail);
         CHECK(framer_release_record(&framer) == &records[0]);
         /* The whole frame (zeros after the bytes above) gets the same detail, not early. */
         uint8_t *whole = calloc(FRAME_BYTES, 1);
@@ -741,9 +795,8 @@ static void print_record(const struct record *record, size_t index, void *contex
     if (!agrees) (*failures)++;
     printf("topic=");
     print_hex(&view, record->topic_offset, record->topic_length);
-    printf(" sequence=%llu timestamp_ns=%llu headers=%u key=",
-           (unsigned long long)record->sequence, (unsigned long long)record->timestamp_ns,
-           decoded.header_count);
+    printf(" sequence=%llu timestamp_ns=%llu headers=%u key=", (unsigned long long)record->sequence,
+           (unsigned long long)record->timestamp_ns, decoded.header_count);
     print_hex(&view, decoded.key.offset, decoded.key.length < 64 ? decoded.key.length : 64);
     printf(" value_bytes=%u value_fnv=%016llx body_bytes=%u body_fnv=%016llx%s\n",
            decoded.value.length,
@@ -772,8 +825,8 @@ static int frame_file(const char *path) {
     for (size_t index = 0; index < chunk_count; index++) {
         size_t start = index * 509;
         size_t length = contents.length - start < 509 ? contents.length - start : 509;
-        chunks[index] = (struct chunk){contents.bytes + start, (uint32_t)length,
-                                       (uint32_t)(index % 2)};
+        chunks[index] =
+            (struct chunk){contents.bytes + start, (uint32_t)length, (uint32_t)(index % 2)};
     }
     int failures = 0;
     struct outcome outcome;

@@ -157,8 +157,8 @@ static void test_json(void) {
 }
 
 static void test_text_and_offsets(void) {
-    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset",
-                                         "1", "--count", "5", NULL});
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset", "1",
+                                         "--count", "5", NULL});
     CHECK(run.code == 0);
     const char *expected = "1 2 key_base64=AP8= value=quote\"back\\slash\n"
                            "2 3 key= value_base64=AQID\n"
@@ -168,8 +168,8 @@ static void test_text_and_offsets(void) {
     CHECK(strcmp(run.out, expected) == 0);
     if (strcmp(run.out, expected) != 0) fprintf(stderr, "got:\n%s", run.out);
     /* Without --count it stops at the end. */
-    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset",
-                                         "8", NULL});
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--from-offset", "8",
+                                         NULL});
     CHECK(run.code == 0);
     CHECK(strcmp(run.out, "8 9 key=k8 value=v8\n9 10 key=k9 value=v9\n") == 0);
     tail_run(&run, (const char *const[]){"--topic", TOPIC, "--from-end", NULL});
@@ -194,12 +194,12 @@ static void test_raw(void) {
 }
 
 static void test_named_resume(void) {
-    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name",
-                                         "keeper", "--count", "4", NULL});
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name", "keeper",
+                                         "--count", "4", NULL});
     CHECK(run.code == 0);
     CHECK(strncmp(run.out, "0 1 ", 4) == 0);
-    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name",
-                                         "keeper", "--count", "2", NULL});
+    tail_run(&run, (const char *const[]){"--topic", TOPIC, "--format", "text", "--name", "keeper",
+                                         "--count", "2", NULL});
     CHECK(run.code == 0);
     CHECK(strcmp(run.out, "4 5 key=k4 value=v4\n5 6 key=k5 value=v5\n") == 0);
 }
@@ -222,7 +222,9 @@ static void test_follow(struct shm_log *log) {
 }
 
 static void test_gap_and_errors(void) {
-    struct shm_log_config config = {.directory = test_directory, .topic = "lapped", .capacity_bytes = 4096,
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = "lapped",
+                                    .capacity_bytes = 4096,
                                     .retention = SHM_LOG_RETENTION_OVERWRITE};
     struct shm_log *log = NULL;
     char why[256];
@@ -250,7 +252,8 @@ static void test_gap_and_errors(void) {
 
 int main(void) {
     test_directory_make("tail");
-    struct shm_log_config config = {.directory = test_directory, .topic = TOPIC,
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = TOPIC,
                                     .capacity_bytes = 1u << 16,
                                     .retention = SHM_LOG_RETENTION_BLOCK,
                                     .consumer_stale_ns = 1000000000ull};

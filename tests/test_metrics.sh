@@ -7,7 +7,8 @@
 #   2. after SIGTERM: intake-stat reads the final values, and every counter it shares with the
 #      shutdown lines is equal to them, reactor by reactor and worker by worker;
 #   3. the counters that cannot move without traffic (records, bytes, connections, acks) were
-#      already equal to the shutdown values while the daemon ran.
+#      already equal to the shutdown values while the daemon ran;
+#   4. a named consumer that committed 50 records of a topic lags by the rest, in records.
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 bin=$INTAKE_BIN_DIR
@@ -44,6 +45,11 @@ done
 "$bin/intake-produce" --connect "127.0.0.1:$port" --topic alpha --acks --count 1 --size 100000 \
   >"$work/rejected" 2>&1
 check "oversized record rejected" $(grep -qi "rejected" "$work/rejected"; echo $?)
+
+# A named consumer reads and commits the first 50 records of alpha: its lag is the rest.
+"$bin/intake-tail" --shm-dir "$shm" --topic alpha --from-start --count 50 --name lagcheck \
+  >/dev/null 2>&1
+check "intake-tail read 50 records" $?
 
 "$bin/intake-stat" --shm-dir "$shm" >"$work/stat-running" 2>&1
 check "intake-stat while running" $?
@@ -168,6 +174,10 @@ for topic in ("alpha", "beta", "gamma"):
     expect(metric(f'intake_log_next_offset{{topic="{topic}"}}') ==
            metric(f'intake_records_committed_total{{topic="{topic}"}}'),
            f"/metrics {topic}: log next offset != committed records")
+alpha = metric('intake_records_committed_total{topic="alpha"}')
+lag = metric('intake_consumer_lag_records{topic="alpha",consumer="lagcheck",state="detached"}')
+expect(alpha is not None and lag == alpha - 50,
+       f"/metrics lag of consumer lagcheck = {lag}, not alpha's {alpha} - 50")
 for failure in failures:
     print("FAILED:", failure, file=sys.stderr)
 print(f"compared {compared} counters after exit; {len(failures)} mismatches", file=sys.stderr)

@@ -93,8 +93,10 @@ static int server_record(struct server *server, int fd, const uint8_t *bytes, si
     pb_istream_t stream = pb_istream_from_buffer(bytes, length);
     uint32_t utf8_state = 0;
     const char *problem = NULL;
-    if (!pb_decode(&stream, intake_v1_Record_fields, &record)) problem = "record does not decode";
-    else if (topic.length == 0) problem = "record has no topic";
+    if (!pb_decode(&stream, intake_v1_Record_fields, &record))
+        problem = "record does not decode";
+    else if (topic.length == 0)
+        problem = "record has no topic";
     else if (!intake_utf8_feed(&utf8_state, topic.bytes, topic.length) || utf8_state != 0)
         problem = "topic is not valid UTF-8";
     if (problem != NULL) {
@@ -317,7 +319,8 @@ static int run_command(const char *command, char *output, size_t capacity) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* intake-produce: stdin lines with --acks, synthetic records, and a REJECTED ack's one-line error. */
+/* intake-produce: stdin lines with --acks, synthetic records, and a REJECTED ack's one-line
+ * error. */
 static void test_program(void) {
     const char *program = test_program_path("intake-produce");
     if (access(program, X_OK) != 0) {
@@ -345,8 +348,8 @@ static void test_program(void) {
 
     server_start(&server, false);
     snprintf(command, sizeof(command),
-             "%s --connect localhost:%u --topic gen --count 20000 --size 100 --acks 2>&1",
-             program, server.port);
+             "%s --connect localhost:%u --topic gen --count 20000 --size 100 --acks 2>&1", program,
+             server.port);
     CHECK(run_command(command, output, sizeof(output)) == 0);
     server_join(&server);
     CHECK(strstr(output, "acked 20000 records (last sequence 20000)") != NULL);

@@ -14,7 +14,9 @@
  *   stall_oldest     every receive buffer pinned: by slow connections that stopped halfway
  *                    through their records, and by an honest producer of 1 MB records. The
  *                    stall breaker ends the connections that pinned buffers longest without
- *                    completing a record, not the honest one that pins the most.
+ *                    completing a record, not the honest one that pins the most;
+ *   early_rejection  a frame whose first body bytes are already malformed is answered REJECTED
+ *                    at once, not when its announced length has arrived.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -26,8 +28,8 @@
 #include "harness.h"
 #include "varint.h"
 
-#define STATUS_OK 0u
-#define STATUS_REJECTED 1u
+#define STATUS_OK                 0u
+#define STATUS_REJECTED           1u
 #define STATUS_RESOURCE_EXHAUSTED 2u
 
 static void sleep_ms(long milliseconds) {
@@ -38,7 +40,8 @@ static void sleep_ms(long milliseconds) {
 static int raw_connect(const struct daemon *daemon) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(daemon->port),
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons(daemon->port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     REQUIRE(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
     return fd;
@@ -134,10 +137,12 @@ static bool ack_read(int fd, struct ack_reader *reader, struct ack *ack, int tim
         if (reader->closed) return false;
         struct pollfd descriptor = {.fd = fd, .events = POLLIN};
         if (poll(&descriptor, 1, 10) <= 0) continue;
-        ssize_t got = read(fd, reader->buffer + reader->length,
-                           sizeof(reader->buffer) - reader->length);
-        if (got <= 0) reader->closed = true;
-        else reader->length += (size_t)got;
+        ssize_t got =
+            read(fd, reader->buffer + reader->length, sizeof(reader->buffer) - reader->length);
+        if (got <= 0)
+            reader->closed = true;
+        else
+            reader->length += (size_t)got;
     }
     return false;
 }
@@ -164,8 +169,8 @@ static const char *test_dir(char *buffer, size_t capacity, const char *name) {
 static void test_frame_deadline(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "frame");
-    const char *const flags[] = {"--backend", "pbuf", "--frame-timeout-ms", "300",
-                                 "--idle-timeout-ms", "0", NULL};
+    const char *const flags[] = {
+        "--backend", "pbuf", "--frame-timeout-ms", "300", "--idle-timeout-ms", "0", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     size_t length = 0;
@@ -188,8 +193,8 @@ static void test_frame_deadline(void) {
         sleep_ms(450);
     }
     struct ack last = final_ack(slow, 5000);
-    fprintf(stderr, "frame_deadline: slow connection's final ack status %u \"%s\"\n",
-            last.status, last.detail);
+    fprintf(stderr, "frame_deadline: slow connection's final ack status %u \"%s\"\n", last.status,
+            last.detail);
     CHECK(last.status == STATUS_REJECTED);
     CHECK(strstr(last.detail, "--frame-timeout-ms 300") != NULL);
     close(slow);
@@ -207,15 +212,15 @@ static void test_frame_deadline(void) {
 static void test_idle_timeout(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "idle");
-    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "300", NULL};
+    const char *const flags[] = {"--backend", "pbuf", "--idle-timeout-ms", "800", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     int silent = raw_connect(&daemon);
     int busy = raw_connect(&daemon);
     struct ack_reader *reader = calloc(1, sizeof(*reader));
     REQUIRE(reader != NULL);
-    /* Records every 100 ms for a second: never idle for 300 ms. */
-    for (uint64_t sequence = 1; sequence <= 10; sequence++) {
+    /* Records every 100 ms for a second and a half: never idle for 800 ms. */
+    for (uint64_t sequence = 1; sequence <= 15; sequence++) {
         size_t length = 0;
         uint8_t *record = frame_record("idle", 100, sequence, &length);
         write_all(busy, record, length);
@@ -226,10 +231,10 @@ static void test_idle_timeout(void) {
         sleep_ms(100);
     }
     struct ack last = final_ack(silent, 5000);
-    fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n",
-            last.status, last.detail);
+    fprintf(stderr, "idle_timeout: silent connection's final ack status %u \"%s\"\n", last.status,
+            last.detail);
     CHECK(last.status == STATUS_RESOURCE_EXHAUSTED);
-    CHECK(strstr(last.detail, "--idle-timeout-ms 300") != NULL);
+    CHECK(strstr(last.detail, "--idle-timeout-ms 800") != NULL);
     close(silent);
     close(busy);
     free(reader);
@@ -241,15 +246,15 @@ static void test_idle_timeout(void) {
 
 /* ----------------------------------------------------------- partial records --- */
 
-#define PARTIAL_HOLDERS 40
+#define PARTIAL_HOLDERS        40
 #define PARTIAL_HONEST_RECORDS 50
 
 static void test_partial_records(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "partial");
     /* A pool of 16 records; the frame deadline a minute away. */
-    const char *const flags[] = {"--backend", "pbuf", "--records-per-reactor", "16",
-                                 "--frame-timeout-ms", "60000", NULL};
+    const char *const flags[] = {
+        "--backend", "pbuf", "--records-per-reactor", "16", "--frame-timeout-ms", "60000", NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     size_t length = 0;
@@ -291,17 +296,18 @@ static void test_partial_records(void) {
 
 /* ------------------------------------------------------------- stall, oldest --- */
 
-#define STALL_SLOW_CONNECTIONS 6
-#define STALL_HONEST_RECORDS 3
+#define STALL_SLOW_CONNECTIONS   6
+#define STALL_HONEST_RECORDS     3
 #define STALL_HONEST_VALUE_BYTES 1000000
 
 static void test_stall_oldest(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "stall");
     /* 2 MiB of receive buffers; the frame deadline a minute away. */
-    const char *const flags[] = {"--backend", "pbuf", "--buffers", "32", "--buffer-size", "64K",
-                                 "--max-frame", "1M", "--log-size", "16M",
-                                 "--frame-timeout-ms", "60000", NULL};
+    const char *const flags[] = {
+        "--backend",   "pbuf", "--buffers",  "32",  "--buffer-size",      "64K",
+        "--max-frame", "1M",   "--log-size", "16M", "--frame-timeout-ms", "60000",
+        NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
     /* Slow connections: 240 KB of a 300 KB record each, about 1.4 MiB pinned in all. */
@@ -326,8 +332,8 @@ static void test_stall_oldest(void) {
         free(record);
         while (acked < sequence && ack_read(honest, reader, &ack, 20000)) {
             if (ack.status != STATUS_OK)
-                fprintf(stderr, "stall_oldest: honest producer got status %u \"%s\"\n",
-                        ack.status, ack.detail);
+                fprintf(stderr, "stall_oldest: honest producer got status %u \"%s\"\n", ack.status,
+                        ack.detail);
             CHECK(ack.status == STATUS_OK);
             acked = ack.sequence;
             if (ack.status != STATUS_OK) break;
@@ -354,11 +360,40 @@ static void test_stall_oldest(void) {
     daemon_directory_remove(directory);
 }
 
+/* ------------------------------------------------------------- early rejection --- */
+
+/* A frame announced as 100 KB whose first body byte is already an invalid tag (wire type 7):
+ * the framer proves it malformed from that prefix, and the reactor answers at once, long
+ * before the rest could arrive or the frame deadline (a minute here) could end it. */
+static void test_early_rejection(void) {
+    char directory[256];
+    test_dir(directory, sizeof(directory), "early");
+    const char *const flags[] = {"--backend", "pbuf", "--frame-timeout-ms", "60000", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    uint8_t prefix[64];
+    size_t length = varint_encode(100000, prefix);
+    prefix[length++] = 1 << 3 | 7; /* field 1, wire type 7: no such wire type */
+    memset(prefix + length, 'x', 16);
+    length += 16;
+    int fd = raw_connect(&daemon);
+    write_all(fd, prefix, length);
+    struct ack last = final_ack(fd, 5000);
+    fprintf(stderr, "early_rejection: final ack status %u \"%s\"\n", last.status, last.detail);
+    CHECK(last.status == STATUS_REJECTED);
+    CHECK(last.detail[0] != '\0');
+    close(fd);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(daemon_log_counter(&daemon, "reactor", "frame") == 0);
+    daemon_directory_remove(directory);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     test_frame_deadline();
     test_idle_timeout();
     test_partial_records();
     test_stall_oldest();
+    test_early_rejection();
     return test_finish();
 }

@@ -17,7 +17,7 @@
 #include "spsc_ring.h"
 
 #define POOL_CAPACITY 1024
-#define BATCH 128
+#define BATCH         128
 #ifdef INTAKE_SANITIZED
 #define RECORD_COUNT 1000000
 #else

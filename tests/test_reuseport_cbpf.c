@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TEST_LISTENERS 4
+#define TEST_LISTENERS   4
 #define TEST_CONNECTIONS 32
 
 static void test_parse(void) {
@@ -73,15 +73,16 @@ static void test_program_matches_function(void) {
     }
     CHECK(failures == 0);
     /* An instruction outside the subset is refused, not guessed at. */
-    struct sock_filter foreign[] = {{BPF_LD | BPF_W | BPF_ABS, 0, 0, 12}, {BPF_RET | BPF_A, 0, 0, 0}};
+    struct sock_filter foreign[] = {{BPF_LD | BPF_W | BPF_ABS, 0, 0, 12},
+                                    {BPF_RET | BPF_A, 0, 0, 0}};
     CHECK(reuseport_cbpf_run(foreign, 2, 0) == -1);
 }
 
 static int listener_on(uint16_t port, uint16_t *bound_port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int on = 1;
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t length = sizeof(address);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0 || listen(fd, 64) != 0 ||
@@ -96,8 +97,8 @@ static int listener_on(uint16_t port, uint16_t *bound_port) {
 /* Connects TEST_CONNECTIONS clients and counts, per listener, the connections it accepted. */
 static void connect_and_count(const int *listeners, uint16_t port, uint32_t *accepted) {
     int clients[TEST_CONNECTIONS];
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int index = 0; index < TEST_CONNECTIONS; index++) {
         clients[index] = socket(AF_INET, SOCK_STREAM, 0);
         CHECK(connect(clients[index], (struct sockaddr *)&address, sizeof(address)) == 0);

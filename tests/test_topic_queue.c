@@ -17,10 +17,10 @@
 #include "spsc_ring.h"
 #include "topic_queue.h"
 
-#define PRODUCERS 4
+#define PRODUCERS      4
 #define QUEUE_CAPACITY 64
-#define POOL_CAPACITY 256
-#define RETURN_BATCH 64
+#define POOL_CAPACITY  256
+#define RETURN_BATCH   64
 #ifdef INTAKE_SANITIZED
 #define RECORDS_PER_PRODUCER 100000
 #else
@@ -40,7 +40,8 @@ struct producer {
 static void producer_reclaim(struct producer *producer) {
     struct record *batch[RETURN_BATCH];
     uint32_t count = spsc_ring_pop_batch(&producer->returns, batch, RETURN_BATCH);
-    for (uint32_t index = 0; index < count; index++) record_pool_give(&producer->pool, batch[index]);
+    for (uint32_t index = 0; index < count; index++)
+        record_pool_give(&producer->pool, batch[index]);
 }
 
 static void *producer_run(void *argument) {
@@ -103,7 +104,8 @@ static void test_concurrent_producers(void) {
         REQUIRE(spsc_ring_init(&producers[index].returns, POOL_CAPACITY) == 0);
     }
     for (uint32_t index = 0; index < PRODUCERS; index++)
-        REQUIRE(pthread_create(&producers[index].thread, NULL, producer_run, &producers[index]) == 0);
+        REQUIRE(pthread_create(&producers[index].thread, NULL, producer_run, &producers[index]) ==
+                0);
     uint64_t errors = consume(&queue, producers);
     uint64_t full_total = 0;
     for (uint32_t index = 0; index < PRODUCERS; index++) {

@@ -13,12 +13,12 @@
 #include "record.h"
 #include "topic_table.h"
 
-#define THREADS 4
-#define TOPICS_MAX 200
-#define NAME_UNIVERSE 260
-#define ROUNDS 200
+#define THREADS        4
+#define TOPICS_MAX     200
+#define NAME_UNIVERSE  260
+#define ROUNDS         200
 #define NAME_BYTES_MAX 32
-#define RESULT_FULL UINT32_MAX
+#define RESULT_FULL    UINT32_MAX
 
 struct name_set {
     char names[NAME_UNIVERSE][NAME_BYTES_MAX];
@@ -71,7 +71,8 @@ static void *creator_run(void *argument) {
         enum topic_table_result result;
         /* Alternate plain names and split views so both paths race. */
         if (position % 2 == 0)
-            result = topic_table_intern_name(creator->table, creator->set->names[name], length, &id);
+            result =
+                topic_table_intern_name(creator->table, creator->set->names[name], length, &id);
         else
             result = intern_split(creator->table, creator->set->names[name], length, length / 3,
                                   2 * length / 3, &id);

@@ -13,9 +13,17 @@ struct varint_case {
 };
 
 static const struct varint_case edge_cases[] = {
-    {0, 1},           {1, 1},          {127, 1},          {128, 2},
-    {16383, 2},       {16384, 3},      {UINT32_MAX, 5},   {(uint64_t)1 << 63, 10},
-    {UINT64_MAX, 10}, {(uint64_t)1 << 56, 9}, {((uint64_t)1 << 56) - 1, 8},
+    {0, 1},
+    {1, 1},
+    {127, 1},
+    {128, 2},
+    {16383, 2},
+    {16384, 3},
+    {UINT32_MAX, 5},
+    {(uint64_t)1 << 63, 10},
+    {UINT64_MAX, 10},
+    {(uint64_t)1 << 56, 9},
+    {((uint64_t)1 << 56) - 1, 8},
 };
 
 /* Feeds `encoded` to a fresh incremental decoder in pieces cut at the given split points. */

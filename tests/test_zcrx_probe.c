@@ -31,24 +31,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TEST_QUEUE_ENTRIES 256
-#define TEST_CQ_ENTRIES 8192
-#define TEST_AREA_BYTES (8u << 20)
+#define TEST_QUEUE_ENTRIES  256
+#define TEST_CQ_ENTRIES     8192
+#define TEST_AREA_BYTES     (8u << 20)
 #define TEST_REFILL_ENTRIES 4096
-#define TEST_RX_BUFFER_BYTES 16384 /* asked for; device-less mode refuses it: exercises fallback */
-#define TEST_HOLD_MAX 256          /* chunks held back before their reference is dropped */
-#define TEST_PRESSURE_AREA_BYTES (32u * 4096u)
+/* Asked for; device-less mode refuses it, which exercises the fallback. */
+#define TEST_RX_BUFFER_BYTES         16384
+#define TEST_HOLD_MAX                256 /* chunks held back before their reference is dropped */
+#define TEST_PRESSURE_AREA_BYTES     (32u * 4096u)
 #define TEST_PRESSURE_REFILL_ENTRIES 64
-#define TEST_PRESSURE_CQ_ENTRIES 16
-#define TEST_PRESSURE_BYTES (8ull << 20)
-#define TEST_IDLE_TIMEOUT_MS 20000
-#define TEST_USER_DATA 0x7a637278u
+#define TEST_PRESSURE_CQ_ENTRIES     16
+#define TEST_PRESSURE_BYTES          (8ull << 20)
+#define TEST_IDLE_TIMEOUT_MS         20000
+#define TEST_USER_DATA               0x7a637278u
 
 /* rx_backend.c names the provided-buffer backend, which lives in another module; this program
  * links only zcrx. A weak stand-in keeps the link working until (and after) rx_pbuf.c exists. */
 __attribute__((weak)) int rx_pbuf_create(const struct rx_backend_config *config,
-                                         struct io_uring *ring, struct rx_backend **out,
-                                         char *why, size_t why_capacity) {
+                                         struct io_uring *ring, struct rx_backend **out, char *why,
+                                         size_t why_capacity) {
     (void)config, (void)ring, (void)out;
     snprintf(why, why_capacity, "pbuf backend not linked into this test");
     return -ENOSYS;
@@ -62,8 +63,8 @@ static uint8_t pattern_byte(uint64_t position) {
 static int ring_create(struct io_uring *ring, uint32_t extra_flags, uint32_t cq_entries) {
     struct io_uring_params params;
     memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
-                   extra_flags;
+    params.flags =
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE | extra_flags;
     params.cq_entries = cq_entries;
     uint32_t sq_entries = cq_entries < TEST_QUEUE_ENTRIES ? cq_entries : TEST_QUEUE_ENTRIES;
     return io_uring_queue_init_params(sq_entries, ring, &params);
@@ -191,7 +192,8 @@ static int tcp_pair(int *receiver, int *sender_fd) {
     if (listener < 0) return -errno;
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t length = sizeof(address);
-    if (bind(listener, (struct sockaddr *)&address, sizeof(address)) != 0 || listen(listener, 1) != 0 ||
+    if (bind(listener, (struct sockaddr *)&address, sizeof(address)) != 0 ||
+        listen(listener, 1) != 0 ||
         getsockname(listener, (struct sockaddr *)&address, &length) != 0) {
         close(listener);
         return -errno;
@@ -216,7 +218,7 @@ struct receiver {
     uint64_t rearms;
     uint32_t held[TEST_HOLD_MAX];
     uint32_t held_count;
-    int done;   /* 1: end of stream, -1: failure */
+    int done; /* 1: end of stream, -1: failure */
 };
 
 static void release_held(struct receiver *receiver, uint32_t keep) {
@@ -303,8 +305,8 @@ static uint64_t run_end_to_end(struct io_uring *ring, struct rx_backend *backend
     unsigned long failed_before = test_checks_failed;
     CHECK(info.nodev);
     CHECK(info.refill_entries == phase->refill_entries);
-    printf("%s: registered zcrx_id=%u rx_buffer_bytes=%u (asked %u) area_buffers=%u\n",
-           phase->name, info.zcrx_id, info.rx_buffer_bytes, TEST_RX_BUFFER_BYTES, info.area_buffers);
+    printf("%s: registered zcrx_id=%u rx_buffer_bytes=%u (asked %u) area_buffers=%u\n", phase->name,
+           info.zcrx_id, info.rx_buffer_bytes, TEST_RX_BUFFER_BYTES, info.area_buffers);
     int receive_fd = -1, send_fd = -1;
     REQUIRE(tcp_pair(&receive_fd, &send_fd) == 0);
     struct sender sender = {.fd = send_fd, .total_bytes = phase->bytes};
@@ -320,12 +322,13 @@ static uint64_t run_end_to_end(struct io_uring *ring, struct rx_backend *backend
     printf("zcrx-e2e: %s counters bytes=%llu completions=%llu refill_posted=%llu flushes=%llu "
            "rearm_enospc=%llu rearm_enomem=%llu rearm_other=%llu arms=%llu held=%u "
            "slots_exhausted=%llu flush_errors=%llu seconds=%.2f\n",
-           phase->name, (unsigned long long)stats->bytes_received, (unsigned long long)stats->completions,
-           (unsigned long long)stats->units_recycled, (unsigned long long)stats->refill_flushes,
-           (unsigned long long)stats->rearms_overflow, (unsigned long long)stats->rearms_out_of_units,
-           (unsigned long long)stats->rearms_other, (unsigned long long)receiver.rearms,
-           info.units_held, (unsigned long long)info.slots_exhausted,
-           (unsigned long long)info.flush_errors, (double)elapsed_ns / 1e9);
+           phase->name, (unsigned long long)stats->bytes_received,
+           (unsigned long long)stats->completions, (unsigned long long)stats->units_recycled,
+           (unsigned long long)stats->refill_flushes, (unsigned long long)stats->rearms_overflow,
+           (unsigned long long)stats->rearms_out_of_units, (unsigned long long)stats->rearms_other,
+           (unsigned long long)receiver.rearms, info.units_held,
+           (unsigned long long)info.slots_exhausted, (unsigned long long)info.flush_errors,
+           (double)elapsed_ns / 1e9);
     CHECK(result == 0);
     CHECK(sender.error == 0);
     CHECK(receiver.received == sender.total_bytes);
@@ -353,7 +356,8 @@ static uint64_t run_end_to_end(struct io_uring *ring, struct rx_backend *backend
  * space (-ENOSPC); every byte must still arrive. */
 static uint64_t run_pressure(void) {
     struct io_uring ring;
-    REQUIRE(ring_create(&ring, rx_backend_ring_flags(RX_BACKEND_ZCRX), TEST_PRESSURE_CQ_ENTRIES) == 0);
+    REQUIRE(ring_create(&ring, rx_backend_ring_flags(RX_BACKEND_ZCRX), TEST_PRESSURE_CQ_ENTRIES) ==
+            0);
     struct rx_backend_config config = nodev_config();
     config.zcrx_area_bytes = TEST_PRESSURE_AREA_BYTES;
     config.zcrx_refill_entries = TEST_PRESSURE_REFILL_ENTRIES;
@@ -366,7 +370,8 @@ static uint64_t run_pressure(void) {
         io_uring_queue_exit(&ring);
         return 0;
     }
-    const struct phase phase = {"pressure", TEST_PRESSURE_BYTES, TEST_PRESSURE_REFILL_ENTRIES, true};
+    const struct phase phase = {"pressure", TEST_PRESSURE_BYTES, TEST_PRESSURE_REFILL_ENTRIES,
+                                true};
     uint64_t chunks = run_end_to_end(&ring, backend, &phase);
     backend->ops->destroy(backend, &ring);
     io_uring_queue_exit(&ring);

@@ -48,13 +48,13 @@
 /* Bumped on any layout change; readers refuse other versions. */
 #define INTAKE_COUNTERS_VERSION 1u
 /* Default file name inside --shm-dir. */
-#define INTAKE_COUNTERS_FILE_NAME "intake.counters"
-#define INTAKE_COUNTERS_HEADER_BYTES 4096u
-#define INTAKE_COUNTERS_REACTOR_ROW_BYTES 512u
-#define INTAKE_COUNTERS_WORKER_ROW_BYTES 256u
-#define INTAKE_COUNTERS_TOPIC_ROW_BYTES 384u
+#define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
+#define INTAKE_COUNTERS_HEADER_BYTES        4096u
+#define INTAKE_COUNTERS_REACTOR_ROW_BYTES   512u
+#define INTAKE_COUNTERS_WORKER_ROW_BYTES    256u
+#define INTAKE_COUNTERS_TOPIC_ROW_BYTES     384u
 #define INTAKE_COUNTERS_RECEIVED_CELL_BYTES 16u
-#define INTAKE_COUNTERS_LINE_BYTES 64u
+#define INTAKE_COUNTERS_LINE_BYTES          64u
 /* Topic names: up to 255 bytes plus NUL. */
 #define INTAKE_COUNTERS_TOPIC_NAME_BYTES 256u
 /* Slots of reactor_row.connections_ended (statuses 0..4 are used). */
@@ -72,37 +72,37 @@ enum intake_counters_state {
 
 struct intake_counters_header {
     /* --- line 0: identity, written once before the file is renamed into place --- */
-    uint64_t magic;                   /* INTAKE_COUNTERS_MAGIC */
-    uint32_t version;                 /* INTAKE_COUNTERS_VERSION */
-    uint32_t header_bytes;            /* INTAKE_COUNTERS_HEADER_BYTES */
-    uint64_t total_bytes;             /* the file's size */
+    uint64_t magic;        /* INTAKE_COUNTERS_MAGIC */
+    uint32_t version;      /* INTAKE_COUNTERS_VERSION */
+    uint32_t header_bytes; /* INTAKE_COUNTERS_HEADER_BYTES */
+    uint64_t total_bytes;  /* the file's size */
     uint32_t reactor_count;
     uint32_t worker_count;
     uint32_t topics_max;
-    int32_t pid;                      /* intaked's pid (in its own pid namespace) */
-    uint64_t start_wall_ns;           /* CLOCK_REALTIME at startup */
-    uint64_t log_capacity_bytes;      /* --log-size */
+    int32_t pid;                 /* intaked's pid (in its own pid namespace) */
+    uint64_t start_wall_ns;      /* CLOCK_REALTIME at startup */
+    uint64_t log_capacity_bytes; /* --log-size */
     uint64_t reserved0;
     /* --- line 1: section offsets and row sizes --- */
     uint64_t reactor_rows_offset;
     uint64_t worker_rows_offset;
     uint64_t topic_rows_offset;
     uint64_t received_cells_offset;
-    uint64_t received_block_bytes;    /* one reactor's [topics_max] cells, padded */
-    uint32_t reactor_row_bytes;       /* INTAKE_COUNTERS_REACTOR_ROW_BYTES */
-    uint32_t worker_row_bytes;        /* INTAKE_COUNTERS_WORKER_ROW_BYTES */
-    uint32_t topic_row_bytes;         /* INTAKE_COUNTERS_TOPIC_ROW_BYTES */
+    uint64_t received_block_bytes; /* one reactor's [topics_max] cells, padded */
+    uint32_t reactor_row_bytes;    /* INTAKE_COUNTERS_REACTOR_ROW_BYTES */
+    uint32_t worker_row_bytes;     /* INTAKE_COUNTERS_WORKER_ROW_BYTES */
+    uint32_t topic_row_bytes;      /* INTAKE_COUNTERS_TOPIC_ROW_BYTES */
     uint32_t reserved1;
     uint64_t reserved2;
     /* --- lines 2..5: text, NUL-terminated --- */
-    char shm_directory[128];          /* --shm-dir: where the topics' logs are */
-    char listen[64];                  /* --listen as given */
-    char metrics_listen[32];          /* --metrics-listen as given, or empty */
-    char backend[32];                 /* "pbuf" or "zcrx", once the reactors are up */
+    char shm_directory[128]; /* --shm-dir: where the topics' logs are */
+    char listen[64];         /* --listen as given */
+    char metrics_listen[32]; /* --metrics-listen as given, or empty */
+    char backend[32];        /* "pbuf" or "zcrx", once the reactors are up */
     /* --- line 6: the main thread's live state --- */
-    _Atomic uint32_t state;           /* enum intake_counters_state */
-    _Atomic uint32_t listening;       /* 1 while the listeners accept */
-    _Atomic uint64_t state_wall_ns;   /* CLOCK_REALTIME of the last state change */
+    _Atomic uint32_t state;         /* enum intake_counters_state */
+    _Atomic uint32_t listening;     /* 1 while the listeners accept */
+    _Atomic uint64_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
     uint8_t reserved3[48];
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
@@ -114,19 +114,19 @@ _Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_B
 /* One reactor (receive thread). Counters only grow; gauges say "now". */
 struct intake_counters_reactor_row {
     _Atomic uint64_t heartbeat_ns;
-    _Atomic uint64_t connections_open;        /* gauge */
+    _Atomic uint64_t connections_open; /* gauge */
     _Atomic uint64_t connections_accepted;
-    _Atomic uint64_t connections_refused;     /* every slot taken (--connections-max) */
-    _Atomic uint64_t connections_closed;      /* ended, for any reason */
-    _Atomic uint64_t connections_failed;      /* of those: ended by a non-OK final Ack */
-    _Atomic uint64_t connections_lingered;    /* closes that waited for the peer after the Ack */
-    _Atomic uint64_t stalls_broken;           /* ended to free buffers pinned by partial frames */
+    _Atomic uint64_t connections_refused;  /* every slot taken (--connections-max) */
+    _Atomic uint64_t connections_closed;   /* ended, for any reason */
+    _Atomic uint64_t connections_failed;   /* of those: ended by a non-OK final Ack */
+    _Atomic uint64_t connections_lingered; /* closes that waited for the peer after the Ack */
+    _Atomic uint64_t stalls_broken;        /* ended to free buffers pinned by partial frames */
     /* line 1 */
-    _Atomic uint64_t deadline_kills;          /* ended by a deadline (idle or slow producers) */
-    _Atomic uint64_t records_admitted;        /* framed, checked, queued to a topic */
-    _Atomic uint64_t records_returned;        /* came back from the workers */
-    _Atomic uint64_t records_failed;          /* came back not committed */
-    _Atomic uint64_t frames_truncated;        /* a partial frame pending when a connection ended */
+    _Atomic uint64_t deadline_kills;   /* ended by a deadline (idle or slow producers) */
+    _Atomic uint64_t records_admitted; /* framed, checked, queued to a topic */
+    _Atomic uint64_t records_returned; /* came back from the workers */
+    _Atomic uint64_t records_failed;   /* came back not committed */
+    _Atomic uint64_t frames_truncated; /* a partial frame pending when a connection ended */
     _Atomic uint64_t acks_sent;
     _Atomic uint64_t backlog_exhausted;
     _Atomic uint64_t wakeups;
@@ -147,20 +147,20 @@ struct intake_counters_reactor_row {
     _Atomic uint64_t backend_rearms_overflow;
     _Atomic uint64_t backend_rearms_other;
     _Atomic uint64_t backend_refill_flushes;
-    _Atomic uint64_t backend_units_in_use;    /* gauge */
+    _Atomic uint64_t backend_units_in_use; /* gauge */
     /* line 4: connections ended, by the status of their final Ack (intake.v1.Ack.Status):
      * [0] OK (the producer closed), [1] REJECTED (bad input), [2] RESOURCE_EXHAUSTED (a limit,
      * stall breaks included), [3] SHUTTING_DOWN, [4] INTERNAL; [5..7] reserved */
     _Atomic uint64_t connections_ended[INTAKE_COUNTERS_END_STATUSES];
     /* line 5 */
-    _Atomic uint64_t submit_busy;             /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
-    _Atomic uint64_t socket_option_errors;    /* setsockopt/shutdown failed on a connection */
-    _Atomic uint64_t deadline_kills_frame;    /* a record not complete within --frame-timeout-ms */
-    _Atomic uint64_t deadline_kills_idle;     /* silent past --idle-timeout-ms */
-    _Atomic uint64_t accept_errors;           /* accept completions with an error */
-    _Atomic uint64_t accept_pauses;           /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
-    _Atomic uint64_t partial_cap_pauses;      /* a frame waited: partial records at their share */
-    _Atomic uint64_t partial_evictions;       /* a partial record's connection ended for the pool */
+    _Atomic uint64_t submit_busy;          /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
+    _Atomic uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
+    _Atomic uint64_t deadline_kills_frame; /* a record not complete within --frame-timeout-ms */
+    _Atomic uint64_t deadline_kills_idle;  /* silent past --idle-timeout-ms */
+    _Atomic uint64_t accept_errors;        /* accept completions with an error */
+    _Atomic uint64_t accept_pauses;        /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    _Atomic uint64_t partial_cap_pauses;   /* a frame waited: partial records at their share */
+    _Atomic uint64_t partial_evictions;    /* a partial record's connection ended for the pool */
     uint8_t reserved[128];
 };
 _Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
@@ -176,13 +176,13 @@ _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REA
 struct intake_counters_worker_row {
     _Atomic uint64_t heartbeat_ns;
     _Atomic uint64_t records_committed;
-    _Atomic uint64_t bytes_copied;            /* payload bytes copied into logs (the one copy) */
-    _Atomic uint64_t records_rejected;        /* the full decode disagreed with the framer */
-    _Atomic uint64_t records_failed;          /* log unavailable, or abandoned at shutdown */
+    _Atomic uint64_t bytes_copied;     /* payload bytes copied into logs (the one copy) */
+    _Atomic uint64_t records_rejected; /* the full decode disagreed with the framer */
+    _Atomic uint64_t records_failed;   /* log unavailable, or abandoned at shutdown */
     _Atomic uint64_t publishes;
     _Atomic uint64_t log_full_waits;
     _Atomic uint64_t sleeps;
-    _Atomic uint64_t log_retries;             /* a topic log that failed, asked for again */
+    _Atomic uint64_t log_retries; /* a topic log that failed, asked for again */
     uint8_t reserved[184];
 };
 _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORKER_ROW_BYTES,
@@ -190,7 +190,7 @@ _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORK
 
 /* One topic, written by the worker that owns it. */
 struct intake_counters_topic_row {
-    _Atomic uint32_t name_length;             /* 0: row unused; release-stored after the name */
+    _Atomic uint32_t name_length; /* 0: row unused; release-stored after the name */
     uint32_t reserved0;
     _Atomic uint64_t records_committed;
     _Atomic uint64_t bytes_committed;

@@ -43,23 +43,24 @@
 struct intake_producer;
 
 struct intake_producer_config {
-    const char *address;     /* "HOST:PORT", "IPv4:PORT" or "[IPv6]:PORT" */
-    uint32_t batch_bytes;    /* 0: INTAKE_PRODUCER_BATCH_BYTES_DEFAULT */
-    uint32_t io_timeout_ms;  /* 0: INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT */
-    bool acks;               /* assign sequences 1, 2, 3, ... and accept wait_acks */
+    const char *address;    /* "HOST:PORT", "IPv4:PORT" or "[IPv6]:PORT" */
+    uint32_t batch_bytes;   /* 0: INTAKE_PRODUCER_BATCH_BYTES_DEFAULT */
+    uint32_t io_timeout_ms; /* 0: INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT */
+    bool acks;              /* assign sequences 1, 2, 3, ... and accept wait_acks */
 };
 
 /* Connects and allocates the producer. On failure *producer is NULL and `why` (if not NULL) holds
  * one line, e.g. "connect to 127.0.0.1:7000: Connection refused". */
 int intake_producer_open(const struct intake_producer_config *config,
-                         struct intake_producer **producer, char *why, size_t why_capacity)
-    INTAKE_PRODUCER_MUST_CHECK;
+                         struct intake_producer **producer, char *why,
+                         size_t why_capacity) INTAKE_PRODUCER_MUST_CHECK;
 /* Flushes nothing (call flush or wait_acks first), closes the socket and frees the producer. */
 void intake_producer_close(struct intake_producer *producer);
 
 /* Encodes one Record (topic: NUL-terminated, 1..255 bytes of UTF-8; key may be empty) into the
  * batch; writes the batch first if the record does not fit. timestamp_ns 0 means now (wall
- * clock). *sequence (may be NULL) receives the record's sequence: 1, 2, 3, ... with acks, else 0. */
+ * clock). *sequence (may be NULL) receives the record's sequence: 1, 2, 3, ... with acks,
+ * else 0. */
 int intake_producer_send(struct intake_producer *producer, const char *topic, const void *key,
                          size_t key_length, const void *value, size_t value_length,
                          uint64_t timestamp_ns, uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;

@@ -8,7 +8,8 @@
 #include <time.h>
 
 void intake_assert_fail(const char *expression, const char *file, int line, const char *function) {
-    fprintf(stderr, "intake: assertion failed: %s (%s:%d in %s)\n", expression, file, line, function);
+    fprintf(stderr, "intake: assertion failed: %s (%s:%d in %s)\n", expression, file, line,
+            function);
     fflush(stderr);
     abort();
 }
@@ -40,21 +41,40 @@ bool intake_utf8_feed(uint32_t *state, const uint8_t *bytes, size_t length) {
         uint8_t byte = bytes[index];
         if (remaining == 0) {
             if (byte < 0x80) continue;
-            if (byte >= 0xC2 && byte <= 0xDF) { remaining = 1; range = 0; }
-            else if (byte == 0xE0) { remaining = 2; range = 1; }
-            else if (byte == 0xED) { remaining = 2; range = 2; }
-            else if (byte >= 0xE1 && byte <= 0xEF) { remaining = 2; range = 0; }
-            else if (byte == 0xF0) { remaining = 3; range = 3; }
-            else if (byte >= 0xF1 && byte <= 0xF3) { remaining = 3; range = 0; }
-            else if (byte == 0xF4) { remaining = 3; range = 4; }
-            else return false;
+            if (byte >= 0xC2 && byte <= 0xDF) {
+                remaining = 1;
+                range = 0;
+            } else if (byte == 0xE0) {
+                remaining = 2;
+                range = 1;
+            } else if (byte == 0xED) {
+                remaining = 2;
+                range = 2;
+            } else if (byte >= 0xE1 && byte <= 0xEF) {
+                remaining = 2;
+                range = 0;
+            } else if (byte == 0xF0) {
+                remaining = 3;
+                range = 3;
+            } else if (byte >= 0xF1 && byte <= 0xF3) {
+                remaining = 3;
+                range = 0;
+            } else if (byte == 0xF4) {
+                remaining = 3;
+                range = 4;
+            } else
+                return false;
             continue;
         }
         uint8_t low = 0x80, high = 0xBF;
-        if (range == 1) low = 0xA0;
-        else if (range == 2) high = 0x9F;
-        else if (range == 3) low = 0x90;
-        else if (range == 4) high = 0x8F;
+        if (range == 1)
+            low = 0xA0;
+        else if (range == 2)
+            high = 0x9F;
+        else if (range == 3)
+            low = 0x90;
+        else if (range == 4)
+            high = 0x8F;
         if (byte < low || byte > high) return false;
         range = 0;
         remaining--;

@@ -21,18 +21,18 @@
 
 #define INTAKE_CACHE_LINE_BYTES 64
 
-#define INTAKE_LIKELY(x) __builtin_expect(!!(x), 1)
-#define INTAKE_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define INTAKE_MUST_CHECK __attribute__((warn_unused_result))
+#define INTAKE_LIKELY(x)          __builtin_expect(!!(x), 1)
+#define INTAKE_UNLIKELY(x)        __builtin_expect(!!(x), 0)
+#define INTAKE_MUST_CHECK         __attribute__((warn_unused_result))
 #define INTAKE_ALIGNED_CACHE_LINE __attribute__((aligned(INTAKE_CACHE_LINE_BYTES)))
 
 __attribute__((noreturn, cold)) void intake_assert_fail(const char *expression, const char *file,
                                                         int line, const char *function);
 
-#define INTAKE_ASSERT(expression)                                                      \
-    do {                                                                               \
-        if (INTAKE_UNLIKELY(!(expression)))                                            \
-            intake_assert_fail(#expression, __FILE__, __LINE__, __func__);             \
+#define INTAKE_ASSERT(expression)                                                                  \
+    do {                                                                                           \
+        if (INTAKE_UNLIKELY(!(expression)))                                                        \
+            intake_assert_fail(#expression, __FILE__, __LINE__, __func__);                         \
     } while (0)
 
 #define INTAKE_ARRAY_LENGTH(array) (sizeof(array) / sizeof((array)[0]))

@@ -37,7 +37,7 @@ struct doorbell {
     _Atomic uint32_t armed;
     /* FUTEX: the futex word, bumped by every ring that wakes. */
     _Atomic uint32_t sequence;
-    int event_fd;             /* EVENTFD: the descriptor the owner reads; -1 otherwise */
+    int event_fd; /* EVENTFD: the descriptor the owner reads; -1 otherwise */
     enum doorbell_kind kind;
 } INTAKE_ALIGNED_CACHE_LINE;
 /* Arrays of doorbells (aligned_alloc in the pipeline) keep each on its own line. */

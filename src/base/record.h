@@ -39,7 +39,8 @@
 struct slice {
     const uint8_t *bytes;
     uint32_t length;
-    /* Backend receive unit that holds these bytes; the owning reactor counts references per unit. */
+    /* Backend receive unit that holds these bytes; the owning reactor counts references per
+     * unit. */
     uint32_t unit;
 };
 
@@ -54,27 +55,27 @@ enum record_status {
 
 struct record {
     /* --- written by the framer (reactor thread) --- */
-    uint32_t frame_bytes;          /* encoded record length, without the varint prefix */
+    uint32_t frame_bytes; /* encoded record length, without the varint prefix */
     uint16_t slice_count;
-    uint16_t reactor_index;        /* owning reactor: where the return channel leads */
-    uint32_t pool_index;           /* index in the owning reactor's pool */
-    uint32_t topic_offset;         /* byte offset of the (last) topic value within the record */
-    uint32_t topic_length;         /* its length; 1..RECORD_TOPIC_BYTES_MAX */
-    uint64_t sequence;             /* field 5 as the framer's scan read it (0: no ack wanted) */
-    uint64_t timestamp_ns;         /* field 4 as the framer's scan read it */
+    uint16_t reactor_index; /* owning reactor: where the return channel leads */
+    uint32_t pool_index;    /* index in the owning reactor's pool */
+    uint32_t topic_offset;  /* byte offset of the (last) topic value within the record */
+    uint32_t topic_length;  /* its length; 1..RECORD_TOPIC_BYTES_MAX */
+    uint64_t sequence;      /* field 5 as the framer's scan read it (0: no ack wanted) */
+    uint64_t timestamp_ns;  /* field 4 as the framer's scan read it */
     /* --- written by the reactor when it admits the record --- */
     uint32_t topic_id;
     uint32_t connection_slot;
     uint32_t connection_generation;
-    uint32_t window_position;      /* position in the connection's ack window */
-    uint64_t receive_time_ns;      /* wall clock at admission */
+    uint32_t window_position; /* position in the connection's ack window */
+    uint64_t receive_time_ns; /* wall clock at admission */
     /* --- written by the worker --- */
-    uint32_t status;               /* enum record_status */
+    uint32_t status; /* enum record_status */
     /* When status is not OK: a static string, or status_text. Read by the reactor when the record
      * comes back, before it is freed (the reactor keeps its own copy for the final Ack). */
     const char *status_detail;
     char status_text[RECORD_STATUS_TEXT_BYTES];
-    uint64_t log_offset;           /* topic offset the log assigned, when status is OK */
+    uint64_t log_offset; /* topic offset the log assigned, when status is OK */
     struct slice slices[RECORD_SLICES_MAX];
 };
 

@@ -42,7 +42,8 @@ struct produce_options {
 static void produce_usage(FILE *stream) {
     fprintf(stream,
             "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
-            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n");
+            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
+            "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n");
 }
 
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
@@ -65,17 +66,28 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         case 'd': options->delimited = true; break;
         case 'n': options->count = strtoull(optarg, NULL, 10); break;
         case 's': options->size = strtoull(optarg, NULL, 10); break;
-        case 'T': options->timeout_ms = atoi(optarg); break;
+        case 'T':
+            options->timeout_ms = atoi(optarg);
+            if (options->timeout_ms <= 0) {
+                fprintf(stderr, "intake-produce: --timeout-ms must be a positive number of ms\n");
+                return -1;
+            }
+            break;
         case 'h': produce_usage(stdout); exit(0);
         default: return -1;
         }
     }
     const char *problem = NULL;
-    if (optind != argc) problem = "unexpected argument";
-    else if (options->address == NULL) problem = "--connect is required";
-    else if (options->topic == NULL && !options->delimited) problem = "--topic is required";
-    else if ((options->count == 0) != (options->size == 0)) problem = "--count and --size go together";
-    else if (options->count != 0 && options->delimited) problem = "--count excludes --delimited";
+    if (optind != argc)
+        problem = "unexpected argument";
+    else if (options->address == NULL)
+        problem = "--connect is required";
+    else if (options->topic == NULL && !options->delimited)
+        problem = "--topic is required";
+    else if ((options->count == 0) != (options->size == 0))
+        problem = "--count and --size go together";
+    else if (options->count != 0 && options->delimited)
+        problem = "--count excludes --delimited";
     if (problem == NULL) return 0;
     fprintf(stderr, "intake-produce: %s\n", problem);
     return -1;
@@ -117,7 +129,10 @@ static int produce_lines(struct intake_producer *producer, const struct produce_
         if (held == capacity) {
             /* A line longer than the buffer: grow, bounded by what a record may carry. */
             char *grown = capacity < (1u << 26) ? realloc(buffer, capacity * 2) : NULL;
-            if (grown == NULL) { result = -E2BIG; break; }
+            if (grown == NULL) {
+                result = -E2BIG;
+                break;
+            }
             buffer = grown;
             capacity *= 2;
         }
@@ -125,7 +140,8 @@ static int produce_lines(struct intake_producer *producer, const struct produce_
         if (got < 0) break;
         if (got == 0) {
             /* End of input: a last line without a newline is still a line. */
-            if (held > 0 && (result = produce_send_one(producer, options, buffer, held)) == 0) (*sent)++;
+            if (held > 0 && (result = produce_send_one(producer, options, buffer, held)) == 0)
+                (*sent)++;
             break;
         }
         size_t end = held + (size_t)got;
@@ -148,7 +164,8 @@ static int produce_synthetic(struct intake_producer *producer,
                              const struct produce_options *options, uint64_t *sent) {
     char *value = malloc(options->size);
     if (value == NULL) return -ENOMEM;
-    for (uint64_t index = 0; index < options->size; index++) value[index] = (char)('a' + index % 26);
+    for (uint64_t index = 0; index < options->size; index++)
+        value[index] = (char)('a' + index % 26);
     int result = 0;
     for (uint64_t index = 0; result == 0 && index < options->count; index++) {
         /* Stamp the record number at the front so records are distinguishable downstream. */
@@ -221,10 +238,12 @@ static int produce_delimited(struct intake_producer *producer, uint64_t *sent,
 
 /* Prints the one error line for a failed run; exits 1. */
 static void produce_fail(struct intake_producer *producer, const char *problem, int error) {
-    if (problem != NULL) fprintf(stderr, "intake-produce: %s\n", problem);
+    if (problem != NULL)
+        fprintf(stderr, "intake-produce: %s\n", problem);
     else if (producer != NULL && intake_producer_last_error(producer)[0] != '\0')
         fprintf(stderr, "intake-produce: %s\n", intake_producer_last_error(producer));
-    else fprintf(stderr, "intake-produce: %s\n", strerror(-error));
+    else
+        fprintf(stderr, "intake-produce: %s\n", strerror(-error));
     intake_producer_close(producer);
     exit(1);
 }
@@ -235,7 +254,10 @@ int main(int argc, char **argv) {
         produce_usage(stderr);
         return 2;
     }
-    struct intake_producer_config config = {options.address, 0, 0, options.acks};
+    /* --timeout-ms bounds both waits: for acks, and for intake to take more data (a topic
+     * whose log is being created, or a full log, stops intake from reading). */
+    struct intake_producer_config config = {options.address, 0, (uint32_t)options.timeout_ms,
+                                            options.acks};
     struct intake_producer *producer = NULL;
     char why[256];
     int result = intake_producer_open(&config, &producer, why, sizeof(why));
@@ -244,9 +266,12 @@ int main(int argc, char **argv) {
     uint64_t sent = 0;
     uint64_t last_sequence = 0;
     const char *problem = NULL;
-    if (options.delimited) result = produce_delimited(producer, &sent, &last_sequence, &problem);
-    else if (options.count > 0) result = produce_synthetic(producer, &options, &sent);
-    else result = produce_lines(producer, &options, &sent);
+    if (options.delimited)
+        result = produce_delimited(producer, &sent, &last_sequence, &problem);
+    else if (options.count > 0)
+        result = produce_synthetic(producer, &options, &sent);
+    else
+        result = produce_lines(producer, &options, &sent);
     if (result < 0) produce_fail(producer, problem, result);
     if (!options.delimited) last_sequence = intake_producer_last_sequence(producer);
 

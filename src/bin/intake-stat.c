@@ -47,11 +47,10 @@ static int parse_positive(const char *text, double *value) {
 
 int main(int argc, char **argv) {
     static const struct option options[] = {
-        {"shm-dir", required_argument, NULL, 'd'}, {"counters", required_argument, NULL, 'c'},
+        {"shm-dir", required_argument, NULL, 'd'},  {"counters", required_argument, NULL, 'c'},
         {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'n'},
-        {"format", required_argument, NULL, 'f'},  {"help", no_argument, NULL, 'h'},
-        {"check", required_argument, NULL, 'k'},
-        {NULL, 0, NULL, 0},
+        {"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
+        {"check", required_argument, NULL, 'k'},    {NULL, 0, NULL, 0},
     };
     const char *directory = "/dev/shm/intake";
     const char *counters_path = NULL;
@@ -68,9 +67,12 @@ int main(int argc, char **argv) {
         case 'i': bad = parse_positive(optarg, &interval_seconds) < 0; break;
         case 'n': bad = parse_positive(optarg, &count) < 0; break;
         case 'f':
-            if (strcmp(optarg, "text") == 0) format = COUNTERS_RENDER_TEXT;
-            else if (strcmp(optarg, "prometheus") == 0) format = COUNTERS_RENDER_PROMETHEUS;
-            else bad = true;
+            if (strcmp(optarg, "text") == 0)
+                format = COUNTERS_RENDER_TEXT;
+            else if (strcmp(optarg, "prometheus") == 0)
+                format = COUNTERS_RENDER_PROMETHEUS;
+            else
+                bad = true;
             break;
         case 'k':
             check = optarg;
@@ -94,8 +96,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     char path[4096];
-    if (counters_path != NULL) snprintf(path, sizeof(path), "%s", counters_path);
-    else snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
+    if (counters_path != NULL)
+        snprintf(path, sizeof(path), "%s", counters_path);
+    else
+        snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
     struct counters_view view;
     char why[512];
     if (counters_view_open(path, &view, why, sizeof(why)) < 0) {
@@ -106,8 +110,8 @@ int main(int argc, char **argv) {
         bool live = strcmp(check, "live") == 0;
         bool healthy = live ? counters_view_live(&view, intake_now_ns(), COUNTERS_VIEW_LIVE_NS, why,
                                                  sizeof(why))
-                            : counters_view_ready(&view, intake_now_ns(), COUNTERS_VIEW_READY_NS, why,
-                                                  sizeof(why));
+                            : counters_view_ready(&view, intake_now_ns(), COUNTERS_VIEW_READY_NS,
+                                                  why, sizeof(why));
         printf("intake-stat: %s: %s\n", check, healthy ? "yes" : why);
         counters_view_close(&view);
         return healthy ? 0 : 1;
@@ -123,13 +127,15 @@ int main(int argc, char **argv) {
             counters_view_close(&view);
             return 1;
         }
-        if (interval_seconds > 0 && format == COUNTERS_RENDER_TEXT && printed > 0) fputs("\n", stdout);
+        if (interval_seconds > 0 && format == COUNTERS_RENDER_TEXT && printed > 0)
+            fputs("\n", stdout);
         fwrite(text, 1, length, stdout);
         fflush(stdout);
         free(text);
         if (interval_seconds <= 0 || (count > 0 && (double)(printed + 1) >= count)) break;
-        struct timespec pause = {(time_t)interval_seconds,
-                                 (long)((interval_seconds - (double)(time_t)interval_seconds) * 1e9)};
+        struct timespec pause = {
+            (time_t)interval_seconds,
+            (long)((interval_seconds - (double)(time_t)interval_seconds) * 1e9)};
         nanosleep(&pause, NULL);
     }
     counters_view_close(&view);

@@ -96,8 +96,7 @@ static int pb_field_next(const uint8_t **cursor, const uint8_t *end, struct pb_f
         field->bytes = *cursor;
         *cursor += field->length;
         return 1;
-    default:
-        return -1; /* groups (3, 4) never appear in intake.proto */
+    default: return -1; /* groups (3, 4) never appear in intake.proto */
     }
 }
 
@@ -123,11 +122,16 @@ static int record_fields_read(const uint8_t *bytes, uint64_t length, struct reco
     while ((result = pb_field_next(&cursor, end, &field)) == 1) {
         bool delimited = field.wire_type == 2;
         struct text text = {field.bytes, field.length};
-        if (field.number == 1 && delimited) out->topic = text;
-        else if (field.number == 2 && delimited) out->key = text;
-        else if (field.number == 3 && delimited) out->value = text;
-        else if (field.number == 4 && field.wire_type == 0) out->timestamp_ns = field.value;
-        else if (field.number == 6 && delimited) out->header_count++;
+        if (field.number == 1 && delimited)
+            out->topic = text;
+        else if (field.number == 2 && delimited)
+            out->key = text;
+        else if (field.number == 3 && delimited)
+            out->value = text;
+        else if (field.number == 4 && field.wire_type == 0)
+            out->timestamp_ns = field.value;
+        else if (field.number == 6 && delimited)
+            out->header_count++;
     }
     return result;
 }
@@ -244,8 +248,10 @@ static void record_json_write(FILE *out, const struct intake_consumer_record *re
 static void text_field_write(FILE *out, const char *name, struct text text) {
     bool printable = text_printable(text);
     fprintf(out, " %s%s=", name, printable ? "" : "_base64");
-    if (printable && text.length != 0) fwrite(text.bytes, 1, (size_t)text.length, out);
-    else base64_write(out, text);
+    if (printable && text.length != 0)
+        fwrite(text.bytes, 1, (size_t)text.length, out);
+    else
+        base64_write(out, text);
 }
 
 static void record_text_write(FILE *out, const struct intake_consumer_record *record,
@@ -272,15 +278,16 @@ static void record_raw_write(FILE *out, struct text bytes) {
 /* ---- the loop ---- */
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
-            "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
-            "                   [--name CONSUMER]\n"
-            "  --follow waits for new records (and for the topic's log, until it exists); it says\n"
-            "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
-            "  exits 0 after reading what is left\n"
-            "  default start: the oldest record; with --name, that consumer's committed cursor\n"
-            "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
+    fprintf(
+        out,
+        "usage: intake-tail --shm-dir DIR --topic T [--from-start|--from-end|--from-offset N]\n"
+        "                   [--count N] [--follow [--exit-when-idle]] [--format json|text|raw]\n"
+        "                   [--name CONSUMER]\n"
+        "  --follow waits for new records (and for the topic's log, until it exists); it says\n"
+        "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
+        "  exits 0 after reading what is left\n"
+        "  default start: the oldest record; with --name, that consumer's committed cursor\n"
+        "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
 }
 
 static bool number_parse(const char *text, uint64_t *out) {
@@ -294,35 +301,51 @@ static bool number_parse(const char *text, uint64_t *out) {
 
 /* Returns 0 when parsed, 2 on bad usage (after printing why). */
 static int options_parse(int argc, char **argv, struct tail_options *options) {
-    static const struct option long_options[] = {
-        {"shm-dir", required_argument, NULL, 'd'}, {"topic", required_argument, NULL, 't'},
-        {"from-start", no_argument, NULL, 's'},    {"from-end", no_argument, NULL, 'e'},
-        {"from-offset", required_argument, NULL, 'o'}, {"count", required_argument, NULL, 'c'},
-        {"follow", no_argument, NULL, 'f'},        {"format", required_argument, NULL, 'F'},
-        {"name", required_argument, NULL, 'n'},    {"help", no_argument, NULL, 'h'},
-        {"exit-when-idle", no_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0}};
+    static const struct option long_options[] = {{"shm-dir", required_argument, NULL, 'd'},
+                                                 {"topic", required_argument, NULL, 't'},
+                                                 {"from-start", no_argument, NULL, 's'},
+                                                 {"from-end", no_argument, NULL, 'e'},
+                                                 {"from-offset", required_argument, NULL, 'o'},
+                                                 {"count", required_argument, NULL, 'c'},
+                                                 {"follow", no_argument, NULL, 'f'},
+                                                 {"format", required_argument, NULL, 'F'},
+                                                 {"name", required_argument, NULL, 'n'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"exit-when-idle", no_argument, NULL, 'x'},
+                                                 {NULL, 0, NULL, 0}};
     bool start_given = false;
     int option;
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         switch (option) {
         case 'd': options->directory = optarg; break;
         case 't': options->topic = optarg; break;
-        case 's': options->start.start = INTAKE_CONSUMER_START_OLDEST; start_given = true; break;
-        case 'e': options->start.start = INTAKE_CONSUMER_START_END; start_given = true; break;
+        case 's':
+            options->start.start = INTAKE_CONSUMER_START_OLDEST;
+            start_given = true;
+            break;
+        case 'e':
+            options->start.start = INTAKE_CONSUMER_START_END;
+            start_given = true;
+            break;
         case 'o':
             options->start.start = INTAKE_CONSUMER_START_OFFSET;
             start_given = true;
             if (!number_parse(optarg, &options->start.start_offset)) goto bad;
             break;
-        case 'c': if (!number_parse(optarg, &options->count)) goto bad; break;
+        case 'c':
+            if (!number_parse(optarg, &options->count)) goto bad;
+            break;
         case 'f': options->follow = true; break;
         case 'x': options->exit_when_idle = true; break;
         case 'F':
-            if (strcmp(optarg, "json") == 0) options->format = TAIL_FORMAT_JSON;
-            else if (strcmp(optarg, "text") == 0) options->format = TAIL_FORMAT_TEXT;
-            else if (strcmp(optarg, "raw") == 0) options->format = TAIL_FORMAT_RAW;
-            else goto bad;
+            if (strcmp(optarg, "json") == 0)
+                options->format = TAIL_FORMAT_JSON;
+            else if (strcmp(optarg, "text") == 0)
+                options->format = TAIL_FORMAT_TEXT;
+            else if (strcmp(optarg, "raw") == 0)
+                options->format = TAIL_FORMAT_RAW;
+            else
+                goto bad;
             break;
         case 'n': options->name = optarg; break;
         case 'h': usage(stdout); exit(0);
@@ -332,8 +355,8 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
     if (optind != argc || options->topic == NULL) goto bad;
     options->start.ephemeral = options->name == NULL;
     if (!start_given)
-        options->start.start = options->name ? INTAKE_CONSUMER_START_COMMITTED
-                                             : INTAKE_CONSUMER_START_OLDEST;
+        options->start.start =
+            options->name ? INTAKE_CONSUMER_START_COMMITTED : INTAKE_CONSUMER_START_OLDEST;
     return 0;
 bad:
     usage(stderr);
@@ -381,9 +404,12 @@ static void record_print(struct tail_state *state, const struct intake_consumer_
         return;
     }
     struct text bytes = {state->copy, record->length};
-    if (state->options->format == TAIL_FORMAT_JSON) record_json_write(stdout, record, bytes);
-    else if (state->options->format == TAIL_FORMAT_TEXT) record_text_write(stdout, record, bytes);
-    else record_raw_write(stdout, bytes);
+    if (state->options->format == TAIL_FORMAT_JSON)
+        record_json_write(stdout, record, bytes);
+    else if (state->options->format == TAIL_FORMAT_TEXT)
+        record_text_write(stdout, record, bytes);
+    else
+        record_raw_write(stdout, bytes);
     state->printed++;
 }
 

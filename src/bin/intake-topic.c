@@ -4,11 +4,13 @@
  *   intake-topic --shm-dir DIR --remove NAME
  *
  * A topic's log is a file of --log-size bytes in --shm-dir (RAM, on tmpfs) that outlives the
- * daemon. Removing one is safe only while no daemon writes it: a running intaked holds an
- * exclusive flock on every log it has open (one writer per log), so this tool takes that same
- * lock, and refuses while the lock is held. It then unlinks the file under the lock, so a
- * daemon that opens the topic afterwards creates a fresh log (at today's --log-size), and one
- * that raced to open the old file fails to lock it and retries later.
+ * daemon, with its consumer region beside it (<name>.log and <name>.consumers, see
+ * intake/shm_log_format.h). Removing them is safe only while no daemon writes the log: a
+ * running intaked holds an exclusive flock on every log it has open (one writer per log), so
+ * this tool takes that same lock, and refuses while the lock is held. Under the lock it unlinks
+ * the consumer region, then the log, so a daemon that opens the topic afterwards creates both
+ * afresh (at today's --log-size), and one that raced to open the old log fails to lock it and
+ * tries again later.
  *
  * Consumers that still map the removed file keep reading what it held; its memory is freed
  * when the last of them closes it. Offsets of a recreated topic start again at 0.
@@ -67,9 +69,12 @@ static int check_header(int fd, const char *path, const char *topic, struct shm_
 static int remove_topic(const char *directory, const char *topic) {
     char name[SHM_LOG_FILE_NAME_BYTES];
     char path[4096 + SHM_LOG_FILE_NAME_BYTES];
+    char consumers_path[4096 + SHM_LOG_FILE_NAME_BYTES];
     char why[4096 + 512];
     shm_log_file_name(topic, name);
     snprintf(path, sizeof(path), "%s/%s", directory, name);
+    shm_log_consumers_file_name(topic, name);
+    snprintf(consumers_path, sizeof(consumers_path), "%s/%s", directory, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int error = errno;
@@ -87,8 +92,9 @@ static int remove_topic(const char *directory, const char *topic) {
     }
     int locked = lock_exclusive(fd);
     if (locked == -EWOULDBLOCK) {
-        fprintf(stderr, "intake-topic: topic \"%s\"'s log is held by a running intaked (pid %d); "
-                        "stop the daemon, then remove it\n",
+        fprintf(stderr,
+                "intake-topic: topic \"%s\"'s log is held by a running intaked (pid %d); "
+                "stop the daemon, then remove it\n",
                 topic, (int)atomic_load_explicit(&header.writer_pid, memory_order_relaxed));
         close(fd);
         return 1;
@@ -100,7 +106,14 @@ static int remove_topic(const char *directory, const char *topic) {
     }
     struct stat status;
     long long bytes = fstat(fd, &status) == 0 ? (long long)status.st_size : -1;
-    /* Under the lock: no daemon can have made this file its log meanwhile. */
+    /* Under the lock: no daemon can have made this file its log meanwhile. The consumer region
+     * goes first, so no log is ever left without one. */
+    if (unlink(consumers_path) != 0 && errno != ENOENT) {
+        int error = errno;
+        fprintf(stderr, "intake-topic: cannot remove %s: %s\n", consumers_path, strerror(error));
+        close(fd);
+        return 1;
+    }
     if (unlink(path) != 0) {
         int error = errno;
         fprintf(stderr, "intake-topic: cannot remove %s: %s\n", path, strerror(error));
@@ -108,8 +121,10 @@ static int remove_topic(const char *directory, const char *topic) {
         return 1;
     }
     close(fd);
-    fprintf(stderr, "intake-topic: removed topic \"%s\"'s log %s (%lld bytes, freed once no "
-                    "consumer maps it)\n", topic, path, bytes);
+    fprintf(stderr,
+            "intake-topic: removed topic \"%s\"'s log %s (%lld bytes, freed once no "
+            "consumer maps it)\n",
+            topic, path, bytes);
     return 0;
 }
 
@@ -126,8 +141,10 @@ int main(int argc, char **argv) {
     for (;;) {
         int option = getopt_long(argc, argv, "", options, NULL);
         if (option == -1) break;
-        if (option == 'd') directory = optarg;
-        else if (option == 'r') topic = optarg;
+        if (option == 'd')
+            directory = optarg;
+        else if (option == 'r')
+            topic = optarg;
         else if (option == 'h') {
             usage(stdout);
             return 0;

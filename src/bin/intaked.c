@@ -31,29 +31,25 @@ static void report_started(struct pipeline *pipeline) {
     }
     uint32_t frame_bytes_max = pipeline_frame_bytes_max(pipeline);
     if (frame_bytes_max < config->frame_bytes_max)
-        fprintf(stderr, "intaked: --max-frame %u lowered to %u: the backend's fixed-size receive "
-                        "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
-                        "allows)\n", config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
+        fprintf(stderr,
+                "intaked: --max-frame %u lowered to %u: the backend's fixed-size receive "
+                "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
+                "allows)\n",
+                config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
     fprintf(stderr,
             "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
             config->listen_text, pipeline_backend_name(pipeline), config->backend_name,
-            config->reactor_count, config->worker_count,
-            config->shm_directory, frame_bytes_max);
+            config->reactor_count, config->worker_count, config->shm_directory, frame_bytes_max);
 }
 
 int main(int argc, char **argv) {
     struct pipeline_config config;
     char why[512] = "";
     switch (config_parse(argc, argv, &config, why, sizeof(why))) {
-    case CONFIG_HELP:
-        config_print_usage(stdout);
-        return 0;
-    case CONFIG_ERROR:
-        fprintf(stderr, "intaked: %s\n", why);
-        return 2;
-    case CONFIG_OK:
-        break;
+    case CONFIG_HELP: config_print_usage(stdout); return 0;
+    case CONFIG_ERROR: fprintf(stderr, "intaked: %s\n", why); return 2;
+    case CONFIG_OK: break;
     }
     /* Every thread inherits this mask; only the main thread takes the signals, in sigwait. */
     sigset_t signals;
@@ -111,7 +107,8 @@ int main(int argc, char **argv) {
     metrics_http_stop(metrics);
     pipeline_report(&pipeline, "at shutdown");
     bool units_returned = pipeline_all_units_returned(&pipeline);
-    fprintf(stderr, "intaked: stopped; receive units all returned: %s\n", units_returned ? "yes" : "NO");
+    fprintf(stderr, "intaked: stopped; receive units all returned: %s\n",
+            units_returned ? "yes" : "NO");
     pipeline_destroy(&pipeline);
     return units_returned ? 0 : 1;
 }

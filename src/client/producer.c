@@ -27,7 +27,7 @@
 
 /* Ack receive buffer; an Ack frame longer than this is a protocol error. */
 #define PRODUCER_ACK_BUFFER_BYTES 4096
-#define PRODUCER_ERROR_BYTES 640
+#define PRODUCER_ERROR_BYTES      640
 /* Bytes of one record's encoding outside the topic, key and value payloads: a length prefix,
  * three tags with length varints, two tagged varints. */
 #define PRODUCER_RECORD_OVERHEAD_MAX (5 * VARINT_BYTES_MAX + 5 + 3 * VARINT_BYTES_MAX)
@@ -35,10 +35,10 @@
 struct intake_producer {
     int fd;
     bool acks;
-    int failed;                 /* sticky negative errno; 0 while healthy */
+    int failed; /* sticky negative errno; 0 while healthy */
     uint32_t io_timeout_ms;
-    uint64_t highest_sent;      /* highest sequence sent by send or send_raw */
-    uint64_t acked;             /* highest cumulative ack received */
+    uint64_t highest_sent; /* highest sequence sent by send or send_raw */
+    uint64_t acked;        /* highest cumulative ack received */
     uint8_t *batch;
     size_t batch_capacity;
     size_t batch_fill;
@@ -48,9 +48,8 @@ struct intake_producer {
 };
 
 /* Records `error` with a message; a fatal error also becomes sticky. Returns `error`. */
-__attribute__((format(printf, 4, 5))) static int producer_error(struct intake_producer *producer,
-                                                                 int error, bool fatal,
-                                                                 const char *format, ...) {
+__attribute__((format(printf, 4, 5))) static int
+producer_error(struct intake_producer *producer, int error, bool fatal, const char *format, ...) {
     INTAKE_ASSERT(error < 0);
     va_list arguments;
     va_start(arguments, format);
@@ -96,10 +95,14 @@ static int producer_connect_one(const struct addrinfo *info, uint32_t timeout_ms
         int ready = poll(&poll_fd, 1, (int)timeout_ms);
         int socket_error = 0;
         socklen_t length = sizeof(socket_error);
-        if (ready == 0) result = -ETIMEDOUT;
-        else if (ready < 0) result = -errno;
-        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &socket_error, &length) < 0) result = -errno;
-        else result = -socket_error;
+        if (ready == 0)
+            result = -ETIMEDOUT;
+        else if (ready < 0)
+            result = -errno;
+        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &socket_error, &length) < 0)
+            result = -errno;
+        else
+            result = -socket_error;
     }
     if (result < 0) {
         close(fd);
@@ -140,8 +143,8 @@ static int producer_connect(const char *address, uint32_t timeout_ms, char *why,
     return result;
 }
 
-int intake_producer_open(const struct intake_producer_config *config,
-                         struct intake_producer **out, char *why, size_t why_capacity) {
+int intake_producer_open(const struct intake_producer_config *config, struct intake_producer **out,
+                         char *why, size_t why_capacity) {
     INTAKE_ASSERT(config != NULL);
     INTAKE_ASSERT(out != NULL);
     char why_unused[8];
@@ -157,12 +160,12 @@ int intake_producer_open(const struct intake_producer_config *config,
     }
     struct intake_producer *producer = calloc(1, sizeof(*producer));
     if (producer == NULL) goto out_of_memory;
-    producer->batch_capacity = config->batch_bytes ? config->batch_bytes
-                                                   : INTAKE_PRODUCER_BATCH_BYTES_DEFAULT;
+    producer->batch_capacity =
+        config->batch_bytes ? config->batch_bytes : INTAKE_PRODUCER_BATCH_BYTES_DEFAULT;
     producer->batch = malloc(producer->batch_capacity);
     if (producer->batch == NULL) goto free_producer;
-    producer->io_timeout_ms = config->io_timeout_ms ? config->io_timeout_ms
-                                                    : INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT;
+    producer->io_timeout_ms =
+        config->io_timeout_ms ? config->io_timeout_ms : INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT;
     producer->acks = config->acks;
     int fd = producer_connect(config->address, producer->io_timeout_ms, why, why_capacity);
     if (fd < 0) {
@@ -207,8 +210,8 @@ static int producer_handle_ack(struct intake_producer *producer,
     /* Even a non-OK Ack says everything up to its sequence is committed. */
     if (ack->sequence > producer->acked) producer->acked = ack->sequence;
     if (ack->status != intake_v1_Ack_Status_OK)
-        return producer_error(producer, -EPROTO, true, "%s: %s",
-                              producer_status_name(ack->status), ack->detail);
+        return producer_error(producer, -EPROTO, true, "%s: %s", producer_status_name(ack->status),
+                              ack->detail);
     return 0;
 }
 
@@ -275,8 +278,8 @@ static int producer_wait_writable(struct intake_producer *producer) {
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) return producer_error(producer, -errno, true, "poll: %s", strerror(errno));
         if (ready == 0)
-            return producer_error(producer, -ETIMEDOUT, true,
-                                  "intake accepted no data for %u ms", producer->io_timeout_ms);
+            return producer_error(producer, -ETIMEDOUT, true, "intake accepted no data for %u ms",
+                                  producer->io_timeout_ms);
         if (poll_fd.revents & (POLLIN | POLLHUP | POLLERR)) {
             int result = producer_drain_acks(producer);
             if (result < 0) return result;
@@ -382,10 +385,11 @@ static int producer_emit_record(struct intake_producer *producer, const char *to
     head_length += producer_put_tag_length(head + head_length, 0x0a, topic_length);
     memcpy(head + head_length, topic, topic_length);
     head_length += topic_length;
-    if (key_length > 0) head_length += producer_put_tag_length(head + head_length, 0x12, key_length);
+    if (key_length > 0)
+        head_length += producer_put_tag_length(head + head_length, 0x12, key_length);
     uint8_t middle[1 + VARINT_BYTES_MAX];
-    size_t middle_length = value_length > 0 ? producer_put_tag_length(middle, 0x1a, value_length)
-                                            : 0;
+    size_t middle_length =
+        value_length > 0 ? producer_put_tag_length(middle, 0x1a, value_length) : 0;
     uint8_t tail[2 + 2 * VARINT_BYTES_MAX];
     size_t tail_length = 0;
     tail[tail_length++] = 0x20;
@@ -473,15 +477,13 @@ int intake_producer_send_raw(struct intake_producer *producer, const void *recor
 
 /* --- acks --- */
 
-int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence,
-                              int timeout_ms) {
+int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence, int timeout_ms) {
     INTAKE_ASSERT(producer != NULL);
     if (producer->failed) return producer->failed;
     if (sequence > producer->highest_sent)
-        return producer_error(producer, -EINVAL, false,
-                              "cannot wait for sequence %llu: highest sent is %llu",
-                              (unsigned long long)sequence,
-                              (unsigned long long)producer->highest_sent);
+        return producer_error(
+            producer, -EINVAL, false, "cannot wait for sequence %llu: highest sent is %llu",
+            (unsigned long long)sequence, (unsigned long long)producer->highest_sent);
     int result = intake_producer_flush(producer);
     if (result < 0) return result;
     uint64_t deadline_ns = intake_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;

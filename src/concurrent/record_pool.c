@@ -1,5 +1,6 @@
 /*
- * record_pool.c: the per-reactor record pool (see record_pool.h). Runs on the owning reactor thread only.
+ * record_pool.c: the per-reactor record pool (see record_pool.h). Runs on the owning reactor
+ * thread only.
  */
 #include "record_pool.h"
 
@@ -12,8 +13,8 @@ int record_pool_init(struct record_pool *pool, uint32_t capacity, uint16_t react
     memset(pool, 0, sizeof(*pool));
     size_t records_bytes = (size_t)capacity * sizeof(struct record);
     /* mmap, not malloc: untouched records cost no resident memory. */
-    void *records = mmap(NULL, records_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                         -1, 0);
+    void *records =
+        mmap(NULL, records_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (records == MAP_FAILED) return -ENOMEM;
     pool->free_indexes = malloc((size_t)capacity * sizeof(uint32_t));
     if (pool->free_indexes == NULL) {
@@ -31,7 +32,8 @@ int record_pool_init(struct record_pool *pool, uint32_t capacity, uint16_t react
 }
 
 void record_pool_destroy(struct record_pool *pool) {
-    if (pool->records != NULL) munmap(pool->records, (size_t)pool->capacity * sizeof(struct record));
+    if (pool->records != NULL)
+        munmap(pool->records, (size_t)pool->capacity * sizeof(struct record));
     free(pool->free_indexes);
     memset(pool, 0, sizeof(*pool));
 }

@@ -22,8 +22,8 @@ struct record_pool {
     uint16_t reactor_index;
 };
 
-int record_pool_init(struct record_pool *pool, uint32_t capacity, uint16_t reactor_index)
-    INTAKE_MUST_CHECK;
+int record_pool_init(struct record_pool *pool, uint32_t capacity,
+                     uint16_t reactor_index) INTAKE_MUST_CHECK;
 void record_pool_destroy(struct record_pool *pool);
 /* Returns NULL when every record is in use (a backpressure state, not an error). */
 struct record *record_pool_take(struct record_pool *pool);

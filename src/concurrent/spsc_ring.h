@@ -19,9 +19,9 @@
 
 struct spsc_ring {
     INTAKE_ALIGNED_CACHE_LINE _Atomic uint64_t head; /* next to read; written by the consumer */
-    uint64_t cached_tail;                             /* consumer's last view of tail */
+    uint64_t cached_tail;                            /* consumer's last view of tail */
     INTAKE_ALIGNED_CACHE_LINE _Atomic uint64_t tail; /* next to write; written by the producer */
-    uint64_t cached_head;                             /* producer's last view of head */
+    uint64_t cached_head;                            /* producer's last view of head */
     INTAKE_ALIGNED_CACHE_LINE struct record **entries;
     uint64_t mask;
 };

@@ -20,14 +20,15 @@
 #include <sys/mman.h>
 
 /* The slot's sequence, from what it stores (sequence minus the slot's index). */
-static uint64_t topic_queue_slot_sequence_load(const struct topic_queue *queue,
-                                               uint64_t position, struct topic_queue_slot *slot) {
+static uint64_t topic_queue_slot_sequence_load(const struct topic_queue *queue, uint64_t position,
+                                               struct topic_queue_slot *slot) {
     return atomic_load_explicit(&slot->sequence, memory_order_acquire) + (position & queue->mask);
 }
 
 static void topic_queue_slot_sequence_store(const struct topic_queue *queue, uint64_t position,
                                             struct topic_queue_slot *slot, uint64_t sequence) {
-    atomic_store_explicit(&slot->sequence, sequence - (position & queue->mask), memory_order_release);
+    atomic_store_explicit(&slot->sequence, sequence - (position & queue->mask),
+                          memory_order_release);
 }
 
 int topic_queue_init(struct topic_queue *queue, uint32_t capacity) {

@@ -38,8 +38,8 @@ int topic_queue_init(struct topic_queue *queue, uint32_t capacity) INTAKE_MUST_C
 void topic_queue_destroy(struct topic_queue *queue);
 
 /* Any thread. */
-enum topic_queue_result topic_queue_push(struct topic_queue *queue, struct record *record)
-    INTAKE_MUST_CHECK;
+enum topic_queue_result topic_queue_push(struct topic_queue *queue,
+                                         struct record *record) INTAKE_MUST_CHECK;
 /* The owning worker only. Returns NULL when empty (including while a producer that claimed the
  * next slot has not published it yet: the consumer never waits on a producer). */
 struct record *topic_queue_pop(struct topic_queue *queue);

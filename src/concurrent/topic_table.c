@@ -49,8 +49,7 @@ struct topic_table_cursor {
     uint32_t slice_offset;
 };
 
-static struct topic_table_cursor topic_table_seek(const struct record_view *view,
-                                                  uint32_t offset) {
+static struct topic_table_cursor topic_table_seek(const struct record_view *view, uint32_t offset) {
     struct topic_table_cursor cursor = {0, offset};
     while (cursor.slice_index < view->slice_count &&
            cursor.slice_offset >= view->slices[cursor.slice_index].length) {
@@ -104,8 +103,8 @@ static int topic_table_visit_equals(void *context, const uint8_t *bytes, uint32_
     return 1;
 }
 
-static int topic_table_view_equals(const struct record_view *view, uint32_t offset,
-                                   uint32_t length, const uint8_t *bytes) {
+static int topic_table_view_equals(const struct record_view *view, uint32_t offset, uint32_t length,
+                                   const uint8_t *bytes) {
     return topic_table_walk(view, offset, length, topic_table_visit_equals, &bytes);
 }
 
@@ -116,8 +115,8 @@ static int topic_table_visit_copy(void *context, const uint8_t *bytes, uint32_t 
     return 1;
 }
 
-static void topic_table_view_copy(const struct record_view *view, uint32_t offset,
-                                  uint32_t length, char *out) {
+static void topic_table_view_copy(const struct record_view *view, uint32_t offset, uint32_t length,
+                                  char *out) {
     uint8_t *cursor = (uint8_t *)out;
     int finished = topic_table_walk(view, offset, length, topic_table_visit_copy, &cursor);
     INTAKE_ASSERT(finished);
@@ -274,9 +273,8 @@ static enum topic_table_result topic_table_lookup(struct topic_table *table,
         uint32_t expected = TOPIC_ENTRY_EMPTY;
         /* Acquire: sees the writes of a creator that gave this slot back before we overwrite
          * them. A failure means another creator claimed it: re-examine the same slot. */
-        if (atomic_compare_exchange_strong_explicit(&entry->state, &expected,
-                                                    TOPIC_ENTRY_CREATING, memory_order_acquire,
-                                                    memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(&entry->state, &expected, TOPIC_ENTRY_CREATING,
+                                                    memory_order_acquire, memory_order_relaxed))
             return topic_table_create(table, entry, view, offset, length, hash, topic_id);
     }
     return TOPIC_TABLE_FULL;

@@ -56,18 +56,18 @@ void topic_table_destroy(struct topic_table *table);
 /* Any thread. Finds or creates the topic whose name is `length` bytes at `offset` of `view`. */
 enum topic_table_result topic_table_intern_view(struct topic_table *table,
                                                 const struct record_view *view, uint32_t offset,
-                                                uint32_t length, uint32_t *topic_id)
-    INTAKE_MUST_CHECK;
+                                                uint32_t length,
+                                                uint32_t *topic_id) INTAKE_MUST_CHECK;
 /* Any thread. Like topic_table_intern_view, but never creates: FOUND or ABSENT (a topic being
  * created concurrently is waited for and FOUND). */
 enum topic_table_result topic_table_find_view(struct topic_table *table,
                                               const struct record_view *view, uint32_t offset,
-                                              uint32_t length, uint32_t *topic_id)
-    INTAKE_MUST_CHECK;
+                                              uint32_t length,
+                                              uint32_t *topic_id) INTAKE_MUST_CHECK;
 /* Same for a name held in plain memory (configuration, tests). */
 enum topic_table_result topic_table_intern_name(struct topic_table *table, const char *name,
-                                                uint32_t length, uint32_t *topic_id)
-    INTAKE_MUST_CHECK;
+                                                uint32_t length,
+                                                uint32_t *topic_id) INTAKE_MUST_CHECK;
 /* Any thread; NULL for an id not yet published. */
 const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t topic_id);
 uint32_t topic_table_count(struct topic_table *table);

@@ -3,6 +3,8 @@
  * once at startup, so nothing is discovered to be too small at run time.
  */
 #include "config.h"
+
+#include "address.h"
 #include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
@@ -15,14 +17,37 @@
 #include <string.h>
 
 enum option_id {
-    OPTION_LISTEN = 256, OPTION_SHM_DIR, OPTION_REACTORS, OPTION_WORKERS, OPTION_MAX_FRAME,
-    OPTION_TOPICS_MAX, OPTION_TOPIC_QUEUE, OPTION_CONNECTIONS_MAX, OPTION_RECORDS_PER_REACTOR,
-    OPTION_ACK_WINDOW, OPTION_CQ_ENTRIES, OPTION_BACKEND, OPTION_BUFFERS, OPTION_BUFFER_SIZE,
-    OPTION_ZCRX_IF, OPTION_ZCRX_QUEUES, OPTION_ZCRX_NODEV, OPTION_ZCRX_AREA, OPTION_ZCRX_RX_BUF,
-    OPTION_LOG_SIZE, OPTION_RETENTION, OPTION_CONSUMER_STALE_MS, OPTION_SHUTDOWN_TIMEOUT_MS,
-    OPTION_FRAME_TIMEOUT_MS, OPTION_IDLE_TIMEOUT_MS,
-    OPTION_TOPIC, OPTION_SHM_GROUP, OPTION_TOPICS_PER_CONNECTION, OPTION_HELP,
-    OPTION_METRICS_LISTEN, OPTION_COUNTERS,
+    OPTION_LISTEN = 256,
+    OPTION_SHM_DIR,
+    OPTION_REACTORS,
+    OPTION_WORKERS,
+    OPTION_MAX_FRAME,
+    OPTION_TOPICS_MAX,
+    OPTION_TOPIC_QUEUE,
+    OPTION_CONNECTIONS_MAX,
+    OPTION_RECORDS_PER_REACTOR,
+    OPTION_ACK_WINDOW,
+    OPTION_CQ_ENTRIES,
+    OPTION_BACKEND,
+    OPTION_BUFFERS,
+    OPTION_BUFFER_SIZE,
+    OPTION_ZCRX_IF,
+    OPTION_ZCRX_QUEUES,
+    OPTION_ZCRX_NODEV,
+    OPTION_ZCRX_AREA,
+    OPTION_ZCRX_RX_BUF,
+    OPTION_LOG_SIZE,
+    OPTION_RETENTION,
+    OPTION_CONSUMER_STALE_MS,
+    OPTION_SHUTDOWN_TIMEOUT_MS,
+    OPTION_FRAME_TIMEOUT_MS,
+    OPTION_IDLE_TIMEOUT_MS,
+    OPTION_TOPIC,
+    OPTION_SHM_GROUP,
+    OPTION_TOPICS_PER_CONNECTION,
+    OPTION_HELP,
+    OPTION_METRICS_LISTEN,
+    OPTION_COUNTERS,
 };
 
 static const struct option config_options[] = {
@@ -61,43 +86,52 @@ static const struct option config_options[] = {
 };
 
 void config_print_usage(FILE *out) {
-    fputs("usage: intaked [options]\n"
-          "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for IPv6)\n"
-          "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
-          "  --shm-group NAME          group that may read logs and register consumers (files 0640/0660,\n"
-          "                            directory 0750; default: intaked's own group)\n"
-          "  --reactors N              receive threads, one io_uring each (default 1)\n"
-          "  --workers N               delivery threads; topic t is owned by worker t %% N (default 1)\n"
-          "  --max-frame BYTES         largest record accepted (default 1M)\n"
-          "  --topics-max N            topics created on first use, at most (default 1024)\n"
-          "  --topic NAME              create a topic at startup (repeatable)\n"
-          "  --topics-per-connection N topics one connection may create (default: --topics-max)\n"
-          "  --topic-queue N           records queued per topic, power of two (default 4096)\n"
-          "  --connections-max N       connections per reactor; more are refused (default 16384)\n"
-          "  --records-per-reactor N   records in flight per reactor (default 16384)\n"
-          "  --ack-window N            unacknowledged records per connection, power of two (default 2048)\n"
-          "  --cq-entries N            completion queue size per reactor (default 8192)\n"
-          "  --backend auto|pbuf|zcrx  receive backend (default auto: zcrx if it can be set up)\n"
-          "  --buffers N               provided buffers per reactor, power of two (default 512)\n"
-          "  --buffer-size BYTES       each provided buffer (default 64K)\n"
-          "  --zcrx-if IFNAME          NIC for zero-copy receive\n"
-          "  --zcrx-queues LIST        hardware rx queues, reactor i binds the i-th (e.g. 4,5,6,7)\n"
-          "  --zcrx-nodev              device-less zcrx (kernel copies; same interface; Linux 7.x)\n"
-          "  --zcrx-area BYTES         zcrx area per reactor (default 64M)\n"
-          "  --zcrx-rx-buf BYTES       zcrx receive buffer size where the kernel allows (default: page)\n"
-          "  --log-size BYTES          each topic's shared-memory ring, power of two (default 64M)\n"
-          "  --retention block|overwrite  slow consumers push back (block, default) or lose the oldest\n"
-          "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms (10000)\n"
-          "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
-          "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
-          "                            0: no limit)\n"
-          "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
-          "                            (300000; 0: never)\n"
-          "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
-          "  --counters PATH           counters region for intake-stat (default SHM-DIR/intake.counters)\n"
-          "Numbers take K, M or G suffixes (powers of 1024).\n"
-          "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
-          out);
+    fputs(
+        "usage: intaked [options]\n"
+        "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for "
+        "IPv6)\n"
+        "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
+        "  --shm-group NAME          group that may read logs and register consumers (files "
+        "0640/0660,\n"
+        "                            directory 0750; default: intaked's own group)\n"
+        "  --reactors N              receive threads, one io_uring each (default 1)\n"
+        "  --workers N               delivery threads; topic t is owned by worker t %% N (default "
+        "1)\n"
+        "  --max-frame BYTES         largest record accepted (default 1M)\n"
+        "  --topics-max N            topics created on first use, at most (default 1024)\n"
+        "  --topic NAME              create a topic at startup (repeatable)\n"
+        "  --topics-per-connection N topics one connection may create (default: --topics-max)\n"
+        "  --topic-queue N           records queued per topic, power of two (default 4096)\n"
+        "  --connections-max N       connections per reactor; more are refused (default 16384)\n"
+        "  --records-per-reactor N   records in flight per reactor (default 16384)\n"
+        "  --ack-window N            unacknowledged records per connection, power of two (default "
+        "2048)\n"
+        "  --cq-entries N            completion queue size per reactor (default 8192)\n"
+        "  --backend auto|pbuf|zcrx  receive backend (default auto: zcrx if it can be set up)\n"
+        "  --buffers N               provided buffers per reactor, power of two (default 512)\n"
+        "  --buffer-size BYTES       each provided buffer (default 64K)\n"
+        "  --zcrx-if IFNAME          NIC for zero-copy receive\n"
+        "  --zcrx-queues LIST        hardware rx queues, reactor i binds the i-th (e.g. 4,5,6,7)\n"
+        "  --zcrx-nodev              device-less zcrx (kernel copies; same interface; Linux 7.x)\n"
+        "  --zcrx-area BYTES         zcrx area per reactor (default 64M)\n"
+        "  --zcrx-rx-buf BYTES       zcrx receive buffer size where the kernel allows (default: "
+        "page)\n"
+        "  --log-size BYTES          each topic's shared-memory ring, power of two (default 64M)\n"
+        "  --retention block|overwrite  slow consumers push back (block, default) or lose the "
+        "oldest\n"
+        "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms "
+        "(10000)\n"
+        "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
+        "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
+        "                            0: no limit)\n"
+        "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
+        "                            (300000; 0: never)\n"
+        "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
+        "  --counters PATH           counters region for intake-stat (default "
+        "SHM-DIR/intake.counters)\n"
+        "Numbers take K, M or G suffixes (powers of 1024).\n"
+        "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
+        out);
 }
 
 /* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
@@ -110,9 +144,12 @@ static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
     unsigned long long parsed = strtoull(text, &end, 10);
     if (errno != 0 || end == text) return -EINVAL;
     uint64_t scale = 1;
-    if (*end == 'K' || *end == 'k') scale = 1024;
-    else if (*end == 'M' || *end == 'm') scale = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g') scale = 1024ull * 1024 * 1024;
+    if (*end == 'K' || *end == 'k')
+        scale = 1024;
+    else if (*end == 'M' || *end == 'm')
+        scale = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        scale = 1024ull * 1024 * 1024;
     if (scale != 1) end++;
     if (*end != '\0' || parsed > maximum / scale) return -EINVAL;
     *value = parsed * scale;
@@ -132,48 +169,11 @@ static uint64_t option_maximum(int option) {
     }
 }
 
-/* A TCP port: 1..65535, decimal digits only. */
-static bool port_valid(const char *text) {
-    uint64_t port = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9') return false;
-        port = port * 10 + (uint64_t)(*cursor - '0');
-        if (port > 65535) return false;
-    }
-    return text[0] != '\0' && port >= 1;
-}
-
-static int parse_listen(const char *text, struct pipeline_config *config, char *why, size_t capacity) {
-    char host[128];
-    const char *colon = strrchr(text, ':');
-    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
-        snprintf(why, capacity, "--listen wants ADDR:PORT, got \"%s\"", text);
-        return -EINVAL;
-    }
-    if (!port_valid(colon + 1)) {
-        snprintf(why, capacity, "--listen %s: the port must be a number 1..65535", text);
-        return -EINVAL;
-    }
-    size_t host_length = (size_t)(colon - text);
-    memcpy(host, text, host_length);
-    host[host_length] = '\0';
-    /* [v6]:port */
-    char *host_start = host;
-    if (host_length >= 2 && host[0] == '[' && host[host_length - 1] == ']') {
-        host[host_length - 1] = '\0';
-        host_start = host + 1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
-    if (result != 0) {
-        snprintf(why, capacity, "--listen %s: %s", text, gai_strerror(result));
-        return -EINVAL;
-    }
-    memcpy(&config->listen_address, found->ai_addr, found->ai_addrlen);
-    config->listen_address_length = found->ai_addrlen;
-    freeaddrinfo(found);
+static int parse_listen(const char *text, struct pipeline_config *config, char *why,
+                        size_t capacity) {
+    int result = intake_address_parse("--listen", text, &config->listen_address,
+                                      &config->listen_address_length, why, capacity);
+    if (result < 0) return result;
     snprintf(config->listen_text, sizeof(config->listen_text), "%s", text);
     return 0;
 }
@@ -213,15 +213,19 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     case OPTION_METRICS_LISTEN: {
         struct sockaddr_storage address;
         socklen_t length = 0;
-        if (metrics_http_parse_address(argument, &address, &length, why, capacity) < 0) return -EINVAL;
+        if (intake_address_parse("--metrics-listen", argument, &address, &length, why, capacity) <
+            0)
+            return -EINVAL;
         config->metrics_listen = argument;
         return 0;
     }
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
     case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
     case OPTION_TOPIC:
-        if (config->fixed_topic_count == INTAKE_ARRAY_LENGTH(config->fixed_topics)) bad = 1;
-        else config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
+        if (config->fixed_topic_count == INTAKE_ARRAY_LENGTH(config->fixed_topics))
+            bad = 1;
+        else
+            config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
         break;
     case OPTION_BACKEND:
         /* Validated against the backend table: "auto" walks its fallback chain. */
@@ -229,9 +233,12 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         if (!bad) config->backend_name = argument;
         break;
     case OPTION_RETENTION:
-        if (strcmp(argument, "block") == 0) config->retention = SHM_LOG_RETENTION_BLOCK;
-        else if (strcmp(argument, "overwrite") == 0) config->retention = SHM_LOG_RETENTION_OVERWRITE;
-        else bad = 1;
+        if (strcmp(argument, "block") == 0)
+            config->retention = SHM_LOG_RETENTION_BLOCK;
+        else if (strcmp(argument, "overwrite") == 0)
+            config->retention = SHM_LOG_RETENTION_OVERWRITE;
+        else
+            bad = 1;
         break;
     case OPTION_ZCRX_QUEUES: {
         int count = reuseport_parse_queue_list(argument, config->zcrx_queues,
@@ -281,12 +288,12 @@ static int config_apply(struct pipeline_config *config, int option, const char *
 
 /* One rule per line: what must hold between the flags, with the message a user needs. */
 static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
-#define RULE(condition, ...)                                \
-    do {                                                    \
-        if (!(condition)) {                                 \
-            snprintf(why, capacity, __VA_ARGS__);           \
-            return -EINVAL;                                 \
-        }                                                   \
+#define RULE(condition, ...)                                                                       \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            snprintf(why, capacity, __VA_ARGS__);                                                  \
+            return -EINVAL;                                                                        \
+        }                                                                                          \
     } while (0)
     RULE(config->reactor_count >= 1 && config->reactor_count <= 64, "--reactors must be 1..64");
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
@@ -299,7 +306,8 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
          "--connections-max must be 1..16777215");
     RULE(config->records_in_flight_max >= 16 && config->records_in_flight_max <= (1u << 22),
          "--records-per-reactor must be 16..4194304");
-    RULE(intake_is_power_of_two(config->ack_window_capacity) && config->ack_window_capacity <= 65536,
+    RULE(intake_is_power_of_two(config->ack_window_capacity) &&
+             config->ack_window_capacity <= 65536,
          "--ack-window must be a power of two <= 65536");
     RULE(config->cq_entries >= 64 && config->cq_entries <= 65536, "--cq-entries must be 64..65536");
     RULE(intake_is_power_of_two(config->buffer_count) && config->buffer_count <= 32768,
@@ -346,13 +354,14 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
         if (option == OPTION_HELP) return CONFIG_HELP;
         if (option == '?') {
             intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
-                     argv[optind - 1]);
+                              argv[optind - 1]);
             return CONFIG_ERROR;
         }
         if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
     }
     if (optind < argc) {
-        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)",
+                          argv[optind]);
         return CONFIG_ERROR;
     }
     return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;

@@ -47,7 +47,8 @@ int counters_region_create(struct counters_region *region, const char *path,
     }
     int made = make_parent_directories(path);
     if (made < 0) {
-        intake_error_line(why, why_capacity, "counters region %s: mkdir: %s", path, strerror(-made));
+        intake_error_line(why, why_capacity, "counters region %s: mkdir: %s", path,
+                          strerror(-made));
         return made;
     }
     char temporary[sizeof(region->path) + 32];
@@ -55,7 +56,8 @@ int counters_region_create(struct counters_region *region, const char *path,
     int fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         int error = errno;
-        intake_error_line(why, why_capacity, "counters region %s: open: %s", temporary, strerror(error));
+        intake_error_line(why, why_capacity, "counters region %s: open: %s", temporary,
+                          strerror(error));
         return -error;
     }
     /* Allocated whole (no SIGBUS later on a full tmpfs). */
@@ -69,7 +71,7 @@ int counters_region_create(struct counters_region *region, const char *path,
     if (result != 0) {
         unlink(temporary);
         intake_error_line(why, why_capacity, "counters region %s (%lu bytes): %s", temporary,
-                 (unsigned long)layout.total_bytes, strerror(result));
+                          (unsigned long)layout.total_bytes, strerror(result));
         return -result;
     }
     struct intake_counters_header *header = mapping;
@@ -89,7 +91,8 @@ int counters_region_create(struct counters_region *region, const char *path,
         int error = errno;
         munmap(mapping, layout.total_bytes);
         unlink(temporary);
-        intake_error_line(why, why_capacity, "counters region %s: rename: %s", path, strerror(error));
+        intake_error_line(why, why_capacity, "counters region %s: rename: %s", path,
+                          strerror(error));
         return -error;
     }
     region->base = mapping;

@@ -51,21 +51,23 @@ static inline struct intake_counters_reactor_row *
 counters_region_reactor(const struct counters_region *region, uint32_t reactor) {
     INTAKE_ASSERT(reactor < region->header->reactor_count);
     return (struct intake_counters_reactor_row *)(region->base +
-                                                  region->header->reactor_rows_offset) + reactor;
+                                                  region->header->reactor_rows_offset) +
+           reactor;
 }
 
 static inline struct intake_counters_worker_row *
 counters_region_worker(const struct counters_region *region, uint32_t worker) {
     INTAKE_ASSERT(worker < region->header->worker_count);
     return (struct intake_counters_worker_row *)(region->base +
-                                                 region->header->worker_rows_offset) + worker;
+                                                 region->header->worker_rows_offset) +
+           worker;
 }
 
 static inline struct intake_counters_topic_row *
 counters_region_topic(const struct counters_region *region, uint32_t topic_id) {
     INTAKE_ASSERT(topic_id < region->header->topics_max);
-    return (struct intake_counters_topic_row *)(region->base +
-                                                region->header->topic_rows_offset) + topic_id;
+    return (struct intake_counters_topic_row *)(region->base + region->header->topic_rows_offset) +
+           topic_id;
 }
 
 /* Reactor `reactor`'s cells, indexed by topic id. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "counters_view.h"
 
 struct metrics_http {
@@ -19,36 +20,6 @@ struct metrics_http {
     struct counters_view view;
     char log_directory[4096];
 };
-
-int metrics_http_parse_address(const char *text, struct sockaddr_storage *address,
-                               socklen_t *length, char *why, size_t why_capacity) {
-    char host[128];
-    const char *colon = strrchr(text, ':');
-    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
-        intake_error_line(why, why_capacity, "--metrics-listen wants ADDR:PORT, got \"%s\"", text);
-        return -EINVAL;
-    }
-    size_t host_length = (size_t)(colon - text);
-    memcpy(host, text, host_length);
-    host[host_length] = '\0';
-    char *host_start = host;
-    if (host_length >= 2 && host[0] == '[' && host[host_length - 1] == ']') {
-        host[host_length - 1] = '\0';
-        host_start = host + 1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
-    if (result != 0) {
-        intake_error_line(why, why_capacity, "--metrics-listen %s: %s", text, gai_strerror(result));
-        return -EINVAL;
-    }
-    memcpy(address, found->ai_addr, found->ai_addrlen);
-    *length = found->ai_addrlen;
-    freeaddrinfo(found);
-    return 0;
-}
 
 static enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
                                const char *content_type, char *body, size_t length,
@@ -76,9 +47,9 @@ static enum MHD_Result respond_text(struct MHD_Connection *connection, unsigned 
 }
 
 static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection *connection,
-                                           const char *url, const char *method,
-                                           const char *version, const char *upload_data,
-                                           size_t *upload_data_size, void **request_state) {
+                                           const char *url, const char *method, const char *version,
+                                           const char *upload_data, size_t *upload_data_size,
+                                           void **request_state) {
     struct metrics_http *server = context;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -101,17 +72,20 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
                             live ? "ok" : why);
     }
     if (strcmp(url, "/readyz") == 0) {
-        bool ready = counters_view_ready(&server->view, now, COUNTERS_VIEW_READY_NS, why, sizeof(why));
+        bool ready =
+            counters_view_ready(&server->view, now, COUNTERS_VIEW_READY_NS, why, sizeof(why));
         return respond_text(connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                             ready ? "ready" : why);
     }
-    return respond_text(connection, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /readyz");
+    return respond_text(connection, MHD_HTTP_NOT_FOUND,
+                        "not found: try /metrics, /healthz, /readyz");
 }
 
 static int metrics_http_listen(const char *listen_text, char *why, size_t why_capacity) {
     struct sockaddr_storage address;
     socklen_t length = 0;
-    int result = metrics_http_parse_address(listen_text, &address, &length, why, why_capacity);
+    int result =
+        intake_address_parse("--metrics-listen", listen_text, &address, &length, why, why_capacity);
     if (result < 0) return result;
     int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -145,8 +119,8 @@ int metrics_http_start(const char *listen_text, const char *counters_path,
         goto fail_listen;
     }
     server->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        metrics_http_answer, server, MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, metrics_http_answer, server, MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_HTTP_CONNECTIONS_MAX,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_SECONDS, MHD_OPTION_END);
     if (server->daemon == NULL) {
@@ -167,6 +141,9 @@ fail_view:
 
 void metrics_http_stop(struct metrics_http *server) {
     if (server == NULL) return;
+    /* Quiesced first, the listening socket stays ours (MHD_stop_daemon would otherwise close
+     * it too); it is closed once the server thread is gone. */
+    MHD_quiesce_daemon(server->daemon);
     MHD_stop_daemon(server->daemon);
     close(server->listen_fd);
     counters_view_close(&server->view);

@@ -27,12 +27,9 @@
 
 struct metrics_http;
 
-/* Any thread: parses ADDR:PORT ([v6]:PORT) as --listen does. */
-int metrics_http_parse_address(const char *text, struct sockaddr_storage *address,
-                               socklen_t *length, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
-
-/* Main thread, once the counters region exists: binds `listen_text` (so a busy port fails at
- * startup, naming the address) and starts the server thread. */
+/* Main thread, once the counters region exists: binds `listen_text` (ADDR:PORT, parsed by
+ * intake_address_parse; a busy port fails at startup, naming the address) and starts the
+ * server thread. */
 int metrics_http_start(const char *listen_text, const char *counters_path,
                        const char *log_directory, struct metrics_http **out, char *why,
                        size_t why_capacity) INTAKE_MUST_CHECK;

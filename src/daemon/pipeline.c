@@ -62,33 +62,13 @@ void pipeline_config_defaults(struct pipeline_config *config) {
 /* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
 #define PIPELINE_DIRECTORY_LOCK_NAME ".intaked.lock"
 
-/* Creates each missing component of `directory` (mode 0755). */
-static int pipeline_directory_make(const char *directory) {
-    char path[4096];
-    size_t length = strlen(directory);
-    if (length == 0 || length >= sizeof(path)) return -ENAMETOOLONG;
-    memcpy(path, directory, length + 1);
-    for (size_t index = 1; index <= length; index++) {
-        if (path[index] != '/' && path[index] != '\0') continue;
-        char saved = path[index];
-        path[index] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) return -errno;
-        path[index] = saved;
-    }
-    return 0;
-}
-
 /* Two daemons on one --shm-dir would fight over every topic's log (each log has one writer):
  * the second is refused at startup. The lock is an flock on a file in the directory, held
- * until the process exits, so a daemon that dies releases it with no stale state to clean. */
+ * until the process exits, so a daemon that dies releases it with no stale state to clean.
+ * Runs after shm_log_directory_prepare, which made the directory and checked its owner. */
 static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t why_capacity) {
     const char *directory = pipeline->config.shm_directory;
-    int result = pipeline_directory_make(directory);
-    if (result < 0) {
-        intake_error_line(why, why_capacity, "cannot create --shm-dir %s: %s", directory,
-                          strerror(-result));
-        return result;
-    }
+    int result = 0;
     char path[4096 + sizeof(PIPELINE_DIRECTORY_LOCK_NAME) + 1];
     snprintf(path, sizeof(path), "%s/%s", directory, PIPELINE_DIRECTORY_LOCK_NAME);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -100,8 +80,10 @@ static int pipeline_lock_directory(struct pipeline *pipeline, char *why, size_t 
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         result = -errno;
         if (result == -EWOULDBLOCK)
-            intake_error_line(why, why_capacity, "--shm-dir %s is in use by another intaked "
-                              "(it holds %s); one daemon per directory", directory, path);
+            intake_error_line(why, why_capacity,
+                              "--shm-dir %s is in use by another intaked "
+                              "(it holds %s); one daemon per directory",
+                              directory, path);
         else
             intake_error_line(why, why_capacity, "cannot lock %s: %s", path, strerror(-result));
         close(fd);
@@ -239,7 +221,7 @@ static int pipeline_create_fixed_topics(struct pipeline *pipeline, char *why, si
         if (topic_table_intern_name(&pipeline->topics, name, (uint32_t)strlen(name), &topic_id) ==
             TOPIC_TABLE_FULL) {
             intake_error_line(why, why_capacity, "more --topic flags than --topics-max %u",
-                     pipeline->config.topics_max);
+                              pipeline->config.topics_max);
             return -EINVAL;
         }
     }
@@ -276,13 +258,15 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
                                        config->zcrx_queues, config->reactor_count);
     if (result < 0)
         intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
-                 strerror(-result));
+                          strerror(-result));
     return result;
 }
 
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity) {
-    if (config->counters_path != NULL) snprintf(path, capacity, "%s", config->counters_path);
-    else snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
+    if (config->counters_path != NULL)
+        snprintf(path, capacity, "%s", config->counters_path);
+    else
+        snprintf(path, capacity, "%s/%s", config->shm_directory, INTAKE_COUNTERS_FILE_NAME);
 }
 
 /* Before any thread starts: every reactor and worker writes its rows from its first loop. */
@@ -307,15 +291,16 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
     struct log_opener_links links = {
         .topics = &pipeline->topics,
         .topics_max = config->topics_max,
-        .log_template = {
-            .directory = config->shm_directory,
-            .topic = NULL,
-            .capacity_bytes = config->log_capacity_bytes,
-            .retention = config->retention,
-            .consumer_stale_ns = config->consumer_stale_ns,
-            .group_set = config->shm_group_set,
-            .group = config->shm_group,
-        },
+        .log_template =
+            {
+                .directory = config->shm_directory,
+                .topic = NULL,
+                .capacity_bytes = config->log_capacity_bytes,
+                .retention = config->retention,
+                .consumer_stale_ns = config->consumer_stale_ns,
+                .group_set = config->shm_group_set,
+                .group = config->shm_group,
+            },
         .frame_bytes_max = config->frame_bytes_max,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
@@ -358,8 +343,8 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .ack_window_capacity = config->ack_window_capacity,
         .cq_entries = config->cq_entries,
         .frame_bytes_max = config->frame_bytes_max,
-        .topics_per_connection = config->topics_per_connection != 0 ? config->topics_per_connection
-                                                                    : config->topics_max,
+        .topics_per_connection =
+            config->topics_per_connection != 0 ? config->topics_per_connection : config->topics_max,
         .topic_queue_capacity = config->topic_queue_capacity,
         .topics_max = config->topics_max,
         .frame_timeout_ns = config->frame_timeout_ns,
@@ -417,8 +402,10 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
     if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
-        if (pipeline->reactors != NULL && pipeline->workers != NULL) pipeline_join_all(pipeline);
-        else log_opener_stop(pipeline->log_opener);
+        if (pipeline->reactors != NULL && pipeline->workers != NULL)
+            pipeline_join_all(pipeline);
+        else
+            log_opener_stop(pipeline->log_opener);
         pipeline_free(pipeline);
         return result;
     }

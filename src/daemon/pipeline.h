@@ -41,26 +41,26 @@
 struct pipeline_config {
     struct sockaddr_storage listen_address;
     socklen_t listen_address_length;
-    char listen_text[128];            /* as given, for log lines */
-    const char *shm_directory;        /* --shm-dir */
-    bool shm_group_set;               /* --shm-group given */
-    gid_t shm_group;                  /* --shm-group: may read logs and register consumers */
-    uint32_t reactor_count;           /* --reactors */
-    uint32_t worker_count;            /* --workers */
-    uint32_t frame_bytes_max;         /* --max-frame */
-    uint32_t topics_max;              /* --topics-max */
-    uint32_t topics_per_connection;   /* --topics-per-connection: topics one connection creates;
+    char listen_text[128];          /* as given, for log lines */
+    const char *shm_directory;      /* --shm-dir */
+    bool shm_group_set;             /* --shm-group given */
+    gid_t shm_group;                /* --shm-group: may read logs and register consumers */
+    uint32_t reactor_count;         /* --reactors */
+    uint32_t worker_count;          /* --workers */
+    uint32_t frame_bytes_max;       /* --max-frame */
+    uint32_t topics_max;            /* --topics-max */
+    uint32_t topics_per_connection; /* --topics-per-connection: topics one connection creates;
                                        * 0 (the default): no limit below --topics-max */
-    uint32_t topic_queue_capacity;    /* --topic-queue: records per topic queue, power of two */
-    uint32_t connections_max;         /* --connections-max: per reactor */
-    uint32_t records_in_flight_max;   /* --records-per-reactor: record pool, per reactor */
-    uint32_t ack_window_capacity;     /* --ack-window: records in flight per connection */
-    uint32_t cq_entries;              /* --cq-entries: per reactor ring */
-    const char *backend_name;         /* --backend: a name of the backend table, or "auto" */
-    uint32_t buffer_count;            /* --buffers: provided buffers per reactor */
-    uint32_t buffer_bytes;            /* --buffer-size */
-    const char *zcrx_interface;       /* --zcrx-if */
-    uint32_t zcrx_queues[64];         /* --zcrx-queues: reactor i binds zcrx_queues[i] */
+    uint32_t topic_queue_capacity;  /* --topic-queue: records per topic queue, power of two */
+    uint32_t connections_max;       /* --connections-max: per reactor */
+    uint32_t records_in_flight_max; /* --records-per-reactor: record pool, per reactor */
+    uint32_t ack_window_capacity;   /* --ack-window: records in flight per connection */
+    uint32_t cq_entries;            /* --cq-entries: per reactor ring */
+    const char *backend_name;       /* --backend: a name of the backend table, or "auto" */
+    uint32_t buffer_count;          /* --buffers: provided buffers per reactor */
+    uint32_t buffer_bytes;          /* --buffer-size */
+    const char *zcrx_interface;     /* --zcrx-if */
+    uint32_t zcrx_queues[64];       /* --zcrx-queues: reactor i binds zcrx_queues[i] */
     uint32_t zcrx_queue_count;
     bool zcrx_nodev;                  /* --zcrx-nodev */
     uint64_t zcrx_area_bytes;         /* --zcrx-area */
@@ -69,12 +69,12 @@ struct pipeline_config {
     enum shm_log_retention retention; /* --retention block|overwrite */
     uint64_t consumer_stale_ns;       /* --consumer-stale-ms */
     uint64_t shutdown_timeout_ns;     /* --shutdown-timeout-ms: then unfinished records fail */
-    uint64_t frame_timeout_ns;        /* --frame-timeout-ms: first byte to last of a record; 0 off */
-    uint64_t idle_timeout_ns;         /* --idle-timeout-ms: silence with nothing owed; 0 off */
-    char *fixed_topics[256];          /* --topic NAME (repeatable): created at startup */
+    uint64_t frame_timeout_ns; /* --frame-timeout-ms: first byte to last of a record; 0 off */
+    uint64_t idle_timeout_ns;  /* --idle-timeout-ms: silence with nothing owed; 0 off */
+    char *fixed_topics[256];   /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
-    const char *metrics_listen;       /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
-    const char *counters_path;        /* --counters PATH (NULL: <shm-dir>/intake.counters) */
+    const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
+    const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
 };
 
 struct reactor;
@@ -84,14 +84,14 @@ struct log_opener;
 struct pipeline {
     struct pipeline_config config;
     struct topic_table topics;
-    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
-    struct spsc_ring *return_rings;     /* [worker_count * reactor_count], row per worker */
-    struct doorbell *reactor_doorbells; /* [reactor_count], eventfd: their rings read it */
-    struct doorbell *worker_doorbells;  /* [worker_count], futex */
+    struct topic_queue *topic_queues;    /* [topics_max], indexed by topic id */
+    struct spsc_ring *return_rings;      /* [worker_count * reactor_count], row per worker */
+    struct doorbell *reactor_doorbells;  /* [reactor_count], eventfd: their rings read it */
+    struct doorbell *worker_doorbells;   /* [worker_count], futex */
     struct doorbell log_opener_doorbell; /* futex */
     struct reactor **reactors;
     struct worker **workers;
-    struct log_opener *log_opener;      /* creates topic logs off the workers' path */
+    struct log_opener *log_opener; /* creates topic logs off the workers' path */
     /* The counters region other processes read (include/intake/counters_format.h). Each reactor
      * and worker writes only its own rows; nothing reads them back to decide anything. */
     struct counters_region counters;

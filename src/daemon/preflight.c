@@ -17,7 +17,7 @@
 
 #include "intake/shm_log_format.h"
 
-#define PREFLIGHT_PAGE_BYTES 4096ull
+#define PREFLIGHT_PAGE_BYTES      4096ull
 #define PREFLIGHT_SECCOMP_PROFILE "deploy/seccomp/intaked.json"
 /* Submission queue entries of a reactor's ring: REACTOR_SQ_ENTRIES (src/reactor/
  * reactor_internal.h), repeated here for the estimate only. */
@@ -65,10 +65,14 @@ static bool has_cap_ipc_lock(void) {
 }
 
 static void format_bytes(uint64_t bytes, char *text, size_t capacity) {
-    if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0) snprintf(text, capacity, "%luG", bytes >> 30);
-    else if (bytes >= (1ull << 20)) snprintf(text, capacity, "%luM", (unsigned long)((bytes + (1ull << 20) - 1) >> 20));
-    else if (bytes >= 1024) snprintf(text, capacity, "%luK", (bytes + 1023) >> 10);
-    else snprintf(text, capacity, "%lu", bytes);
+    if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0)
+        snprintf(text, capacity, "%luG", bytes >> 30);
+    else if (bytes >= (1ull << 20))
+        snprintf(text, capacity, "%luM", (unsigned long)((bytes + (1ull << 20) - 1) >> 20));
+    else if (bytes >= 1024)
+        snprintf(text, capacity, "%luK", (bytes + 1023) >> 10);
+    else
+        snprintf(text, capacity, "%lu", bytes);
 }
 
 /* ------------------------------------------------------------------------ io_uring --- */
@@ -77,41 +81,46 @@ void preflight_explain_io_uring(int error, char *why, size_t why_capacity) {
     long disabled = -1;
     bool sysctl_known = read_proc_integer("/proc/sys/kernel/io_uring_disabled", &disabled);
     char seccomp[16] = "";
-    bool seccomp_filtered = read_status_field("Seccomp:", seccomp, sizeof(seccomp)) &&
-                            strcmp(seccomp, "2") == 0;
+    bool seccomp_filtered =
+        read_status_field("Seccomp:", seccomp, sizeof(seccomp)) && strcmp(seccomp, "2") == 0;
     if (error == ENOSYS || error == EPERM) {
         if (sysctl_known && disabled == 2) {
-            intake_error_line(why, why_capacity,
-                     "io_uring_setup: %s: io_uring is disabled on this host by the sysctl "
-                     "kernel.io_uring_disabled=2; set it to 0 (sysctl -w kernel.io_uring_disabled=0)",
-                     strerror(error));
+            intake_error_line(
+                why, why_capacity,
+                "io_uring_setup: %s: io_uring is disabled on this host by the sysctl "
+                "kernel.io_uring_disabled=2; set it to 0 (sysctl -w kernel.io_uring_disabled=0)",
+                strerror(error));
         } else if (sysctl_known && disabled == 1 && error == EPERM) {
-            intake_error_line(why, why_capacity,
-                     "io_uring_setup: %s: the sysctl kernel.io_uring_disabled=1 allows io_uring only "
-                     "to CAP_SYS_ADMIN or the group in kernel.io_uring_group; add intaked's group "
-                     "there or set kernel.io_uring_disabled=0",
-                     strerror(error));
+            intake_error_line(
+                why, why_capacity,
+                "io_uring_setup: %s: the sysctl kernel.io_uring_disabled=1 allows io_uring only "
+                "to CAP_SYS_ADMIN or the group in kernel.io_uring_group; add intaked's group "
+                "there or set kernel.io_uring_disabled=0",
+                strerror(error));
         } else if (seccomp_filtered) {
-            intake_error_line(why, why_capacity,
-                     "io_uring_setup: %s: blocked by a seccomp profile (kernel.io_uring_disabled=%ld "
-                     "allows it; container runtimes' default profiles block io_uring); run with "
-                     "%s (podman/docker --security-opt seccomp=%s; Kubernetes "
-                     "seccompProfile type Localhost)",
-                     strerror(error), disabled < 0 ? 0 : disabled, PREFLIGHT_SECCOMP_PROFILE,
-                     PREFLIGHT_SECCOMP_PROFILE);
+            intake_error_line(
+                why, why_capacity,
+                "io_uring_setup: %s: blocked by a seccomp profile (kernel.io_uring_disabled=%ld "
+                "allows it; container runtimes' default profiles block io_uring); run with "
+                "%s (podman/docker --security-opt seccomp=%s; Kubernetes "
+                "seccompProfile type Localhost)",
+                strerror(error), disabled < 0 ? 0 : disabled, PREFLIGHT_SECCOMP_PROFILE,
+                PREFLIGHT_SECCOMP_PROFILE);
         } else {
-            intake_error_line(why, why_capacity,
-                     "io_uring_setup: %s: no seccomp filter and kernel.io_uring_disabled %s; the "
-                     "kernel was likely built without io_uring (CONFIG_IO_URING)",
-                     strerror(error), sysctl_known ? "allows it" : "is absent (Linux < 6.6)");
+            intake_error_line(
+                why, why_capacity,
+                "io_uring_setup: %s: no seccomp filter and kernel.io_uring_disabled %s; the "
+                "kernel was likely built without io_uring (CONFIG_IO_URING)",
+                strerror(error), sysctl_known ? "allows it" : "is absent (Linux < 6.6)");
         }
         return;
     }
     if (error == ENOMEM) {
-        intake_error_line(why, why_capacity,
-                 "io_uring_setup: %s: the ring could not be allocated or pinned; raise the locked "
-                 "memory limit (ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or the memory limit",
-                 strerror(error));
+        intake_error_line(
+            why, why_capacity,
+            "io_uring_setup: %s: the ring could not be allocated or pinned; raise the locked "
+            "memory limit (ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or the memory limit",
+            strerror(error));
         return;
     }
     intake_error_line(why, why_capacity, "io_uring_setup: %s", strerror(error));
@@ -178,18 +187,19 @@ static int check_memlock(const struct pipeline_config *config, FILE *out, char *
     format_bytes(limit.rlim_max, limit_text, sizeof(limit_text));
     bool zcrx = zcrx_may_be_used(config);
     if (backend_is(config, "auto") && zcrx) {
-        fprintf(out, "intaked: RLIMIT_MEMLOCK hard limit %s is below the %s the zcrx areas pin "
-                     "(--reactors %u x --zcrx-area); zcrx will fail and auto falls back to pbuf; "
-                     "raise it (--ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK\n",
+        fprintf(out,
+                "intaked: RLIMIT_MEMLOCK hard limit %s is below the %s the zcrx areas pin "
+                "(--reactors %u x --zcrx-area); zcrx will fail and auto falls back to pbuf; "
+                "raise it (--ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK\n",
                 limit_text, needed_text, config->reactor_count);
         return 0;
     }
     intake_error_line(why, why_capacity,
-             "RLIMIT_MEMLOCK hard limit %s is below the %s intaked pins (%s); raise it "
-             "(ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK",
-             limit_text, needed_text,
-             zcrx ? "--reactors x (ring + --zcrx-area + buffer ring)"
-                  : "--reactors x (ring with --cq-entries + buffer ring)");
+                      "RLIMIT_MEMLOCK hard limit %s is below the %s intaked pins (%s); raise it "
+                      "(ulimit -l, --ulimit memlock=N:N, LimitMEMLOCK=) or grant CAP_IPC_LOCK",
+                      limit_text, needed_text,
+                      zcrx ? "--reactors x (ring + --zcrx-area + buffer ring)"
+                           : "--reactors x (ring with --cq-entries + buffer ring)");
     return -ENOMEM;
 }
 
@@ -231,7 +241,8 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
     if (!nearest_existing(config->shm_directory, path, sizeof(path)) || statvfs(path, &info) != 0)
         return 0; /* creating the directory reports its own error */
     uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
-    uint64_t log_bytes = config->log_capacity_bytes + SHM_LOG_HEADER_BYTES;
+    uint64_t log_bytes =
+        config->log_capacity_bytes + SHM_LOG_HEADER_BYTES + SHM_LOG_CONSUMERS_FILE_BYTES;
     uint32_t existing = count_existing_logs(config->shm_directory);
     uint64_t fits = free_bytes / log_bytes + existing;
     if (fits >= config->topics_max) return 0;
@@ -240,17 +251,19 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
     format_bytes(config->log_capacity_bytes, log_text, sizeof(log_text));
     format_bytes(log_bytes * config->topics_max, wanted_text, sizeof(wanted_text));
     if (fits == 0 || fits < config->fixed_topic_count) {
-        intake_error_line(why, why_capacity,
-                 "--shm-dir %s has %s free: room for %lu topic log(s) of --log-size %s, but %u "
-                 "--topic(s) are configured; grow the volume (--log-size x --topics-max = %s) or "
-                 "lower --log-size",
-                 config->shm_directory, free_text, fits, log_text,
-                 config->fixed_topic_count > 0 ? config->fixed_topic_count : 1, wanted_text);
+        intake_error_line(
+            why, why_capacity,
+            "--shm-dir %s has %s free: room for %lu topic log(s) of --log-size %s, but %u "
+            "--topic(s) are configured; grow the volume (--log-size x --topics-max = %s) or "
+            "lower --log-size",
+            config->shm_directory, free_text, fits, log_text,
+            config->fixed_topic_count > 0 ? config->fixed_topic_count : 1, wanted_text);
         return -ENOSPC;
     }
-    fprintf(out, "intaked: --shm-dir %s has %s free: room for %lu topic logs of --log-size %s, "
-                 "fewer than --topics-max %u (%s); topics past that are answered INTERNAL; lower "
-                 "--topics-max or --log-size, or grow the volume\n",
+    fprintf(out,
+            "intaked: --shm-dir %s has %s free: room for %lu topic logs of --log-size %s, "
+            "fewer than --topics-max %u (%s); topics past that are answered INTERNAL; lower "
+            "--topics-max or --log-size, or grow the volume\n",
             config->shm_directory, free_text, fits, log_text, config->topics_max, wanted_text);
     return 0;
 }
@@ -258,37 +271,44 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
 /* ------------------------------------------------------------------------ descriptors --- */
 
 uint64_t preflight_descriptors_needed(const struct pipeline_config *config) {
-    return (uint64_t)config->reactor_count * config->connections_max + config->topics_max +
+    return (uint64_t)config->reactor_count * config->connections_max +
+           (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
            PREFLIGHT_DESCRIPTORS_RESERVED;
 }
 
-static int check_descriptors(struct pipeline_config *config, FILE *out, char *why,
-                             size_t why_capacity) {
+static int check_descriptors(struct pipeline_config *config, FILE *out) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
     uint64_t needed = preflight_descriptors_needed(config);
     if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= needed) return 0;
     /* Raise the soft limit as far as the hard one allows: no privilege needed. */
-    rlim_t raised = (limit.rlim_max == RLIM_INFINITY || limit.rlim_max >= needed) ? needed
-                                                                                  : limit.rlim_max;
+    rlim_t raised =
+        (limit.rlim_max == RLIM_INFINITY || limit.rlim_max >= needed) ? needed : limit.rlim_max;
     if (raised > limit.rlim_cur) {
         struct rlimit wanted = {.rlim_cur = raised, .rlim_max = limit.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit.rlim_cur = raised;
     }
     if (limit.rlim_cur >= needed) return 0;
-    uint64_t others = (uint64_t)config->topics_max + PREFLIGHT_DESCRIPTORS_RESERVED;
+    uint64_t others = (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
+                      PREFLIGHT_DESCRIPTORS_RESERVED;
     uint64_t per_reactor =
         limit.rlim_cur > others ? (limit.rlim_cur - others) / config->reactor_count : 0;
     if (per_reactor == 0) {
-        intake_error_line(why, why_capacity,
-                 "RLIMIT_NOFILE %lu leaves no descriptor for connections after --topics-max %u "
-                 "logs and %u reserved; raise it (ulimit -n, --ulimit nofile=N:N, LimitNOFILE=)",
-                 (unsigned long)limit.rlim_cur, config->topics_max, PREFLIGHT_DESCRIPTORS_RESERVED);
-        return -EMFILE;
+        /* Not fatal: topics are made on demand, and running out at accept only pauses
+         * accepting (the reactor's EMFILE handling). Say what to expect. */
+        fprintf(out,
+                "intaked: RLIMIT_NOFILE %lu (hard limit) leaves no descriptor for connections "
+                "once --topics-max %u topics have their logs (%u each) and %u are reserved; "
+                "accepting pauses whenever descriptors run out (raise it: ulimit -n, "
+                "--ulimit nofile=N:N, LimitNOFILE=)\n",
+                (unsigned long)limit.rlim_cur, config->topics_max, PREFLIGHT_DESCRIPTORS_PER_TOPIC,
+                PREFLIGHT_DESCRIPTORS_RESERVED);
+        return 0;
     }
-    fprintf(out, "intaked: RLIMIT_NOFILE %lu (hard limit) is below the %lu that --reactors %u x "
-                 "--connections-max %u need with --topics-max %u logs; --connections-max lowered "
-                 "to %lu (raise the limit: ulimit -n, --ulimit nofile=N:N, LimitNOFILE=)\n",
+    fprintf(out,
+            "intaked: RLIMIT_NOFILE %lu (hard limit) is below the %lu that --reactors %u x "
+            "--connections-max %u need with --topics-max %u logs; --connections-max lowered "
+            "to %lu (raise the limit: ulimit -n, --ulimit nofile=N:N, LimitNOFILE=)\n",
             (unsigned long)limit.rlim_cur, needed, config->reactor_count, config->connections_max,
             config->topics_max, per_reactor);
     config->connections_max = (uint32_t)per_reactor;
@@ -300,6 +320,6 @@ int preflight_run(struct pipeline_config *config, FILE *out, char *why, size_t w
     int result = check_memlock(config, out, why, why_capacity);
     if (result == 0) result = check_io_uring(why, why_capacity);
     if (result == 0) result = check_shm_space(config, out, why, why_capacity);
-    if (result == 0) result = check_descriptors(config, out, why, why_capacity);
+    if (result == 0) result = check_descriptors(config, out);
     return result;
 }

@@ -13,7 +13,8 @@
  *   - --shm-dir with less free space than --log-size x --topics-max (says how many logs fit);
  *   - RLIMIT_NOFILE below --reactors x --connections-max plus the logs' descriptors (the soft
  *     limit is raised up to the hard one; if that is still too low, --connections-max is
- *     lowered to what fits, and the line says so).
+ *     lowered to what fits, and the line says so; with no room at all it only warns, since
+ *     running out at accept pauses accepting rather than failing).
  * Checks that adjust something or only warn print their line to `out` and let startup go on;
  * a check that makes startup impossible fills `why` and returns negative.
  */
@@ -27,6 +28,8 @@
 #include "common.h"
 #include "pipeline.h"
 
+/* Descriptors each topic's log holds open: the log (its writer lock) and its consumer region. */
+#define PREFLIGHT_DESCRIPTORS_PER_TOPIC 2u
 /* Descriptors intaked uses besides connections and logs: listeners, rings, eventfds, the
  * metrics server's sockets, stdio. */
 #define PREFLIGHT_DESCRIPTORS_RESERVED 64u

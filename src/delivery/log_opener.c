@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 /* Prefault step: small enough that a new topic's request waits at most a few milliseconds. */
 #define LOG_OPENER_PREFAULT_BYTES (4u << 20)
 
@@ -26,18 +25,18 @@ struct log_request {
 struct log_opener {
     struct log_opener_links links;
     pthread_t thread;
-    pthread_mutex_t lock;         /* guards the request ring and `stopping` */
+    pthread_mutex_t lock; /* guards the request ring and `stopping` */
     /* A ring of [topics_max]: a topic has at most one request outstanding. */
     struct log_request *requests;
     uint32_t request_capacity;
-    uint32_t request_head;        /* next to serve, < request_capacity */
-    uint32_t request_count;       /* waiting to be served */
+    uint32_t request_head;  /* next to serve, < request_capacity */
+    uint32_t request_count; /* waiting to be served */
     /* Logs made READY, in the order they were made: a topic becomes READY at most once.
      * Opener thread only. */
     struct topic_log_slot **prefault_slots;
     uint32_t prefault_count;
-    uint32_t prefault_next;       /* log being prefaulted (< prefault_count) */
-    uint64_t prefault_offset;     /* bytes of it done */
+    uint32_t prefault_next;   /* log being prefaulted (< prefault_count) */
+    uint64_t prefault_offset; /* bytes of it done */
     bool stopping;
 };
 
@@ -78,9 +77,10 @@ static void log_opener_describe_failure(const struct shm_log_config *config, con
  * say so once, at open; records above its limit are refused at admission. */
 static void log_opener_note_limit(uint32_t frame_bytes_max, const char *topic, uint64_t limit) {
     if (limit >= frame_bytes_max) return;
-    fprintf(stderr, "intaked: topic \"%s\": its log takes records up to %llu bytes, below "
-                    "--max-frame %u (it was created with a smaller --log-size); larger records "
-                    "are refused REJECTED; intake-topic --remove recreates it at today's size\n",
+    fprintf(stderr,
+            "intaked: topic \"%s\": its log takes records up to %llu bytes, below "
+            "--max-frame %u (it was created with a smaller --log-size); larger records "
+            "are refused REJECTED; intake-topic --remove recreates it at today's size\n",
             topic, (unsigned long long)limit, frame_bytes_max);
 }
 

@@ -33,7 +33,7 @@ enum topic_log_state {
 };
 
 struct topic_log_slot {
-    _Atomic uint32_t state;  /* enum topic_log_state; READY/FAILED published with release */
+    _Atomic uint32_t state; /* enum topic_log_state; READY/FAILED published with release */
     struct shm_log *log;
     uint32_t failure_status; /* enum record_status: RESOURCE_EXHAUSTED when out of space */
     char failure[RECORD_STATUS_TEXT_BYTES];
@@ -49,7 +49,7 @@ struct log_opener_links {
     uint32_t frame_bytes_max;           /* --max-frame: a log that takes less is worth a line */
     struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
     uint32_t worker_count;
-    struct doorbell *doorbell;          /* its own (futex): workers ring it with requests */
+    struct doorbell *doorbell; /* its own (futex): workers ring it with requests */
 };
 
 /* Main thread. */

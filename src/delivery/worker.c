@@ -30,10 +30,10 @@ struct worker_topic {
 
 struct worker_counters {
     uint64_t records_committed;
-    uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
-    uint64_t records_rejected;  /* nanopb disagreed with the framer's scan (never expected) */
-    uint64_t records_failed;    /* log unavailable or too small, or abandoned at shutdown */
-    uint64_t log_retries;       /* a failed topic log asked for again */
+    uint64_t bytes_copied;     /* payload bytes copied into logs: the one user-space copy */
+    uint64_t records_rejected; /* nanopb disagreed with the framer's scan (never expected) */
+    uint64_t records_failed;   /* log unavailable or too small, or abandoned at shutdown */
+    uint64_t log_retries;      /* a failed topic log asked for again */
     uint64_t publishes;
     uint64_t log_full_waits;
     uint64_t sleeps;
@@ -44,7 +44,7 @@ struct worker {
     uint32_t index;
     pthread_t thread;
     bool thread_started;
-    struct worker_topic *topics;   /* local index = topic id / worker_count */
+    struct worker_topic *topics; /* local index = topic id / worker_count */
     uint32_t topic_slots;
     bool *reactors_to_wake;
     _Atomic bool report_requested;
@@ -261,7 +261,8 @@ static bool worker_queues_empty(struct worker *worker) {
     uint32_t topic_count = topic_table_count(links->topics);
     for (uint32_t id = worker->index; id < topic_count; id += links->worker_count) {
         struct worker_topic *topic = worker_topic_of(worker, id);
-        enum topic_log_state state = atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
+        enum topic_log_state state =
+            atomic_load_explicit(&topic->log_slot.state, memory_order_acquire);
         if (state == TOPIC_LOG_NONE) return false; /* a log to ask for */
         /* A topic waiting for its log has nothing for us to do: the opener wakes us. */
         if (state == TOPIC_LOG_REQUESTED) continue;
@@ -375,7 +376,8 @@ void worker_destroy(struct worker *worker) {
     INTAKE_ASSERT(!worker->thread_started);
     for (uint32_t local = 0; local < worker->topic_slots && worker->topics; local++) {
         INTAKE_ASSERT(worker->topics[local].stalled == NULL);
-        if (worker->topics[local].log_slot.log != NULL) shm_log_close(worker->topics[local].log_slot.log);
+        if (worker->topics[local].log_slot.log != NULL)
+            shm_log_close(worker->topics[local].log_slot.log);
     }
     free(worker->topics);
     free(worker->reactors_to_wake);

@@ -31,17 +31,17 @@ struct worker;
 
 /* What a worker may touch, handed over by the pipeline; all of it outlives the worker. */
 struct worker_links {
-    uint32_t index;                     /* owns topics with id % worker_count == index */
+    uint32_t index; /* owns topics with id % worker_count == index */
     uint32_t worker_count;
     uint32_t reactor_count;
     uint32_t topics_max;
     struct topic_table *topics;
-    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
-    struct spsc_ring *return_rings;     /* its row: [reactor_count], ring r leads to reactor r */
-    struct doorbell *reactor_doorbells; /* [reactor_count]: rung after returning records */
-    struct doorbell *doorbell;          /* its own (futex): reactors and the log opener ring it */
-    struct log_opener *log_opener;      /* asked for topic logs */
-    const _Atomic bool *stopping;       /* reactors have drained: finish and exit */
+    struct topic_queue *topic_queues;    /* [topics_max], indexed by topic id */
+    struct spsc_ring *return_rings;      /* its row: [reactor_count], ring r leads to reactor r */
+    struct doorbell *reactor_doorbells;  /* [reactor_count]: rung after returning records */
+    struct doorbell *doorbell;           /* its own (futex): reactors and the log opener ring it */
+    struct log_opener *log_opener;       /* asked for topic logs */
+    const _Atomic bool *stopping;        /* reactors have drained: finish and exit */
     const _Atomic bool *abandon_waiting; /* the shutdown deadline passed: fail, do not wait */
     /* Its rows of the counters region (include/intake/counters_format.h): its own row, and the
      * rows of the topics it owns; written only by this worker, never read back. */

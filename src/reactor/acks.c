@@ -23,9 +23,9 @@ static void connection_send(struct reactor *reactor, struct connection *connecti
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_send(sqe, connection->fd, connection->send_buffer + connection->send_offset,
                        connection->send_length - connection->send_offset, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_SEND,
-                                                  connection_slot(reactor, connection),
-                                                  connection->generation));
+    io_uring_sqe_set_data64(sqe,
+                            user_data_encode(REACTOR_TAG_SEND, connection_slot(reactor, connection),
+                                             connection->generation));
     connection->sends_in_flight = 1;
 }
 
@@ -36,8 +36,8 @@ void connection_flush_ack(struct reactor *reactor, struct connection *connection
     if (connection->sends_in_flight || connection->socket_dead || connection->final_ack_sent)
         return;
     uint64_t sequence = connection->window.ack_sequence;
-    bool final = connection->phase == CONNECTION_FINAL_ACK &&
-                 connection->end_status != RECORD_STATUS_OK;
+    bool final =
+        connection->phase == CONNECTION_FINAL_ACK && connection->end_status != RECORD_STATUS_OK;
     INTAKE_ASSERT(!final || ack_window_length(&connection->window) == 0);
     if (!final && sequence <= connection->ack_sent_sequence) return;
     uint32_t status = final ? connection->end_status : RECORD_STATUS_OK;

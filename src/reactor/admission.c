@@ -25,8 +25,11 @@ static void connection_note_partial_cap(struct reactor *reactor) {
     reactor->counters.partial_cap_pauses++;
     reactor->partial_cap_reached = true;
 }
-enum admission_frame_result { ADMISSION_FRAME_CONSUMED, ADMISSION_FRAME_PAUSED,
-                              ADMISSION_FRAME_ENDED };
+enum admission_frame_result {
+    ADMISSION_FRAME_CONSUMED,
+    ADMISSION_FRAME_PAUSED,
+    ADMISSION_FRAME_ENDED
+};
 
 static void connection_pause(struct reactor *reactor, struct connection *connection,
                              enum connection_pause reason) {
@@ -46,9 +49,8 @@ static void connection_pause(struct reactor *reactor, struct connection *connect
 }
 
 /* Routes a framed record (topic already resolved) into its topic queue. */
-static enum admission_result connection_admit(struct reactor *reactor,
-                                              struct connection *connection,
-                                              struct record *record) {
+static enum admission_result
+connection_admit(struct reactor *reactor, struct connection *connection, struct record *record) {
     const struct reactor_links *links = &reactor->links;
     INTAKE_ASSERT(record->topic_id < links->topics_max);
     INTAKE_ASSERT(record->slice_count > 0);
@@ -178,8 +180,8 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
     INTAKE_ASSERT(*offset <= chunk->length);
     for (;;) {
         if (!connection_is_open(connection)) return ADMISSION_FRAME_ENDED;
-        enum framer_event event = framer_feed(&connection->framer, chunk->bytes, chunk->length,
-                                              chunk->unit, offset);
+        enum framer_event event =
+            framer_feed(&connection->framer, chunk->bytes, chunk->length, chunk->unit, offset);
         connection_pin_new_slices(reactor, connection);
         switch (event) {
         case FRAMER_NEED_INPUT:
@@ -272,11 +274,10 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
 
 /* Frames backlog chunks until empty, paused again or ended. */
 static void connection_drain_backlog(struct reactor *reactor, struct connection *connection) {
-    while (connection->backlog_head != REACTOR_NO_NODE &&
-           connection->phase == CONNECTION_READING) {
+    while (connection->backlog_head != REACTOR_NO_NODE && connection->phase == CONNECTION_READING) {
         struct backlog_node *node = &reactor->backlog_nodes[connection->backlog_head];
-        enum admission_frame_result result = connection_frame(
-            reactor, connection, &node->chunk, &connection->backlog_head_offset);
+        enum admission_frame_result result =
+            connection_frame(reactor, connection, &node->chunk, &connection->backlog_head_offset);
         if (result == ADMISSION_FRAME_PAUSED) return;
         if (result == ADMISSION_FRAME_ENDED) return; /* connection_end freed the backlog */
         connection_backlog_pop(reactor, connection);

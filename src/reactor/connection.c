@@ -69,8 +69,8 @@ void connection_cancel_receive(struct reactor *reactor, struct connection *conne
     if (connection->receives_in_flight == 0 || connection->receive_cancelling) return;
     uint32_t slot = connection_slot(reactor, connection);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
-    io_uring_prep_cancel64(
-        sqe, user_data_encode(REACTOR_TAG_RECEIVE, slot, connection->generation), 0);
+    io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_RECEIVE, slot, connection->generation),
+                           0);
     io_uring_sqe_set_data64(sqe,
                             user_data_encode(REACTOR_TAG_CANCEL, slot, connection->generation));
     connection->receive_cancelling = true;
@@ -106,9 +106,7 @@ void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe)
             rx_backend_unref(reactor->backend, chunk.unit);
         }
         break;
-    case RX_EVENT_END_OF_STREAM:
-        connection->peer_closed = true;
-        break;
+    case RX_EVENT_END_OF_STREAM: connection->peer_closed = true; break;
     case RX_EVENT_OUT_OF_UNITS:
         reactor->counters.pauses_out_of_units++;
         /* Only a reading connection waits for units; a paused one re-arms when it resumes. */
@@ -119,8 +117,7 @@ void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe)
         }
         break;
     case RX_EVENT_RETRY:
-    case RX_EVENT_CANCELED:
-        break;
+    case RX_EVENT_CANCELED: break;
     case RX_EVENT_ERROR:
         connection->socket_dead = true;
         connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
@@ -187,7 +184,8 @@ void connection_end(struct reactor *reactor, struct connection *connection,
     connection->end_detail = NULL;
     if (detail != NULL) {
         if (detail != connection->end_detail_text)
-            snprintf(connection->end_detail_text, sizeof(connection->end_detail_text), "%s", detail);
+            snprintf(connection->end_detail_text, sizeof(connection->end_detail_text), "%s",
+                     detail);
         connection->end_detail = connection->end_detail_text;
     }
     if (status != RECORD_STATUS_OK && status != RECORD_STATUS_SHUTTING_DOWN)
@@ -288,8 +286,7 @@ static void connection_check_paused(const struct connection *connection) {
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
         INTAKE_ASSERT(connection->lists & LIST_UNITS);
         break;
-    case PAUSE_NONE:
-        break;
+    case PAUSE_NONE: break;
     }
 }
 

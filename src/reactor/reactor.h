@@ -43,12 +43,12 @@ struct reactor_links {
     uint32_t records_in_flight_max;
     uint32_t ack_window_capacity;
     uint32_t cq_entries;
-    uint32_t frame_bytes_max;           /* asked; the backend may lower it */
+    uint32_t frame_bytes_max; /* asked; the backend may lower it */
     uint32_t topic_queue_capacity;
     uint32_t topics_max;
-    uint32_t topics_per_connection;     /* topics one connection may create */
-    uint64_t frame_timeout_ns;          /* a record completes within this of its first byte; 0 off */
-    uint64_t idle_timeout_ns;           /* silence allowed with nothing in flight; 0 off */
+    uint32_t topics_per_connection; /* topics one connection may create */
+    uint64_t frame_timeout_ns;      /* a record completes within this of its first byte; 0 off */
+    uint64_t idle_timeout_ns;       /* silence allowed with nothing in flight; 0 off */
     const struct sockaddr_storage *listen_address;
     socklen_t listen_address_length;
     const char *listen_text;
@@ -57,14 +57,14 @@ struct reactor_links {
     struct rx_backend_config backend_config;
     /* Shared structures. */
     struct topic_table *topics;
-    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
-    uint32_t worker_count;              /* topic t is owned by worker t % worker_count */
+    struct topic_queue *topic_queues; /* [topics_max], indexed by topic id */
+    uint32_t worker_count;            /* topic t is owned by worker t % worker_count */
     /* Its column of return rings: worker w's ring to it is return_rings[w * ring_stride]. */
     struct spsc_ring *return_rings;
     uint32_t return_ring_stride;
-    struct doorbell *worker_doorbells;  /* [worker_count]: rung after admitting records */
-    struct doorbell *doorbell;          /* its own (eventfd): its ring reads it */
-    const _Atomic bool *stopping;       /* stop accepting and reading, then drain and exit */
+    struct doorbell *worker_doorbells; /* [worker_count]: rung after admitting records */
+    struct doorbell *doorbell;         /* its own (eventfd): its ring reads it */
+    const _Atomic bool *stopping;      /* stop accepting and reading, then drain and exit */
     /* Its rows of the counters region (include/intake/counters_format.h): written only by
      * this reactor, read by other processes, never read back. */
     struct intake_counters_reactor_row *counters_row;

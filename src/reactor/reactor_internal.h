@@ -51,12 +51,12 @@
 #define REACTOR_BLOCKED_RECHECK_NS 1000000ll
 /* Lingering close: after a final Ack, input is read and discarded until the peer closes, at most
  * this long without input, and this long in all. */
-#define REACTOR_LINGER_IDLE_NS 1000000000ll
+#define REACTOR_LINGER_IDLE_NS  1000000000ll
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
-#define REACTOR_SQ_ENTRIES 1024
-#define REACTOR_NO_NODE UINT32_MAX
+#define REACTOR_SQ_ENTRIES       1024
+#define REACTOR_NO_NODE          UINT32_MAX
 /* After EMFILE/ENFILE (or ENOBUFS/ENOMEM) on accept, accepting stops for this long: the
  * pending connection stays in the listen backlog, and retrying at once would only spin. */
 #define REACTOR_ACCEPT_PAUSE_NS 100000000ll
@@ -74,14 +74,14 @@ enum reactor_tag {
     REACTOR_TAG_SEND = 3,
     REACTOR_TAG_CANCEL = 4,
     REACTOR_TAG_WAKE = 5,
-    REACTOR_TAG_LINGER = 6,  /* a discarding receive of a lingering close, or its linked timeout */
-    REACTOR_TAG_TICK = 7,          /* the periodic tick that drives receive deadlines */
+    REACTOR_TAG_LINGER = 6, /* a discarding receive of a lingering close, or its linked timeout */
+    REACTOR_TAG_TICK = 7,   /* the periodic tick that drives receive deadlines */
     REACTOR_TAG_ACCEPT_RESUME = 8, /* the end of an accept pause (EMFILE) */
 };
-#define USER_DATA_TAG_BITS 7
-#define USER_DATA_LINGER_TIMEOUT (1ull << USER_DATA_TAG_BITS)
-#define USER_DATA_SLOT_SHIFT 8
-#define USER_DATA_SLOT_BITS 24
+#define USER_DATA_TAG_BITS         7
+#define USER_DATA_LINGER_TIMEOUT   (1ull << USER_DATA_TAG_BITS)
+#define USER_DATA_SLOT_SHIFT       8
+#define USER_DATA_SLOT_BITS        24
 #define USER_DATA_GENERATION_SHIFT 32
 _Static_assert(USER_DATA_TAG_BITS + 1 == USER_DATA_SLOT_SHIFT, "tag and flag fill the low byte");
 _Static_assert(USER_DATA_SLOT_SHIFT + USER_DATA_SLOT_BITS == USER_DATA_GENERATION_SHIFT,
@@ -148,23 +148,23 @@ struct backlog_node {
 struct connection {
     int fd;
     uint32_t generation;
-    uint8_t phase;              /* enum connection_phase */
-    uint8_t pause;              /* enum connection_pause; PAUSE_NONE unless PAUSED */
-    uint8_t lists;              /* enum connection_list bits */
+    uint8_t phase; /* enum connection_phase */
+    uint8_t pause; /* enum connection_pause; PAUSE_NONE unless PAUSED */
+    uint8_t lists; /* enum connection_list bits */
     /* Operations in the kernel. */
     uint8_t receives_in_flight; /* 0 or 1: the multishot receive */
     uint8_t sends_in_flight;    /* 0 or 1: one Ack send at a time */
     uint8_t lingers_in_flight;  /* 0..2: a linger receive and its linked timeout */
     bool receive_cancelling;    /* a cancel was sent for the live receive */
     /* Facts about the peer and the Acks. */
-    bool peer_closed;           /* end of stream seen: no more input */
-    bool socket_dead;           /* reset or send failure: nothing more can be sent */
+    bool peer_closed; /* end of stream seen: no more input */
+    bool socket_dead; /* reset or send failure: nothing more can be sent */
     bool final_ack_sent;
-    bool linger_done;           /* the linger ended (peer closed, idle, bound, error) */
-    uint8_t end_status;         /* enum record_status; OK for an orderly end */
-    const char *end_detail;     /* end_detail_text, or NULL */
-    uint32_t topics_created;    /* topics this connection created (--topics-per-connection) */
-    uint32_t awaited_position;  /* PAUSE_TOPIC_LOG: the ack window position waited for */
+    bool linger_done;          /* the linger ended (peer closed, idle, bound, error) */
+    uint8_t end_status;        /* enum record_status; OK for an orderly end */
+    const char *end_detail;    /* end_detail_text, or NULL */
+    uint32_t topics_created;   /* topics this connection created (--topics-per-connection) */
+    uint32_t awaited_position; /* PAUSE_TOPIC_LOG: the ack window position waited for */
     uint64_t linger_deadline_ns;
     /* Receive deadlines (timers.c), on the reactor's coarse clock: when the record being framed
      * got its first byte (0 between records), and when input last came. */
@@ -176,7 +176,7 @@ struct connection {
      * as soon as the framer has walked past them. */
     uint32_t slices_pinned;
     struct record *blocked_record; /* framed, topic resolved, not admitted yet */
-    uint32_t backlog_head;      /* backlog_node indexes, REACTOR_NO_NODE when empty */
+    uint32_t backlog_head;         /* backlog_node indexes, REACTOR_NO_NODE when empty */
     uint32_t backlog_tail;
     uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
     struct ack_window window;
@@ -191,34 +191,34 @@ struct connection {
 
 struct reactor_counters {
     uint64_t connections_accepted;
-    uint64_t connections_refused;   /* every slot was taken */
+    uint64_t connections_refused; /* every slot was taken */
     uint64_t connections_closed;
-    uint64_t connections_failed;    /* ended by bad input or a limit (got a non-OK ack) */
+    uint64_t connections_failed; /* ended by bad input or a limit (got a non-OK ack) */
     uint64_t records_admitted;
     uint64_t records_returned;
-    uint64_t records_failed;        /* came back not committed */
-    uint64_t frames_truncated;      /* a partial frame was pending when its connection ended */
+    uint64_t records_failed;   /* came back not committed */
+    uint64_t frames_truncated; /* a partial frame was pending when its connection ended */
     uint64_t acks_sent;
     uint64_t pauses_topic_queue;
     uint64_t pauses_record_pool;
     uint64_t pauses_ack_window;
     uint64_t pauses_out_of_units;
-    uint64_t pauses_topic_log;      /* a record went to a topic whose log was not open yet */
-    uint64_t records_over_log_limit; /* refused: larger than their topic's log takes */
+    uint64_t pauses_topic_log;        /* a record went to a topic whose log was not open yet */
+    uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
     uint64_t topic_creations_refused; /* --topics-per-connection reached */
     uint64_t backlog_exhausted;
-    uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
-    uint64_t lingered;              /* closes that waited for the peer after a final Ack */
+    uint64_t stalls_broken; /* connections ended to free buffers pinned by partial frames */
+    uint64_t lingered;      /* closes that waited for the peer after a final Ack */
     uint64_t wakeups;
-    uint64_t submit_busy;           /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
-    uint64_t socket_option_errors;  /* setsockopt/shutdown failed on a connection */
-    uint64_t deadline_kills_frame;  /* a record not complete within --frame-timeout-ms */
-    uint64_t deadline_kills_idle;   /* silent past --idle-timeout-ms with nothing in flight */
-    uint64_t accept_errors;         /* accept completions with an error */
-    uint64_t accept_pauses;         /* accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
-    uint64_t partial_cap_pauses;    /* a frame waited: partial records reached their share */
-    uint64_t partial_evictions;     /* oldest partial record's connection ended for the pool */
-    uint64_t connections_ended[5];  /* by final status (enum record_status) */
+    uint64_t submit_busy;          /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
+    uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
+    uint64_t deadline_kills_frame; /* a record not complete within --frame-timeout-ms */
+    uint64_t deadline_kills_idle;  /* silent past --idle-timeout-ms with nothing in flight */
+    uint64_t accept_errors;        /* accept completions with an error */
+    uint64_t accept_pauses;        /* accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    uint64_t partial_cap_pauses;   /* a frame waited: partial records reached their share */
+    uint64_t partial_evictions;    /* oldest partial record's connection ended for the pool */
+    uint64_t connections_ended[5]; /* by final status (enum record_status) */
 };
 
 struct reactor {
@@ -246,7 +246,7 @@ struct reactor {
     uint32_t connection_count_max;
     uint32_t *free_slots;
     uint32_t free_slot_count;
-    uint64_t *window_sequences;     /* all connections' ack windows, carved per slot */
+    uint64_t *window_sequences; /* all connections' ack windows, carved per slot */
     uint8_t *window_committed;
     size_t window_region_bytes;
 
@@ -254,13 +254,13 @@ struct reactor {
     uint32_t backlog_node_count;
     uint32_t backlog_free_head;
 
-    uint32_t *retry_list;           /* LIST_RETRY slots */
+    uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
-    uint32_t *ack_list;             /* LIST_ACK slots */
+    uint32_t *ack_list; /* LIST_ACK slots */
     uint32_t ack_count;
-    uint32_t *units_wait_list;      /* LIST_UNITS slots */
+    uint32_t *units_wait_list; /* LIST_UNITS slots */
     uint32_t units_wait_count;
-    uint32_t *advance_list;         /* LIST_ADVANCE slots */
+    uint32_t *advance_list; /* LIST_ADVANCE slots */
     uint32_t advance_count;
     bool *workers_to_wake;
 
@@ -318,7 +318,7 @@ void reactor_loop(struct reactor *reactor);
 /* connection.c */
 void connection_open(struct reactor *reactor, int fd);
 void connection_end(struct reactor *reactor, struct connection *connection,
-                     enum record_status status, const char *detail);
+                    enum record_status status, const char *detail);
 void connection_touch(struct reactor *reactor, struct connection *connection);
 void connection_list_add(struct reactor *reactor, struct connection *connection,
                          enum connection_list list);

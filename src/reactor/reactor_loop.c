@@ -104,32 +104,18 @@ static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe 
     enum reactor_tag tag = user_data_tag(cqe->user_data);
     struct connection *connection = NULL;
     switch (tag) {
-    case REACTOR_TAG_ACCEPT:
-        reactor_on_accept(reactor, cqe);
-        return;
-    case REACTOR_TAG_RECEIVE:
-        reactor_on_receive(reactor, cqe);
-        break;
-    case REACTOR_TAG_SEND:
-        reactor_on_send(reactor, cqe);
-        break;
-    case REACTOR_TAG_CANCEL:
-        return; /* the receive's own final completion says what happened */
-    case REACTOR_TAG_LINGER:
-        reactor_on_linger(reactor, cqe);
-        break;
+    case REACTOR_TAG_ACCEPT: reactor_on_accept(reactor, cqe); return;
+    case REACTOR_TAG_RECEIVE: reactor_on_receive(reactor, cqe); break;
+    case REACTOR_TAG_SEND: reactor_on_send(reactor, cqe); break;
+    case REACTOR_TAG_CANCEL: return; /* the receive's own final completion says what happened */
+    case REACTOR_TAG_LINGER: reactor_on_linger(reactor, cqe); break;
     case REACTOR_TAG_WAKE:
         reactor->counters.wakeups++;
         reactor_arm_wake(reactor);
         return;
-    case REACTOR_TAG_TICK:
-        reactor_on_tick(reactor, cqe);
-        return;
-    case REACTOR_TAG_ACCEPT_RESUME:
-        reactor_on_accept_resume(reactor);
-        return;
-    default:
-        INTAKE_ASSERT(!"unknown completion tag");
+    case REACTOR_TAG_TICK: reactor_on_tick(reactor, cqe); return;
+    case REACTOR_TAG_ACCEPT_RESUME: reactor_on_accept_resume(reactor); return;
+    default: INTAKE_ASSERT(!"unknown completion tag");
     }
     connection = reactor_connection_for(reactor, cqe->user_data & ~USER_DATA_LINGER_TIMEOUT);
     connection_check(reactor, connection);
@@ -239,8 +225,7 @@ static void reactor_rearm_waiting_for_units(struct reactor *reactor) {
         uint32_t slot = reactor->units_wait_list[index];
         struct connection *connection = &reactor->connections[slot];
         INTAKE_ASSERT(connection->lists & LIST_UNITS);
-        bool waits = connection->phase == CONNECTION_PAUSED &&
-                     connection->pause == PAUSE_UNITS;
+        bool waits = connection->phase == CONNECTION_PAUSED && connection->pause == PAUSE_UNITS;
         if (waits && !units_back) {
             reactor->units_wait_list[reactor->units_wait_count++] = slot;
             continue;
@@ -281,8 +266,7 @@ static void reactor_continue_stop(struct reactor *reactor) {
         connection_cancel_receive(reactor, connection);
         if (connection->blocked_record != NULL || connection->backlog_head != REACTOR_NO_NODE)
             continue;
-        connection_end(reactor, connection, RECORD_STATUS_SHUTTING_DOWN,
-                       "intake is shutting down");
+        connection_end(reactor, connection, RECORD_STATUS_SHUTTING_DOWN, "intake is shutting down");
     }
 }
 
@@ -301,8 +285,9 @@ static void reactor_begin_stop(struct reactor *reactor) {
  * the buffers holding its first part. When every buffer is pinned that way, each of those
  * records waits for buffers that only its own completion would free: no progress is possible
  * (nothing is at the workers to come back, nobody is blocked on anything else). Copying the
- * partial records out would break the one-copy rule, so the connection pinning the most ends
- * with RESOURCE_EXHAUSTED (its records before that point still commit and are acked). Sizing
+ * partial records out would break the one-copy rule, so the connection that has pinned buffers
+ * longest without completing a record ends with RESOURCE_EXHAUSTED (its records before that
+ * point still commit and are acked). Sizing
  * --buffers x --buffer-size above (connections sending at once) x (their largest records)
  * keeps this from happening at all.
  */
@@ -391,8 +376,10 @@ void reactor_loop(struct reactor *reactor) {
     for (;;) {
         reactor->now_ns = intake_now_ns();
         if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
-            if (!reactor->stop_started) reactor_begin_stop(reactor);
-            else reactor_continue_stop(reactor);
+            if (!reactor->stop_started)
+                reactor_begin_stop(reactor);
+            else
+                reactor_continue_stop(reactor);
         }
         if (atomic_exchange(&reactor->report_requested, false))
             reactor_print_counters(reactor, stderr, "on request");

@@ -25,11 +25,10 @@ static int reactor_setup_ring(struct reactor *reactor, const struct rx_backend_t
     params.cq_entries = reactor->links.cq_entries;
     int result = io_uring_queue_init_params(REACTOR_SQ_ENTRIES, &reactor->ring, &params);
     if (result < 0) {
-        intake_error_line(reactor->start_why, sizeof(reactor->start_why),
-                          "io_uring setup failed: %s%s", strerror(-result),
-                          result == -EINVAL
-                              ? " (needs Linux 6.1+ for SINGLE_ISSUER and DEFER_TASKRUN)"
-                              : "");
+        intake_error_line(
+            reactor->start_why, sizeof(reactor->start_why), "io_uring setup failed: %s%s",
+            strerror(-result),
+            result == -EINVAL ? " (needs Linux 6.1+ for SINGLE_ISSUER and DEFER_TASKRUN)" : "");
         return result;
     }
     reactor->ring_ready = true;
@@ -83,8 +82,9 @@ static void *reactor_thread_main(void *argument) {
     reactor->start_result = reactor_setup_backend(reactor);
     if (reactor->start_result == 0) {
         /* The backend's units may not hold what --max-frame asks in RECORD_SLICES_MAX slices. */
-        reactor->frame_bytes_max = rx_backend_type_of(reactor->backend)->frame_bytes_limit(
-            reactor->backend, reactor->links.frame_bytes_max);
+        reactor->frame_bytes_max =
+            rx_backend_type_of(reactor->backend)
+                ->frame_bytes_limit(reactor->backend, reactor->links.frame_bytes_max);
         INTAKE_ASSERT(reactor->frame_bytes_max <= reactor->links.frame_bytes_max);
     }
     int result = reactor->start_result;
@@ -151,8 +151,7 @@ static int reactor_allocate(struct reactor *reactor) {
         windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
     if (!reactor->connections || !reactor->free_slots || !reactor->retry_list ||
         !reactor->ack_list || !reactor->units_wait_list || !reactor->advance_list ||
-        !reactor->workers_to_wake ||
-        !reactor->backlog_nodes || !windows)
+        !reactor->workers_to_wake || !reactor->backlog_nodes || !windows)
         return -ENOMEM;
     for (uint32_t slot = 0; slot < slots; slot++) {
         reactor->free_slots[slot] = slots - 1 - slot;
@@ -163,8 +162,7 @@ static int reactor_allocate(struct reactor *reactor) {
         reactor->backlog_nodes[node].next =
             node + 1 < reactor->backlog_node_count ? node + 1 : REACTOR_NO_NODE;
     reactor->backlog_free_head = 0;
-    return record_pool_init(&reactor->pool, links->records_in_flight_max,
-                            (uint16_t)reactor->index);
+    return record_pool_init(&reactor->pool, links->records_in_flight_max, (uint16_t)reactor->index);
 }
 
 int reactor_create(const struct reactor_links *links, struct reactor **out, char *why,
@@ -180,8 +178,7 @@ int reactor_create(const struct reactor_links *links, struct reactor **out, char
     sem_init(&reactor->started, 0, 0);
     int result = reactor_allocate(reactor);
     if (result < 0)
-        intake_error_line(why, why_capacity, "reactor %u: out of memory at startup",
-                          links->index);
+        intake_error_line(why, why_capacity, "reactor %u: out of memory at startup", links->index);
     if (result == 0) result = reactor_open_listener(reactor, why, why_capacity);
     if (result < 0) {
         reactor_destroy(reactor);
@@ -195,15 +192,14 @@ int reactor_start(struct reactor *reactor, char *why, size_t why_capacity) {
     INTAKE_ASSERT(!reactor->thread_started);
     int result = pthread_create(&reactor->thread, NULL, reactor_thread_main, reactor);
     if (result != 0) {
-        intake_error_line(why, why_capacity, "reactor %u: cannot start thread: %s",
-                          reactor->index, strerror(result));
+        intake_error_line(why, why_capacity, "reactor %u: cannot start thread: %s", reactor->index,
+                          strerror(result));
         return -result;
     }
     reactor->thread_started = true;
     sem_wait(&reactor->started);
     if (reactor->start_result < 0) {
-        intake_error_line(why, why_capacity, "reactor %u: %s", reactor->index,
-                          reactor->start_why);
+        intake_error_line(why, why_capacity, "reactor %u: %s", reactor->index, reactor->start_why);
         pthread_join(reactor->thread, NULL);
         reactor->thread_started = false;
     }
@@ -291,27 +287,26 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
     INTAKE_ASSERT(out != NULL && when != NULL);
     const struct reactor_counters *c = &reactor->counters;
     const struct rx_backend_stats *b = &reactor->backend->stats;
-    fprintf(out,
-            "intaked: reactor %u (%s) %s: connections accepted=%" PRIu64 " refused=%" PRIu64
-            " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64
-            " returned=%" PRIu64 " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
-            " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
-            " out_of_units=%" PRIu64 " topic_log=%" PRIu64 " over_log_limit=%" PRIu64
-            " topic_creations_refused=%" PRIu64
-            " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
-            " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
-            " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
-            " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
-            " partial_evictions=%" PRIu64 "\n",
-            reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
-            c->connections_refused, c->connections_closed, c->connections_failed,
-            c->records_admitted, c->records_returned, c->records_failed, c->frames_truncated,
-            c->acks_sent, c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window,
-            c->pauses_out_of_units, c->pauses_topic_log, c->records_over_log_limit,
-            c->topic_creations_refused, c->backlog_exhausted, c->stalls_broken, c->lingered,
-            c->wakeups, c->submit_busy, c->socket_option_errors, c->deadline_kills_frame,
-            c->deadline_kills_idle, c->accept_errors, c->accept_pauses, c->partial_cap_pauses,
-            c->partial_evictions);
+    fprintf(
+        out,
+        "intaked: reactor %u (%s) %s: connections accepted=%" PRIu64 " refused=%" PRIu64
+        " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64 " returned=%" PRIu64
+        " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
+        " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
+        " out_of_units=%" PRIu64 " topic_log=%" PRIu64 " over_log_limit=%" PRIu64
+        " topic_creations_refused=%" PRIu64 " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
+        " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
+        " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
+        " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
+        " partial_evictions=%" PRIu64 "\n",
+        reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
+        c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
+        c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
+        c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
+        c->pauses_topic_log, c->records_over_log_limit, c->topic_creations_refused,
+        c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups, c->submit_busy,
+        c->socket_option_errors, c->deadline_kills_frame, c->deadline_kills_idle, c->accept_errors,
+        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
             " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64

@@ -84,8 +84,7 @@ static void connection_check_deadlines(struct reactor *reactor, struct connectio
     if (links->frame_timeout_ns != 0 && connection->frame_started_ns != 0 &&
         now - connection->frame_started_ns > links->frame_timeout_ns) {
         reactor->counters.deadline_kills_frame++;
-        connection_end(reactor, connection, RECORD_STATUS_REJECTED,
-                       reactor->frame_timeout_detail);
+        connection_end(reactor, connection, RECORD_STATUS_REJECTED, reactor->frame_timeout_detail);
         return;
     }
     if (links->idle_timeout_ns == 0 || connection->frame_started_ns != 0) return;

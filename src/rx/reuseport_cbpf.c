@@ -62,19 +62,14 @@ int64_t reuseport_cbpf_run(const struct sock_filter *program, uint32_t length, u
             if (op->k != (uint32_t)(SKF_AD_OFF + SKF_AD_QUEUE)) return -1;
             accumulator = queue;
             break;
-        case BPF_JMP | BPF_JEQ | BPF_K:
-            pc += accumulator == op->k ? op->jt : op->jf;
-            break;
+        case BPF_JMP | BPF_JEQ | BPF_K: pc += accumulator == op->k ? op->jt : op->jf; break;
         case BPF_ALU | BPF_MOD | BPF_K:
             if (op->k == 0) return -1;
             accumulator %= op->k;
             break;
-        case BPF_RET | BPF_A:
-            return accumulator;
-        case BPF_RET | BPF_K:
-            return op->k;
-        default:
-            return -1;
+        case BPF_RET | BPF_A: return accumulator;
+        case BPF_RET | BPF_K: return op->k;
+        default: return -1;
         }
     }
     return -1; /* ran off the end: the kernel's checker would have refused the program */

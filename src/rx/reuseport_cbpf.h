@@ -46,6 +46,7 @@ int reuseport_cbpf_attach(int socket_fd, const uint32_t *list, uint32_t count) I
 
 /* Parses a queue list such as "4,5,6,7" (decimal, comma separated, no duplicates) into `list`.
  * Returns the count, or -EINVAL for malformed text, duplicates, or more than `capacity`. */
-int reuseport_parse_queue_list(const char *text, uint32_t *list, uint32_t capacity) INTAKE_MUST_CHECK;
+int reuseport_parse_queue_list(const char *text, uint32_t *list,
+                               uint32_t capacity) INTAKE_MUST_CHECK;
 
 #endif

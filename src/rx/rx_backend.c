@@ -9,29 +9,31 @@
 
 /* Indexed by enum rx_backend_kind. auto tries zcrx first, then falls back to pbuf. */
 static const struct rx_backend_type rx_backend_types[] = {
-    [RX_BACKEND_PBUF] = {
-        .name = "pbuf",
-        .kind = RX_BACKEND_PBUF,
-        .ring_flags = 0,
-        .steered_by_rx_queue = false,
-        .fallback = NULL,
-        .defaults = rx_pbuf_defaults,
-        .check = rx_pbuf_check,
-        .create = rx_pbuf_create,
-        .frame_bytes_limit = rx_pbuf_frame_bytes_limit,
-    },
-    [RX_BACKEND_ZCRX] = {
-        .name = "zcrx",
-        .kind = RX_BACKEND_ZCRX,
-        /* zcrx completions carry a second 16-byte half (the area offset): 32-byte CQEs. */
-        .ring_flags = IORING_SETUP_CQE32,
-        .steered_by_rx_queue = true,
-        .fallback = "pbuf",
-        .defaults = rx_zcrx_defaults,
-        .check = rx_zcrx_check,
-        .create = rx_zcrx_create,
-        .frame_bytes_limit = rx_zcrx_frame_bytes_limit,
-    },
+    [RX_BACKEND_PBUF] =
+        {
+            .name = "pbuf",
+            .kind = RX_BACKEND_PBUF,
+            .ring_flags = 0,
+            .steered_by_rx_queue = false,
+            .fallback = NULL,
+            .defaults = rx_pbuf_defaults,
+            .check = rx_pbuf_check,
+            .create = rx_pbuf_create,
+            .frame_bytes_limit = rx_pbuf_frame_bytes_limit,
+        },
+    [RX_BACKEND_ZCRX] =
+        {
+            .name = "zcrx",
+            .kind = RX_BACKEND_ZCRX,
+            /* zcrx completions carry a second 16-byte half (the area offset): 32-byte CQEs. */
+            .ring_flags = IORING_SETUP_CQE32,
+            .steered_by_rx_queue = true,
+            .fallback = "pbuf",
+            .defaults = rx_zcrx_defaults,
+            .check = rx_zcrx_check,
+            .create = rx_zcrx_create,
+            .frame_bytes_limit = rx_zcrx_frame_bytes_limit,
+        },
 };
 #define RX_BACKEND_AUTO_FIRST RX_BACKEND_ZCRX
 

@@ -37,13 +37,13 @@ struct rx_backend_config {
     enum rx_backend_kind kind;
     uint16_t reactor_index;
     /* pbuf */
-    uint32_t buffer_count;    /* power of two */
-    uint32_t buffer_bytes;    /* each provided buffer */
-    uint16_t buffer_group;    /* io_uring buffer group id */
+    uint32_t buffer_count; /* power of two */
+    uint32_t buffer_bytes; /* each provided buffer */
+    uint16_t buffer_group; /* io_uring buffer group id */
     /* zcrx */
-    const char *zcrx_interface;  /* NULL with zcrx_nodev */
-    uint32_t zcrx_queue;         /* hardware rx queue this reactor binds */
-    bool zcrx_nodev;             /* ZCRX_REG_NODEV: device-less mode (kernel copies) */
+    const char *zcrx_interface; /* NULL with zcrx_nodev */
+    uint32_t zcrx_queue;        /* hardware rx queue this reactor binds */
+    bool zcrx_nodev;            /* ZCRX_REG_NODEV: device-less mode (kernel copies) */
     uint64_t zcrx_area_bytes;
     uint32_t zcrx_rx_buffer_bytes; /* 0: kernel default (page size) */
     uint32_t zcrx_refill_entries;  /* power of two, above the most units that can be in flight;
@@ -52,14 +52,14 @@ struct rx_backend_config {
 
 /* What a receive completion meant. */
 enum rx_event {
-    RX_EVENT_DATA = 0,           /* chunk filled, one reference taken for the caller */
-    RX_EVENT_END_OF_STREAM = 1,  /* the peer closed its side (res == 0) */
-    RX_EVENT_OUT_OF_UNITS = 2,   /* no buffers / area exhausted: backpressure; re-arm after
+    RX_EVENT_DATA = 0,          /* chunk filled, one reference taken for the caller */
+    RX_EVENT_END_OF_STREAM = 1, /* the peer closed its side (res == 0) */
+    RX_EVENT_OUT_OF_UNITS = 2,  /* no buffers / area exhausted: backpressure; re-arm after
                                     units come back (rx_backend_units_available) */
-    RX_EVENT_RETRY = 3,          /* the multishot ended for a reason that only needs a re-arm
+    RX_EVENT_RETRY = 3,         /* the multishot ended for a reason that only needs a re-arm
                                     (CQ overflow -ENOSPC, -EAGAIN/-EINTR, end without data) */
-    RX_EVENT_CANCELED = 4,       /* our own cancel landed */
-    RX_EVENT_ERROR = 5,          /* the connection failed (reset...): errno_value says why */
+    RX_EVENT_CANCELED = 4,      /* our own cancel landed */
+    RX_EVENT_ERROR = 5,         /* the connection failed (reset...): errno_value says why */
 };
 
 struct rx_chunk {
@@ -71,12 +71,12 @@ struct rx_chunk {
 /* Counters, read at shutdown and on SIGUSR1 (owning thread only; printed by the reactor). */
 struct rx_backend_stats {
     uint64_t bytes_received;
-    uint64_t completions;         /* data completions */
-    uint64_t units_recycled;      /* pbuf: buffers re-added; zcrx: refill entries posted */
+    uint64_t completions;    /* data completions */
+    uint64_t units_recycled; /* pbuf: buffers re-added; zcrx: refill entries posted */
     uint64_t rearms_out_of_units;
-    uint64_t rearms_overflow;     /* -ENOSPC: CQ was full */
+    uint64_t rearms_overflow; /* -ENOSPC: CQ was full */
     uint64_t rearms_other;
-    uint64_t refill_flushes;      /* zcrx device-less: ZCRX_CTRL_FLUSH_RQ calls */
+    uint64_t refill_flushes; /* zcrx device-less: ZCRX_CTRL_FLUSH_RQ calls */
 };
 
 struct rx_backend;
@@ -100,9 +100,9 @@ struct rx_backend_ops {
 struct rx_backend {
     const struct rx_backend_ops *ops;
     enum rx_backend_kind kind;
-    uint32_t unit_count;        /* units are 0..unit_count-1 */
-    uint32_t *unit_references;  /* per unit, owned by the reactor thread */
-    uint32_t units_referenced;  /* units with a nonzero count (leak checks, tests) */
+    uint32_t unit_count;           /* units are 0..unit_count-1 */
+    uint32_t *unit_references;     /* per unit, owned by the reactor thread */
+    uint32_t units_referenced;     /* units with a nonzero count (leak checks, tests) */
     uint32_t units_held_by_kernel; /* of those, units the kernel still fills (pbuf incremental
                                       mode holds one reference for the kernel): not leaks */
     struct rx_backend_stats stats;
@@ -117,13 +117,13 @@ uint32_t rx_backend_ring_flags(enum rx_backend_kind kind);
  * rx_backend_auto_first through each type's `fallback`.
  */
 struct rx_backend_type {
-    const char *name;           /* what --backend takes */
+    const char *name; /* what --backend takes */
     enum rx_backend_kind kind;
-    uint32_t ring_flags;        /* io_uring_params.flags its ring needs */
+    uint32_t ring_flags; /* io_uring_params.flags its ring needs */
     /* Connections must reach the reactor whose hardware queue their packets arrive on (the
      * pipeline attaches the queue-steering reuseport program when queues are configured). */
     bool steered_by_rx_queue;
-    const char *fallback;       /* the type auto tries next when this one cannot be set up */
+    const char *fallback; /* the type auto tries next when this one cannot be set up */
     /* Its share of the defaults (buffer counts and sizes, area size). */
     void (*defaults)(struct rx_backend_config *config);
     /* The flags it needs were given: 0, or -EINVAL with one line for the user. */

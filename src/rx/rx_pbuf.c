@@ -21,8 +21,8 @@
 #include "rx_backend.h"
 
 /* Kernel ABI (include/uapi/linux/io_uring.h) newer than Debian's liburing 2.3. */
-#define PBUF_RING_FLAG_INCREMENTAL 2u          /* IOU_PBUF_RING_INC, in io_uring_buf_reg.flags */
-#define PBUF_CQE_FLAG_BUFFER_MORE (1u << 4)    /* IORING_CQE_F_BUF_MORE */
+#define PBUF_RING_FLAG_INCREMENTAL 2u        /* IOU_PBUF_RING_INC, in io_uring_buf_reg.flags */
+#define PBUF_CQE_FLAG_BUFFER_MORE  (1u << 4) /* IORING_CQE_F_BUF_MORE */
 
 struct rx_pbuf {
     struct rx_backend base;
@@ -34,10 +34,10 @@ struct rx_pbuf {
     uint32_t buffer_bytes;
     uint16_t buffer_group;
     bool incremental;
-    uint32_t *consumed_bytes;   /* incremental mode: bytes of each buffer already delivered */
-    bool *held_by_kernel;       /* incremental mode: the kernel keeps filling this buffer */
-    uint32_t buffers_in_ring;   /* not yet handed to us by a completion */
-    uint32_t adds_pending;      /* re-added since the last tail advance */
+    uint32_t *consumed_bytes; /* incremental mode: bytes of each buffer already delivered */
+    bool *held_by_kernel;     /* incremental mode: the kernel keeps filling this buffer */
+    uint32_t buffers_in_ring; /* not yet handed to us by a completion */
+    uint32_t adds_pending;    /* re-added since the last tail advance */
 };
 
 static struct rx_pbuf *pbuf_of(struct rx_backend *backend) {
@@ -62,17 +62,13 @@ static enum rx_event pbuf_event_for_error(struct rx_backend *backend, int result
     INTAKE_ASSERT(result < 0);
     *errno_value = -result;
     switch (-result) {
-    case ENOBUFS:
-        backend->stats.rearms_out_of_units++;
-        return RX_EVENT_OUT_OF_UNITS;
+    case ENOBUFS: backend->stats.rearms_out_of_units++; return RX_EVENT_OUT_OF_UNITS;
     case ECANCELED: return RX_EVENT_CANCELED;
     case ENOSPC: /* the CQ overflowed: the multishot ended; re-arm */
         backend->stats.rearms_overflow++;
         return RX_EVENT_RETRY;
     case EAGAIN:
-    case EINTR:
-        backend->stats.rearms_other++;
-        return RX_EVENT_RETRY;
+    case EINTR: backend->stats.rearms_other++; return RX_EVENT_RETRY;
     default: return RX_EVENT_ERROR;
     }
 }
@@ -173,7 +169,8 @@ static const struct rx_backend_ops pbuf_ops = {
 };
 
 /* Registers the ring, asking for incremental consumption first. */
-static int pbuf_register(struct rx_pbuf *pbuf, struct io_uring *ring, char *why, size_t why_capacity) {
+static int pbuf_register(struct rx_pbuf *pbuf, struct io_uring *ring, char *why,
+                         size_t why_capacity) {
     struct io_uring_buf_reg registration;
     memset(&registration, 0, sizeof(registration));
     registration.ring_addr = (uint64_t)(uintptr_t)pbuf->buffer_ring;
@@ -199,7 +196,8 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
     INTAKE_ASSERT(config->buffer_count <= 32768);
     struct rx_pbuf *pbuf = calloc(1, sizeof(*pbuf));
     if (pbuf == NULL) return -ENOMEM;
-    int result = rx_backend_init_common(&pbuf->base, &pbuf_ops, RX_BACKEND_PBUF, config->buffer_count);
+    int result =
+        rx_backend_init_common(&pbuf->base, &pbuf_ops, RX_BACKEND_PBUF, config->buffer_count);
     if (result < 0) goto fail_free;
     pbuf->buffer_count = config->buffer_count;
     pbuf->buffer_bytes = config->buffer_bytes;
@@ -211,8 +209,8 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
     void *ring_memory = mmap(NULL, pbuf->buffer_ring_bytes, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     /* Buffers are mapped, not allocated: pages become resident only as the kernel fills them. */
-    void *buffers = mmap(NULL, pbuf->buffers_bytes, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *buffers =
+        mmap(NULL, pbuf->buffers_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     pbuf->buffer_ring = ring_memory == MAP_FAILED ? NULL : ring_memory;
     pbuf->buffers = buffers == MAP_FAILED ? NULL : buffers;
     result = -ENOMEM;

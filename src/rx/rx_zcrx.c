@@ -38,7 +38,7 @@
 struct zcrx_slot {
     uint64_t area_offset; /* byte offset inside our area (no area token) */
     uint32_t length;
-    uint32_t next_free;   /* free list link while the slot is free */
+    uint32_t next_free; /* free list link while the slot is free */
 };
 
 struct rx_zcrx {
@@ -48,8 +48,8 @@ struct rx_zcrx {
     uint32_t zcrx_id;
     uint8_t *area;
     uint64_t area_bytes;
-    uint64_t area_token;    /* area id << INTAKE_ZCRX_AREA_SHIFT, from the kernel */
-    uint32_t area_buffers;  /* area_bytes / page size: most fragments the kernel can hand out */
+    uint64_t area_token;      /* area id << INTAKE_ZCRX_AREA_SHIFT, from the kernel */
+    uint32_t area_buffers;    /* area_bytes / page size: most fragments the kernel can hand out */
     uint32_t rx_buffer_bytes; /* what the kernel accepted (0: its default, the page size) */
     uint8_t *refill_region;
     size_t refill_region_bytes;
@@ -57,12 +57,12 @@ struct rx_zcrx {
     uint32_t *refill_tail;       /* written by us */
     struct intake_zcrx_rqe *refill_entries;
     uint32_t refill_mask;
-    uint32_t refill_tail_local;     /* entries written; published to *refill_tail on flush */
+    uint32_t refill_tail_local; /* entries written; published to *refill_tail on flush */
     uint32_t refill_tail_published;
-    struct zcrx_slot *slots;        /* base.unit_count of them */
+    struct zcrx_slot *slots; /* base.unit_count of them */
     uint32_t slot_free_head;
     uint32_t slots_free;
-    uint64_t slots_exhausted;       /* completions that found no slot (sizing broke) */
+    uint64_t slots_exhausted; /* completions that found no slot (sizing broke) */
     uint64_t flush_errors;
 };
 
@@ -91,8 +91,8 @@ __attribute__((format(printf, 4, 5))) static int zcrx_fail(char *why, size_t why
 
 /* --- creation --------------------------------------------------------------------------- */
 
-static int zcrx_check_config(const struct rx_backend_config *config, uint32_t page_bytes,
-                             char *why, size_t why_capacity) {
+static int zcrx_check_config(const struct rx_backend_config *config, uint32_t page_bytes, char *why,
+                             size_t why_capacity) {
     uint32_t entries = config->zcrx_refill_entries;
     if (!intake_is_power_of_two(entries) || entries > ZCRX_REFILL_ENTRIES_MAX)
         return zcrx_fail(why, why_capacity, EINVAL,
@@ -106,7 +106,8 @@ static int zcrx_check_config(const struct rx_backend_config *config, uint32_t pa
     if (buffers > entries)
         return zcrx_fail(why, why_capacity, EINVAL,
                          "zcrx: refill ring (%u entries) smaller than the area's %llu buffers: "
-                         "a refill entry could be dropped", entries, (unsigned long long)buffers);
+                         "a refill entry could be dropped",
+                         entries, (unsigned long long)buffers);
     uint32_t rx_bytes = config->zcrx_rx_buffer_bytes;
     if (rx_bytes != 0 && (!intake_is_power_of_two(rx_bytes) || rx_bytes < page_bytes))
         return zcrx_fail(why, why_capacity, EINVAL,
@@ -127,8 +128,8 @@ static int zcrx_check_config(const struct rx_backend_config *config, uint32_t pa
 static uint32_t zcrx_refill_entries_for(const struct rx_backend_config *config,
                                         uint32_t page_bytes) {
     INTAKE_ASSERT(page_bytes > 0);
-    uint64_t rx_buffer_bytes = config->zcrx_rx_buffer_bytes ? config->zcrx_rx_buffer_bytes
-                                                            : page_bytes;
+    uint64_t rx_buffer_bytes =
+        config->zcrx_rx_buffer_bytes ? config->zcrx_rx_buffer_bytes : page_bytes;
     uint64_t area_buffers = config->zcrx_area_bytes / rx_buffer_bytes;
     uint32_t refill = 64;
     while (refill < area_buffers && refill < ZCRX_REFILL_ENTRIES_MAX) refill <<= 1;
@@ -194,11 +195,13 @@ static void zcrx_unmap_memory(struct rx_zcrx *zcrx) {
 static int zcrx_explain_refusal(const struct rx_backend_config *config, int error, char *why,
                                 size_t why_capacity) {
     if (error == -EPERM || error == -EACCES)
-        return zcrx_fail(why, why_capacity, -error, "zcrx: permission denied (needs CAP_NET_ADMIN)");
+        return zcrx_fail(why, why_capacity, -error,
+                         "zcrx: permission denied (needs CAP_NET_ADMIN)");
     if (config->zcrx_nodev && (error == -EINVAL || error == -EOPNOTSUPP))
         return zcrx_fail(why, why_capacity, -error,
                          "zcrx: device-less mode not supported by this kernel "
-                         "(ZCRX_REG_NODEV needs 7.x): %s", strerror(-error));
+                         "(ZCRX_REG_NODEV needs 7.x): %s",
+                         strerror(-error));
     if (config->zcrx_nodev)
         return zcrx_fail(why, why_capacity, -error, "zcrx: device-less registration failed: %s",
                          strerror(-error));
@@ -427,8 +430,7 @@ static enum rx_event rx_zcrx_parse(struct rx_backend *backend, const struct io_u
     *errno_value = 0;
     if (cqe->res > 0) return zcrx_parse_data(zcrx, cqe, chunk, errno_value);
     switch (cqe->res) {
-    case 0:
-        return RX_EVENT_END_OF_STREAM;
+    case 0: return RX_EVENT_END_OF_STREAM;
     case -ENOSPC: /* the CQ overflowed: the multishot ended; re-arm */
         backend->stats.rearms_overflow++;
         return RX_EVENT_RETRY;
@@ -436,14 +438,9 @@ static enum rx_event rx_zcrx_parse(struct rx_backend *backend, const struct io_u
         backend->stats.rearms_out_of_units++;
         return RX_EVENT_OUT_OF_UNITS;
     case -EAGAIN:
-    case -EINTR:
-        backend->stats.rearms_other++;
-        return RX_EVENT_RETRY;
-    case -ECANCELED:
-        return RX_EVENT_CANCELED;
-    default:
-        *errno_value = -cqe->res;
-        return RX_EVENT_ERROR;
+    case -EINTR: backend->stats.rearms_other++; return RX_EVENT_RETRY;
+    case -ECANCELED: return RX_EVENT_CANCELED;
+    default: *errno_value = -cqe->res; return RX_EVENT_ERROR;
     }
 }
 

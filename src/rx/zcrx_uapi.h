@@ -33,7 +33,7 @@
 
 /* Area offsets in CQEs and refill entries carry the area id from this bit up. */
 #define INTAKE_ZCRX_AREA_SHIFT 48
-#define INTAKE_ZCRX_AREA_MASK (~((UINT64_C(1) << INTAKE_ZCRX_AREA_SHIFT) - 1))
+#define INTAKE_ZCRX_AREA_MASK  (~((UINT64_C(1) << INTAKE_ZCRX_AREA_SHIFT) - 1))
 
 /* Registration flags (struct intake_zcrx_ifq_reg.flags). */
 #define INTAKE_ZCRX_REG_IMPORT 1u
@@ -46,7 +46,7 @@
 
 /* Control operations (struct intake_zcrx_ctrl.op). */
 #define INTAKE_ZCRX_CTRL_FLUSH_RQ 0u
-#define INTAKE_ZCRX_CTRL_EXPORT 1u
+#define INTAKE_ZCRX_CTRL_EXPORT   1u
 
 /* --- structures (io_uring/zcrx.h uapi) --- */
 
@@ -101,10 +101,10 @@ struct intake_zcrx_ifq_reg {
     uint32_t if_rxq;
     uint32_t rq_entries; /* in: power of two; out: what the kernel allocated */
     uint32_t flags;
-    uint64_t area_ptr;   /* struct intake_zcrx_area_reg * */
-    uint64_t region_ptr; /* struct intake_zcrx_region_desc * */
+    uint64_t area_ptr;                  /* struct intake_zcrx_area_reg * */
+    uint64_t region_ptr;                /* struct intake_zcrx_region_desc * */
     struct intake_zcrx_offsets offsets; /* out */
-    uint32_t zcrx_id;    /* out: goes in the RECV_ZC SQE */
+    uint32_t zcrx_id;                   /* out: goes in the RECV_ZC SQE */
     uint32_t rx_buf_len;
     uint64_t reserved[3]; /* later kernels use the first for an event descriptor; keep zero */
 };

@@ -16,11 +16,11 @@
 
 /* Sanity bounds for counts read from a file another process wrote. */
 #define VIEW_REACTORS_MAX 4096u
-#define VIEW_WORKERS_MAX 4096u
-#define VIEW_TOPICS_MAX (1u << 20)
+#define VIEW_WORKERS_MAX  4096u
+#define VIEW_TOPICS_MAX   (1u << 20)
 
 static const char *const end_status_names[5] = {"ok", "rejected", "resource_exhausted",
-                                                 "shutting_down", "internal"};
+                                                "shutting_down", "internal"};
 
 static const char *state_name(uint32_t state) {
     switch (state) {
@@ -40,7 +40,7 @@ static bool header_is_valid(const struct intake_counters_header *header, size_t 
     }
     if (header->version != INTAKE_COUNTERS_VERSION) {
         intake_error_line(why, why_capacity, "counters format version %u, this reader knows %u",
-                 header->version, INTAKE_COUNTERS_VERSION);
+                          header->version, INTAKE_COUNTERS_VERSION);
         return false;
     }
     if (header->reactor_count == 0 || header->reactor_count > VIEW_REACTORS_MAX ||
@@ -133,8 +133,8 @@ const struct intake_counters_topic_row *counters_view_topic(const struct counter
            topic_id;
 }
 
-const struct intake_counters_received_cell *
-counters_view_received(const struct counters_view *view, uint32_t reactor) {
+const struct intake_counters_received_cell *counters_view_received(const struct counters_view *view,
+                                                                   uint32_t reactor) {
     INTAKE_ASSERT(reactor < view->header->reactor_count);
     return (const struct intake_counters_received_cell *)(view->base +
                                                           view->header->received_cells_offset +
@@ -177,16 +177,19 @@ static bool heartbeats_within(const struct counters_view *view, uint64_t now_ns,
     char thread[32];
     uint64_t age = oldest_heartbeat_age(view, now_ns, thread, sizeof(thread));
     if (age <= limit_ns) return true;
-    if (age == UINT64_MAX) intake_error_line(why, why_capacity, "%s has not started", thread);
-    else intake_error_line(why, why_capacity, "%s last heartbeat %.1f s ago", thread, (double)age / 1e9);
+    if (age == UINT64_MAX)
+        intake_error_line(why, why_capacity, "%s has not started", thread);
+    else
+        intake_error_line(why, why_capacity, "%s last heartbeat %.1f s ago", thread,
+                          (double)age / 1e9);
     return false;
 }
 
 bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint64_t live_ns,
                         char *why, size_t why_capacity) {
     why[0] = '\0';
-    uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
-                                          memory_order_acquire);
+    uint32_t state =
+        atomic_load_explicit((_Atomic uint32_t *)&view->header->state, memory_order_acquire);
     if (state == INTAKE_COUNTERS_STATE_STOPPED) {
         intake_error_line(why, why_capacity, "stopped");
         return false;
@@ -199,14 +202,14 @@ bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint6
 bool counters_view_ready(const struct counters_view *view, uint64_t now_ns, uint64_t ready_ns,
                          char *why, size_t why_capacity) {
     why[0] = '\0';
-    uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&view->header->state,
-                                          memory_order_acquire);
+    uint32_t state =
+        atomic_load_explicit((_Atomic uint32_t *)&view->header->state, memory_order_acquire);
     if (state != INTAKE_COUNTERS_STATE_RUNNING) {
         intake_error_line(why, why_capacity, "state %s", state_name(state));
         return false;
     }
-    if (atomic_load_explicit((_Atomic uint32_t *)&view->header->listening,
-                             memory_order_relaxed) != 1) {
+    if (atomic_load_explicit((_Atomic uint32_t *)&view->header->listening, memory_order_relaxed) !=
+        1) {
         intake_error_line(why, why_capacity, "not listening");
         return false;
     }
@@ -233,17 +236,21 @@ void text_buffer_printf(struct text_buffer *buffer, const char *format, ...) {
 /* A label value in the exposition format: backslash, double quote and newline escaped. */
 static void append_label_value(struct text_buffer *out, const char *value) {
     for (const char *cursor = value; *cursor != '\0'; cursor++) {
-        if (*cursor == '\\') text_buffer_printf(out, "\\\\");
-        else if (*cursor == '"') text_buffer_printf(out, "\\\"");
-        else if (*cursor == '\n') text_buffer_printf(out, "\\n");
-        else text_buffer_printf(out, "%c", *cursor);
+        if (*cursor == '\\')
+            text_buffer_printf(out, "\\\\");
+        else if (*cursor == '"')
+            text_buffer_printf(out, "\\\"");
+        else if (*cursor == '\n')
+            text_buffer_printf(out, "\\n");
+        else
+            text_buffer_printf(out, "%c", *cursor);
     }
 }
 
 /* A topic row's name, copied out bounded; false when the row is unused or its length is bad. */
 static bool topic_name(const struct intake_counters_topic_row *row, char *name) {
-    uint32_t length = atomic_load_explicit((_Atomic uint32_t *)&row->name_length,
-                                           memory_order_acquire);
+    uint32_t length =
+        atomic_load_explicit((_Atomic uint32_t *)&row->name_length, memory_order_acquire);
     if (length == 0 || length >= INTAKE_COUNTERS_TOPIC_NAME_BYTES) return false;
     memcpy(name, row->name, length);
     name[length] = '\0';
@@ -286,8 +293,7 @@ static bool log_peek_open(const char *directory, const char *topic, struct log_p
     shm_log_consumers_file_name(topic, file_name);
     peek->consumers = log_peek_map(directory, file_name, SHM_LOG_CONSUMERS_FILE_BYTES);
     bool valid = peek->header != NULL && peek->consumers != NULL &&
-                 peek->header->magic == SHM_LOG_MAGIC &&
-                 peek->header->version == SHM_LOG_VERSION &&
+                 peek->header->magic == SHM_LOG_MAGIC && peek->header->version == SHM_LOG_VERSION &&
                  peek->consumers->magic == SHM_LOG_CONSUMERS_MAGIC &&
                  peek->consumers->version == SHM_LOG_VERSION &&
                  peek->consumers->slot_count == SHM_LOG_CONSUMER_SLOTS;
@@ -307,9 +313,9 @@ static const char *slot_state_name(uint32_t state) {
 struct consumer_lag {
     char name[SHM_LOG_CONSUMER_NAME_BYTES];
     const char *state;
-    uint64_t lag_bytes;     /* commit_position - read_position */
-    uint64_t lag_records;   /* commit_offset - committed_offset */
-    bool records_known;     /* the consumer has committed at least once */
+    uint64_t lag_bytes;   /* commit_position - read_position */
+    uint64_t lag_records; /* commit_offset - committed_offset */
+    bool records_known;   /* the consumer has committed at least once */
 };
 
 static bool consumer_lag_of(const struct log_peek *peek, uint32_t slot_index,
@@ -393,8 +399,8 @@ static const struct reactor_family reactor_families[] = {
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
     {"intake_reactor_records_returned_total", "counter", "Records back from the workers.",
      REACTOR_FIELD(records_returned)},
-    {"intake_reactor_records_failed_total", "counter", "Records back from the workers not committed.",
-     REACTOR_FIELD(records_failed)},
+    {"intake_reactor_records_failed_total", "counter",
+     "Records back from the workers not committed.", REACTOR_FIELD(records_failed)},
     {"intake_frames_truncated_total", "counter",
      "Connections that ended with a partial record pending.", REACTOR_FIELD(frames_truncated)},
     {"intake_acks_sent_total", "counter", "Ack frames sent.", REACTOR_FIELD(acks_sent)},
@@ -428,7 +434,8 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
                             struct text_buffer *out) {
     const struct intake_counters_header *header = view->header;
     family(out, "intake_thread_heartbeat_age_seconds", "gauge",
-           "Seconds since the thread's loop last stored its heartbeat (idle threads beat every second).");
+           "Seconds since the thread's loop last stored its heartbeat (idle threads beat every "
+           "second).");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         uint64_t beat = load(&counters_view_reactor(view, reactor)->heartbeat_ns);
         double age = beat == 0 || beat > now_ns ? 0.0 : (double)(now_ns - beat) / 1e9;
@@ -452,9 +459,10 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
            "Connections ended, by the status of their final Ack (ok: the producer closed).");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
         for (uint32_t status = 0; status < INTAKE_ARRAY_LENGTH(end_status_names); status++)
-            text_buffer_printf(out, "intake_connections_ended_total{reactor=\"%u\",status=\"%s\"} %lu\n",
-                               reactor, end_status_names[status],
-                               load(&counters_view_reactor(view, reactor)->connections_ended[status]));
+            text_buffer_printf(
+                out, "intake_connections_ended_total{reactor=\"%u\",status=\"%s\"} %lu\n", reactor,
+                end_status_names[status],
+                load(&counters_view_reactor(view, reactor)->connections_ended[status]));
     family(out, "intake_pauses_total", "counter",
            "Times a connection stopped reading until space returned, by cause.");
     static const char *const causes[5] = {"topic_queue", "record_pool", "ack_window",
@@ -472,13 +480,13 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
            "Multishot receives re-armed, by why they ended.");
     for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
-        text_buffer_printf(out,
-                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"out_of_units\"} %lu\n"
-                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"cq_overflow\"} %lu\n"
-                           "intake_backend_rearms_total{reactor=\"%u\",reason=\"other\"} %lu\n",
-                           reactor, load(&row->backend_rearms_out_of_units), reactor,
-                           load(&row->backend_rearms_overflow), reactor,
-                           load(&row->backend_rearms_other));
+        text_buffer_printf(
+            out,
+            "intake_backend_rearms_total{reactor=\"%u\",reason=\"out_of_units\"} %lu\n"
+            "intake_backend_rearms_total{reactor=\"%u\",reason=\"cq_overflow\"} %lu\n"
+            "intake_backend_rearms_total{reactor=\"%u\",reason=\"other\"} %lu\n",
+            reactor, load(&row->backend_rearms_out_of_units), reactor,
+            load(&row->backend_rearms_overflow), reactor, load(&row->backend_rearms_other));
     }
 }
 
@@ -489,7 +497,8 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
     } worker_families[] = {
         {"intake_worker_records_committed_total", "Records appended to logs and published.",
          offsetof(struct intake_counters_worker_row, records_committed)},
-        {"intake_worker_bytes_copied_total", "Payload bytes copied into logs (the one user-space copy).",
+        {"intake_worker_bytes_copied_total",
+         "Payload bytes copied into logs (the one user-space copy).",
          offsetof(struct intake_counters_worker_row, bytes_copied)},
         {"intake_worker_records_rejected_total", "Records the full decode rejected.",
          offsetof(struct intake_counters_worker_row, records_rejected)},
@@ -508,8 +517,9 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
         family(out, worker_families[index].name, "counter", worker_families[index].help);
         for (uint32_t worker = 0; worker < view->header->worker_count; worker++) {
             const uint8_t *row = (const uint8_t *)counters_view_worker(view, worker);
-            text_buffer_printf(out, "%s{worker=\"%u\"} %lu\n", worker_families[index].name, worker,
-                               load((const _Atomic uint64_t *)(row + worker_families[index].offset)));
+            text_buffer_printf(
+                out, "%s{worker=\"%u\"} %lu\n", worker_families[index].name, worker,
+                load((const _Atomic uint64_t *)(row + worker_families[index].offset)));
         }
     }
 }
@@ -534,7 +544,8 @@ static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
     const struct intake_counters_topic_row *row = counters_view_topic(view, topic_id);
     memset(totals, 0, sizeof(*totals));
     for (uint32_t reactor = 0; reactor < view->header->reactor_count; reactor++) {
-        const struct intake_counters_received_cell *cell = &counters_view_received(view, reactor)[topic_id];
+        const struct intake_counters_received_cell *cell =
+            &counters_view_received(view, reactor)[topic_id];
         totals->received_records += load(&cell->records);
         totals->received_bytes += load(&cell->bytes);
     }
@@ -558,14 +569,17 @@ static void render_topics(const struct counters_view *view, const char *director
     static const struct {
         const char *name, *type, *help;
     } families[] = {
-        {"intake_records_received_total", "counter", "Records admitted for the topic (all reactors)."},
+        {"intake_records_received_total", "counter",
+         "Records admitted for the topic (all reactors)."},
         {"intake_bytes_received_total", "counter", "Record bytes admitted for the topic."},
         {"intake_records_committed_total", "counter", "Records committed to the topic's log."},
         {"intake_bytes_committed_total", "counter", "Record bytes committed to the topic's log."},
-        {"intake_records_rejected_total", "counter", "Records of the topic the full decode rejected."},
+        {"intake_records_rejected_total", "counter",
+         "Records of the topic the full decode rejected."},
         {"intake_records_failed_total", "counter",
          "Records of the topic answered INTERNAL or SHUTTING_DOWN."},
-        {"intake_log_commit_position_bytes", "gauge", "End of the published entries in the topic's log."},
+        {"intake_log_commit_position_bytes", "gauge",
+         "End of the published entries in the topic's log."},
         {"intake_log_next_offset", "gauge", "Offset the next record of the topic will get."},
         {"intake_log_retained_position_bytes", "gauge", "Oldest intact entry in the topic's log."},
     };
@@ -576,9 +590,9 @@ static void render_topics(const struct counters_view *view, const char *director
             if (!topic_name(counters_view_topic(view, topic_id), name)) continue;
             struct topic_totals totals;
             topic_totals_of(view, topic_id, &totals);
-            uint64_t values[6] = {totals.received_records, totals.received_bytes,
+            uint64_t values[6] = {totals.received_records,  totals.received_bytes,
                                   totals.committed_records, totals.committed_bytes,
-                                  totals.rejected, totals.failed};
+                                  totals.rejected,          totals.failed};
             if (index < 6) {
                 render_topic_samples(out, families[index].name, name, values[index]);
                 continue;
@@ -596,7 +610,8 @@ static void render_topics(const struct counters_view *view, const char *director
 
 static void render_consumers(const struct counters_view *view, const char *directory,
                              struct text_buffer *out) {
-    static const char *const metrics[2] = {"intake_consumer_lag_bytes", "intake_consumer_lag_records"};
+    static const char *const metrics[2] = {"intake_consumer_lag_bytes",
+                                           "intake_consumer_lag_records"};
     static const char *const helps[2] = {
         "Bytes published that the consumer has not released (commit_position - read_position).",
         "Records published since the consumer's last commit (absent before its first commit)."};
@@ -639,11 +654,12 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     family(out, "intake_state", "gauge", "0 starting, 1 running, 2 stopping, 3 stopped.");
     text_buffer_printf(out, "intake_state %u\n", state);
     family(out, "intake_ready", "gauge", "1 when /readyz answers 200.");
-    text_buffer_printf(out, "intake_ready %d\n",
-                       counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS,
-                                           why, sizeof(why)) ? 1 : 0);
+    text_buffer_printf(
+        out, "intake_ready %d\n",
+        counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why)) ? 1 : 0);
     family(out, "intake_start_time_seconds", "gauge", "When the daemon started (Unix time).");
-    text_buffer_printf(out, "intake_start_time_seconds %.3f\n", (double)header->start_wall_ns / 1e9);
+    text_buffer_printf(out, "intake_start_time_seconds %.3f\n",
+                       (double)header->start_wall_ns / 1e9);
     render_reactors(view, now_ns, out);
     render_workers(view, out);
     uint64_t copied = 0, received = 0;
@@ -660,8 +676,8 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
 
 /* ---------------------------------------------------------------------- terminal --- */
 
-static void render_text_reactor(const struct counters_view *view, uint32_t reactor,
-                                uint64_t now_ns, struct text_buffer *out) {
+static void render_text_reactor(const struct counters_view *view, uint32_t reactor, uint64_t now_ns,
+                                struct text_buffer *out) {
     const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
     uint64_t beat = load(&row->heartbeat_ns);
     text_buffer_printf(out,
@@ -673,31 +689,30 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
                        load(&row->connections_refused), load(&row->connections_closed),
                        load(&row->connections_failed), load(&row->connections_lingered),
                        load(&row->stalls_broken), load(&row->deadline_kills));
-    text_buffer_printf(out, "  ended ok=%lu rejected=%lu resource_exhausted=%lu shutting_down=%lu "
-                            "internal=%lu\n",
+    text_buffer_printf(out,
+                       "  ended ok=%lu rejected=%lu resource_exhausted=%lu shutting_down=%lu "
+                       "internal=%lu\n",
                        load(&row->connections_ended[0]), load(&row->connections_ended[1]),
                        load(&row->connections_ended[2]), load(&row->connections_ended[3]),
                        load(&row->connections_ended[4]));
-    text_buffer_printf(out,
-                       "  records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu "
-                       "acks=%lu pauses topic_queue=%lu record_pool=%lu ack_window=%lu "
-                       "out_of_units=%lu topic_log=%lu over_log_limit=%lu "
-                       "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
-                       "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
-                       "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
-                       "partial_evictions=%lu\n",
-                       load(&row->records_admitted), load(&row->records_returned),
-                       load(&row->records_failed), load(&row->frames_truncated),
-                       load(&row->acks_sent), load(&row->pauses_topic_queue),
-                       load(&row->pauses_record_pool), load(&row->pauses_ack_window),
-                       load(&row->pauses_out_of_units), load(&row->pauses_topic_log),
-                       load(&row->records_over_log_limit), load(&row->topic_creations_refused),
-                       load(&row->backlog_exhausted),
-                       load(&row->wakeups), load(&row->submit_busy),
-                       load(&row->socket_option_errors), load(&row->deadline_kills_frame),
-                       load(&row->deadline_kills_idle), load(&row->accept_errors),
-                       load(&row->accept_pauses), load(&row->partial_cap_pauses),
-                       load(&row->partial_evictions));
+    text_buffer_printf(
+        out,
+        "  records admitted=%lu returned=%lu failed=%lu truncated_frames=%lu "
+        "acks=%lu pauses topic_queue=%lu record_pool=%lu ack_window=%lu "
+        "out_of_units=%lu topic_log=%lu over_log_limit=%lu "
+        "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
+        "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
+        "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
+        "partial_evictions=%lu\n",
+        load(&row->records_admitted), load(&row->records_returned), load(&row->records_failed),
+        load(&row->frames_truncated), load(&row->acks_sent), load(&row->pauses_topic_queue),
+        load(&row->pauses_record_pool), load(&row->pauses_ack_window),
+        load(&row->pauses_out_of_units), load(&row->pauses_topic_log),
+        load(&row->records_over_log_limit), load(&row->topic_creations_refused),
+        load(&row->backlog_exhausted), load(&row->wakeups), load(&row->submit_busy),
+        load(&row->socket_option_errors), load(&row->deadline_kills_frame),
+        load(&row->deadline_kills_idle), load(&row->accept_errors), load(&row->accept_pauses),
+        load(&row->partial_cap_pauses), load(&row->partial_evictions));
     text_buffer_printf(out,
                        "  backend bytes_received=%lu completions=%lu units_recycled=%lu rearms "
                        "out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu "
@@ -712,8 +727,9 @@ static void render_text_topic(const struct counters_view *view, const char *dire
                               uint32_t topic_id, const char *name, struct text_buffer *out) {
     struct topic_totals totals;
     topic_totals_of(view, topic_id, &totals);
-    text_buffer_printf(out, "topic %s: received records=%lu bytes=%lu committed records=%lu "
-                            "bytes=%lu rejected=%lu failed=%lu",
+    text_buffer_printf(out,
+                       "topic %s: received records=%lu bytes=%lu committed records=%lu "
+                       "bytes=%lu rejected=%lu failed=%lu",
                        name, totals.received_records, totals.received_bytes,
                        totals.committed_records, totals.committed_bytes, totals.rejected,
                        totals.failed);
@@ -730,8 +746,10 @@ static void render_text_topic(const struct counters_view *view, const char *dire
         if (!consumer_lag_of(&peek, slot, &lag)) continue;
         text_buffer_printf(out, "  consumer %s (%s): lag bytes=%lu", lag.name, lag.state,
                            lag.lag_bytes);
-        if (lag.records_known) text_buffer_printf(out, " records=%lu\n", lag.lag_records);
-        else text_buffer_printf(out, " records=? (never committed)\n");
+        if (lag.records_known)
+            text_buffer_printf(out, " records=%lu\n", lag.lag_records);
+        else
+            text_buffer_printf(out, " records=? (never committed)\n");
     }
     log_peek_close(&peek);
 }
@@ -742,8 +760,7 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
     const char *directory = log_directory ? log_directory : header->shm_directory;
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&header->state, memory_order_acquire);
     char why[128];
-    bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why,
-                                     sizeof(why));
+    bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why));
     text_buffer_printf(out, "intake pid %d state %s ready %s%s%s backend %s listen %s logs %s\n",
                        header->pid, state_name(state), ready ? "yes" : "no", ready ? "" : " ",
                        ready ? "" : why, header->backend[0] ? header->backend : "?", header->listen,
@@ -769,12 +786,12 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
             render_text_topic(view, directory, topic_id, name, out);
     uint64_t copied = 0, received = 0;
     copy_account(view, &copied, &received);
-    text_buffer_printf(out, "copy account: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n", copied,
-                       received, received ? (double)copied / (double)received : 0.0);
+    text_buffer_printf(out, "copy account: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n",
+                       copied, received, received ? (double)copied / (double)received : 0.0);
 }
 
 char *counters_render_alloc(const struct counters_view *view, const char *log_directory,
-                           uint64_t now_ns, enum counters_render_format format, size_t *length) {
+                            uint64_t now_ns, enum counters_render_format format, size_t *length) {
     for (size_t capacity = 256 * 1024; capacity <= COUNTERS_RENDER_BYTES_MAX; capacity *= 2) {
         struct text_buffer out = {.data = malloc(capacity), .capacity = capacity};
         if (out.data == NULL) return NULL;

@@ -37,8 +37,8 @@ const struct intake_counters_worker_row *counters_view_worker(const struct count
                                                               uint32_t worker);
 const struct intake_counters_topic_row *counters_view_topic(const struct counters_view *view,
                                                             uint32_t topic_id);
-const struct intake_counters_received_cell *
-counters_view_received(const struct counters_view *view, uint32_t reactor);
+const struct intake_counters_received_cell *counters_view_received(const struct counters_view *view,
+                                                                   uint32_t reactor);
 
 /* A thread whose heartbeat is older than this is not ready (idle threads beat every second). */
 #define COUNTERS_VIEW_READY_NS (5ull * 1000 * 1000 * 1000)
@@ -81,7 +81,6 @@ enum counters_render_format {
  * of memory or past COUNTERS_RENDER_BYTES_MAX. For intake-stat and the metrics thread only
  * (never a reactor or worker). */
 char *counters_render_alloc(const struct counters_view *view, const char *log_directory,
-                            uint64_t now_ns, enum counters_render_format format,
-                            size_t *length);
+                            uint64_t now_ns, enum counters_render_format format, size_t *length);
 
 #endif

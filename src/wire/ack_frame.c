@@ -48,15 +48,15 @@ static bool ack_frame_decode_detail(pb_istream_t *stream, const pb_field_t *fiel
                                     void **argument) {
     char *detail = *argument;
     size_t length = stream->bytes_left;
-    size_t kept = length < ACK_FRAME_DETAIL_KEPT_BYTES - 1 ? length
-                                                          : ACK_FRAME_DETAIL_KEPT_BYTES - 1;
+    size_t kept =
+        length < ACK_FRAME_DETAIL_KEPT_BYTES - 1 ? length : ACK_FRAME_DETAIL_KEPT_BYTES - 1;
     if (!pb_read(stream, (pb_byte_t *)detail, kept)) return false;
     detail[kept] = '\0';
     return pb_read(stream, NULL, length - kept);
 }
 
-enum ack_frame_result ack_frame_decode(const uint8_t *bytes, size_t length,
-                                       size_t body_bytes_max, struct ack_frame_decoded *ack) {
+enum ack_frame_result ack_frame_decode(const uint8_t *bytes, size_t length, size_t body_bytes_max,
+                                       struct ack_frame_decoded *ack) {
     INTAKE_ASSERT(bytes != NULL || length == 0);
     INTAKE_ASSERT(ack != NULL);
     memset(ack, 0, sizeof(*ack));

@@ -50,8 +50,7 @@ struct ack_frame_decoded {
 /* Decodes the first delimited Ack in `bytes[0..length)`. A frame whose body is over
  * `body_bytes_max` is refused from its prefix alone, so a reader with a buffer of that size
  * never waits for a frame it cannot hold. */
-enum ack_frame_result ack_frame_decode(const uint8_t *bytes, size_t length,
-                                       size_t body_bytes_max, struct ack_frame_decoded *ack)
-    INTAKE_MUST_CHECK;
+enum ack_frame_result ack_frame_decode(const uint8_t *bytes, size_t length, size_t body_bytes_max,
+                                       struct ack_frame_decoded *ack) INTAKE_MUST_CHECK;
 
 #endif

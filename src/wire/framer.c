@@ -62,8 +62,8 @@ static enum framer_event framer_read_prefix(struct framer *framer, const uint8_t
         result = varint_decode(bytes + *offset, length - *offset, &frame_bytes, &consumed);
         if (result == VARINT_NEED_MORE) {
             consumed = 0;
-            result = varint_decoder_feed(&framer->length_decoder, bytes + *offset,
-                                         length - *offset, &consumed);
+            result = varint_decoder_feed(&framer->length_decoder, bytes + *offset, length - *offset,
+                                         &consumed);
         }
     } else {
         result = varint_decoder_feed(&framer->length_decoder, bytes + *offset, length - *offset,
@@ -72,8 +72,8 @@ static enum framer_event framer_read_prefix(struct framer *framer, const uint8_t
     }
     *offset += (uint32_t)consumed;
     if (result == VARINT_NEED_MORE) return FRAMER_NEED_INPUT;
-    if (result == VARINT_BAD) return framer_fail(framer, RECORD_STATUS_REJECTED,
-                                                 "bad varint length prefix");
+    if (result == VARINT_BAD)
+        return framer_fail(framer, RECORD_STATUS_REJECTED, "bad varint length prefix");
     memset(&framer->length_decoder, 0, sizeof(framer->length_decoder));
     if (frame_bytes > framer->frame_bytes_max) {
         snprintf(framer->error_detail_text, sizeof(framer->error_detail_text),
@@ -140,8 +140,8 @@ enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
         if (framer->body_bytes_needed == 0) return framer_complete(framer);
         if (*offset == chunk_length) return FRAMER_NEED_INPUT;
         uint32_t available = chunk_length - *offset;
-        uint32_t take = available < framer->body_bytes_needed ? available
-                                                              : framer->body_bytes_needed;
+        uint32_t take =
+            available < framer->body_bytes_needed ? available : framer->body_bytes_needed;
         if (framer_append(framer->record, chunk_bytes + *offset, take, unit) != 0)
             return framer_fail(framer, RECORD_STATUS_RESOURCE_EXHAUSTED,
                                "record arrived in more than 64 fragments");

@@ -42,16 +42,16 @@ enum framer_event {
 };
 
 struct framer {
-    uint32_t frame_bytes_max;    /* --max-frame */
+    uint32_t frame_bytes_max; /* --max-frame */
     struct varint_decoder length_decoder;
-    uint32_t body_bytes_needed;  /* > 0 while inside a record body */
+    uint32_t body_bytes_needed; /* > 0 while inside a record body */
     int in_body;
-    struct record *record;       /* being filled; NULL until given */
+    struct record *record;                     /* being filled; NULL until given */
     struct record_scan_progress scan_progress; /* the body's scan so far (early rejection) */
     enum record_status error_status;
     /* Static string, or error_detail_text; lives as long as the framer. */
     const char *error_detail;
-    int error_before_frame_end;  /* the error came before the frame's last byte arrived */
+    int error_before_frame_end; /* the error came before the frame's last byte arrived */
     /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
      * per framer, because many connections may report oversize frames at once. */
     char error_detail_text[80];
@@ -68,8 +68,8 @@ void framer_init(struct framer *framer, uint32_t frame_bytes_max);
  *   RESOURCE_EXHAUSTED "record arrived in more than 64 fragments".
  */
 enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
-                              uint32_t chunk_length, uint32_t unit, uint32_t *offset)
-    INTAKE_MUST_CHECK;
+                              uint32_t chunk_length, uint32_t unit,
+                              uint32_t *offset) INTAKE_MUST_CHECK;
 
 /* After FRAMER_NEED_RECORD: hands the framer an empty record from the reactor's pool. */
 void framer_give_record(struct framer *framer, struct record *record);

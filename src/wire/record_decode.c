@@ -71,8 +71,8 @@ struct span_rules {
  * with a non-length-delimited wire type reaches the callback through nanopb's stack buffer
  * stream, not ours: that is bad input, so it is refused here rather than asserted in the skip.
  */
-static bool note_span(pb_istream_t *stream, struct decode_context *context,
-                      struct field_span *span, const struct span_rules *rules) {
+static bool note_span(pb_istream_t *stream, struct decode_context *context, struct field_span *span,
+                      const struct span_rules *rules) {
     if (stream->callback != slice_stream_read)
         return refuse(stream, context, rules->wrong_wire_type);
     const struct slice_cursor *cursor = stream->state;
@@ -90,10 +90,10 @@ static const struct span_rules key_rules = {
     "field 2 (key) must have wire type 2 (length-delimited)", NULL};
 static const struct span_rules value_rules = {
     "field 3 (value) must have wire type 2 (length-delimited)", NULL};
-static const struct span_rules header_key_rules = {
-    "header field 1 (key) must have wire type 2", "header key is not valid UTF-8"};
-static const struct span_rules header_value_rules = {
-    "header field 2 (value) must have wire type 2", NULL};
+static const struct span_rules header_key_rules = {"header field 1 (key) must have wire type 2",
+                                                   "header key is not valid UTF-8"};
+static const struct span_rules header_value_rules = {"header field 2 (value) must have wire type 2",
+                                                     NULL};
 
 static bool decode_topic(pb_istream_t *stream, const pb_field_t *field, void **arg) {
     struct decode_context *context = *arg;

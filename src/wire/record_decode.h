@@ -30,7 +30,7 @@ struct field_span {
 };
 
 struct record_decoded {
-    struct field_span topic;     /* last occurrence */
+    struct field_span topic; /* last occurrence */
     struct field_span key;
     struct field_span value;
     uint64_t timestamp_ns;
@@ -44,7 +44,7 @@ enum record_decode_result {
 };
 
 enum record_decode_result record_decode(const struct record_view *view,
-                                        struct record_decoded *decoded, const char **detail)
-    INTAKE_MUST_CHECK;
+                                        struct record_decoded *decoded,
+                                        const char **detail) INTAKE_MUST_CHECK;
 
 #endif

@@ -27,8 +27,8 @@ enum wire_type {
 struct scan_field {
     uint32_t number;
     uint32_t wire_type;
-    uint64_t varint_value;  /* WIRE_VARINT */
-    uint32_t value_offset;  /* other wire types: where the value starts */
+    uint64_t varint_value; /* WIRE_VARINT */
+    uint32_t value_offset; /* other wire types: where the value starts */
     uint32_t value_length;
     struct slice_cursor value_cursor; /* at value_offset, so nothing has to seek back */
 };
@@ -87,8 +87,7 @@ static const char *scan_varint(struct slice_cursor *cursor, uint32_t end, uint64
 static const char *scan_read_tag(struct slice_cursor *cursor, uint32_t end,
                                  const struct scan_messages *messages, struct scan_field *field) {
     uint64_t tag = 0;
-    const char *detail = scan_varint(cursor, end, &tag, messages->tag_truncated,
-                                     messages->tag_bad);
+    const char *detail = scan_varint(cursor, end, &tag, messages->tag_truncated, messages->tag_bad);
     if (detail != NULL) return detail;
     uint64_t number = tag >> 3;
     field->wire_type = (uint32_t)(tag & 7);
@@ -189,8 +188,8 @@ static const char *scan_fields(struct slice_cursor *cursor, uint32_t end,
         const char *detail = scan_read_tag(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
         int known = field.number < INTAKE_ARRAY_LENGTH(record_wire_type_details);
-        uint32_t expected = (field.number == 4 || field.number == 5) ? WIRE_VARINT
-                                                                      : WIRE_LENGTH_DELIMITED;
+        uint32_t expected =
+            (field.number == 4 || field.number == 5) ? WIRE_VARINT : WIRE_LENGTH_DELIMITED;
         if (known && field.wire_type != expected) return record_wire_type_details[field.number];
         detail = scan_read_value(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
@@ -235,8 +234,10 @@ enum record_scan_result record_scan_finish(const struct record_view *view,
     const char *detail = progress->scan.detail;
     if (result == RECORD_SCAN_OK) {
         INTAKE_ASSERT(progress->checked_bytes == view->total_bytes);
-        if (!progress->topic_seen) detail = "record has no topic";
-        else if (progress->scan.topic_length == 0) detail = "topic is empty";
+        if (!progress->topic_seen)
+            detail = "record has no topic";
+        else if (progress->scan.topic_length == 0)
+            detail = "topic is empty";
         else if (progress->scan.topic_length > RECORD_TOPIC_BYTES_MAX)
             detail = "topic is longer than 255 bytes";
     }

@@ -36,8 +36,8 @@ struct record_scan {
 };
 
 /* Scans a complete record (the view holds all of its bytes). */
-enum record_scan_result record_scan_view(const struct record_view *view, struct record_scan *scan)
-    INTAKE_MUST_CHECK;
+enum record_scan_result record_scan_view(const struct record_view *view,
+                                         struct record_scan *scan) INTAKE_MUST_CHECK;
 
 /*
  * The same scan, resumable while a record's bytes arrive (the framer's early rejection).
@@ -67,8 +67,7 @@ struct record_scan_progress {
 
 void record_scan_progress_init(struct record_scan_progress *progress);
 enum record_scan_result record_scan_prefix(const struct record_view *view, uint32_t frame_bytes,
-                                           struct record_scan_progress *progress)
-    INTAKE_MUST_CHECK;
+                                           struct record_scan_progress *progress) INTAKE_MUST_CHECK;
 /* Completes the scan over the whole record; the same result record_scan_view gives. */
 enum record_scan_result record_scan_finish(const struct record_view *view,
                                            struct record_scan_progress *progress,
@@ -81,7 +80,7 @@ uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length);
 /* Nonzero when the view's `length` bytes at `offset` equal `bytes`. */
 int record_view_equals(const struct record_view *view, uint32_t offset, uint32_t length,
                        const uint8_t *bytes);
-/* Copies out up to `capacity` bytes at `offset` (for log lines and tests; never on the data path). */
+/* Copies out up to `capacity` bytes at `offset` (log lines and tests; never the data path). */
 uint32_t record_view_copy(const struct record_view *view, uint32_t offset, uint32_t length,
                           uint8_t *out, uint32_t capacity);
 

@@ -120,8 +120,8 @@ static inline enum slice_cursor_varint slice_cursor_varint(struct slice_cursor *
     if (in_limit == 0) return SLICE_CURSOR_VARINT_TRUNCATED;
     /* Fast path: the whole varint lies in the current slice. */
     size_t consumed = 0;
-    enum varint_result result = varint_decode(slice_cursor_pointer(cursor), available, value,
-                                              &consumed);
+    enum varint_result result =
+        varint_decode(slice_cursor_pointer(cursor), available, value, &consumed);
     if (INTAKE_LIKELY(result == VARINT_OK)) {
         slice_cursor_advance(cursor, (uint32_t)consumed);
         return SLICE_CURSOR_VARINT_OK;

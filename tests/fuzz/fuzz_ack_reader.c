@@ -24,7 +24,7 @@
 #include "varint.h"
 
 /* The producer's receive buffer and its frame limit. */
-#define READER_BUFFER_BYTES 4096
+#define READER_BUFFER_BYTES   4096
 #define READER_BODY_BYTES_MAX (READER_BUFFER_BYTES - VARINT_BYTES_MAX)
 /* Acks compared per run; later ones are decoded but not kept. */
 #define READER_ACKS_KEPT 64
@@ -84,8 +84,8 @@ static void reader_run(const uint8_t *stream, size_t length, const uint8_t *spli
     while (position < length && outcome->error == ACK_FRAME_OK) {
         /* What the producer asserts before every recv: there is room. */
         FUZZ_CHECK(fill < READER_BUFFER_BYTES);
-        size_t piece = split_count ? (size_t)(splits[piece_index++ % split_count] & 63) + 1
-                                   : length;
+        size_t piece =
+            split_count ? (size_t)(splits[piece_index++ % split_count] & 63) + 1 : length;
         if (piece > READER_BUFFER_BYTES - fill) piece = READER_BUFFER_BYTES - fill;
         if (piece > length - position) piece = length - position;
         memcpy(buffer + fill, stream + position, piece);
@@ -128,8 +128,7 @@ static void check_round_trip(const uint8_t *bytes, size_t length) {
     size_t frame_length = ack_frame_encode(sequence, status, detail, frame);
     FUZZ_CHECK(frame_length <= ACK_FRAME_BYTES_MAX);
     struct ack_frame_decoded ack;
-    FUZZ_CHECK(ack_frame_decode(frame, frame_length, READER_BODY_BYTES_MAX, &ack) ==
-               ACK_FRAME_OK);
+    FUZZ_CHECK(ack_frame_decode(frame, frame_length, READER_BODY_BYTES_MAX, &ack) == ACK_FRAME_OK);
     FUZZ_CHECK(ack.frame_bytes == frame_length);
     FUZZ_CHECK(ack.sequence == sequence);
     FUZZ_CHECK(ack.status == status);
@@ -139,10 +138,12 @@ static void check_round_trip(const uint8_t *bytes, size_t length) {
     /* The encoder cuts only to stay within ACK_DETAIL_BYTES_MAX, at a UTF-8 boundary: for
      * valid UTF-8 at most 3 bytes short of it (invalid UTF-8 may be cut further back). */
     uint32_t utf8_state = 0;
-    int valid_utf8 = intake_utf8_feed(&utf8_state, (const uint8_t *)detail, detail_length) &&
-                     utf8_state == 0;
-    if (detail_length <= ACK_DETAIL_BYTES_MAX) FUZZ_CHECK(kept == detail_length);
-    else if (valid_utf8) FUZZ_CHECK(kept + 3 >= ACK_DETAIL_BYTES_MAX);
+    int valid_utf8 =
+        intake_utf8_feed(&utf8_state, (const uint8_t *)detail, detail_length) && utf8_state == 0;
+    if (detail_length <= ACK_DETAIL_BYTES_MAX)
+        FUZZ_CHECK(kept == detail_length);
+    else if (valid_utf8)
+        FUZZ_CHECK(kept + 3 >= ACK_DETAIL_BYTES_MAX);
     /* Every proper prefix of the frame is "need more". */
     for (size_t cut = 0; cut < frame_length; cut++)
         FUZZ_CHECK(ack_frame_decode(frame, cut, READER_BODY_BYTES_MAX, &ack) ==

@@ -86,8 +86,8 @@ static void check_admitted(const struct record *record, const uint8_t *contiguou
 
 /* Property 3: `received` bytes of a frame of `frame_bytes` were refused early with `detail`. */
 static void check_early_rejection(const uint8_t *received, uint32_t received_length,
-                                  uint32_t frame_bytes, const char *detail,
-                                  const uint8_t *filler, size_t filler_length) {
+                                  uint32_t frame_bytes, const char *detail, const uint8_t *filler,
+                                  size_t filler_length) {
     FUZZ_CHECK(received_length < frame_bytes);
     uint8_t *frame = malloc(frame_bytes);
     FUZZ_CHECK(frame != NULL);
@@ -115,8 +115,8 @@ static void check_early_rejection(const uint8_t *received, uint32_t received_len
 static void outcome_add(struct framer_outcome *outcome, const struct record *record) {
     if (outcome->record_count == outcome->record_capacity) {
         outcome->record_capacity = outcome->record_capacity ? 2 * outcome->record_capacity : 8;
-        outcome->records = realloc(outcome->records,
-                                   outcome->record_capacity * sizeof(*outcome->records));
+        outcome->records =
+            realloc(outcome->records, outcome->record_capacity * sizeof(*outcome->records));
         FUZZ_CHECK(outcome->records != NULL);
     }
     struct record_view view = record_view_of(record);
@@ -150,11 +150,14 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
         uint32_t offset = 0;
         for (int done = 0; !done;) {
             uint32_t before = offset;
-            enum framer_event event = framer_feed(&framer, chunk->bytes, chunk->length,
-                                                  chunk->unit, &offset);
+            enum framer_event event =
+                framer_feed(&framer, chunk->bytes, chunk->length, chunk->unit, &offset);
             FUZZ_CHECK(offset >= before && offset <= chunk->length);
             switch (event) {
-            case FRAMER_NEED_INPUT: FUZZ_CHECK(offset == chunk->length); done = 1; break;
+            case FRAMER_NEED_INPUT:
+                FUZZ_CHECK(offset == chunk->length);
+                done = 1;
+                break;
             case FRAMER_NEED_RECORD: {
                 int free_index = record_in_use[0] ? 1 : 0;
                 FUZZ_CHECK(!record_in_use[free_index]);

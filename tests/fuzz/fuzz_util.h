@@ -18,13 +18,13 @@
 
 /* A property the target asserts failed: print it and abort, which both libFuzzer and the
  * replay driver report as a crash with the input attached. */
-#define FUZZ_CHECK(expression)                                                             \
-    do {                                                                                   \
-        if (!(expression)) {                                                               \
-            fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #expression, __FILE__,   \
-                    __LINE__);                                                             \
-            abort();                                                                       \
-        }                                                                                  \
+#define FUZZ_CHECK(expression)                                                                     \
+    do {                                                                                           \
+        if (!(expression)) {                                                                       \
+            fprintf(stderr, "fuzz property failed: %s (%s:%d)\n", #expression, __FILE__,           \
+                    __LINE__);                                                                     \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The input split into the bytes under test (head) and parameters (tail, read backwards). */

@@ -27,7 +27,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-#define KNOWN_MAX 256
+#define KNOWN_MAX            256
 #define REPLAY_ALARM_SECONDS 60
 
 static char *known[KNOWN_MAX];
@@ -105,8 +105,7 @@ static void replay_file(const char *path) {
         printf("known finding now passes (unlist it): %s\n", path);
         return;
     }
-    const char *how = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "timed out"
-                                                                         : "crashed";
+    const char *how = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "timed out" : "crashed";
     if (listed) {
         known_open++;
         printf("known finding, still open (%s): %s\n", how, path);

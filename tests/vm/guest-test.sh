@@ -69,7 +69,7 @@ generate() {
 daemon_start() {
     daemon_log=$daemon_log_path
     "$bin/intaked" --backend zcrx --zcrx-nodev --reactors 2 --workers 2 --shm-dir "$daemon_dir" \
-        --listen "127.0.0.1:$daemon_port" --log-size 128M >"$daemon_log" 2>&1 &
+        --listen "127.0.0.1:$daemon_port" --log-size 64M >"$daemon_log" 2>&1 &
     daemon_pid=$!
     for attempt in $(seq 1 300); do
         grep -q '^intaked: listening on' "$daemon_log" && break

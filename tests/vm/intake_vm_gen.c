@@ -35,16 +35,16 @@
  * docs/zcrx.md, "Record size under zcrx"). */
 #define GEN_VALUE_BYTES_SMALL 16384u
 #define GEN_VALUE_BYTES_LARGE (128u * 1024u)
-#define GEN_LARGE_EVERY 61u
+#define GEN_LARGE_EVERY       61u
 /* A stream stops after this many rounds whatever --min-bytes says (a bound on the loop). */
 #define GEN_ROUNDS_MAX 100000000ull
 
 struct gen_topic {
     const char *name;
     size_t name_bytes;
-    uint64_t state;   /* xorshift64 state of this topic's values */
+    uint64_t state; /* xorshift64 state of this topic's values */
     uint64_t records;
-    uint64_t bytes;   /* delimited bytes written for this topic */
+    uint64_t bytes; /* delimited bytes written for this topic */
 };
 
 struct gen_options {
@@ -181,14 +181,22 @@ static int gen_parse(int argc, char **argv, struct gen_options *options) {
     for (int index = 1; index < argc; index++) {
         const char *flag = argv[index];
         const char *argument = index + 1 < argc ? argv[index + 1] : NULL;
-        if (strcmp(flag, "--summary") == 0) { options->summary = true; continue; }
+        if (strcmp(flag, "--summary") == 0) {
+            options->summary = true;
+            continue;
+        }
         if (argument == NULL) return -1;
         index++;
-        if (strcmp(flag, "--topics") == 0) topics = argv[index];
-        else if (strcmp(flag, "--seed") == 0) options->seed = strtoull(argument, NULL, 10);
-        else if (strcmp(flag, "--min-bytes") == 0) options->min_bytes = strtoull(argument, NULL, 10);
-        else if (strcmp(flag, "--only") == 0) options->only = argument;
-        else return -1;
+        if (strcmp(flag, "--topics") == 0)
+            topics = argv[index];
+        else if (strcmp(flag, "--seed") == 0)
+            options->seed = strtoull(argument, NULL, 10);
+        else if (strcmp(flag, "--min-bytes") == 0)
+            options->min_bytes = strtoull(argument, NULL, 10);
+        else if (strcmp(flag, "--only") == 0)
+            options->only = argument;
+        else
+            return -1;
     }
     if (topics == NULL || gen_parse_topics(topics, options) < 0) return -1;
     for (uint32_t index = 0; index < options->topic_count; index++)

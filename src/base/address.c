@@ -1,0 +1,60 @@
+/*
+ * address.c: parses "ADDR:PORT" for the listening flags (see address.h).
+ */
+#include "address.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <string.h>
+
+/* A TCP port: 1..65535, decimal digits only (strtoul would take signs, spaces and wrap). */
+static bool address_port_valid(const char *text) {
+    uint64_t port = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (*cursor < '0' || *cursor > '9') return false;
+        port = port * 10 + (uint64_t)(*cursor - '0');
+        if (port > 65535) return false;
+    }
+    return text[0] != '\0' && port >= 1;
+}
+
+int intake_address_parse(const char *flag, const char *text, struct sockaddr_storage *address,
+                         socklen_t *length, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(flag != NULL && text != NULL);
+    INTAKE_ASSERT(address != NULL && length != NULL);
+    char host[128];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0') {
+        intake_error_line(why, why_capacity, "%s wants ADDR:PORT, got \"%s\"", flag, text);
+        return -EINVAL;
+    }
+    if (!address_port_valid(colon + 1)) {
+        intake_error_line(why, why_capacity, "%s %s: the port must be a number 1..65535", flag,
+                          text);
+        return -EINVAL;
+    }
+    size_t host_length = (size_t)(colon - text);
+    memcpy(host, text, host_length);
+    host[host_length] = '\0';
+    /* [v6]:port */
+    char *host_start = host;
+    if (host_length >= 2 && host[0] == '[' && host[host_length - 1] == ']') {
+        host[host_length - 1] = '\0';
+        host_start = host + 1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
+    if (result != 0) {
+        intake_error_line(why, why_capacity, "%s %s: %s", flag, text, gai_strerror(result));
+        return -EINVAL;
+    }
+    INTAKE_ASSERT(found->ai_addrlen <= sizeof(*address));
+    memcpy(address, found->ai_addr, found->ai_addrlen);
+    *length = found->ai_addrlen;
+    freeaddrinfo(found);
+    return 0;
+}
