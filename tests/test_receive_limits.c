@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "daemon_util.h"
+#include "ack_frame.h"
 #include "harness.h"
 #include "varint.h"
 
@@ -96,37 +97,22 @@ struct ack_reader {
     bool closed;
 };
 
-/* Decodes one complete Ack from the buffer; false when none is complete yet. */
+/* Decodes one complete Ack from the buffer with the wire layer's decoder (what the producer
+ * library uses); false when none is complete yet. intaked must never send an unreadable one. */
 static bool ack_take(struct ack_reader *reader, struct ack *ack) {
-    uint64_t frame_length = 0;
-    size_t prefix = 0;
-    if (varint_decode(reader->buffer, reader->length, &frame_length, &prefix) != VARINT_OK)
-        return false;
-    if (reader->length < prefix + frame_length) return false;
+    struct ack_frame_decoded decoded;
+    enum ack_frame_result result =
+        ack_frame_decode(reader->buffer, reader->length, sizeof(reader->buffer), &decoded);
+    if (result == ACK_FRAME_NEED_MORE) return false;
+    REQUIRE(result == ACK_FRAME_OK);
     memset(ack, 0, sizeof(*ack));
-    const uint8_t *cursor = reader->buffer + prefix;
-    const uint8_t *end = cursor + frame_length;
-    while (cursor < end) {
-        uint64_t tag = 0, value = 0;
-        size_t used = 0;
-        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &tag, &used) == VARINT_OK);
-        cursor += used;
-        REQUIRE(varint_decode(cursor, (size_t)(end - cursor), &value, &used) == VARINT_OK);
-        cursor += used;
-        if (tag == (1 << 3 | 0)) {
-            ack->sequence = value;
-        } else if (tag == (2 << 3 | 0)) {
-            ack->status = (uint32_t)value;
-        } else {
-            REQUIRE(tag == (3 << 3 | 2));
-            size_t copy = value < sizeof(ack->detail) - 1 ? value : sizeof(ack->detail) - 1;
-            memcpy(ack->detail, cursor, copy);
-            cursor += value;
-        }
-    }
-    size_t consumed = prefix + frame_length;
-    memmove(reader->buffer, reader->buffer + consumed, reader->length - consumed);
-    reader->length -= consumed;
+    ack->sequence = decoded.sequence;
+    ack->status = decoded.status;
+    /* Cut to this reader's room, as before (the struct was zeroed: NUL-terminated). */
+    memcpy(ack->detail, decoded.detail, strnlen(decoded.detail, sizeof(ack->detail) - 1));
+    memmove(reader->buffer, reader->buffer + decoded.frame_bytes,
+            reader->length - decoded.frame_bytes);
+    reader->length -= decoded.frame_bytes;
     return true;
 }
 
