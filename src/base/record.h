@@ -31,6 +31,9 @@
 /* Longest topic name, bytes of UTF-8. */
 #define RECORD_TOPIC_BYTES_MAX 255
 
+/* Longest producer_id (Record field 7, Hello field 16), bytes. */
+#define RECORD_PRODUCER_ID_BYTES_MAX 64
+
 /* Room for a status detail a worker composes for one record (it names a topic, a size or a
  * system error); details longer than an Ack carries are cut when the Ack is encoded. */
 #define RECORD_STATUS_TEXT_BYTES 256
@@ -63,6 +66,10 @@ struct record {
     uint32_t topic_length;  /* its length; 1..RECORD_TOPIC_BYTES_MAX */
     uint64_t sequence;      /* field 5 as the framer's scan read it (0: no ack wanted) */
     uint64_t timestamp_ns;  /* field 4 as the framer's scan read it */
+    /* field 7 (producer_id) as the scan read it: byte offset within the record and length
+     * (1..RECORD_PRODUCER_ID_BYTES_MAX); length 0 when the record has none */
+    uint32_t producer_id_offset;
+    uint32_t producer_id_length;
     /* --- written by the reactor when it admits the record --- */
     uint32_t topic_id;
     uint32_t connection_slot;
