@@ -471,6 +471,9 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
          * it, so FUTEX_WAIT returns at once instead of sleeping through the publish. */
         uint32_t sequence =
             atomic_load_explicit(&set->notify->publish_sequence, memory_order_acquire);
+        /* Look before flagging: a woken waiter (or a busy set) finds records without asking
+         * the daemon for another wake. */
+        if (set_has_records(set)) return 1;
         atomic_store_explicit(&set->waiters->readers_waiting, 1, memory_order_relaxed);
         /* Dekker with the daemon (shm_notify_published): our flag store, then our loads of
          * every commit_position; its commit_position store, then its flag load. Both sides
