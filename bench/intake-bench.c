@@ -78,6 +78,11 @@ enum bench_target { TARGET_NONE, TARGET_INTAKE, TARGET_NATS };
  * the product's producer library (include/intake/producer.h), whose cost is then measured. */
 enum bench_producer_kind { PRODUCER_RAW, PRODUCER_LIBRARY };
 
+/* How the intake consumer reads every topic: one consumer set (intake_consumer_set_*: one poll
+ * and one wait for all topics), or one consumer handle per topic polled in turn (the API before
+ * sets; kept to measure what the set changes). */
+enum bench_consumer_kind { CONSUMER_SET, CONSUMER_HANDLES };
+
 struct bench_options {
     enum bench_target target;
     const char *host;
@@ -96,6 +101,7 @@ struct bench_options {
     bool acks;             /* give records sequences and read acks (intake) */
     bool producer_id;      /* intake: field 7, one id per connection (needs --acks) */
     enum bench_producer_kind producer_kind;
+    enum bench_consumer_kind consumer_kind;
     bool consume;        /* run the consumer thread (latency, delivery) */
     const char *shm_dir; /* intake's shared-memory directory */
     uint32_t idle_connections;
@@ -172,6 +178,9 @@ struct consumer_state {
     uint64_t out_of_order;               /* records that came back before one already seen */
     uint64_t missed;                     /* intake: gaps the consumer library reported */
     struct intake_consumer **topic_logs; /* intake: [topic_count], NULL until the log exists */
+    struct intake_consumer_set *set;     /* intake, --consumer set */
+    struct intake_consumer_set_record *set_records; /* [BENCH_POLL_RECORDS_MAX] */
+    int64_t *set_topic_number; /* set's topic_index -> bench topic number; -1 until seen */
     uint32_t topics_open;
     uint64_t next_open_try_ns;
     uint64_t unreadable_since_ns; /* first -EINVAL open not followed by a success */
@@ -705,10 +714,8 @@ static void intake_wait(struct bench_run *run, uint32_t *rotor) {
     }
 }
 
-/* One round over every topic: what a consumer of every topic does with today's consumer API
- * (one handle per topic, polled in turn). Returns records read, or a negative errno. A
- * multi-topic poll (one call for a set of topics, issue 10) replaces this function and
- * intake_wait above, and nothing else. */
+/* One round over every topic with one handle per topic, polled in turn (--consumer handles).
+ * Returns records read, or a negative errno. consume_intake_set is the same loop with a set. */
 static int64_t intake_drain_all(struct bench_run *run) {
     struct consumer_state *consumer = &run->consumer;
     int64_t drained_total = 0;
@@ -721,7 +728,7 @@ static int64_t intake_drain_all(struct bench_run *run) {
     return drained_total;
 }
 
-static int consume_intake(struct bench_run *run) {
+static int consume_intake_handles(struct bench_run *run) {
     struct consumer_state *consumer = &run->consumer;
     uint32_t topic_count = run->options->topic_count;
     INTAKE_ASSERT(consumer->topic_logs != NULL);
@@ -747,6 +754,121 @@ static int consume_intake(struct bench_run *run) {
         consumer->topic_logs[topic] = NULL;
     }
     return result < 0 ? result : 0;
+}
+
+/*
+ * --consumer set: every topic through one intake_consumer_set (listed topics bench-0 ..
+ * bench-(topics-1), ephemeral slots named "intake-bench"). Logs there at open are read from
+ * their end, logs found later from their oldest record, as consume_intake_handles does. One
+ * poll returns up to BENCH_POLL_RECORDS_MAX records of any topics; one wait sleeps on the
+ * directory's futex word. The set's own bookkeeping (heartbeats, finding new logs) is its own.
+ */
+static int intake_set_open(struct bench_run *run) {
+    struct consumer_state *consumer = &run->consumer;
+    uint32_t topic_count = run->options->topic_count;
+    char(*names)[BENCH_TOPIC_NAME_BYTES_MAX] = calloc(topic_count, sizeof *names);
+    const char **pointers = calloc(topic_count, sizeof *pointers);
+    int result = -ENOMEM;
+    if (names && pointers) {
+        for (uint32_t topic = 0; topic < topic_count; topic++) {
+            snprintf(names[topic], sizeof names[topic], BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
+            pointers[topic] = names[topic];
+        }
+        struct intake_consumer_set_options set_options = {
+            .consumer = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+            .topics_max = topic_count,
+            .topics = pointers,
+            .topic_count = topic_count};
+        char why[INTAKE_CONSUMER_ERROR_BYTES];
+        result = intake_consumer_set_open(run->options->shm_dir, BENCH_CONSUMER_NAME, &set_options,
+                                          &consumer->set, why, sizeof why);
+        if (result != 0) fprintf(stderr, "intake-bench: consumer set: %s\n", why);
+    }
+    free(names); /* the set keeps its own copies of the names */
+    free(pointers);
+    if (result != 0) run_fail(run, result, "intake consumer set open");
+    return result;
+}
+
+/* The bench topic number of a set record (bench-N), cached per set topic index. */
+static int64_t intake_set_topic_number(struct consumer_state *consumer,
+                                       const struct intake_consumer_set_record *record,
+                                       uint32_t topic_count) {
+    INTAKE_ASSERT(record->topic_index < topic_count);
+    int64_t *cached = &consumer->set_topic_number[record->topic_index];
+    if (*cached < 0) {
+        size_t prefix_bytes = strlen(BENCH_INTAKE_TOPIC_PREFIX);
+        if (strncmp(record->topic, BENCH_INTAKE_TOPIC_PREFIX, prefix_bytes) != 0) return -1;
+        unsigned long number = strtoul(record->topic + prefix_bytes, NULL, 10);
+        if (number >= topic_count) return -1;
+        *cached = (int64_t)number;
+    }
+    return *cached;
+}
+
+/* One set poll; returns records read, or a negative errno after run_fail(). */
+static int64_t intake_drain_set(struct bench_run *run) {
+    struct consumer_state *consumer = &run->consumer;
+    int count =
+        intake_consumer_set_poll(consumer->set, consumer->set_records, BENCH_POLL_RECORDS_MAX);
+    if (count < 0) {
+        fprintf(stderr, "intake-bench: set poll: %s\n", intake_consumer_set_error(consumer->set));
+        run_fail(run, count, "intake consumer set poll");
+        return count;
+    }
+    uint64_t now_ns = intake_now_ns();
+    for (int index = 0; index < count; index++) {
+        const struct intake_consumer_set_record *record = &consumer->set_records[index];
+        int64_t topic = intake_set_topic_number(consumer, record, run->options->topic_count);
+        const uint8_t *value = NULL;
+        size_t value_bytes = 0;
+        consumer->missed += record->record.missed;
+        if (topic < 0 || intake_record_value(record->record.bytes, record->record.length, &value,
+                                             &value_bytes) != 0) {
+            consumer->short_records++; /* counted as delivered but unusable */
+            consumer->records++;
+            continue;
+        }
+        consumer_deliver(consumer, run->options->connection_count, (uint32_t)topic, value,
+                         value_bytes, now_ns);
+    }
+    return count;
+}
+
+static int consume_intake_set(struct bench_run *run) {
+    struct consumer_state *consumer = &run->consumer;
+    int result = intake_set_open(run);
+    if (result != 0) return result;
+    atomic_store(&run->consumer_ready, true);
+    while (!atomic_load_explicit(&run->stop_consuming, memory_order_relaxed)) {
+        int64_t drained = intake_drain_set(run);
+        if (drained < 0) {
+            result = (int)drained;
+            break;
+        }
+        if (drained > 0) {
+            consumer_publish(run, intake_now_ns());
+            continue;
+        }
+        int waited = intake_consumer_set_wait(consumer->set, BENCH_WAIT_ONE_TOPIC_NS);
+        (void)waited; /* 1, 0 (timeout) and -EINTR all mean: poll again */
+    }
+    struct intake_consumer_set_stats stats;
+    intake_consumer_set_stats(consumer->set, &stats);
+    /* A topic the set had to close (damaged, replaced) may have lost records: not exactly once. */
+    if (stats.topic_errors > 0) {
+        fprintf(stderr, "intake-bench: consumer set closed %llu topics after errors: %s\n",
+                (unsigned long long)stats.topic_errors, intake_consumer_set_error(consumer->set));
+        consumer->short_records += stats.topic_errors;
+    }
+    intake_consumer_set_close(consumer->set);
+    consumer->set = NULL;
+    return result < 0 ? result : 0;
+}
+
+static int consume_intake(struct bench_run *run) {
+    return run->options->consumer_kind == CONSUMER_SET ? consume_intake_set(run)
+                                                       : consume_intake_handles(run);
 }
 
 /* Parses every complete MSG (and answers PING) in buffer[0..filled); returns bytes consumed. */
@@ -833,7 +955,14 @@ static int consumer_prepare(struct bench_run *run) {
     if (!consumer->next_record_number) return -ENOMEM;
     if (options->target == TARGET_INTAKE) {
         consumer->topic_logs = calloc(options->topic_count, sizeof *consumer->topic_logs);
-        return consumer->topic_logs ? 0 : -ENOMEM;
+        consumer->set_records = calloc(BENCH_POLL_RECORDS_MAX, sizeof *consumer->set_records);
+        consumer->set_topic_number =
+            malloc(options->topic_count * sizeof *consumer->set_topic_number);
+        if (!consumer->topic_logs || !consumer->set_records || !consumer->set_topic_number)
+            return -ENOMEM;
+        for (uint32_t topic = 0; topic < options->topic_count; topic++)
+            consumer->set_topic_number[topic] = -1;
+        return 0;
     }
     consumer->buffer = malloc(BENCH_CONSUMER_BUFFER_BYTES);
     if (!consumer->buffer) return -ENOMEM;
@@ -851,6 +980,8 @@ static void consumer_release(struct consumer_state *consumer) {
     free(consumer->buffer);
     free(consumer->next_record_number);
     free(consumer->topic_logs);
+    free(consumer->set_records);
+    free(consumer->set_topic_number);
 }
 
 /* ---- producers ----------------------------------------------------------------------------- */
@@ -1234,7 +1365,8 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
     printf("result target=%s mode=%s size=%s conns=%u batch=%u topics=%u rate=%.0f msgs=%llu "
            "sent=%llu lost=%llu secs=%.3f msgs_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f out_of_order=%llu missed=%llu exactly_once=%s "
-           "consumer=%s producer=%s producer_id=%s producer_cpu_s=%.3f producer_wait_cpu_s=%.3f "
+           "consumer=%s consumer_api=%s producer=%s producer_id=%s producer_cpu_s=%.3f "
+           "producer_wait_cpu_s=%.3f "
            "consumer_cpu_s=%.3f "
            "producer_us_per_msg=%.3f consumer_us_per_msg=%.3f\n",
            target_name(options->target), options->rate_per_s > 0 ? "open" : "closed",
@@ -1251,6 +1383,9 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
            options->consume ? "yes"
            : options->acks  ? "acks"
                             : "none",
+           options->target != TARGET_INTAKE         ? "nats"
+           : options->consumer_kind == CONSUMER_SET ? "set"
+                                                    : "handles",
            options->producer_kind == PRODUCER_LIBRARY ? "library" : "raw",
            options->producer_id ? "yes" : "no", producer_cpu_ns / 1e9, producer_wait_cpu_ns / 1e9,
            consumer->cpu_ns / 1e9, (double)producer_cpu_ns * per_message_us,
@@ -1579,6 +1714,8 @@ static void usage(FILE *out) {
         "  --window-bytes B     closed loop: payload bytes in flight at most (default 16 MiB)\n"
         "  --acks               intake: number records and read cumulative acks\n"
         "  --producer-id        intake: give each connection a producer_id (field 7; with --acks)\n"
+        "  --consumer set|handles  intake: one consumer set for every topic (default) or one\n"
+        "                       consumer handle per topic, polled in turn\n"
         "  --producer raw|library  intake: intake-bench's own encoder (default) or the product's\n"
         "                       producer library (include/intake/producer.h)\n"
         "  --no-consume         no consumer thread (throughput from sent or acked records)\n"
@@ -1618,6 +1755,7 @@ enum option_id {
     OPT_ACKS,
     OPT_PRODUCER_ID,
     OPT_PRODUCER,
+    OPT_CONSUMER,
     OPT_NO_CONSUME,
     OPT_SHM_DIR,
     OPT_IDLE,
@@ -1642,6 +1780,7 @@ static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
                                              {"acks", 0, NULL, OPT_ACKS},
                                              {"producer-id", 0, NULL, OPT_PRODUCER_ID},
                                              {"producer", 1, NULL, OPT_PRODUCER},
+                                             {"consumer", 1, NULL, OPT_CONSUMER},
                                              {"no-consume", 0, NULL, OPT_NO_CONSUME},
                                              {"shm-dir", 1, NULL, OPT_SHM_DIR},
                                              {"idle-connections", 1, NULL, OPT_IDLE},
@@ -1672,6 +1811,14 @@ static int apply_option(struct bench_options *options, int id, const char *value
     case OPT_WINDOW: options->window_bytes = strtoull(value, NULL, 10); return 0;
     case OPT_ACKS: options->acks = true; return 0;
     case OPT_PRODUCER_ID: options->producer_id = true; return 0;
+    case OPT_CONSUMER:
+        if (strcmp(value, "set") == 0)
+            options->consumer_kind = CONSUMER_SET;
+        else if (strcmp(value, "handles") == 0)
+            options->consumer_kind = CONSUMER_HANDLES;
+        else
+            return -EINVAL;
+        return 0;
     case OPT_PRODUCER:
         if (strcmp(value, "raw") == 0)
             options->producer_kind = PRODUCER_RAW;
@@ -1706,6 +1853,9 @@ static const char *validate_options(const struct bench_options *options) {
     if (options->duration_s > BENCH_RUN_SECONDS_MAX) return "--duration-s is at most 3600";
     if (options->acks && options->target != TARGET_INTAKE) return "--acks is for --target intake";
     if (options->producer_id && !options->acks) return "--producer-id needs --acks (sequences)";
+    if (options->consumer_kind == CONSUMER_SET && options->target == TARGET_INTAKE &&
+        options->topic_count > INTAKE_CONSUMER_SET_TOPICS_MAX)
+        return "--consumer set follows at most INTAKE_CONSUMER_SET_TOPICS_MAX topics";
     if (options->producer_kind == PRODUCER_LIBRARY && options->target != TARGET_INTAKE)
         return "--producer library is for --target intake";
     /* The library cannot set field 7 yet (issue 12 adds it); --producer-id is the raw encoder's. */
