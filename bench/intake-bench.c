@@ -977,8 +977,13 @@ static void run_stop_consumer(struct bench_run *run, pthread_t thread) {
     pthread_join(thread, NULL);
 }
 
-static int run_start_producers(struct bench_run *run, struct producer *producers) {
+/* Prepares every producer and starts its thread; *created says how many threads exist, which
+ * main must join (not producers_running: a producer bound by --count may have finished and
+ * counted itself out before main looks). */
+static int run_start_producers(struct bench_run *run, struct producer *producers,
+                               uint32_t *created) {
     const struct bench_options *options = run->options;
+    *created = 0;
     uint32_t prepared = 0;
     for (; prepared < options->connection_count; prepared++) {
         int result = producer_prepare(&producers[prepared], run, prepared);
@@ -994,14 +999,15 @@ static int run_start_producers(struct bench_run *run, struct producer *producers
                           run->start_ns + (uint64_t)(options->warmup_s * 1e9),
                           memory_order_relaxed);
     atomic_store(&run->producers_running, options->connection_count);
-    for (uint32_t index = 0; index < options->connection_count; index++)
+    for (uint32_t index = 0; index < options->connection_count; index++) {
         if (pthread_create(&producers[index].thread, NULL, producer_thread, &producers[index]) !=
             0) {
             /* Threads already started stop on the flag; main joins exactly those. */
-            atomic_store(&run->producers_running, index);
             run_fail(run, -EAGAIN, "pthread_create");
             return -EAGAIN;
         }
+        *created = index + 1;
+    }
     return 0;
 }
 
@@ -1020,8 +1026,7 @@ static int run_load(const struct bench_options *options) {
     }
     uint32_t started = 0;
     if (result == 0) {
-        result = run_start_producers(&run, producers);
-        started = atomic_load(&run.producers_running);
+        result = run_start_producers(&run, producers, &started);
         if (result == 0) run_supervise(&run);
     }
     atomic_store(&run.stop_producing, true);
