@@ -11,6 +11,13 @@
  *     latency from a stamp at the start of each value into a log-linear histogram;
  *   - the main thread connects everything, bounds the run in time, and prints one line:
  *     result target=... size=... conns=... msgs=... secs=... msgs_per_s=... mb_per_s=... p50_us=...
+ *     ... exactly_once=yes|no ... producer_us_per_msg=... consumer_us_per_msg=...
+ *     Each side's CPU is its threads' own CPU clocks (issue 10): the producer threads' (less
+ *     their closed-loop window waits, the bench's own) and the consumer thread's.
+ * Variants (issue 10, 12): --producer library (the product's producer library, bench_library.c,
+ * instead of the bench's encoder), --producer-id (Record field 7 per connection, with --acks),
+ * --consumer set|handles (bench_intake_consumer.c: one consumer set for every topic, or one
+ * handle per topic). Files: bench.h (shared state), bench_intake_consumer.c, bench_library.c.
  * Other modes: --memcpy (single-core copy bandwidth), --idle-connections N (open N connections
  * and hold them, for the server's RSS), --self-test (encoders against decoders).
  *
