@@ -68,10 +68,11 @@ int intake_record_value(const uint8_t *record, size_t record_bytes, const uint8_
 /*
  * ---- the intake consumer: every topic's shared-memory log, read in place -------------------
  *
- * consume_intake() is the consumer thread's body for --target intake. It holds one
- * include/intake/consumer.h handle per topic bench-0 .. bench-(topics-1), registered (ephemeral)
- * under the name "intake-bench", so block retention holds the writer back while this thread
- * lags: nothing is lost, the producers are pushed back instead.
+ * consume_intake() is the consumer thread's body for --target intake; with --consumer handles
+ * it runs consume_intake_handles(), which holds one include/intake/consumer.h handle per topic
+ * bench-0 .. bench-(topics-1), registered (ephemeral) under the name "intake-bench", so block
+ * retention holds the writer back while this thread lags: nothing is lost, the producers are
+ * pushed back instead. (consume_intake_set() below does the same through one consumer set.)
  *   - intaked creates a topic's log when its worker first sees the topic, so logs appear while
  *     the run is on: opens that fail with -ENOENT are retried every BENCH_OPEN_RETRY_NS, and a
  *     log that appears during the run is read from its oldest record (all of it is ours).
