@@ -9,6 +9,8 @@
  *   wake:        a thread waiting on the set is woken by a publish on the last of many topics:
  *                wait returns 1 and the daemon consumed the waiters flag (it took the wake path).
  *   bounded:     topics_max below the topics present: the first are followed, the rest counted.
+ *   restart:     a set open across a daemon restart keeps reading and is woken through the same
+ *                wake-up files (the new daemon reuses them), and sees the daemon's absence.
  *   garbage:     a consumer scribbles over intake.notify-waiters, then truncates it: the daemon
  *                keeps acking, exits 0, and a waiting set is still woken.
  */
@@ -280,6 +282,44 @@ static void test_bounded(void) {
     daemon_directory_remove(directory);
 }
 
+static void test_restart(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "set-restart");
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    struct intake_producer *producer = producer_open(&daemon);
+    produce(producer, "t0", 0, 10);
+    intake_producer_close(producer);
+    struct intake_consumer_set_options options = {
+        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .topics_max = 8,
+        .all_topics = true,
+    };
+    struct intake_consumer_set *set = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_set_open(directory, "restart", &options, &set, why, sizeof(why)) == 0);
+    uint64_t seen[2] = {0}, bad = 0;
+    CHECK(drain(set, 10, seen, 2, &bad) == 10);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(!intake_consumer_set_writer_alive(set));
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    CHECK(intake_consumer_set_writer_alive(set));
+    producer = producer_open(&daemon);
+    produce(producer, "t0", 10, 10);
+    produce(producer, "t1", 0, 5);
+    intake_producer_close(producer);
+    CHECK(drain(set, 15, seen, 2, &bad) == 15);
+    CHECK(seen[0] == 20 && seen[1] == 5 && bad == 0);
+    CHECK(wake_once(directory, &daemon, "t1", set) == 1);
+    CHECK(waiters_flag(directory) == 0);
+    struct intake_consumer_set_record records[4];
+    int got = intake_consumer_set_poll(set, records, 4);
+    CHECK(got == 1 && strcmp(records[0].topic, "t1") == 0 && records[0].record.offset == 5);
+    intake_consumer_set_close(set);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
 static void test_garbage(void) {
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "set-garbage");
@@ -327,6 +367,7 @@ int main(void) {
     test_listed();
     test_wake();
     test_bounded();
+    test_restart();
     test_garbage();
     return test_finish();
 }

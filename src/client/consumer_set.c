@@ -440,9 +440,11 @@ static bool set_has_records(const struct intake_consumer_set *set) {
         const struct set_member *member = &set->members[index];
         if (member->state != MEMBER_OPEN) continue;
         /* The acquire load pairs with the writer's release store of commit_position. */
-        uint64_t commit =
-            atomic_load_explicit(&member->consumer.header->commit_position, memory_order_acquire);
-        if (commit != member->consumer.position) return true;
+        const struct shm_log_header *header = member->consumer.header;
+        uint64_t commit = atomic_load_explicit(&header->commit_position, memory_order_acquire);
+        uint64_t retained = atomic_load_explicit(&header->retained_position, memory_order_relaxed);
+        /* A retained bound above commit is a transient poll would only wait out. */
+        if (commit != member->consumer.position && retained <= commit) return true;
     }
     return false;
 }
