@@ -154,6 +154,10 @@ const char *intake_consumer_error(const struct intake_consumer *consumer);
  * poll takes the topics round-robin from where the previous one stopped, each topic up to
  * `per_topic_batch` records at a time, so one busy topic cannot starve the others).
  *
+ * Descriptors: a set holds one file descriptor per followed topic (its consumer region, whose
+ * lock marks the slot live) plus three; open raises the soft RLIMIT_NOFILE, up to the hard
+ * limit, to topics_max + 256 when it is lower.
+ *
  * Thread: a set belongs to one thread at a time, like a consumer.
  */
 

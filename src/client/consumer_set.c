@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -36,6 +37,8 @@
 #define SET_RETRY_INTERVAL_NS 1000000000ull
 /* Without intake.notify, wait looks at the logs this often. */
 #define SET_POLL_INTERVAL_NS 10000000ull
+/* Descriptors a set leaves for the rest of the process when it raises the soft limit. */
+#define SET_DESCRIPTORS_SPARE 256u
 /* The directory listing buffer. */
 #define SET_LISTING_BYTES 32768u
 
@@ -219,6 +222,11 @@ static int member_open(struct intake_consumer_set *set, struct set_member *membe
     if (result != 0) return result;
     struct stat status;
     member->inode = fstat(member->consumer.fd, &status) == 0 ? (uint64_t)status.st_ino : 0;
+    /* The mapping outlives the descriptor, and nothing of a member uses it after open (the
+     * set asks intake.notify whether a daemon runs, and the listing whether a log was
+     * replaced): one descriptor per topic, the region's, which holds the slot's lock. */
+    close(member->consumer.fd);
+    member->consumer.fd = -1;
     member->released_position = member->consumer.position;
     member->state = MEMBER_OPEN;
     uint64_t slice_ns = consumer_wait_slice_ns(member->consumer.header);
@@ -575,6 +583,18 @@ void intake_consumer_set_close(struct intake_consumer_set *set) {
     free(set);
 }
 
+/* A set holds one descriptor per topic: make room under the soft limit, up to the hard one
+ * (as Go's runtime does at startup), so a default limit of 1024 does not refuse a large set. */
+static void descriptor_limit_raise(uint32_t topics_max) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    rlim_t wanted = (rlim_t)topics_max + SET_DESCRIPTORS_SPARE;
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+    limit.rlim_cur =
+        limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted ? limit.rlim_max : wanted;
+    (void)setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 /* Allocates everything the set will ever use. */
 static int set_allocate(struct intake_consumer_set *set,
                         const struct intake_consumer_set_options *options) {
@@ -620,6 +640,7 @@ int intake_consumer_set_open(const char *directory, const char *name,
         intake_consumer_set_close(set);
         return result;
     }
+    descriptor_limit_raise(options->topics_max);
     set->directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (set->directory_fd < 0) {
         result = -errno;
