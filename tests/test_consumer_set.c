@@ -11,6 +11,9 @@
  *   bounded:     topics_max below the topics present: the first are followed, the rest counted.
  *   restart:     a set open across a daemon restart keeps reading and is woken through the same
  *                wake-up files (the new daemon reuses them), and sees the daemon's absence.
+ *   notify_files: the daemon's side in-process: files and modes, reuse across a restart, a
+ *                waiters file that is not the pair replaced, the flag swapped by a publish,
+ *                and a truncated waiters file survived (SIGBUS recovered) with wakes kept.
  *   garbage:     a consumer scribbles over intake.notify-waiters, then truncates it: the daemon
  *                keeps acking, exits 0, and a waiting set is still woken.
  */
@@ -18,6 +21,8 @@
 #include <sys/mman.h>
 
 #include "daemon_util.h"
+#include "fault_guard.h"
+#include "shm_notify.h"
 #include "intake/consumer.h"
 #include "intake/producer.h"
 #include "intake/shm_log_format.h"
@@ -320,6 +325,72 @@ static void test_restart(void) {
     daemon_directory_remove(directory);
 }
 
+static uint64_t file_inode(const char *directory, const char *name, mode_t *mode) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", directory, name);
+    struct stat status;
+    if (stat(path, &status) != 0) return 0;
+    if (mode != NULL) *mode = status.st_mode & 07777;
+    return (uint64_t)status.st_ino;
+}
+
+static void test_notify_files(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "notify-files");
+    REQUIRE(mkdir(directory, 0750) == 0);
+    struct shm_notify notify;
+    char why[512];
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    mode_t mode = 0, waiters_mode = 0;
+    uint64_t inode = file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, &mode);
+    uint64_t waiters_inode = file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, &waiters_mode);
+    CHECK(inode != 0 && mode == 0640);
+    CHECK(waiters_inode != 0 && waiters_mode == 0660);
+    CHECK(notify.notify->magic == SHM_LOG_NOTIFY_MAGIC && notify.notify->version == 1);
+    CHECK(notify.waiters->created_wall_ns == notify.notify->created_wall_ns);
+    /* No sleeper flagged: the word moves, the flag stays 0. A flag is swapped back to 0. */
+    shm_notify_published(&notify);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 1);
+    atomic_store(&notify.waiters->readers_waiting, 7);
+    shm_notify_published(&notify);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 2);
+    CHECK(atomic_load(&notify.waiters->readers_waiting) == 0);
+    shm_notify_logs_changed(&notify);
+    CHECK(atomic_load(&notify.notify->logs_changed) == 1);
+    shm_notify_close(&notify);
+    /* A restart keeps both files (sleepers on them keep working)... */
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, NULL) == inode);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, NULL) == waiters_inode);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 3); /* logs_changed bumped it */
+    /* ...but a waiters file that is not the pair (garbage identity) is replaced. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME);
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint8_t junk[64];
+    memset(junk, 0x5a, sizeof(junk));
+    CHECK(pwrite(fd, junk, sizeof(junk), 0) == (ssize_t)sizeof(junk));
+    close(fd);
+    shm_notify_close(&notify);
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, NULL) == inode);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, NULL) != waiters_inode);
+    CHECK(notify.waiters->magic == SHM_LOG_NOTIFY_WAITERS_MAGIC);
+    /* Truncated under the writer: the publish faults, the guard recovers, wakes go on. */
+    fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    CHECK(ftruncate(fd, 0) == 0);
+    close(fd);
+    uint64_t recovered = fault_guard_recovered_count();
+    shm_notify_published(&notify);
+    CHECK(fault_guard_recovered_count() == recovered + 1);
+    CHECK(atomic_load(&notify.waiters_broken));
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 4);
+    shm_notify_close(&notify);
+    daemon_directory_remove(directory);
+}
+
 static void test_garbage(void) {
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "set-garbage");
@@ -368,6 +439,7 @@ int main(void) {
     test_wake();
     test_bounded();
     test_restart();
+    test_notify_files();
     test_garbage();
     return test_finish();
 }
