@@ -43,8 +43,10 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a declaration below changes incompatibly. */
-#define INTAKE_CONSUMER_API_VERSION 3
+/* Bumped whenever a declaration below changes incompatibly (additions do not bump it). */
+#define INTAKE_CONSUMER_API_VERSION 2
+/* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
+#define INTAKE_CONSUMER_HAS_SETS 1
 
 /* Room for any reason line the library writes, NUL included. */
 #define INTAKE_CONSUMER_ERROR_BYTES 512
