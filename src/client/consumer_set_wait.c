@@ -137,6 +137,7 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
         /* Look before flagging: a woken waiter (or a busy set) finds records without asking
          * the daemon for another wake. */
         if (set_has_records(set)) return 1;
+        if (now_ns >= deadline_ns) return 0; /* a zero timeout asks for no wake */
         atomic_store_explicit(&set->waiters->readers_waiting, 1, memory_order_relaxed);
         /* Dekker with the daemon (shm_notify_published): our flag store, then our loads of
          * every commit_position; its commit_position store, then its flag load. Both sides
@@ -146,7 +147,6 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
                 set->logs_changed_seen ||
             set_has_records(set))
             return 1;
-        if (now_ns >= deadline_ns) return 0;
         uint64_t pause_ns = deadline_ns - now_ns;
         if (pause_ns > sleep_max_ns) pause_ns = sleep_max_ns;
         if (consumer_futex_wait(&set->notify->publish_sequence, sequence, pause_ns) != 0 &&
