@@ -179,8 +179,9 @@ static int set_rescan(struct intake_consumer_set *set, bool first, char *why, si
     set->stats.rescans++;
     if (set->notify == NULL) set_notify_try_open(set);
     if (lseek(set->directory_fd, 0, SEEK_SET) < 0) {
-        set_fail(set, "cannot list %s: %s", set->directory, strerror(errno));
-        return first ? -errno : 0;
+        int error = errno;
+        set_fail(set, "cannot list %s: %s", set->directory, strerror(error));
+        return first ? -error : 0;
     }
     uint64_t refused = 0;
     for (;;) {
