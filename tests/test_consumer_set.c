@@ -11,12 +11,15 @@
  *   bounded:     topics_max below the topics present: the first are followed, the rest counted.
  *   restart:     a set open across a daemon restart keeps reading and is woken through the same
  *                wake-up files (the new daemon reuses them), and sees the daemon's absence.
+ *   recreated:   a topic's log truncated under the daemon and the set: the daemon recreates it,
+ *                and the set reopens it and continues at the next offset, nothing twice.
  *   notify_files: the daemon's side in-process: files and modes, reuse across a restart, a
  *                waiters file that is not the pair replaced, the flag swapped by a publish,
  *                and a truncated waiters file survived (SIGBUS recovered) with wakes kept.
  *   garbage:     a consumer scribbles over intake.notify-waiters, then truncates it: the daemon
  *                keeps acking, exits 0, and a waiting set is still woken.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <sys/mman.h>
 
@@ -325,6 +328,75 @@ static void test_restart(void) {
     daemon_directory_remove(directory);
 }
 
+/* Sends record `number` of `topic` until one is acknowledged OK (the first after a log broke
+ * may be answered INTERNAL: it was never readable). */
+static void produce_until_ok(const struct daemon *daemon, const char *topic, int number) {
+    for (int attempt = 0; attempt < 50; attempt++) {
+        struct intake_producer *producer = producer_open(daemon);
+        char value[64];
+        int length = snprintf(value, sizeof(value), "%s#%d.", topic, number);
+        uint64_t sequence = 0;
+        bool acked = intake_producer_send(producer, topic, "k", 1, value, (size_t)length, 0,
+                                          &sequence) == 0 &&
+                     intake_producer_wait_acks(producer, sequence, 10000) == 0;
+        intake_producer_close(producer);
+        if (acked) return;
+        struct timespec pause = {0, 20000000};
+        nanosleep(&pause, NULL);
+    }
+    REQUIRE(!"a record was acknowledged after the log was recreated");
+}
+
+/* Whether the daemon quarantined a file named `prefix`.corrupt-* (it recreated the log). */
+static bool quarantined(const char *directory, const char *prefix) {
+    DIR *listing = opendir(directory);
+    REQUIRE(listing != NULL);
+    bool found = false;
+    for (struct dirent *entry = readdir(listing); entry != NULL; entry = readdir(listing))
+        if (strncmp(entry->d_name, prefix, strlen(prefix)) == 0 &&
+            strstr(entry->d_name, ".corrupt-") != NULL)
+            found = true;
+    closedir(listing);
+    return found;
+}
+
+static void test_recreated(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "set-recreated");
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    struct intake_producer *producer = producer_open(&daemon);
+    produce(producer, "t0", 0, 10);
+    intake_producer_close(producer);
+    struct intake_consumer_set_options options = {
+        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .topics_max = 8,
+        .all_topics = true,
+    };
+    struct intake_consumer_set *set = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_set_open(directory, "recreated", &options, &set, why, sizeof(why)) ==
+            0);
+    uint64_t seen[1] = {0}, bad = 0;
+    CHECK(drain(set, 10, seen, 1, &bad) == 10);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/t0.log", directory);
+    REQUIRE(truncate(path, 0) == 0);
+    produce_until_ok(&daemon, "t0", 10);
+    producer = producer_open(&daemon);
+    produce(producer, "t0", 11, 20);
+    intake_producer_close(producer);
+    CHECK(drain(set, 21, seen, 1, &bad) == 21);
+    CHECK(seen[0] == 31 && bad == 0);
+    struct intake_consumer_set_stats stats;
+    intake_consumer_set_stats(set, &stats);
+    CHECK(stats.topic_errors >= 1 && stats.topics_followed == 1);
+    CHECK(quarantined(directory, "t0.log"));
+    intake_consumer_set_close(set);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
 static uint64_t file_inode(const char *directory, const char *name, mode_t *mode) {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", directory, name);
@@ -439,6 +511,7 @@ int main(void) {
     test_wake();
     test_bounded();
     test_restart();
+    test_recreated();
     test_notify_files();
     test_garbage();
     return test_finish();
