@@ -9,13 +9,23 @@
  *   wake:        a thread waiting on the set is woken by a publish on the last of many topics:
  *                wait returns 1 and the daemon consumed the waiters flag (it took the wake path).
  *   bounded:     topics_max below the topics present: the first are followed, the rest counted.
+ *   restart:     a set open across a daemon restart keeps reading and is woken through the same
+ *                wake-up files (the new daemon reuses them), and sees the daemon's absence.
+ *   recreated:   a topic's log truncated under the daemon and the set: the daemon recreates it,
+ *                and the set reopens it and continues at the next offset, nothing twice.
+ *   notify_files: the daemon's side in-process: files and modes, reuse across a restart, a
+ *                waiters file that is not the pair replaced, the flag swapped by a publish,
+ *                and a truncated waiters file survived (SIGBUS recovered) with wakes kept.
  *   garbage:     a consumer scribbles over intake.notify-waiters, then truncates it: the daemon
  *                keeps acking, exits 0, and a waiting set is still woken.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <sys/mman.h>
 
 #include "daemon_util.h"
+#include "fault_guard.h"
+#include "shm_notify.h"
 #include "intake/consumer.h"
 #include "intake/producer.h"
 #include "intake/shm_log_format.h"
@@ -280,6 +290,179 @@ static void test_bounded(void) {
     daemon_directory_remove(directory);
 }
 
+static void test_restart(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "set-restart");
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    struct intake_producer *producer = producer_open(&daemon);
+    produce(producer, "t0", 0, 10);
+    intake_producer_close(producer);
+    struct intake_consumer_set_options options = {
+        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .topics_max = 8,
+        .all_topics = true,
+    };
+    struct intake_consumer_set *set = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_set_open(directory, "restart", &options, &set, why, sizeof(why)) == 0);
+    uint64_t seen[2] = {0}, bad = 0;
+    CHECK(drain(set, 10, seen, 2, &bad) == 10);
+    CHECK(daemon_stop(&daemon) == 0);
+    CHECK(!intake_consumer_set_writer_alive(set));
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    CHECK(intake_consumer_set_writer_alive(set));
+    producer = producer_open(&daemon);
+    produce(producer, "t0", 10, 10);
+    produce(producer, "t1", 0, 5);
+    intake_producer_close(producer);
+    CHECK(drain(set, 15, seen, 2, &bad) == 15);
+    CHECK(seen[0] == 20 && seen[1] == 5 && bad == 0);
+    CHECK(wake_once(directory, &daemon, "t1", set) == 1);
+    CHECK(waiters_flag(directory) == 0);
+    struct intake_consumer_set_record records[4];
+    int got = intake_consumer_set_poll(set, records, 4);
+    CHECK(got == 1 && strcmp(records[0].topic, "t1") == 0 && records[0].record.offset == 5);
+    intake_consumer_set_close(set);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
+/* Sends record `number` of `topic` until one is acknowledged OK (the first after a log broke
+ * may be answered INTERNAL: it was never readable). */
+static void produce_until_ok(const struct daemon *daemon, const char *topic, int number) {
+    for (int attempt = 0; attempt < 50; attempt++) {
+        struct intake_producer *producer = producer_open(daemon);
+        char value[64];
+        int length = snprintf(value, sizeof(value), "%s#%d.", topic, number);
+        uint64_t sequence = 0;
+        bool acked = intake_producer_send(producer, topic, "k", 1, value, (size_t)length, 0,
+                                          &sequence) == 0 &&
+                     intake_producer_wait_acks(producer, sequence, 10000) == 0;
+        intake_producer_close(producer);
+        if (acked) return;
+        struct timespec pause = {0, 20000000};
+        nanosleep(&pause, NULL);
+    }
+    REQUIRE(!"a record was acknowledged after the log was recreated");
+}
+
+/* Whether the daemon quarantined a file named `prefix`.corrupt-* (it recreated the log). */
+static bool quarantined(const char *directory, const char *prefix) {
+    DIR *listing = opendir(directory);
+    REQUIRE(listing != NULL);
+    bool found = false;
+    for (struct dirent *entry = readdir(listing); entry != NULL; entry = readdir(listing))
+        if (strncmp(entry->d_name, prefix, strlen(prefix)) == 0 &&
+            strstr(entry->d_name, ".corrupt-") != NULL)
+            found = true;
+    closedir(listing);
+    return found;
+}
+
+static void test_recreated(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "set-recreated");
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, daemon_flags));
+    struct intake_producer *producer = producer_open(&daemon);
+    produce(producer, "t0", 0, 10);
+    intake_producer_close(producer);
+    struct intake_consumer_set_options options = {
+        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .topics_max = 8,
+        .all_topics = true,
+    };
+    struct intake_consumer_set *set = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_set_open(directory, "recreated", &options, &set, why, sizeof(why)) ==
+            0);
+    uint64_t seen[1] = {0}, bad = 0;
+    CHECK(drain(set, 10, seen, 1, &bad) == 10);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/t0.log", directory);
+    REQUIRE(truncate(path, 0) == 0);
+    produce_until_ok(&daemon, "t0", 10);
+    producer = producer_open(&daemon);
+    produce(producer, "t0", 11, 20);
+    intake_producer_close(producer);
+    CHECK(drain(set, 21, seen, 1, &bad) == 21);
+    CHECK(seen[0] == 31 && bad == 0);
+    struct intake_consumer_set_stats stats;
+    intake_consumer_set_stats(set, &stats);
+    CHECK(stats.topic_errors >= 1 && stats.topics_followed == 1);
+    CHECK(quarantined(directory, "t0.log"));
+    intake_consumer_set_close(set);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
+static uint64_t file_inode(const char *directory, const char *name, mode_t *mode) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", directory, name);
+    struct stat status;
+    if (stat(path, &status) != 0) return 0;
+    if (mode != NULL) *mode = status.st_mode & 07777;
+    return (uint64_t)status.st_ino;
+}
+
+static void test_notify_files(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "notify-files");
+    REQUIRE(mkdir(directory, 0750) == 0);
+    struct shm_notify notify;
+    char why[512];
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    mode_t mode = 0, waiters_mode = 0;
+    uint64_t inode = file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, &mode);
+    uint64_t waiters_inode = file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, &waiters_mode);
+    CHECK(inode != 0 && mode == 0640);
+    CHECK(waiters_inode != 0 && waiters_mode == 0660);
+    CHECK(notify.notify->magic == SHM_LOG_NOTIFY_MAGIC && notify.notify->version == 1);
+    CHECK(notify.waiters->created_wall_ns == notify.notify->created_wall_ns);
+    /* No sleeper flagged: the word moves, the flag stays 0. A flag is swapped back to 0. */
+    shm_notify_published(&notify);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 1);
+    atomic_store(&notify.waiters->readers_waiting, 7);
+    shm_notify_published(&notify);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 2);
+    CHECK(atomic_load(&notify.waiters->readers_waiting) == 0);
+    shm_notify_logs_changed(&notify);
+    CHECK(atomic_load(&notify.notify->logs_changed) == 1);
+    shm_notify_close(&notify);
+    /* A restart keeps both files (sleepers on them keep working)... */
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, NULL) == inode);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, NULL) == waiters_inode);
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 3); /* logs_changed bumped it */
+    /* ...but a waiters file that is not the pair (garbage identity) is replaced. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME);
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint8_t junk[64];
+    memset(junk, 0x5a, sizeof(junk));
+    CHECK(pwrite(fd, junk, sizeof(junk), 0) == (ssize_t)sizeof(junk));
+    close(fd);
+    shm_notify_close(&notify);
+    REQUIRE(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_FILE_NAME, NULL) == inode);
+    CHECK(file_inode(directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME, NULL) != waiters_inode);
+    CHECK(notify.waiters->magic == SHM_LOG_NOTIFY_WAITERS_MAGIC);
+    /* Truncated under the writer: the publish faults, the guard recovers, wakes go on. */
+    fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    CHECK(ftruncate(fd, 0) == 0);
+    close(fd);
+    uint64_t recovered = fault_guard_recovered_count();
+    shm_notify_published(&notify);
+    CHECK(fault_guard_recovered_count() == recovered + 1);
+    CHECK(atomic_load(&notify.waiters_broken));
+    CHECK(atomic_load(&notify.notify->publish_sequence) == 4);
+    shm_notify_close(&notify);
+    daemon_directory_remove(directory);
+}
+
 static void test_garbage(void) {
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "set-garbage");
@@ -327,6 +510,9 @@ int main(void) {
     test_listed();
     test_wake();
     test_bounded();
+    test_restart();
+    test_recreated();
+    test_notify_files();
     test_garbage();
     return test_finish();
 }

@@ -43,8 +43,10 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a declaration below changes incompatibly. */
-#define INTAKE_CONSUMER_API_VERSION 3
+/* Bumped whenever a declaration below changes incompatibly (additions do not bump it). */
+#define INTAKE_CONSUMER_API_VERSION 2
+/* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
+#define INTAKE_CONSUMER_HAS_SETS 1
 
 /* Room for any reason line the library writes, NUL included. */
 #define INTAKE_CONSUMER_ERROR_BYTES 512
@@ -154,6 +156,10 @@ const char *intake_consumer_error(const struct intake_consumer *consumer);
  * poll takes the topics round-robin from where the previous one stopped, each topic up to
  * `per_topic_batch` records at a time, so one busy topic cannot starve the others).
  *
+ * Descriptors: a set holds one file descriptor per followed topic (its consumer region, whose
+ * lock marks the slot live) plus three; open raises the soft RLIMIT_NOFILE, up to the hard
+ * limit, to topics_max + 256 when it is lower.
+ *
  * Thread: a set belongs to one thread at a time, like a consumer.
  */
 
@@ -169,8 +175,8 @@ struct intake_consumer_set_options {
     uint32_t topics_max;
     /* true: every topic in the directory, now and later. When more than topics_max exist, the
      * first topics_max found are followed and the others are counted in
-     * intake_consumer_set_stats.topics_refused (and named in intake_consumer_set_error); they
-     * are never read. false: exactly `topics` (topic_count names, at most topics_max). */
+     * intake_consumer_set_stats.topics_refused (and reported in intake_consumer_set_error);
+     * they are never read. false: exactly `topics` (topic_count names, at most topics_max). */
     bool all_topics;
     const char *const *topics;
     uint32_t topic_count;
@@ -186,7 +192,7 @@ struct intake_consumer_set_record {
 
 struct intake_consumer_set_stats {
     uint32_t topics_followed; /* topics with an open log now */
-    uint32_t topics_waiting;  /* listed topics without a log yet */
+    uint32_t topics_waiting;  /* topics without a log yet, or closed after an error */
     uint64_t topics_refused;  /* all_topics: logs seen beyond topics_max */
     uint64_t missed_total;    /* sum of every record's `missed` */
     uint64_t topic_errors;    /* topics closed after an error (reopened when found again) */
@@ -208,11 +214,12 @@ int intake_consumer_set_open(const char *directory, const char *name,
 void intake_consumer_set_close(struct intake_consumer_set *set);
 
 /* Non-blocking: up to `capacity` records of any topics into `records`. Returns the count (0:
- * nothing new). A topic whose log fails (damaged, truncated, replaced: the reasons of
- * intake_consumer_poll) is closed and counted in topic_errors, with its reason in
- * intake_consumer_set_error; it is opened again, continuing at its next offset (a gap is
- * reported as `missed`), when its log is found again. Negative only for -EINVAL (capacity 0).
- * Records stay as poll's do: until the next poll or close of the set. */
+ * nothing new). A topic's failure never fails the set: it is counted in topic_errors with its
+ * reason in intake_consumer_set_error. A log truncated under the set (-EIO), or recreated by
+ * the daemon (seen by the listing), is closed and opened again once found, continuing at the
+ * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG,
+ * -EAGAIN) is retried at the next poll. Negative only for -EINVAL (capacity 0). Records stay
+ * as poll's do: until the next poll or close of the set. */
 int intake_consumer_set_poll(struct intake_consumer_set *set,
                              struct intake_consumer_set_record *records, uint32_t capacity)
     __attribute__((warn_unused_result));

@@ -15,6 +15,12 @@
  *                     Consumers map it read-write (mode 0660); a bad value there can only cost
  *                     the consumer whose slot it is (the writer validates what it reads).
  *
+ * Two more files per log directory (their own version, SHM_LOG_NOTIFY_VERSION; optional for
+ * readers): intake.notify (the writer's: a futex word every publish on any log bumps, and a
+ * counter bumped when a log is created) and intake.notify-waiters (consumers set a flag there
+ * before sleeping), so one consumer of many topics sleeps on one word. See struct
+ * shm_log_notify below and "The directory's wake-up files" in docs/shm-log-format.md.
+ *
  * Positions. A "position" is a byte count since the log was created; it only grows and never
  * wraps (64 bits). Its place in the ring is position & (capacity - 1). Every entry starts at a
  * multiple of 8. An "offset" is a record's number in the topic: 0, 1, 2, ... one per record.

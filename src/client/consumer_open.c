@@ -569,7 +569,7 @@ int intake_consumer_open(const char *directory, const char *topic, const char *n
 
 void consumer_release(struct intake_consumer *consumer) {
     INTAKE_ASSERT(consumer->slot != NULL);
-    INTAKE_ASSERT(consumer->fd >= 0);
+    INTAKE_ASSERT(consumer->consumers_fd >= 0);
     struct shm_log_consumer_slot *slot = consumer->slot;
     if (!atomic_load(&consumer->consumers_broken)) {
         atomic_store_explicit(&slot->pid, 0, memory_order_relaxed);
@@ -586,8 +586,8 @@ void consumer_release(struct intake_consumer *consumer) {
     fault_guard_unregister(consumer->consumers_guard);
     munmap((void *)consumer->header, consumer->map_bytes);
     munmap(consumer->consumers, SHM_LOG_CONSUMERS_FILE_BYTES);
-    close(consumer->fd);
-    close(consumer->consumers_fd); /* drops the slot lock */
+    if (consumer->fd >= 0) close(consumer->fd); /* a set's members close it after open */
+    close(consumer->consumers_fd);              /* drops the slot lock */
     memset(consumer, 0, sizeof(*consumer));
 }
 

@@ -416,7 +416,8 @@ bool shm_log_publish(struct shm_log *log) {
     if (atomic_load_explicit(waiting, memory_order_relaxed) != 0 &&
         atomic_exchange_explicit(waiting, 0, memory_order_relaxed) != 0)
         (void)futex_wake_all(&header->commit_sequence);
-    /* Consumers of many topics sleep on the directory's word instead (shm_notify.h). */
+    /* Consumers of many topics sleep on the directory's word instead (shm_notify.h). Its
+     * Dekker pairing relies on the seq_cst fence above, after the commit_position store. */
     if (log->config.notify != NULL) shm_notify_published(log->config.notify);
     return true;
 }

@@ -205,9 +205,9 @@ void shm_notify_published(struct shm_notify *notify) {
      * commit_position the caller stored before calling here. */
     atomic_fetch_add_explicit(&notify->notify->publish_sequence, 1, memory_order_release);
     /* Dekker with the consumer's wait: it stores readers_waiting, fences, then loads the logs'
-     * commit positions; we stored a commit position (the caller), fence, then load the flag.
-     * At least one side sees the other's store. */
-    atomic_thread_fence(memory_order_seq_cst);
+     * commit positions; the caller stored a commit position and issued a seq_cst fence
+     * (shm_log_publish's, shared with the log's own wake-up), and we now load the flag. At
+     * least one side sees the other's store. */
     _Atomic uint32_t *waiting = &notify->waiters->readers_waiting;
     /* A truncated waiters file reads as zeros: wake on every publish instead of never. */
     bool broken = atomic_load_explicit(&notify->waiters_broken, memory_order_relaxed);

@@ -45,8 +45,9 @@ int shm_notify_open(struct shm_notify *notify, const char *directory, bool group
 /* Unmaps and closes (the files stay for the next run). Safe on a zeroed or failed struct. */
 void shm_notify_close(struct shm_notify *notify);
 
-/* After a publish on any log of the directory (the publish's commit store must come first):
- * bumps the futex word and wakes sleepers if a consumer flagged that it sleeps. */
+/* After a publish on any log of the directory: bumps the futex word and wakes sleepers if a
+ * consumer flagged that it sleeps. The caller must have stored the commit position and then
+ * issued a seq_cst fence (the Dekker pairing with a consumer's wait; shm_log_publish does). */
 void shm_notify_published(struct shm_notify *notify);
 /* After a log of the directory was created or recreated: consumers of every topic rescan. */
 void shm_notify_logs_changed(struct shm_notify *notify);
