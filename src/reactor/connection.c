@@ -159,7 +159,7 @@ void connection_open(struct reactor *reactor, int fd) {
     connection->backlog_tail = REACTOR_NO_NODE;
     size_t window_capacity = reactor->links.ack_window_capacity;
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
-                    reactor->window_committed + (size_t)slot * window_capacity,
+                    reactor->window_states + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
     framer_init(&connection->framer, reactor->frame_bytes_max);
     /* Acks are small and latency matters more than packing them. Without it acks still flow,

@@ -55,8 +55,13 @@
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
-#define REACTOR_SQ_ENTRIES       1024
-#define REACTOR_NO_NODE          UINT32_MAX
+/* A paused connection keeps its multishot receive (its bytes wait in its backlog) until it holds
+ * this many chunks, receive units run short (fewer than 1/REACTOR_UNITS_RESERVE_SHARE of them
+ * free) or the backlog nodes do: only then is the receive cancelled, so TCP pushes back. */
+#define REACTOR_PAUSED_BACKLOG_CHUNKS_MAX 8
+#define REACTOR_UNITS_RESERVE_SHARE       2
+#define REACTOR_SQ_ENTRIES                1024
+#define REACTOR_NO_NODE                   UINT32_MAX
 /* After EMFILE/ENFILE (or ENOBUFS/ENOMEM) on accept, accepting stops for this long: the
  * pending connection stays in the listen backlog, and retrying at once would only spin. */
 #define REACTOR_ACCEPT_PAUSE_NS 100000000ll
@@ -179,6 +184,7 @@ struct connection {
     uint32_t backlog_head;         /* backlog_node indexes, REACTOR_NO_NODE when empty */
     uint32_t backlog_tail;
     uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
+    uint32_t backlog_chunks;      /* nodes on the backlog */
     struct ack_window window;
     uint64_t ack_sent_sequence;
     uint32_t send_length;
@@ -207,8 +213,9 @@ struct reactor_counters {
     uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
     uint64_t topic_creations_refused; /* --topics-per-connection reached */
     uint64_t backlog_exhausted;
-    uint64_t stalls_broken; /* connections ended to free buffers pinned by partial frames */
-    uint64_t lingered;      /* closes that waited for the peer after a final Ack */
+    uint64_t pause_receive_cancels; /* a paused connection's receive cancelled under pressure */
+    uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
+    uint64_t lingered;              /* closes that waited for the peer after a final Ack */
     uint64_t wakeups;
     uint64_t submit_busy;          /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
     uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
@@ -247,12 +254,14 @@ struct reactor {
     uint32_t *free_slots;
     uint32_t free_slot_count;
     uint64_t *window_sequences; /* all connections' ack windows, carved per slot */
-    uint8_t *window_committed;
+    uint16_t *window_states;
     size_t window_region_bytes;
 
     struct backlog_node *backlog_nodes;
     uint32_t backlog_node_count;
     uint32_t backlog_free_head;
+    uint32_t backlog_free_count;
+    uint32_t backlog_reserve; /* free nodes kept for receives that are being cancelled */
 
     uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
@@ -330,6 +339,9 @@ struct connection *reactor_connection_for(struct reactor *reactor, uint64_t user
 void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe);
 void reactor_advance_connections(struct reactor *reactor);
 void reactor_release_record(struct reactor *reactor, struct record *record);
+
+/* reactor_loop.c */
+void reactor_take_returns(struct reactor *reactor);
 
 /* admission.c */
 void connection_receive_chunk(struct reactor *reactor, struct connection *connection,

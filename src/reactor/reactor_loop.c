@@ -163,7 +163,7 @@ static void reactor_take_return(struct reactor *reactor, struct record *record) 
     reactor->counters.records_returned++;
 }
 
-static void reactor_take_returns(struct reactor *reactor) {
+void reactor_take_returns(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->links.return_ring_stride > 0);
     struct record *batch[REACTOR_RETURN_BATCH_MAX];
     for (uint32_t worker = 0; worker < reactor->links.worker_count; worker++) {

@@ -137,18 +137,20 @@ static int reactor_allocate(struct reactor *reactor) {
     reactor->units_wait_list = malloc(slots * sizeof(uint32_t));
     reactor->advance_list = malloc(slots * sizeof(uint32_t));
     reactor->workers_to_wake = calloc(links->worker_count, sizeof(bool));
-    /* Receives cancelled for a pause may still deliver up to a CQ's worth of completions. */
+    /* Paused connections keep receiving into their backlogs until a pressure limit cancels
+     * the receive (REACTOR_PAUSED_BACKLOG_CHUNKS_MAX, or the free nodes fall to the reserve);
+     * receives being cancelled may still deliver up to a CQ's worth of completions. */
     reactor->backlog_node_count = links->cq_entries * 2 + slots;
     reactor->backlog_nodes = malloc(reactor->backlog_node_count * sizeof(struct backlog_node));
     size_t window_entries = (size_t)slots * links->ack_window_capacity;
-    reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + 1);
+    reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + sizeof(uint16_t));
     /* Mapped, so an idle connection's window costs no resident memory. */
     void *windows = mmap(NULL, reactor->window_region_bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (windows == MAP_FAILED) windows = NULL;
     reactor->window_sequences = windows;
-    reactor->window_committed =
-        windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
+    reactor->window_states =
+        windows ? (uint16_t *)((uint8_t *)windows + window_entries * sizeof(uint64_t)) : NULL;
     if (!reactor->connections || !reactor->free_slots || !reactor->retry_list ||
         !reactor->ack_list || !reactor->units_wait_list || !reactor->advance_list ||
         !reactor->workers_to_wake || !reactor->backlog_nodes || !windows)
@@ -162,6 +164,8 @@ static int reactor_allocate(struct reactor *reactor) {
         reactor->backlog_nodes[node].next =
             node + 1 < reactor->backlog_node_count ? node + 1 : REACTOR_NO_NODE;
     reactor->backlog_free_head = 0;
+    reactor->backlog_free_count = reactor->backlog_node_count;
+    reactor->backlog_reserve = links->cq_entries * 2;
     return record_pool_init(&reactor->pool, links->records_in_flight_max, (uint16_t)reactor->index);
 }
 
@@ -298,7 +302,7 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
         " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
         " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
         " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
-        " partial_evictions=%" PRIu64 "\n",
+        " partial_evictions=%" PRIu64 " pause_receive_cancels=%" PRIu64 "\n",
         reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
         c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
         c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
@@ -306,7 +310,7 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
         c->pauses_topic_log, c->records_over_log_limit, c->topic_creations_refused,
         c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups, c->submit_busy,
         c->socket_option_errors, c->deadline_kills_frame, c->deadline_kills_idle, c->accept_errors,
-        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions);
+        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions, c->pause_receive_cancels);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
             " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64
