@@ -31,7 +31,7 @@ struct worker_topic {
 struct worker_counters {
     uint64_t records_committed;
     uint64_t bytes_copied;     /* payload bytes copied into logs: the one user-space copy */
-    uint64_t records_rejected; /* nanopb disagreed with the framer's scan (never expected) */
+    uint64_t records_rejected; /* nanopb disagreed with the scan (sanitizer builds only) */
     uint64_t records_failed;   /* log unavailable or too small, or abandoned at shutdown */
     uint64_t log_retries;      /* a failed topic log asked for again */
     uint64_t publishes;
@@ -125,7 +125,39 @@ static void worker_refuse(struct worker *worker, struct record *record, enum rec
     counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
 }
 
-/* Decodes and appends one record. Returns false when the log is full (the record is kept). */
+/*
+ * Parse once: the reactor's record_scan checked every field and filled in what delivery needs
+ * (topic, sequence, timestamp, producer id), so release builds do not parse the record again.
+ * record_decode (nanopb) stays the scan's oracle: the fuzz pair property (tests/fuzz) proves
+ * that every record the scan admits it accepts with the same fields, and sanitizer builds (the
+ * ASan and TSan test suites) run it here on every delivered record as a second check on real
+ * traffic. Returns false when it refused the record (answered REJECTED, never expected).
+ */
+static bool worker_check_decode(struct worker *worker, struct record *record) {
+#if defined(INTAKE_SANITIZED)
+    struct record_view view = record_view_of(record);
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
+        record->status = RECORD_STATUS_REJECTED;
+        record->status_detail = detail ? detail : "record failed to decode";
+        worker->counters.records_rejected++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
+        return false;
+    }
+    /* Both parsers read the same bytes with the same last-one-wins rule. */
+    INTAKE_ASSERT(decoded.sequence == record->sequence);
+    INTAKE_ASSERT(decoded.timestamp_ns == record->timestamp_ns);
+    INTAKE_ASSERT(decoded.topic.offset == record->topic_offset);
+    INTAKE_ASSERT(decoded.topic.length == record->topic_length);
+#else
+    (void)worker;
+    (void)record;
+#endif
+    return true;
+}
+
+/* Appends one record. Returns false when the log is full (the record is kept). */
 static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
                            bool *appended) {
     struct shm_log *log = topic->log_slot.log;
@@ -135,22 +167,11 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
                       topic->log_slot.failure);
         return true;
     }
-    struct record_view view = record_view_of(record);
-    struct record_decoded decoded;
-    const char *detail = NULL;
-    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
-        record->status = RECORD_STATUS_REJECTED;
-        record->status_detail = detail ? detail : "record failed to decode";
-        worker->counters.records_rejected++;
-        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
-        return true;
-    }
-    /* Both parsers read the same bytes with the same last-one-wins rule. */
-    INTAKE_ASSERT(decoded.sequence == record->sequence);
+    if (!worker_check_decode(worker, record)) return true;
     uint64_t offset = 0;
     enum shm_log_append_result result =
         shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
-                       decoded.sequence, record->receive_time_ns, &offset);
+                       record->sequence, record->receive_time_ns, &offset);
     if (result == SHM_LOG_FULL) {
         if (!atomic_load(worker->links.abandon_waiting)) return false;
         record->status = RECORD_STATUS_SHUTTING_DOWN;
