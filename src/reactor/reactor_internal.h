@@ -260,6 +260,8 @@ struct reactor {
     struct backlog_node *backlog_nodes;
     uint32_t backlog_node_count;
     uint32_t backlog_free_head;
+    /* Wall clock for records admitted now: read once per chunk framed or connection resumed. */
+    uint64_t admit_wall_ns;
     uint32_t backlog_free_count;
     uint32_t backlog_reserve; /* free nodes kept for receives that are being cancelled */
 
