@@ -74,13 +74,22 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     return TOPIC_LOG_REQUESTED;
 }
 
-static void worker_return(struct worker *worker, struct record *record) {
-    /* Read before the push: once pushed, the record belongs to its reactor, which may reuse it
-     * at once. */
-    uint16_t reactor = record->reactor_index;
-    INTAKE_ASSERT(reactor < worker->links.reactor_count);
-    spsc_ring_push(&worker->links.return_rings[reactor], record);
-    worker->reactors_to_wake[reactor] = true;
+/* Hands a batch back: each run of records from one reactor goes onto its return ring with one
+ * publish (the tail's release store), and the reactor is rung once per pass. */
+static void worker_return_batch(struct worker *worker, struct record *const *batch,
+                                uint32_t count) {
+    uint32_t start = 0;
+    while (start < count) {
+        /* Read before the push: once pushed, the records belong to their reactor, which may
+         * reuse them at once. */
+        uint16_t reactor = batch[start]->reactor_index;
+        INTAKE_ASSERT(reactor < worker->links.reactor_count);
+        uint32_t end = start + 1;
+        while (end < count && batch[end]->reactor_index == reactor) end++;
+        spsc_ring_push_batch(&worker->links.return_rings[reactor], batch + start, end - start);
+        worker->reactors_to_wake[reactor] = true;
+        start = end;
+    }
 }
 
 /* A topic whose log could not be made: once WORKER_LOG_RETRY_NS have passed since the worker
@@ -263,7 +272,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         worker->counters.publishes++;
         worker_note_log_limit(worker, topic_id, topic);
     }
-    for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
+    worker_return_batch(worker, batch, count);
     return count > 0;
 }
 
