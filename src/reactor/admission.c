@@ -72,6 +72,7 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
      * topic's log is not open (not yet, or it could not be made). */
     uint32_t topic_id = record->topic_id;
     uint32_t frame_bytes = record->frame_bytes;
+    uint64_t sequence = record->sequence;
     uint32_t limit = topic_table_log_limit(topic_table_entry(links->topics, topic_id));
     bool may_fail = limit == 0 || frame_bytes > limit;
     if (topic_queue_push(&links->topic_queues[topic_id], record) == TOPIC_QUEUE_FULL) {
@@ -81,8 +82,9 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     /* From here the worker owns the record; the window entry is ours and the worker's return
      * is processed on this thread, after this function. Only the hand-off's copies of the
      * record's fields are read below. */
-    uint32_t position = ack_window_admit(&connection->window, record->sequence);
+    uint32_t position = ack_window_admit(&connection->window, sequence);
     INTAKE_ASSERT(position == expected_position);
+    if (sequence != 0) reactor->numbered_in_flight++;
     reactor->workers_to_wake[topic_id % links->worker_count] = true;
     reactor->counters.records_admitted++;
     counter_add(&links->received_cells[topic_id].records, 1);

@@ -260,6 +260,10 @@ struct reactor {
     struct backlog_node *backlog_nodes;
     uint32_t backlog_node_count;
     uint32_t backlog_free_head;
+    /* What waits for workers to give records back (reactor_returns_awaited): admitted records
+     * with a nonzero sequence (an Ack is owed) and connections draining toward their final Ack. */
+    uint64_t numbered_in_flight;
+    uint32_t draining_connections;
     /* Wall clock for records admitted now: read once per chunk framed or connection resumed. */
     uint64_t admit_wall_ns;
     uint32_t backlog_free_count;
