@@ -305,7 +305,8 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
                        "receive backlog exhausted while the connection was paused");
         return;
     }
-    if (connection_backlog_pressed(reactor, connection)) {
+    bool receive_live = connection->receives_in_flight != 0 && !connection->receive_cancelling;
+    if (receive_live && connection_backlog_pressed(reactor, connection)) {
         reactor->counters.pause_receive_cancels++;
         connection_cancel_receive(reactor, connection);
     }
