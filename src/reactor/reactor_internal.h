@@ -55,6 +55,8 @@
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
+/* Returned records prefetched this many places ahead of the one being processed. */
+#define REACTOR_RETURN_PREFETCH 4
 /* A paused connection keeps its multishot receive (its bytes wait in its backlog) until it holds
  * this many chunks, receive units run short (fewer than 1/REACTOR_UNITS_RESERVE_SHARE of them
  * free) or the backlog nodes do: only then is the receive cancelled, so TCP pushes back. */
