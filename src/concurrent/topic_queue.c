@@ -111,7 +111,8 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
 
 struct record *topic_queue_peek(struct topic_queue *queue, uint32_t ahead) {
     INTAKE_ASSERT(queue->slots != NULL);
-    INTAKE_ASSERT(ahead <= queue->mask);
+    /* Beyond a small queue's capacity there is nothing to peek at. */
+    if (ahead > queue->mask) return NULL;
     uint64_t position = queue->dequeue_position + ahead;
     struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
     /* Acquire: as in topic_queue_pop, slot->record is the published one. Only this thread
