@@ -306,10 +306,8 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
         return;
     }
     bool receive_live = connection->receives_in_flight != 0 && !connection->receive_cancelling;
-    if (receive_live && connection_backlog_pressed(reactor, connection)) {
-        reactor->counters.pause_receive_cancels++;
+    if (receive_live && connection_backlog_pressed(reactor, connection))
         connection_cancel_receive(reactor, connection);
-    }
 }
 
 /* Frames backlog chunks until empty, paused again or ended. */

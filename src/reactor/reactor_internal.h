@@ -215,9 +215,8 @@ struct reactor_counters {
     uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
     uint64_t topic_creations_refused; /* --topics-per-connection reached */
     uint64_t backlog_exhausted;
-    uint64_t pause_receive_cancels; /* a paused connection's receive cancelled under pressure */
-    uint64_t stalls_broken;         /* connections ended to free buffers pinned by partial frames */
-    uint64_t lingered;              /* closes that waited for the peer after a final Ack */
+    uint64_t stalls_broken; /* connections ended to free buffers pinned by partial frames */
+    uint64_t lingered;      /* closes that waited for the peer after a final Ack */
     uint64_t wakeups;
     uint64_t submit_busy;          /* io_uring_enter said EBUSY/EAGAIN/EINTR: reaped, retried */
     uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */

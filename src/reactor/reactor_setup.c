@@ -302,7 +302,7 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
         " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
         " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
         " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
-        " partial_evictions=%" PRIu64 " pause_receive_cancels=%" PRIu64 "\n",
+        " partial_evictions=%" PRIu64 "\n",
         reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
         c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
         c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
@@ -310,7 +310,7 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
         c->pauses_topic_log, c->records_over_log_limit, c->topic_creations_refused,
         c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups, c->submit_busy,
         c->socket_option_errors, c->deadline_kills_frame, c->deadline_kills_idle, c->accept_errors,
-        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions, c->pause_receive_cancels);
+        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
             " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64
