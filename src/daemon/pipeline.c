@@ -37,6 +37,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
+    config->producers_max = PRODUCER_TABLE_CAPACITY_DEFAULT;
     config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
@@ -158,6 +159,13 @@ static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t
     if (result < 0) goto out_of_memory;
     pipeline->topic_queues = calloc(config->topics_max, sizeof(struct topic_queue));
     if (pipeline->topic_queues == NULL) goto out_of_memory;
+    if (producer_table_create(config->producers_max, &pipeline->producers) < 0) {
+        intake_error_line(why, why_capacity,
+                          "out of memory sizing the producer table "
+                          "(--producers-max %u)",
+                          config->producers_max);
+        return -ENOMEM;
+    }
     for (uint32_t topic = 0; topic < config->topics_max; topic++)
         if (topic_queue_init(&pipeline->topic_queues[topic], config->topic_queue_capacity) < 0)
             goto out_of_memory;
@@ -193,6 +201,8 @@ static void pipeline_free(struct pipeline *pipeline) {
         spsc_ring_destroy(&pipeline->return_rings[ring]);
     free(pipeline->topic_queues);
     free(pipeline->return_rings);
+    producer_table_destroy(pipeline->producers);
+    pipeline->producers = NULL;
     for (uint32_t reactor = 0; pipeline->reactor_doorbells && reactor < config->reactor_count;
          reactor++)
         doorbell_destroy(&pipeline->reactor_doorbells[reactor]);
@@ -210,6 +220,8 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
     counters_region_close(&pipeline->counters);
+    /* After every worker and the opener: they bump the wake-up files until they stop. */
+    shm_notify_close(&pipeline->notify);
     if (pipeline->directory_lock_fd >= 0) close(pipeline->directory_lock_fd);
     pipeline->directory_lock_fd = -1;
 }
@@ -300,6 +312,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
                 .consumer_stale_ns = config->consumer_stale_ns,
                 .group_set = config->shm_group_set,
                 .group = config->shm_group,
+                .notify = &pipeline->notify,
             },
         .frame_bytes_max = config->frame_bytes_max,
         .worker_doorbells = pipeline->worker_doorbells,
@@ -355,6 +368,7 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .backend_name = config->backend_name,
         .topics = &pipeline->topics,
         .topic_queues = pipeline->topic_queues,
+        .producers = pipeline->producers,
         .worker_count = config->worker_count,
         /* Its column of the matrix: ring [worker][reactor] for every worker. */
         .return_rings = &pipeline->return_rings[reactor],
@@ -377,7 +391,11 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
                                            config->shm_group, why, why_capacity);
     pipeline->directory_lock_fd = -1;
+    shm_notify_init(&pipeline->notify);
     if (result == 0) result = pipeline_lock_directory(pipeline, why, why_capacity);
+    if (result == 0)
+        result = shm_notify_open(&pipeline->notify, config->shm_directory, config->shm_group_set,
+                                 config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
@@ -476,6 +494,14 @@ void pipeline_report(struct pipeline *pipeline, const char *when) {
             "intaked: copy account %s: copied_bytes=%" PRIu64 " received_bytes=%" PRIu64
             " ratio=%.4f\n",
             when, copied, received, received ? (double)copied / (double)received : 0.0);
+    /* Producers whose acknowledged sequence a Hello would learn, and those forgotten to stay
+     * within --producers-max (each then resends what it holds, deduplicated downstream). */
+    struct producer_table_stats producers;
+    producer_table_stats(pipeline->producers, &producers);
+    fprintf(stderr,
+            "intaked: producer table %s: producers=%" PRIu32 " evictions=%" PRIu64
+            " capacity=%" PRIu32 "\n",
+            when, producers.producers, producers.evictions, pipeline->config.producers_max);
 }
 
 bool pipeline_all_units_returned(struct pipeline *pipeline) {

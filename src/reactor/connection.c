@@ -227,6 +227,8 @@ static void connection_advance(struct reactor *reactor, struct connection *conne
         reactor->draining_connections--;
         connection->phase = CONNECTION_FINAL_ACK;
         connection_flush_ack(reactor, connection);
+        /* Every record is back: the producer's acknowledged sequence learns this one's level. */
+        connection_fold_identity(reactor, connection);
     }
     if (connection->phase == CONNECTION_FINAL_ACK) {
         if (connection->receives_in_flight != 0 || connection->sends_in_flight != 0) return;
