@@ -49,7 +49,8 @@ expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 # 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
 flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
   --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
-  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --dedupe-producers"
+  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max
+  --dedupe-producers"
 flags_64="--zcrx-area --log-size"
 for flag in $flags_32 $flags_64; do
   too_large=4294967297
@@ -64,6 +65,11 @@ expect_exit 2 "--dedupe-producers above 65536" --dedupe-producers 65537 $isolate
 check "--dedupe-producers above 65536 says why" \
   $(grep -q -- "--dedupe-producers must be 0..65536" "$work/err"; echo $?)
 expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
+expect_exit 2 "--producers-max 0" --producers-max 0 $isolated --listen 127.0.0.1:1
+check "--producers-max 0 says the range" $(grep -q -- '--producers-max must be 1..16777216' "$work/err"; echo $?)
+expect_exit 2 "--producers-max above 16M" --producers-max 16777217 $isolated --listen 127.0.0.1:1
+"$intaked" --help >"$work/help"
+check "--help lists --producers-max" $(grep -q -- '--producers-max' "$work/help"; echo $?)
 expect_exit 2 "workers that wrap to 1" --workers 4294967297 $isolated --listen 127.0.0.1:1
 check "wrapping --workers says what is wanted" \
   $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)

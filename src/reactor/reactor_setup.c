@@ -315,6 +315,10 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             b->units_recycled, b->rearms_out_of_units, b->rearms_overflow, b->rearms_other,
             b->refill_flushes,
             reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+    fprintf(out,
+            "intaked: reactor %u identity: hellos_answered=%" PRIu64 " identity_rejections=%" PRIu64
+            "\n",
+            reactor->index, c->hellos_answered, c->identity_rejections);
     fflush(out);
 }
 
@@ -347,6 +351,8 @@ void reactor_publish_counters(struct reactor *reactor) {
     counter_set(&row->accept_pauses, c->accept_pauses);
     counter_set(&row->partial_cap_pauses, c->partial_cap_pauses);
     counter_set(&row->partial_evictions, c->partial_evictions);
+    counter_set(&row->hellos_answered, c->hellos_answered);
+    counter_set(&row->identity_rejections, c->identity_rejections);
     counter_set(&row->pauses_topic_queue, c->pauses_topic_queue);
     counter_set(&row->pauses_record_pool, c->pauses_record_pool);
     counter_set(&row->pauses_ack_window, c->pauses_ack_window);
