@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "record_scan.h"
+#include "slice_cursor.h"
 
 /* ------------------------------------------------------------ setup --- */
 
@@ -58,6 +60,24 @@ void dedupe_table_memory_clear(struct dedupe_table *table) {
 }
 
 /* ------------------------------------------------------------ the index --- */
+
+/* An id's hash: its length in the high 32 bits, the CRC32C of its bytes (read in place across
+ * slices; the instruction takes 8 bytes at a time) in the low 32 bits, which index the table.
+ * Also the fingerprint an evicted id leaves (docs/shm-log-format.md). */
+static uint64_t id_hash_view(const struct record_view *view, uint32_t offset, uint32_t length) {
+    struct slice_cursor cursor;
+    slice_cursor_init(&cursor, view);
+    slice_cursor_advance(&cursor, offset);
+    uint32_t crc = 0;
+    for (uint32_t left = length; left > 0;) {
+        uint32_t piece = slice_cursor_contiguous(&cursor);
+        if (piece > left) piece = left;
+        crc = intake_crc32c(crc, slice_cursor_pointer(&cursor), piece);
+        slice_cursor_advance(&cursor, piece);
+        left -= piece;
+    }
+    return (uint64_t)length << 32 | crc;
+}
 
 /* The index slot holding `slot`, or where a probe for `hash` ends (an empty slot). */
 static uint32_t index_find_view(const struct dedupe_table *table, uint64_t hash,
@@ -172,7 +192,7 @@ enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct 
     INTAKE_ASSERT(id_offset + (uint64_t)id_length <= view->total_bytes);
     /* The scan refuses a record with a producer_id and no sequence. */
     INTAKE_ASSERT(sequence >= 1);
-    uint64_t hash = record_view_hash(view, id_offset, id_length);
+    uint64_t hash = id_hash_view(view, id_offset, id_length);
     uint32_t at = index_find_view(table, hash, view, id_offset, id_length);
     uint32_t slot = table->index[at];
     if (slot != 0) {
@@ -237,7 +257,7 @@ void dedupe_table_apply(struct dedupe_table *table, const uint8_t *id, uint32_t 
     INTAKE_ASSERT(id_length >= 1 && id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
     struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
     struct record_view view = {&slice, 1, id_length};
-    uint64_t hash = record_topic_hash_bytes(id, id_length);
+    uint64_t hash = id_hash_view(&view, 0, id_length);
     uint32_t at = index_find_view(table, hash, &view, 0, id_length);
     uint32_t slot = table->index[at];
     if (slot == 0) {
@@ -264,8 +284,7 @@ uint64_t dedupe_table_highest(const struct dedupe_table *table, const uint8_t *i
     if (id_length == 0 || id_length > RECORD_PRODUCER_ID_BYTES_MAX) return 0;
     struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
     struct record_view view = {&slice, 1, id_length};
-    uint32_t at =
-        index_find_view(table, record_topic_hash_bytes(id, id_length), &view, 0, id_length);
+    uint32_t at = index_find_view(table, id_hash_view(&view, 0, id_length), &view, 0, id_length);
     uint32_t slot = table->index[at];
     return slot == 0 ? 0 : table->producers[slot - 1].committed;
 }

@@ -10,7 +10,7 @@
  *
  * The window. The table holds at most `producers_max` producers (--dedupe-producers). When a new
  * producer arrives and the table is full, the producer whose last committed record is oldest in
- * the log (least recently committed) is evicted, and a 64-bit fingerprint of its id (FNV-1a) is
+ * the log (least recently committed) is evicted, and a 64-bit fingerprint of its id (length, CRC32C) is
  * kept in a ring of DEDUPE_FINGERPRINTS_PER_PRODUCER x producers_max. A producer that returns
  * after eviction has no highest sequence any more: its records are appended as new (a resend
  * of records it had before eviction lands twice), and its return is counted as "unremembered"

@@ -66,7 +66,7 @@ _Static_assert(sizeof(struct dedupe_file_entry) == DEDUPE_FILE_ENTRY_BYTES, "ent
 /* ------------------------------------------------------------- in memory --- */
 
 struct dedupe_producer {
-    uint64_t hash;           /* FNV-1a of the id (record_topic_hash_bytes): also its fingerprint */
+    uint64_t hash;           /* id length << 32 | CRC32C of the id: also its fingerprint */
     uint64_t committed;      /* highest committed sequence; 0 before the first commit */
     uint64_t pending;        /* highest appended in the open batch (>= committed) */
     uint64_t recency;        /* log offset of its last committed record */
