@@ -3,8 +3,8 @@
  *
  * The main thread plays a reactor: it owns a real record pool, stamps each record with the next
  * sequence and hands it to the "worker" thread over a forward ring. The worker checks the order
- * and gives every record back over the return ring; the reactor checks the order again and frees
- * the record to its pool. Both rings are sized to the pool, so neither can ever fill (push
+ * and gives every record back over the return ring (in batches, as a worker does); the reactor
+ * checks the order again and frees the record to its pool. Both rings are sized to the pool, so neither can ever fill (push
  * asserts it), while the pool runs dry all the time (the reactor then drains returns).
  */
 #include <pthread.h>
@@ -33,7 +33,7 @@ struct channel {
 static void *worker_run(void *argument) {
     struct channel *channel = argument;
     struct record *batch[BATCH];
-    uint64_t expected = 1;
+    uint64_t expected = 1, batches = 0;
     while (expected <= RECORD_COUNT) {
         uint32_t count = spsc_ring_pop_batch(&channel->forward, batch, BATCH);
         if (count == 0) sched_yield();
@@ -41,7 +41,15 @@ static void *worker_run(void *argument) {
             if (batch[index]->sequence != expected) channel->worker_errors++;
             expected = batch[index]->sequence + 1;
             batch[index]->status = RECORD_STATUS_OK;
-            spsc_ring_push(&channel->returns, batch[index]);
+        }
+        /* Back as the worker does it (one publish per batch), or one by one on alternate
+         * batches, so both pushes meet a concurrent consumer. */
+        batches++;
+        if (batches % 2 == 0) {
+            spsc_ring_push_batch(&channel->returns, batch, count);
+        } else {
+            for (uint32_t index = 0; index < count; index++)
+                spsc_ring_push(&channel->returns, batch[index]);
         }
     }
     return NULL;

@@ -70,6 +70,10 @@ static uint64_t consume(struct topic_queue *queue, struct producer *producers) {
     uint64_t received = 0;
     for (uint32_t index = 0; index < PRODUCERS; index++) expected_next[index] = 1;
     while (received < (uint64_t)PRODUCERS * RECORDS_PER_PRODUCER) {
+        /* As the worker prefetches: a record further down is read without being taken (under
+         * TSan this checks that a peeked record's fields are published to us). */
+        struct record *ahead = topic_queue_peek(queue, 2);
+        if (ahead != NULL && ahead->connection_slot >= PRODUCERS) errors++;
         struct record *record = topic_queue_pop(queue);
         if (record == NULL) {
             sched_yield();
@@ -134,10 +138,17 @@ static void test_single_thread_edges(void) {
     REQUIRE(topic_queue_init(&queue, 4) == 0);
     static struct record records[5];
     CHECK(topic_queue_pop(&queue) == NULL);
+    CHECK(topic_queue_peek(&queue, 0) == NULL);
     for (int lap = 0; lap < 100; lap++) {
         for (int index = 0; index < 4; index++)
             CHECK(topic_queue_push(&queue, &records[index]) == TOPIC_QUEUE_OK);
         CHECK(topic_queue_push(&queue, &records[4]) == TOPIC_QUEUE_FULL);
+        CHECK(topic_queue_length(&queue) == 4);
+        /* Peeking takes nothing; past the capacity there is nothing to see. */
+        for (uint32_t ahead = 0; ahead < 4; ahead++)
+            CHECK(topic_queue_peek(&queue, ahead) == &records[ahead]);
+        CHECK(topic_queue_peek(&queue, 4) == NULL);
+        CHECK(topic_queue_peek(&queue, 100) == NULL);
         CHECK(topic_queue_length(&queue) == 4);
         for (int index = 0; index < 4; index++) CHECK(topic_queue_pop(&queue) == &records[index]);
         CHECK(topic_queue_pop(&queue) == NULL);

@@ -2,6 +2,7 @@
  * test_varint.c: varint encode/decode edge cases, rejection of 11-byte and overflowing 10-byte
  * encodings, and the incremental decoder fed every split of every encoding. Single-threaded.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -121,7 +122,44 @@ static void check_rejections(void) {
     CHECK(value == 1 && consumed == 10);
 }
 
+/* Any bytes at all, decoded from a buffer with ten or more bytes (the one-load path) and fed one
+ * byte at a time to the incremental decoder (the byte-by-byte reference): same verdict, value
+ * and length. Continuation bytes are made common so long and overlong varints come up. */
+static void check_against_incremental(void) {
+    uint64_t random_state = 0x243F6A8885A308D3ULL;
+    unsigned mismatches = 0;
+    for (int round = 0; round < 200000; round++) {
+        uint8_t bytes[16];
+        size_t stop = (size_t)(test_random_next(&random_state) % 12);
+        for (size_t index = 0; index < sizeof(bytes); index++) {
+            uint8_t byte = (uint8_t)test_random_next(&random_state);
+            bytes[index] = index < stop ? (uint8_t)(byte | 0x80) : byte;
+        }
+        if (round % 4 == 0) bytes[9] = (uint8_t)(round % 3); /* a tenth byte of 0, 1 or 2 */
+        size_t length = 10 + (size_t)(round % 7);
+        uint64_t value = 0;
+        size_t consumed = 0;
+        enum varint_result fast = varint_decode(bytes, length, &value, &consumed);
+        struct varint_decoder decoder = {0, 0};
+        enum varint_result slow = VARINT_NEED_MORE;
+        size_t fed = 0;
+        while (slow == VARINT_NEED_MORE && fed < length) {
+            size_t one = 0;
+            slow = varint_decoder_feed(&decoder, bytes + fed, 1, &one);
+            fed += one;
+        }
+        if (fast != slow)
+            mismatches++;
+        else if (fast == VARINT_OK && (value != decoder.value || consumed != fed))
+            mismatches++;
+    }
+    printf("varint: 200000 random buffers against the incremental decoder, %u mismatches\n",
+           mismatches);
+    CHECK(mismatches == 0);
+}
+
 int main(void) {
+    check_against_incremental();
     for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(edge_cases); index++)
         check_round_trip(edge_cases[index].value, edge_cases[index].length);
     uint64_t random_state = 0x9E3779B97F4A7C15ULL;

@@ -12,9 +12,11 @@
 #include "intake/shm_log_format.h"
 
 #ifdef SHM_LOG_CRC32C_HARDWARE
-/* Two lane sizes: long buffers go 4 KiB lanes, the rest 256-byte lanes where they can. */
+/* Three lane sizes: long buffers go 4 KiB lanes, the rest 256-byte lanes, then 64-byte lanes
+ * where they can (a record of a few hundred bytes is one append's whole checksum). */
 #define CRC32C_SHORT_LANE_BYTES 256u
-static uint32_t crc32c_shift_long[4][256], crc32c_shift_short[4][256];
+#define CRC32C_TINY_LANE_BYTES  64u
+static uint32_t crc32c_shift_long[4][256], crc32c_shift_short[4][256], crc32c_shift_tiny[4][256];
 static pthread_once_t crc32c_shift_once = PTHREAD_ONCE_INIT;
 
 __attribute__((target("sse4.2"))) static void crc32c_shift_fill(uint32_t table[4][256],
@@ -31,6 +33,7 @@ __attribute__((target("sse4.2"))) static void crc32c_shift_fill(uint32_t table[4
 static void crc32c_shift_build(void) {
     crc32c_shift_fill(crc32c_shift_long, INTAKE_CRC32C_LANE_BYTES);
     crc32c_shift_fill(crc32c_shift_short, CRC32C_SHORT_LANE_BYTES);
+    crc32c_shift_fill(crc32c_shift_tiny, CRC32C_TINY_LANE_BYTES);
 }
 
 /* The raw state after one lane of zero bytes. */
@@ -67,12 +70,13 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_lanes(uint32_t state,
 
 uint32_t intake_crc32c(uint32_t crc, const void *data, size_t length) {
 #ifdef SHM_LOG_CRC32C_HARDWARE
-    if (length >= 3 * CRC32C_SHORT_LANE_BYTES && __builtin_cpu_supports("sse4.2")) {
+    if (length >= 3 * CRC32C_TINY_LANE_BYTES && __builtin_cpu_supports("sse4.2")) {
         pthread_once(&crc32c_shift_once, crc32c_shift_build);
         const uint8_t *bytes = data;
         uint32_t state = ~crc;
         state = crc32c_lanes(state, &bytes, &length, INTAKE_CRC32C_LANE_BYTES, crc32c_shift_long);
         state = crc32c_lanes(state, &bytes, &length, CRC32C_SHORT_LANE_BYTES, crc32c_shift_short);
+        state = crc32c_lanes(state, &bytes, &length, CRC32C_TINY_LANE_BYTES, crc32c_shift_tiny);
         return shm_log_crc32c_sse42(~state, bytes, length);
     }
 #endif

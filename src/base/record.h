@@ -56,6 +56,9 @@ enum record_status {
     RECORD_STATUS_INTERNAL = 4,
 };
 
+/* Laid out for the hand-offs: a record crosses from the reactor's core to a worker's and back,
+ * so everything either side touches per record (the fields below and the first two slices)
+ * shares the first two cache lines; the status text, written only for a failed record, is last. */
 struct record {
     /* --- written by the framer (reactor thread) --- */
     uint32_t frame_bytes; /* encoded record length, without the varint prefix */
@@ -64,27 +67,37 @@ struct record {
     uint32_t pool_index;    /* index in the owning reactor's pool */
     uint32_t topic_offset;  /* byte offset of the (last) topic value within the record */
     uint32_t topic_length;  /* its length; 1..RECORD_TOPIC_BYTES_MAX */
-    uint64_t sequence;      /* field 5 as the framer's scan read it (0: no ack wanted) */
-    uint64_t timestamp_ns;  /* field 4 as the framer's scan read it */
+    /* --- written by the reactor when it admits the record --- */
+    uint32_t topic_id;
+    /* --- written by the framer's scan --- */
+    uint64_t sequence;     /* field 5 as the framer's scan read it (0: no ack wanted) */
+    uint64_t timestamp_ns; /* field 4 as the framer's scan read it */
+    /* --- written by the reactor when it admits the record --- */
+    uint64_t receive_time_ns; /* wall clock at admission */
+    uint32_t connection_slot;
+    uint32_t connection_generation;
+    uint32_t window_position; /* position in the connection's ack window */
+    /* --- written by the worker --- */
+    uint32_t status;     /* enum record_status */
+    uint64_t log_offset; /* topic offset the log assigned, when status is OK */
     /* field 7 (producer_id) as the scan read it: byte offset within the record and length
      * (1..RECORD_PRODUCER_ID_BYTES_MAX); length 0 when the record has none */
     uint32_t producer_id_offset;
     uint32_t producer_id_length;
-    /* --- written by the reactor when it admits the record --- */
-    uint32_t topic_id;
-    uint32_t connection_slot;
-    uint32_t connection_generation;
-    uint32_t window_position; /* position in the connection's ack window */
-    uint64_t receive_time_ns; /* wall clock at admission */
-    /* --- written by the worker --- */
-    uint32_t status; /* enum record_status */
     /* When status is not OK: a static string, or status_text. Read by the reactor when the record
-     * comes back, before it is freed (the reactor keeps its own copy for the final Ack). */
+     * comes back, before it is freed (the reactor keeps its own copy for the final Ack). Written
+     * by the worker. */
     const char *status_detail;
-    char status_text[RECORD_STATUS_TEXT_BYTES];
-    uint64_t log_offset; /* topic offset the log assigned, when status is OK */
+    /* --- written by the framer --- */
     struct slice slices[RECORD_SLICES_MAX];
-};
+    /* --- written by the worker, for a failed record only --- */
+    char status_text[RECORD_STATUS_TEXT_BYTES];
+} INTAKE_ALIGNED_CACHE_LINE; /* a record starts a cache line, so the pool's records do too */
+_Static_assert(offsetof(struct record, status) < INTAKE_CACHE_LINE_BYTES,
+               "the fields both sides touch per record share the first cache line");
+_Static_assert(offsetof(struct record, slices) + 2 * sizeof(struct slice) <=
+                   2 * INTAKE_CACHE_LINE_BYTES,
+               "the first two slices share the second cache line");
 
 /* Read-only view over a record's bytes; lets scanners and hashes walk slices without copying. */
 struct record_view {

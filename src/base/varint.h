@@ -24,9 +24,22 @@ size_t varint_encode(uint64_t value, uint8_t *out);
 /* Bytes varint_encode would write for `value`. */
 size_t varint_length(uint64_t value);
 
-/* Decodes one varint from `bytes[0..length)`; on VARINT_OK sets *value and *consumed. */
-enum varint_result varint_decode(const uint8_t *bytes, size_t length, uint64_t *value,
-                                 size_t *consumed) INTAKE_MUST_CHECK;
+/* varint_decode's path for everything but a one-byte varint (call varint_decode). */
+enum varint_result varint_decode_multibyte(const uint8_t *bytes, size_t length, uint64_t *value,
+                                           size_t *consumed) INTAKE_MUST_CHECK;
+
+/* Decodes one varint from `bytes[0..length)`; on VARINT_OK sets *value and *consumed. Inline
+ * for the one-byte case, by far the most common (tags, short lengths): the framer and the scan
+ * call this for every field of every record. */
+static inline INTAKE_MUST_CHECK enum varint_result
+varint_decode(const uint8_t *bytes, size_t length, uint64_t *value, size_t *consumed) {
+    if (INTAKE_LIKELY(length > 0 && bytes[0] < 0x80)) {
+        *value = bytes[0];
+        *consumed = 1;
+        return VARINT_OK;
+    }
+    return varint_decode_multibyte(bytes, length, value, consumed);
+}
 
 /* Incremental decoder: survives a varint split at any byte boundary. Zero-initialise to start. */
 struct varint_decoder {

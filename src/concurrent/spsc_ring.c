@@ -51,6 +51,28 @@ void spsc_ring_push(struct spsc_ring *ring, struct record *record) {
     atomic_store_explicit(&ring->tail, tail + 1, memory_order_release);
 }
 
+void spsc_ring_push_batch(struct spsc_ring *ring, struct record *const *records, uint32_t count) {
+    INTAKE_ASSERT(records != NULL || count == 0);
+    INTAKE_ASSERT(ring->entries != NULL);
+    if (count == 0) return;
+    /* Relaxed: only this thread writes tail. */
+    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+    if (tail + count - ring->cached_head > ring->mask + 1) {
+        /* Acquire: as in spsc_ring_push, the consumer's reads of the entries it consumed
+         * happen before we overwrite them. */
+        ring->cached_head = atomic_load_explicit(&ring->head, memory_order_acquire);
+    }
+    /* Never full (see spsc_ring_push). */
+    INTAKE_ASSERT(tail + count - ring->cached_head <= ring->mask + 1);
+    for (uint32_t index = 0; index < count; index++) {
+        INTAKE_ASSERT(records[index] != NULL);
+        ring->entries[(tail + index) & ring->mask] = records[index];
+    }
+    /* Release: publishes the whole batch of entries (and everything the worker wrote into those
+     * records) to the consumer's acquire load of tail; one store per batch. */
+    atomic_store_explicit(&ring->tail, tail + count, memory_order_release);
+}
+
 uint32_t spsc_ring_pop_batch(struct spsc_ring *ring, struct record **out, uint32_t capacity) {
     INTAKE_ASSERT(out != NULL);
     INTAKE_ASSERT(ring->entries != NULL);

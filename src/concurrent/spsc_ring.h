@@ -31,6 +31,8 @@ void spsc_ring_destroy(struct spsc_ring *ring);
 
 /* Producer thread only. Asserts the ring has room (see the capacity argument above). */
 void spsc_ring_push(struct spsc_ring *ring, struct record *record);
+/* Producer thread only: `count` records with one release store of the tail. */
+void spsc_ring_push_batch(struct spsc_ring *ring, struct record *const *records, uint32_t count);
 /* Consumer thread only. Takes up to `capacity` records; returns how many. */
 uint32_t spsc_ring_pop_batch(struct spsc_ring *ring, struct record **out, uint32_t capacity);
 /* Any thread; approximate. */

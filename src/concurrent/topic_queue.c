@@ -109,6 +109,19 @@ struct record *topic_queue_pop(struct topic_queue *queue) {
     return record;
 }
 
+struct record *topic_queue_peek(struct topic_queue *queue, uint32_t ahead) {
+    INTAKE_ASSERT(queue->slots != NULL);
+    /* Beyond a small queue's capacity there is nothing to peek at. */
+    if (ahead > queue->mask) return NULL;
+    uint64_t position = queue->dequeue_position + ahead;
+    struct topic_queue_slot *slot = &queue->slots[position & queue->mask];
+    /* Acquire: as in topic_queue_pop, slot->record is the published one. Only this thread
+     * frees slots (by popping), so the record cannot change under us. */
+    uint64_t sequence = topic_queue_slot_sequence_load(queue, position, slot);
+    if (sequence != position + 1) return NULL;
+    return slot->record;
+}
+
 uint64_t topic_queue_length(struct topic_queue *queue) {
     /* Relaxed: an approximation for stats and sleep decisions; it publishes nothing. Read the
      * consumer side first so the difference cannot go negative from a later dequeue. */

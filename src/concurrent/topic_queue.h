@@ -43,6 +43,10 @@ enum topic_queue_result topic_queue_push(struct topic_queue *queue,
 /* The owning worker only. Returns NULL when empty (including while a producer that claimed the
  * next slot has not published it yet: the consumer never waits on a producer). */
 struct record *topic_queue_pop(struct topic_queue *queue);
+/* The owning worker only: the record `ahead` places after the next one to pop (0: the next),
+ * without taking it, or NULL when not published yet (or `ahead` is past the capacity). For prefetching: the record stays in the
+ * queue, and the pointer stays valid until the worker pops it. */
+struct record *topic_queue_peek(struct topic_queue *queue, uint32_t ahead);
 /* Approximate, any thread (for stats and sleeping decisions). */
 uint64_t topic_queue_length(struct topic_queue *queue);
 

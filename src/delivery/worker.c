@@ -17,6 +17,13 @@
 /* Records taken from one topic queue before the log is published and the batch returned:
  * large enough to amortise the publish, small enough to keep acks prompt. */
 #define WORKER_BATCH_MAX 64
+/* How far ahead in its topic queue the worker prefetches records and their bytes: a record
+ * and its payload were last written on the reactor's core, so each is a cache miss here; issued
+ * early, the misses of several records overlap instead of adding up. */
+#define WORKER_PREFETCH_RECORDS 4
+#define WORKER_PREFETCH_PAYLOAD 2
+/* Payload bytes of one record prefetched (a 256-byte record and its entry header). */
+#define WORKER_PREFETCH_BYTES 320u
 /* While a log is full (block mode), how often its consumers are re-checked. */
 #define WORKER_FULL_RECHECK_NS 1000000ull
 /* A topic whose log could not be made is tried again, when a record for it arrives, at most
@@ -32,7 +39,7 @@ struct worker_topic {
 struct worker_counters {
     uint64_t records_committed;
     uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
-    uint64_t records_rejected;  /* nanopb disagreed with the framer's scan (never expected) */
+    uint64_t records_rejected;  /* nanopb disagreed with the scan (sanitizer builds only) */
     uint64_t records_failed;    /* log unavailable or too small, or abandoned at shutdown */
     uint64_t records_duplicate; /* answered OK without appending (dedupe_table.h) */
     uint64_t log_retries;       /* a failed topic log asked for again */
@@ -76,13 +83,22 @@ static enum topic_log_state worker_topic_log(struct worker *worker, uint32_t top
     return TOPIC_LOG_REQUESTED;
 }
 
-static void worker_return(struct worker *worker, struct record *record) {
-    /* Read before the push: once pushed, the record belongs to its reactor, which may reuse it
-     * at once. */
-    uint16_t reactor = record->reactor_index;
-    INTAKE_ASSERT(reactor < worker->links.reactor_count);
-    spsc_ring_push(&worker->links.return_rings[reactor], record);
-    worker->reactors_to_wake[reactor] = true;
+/* Hands a batch back: each run of records from one reactor goes onto its return ring with one
+ * publish (the tail's release store), and the reactor is rung once per pass. */
+static void worker_return_batch(struct worker *worker, struct record *const *batch,
+                                uint32_t count) {
+    uint32_t start = 0;
+    while (start < count) {
+        /* Read before the push: once pushed, the records belong to their reactor, which may
+         * reuse them at once. */
+        uint16_t reactor = batch[start]->reactor_index;
+        INTAKE_ASSERT(reactor < worker->links.reactor_count);
+        uint32_t end = start + 1;
+        while (end < count && batch[end]->reactor_index == reactor) end++;
+        spsc_ring_push_batch(&worker->links.return_rings[reactor], batch + start, end - start);
+        worker->reactors_to_wake[reactor] = true;
+        start = end;
+    }
 }
 
 /* A topic whose log could not be made: once WORKER_LOG_RETRY_NS have passed since the worker
@@ -157,7 +173,39 @@ static void worker_dedupe_batch_end(struct worker *worker, uint32_t topic_id,
     counter_set(&row->dedupe_rebuilds, counts->rebuilds);
 }
 
-/* Decodes and appends one record. Returns false when the log is full (the record is kept). */
+/*
+ * Parse once: the reactor's record_scan checked every field and filled in what delivery needs
+ * (topic, sequence, timestamp, producer id), so release builds do not parse the record again.
+ * record_decode (nanopb) stays the scan's oracle: the fuzz pair property (tests/fuzz) proves
+ * that every record the scan admits it accepts with the same fields, and sanitizer builds (the
+ * ASan and TSan test suites) run it here on every delivered record as a second check on real
+ * traffic. Returns false when it refused the record (answered REJECTED, never expected).
+ */
+static bool worker_check_decode(struct worker *worker, struct record *record) {
+#if defined(INTAKE_SANITIZED)
+    struct record_view view = record_view_of(record);
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
+        record->status = RECORD_STATUS_REJECTED;
+        record->status_detail = detail ? detail : "record failed to decode";
+        worker->counters.records_rejected++;
+        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
+        return false;
+    }
+    /* Both parsers read the same bytes with the same last-one-wins rule. */
+    INTAKE_ASSERT(decoded.sequence == record->sequence);
+    INTAKE_ASSERT(decoded.timestamp_ns == record->timestamp_ns);
+    INTAKE_ASSERT(decoded.topic.offset == record->topic_offset);
+    INTAKE_ASSERT(decoded.topic.length == record->topic_length);
+#else
+    (void)worker;
+    (void)record;
+#endif
+    return true;
+}
+
+/* Appends one record. Returns false when the log is full (the record is kept). */
 static bool worker_deliver(struct worker *worker, struct worker_topic *topic, struct record *record,
                            bool *appended) {
     struct shm_log *log = topic->log_slot.log;
@@ -167,24 +215,14 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
                       topic->log_slot.failure);
         return true;
     }
+    if (!worker_check_decode(worker, record)) return true;
     struct record_view view = record_view_of(record);
-    struct record_decoded decoded;
-    const char *detail = NULL;
-    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
-        record->status = RECORD_STATUS_REJECTED;
-        record->status_detail = detail ? detail : "record failed to decode";
-        worker->counters.records_rejected++;
-        counter_add(&worker->links.topic_rows[record->topic_id].records_rejected, 1);
-        return true;
-    }
-    /* Both parsers read the same bytes with the same last-one-wins rule. */
-    INTAKE_ASSERT(decoded.sequence == record->sequence);
     uint32_t dedupe_entry = DEDUPE_ENTRY_NONE;
     if (worker_is_duplicate(worker, topic, record, &view, &dedupe_entry)) return true;
     uint64_t offset = 0;
     enum shm_log_append_result result =
         shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
-                       decoded.sequence, record->receive_time_ns, &offset);
+                       record->sequence, record->receive_time_ns, &offset);
     if (result == SHM_LOG_FULL) {
         if (!atomic_load(worker->links.abandon_waiting)) return false;
         record->status = RECORD_STATUS_SHUTTING_DOWN;
@@ -222,6 +260,23 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
     return true;
 }
 
+/* Asks for the lines of records further down the queue: the descriptor of one several places
+ * ahead, and the first bytes of one that is nearer (its descriptor asked for earlier). */
+static void worker_prefetch(struct topic_queue *queue) {
+    struct record *ahead = topic_queue_peek(queue, WORKER_PREFETCH_RECORDS);
+    if (ahead != NULL) {
+        __builtin_prefetch(ahead);
+        __builtin_prefetch((const char *)ahead + INTAKE_CACHE_LINE_BYTES);
+    }
+    struct record *near = topic_queue_peek(queue, WORKER_PREFETCH_PAYLOAD);
+    if (near == NULL || near->slice_count == 0) return;
+    const char *bytes = (const char *)near->slices[0].bytes;
+    uint32_t length = near->slices[0].length;
+    if (length > WORKER_PREFETCH_BYTES) length = WORKER_PREFETCH_BYTES;
+    for (uint32_t offset = 0; offset < length; offset += INTAKE_CACHE_LINE_BYTES)
+        __builtin_prefetch(bytes + offset);
+}
+
 /* Serves one topic: a batch from its queue, one publish, then the batch goes back. Returns
  * whether anything moved; sets *stalled when the log is full with records waiting. */
 static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *stalled) {
@@ -245,6 +300,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         struct record *record = topic->stalled ? topic->stalled : topic_queue_pop(queue);
         topic->stalled = NULL;
         if (record == NULL) break;
+        worker_prefetch(queue);
         INTAKE_ASSERT(record->topic_id == topic_id);
         if (!worker_deliver(worker, topic, record, &appended)) {
             topic->stalled = record;
@@ -282,7 +338,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         worker->counters.publishes++;
         worker_note_log_limit(worker, topic_id, topic);
     }
-    for (uint32_t index = 0; index < count; index++) worker_return(worker, batch[index]);
+    worker_return_batch(worker, batch, count);
     return count > 0;
 }
 

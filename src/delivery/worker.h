@@ -1,8 +1,8 @@
 /*
  * worker.h: a delivery thread. Owns the topics whose id % worker_count is its index: drains
- * their queues, decodes each record fully with nanopb straight from its slices (a second,
- * independent check of what the framer's scan accepted), appends it to the topic's shared-memory
- * log (the one user-space copy of the payload), publishes a batch, and only then hands every
+ * their queues, appends each record to the topic's shared-memory log (the one user-space copy
+ * of the payload) with what the reactor's scan read from it (the scan is the one parse; sanitizer
+ * builds also decode it with nanopb as a check), publishes a batch, and only then hands every
  * record of the batch back to its reactor: an acknowledged record is always readable.
  *
  * The worker owns its topics' logs (opened when it first sees the topic) and nothing else;

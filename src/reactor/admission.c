@@ -4,9 +4,11 @@
  *
  * A chunk is framed in place (framer.h); each complete record gets its topic and is pushed into
  * its topic's queue, from where the owning worker takes it. When the topic queue is full, the
- * record pool is empty or the connection's ack window is full, the connection pauses: its
- * receive is cancelled, what the kernel still delivers waits in its backlog, and it is retried
- * each loop pass until space returns (TCP pushes back on the producer meanwhile).
+ * record pool is empty (after taking what workers returned) or the connection's ack window is
+ * full, the connection pauses: it stops being framed, what the kernel delivers waits in its
+ * backlog, and it is retried each loop pass until space returns. A pause costs no system call:
+ * the receive is cancelled only under buffer pressure (connection_backlog_pressed), and then
+ * TCP pushes back on the producer.
  *
  * A record whose topic log is not open yet may come back failed (the log cannot be made, or
  * keeps a smaller record limit than --max-frame): the connection admits nothing after it until
@@ -42,9 +44,9 @@ static void connection_pause(struct reactor *reactor, struct connection *connect
     if (reason == PAUSE_RECORD_POOL) reactor->counters.pauses_record_pool++;
     if (reason == PAUSE_ACK_WINDOW) reactor->counters.pauses_ack_window++;
     if (reason == PAUSE_TOPIC_LOG) reactor->counters.pauses_topic_log++;
-    /* Stop the multishot so the kernel stops filling our buffers for a connection we cannot
-     * serve; what it delivers before the cancel lands waits in the backlog. */
-    connection_cancel_receive(reactor, connection);
+    /* The receive stays live: most pauses last a loop pass or two, and a cancel plus a re-arm
+     * cost more than the few chunks that arrive meanwhile (connection_receive_chunk cancels it
+     * once the backlog presses on the buffers). */
     connection_list_add(reactor, connection, LIST_RETRY);
 }
 
@@ -54,20 +56,23 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     const struct reactor_links *links = &reactor->links;
     INTAKE_ASSERT(record->topic_id < links->topics_max);
     INTAKE_ASSERT(record->slice_count > 0);
-    if (ack_window_is_full(&connection->window)) {
+    if (!ack_window_can_admit(&connection->window, record->sequence)) {
         connection_pause(reactor, connection, PAUSE_ACK_WINDOW);
         return ADMISSION_PAUSED;
     }
     record->connection_slot = connection_slot(reactor, connection);
     record->connection_generation = connection->generation;
     /* The position is taken only if the push succeeds; nobody else admits meanwhile. */
-    uint32_t expected_position = connection->window.tail;
+    uint32_t expected_position = ack_window_next_position(&connection->window, record->sequence);
     record->window_position = expected_position;
-    record->receive_time_ns = intake_wall_ns();
+    /* Read once per chunk (or resume), not per record: records framed from one chunk were
+     * received together, and a clock read per record showed in the profile. */
+    record->receive_time_ns = reactor->admit_wall_ns;
     /* Read before the push: afterwards the record is the worker's. A limit of 0 means the
      * topic's log is not open (not yet, or it could not be made). */
     uint32_t topic_id = record->topic_id;
     uint32_t frame_bytes = record->frame_bytes;
+    uint64_t sequence = record->sequence;
     uint32_t limit = topic_table_log_limit(topic_table_entry(links->topics, topic_id));
     bool may_fail = limit == 0 || frame_bytes > limit;
     if (topic_queue_push(&links->topic_queues[topic_id], record) == TOPIC_QUEUE_FULL) {
@@ -77,8 +82,9 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     /* From here the worker owns the record; the window entry is ours and the worker's return
      * is processed on this thread, after this function. Only the hand-off's copies of the
      * record's fields are read below. */
-    uint32_t position = ack_window_admit(&connection->window, record->sequence);
+    uint32_t position = ack_window_admit(&connection->window, sequence);
     INTAKE_ASSERT(position == expected_position);
+    if (sequence != 0) reactor->numbered_in_flight++;
     reactor->workers_to_wake[topic_id % links->worker_count] = true;
     reactor->counters.records_admitted++;
     counter_add(&links->received_cells[topic_id].records, 1);
@@ -192,10 +198,20 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
             return ADMISSION_FRAME_CONSUMED;
         case FRAMER_NEED_RECORD: {
             struct record *record = NULL;
-            if (reactor->partial_records < reactor->partial_records_max)
+            if (reactor->partial_records < reactor->partial_records_max) {
                 record = record_pool_take(&reactor->pool);
-            else
+                if (record == NULL) {
+                    /* Records the workers gave back are likely waiting on the return rings
+                     * (they are otherwise taken once per loop pass, after the whole batch of
+                     * completions): take them now rather than pause. A failed one may end
+                     * this very connection. */
+                    reactor_take_returns(reactor);
+                    if (!connection_is_open(connection)) return ADMISSION_FRAME_ENDED;
+                    record = record_pool_take(&reactor->pool);
+                }
+            } else {
                 connection_note_partial_cap(reactor);
+            }
             if (record == NULL) {
                 connection_pause(reactor, connection, PAUSE_RECORD_POOL);
                 return ADMISSION_FRAME_PAUSED;
@@ -228,6 +244,9 @@ static bool connection_backlog_push(struct reactor *reactor, struct connection *
     INTAKE_ASSERT(index < reactor->backlog_node_count);
     struct backlog_node *node = &reactor->backlog_nodes[index];
     reactor->backlog_free_head = node->next;
+    INTAKE_ASSERT(reactor->backlog_free_count > 0);
+    reactor->backlog_free_count--;
+    connection->backlog_chunks++;
     node->chunk = *chunk;
     node->next = REACTOR_NO_NODE;
     if (connection->backlog_tail == REACTOR_NO_NODE) {
@@ -251,6 +270,20 @@ static void connection_backlog_pop(struct reactor *reactor, struct connection *c
     rx_backend_unref(reactor->backend, node->chunk.unit);
     node->next = reactor->backlog_free_head;
     reactor->backlog_free_head = index;
+    reactor->backlog_free_count++;
+    INTAKE_ASSERT(connection->backlog_chunks > 0);
+    connection->backlog_chunks--;
+}
+
+/* Whether a paused connection's live receive must stop: its backlog is long, receive units run
+ * short (the paused connection would take them from those that read), or backlog nodes do. */
+static bool connection_backlog_pressed(const struct reactor *reactor,
+                                       const struct connection *connection) {
+    if (connection->backlog_chunks >= REACTOR_PAUSED_BACKLOG_CHUNKS_MAX) return true;
+    if (reactor->backlog_free_count <= reactor->backlog_reserve) return true;
+    const struct rx_backend *backend = reactor->backend;
+    return backend->ops->units_available(backend) <
+           backend->unit_count / REACTOR_UNITS_RESERVE_SHARE;
 }
 
 /* A data chunk arrived for an open connection. */
@@ -258,6 +291,7 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
                               const struct rx_chunk *chunk) {
     INTAKE_ASSERT(connection_is_open(connection));
     INTAKE_ASSERT(chunk->length > 0);
+    reactor->admit_wall_ns = intake_wall_ns();
     uint32_t offset = 0;
     if (connection->phase == CONNECTION_READING) {
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
@@ -272,7 +306,11 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
         rx_backend_unref(reactor->backend, chunk->unit);
         connection_end(reactor, connection, RECORD_STATUS_RESOURCE_EXHAUSTED,
                        "receive backlog exhausted while the connection was paused");
+        return;
     }
+    bool receive_live = connection->receives_in_flight != 0 && !connection->receive_cancelling;
+    if (receive_live && connection_backlog_pressed(reactor, connection))
+        connection_cancel_receive(reactor, connection);
 }
 
 /* Frames backlog chunks until empty, paused again or ended. */
@@ -315,6 +353,7 @@ void connection_resume(struct reactor *reactor, struct connection *connection) {
     /* Intake paused it: its deadlines start again. */
     connection->last_input_ns = reactor->now_ns;
     if (connection->frame_started_ns != 0) connection->frame_started_ns = reactor->now_ns;
+    reactor->admit_wall_ns = intake_wall_ns();
     if (connection->blocked_record != NULL) {
         struct record *record = connection->blocked_record;
         connection->blocked_record = NULL;

@@ -159,7 +159,7 @@ void connection_open(struct reactor *reactor, int fd) {
     connection->backlog_tail = REACTOR_NO_NODE;
     size_t window_capacity = reactor->links.ack_window_capacity;
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
-                    reactor->window_committed + (size_t)slot * window_capacity,
+                    reactor->window_states + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
     framer_init(&connection->framer, reactor->frame_bytes_max);
     /* Acks are small and latency matters more than packing them. Without it acks still flow,
@@ -179,6 +179,7 @@ void connection_end(struct reactor *reactor, struct connection *connection,
                     enum record_status status, const char *detail) {
     if (!connection_is_open(connection)) return;
     connection->phase = CONNECTION_DRAINING;
+    reactor->draining_connections++;
     connection->pause = PAUSE_NONE;
     connection->end_status = (uint8_t)status;
     connection->end_detail = NULL;
@@ -222,6 +223,8 @@ static void connection_advance(struct reactor *reactor, struct connection *conne
         connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
     if (connection->phase == CONNECTION_DRAINING) {
         if (ack_window_length(&connection->window) != 0) return;
+        INTAKE_ASSERT(reactor->draining_connections > 0);
+        reactor->draining_connections--;
         connection->phase = CONNECTION_FINAL_ACK;
         connection_flush_ack(reactor, connection);
         /* Every record is back: the producer's acknowledged sequence learns this one's level. */

@@ -55,8 +55,15 @@
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
-#define REACTOR_SQ_ENTRIES       1024
-#define REACTOR_NO_NODE          UINT32_MAX
+/* Returned records prefetched this many places ahead of the one being processed. */
+#define REACTOR_RETURN_PREFETCH 4
+/* A paused connection keeps its multishot receive (its bytes wait in its backlog) until it holds
+ * this many chunks, receive units run short (fewer than 1/REACTOR_UNITS_RESERVE_SHARE of them
+ * free) or the backlog nodes do: only then is the receive cancelled, so TCP pushes back. */
+#define REACTOR_PAUSED_BACKLOG_CHUNKS_MAX 8
+#define REACTOR_UNITS_RESERVE_SHARE       2
+#define REACTOR_SQ_ENTRIES                1024
+#define REACTOR_NO_NODE                   UINT32_MAX
 /* After EMFILE/ENFILE (or ENOBUFS/ENOMEM) on accept, accepting stops for this long: the
  * pending connection stays in the listen backlog, and retrying at once would only spin. */
 #define REACTOR_ACCEPT_PAUSE_NS 100000000ll
@@ -179,6 +186,7 @@ struct connection {
     uint32_t backlog_head;         /* backlog_node indexes, REACTOR_NO_NODE when empty */
     uint32_t backlog_tail;
     uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
+    uint32_t backlog_chunks;      /* nodes on the backlog */
     struct ack_window window;
     uint64_t ack_sent_sequence;
     /* A Hello was accepted: its answer, Ack{OK, hello_answer}, goes out before any other Ack
@@ -254,12 +262,20 @@ struct reactor {
     uint32_t *free_slots;
     uint32_t free_slot_count;
     uint64_t *window_sequences; /* all connections' ack windows, carved per slot */
-    uint8_t *window_committed;
+    uint16_t *window_states;
     size_t window_region_bytes;
 
     struct backlog_node *backlog_nodes;
     uint32_t backlog_node_count;
     uint32_t backlog_free_head;
+    /* What waits for workers to give records back (reactor_returns_awaited): admitted records
+     * with a nonzero sequence (an Ack is owed) and connections draining toward their final Ack. */
+    uint64_t numbered_in_flight;
+    uint32_t draining_connections;
+    /* Wall clock for records admitted now: read once per chunk framed or connection resumed. */
+    uint64_t admit_wall_ns;
+    uint32_t backlog_free_count;
+    uint32_t backlog_reserve; /* free nodes kept for receives that are being cancelled */
 
     uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
@@ -337,6 +353,9 @@ struct connection *reactor_connection_for(struct reactor *reactor, uint64_t user
 void reactor_on_receive(struct reactor *reactor, const struct io_uring_cqe *cqe);
 void reactor_advance_connections(struct reactor *reactor);
 void reactor_release_record(struct reactor *reactor, struct record *record);
+
+/* reactor_loop.c */
+void reactor_take_returns(struct reactor *reactor);
 
 /* admission.c */
 void connection_receive_chunk(struct reactor *reactor, struct connection *connection,

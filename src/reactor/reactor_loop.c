@@ -151,6 +151,10 @@ static void reactor_take_return(struct reactor *reactor, struct record *record) 
     INTAKE_ASSERT(connection->phase != CONNECTION_FREE);
     bool committed = record->status == RECORD_STATUS_OK;
     ack_window_complete(&connection->window, record->window_position, committed);
+    if (record->sequence != 0) {
+        INTAKE_ASSERT(reactor->numbered_in_flight > 0);
+        reactor->numbered_in_flight--;
+    }
     /* Listed before anything may end it, so the slot stays ours until the ack pass. */
     connection_list_add(reactor, connection, LIST_ACK);
     if (!committed) {
@@ -163,14 +167,23 @@ static void reactor_take_return(struct reactor *reactor, struct record *record) 
     reactor->counters.records_returned++;
 }
 
-static void reactor_take_returns(struct reactor *reactor) {
+void reactor_take_returns(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->links.return_ring_stride > 0);
     struct record *batch[REACTOR_RETURN_BATCH_MAX];
     for (uint32_t worker = 0; worker < reactor->links.worker_count; worker++) {
         struct spsc_ring *ring = reactor_return_ring(reactor, worker);
         uint32_t count = spsc_ring_pop_batch(ring, batch, REACTOR_RETURN_BATCH_MAX);
         INTAKE_ASSERT(count <= REACTOR_RETURN_BATCH_MAX);
-        for (uint32_t index = 0; index < count; index++) reactor_take_return(reactor, batch[index]);
+        for (uint32_t index = 0; index < count; index++) {
+            /* The records were last written on the worker's core: ask for the lines of one a
+             * few places ahead so the misses overlap. */
+            if (index + REACTOR_RETURN_PREFETCH < count) {
+                __builtin_prefetch(batch[index + REACTOR_RETURN_PREFETCH]);
+                __builtin_prefetch((const char *)batch[index + REACTOR_RETURN_PREFETCH] +
+                                   INTAKE_CACHE_LINE_BYTES);
+            }
+            reactor_take_return(reactor, batch[index]);
+        }
     }
 }
 
@@ -332,12 +345,32 @@ static bool reactor_finished(const struct reactor *reactor) {
     return reactor->stop_started && reactor->open_connections == 0 && !reactor->accept_armed;
 }
 
+/*
+ * Whether anything waits for workers to give records back: an Ack owed, a connection paused or
+ * waiting for units or draining, shutdown, or receive units or pool records running short.
+ * Otherwise (a producer that asks for no acks, resources plentiful) the reactor sleeps without
+ * asking workers to wake it, and takes their returns on its next wake: a receive, a tick, or a
+ * ring_always. That saves a wake-up (an eventfd write and a context switch) per worker batch.
+ */
+static bool reactor_returns_awaited(struct reactor *reactor) {
+    if (reactor->numbered_in_flight > 0 || reactor->draining_connections > 0) return true;
+    if (reactor->retry_count > 0 || reactor->units_wait_count > 0) return true;
+    if (reactor->stop_started || reactor->stall_suspected) return true;
+    const struct record_pool *pool = &reactor->pool;
+    if (pool->free_count < pool->capacity / REACTOR_UNITS_RESERVE_SHARE) return true;
+    const struct rx_backend *backend = reactor->backend;
+    return backend->ops->units_available(backend) <
+           backend->unit_count / REACTOR_UNITS_RESERVE_SHARE;
+}
+
 static void reactor_wait(struct reactor *reactor) {
     INTAKE_ASSERT(!reactor_finished(reactor));
+    bool awaited = reactor_returns_awaited(reactor);
     /* The doorbell handshake with workers (doorbell.h): arm, then look once more at the return
-     * rings. A worker publishes a return (release store of the ring tail), then rings. */
-    doorbell_arm(reactor->links.doorbell);
-    if (reactor_returns_pending(reactor) || atomic_load(&reactor->report_requested)) {
+     * rings. A worker publishes a return (release store of the ring tail), then rings. Not
+     * armed, workers do not ring: only what is awaited needs the wake. */
+    if (awaited) doorbell_arm(reactor->links.doorbell);
+    if ((awaited && reactor_returns_pending(reactor)) || atomic_load(&reactor->report_requested)) {
         doorbell_disarm(reactor->links.doorbell);
         /* Not sleeping, but with deferred task running completions are only posted when we
          * ask for events: submit and run task work without waiting. */

@@ -137,18 +137,20 @@ static int reactor_allocate(struct reactor *reactor) {
     reactor->units_wait_list = malloc(slots * sizeof(uint32_t));
     reactor->advance_list = malloc(slots * sizeof(uint32_t));
     reactor->workers_to_wake = calloc(links->worker_count, sizeof(bool));
-    /* Receives cancelled for a pause may still deliver up to a CQ's worth of completions. */
+    /* Paused connections keep receiving into their backlogs until a pressure limit cancels
+     * the receive (REACTOR_PAUSED_BACKLOG_CHUNKS_MAX, or the free nodes fall to the reserve);
+     * receives being cancelled may still deliver up to a CQ's worth of completions. */
     reactor->backlog_node_count = links->cq_entries * 2 + slots;
     reactor->backlog_nodes = malloc(reactor->backlog_node_count * sizeof(struct backlog_node));
     size_t window_entries = (size_t)slots * links->ack_window_capacity;
-    reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + 1);
+    reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + sizeof(uint16_t));
     /* Mapped, so an idle connection's window costs no resident memory. */
     void *windows = mmap(NULL, reactor->window_region_bytes, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (windows == MAP_FAILED) windows = NULL;
     reactor->window_sequences = windows;
-    reactor->window_committed =
-        windows ? (uint8_t *)windows + window_entries * sizeof(uint64_t) : NULL;
+    reactor->window_states =
+        windows ? (uint16_t *)((uint8_t *)windows + window_entries * sizeof(uint64_t)) : NULL;
     if (!reactor->connections || !reactor->free_slots || !reactor->retry_list ||
         !reactor->ack_list || !reactor->units_wait_list || !reactor->advance_list ||
         !reactor->workers_to_wake || !reactor->backlog_nodes || !windows)
@@ -162,6 +164,8 @@ static int reactor_allocate(struct reactor *reactor) {
         reactor->backlog_nodes[node].next =
             node + 1 < reactor->backlog_node_count ? node + 1 : REACTOR_NO_NODE;
     reactor->backlog_free_head = 0;
+    reactor->backlog_free_count = reactor->backlog_node_count;
+    reactor->backlog_reserve = links->cq_entries * 2;
     return record_pool_init(&reactor->pool, links->records_in_flight_max, (uint16_t)reactor->index);
 }
 
