@@ -177,14 +177,19 @@ class Connection:
             return self.acked >= sequence
 
     def reset(self):
-        """Drops the connection with RST: unread acks are lost."""
+        """Drops the connection with RST: unread acks are lost. The reader thread is woken
+        first (shutdown of the read side sends nothing): a socket closed while another thread
+        blocks in recv on it stays open until that recv returns, and would send no RST."""
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.socket.close()
+        self.socket.shutdown(socket.SHUT_RD)
         self.reader.join(WAIT_S)
+        check(not self.reader.is_alive(), "reader thread ended before the reset")
+        self.socket.close()
 
     def close(self):
         self.socket.shutdown(socket.SHUT_WR)
         self.reader.join(WAIT_S)
+        check(not self.reader.is_alive(), "intaked closed the connection after its last ack")
         self.socket.close()
         check(not self.statuses, f"non-OK acks: {self.statuses[:3]}")
 
@@ -317,6 +322,8 @@ def case_sigkill():
             daemon.kill()  # mid-stream: records in flight, some committed and never acked
             sender.join(WAIT_S)
             connection.reader.join(WAIT_S)
+            check(not sender.is_alive() and not connection.reader.is_alive(),
+                  "the killed daemon's connection ended")
             connection.socket.close()
             daemon.start()  # same directory: logs and tables as the kill left them
         produce(daemon, "killed", "producer-kill", 1, total)
