@@ -183,7 +183,8 @@ static void server_join(struct server *server) {
 static struct intake_producer *producer_to(struct server *server, bool acks, uint32_t batch) {
     char address[64];
     snprintf(address, sizeof(address), "127.0.0.1:%u", server->port);
-    struct intake_producer_config config = {address, batch, 2000, acks};
+    struct intake_producer_config config = {
+        .address = address, .batch_bytes = batch, .io_timeout_ms = 2000, .acks = acks};
     struct intake_producer *producer = NULL;
     char why[256];
     int result = intake_producer_open(&config, &producer, why, sizeof(why));
@@ -300,7 +301,7 @@ static void test_timeout_and_refused(void) {
     server_join(&server);
     char address[64];
     snprintf(address, sizeof(address), "127.0.0.1:%u", port);
-    struct intake_producer_config config = {address, 0, 1000, false};
+    struct intake_producer_config config = {.address = address, .io_timeout_ms = 1000};
     char why[256];
     CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -ECONNREFUSED);
     CHECK(producer == NULL);
