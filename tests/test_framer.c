@@ -120,6 +120,8 @@ static void put_unknown_field(struct buffer *buffer, uint32_t number_min) {
     static const uint32_t numbers[] = {7, 15, 16, 100, 2047, 100000, 536870911};
     uint32_t number = numbers[random_below(INTAKE_ARRAY_LENGTH(numbers))];
     if (number < number_min) number = number_min;
+    /* In a record, 7 (producer_id) and 16 (Hello) are known fields; in a header, unknown. */
+    if (number_min >= 8 && number == 16) number = 17;
     uint8_t bytes[64];
     random_fill(bytes, sizeof(bytes));
     switch (random_below(4)) {
@@ -199,7 +201,7 @@ static void put_item(struct buffer *body, enum item_kind kind, uint32_t value_by
         put_header(body);
         expected->header_count++;
         break;
-    case ITEM_UNKNOWN: put_unknown_field(body, 7); break;
+    case ITEM_UNKNOWN: put_unknown_field(body, 8); break;
     }
 }
 
@@ -243,6 +245,8 @@ struct chunk {
 
 struct outcome {
     size_t records;
+    size_t hellos;
+    int identity_error; /* the error is an identity refusal */
     int error;
     enum record_status error_status;
     char error_detail[128];
@@ -335,8 +339,13 @@ static void run_framer(const struct chunk *chunks, size_t chunk_count, uint32_t 
                 record_pool_give(&pool, record);
                 break;
             }
+            case FRAMER_HELLO:
+                outcome->hellos++;
+                record_pool_give(&pool, framer_take_hello(&framer));
+                break;
             case FRAMER_ERROR:
                 outcome->error = 1;
+                outcome->identity_error = framer_rejected_for_identity(&framer);
                 outcome->error_status = framer.error_status;
                 snprintf(outcome->error_detail, sizeof(outcome->error_detail), "%s",
                          framer.error_detail);
@@ -477,7 +486,67 @@ static const struct bad_case bad_cases[] = {
     {"wire type 7", "invalid wire type"},
     {"overflowing varint value", "not a valid varint"},
     {"zero-length frame", "record has no topic"},
+    {"empty producer_id", "producer_id is empty"},
+    {"65-byte producer_id", "producer_id is longer than 64 bytes"},
+    {"earlier producer_id too long", "producer_id is longer than 64 bytes"},
+    {"producer_id as varint", "field 7 (producer_id) must have wire type 2"},
+    {"producer_id without sequence", "needs a sequence of 1 or more"},
+    {"producer_id with sequence 0", "needs a sequence of 1 or more"},
+    {"Hello field in a record", "a Hello frame (field 16) carries no other field"},
+    {"record field after Hello field", "a Hello frame (field 16) carries no other field"},
+    {"unknown field in a Hello", "a Hello frame (field 16) carries no other field"},
+    {"Hello field as varint", "field 16 (Hello.producer_id) must have wire type 2"},
+    {"65-byte Hello producer_id", "producer_id is longer than 64 bytes"},
+    {"empty Hello producer_id", "producer_id is empty"},
 };
+
+/* The cases above from "empty producer_id" on (index 22). */
+static void build_bad_identity_body(size_t which, struct buffer *body) {
+    uint8_t long_id[RECORD_PRODUCER_ID_BYTES_MAX + 1];
+    memset(long_id, 'p', sizeof(long_id));
+    if (which <= 27) put_bytes_field(body, 1, "ok", 2);
+    switch (which) {
+    case 22:
+        put_varint_field(body, 5, 3);
+        put_bytes_field(body, 7, "", 0);
+        break;
+    case 23:
+        put_varint_field(body, 5, 3);
+        put_bytes_field(body, 7, long_id, sizeof(long_id));
+        break;
+    case 24:
+        put_varint_field(body, 5, 3);
+        put_bytes_field(body, 7, long_id, sizeof(long_id));
+        put_bytes_field(body, 7, "fine", 4);
+        break;
+    case 25:
+        put_varint_field(body, 5, 3);
+        put_varint_field(body, 7, 9);
+        break;
+    case 26: put_bytes_field(body, 7, "producer-a", 10); break;
+    case 27:
+        put_varint_field(body, 5, 4);
+        put_bytes_field(body, 7, "producer-a", 10);
+        put_varint_field(body, 5, 0); /* the last sequence wins */
+        break;
+    case 28:
+        put_bytes_field(body, 1, "ok", 2);
+        put_bytes_field(body, 16, "producer-a", 10);
+        break;
+    case 29:
+        put_bytes_field(body, 16, "producer-a", 10);
+        put_varint_field(body, 5, 1);
+        break;
+    case 30:
+        put_bytes_field(body, 16, "producer-a", 10);
+        put_bytes_field(body, 99, "x", 1);
+        break;
+    case 31: put_varint_field(body, 16, 1); break;
+    case 32: put_bytes_field(body, 16, long_id, sizeof(long_id)); break;
+    case 33: put_bytes_field(body, 16, "", 0); break;
+    default: break;
+    }
+}
 
 static void put_header_bytes(struct buffer *body, const void *bytes, size_t length) {
     put_bytes_field(body, 6, bytes, length);
@@ -491,6 +560,10 @@ static void build_bad_body(size_t which, struct buffer *body) {
     static const uint8_t overflow[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     uint8_t long_topic[256];
     memset(long_topic, 'x', sizeof(long_topic));
+    if (which >= 22) {
+        build_bad_identity_body(which, body);
+        return;
+    }
     /* Every case but those about the topic itself carries a valid topic first. */
     if (which >= 7 && which <= 20 && which != 9) put_bytes_field(body, 1, "ok", 2);
     switch (which) {
@@ -587,7 +660,11 @@ static void test_bad_records(void) {
         struct record_view view = {&slice, body.length ? 1 : 0, (uint32_t)body.length};
         struct record_decoded decoded;
         const char *detail = NULL;
-        CHECK(record_decode(&view, &decoded, &detail) == RECORD_DECODE_MALFORMED);
+        struct field_span hello;
+        enum frame_decode_kind kind = frame_decode_kind(&view, &hello, &detail);
+        CHECK(kind != FRAME_DECODE_HELLO);
+        if (kind == FRAME_DECODE_RECORD)
+            CHECK(record_decode(&view, &decoded, &detail) == RECORD_DECODE_MALFORMED);
         CHECK(detail != NULL);
         free(body.bytes);
         free(framed.bytes);
@@ -838,6 +915,178 @@ static int frame_file(const char *path) {
     return (failures == 0 && !outcome.error && outcome.idle_at_end) ? 0 : 1;
 }
 
+/* ---- producer identity and Hello frames ---- */
+
+struct identity_seen {
+    size_t count;
+    uint64_t sequences[8];
+    char producer_ids[8][RECORD_PRODUCER_ID_BYTES_MAX + 1]; /* "" when none */
+};
+
+static void collect_identity(const struct record *record, size_t index, void *context) {
+    struct identity_seen *seen = context;
+    REQUIRE(index < 8);
+    struct record_view view = record_view_of(record);
+    seen->sequences[index] = record->sequence;
+    uint32_t copied =
+        record_view_copy(&view, record->producer_id_offset, record->producer_id_length,
+                         (uint8_t *)seen->producer_ids[index], RECORD_PRODUCER_ID_BYTES_MAX);
+    seen->producer_ids[index][copied] = '\0';
+    /* The decoder reports the same span. */
+    struct record_decoded decoded;
+    const char *detail = NULL;
+    CHECK(record_decode(&view, &decoded, &detail) == RECORD_DECODE_OK);
+    CHECK(decoded.producer_id.length == record->producer_id_length);
+    if (record->producer_id_length > 0)
+        CHECK(decoded.producer_id.offset == record->producer_id_offset);
+    seen->count = index + 1;
+}
+
+static void put_hello(struct buffer *stream, const char *id) {
+    struct buffer body = {0};
+    put_bytes_field(&body, 16, id, strlen(id));
+    put_delimited(stream, &body);
+    free(body.bytes);
+}
+
+/* A record with topic "t", the sequence, and producer_id `id` (NULL: none). */
+static void put_identity_record(struct buffer *stream, const char *id, uint64_t sequence) {
+    struct buffer body = {0};
+    put_bytes_field(&body, 1, "t", 1);
+    if (id != NULL) put_bytes_field(&body, 7, id, strlen(id));
+    put_varint_field(&body, 5, sequence);
+    put_delimited(stream, &body);
+    free(body.bytes);
+}
+
+/* Frames the stream in one chunk and byte by byte; both must give the same outcome. */
+static void frame_identity_stream(const struct buffer *stream, struct outcome *outcome,
+                                  struct identity_seen *seen) {
+    struct chunk *chunks = calloc(stream->length, sizeof(*chunks));
+    REQUIRE(chunks != NULL);
+    for (size_t index = 0; index < stream->length; index++)
+        chunks[index] = (struct chunk){stream->bytes + index, 1, 0}; /* merges: one slice */
+    struct outcome split;
+    struct identity_seen split_seen;
+    memset(&split_seen, 0, sizeof(split_seen));
+    run_framer(chunks, stream->length, 1u << 20, collect_identity, &split_seen, &split);
+    struct chunk whole = {stream->bytes, (uint32_t)stream->length, 0};
+    memset(seen, 0, sizeof(*seen));
+    run_framer(&whole, 1, 1u << 20, collect_identity, seen, outcome);
+    CHECK(split.records == outcome->records && split.hellos == outcome->hellos);
+    CHECK(split.error == outcome->error);
+    CHECK(strcmp(split.error_detail, outcome->error_detail) == 0);
+    if (strcmp(split.error_detail, outcome->error_detail) != 0)
+        fprintf(stderr, "split \"%s\", whole \"%s\"\n", split.error_detail, outcome->error_detail);
+    CHECK(memcmp(&split_seen, seen, sizeof(*seen)) == 0);
+    free(chunks);
+}
+
+static void expect_identity_error(const struct buffer *stream, size_t records_before,
+                                  size_t hellos_before, const char *detail_part, int identity_error,
+                                  const char *name) {
+    struct outcome outcome;
+    struct identity_seen seen;
+    frame_identity_stream(stream, &outcome, &seen);
+    CHECK(outcome.records == records_before);
+    CHECK(outcome.hellos == hellos_before);
+    CHECK(outcome.error && outcome.error_status == RECORD_STATUS_REJECTED);
+    CHECK(outcome.identity_error == identity_error);
+    CHECK(strstr(outcome.error_detail, detail_part) != NULL);
+    if (strstr(outcome.error_detail, detail_part) == NULL)
+        fprintf(stderr, "identity case \"%s\": detail \"%s\"\n", name, outcome.error_detail);
+}
+
+static void test_identity(void) {
+    struct outcome outcome;
+    struct identity_seen seen;
+    /* A Hello, then records carrying the same producer_id. */
+    struct buffer stream = {0};
+    put_hello(&stream, "producer-a");
+    put_identity_record(&stream, "producer-a", 1);
+    put_identity_record(&stream, "producer-a", 2);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.hellos == 1 && outcome.records == 2);
+    CHECK(seen.count == 2 && seen.sequences[1] == 2);
+    CHECK(strcmp(seen.producer_ids[0], "producer-a") == 0);
+    CHECK(strcmp(seen.producer_ids[1], "producer-a") == 0);
+    free(stream.bytes);
+
+    /* No Hello: the first record sets the identity; old producers (none at all) are as before. */
+    stream = (struct buffer){0};
+    put_identity_record(&stream, "producer-b", 5);
+    put_identity_record(&stream, "producer-b", 9);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.hellos == 0 && outcome.records == 2);
+    CHECK(strcmp(seen.producer_ids[1], "producer-b") == 0);
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_identity_record(&stream, NULL, 0);
+    put_identity_record(&stream, NULL, 3);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.records == 2 && seen.producer_ids[1][0] == '\0');
+    free(stream.bytes);
+
+    /* The last producer_id occurrence wins, as for every non-repeated field. */
+    stream = (struct buffer){0};
+    {
+        struct buffer body = {0};
+        put_bytes_field(&body, 7, "first", 5);
+        put_bytes_field(&body, 1, "t", 1);
+        put_varint_field(&body, 5, 1);
+        put_bytes_field(&body, 7, "second", 6);
+        put_delimited(&stream, &body);
+        free(body.bytes);
+    }
+    put_identity_record(&stream, "second", 2);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.records == 2);
+    CHECK(strcmp(seen.producer_ids[0], "second") == 0);
+    free(stream.bytes);
+
+    /* Violations: a Hello not first, twice, ids that differ, present/absent mixed. */
+    stream = (struct buffer){0};
+    put_identity_record(&stream, "producer-a", 1);
+    put_hello(&stream, "producer-a");
+    expect_identity_error(&stream, 1, 0, "a Hello must be the connection's first frame", 1,
+                          "Hello after a record");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_hello(&stream, "producer-a");
+    put_hello(&stream, "producer-a");
+    expect_identity_error(&stream, 0, 1, "a Hello must be the connection's first frame", 1,
+                          "two Hellos");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_hello(&stream, "producer-a");
+    put_identity_record(&stream, "producer-a", 1);
+    put_identity_record(&stream, "producer-c", 2);
+    expect_identity_error(&stream, 1, 1, "producer_id differs", 1, "other id");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_identity_record(&stream, "producer-a", 1);
+    put_identity_record(&stream, "producer-ab", 2);
+    expect_identity_error(&stream, 1, 0, "producer_id differs", 1, "longer id");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_hello(&stream, "producer-a");
+    put_identity_record(&stream, NULL, 1);
+    expect_identity_error(&stream, 0, 1, "a record without a producer_id", 1, "absent after");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_identity_record(&stream, NULL, 1);
+    put_identity_record(&stream, "producer-a", 2);
+    expect_identity_error(&stream, 1, 0, "a record with a producer_id on a connection", 1,
+                          "present after absent");
+    free(stream.bytes);
+    /* A malformed Hello is a scan refusal, not an identity one. */
+    stream = (struct buffer){0};
+    put_hello(&stream, "0123456789012345678901234567890123456789012345678901234567890123X");
+    expect_identity_error(&stream, 0, 0, "producer_id is longer than 64 bytes", 0, "65 bytes");
+    free(stream.bytes);
+    printf("identity: Hello and producer_id rules hold whole and byte by byte\n");
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--file") == 0) return frame_file(argv[2]);
     test_every_split();
@@ -846,5 +1095,6 @@ int main(int argc, char **argv) {
     test_bad_prefixes();
     test_early_rejection();
     test_fragments();
+    test_identity();
     return test_finish();
 }

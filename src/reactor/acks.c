@@ -35,6 +35,19 @@ void connection_flush_ack(struct reactor *reactor, struct connection *connection
     INTAKE_ASSERT(connection->phase != CONNECTION_FREE);
     if (connection->sends_in_flight || connection->socket_dead || connection->final_ack_sent)
         return;
+    if (connection->hello_answer_pending) {
+        /* First: the Hello came before any record. Not cumulative state: the record Acks
+         * that follow are computed as if it had not been sent. */
+        size_t hello_length = ack_frame_encode(connection->hello_answer, RECORD_STATUS_OK, NULL,
+                                               connection->send_buffer);
+        INTAKE_ASSERT(hello_length > 0 && hello_length <= sizeof(connection->send_buffer));
+        connection->hello_answer_pending = false;
+        connection->send_length = (uint32_t)hello_length;
+        connection->send_offset = 0;
+        reactor->counters.acks_sent++;
+        connection_send(reactor, connection);
+        return;
+    }
     uint64_t sequence = connection->window.ack_sequence;
     bool final =
         connection->phase == CONNECTION_FINAL_ACK && connection->end_status != RECORD_STATUS_OK;

@@ -208,7 +208,10 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
             if (connection_take_record(reactor, connection) != ADMISSION_DONE)
                 return ADMISSION_FRAME_PAUSED;
             break;
+        case FRAMER_HELLO: connection_take_hello(reactor, connection); break;
         case FRAMER_ERROR:
+            if (framer_rejected_for_identity(&connection->framer))
+                reactor->counters.identity_rejections++;
             connection_end(reactor, connection, connection->framer.error_status,
                            connection->framer.error_detail);
             return ADMISSION_FRAME_ENDED;

@@ -222,6 +222,7 @@ static void connection_advance(struct reactor *reactor, struct connection *conne
         connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
     if (connection->phase == CONNECTION_DRAINING) {
         if (ack_window_length(&connection->window) != 0) return;
+        connection_fold_identity(reactor, connection);
         connection->phase = CONNECTION_FINAL_ACK;
         connection_flush_ack(reactor, connection);
     }

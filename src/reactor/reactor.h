@@ -28,6 +28,7 @@
 #include "common.h"
 #include "counters_write.h"
 #include "doorbell.h"
+#include "producer_table.h"
 #include "rx_backend.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
@@ -58,7 +59,10 @@ struct reactor_links {
     /* Shared structures. */
     struct topic_table *topics;
     struct topic_queue *topic_queues; /* [topics_max], indexed by topic id */
-    uint32_t worker_count;            /* topic t is owned by worker t % worker_count */
+    /* Producers' acknowledged watermarks (daemon-wide): Hellos read it, connections with a
+     * producer_id fold into it when they end. */
+    struct producer_table *producers;
+    uint32_t worker_count; /* topic t is owned by worker t % worker_count */
     /* Its column of return rings: worker w's ring to it is return_rings[w * ring_stride]. */
     struct spsc_ring *return_rings;
     uint32_t return_ring_stride;

@@ -181,6 +181,10 @@ struct connection {
     uint32_t backlog_head_offset; /* bytes of the head chunk already framed */
     struct ack_window window;
     uint64_t ack_sent_sequence;
+    /* A Hello was accepted: its answer, Ack{OK, hello_answer}, goes out before any other Ack
+     * and leaves the cumulative state (ack_sent_sequence, window) alone. */
+    bool hello_answer_pending;
+    uint64_t hello_answer;
     uint32_t send_length;
     uint32_t send_offset;
     uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
@@ -219,6 +223,9 @@ struct reactor_counters {
     uint64_t partial_cap_pauses;   /* a frame waited: partial records reached their share */
     uint64_t partial_evictions;    /* oldest partial record's connection ended for the pool */
     uint64_t connections_ended[5]; /* by final status (enum record_status) */
+    uint64_t hellos_answered;      /* Hello frames answered with the producer's watermark */
+    uint64_t identity_rejections;  /* a misplaced Hello, or a producer_id differing on a
+                                    * connection (framer.h) */
 };
 
 struct reactor {
@@ -348,6 +355,11 @@ struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning)
 
 /* acks.c */
 void connection_flush_ack(struct reactor *reactor, struct connection *connection);
+/* identity.c: producer identity (issue 12). A Hello the framer accepted: gives its record
+ * object back and queues its answer. And, once a connection's records are all back, folds its
+ * committed level into the producer table. */
+void connection_take_hello(struct reactor *reactor, struct connection *connection);
+void connection_fold_identity(struct reactor *reactor, const struct connection *connection);
 void reactor_on_send(struct reactor *reactor, const struct io_uring_cqe *cqe);
 void reactor_on_linger(struct reactor *reactor, const struct io_uring_cqe *cqe);
 bool connection_should_linger(const struct connection *connection);

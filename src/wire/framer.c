@@ -33,7 +33,50 @@ static enum framer_event framer_fail(struct framer *framer, enum record_status s
     return FRAMER_ERROR;
 }
 
-/* Finishes a body: scan it and publish topic, sequence and timestamp into the record. */
+static enum framer_event framer_fail_identity(struct framer *framer, const char *detail) {
+    framer->error_identity = 1;
+    return framer_fail(framer, RECORD_STATUS_REJECTED, detail);
+}
+
+static void framer_set_identity(struct framer *framer, const struct record_view *view,
+                                const struct record_scan *scan) {
+    INTAKE_ASSERT(scan->producer_id_length > 0);
+    INTAKE_ASSERT(scan->producer_id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
+    uint32_t copied = record_view_copy(view, scan->producer_id_offset, scan->producer_id_length,
+                                       framer->producer_id, sizeof(framer->producer_id));
+    INTAKE_ASSERT(copied == scan->producer_id_length);
+    framer->producer_id_length = (uint8_t)copied;
+    framer->identity = FRAMER_IDENTITY_SET;
+}
+
+/* Every frame of a connection carries the same producer_id, or none does (framer.h). Returns
+ * NULL, or the detail of the refusal. The first record decides when no Hello came. */
+static const char *framer_check_identity(struct framer *framer, const struct record_view *view,
+                                         const struct record_scan *scan) {
+    if (scan->producer_id_length == 0) {
+        if (framer->identity == FRAMER_IDENTITY_SET)
+            return "a record without a producer_id on a connection that has one (every frame "
+                   "of a connection carries the same producer_id, or none does)";
+        framer->identity = FRAMER_IDENTITY_NONE;
+        return NULL;
+    }
+    if (framer->identity == FRAMER_IDENTITY_NONE)
+        return "a record with a producer_id on a connection whose first record had none (every "
+               "frame of a connection carries the same producer_id, or none does)";
+    if (framer->identity == FRAMER_IDENTITY_UNKNOWN) {
+        framer_set_identity(framer, view, scan);
+        return NULL;
+    }
+    if (scan->producer_id_length != framer->producer_id_length ||
+        !record_view_equals(view, scan->producer_id_offset, scan->producer_id_length,
+                            framer->producer_id))
+        return "producer_id differs from the one this connection started with (every frame of "
+               "a connection carries the same producer_id, or none does)";
+    return NULL;
+}
+
+/* Finishes a body: scan it; a Hello sets the connection's identity, a record is checked against
+ * it and gets topic, sequence, timestamp and producer_id from the scan. */
 static enum framer_event framer_complete(struct framer *framer) {
     struct record *record = framer->record;
     INTAKE_ASSERT(record != NULL);
@@ -42,6 +85,18 @@ static enum framer_event framer_complete(struct framer *framer) {
     struct record_scan scan;
     if (record_scan_finish(&view, &framer->scan_progress, &scan) != RECORD_SCAN_OK)
         return framer_fail(framer, RECORD_STATUS_REJECTED, scan.detail);
+    if (scan.is_hello) {
+        if (framer->identity != FRAMER_IDENTITY_UNKNOWN)
+            return framer_fail_identity(framer, "a Hello must be the connection's first frame "
+                                                "(at most one per connection)");
+        framer_set_identity(framer, &view, &scan);
+        framer->in_body = 0;
+        return FRAMER_HELLO;
+    }
+    const char *identity_problem = framer_check_identity(framer, &view, &scan);
+    if (identity_problem != NULL) return framer_fail_identity(framer, identity_problem);
+    record->producer_id_offset = scan.producer_id_offset;
+    record->producer_id_length = scan.producer_id_length;
     record->topic_offset = scan.topic_offset;
     record->topic_length = scan.topic_length;
     record->sequence = scan.sequence;
@@ -169,6 +224,31 @@ struct record *framer_take_record(struct framer *framer) {
     INTAKE_ASSERT(framer->error_detail == NULL);
     framer->record = NULL;
     return record;
+}
+
+struct record *framer_take_hello(struct framer *framer) {
+    struct record *record = framer->record;
+    INTAKE_ASSERT(record != NULL);
+    INTAKE_ASSERT(!framer->in_body);
+    INTAKE_ASSERT(framer->error_detail == NULL);
+    INTAKE_ASSERT(framer->identity == FRAMER_IDENTITY_SET);
+    framer->record = NULL;
+    return record;
+}
+
+const uint8_t *framer_producer_id(const struct framer *framer, uint32_t *length) {
+    INTAKE_ASSERT(length != NULL);
+    if (framer->identity != FRAMER_IDENTITY_SET) {
+        *length = 0;
+        return NULL;
+    }
+    *length = framer->producer_id_length;
+    return framer->producer_id;
+}
+
+int framer_rejected_for_identity(const struct framer *framer) {
+    INTAKE_ASSERT(framer->error_detail != NULL);
+    return framer->error_identity;
 }
 
 struct record *framer_release_record(struct framer *framer) {

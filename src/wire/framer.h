@@ -20,6 +20,14 @@
  * The framer stops at every event so the reactor can act (admit the record, answer an error,
  * fetch a record object) and later resume at exactly the same byte: it never loses input.
  *
+ * Producer identity (issue 12). Every frame of a connection carries the same producer_id, or
+ * none does: the framer remembers the connection's producer_id (at most
+ * RECORD_PRODUCER_ID_BYTES_MAX bytes, copied: it is metadata, not payload), set by a Hello or
+ * else by the first record, and refuses a later frame that differs (another id, or an id where
+ * the first record had none, or none where it had one). A Hello (a frame carrying only field 16,
+ * see record_scan.h) is allowed only as the connection's first frame, hence at most once. These
+ * refusals are REJECTED and framer_rejected_for_identity says so.
+ *
  * The framer takes no references on receive units: the reactor adds one per slice of every
  * record it takes with framer_take_record, and nothing is pinned for records it never takes.
  */
@@ -39,6 +47,14 @@ enum framer_event {
                              * Asked once the length prefix is complete and within
                              * frame_bytes_max, so bad prefixes and oversize frames need none. */
     FRAMER_ERROR = 3,       /* the stream is bad; framer_error_status/detail say why. Terminal. */
+    FRAMER_HELLO = 4,       /* a Hello frame was complete and accepted: the connection's
+                             * producer_id is set (framer_producer_id); framer_take_hello */
+};
+
+enum framer_identity {
+    FRAMER_IDENTITY_UNKNOWN = 0, /* no frame yet */
+    FRAMER_IDENTITY_NONE = 1,    /* the first record had no producer_id */
+    FRAMER_IDENTITY_SET = 2,     /* a Hello or the first record set producer_id */
 };
 
 struct framer {
@@ -52,6 +68,10 @@ struct framer {
     /* Static string, or error_detail_text; lives as long as the framer. */
     const char *error_detail;
     int error_before_frame_end; /* the error came before the frame's last byte arrived */
+    int error_identity;         /* the error is an identity or Hello placement refusal */
+    uint8_t identity;           /* enum framer_identity */
+    uint8_t producer_id_length; /* when identity is SET: 1..RECORD_PRODUCER_ID_BYTES_MAX */
+    uint8_t producer_id[RECORD_PRODUCER_ID_BYTES_MAX];
     /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
      * per framer, because many connections may report oversize frames at once. */
     char error_detail_text[80];
@@ -65,7 +85,11 @@ void framer_init(struct framer *framer, uint32_t frame_bytes_max);
  *   REJECTED "bad varint length prefix", "frame of N bytes exceeds --max-frame M",
  *   REJECTED with the scan's detail for a malformed record (as soon as a received prefix of
  *     the body proves it, see above; the detail is the same either way),
+ *   REJECTED for identity: "a Hello must be the connection's first frame", "producer_id
+ *     differs from ...", "a record without a producer_id ...", "a record with a producer_id ...",
  *   RESOURCE_EXHAUSTED "record arrived in more than 64 fragments".
+ * A complete record gets topic, sequence, timestamp and producer_id (offset/length, 0/0 when
+ * it has none) from the scan.
  */
 enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
                               uint32_t chunk_length, uint32_t unit,
@@ -75,6 +99,13 @@ enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
 void framer_give_record(struct framer *framer, struct record *record);
 /* After FRAMER_RECORD: takes the complete record; the framer holds none afterwards. */
 struct record *framer_take_record(struct framer *framer);
+/* After FRAMER_HELLO: takes back the record object the Hello was framed into. It was never a
+ * record: the reactor drops the unit references it took for its slices and returns it to its
+ * pool. The framer holds none afterwards and reads the next frame. */
+struct record *framer_take_hello(struct framer *framer);
+/* The connection's producer_id (a copy) and its length, or NULL (length 0) when none is set. */
+const uint8_t *framer_producer_id(const struct framer *framer, uint32_t *length);
+
 /* The record object the framer holds (partly filled or empty), or NULL; the framer lets go of it.
  * Used when a connection ends: the reactor returns it to its pool (it pins no units). */
 struct record *framer_release_record(struct framer *framer);
@@ -82,6 +113,10 @@ struct record *framer_release_record(struct framer *framer);
 /* After FRAMER_ERROR: nonzero when the frame was refused before all of it had arrived (its
  * received prefix was already malformed). The reactor may count these. */
 int framer_rejected_early(const struct framer *framer);
+
+/* After FRAMER_ERROR: nonzero when the refusal is about producer identity (a misplaced Hello,
+ * a producer_id that differs from the connection's); the reactor counts these. */
+int framer_rejected_for_identity(const struct framer *framer);
 
 /* True when the framer is between frames (no partial length prefix or body pending). */
 int framer_is_idle(const struct framer *framer);

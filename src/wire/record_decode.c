@@ -95,6 +95,27 @@ static const struct span_rules header_key_rules = {"header field 1 (key) must ha
 static const struct span_rules header_value_rules = {"header field 2 (value) must have wire type 2",
                                                      NULL};
 
+static const struct span_rules producer_id_rules = {
+    "field 7 (producer_id) must have wire type 2 (length-delimited)", NULL};
+static const struct span_rules hello_producer_id_rules = {
+    "field 16 (Hello.producer_id) must have wire type 2 (length-delimited)", NULL};
+
+/* A producer_id value (Record field 7, Hello field 16): 1..64 bytes on every occurrence. */
+static bool note_producer_id(pb_istream_t *stream, struct decode_context *context,
+                             struct field_span *span, const struct span_rules *rules) {
+    if (!note_span(stream, context, span, rules)) return false;
+    if (span->length == 0)
+        return refuse(stream, context, "producer_id is empty (it must be 1 to 64 bytes)");
+    if (span->length > RECORD_PRODUCER_ID_BYTES_MAX)
+        return refuse(stream, context, "producer_id is longer than 64 bytes");
+    return true;
+}
+
+static bool decode_producer_id(pb_istream_t *stream, const pb_field_t *field, void **arg) {
+    struct decode_context *context = *arg;
+    return note_producer_id(stream, context, &context->decoded->producer_id, &producer_id_rules);
+}
+
 static bool decode_topic(pb_istream_t *stream, const pb_field_t *field, void **arg) {
     struct decode_context *context = *arg;
     if (!note_span(stream, context, &context->decoded->topic, &topic_rules)) return false;
@@ -148,6 +169,8 @@ static const char *topic_problem(const struct decode_context *context) {
     if (context->decoded->topic.length == 0) return "topic is empty";
     if (context->decoded->topic.length > RECORD_TOPIC_BYTES_MAX)
         return "topic is longer than 255 bytes";
+    if (context->decoded->producer_id.length > 0 && context->decoded->sequence == 0)
+        return "a record with a producer_id needs a sequence of 1 or more";
     return NULL;
 }
 
@@ -171,6 +194,8 @@ enum record_decode_result record_decode(const struct record_view *view,
     message.value.arg = &context;
     message.headers.funcs.decode = decode_header;
     message.headers.arg = &context;
+    message.producer_id.funcs.decode = decode_producer_id;
+    message.producer_id.arg = &context;
     if (!pb_decode(&stream, intake_v1_Record_fields, &message)) {
         *detail = context.detail != NULL ? context.detail : PB_GET_ERROR(&stream);
         return RECORD_DECODE_MALFORMED;
@@ -181,4 +206,56 @@ enum record_decode_result record_decode(const struct record_view *view,
     decoded->sequence = message.sequence;
     *detail = topic_problem(&context);
     return *detail == NULL ? RECORD_DECODE_OK : RECORD_DECODE_MALFORMED;
+}
+
+/* The Hello decode's callback: the span of field 16 (last occurrence wins). */
+static bool decode_hello_producer_id(pb_istream_t *stream, const pb_field_t *field, void **arg) {
+    struct decode_context *context = *arg;
+    return note_producer_id(stream, context, &context->decoded->producer_id,
+                            &hello_producer_id_rules);
+}
+
+enum frame_decode_kind frame_decode_kind(const struct record_view *view,
+                                         struct field_span *hello_producer_id,
+                                         const char **detail) {
+    INTAKE_ASSERT(view != NULL);
+    INTAKE_ASSERT(hello_producer_id != NULL);
+    INTAKE_ASSERT(detail != NULL);
+    memset(hello_producer_id, 0, sizeof(*hello_producer_id));
+    *detail = NULL;
+    struct slice_cursor cursor;
+    slice_cursor_init(&cursor, view);
+    pb_istream_t stream = {slice_stream_read, &cursor, view->total_bytes, NULL};
+    bool hello_seen = false, other_seen = false;
+    while (stream.bytes_left > 0) {
+        pb_wire_type_t wire_type;
+        uint32_t tag = 0;
+        bool eof = false;
+        if (!pb_decode_tag(&stream, &wire_type, &tag, &eof) || eof) return FRAME_DECODE_RECORD;
+        if (tag == 16)
+            hello_seen = true;
+        else
+            other_seen = true;
+        if (!pb_skip_field(&stream, wire_type)) return FRAME_DECODE_RECORD;
+    }
+    if (!hello_seen) return FRAME_DECODE_RECORD;
+    if (other_seen) {
+        *detail = "a Hello frame (field 16) carries no other field, and a record carries no "
+                  "field 16";
+        return FRAME_DECODE_MALFORMED;
+    }
+    slice_cursor_init(&cursor, view);
+    pb_istream_t hello_stream = {slice_stream_read, &cursor, view->total_bytes, NULL};
+    struct record_decoded spans;
+    memset(&spans, 0, sizeof(spans));
+    struct decode_context context = {&spans, 0, NULL};
+    intake_v1_Hello message = intake_v1_Hello_init_zero;
+    message.producer_id.funcs.decode = decode_hello_producer_id;
+    message.producer_id.arg = &context;
+    if (!pb_decode(&hello_stream, intake_v1_Hello_fields, &message)) {
+        *detail = context.detail != NULL ? context.detail : PB_GET_ERROR(&hello_stream);
+        return FRAME_DECODE_MALFORMED;
+    }
+    *hello_producer_id = spans.producer_id;
+    return FRAME_DECODE_HELLO;
 }

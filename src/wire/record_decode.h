@@ -15,6 +15,11 @@
  * byte above 1, passes here), and it reads tags as 32-bit varints, dropping higher bits that
  * make the scan refuse the field number as larger than 2^29 - 1. Neither matters on the data
  * path: the worker decodes only records the scan admitted.
+ *
+ * Hello frames (field 16, record_scan.h) never reach a worker. nanopb's Record has no field 16
+ * (reserved), so record_decode alone would skip it as unknown; the fuzz targets therefore first
+ * classify a frame with frame_decode_kind (nanopb's own tag walk, and a Hello decode), and the
+ * scan's verdict must match that classification followed by record_decode for records.
  */
 #ifndef INTAKE_RECORD_DECODE_H
 #define INTAKE_RECORD_DECODE_H
@@ -36,6 +41,7 @@ struct record_decoded {
     uint64_t timestamp_ns;
     uint64_t sequence;
     uint32_t header_count;
+    struct field_span producer_id; /* last occurrence; length 0 when absent */
 };
 
 enum record_decode_result {
@@ -46,5 +52,18 @@ enum record_decode_result {
 enum record_decode_result record_decode(const struct record_view *view,
                                         struct record_decoded *decoded,
                                         const char **detail) INTAKE_MUST_CHECK;
+
+enum frame_decode_kind {
+    FRAME_DECODE_RECORD = 0,     /* no field 16: a record candidate, for record_decode */
+    FRAME_DECODE_HELLO = 1,      /* only field 16, each occurrence 1..64 bytes */
+    FRAME_DECODE_MALFORMED = -1, /* field 16 with other fields, or a bad Hello; detail set */
+};
+
+/* nanopb's classification of a frame: a tag walk (pb_decode_tag, pb_skip_field), then, for a
+ * Hello, a decode as intake.v1.Hello whose producer_id span (last occurrence) is returned. A
+ * frame whose walk fails is left to record_decode (RECORD). For the fuzz targets and tests. */
+enum frame_decode_kind frame_decode_kind(const struct record_view *view,
+                                         struct field_span *hello_producer_id,
+                                         const char **detail) INTAKE_MUST_CHECK;
 
 #endif

@@ -67,7 +67,16 @@ static const char *const record_wire_type_details[] = {
     "field 4 (timestamp_ns) must have wire type 0 (varint)",
     "field 5 (sequence) must have wire type 0 (varint)",
     "field 6 (headers) must have wire type 2 (length-delimited)",
+    "field 7 (producer_id) must have wire type 2 (length-delimited)",
 };
+
+/* Hello.producer_id: a frame carrying it is a Hello (record_scan.h). */
+#define HELLO_FIELD_NUMBER 16u
+
+static const char *const hello_wire_type_detail =
+    "field 16 (Hello.producer_id) must have wire type 2 (length-delimited)";
+static const char *const hello_mixed_detail =
+    "a Hello frame (field 16) carries no other field, and a record carries no field 16";
 
 /* Reads a tag and classifies it; returns NULL or a static detail. A tag cut off by `end` is
  * "truncated"; one cut off only by the bytes received so far is scan_more (see scan_fields). */
@@ -156,7 +165,18 @@ static const char *scan_header(const struct scan_field *header) {
     return NULL;
 }
 
-/* Applies one known Record field (numbers 1..6) to the scan result. */
+/* A producer_id value (Record field 7 or Hello field 16), checked on every occurrence as a
+ * decoder with a 64-byte limit would; the last one is reported. */
+static const char *scan_producer_id(const struct scan_field *field, struct record_scan *scan) {
+    if (field->value_length == 0) return "producer_id is empty (it must be 1 to 64 bytes)";
+    if (field->value_length > RECORD_PRODUCER_ID_BYTES_MAX)
+        return "producer_id is longer than 64 bytes";
+    scan->producer_id_offset = field->value_offset;
+    scan->producer_id_length = field->value_length;
+    return NULL;
+}
+
+/* Applies one known field (Record 1..7, Hello 16) to the scan result. */
 static const char *scan_apply_field(const struct scan_field *field, struct record_scan *scan,
                                     uint32_t *topic_seen) {
     switch (field->number) {
@@ -171,6 +191,8 @@ static const char *scan_apply_field(const struct scan_field *field, struct recor
     case 4: scan->timestamp_ns = field->varint_value; return NULL;
     case 5: scan->sequence = field->varint_value; return NULL;
     case 6: scan->header_count++; return scan_header(field);
+    case 7: return scan_producer_id(field, scan);
+    case HELLO_FIELD_NUMBER: scan->is_hello = 1; return scan_producer_id(field, scan);
     default: return NULL;
     }
 }
@@ -187,12 +209,19 @@ static const char *scan_fields(struct slice_cursor *cursor, uint32_t end,
         struct scan_field field;
         const char *detail = scan_read_tag(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
-        int known = field.number < INTAKE_ARRAY_LENGTH(record_wire_type_details);
+        int hello = field.number == HELLO_FIELD_NUMBER;
+        int known = hello || field.number < INTAKE_ARRAY_LENGTH(record_wire_type_details);
         uint32_t expected =
             (field.number == 4 || field.number == 5) ? WIRE_VARINT : WIRE_LENGTH_DELIMITED;
-        if (known && field.wire_type != expected) return record_wire_type_details[field.number];
+        if (known && field.wire_type != expected)
+            return hello ? hello_wire_type_detail : record_wire_type_details[field.number];
         detail = scan_read_value(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
+        /* Judged once the field is whole, like every content check, so that a prefix scan
+         * refuses with the detail the whole scan gives. */
+        if (!hello) progress->other_field_seen = 1;
+        if (progress->other_field_seen && (hello || progress->scan.is_hello))
+            return hello_mixed_detail;
         if (known) {
             detail = scan_apply_field(&field, &progress->scan, &progress->topic_seen);
             if (detail != NULL) return detail;
@@ -234,12 +263,16 @@ enum record_scan_result record_scan_finish(const struct record_view *view,
     const char *detail = progress->scan.detail;
     if (result == RECORD_SCAN_OK) {
         INTAKE_ASSERT(progress->checked_bytes == view->total_bytes);
-        if (!progress->topic_seen)
+        if (progress->scan.is_hello)
+            detail = NULL; /* only field 16, each 1..64 bytes: a well-formed Hello */
+        else if (!progress->topic_seen)
             detail = "record has no topic";
         else if (progress->scan.topic_length == 0)
             detail = "topic is empty";
         else if (progress->scan.topic_length > RECORD_TOPIC_BYTES_MAX)
             detail = "topic is longer than 255 bytes";
+        else if (progress->scan.producer_id_length > 0 && progress->scan.sequence == 0)
+            detail = "a record with a producer_id needs a sequence of 1 or more";
     }
     *scan = progress->scan;
     scan->detail = detail;

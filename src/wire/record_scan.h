@@ -5,10 +5,18 @@
  * decoder could reject is rejected at the connection that sent it, with nothing after it
  * accepted. It checks: every tag (field number >= 1, wire type 0/1/2/5; groups are rejected);
  * every length stays inside the record; known fields have their declared wire type (topic, key,
- * value, headers: length-delimited; timestamp_ns, sequence: varint); every topic occurrence is
- * valid UTF-8; each Header submessage is itself well-formed with a UTF-8 key; unknown fields are
- * skipped. As protobuf specifies, the last occurrence of a non-repeated field wins: the topic,
- * sequence and timestamp reported are the last ones. The effective topic must be 1..255 bytes.
+ * value, headers, producer_id: length-delimited; timestamp_ns, sequence: varint); every topic
+ * occurrence is valid UTF-8; each Header submessage is itself well-formed with a UTF-8 key; every
+ * producer_id occurrence is 1..64 bytes; unknown fields are skipped. As protobuf specifies, the
+ * last occurrence of a non-repeated field wins: the topic, sequence, timestamp and producer_id
+ * reported are the last ones. The effective topic must be 1..255 bytes, and a record with a
+ * producer_id must have a sequence of 1 or more.
+ *
+ * A frame that carries field 16 (Hello.producer_id, length-delimited, 1..64 bytes each time) is
+ * a Hello, not a record: the scan admits it with is_hello set and producer_id_* naming the last
+ * field 16 value, provided it carries no other field at all (known or unknown). A frame mixing
+ * field 16 with any other field is malformed. Whether a Hello may come where it does (first
+ * frame of a connection) is the framer's rule, not the scan's.
  *
  * Pure function over a read-only view; any thread. Nothing is copied.
  */
@@ -30,6 +38,11 @@ struct record_scan {
     uint64_t sequence;
     uint64_t timestamp_ns;
     uint32_t header_count;
+    /* Record field 7, or for a Hello field 16: offset and length of the last occurrence's value
+     * (length 1..RECORD_PRODUCER_ID_BYTES_MAX); 0/0 when the frame has none. */
+    uint32_t producer_id_offset;
+    uint32_t producer_id_length;
+    uint32_t is_hello; /* nonzero: the frame is a Hello (only field 16), not a record */
     /* Static string, set when the result is not OK, e.g. "record has no topic",
      * "topic is not valid UTF-8", "field 3 (value) has wire type 0, expected 2". */
     const char *detail;
@@ -52,8 +65,10 @@ enum record_scan_result record_scan_view(const struct record_view *view,
  * prefix (both walk the same fields in the same order and stop at the first problem).
  * Otherwise it returns RECORD_SCAN_OK and remembers where the next call resumes, so each
  * field is checked once.
- * Checks inside a Header submessage, and the topic's UTF-8, wait until that field is whole;
- * the effective topic (present, 1..255 bytes) is known only at the end: record_scan_finish.
+ * Checks inside a Header submessage, the topic's UTF-8 and a producer_id's length wait until
+ * that field is whole (so does the refusal of a frame mixing field 16 with other fields); the
+ * effective topic (present, 1..255 bytes) and the producer_id/sequence rule are known only at
+ * the end: record_scan_finish.
  *
  * Call record_scan_progress_init before a record's first byte; then record_scan_prefix with
  * growing views of the same record; then record_scan_finish with the complete view. After
@@ -62,7 +77,8 @@ enum record_scan_result record_scan_view(const struct record_view *view,
 struct record_scan_progress {
     uint32_t checked_bytes; /* every top-level field below this offset is checked */
     uint32_t topic_seen;
-    struct record_scan scan; /* the fields seen so far; detail set once malformed */
+    uint32_t other_field_seen; /* a field other than 16 (decides Hello vs record) */
+    struct record_scan scan;   /* the fields seen so far; detail set once malformed */
 };
 
 void record_scan_progress_init(struct record_scan_progress *progress);

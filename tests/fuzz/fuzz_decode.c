@@ -28,6 +28,8 @@
 
 struct verdict {
     int scan_ok, decode_ok;
+    int decode_hello; /* frame_decode_kind said Hello */
+    struct field_span hello_span;
     struct record_scan scan;
     struct record_decoded decoded;
     const char *decode_detail;
@@ -42,8 +44,16 @@ static int lenient_detail(const char *detail) {
 
 static void judge(const struct record_view *view, struct verdict *verdict) {
     verdict->scan_ok = record_scan_view(view, &verdict->scan) == RECORD_SCAN_OK;
-    verdict->decode_ok =
-        record_decode(view, &verdict->decoded, &verdict->decode_detail) == RECORD_DECODE_OK;
+    /* nanopb's view: first the frame's kind (Hello or record), then a record's decode. */
+    memset(&verdict->decoded, 0, sizeof(verdict->decoded));
+    enum frame_decode_kind kind =
+        frame_decode_kind(view, &verdict->hello_span, &verdict->decode_detail);
+    verdict->decode_hello = kind == FRAME_DECODE_HELLO;
+    if (kind == FRAME_DECODE_RECORD)
+        verdict->decode_ok =
+            record_decode(view, &verdict->decoded, &verdict->decode_detail) == RECORD_DECODE_OK;
+    else
+        verdict->decode_ok = kind == FRAME_DECODE_HELLO;
     FUZZ_CHECK(verdict->scan_ok || verdict->scan.detail != NULL);
     FUZZ_CHECK(verdict->decode_ok || verdict->decode_detail != NULL);
     if (verdict->scan_ok != verdict->decode_ok)
@@ -59,6 +69,17 @@ static void judge(const struct record_view *view, struct verdict *verdict) {
     if (verdict->decode_ok && !verdict->scan_ok && lenient_detail(verdict->scan.detail)) return;
     FUZZ_CHECK(verdict->scan_ok == verdict->decode_ok);
     if (!verdict->scan_ok) return;
+    FUZZ_CHECK(!verdict->scan.is_hello == !verdict->decode_hello);
+    if (verdict->scan.is_hello) {
+        FUZZ_CHECK(verdict->scan.producer_id_offset == verdict->hello_span.offset);
+        FUZZ_CHECK(verdict->scan.producer_id_length == verdict->hello_span.length);
+        FUZZ_CHECK(verdict->scan.producer_id_length >= 1);
+        FUZZ_CHECK(verdict->scan.producer_id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
+        return;
+    }
+    FUZZ_CHECK(verdict->scan.producer_id_length == verdict->decoded.producer_id.length);
+    if (verdict->scan.producer_id_length > 0)
+        FUZZ_CHECK(verdict->scan.producer_id_offset == verdict->decoded.producer_id.offset);
     FUZZ_CHECK(verdict->scan.topic_offset == verdict->decoded.topic.offset);
     FUZZ_CHECK(verdict->scan.topic_length == verdict->decoded.topic.length);
     FUZZ_CHECK(verdict->scan.sequence == verdict->decoded.sequence);
@@ -97,6 +118,9 @@ static void check_resumable(const struct record_view *view, const struct verdict
     FUZZ_CHECK(scan.sequence == whole->scan.sequence);
     FUZZ_CHECK(scan.timestamp_ns == whole->scan.timestamp_ns);
     FUZZ_CHECK(scan.header_count == whole->scan.header_count);
+    FUZZ_CHECK(scan.is_hello == whole->scan.is_hello);
+    FUZZ_CHECK(scan.producer_id_offset == whole->scan.producer_id_offset);
+    FUZZ_CHECK(scan.producer_id_length == whole->scan.producer_id_length);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -130,6 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         FUZZ_CHECK(split_verdict.scan.topic_offset == whole_verdict.scan.topic_offset);
         FUZZ_CHECK(split_verdict.scan.sequence == whole_verdict.scan.sequence);
+        FUZZ_CHECK(split_verdict.scan.is_hello == whole_verdict.scan.is_hello);
+        FUZZ_CHECK(split_verdict.scan.producer_id_length == whole_verdict.scan.producer_id_length);
         FUZZ_CHECK(memcmp(&split_verdict.decoded, &whole_verdict.decoded,
                           sizeof(whole_verdict.decoded)) == 0);
     }

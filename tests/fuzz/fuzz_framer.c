@@ -16,7 +16,12 @@
  *   3. Early rejection is sound: when a frame is refused before its last byte arrived, every
  *      completion of what arrived (zeros, 0xff, the stream's own bytes) is malformed with the
  *      same detail when scanned whole.
- *   4. No read outside the chunks (ASan: chunks of modes 2 and 3 are exact allocations).
+ *   4. Hellos and identity: every Hello the framer accepts, nanopb classifies as a Hello
+ *      (frame_decode_kind) with the same producer_id span; every record it admits, nanopb
+ *      classifies as a record with the same producer_id span; a frame refused for identity
+ *      (a misplaced Hello, a producer_id differing from the connection's) is well-formed on its
+ *      own, and every admitted record carries the producer_id the connection started with.
+ *   5. No read outside the chunks (ASan: chunks of modes 2 and 3 are exact allocations).
  */
 #include <stdint.h>
 #include <string.h>
@@ -35,6 +40,8 @@ struct framed_record {
     uint32_t length;
     uint32_t topic_offset, topic_length;
     uint64_t sequence, timestamp_ns;
+    uint32_t producer_id_offset, producer_id_length;
+    int is_hello;
 };
 
 struct framer_outcome {
@@ -66,6 +73,8 @@ static void check_admitted(const struct record *record, const uint8_t *contiguou
     FUZZ_CHECK(slice_bytes == record->frame_bytes);
     struct record_decoded decoded;
     const char *detail = NULL;
+    struct field_span hello_span;
+    FUZZ_CHECK(frame_decode_kind(&view, &hello_span, &detail) == FRAME_DECODE_RECORD);
     enum record_decode_result result = record_decode(&view, &decoded, &detail);
     if (result != RECORD_DECODE_OK) fprintf(stderr, "decode refused: %s\n", detail);
     FUZZ_CHECK(result == RECORD_DECODE_OK);
@@ -73,6 +82,9 @@ static void check_admitted(const struct record *record, const uint8_t *contiguou
     FUZZ_CHECK(decoded.topic.length == record->topic_length);
     FUZZ_CHECK(decoded.sequence == record->sequence);
     FUZZ_CHECK(decoded.timestamp_ns == record->timestamp_ns);
+    FUZZ_CHECK(decoded.producer_id.length == record->producer_id_length);
+    if (record->producer_id_length > 0)
+        FUZZ_CHECK(decoded.producer_id.offset == record->producer_id_offset);
     struct slice whole = {contiguous, record->frame_bytes, 0};
     struct record_view whole_view = {&whole, 1, record->frame_bytes};
     struct record_scan scan;
@@ -82,6 +94,32 @@ static void check_admitted(const struct record *record, const uint8_t *contiguou
     FUZZ_CHECK(scan.sequence == record->sequence);
     FUZZ_CHECK(scan.timestamp_ns == record->timestamp_ns);
     FUZZ_CHECK(scan.header_count == decoded.header_count);
+    FUZZ_CHECK(!scan.is_hello);
+    FUZZ_CHECK(scan.producer_id_length == record->producer_id_length);
+}
+
+/* Property 4 on one accepted Hello. */
+static void check_hello(const struct record *record, const struct framer *framer) {
+    struct record_view view = record_view_of(record);
+    struct field_span span;
+    const char *detail = NULL;
+    FUZZ_CHECK(frame_decode_kind(&view, &span, &detail) == FRAME_DECODE_HELLO);
+    struct record_scan scan;
+    FUZZ_CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_OK && scan.is_hello);
+    FUZZ_CHECK(span.offset == scan.producer_id_offset && span.length == scan.producer_id_length);
+    uint32_t length = 0;
+    const uint8_t *id = framer_producer_id(framer, &length);
+    FUZZ_CHECK(id != NULL && length == span.length);
+    FUZZ_CHECK(record_view_equals(&view, span.offset, span.length, id));
+}
+
+/* Property 4: an admitted record carries the connection's producer_id (or none, as it does). */
+static void check_identity(const struct record *record, const struct framer *framer) {
+    struct record_view view = record_view_of(record);
+    uint32_t length = 0;
+    const uint8_t *id = framer_producer_id(framer, &length);
+    FUZZ_CHECK(length == record->producer_id_length);
+    if (length > 0) FUZZ_CHECK(record_view_equals(&view, record->producer_id_offset, length, id));
 }
 
 /* Property 3: `received` bytes of a frame of `frame_bytes` were refused early with `detail`. */
@@ -127,7 +165,9 @@ static void outcome_add(struct framer_outcome *outcome, const struct record *rec
     framed->topic_length = record->topic_length;
     framed->sequence = record->sequence;
     framed->timestamp_ns = record->timestamp_ns;
-    check_admitted(record, framed->bytes);
+    framed->producer_id_offset = record->producer_id_offset;
+    framed->producer_id_length = record->producer_id_length;
+    framed->is_hello = 0;
 }
 
 static void outcome_free(struct framer_outcome *outcome) {
@@ -168,6 +208,17 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
             case FRAMER_RECORD: {
                 struct record *record = framer_take_record(&framer);
                 outcome_add(outcome, record);
+                check_admitted(record, outcome->records[outcome->record_count - 1].bytes);
+                check_identity(record, &framer);
+                record_in_use[record == &records[0] ? 0 : 1] = 0;
+                break;
+            }
+            case FRAMER_HELLO: {
+                struct record *record = framer_take_hello(&framer);
+                FUZZ_CHECK(outcome->record_count == 0);
+                outcome_add(outcome, record);
+                outcome->records[outcome->record_count - 1].is_hello = 1;
+                check_hello(record, &framer);
                 record_in_use[record == &records[0] ? 0 : 1] = 0;
                 break;
             }
@@ -186,6 +237,14 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
                                           view.total_bytes + framer.body_bytes_needed,
                                           framer.error_detail, filler, filler_length);
                     free(received);
+                } else if (framer_rejected_for_identity(&framer)) {
+                    /* A well-formed frame in the wrong place, or with another producer_id. */
+                    FUZZ_CHECK(framer.record != NULL && framer.body_bytes_needed == 0);
+                    struct record_view view = record_view_of(framer.record);
+                    struct record_scan scan;
+                    FUZZ_CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_OK);
+                    FUZZ_CHECK(scan.is_hello || scan.producer_id_length > 0 ||
+                               framer_producer_id(&framer, &(uint32_t){0}) != NULL);
                 } else if (framer.record != NULL && framer.in_body &&
                            framer.body_bytes_needed == 0) {
                     /* Refused when complete: the resumed scan said what a whole scan says. */
@@ -220,6 +279,9 @@ static void check_same_outcome(const struct framer_outcome *whole,
         FUZZ_CHECK(memcmp(a->bytes, b->bytes, a->length) == 0);
         FUZZ_CHECK(a->topic_offset == b->topic_offset && a->topic_length == b->topic_length);
         FUZZ_CHECK(a->sequence == b->sequence && a->timestamp_ns == b->timestamp_ns);
+        FUZZ_CHECK(a->is_hello == b->is_hello);
+        FUZZ_CHECK(a->producer_id_offset == b->producer_id_offset &&
+                   a->producer_id_length == b->producer_id_length);
     }
     if (is_fragment_limit(split)) {
         FUZZ_CHECK(strcmp(split->error_detail, "record arrived in more than 64 fragments") == 0);
