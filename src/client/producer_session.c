@@ -504,6 +504,11 @@ int producer_session_run(struct intake_producer *producer, enum producer_goal go
         if (producer->failed) return producer->failed;
         uint64_t now_ns = intake_now_ns();
         session_timers(producer, now_ns);
+        if (session->phase == PRODUCER_CONNECTING) {
+            /* A pass that does not wait still notices a connect that completed. */
+            struct pollfd poll_fd = {producer->fd, POLLOUT, 0};
+            if (poll(&poll_fd, 1, 0) > 0) session_connected(producer, now_ns);
+        }
         if (session->phase == PRODUCER_HELLO || session->phase == PRODUCER_STREAMING) {
             int result = session_read(producer, now_ns);
             if (result < 0) return result;
