@@ -48,7 +48,7 @@ expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 # 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
 flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
   --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
-  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms"
+  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max"
 flags_64="--zcrx-area --log-size"
 for flag in $flags_32 $flags_64; do
   too_large=4294967297
@@ -60,6 +60,10 @@ for flag in $flags_32 $flags_64; do
 done
 expect_exit 2 "empty --shm-dir" --shm-dir "" --listen 127.0.0.1:1
 expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
+expect_exit 2 "--producers-max 0" --producers-max 0 $isolated --listen 127.0.0.1:1
+check "--producers-max 0 says the range" $(grep -q -- '--producers-max must be 1..16777216' "$work/err"; echo $?)
+expect_exit 2 "--producers-max above 16M" --producers-max 16777217 $isolated --listen 127.0.0.1:1
+check "--help lists --producers-max" $("$intaked" --help | grep -q -- '--producers-max'; echo $?)
 expect_exit 2 "workers that wrap to 1" --workers 4294967297 $isolated --listen 127.0.0.1:1
 check "wrapping --workers says what is wanted" \
   $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)

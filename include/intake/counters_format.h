@@ -46,7 +46,7 @@
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
 /* Bumped on any layout change; readers refuse other versions. */
-#define INTAKE_COUNTERS_VERSION 1u
+#define INTAKE_COUNTERS_VERSION 2u /* 2: reactor row line 6 (producer identity) */
 /* Default file name inside --shm-dir. */
 #define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
 #define INTAKE_COUNTERS_HEADER_BYTES        4096u
@@ -161,7 +161,11 @@ struct intake_counters_reactor_row {
     _Atomic uint64_t accept_pauses;        /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
     _Atomic uint64_t partial_cap_pauses;   /* a frame waited: partial records at their share */
     _Atomic uint64_t partial_evictions;    /* a partial record's connection ended for the pool */
-    uint8_t reserved[128];
+    /* line 6: producer identity (issue 12) */
+    _Atomic uint64_t hellos_answered;     /* Hello frames answered with the producer's sequence */
+    _Atomic uint64_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
+                                           * on a connection (REJECTED) */
+    uint8_t reserved[112];
 };
 _Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
@@ -169,6 +173,7 @@ _Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_receiv
                "line 3");
 _Static_assert(offsetof(struct intake_counters_reactor_row, connections_ended) == 256, "line 4");
 _Static_assert(offsetof(struct intake_counters_reactor_row, submit_busy) == 320, "line 5");
+_Static_assert(offsetof(struct intake_counters_reactor_row, hellos_answered) == 384, "line 6");
 _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REACTOR_ROW_BYTES,
                "reactor row size");
 

@@ -50,6 +50,7 @@ enum option_id {
     OPTION_HELP,
     OPTION_METRICS_LISTEN,
     OPTION_COUNTERS,
+    OPTION_PRODUCERS_MAX,
 };
 
 static const struct option config_options[] = {
@@ -85,6 +86,7 @@ static const struct option config_options[] = {
     {"help", no_argument, NULL, OPTION_HELP},
     {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
     {"counters", required_argument, NULL, OPTION_COUNTERS},
+    {"producers-max", required_argument, NULL, OPTION_PRODUCERS_MAX},
     {NULL, 0, NULL, 0},
 };
 
@@ -131,6 +133,8 @@ void config_print_usage(FILE *out) {
         "                            0: no limit)\n"
         "  --idle-timeout-ms N       close a connection silent for N ms with nothing in flight\n"
         "                            (300000; 0: never)\n"
+        "  --producers-max N         producers whose acknowledged sequence a Hello is answered\n"
+        "                            with; the least recently seen is forgotten (default 65536)\n"
         "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
         "  --counters PATH           counters region for intake-stat (default "
         "SHM-DIR/intake.counters)\n"
@@ -279,6 +283,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
         case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
         case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
+        case OPTION_PRODUCERS_MAX: config->producers_max = (uint32_t)value; break;
         default: INTAKE_ASSERT(!"option without a handler");
         }
     }
@@ -305,6 +310,8 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
     RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
+    RULE(config->producers_max >= 1 && config->producers_max <= PRODUCER_TABLE_CAPACITY_MAX,
+         "--producers-max must be 1..%u", PRODUCER_TABLE_CAPACITY_MAX);
     RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
     RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
          "--topic-queue must be a power of two >= 2");

@@ -38,6 +38,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
     config->dedupe_producers = DEDUPE_PRODUCERS_DEFAULT;
+    config->producers_max = PRODUCER_TABLE_CAPACITY_DEFAULT;
     config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
@@ -159,6 +160,13 @@ static int pipeline_allocate_shared(struct pipeline *pipeline, char *why, size_t
     if (result < 0) goto out_of_memory;
     pipeline->topic_queues = calloc(config->topics_max, sizeof(struct topic_queue));
     if (pipeline->topic_queues == NULL) goto out_of_memory;
+    if (producer_table_create(config->producers_max, &pipeline->producers) < 0) {
+        intake_error_line(why, why_capacity,
+                          "out of memory sizing the producer table "
+                          "(--producers-max %u)",
+                          config->producers_max);
+        return -ENOMEM;
+    }
     for (uint32_t topic = 0; topic < config->topics_max; topic++)
         if (topic_queue_init(&pipeline->topic_queues[topic], config->topic_queue_capacity) < 0)
             goto out_of_memory;
@@ -194,6 +202,8 @@ static void pipeline_free(struct pipeline *pipeline) {
         spsc_ring_destroy(&pipeline->return_rings[ring]);
     free(pipeline->topic_queues);
     free(pipeline->return_rings);
+    producer_table_destroy(pipeline->producers);
+    pipeline->producers = NULL;
     for (uint32_t reactor = 0; pipeline->reactor_doorbells && reactor < config->reactor_count;
          reactor++)
         doorbell_destroy(&pipeline->reactor_doorbells[reactor]);
@@ -357,6 +367,7 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .backend_name = config->backend_name,
         .topics = &pipeline->topics,
         .topic_queues = pipeline->topic_queues,
+        .producers = pipeline->producers,
         .worker_count = config->worker_count,
         /* Its column of the matrix: ring [worker][reactor] for every worker. */
         .return_rings = &pipeline->return_rings[reactor],

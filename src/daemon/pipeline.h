@@ -32,6 +32,7 @@
 #include "common.h"
 #include "counters_region.h"
 #include "doorbell.h"
+#include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
 #include "spsc_ring.h"
@@ -76,6 +77,7 @@ struct pipeline_config {
     uint32_t fixed_topic_count;
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
     const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
+    uint32_t producers_max;     /* --producers-max: the producer table (producer_table.h) */
 };
 
 struct reactor;
@@ -86,6 +88,7 @@ struct pipeline {
     struct pipeline_config config;
     struct topic_table topics;
     struct topic_queue *topic_queues;    /* [topics_max], indexed by topic id */
+    struct producer_table *producers;    /* acknowledged watermarks, answered to Hellos */
     struct spsc_ring *return_rings;      /* [worker_count * reactor_count], row per worker */
     struct doorbell *reactor_doorbells;  /* [reactor_count], eventfd: their rings read it */
     struct doorbell *worker_doorbells;   /* [worker_count], futex */

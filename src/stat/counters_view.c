@@ -395,6 +395,12 @@ static const struct reactor_family reactor_families[] = {
     {"intake_partial_evictions_total", "counter",
      "Connections ended to free record-pool entries held by partial records.",
      REACTOR_FIELD(partial_evictions)},
+    {"intake_hellos_answered_total", "counter",
+     "Hello frames answered with the producer's acknowledged sequence.",
+     REACTOR_FIELD(hellos_answered)},
+    {"intake_identity_rejections_total", "counter",
+     "Connections rejected for a misplaced Hello or a producer_id that differs on a connection.",
+     REACTOR_FIELD(identity_rejections)},
     {"intake_reactor_records_admitted_total", "counter",
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
     {"intake_reactor_records_returned_total", "counter", "Records back from the workers.",
@@ -703,7 +709,7 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
         "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
         "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
         "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
-        "partial_evictions=%lu\n",
+        "partial_evictions=%lu hellos_answered=%lu identity_rejections=%lu\n",
         load(&row->records_admitted), load(&row->records_returned), load(&row->records_failed),
         load(&row->frames_truncated), load(&row->acks_sent), load(&row->pauses_topic_queue),
         load(&row->pauses_record_pool), load(&row->pauses_ack_window),
@@ -712,7 +718,8 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
         load(&row->backlog_exhausted), load(&row->wakeups), load(&row->submit_busy),
         load(&row->socket_option_errors), load(&row->deadline_kills_frame),
         load(&row->deadline_kills_idle), load(&row->accept_errors), load(&row->accept_pauses),
-        load(&row->partial_cap_pauses), load(&row->partial_evictions));
+        load(&row->partial_cap_pauses), load(&row->partial_evictions), load(&row->hellos_answered),
+        load(&row->identity_rejections));
     text_buffer_printf(out,
                        "  backend bytes_received=%lu completions=%lu units_recycled=%lu rearms "
                        "out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu "

@@ -90,6 +90,13 @@ static enum framer_event framer_complete(struct framer *framer) {
             return framer_fail_identity(framer, "a Hello must be the connection's first frame "
                                                 "(at most one per connection)");
         framer_set_identity(framer, &view, &scan);
+        /* Not a record: no topic, sequence or timestamp; producer_id_* name field 16. */
+        record->topic_offset = 0;
+        record->topic_length = 0;
+        record->sequence = 0;
+        record->timestamp_ns = 0;
+        record->producer_id_offset = scan.producer_id_offset;
+        record->producer_id_length = scan.producer_id_length;
         framer->in_body = 0;
         return FRAMER_HELLO;
     }
