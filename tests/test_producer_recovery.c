@@ -117,6 +117,7 @@ static void test_kill_restart(void) {
     wait_sent(&self, 2 * KILL_RECORDS / 3);
     uint64_t sent_at_stop = atomic_load(&self.sent);
     CHECK(daemon_stop(&daemon) == 0);
+    uint64_t duplicates = daemon_log_counter(&daemon, "at shutdown", "duplicate");
     REQUIRE(daemon_start_port(&daemon, directory, flags, port));
 
     REQUIRE(pthread_join(thread, NULL) == 0);
@@ -139,8 +140,8 @@ static void test_kill_restart(void) {
         free(self.sequences[topic]);
     }
     CHECK(daemon_stop(&daemon) == 0);
-    printf("kill_restart: the last daemon dropped %" PRIu64 " duplicates\n",
-           daemon_log_counter(&daemon, "at shutdown", "duplicate"));
+    duplicates += daemon_log_counter(&daemon, "at shutdown", "duplicate");
+    printf("kill_restart: the restarted daemons dropped %" PRIu64 " duplicates\n", duplicates);
     daemon_directory_remove(directory);
 }
 
@@ -204,15 +205,10 @@ static void proxy_pair(struct proxy *proxy, int client) {
         if (atomic_load(&proxy->stop)) break;
         struct pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
         if (poll(fds, 2, 5) <= 0) continue;
-        if (fds[0].revents && !proxy_forward(client, upstream, false, proxy)) {
-            fprintf(stderr, "proxy: producer side ended (%s)\n", strerror(errno));
-            break;
-        }
+        if (fds[0].revents && !proxy_forward(client, upstream, false, proxy)) break;
         if (fds[1].revents &&
-            !proxy_forward(upstream, client, atomic_load(&proxy->swallow_acks), proxy)) {
-            fprintf(stderr, "proxy: intake side ended (%s)\n", strerror(errno));
+            !proxy_forward(upstream, client, atomic_load(&proxy->swallow_acks), proxy))
             break;
-        }
     }
     close(client);
     close(upstream);
@@ -340,7 +336,7 @@ static void test_connection_reset(void) {
 }
 
 int main(void) {
-    if (getenv("ONLY_RESET") == NULL) test_kill_restart();
+    test_kill_restart();
     test_connection_reset();
     return test_finish();
 }
