@@ -79,7 +79,8 @@ static void test_rejected(void) {
     CHECK(last == 200);
     CHECK(intake_producer_wait_acks(producer, last, 20000) == -EPROTO);
     CHECK(strstr(intake_producer_last_error(producer), "record 51 failed: REJECTED") != NULL);
-    /* Reported once: the next wait has nothing left to say. */
+    CHECK(strstr(intake_producer_last_error(producer), "(and 1 more failed)") != NULL);
+    /* Returned once: the next wait has nothing left to say. */
     CHECK(intake_producer_wait_acks(producer, last, 20000) == 0);
     struct intake_producer_stats stats;
     intake_producer_stats(producer, &stats);

@@ -193,9 +193,11 @@ int intake_producer_flush(struct intake_producer *producer) INTAKE_PRODUCER_MUST
 /* Flushes, then reads Acks until the cumulative ack reaches `sequence`: 0. -ETIMEDOUT when
  * timeout_ms passes first (a negative timeout_ms waits forever); -EPROTO on a non-OK Ack;
  * -EINVAL for a sequence not sent yet (nothing could ever ack it). Idempotent: waits until every
- * record up to `sequence` is delivered or failed, reconnecting as needed; returns the error of
- * the first failure in that range not returned before (-EPROTO for REJECTED/INTERNAL,
- * -ETIMEDOUT for a delivery timeout), with its line in last_error. */
+ * record up to `sequence` is delivered or failed, reconnecting as needed. When records up to
+ * `sequence` failed that no earlier wait_acks returned, it returns the earliest one's error
+ * (-EPROTO for REJECTED/INTERNAL, -ETIMEDOUT for a delivery timeout) and last_error names it
+ * and counts the others ("record 51 failed: REJECTED: ... (and 1 more failed)"); those
+ * failures are then returned; a later wait returns 0 for them. */
 int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence,
                               int timeout_ms) INTAKE_PRODUCER_MUST_CHECK;
 

@@ -413,13 +413,7 @@ static int producer_wait_idempotent(struct intake_producer *producer, uint64_t s
             (unsigned long long)sequence, timeout_ms, producer_window_count(&session->window),
             session->phase == PRODUCER_STREAMING ? "connected" : producer->error);
     if (result < 0) return result;
-    if (session->failure_sequence != 0 && session->failure_sequence <= sequence) {
-        int error = session->failure_error;
-        snprintf(producer->error, sizeof(producer->error), "%s", session->failure_line);
-        session->failure_sequence = 0;
-        return error;
-    }
-    return 0;
+    return producer_session_take_failures(producer, sequence);
 }
 
 int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence, int timeout_ms) {

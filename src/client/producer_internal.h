@@ -88,6 +88,16 @@ uint32_t producer_window_advance(struct producer_window *window, size_t written,
 
 /* --- the idempotent session (producer_session.c) --- */
 
+/* Failed records kept for wait_acks to return (the callback sees every one). */
+#define PRODUCER_FAILURES_KEPT      16
+#define PRODUCER_FAILURE_LINE_BYTES 240
+
+struct producer_failure {
+    uint64_t sequence;
+    int error; /* -EPROTO (REJECTED, INTERNAL) or -ETIMEDOUT */
+    char line[PRODUCER_FAILURE_LINE_BYTES];
+};
+
 enum producer_phase {
     PRODUCER_DISCONNECTED = 0, /* waiting for next_attempt_ns */
     PRODUCER_CONNECTING = 1,   /* non-blocking connect in progress */
@@ -129,10 +139,13 @@ struct producer_session {
     void *delivery_context;
     uint64_t highest_written;
     uint64_t reports; /* delivery reports made */
-    /* The earliest failure not yet returned by wait_acks: its sequence (0: none) and error. */
-    uint64_t failure_sequence;
-    int failure_error;
-    char failure_line[PRODUCER_ERROR_BYTES];
+    /* Failures wait_acks has not returned yet, in sequence order (reports come in order):
+     * a ring of the first PRODUCER_FAILURES_KEPT; later ones are only counted. */
+    struct producer_failure failures[PRODUCER_FAILURES_KEPT];
+    uint64_t failures_first;
+    uint64_t failures_end;
+    uint64_t failures_not_kept;         /* beyond the ring: counted, reported by callback only */
+    uint64_t failures_not_kept_highest; /* the highest sequence among those */
     struct intake_producer_stats stats;
 };
 
@@ -192,6 +205,9 @@ void producer_session_close(struct intake_producer *producer);
  * the goal holds, -ETIMEDOUT when the deadline came first, or a sticky error. */
 int producer_session_run(struct intake_producer *producer, enum producer_goal goal,
                          uint64_t goal_value, uint64_t deadline_ns);
+/* For wait_acks: takes the failures up to `sequence` not returned before; 0 when none, else
+ * the earliest one's error, with a line naming it (and how many more) in producer->error. */
+int producer_session_take_failures(struct intake_producer *producer, uint64_t sequence);
 /* Called after a record was pushed into the window. */
 int producer_session_sent_one(struct intake_producer *producer);
 

@@ -128,6 +128,51 @@ void producer_session_close(struct intake_producer *producer) {
 
 /* --- reports --- */
 
+static void session_keep_failure(struct producer_session *session, uint64_t sequence, int error,
+                                 const char *detail) {
+    if (session->failures_end - session->failures_first == PRODUCER_FAILURES_KEPT ||
+        session->failures_not_kept > 0) {
+        /* Kept in order: once one is only counted, every later one is too. */
+        session->failures_not_kept++;
+        session->failures_not_kept_highest = sequence;
+        return;
+    }
+    struct producer_failure *failure =
+        &session->failures[session->failures_end++ % PRODUCER_FAILURES_KEPT];
+    failure->sequence = sequence;
+    failure->error = error;
+    snprintf(failure->line, sizeof(failure->line), "record %llu failed: %s",
+             (unsigned long long)sequence, detail);
+}
+
+int producer_session_take_failures(struct intake_producer *producer, uint64_t sequence) {
+    struct producer_session *session = &producer->session;
+    uint64_t taken = 0;
+    const struct producer_failure *earliest = NULL;
+    while (session->failures_first < session->failures_end) {
+        const struct producer_failure *failure =
+            &session->failures[session->failures_first % PRODUCER_FAILURES_KEPT];
+        if (failure->sequence > sequence) break;
+        if (earliest == NULL) earliest = failure;
+        session->failures_first++;
+        taken++;
+    }
+    bool ring_drained = session->failures_first == session->failures_end;
+    if (ring_drained && session->failures_not_kept > 0 &&
+        session->failures_not_kept_highest <= sequence) {
+        taken += session->failures_not_kept;
+        session->failures_not_kept = 0;
+    }
+    if (earliest == NULL) return 0;
+    INTAKE_ASSERT(taken >= 1);
+    if (taken == 1)
+        snprintf(producer->error, sizeof(producer->error), "%s", earliest->line);
+    else
+        snprintf(producer->error, sizeof(producer->error), "%s (and %llu more failed)",
+                 earliest->line, (unsigned long long)(taken - 1));
+    return earliest->error;
+}
+
 static void session_report(struct intake_producer *producer, enum intake_delivery_status status,
                            const char *detail) {
     struct producer_session *session = &producer->session;
@@ -137,12 +182,8 @@ static void session_report(struct intake_producer *producer, enum intake_deliver
         session->stats.delivered++;
     } else {
         session->stats.failed++;
-        if (session->failure_sequence == 0) {
-            session->failure_sequence = oldest->sequence;
-            session->failure_error = status == INTAKE_DELIVERY_TIMED_OUT ? -ETIMEDOUT : -EPROTO;
-            snprintf(session->failure_line, sizeof(session->failure_line), "record %llu failed: %s",
-                     (unsigned long long)oldest->sequence, detail);
-        }
+        session_keep_failure(session, oldest->sequence,
+                             status == INTAKE_DELIVERY_TIMED_OUT ? -ETIMEDOUT : -EPROTO, detail);
     }
     session->reports++;
     if (session->on_delivery != NULL) {
