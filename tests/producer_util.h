@@ -51,14 +51,32 @@ static void reports_collect(void *context, const struct intake_producer_delivery
     snprintf(reports->last_detail, sizeof(reports->last_detail), "%s", report->detail);
 }
 
+/* Records' values are "rec-<sequence>", padded with '.' to a length that varies with the
+ * sequence when producer_util_padding_max is set (up to that many bytes). */
+static uint32_t producer_util_padding_max;
+
+static size_t producer_util_value(uint64_t sequence, char *value, size_t capacity) {
+    int length = snprintf(value, capacity, "rec-%" PRIu64, sequence);
+    size_t total = (size_t)length;
+    if (producer_util_padding_max > 0) {
+        size_t padded = (size_t)((sequence * 7919u) % producer_util_padding_max);
+        if (padded > capacity) padded = capacity;
+        if (padded > total) {
+            memset(value + total, '.', padded - total);
+            total = padded;
+        }
+    }
+    return total;
+}
+
 /* Sends one record whose value names its sequence; 0 or the send's error. The sequence the
  * producer assigned must be the one expected (last_sequence + 1). */
 static int producer_util_send(struct intake_producer *producer, const char *topic,
                               uint64_t *sequence) {
     uint64_t expected = intake_producer_last_sequence(producer) + 1;
-    char value[48];
-    int length = snprintf(value, sizeof(value), "rec-%" PRIu64, expected);
-    int result = intake_producer_send(producer, topic, "k", 1, value, (size_t)length, 0, sequence);
+    static char value[1 << 16];
+    size_t length = producer_util_value(expected, value, sizeof(value));
+    int result = intake_producer_send(producer, topic, "k", 1, value, length, 0, sequence);
     if (result == 0 && *sequence != expected) return -ERANGE;
     return result;
 }
@@ -120,11 +138,10 @@ static uint64_t producer_util_check_log(const char *directory, const char *topic
             continue;
         }
         if (id_length != strlen(id) || memcmp(record_id, id, id_length) != 0) continue;
-        char wanted[48];
-        int wanted_length = snprintf(wanted, sizeof(wanted), "rec-%" PRIu64, record.sequence);
+        static char wanted[1 << 16];
+        size_t wanted_length = producer_util_value(record.sequence, wanted, sizeof(wanted));
         bool right = found < expected_count && record.sequence == expected[found] &&
-                     value_length == (size_t)wanted_length &&
-                     memcmp(value, wanted, value_length) == 0;
+                     value_length == wanted_length && memcmp(value, wanted, value_length) == 0;
         if (!right && mismatches++ == 0)
             fprintf(stderr,
                     "%s: record %" PRIu64 " of %s has sequence %" PRIu64 ", expected %" PRIu64 "\n",

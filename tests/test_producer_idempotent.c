@@ -9,6 +9,8 @@
  *                   window holds window_records records, a blocking one after io_timeout_ms;
  *                   after SIGCONT everything is delivered. A producer with a short
  *                   delivery_timeout_ms gets TIMED_OUT reports meanwhile.
+ *   small_window:   an 8 KiB window wrapping under records of 4 bytes to 3 KB, intaked SIGKILLed
+ *                   and restarted mid-stream: resends from anywhere in the ring.
  *   two_producers:  two ids on one topic with the same sequences: neither suppresses the other.
  *   reused_id:      an id reused with sequences restarting at 1 is dropped as duplicates
  *                   (acked, as documented); continued with first_sequence it is delivered.
@@ -226,6 +228,49 @@ static void test_window(void) {
     daemon_directory_remove(directory);
 }
 
+#define WRAP_RECORDS 4000u
+
+/* A small window (8 KiB) that wraps every few records, records from 4 bytes to 3 KB, and an
+ * intaked restarted mid-stream: resends start anywhere in the ring, across its wrap. */
+static void test_small_window(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "producer-wrap");
+    const char *const flags[] = {"--backend", "pbuf", "--log-size", "16M", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    uint16_t port = daemon.port;
+    char address[64];
+    snprintf(address, sizeof(address), "%s", daemon.address);
+    struct reports reports;
+    struct intake_producer_config config = {
+        .io_timeout_ms = 10000, .window_bytes = 8192, .window_records = 1024, .batch_bytes = 1500};
+    struct intake_producer *producer = open_idempotent(address, "wrap-1", &reports, &config);
+    producer_util_padding_max = 3000;
+    static uint64_t sent[WRAP_RECORDS];
+    for (uint32_t index = 0; index < WRAP_RECORDS; index++) {
+        if (index == WRAP_RECORDS / 2) {
+            /* Killed with the window full of written, unacked records. */
+            REQUIRE(kill(daemon.pid, SIGKILL) == 0);
+            REQUIRE(waitpid(daemon.pid, NULL, 0) == daemon.pid);
+            REQUIRE(daemon_start_port(&daemon, directory, flags, port));
+        }
+        REQUIRE(producer_util_send(producer, "wrap", &sent[index]) == 0);
+    }
+    CHECK(intake_producer_wait_acks(producer, WRAP_RECORDS, 20000) == 0);
+    struct intake_producer_stats stats;
+    intake_producer_stats(producer, &stats);
+    intake_producer_close(producer);
+    printf("small_window: connections=%" PRIu64 " resent=%" PRIu64 "\n", stats.connections,
+           stats.resent);
+    CHECK(stats.connections >= 2);
+    CHECK(stats.resent > 0);
+    CHECK(reports.ok == WRAP_RECORDS);
+    producer_util_check_log(directory, "wrap", "wrap-1", sent, WRAP_RECORDS);
+    producer_util_padding_max = 0;
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
 #define SHARED_RECORDS 5000u
 
 static void test_two_producers(void) {
@@ -346,6 +391,7 @@ static void test_reused_id(void) {
 int main(void) {
     test_rejected();
     test_window();
+    test_small_window();
     test_two_producers();
     test_reused_id();
     return test_finish();
