@@ -5,7 +5,10 @@
  * reads delimited Records, decodes each with nanopb (unknown fields are skipped), hashes their
  * topic, key and value so the test can compare contents exactly, counts records per read (to see
  * batching), and answers cumulative OK Acks after each read. A record whose topic is not valid
- * UTF-8 is answered with a REJECTED Ack, as intaked does, and the connection is closed.
+ * UTF-8 is answered with a REJECTED Ack, as intaked does, and the connection is closed. It knows
+ * no Hello: an idempotent producer meets it as it would an intake without producer ids. The
+ * idempotent producer's behaviour against real daemons is in test_producer_recovery and
+ * test_producer_idempotent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -310,6 +313,38 @@ static void test_timeout_and_refused(void) {
     CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -EINVAL);
 }
 
+/* An idempotent producer against a server that knows no Hello (as an intake before producer
+ * ids would): the Hello is a record without a topic, REJECTED, and that is final (sticky). */
+static void test_hello_refused(void) {
+    struct server server;
+    server_start(&server, false);
+    char address[64];
+    snprintf(address, sizeof(address), "127.0.0.1:%u", server.port);
+    struct intake_producer_config config = {
+        .address = address, .io_timeout_ms = 2000, .producer_id = "p", .producer_id_length = 1};
+    struct intake_producer *producer = NULL;
+    REQUIRE(intake_producer_open(&config, &producer, NULL, 0) == 0);
+    uint64_t sequence = 0;
+    CHECK(intake_producer_send(producer, "t", NULL, 0, "v", 1, 0, &sequence) == 0);
+    CHECK(sequence == 1);
+    CHECK(intake_producer_wait_acks(producer, 1, 5000) == -EPROTO);
+    CHECK(strcmp(intake_producer_last_error(producer),
+                 "intake refused the Hello: REJECTED: record has no topic") == 0);
+    CHECK(intake_producer_send(producer, "t", NULL, 0, "v", 1, 0, NULL) == -EPROTO);
+    size_t id_length = 0;
+    const char *id = intake_producer_id(producer, &id_length);
+    CHECK(id_length == 1 && id[0] == 'p');
+    intake_producer_close(producer);
+    server_join(&server);
+    CHECK(server.records == 0);
+    CHECK(server.rejected == 1);
+    /* Bad configurations fail open with a reason. */
+    config.producer_id_length = 65;
+    char why[256];
+    CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -EINVAL);
+    CHECK(strstr(why, "producer_id must be 1 to 64 bytes") != NULL);
+}
+
 /* Runs a shell command, captures its combined output; returns its exit status. */
 static int run_command(const char *command, char *output, size_t capacity) {
     FILE *pipe = popen(command, "r");
@@ -376,6 +411,7 @@ int main(void) {
     test_raw_and_rejected();
     test_no_acks_and_limits();
     test_timeout_and_refused();
+    test_hello_refused();
     test_program();
     return test_finish();
 }

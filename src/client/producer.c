@@ -76,9 +76,14 @@ int intake_producer_open(const struct intake_producer_config *config, struct int
         return result;
     }
     if (producer->idempotent) {
-        /* Start connecting now; failures are retried by later calls. */
+        /* Start connecting now; connection failures are retried by later calls, so only a
+         * failing poll() ends the open. */
         int started = producer_session_run(producer, PRODUCER_GOAL_NONE, 0, 0);
-        INTAKE_ASSERT(started == 0 || started == -ETIMEDOUT);
+        if (started < 0 && started != -ETIMEDOUT) {
+            snprintf(why, why_capacity, "%s", producer->error);
+            intake_producer_close(producer);
+            return started;
+        }
     }
     *out = producer;
     return 0;
@@ -174,6 +179,14 @@ static size_t producer_record_body(const struct producer_session *session, size_
     return body + producer_field_bytes(session->producer_id_length);
 }
 
+/* The connection's state, for error lines. */
+static const char *producer_state(const struct intake_producer *producer) {
+    const struct producer_session *session = &producer->session;
+    if (session->phase == PRODUCER_STREAMING) return "connected, not acked yet";
+    if (session->problem[0] != '\0') return session->problem;
+    return "connecting";
+}
+
 /* Waits (or not, when nonblocking) for room for a frame of `length` bytes in the window:
  * its offset, or a negative errno. */
 static int64_t producer_window_reserve(struct intake_producer *producer, size_t length) {
@@ -190,10 +203,8 @@ static int64_t producer_window_reserve(struct intake_producer *producer, size_t 
     if (result < 0 && result != -ETIMEDOUT) return result;
     offset = producer_window_room(&session->window, (uint32_t)length);
     if (offset >= 0) return offset;
-    return producer_error(producer, -EAGAIN, false,
-                          "window full (%u records, %u bytes pending; %s)",
-                          producer_window_count(&session->window), session->window.bytes_capacity,
-                          producer->error[0] ? producer->error : "intake has not acked them");
+    return producer_error(producer, -EAGAIN, false, "window full (%u records pending; %s)",
+                          producer_window_count(&session->window), producer_state(producer));
 }
 
 /* Makes the window's newest record: the frame at `offset` is written by the caller. */
@@ -408,10 +419,10 @@ static int producer_wait_idempotent(struct intake_producer *producer, uint64_t s
     int result = producer_session_run(producer, PRODUCER_GOAL_FINISHED, sequence,
                                       deadline_ns == 0 ? 1 : deadline_ns);
     if (result == -ETIMEDOUT)
-        return producer_error(
-            producer, -ETIMEDOUT, false, "no ack for sequence %llu within %d ms (%u pending; %s)",
-            (unsigned long long)sequence, timeout_ms, producer_window_count(&session->window),
-            session->phase == PRODUCER_STREAMING ? "connected" : producer->error);
+        return producer_error(producer, -ETIMEDOUT, false,
+                              "no ack for sequence %llu within %d ms (%u pending; %s)",
+                              (unsigned long long)sequence, timeout_ms,
+                              producer_window_count(&session->window), producer_state(producer));
     if (result < 0) return result;
     return producer_session_take_failures(producer, sequence);
 }

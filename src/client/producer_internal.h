@@ -137,6 +137,7 @@ struct producer_session {
     bool nonblocking;
     intake_producer_delivery_callback on_delivery;
     void *delivery_context;
+    char problem[PRODUCER_ERROR_BYTES]; /* why the last connection ended; "" when none */
     uint64_t highest_written;
     uint64_t reports; /* delivery reports made */
     /* Failures wait_acks has not returned yet, in sequence order (reports come in order):

@@ -238,8 +238,9 @@ static void session_disconnect(struct intake_producer *producer, bool at_once, c
     struct producer_session *session = &producer->session;
     va_list arguments;
     va_start(arguments, format);
-    intake_error_vline(producer->error, sizeof(producer->error), format, arguments);
+    intake_error_vline(session->problem, sizeof(session->problem), format, arguments);
     va_end(arguments);
+    memcpy(producer->error, session->problem, sizeof(producer->error));
     if (producer->fd >= 0) {
         close(producer->fd);
         session->stats.disconnects++;
@@ -319,10 +320,9 @@ static int session_hello_answered(struct intake_producer *producer,
     if (ack->status != intake_v1_Ack_Status_OK) {
         /* intake refuses the producer itself (an intake without producer ids says the Hello
          * is a malformed record): no retry can help. */
-        int error = producer_error(producer, -EPROTO, true, "intake refused the Hello: %s: %s",
-                                   producer_status_name(ack->status), ack->detail);
-        session_disconnect(producer, false, "%s", producer->error);
-        return error;
+        session_disconnect(producer, false, "intake refused the Hello");
+        return producer_error(producer, -EPROTO, true, "intake refused the Hello: %s: %s",
+                              producer_status_name(ack->status), ack->detail);
     }
     session->stats.connections++;
     session->stats.last_hello_sequence = ack->sequence;
