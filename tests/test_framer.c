@@ -720,6 +720,18 @@ static struct early_case build_early_body(size_t which, struct buffer *body) {
         put_tag(body, 9, 3);
         return (struct early_case){"group", "groups (wire types 3 and 4) are not supported",
                                    body->length};
+    case 5:
+        put_tag(body, 7, 0);
+        return (struct early_case){"producer_id as varint",
+                                   "field 7 (producer_id) must have wire type 2 "
+                                   "(length-delimited)",
+                                   body->length};
+    case 6:
+        put_bytes_field(body, 16, "producer", 8);
+        return (struct early_case){"Hello field after a topic",
+                                   "a Hello frame (field 16) carries no other field, and a "
+                                   "record carries no field 16",
+                                   body->length};
     default: {
         static const uint8_t eleven[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                          0xff, 0xff, 0xff, 0xff, 0x01};
@@ -736,7 +748,7 @@ static struct early_case build_early_body(size_t which, struct buffer *body) {
  * very byte that proves it malformed, with the detail the whole frame gets, holding a record
  * of just the bytes received. */
 static void test_early_rejection(void) {
-    enum { FRAME_BYTES = 900000, CASES = 5 };
+    enum { FRAME_BYTES = 900000, CASES = 7 };
     static struct record records[1];
     for (size_t which = 0; which < CASES; which++) {
         struct buffer stream = {0}, body = {0};

@@ -222,9 +222,10 @@ static void connection_advance(struct reactor *reactor, struct connection *conne
         connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
     if (connection->phase == CONNECTION_DRAINING) {
         if (ack_window_length(&connection->window) != 0) return;
-        connection_fold_identity(reactor, connection);
         connection->phase = CONNECTION_FINAL_ACK;
         connection_flush_ack(reactor, connection);
+        /* Every record is back: the producer's acknowledged sequence learns this one's level. */
+        connection_fold_identity(reactor, connection);
     }
     if (connection->phase == CONNECTION_FINAL_ACK) {
         if (connection->receives_in_flight != 0 || connection->sends_in_flight != 0) return;

@@ -3,7 +3,9 @@
  *
  * The framer enforces the wire rules (a Hello only as a connection's first frame; one
  * producer_id per connection) and keeps the connection's producer_id. Here: a Hello is not a
- * record, so its record object goes straight back to the pool, and it is answered at once with
+ * record. While it arrives it is framed like any frame, into a record object of the pool (no
+ * frame says what it is before its fields are read), under the same limits; once complete that
+ * object goes straight back, never admitted, with no topic. It is answered at once with
  * Ack{OK, H}, H being the producer's acknowledged watermark from the daemon-wide producer table
  * (producer_table.h). When a connection with a producer_id has every record back, its
  * cumulative committed level is folded into that table, so the producer's next Hello learns it.

@@ -287,27 +287,26 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
     INTAKE_ASSERT(out != NULL && when != NULL);
     const struct reactor_counters *c = &reactor->counters;
     const struct rx_backend_stats *b = &reactor->backend->stats;
-    fprintf(out,
-            "intaked: reactor %u (%s) %s: connections accepted=%" PRIu64 " refused=%" PRIu64
-            " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64 " returned=%" PRIu64
-            " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
-            " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
-            " out_of_units=%" PRIu64 " topic_log=%" PRIu64 " over_log_limit=%" PRIu64
-            " topic_creations_refused=%" PRIu64 " backlog_exhausted=%" PRIu64
-            " stalls_broken=%" PRIu64 " lingered=%" PRIu64 " wakeups=%" PRIu64
-            " submit_busy=%" PRIu64 " socket_option_errors=%" PRIu64
-            " deadline_kills frame=%" PRIu64 " idle=%" PRIu64 " accept_errors=%" PRIu64
-            " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64 " partial_evictions=%" PRIu64
-            " hellos_answered=%" PRIu64 " identity_rejections=%" PRIu64 "\n",
-            reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
-            c->connections_refused, c->connections_closed, c->connections_failed,
-            c->records_admitted, c->records_returned, c->records_failed, c->frames_truncated,
-            c->acks_sent, c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window,
-            c->pauses_out_of_units, c->pauses_topic_log, c->records_over_log_limit,
-            c->topic_creations_refused, c->backlog_exhausted, c->stalls_broken, c->lingered,
-            c->wakeups, c->submit_busy, c->socket_option_errors, c->deadline_kills_frame,
-            c->deadline_kills_idle, c->accept_errors, c->accept_pauses, c->partial_cap_pauses,
-            c->partial_evictions, c->hellos_answered, c->identity_rejections);
+    fprintf(
+        out,
+        "intaked: reactor %u (%s) %s: connections accepted=%" PRIu64 " refused=%" PRIu64
+        " closed=%" PRIu64 " failed=%" PRIu64 " records admitted=%" PRIu64 " returned=%" PRIu64
+        " failed=%" PRIu64 " truncated_frames=%" PRIu64 " acks=%" PRIu64
+        " pauses topic_queue=%" PRIu64 " record_pool=%" PRIu64 " ack_window=%" PRIu64
+        " out_of_units=%" PRIu64 " topic_log=%" PRIu64 " over_log_limit=%" PRIu64
+        " topic_creations_refused=%" PRIu64 " backlog_exhausted=%" PRIu64 " stalls_broken=%" PRIu64
+        " lingered=%" PRIu64 " wakeups=%" PRIu64 " submit_busy=%" PRIu64
+        " socket_option_errors=%" PRIu64 " deadline_kills frame=%" PRIu64 " idle=%" PRIu64
+        " accept_errors=%" PRIu64 " accept_pauses=%" PRIu64 " partial_cap_pauses=%" PRIu64
+        " partial_evictions=%" PRIu64 "\n",
+        reactor->index, reactor_backend_name(reactor), when, c->connections_accepted,
+        c->connections_refused, c->connections_closed, c->connections_failed, c->records_admitted,
+        c->records_returned, c->records_failed, c->frames_truncated, c->acks_sent,
+        c->pauses_topic_queue, c->pauses_record_pool, c->pauses_ack_window, c->pauses_out_of_units,
+        c->pauses_topic_log, c->records_over_log_limit, c->topic_creations_refused,
+        c->backlog_exhausted, c->stalls_broken, c->lingered, c->wakeups, c->submit_busy,
+        c->socket_option_errors, c->deadline_kills_frame, c->deadline_kills_idle, c->accept_errors,
+        c->accept_pauses, c->partial_cap_pauses, c->partial_evictions);
     fprintf(out,
             "intaked: reactor %u backend %s: bytes_received=%" PRIu64 " completions=%" PRIu64
             " units_recycled=%" PRIu64 " rearms out_of_units=%" PRIu64 " overflow=%" PRIu64
@@ -316,6 +315,10 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             b->units_recycled, b->rearms_out_of_units, b->rearms_overflow, b->rearms_other,
             b->refill_flushes,
             reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
+    fprintf(out,
+            "intaked: reactor %u identity: hellos_answered=%" PRIu64 " identity_rejections=%" PRIu64
+            "\n",
+            reactor->index, c->hellos_answered, c->identity_rejections);
     fflush(out);
 }
 

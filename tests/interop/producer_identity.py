@@ -312,7 +312,8 @@ def main():
     bin_dir, work = sys.argv[1:3]
     shm_dir = os.path.join("/dev/shm", f"intake-identity-{os.getpid()}")
     log_path = os.path.join(work, "intaked.log")
-    daemon, address = start_daemon(bin_dir, shm_dir, log_path)
+    # Two reactors: connections of one producer land on either, and both fold into one table.
+    daemon, address = start_daemon(bin_dir, shm_dir, log_path, ("--reactors", "2"))
     try:
         watermarks(address)
         rejected = rejections(address)
