@@ -23,6 +23,7 @@
 
 #include "dedupe_table.h"
 #include "harness.h"
+#include "intake/shm_log_format.h"
 #include "shm_log.h"
 #include "shm_test_util.h"
 
@@ -282,7 +283,7 @@ static void test_damage(void) {
     publish(log, table);
     dedupe_table_close(table);
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s%s", test_directory, TOPIC, DEDUPE_FILE_SUFFIX);
+    snprintf(path, sizeof(path), "%s/%s%s", test_directory, TOPIC, SHM_LOG_DEDUPE_FILE_SUFFIX);
     /* Scribble on the first entry's copies. */
     int fd = open(path, O_RDWR);
     REQUIRE(fd >= 0);

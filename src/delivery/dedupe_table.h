@@ -48,9 +48,8 @@
 #define DEDUPE_PRODUCERS_MAX     65536u
 /* Fingerprints of evicted producers kept, per producer the table holds. */
 #define DEDUPE_FINGERPRINTS_PER_PRODUCER 4u
-/* File name suffix, after shm_log_file_base_name. */
-#define DEDUPE_FILE_SUFFIX ".dedupe"
-#define DEDUPE_FILE_MODE   0600
+/* The file's name is shm_log_dedupe_file_name (intake/shm_log_format.h). */
+#define DEDUPE_FILE_MODE 0600
 /* The entry a record without a producer_id gets from dedupe_table_check. */
 #define DEDUPE_ENTRY_NONE UINT32_MAX
 /* record->log_offset of a duplicate: answered OK, never appended. */

@@ -325,8 +325,8 @@ int dedupe_table_open(const char *directory, const char *topic, uint32_t produce
     table->map_guard = -1;
     snprintf(table->topic, sizeof(table->topic), "%s", topic);
     char name[SHM_LOG_FILE_NAME_BYTES];
-    shm_log_file_base_name(topic, name);
-    snprintf(table->path, sizeof(table->path), "%s/%s%s", directory, name, DEDUPE_FILE_SUFFIX);
+    shm_log_dedupe_file_name(topic, name);
+    snprintf(table->path, sizeof(table->path), "%s/%s", directory, name);
     int result = dedupe_table_memory_init(table, producers_max);
     if (result != 0) {
         free(table);
