@@ -76,14 +76,10 @@ int intake_producer_open(const struct intake_producer_config *config, struct int
         return result;
     }
     if (producer->idempotent) {
-        /* Start connecting now; connection failures are retried by later calls, so only a
-         * failing poll() ends the open. */
+        /* Start connecting now. Connection failures are retried by later calls; a sticky error
+         * (intake refused the Hello) is what every later call returns. */
         int started = producer_session_run(producer, PRODUCER_GOAL_NONE, 0, 0);
-        if (started < 0 && started != -ETIMEDOUT) {
-            snprintf(why, why_capacity, "%s", producer->error);
-            intake_producer_close(producer);
-            return started;
-        }
+        INTAKE_ASSERT(started <= 0);
     }
     *out = producer;
     return 0;
