@@ -510,7 +510,9 @@ static void session_timers(struct intake_producer *producer, uint64_t now_ns) {
 /* Waits for the socket or the next due time, then handles what happened. */
 static int session_wait(struct intake_producer *producer, uint64_t due_ns) {
     struct producer_session *session = &producer->session;
-    int timeout_ms = (int)producer_remaining_ms(due_ns);
+    int64_t remaining_ms = producer_remaining_ms(due_ns);
+    /* Waking once a minute at least keeps a far deadline from overflowing poll's int. */
+    int timeout_ms = remaining_ms > 60000 ? 60000 : (int)remaining_ms;
     if (producer->fd < 0) {
         if (timeout_ms > 0) (void)poll(NULL, 0, timeout_ms);
         return 0;
