@@ -4,7 +4,8 @@
  *
  *   rejected:       a record over --max-frame and a raw record with a non-UTF-8 topic are
  *                   REJECTED: each is reported failed (once, not retried), wait_acks returns
- *                   -EPROTO once, and every other record is delivered exactly once.
+ *                   -EPROTO once, and every other record is delivered exactly once. The same
+ *                   through intake-produce --delimited --producer-id.
  *   window:         intaked paused with SIGSTOP: a non-blocking producer gets -EAGAIN once its
  *                   window holds window_records records, a blocking one after io_timeout_ms;
  *                   after SIGCONT everything is delivered. A producer with a short
@@ -38,6 +39,16 @@ static struct intake_producer *open_idempotent(const char *address, const char *
     if (result != 0) fprintf(stderr, "open: %s\n", why);
     REQUIRE(result == 0);
     return producer;
+}
+
+/* Runs a shell command; returns its exit status, its output in `output`. */
+static int run_command(const char *command, char *output, size_t capacity) {
+    FILE *pipe = popen(command, "r");
+    REQUIRE(pipe != NULL);
+    size_t length = fread(output, 1, capacity - 1, pipe);
+    output[length] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void test_rejected(void) {
@@ -99,6 +110,32 @@ static void test_rejected(void) {
     /* Each rejection ended a connection; the producer went on with a new one. */
     CHECK(stats.connections >= 3);
     producer_util_check_log(directory, "rej", "rej-1", delivered, delivered_count);
+
+    /* intake-produce: delimited records without sequences, the second with a non-UTF-8 topic;
+     * the tool names the failed record, delivers the others and exits 1. */
+    char command[1024];
+    char output[4096];
+    snprintf(command, sizeof(command),
+             "printf '\\003\\012\\001t\\004\\012\\002\\303\\050\\003\\012\\001t' | "
+             "%s --connect %s --delimited --producer-id cli-rej 2>&1",
+             test_program_path("intake-produce"), daemon.address);
+    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(strstr(output, "record 2 (topic \xc3\x28) failed: REJECTED") != NULL);
+    CHECK(strstr(output, "intake-produce: 1 of 3 records failed") != NULL);
+    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer *consumer = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_open(directory, "t", "check", &options, &consumer, why, sizeof(why)) ==
+            0);
+    struct intake_consumer_record record;
+    uint64_t sequences[4] = {0};
+    int count = 0;
+    while (count < 4 && intake_consumer_poll(consumer, &record) == 1)
+        sequences[count++] = record.sequence;
+    intake_consumer_close(consumer);
+    CHECK(count == 2);
+    CHECK(sequences[0] == 1);
+    CHECK(sequences[1] == 3);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);
 }
@@ -301,16 +338,6 @@ static void test_two_producers(void) {
     CHECK(daemon_stop(&daemon) == 0);
     CHECK(daemon_log_counter(&daemon, "at shutdown", "duplicate") == 0);
     daemon_directory_remove(directory);
-}
-
-/* Runs a shell command; returns its exit status, its output in `output`. */
-static int run_command(const char *command, char *output, size_t capacity) {
-    FILE *pipe = popen(command, "r");
-    REQUIRE(pipe != NULL);
-    size_t length = fread(output, 1, capacity - 1, pipe);
-    output[length] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void send_many(struct intake_producer *producer, uint64_t count, uint64_t *sent) {
