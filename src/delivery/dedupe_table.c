@@ -170,6 +170,8 @@ enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct 
                                        uint32_t *entry) {
     INTAKE_ASSERT(id_length >= 1 && id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
     INTAKE_ASSERT(id_offset + (uint64_t)id_length <= view->total_bytes);
+    /* The scan refuses a record with a producer_id and no sequence. */
+    INTAKE_ASSERT(sequence >= 1);
     uint64_t hash = record_view_hash(view, id_offset, id_length);
     uint32_t at = index_find_view(table, hash, view, id_offset, id_length);
     uint32_t slot = table->index[at];

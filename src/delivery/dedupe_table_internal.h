@@ -18,7 +18,7 @@
 /* ------------------------------------------------ the file (docs/shm-log-format.md) --- */
 
 /* "INTKDDP1" little-endian. */
-#define DEDUPE_FILE_MAGIC        0x3150444b544e49ull
+#define DEDUPE_FILE_MAGIC        0x315044444b544e49ull
 #define DEDUPE_FILE_VERSION      1u
 #define DEDUPE_FILE_HEADER_BYTES 128u
 #define DEDUPE_FILE_ENTRY_BYTES  256u
