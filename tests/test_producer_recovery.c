@@ -10,6 +10,8 @@
  *                     intake's acks (records committed, producer unaware) and then resets both
  *                     sockets (SO_LINGER 0: RST). The producer reconnects, learns from the Hello
  *                     what is committed, resends the rest; intake drops what it already has.
+ *   tool_live:        intake-produce --producer-id on a live stdin stream across a SIGKILL and
+ *                     restart of intaked.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -343,8 +345,63 @@ static void test_connection_reset(void) {
     daemon_directory_remove(directory);
 }
 
+/* intake-produce --producer-id reading a live stream from stdin: intaked is SIGKILLed between
+ * two lines and restarted; the tool reconnects by itself, and every line is in the log once. */
+static void test_tool_live(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "producer-tool");
+    const char *const flags[] = {"--backend", "pbuf", "--log-size", "4M", NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    char command[1024];
+    snprintf(command, sizeof(command),
+             "(echo one; sleep 0.5; echo two; sleep 2; echo three) | "
+             "%s --connect %s --topic live --producer-id tool-live 2>&1",
+             test_program_path("intake-produce"), daemon.address);
+    FILE *tool = popen(command, "r");
+    REQUIRE(tool != NULL);
+    struct timespec pause = {0, 900 * 1000 * 1000}; /* after "two" */
+    nanosleep(&pause, NULL);
+    kill(daemon.pid, SIGKILL);
+    waitpid(daemon.pid, NULL, 0);
+    REQUIRE(daemon_start_port(&daemon, directory, flags, daemon.port));
+    char output[1024];
+    size_t length = fread(output, 1, sizeof(output) - 1, tool);
+    output[length] = '\0';
+    int status = pclose(tool);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strstr(output, "acked 3 records (last sequence 3) producer_id=tool-live") != NULL);
+    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer *consumer = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_open(directory, "live", "check", &options, &consumer, why,
+                                 sizeof(why)) == 0);
+    static const char *const lines[] = {"one", "two", "three"};
+    struct intake_consumer_record record;
+    int count = 0;
+    int wrong = 0;
+    while (count < 4 && intake_consumer_poll(consumer, &record) == 1) {
+        const uint8_t *value = NULL;
+        const uint8_t *id = NULL;
+        size_t value_length = 0;
+        size_t id_length = 0;
+        bool parsed = producer_util_fields(record.bytes, record.length, &value, &value_length, &id,
+                                           &id_length);
+        if (!parsed || count >= 3 || record.sequence != (uint64_t)count + 1 ||
+            value_length != strlen(lines[count]) || memcmp(value, lines[count], value_length))
+            wrong++;
+        count++;
+    }
+    intake_consumer_close(consumer);
+    CHECK(count == 3);
+    CHECK(wrong == 0);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
 int main(void) {
     test_kill_restart();
     test_connection_reset();
+    test_tool_live();
     return test_finish();
 }

@@ -144,6 +144,15 @@ static ssize_t produce_read_stdin(struct intake_producer *producer, char *buffer
     if (poll(&input, 1, 0) == 0) {
         *result = intake_producer_flush(producer);
         if (*result < 0) return -1;
+        /* Idempotent, with records pending (intake down, or acks to come): keep the producer
+         * reconnecting and resending while the input is quiet. */
+        struct intake_producer_stats stats;
+        intake_producer_stats(producer, &stats);
+        while (stats.pending > 0 && poll(&input, 1, 100) == 0) {
+            *result = intake_producer_poll(producer, 0);
+            if (*result < 0) return -1;
+            intake_producer_stats(producer, &stats);
+        }
     }
     ssize_t got;
     do got = read(STDIN_FILENO, buffer, capacity);
