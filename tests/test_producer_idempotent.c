@@ -294,6 +294,12 @@ static void test_small_window(void) {
         REQUIRE(producer_util_send(producer, "wrap", &sent[index]) == 0);
     }
     CHECK(intake_producer_wait_acks(producer, WRAP_RECORDS, 20000) == 0);
+    /* Larger than the whole window: refused at once, no sequence used. */
+    static char huge[9000];
+    CHECK(intake_producer_send(producer, "wrap", NULL, 0, huge, sizeof(huge), 0, NULL) ==
+          -EMSGSIZE);
+    CHECK(strstr(intake_producer_last_error(producer), "larger than the window") != NULL);
+    CHECK(intake_producer_last_sequence(producer) == WRAP_RECORDS);
     struct intake_producer_stats stats;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
