@@ -6,6 +6,8 @@
  *                   REJECTED: each is reported failed (once, not retried), wait_acks returns
  *                   -EPROTO once, and every other record is delivered exactly once. The same
  *                   through intake-produce --delimited --producer-id.
+ *   exhausted:      RESOURCE_EXHAUSTED (--topics-per-connection 1) is retried on a new
+ *                   connection, where it succeeds.
  *   window:         intaked paused with SIGSTOP: a non-blocking producer gets -EAGAIN once its
  *                   window holds window_records records, a blocking one after io_timeout_ms;
  *                   after SIGCONT everything is delivered. A producer with a short
@@ -136,6 +138,38 @@ static void test_rejected(void) {
     CHECK(count == 2);
     CHECK(sequences[0] == 1);
     CHECK(sequences[1] == 3);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
+/* RESOURCE_EXHAUSTED is retried: with --topics-per-connection 1, the first connection creates
+ * topic "ra" and is ended when it would create "rb"; the next connection creates "rb". */
+static void test_exhausted_retried(void) {
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "producer-exhausted");
+    const char *const flags[] = {"--backend", "pbuf", "--log-size", "4M", "--topics-per-connection",
+                                 "1",         NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    struct reports reports;
+    struct intake_producer_config config = {.io_timeout_ms = 5000};
+    struct intake_producer *producer = open_idempotent(daemon.address, "exh-1", &reports, &config);
+    static uint64_t sent[2][100];
+    for (int index = 0; index < 100; index++) {
+        REQUIRE(producer_util_send(producer, "ra", &sent[0][index]) == 0);
+        REQUIRE(producer_util_send(producer, "rb", &sent[1][index]) == 0);
+    }
+    CHECK(intake_producer_wait_acks(producer, 200, 20000) == 0);
+    struct intake_producer_stats stats;
+    intake_producer_stats(producer, &stats);
+    /* The connection problem the producer retried. */
+    CHECK(strstr(intake_producer_last_error(producer), "RESOURCE_EXHAUSTED") != NULL);
+    intake_producer_close(producer);
+    CHECK(stats.connections >= 2);
+    CHECK(reports.ok == 200);
+    CHECK(reports.order_errors == 0);
+    producer_util_check_log(directory, "ra", "exh-1", sent[0], 100);
+    producer_util_check_log(directory, "rb", "exh-1", sent[1], 100);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);
 }
@@ -423,6 +457,7 @@ static void test_reused_id(void) {
 
 int main(void) {
     test_rejected();
+    test_exhausted_retried();
     test_window();
     test_small_window();
     test_two_producers();
