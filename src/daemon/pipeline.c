@@ -489,6 +489,14 @@ void pipeline_report(struct pipeline *pipeline, const char *when) {
             "intaked: copy account %s: copied_bytes=%" PRIu64 " received_bytes=%" PRIu64
             " ratio=%.4f\n",
             when, copied, received, received ? (double)copied / (double)received : 0.0);
+    /* Producers whose acknowledged sequence a Hello would learn, and those forgotten to stay
+     * within --producers-max (each then resends what it holds, deduplicated downstream). */
+    struct producer_table_stats producers;
+    producer_table_stats(pipeline->producers, &producers);
+    fprintf(stderr,
+            "intaked: producer table %s: producers=%" PRIu32 " evictions=%" PRIu64
+            " capacity=%" PRIu32 "\n",
+            when, producers.producers, producers.evictions, pipeline->config.producers_max);
 }
 
 bool pipeline_all_units_returned(struct pipeline *pipeline) {

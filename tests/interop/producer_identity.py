@@ -306,6 +306,10 @@ def eviction(bin_dir, work):
     finally:
         stop_daemon(daemon, shm_dir, log_path)
         subprocess.run(["rm", "-rf", shm_dir])
+    log = open(log_path).read()
+    check("producers=2 evictions=1 capacity=2" in log,
+          "the shutdown report counts the producer table: "
+          f"{[line for line in log.splitlines() if 'producer table' in line]}")
 
 
 def main():
