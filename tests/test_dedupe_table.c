@@ -14,6 +14,7 @@
  *   damage:     a corrupted file is moved aside and rebuilt from the log.
  *   lap:        records the table never covered were overwritten: entries in the file survive.
  *   resize:     reopened with a smaller capacity, the most recently committed producers stay.
+ *   churn:      many producers through a small table: the index stays whole.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -345,6 +346,40 @@ static void test_resize(void) {
     remove_topic_files();
 }
 
+/* Many producers through a small table: after every batch, each producer the table holds is
+ * found with its own highest sequence, and exactly `size` of them are found (the index stays
+ * whole through evictions and backward-shift deletions). */
+static void test_churn(void) {
+    struct shm_log *log = log_open(1u << 20);
+    struct dedupe_table *table = table_open(log, 8);
+    enum { PRODUCERS = 40 };
+    uint64_t last[PRODUCERS] = {0};
+    char ids[PRODUCERS][16];
+    for (uint32_t index = 0; index < PRODUCERS; index++)
+        snprintf(ids[index], sizeof(ids[index]), "churn-%u", index);
+    uint64_t random = 12345;
+    for (uint32_t round = 0; round < 3000; round++) {
+        uint32_t producer = (uint32_t)(test_random_next(&random) % PRODUCERS);
+        last[producer]++;
+        deliver(log, table, ids[producer], last[producer]);
+        if (round % 3 == 0) publish(log, table);
+        if (round % 3 != 0) continue;
+        uint32_t found = 0;
+        for (uint32_t index = 0; index < PRODUCERS; index++) {
+            uint64_t held = highest(table, ids[index]);
+            if (held == 0) continue;
+            found++;
+            CHECK(held == last[index]);
+        }
+        CHECK(found == dedupe_table_size(table));
+    }
+    CHECK(dedupe_table_counts(table)->evictions > 100);
+    CHECK(dedupe_table_counts(table)->unremembered > 100);
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
 int main(void) {
     test_directory_make("-dedupe");
     test_rule();
@@ -355,5 +390,6 @@ int main(void) {
     test_damage();
     test_lap();
     test_resize();
+    test_churn();
     return test_finish();
 }

@@ -146,7 +146,8 @@ int dedupe_file_rewrite(struct dedupe_table *table, uint64_t covered_offset, cha
     if (result == 0) result = -posix_fallocate(fd, 0, (off_t)bytes);
     void *map = MAP_FAILED;
     if (result == 0) {
-        map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        /* Populated now: the worker's first update of an entry takes no page fault. */
+        map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
         if (map == MAP_FAILED) result = -errno;
     }
     if (result == 0) {
