@@ -43,8 +43,10 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a declaration below changes incompatibly. */
+/* Bumped whenever a declaration below changes incompatibly (additions do not bump it). */
 #define INTAKE_CONSUMER_API_VERSION 2
+/* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
+#define INTAKE_CONSUMER_HAS_SETS 1
 
 /* Room for any reason line the library writes, NUL included. */
 #define INTAKE_CONSUMER_ERROR_BYTES 512
@@ -102,6 +104,14 @@ void intake_consumer_close(struct intake_consumer *consumer);
  * kept lapping this consumer for a whole poll. Never crashes or spins on a damaged file. */
 int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record)
     __attribute__((warn_unused_result));
+/* Non-blocking, batched: up to `capacity` records into `records`, in offset order. Returns the
+ * count (0: nothing new) or a negative errno as intake_consumer_poll (records read before an
+ * error are returned first; the error comes with the next call). Every record returned stays
+ * as poll's does: until the next poll, poll_batch or close. One heartbeat and one release of
+ * the consumer's position per call, not per record. */
+int intake_consumer_poll_batch(struct intake_consumer *consumer,
+                               struct intake_consumer_record *records, uint32_t capacity)
+    __attribute__((warn_unused_result));
 /* After using a record's bytes: true when the writer has not started overwriting them since
  * poll returned it. Always true in block mode for a live consumer before its next poll. */
 bool intake_consumer_record_valid(const struct intake_consumer *consumer,
@@ -127,6 +137,109 @@ uint64_t intake_consumer_next_offset(const struct intake_consumer *consumer);
 bool intake_consumer_writer_alive(const struct intake_consumer *consumer);
 /* The last error's one-line reason ("" when none). */
 const char *intake_consumer_error(const struct intake_consumer *consumer);
+
+/* ------------------------------------------------------- sets of topics --- */
+/*
+ * A set follows many topics of one directory through one handle: the listed topics (those
+ * without a log yet are opened once their log appears), or every topic there, including ones
+ * created later. One poll fills an array with records of any of its topics; one wait sleeps on
+ * the directory's futex word (intake.notify, docs/shm-log-format.md), which every publish on
+ * any log there bumps, instead of one word per log.
+ *
+ * Each topic is a consumer as above (a slot under the set's name in that topic's consumer
+ * region, the same start, retention and lifetime rules), made at the set's open or when the
+ * topic is found; every handle's storage is allocated at open, for `topics_max` topics, and
+ * nothing is allocated after. Topics are found by listing the directory, at open and again
+ * whenever intake.notify's logs_changed counter moves (once per poll or wait at most).
+ *
+ * Order: a topic's records come in offset order; records of different topics interleave (a
+ * poll takes the topics round-robin from where the previous one stopped, each topic up to
+ * `per_topic_batch` records at a time, so one busy topic cannot starve the others).
+ *
+ * Descriptors: a set holds one file descriptor per followed topic (its consumer region, whose
+ * lock marks the slot live) plus three; open raises the soft RLIMIT_NOFILE, up to the hard
+ * limit, to topics_max + 256 when it is lower.
+ *
+ * Thread: a set belongs to one thread at a time, like a consumer.
+ */
+
+/* Most topics a set may follow (each needs two guarded mappings in the process). */
+#define INTAKE_CONSUMER_SET_TOPICS_MAX 4000
+
+struct intake_consumer_set_options {
+    /* Applied to every topic found at open. Topics found later (created after open, or whose
+     * log was recreated) start at their oldest record, or at their committed cursor with
+     * INTAKE_CONSUMER_START_COMMITTED, so nothing published before they were found is lost. */
+    struct intake_consumer_options consumer;
+    /* Most topics followed at once: 1..INTAKE_CONSUMER_SET_TOPICS_MAX. */
+    uint32_t topics_max;
+    /* true: every topic in the directory, now and later. When more than topics_max exist, the
+     * first topics_max found are followed and the others are counted in
+     * intake_consumer_set_stats.topics_refused (and reported in intake_consumer_set_error);
+     * they are never read. false: exactly `topics` (topic_count names, at most topics_max). */
+    bool all_topics;
+    const char *const *topics;
+    uint32_t topic_count;
+    /* Most records one poll takes from one topic before going to the next (0: 64). */
+    uint32_t per_topic_batch;
+};
+
+struct intake_consumer_set_record {
+    struct intake_consumer_record record; /* as poll returns it */
+    const char *topic;                    /* NUL-terminated; stays until the set is closed */
+    uint32_t topic_index;                 /* the topic's index in the set, < topics_max */
+};
+
+struct intake_consumer_set_stats {
+    uint32_t topics_followed; /* topics with an open log now */
+    uint32_t topics_waiting;  /* topics without a log yet, or closed after an error */
+    uint64_t topics_refused;  /* all_topics: logs seen beyond topics_max */
+    uint64_t missed_total;    /* sum of every record's `missed` */
+    uint64_t topic_errors;    /* topics closed after an error (reopened when found again) */
+    uint64_t rescans;         /* directory listings */
+};
+
+struct intake_consumer_set;
+
+/* Opens a set over `directory` as consumer `name` (1..63 bytes, used in every topic's region).
+ * Opens every listed topic that has a log (or, with all_topics, every log there, up to
+ * topics_max). -EINVAL for bad options; -ENOENT when the directory cannot be listed; a topic
+ * that exists but cannot be opened fails the open with its reason (-EBUSY, -EACCES, -EPROTO
+ * as intake_consumer_open). On failure `why` holds one line. */
+int intake_consumer_set_open(const char *directory, const char *name,
+                             const struct intake_consumer_set_options *options,
+                             struct intake_consumer_set **out, char *why, size_t why_capacity)
+    __attribute__((warn_unused_result));
+/* Closes every topic as intake_consumer_close does, and unmaps. */
+void intake_consumer_set_close(struct intake_consumer_set *set);
+
+/* Non-blocking: up to `capacity` records of any topics into `records`. Returns the count (0:
+ * nothing new). A topic's failure never fails the set: it is counted in topic_errors with its
+ * reason in intake_consumer_set_error. A log truncated under the set (-EIO), or recreated by
+ * the daemon (seen by the listing), is closed and opened again once found, continuing at the
+ * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG,
+ * -EAGAIN) is retried at the next poll. Negative only for -EINVAL (capacity 0). Records stay
+ * as poll's do: until the next poll or close of the set. */
+int intake_consumer_set_poll(struct intake_consumer_set *set,
+                             struct intake_consumer_set_record *records, uint32_t capacity)
+    __attribute__((warn_unused_result));
+/* As intake_consumer_record_valid, for a record of this set. */
+bool intake_consumer_set_record_valid(const struct intake_consumer_set *set,
+                                      const struct intake_consumer_set_record *record);
+/* Sleeps until some topic has records or a topic may have appeared (1), or `timeout_ns`
+ * passes (0), on the directory's futex word; heartbeats every topic between sleeps. -EINTR
+ * when a signal arrived. Without intake.notify in the directory (no daemon ran there yet, or
+ * an older one), it polls the logs every few milliseconds instead. */
+int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_ns)
+    __attribute__((warn_unused_result));
+/* Commits every topic's cursor (intake_consumer_commit). */
+void intake_consumer_set_commit(struct intake_consumer_set *set);
+/* Whether a daemon serves the directory now (it holds a lock on intake.notify while it runs). */
+bool intake_consumer_set_writer_alive(const struct intake_consumer_set *set);
+void intake_consumer_set_stats(const struct intake_consumer_set *set,
+                               struct intake_consumer_set_stats *out);
+/* The last error's one-line reason ("" when none). */
+const char *intake_consumer_set_error(const struct intake_consumer_set *set);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,12 @@
  *                     the consumer whose slot it is (the writer validates what it reads).
  *   <name>.dedupe     the daemon's deduplication table (mode 0600): not for consumers.
  *
+ * Two more files per log directory (their own version, SHM_LOG_NOTIFY_VERSION; optional for
+ * readers): intake.notify (the writer's: a futex word every publish on any log bumps, and a
+ * counter bumped when a log is created) and intake.notify-waiters (consumers set a flag there
+ * before sleeping), so one consumer of many topics sleeps on one word. See struct
+ * shm_log_notify below and "The directory's wake-up files" in docs/shm-log-format.md.
+ *
  * Positions. A "position" is a byte count since the log was created; it only grows and never
  * wraps (64 bits). Its place in the ring is position & (capacity - 1). Every entry starts at a
  * multiple of 8. An "offset" is a record's number in the topic: 0, 1, 2, ... one per record.
@@ -224,6 +230,55 @@ SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_consumers, slots) == SHM_LOG_CONSU
                       "slots at 128");
 SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_consumers) <= SHM_LOG_CONSUMERS_FILE_BYTES, "fits");
 SHM_LOG_STATIC_ASSERT(sizeof(SHM_LOG_ATOMIC(uint64_t)) == 8, "lock-free 64-bit words");
+
+/* ------------------------------------------------- the directory's wake-up files --- */
+/* Two small files per log directory, beside the logs, let one consumer wait for a publish on
+ * any of them (docs/shm-log-format.md, "The directory's wake-up files"). They have their own
+ * version, independent of SHM_LOG_VERSION. Neither name ends in .log or .consumers, so no topic
+ * maps to them. */
+#define SHM_LOG_NOTIFY_FILE_NAME         "intake.notify"
+#define SHM_LOG_NOTIFY_WAITERS_FILE_NAME "intake.notify-waiters"
+/* "INTKNTFY" and "INTKWAIT" little-endian. */
+#define SHM_LOG_NOTIFY_MAGIC         0x5946544e4b544e49ull
+#define SHM_LOG_NOTIFY_WAITERS_MAGIC 0x544941574b544e49ull
+#define SHM_LOG_NOTIFY_VERSION       1u
+/* Both files are this long. */
+#define SHM_LOG_NOTIFY_FILE_BYTES 4096u
+
+/* intake.notify: written only by intaked (mode 0640); consumers map it read-only. */
+struct shm_log_notify {
+    /* --- line 0: identity, written once at creation --- */
+    uint64_t magic;           /* SHM_LOG_NOTIFY_MAGIC */
+    uint32_t version;         /* SHM_LOG_NOTIFY_VERSION */
+    uint32_t file_bytes;      /* SHM_LOG_NOTIFY_FILE_BYTES */
+    uint64_t created_wall_ns; /* CLOCK_REALTIME at creation; pairs it with its waiters file */
+    uint8_t reserved0[40];
+    /* --- line 1: the futex word, bumped (release) after every publish on any log here --- */
+    SHM_LOG_ALIGNAS(SHM_LOG_CACHE_LINE_BYTES) SHM_LOG_ATOMIC(uint32_t) publish_sequence;
+    uint8_t reserved1[60];
+    /* --- line 2: bumped (release) after a log here is created or recreated --- */
+    SHM_LOG_ALIGNAS(SHM_LOG_CACHE_LINE_BYTES) SHM_LOG_ATOMIC(uint64_t) logs_changed;
+    uint8_t reserved2[56];
+};
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_notify, created_wall_ns) == 16, "notify identity");
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_notify, publish_sequence) == 64, "notify line 1");
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_notify, logs_changed) == 128, "notify line 2");
+SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_notify) == 192, "notify size");
+
+/* intake.notify-waiters: written by intaked at creation, then by consumers (mode 0660). */
+struct shm_log_notify_waiters {
+    /* --- line 0: identity (the writer's, at creation) --- */
+    uint64_t magic;           /* SHM_LOG_NOTIFY_WAITERS_MAGIC */
+    uint32_t version;         /* SHM_LOG_NOTIFY_VERSION */
+    uint32_t file_bytes;      /* SHM_LOG_NOTIFY_FILE_BYTES */
+    uint64_t created_wall_ns; /* equal to intake.notify's, or the file is not its pair */
+    uint8_t reserved0[40];
+    /* --- line 1: set (non-zero) by a consumer before it sleeps on publish_sequence --- */
+    SHM_LOG_ALIGNAS(SHM_LOG_CACHE_LINE_BYTES) SHM_LOG_ATOMIC(uint32_t) readers_waiting;
+    uint8_t reserved1[60];
+};
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_notify_waiters, readers_waiting) == 64, "line 1");
+SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_notify_waiters) == 128, "waiters size");
 
 /* Byte offset of slot `index` in the consumer region (also its OFD lock range start). */
 static inline uint64_t shm_log_slot_lock_start(uint32_t index) {

@@ -221,6 +221,8 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
     counters_region_close(&pipeline->counters);
+    /* After every worker and the opener: they bump the wake-up files until they stop. */
+    shm_notify_close(&pipeline->notify);
     if (pipeline->directory_lock_fd >= 0) close(pipeline->directory_lock_fd);
     pipeline->directory_lock_fd = -1;
 }
@@ -311,6 +313,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
                 .consumer_stale_ns = config->consumer_stale_ns,
                 .group_set = config->shm_group_set,
                 .group = config->shm_group,
+                .notify = &pipeline->notify,
             },
         .frame_bytes_max = config->frame_bytes_max,
         .dedupe_producers = config->dedupe_producers,
@@ -390,7 +393,11 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     int result = shm_log_directory_prepare(config->shm_directory, config->shm_group_set,
                                            config->shm_group, why, why_capacity);
     pipeline->directory_lock_fd = -1;
+    shm_notify_init(&pipeline->notify);
     if (result == 0) result = pipeline_lock_directory(pipeline, why, why_capacity);
+    if (result == 0)
+        result = shm_notify_open(&pipeline->notify, config->shm_directory, config->shm_group_set,
+                                 config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);

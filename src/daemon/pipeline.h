@@ -35,6 +35,7 @@
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
+#include "shm_notify.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
 #include "topic_table.h"
@@ -101,6 +102,8 @@ struct pipeline {
     struct counters_region counters;
     /* The --shm-dir lock file, flock'ed for the daemon's life: one daemon per directory. */
     int directory_lock_fd;
+    /* The directory's wake-up files (shm_notify.h): every log's publish bumps them. */
+    struct shm_notify notify;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */

@@ -7,6 +7,7 @@
  * always goes first.
  */
 #include "log_opener.h"
+#include "shm_notify.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -131,6 +132,8 @@ static void log_opener_serve(struct log_opener *opener, const struct log_request
         opener->prefault_slots[opener->prefault_count++] = slot;
         topic_table_publish_log_limit(opener->links.topics, request->topic_id,
                                       limit < UINT32_MAX ? (uint32_t)limit : UINT32_MAX);
+        /* The files are in place: consumers that follow every topic rescan for them. */
+        if (log_config.notify != NULL) shm_notify_logs_changed(log_config.notify);
     }
     /* Release: publishes slot->log (or slot->failure) to the owning worker's acquire load. */
     atomic_store_explicit(&slot->state, result < 0 ? TOPIC_LOG_FAILED : TOPIC_LOG_READY,

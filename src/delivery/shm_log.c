@@ -31,6 +31,7 @@
 #include "crc32c.h"
 #include "fault_guard.h"
 #include "intake/shm_log_format.h"
+#include "shm_notify.h"
 
 int shm_log_open_writer(const struct shm_log_config *config, struct shm_log **out, char *why,
                         size_t why_capacity) {
@@ -382,6 +383,8 @@ static void log_recover(struct shm_log *log) {
         return;
     }
     shm_log_writer_state_load(log);
+    /* Consumers of many topics reopen the new files on their next rescan. */
+    if (log->config.notify != NULL) shm_notify_logs_changed(log->config.notify);
 }
 
 /* Replaces a consumer region that was truncated under us; the log itself is intact. */
@@ -444,6 +447,9 @@ bool shm_log_publish(struct shm_log *log) {
     if (atomic_load_explicit(waiting, memory_order_relaxed) != 0 &&
         atomic_exchange_explicit(waiting, 0, memory_order_relaxed) != 0)
         (void)futex_wake_all(&header->commit_sequence);
+    /* Consumers of many topics sleep on the directory's word instead (shm_notify.h). Its
+     * Dekker pairing relies on the seq_cst fence above, after the commit_position store. */
+    if (log->config.notify != NULL) shm_notify_published(log->config.notify);
     return true;
 }
 

@@ -49,6 +49,9 @@ struct shm_log_config {
     uint64_t consumer_stale_ns; /* block mode: a consumer silent this long stops holding back */
     bool group_set;             /* false: files get the process's group */
     gid_t group;                /* --shm-group: the group that may read logs and register */
+    /* The directory's wake-up files (shm_notify.h), bumped after every publish and every
+     * recreation; NULL: none (tests that make a log alone). Outlives the log. */
+    struct shm_notify *notify;
 };
 
 enum shm_log_append_result {
@@ -59,6 +62,7 @@ enum shm_log_append_result {
 };
 
 struct shm_log;
+struct shm_notify;
 
 /* Creates the log directory if missing and checks that it is safe: owned by this user, not
  * writable by group or others (they could swap logs), a directory and not a symlink. Gives it
