@@ -10,6 +10,8 @@
  *                     intake's acks (records committed, producer unaware) and then resets both
  *                     sockets (SO_LINGER 0: RST). The producer reconnects, learns from the Hello
  *                     what is committed, resends the rest; intake drops what it already has.
+ *                     Last, acks swallowed and intaked SIGKILLed: the restarted one knows
+ *                     nothing (Hello answer 0), and drops every resent committed record.
  *   tool_live:        intake-produce --producer-id on a live stdin stream across a SIGKILL and
  *                     restart of intaked.
  */
@@ -259,7 +261,7 @@ static void proxy_reset(struct proxy *proxy) {
     CHECK(atomic_load(&proxy->resets) == before + 1);
 }
 
-#define RESET_RECORDS 20000u
+#define RESET_RECORDS 24000u
 
 static void test_connection_reset(void) {
     char directory[256];
@@ -293,7 +295,7 @@ static void test_connection_reset(void) {
     for (uint32_t index = 0; result == 0 && index < RESET_RECORDS; index++) {
         /* Twice: acks swallowed (committed, the producer does not know), then an RST. Once
          * after a pause (intake committed all of it), once at once (records in flight). */
-        if (index == 3000 || index == 12000) {
+        if (index == 3000 || index == 12000 || index == 20000) {
             /* Connected first: a swallowed Hello answer would only time the Hello out. */
             CHECK(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer),
                                             10000) == 0);
@@ -312,6 +314,17 @@ static void test_connection_reset(void) {
             }
             proxy_reset(&proxy);
         }
+        if (index == 22000) {
+            /* Acks swallowed, then intaked SIGKILLed: the new one answers the Hello with 0, the
+             * producer resends the 2000 records it committed, and they are dropped. */
+            CHECK(intake_producer_flush(producer) == 0);
+            struct timespec pause = {0, 300 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            kill(daemon.pid, SIGKILL);
+            waitpid(daemon.pid, NULL, 0);
+            atomic_store(&proxy.swallow_acks, 0);
+            REQUIRE(daemon_start_port(&daemon, directory, flags, daemon.port));
+        }
         uint64_t sequence = 0;
         result = producer_util_send(producer, topics[index % 2], &sequence);
         if (result == 0) sequences[index % 2][counts[index % 2]++] = sequence;
@@ -328,7 +341,8 @@ static void test_connection_reset(void) {
            stats.connections, stats.resent, stats.last_hello_sequence,
            (uint64_t)atomic_load(&proxy.swallowed_bytes));
     CHECK(atomic_load(&proxy.swallowed_bytes) > 0);
-    CHECK(stats.connections == 3);
+    CHECK(stats.connections == 4);
+    CHECK(stats.last_hello_sequence == 0);
     /* The Hello after the paused reset knew everything the first connection sent (1..7000)
      * was committed, though no ack for the last 4000 reached the producer. */
     printf("connection_reset: Hello after the pause answered %" PRIu64 "\n", hello_after_pause);
@@ -340,8 +354,9 @@ static void test_connection_reset(void) {
                                 counts[topic]);
     proxy_stop(&proxy);
     CHECK(daemon_stop(&daemon) == 0);
-    printf("connection_reset: intaked dropped %" PRIu64 " duplicates\n",
-           daemon_log_counter(&daemon, "at shutdown", "duplicate"));
+    uint64_t duplicates = daemon_log_counter(&daemon, "at shutdown", "duplicate");
+    printf("connection_reset: the restarted intaked dropped %" PRIu64 " duplicates\n", duplicates);
+    CHECK(duplicates >= 2000);
     daemon_directory_remove(directory);
 }
 
