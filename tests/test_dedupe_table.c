@@ -235,6 +235,18 @@ static void test_eviction(void) {
     publish(log, table);
     CHECK(dedupe_table_counts(table)->unremembered == 1);
     dedupe_table_close(table);
+    /* A table of one: a second producer in the same batch is appended without being remembered
+     * (the first, appended to in the open batch, is never evicted), as dedupe_table.h says. */
+    table = table_open(log, 1);
+    CHECK(deliver(log, table, "solo", 1));
+    CHECK(deliver(log, table, "crowd", 1));
+    CHECK(deliver(log, table, "crowd", 1)); /* not remembered: appended again */
+    publish(log, table);
+    CHECK(highest(table, "solo") == 1 && highest(table, "crowd") == 0);
+    CHECK(deliver(log, table, "crowd", 2)); /* a new batch: "solo" is evicted now */
+    publish(log, table);
+    CHECK(highest(table, "solo") == 0 && highest(table, "crowd") == 2);
+    dedupe_table_close(table);
     shm_log_close(log);
     remove_topic_files();
 }

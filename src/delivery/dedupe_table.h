@@ -84,7 +84,10 @@ void dedupe_table_close(struct dedupe_table *table);
 
 /* Worker, before appending a record whose producer_id is the `id_length` bytes at `id_offset`
  * of `view` (1..RECORD_PRODUCER_ID_BYTES_MAX; they may straddle slices) with `sequence` >= 1.
- * DEDUPE_NEW sets *entry (pass it to dedupe_table_appended once the record is appended). */
+ * DEDUPE_NEW sets *entry (pass it to dedupe_table_appended once the record is appended). A
+ * producer appended to in the open batch is never evicted: when all are (only when
+ * producers_max is below the worker's batch), *entry is DEDUPE_ENTRY_NONE and the record is
+ * appended without being remembered. */
 enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct record_view *view,
                                        uint32_t id_offset, uint32_t id_length, uint64_t sequence,
                                        uint32_t *entry) INTAKE_MUST_CHECK;
