@@ -49,8 +49,7 @@ expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 # 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
 flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
   --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
-  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max
-  --dedupe-producers"
+  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max --dedupe-producers"
 flags_64="--zcrx-area --log-size"
 for flag in $flags_32 $flags_64; do
   too_large=4294967297
