@@ -141,8 +141,12 @@ static void session_keep_failure(struct producer_session *session, uint64_t sequ
         &session->failures[session->failures_end++ % PRODUCER_FAILURES_KEPT];
     failure->sequence = sequence;
     failure->error = error;
-    snprintf(failure->line, sizeof(failure->line), "record %llu failed: %s",
-             (unsigned long long)sequence, detail);
+    /* The detail is cut to what the line holds (it is for people; the status is in `error`). */
+    int prefix = snprintf(failure->line, sizeof(failure->line),
+                          "record %llu failed: ", (unsigned long long)sequence);
+    if (prefix > 0 && (size_t)prefix < sizeof(failure->line))
+        snprintf(failure->line + prefix, sizeof(failure->line) - (size_t)prefix, "%.*s",
+                 (int)(sizeof(failure->line) - (size_t)prefix - 1), detail);
 }
 
 int producer_session_take_failures(struct intake_producer *producer, uint64_t sequence) {
