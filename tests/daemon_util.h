@@ -74,11 +74,12 @@ static void daemon_directory_remove(const char *path) {
     nftw(path, daemon_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* `flags` is NULL-terminated. Returns false (and logs why) when it did not come up in 10 s. */
-static bool daemon_start(struct daemon *daemon, const char *shm_directory,
-                         const char *const *flags) {
+/* `flags` is NULL-terminated; port 0 picks a free one (a restart passes the previous one).
+ * Returns false (and logs why) when it did not come up in 10 s. */
+static bool daemon_start_port(struct daemon *daemon, const char *shm_directory,
+                              const char *const *flags, uint16_t port) {
     memset(daemon, 0, sizeof(*daemon));
-    daemon->port = daemon_free_port();
+    daemon->port = port ? port : daemon_free_port();
     snprintf(daemon->address, sizeof(daemon->address), "127.0.0.1:%u", daemon->port);
     snprintf(daemon->log_path, sizeof(daemon->log_path), "/tmp/intaked-test-%d-%u.log",
              (int)getpid(), daemon->port);
@@ -128,6 +129,11 @@ static bool daemon_start(struct daemon *daemon, const char *shm_directory,
         fputs(daemon->log, stderr);
     }
     return false;
+}
+
+static bool daemon_start(struct daemon *daemon, const char *shm_directory,
+                         const char *const *flags) {
+    return daemon_start_port(daemon, shm_directory, flags, 0);
 }
 
 /* SIGTERM, wait, read the log. Returns the exit code, or -signal when it died of a signal. */

@@ -27,6 +27,7 @@ expect_exit() { # expected-status, description, args...
 
 expect_exit 0 "--help" --help
 check "--help lists --max-frame" $(grep -q -- '--max-frame' "$work/out"; echo $?)
+check "--help lists --dedupe-producers" $(grep -q -- '--dedupe-producers' "$work/out"; echo $?)
 expect_exit 2 "unknown flag" --no-such-flag
 expect_exit 2 "bad number" --reactors many
 expect_exit 2 "non power of two" --buffers 100
@@ -48,7 +49,7 @@ expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 # 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
 flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
   --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
-  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max"
+  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max --dedupe-producers"
 flags_64="--zcrx-area --log-size"
 for flag in $flags_32 $flags_64; do
   too_large=4294967297
@@ -59,6 +60,9 @@ for flag in $flags_32 $flags_64; do
   done
 done
 expect_exit 2 "empty --shm-dir" --shm-dir "" --listen 127.0.0.1:1
+expect_exit 2 "--dedupe-producers above 65536" --dedupe-producers 65537 $isolated --listen 127.0.0.1:1
+check "--dedupe-producers above 65536 says why" \
+  $(grep -q -- "--dedupe-producers must be 0..65536" "$work/err"; echo $?)
 expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
 expect_exit 2 "--producers-max 0" --producers-max 0 $isolated --listen 127.0.0.1:1
 check "--producers-max 0 says the range" $(grep -q -- '--producers-max must be 1..16777216' "$work/err"; echo $?)
@@ -109,19 +113,23 @@ logs=/dev/shm/intake-cli-$$
 "$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
   --max-frame 16K --topic keep --topic gone 2>"$work/first" &
 first=$!
-for _ in $(seq 200); do [ -f $logs/gone.log ] && [ -f $logs/keep.log ] && break; sleep 0.02; done
+for _ in $(seq 200); do [ -f $logs/gone.dedupe ] && [ -f $logs/keep.dedupe ] && break; sleep 0.02; done
 "$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
 check "remove while the daemon holds the log: exit 1 (got $?)" $(($? != 1))
 check "remove while held says so" $(grep -q '^intake-topic: topic "gone".s log is held by a running intaked (pid [0-9]' "$work/err"; echo $?)
 check "remove while held: one line" $(($(wc -l <"$work/err") != 1))
 check "log still there while held" $([ -f $logs/gone.log ]; echo $?)
+check "its deduplication table is beside it, mode 0600" \
+  $([ "$(stat -c %a $logs/gone.dedupe 2>/dev/null)" = 600 ]; echo $?)
 kill -TERM $first; wait $first 2>/dev/null
 "$topic_tool" --shm-dir $logs --remove gone 2>"$work/err"
 check "remove after the daemon stopped: exit 0 (got $?)" $?
 check "removed log is gone" $([ ! -e $logs/gone.log ]; echo $?)
 check "its consumer region is gone" $([ ! -e $logs/gone.consumers ]; echo $?)
+check "its deduplication table is gone" $([ ! -e $logs/gone.dedupe ]; echo $?)
 check "remove after stop: says removed" $(grep -q '^intake-topic: removed topic "gone"' "$work/err"; echo $?)
-check "other topic's log kept" $([ -f $logs/keep.log ] && [ -f $logs/keep.consumers ]; echo $?)
+check "other topic's log kept" $([ -f $logs/keep.log ] && [ -f $logs/keep.consumers ] &&
+  [ -f $logs/keep.dedupe ]; echo $?)
 # A daemon started afterwards makes the topic's files afresh.
 "$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
   --max-frame 16K --topic gone 2>"$work/first" &

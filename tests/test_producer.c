@@ -5,7 +5,10 @@
  * reads delimited Records, decodes each with nanopb (unknown fields are skipped), hashes their
  * topic, key and value so the test can compare contents exactly, counts records per read (to see
  * batching), and answers cumulative OK Acks after each read. A record whose topic is not valid
- * UTF-8 is answered with a REJECTED Ack, as intaked does, and the connection is closed.
+ * UTF-8 is answered with a REJECTED Ack, as intaked does, and the connection is closed. It knows
+ * no Hello: an idempotent producer meets it as it would an intake without producer ids. The
+ * idempotent producer's behaviour against real daemons is in test_producer_recovery and
+ * test_producer_idempotent.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -183,7 +186,8 @@ static void server_join(struct server *server) {
 static struct intake_producer *producer_to(struct server *server, bool acks, uint32_t batch) {
     char address[64];
     snprintf(address, sizeof(address), "127.0.0.1:%u", server->port);
-    struct intake_producer_config config = {address, batch, 2000, acks};
+    struct intake_producer_config config = {
+        .address = address, .batch_bytes = batch, .io_timeout_ms = 2000, .acks = acks};
     struct intake_producer *producer = NULL;
     char why[256];
     int result = intake_producer_open(&config, &producer, why, sizeof(why));
@@ -300,13 +304,49 @@ static void test_timeout_and_refused(void) {
     server_join(&server);
     char address[64];
     snprintf(address, sizeof(address), "127.0.0.1:%u", port);
-    struct intake_producer_config config = {address, 0, 1000, false};
+    struct intake_producer_config config = {.address = address, .io_timeout_ms = 1000};
     char why[256];
     CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -ECONNREFUSED);
     CHECK(producer == NULL);
     CHECK(strstr(why, "refused") != NULL);
     config.address = "no-port-here";
     CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -EINVAL);
+}
+
+/* An idempotent producer against a server that knows no Hello (as an intake before producer
+ * ids would): the Hello is a record without a topic, REJECTED, and that is final (sticky). */
+static void test_hello_refused(void) {
+    struct server server;
+    server_start(&server, false);
+    char address[64];
+    snprintf(address, sizeof(address), "127.0.0.1:%u", server.port);
+    struct intake_producer_config config = {
+        .address = address, .io_timeout_ms = 2000, .producer_id = "p", .producer_id_length = 1};
+    struct intake_producer *producer = NULL;
+    char why[256];
+    int opened = intake_producer_open(&config, &producer, why, sizeof(why));
+    if (opened != 0) fprintf(stderr, "open: %s\n", why);
+    REQUIRE(opened == 0);
+    /* The refusal may already have come during open: then the send returns it. */
+    uint64_t sequence = 0;
+    int sent = intake_producer_send(producer, "t", NULL, 0, "v", 1, 0, &sequence);
+    CHECK(sent == 0 || sent == -EPROTO);
+    CHECK(sent != 0 || sequence == 1);
+    CHECK(intake_producer_wait_acks(producer, sent == 0 ? 1 : 0, 5000) == -EPROTO);
+    CHECK(strcmp(intake_producer_last_error(producer),
+                 "intake refused the Hello: REJECTED: record has no topic") == 0);
+    CHECK(intake_producer_send(producer, "t", NULL, 0, "v", 1, 0, NULL) == -EPROTO);
+    size_t id_length = 0;
+    const char *id = intake_producer_id(producer, &id_length);
+    CHECK(id_length == 1 && id[0] == 'p');
+    intake_producer_close(producer);
+    server_join(&server);
+    CHECK(server.records == 0);
+    CHECK(server.rejected == 1);
+    /* Bad configurations fail open with a reason. */
+    config.producer_id_length = 65;
+    CHECK(intake_producer_open(&config, &producer, why, sizeof(why)) == -EINVAL);
+    CHECK(strstr(why, "producer_id must be 1 to 64 bytes") != NULL);
 }
 
 /* Runs a shell command, captures its combined output; returns its exit status. */
@@ -375,6 +415,7 @@ int main(void) {
     test_raw_and_rejected();
     test_no_acks_and_limits();
     test_timeout_and_refused();
+    test_hello_refused();
     test_program();
     return test_finish();
 }

@@ -188,7 +188,10 @@ struct intake_counters_worker_row {
     _Atomic uint64_t log_full_waits;
     _Atomic uint64_t sleeps;
     _Atomic uint64_t log_retries; /* a topic log that failed, asked for again */
-    uint8_t reserved[184];
+    /* Records answered OK without being appended: duplicates (issue 12). Added in what was
+     * reserved (zero): readers of this version that predate it simply do not show it. */
+    _Atomic uint64_t records_duplicate;
+    uint8_t reserved[176];
 };
 _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORKER_ROW_BYTES,
                "worker row size");
@@ -201,12 +204,18 @@ struct intake_counters_topic_row {
     _Atomic uint64_t bytes_committed;
     _Atomic uint64_t records_rejected;
     _Atomic uint64_t records_failed;
-    uint8_t reserved1[24];
+    /* Deduplication (issue 12), in what was reserved (zero), so the version stays: */
+    _Atomic uint64_t records_duplicate;   /* answered OK, not appended: already committed */
+    _Atomic uint64_t dedupe_evictions;    /* producers evicted from the full table */
+    _Atomic uint64_t dedupe_unremembered; /* producers back after eviction: appended as new */
     /* lines 1..4 */
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
-    uint8_t reserved2[64];
+    /* line 5 */
+    _Atomic uint64_t dedupe_rebuilds; /* the table's file was damaged at open: rebuilt */
+    uint8_t reserved2[56];
 };
 _Static_assert(offsetof(struct intake_counters_topic_row, name) == 64, "name on line 1");
+_Static_assert(offsetof(struct intake_counters_topic_row, dedupe_rebuilds) == 320, "line 5");
 _Static_assert(sizeof(struct intake_counters_topic_row) == INTAKE_COUNTERS_TOPIC_ROW_BYTES,
                "topic row size");
 

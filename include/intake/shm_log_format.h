@@ -14,6 +14,7 @@
  *   <name>.consumers  the consumer region: a small header and SHM_LOG_CONSUMER_SLOTS slots.
  *                     Consumers map it read-write (mode 0660); a bad value there can only cost
  *                     the consumer whose slot it is (the writer validates what it reads).
+ *   <name>.dedupe     the daemon's deduplication table (mode 0600): not for consumers.
  *
  * Two more files per log directory (their own version, SHM_LOG_NOTIFY_VERSION; optional for
  * readers): intake.notify (the writer's: a futex word every publish on any log bumps, and a
@@ -380,6 +381,9 @@ static inline int shm_log_topic_byte_is_safe(uint8_t byte) {
 #define SHM_LOG_FILE_NAME_BYTES       256
 #define SHM_LOG_FILE_SUFFIX           ".log"
 #define SHM_LOG_CONSUMERS_FILE_SUFFIX ".consumers"
+/* The daemon's deduplication table for the topic (mode 0600, read by no one else; its layout is
+ * in docs/shm-log-format.md, "The deduplication table"). */
+#define SHM_LOG_DEDUPE_FILE_SUFFIX ".dedupe"
 
 /* Writes the base name of `topic`'s files into `out` (SHM_LOG_FILE_NAME_BYTES; append
  * SHM_LOG_FILE_SUFFIX or SHM_LOG_CONSUMERS_FILE_SUFFIX): percent-encoding (RFC 3986 style,
@@ -425,6 +429,13 @@ static inline void shm_log_consumers_file_name(const char *topic, char *out) {
     shm_log_file_base_name(topic, out);
     size_t length = strlen(out);
     snprintf(out + length, SHM_LOG_FILE_NAME_BYTES - length, "%s", SHM_LOG_CONSUMERS_FILE_SUFFIX);
+}
+
+/* The deduplication table's name: base name and ".dedupe". */
+static inline void shm_log_dedupe_file_name(const char *topic, char *out) {
+    shm_log_file_base_name(topic, out);
+    size_t length = strlen(out);
+    snprintf(out + length, SHM_LOG_FILE_NAME_BYTES - length, "%s", SHM_LOG_DEDUPE_FILE_SUFFIX);
 }
 
 static inline const struct shm_log_entry_header *

@@ -28,7 +28,8 @@
 
 #include "common.h"
 
-/* Ranges registered at once, process-wide (two per open log). */
+/* Ranges registered at once, process-wide (three per open log: the log, its consumer region,
+ * its deduplication table). */
 #define FAULT_GUARD_RANGES_MAX 8192
 
 /* Registers [start, start + bytes) mapped with `protection`; on a SIGBUS inside it, *broken

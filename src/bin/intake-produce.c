@@ -3,6 +3,7 @@
  *
  *   intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]
  *                  [--delimited] [--count N --size BYTES] [--timeout-ms MS]
+ *                  [--idempotent | --producer-id ID] [--first-sequence N]
  *
  * Input, one of:
  *   stdin lines (default): each line is one record; its value is the line without the '\n'.
@@ -11,6 +12,12 @@
  *   --count N --size BYTES: N synthetic records with BYTES-byte values.
  * With --acks, waits for the final cumulative ack and prints "acked N records (last sequence S)"
  * to stderr. Any error prints one line and exits 1; bad usage exits 2.
+ *
+ * --producer-id ID (or --idempotent, with a generated UUID) makes the producer idempotent
+ * (include/intake/producer.h): acks, exactly once through reconnects and daemon restarts,
+ * sequences from --first-sequence (default 1; continue a reused ID's sequence with it). A record
+ * intake fails is printed ("record S failed: ...") and the run exits 1 at the end; the others
+ * are still delivered. With --delimited the records must carry no sequence nor producer_id.
  */
 #include <errno.h>
 #include <poll.h>
@@ -37,22 +44,39 @@ struct produce_options {
     uint64_t count;
     uint64_t size;
     int timeout_ms;
+    bool idempotent;
+    const char *producer_id;
+    uint64_t first_sequence;
 };
+
+/* Failed records seen by the delivery callback (idempotent). */
+static uint64_t produce_failed_records;
 
 static void produce_usage(FILE *stream) {
     fprintf(stream,
             "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
             "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
-            "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n");
+            "                      [--idempotent | --producer-id ID] [--first-sequence N]\n"
+            "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n"
+            "  --producer-id: exactly once with this id (1..64 bytes); --idempotent: a new id\n"
+            "  --first-sequence: the first record's sequence (continue a reused id)\n");
 }
 
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
     static const struct option long_options[] = {
-        {"connect", required_argument, NULL, 'c'}, {"topic", required_argument, NULL, 't'},
-        {"key", required_argument, NULL, 'k'},     {"acks", no_argument, NULL, 'a'},
-        {"delimited", no_argument, NULL, 'd'},     {"count", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 's'},    {"timeout-ms", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"connect", required_argument, NULL, 'c'},
+        {"topic", required_argument, NULL, 't'},
+        {"key", required_argument, NULL, 'k'},
+        {"acks", no_argument, NULL, 'a'},
+        {"delimited", no_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'n'},
+        {"size", required_argument, NULL, 's'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"idempotent", no_argument, NULL, 'i'},
+        {"producer-id", required_argument, NULL, 'p'},
+        {"first-sequence", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     memset(options, 0, sizeof(*options));
     options->timeout_ms = 30000;
@@ -73,6 +97,9 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
                 return -1;
             }
             break;
+        case 'i': options->idempotent = true; break;
+        case 'p': options->producer_id = optarg; break;
+        case 'f': options->first_sequence = strtoull(optarg, NULL, 10); break;
         case 'h': produce_usage(stdout); exit(0);
         default: return -1;
         }
@@ -88,6 +115,13 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         problem = "--count and --size go together";
     else if (options->count != 0 && options->delimited)
         problem = "--count excludes --delimited";
+    else if (options->producer_id != NULL &&
+             (options->producer_id[0] == '\0' || strlen(options->producer_id) > 64))
+        problem = "--producer-id must be 1 to 64 bytes";
+    else if (options->first_sequence != 0 && !options->idempotent && !options->producer_id)
+        problem = "--first-sequence needs --producer-id or --idempotent";
+    if (options->producer_id != NULL) options->idempotent = true;
+    if (options->idempotent) options->acks = true;
     if (problem == NULL) return 0;
     fprintf(stderr, "intake-produce: %s\n", problem);
     return -1;
@@ -110,6 +144,15 @@ static ssize_t produce_read_stdin(struct intake_producer *producer, char *buffer
     if (poll(&input, 1, 0) == 0) {
         *result = intake_producer_flush(producer);
         if (*result < 0) return -1;
+        /* Idempotent, with records pending (intake down, or acks to come): keep the producer
+         * reconnecting and resending while the input is quiet. */
+        struct intake_producer_stats stats;
+        intake_producer_stats(producer, &stats);
+        while (stats.pending > 0 && poll(&input, 1, 100) == 0) {
+            *result = intake_producer_poll(producer, 0);
+            if (*result < 0) return -1;
+            intake_producer_stats(producer, &stats);
+        }
     }
     ssize_t got;
     do got = read(STDIN_FILENO, buffer, capacity);
@@ -236,6 +279,15 @@ static int produce_delimited(struct intake_producer *producer, uint64_t *sent,
     return result;
 }
 
+/* Idempotent delivery reports: each failure gets one line. */
+static void produce_report(void *context, const struct intake_producer_delivery *report) {
+    (void)context;
+    if (report->status == INTAKE_DELIVERY_OK) return;
+    produce_failed_records++;
+    fprintf(stderr, "intake-produce: record %" PRIu64 " (topic %.*s) failed: %s\n",
+            report->sequence, (int)report->topic_length, report->topic, report->detail);
+}
+
 /* Prints the one error line for a failed run; exits 1. */
 static void produce_fail(struct intake_producer *producer, const char *problem, int error) {
     if (problem != NULL)
@@ -256,8 +308,16 @@ int main(int argc, char **argv) {
     }
     /* --timeout-ms bounds both waits: for acks, and for intake to take more data (a topic
      * whose log is being created, or a full log, stops intake from reading). */
-    struct intake_producer_config config = {options.address, 0, (uint32_t)options.timeout_ms,
-                                            options.acks};
+    struct intake_producer_config config = {
+        .address = options.address,
+        .io_timeout_ms = (uint32_t)options.timeout_ms,
+        .acks = options.acks,
+        .idempotent = options.idempotent,
+        .producer_id = options.producer_id,
+        .producer_id_length = options.producer_id ? strlen(options.producer_id) : 0,
+        .first_sequence = options.first_sequence,
+        .on_delivery = produce_report,
+    };
     struct intake_producer *producer = NULL;
     char why[256];
     int result = intake_producer_open(&config, &producer, why, sizeof(why));
@@ -280,10 +340,24 @@ int main(int argc, char **argv) {
     if (options.acks) {
         if (options.delimited && sent > 0 && last_sequence == 0)
             produce_fail(producer, "--acks: the records carry no sequence (field 5)", -EINVAL);
+        if (options.idempotent) last_sequence = intake_producer_last_sequence(producer);
         result = intake_producer_wait_acks(producer, last_sequence, options.timeout_ms);
+        if (options.idempotent && produce_failed_records > 0 && result != -ETIMEDOUT) {
+            /* Each failure already has its line; the rest are delivered. */
+            fprintf(stderr, "intake-produce: %" PRIu64 " of %" PRIu64 " records failed\n",
+                    produce_failed_records, sent);
+            intake_producer_close(producer);
+            return 1;
+        }
         if (result < 0) produce_fail(producer, NULL, result);
-        fprintf(stderr, "acked %" PRIu64 " records (last sequence %" PRIu64 ")\n", sent,
+        fprintf(stderr, "acked %" PRIu64 " records (last sequence %" PRIu64 ")", sent,
                 last_sequence);
+        if (options.idempotent) {
+            size_t id_length = 0;
+            const char *id = intake_producer_id(producer, &id_length);
+            fprintf(stderr, " producer_id=%.*s", (int)id_length, id);
+        }
+        fputc('\n', stderr);
     }
     intake_producer_close(producer);
     return 0;

@@ -4,11 +4,11 @@
  *   intake-topic --shm-dir DIR --remove NAME
  *
  * A topic's log is a file of --log-size bytes in --shm-dir (RAM, on tmpfs) that outlives the
- * daemon, with its consumer region beside it (<name>.log and <name>.consumers, see
- * intake/shm_log_format.h). Removing them is safe only while no daemon writes the log: a
+ * daemon, with its consumer region and the daemon's deduplication table beside it (<name>.log,
+ * <name>.consumers and <name>.dedupe, see intake/shm_log_format.h). Removing them is safe only while no daemon writes the log: a
  * running intaked holds an exclusive flock on every log it has open (one writer per log), so
  * this tool takes that same lock, and refuses while the lock is held. Under the lock it unlinks
- * the consumer region, then the log, so a daemon that opens the topic afterwards creates both
+ * the deduplication table, the consumer region, then the log, so a daemon that opens the topic afterwards creates both
  * afresh (at today's --log-size), and one that raced to open the old log fails to lock it and
  * tries again later.
  *
@@ -70,11 +70,14 @@ static int remove_topic(const char *directory, const char *topic) {
     char name[SHM_LOG_FILE_NAME_BYTES];
     char path[4096 + SHM_LOG_FILE_NAME_BYTES];
     char consumers_path[4096 + SHM_LOG_FILE_NAME_BYTES];
+    char dedupe_path[4096 + SHM_LOG_FILE_NAME_BYTES];
     char why[4096 + 512];
     shm_log_file_name(topic, name);
     snprintf(path, sizeof(path), "%s/%s", directory, name);
     shm_log_consumers_file_name(topic, name);
     snprintf(consumers_path, sizeof(consumers_path), "%s/%s", directory, name);
+    shm_log_dedupe_file_name(topic, name);
+    snprintf(dedupe_path, sizeof(dedupe_path), "%s/%s", directory, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int error = errno;
@@ -106,8 +109,16 @@ static int remove_topic(const char *directory, const char *topic) {
     }
     struct stat status;
     long long bytes = fstat(fd, &status) == 0 ? (long long)status.st_size : -1;
-    /* Under the lock: no daemon can have made this file its log meanwhile. The consumer region
-     * goes first, so no log is ever left without one. */
+    /* Under the lock: no daemon can have made this file its log meanwhile. The deduplication
+     * table goes first (a table left without its log would remember sequences a new log never
+     * held; a log without a table gets one rebuilt from it), then the consumer region, so no
+     * log is ever left without one. */
+    if (unlink(dedupe_path) != 0 && errno != ENOENT) {
+        int error = errno;
+        fprintf(stderr, "intake-topic: cannot remove %s: %s\n", dedupe_path, strerror(error));
+        close(fd);
+        return 1;
+    }
     if (unlink(consumers_path) != 0 && errno != ENOENT) {
         int error = errno;
         fprintf(stderr, "intake-topic: cannot remove %s: %s\n", consumers_path, strerror(error));

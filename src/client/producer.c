@@ -1,146 +1,43 @@
 /*
- * producer.c: the producer library (see include/intake/producer.h). Runs on the caller's thread;
- * one producer per thread. Owns one TCP socket, one batch buffer and one ack receive buffer, all
- * sized at open.
+ * producer.c: the producer library's public API (include/intake/producer.h) and its record
+ * encoding. Runs on the caller's thread; one producer per thread. Owns one TCP socket, one ack
+ * receive buffer and either a batch buffer (plain) or a window of retained records
+ * (idempotent), all sized at open.
  *
- * Records are hand-encoded into the batch (protobuf wire format, fields in number order, default
- * values omitted as proto3 does); Acks are decoded by src/wire/ack_frame.c (nanopb). The socket
- * is non-blocking: every wait is a poll() that also watches for incoming Acks, so a producer
- * that writes a lot never deadlocks against a daemon waiting for its acks to be read.
+ * Records are hand-encoded (protobuf wire format, fields in number order, default values
+ * omitted as proto3 does): plain records in pieces into the batch, idempotent ones whole and in
+ * place in the window, from where every connection writes them. Acks are decoded by
+ * src/wire/ack_frame.c (nanopb).
  */
-#include "intake/producer.h"
-
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "ack_frame.h"
-#include "common.h"
 #include "intake.pb.h"
-#include "varint.h"
+#include "producer_internal.h"
 
-/* Ack receive buffer; an Ack frame longer than this is a protocol error. */
-#define PRODUCER_ACK_BUFFER_BYTES 4096
-#define PRODUCER_ERROR_BYTES      640
 /* Bytes of one record's encoding outside the topic, key and value payloads: a length prefix,
  * three tags with length varints, two tagged varints. */
 #define PRODUCER_RECORD_OVERHEAD_MAX (5 * VARINT_BYTES_MAX + 5 + 3 * VARINT_BYTES_MAX)
 
-struct intake_producer {
-    int fd;
-    bool acks;
-    int failed; /* sticky negative errno; 0 while healthy */
-    uint32_t io_timeout_ms;
-    uint64_t highest_sent; /* highest sequence sent by send or send_raw */
-    uint64_t acked;        /* highest cumulative ack received */
-    uint8_t *batch;
-    size_t batch_capacity;
-    size_t batch_fill;
-    uint8_t ack_buffer[PRODUCER_ACK_BUFFER_BYTES];
-    size_t ack_fill;
-    char error[PRODUCER_ERROR_BYTES];
-};
-
-/* Records `error` with a message; a fatal error also becomes sticky. Returns `error`. */
-__attribute__((format(printf, 4, 5))) static int
-producer_error(struct intake_producer *producer, int error, bool fatal, const char *format, ...) {
-    INTAKE_ASSERT(error < 0);
-    va_list arguments;
-    va_start(arguments, format);
-    intake_error_vline(producer->error, sizeof(producer->error), format, arguments);
-    va_end(arguments);
-    if (fatal && producer->failed == 0) producer->failed = error;
-    return error;
-}
-
-static int64_t producer_remaining_ms(uint64_t deadline_ns) {
-    uint64_t now = intake_now_ns();
-    return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000u) + 1;
-}
-
-/* --- connecting --- */
-
-/* Splits "host:port" / "[v6]:port" into host and port (copied into `host`). */
-static int producer_split_address(const char *address, char *host, size_t host_capacity,
-                                  const char **port) {
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL || colon[1] == '\0') return -EINVAL;
-    const char *host_start = address;
-    size_t host_length = (size_t)(colon - address);
-    if (host_length >= 2 && address[0] == '[' && colon[-1] == ']') {
-        host_start++;
-        host_length -= 2;
+static int producer_open_plain(struct intake_producer *producer,
+                               const struct intake_producer_config *config, char *why,
+                               size_t why_capacity) {
+    producer->batch = malloc(producer->batch_capacity);
+    if (producer->batch == NULL) {
+        snprintf(why, why_capacity, "out of memory");
+        return -ENOMEM;
     }
-    if (host_length == 0 || host_length >= host_capacity) return -EINVAL;
-    memcpy(host, host_start, host_length);
-    host[host_length] = '\0';
-    *port = colon + 1;
+    int fd = producer_connect(config->address, producer->io_timeout_ms, why, why_capacity);
+    if (fd < 0) {
+        free(producer->batch);
+        return fd;
+    }
+    producer->fd = fd;
     return 0;
-}
-
-/* Non-blocking connect bounded by timeout_ms; returns the socket or a negative errno. */
-static int producer_connect_one(const struct addrinfo *info, uint32_t timeout_ms) {
-    int fd = socket(info->ai_family, info->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    info->ai_protocol);
-    if (fd < 0) return -errno;
-    int result = connect(fd, info->ai_addr, info->ai_addrlen) == 0 ? 0 : -errno;
-    if (result == -EINPROGRESS) {
-        struct pollfd poll_fd = {fd, POLLOUT, 0};
-        int ready = poll(&poll_fd, 1, (int)timeout_ms);
-        int socket_error = 0;
-        socklen_t length = sizeof(socket_error);
-        if (ready == 0)
-            result = -ETIMEDOUT;
-        else if (ready < 0)
-            result = -errno;
-        else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &socket_error, &length) < 0)
-            result = -errno;
-        else
-            result = -socket_error;
-    }
-    if (result < 0) {
-        close(fd);
-        return result;
-    }
-    /* We batch ourselves; a flush must go out now, not after Nagle's delay. */
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
-static int producer_connect(const char *address, uint32_t timeout_ms, char *why,
-                            size_t why_capacity) {
-    char host[256];
-    const char *port = NULL;
-    if (producer_split_address(address, host, sizeof(host), &port) < 0) {
-        snprintf(why, why_capacity, "bad address '%s' (expected HOST:PORT or [IPv6]:PORT)",
-                 address);
-        return -EINVAL;
-    }
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    struct addrinfo *infos = NULL;
-    int lookup = getaddrinfo(host, port, &hints, &infos);
-    if (lookup != 0) {
-        snprintf(why, why_capacity, "resolve %s: %s", address, gai_strerror(lookup));
-        return -EHOSTUNREACH;
-    }
-    int result = -EHOSTUNREACH;
-    for (const struct addrinfo *info = infos; info != NULL; info = info->ai_next) {
-        result = producer_connect_one(info, timeout_ms);
-        if (result >= 0) break;
-    }
-    freeaddrinfo(infos);
-    if (result < 0) snprintf(why, why_capacity, "connect to %s: %s", address, strerror(-result));
-    return result;
 }
 
 int intake_producer_open(const struct intake_producer_config *config, struct intake_producer **out,
@@ -159,188 +56,45 @@ int intake_producer_open(const struct intake_producer_config *config, struct int
         return -EINVAL;
     }
     struct intake_producer *producer = calloc(1, sizeof(*producer));
-    if (producer == NULL) goto out_of_memory;
+    if (producer == NULL) {
+        snprintf(why, why_capacity, "out of memory");
+        return -ENOMEM;
+    }
+    producer->fd = -1;
     producer->batch_capacity =
         config->batch_bytes ? config->batch_bytes : INTAKE_PRODUCER_BATCH_BYTES_DEFAULT;
-    producer->batch = malloc(producer->batch_capacity);
-    if (producer->batch == NULL) goto free_producer;
     producer->io_timeout_ms =
         config->io_timeout_ms ? config->io_timeout_ms : INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT;
-    producer->acks = config->acks;
-    int fd = producer_connect(config->address, producer->io_timeout_ms, why, why_capacity);
-    if (fd < 0) {
-        free(producer->batch);
+    producer->idempotent = config->idempotent || config->producer_id != NULL;
+    producer->acks = config->acks || producer->idempotent;
+    snprintf(producer->address_text, sizeof(producer->address_text), "%s", config->address);
+    int result = producer->idempotent ? producer_session_open(producer, config, why, why_capacity)
+                                      : producer_open_plain(producer, config, why, why_capacity);
+    if (result < 0) {
+        if (producer->idempotent) producer_session_close(producer);
         free(producer);
-        return fd;
+        return result;
     }
-    producer->fd = fd;
+    if (producer->idempotent) {
+        /* Start connecting now. Connection failures are retried by later calls; a sticky error
+         * (intake refused the Hello) is what every later call returns. */
+        int started = producer_session_run(producer, PRODUCER_GOAL_NONE, 0, 0);
+        INTAKE_ASSERT(started <= 0);
+    }
     *out = producer;
     return 0;
-free_producer:
-    free(producer);
-out_of_memory:
-    snprintf(why, why_capacity, "out of memory");
-    return -ENOMEM;
 }
 
 void intake_producer_close(struct intake_producer *producer) {
     if (producer == NULL) return;
-    INTAKE_ASSERT(producer->fd >= 0);
-    close(producer->fd);
-    free(producer->batch);
+    if (producer->idempotent) {
+        producer_session_close(producer);
+    } else {
+        INTAKE_ASSERT(producer->fd >= 0);
+        close(producer->fd);
+        free(producer->batch);
+    }
     free(producer);
-}
-
-/* --- reading Acks --- */
-
-static const char *producer_status_name(uint32_t status) {
-    switch (status) {
-    case intake_v1_Ack_Status_OK: return "OK";
-    case intake_v1_Ack_Status_REJECTED: return "REJECTED";
-    case intake_v1_Ack_Status_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case intake_v1_Ack_Status_SHUTTING_DOWN: return "SHUTTING_DOWN";
-    case intake_v1_Ack_Status_INTERNAL: return "INTERNAL";
-    default: return "UNKNOWN_STATUS";
-    }
-}
-
-/* Acts on one decoded Ack: raises the cumulative ack; a non-OK status ends the producer. */
-static int producer_handle_ack(struct intake_producer *producer,
-                               const struct ack_frame_decoded *ack) {
-    /* Even a non-OK Ack says everything up to its sequence is committed. */
-    if (ack->sequence > producer->acked) producer->acked = ack->sequence;
-    if (ack->status != intake_v1_Ack_Status_OK)
-        return producer_error(producer, -EPROTO, true, "%s: %s", producer_status_name(ack->status),
-                              ack->detail);
-    return 0;
-}
-
-/* Decodes every complete Ack frame in the receive buffer (src/wire/ack_frame.h, fuzzed) and
- * keeps the partial tail. */
-static int producer_parse_acks(struct intake_producer *producer) {
-    size_t position = 0;
-    int result = 0;
-    while (result == 0 && position < producer->ack_fill) {
-        struct ack_frame_decoded ack;
-        enum ack_frame_result decoded =
-            ack_frame_decode(producer->ack_buffer + position, producer->ack_fill - position,
-                             PRODUCER_ACK_BUFFER_BYTES - VARINT_BYTES_MAX, &ack);
-        if (decoded == ACK_FRAME_NEED_MORE) break;
-        if (decoded == ACK_FRAME_BAD_PREFIX)
-            return producer_error(producer, -EPROTO, true, "bad Ack length prefix from intake");
-        if (decoded == ACK_FRAME_TOO_LONG)
-            return producer_error(producer, -EPROTO, true, "Ack frame of %llu bytes from intake",
-                                  (unsigned long long)ack.body_bytes);
-        if (decoded == ACK_FRAME_UNREADABLE)
-            return producer_error(producer, -EPROTO, true, "unreadable Ack from intake: %s",
-                                  ack.problem);
-        INTAKE_ASSERT(decoded == ACK_FRAME_OK);
-        INTAKE_ASSERT(ack.frame_bytes <= producer->ack_fill - position);
-        result = producer_handle_ack(producer, &ack);
-        position += ack.frame_bytes;
-    }
-    INTAKE_ASSERT(position <= producer->ack_fill);
-    memmove(producer->ack_buffer, producer->ack_buffer + position, producer->ack_fill - position);
-    producer->ack_fill -= position;
-    return result;
-}
-
-/* Reads whatever Acks are waiting, without blocking. */
-static int producer_drain_acks(struct intake_producer *producer) {
-    for (;;) {
-        INTAKE_ASSERT(producer->ack_fill < PRODUCER_ACK_BUFFER_BYTES);
-        ssize_t received = recv(producer->fd, producer->ack_buffer + producer->ack_fill,
-                                PRODUCER_ACK_BUFFER_BYTES - producer->ack_fill, MSG_DONTWAIT);
-        if (received == 0)
-            return producer_error(producer, -ECONNRESET, true,
-                                  "intake closed the connection (acked up to sequence %llu)",
-                                  (unsigned long long)producer->acked);
-        if (received < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            return producer_error(producer, -errno, true, "receive from intake: %s",
-                                  strerror(errno));
-        }
-        producer->ack_fill += (size_t)received;
-        int result = producer_parse_acks(producer);
-        if (result < 0) return result;
-    }
-}
-
-/* --- writing --- */
-
-/* Waits until the socket is writable (reading Acks meanwhile) or io_timeout_ms passes. */
-static int producer_wait_writable(struct intake_producer *producer) {
-    uint64_t deadline_ns = intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
-    for (;;) {
-        struct pollfd poll_fd = {producer->fd, POLLOUT | POLLIN, 0};
-        int ready = poll(&poll_fd, 1, (int)producer_remaining_ms(deadline_ns));
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready < 0) return producer_error(producer, -errno, true, "poll: %s", strerror(errno));
-        if (ready == 0)
-            return producer_error(producer, -ETIMEDOUT, true, "intake accepted no data for %u ms",
-                                  producer->io_timeout_ms);
-        if (poll_fd.revents & (POLLIN | POLLHUP | POLLERR)) {
-            int result = producer_drain_acks(producer);
-            if (result < 0) return result;
-        }
-        if (poll_fd.revents & POLLOUT) return 0;
-    }
-}
-
-static int producer_write_all(struct intake_producer *producer, const uint8_t *bytes,
-                              size_t length) {
-    while (length > 0) {
-        /* MSG_NOSIGNAL: a closed connection is an error we return, not a SIGPIPE. */
-        ssize_t sent = send(producer->fd, bytes, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent > 0) {
-            bytes += sent;
-            length -= (size_t)sent;
-            continue;
-        }
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-            /* intake ends a connection with a final Ack that says why (REJECTED, ...): that
-             * reason, if it already arrived, is what the caller needs, not the broken pipe. */
-            int send_errno = errno;
-            int drained = producer_drain_acks(producer);
-            if (drained == -EPROTO) return drained;
-            errno = send_errno;
-        }
-        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return producer_error(producer, -errno, true, "send to intake: %s", strerror(errno));
-        int result = producer_wait_writable(producer);
-        if (result < 0) return result;
-    }
-    return 0;
-}
-
-int intake_producer_flush(struct intake_producer *producer) {
-    INTAKE_ASSERT(producer != NULL);
-    INTAKE_ASSERT(producer->batch_fill <= producer->batch_capacity);
-    if (producer->failed) return producer->failed;
-    int result = producer_write_all(producer, producer->batch, producer->batch_fill);
-    if (result < 0) return result;
-    producer->batch_fill = 0;
-    /* One cheap non-blocking read per batch keeps the ack stream drained. */
-    return producer_drain_acks(producer);
-}
-
-/* Appends bytes to the batch, writing the batch out when they do not fit; pieces larger than the
- * whole batch go straight to the socket after it. */
-static int producer_emit(struct intake_producer *producer, const void *bytes, size_t length) {
-    if (length <= producer->batch_capacity - producer->batch_fill) {
-        if (length > 0) memcpy(producer->batch + producer->batch_fill, bytes, length);
-        producer->batch_fill += length;
-        return 0;
-    }
-    int result = producer_write_all(producer, producer->batch, producer->batch_fill);
-    if (result < 0) return result;
-    producer->batch_fill = 0;
-    if (length >= producer->batch_capacity) return producer_write_all(producer, bytes, length);
-    memcpy(producer->batch, bytes, length);
-    producer->batch_fill = length;
-    return 0;
 }
 
 /* --- encoding --- */
@@ -369,7 +123,7 @@ static int producer_check_topic(struct intake_producer *producer, const char *to
     return 0;
 }
 
-/* Emits one Record frame: fields 1, 2, 3, 4, 5 in order, empty and zero fields omitted. */
+/* Emits one Record frame (plain): fields 1, 2, 3, 4, 5 in order, empty and zero fields omitted. */
 static int producer_emit_record(struct intake_producer *producer, const char *topic,
                                 size_t topic_length, const void *key, size_t key_length,
                                 const void *value, size_t value_length, uint64_t timestamp_ns,
@@ -409,6 +163,110 @@ static int producer_emit_record(struct intake_producer *producer, const char *to
     return result;
 }
 
+/* Bytes of an idempotent Record frame's body: fields 1, 2, 3, 4, 5 and 7. */
+static size_t producer_record_body(const struct producer_session *session, size_t topic_length,
+                                   size_t key_length, size_t value_length, uint64_t timestamp_ns,
+                                   uint64_t sequence) {
+    size_t body = producer_field_bytes(topic_length);
+    if (key_length > 0) body += producer_field_bytes(key_length);
+    if (value_length > 0) body += producer_field_bytes(value_length);
+    body += 1 + varint_length(timestamp_ns);
+    body += 1 + varint_length(sequence);
+    return body + producer_field_bytes(session->producer_id_length);
+}
+
+/* The connection's state, for error lines. */
+static const char *producer_state(const struct intake_producer *producer) {
+    const struct producer_session *session = &producer->session;
+    if (session->phase == PRODUCER_STREAMING) return "connected, not acked yet";
+    if (session->problem[0] != '\0') return session->problem;
+    return "connecting";
+}
+
+/* Waits (or not, when nonblocking) for room for a frame of `length` bytes in the window:
+ * its offset, or a negative errno. */
+static int64_t producer_window_reserve(struct intake_producer *producer, size_t length) {
+    struct producer_session *session = &producer->session;
+    if (length > session->window.bytes_capacity)
+        return producer_error(producer, -EMSGSIZE, false,
+                              "record of %zu bytes is larger than the window (%u bytes)", length,
+                              session->window.bytes_capacity);
+    int64_t offset = producer_window_room(&session->window, (uint32_t)length);
+    if (offset >= 0) return offset;
+    uint64_t deadline_ns =
+        session->nonblocking ? 0 : intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
+    int result = producer_session_run(producer, PRODUCER_GOAL_ROOM, length, deadline_ns);
+    if (result < 0 && result != -ETIMEDOUT) return result;
+    offset = producer_window_room(&session->window, (uint32_t)length);
+    if (offset >= 0) return offset;
+    return producer_error(producer, -EAGAIN, false, "window full (%u records pending; %s)",
+                          producer_window_count(&session->window), producer_state(producer));
+}
+
+/* Makes the window's newest record: the frame at `offset` is written by the caller. */
+static int producer_window_commit(struct intake_producer *producer, uint32_t offset,
+                                  uint32_t length, uint32_t topic_offset, uint32_t topic_length,
+                                  uint64_t sequence) {
+    struct producer_session *session = &producer->session;
+    /* The coarse clock (a tick, ~4 ms, behind at most) is plenty for a timeout in seconds and,
+     * read per record, much cheaper than the precise one on virtual machines. */
+    struct timespec coarse;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse);
+    uint64_t now_ns = (uint64_t)coarse.tv_sec * 1000000000u + (uint64_t)coarse.tv_nsec;
+    /* An idle connection's stall clock starts with the first record after the pause. */
+    if (session->window.end == session->window.first) session->progress_ns = now_ns;
+    struct producer_window_record record = {
+        .sequence = sequence,
+        .deadline_ns = now_ns + session->delivery_timeout_ns,
+        .length = length,
+        .topic_offset = topic_offset,
+        .topic_length = topic_length,
+    };
+    producer_window_push(&session->window, offset, &record);
+    session->next_sequence = sequence + 1;
+    return producer_session_sent_one(producer);
+}
+
+static int producer_send_idempotent(struct intake_producer *producer, const char *topic,
+                                    size_t topic_length, const void *key, size_t key_length,
+                                    const void *value, size_t value_length, uint64_t timestamp_ns,
+                                    uint64_t *sequence) {
+    struct producer_session *session = &producer->session;
+    uint64_t assigned = session->next_sequence;
+    size_t body = producer_record_body(session, topic_length, key_length, value_length,
+                                       timestamp_ns, assigned);
+    size_t frame = varint_length(body) + body;
+    int64_t offset = producer_window_reserve(producer, frame);
+    if (offset < 0) return (int)offset;
+    uint8_t *out = session->window.bytes + offset;
+    size_t length = varint_encode(body, out);
+    length += producer_put_tag_length(out + length, 0x0a, topic_length);
+    uint32_t topic_offset = (uint32_t)length;
+    memcpy(out + length, topic, topic_length);
+    length += topic_length;
+    if (key_length > 0) {
+        length += producer_put_tag_length(out + length, 0x12, key_length);
+        memcpy(out + length, key, key_length);
+        length += key_length;
+    }
+    if (value_length > 0) {
+        length += producer_put_tag_length(out + length, 0x1a, value_length);
+        memcpy(out + length, value, value_length);
+        length += value_length;
+    }
+    out[length++] = 0x20;
+    length += varint_encode(timestamp_ns, out + length);
+    out[length++] = 0x28;
+    length += varint_encode(assigned, out + length);
+    length += producer_put_tag_length(out + length, 0x3a, session->producer_id_length);
+    memcpy(out + length, session->producer_id, session->producer_id_length);
+    length += session->producer_id_length;
+    INTAKE_ASSERT(length == frame);
+    if (sequence != NULL) *sequence = assigned;
+    return producer_window_commit(producer, (uint32_t)offset, (uint32_t)frame, topic_offset,
+                                  (uint32_t)topic_length, assigned);
+}
+
 int intake_producer_send(struct intake_producer *producer, const char *topic, const void *key,
                          size_t key_length, const void *value, size_t value_length,
                          uint64_t timestamp_ns, uint64_t *sequence) {
@@ -420,6 +278,9 @@ int intake_producer_send(struct intake_producer *producer, const char *topic, co
     int result = producer_check_topic(producer, topic, &topic_length);
     if (result < 0) return result;
     if (timestamp_ns == 0) timestamp_ns = intake_wall_ns();
+    if (producer->idempotent)
+        return producer_send_idempotent(producer, topic, topic_length, key, key_length, value,
+                                        value_length, timestamp_ns, sequence);
     /* Next after anything sent so far, so sequences keep increasing even after send_raw. */
     uint64_t assigned = producer->acks ? producer->highest_sent + 1 : 0;
     result = producer_emit_record(producer, topic, topic_length, key, key_length, value,
@@ -430,33 +291,88 @@ int intake_producer_send(struct intake_producer *producer, const char *topic, co
     return 0;
 }
 
-/* Field 5 of an encoded Record, last occurrence; 0 when absent or when the bytes do not parse. */
-static uint64_t producer_scan_sequence(const uint8_t *bytes, size_t length) {
-    uint64_t sequence = 0;
+/* What producer_scan finds in an encoded Record (last occurrences win). */
+struct producer_scanned {
+    bool parsed; /* every field was readable */
+    uint64_t sequence;
+    bool has_producer_id;
+    size_t topic_offset;
+    size_t topic_length;
+};
+
+static void producer_scan_field(struct producer_scanned *scanned, uint64_t tag, uint64_t number,
+                                size_t position) {
+    uint32_t wire_type = (uint32_t)(tag & 7);
+    uint64_t field = tag >> 3;
+    if (wire_type == 0 && field == intake_v1_Record_sequence_tag) scanned->sequence = number;
+    if (wire_type == 2 && field == intake_v1_Record_producer_id_tag)
+        scanned->has_producer_id = true;
+    if (wire_type == 2 && field == intake_v1_Record_topic_tag) {
+        scanned->topic_offset = position;
+        scanned->topic_length = (size_t)number;
+    }
+}
+
+static struct producer_scanned producer_scan(const uint8_t *bytes, size_t length) {
+    struct producer_scanned scanned = {0};
     size_t position = 0;
     while (position < length) {
         uint64_t tag = 0;
         uint64_t number = 0;
         size_t used = 0;
-        if (varint_decode(bytes + position, length - position, &tag, &used) != VARINT_OK) return 0;
+        if (varint_decode(bytes + position, length - position, &tag, &used) != VARINT_OK)
+            return scanned;
         position += used;
         uint32_t wire_type = (uint32_t)(tag & 7);
         if (wire_type == 0 || wire_type == 2) {
             if (varint_decode(bytes + position, length - position, &number, &used) != VARINT_OK)
-                return 0;
+                return scanned;
             position += used;
-            if (wire_type == 0 && (tag >> 3) == intake_v1_Record_sequence_tag) sequence = number;
-            if (wire_type == 2 && number > length - position) return 0;
+            if (wire_type == 2 && number > length - position) return scanned;
+            producer_scan_field(&scanned, tag, number, position);
             if (wire_type == 2) position += (size_t)number;
         } else if (wire_type == 1 || wire_type == 5) {
             size_t width = wire_type == 1 ? 8 : 4;
-            if (width > length - position) return 0;
+            if (width > length - position) return scanned;
             position += width;
         } else {
-            return 0;
+            return scanned;
         }
     }
-    return sequence;
+    scanned.parsed = true;
+    return scanned;
+}
+
+/* Idempotent raw record: the caller's bytes, then the sequence and producer_id fields. */
+static int producer_send_raw_idempotent(struct intake_producer *producer, const uint8_t *record,
+                                        size_t length, uint64_t *sequence) {
+    struct producer_session *session = &producer->session;
+    struct producer_scanned scanned = producer_scan(record, length);
+    if (scanned.parsed && (scanned.sequence != 0 || scanned.has_producer_id))
+        return producer_error(producer, -EINVAL, false,
+                              "an idempotent producer sets the sequence and producer_id itself: "
+                              "the raw record must not carry fields 5 or 7");
+    uint64_t assigned = session->next_sequence;
+    size_t body =
+        length + 1 + varint_length(assigned) + producer_field_bytes(session->producer_id_length);
+    size_t frame = varint_length(body) + body;
+    int64_t offset = producer_window_reserve(producer, frame);
+    if (offset < 0) return (int)offset;
+    uint8_t *out = session->window.bytes + offset;
+    size_t prefix = varint_encode(body, out);
+    if (length > 0) memcpy(out + prefix, record, length);
+    size_t written = prefix + length;
+    out[written++] = 0x28;
+    written += varint_encode(assigned, out + written);
+    written += producer_put_tag_length(out + written, 0x3a, session->producer_id_length);
+    memcpy(out + written, session->producer_id, session->producer_id_length);
+    written += session->producer_id_length;
+    INTAKE_ASSERT(written == frame);
+    bool topic_known = scanned.parsed && scanned.topic_length <= INTAKE_PRODUCER_TOPIC_BYTES_MAX;
+    if (sequence != NULL) *sequence = assigned;
+    return producer_window_commit(producer, (uint32_t)offset, (uint32_t)frame,
+                                  topic_known ? (uint32_t)(prefix + scanned.topic_offset) : 0,
+                                  topic_known ? (uint32_t)scanned.topic_length : 0, assigned);
 }
 
 int intake_producer_send_raw(struct intake_producer *producer, const void *record, size_t length,
@@ -464,54 +380,92 @@ int intake_producer_send_raw(struct intake_producer *producer, const void *recor
     INTAKE_ASSERT(producer != NULL);
     INTAKE_ASSERT(record != NULL || length == 0);
     if (producer->failed) return producer->failed;
+    if (producer->idempotent)
+        return producer_send_raw_idempotent(producer, record, length, sequence);
     uint8_t prefix[VARINT_BYTES_MAX];
     size_t prefix_length = varint_encode(length, prefix);
     int result = producer_emit(producer, prefix, prefix_length);
     if (result == 0) result = producer_emit(producer, record, length);
     if (result < 0) return result;
-    uint64_t found = producer_scan_sequence(record, length);
+    struct producer_scanned scanned = producer_scan(record, length);
+    uint64_t found = scanned.parsed ? scanned.sequence : 0;
     if (found > producer->highest_sent) producer->highest_sent = found;
     if (sequence != NULL) *sequence = found;
     return 0;
 }
 
-/* --- acks --- */
+/* --- flushing, acks, reports --- */
+
+int intake_producer_flush(struct intake_producer *producer) {
+    INTAKE_ASSERT(producer != NULL);
+    if (!producer->idempotent) return producer_plain_flush(producer);
+    uint64_t deadline_ns = intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
+    int result = producer_session_run(producer, PRODUCER_GOAL_FLUSHED, 0, deadline_ns);
+    if (result == -ETIMEDOUT)
+        return producer_error(producer, -ETIMEDOUT, false, "intake accepted no data for %u ms",
+                              producer->io_timeout_ms);
+    return result;
+}
+
+static int producer_wait_idempotent(struct intake_producer *producer, uint64_t sequence,
+                                    int timeout_ms) {
+    struct producer_session *session = &producer->session;
+    uint64_t deadline_ns =
+        timeout_ms < 0 ? UINT64_MAX : intake_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int result = producer_session_run(producer, PRODUCER_GOAL_FINISHED, sequence,
+                                      deadline_ns == 0 ? 1 : deadline_ns);
+    if (result == -ETIMEDOUT)
+        return producer_error(producer, -ETIMEDOUT, false,
+                              "no ack for sequence %llu within %d ms (%u pending; %s)",
+                              (unsigned long long)sequence, timeout_ms,
+                              producer_window_count(&session->window), producer_state(producer));
+    if (result < 0) return result;
+    return producer_session_take_failures(producer, sequence);
+}
 
 int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence, int timeout_ms) {
     INTAKE_ASSERT(producer != NULL);
     if (producer->failed) return producer->failed;
-    if (sequence > producer->highest_sent)
-        return producer_error(
-            producer, -EINVAL, false, "cannot wait for sequence %llu: highest sent is %llu",
-            (unsigned long long)sequence, (unsigned long long)producer->highest_sent);
-    int result = intake_producer_flush(producer);
-    if (result < 0) return result;
-    uint64_t deadline_ns = intake_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
-    while (producer->acked < sequence) {
-        int wait_ms = timeout_ms < 0 ? -1 : (int)producer_remaining_ms(deadline_ns);
-        if (timeout_ms >= 0 && intake_now_ns() >= deadline_ns)
-            return producer_error(producer, -ETIMEDOUT, false,
-                                  "no ack for sequence %llu within %d ms (acked up to %llu)",
-                                  (unsigned long long)sequence, timeout_ms,
-                                  (unsigned long long)producer->acked);
-        struct pollfd poll_fd = {producer->fd, POLLIN, 0};
-        int ready = poll(&poll_fd, 1, wait_ms);
-        if (ready < 0 && errno != EINTR)
-            return producer_error(producer, -errno, true, "poll: %s", strerror(errno));
-        if (ready > 0) {
-            result = producer_drain_acks(producer);
-            if (result < 0) return result;
-        }
-    }
-    return 0;
+    uint64_t highest = intake_producer_last_sequence(producer);
+    if (sequence > highest)
+        return producer_error(producer, -EINVAL, false,
+                              "cannot wait for sequence %llu: highest sent is %llu",
+                              (unsigned long long)sequence, (unsigned long long)highest);
+    if (producer->idempotent) return producer_wait_idempotent(producer, sequence, timeout_ms);
+    return producer_plain_wait_acks(producer, sequence, timeout_ms);
+}
+
+int intake_producer_poll(struct intake_producer *producer, int timeout_ms) {
+    INTAKE_ASSERT(producer != NULL);
+    if (!producer->idempotent) return producer_plain_flush(producer);
+    if (producer->failed) return producer->failed;
+    uint64_t before = producer->session.reports;
+    uint64_t deadline_ns = timeout_ms <= 0 ? 0 : intake_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int result = producer_session_run(producer, PRODUCER_GOAL_REPORTED, 0, deadline_ns);
+    if (result < 0 && result != -ETIMEDOUT) return result;
+    return (int)(producer->session.reports - before);
 }
 
 uint64_t intake_producer_acked(const struct intake_producer *producer) {
-    return producer->acked;
+    if (!producer->idempotent) return producer->acked;
+    const struct producer_window *window = &producer->session.window;
+    if (window->end == window->first) return producer->session.next_sequence - 1;
+    return window->records[window->first % window->records_capacity].sequence - 1;
 }
 
 uint64_t intake_producer_last_sequence(const struct intake_producer *producer) {
-    return producer->highest_sent;
+    return producer->idempotent ? producer->session.next_sequence - 1 : producer->highest_sent;
+}
+
+const void *intake_producer_id(const struct intake_producer *producer, size_t *length) {
+    *length = producer->idempotent ? producer->session.producer_id_length : 0;
+    return producer->session.producer_id;
+}
+
+void intake_producer_stats(const struct intake_producer *producer,
+                           struct intake_producer_stats *stats) {
+    *stats = producer->session.stats;
+    stats->pending = producer->idempotent ? producer_window_count(&producer->session.window) : 0;
 }
 
 const char *intake_producer_last_error(const struct intake_producer *producer) {

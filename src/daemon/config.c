@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "address.h"
+#include "dedupe_table.h"
 #include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
@@ -39,6 +40,7 @@ enum option_id {
     OPTION_LOG_SIZE,
     OPTION_RETENTION,
     OPTION_CONSUMER_STALE_MS,
+    OPTION_DEDUPE_PRODUCERS,
     OPTION_SHUTDOWN_TIMEOUT_MS,
     OPTION_FRAME_TIMEOUT_MS,
     OPTION_IDLE_TIMEOUT_MS,
@@ -74,6 +76,7 @@ static const struct option config_options[] = {
     {"log-size", required_argument, NULL, OPTION_LOG_SIZE},
     {"retention", required_argument, NULL, OPTION_RETENTION},
     {"consumer-stale-ms", required_argument, NULL, OPTION_CONSUMER_STALE_MS},
+    {"dedupe-producers", required_argument, NULL, OPTION_DEDUPE_PRODUCERS},
     {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
     {"frame-timeout-ms", required_argument, NULL, OPTION_FRAME_TIMEOUT_MS},
     {"idle-timeout-ms", required_argument, NULL, OPTION_IDLE_TIMEOUT_MS},
@@ -123,6 +126,8 @@ void config_print_usage(FILE *out) {
         "oldest\n"
         "  --consumer-stale-ms N     block mode: a silent consumer stops holding back after N ms "
         "(10000)\n"
+        "  --dedupe-producers N      producers each topic's deduplication table remembers\n"
+        "                            (default 1024; 0: no deduplication)\n"
         "  --shutdown-timeout-ms N   on SIGTERM, wait at most N ms for full logs (default 10000)\n"
         "  --frame-timeout-ms N      a record must arrive within N ms of its first byte (10000;\n"
         "                            0: no limit)\n"
@@ -273,6 +278,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_ZCRX_AREA: config->zcrx_area_bytes = value; break;
         case OPTION_ZCRX_RX_BUF: config->zcrx_rx_buffer_bytes = (uint32_t)value; break;
         case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
+        case OPTION_DEDUPE_PRODUCERS: config->dedupe_producers = (uint32_t)value; break;
         case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value * 1000000ull; break;
         case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
         case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
@@ -323,6 +329,8 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
          "--buffer-size must be 4K..16M");
     RULE(intake_is_power_of_two(config->log_capacity_bytes) && config->log_capacity_bytes >= 65536,
          "--log-size must be a power of two >= 64K");
+    RULE(config->dedupe_producers <= DEDUPE_PRODUCERS_MAX, "--dedupe-producers must be 0..%u",
+         DEDUPE_PRODUCERS_MAX);
     /* A record must fit a log entry; the log keeps room for several (see shm_log.h). */
     RULE(config->frame_bytes_max <= config->log_capacity_bytes / 4,
          "--max-frame %u does not fit --log-size %lu (at most a quarter of it)",

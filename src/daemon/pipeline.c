@@ -37,6 +37,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->worker_count = 1;
     config->frame_bytes_max = 1u << 20;
     config->topics_max = 1024;
+    config->dedupe_producers = DEDUPE_PRODUCERS_DEFAULT;
     config->producers_max = PRODUCER_TABLE_CAPACITY_DEFAULT;
     config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
@@ -315,6 +316,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
                 .notify = &pipeline->notify,
             },
         .frame_bytes_max = config->frame_bytes_max,
+        .dedupe_producers = config->dedupe_producers,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
         .doorbell = &pipeline->log_opener_doorbell,

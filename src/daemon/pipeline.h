@@ -51,6 +51,7 @@ struct pipeline_config {
     uint32_t worker_count;          /* --workers */
     uint32_t frame_bytes_max;       /* --max-frame */
     uint32_t topics_max;            /* --topics-max */
+    uint32_t dedupe_producers;      /* --dedupe-producers: per topic table; 0 disables */
     uint32_t topics_per_connection; /* --topics-per-connection: topics one connection creates;
                                        * 0 (the default): no limit below --topics-max */
     uint32_t topic_queue_capacity;  /* --topic-queue: records per topic queue, power of two */

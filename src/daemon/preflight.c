@@ -6,6 +6,8 @@
  */
 #include "preflight.h"
 
+#include "dedupe_table.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <linux/io_uring.h>
@@ -241,8 +243,10 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
     if (!nearest_existing(config->shm_directory, path, sizeof(path)) || statvfs(path, &info) != 0)
         return 0; /* creating the directory reports its own error */
     uint64_t free_bytes = (uint64_t)info.f_bavail * info.f_frsize;
+    /* A topic's files: the log, its consumer region, and its deduplication table. */
     uint64_t log_bytes =
-        config->log_capacity_bytes + SHM_LOG_HEADER_BYTES + SHM_LOG_CONSUMERS_FILE_BYTES;
+        config->log_capacity_bytes + SHM_LOG_HEADER_BYTES + SHM_LOG_CONSUMERS_FILE_BYTES +
+        (config->dedupe_producers > 0 ? dedupe_table_file_bytes(config->dedupe_producers) : 0);
     uint32_t existing = count_existing_logs(config->shm_directory);
     uint64_t fits = free_bytes / log_bytes + existing;
     if (fits >= config->topics_max) return 0;

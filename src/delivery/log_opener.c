@@ -85,6 +85,29 @@ static void log_opener_note_limit(uint32_t frame_bytes_max, const char *topic, u
             topic, (unsigned long long)limit, frame_bytes_max);
 }
 
+/* Opens the deduplication table of a log just opened. On failure the log is closed again and
+ * the slot says why (a topic without its table would let resent records in twice). */
+static int log_opener_open_dedupe(struct log_opener *opener, const struct shm_log_config *config,
+                                  struct topic_log_slot *slot) {
+    if (opener->links.dedupe_producers == 0) return 0;
+    char why[sizeof(slot->failure)];
+    int result = dedupe_table_open(config->directory, config->topic, opener->links.dedupe_producers,
+                                   slot->log, &slot->dedupe, why, sizeof(why));
+    if (result == 0) return 0;
+    shm_log_close(slot->log);
+    slot->log = NULL;
+    slot->dedupe = NULL;
+    int error = -result;
+    slot->failure_status = (error == ENOSPC || error == ENOMEM || error == EDQUOT)
+                               ? RECORD_STATUS_RESOURCE_EXHAUSTED
+                               : RECORD_STATUS_INTERNAL;
+    intake_error_line(slot->failure, sizeof(slot->failure),
+                      "topic \"%s\": %s (retried at most "
+                      "once a second)",
+                      config->topic, why);
+    return result;
+}
+
 /* Creates one topic's log and publishes the outcome in its slot. Opener thread. */
 static void log_opener_serve(struct log_opener *opener, const struct log_request *request) {
     const struct topic_entry *entry = topic_table_entry(opener->links.topics, request->topic_id);
@@ -95,9 +118,12 @@ static void log_opener_serve(struct log_opener *opener, const struct log_request
     log_config.topic = entry->name;
     struct topic_log_slot *slot = request->slot;
     int result = shm_log_open_writer(&log_config, &slot->log, slot->failure, sizeof(slot->failure));
+    slot->dedupe = NULL;
     if (result < 0) {
         slot->log = NULL;
         log_opener_describe_failure(&opener->links.log_template, entry->name, result, slot);
+        fprintf(stderr, "intaked: %s\n", slot->failure);
+    } else if ((result = log_opener_open_dedupe(opener, &log_config, slot)) < 0) {
         fprintf(stderr, "intaked: %s\n", slot->failure);
     } else {
         uint64_t limit = shm_log_record_bytes_max(slot->log);

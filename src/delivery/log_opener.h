@@ -12,6 +12,8 @@
  * never fills. The slot is owned by the worker; the opener writes it while it is REQUESTED and
  * publishes the outcome with a release store of its state. A READY log's record limit is also
  * published in the topic table, where reactors check records against it at admission.
+ * With the log, the opener opens the topic's deduplication table (dedupe_table.h), which
+ * re-applies what the log holds beyond what the table's file covers.
  */
 #ifndef INTAKE_LOG_OPENER_H
 #define INTAKE_LOG_OPENER_H
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "dedupe_table.h"
 #include "doorbell.h"
 #include "shm_log.h"
 #include "topic_table.h"
@@ -35,7 +38,8 @@ enum topic_log_state {
 struct topic_log_slot {
     _Atomic uint32_t state; /* enum topic_log_state; READY/FAILED published with release */
     struct shm_log *log;
-    uint32_t failure_status; /* enum record_status: RESOURCE_EXHAUSTED when out of space */
+    struct dedupe_table *dedupe; /* with a READY log, unless --dedupe-producers is 0 */
+    uint32_t failure_status;     /* enum record_status: RESOURCE_EXHAUSTED when out of space */
     char failure[RECORD_STATUS_TEXT_BYTES];
 };
 
@@ -47,6 +51,7 @@ struct log_opener_links {
     uint32_t topics_max;                /* at most one request per topic is outstanding */
     struct shm_log_config log_template; /* every field but .topic, which each request sets */
     uint32_t frame_bytes_max;           /* --max-frame: a log that takes less is worth a line */
+    uint32_t dedupe_producers;          /* --dedupe-producers: 0 opens no deduplication table */
     struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
     uint32_t worker_count;
     struct doorbell *doorbell; /* its own (futex): workers ring it with requests */

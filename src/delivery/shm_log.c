@@ -101,6 +101,37 @@ uint64_t shm_log_next_offset(const struct shm_log *log) {
     return log->next_offset;
 }
 
+uint64_t shm_log_visit_published(const struct shm_log *log, uint64_t from_offset,
+                                 shm_log_visit_fn visit, void *context) {
+    if (log->header == NULL || atomic_load_explicit(&log->log_broken, memory_order_relaxed))
+        return log->next_offset;
+    /* Walks what this writer checked at open or wrote itself; the sizes are still checked so
+     * a ring changed under us ends the walk instead of reading past an entry. */
+    uint64_t position = log->retained_position;
+    while (position < log->published_position) {
+        uint64_t room = log->capacity - (position & (log->capacity - 1));
+        if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
+            position += room;
+            continue;
+        }
+        struct shm_log_entry_header entry;
+        memcpy(&entry, shm_log_entry_at(log->ring, log->capacity, position), sizeof(entry));
+        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) {
+            position += room;
+            continue;
+        }
+        uint64_t span = shm_log_entry_span(entry.length);
+        if (entry.length > log->record_bytes_max || span > room) break;
+        if (entry.offset >= from_offset)
+            visit(context, entry.offset,
+                  (const uint8_t *)shm_log_entry_at(log->ring, log->capacity, position) +
+                      SHM_LOG_ENTRY_HEADER_BYTES,
+                  entry.length);
+        position += span;
+    }
+    return log->retained_offset;
+}
+
 const char *shm_log_error(const struct shm_log *log) {
     return log->error;
 }

@@ -111,4 +111,13 @@ uint64_t shm_log_prefault(struct shm_log *log, uint64_t offset, uint64_t bytes);
 /* The next offset the log will assign (tests, log lines). */
 uint64_t shm_log_next_offset(const struct shm_log *log);
 
+/* Calls `visit` for every published record whose offset is >= from_offset, oldest first, with
+ * its encoded bytes (valid during the call only). For the deduplication table's recovery at
+ * open (dedupe_table.h); owner thread. Returns the offset of the oldest record the log still
+ * holds (records below it were overwritten), shm_log_next_offset when it holds none. */
+typedef void (*shm_log_visit_fn)(void *context, uint64_t offset, const uint8_t *bytes,
+                                 uint32_t length);
+uint64_t shm_log_visit_published(const struct shm_log *log, uint64_t from_offset,
+                                 shm_log_visit_fn visit, void *context);
+
 #endif

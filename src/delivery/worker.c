@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "dedupe_table.h"
 #include "log_opener.h"
 #include "record_decode.h"
 #include "shm_log.h"
@@ -37,10 +38,11 @@ struct worker_topic {
 
 struct worker_counters {
     uint64_t records_committed;
-    uint64_t bytes_copied;     /* payload bytes copied into logs: the one user-space copy */
-    uint64_t records_rejected; /* nanopb disagreed with the scan (sanitizer builds only) */
-    uint64_t records_failed;   /* log unavailable or too small, or abandoned at shutdown */
-    uint64_t log_retries;      /* a failed topic log asked for again */
+    uint64_t bytes_copied;      /* payload bytes copied into logs: the one user-space copy */
+    uint64_t records_rejected;  /* nanopb disagreed with the scan (sanitizer builds only) */
+    uint64_t records_failed;    /* log unavailable or too small, or abandoned at shutdown */
+    uint64_t records_duplicate; /* answered OK without appending (dedupe_table.h) */
+    uint64_t log_retries;       /* a failed topic log asked for again */
     uint64_t publishes;
     uint64_t log_full_waits;
     uint64_t sleeps;
@@ -141,6 +143,36 @@ static void worker_refuse(struct worker *worker, struct record *record, enum rec
     counter_add(&worker->links.topic_rows[record->topic_id].records_failed, 1);
 }
 
+/* A record at or below its producer's highest committed sequence on this topic is answered OK
+ * and not appended (dedupe_table.h); *entry is for dedupe_table_appended otherwise. */
+static bool worker_is_duplicate(struct worker *worker, struct worker_topic *topic,
+                                struct record *record, const struct record_view *view,
+                                uint32_t *entry) {
+    struct dedupe_table *table = topic->log_slot.dedupe;
+    if (table == NULL || record->producer_id_length == 0) return false;
+    if (dedupe_table_check(table, view, record->producer_id_offset, record->producer_id_length,
+                           record->sequence, entry) == DEDUPE_NEW)
+        return false;
+    record->status = RECORD_STATUS_OK;
+    record->log_offset = DEDUPE_NOT_APPENDED; /* not counted as committed */
+    worker->counters.records_duplicate++;
+    counter_add(&worker->links.topic_rows[record->topic_id].records_duplicate, 1);
+    return true;
+}
+
+/* After each publish: the table learns the batch's outcome; its counts go to the topic row. */
+static void worker_dedupe_batch_end(struct worker *worker, uint32_t topic_id,
+                                    struct worker_topic *topic, bool published) {
+    struct dedupe_table *table = topic->log_slot.dedupe;
+    if (table == NULL) return;
+    dedupe_table_batch_end(table, published, shm_log_next_offset(topic->log_slot.log));
+    const struct dedupe_table_counts *counts = dedupe_table_counts(table);
+    struct intake_counters_topic_row *row = &worker->links.topic_rows[topic_id];
+    counter_set(&row->dedupe_evictions, counts->evictions);
+    counter_set(&row->dedupe_unremembered, counts->unremembered);
+    counter_set(&row->dedupe_rebuilds, counts->rebuilds);
+}
+
 /*
  * Parse once: the reactor's record_scan checked every field and filled in what delivery needs
  * (topic, sequence, timestamp, producer id), so release builds do not parse the record again.
@@ -184,6 +216,9 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         return true;
     }
     if (!worker_check_decode(worker, record)) return true;
+    struct record_view view = record_view_of(record);
+    uint32_t dedupe_entry = DEDUPE_ENTRY_NONE;
+    if (worker_is_duplicate(worker, topic, record, &view, &dedupe_entry)) return true;
     uint64_t offset = 0;
     enum shm_log_append_result result =
         shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
@@ -217,6 +252,8 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
     }
     record->status = RECORD_STATUS_OK;
     record->log_offset = offset;
+    if (topic->log_slot.dedupe != NULL && record->producer_id_length != 0)
+        dedupe_table_appended(topic->log_slot.dedupe, dedupe_entry, record->sequence, offset);
     worker->counters.records_committed++;
     worker->counters.bytes_copied += record->frame_bytes;
     *appended = true;
@@ -276,9 +313,12 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
     if (appended) {
         /* Publish before returning: the reactor acks what comes back, and acked means readable.
          * A log that broke under the batch made none of it readable: answer it as failed. */
-        if (!shm_log_publish(topic->log_slot.log)) {
+        bool published = shm_log_publish(topic->log_slot.log);
+        worker_dedupe_batch_end(worker, topic_id, topic, published);
+        if (!published) {
             for (uint32_t index = 0; index < count; index++) {
                 if (batch[index]->status != RECORD_STATUS_OK) continue;
+                if (batch[index]->log_offset == DEDUPE_NOT_APPENDED) continue; /* committed */
                 batch[index]->status = RECORD_STATUS_INTERNAL;
                 batch[index]->status_detail = "the topic's log file was damaged under the "
                                               "daemon; it is being recreated";
@@ -290,6 +330,7 @@ static bool worker_serve_topic(struct worker *worker, uint32_t topic_id, bool *s
         /* The region's per-topic figures count what became readable (published), only. */
         for (uint32_t index = 0; index < count; index++) {
             if (batch[index]->status != RECORD_STATUS_OK) continue;
+            if (batch[index]->log_offset == DEDUPE_NOT_APPENDED) continue;
             counter_add(&worker->links.topic_rows[topic_id].records_committed, 1);
             counter_add(&worker->links.topic_rows[topic_id].bytes_committed,
                         batch[index]->frame_bytes);
@@ -358,6 +399,7 @@ static void worker_publish_counters(struct worker *worker) {
     counter_set(&row->log_full_waits, c->log_full_waits);
     counter_set(&row->log_retries, c->log_retries);
     counter_set(&row->sleeps, c->sleeps);
+    counter_set(&row->records_duplicate, c->records_duplicate);
 }
 
 static void *worker_thread_main(void *argument) {
@@ -433,6 +475,7 @@ void worker_destroy(struct worker *worker) {
         INTAKE_ASSERT(worker->topics[local].stalled == NULL);
         if (worker->topics[local].log_slot.log != NULL)
             shm_log_close(worker->topics[local].log_slot.log);
+        dedupe_table_close(worker->topics[local].log_slot.dedupe);
     }
     free(worker->topics);
     free(worker->reactors_to_wake);
@@ -443,10 +486,11 @@ void worker_print_counters(struct worker *worker, FILE *out, const char *when) {
     const struct worker_counters *c = &worker->counters;
     fprintf(out,
             "intaked: worker %u %s: records committed=%" PRIu64 " rejected=%" PRIu64
-            " failed=%" PRIu64 " bytes_copied=%" PRIu64 " publishes=%" PRIu64
+            " failed=%" PRIu64 " duplicate=%" PRIu64 " bytes_copied=%" PRIu64 " publishes=%" PRIu64
             " log_full_waits=%" PRIu64 " log_retries=%" PRIu64 " sleeps=%" PRIu64 "\n",
             worker->index, when, c->records_committed, c->records_rejected, c->records_failed,
-            c->bytes_copied, c->publishes, c->log_full_waits, c->log_retries, c->sleeps);
+            c->records_duplicate, c->bytes_copied, c->publishes, c->log_full_waits, c->log_retries,
+            c->sleeps);
     fflush(out);
 }
 

@@ -510,6 +510,9 @@ static void render_workers(const struct counters_view *view, struct text_buffer 
          offsetof(struct intake_counters_worker_row, records_rejected)},
         {"intake_worker_records_failed_total", "Records answered INTERNAL or SHUTTING_DOWN.",
          offsetof(struct intake_counters_worker_row, records_failed)},
+        {"intake_worker_records_duplicate_total",
+         "Records answered OK without appending: their producer's sequence was committed.",
+         offsetof(struct intake_counters_worker_row, records_duplicate)},
         {"intake_worker_publishes_total", "Log publishes (batches).",
          offsetof(struct intake_counters_worker_row, publishes)},
         {"intake_worker_log_full_waits_total", "Times a full log (block mode) made a worker wait.",
@@ -543,6 +546,7 @@ static void copy_account(const struct counters_view *view, uint64_t *copied, uin
 struct topic_totals {
     uint64_t received_records, received_bytes;
     uint64_t committed_records, committed_bytes, rejected, failed;
+    uint64_t duplicate, evictions, unremembered, rebuilds; /* deduplication */
 };
 
 static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
@@ -559,6 +563,10 @@ static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
     totals->committed_bytes = load(&row->bytes_committed);
     totals->rejected = load(&row->records_rejected);
     totals->failed = load(&row->records_failed);
+    totals->duplicate = load(&row->records_duplicate);
+    totals->evictions = load(&row->dedupe_evictions);
+    totals->unremembered = load(&row->dedupe_unremembered);
+    totals->rebuilds = load(&row->dedupe_rebuilds);
 }
 
 static void render_topic_samples(struct text_buffer *out, const char *metric, const char *topic,
@@ -584,6 +592,14 @@ static void render_topics(const struct counters_view *view, const char *director
          "Records of the topic the full decode rejected."},
         {"intake_records_failed_total", "counter",
          "Records of the topic answered INTERNAL or SHUTTING_DOWN."},
+        {"intake_records_duplicate_total", "counter",
+         "Records answered OK without appending: their producer's sequence was committed."},
+        {"intake_dedupe_evictions_total", "counter",
+         "Producers evicted from the topic's full deduplication table."},
+        {"intake_dedupe_unremembered_total", "counter",
+         "Producers back after eviction: their records were appended as new."},
+        {"intake_dedupe_rebuilds_total", "counter",
+         "Times the topic's deduplication table file was damaged and rebuilt from the log."},
         {"intake_log_commit_position_bytes", "gauge",
          "End of the published entries in the topic's log."},
         {"intake_log_next_offset", "gauge", "Offset the next record of the topic will get."},
@@ -596,10 +612,12 @@ static void render_topics(const struct counters_view *view, const char *director
             if (!topic_name(counters_view_topic(view, topic_id), name)) continue;
             struct topic_totals totals;
             topic_totals_of(view, topic_id, &totals);
-            uint64_t values[6] = {totals.received_records,  totals.received_bytes,
-                                  totals.committed_records, totals.committed_bytes,
-                                  totals.rejected,          totals.failed};
-            if (index < 6) {
+            uint64_t values[10] = {totals.received_records,  totals.received_bytes,
+                                   totals.committed_records, totals.committed_bytes,
+                                   totals.rejected,          totals.failed,
+                                   totals.duplicate,         totals.evictions,
+                                   totals.unremembered,      totals.rebuilds};
+            if (index < INTAKE_ARRAY_LENGTH(values)) {
                 render_topic_samples(out, families[index].name, name, values[index]);
                 continue;
             }
@@ -608,7 +626,8 @@ static void render_topics(const struct counters_view *view, const char *director
             uint64_t log_values[3] = {load(&peek.header->commit_position),
                                       load(&peek.header->commit_offset),
                                       load(&peek.header->retained_position)};
-            render_topic_samples(out, families[index].name, name, log_values[index - 6]);
+            render_topic_samples(out, families[index].name, name,
+                                 log_values[index - INTAKE_ARRAY_LENGTH(values)]);
             log_peek_close(&peek);
         }
     }
@@ -736,10 +755,12 @@ static void render_text_topic(const struct counters_view *view, const char *dire
     topic_totals_of(view, topic_id, &totals);
     text_buffer_printf(out,
                        "topic %s: received records=%lu bytes=%lu committed records=%lu "
-                       "bytes=%lu rejected=%lu failed=%lu",
+                       "bytes=%lu rejected=%lu failed=%lu duplicate=%lu dedupe_evictions=%lu "
+                       "dedupe_unremembered=%lu dedupe_rebuilds=%lu",
                        name, totals.received_records, totals.received_bytes,
                        totals.committed_records, totals.committed_bytes, totals.rejected,
-                       totals.failed);
+                       totals.failed, totals.duplicate, totals.evictions, totals.unremembered,
+                       totals.rebuilds);
     struct log_peek peek;
     if (!log_peek_open(directory, name, &peek)) {
         text_buffer_printf(out, " log unreadable in %s\n", directory);
@@ -779,13 +800,13 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
         uint64_t beat = load(&row->heartbeat_ns);
         text_buffer_printf(out,
                            "worker %u: heartbeat %.1fs ago records committed=%lu rejected=%lu "
-                           "failed=%lu bytes_copied=%lu publishes=%lu log_full_waits=%lu "
-                           "log_retries=%lu sleeps=%lu\n",
+                           "failed=%lu duplicate=%lu bytes_copied=%lu publishes=%lu "
+                           "log_full_waits=%lu log_retries=%lu sleeps=%lu\n",
                            worker, beat && beat <= now_ns ? (double)(now_ns - beat) / 1e9 : 0.0,
                            load(&row->records_committed), load(&row->records_rejected),
-                           load(&row->records_failed), load(&row->bytes_copied),
-                           load(&row->publishes), load(&row->log_full_waits),
-                           load(&row->log_retries), load(&row->sleeps));
+                           load(&row->records_failed), load(&row->records_duplicate),
+                           load(&row->bytes_copied), load(&row->publishes),
+                           load(&row->log_full_waits), load(&row->log_retries), load(&row->sleeps));
     }
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
     for (uint32_t topic_id = 0; topic_id < header->topics_max; topic_id++)
