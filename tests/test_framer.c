@@ -1099,6 +1099,46 @@ static void test_identity(void) {
     printf("identity: Hello and producer_id rules hold whole and byte by byte\n");
 }
 
+/* record_view_equals against memcmp on the flat bytes, for every span of a 24-byte record
+ * under every way of cutting it into 1 to 3 slices (its fast path covers spans inside the last
+ * slice; the rest go through a cursor), equal and with one byte changed at each place. */
+static void test_view_equals(void) {
+    enum { TOTAL = 24 };
+    uint8_t flat[TOTAL];
+    for (uint32_t at = 0; at < TOTAL; at++) flat[at] = (uint8_t)(0x41 + at * 7);
+    uint32_t layouts = 0;
+    for (uint32_t cut1 = 1; cut1 <= TOTAL; cut1++) {
+        for (uint32_t cut2 = cut1; cut2 <= TOTAL; cut2++) {
+            /* Slices [0, cut1), [cut1, cut2), [cut2, TOTAL), empty ones left out; each slice
+             * in its own copy so that no comparison can run across a slice boundary. */
+            uint8_t copies[3][TOTAL];
+            struct slice slices[3];
+            uint32_t bounds[4] = {0, cut1, cut2, TOTAL}, count = 0;
+            for (uint32_t piece = 0; piece < 3; piece++) {
+                uint32_t length = bounds[piece + 1] - bounds[piece];
+                if (length == 0) continue;
+                memcpy(copies[count], flat + bounds[piece], length);
+                slices[count] = (struct slice){copies[count], length, 0};
+                count++;
+            }
+            struct record_view view = {slices, count, TOTAL};
+            layouts++;
+            for (uint32_t offset = 0; offset <= TOTAL; offset++) {
+                for (uint32_t length = 0; length <= TOTAL - offset; length++) {
+                    CHECK(record_view_equals(&view, offset, length, flat + offset));
+                    for (uint32_t wrong = 0; wrong < length; wrong++) {
+                        uint8_t other[TOTAL];
+                        memcpy(other, flat + offset, length);
+                        other[wrong] ^= 0x20;
+                        CHECK(!record_view_equals(&view, offset, length, other));
+                    }
+                }
+            }
+        }
+    }
+    printf("view_equals: every span of %u slice layouts compares as memcmp does\n", layouts);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--file") == 0) return frame_file(argv[2]);
     test_every_split();
@@ -1108,5 +1148,6 @@ int main(int argc, char **argv) {
     test_early_rejection();
     test_fragments();
     test_identity();
+    test_view_equals();
     return test_finish();
 }

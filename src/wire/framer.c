@@ -49,23 +49,6 @@ static void framer_set_identity(struct framer *framer, const struct record_view 
     framer->identity = FRAMER_IDENTITY_SET;
 }
 
-/* Whether the record's producer_id (at `offset`, `length` bytes) is the connection's. Per record
- * on a connection with an identity, so the common case is kept cheap: field 7 is usually the
- * record's last field, hence inside its last slice, and is compared there with one memcmp
- * instead of positioning a cursor from the first slice (record_view_equals, the general case). */
-static int framer_identity_matches(const struct framer *framer, const struct record *record,
-                                   uint32_t offset, uint32_t length) {
-    if (length != framer->producer_id_length) return 0;
-    INTAKE_ASSERT(record->slice_count > 0);
-    INTAKE_ASSERT(offset <= record->frame_bytes && length <= record->frame_bytes - offset);
-    const struct slice *last = &record->slices[record->slice_count - 1];
-    uint32_t last_start = record->frame_bytes - last->length;
-    if (offset >= last_start)
-        return memcmp(last->bytes + (offset - last_start), framer->producer_id, length) == 0;
-    struct record_view view = record_view_of(record);
-    return record_view_equals(&view, offset, length, framer->producer_id);
-}
-
 /* Every frame of a connection carries the same producer_id, or none does (framer.h). Returns
  * NULL, or the detail of the refusal. The first record decides when no Hello came. */
 static const char *framer_check_identity(struct framer *framer, const struct record_view *view,
@@ -84,8 +67,9 @@ static const char *framer_check_identity(struct framer *framer, const struct rec
         framer_set_identity(framer, view, scan);
         return NULL;
     }
-    if (!framer_identity_matches(framer, framer->record, scan->producer_id_offset,
-                                 scan->producer_id_length))
+    if (scan->producer_id_length != framer->producer_id_length ||
+        !record_view_equals(view, scan->producer_id_offset, scan->producer_id_length,
+                            framer->producer_id))
         return "producer_id differs from the one this connection started with (every frame of "
                "a connection carries the same producer_id, or none does)";
     return NULL;
