@@ -11,6 +11,13 @@
  *     latency from a stamp at the start of each value into a log-linear histogram;
  *   - the main thread connects everything, bounds the run in time, and prints one line:
  *     result target=... size=... conns=... msgs=... secs=... msgs_per_s=... mb_per_s=... p50_us=...
+ *     ... exactly_once=yes|no ... producer_us_per_msg=... consumer_us_per_msg=...
+ *     Each side's CPU is its threads' own CPU clocks (issue 10): the producer threads' (less
+ *     their closed-loop window waits, the bench's own) and the consumer thread's.
+ * Variants (issue 10, 12): --producer library (the product's producer library, bench_library.c,
+ * instead of the bench's encoder), --producer-id (Record field 7 per connection, with --acks),
+ * --consumer set|handles (bench_intake_consumer.c: one consumer set for every topic, or one
+ * handle per topic). Files: bench.h (shared state), bench_intake_consumer.c, bench_library.c.
  * Other modes: --memcpy (single-core copy bandwidth), --idle-connections N (open N connections
  * and hold them, for the server's RSS), --self-test (encoders against decoders).
  *
@@ -37,78 +44,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+#include "bench_library.h"
 #include "common.h"
 #include "intake/consumer.h"
 #include "varint.h"
 
-/* ---- limits and defaults ------------------------------------------------------------------ */
-
-#define BENCH_STAMP_BYTES          16         /* send time ns + tag, at the start of every value */
-#define BENCH_SIZE_MIX_MAX         8          /* most distinct sizes in --size a,b,c */
-#define BENCH_VALUE_BYTES_MAX      (1u << 20) /* nats-server's default max_payload is 1 MiB */
-#define BENCH_BATCH_RECORDS_MAX    4096
-#define BENCH_CONNECTIONS_MAX      4096        /* producer connections (idle ones have their own) */
-#define BENCH_TAG_INDEX_SHIFT      48          /* tag = connection index << 48 | record number */
-#define BENCH_DEFAULT_WINDOW_BYTES (16u << 20) /* under nats-server's 64 MiB slow-consumer limit */
-#define BENCH_SLICE_NS             1000000ull  /* open-loop pacing granularity */
-/* After producing: wait this long for deliveries. */
-#define BENCH_DRAIN_TIMEOUT_NS      10000000000ull
-#define BENCH_HANDSHAKE_TIMEOUT_MS  5000
-#define BENCH_RUN_SECONDS_MAX       3600.0 /* a count-bound run still stops after an hour */
-#define BENCH_NATS_SUBJECT_PREFIX   "bench."
-#define BENCH_INTAKE_TOPIC_PREFIX   "bench-"
-#define BENCH_TOPIC_NAME_BYTES_MAX  32
-#define BENCH_CONSUMER_BUFFER_BYTES (8u << 20) /* NATS subscriber read buffer; > 1 MiB + header */
-#define BENCH_ACK_BUFFER_BYTES      4096
-#define BENCH_CONSUMER_NAME         "intake-bench" /* slot name in every topic log */
-#define BENCH_POLL_RECORDS_MAX      4096           /* records read from one topic before the next */
-#define BENCH_OPEN_RETRY_NS         1000000ull /* retry opening topics whose log is not there yet */
-#define BENCH_WAIT_ONE_TOPIC_NS     10000000ull /* futex wait when every topic is open and empty */
-#define BENCH_WAIT_MANY_TOPICS_NS   200000ull   /* wait on one of several topics: others may fill */
-#define BENCH_LOG_CREATE_TIMEOUT_NS 2000000000ull /* a log file still without a header is bad */
-
-/* ---- options ------------------------------------------------------------------------------- */
-
-enum bench_target { TARGET_NONE, TARGET_INTAKE, TARGET_NATS };
-
-struct bench_options {
-    enum bench_target target;
-    const char *host;
-    uint16_t port;
-    uint32_t connection_count;
-    uint32_t sizes[BENCH_SIZE_MIX_MAX]; /* value bytes, cycled per batch position */
-    uint32_t size_count;
-    const char *sizes_text; /* as given, for the result line */
-    uint32_t batch_records; /* records per write */
-    uint32_t topic_count;
-    double duration_s;     /* 0: bound by --count only */
-    double warmup_s;       /* records sent this early leave latency unrecorded */
-    uint64_t record_count; /* total over all connections; 0: bound by time */
-    double rate_per_s;     /* total records/s; 0: closed loop */
-    uint64_t window_bytes; /* closed loop: payload bytes sent but not consumed */
-    bool acks;             /* give records sequences and read acks (intake) */
-    bool consume;          /* run the consumer thread (latency, delivery) */
-    const char *shm_dir;   /* intake's shared-memory directory */
-    uint32_t idle_connections;
-    double hold_s; /* idle mode: how long to hold the connections */
-    bool memcpy_mode;
-    bool self_test;
-};
-
-/* ---- latency histogram: log-linear buckets, about 3% resolution -------------------------- */
-
-/* Values below 2^HISTOGRAM_LINEAR_BITS ns are exact; above, each power of two is split into
- * HISTOGRAM_HALF linear steps (HDR histogram's layout with 6 significant bits). */
-#define HISTOGRAM_LINEAR_BITS 6
-#define HISTOGRAM_LINEAR      (1u << HISTOGRAM_LINEAR_BITS)
-#define HISTOGRAM_HALF        (HISTOGRAM_LINEAR / 2)
-#define HISTOGRAM_BUCKETS     (HISTOGRAM_LINEAR + (64 - HISTOGRAM_LINEAR_BITS + 1) * HISTOGRAM_HALF)
-
-struct latency_histogram {
-    uint64_t counts[HISTOGRAM_BUCKETS];
-    uint64_t total;
-    uint64_t max_ns;
-};
+/* ---- latency histogram: log-linear buckets (struct in bench.h) ------------------------ */
 
 static uint32_t histogram_index(uint64_t value_ns) {
     if (value_ns < HISTOGRAM_LINEAR) return (uint32_t)value_ns;
@@ -151,51 +93,7 @@ static uint64_t histogram_quantile(const struct latency_histogram *histogram, do
     return histogram->max_ns;
 }
 
-/* ---- shared run state ---------------------------------------------------------------------- */
-
-/* What the consumer thread owns: only it writes here while the run is on; main reads after join. */
-struct consumer_state {
-    struct latency_histogram histogram;
-    /* Expected tag number per order slot: (connection, topic) for intake, whose topics are
-     * separate logs read in turn; per connection for NATS, one ordered subscriber stream. */
-    uint64_t *next_record_number;
-    uint32_t order_topics;               /* topics per connection in that array (>= 1) */
-    uint64_t out_of_order;               /* records that came back before one already seen */
-    uint64_t missed;                     /* intake: gaps the consumer library reported */
-    struct intake_consumer **topic_logs; /* intake: [topic_count], NULL until the log exists */
-    uint32_t topics_open;
-    uint64_t next_open_try_ns;
-    uint64_t unreadable_since_ns; /* first -EINVAL open not followed by a success */
-    uint64_t short_records;       /* values too short to hold a stamp (bad input) */
-    /* Records stamped before this (run start + --warmup-s) count for delivery, not latency: a
-     * freshly started server is still faulting in its memory. Set by main before producing. */
-    _Atomic uint64_t latency_from_ns;
-    uint64_t records; /* local totals, published to the run per chunk */
-    uint64_t bytes;
-    int socket_fd;   /* NATS subscriber connection */
-    uint8_t *buffer; /* NATS subscriber read buffer */
-};
-
-struct bench_run {
-    const struct bench_options *options;
-    atomic_bool stop_producing;
-    atomic_bool stop_consuming;
-    atomic_bool consumer_ready;
-    atomic_uint producers_running;
-    atomic_int failure; /* first error (negative errno or -1) */
-    /* Producers add after each write; the consumer stores its running totals. The closed-loop
-     * window compares the two byte counts, so relaxed order is enough: it is a rate limiter. */
-    atomic_uint_fast64_t sent_records;
-    atomic_uint_fast64_t sent_bytes;
-    atomic_uint_fast64_t delivered_records;
-    atomic_uint_fast64_t delivered_bytes;
-    atomic_uint_fast64_t last_delivery_ns;
-    uint64_t start_ns;
-    uint64_t deadline_ns;
-    struct consumer_state consumer;
-};
-
-static void run_fail(struct bench_run *run, int error, const char *what) {
+void run_fail(struct bench_run *run, int error, const char *what) {
     int expected = 0;
     if (atomic_compare_exchange_strong(&run->failure, &expected, error ? error : -1))
         fprintf(stderr, "intake-bench: %s%s%s\n", what, error ? ": " : "",
@@ -204,10 +102,18 @@ static void run_fail(struct bench_run *run, int error, const char *what) {
     atomic_store(&run->stop_consuming, true);
 }
 
-static void sleep_ns(uint64_t duration_ns) {
+void sleep_ns(uint64_t duration_ns) {
     struct timespec pause = {(time_t)(duration_ns / 1000000000u),
                              (long)(duration_ns % 1000000000u)};
     nanosleep(&pause, NULL);
+}
+
+/* The calling thread's CPU time so far (user + system), ns: each side's cost per record is its
+ * threads' CPU time over the records delivered (issue 10). */
+static uint64_t thread_cpu_ns(void) {
+    struct timespec now;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0) return 0;
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
 /* ---- wire helpers -------------------------------------------------------------------------- */
@@ -364,7 +270,8 @@ static uint32_t batch_topic(const struct bench_options *options, uint32_t index,
 static size_t batch_capacity_needed(const struct bench_options *options) {
     size_t capacity = 0;
     for (uint32_t position = 0; position < options->batch_records; position++)
-        capacity += batch_value_bytes(options, position) + BENCH_TOPIC_NAME_BYTES_MAX + 64;
+        capacity += batch_value_bytes(options, position) + BENCH_TOPIC_NAME_BYTES_MAX +
+                    BENCH_PRODUCER_ID_BYTES_MAX + 64;
     return capacity;
 }
 
@@ -393,13 +300,18 @@ static size_t put_value(uint8_t *out, uint32_t value_bytes) {
     return value_bytes;
 }
 
-/* One delimited intake.v1.Record: topic (1), value (3), and sequence (5) when nonzero. */
+/* One delimited intake.v1.Record: topic (1), value (3), sequence (5) when nonzero, and
+ * producer_id (7) when not NULL (issue 12; an unknown field to a daemon that predates it). */
 static size_t encode_intake_record(uint8_t *out, const char *topic, uint32_t value_bytes,
-                                   uint64_t sequence, uint32_t *stamp_offset) {
+                                   uint64_t sequence, const char *producer_id,
+                                   uint32_t *stamp_offset) {
     size_t topic_bytes = strlen(topic);
+    size_t id_bytes = producer_id ? strlen(producer_id) : 0;
+    INTAKE_ASSERT(id_bytes <= BENCH_PRODUCER_ID_BYTES_MAX);
     size_t frame_bytes = 1 + varint_length(topic_bytes) + topic_bytes + 1 +
                          varint_length(value_bytes) + value_bytes +
-                         (sequence ? 1 + varint_length(sequence) : 0);
+                         (sequence ? 1 + varint_length(sequence) : 0) +
+                         (producer_id ? 1 + varint_length(id_bytes) + id_bytes : 0);
     size_t at = varint_encode(frame_bytes, out);
     size_t frame_start = at;
     out[at++] = 0x0a; /* field 1, length-delimited */
@@ -413,6 +325,12 @@ static size_t encode_intake_record(uint8_t *out, const char *topic, uint32_t val
     if (sequence) {
         out[at++] = 0x28; /* field 5, varint */
         at += varint_encode(sequence, out + at);
+    }
+    if (producer_id) {
+        out[at++] = 0x3a; /* field 7, length-delimited */
+        at += varint_encode(id_bytes, out + at);
+        memcpy(out + at, producer_id, id_bytes);
+        at += id_bytes;
     }
     INTAKE_ASSERT(at - frame_start == frame_bytes);
     return at;
@@ -431,9 +349,10 @@ static size_t encode_nats_publish(uint8_t *out, const char *subject, uint32_t va
     return at;
 }
 
-/* Encodes a full batch for connection `index`; first_sequence 0 means no sequences (no acks). */
+/* Encodes a full batch for connection `index`; first_sequence 0 means no sequences (no acks);
+ * producer_id NULL means no field 7. */
 static void batch_encode(struct batch *batch, const struct bench_options *options, uint32_t index,
-                         uint64_t first_sequence) {
+                         uint64_t first_sequence, const char *producer_id) {
     size_t at = 0;
     batch->payload_bytes = 0;
     for (uint32_t position = 0; position < batch->record_count; position++) {
@@ -442,15 +361,17 @@ static void batch_encode(struct batch *batch, const struct bench_options *option
         uint32_t value_bytes = batch_value_bytes(options, position);
         uint32_t stamp_offset = 0;
         size_t record_start = at;
-        INTAKE_ASSERT(at + value_bytes + BENCH_TOPIC_NAME_BYTES_MAX + 64 <= batch->capacity);
+        INTAKE_ASSERT(at + value_bytes + BENCH_TOPIC_NAME_BYTES_MAX + BENCH_PRODUCER_ID_BYTES_MAX +
+                          64 <=
+                      batch->capacity);
         if (options->target == TARGET_NATS) {
             snprintf(name, sizeof name, BENCH_NATS_SUBJECT_PREFIX "%u", topic);
             at += encode_nats_publish(batch->bytes + at, name, value_bytes, &stamp_offset);
         } else {
             snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
             uint64_t sequence = first_sequence ? first_sequence + position : 0;
-            at +=
-                encode_intake_record(batch->bytes + at, name, value_bytes, sequence, &stamp_offset);
+            at += encode_intake_record(batch->bytes + at, name, value_bytes, sequence, producer_id,
+                                       &stamp_offset);
         }
         batch->stamp_offset[position] = (uint32_t)(record_start + stamp_offset);
         batch->record_end[position] = (uint32_t)at;
@@ -473,9 +394,8 @@ static void batch_stamp(struct batch *batch, uint32_t record_count, uint32_t ind
 
 /* One delivered value of topic `topic` read at now_ns: latency from its stamp, and order per
  * (producer connection, topic) when the consumer keeps topics apart (order_topics > 1). */
-static void consumer_deliver(struct consumer_state *consumer, uint32_t connection_count,
-                             uint32_t topic, const uint8_t *value, size_t value_bytes,
-                             uint64_t now_ns) {
+void consumer_deliver(struct consumer_state *consumer, uint32_t connection_count, uint32_t topic,
+                      const uint8_t *value, size_t value_bytes, uint64_t now_ns) {
     consumer->records++;
     consumer->bytes += value_bytes;
     if (value_bytes < BENCH_STAMP_BYTES) {
@@ -503,197 +423,10 @@ static void consumer_deliver(struct consumer_state *consumer, uint32_t connectio
 }
 
 /* Makes the consumer's totals visible to producers (closed-loop window) and to main. */
-static void consumer_publish(struct bench_run *run, uint64_t now_ns) {
+void consumer_publish(struct bench_run *run, uint64_t now_ns) {
     atomic_store_explicit(&run->delivered_records, run->consumer.records, memory_order_relaxed);
     atomic_store_explicit(&run->delivered_bytes, run->consumer.bytes, memory_order_relaxed);
     atomic_store_explicit(&run->last_delivery_ns, now_ns, memory_order_relaxed);
-}
-
-/*
- * Finds field 3 (value) in one encoded intake.v1.Record (no length prefix), skipping every other
- * field, known or not, in any order. Returns 0 and the value's bytes, or -EBADMSG.
- * Used by consume_intake() on the records it reads from the shared-memory logs.
- */
-static int intake_record_value(const uint8_t *record, size_t record_bytes, const uint8_t **value,
-                               size_t *value_bytes) {
-    size_t at = 0;
-    int found = -EBADMSG;
-    while (at < record_bytes) {
-        uint64_t key = 0, length = 0;
-        size_t used = decode_varint(record + at, record_bytes - at, &key);
-        if (used == 0) return -EBADMSG;
-        at += used;
-        switch (key & 7) {
-        case 0: /* varint */
-            used = decode_varint(record + at, record_bytes - at, &length);
-            if (used == 0) return -EBADMSG;
-            at += used;
-            break;
-        case 1: at += 8; break;
-        case 5: at += 4; break;
-        case 2: /* length-delimited */
-            used = decode_varint(record + at, record_bytes - at, &length);
-            if (used == 0 || length > record_bytes - at - used) return -EBADMSG;
-            at += used;
-            if (key >> 3 == 3) {
-                *value = record + at;
-                *value_bytes = (size_t)length;
-                found = 0;
-            }
-            at += (size_t)length;
-            break;
-        default: return -EBADMSG;
-        }
-    }
-    return at == record_bytes ? found : -EBADMSG;
-}
-
-/*
- * ---- the intake consumer: every topic's shared-memory log, read in place -------------------
- *
- * consume_intake() is the consumer thread's body for --target intake. It holds one
- * include/intake/consumer.h handle per topic bench-0 .. bench-(topics-1), registered (ephemeral)
- * under the name "intake-bench", so block retention holds the writer back while this thread
- * lags: nothing is lost, the producers are pushed back instead.
- *   - intaked creates a topic's log when its worker first sees the topic, so logs appear while
- *     the run is on: opens that fail with -ENOENT are retried every BENCH_OPEN_RETRY_NS, and a
- *     log that appears during the run is read from its oldest record (all of it is ours).
- *     Logs already there before the producers start are left from earlier runs: read from
- *     their end.
- *   - Records are read as pointers into the mapping; the value (field 3) is found by walking
- *     the record's bytes (intake_record_value), never copied. One clock read per topic drain.
- *   - When every open topic is empty the thread sleeps on a log's futex with a short timeout,
- *     so it never spins and always sees stop_consuming.
- * Returns 0, or a negative errno after run_fail().
- */
-
-/* Tries to open topic `topic`'s log; 0 when open or not there yet, negative errno otherwise.
- * The worker creates the file before it writes the header, so an open can see a log that is
- * there but not valid yet (-EINVAL): that is retried too, for BENCH_LOG_CREATE_TIMEOUT_NS. */
-static int intake_topic_open(struct bench_run *run, uint32_t topic,
-                             enum intake_consumer_start start) {
-    struct consumer_state *consumer = &run->consumer;
-    INTAKE_ASSERT(topic < run->options->topic_count);
-    INTAKE_ASSERT(consumer->topic_logs[topic] == NULL);
-    char name[BENCH_TOPIC_NAME_BYTES_MAX];
-    snprintf(name, sizeof name, BENCH_INTAKE_TOPIC_PREFIX "%u", topic);
-    struct intake_consumer_options open_options = {.start = start, .ephemeral = true};
-    char why[INTAKE_CONSUMER_ERROR_BYTES];
-    int result =
-        intake_consumer_open(run->options->shm_dir, name, BENCH_CONSUMER_NAME, &open_options,
-                             &consumer->topic_logs[topic], why, sizeof(why));
-    if (result == -ENOENT) return 0;
-    uint64_t now_ns = intake_now_ns();
-    if (result == -EINVAL) {
-        if (consumer->unreadable_since_ns == 0) consumer->unreadable_since_ns = now_ns;
-        if (now_ns - consumer->unreadable_since_ns < BENCH_LOG_CREATE_TIMEOUT_NS) return 0;
-    }
-    if (result != 0) {
-        fprintf(stderr, "intake-bench: open %s: %s\n", name, why);
-        run_fail(run, result, "intake consumer open");
-        return result;
-    }
-    consumer->topics_open++;
-    consumer->unreadable_since_ns = 0;
-    return 0;
-}
-
-/* Opens every topic whose log has appeared since the last try (at most once per retry period). */
-static int intake_topics_open_new(struct bench_run *run, enum intake_consumer_start start,
-                                  uint64_t now_ns) {
-    struct consumer_state *consumer = &run->consumer;
-    uint32_t topic_count = run->options->topic_count;
-    if (consumer->topics_open == topic_count || now_ns < consumer->next_open_try_ns) return 0;
-    consumer->next_open_try_ns = now_ns + BENCH_OPEN_RETRY_NS;
-    for (uint32_t topic = 0; topic < topic_count; topic++) {
-        if (consumer->topic_logs[topic] != NULL) continue;
-        int result = intake_topic_open(run, topic, start);
-        if (result != 0) return result;
-    }
-    return 0;
-}
-
-/* Reads up to BENCH_POLL_RECORDS_MAX records of one topic; returns how many, or negative errno. */
-static int intake_topic_drain(struct bench_run *run, uint32_t topic) {
-    struct consumer_state *consumer = &run->consumer;
-    struct intake_consumer *log = consumer->topic_logs[topic];
-    INTAKE_ASSERT(log != NULL);
-    uint64_t now_ns = intake_now_ns();
-    int drained = 0;
-    for (; drained < BENCH_POLL_RECORDS_MAX; drained++) {
-        struct intake_consumer_record record;
-        int polled = intake_consumer_poll(log, &record);
-        if (polled == 0) break;
-        if (polled < 0) {
-            fprintf(stderr, "intake-bench: bench-%u: %s\n", topic, intake_consumer_error(log));
-            run_fail(run, polled, "intake consumer poll");
-            return polled;
-        }
-        consumer->missed += record.missed;
-        const uint8_t *value = NULL;
-        size_t value_bytes = 0;
-        if (intake_record_value(record.bytes, record.length, &value, &value_bytes) != 0) {
-            consumer->short_records++; /* counted as delivered but unusable */
-            consumer->records++;
-            continue;
-        }
-        consumer_deliver(consumer, run->options->connection_count, topic, value, value_bytes,
-                         now_ns);
-    }
-    /* The commit heartbeats; the cursor itself is not needed (ephemeral slot). */
-    if (drained > 0) intake_consumer_commit(log);
-    return drained;
-}
-
-/* Sleeps until a record may be there: on one log's futex (rotating over several logs, with a
- * short timeout, since records may land in another one meanwhile), or briefly when none is open. */
-static void intake_wait(struct bench_run *run, uint32_t *rotor) {
-    struct consumer_state *consumer = &run->consumer;
-    uint32_t topic_count = run->options->topic_count;
-    if (consumer->topics_open == 0) {
-        sleep_ns(BENCH_WAIT_MANY_TOPICS_NS);
-        return;
-    }
-    bool one = consumer->topics_open == 1 && topic_count == 1;
-    for (uint32_t step = 0; step < topic_count; step++) {
-        *rotor = (*rotor + 1) % topic_count;
-        if (consumer->topic_logs[*rotor] == NULL) continue;
-        int result =
-            intake_consumer_wait(consumer->topic_logs[*rotor],
-                                 one ? BENCH_WAIT_ONE_TOPIC_NS : BENCH_WAIT_MANY_TOPICS_NS);
-        (void)result; /* 1, 0 (timeout) and -EINTR all mean: poll again */
-        return;
-    }
-}
-
-static int consume_intake(struct bench_run *run) {
-    struct consumer_state *consumer = &run->consumer;
-    uint32_t topic_count = run->options->topic_count;
-    INTAKE_ASSERT(consumer->topic_logs != NULL);
-    int result = intake_topics_open_new(run, INTAKE_CONSUMER_START_END, intake_now_ns());
-    if (result != 0) return result;
-    atomic_store(&run->consumer_ready, true);
-    uint32_t rotor = 0;
-    while (!atomic_load_explicit(&run->stop_consuming, memory_order_relaxed)) {
-        result = intake_topics_open_new(run, INTAKE_CONSUMER_START_OLDEST, intake_now_ns());
-        if (result != 0) break;
-        int64_t drained_total = 0;
-        for (uint32_t topic = 0; topic < topic_count && result >= 0; topic++) {
-            if (consumer->topic_logs[topic] == NULL) continue;
-            result = intake_topic_drain(run, topic);
-            if (result > 0) drained_total += result;
-        }
-        if (result < 0) break;
-        if (drained_total > 0)
-            consumer_publish(run, intake_now_ns());
-        else
-            intake_wait(run, &rotor);
-    }
-    for (uint32_t topic = 0; topic < topic_count; topic++) {
-        intake_consumer_close(consumer->topic_logs[topic]); /* NULL is fine */
-        consumer->topic_logs[topic] = NULL;
-    }
-    return result < 0 ? result : 0;
 }
 
 /* Parses every complete MSG (and answers PING) in buffer[0..filled); returns bytes consumed. */
@@ -766,6 +499,7 @@ static void *consumer_thread(void *argument) {
         (void)consume_nats(run);
     else
         (void)consume_intake(run);
+    run->consumer.cpu_ns = thread_cpu_ns();
     return NULL;
 }
 
@@ -779,7 +513,14 @@ static int consumer_prepare(struct bench_run *run) {
     if (!consumer->next_record_number) return -ENOMEM;
     if (options->target == TARGET_INTAKE) {
         consumer->topic_logs = calloc(options->topic_count, sizeof *consumer->topic_logs);
-        return consumer->topic_logs ? 0 : -ENOMEM;
+        consumer->set_records = calloc(BENCH_POLL_RECORDS_MAX, sizeof *consumer->set_records);
+        consumer->set_topic_number =
+            malloc(options->topic_count * sizeof *consumer->set_topic_number);
+        if (!consumer->topic_logs || !consumer->set_records || !consumer->set_topic_number)
+            return -ENOMEM;
+        for (uint32_t topic = 0; topic < options->topic_count; topic++)
+            consumer->set_topic_number[topic] = -1;
+        return 0;
     }
     consumer->buffer = malloc(BENCH_CONSUMER_BUFFER_BYTES);
     if (!consumer->buffer) return -ENOMEM;
@@ -797,6 +538,8 @@ static void consumer_release(struct consumer_state *consumer) {
     free(consumer->buffer);
     free(consumer->next_record_number);
     free(consumer->topic_logs);
+    free(consumer->set_records);
+    free(consumer->set_topic_number);
 }
 
 /* ---- producers ----------------------------------------------------------------------------- */
@@ -804,9 +547,14 @@ static void consumer_release(struct consumer_state *consumer) {
 struct producer {
     struct bench_run *run;
     uint32_t index; /* connection index, in every record's tag */
-    int fd;
+    int fd;         /* raw producers; the library producer owns its own socket */
     pthread_t thread;
     struct batch batch;
+    struct bench_library_producer library;             /* --producer library */
+    char (*topic_names)[BENCH_TOPIC_NAME_BYTES_MAX];   /* --producer library: per batch position */
+    char producer_id[BENCH_PRODUCER_ID_BYTES_MAX + 1]; /* --producer-id, else "" */
+    uint64_t cpu_ns;         /* this thread's CPU time (user + system), stored when it ends */
+    uint64_t wait_cpu_ns;    /* of which spent waiting for the closed-loop window (the bench's) */
     uint64_t records_sent;   /* record numbers (and sequences) start at 1 */
     uint64_t record_quota;   /* this connection's share of --count; 0: none */
     uint64_t acked_sequence; /* highest cumulative Ack.sequence seen */
@@ -905,6 +653,26 @@ static void producer_read_replies(struct producer *producer, bool wait) {
     producer->reply_filled -= consumed;
 }
 
+/* --producer library: the same records (topics, sizes, stamps) through the producer library,
+ * one record at a time, then one flush: the library's encoding replaces the patched batch. */
+static int producer_send_library(struct producer *producer, uint32_t record_count,
+                                 uint64_t first_number) {
+    const struct bench_options *options = producer->run->options;
+    INTAKE_ASSERT(producer->topic_names != NULL);
+    uint64_t now_ns = intake_now_ns();
+    uint8_t stamp[BENCH_STAMP_BYTES];
+    put_u64_le(stamp, now_ns);
+    for (uint32_t position = 0; position < record_count; position++) {
+        put_u64_le(stamp + 8, make_tag(producer->index, first_number + position));
+        int result = bench_library_send(&producer->library, producer->topic_names[position],
+                                        batch_value_bytes(options, position), stamp);
+        if (result != 0) return result;
+    }
+    int result = bench_library_flush(&producer->library);
+    producer->acked_sequence = bench_library_acked(&producer->library);
+    return result;
+}
+
 /* Stamps and writes the first record_count records of the batch. */
 static int producer_send(struct producer *producer, uint32_t record_count) {
     struct bench_run *run = producer->run;
@@ -912,10 +680,22 @@ static int producer_send(struct producer *producer, uint32_t record_count) {
     struct batch *batch = &producer->batch;
     INTAKE_ASSERT(record_count > 0 && record_count <= batch->record_count);
     uint64_t first_number = producer->records_sent + 1;
-    if (options->acks) batch_encode(batch, options, producer->index, first_number);
-    batch_stamp(batch, record_count, producer->index, first_number, intake_now_ns());
-    int result = write_all(run, producer->fd, batch->bytes, batch->record_end[record_count - 1]);
-    if (result != 0) return result;
+    int result = 0;
+    if (options->producer_kind == PRODUCER_LIBRARY) {
+        result = producer_send_library(producer, record_count, first_number);
+        if (result != 0) {
+            fprintf(stderr, "intake-bench: connection %u: %s\n", producer->index,
+                    bench_library_error(&producer->library));
+            return result;
+        }
+    } else {
+        if (options->acks)
+            batch_encode(batch, options, producer->index, first_number,
+                         producer->producer_id[0] ? producer->producer_id : NULL);
+        batch_stamp(batch, record_count, producer->index, first_number, intake_now_ns());
+        result = write_all(run, producer->fd, batch->bytes, batch->record_end[record_count - 1]);
+        if (result != 0) return result;
+    }
     uint64_t payload_bytes = 0;
     for (uint32_t position = 0; position < record_count; position++)
         payload_bytes += batch_value_bytes(options, position);
@@ -924,6 +704,7 @@ static int producer_send(struct producer *producer, uint32_t record_count) {
     atomic_fetch_add_explicit(&run->sent_bytes, payload_bytes, memory_order_relaxed);
     /* Acks are read after every write (they are small and the daemon coalesces them); NATS only
      * sends a rare PING to publishers, so look every 64 writes. */
+    if (options->producer_kind == PRODUCER_LIBRARY) return 0; /* the library reads its acks */
     if (options->acks || ++producer->writes_since_reply_check >= 64) {
         producer->writes_since_reply_check = 0;
         producer_read_replies(producer, false);
@@ -948,15 +729,24 @@ static uint32_t producer_next_count(const struct producer *producer, uint64_t al
 
 /* Closed loop: waits while more than --window bytes are sent but not yet consumed (so neither
  * server nor subscriber is overrun; NATS would drop a "slow consumer"). */
+static bool producer_window_open(const struct bench_run *run) {
+    uint64_t sent = atomic_load_explicit(&run->sent_bytes, memory_order_relaxed);
+    uint64_t delivered = atomic_load_explicit(&run->delivered_bytes, memory_order_relaxed);
+    return sent - delivered < run->options->window_bytes;
+}
+
+/* The CPU this wait costs is the bench's rate limiter, not a producer's work: it is counted
+ * apart (wait_cpu_ns) and left out of the producer side's CPU per record. The sleep is long
+ * enough that 16 waiting threads do not take a core from the server and the consumer (20 us
+ * sleeps took about 0.6 of a core here), and short against the window (16 MiB is 65 ms of
+ * 256-byte records at 1 M/s, 11 ms of 64 KiB ones at 1.4 GB/s). */
 static void producer_wait_for_window(struct producer *producer) {
     struct bench_run *run = producer->run;
-    if (!run->options->consume) return;
-    while (!producer_should_stop(producer)) {
-        uint64_t sent = atomic_load_explicit(&run->sent_bytes, memory_order_relaxed);
-        uint64_t delivered = atomic_load_explicit(&run->delivered_bytes, memory_order_relaxed);
-        if (sent - delivered < run->options->window_bytes) return;
-        sleep_ns(20000);
-    }
+    if (!run->options->consume || producer_window_open(run)) return;
+    uint64_t cpu_before_ns = thread_cpu_ns();
+    while (!producer_should_stop(producer) && !producer_window_open(run))
+        sleep_ns(BENCH_WINDOW_SLEEP_NS);
+    producer->wait_cpu_ns += thread_cpu_ns() - cpu_before_ns;
 }
 
 static void producer_run_closed_loop(struct producer *producer) {
@@ -1002,6 +792,17 @@ static void producer_run_open_loop(struct producer *producer) {
 
 /* With --acks: after the last write, waits (bounded) for the ack of the last record. */
 static void producer_wait_for_acks(struct producer *producer) {
+    if (producer->run->options->producer_kind == PRODUCER_LIBRARY) {
+        int result =
+            bench_library_wait_acks(&producer->library, (int)(BENCH_DRAIN_TIMEOUT_NS / 1000000u));
+        producer->acked_sequence = bench_library_acked(&producer->library);
+        if (result != 0) {
+            fprintf(stderr, "intake-bench: connection %u: %s\n", producer->index,
+                    bench_library_error(&producer->library));
+            run_fail(producer->run, result, "library producer: waiting for acks");
+        }
+        return;
+    }
     uint64_t deadline_ns = intake_now_ns() + BENCH_DRAIN_TIMEOUT_NS;
     while (producer->acked_sequence < producer->records_sent && intake_now_ns() < deadline_ns &&
            atomic_load(&producer->run->failure) == 0)
@@ -1015,8 +816,30 @@ static void *producer_thread(void *argument) {
     else
         producer_run_closed_loop(producer);
     if (producer->run->options->acks) producer_wait_for_acks(producer);
+    producer->cpu_ns = thread_cpu_ns();
     atomic_fetch_sub(&producer->run->producers_running, 1);
     return NULL;
+}
+
+/* --producer library: topic names per batch position (named once, not per record) and a
+ * library producer whose batch holds a whole bench batch, so it writes only on flush. */
+static int producer_prepare_library(struct producer *producer) {
+    const struct bench_options *options = producer->run->options;
+    uint32_t value_bytes_max = 0;
+    producer->topic_names = calloc(options->batch_records, sizeof *producer->topic_names);
+    if (!producer->topic_names) return -ENOMEM;
+    for (uint32_t position = 0; position < options->batch_records; position++) {
+        snprintf(producer->topic_names[position], BENCH_TOPIC_NAME_BYTES_MAX,
+                 BENCH_INTAKE_TOPIC_PREFIX "%u", batch_topic(options, producer->index, position));
+        if (batch_value_bytes(options, position) > value_bytes_max)
+            value_bytes_max = batch_value_bytes(options, position);
+    }
+    char why[256];
+    int result = bench_library_open(&producer->library, options->host, options->port,
+                                    (uint32_t)producer->batch.capacity, options->acks,
+                                    value_bytes_max, why, sizeof why);
+    if (result != 0) fprintf(stderr, "intake-bench: library producer: %s\n", why);
+    return result;
 }
 
 static int producer_prepare(struct producer *producer, struct bench_run *run, uint32_t index) {
@@ -1031,9 +854,15 @@ static int producer_prepare(struct producer *producer, struct bench_run *run, ui
             share + (index < options->record_count % options->connection_count);
         if (producer->record_quota == 0) producer->record_quota = 1;
     }
+    /* Unique per run and connection, so ids never repeat across runs against one daemon. */
+    if (options->producer_id)
+        snprintf(producer->producer_id, sizeof producer->producer_id, "bench-%08x-%u",
+                 (unsigned)(intake_now_ns() ^ ((uint64_t)getpid() << 20)), index);
     int result = batch_init(&producer->batch, options);
     if (result != 0) return result;
-    batch_encode(&producer->batch, options, index, options->acks ? 1 : 0);
+    batch_encode(&producer->batch, options, index, options->acks ? 1 : 0,
+                 producer->producer_id[0] ? producer->producer_id : NULL);
+    if (options->producer_kind == PRODUCER_LIBRARY) return producer_prepare_library(producer);
     result = connect_tcp(options->host, options->port, 5000, &producer->fd);
     if (result == 0 && options->target == TARGET_NATS) result = nats_handshake(producer->fd, "");
     return result;
@@ -1041,6 +870,8 @@ static int producer_prepare(struct producer *producer, struct bench_run *run, ui
 
 static void producer_release(struct producer *producer) {
     if (producer->fd >= 0) close(producer->fd);
+    bench_library_close(&producer->library);
+    free(producer->topic_names);
     batch_destroy(&producer->batch);
 }
 
@@ -1081,10 +912,21 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
      * (connection, topic) every record number above the previous one (no duplicates). */
     bool exactly_once = options->consume && messages == sent && consumer->missed == 0 &&
                         consumer->out_of_order == 0 && consumer->short_records == 0;
+    /* Each side's CPU per delivered record: the producer threads' and the consumer thread's
+     * own CPU clocks (user + system, so send/recv syscalls count for the side that made them). */
+    uint64_t producer_cpu_ns = 0, producer_wait_cpu_ns = 0;
+    for (uint32_t index = 0; index < options->connection_count; index++) {
+        producer_cpu_ns += producers[index].cpu_ns - producers[index].wait_cpu_ns;
+        producer_wait_cpu_ns += producers[index].wait_cpu_ns;
+    }
+    double per_message_us = messages ? 1e-3 / (double)messages : 0;
     printf("result target=%s mode=%s size=%s conns=%u batch=%u topics=%u rate=%.0f msgs=%llu "
            "sent=%llu lost=%llu secs=%.3f msgs_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f "
            "p999_us=%.1f max_us=%.1f out_of_order=%llu missed=%llu exactly_once=%s "
-           "consumer=%s\n",
+           "consumer=%s consumer_api=%s producer=%s producer_id=%s producer_cpu_s=%.3f "
+           "producer_wait_cpu_s=%.3f "
+           "consumer_cpu_s=%.3f "
+           "producer_us_per_msg=%.3f consumer_us_per_msg=%.3f\n",
            target_name(options->target), options->rate_per_s > 0 ? "open" : "closed",
            options->sizes_text, options->connection_count, options->batch_records,
            options->topic_count, options->rate_per_s, (unsigned long long)messages,
@@ -1098,7 +940,14 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
                              : "no",
            options->consume ? "yes"
            : options->acks  ? "acks"
-                            : "none");
+                            : "none",
+           options->target != TARGET_INTAKE         ? "nats"
+           : options->consumer_kind == CONSUMER_SET ? "set"
+                                                    : "handles",
+           options->producer_kind == PRODUCER_LIBRARY ? "library" : "raw",
+           options->producer_id ? "yes" : "no", producer_cpu_ns / 1e9, producer_wait_cpu_ns / 1e9,
+           consumer->cpu_ns / 1e9, (double)producer_cpu_ns * per_message_us,
+           (double)consumer->cpu_ns * per_message_us);
     fflush(stdout);
 }
 
@@ -1135,8 +984,13 @@ static void run_stop_consumer(struct bench_run *run, pthread_t thread) {
     pthread_join(thread, NULL);
 }
 
-static int run_start_producers(struct bench_run *run, struct producer *producers) {
+/* Prepares every producer and starts its thread; *created says how many threads exist, which
+ * main must join (not producers_running: a producer bound by --count may have finished and
+ * counted itself out before main looks). */
+static int run_start_producers(struct bench_run *run, struct producer *producers,
+                               uint32_t *created) {
     const struct bench_options *options = run->options;
+    *created = 0;
     uint32_t prepared = 0;
     for (; prepared < options->connection_count; prepared++) {
         int result = producer_prepare(&producers[prepared], run, prepared);
@@ -1152,14 +1006,15 @@ static int run_start_producers(struct bench_run *run, struct producer *producers
                           run->start_ns + (uint64_t)(options->warmup_s * 1e9),
                           memory_order_relaxed);
     atomic_store(&run->producers_running, options->connection_count);
-    for (uint32_t index = 0; index < options->connection_count; index++)
+    for (uint32_t index = 0; index < options->connection_count; index++) {
         if (pthread_create(&producers[index].thread, NULL, producer_thread, &producers[index]) !=
             0) {
             /* Threads already started stop on the flag; main joins exactly those. */
-            atomic_store(&run->producers_running, index);
             run_fail(run, -EAGAIN, "pthread_create");
             return -EAGAIN;
         }
+        *created = index + 1;
+    }
     return 0;
 }
 
@@ -1178,8 +1033,7 @@ static int run_load(const struct bench_options *options) {
     }
     uint32_t started = 0;
     if (result == 0) {
-        result = run_start_producers(&run, producers);
-        started = atomic_load(&run.producers_running);
+        result = run_start_producers(&run, producers, &started);
         if (result == 0) run_supervise(&run);
     }
     atomic_store(&run.stop_producing, true);
@@ -1325,7 +1179,8 @@ static void self_test_intake_encoding(void) {
     struct batch batch;
     SELF_CHECK(batch_init(&batch, &options) == 0);
     for (uint64_t first_sequence = 0; first_sequence <= 200; first_sequence += 200) {
-        batch_encode(&batch, &options, 2, first_sequence);
+        const char *producer_id = first_sequence ? "bench-0000beef-2" : NULL;
+        batch_encode(&batch, &options, 2, first_sequence, producer_id);
         batch_stamp(&batch, batch.record_count, 2, 41, 123456789);
         size_t at = 0;
         for (uint32_t position = 0; position < batch.record_count; position++) {
@@ -1339,6 +1194,13 @@ static void self_test_intake_encoding(void) {
             SELF_CHECK(value_bytes == batch_value_bytes(&options, position));
             SELF_CHECK(value && get_u64_le(value) == 123456789);
             SELF_CHECK(value && get_u64_le(value + 8) == make_tag(2, 41 + position));
+            const uint8_t *id = NULL;
+            size_t id_bytes = 0;
+            int id_found =
+                intake_record_field(batch.bytes + at + used, frame_bytes, 7, &id, &id_bytes);
+            SELF_CHECK((id_found == 0) == (producer_id != NULL));
+            SELF_CHECK(!producer_id ||
+                       (id_bytes == strlen(producer_id) && memcmp(id, producer_id, id_bytes) == 0));
             at += used + frame_bytes;
             SELF_CHECK(at == batch.record_end[position]);
         }
@@ -1360,7 +1222,7 @@ static void self_test_nats_encoding(void) {
     static uint8_t stream[1 << 16];
     struct batch batch;
     SELF_CHECK(batch_init(&batch, &options) == 0);
-    batch_encode(&batch, &options, 3, 0);
+    batch_encode(&batch, &options, 3, 0, NULL);
     batch_stamp(&batch, batch.record_count, 3, 1, 5);
     size_t filled = 0;
     for (uint32_t position = 0; position < batch.record_count; position++) {
@@ -1414,6 +1276,11 @@ static void usage(FILE *out) {
         "closed)\n"
         "  --window-bytes B     closed loop: payload bytes in flight at most (default 16 MiB)\n"
         "  --acks               intake: number records and read cumulative acks\n"
+        "  --producer-id        intake: give each connection a producer_id (field 7; with --acks)\n"
+        "  --consumer set|handles  intake: one consumer set for every topic (default) or one\n"
+        "                       consumer handle per topic, polled in turn\n"
+        "  --producer raw|library  intake: intake-bench's own encoder (default) or the product's\n"
+        "                       producer library (include/intake/producer.h)\n"
         "  --no-consume         no consumer thread (throughput from sent or acked records)\n"
         "  --shm-dir DIR        intake's shared-memory directory (default /dev/shm/intake)\n");
 }
@@ -1449,6 +1316,9 @@ enum option_id {
     OPT_RATE,
     OPT_WINDOW,
     OPT_ACKS,
+    OPT_PRODUCER_ID,
+    OPT_PRODUCER,
+    OPT_CONSUMER,
     OPT_NO_CONSUME,
     OPT_SHM_DIR,
     OPT_IDLE,
@@ -1471,6 +1341,9 @@ static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
                                              {"rate", 1, NULL, OPT_RATE},
                                              {"window-bytes", 1, NULL, OPT_WINDOW},
                                              {"acks", 0, NULL, OPT_ACKS},
+                                             {"producer-id", 0, NULL, OPT_PRODUCER_ID},
+                                             {"producer", 1, NULL, OPT_PRODUCER},
+                                             {"consumer", 1, NULL, OPT_CONSUMER},
                                              {"no-consume", 0, NULL, OPT_NO_CONSUME},
                                              {"shm-dir", 1, NULL, OPT_SHM_DIR},
                                              {"idle-connections", 1, NULL, OPT_IDLE},
@@ -1500,6 +1373,23 @@ static int apply_option(struct bench_options *options, int id, const char *value
     case OPT_RATE: options->rate_per_s = strtod(value, NULL); return 0;
     case OPT_WINDOW: options->window_bytes = strtoull(value, NULL, 10); return 0;
     case OPT_ACKS: options->acks = true; return 0;
+    case OPT_PRODUCER_ID: options->producer_id = true; return 0;
+    case OPT_CONSUMER:
+        if (strcmp(value, "set") == 0)
+            options->consumer_kind = CONSUMER_SET;
+        else if (strcmp(value, "handles") == 0)
+            options->consumer_kind = CONSUMER_HANDLES;
+        else
+            return -EINVAL;
+        return 0;
+    case OPT_PRODUCER:
+        if (strcmp(value, "raw") == 0)
+            options->producer_kind = PRODUCER_RAW;
+        else if (strcmp(value, "library") == 0)
+            options->producer_kind = PRODUCER_LIBRARY;
+        else
+            return -EINVAL;
+        return 0;
     case OPT_NO_CONSUME: options->consume = false; return 0;
     case OPT_SHM_DIR: options->shm_dir = value; return 0;
     case OPT_IDLE: options->idle_connections = (uint32_t)strtoul(value, NULL, 10); return 0;
@@ -1525,6 +1415,15 @@ static const char *validate_options(const struct bench_options *options) {
         return "a run needs --duration-s or --count";
     if (options->duration_s > BENCH_RUN_SECONDS_MAX) return "--duration-s is at most 3600";
     if (options->acks && options->target != TARGET_INTAKE) return "--acks is for --target intake";
+    if (options->producer_id && !options->acks) return "--producer-id needs --acks (sequences)";
+    if (options->consumer_kind == CONSUMER_SET && options->target == TARGET_INTAKE &&
+        options->topic_count > INTAKE_CONSUMER_SET_TOPICS_MAX)
+        return "--consumer set follows at most INTAKE_CONSUMER_SET_TOPICS_MAX topics";
+    if (options->producer_kind == PRODUCER_LIBRARY && options->target != TARGET_INTAKE)
+        return "--producer library is for --target intake";
+    /* The library cannot set field 7 yet (issue 12 adds it); --producer-id is the raw encoder's. */
+    if (options->producer_kind == PRODUCER_LIBRARY && options->producer_id)
+        return "--producer-id is for --producer raw";
     return NULL;
 }
 
