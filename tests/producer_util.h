@@ -161,4 +161,34 @@ static uint64_t producer_util_check_log(const char *directory, const char *topic
     return found;
 }
 
+/* Records in `topic`'s log now (0 when it has no log yet). */
+static inline uint64_t producer_util_count_logged(const char *directory, const char *topic) {
+    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer *consumer = NULL;
+    if (intake_consumer_open(directory, topic, "count", &options, &consumer, NULL, 0) != 0)
+        return 0;
+    uint64_t found = 0;
+    struct intake_consumer_record record;
+    while (intake_consumer_poll(consumer, &record) == 1) found++;
+    intake_consumer_close(consumer);
+    return found;
+}
+
+/* Waits (up to timeout_ms) until the logs of `topics` hold `wanted` records together: a test
+ * that needs intake to have committed what it sent waits for that, not for a fixed time, so a
+ * slow (sanitizer, loaded) machine changes only how long it takes. Returns what they held. */
+static inline uint64_t producer_util_wait_logged(const char *directory, const char *const *topics,
+                                                 int topic_count, uint64_t wanted, int timeout_ms) {
+    uint64_t found = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        found = 0;
+        for (int index = 0; index < topic_count; index++)
+            found += producer_util_count_logged(directory, topics[index]);
+        if (found >= wanted) break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return found;
+}
+
 #endif

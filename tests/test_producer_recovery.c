@@ -308,18 +308,18 @@ static void test_connection_reset(void) {
         }
         if (index == 7000 || index == 16000) {
             CHECK(intake_producer_flush(producer) == 0);
-            if (index == 7000) {
-                struct timespec pause = {0, 200 * 1000 * 1000};
-                nanosleep(&pause, NULL);
-            }
+            if (index == 7000)
+                /* intake commits all of it (the acks are swallowed), then the reset. */
+                CHECK(producer_util_wait_logged(directory, topics, 2, counts[0] + counts[1],
+                                                30000) == counts[0] + counts[1]);
             proxy_reset(&proxy);
         }
         if (index == 22000) {
             /* Acks swallowed, then intaked SIGKILLed: the new one answers the Hello with 0, the
              * producer resends the 2000 records it committed, and they are dropped. */
             CHECK(intake_producer_flush(producer) == 0);
-            struct timespec pause = {0, 300 * 1000 * 1000};
-            nanosleep(&pause, NULL);
+            CHECK(producer_util_wait_logged(directory, topics, 2, counts[0] + counts[1], 30000) ==
+                  counts[0] + counts[1]);
             kill(daemon.pid, SIGKILL);
             waitpid(daemon.pid, NULL, 0);
             atomic_store(&proxy.swallow_acks, 0);

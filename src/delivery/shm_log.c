@@ -192,11 +192,57 @@ static uint64_t consumers_space_limit(struct shm_log *log) {
 
 /* ------------------------------------------------------------- appending --- */
 
-/* The first entry boundary at or above `needed`, walking from retained_position; false when an
- * entry there is not what this writer wrote (the owner scribbled on the ring). */
-static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t *target,
+/* The writer's own note of an entry it starts at `position` (see struct shm_log). */
+static void boundary_note(struct shm_log *log, uint64_t position, uint64_t offset) {
+    if (position < log->boundary_next) return;
+    if (log->boundary_count == SHM_LOG_BOUNDARIES) { /* not within a lap: drop the oldest */
+        log->boundary_head = (log->boundary_head + 1) & (SHM_LOG_BOUNDARIES - 1);
+        log->boundary_count--;
+    }
+    uint32_t at = (log->boundary_head + log->boundary_count) & (SHM_LOG_BOUNDARIES - 1);
+    log->boundaries[at] = (struct shm_log_boundary){position, offset};
+    log->boundary_count++;
+    log->boundary_next = position + log->capacity / SHM_LOG_BOUNDARY_STRIDE_DIVISOR;
+}
+
+void shm_log_boundaries_reset(struct shm_log *log) {
+    log->boundary_head = 0;
+    log->boundary_count = 0;
+    log->boundary_next = 0;
+}
+
+/*
+ * An entry boundary at or above `needed` and at most `limit` (limit >= needed), as close to
+ * `needed` as the noted boundaries allow: the first noted boundary above `needed` when it is
+ * within `limit`; otherwise the first boundary at or above `needed`, found by walking the
+ * entry headers from the last noted boundary at or below it (at most a stride). False when a
+ * header walked is not what this writer wrote (the owner scribbled on the ring).
+ */
+static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t limit, uint64_t *target,
                           uint64_t *target_offset) {
+    INTAKE_ASSERT(needed <= limit && limit <= log->write_position);
     uint64_t position = log->retained_position, offset = log->retained_offset;
+    while (log->boundary_count > 0) {
+        const struct shm_log_boundary *noted = &log->boundaries[log->boundary_head];
+        if (noted->position > log->retained_position) break;
+        log->boundary_head = (log->boundary_head + 1) & (SHM_LOG_BOUNDARIES - 1);
+        log->boundary_count--; /* retired already */
+    }
+    for (uint32_t index = 0; index < log->boundary_count; index++) {
+        const struct shm_log_boundary *noted =
+            &log->boundaries[(log->boundary_head + index) & (SHM_LOG_BOUNDARIES - 1)];
+        if (noted->position <= needed) {
+            position = noted->position;
+            offset = noted->offset;
+            continue;
+        }
+        if (noted->position <= limit) {
+            *target = noted->position;
+            *target_offset = noted->offset;
+            return true;
+        }
+        break;
+    }
     while (position < needed) {
         uint64_t room = log->capacity - (position & (log->capacity - 1));
         if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
@@ -247,11 +293,12 @@ static enum room_result room_make(struct shm_log *log, uint64_t end) {
     /* Retire a little ahead (a 64th of the ring, within what live consumers released), so
      * the handshake's fence is paid once per stretch of entries, not once per append. */
     uint64_t wanted = needed + log->capacity / SHM_LOG_RETIRE_AHEAD_DIVISOR;
-    if (wanted > log->write_position) wanted = log->write_position;
-    if (block && wanted > log->space_limit - log->capacity)
-        wanted = log->space_limit - log->capacity;
+    /* Nothing past what was written, nor (block mode) past what live consumers released. */
+    uint64_t limit = log->write_position;
+    if (block && limit > log->space_limit - log->capacity) limit = log->space_limit - log->capacity;
+    if (wanted > limit) wanted = limit;
     uint64_t target = 0, target_offset = 0;
-    if (!retire_target(log, wanted, &target, &target_offset)) return room_broken(log);
+    if (!retire_target(log, wanted, limit, &target, &target_offset)) return room_broken(log);
     struct shm_log_header *header = log->header;
     /* Handshake, writer side: announce the retirement, then look for registrations. The
      * seq_cst fence pairs with the consumer's seq_cst fetch_add of registrations followed by
@@ -277,7 +324,8 @@ static enum room_result room_make(struct shm_log *log, uint64_t end) {
              * registrant that saw the larger announcement waits for this smaller one. */
             if (target > log->space_limit - log->capacity) {
                 wanted = log->space_limit - log->capacity;
-                if (!retire_target(log, wanted, &target, &target_offset)) return room_broken(log);
+                if (!retire_target(log, wanted, wanted, &target, &target_offset))
+                    return room_broken(log);
                 atomic_store_explicit(&header->retiring_position, target, memory_order_release);
             }
         }
@@ -355,6 +403,7 @@ enum shm_log_append_result shm_log_append(struct shm_log *log, const struct slic
     entry.checksum = copy_and_checksum(at + SHM_LOG_ENTRY_HEADER_BYTES, slices, slice_count,
                                        record_bytes, shm_log_entry_header_crc(&entry));
     memcpy(at, &entry, sizeof(entry));
+    boundary_note(log, position, log->next_offset);
     *offset = log->next_offset;
     log->next_offset++;
     log->write_position = position + span;

@@ -595,4 +595,5 @@ void shm_log_writer_state_load(struct shm_log *log) {
         atomic_load_explicit(&log->consumers->registrations, memory_order_acquire);
     shm_log_consumers_scan(log);
     log->space_limit = 0;
+    shm_log_boundaries_reset(log); /* positions from a header: nothing noted applies */
 }

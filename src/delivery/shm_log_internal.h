@@ -25,6 +25,19 @@
 /* Retirement runs this fraction of the ring ahead of what an append needs. */
 #define SHM_LOG_RETIRE_AHEAD_DIVISOR 64u
 #define SHM_LOG_PATH_BYTES           (4096 + SHM_LOG_FILE_NAME_BYTES + 64)
+/* The writer notes an entry boundary at least every capacity / this many bytes, so the
+ * boundaries noted over one lap fit the ring below with room to spare. */
+#define SHM_LOG_BOUNDARY_STRIDE_DIVISOR 128u
+#define SHM_LOG_BOUNDARIES              256u
+_Static_assert(SHM_LOG_BOUNDARIES > SHM_LOG_BOUNDARY_STRIDE_DIVISOR + 1,
+               "a lap's boundaries fit the ring");
+_Static_assert((SHM_LOG_BOUNDARIES & (SHM_LOG_BOUNDARIES - 1)) == 0, "a power of two");
+
+/* An entry start this writer wrote: where retirement may stop without reading the ring. */
+struct shm_log_boundary {
+    uint64_t position;
+    uint64_t offset; /* the entry's offset */
+};
 
 struct shm_log {
     char topic[SHM_LOG_TOPIC_BYTES];
@@ -58,6 +71,15 @@ struct shm_log {
     uint64_t holders;            /* slots live at the last scan (bit per slot) */
     uint32_t commit_sequence;
     uint64_t recover_after_ns; /* a failed recreation is retried after this */
+    /*
+     * Entry boundaries this writer wrote, ascending, at least a stride apart (a bounded ring,
+     * oldest dropped when full). Retirement stops at one of these instead of reading each
+     * entry header of the lap before (a cache miss per record): the ring's bytes are shared
+     * memory, these are not. Emptied whenever the positions are loaded from a header.
+     */
+    struct shm_log_boundary boundaries[SHM_LOG_BOUNDARIES];
+    uint32_t boundary_head, boundary_count;
+    uint64_t boundary_next; /* the next boundary is noted at or after this position */
     char error[512];
 };
 
@@ -76,6 +98,8 @@ int shm_log_files_replace(struct shm_log *log, const char *reason, uint64_t star
                           size_t why_capacity);
 /* Unmaps the log and closes its descriptor (the consumer region stays). */
 void shm_log_unmap(struct shm_log *log);
+/* Forgets the entry boundaries noted (positions were loaded anew). */
+void shm_log_boundaries_reset(struct shm_log *log);
 /* Loads the writer-private positions from a checked header. */
 void shm_log_writer_state_load(struct shm_log *log);
 
