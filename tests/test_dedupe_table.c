@@ -15,6 +15,9 @@
  *   lap:        records the table never covered were overwritten: entries in the file survive.
  *   resize:     reopened with a smaller capacity, the most recently committed producers stay.
  *   churn:      many producers through a small table: the index stays whole.
+ *   last:       the last-producer cache: alternating producers, ids that differ in their last
+ *               or first byte or are a prefix, the cached producer evicted and returning,
+ *               ids straddling slices.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -251,6 +254,86 @@ static void test_eviction(void) {
     remove_topic_files();
 }
 
+/* deliver, with the record in two slices cut `cut` bytes into the id. */
+static bool deliver_split(struct shm_log *log, struct dedupe_table *table, const char *id,
+                          uint64_t sequence, uint32_t cut) {
+    uint32_t length = record_encode(id, sequence, "payload");
+    uint32_t id_length = (uint32_t)strlen(id);
+    uint32_t id_offset = length - id_length;
+    struct slice slices[2] = {{.bytes = encoded, .length = id_offset + cut},
+                              {.bytes = encoded + id_offset + cut, .length = id_length - cut}};
+    struct record_view view = {slices, 2, length};
+    uint32_t entry = DEDUPE_ENTRY_NONE;
+    if (dedupe_table_check(table, &view, id_offset, id_length, sequence, &entry) ==
+        DEDUPE_DUPLICATE)
+        return false;
+    uint64_t offset = 0;
+    REQUIRE(shm_log_append(log, slices, 2, length, sequence, 0, &offset) == SHM_LOG_APPENDED);
+    dedupe_table_appended(table, entry, sequence, offset);
+    return true;
+}
+
+/* The last-producer cache (a check compares the id with the producer the previous check found
+ * before it hashes): every order that moves it finds the right producer. */
+static void test_last_producer(void) {
+    struct shm_log *log = log_open(1u << 16);
+    struct dedupe_table *table = table_open(log, 2);
+    /* 36 bytes (a UUID's text) that differ only in the last byte, then only in the first. */
+    const char *a = "6f9619ff-8b86-d011-b42d-00c04fc9640a";
+    const char *b = "6f9619ff-8b86-d011-b42d-00c04fc9640b";
+    const char *c = "7f9619ff-8b86-d011-b42d-00c04fc9640a";
+    CHECK(deliver(log, table, a, 1));
+    CHECK(deliver(log, table, b, 1)); /* alternating: each check misses the cache */
+    CHECK(deliver(log, table, a, 2));
+    CHECK(deliver(log, table, b, 2));
+    CHECK(!deliver(log, table, a, 2)); /* the same batch, cache on b */
+    CHECK(!deliver(log, table, a, 1)); /* the same batch, cache on a */
+    CHECK(deliver(log, table, a, 3));
+    publish(log, table);
+    CHECK(highest(table, a) == 3 && highest(table, b) == 2);
+    CHECK(!deliver(log, table, b, 2)); /* cache on b, committed */
+    publish(log, table);
+    /* c differs from a in the first byte only: with the cache on a, it is another producer
+     * (the table holds two: c evicts b, least recently committed, while a is the cached one). */
+    CHECK(!deliver(log, table, a, 3));
+    CHECK(deliver(log, table, c, 1));
+    publish(log, table);
+    CHECK(dedupe_table_counts(table)->evictions == 1);
+    CHECK(highest(table, a) == 3 && highest(table, c) == 1 && highest(table, b) == 0);
+    /* The cached producer evicted, then returning: appended as new, counted unremembered. a is
+     * the least recently committed; the cache is put on it by a duplicate, then b evicts it. */
+    CHECK(!deliver(log, table, a, 3));
+    CHECK(deliver(log, table, b, 9));
+    publish(log, table);
+    CHECK(highest(table, a) == 0 && dedupe_table_counts(table)->evictions == 2);
+    uint64_t unremembered = dedupe_table_counts(table)->unremembered;
+    CHECK(deliver(log, table, a, 2)); /* past the window: below what it had, appended */
+    publish(log, table);
+    CHECK(dedupe_table_counts(table)->unremembered == unremembered + 1);
+    CHECK(highest(table, a) == 2 && highest(table, c) == 0 && highest(table, b) == 9);
+    dedupe_table_close(table);
+    /* Short ids (under 8 bytes: no word comparison), an id that is a prefix of the cached one,
+     * and ids straddling two slices, against the cache and the index. */
+    table = table_open(log, 16);
+    CHECK(deliver(log, table, "prod-1", 1));
+    CHECK(deliver(log, table, "prod-2", 1));
+    CHECK(!deliver(log, table, "prod-2", 1));
+    CHECK(deliver(log, table, "prod-", 1)); /* a prefix of the cached id */
+    CHECK(deliver(log, table, "prod-1", 2));
+    CHECK(!deliver_split(log, table, "prod-1", 2, 3)); /* straddling, cache on prod-1 */
+    CHECK(deliver_split(log, table, a, 10, 35));       /* straddling, then contiguous: the cache */
+    CHECK(!deliver(log, table, a, 10));
+    CHECK(!deliver_split(log, table, a, 10, 1));
+    CHECK(deliver_split(log, table, b, 10, 20)); /* straddling, a cached, last byte differs */
+    publish(log, table);
+    CHECK(highest(table, "prod-1") == 2 && highest(table, "prod-2") == 1);
+    CHECK(highest(table, "prod-") == 1 && highest(table, a) == 10 && highest(table, b) == 10);
+    CHECK(dedupe_table_size(table) == 5);
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
 static void test_crash(void) {
     struct shm_log *log = log_open(1u << 16);
     struct dedupe_table *table = table_open(log, 16);
@@ -398,6 +481,7 @@ int main(void) {
     test_straddle();
     test_producers();
     test_eviction();
+    test_last_producer();
     test_crash();
     test_damage();
     test_lap();

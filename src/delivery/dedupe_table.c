@@ -27,6 +27,7 @@ int dedupe_table_memory_init(struct dedupe_table *table, uint32_t producers_max)
     while (index_slots < 2 * producers_max) index_slots *= 2;
     table->index_mask = index_slots - 1;
     table->fingerprints_max = producers_max * DEDUPE_FINGERPRINTS_PER_PRODUCER;
+    table->last_slot = DEDUPE_ENTRY_NONE;
     table->producers = calloc(producers_max, sizeof(struct dedupe_producer));
     table->index = calloc(index_slots, sizeof(uint32_t));
     table->touched = calloc(producers_max, sizeof(uint32_t));
@@ -55,16 +56,65 @@ void dedupe_table_memory_clear(struct dedupe_table *table) {
     memset(table->index, 0, ((size_t)table->index_mask + 1) * sizeof(uint32_t));
     memset(table->fingerprints, 0, (size_t)table->fingerprints_max * sizeof(uint64_t));
     table->size = 0;
+    table->last_slot = DEDUPE_ENTRY_NONE;
     table->touched_count = 0;
     table->fingerprints_written = 0;
 }
 
 /* ------------------------------------------------------------ the index --- */
 
-/* An id's hash: its length in the high 32 bits, the CRC32C of its bytes (read in place across
- * slices; the instruction takes 8 bytes at a time) in the low 32 bits, which index the table.
- * Also the fingerprint an evicted id leaves (docs/shm-log-format.md). */
-static uint64_t id_hash_view(const struct record_view *view, uint32_t offset, uint32_t length) {
+/* An id's hash: its length in the high 32 bits, the CRC32C of its bytes (`id` when they are
+ * contiguous, else read in place across the view's slices; the instruction takes 8 bytes at a
+ * time) in the low 32 bits, which index the table. Also the fingerprint an evicted id leaves
+ * (docs/shm-log-format.md). */
+#ifdef SHM_LOG_CRC32C_HARDWARE
+/* CRC32C of a short contiguous id, equal to intake_crc32c(0, id, length): 8 bytes at a time
+ * from the first byte (unaligned loads; no byte-wise alignment prologue), then 4, 2 and 1. */
+__attribute__((target("sse4.2"))) static uint32_t id_crc32c_sse42(const uint8_t *id,
+                                                                  uint32_t length) {
+    uint64_t state = UINT32_MAX;
+    for (; length >= 8; length -= 8, id += 8) {
+        uint64_t word;
+        memcpy(&word, id, 8);
+        state = _mm_crc32_u64(state, word);
+    }
+    uint32_t crc = (uint32_t)state;
+    if (length >= 4) {
+        uint32_t word;
+        memcpy(&word, id, 4);
+        crc = _mm_crc32_u32(crc, word);
+        id += 4;
+        length -= 4;
+    }
+    if (length >= 2) {
+        uint16_t word;
+        memcpy(&word, id, 2);
+        crc = _mm_crc32_u16(crc, word);
+        id += 2;
+        length -= 2;
+    }
+    if (length == 1) crc = _mm_crc32_u8(crc, *id);
+    return ~crc;
+}
+#endif
+
+static uint32_t id_crc32c(const uint8_t *id, uint32_t length) {
+#ifdef SHM_LOG_CRC32C_HARDWARE
+    if (__builtin_cpu_supports("sse4.2")) {
+        uint32_t crc = id_crc32c_sse42(id, length);
+#if defined(INTAKE_SANITIZED)
+        /* Sanitizer builds check it against the reference on every id. */
+        INTAKE_ASSERT(crc == intake_crc32c(0, id, length));
+#endif
+        return crc;
+    }
+#endif
+    return intake_crc32c(0, id, length);
+}
+
+static uint64_t id_hash(const uint8_t *id, const struct record_view *view, uint32_t offset,
+                        uint32_t length) {
+    if (id != NULL) return (uint64_t)length << 32 | id_crc32c(id, length);
     struct slice_cursor cursor;
     slice_cursor_init(&cursor, view);
     slice_cursor_advance(&cursor, offset);
@@ -79,8 +129,48 @@ static uint64_t id_hash_view(const struct record_view *view, uint32_t offset, ui
     return (uint64_t)length << 32 | crc;
 }
 
+/* The id's bytes when they lie in one slice (nearly always: a record straddles two receive
+ * buffers only at a buffer's end), else NULL. */
+static const uint8_t *id_contiguous(const struct record_view *view, uint32_t offset,
+                                    uint32_t length) {
+    for (uint32_t index = 0; index < view->slice_count; index++) {
+        const struct slice *slice = &view->slices[index];
+        if (offset < slice->length)
+            return length <= slice->length - offset ? slice->bytes + offset : NULL;
+        offset -= slice->length;
+    }
+    return NULL;
+}
+
+/* Equal ids of `length` bytes (1..RECORD_PRODUCER_ID_BYTES_MAX), inline: 8 bytes at a time,
+ * the last 8 first (ids of one host, such as time-based UUIDs or a name and a counter, differ
+ * most often near their end), without a call into the C library's memcmp. */
+static inline bool id_equal(const uint8_t *a, const uint8_t *b, uint32_t length) {
+    if (length < 8) return memcmp(a, b, length) == 0;
+    uint64_t word_a;
+    uint64_t word_b;
+    memcpy(&word_a, a + length - 8, 8);
+    memcpy(&word_b, b + length - 8, 8);
+    if (word_a != word_b) return false;
+    for (uint32_t at = 0; at + 8 < length; at += 8) {
+        memcpy(&word_a, a + at, 8);
+        memcpy(&word_b, b + at, 8);
+        if (word_a != word_b) return false;
+    }
+    return true;
+}
+
+/* Whether a held producer has this id (`id` the contiguous bytes, or NULL: read the view). */
+static bool producer_has_id(const struct dedupe_producer *producer, const uint8_t *id,
+                            const struct record_view *view, uint32_t id_offset,
+                            uint32_t id_length) {
+    if (producer->id_length != id_length) return false;
+    if (id != NULL) return id_equal(producer->id, id, id_length);
+    return record_view_equals(view, id_offset, id_length, producer->id);
+}
+
 /* The index slot holding `slot`, or where a probe for `hash` ends (an empty slot). */
-static uint32_t index_find_view(const struct dedupe_table *table, uint64_t hash,
+static uint32_t index_find_view(const struct dedupe_table *table, uint64_t hash, const uint8_t *id,
                                 const struct record_view *view, uint32_t id_offset,
                                 uint32_t id_length) {
     uint32_t at = (uint32_t)hash & table->index_mask;
@@ -88,8 +178,7 @@ static uint32_t index_find_view(const struct dedupe_table *table, uint64_t hash,
         uint32_t held = table->index[at];
         if (held == 0) return at;
         const struct dedupe_producer *producer = &table->producers[held - 1];
-        if (producer->hash == hash && producer->id_length == id_length &&
-            record_view_equals(view, id_offset, id_length, producer->id))
+        if (producer->hash == hash && producer_has_id(producer, id, view, id_offset, id_length))
             return at;
         at = (at + 1) & table->index_mask;
     }
@@ -153,6 +242,7 @@ static uint32_t slot_take(struct dedupe_table *table) {
     if (victim == DEDUPE_ENTRY_NONE) return victim;
     struct dedupe_producer *evicted = &table->producers[victim];
     index_remove(table, victim);
+    if (table->last_slot == victim) table->last_slot = DEDUPE_ENTRY_NONE;
     /* A producer that never committed (its only record failed) leaves nothing to remember. */
     if (evicted->committed > 0) {
         dedupe_table_fingerprint_add(table, evicted->hash);
@@ -165,12 +255,12 @@ static uint32_t slot_take(struct dedupe_table *table) {
 
 /* Inserts a producer at the end of a probe (`at`, an empty index slot). */
 static uint32_t producer_insert(struct dedupe_table *table, uint32_t at, uint64_t hash,
-                                const struct record_view *view, uint32_t id_offset,
-                                uint32_t id_length) {
+                                const uint8_t *id, const struct record_view *view,
+                                uint32_t id_offset, uint32_t id_length) {
     uint32_t slot = slot_take(table);
     if (slot == DEDUPE_ENTRY_NONE) return slot;
     /* Eviction may have shifted the index: probe again for the empty slot. */
-    at = index_find_view(table, hash, view, id_offset, id_length);
+    at = index_find_view(table, hash, id, view, id_offset, id_length);
     INTAKE_ASSERT(table->index[at] == 0);
     struct dedupe_producer *producer = &table->producers[slot];
     producer->hash = hash;
@@ -192,20 +282,28 @@ enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct 
     INTAKE_ASSERT(id_offset + (uint64_t)id_length <= view->total_bytes);
     /* The scan refuses a record with a producer_id and no sequence. */
     INTAKE_ASSERT(sequence >= 1);
-    uint64_t hash = id_hash_view(view, id_offset, id_length);
-    uint32_t at = index_find_view(table, hash, view, id_offset, id_length);
-    uint32_t slot = table->index[at];
-    if (slot != 0) {
-        const struct dedupe_producer *producer = &table->producers[slot - 1];
-        uint64_t highest = producer->touched ? producer->pending : producer->committed;
-        if (sequence <= highest) {
-            table->counts.duplicates++;
-            return DEDUPE_DUPLICATE;
+    const uint8_t *id = id_contiguous(view, id_offset, id_length);
+    uint32_t slot = table->last_slot;
+    if (slot == DEDUPE_ENTRY_NONE ||
+        !producer_has_id(&table->producers[slot], id, view, id_offset, id_length)) {
+        uint64_t hash = id_hash(id, view, id_offset, id_length);
+        uint32_t at = index_find_view(table, hash, id, view, id_offset, id_length);
+        if (table->index[at] == 0) {
+            slot = producer_insert(table, at, hash, id, view, id_offset, id_length);
+            table->last_slot = slot;
+            *entry = slot;
+            return DEDUPE_NEW;
         }
-        *entry = slot - 1;
-        return DEDUPE_NEW;
+        slot = table->index[at] - 1;
+        table->last_slot = slot;
     }
-    *entry = producer_insert(table, at, hash, view, id_offset, id_length);
+    const struct dedupe_producer *producer = &table->producers[slot];
+    uint64_t highest = producer->touched ? producer->pending : producer->committed;
+    if (sequence <= highest) {
+        table->counts.duplicates++;
+        return DEDUPE_DUPLICATE;
+    }
+    *entry = slot;
     return DEDUPE_NEW;
 }
 
@@ -257,11 +355,11 @@ void dedupe_table_apply(struct dedupe_table *table, const uint8_t *id, uint32_t 
     INTAKE_ASSERT(id_length >= 1 && id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
     struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
     struct record_view view = {&slice, 1, id_length};
-    uint64_t hash = id_hash_view(&view, 0, id_length);
-    uint32_t at = index_find_view(table, hash, &view, 0, id_length);
+    uint64_t hash = id_hash(id, &view, 0, id_length);
+    uint32_t at = index_find_view(table, hash, id, &view, 0, id_length);
     uint32_t slot = table->index[at];
     if (slot == 0) {
-        slot = producer_insert(table, at, hash, &view, 0, id_length) + 1;
+        slot = producer_insert(table, at, hash, id, &view, 0, id_length) + 1;
         INTAKE_ASSERT(slot != 0); /* nothing is touched during recovery */
     }
     struct dedupe_producer *producer = &table->producers[slot - 1];
@@ -284,7 +382,7 @@ uint64_t dedupe_table_highest(const struct dedupe_table *table, const uint8_t *i
     if (id_length == 0 || id_length > RECORD_PRODUCER_ID_BYTES_MAX) return 0;
     struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
     struct record_view view = {&slice, 1, id_length};
-    uint32_t at = index_find_view(table, id_hash_view(&view, 0, id_length), &view, 0, id_length);
+    uint32_t at = index_find_view(table, id_hash(id, &view, 0, id_length), id, &view, 0, id_length);
     uint32_t slot = table->index[at];
     return slot == 0 ? 0 : table->producers[slot - 1].committed;
 }

@@ -30,7 +30,10 @@
  *
  * Thread: the log opener opens it (dedupe_table_open); from then on only the worker that owns
  * the topic calls anything here. Hot path (check, appended, batch_end): no allocation, no
- * system call; lookups hash the id in place, reading it from the record's slices.
+ * system call; lookups hash the id in place, reading it from the record's slices. A check first
+ * compares the id with the producer the previous check found (a worker batch holds each
+ * connection's records together), and hashes and probes only when that differs; batch_end
+ * writes each producer touched in the batch to the file once.
  */
 #ifndef INTAKE_DEDUPE_TABLE_H
 #define INTAKE_DEDUPE_TABLE_H

@@ -62,13 +62,17 @@ static bool file_usable(struct dedupe_table *table) {
     return table->map != NULL && !atomic_load_explicit(&table->map_broken, memory_order_relaxed);
 }
 
+/* Fills the inactive copy in place and checksums it there (with its checksum field zero, as
+ * copy_checksum does): nobody reads an inactive copy, so no private copy is needed. */
 static void copy_fill(struct dedupe_file_copy *copy, const struct dedupe_producer *producer) {
-    memset(copy, 0, sizeof(*copy));
     copy->highest_sequence = producer->committed;
     copy->last_offset = producer->recency;
+    copy->reserved = 0;
     copy->id_length = producer->id_length;
+    copy->checksum = 0;
     memcpy(copy->id, producer->id, producer->id_length);
-    copy->checksum = copy_checksum(copy);
+    memset(copy->id + producer->id_length, 0, sizeof(copy->id) - producer->id_length);
+    copy->checksum = intake_crc32c(0, copy, sizeof(*copy));
 }
 
 void dedupe_file_entry_write(struct dedupe_table *table, uint32_t slot) {

@@ -85,6 +85,11 @@ struct dedupe_table {
     struct dedupe_producer *producers; /* [producers_max]; slot i is file entry i */
     uint32_t *index;                   /* open addressing: producer slot + 1, 0 empty */
     uint32_t index_mask;
+    /* The slot the last check found or inserted (DEDUPE_ENTRY_NONE: none): a worker batch holds
+     * a connection's records together, so the next record is usually the same producer's, and
+     * one comparison of ids replaces the hash and the probe. Reset when that slot is freed
+     * (eviction) or the table is cleared (rebuild). */
+    uint32_t last_slot;
     uint32_t *touched; /* [producers_max]: slots appended to in the open batch */
     uint32_t touched_count;
     uint64_t *fingerprints; /* [fingerprints_max], ring */

@@ -1,0 +1,183 @@
+/*
+ * dedupe-check.c: a micro-benchmark of the deduplication table's per-record path (issue 12's
+ * cost of idempotence): dedupe_table_check, dedupe_table_appended and, once per batch,
+ * dedupe_table_batch_end (which writes the touched entries and covered_offset to the table's
+ * file), driven as a worker drives it. The log's append is left out: it costs the same with or
+ * without a producer_id. Prints ns per record for two orders of records in a batch:
+ *   runs    each producer's records come in runs of --run (a worker batch holds a connection's
+ *           records together: the common case)
+ *   mixed   every record from a different producer than the one before (the worst case)
+ * Times are the thread's CPU time (a shared machine preempts it; wall time would count that).
+ * Usage: dedupe-check [--producers N] [--batch N] [--run N] [--records N] [--id-bytes N]
+ * The table lives in a fresh directory under /dev/shm (removed on exit), with a real log.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dedupe_table.h"
+#include "intake/shm_log_format.h"
+#include "shm_log.h"
+
+#define TOPIC         "dedupe-bench"
+#define PRODUCERS_MAX 64u
+#define RECORD_BYTES  (RECORD_PRODUCER_ID_BYTES_MAX + 300u)
+/* A power of two: the order of producers repeats every ORDER_RECORDS records. */
+#define ORDER_RECORDS 65536u
+
+struct options {
+    uint32_t producers, batch, run, id_bytes;
+    uint64_t records;
+};
+
+/* One record per producer: 256 bytes of value before the id, as a bench record has. */
+struct bench_record {
+    uint8_t bytes[RECORD_BYTES];
+    struct slice slice;
+    struct record_view view;
+    uint32_t id_offset;
+};
+
+static uint64_t now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+static void records_make(struct bench_record *records, const struct options *options) {
+    for (uint32_t producer = 0; producer < options->producers; producer++) {
+        struct bench_record *record = &records[producer];
+        memset(record->bytes, 'v', sizeof(record->bytes));
+        /* A UUID-like id: every producer's differs only near its end, as UUIDs of one host
+         * often do. */
+        char id[RECORD_PRODUCER_ID_BYTES_MAX + 1];
+        memset(id, 'a', sizeof(id));
+        snprintf(id + options->id_bytes - 4, 5, "%04x", producer & 0xffffu);
+        record->id_offset = 260;
+        memcpy(record->bytes + record->id_offset, id, options->id_bytes);
+        record->slice = (struct slice){.bytes = record->bytes, .length = sizeof(record->bytes)};
+        record->view = (struct record_view){&record->slice, 1, sizeof(record->bytes)};
+    }
+}
+
+/* ns per record over options->records records, the producer of record i chosen by `mixed`. */
+static double measure(struct dedupe_table *table, struct bench_record *records,
+                      const struct options *options, bool mixed, uint64_t *sequence,
+                      uint64_t *offset) {
+    /* The order of producers, worked out before the clock starts (no division per record). */
+    static uint8_t order[ORDER_RECORDS];
+    for (uint32_t index = 0; index < ORDER_RECORDS; index++)
+        order[index] = (uint8_t)(mixed ? index % options->producers
+                                       : index / options->run % options->producers);
+    uint64_t start = now_ns();
+    uint64_t appended = 0;
+    uint32_t in_batch = 0;
+    for (uint64_t index = 0; index < options->records; index++) {
+        uint32_t producer = order[index % ORDER_RECORDS];
+        struct bench_record *record = &records[producer];
+        uint32_t entry = DEDUPE_ENTRY_NONE;
+        uint64_t next = ++sequence[producer];
+        if (dedupe_table_check(table, &record->view, record->id_offset, options->id_bytes, next,
+                               &entry) == DEDUPE_NEW) {
+            dedupe_table_appended(table, entry, next, (*offset)++);
+            appended++;
+        }
+        if (++in_batch == options->batch) {
+            dedupe_table_batch_end(table, true, *offset);
+            in_batch = 0;
+        }
+    }
+    dedupe_table_batch_end(table, true, *offset);
+    uint64_t elapsed = now_ns() - start;
+    if (appended != options->records) {
+        fprintf(stderr, "dedupe-check: %llu of %llu records appended\n",
+                (unsigned long long)appended, (unsigned long long)options->records);
+        exit(1);
+    }
+    return (double)elapsed / (double)options->records;
+}
+
+static uint64_t option_value(const char *text) {
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || value == 0) {
+        fprintf(stderr, "dedupe-check: bad number \"%s\"\n", text);
+        exit(2);
+    }
+    return value;
+}
+
+int main(int argc, char **argv) {
+    struct options options = {
+        .producers = 16, .batch = 64, .run = 16, .id_bytes = 36, .records = 20000000};
+    for (int index = 1; index + 1 < argc; index += 2) {
+        uint64_t value = option_value(argv[index + 1]);
+        if (strcmp(argv[index], "--producers") == 0)
+            options.producers = (uint32_t)value;
+        else if (strcmp(argv[index], "--batch") == 0)
+            options.batch = (uint32_t)value;
+        else if (strcmp(argv[index], "--run") == 0)
+            options.run = (uint32_t)value;
+        else if (strcmp(argv[index], "--records") == 0)
+            options.records = value;
+        else if (strcmp(argv[index], "--id-bytes") == 0)
+            options.id_bytes = (uint32_t)value;
+        else {
+            fprintf(stderr, "dedupe-check: unknown option %s\n", argv[index]);
+            return 2;
+        }
+    }
+    if (options.producers > PRODUCERS_MAX || options.id_bytes < 4 ||
+        options.id_bytes > RECORD_PRODUCER_ID_BYTES_MAX) {
+        fprintf(stderr, "dedupe-check: at most %u producers, ids of 4..%u bytes\n", PRODUCERS_MAX,
+                RECORD_PRODUCER_ID_BYTES_MAX);
+        return 2;
+    }
+    char directory[] = "/dev/shm/dedupe-check.XXXXXX";
+    if (mkdtemp(directory) == NULL) {
+        perror("dedupe-check: mkdtemp");
+        return 1;
+    }
+    struct shm_log_config config = {.directory = directory,
+                                    .topic = TOPIC,
+                                    .capacity_bytes = 1u << 20,
+                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
+                                    .consumer_stale_ns = 1000000000ull};
+    struct shm_log *log = NULL;
+    struct dedupe_table *table = NULL;
+    char why[512];
+    int status = 1;
+    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
+        fprintf(stderr, "dedupe-check: %s\n", why);
+        goto out;
+    }
+    if (dedupe_table_open(directory, TOPIC, DEDUPE_PRODUCERS_DEFAULT, log, &table, why,
+                          sizeof(why)) != 0) {
+        fprintf(stderr, "dedupe-check: %s\n", why);
+        goto out;
+    }
+    static struct bench_record records[PRODUCERS_MAX];
+    records_make(records, &options);
+    uint64_t sequence[PRODUCERS_MAX] = {0};
+    uint64_t offset = 1;
+    /* A warm-up pass puts every producer in the table. */
+    struct options warm = options;
+    warm.records = options.records / 10 + options.producers;
+    (void)measure(table, records, &warm, true, sequence, &offset);
+    double runs = measure(table, records, &options, false, sequence, &offset);
+    double mixed = measure(table, records, &options, true, sequence, &offset);
+    printf("dedupe-check producers=%u id_bytes=%u batch=%u run=%u records=%llu runs_ns=%.1f "
+           "mixed_ns=%.1f\n",
+           options.producers, options.id_bytes, options.batch, options.run,
+           (unsigned long long)options.records, runs, mixed);
+    status = 0;
+out:
+    if (table != NULL) dedupe_table_close(table);
+    if (log != NULL) shm_log_close(log);
+    char command[sizeof(directory) + 16];
+    snprintf(command, sizeof(command), "rm -rf %s", directory);
+    if (system(command) != 0) fprintf(stderr, "dedupe-check: could not remove %s\n", directory);
+    return status;
+}
