@@ -101,27 +101,41 @@ uint64_t shm_log_next_offset(const struct shm_log *log) {
     return log->next_offset;
 }
 
+/* One step of a walk over the entries this writer checked at open or wrote itself: from
+ * *position, skips padding (implicit and explicit) up to `end`. WALK_RECORD: *position is at a
+ * record entry, whose header is in *entry and whose span is in *span. WALK_BROKEN: the header
+ * there is impossible (the ring was changed under the writer); the walk must end. */
+enum walk_step { WALK_RECORD, WALK_END, WALK_BROKEN };
+
+static enum walk_step walk_to_record(const struct shm_log *log, uint64_t *position, uint64_t end,
+                                     struct shm_log_entry_header *entry, uint64_t *span) {
+    while (*position < end) {
+        uint64_t room = log->capacity - (*position & (log->capacity - 1));
+        if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
+            *position += room;
+            continue;
+        }
+        memcpy(entry, shm_log_entry_at(log->ring, log->capacity, *position), sizeof(*entry));
+        if (entry->length == SHM_LOG_ENTRY_LENGTH_PADDING) {
+            *position += room;
+            continue;
+        }
+        *span = shm_log_entry_span(entry->length);
+        if (entry->length > log->record_bytes_max || *span > room) return WALK_BROKEN;
+        return WALK_RECORD;
+    }
+    return WALK_END;
+}
+
 uint64_t shm_log_visit_published(const struct shm_log *log, uint64_t from_offset,
                                  shm_log_visit_fn visit, void *context) {
     if (log->header == NULL || atomic_load_explicit(&log->log_broken, memory_order_relaxed))
         return log->next_offset;
     /* Walks what this writer checked at open or wrote itself; the sizes are still checked so
      * a ring changed under us ends the walk instead of reading past an entry. */
-    uint64_t position = log->retained_position;
-    while (position < log->published_position) {
-        uint64_t room = log->capacity - (position & (log->capacity - 1));
-        if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
-            position += room;
-            continue;
-        }
-        struct shm_log_entry_header entry;
-        memcpy(&entry, shm_log_entry_at(log->ring, log->capacity, position), sizeof(entry));
-        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) {
-            position += room;
-            continue;
-        }
-        uint64_t span = shm_log_entry_span(entry.length);
-        if (entry.length > log->record_bytes_max || span > room) break;
+    uint64_t position = log->retained_position, span = 0;
+    struct shm_log_entry_header entry;
+    while (walk_to_record(log, &position, log->published_position, &entry, &span) == WALK_RECORD) {
         if (entry.offset >= from_offset)
             visit(context, entry.offset,
                   (const uint8_t *)shm_log_entry_at(log->ring, log->capacity, position) +
@@ -243,21 +257,12 @@ static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t limit, 
         }
         break;
     }
+    struct shm_log_entry_header entry;
+    uint64_t span = 0;
     while (position < needed) {
-        uint64_t room = log->capacity - (position & (log->capacity - 1));
-        if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
-            position += room;
-            continue;
-        }
-        struct shm_log_entry_header entry;
-        memcpy(&entry, shm_log_entry_at(log->ring, log->capacity, position), sizeof(entry));
-        if (entry.length == SHM_LOG_ENTRY_LENGTH_PADDING) {
-            position += room;
-            continue;
-        }
-        uint64_t span = shm_log_entry_span(entry.length);
-        if (entry.length > log->record_bytes_max || span > room || entry.offset != offset)
-            return false;
+        enum walk_step step = walk_to_record(log, &position, needed, &entry, &span);
+        if (step == WALK_END) break;
+        if (step == WALK_BROKEN || entry.offset != offset) return false;
         offset++;
         position += span;
     }
