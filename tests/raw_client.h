@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ack_frame.h"
+#include "ack_take.h"
 #include "harness.h"
 #include "varint.h"
 
@@ -80,20 +80,8 @@ struct raw_ack_reader {
 /* Decodes one complete Ack from the buffer with the wire layer's decoder (what the producer
  * library uses); false when none is complete yet. intaked must never send an unreadable one. */
 static bool raw_ack_take(struct raw_ack_reader *reader, struct raw_ack *ack) {
-    struct ack_frame_decoded decoded;
-    enum ack_frame_result result =
-        ack_frame_decode(reader->buffer, reader->length, sizeof(reader->buffer), &decoded);
-    if (result == ACK_FRAME_NEED_MORE) return false;
-    REQUIRE(result == ACK_FRAME_OK);
-    memset(ack, 0, sizeof(*ack));
-    ack->sequence = decoded.sequence;
-    ack->status = decoded.status;
-    /* Cut to this reader's room, as before (the struct was zeroed: NUL-terminated). */
-    memcpy(ack->detail, decoded.detail, strnlen(decoded.detail, sizeof(ack->detail) - 1));
-    memmove(reader->buffer, reader->buffer + decoded.frame_bytes,
-            reader->length - decoded.frame_bytes);
-    reader->length -= decoded.frame_bytes;
-    return true;
+    return ack_take_from(reader->buffer, &reader->length, sizeof(reader->buffer), &ack->sequence,
+                         &ack->status, ack->detail, sizeof(ack->detail));
 }
 
 /* Reads Acks into *last until one is not OK (returns true: the final Ack), one covers

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "daemon_util.h"
-#include "ack_frame.h"
+#include "ack_take.h"
 #include "harness.h"
 #include "varint.h"
 
@@ -100,20 +100,8 @@ struct ack_reader {
 /* Decodes one complete Ack from the buffer with the wire layer's decoder (what the producer
  * library uses); false when none is complete yet. intaked must never send an unreadable one. */
 static bool ack_take(struct ack_reader *reader, struct ack *ack) {
-    struct ack_frame_decoded decoded;
-    enum ack_frame_result result =
-        ack_frame_decode(reader->buffer, reader->length, sizeof(reader->buffer), &decoded);
-    if (result == ACK_FRAME_NEED_MORE) return false;
-    REQUIRE(result == ACK_FRAME_OK);
-    memset(ack, 0, sizeof(*ack));
-    ack->sequence = decoded.sequence;
-    ack->status = decoded.status;
-    /* Cut to this reader's room, as before (the struct was zeroed: NUL-terminated). */
-    memcpy(ack->detail, decoded.detail, strnlen(decoded.detail, sizeof(ack->detail) - 1));
-    memmove(reader->buffer, reader->buffer + decoded.frame_bytes,
-            reader->length - decoded.frame_bytes);
-    reader->length -= decoded.frame_bytes;
-    return true;
+    return ack_take_from(reader->buffer, &reader->length, sizeof(reader->buffer), &ack->sequence,
+                         &ack->status, ack->detail, sizeof(ack->detail));
 }
 
 /* Next Ack, waiting up to `timeout_ms`; false on timeout or end of stream. */
