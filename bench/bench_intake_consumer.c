@@ -245,7 +245,7 @@ static int intake_set_open(struct bench_run *run) {
             pointers[topic] = names[topic];
         }
         struct intake_consumer_set_options set_options = {
-            .consumer = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+            .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
             .topics_max = topic_count,
             .topics = pointers,
             .topic_count = topic_count};

@@ -143,8 +143,8 @@ static const char *scan_read_value(struct slice_cursor *cursor, uint32_t end,
 }
 
 /* Checks one Header submessage occupying [header->value_offset, +value_length), which has
- * been wholly received. */
-static const char *scan_header(const struct scan_field *header) {
+ * been wholly received; where its key and value are goes to *found when it is not NULL. */
+static const char *scan_header(const struct scan_field *header, struct record_scan_header *found) {
     struct slice_cursor cursor = header->value_cursor;
     uint32_t end = header->value_offset + header->value_length;
     while (cursor.position < end) {
@@ -160,6 +160,14 @@ static const char *scan_header(const struct scan_field *header) {
         if (detail != NULL) return detail;
         if (field.number == 1 && !slice_cursor_is_utf8(&field.value_cursor, field.value_length))
             return "header key is not valid UTF-8";
+        if (found != NULL && field.number == 1) {
+            found->key_offset = field.value_offset;
+            found->key_length = field.value_length;
+        }
+        if (found != NULL && field.number == 2) {
+            found->value_offset = field.value_offset;
+            found->value_length = field.value_length;
+        }
     }
     INTAKE_ASSERT(cursor.position == end);
     return NULL;
@@ -188,9 +196,17 @@ static const char *scan_apply_field(const struct scan_field *field, struct recor
         scan->topic_length = field->value_length;
         *topic_seen = 1;
         return NULL;
+    case 2:
+        scan->key_offset = field->value_offset;
+        scan->key_length = field->value_length;
+        return NULL;
+    case 3:
+        scan->value_offset = field->value_offset;
+        scan->value_length = field->value_length;
+        return NULL;
     case 4: scan->timestamp_ns = field->varint_value; return NULL;
     case 5: scan->sequence = field->varint_value; return NULL;
-    case 6: scan->header_count++; return scan_header(field);
+    case 6: scan->header_count++; return scan_header(field, NULL);
     case 7: return scan_producer_id(field, scan);
     case HELLO_FIELD_NUMBER: scan->is_hello = 1; return scan_producer_id(field, scan);
     default: return NULL;
@@ -283,6 +299,29 @@ enum record_scan_result record_scan_view(const struct record_view *view, struct 
     struct record_scan_progress progress;
     record_scan_progress_init(&progress);
     return record_scan_finish(view, &progress, scan);
+}
+
+int record_scan_next_header(const struct record_view *view, uint32_t *position,
+                            struct record_scan_header *header) {
+    INTAKE_ASSERT(view != NULL && position != NULL && header != NULL);
+    if (*position > view->total_bytes) return -1;
+    struct slice_cursor cursor;
+    slice_cursor_init(&cursor, view);
+    slice_cursor_seek(&cursor, *position);
+    while (cursor.position < view->total_bytes) {
+        struct scan_field field;
+        if (scan_read_tag(&cursor, view->total_bytes, &record_messages, &field) != NULL ||
+            scan_read_value(&cursor, view->total_bytes, &record_messages, &field) != NULL)
+            return -1;
+        if (field.number != 6) continue;
+        if (field.wire_type != WIRE_LENGTH_DELIMITED) return -1;
+        memset(header, 0, sizeof(*header));
+        if (scan_header(&field, header) != NULL) return -1;
+        *position = cursor.position;
+        return 1;
+    }
+    *position = cursor.position;
+    return 0;
 }
 
 uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length) {
