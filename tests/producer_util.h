@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common.h"
 #include "harness.h"
 #include "intake/consumer.h"
 #include "intake/producer.h"
-#include "varint.h"
 
 #define REPORTS_FAILED_KEPT 16
 
@@ -81,32 +81,16 @@ static int producer_util_send(struct intake_producer *producer, const char *topi
     return result;
 }
 
-/* Fields 3 (value) and 7 (producer_id) of an encoded Record; false when it does not parse. */
+/* Fields 3 (value) and 7 (producer_id) of an encoded Record, through the consumer library's
+ * intake_record_parse; false when it does not parse. */
 static bool producer_util_fields(const uint8_t *bytes, size_t length, const uint8_t **value,
                                  size_t *value_length, const uint8_t **id, size_t *id_length) {
-    size_t position = 0;
-    *value_length = *id_length = 0;
-    while (position < length) {
-        uint64_t tag = 0;
-        uint64_t number = 0;
-        size_t used = 0;
-        if (varint_decode(bytes + position, length - position, &tag, &used) != VARINT_OK)
-            return false;
-        position += used;
-        if ((tag & 7) == 0 || (tag & 7) == 2) {
-            if (varint_decode(bytes + position, length - position, &number, &used) != VARINT_OK)
-                return false;
-            position += used;
-        }
-        if ((tag & 7) == 2) {
-            if (number > length - position) return false;
-            if ((tag >> 3) == 3) *value = bytes + position, *value_length = (size_t)number;
-            if ((tag >> 3) == 7) *id = bytes + position, *id_length = (size_t)number;
-            position += (size_t)number;
-        } else if ((tag & 7) != 0) {
-            return false;
-        }
-    }
+    struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
+    if (intake_record_parse(bytes, length, &view) != 0) return false;
+    *value = view.value.bytes;
+    *value_length = view.value.length;
+    *id = view.producer_id.bytes;
+    *id_length = view.producer_id.length;
     return true;
 }
 

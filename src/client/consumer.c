@@ -97,8 +97,8 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     return ENTRY_RECORD;
 }
 
-int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
-                        struct intake_consumer_record *records, uint32_t capacity) {
+static int consumer_poll_entries(struct intake_consumer *consumer, uint64_t now_ns,
+                                 struct intake_consumer_record *records, uint32_t capacity) {
     INTAKE_ASSERT(records != NULL);
     INTAKE_ASSERT(capacity > 0);
     const struct shm_log_header *header = consumer->header;
@@ -163,6 +163,15 @@ int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
     if (count > 0) return (int)count;
     consumer_fail(consumer, "%s: poll kept being lapped by the writer", consumer->path);
     return -EAGAIN;
+}
+
+int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
+                        struct intake_consumer_record *records, uint32_t capacity) {
+    int result = consumer_poll_entries(consumer, now_ns, records, capacity);
+    /* A fault while reading the positions leaves zeros behind and looks like "nothing new":
+     * say what happened now, not at the next call. */
+    if (result == 0 && consumer_broken(consumer)) return -EIO;
+    return result;
 }
 
 int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record) {

@@ -422,8 +422,9 @@ int intake_producer_send_record(struct intake_producer *producer,
 }
 
 /* What a raw record says that the producer needs: its sequence, whether it carries a
- * producer_id, where its topic is. From the wire stage's scan (the one intake runs): `parsed`
- * when every field is readable, even if the record breaks a rule intake will refuse it for. */
+ * producer_id, where its topic is. From the wire stage's field reader (record_scan_structure):
+ * `parsed` when every field is readable, even if the record breaks a rule intake will refuse
+ * it for (that is intake's to answer). */
 struct producer_scanned {
     bool parsed;
     uint64_t sequence;
@@ -437,14 +438,8 @@ static struct producer_scanned producer_scan(const uint8_t *bytes, size_t length
     if (length > UINT32_MAX) return scanned;
     struct slice slice = {bytes, (uint32_t)length, 0};
     struct record_view view = {&slice, length > 0 ? 1 : 0, (uint32_t)length};
-    struct record_scan_progress progress;
     struct record_scan scan;
-    record_scan_progress_init(&progress);
-    enum record_scan_result judged = record_scan_finish(&view, &progress, &scan);
-    (void)judged; /* whether intake will accept it is intake's to answer */
-    /* The walk reached the end: every field was readable (the rules judged at the end, such as
-     * a missing topic, are intake's to answer). */
-    if (progress.checked_bytes != length || scan.is_hello) return scanned;
+    if (record_scan_structure(&view, &scan) != RECORD_SCAN_OK) return scanned;
     scanned.parsed = true;
     scanned.sequence = scan.sequence;
     scanned.has_producer_id = scan.producer_id_length > 0;

@@ -83,7 +83,8 @@ enum record_scan_result record_scan_view(const struct record_view *view,
 struct record_scan_progress {
     uint32_t checked_bytes; /* every top-level field below this offset is checked */
     uint32_t topic_seen;
-    uint32_t other_field_seen; /* a field other than 16 (decides Hello vs record) */
+    uint32_t other_field_seen;  /* a field other than 16 (decides Hello vs record) */
+    uint32_t contents_unjudged; /* record_scan_structure: tags and lengths only */
     struct record_scan scan;   /* the fields seen so far; detail set once malformed */
 };
 
@@ -94,6 +95,14 @@ enum record_scan_result record_scan_prefix(const struct record_view *view, uint3
 enum record_scan_result record_scan_finish(const struct record_view *view,
                                            struct record_scan_progress *progress,
                                            struct record_scan *scan) INTAKE_MUST_CHECK;
+
+/* The fields of a record whose contents intake has yet to judge (the producer library's raw
+ * records, which it sends byte for byte): walks tags and lengths exactly as the scan does and
+ * reports the last topic, key, value, sequence and producer_id (by offset, as the scan), but
+ * leaves the content rules (UTF-8, header contents, producer_id sizes, Hello or record) to
+ * intake. RECORD_SCAN_OK when every field is readable to the end. */
+enum record_scan_result record_scan_structure(const struct record_view *view,
+                                              struct record_scan *scan) INTAKE_MUST_CHECK;
 
 /* One Header (Record field 6) of a record: its key (Header field 1) and value (field 2), the
  * last occurrence of each, as offsets within the record; 0/0 when absent. */
