@@ -206,7 +206,8 @@ static int intake_set_open(struct bench_run *run) {
             pointers[topic] = names[topic];
         }
         struct intake_consumer_set_options set_options = {
-            .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+            .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END,
+                                                          .ephemeral = true},
             .topics_max = topic_count,
             .topics = pointers,
             .topic_count = topic_count};
@@ -255,7 +256,7 @@ static int64_t intake_drain_set(struct bench_run *run) {
         size_t value_bytes = 0;
         consumer->missed += record->record.missed;
         if (topic < 0 || bench_record_value(record->record.bytes, record->record.length, &value,
-                                             &value_bytes) != 0) {
+                                            &value_bytes) != 0) {
             consumer->short_records++; /* counted as delivered but unusable */
             consumer->records++;
             continue;

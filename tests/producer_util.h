@@ -99,7 +99,8 @@ static bool producer_util_fields(const uint8_t *bytes, size_t length, const uint
  * intact. Returns the number of that producer's records in the log. */
 static uint64_t producer_util_check_log(const char *directory, const char *topic, const char *id,
                                         const uint64_t *expected, uint64_t expected_count) {
-    struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     int opened =
@@ -147,7 +148,8 @@ static uint64_t producer_util_check_log(const char *directory, const char *topic
 
 /* Records in `topic`'s log now (0 when it has no log yet). */
 static inline uint64_t producer_util_count_logged(const char *directory, const char *topic) {
-    struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(directory, topic, "count", &options, &consumer, NULL, 0) != 0)
         return 0;

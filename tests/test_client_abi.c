@@ -67,8 +67,8 @@ static bool bytes_equal(struct intake_bytes field, const void *bytes, size_t len
 
 /* The field points into `record` (no copy). */
 static bool inside(struct intake_bytes field, const struct encoded *record) {
-    return field.bytes == NULL ||
-           (field.bytes >= record->bytes && field.bytes + field.length <= record->bytes + record->length);
+    return field.bytes == NULL || (field.bytes >= record->bytes &&
+                                   field.bytes + field.length <= record->bytes + record->length);
 }
 
 /* ------------------------------------------------------- record parsing --- */
@@ -138,16 +138,16 @@ static void test_parse_malformed(void) {
         uint8_t bytes[16];
         size_t length;
     } cases[] = {
-        {{0x12, 0x01, 'k'}, 3},                        /* no topic */
-        {{0x0a, 0x00}, 2},                             /* empty topic */
-        {{0x0a, 0x02, 0xc3, 0x28}, 4},                 /* topic not UTF-8 */
-        {{0x0a, 0x05, 't'}, 3},                        /* length past the end */
-        {{0x0a, 0x01, 't', 0x1b}, 4},                  /* a group */
-        {{0x0a, 0x01, 't', 0x20}, 4},                  /* ends inside a varint field */
-        {{0x0a, 0x01, 't', 0x32, 0x02, 0x0a, 0x05}, 7}, /* header runs past its end */
+        {{0x12, 0x01, 'k'}, 3},                               /* no topic */
+        {{0x0a, 0x00}, 2},                                    /* empty topic */
+        {{0x0a, 0x02, 0xc3, 0x28}, 4},                        /* topic not UTF-8 */
+        {{0x0a, 0x05, 't'}, 3},                               /* length past the end */
+        {{0x0a, 0x01, 't', 0x1b}, 4},                         /* a group */
+        {{0x0a, 0x01, 't', 0x20}, 4},                         /* ends inside a varint field */
+        {{0x0a, 0x01, 't', 0x32, 0x02, 0x0a, 0x05}, 7},       /* header runs past its end */
         {{0x0a, 0x01, 't', 0x32, 0x03, 0x0a, 0x01, 0xff}, 8}, /* header key not UTF-8 */
-        {{0x82, 0x01, 0x01, 'p'}, 4},                  /* a Hello */
-        {{0x0a, 0x01, 't', 0x3a, 0x01, 'p'}, 6},       /* producer_id without a sequence */
+        {{0x82, 0x01, 0x01, 'p'}, 4},                         /* a Hello */
+        {{0x0a, 0x01, 't', 0x3a, 0x01, 'p'}, 6},              /* producer_id without a sequence */
     };
     for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(cases); index++) {
         struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
@@ -311,8 +311,7 @@ static void test_misuse(void) {
     CHECK(intake_consumer_set_open("/tmp", "n", NULL, &set, why, sizeof(why)) == -EINVAL);
     struct intake_consumer_set_options set_options = INTAKE_CONSUMER_SET_OPTIONS_INIT;
     set_options.topics_max = 0;
-    CHECK(intake_consumer_set_open("/tmp", "n", &set_options, &set, why, sizeof(why)) ==
-          -EINVAL);
+    CHECK(intake_consumer_set_open("/tmp", "n", &set_options, &set, why, sizeof(why)) == -EINVAL);
     CHECK(intake_consumer_set_poll(NULL, NULL, 1) == -EINVAL);
     CHECK(intake_consumer_set_wait(NULL, 1) == -EINVAL);
     intake_consumer_set_commit(NULL);
@@ -413,7 +412,8 @@ static void test_wait_saturates(void) {
     struct shm_log *log = NULL;
     char why[512];
     REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
-    struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true};
+    struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_END,
+                                              .ephemeral = true};
     struct waiter waiter = {.result = -100};
     REQUIRE(intake_consumer_open(test_directory, "saturate", "waiter", &options, &waiter.consumer,
                                  why, sizeof(why)) == 0);
@@ -430,8 +430,8 @@ static void test_wait_saturates(void) {
     struct shm_log_consumers *region =
         mmap(NULL, SHM_LOG_CONSUMERS_FILE_BYTES, PROT_READ, MAP_SHARED, fd, 0);
     REQUIRE(region != MAP_FAILED);
-    for (int step = 0; step < 5000 && !atomic_load(&waiter.done) &&
-                       atomic_load(&region->readers_waiting) == 0;
+    for (int step = 0;
+         step < 5000 && !atomic_load(&waiter.done) && atomic_load(&region->readers_waiting) == 0;
          step++) {
         struct timespec pause = {0, 1000000};
         nanosleep(&pause, NULL);

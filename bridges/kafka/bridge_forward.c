@@ -173,8 +173,7 @@ enum bridge_forward_result bridge_forward_record(struct bridge_forward *forward,
     topic->in_flight++;
     forward->in_flight_total++;
     /* A dead letter travels alone: nothing after it is produced before its report. */
-    if (parsed != 0 || forward->counters.too_large != too_large_before)
-        topic->draining = true;
+    if (parsed != 0 || forward->counters.too_large != too_large_before) topic->draining = true;
     return BRIDGE_FORWARD_QUEUED;
 }
 

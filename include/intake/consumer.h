@@ -103,7 +103,8 @@ struct intake_consumer_options {
      * An ephemeral slot left by a dead process is reclaimed by later opens. */
     bool ephemeral;
 };
-#define INTAKE_CONSUMER_OPTIONS_INIT {.struct_bytes = sizeof(struct intake_consumer_options)}
+#define INTAKE_CONSUMER_OPTIONS_INIT                                                               \
+    { .struct_bytes = sizeof(struct intake_consumer_options) }
 
 struct intake_consumer_record {
     const uint8_t *bytes;     /* the encoded intake.v1.Record, inside the mapping */
@@ -126,8 +127,8 @@ struct intake_consumer;
  * holds one line. Once open returns, the consumer holds the writer back (block mode) from its
  * start position, and a lap before its first record is reported as missed. */
 INTAKE_API int intake_consumer_open(const char *directory, const char *topic, const char *name,
-                         const struct intake_consumer_options *options,
-                         struct intake_consumer **out, char *why, size_t why_capacity)
+                                    const struct intake_consumer_options *options,
+                                    struct intake_consumer **out, char *why, size_t why_capacity)
     __attribute__((warn_unused_result));
 /* Unregisters (ephemeral) or detaches keeping the committed cursor, and unmaps. */
 INTAKE_API void intake_consumer_close(struct intake_consumer *consumer);
@@ -137,7 +138,8 @@ INTAKE_API void intake_consumer_close(struct intake_consumer *consumer);
  * although the writer did not overwrite them (the file was damaged; a later poll retries),
  * -EIO when the files were truncated under the mapping (reopen), -EAGAIN when the writer
  * kept lapping this consumer for a whole poll. Never crashes or spins on a damaged file. */
-INTAKE_API int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record)
+INTAKE_API int intake_consumer_poll(struct intake_consumer *consumer,
+                                    struct intake_consumer_record *record)
     __attribute__((warn_unused_result));
 /* Non-blocking, batched: up to `capacity` records into `records`, in offset order. Returns the
  * count (0: nothing new) or a negative errno as intake_consumer_poll (records read before an
@@ -145,12 +147,12 @@ INTAKE_API int intake_consumer_poll(struct intake_consumer *consumer, struct int
  * as poll's does: until the next poll, poll_batch or close. One heartbeat and one release of
  * the consumer's position per call, not per record. */
 INTAKE_API int intake_consumer_poll_batch(struct intake_consumer *consumer,
-                               struct intake_consumer_record *records, uint32_t capacity)
+                                          struct intake_consumer_record *records, uint32_t capacity)
     __attribute__((warn_unused_result));
 /* After using a record's bytes: true when the writer has not started overwriting them since
  * poll returned it. Always true in block mode for a live consumer before its next poll. */
 INTAKE_API bool intake_consumer_record_valid(const struct intake_consumer *consumer,
-                                  const struct intake_consumer_record *record);
+                                             const struct intake_consumer_record *record);
 /* Sleeps until records are available (1), or `timeout_ns` passes (0; UINT64_MAX: no deadline),
  * without spinning: futex on the log's commit word. -EINTR when a signal arrived; -ESTALE when the timeout passed and
  * the log's file was replaced meanwhile (the writer quarantines a damaged log and recreates
@@ -221,7 +223,7 @@ struct intake_consumer_set_options {
     uint32_t per_topic_batch;
 };
 #define INTAKE_CONSUMER_SET_OPTIONS_INIT                                                           \
-    {.struct_bytes = sizeof(struct intake_consumer_set_options)}
+    { .struct_bytes = sizeof(struct intake_consumer_set_options) }
 
 struct intake_consumer_set_record {
     struct intake_consumer_record record; /* as poll returns it */
@@ -235,10 +237,10 @@ struct intake_consumer_set_stats {
     uint32_t topics_followed; /* topics with an open log now */
     uint32_t topics_waiting;  /* topics without a log yet, or closed after an error */
     uint32_t reserved0;
-    uint64_t topics_refused;  /* all_topics: logs seen beyond topics_max */
-    uint64_t missed_total;    /* sum of every record's `missed` */
-    uint64_t topic_errors;    /* topics closed after an error (reopened when found again) */
-    uint64_t rescans;         /* directory listings */
+    uint64_t topics_refused; /* all_topics: logs seen beyond topics_max */
+    uint64_t missed_total;   /* sum of every record's `missed` */
+    uint64_t topic_errors;   /* topics closed after an error (reopened when found again) */
+    uint64_t rescans;        /* directory listings */
 };
 
 struct intake_consumer_set;
@@ -249,9 +251,9 @@ struct intake_consumer_set;
  * that exists but cannot be opened fails the open with its reason (-EBUSY, -EACCES, -EPROTO
  * as intake_consumer_open). On failure `why` holds one line. */
 INTAKE_API int intake_consumer_set_open(const char *directory, const char *name,
-                             const struct intake_consumer_set_options *options,
-                             struct intake_consumer_set **out, char *why, size_t why_capacity)
-    __attribute__((warn_unused_result));
+                                        const struct intake_consumer_set_options *options,
+                                        struct intake_consumer_set **out, char *why,
+                                        size_t why_capacity) __attribute__((warn_unused_result));
 /* Closes every topic as intake_consumer_close does, and unmaps. */
 INTAKE_API void intake_consumer_set_close(struct intake_consumer_set *set);
 
@@ -263,11 +265,11 @@ INTAKE_API void intake_consumer_set_close(struct intake_consumer_set *set);
  * -EAGAIN) is retried at the next poll. Negative only for -EINVAL (capacity 0). Records stay
  * as poll's do: until the next poll or close of the set. */
 INTAKE_API int intake_consumer_set_poll(struct intake_consumer_set *set,
-                             struct intake_consumer_set_record *records, uint32_t capacity)
-    __attribute__((warn_unused_result));
+                                        struct intake_consumer_set_record *records,
+                                        uint32_t capacity) __attribute__((warn_unused_result));
 /* As intake_consumer_record_valid, for a record of this set. */
 INTAKE_API bool intake_consumer_set_record_valid(const struct intake_consumer_set *set,
-                                      const struct intake_consumer_set_record *record);
+                                                 const struct intake_consumer_set_record *record);
 /* Sleeps until some topic has records or a topic may have appeared (1), or `timeout_ns`
  * passes (0), on the directory's futex word; heartbeats every topic between sleeps. -EINTR
  * when a signal arrived. Without intake.notify in the directory (no daemon ran there yet, or
@@ -279,7 +281,7 @@ INTAKE_API void intake_consumer_set_commit(struct intake_consumer_set *set);
 /* Whether a daemon serves the directory now (it holds a lock on intake.notify while it runs). */
 INTAKE_API bool intake_consumer_set_writer_alive(const struct intake_consumer_set *set);
 INTAKE_API void intake_consumer_set_stats(const struct intake_consumer_set *set,
-                               struct intake_consumer_set_stats *out);
+                                          struct intake_consumer_set_stats *out);
 /* The last error's one-line reason ("" when none). */
 INTAKE_API const char *intake_consumer_set_error(const struct intake_consumer_set *set);
 
@@ -327,7 +329,8 @@ struct intake_record_view {
     const uint8_t *record_bytes;
     size_t record_length;
 };
-#define INTAKE_RECORD_VIEW_INIT {.struct_bytes = sizeof(struct intake_record_view)}
+#define INTAKE_RECORD_VIEW_INIT                                                                    \
+    { .struct_bytes = sizeof(struct intake_record_view) }
 
 struct intake_record_header {
     struct intake_bytes key; /* UTF-8 */

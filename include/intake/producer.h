@@ -179,7 +179,8 @@ struct intake_producer_config {
     const char *tls_key_file;
     const char *tls_server_name;
 };
-#define INTAKE_PRODUCER_CONFIG_INIT {.struct_bytes = sizeof(struct intake_producer_config)}
+#define INTAKE_PRODUCER_CONFIG_INIT                                                                \
+    { .struct_bytes = sizeof(struct intake_producer_config) }
 
 /* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes. */
 struct intake_producer_stats {
@@ -214,7 +215,8 @@ struct intake_producer_record {
     const struct intake_producer_header *headers;
     uint64_t timestamp_ns; /* 0: now (wall clock) */
 };
-#define INTAKE_PRODUCER_RECORD_INIT {.struct_bytes = sizeof(struct intake_producer_record)}
+#define INTAKE_PRODUCER_RECORD_INIT                                                                \
+    { .struct_bytes = sizeof(struct intake_producer_record) }
 
 /* Allocates the producer and connects. On failure *producer is NULL and `why` (if not NULL)
  * holds one line, e.g. "connect to 127.0.0.1:7000: Connection refused". Idempotent: only a bad

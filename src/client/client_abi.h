@@ -45,8 +45,8 @@ static inline int client_struct_in(void *ours, size_t ours_bytes, size_t v1_byte
                                    size_t why_capacity) {
     size_t given_bytes = client_struct_bytes(given, v1_bytes);
     if (given_bytes < v1_bytes) {
-        intake_error_line(why, why_capacity, "%s: struct_bytes %zu is below its 1.0 size %zu",
-                          what, given_bytes, v1_bytes);
+        intake_error_line(why, why_capacity, "%s: struct_bytes %zu is below its 1.0 size %zu", what,
+                          given_bytes, v1_bytes);
         return -EINVAL;
     }
     const uint8_t *bytes = given;

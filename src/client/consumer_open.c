@@ -557,8 +557,8 @@ fail:
 }
 
 int intake_consumer_open(const char *directory, const char *topic, const char *name,
-                         const struct intake_consumer_options *given,
-                         struct intake_consumer **out, char *why, size_t why_capacity) {
+                         const struct intake_consumer_options *given, struct intake_consumer **out,
+                         char *why, size_t why_capacity) {
     if (why == NULL) why_capacity = 0;
     if (why_capacity > 0) why[0] = '\0';
     if (out == NULL) {
@@ -570,9 +570,9 @@ int intake_consumer_open(const char *directory, const char *topic, const char *n
     struct intake_consumer_options options_copy = INTAKE_CONSUMER_OPTIONS_INIT;
     const struct intake_consumer_options *options = &options_copy;
     if (given != NULL) {
-        int taken = client_struct_in(&options_copy, sizeof(options_copy),
-                                     CLIENT_CONSUMER_OPTIONS_BYTES_V1, given,
-                                     "intake_consumer_options", why, why_capacity);
+        int taken =
+            client_struct_in(&options_copy, sizeof(options_copy), CLIENT_CONSUMER_OPTIONS_BYTES_V1,
+                             given, "intake_consumer_options", why, why_capacity);
         if (taken != 0) return taken;
     }
     struct intake_consumer *consumer = calloc(1, sizeof(*consumer));

@@ -418,7 +418,8 @@ int intake_consumer_set_open(const char *directory, const char *name,
     if (why == NULL) why_capacity = 0;
     if (why_capacity > 0) why[0] = '\0';
     if (out == NULL || given == NULL) {
-        intake_error_line(why, why_capacity, "intake_consumer_set_open: options and out are required");
+        intake_error_line(why, why_capacity,
+                          "intake_consumer_set_open: options and out are required");
         return -EINVAL;
     }
     *out = NULL;

@@ -567,7 +567,8 @@ uint64_t intake_producer_last_sequence(const struct intake_producer *producer) {
 }
 
 const void *intake_producer_id(const struct intake_producer *producer, size_t *length) {
-    size_t id_length = producer != NULL && producer->idempotent ? producer->session.producer_id_length : 0;
+    size_t id_length =
+        producer != NULL && producer->idempotent ? producer->session.producer_id_length : 0;
     if (length != NULL) *length = id_length;
     return producer != NULL ? producer->session.producer_id : NULL;
 }

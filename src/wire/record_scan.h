@@ -85,7 +85,7 @@ struct record_scan_progress {
     uint32_t topic_seen;
     uint32_t other_field_seen;  /* a field other than 16 (decides Hello vs record) */
     uint32_t contents_unjudged; /* record_scan_structure: tags and lengths only */
-    struct record_scan scan;   /* the fields seen so far; detail set once malformed */
+    struct record_scan scan;    /* the fields seen so far; detail set once malformed */
 };
 
 void record_scan_progress_init(struct record_scan_progress *progress);

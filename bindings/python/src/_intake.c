@@ -56,8 +56,8 @@ static PyObject *raise_error(int code, const char *reason) {
     case ETIMEDOUT: type = error_timeout; break;
     case ENOTSUP: type = error_unsupported; break;
     }
-    PyObject *exception = PyObject_CallFunction(
-        type, "s", reason != NULL && reason[0] ? reason : strerror(number));
+    PyObject *exception =
+        PyObject_CallFunction(type, "s", reason != NULL && reason[0] ? reason : strerror(number));
     if (exception == NULL) return NULL;
     PyObject *errno_value = PyLong_FromLong(number);
     if (errno_value != NULL && PyObject_SetAttrString(exception, "errno", errno_value) == 0)
@@ -229,9 +229,9 @@ static PyObject *record_headers(RecordObject *self, void *unused) {
     intake_record_headers(&view, &iterator);
     int more;
     while ((more = intake_record_header_next(&iterator, &header)) == 1) {
-        PyObject *key = PyUnicode_DecodeUTF8(
-            header.key.bytes != NULL ? (const char *)header.key.bytes : "",
-            (Py_ssize_t)header.key.length, "replace");
+        PyObject *key =
+            PyUnicode_DecodeUTF8(header.key.bytes != NULL ? (const char *)header.key.bytes : "",
+                                 (Py_ssize_t)header.key.length, "replace");
         PyObject *value = log_view(self->log, header.value.bytes, header.value.length);
         PyObject *pair = key && value ? PyTuple_Pack(2, key, value) : NULL;
         Py_XDECREF(key);
@@ -398,8 +398,8 @@ static int timeout_parse(PyObject *timeout, uint64_t *timeout_ns) {
 static int reader_wait(ReaderObject *self, uint64_t timeout_ns) {
     uint64_t waited_ns = 0;
     for (;;) {
-        uint64_t slice_ns = timeout_ns - waited_ns < WAIT_SLICE_NS ? timeout_ns - waited_ns
-                                                                   : WAIT_SLICE_NS;
+        uint64_t slice_ns =
+            timeout_ns - waited_ns < WAIT_SLICE_NS ? timeout_ns - waited_ns : WAIT_SLICE_NS;
         int result;
         struct timespec before, after;
         clock_gettime(CLOCK_MONOTONIC, &before);
@@ -486,8 +486,7 @@ static PyObject *reader_poll(ReaderObject *self, PyObject *args, PyObject *keywo
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     uint64_t start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-    uint64_t deadline_ns =
-        timeout_ns > UINT64_MAX - start_ns ? UINT64_MAX : start_ns + timeout_ns;
+    uint64_t deadline_ns = timeout_ns > UINT64_MAX - start_ns ? UINT64_MAX : start_ns + timeout_ns;
     PyObject *list = reader_poll_once(self, max_records);
     while (list != NULL && PyList_GET_SIZE(list) == 0 && timeout_ns > 0) {
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -495,7 +494,8 @@ static PyObject *reader_poll(ReaderObject *self, PyObject *args, PyObject *keywo
         if (now_ns >= deadline_ns) break;
         /* A wake-up may find nothing for us (another topic's publish, a rescan): wait again
          * for what is left of the timeout. */
-        int woken = reader_wait(self, deadline_ns == UINT64_MAX ? UINT64_MAX : deadline_ns - now_ns);
+        int woken =
+            reader_wait(self, deadline_ns == UINT64_MAX ? UINT64_MAX : deadline_ns - now_ns);
         if (woken < 0) Py_CLEAR(list);
         if (woken <= 0) break;
         Py_DECREF(list);
@@ -626,8 +626,8 @@ static int consumer_init(ReaderObject *self, PyObject *args, PyObject *keywords)
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     int result;
     Py_BEGIN_ALLOW_THREADS;
-    result = intake_consumer_open(directory, topic, name, &options, &log->consumer, why,
-                                  sizeof(why));
+    result =
+        intake_consumer_open(directory, topic, name, &options, &log->consumer, why, sizeof(why));
     Py_END_ALLOW_THREADS;
     if (result != 0) {
         Py_DECREF(log);
@@ -813,7 +813,7 @@ static int producer_enter(ProducerObject *self) {
 }
 
 static int producer_init(ProducerObject *self, PyObject *args, PyObject *keywords) {
-    static char *names[] = {"address", "producer_id", "acks", "tls_ca", "tls_cert",
+    static char *names[] = {"address", "producer_id",     "acks",       "tls_ca", "tls_cert",
                             "tls_key", "tls_server_name", "idempotent", NULL};
     const char *address = "127.0.0.1:7411", *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL,
                *tls_server_name = NULL;
@@ -908,10 +908,8 @@ static PyObject *producer_send(ProducerObject *self, PyObject *args, PyObject *k
         if (!PyArg_ParseTuple(pair, "OO;a header is a (key, value) pair", &header_key,
                               &header_value))
             goto done;
-        if (bytes_argument(header_key, &header_buffers[2 * filled], "a header key") != 0)
-            goto done;
-        if (bytes_argument(header_value, &header_buffers[2 * filled + 1], "a header value") !=
-            0) {
+        if (bytes_argument(header_key, &header_buffers[2 * filled], "a header key") != 0) goto done;
+        if (bytes_argument(header_value, &header_buffers[2 * filled + 1], "a header value") != 0) {
             PyBuffer_Release(&header_buffers[2 * filled]);
             goto done;
         }
@@ -962,12 +960,13 @@ static PyObject *producer_wait(ProducerObject *self, PyObject *args) {
     uint64_t last = intake_producer_last_sequence(self->producer);
     Py_BEGIN_ALLOW_THREADS;
     result = intake_producer_flush(self->producer);
-    if (result == 0 && last > 0) result = intake_producer_wait_acks(self->producer, last, timeout_ms);
+    if (result == 0 && last > 0)
+        result = intake_producer_wait_acks(self->producer, last, timeout_ms);
     Py_END_ALLOW_THREADS;
     self->busy = false;
-    return Py_BuildValue("(isKK)", -result, result != 0 ? intake_producer_last_error(self->producer) : "",
-                         (unsigned long long)intake_producer_acked(self->producer),
-                         (unsigned long long)last);
+    return Py_BuildValue(
+        "(isKK)", -result, result != 0 ? intake_producer_last_error(self->producer) : "",
+        (unsigned long long)intake_producer_acked(self->producer), (unsigned long long)last);
 }
 
 /* _take_failures() -> ([(sequence, status, topic, detail)], not_kept): reported failures since
@@ -1070,7 +1069,8 @@ PyMODINIT_FUNC PyInit__intake(void) {
         PyType_Ready(&ProducerType) < 0)
         return NULL;
     if (intake_version_number() < INTAKE_VERSION_NUMBER) {
-        PyErr_Format(PyExc_ImportError, "libintake %s is older than the one intake was built for (%s)",
+        PyErr_Format(PyExc_ImportError,
+                     "libintake %s is older than the one intake was built for (%s)",
                      intake_version(), INTAKE_VERSION_STRING);
         return NULL;
     }
