@@ -1,6 +1,6 @@
 /*
  * intake/producer.h: the producer library. Sends intake.v1.Record frames to intaked over TCP and
- * reads back its cumulative Acks. Links intake_base, intake_wire and intake_proto (no io_uring).
+ * reads back its cumulative Acks. Part of libintake (pkg-config intake); needs no io_uring.
  *
  * Thread-safety: one producer per thread. A producer is not safe to share between threads
  * without external locking; distinct producers are fully independent.
