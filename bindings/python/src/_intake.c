@@ -380,6 +380,24 @@ static void anonymous_name(char *out, size_t capacity) {
     snprintf(out, capacity, "py-%d-%u", (int)getpid(), atomic_fetch_add(&counter, 1));
 }
 
+/* What Consumer and ConsumerSet take alike: the start, and a name (none: an anonymous,
+ * ephemeral consumer named into `anonymous`); then a _Log for the handle. NULL on error. */
+static LogObject *reader_prepare(PyObject *start, const char **name, char *anonymous,
+                                 size_t anonymous_capacity,
+                                 struct intake_consumer_options *options) {
+    if (start != NULL && start_parse(start, options) != 0) return NULL;
+    if (*name == NULL) {
+        anonymous_name(anonymous, anonymous_capacity);
+        *name = anonymous;
+        options->ephemeral = true;
+    }
+    LogObject *log = PyObject_New(LogObject, &LogType);
+    if (log == NULL) return NULL;
+    log->consumer = NULL;
+    log->set = NULL;
+    return log;
+}
+
 /* Seconds (float or None) to nanoseconds: None waits without a deadline (UINT64_MAX). */
 static int timeout_parse(PyObject *timeout, uint64_t *timeout_ns) {
     if (timeout == NULL || timeout == Py_None) {
@@ -612,17 +630,9 @@ static int consumer_init(ReaderObject *self, PyObject *args, PyObject *keywords)
         return -1;
     }
     struct intake_consumer_options options = INTAKE_CONSUMER_OPTIONS_INIT;
-    if (start != NULL && start_parse(start, &options) != 0) return -1;
     char anonymous[64];
-    if (name == NULL) {
-        anonymous_name(anonymous, sizeof(anonymous));
-        name = anonymous;
-        options.ephemeral = true;
-    }
-    LogObject *log = PyObject_New(LogObject, &LogType);
+    LogObject *log = reader_prepare(start, &name, anonymous, sizeof(anonymous), &options);
     if (log == NULL) return -1;
-    log->consumer = NULL;
-    log->set = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     int result;
     Py_BEGIN_ALLOW_THREADS;
@@ -669,13 +679,9 @@ static int consumer_set_init(ReaderObject *self, PyObject *args, PyObject *keywo
         return -1;
     }
     struct intake_consumer_options consumer = INTAKE_CONSUMER_OPTIONS_INIT;
-    if (start != NULL && start_parse(start, &consumer) != 0) return -1;
     char anonymous[64];
-    if (name == NULL) {
-        anonymous_name(anonymous, sizeof(anonymous));
-        name = anonymous;
-        consumer.ephemeral = true;
-    }
+    LogObject *log = reader_prepare(start, &name, anonymous, sizeof(anonymous), &consumer);
+    if (log == NULL) return -1;
     struct intake_consumer_set_options options = INTAKE_CONSUMER_SET_OPTIONS_INIT;
     options.consumer = &consumer;
     PyObject *sequence = NULL;
@@ -685,11 +691,15 @@ static int consumer_set_init(ReaderObject *self, PyObject *args, PyObject *keywo
         options.topics_max = topics_max ? topics_max : 1024;
     } else {
         sequence = PySequence_Fast(topics, "topics is a list of str, or None (every topic)");
-        if (sequence == NULL) return -1;
+        if (sequence == NULL) {
+            Py_DECREF(log);
+            return -1;
+        }
         Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
         list = PyMem_Calloc((size_t)count + 1, sizeof(*list));
         if (list == NULL) {
             Py_DECREF(sequence);
+            Py_DECREF(log);
             PyErr_NoMemory();
             return -1;
         }
@@ -698,6 +708,7 @@ static int consumer_set_init(ReaderObject *self, PyObject *args, PyObject *keywo
             if (list[index] == NULL) {
                 PyMem_Free(list);
                 Py_DECREF(sequence);
+                Py_DECREF(log);
                 return -1;
             }
         }
@@ -705,20 +716,15 @@ static int consumer_set_init(ReaderObject *self, PyObject *args, PyObject *keywo
         options.topic_count = (uint32_t)count;
         options.topics_max = topics_max ? topics_max : (uint32_t)count;
     }
-    LogObject *log = PyObject_New(LogObject, &LogType);
-    int result = -ENOMEM;
-    char why[INTAKE_CONSUMER_ERROR_BYTES] = "out of memory";
-    if (log != NULL) {
-        log->consumer = NULL;
-        log->set = NULL;
-        Py_BEGIN_ALLOW_THREADS;
-        result = intake_consumer_set_open(directory, name, &options, &log->set, why, sizeof(why));
-        Py_END_ALLOW_THREADS;
-    }
+    int result;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    Py_BEGIN_ALLOW_THREADS;
+    result = intake_consumer_set_open(directory, name, &options, &log->set, why, sizeof(why));
+    Py_END_ALLOW_THREADS;
     PyMem_Free(list);
     Py_XDECREF(sequence);
     if (result != 0) {
-        Py_XDECREF(log);
+        Py_DECREF(log);
         raise_error(result, why);
         return -1;
     }
