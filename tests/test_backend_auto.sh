@@ -125,9 +125,10 @@ exited_with_one_line() {
 
 # --- what this kernel can do ---------------------------------------------------------------
 probe_out=$("$bin/test_zcrx_probe" 2>&1)
-if echo "$probe_out" | grep -q '^skipped:'; then
+probe_status=$?
+if [ "$probe_status" -eq 77 ]; then
     nodev_works=no
-    nodev_reason=$(echo "$probe_out" | sed -n 's/^skipped: //p' | head -n 1)
+    nodev_reason=$(echo "$probe_out" | sed -n 's/.*skipped: //p' | head -n 1)
 else
     nodev_works=yes
 fi
