@@ -10,6 +10,7 @@
 # Which kernel this is comes from test_zcrx_probe ("skipped: ..." means device-less zcrx is
 # refused), so each case checks the one outcome that kernel must give.
 # Env: INTAKE_BIN_DIR (built programs), INTAKE_SOURCE_DIR.
+# intake-test: no-tsan (backend choice at startup)
 set -uo pipefail
 
 bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}

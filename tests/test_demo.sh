@@ -2,6 +2,7 @@
 # test_demo: the front door. `bash scripts/demo` must show records flowing producer -> intaked ->
 # consumer, exit 0 on its own, and leave no process behind (it once hung forever on a consumer
 # whose PID it had not recorded).
+# intake-test: no-tsan (the front door script; test_end_to_end covers the daemon under TSan)
 set -uo pipefail
 source_dir=${INTAKE_SOURCE_DIR:?}
 bin_dir=${INTAKE_BIN_DIR:?}

@@ -16,6 +16,8 @@
  *     the multishot must end with -ENOMEM (and maybe -ENOSPC), be re-armed after the chunks go
  *     back, and still deliver every byte in order.
  * Single-threaded apart from the sender.
+ *
+ * intake-test: no-tsan (on the hosts the kernel refuses device-less zcrx and it skips; tests/vm runs it end to end)
  */
 #include "harness.h"
 
