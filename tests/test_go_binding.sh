@@ -3,6 +3,7 @@
 # the installed libintake, no module downloads (GOPROXY=off), cgo's pointer checks at their
 # strictest (GODEBUG=cgocheck=2): go vet, then go test against a real intaked, and
 # examples/go-producer built and run against it too.
+# intake-test: no-tsan (an instrumented libintake cannot load into an uninstrumented Go binary; it skips in every sanitizer build)
 set -uo pipefail
 source "$(dirname "$0")/install_util.sh"
 skip_when_sanitized "the Go module"

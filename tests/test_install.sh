@@ -7,6 +7,7 @@
 #      find_package(intake) (shared and static), and each build reads what the installed
 #      intake-produce sent through the installed intaked: every record, in order, headers none.
 #   4. A program with its own varint_encode and pb_decode links libintake.a statically.
+# intake-test: no-tsan (packaging: it builds programs outside the tree against the installed library, uninstrumented; the release and ASan suites run it)
 set -uo pipefail
 source "$(dirname "$0")/install_util.sh"
 install_tree

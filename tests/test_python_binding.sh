@@ -5,6 +5,7 @@
 #      package index (PIP_NO_INDEX=1), built with -Werror.
 #   2. `python -c "import intake"` works, and the loaded library is the installed one.
 #   3. bindings/python/tests (pytest) run against the installed intaked.
+# intake-test: no-tsan (an instrumented libintake cannot load into the uninstrumented interpreter; it skips in every sanitizer build)
 set -uo pipefail
 source "$(dirname "$0")/install_util.sh"
 skip_when_sanitized "the Python package"
