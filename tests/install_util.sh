@@ -27,6 +27,10 @@ finish() {
   exit $?
 }
 
+# In a sanitizer build the library is instrumented: programs built against it are too.
+sanitize_flags=
+case "${INTAKE_SANITIZE:-}" in "" | OFF | 0 | FALSE) ;; *) sanitize_flags="-fsanitize=$INTAKE_SANITIZE" ;; esac
+
 # Skips (ctest's 77) in sanitizer builds: an instrumented libintake cannot be loaded by an
 # uninstrumented interpreter or Go binary (the sanitizer runtime must come first).
 skip_when_sanitized() { # what

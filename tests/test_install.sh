@@ -35,10 +35,12 @@ check "libintake.a defines only intake_* globally${others:+ (also: $(echo $other
 # Each header alone: C11 strict, and C++ (the extern "C" guards, no C-only constructs).
 for header in version producer consumer shm_log_format counters_format; do
   printf '#include <intake/%s.h>\nint intake_header_compiles;\n' "$header" >"$work/h.c"
-  cc -std=c11 -pedantic -Wall -Wextra -Werror -c -I"$prefix/include" "$work/h.c" -o "$work/h.o"
+  cc -std=c11 -pedantic -Wall -Wextra -Werror $sanitize_flags -c -I"$prefix/include" "$work/h.c" \
+    -o "$work/h.o"
   check "intake/$header.h compiles alone as C11 -pedantic" $?
   cp "$work/h.c" "$work/h.cc"
-  c++ -std=c++17 -Wall -Wextra -Werror -c -I"$prefix/include" "$work/h.cc" -o "$work/h.o"
+  c++ -std=c++17 -Wall -Wextra -Werror $sanitize_flags -c -I"$prefix/include" "$work/h.cc" \
+    -o "$work/h.o"
   check "intake/$header.h compiles as C++17" $?
 done
 cat >"$work/linkage.cc" <<'CC'
@@ -53,15 +55,18 @@ int main() {
                ? 0 : 1;
 }
 CC
-c++ -std=c++17 -Wall -Werror "$work/linkage.cc" -o "$work/linkage" $(pkg-config --cflags --libs intake) &&
+c++ -std=c++17 -Wall -Werror $sanitize_flags "$work/linkage.cc" -o "$work/linkage" \
+  $(pkg-config --cflags --libs intake) &&
   LD_LIBRARY_PATH=$libdir "$work/linkage"
 check "a C++ program links and calls libintake (extern \"C\")" $?
 
 # The example consumer, three builds.
 cp -r "$INTAKE_SOURCE_DIR/examples/c-consumer" "$work/example"
-make -C "$work/example" >"$work/make.log" 2>&1
+make -C "$work/example" CFLAGS="-O2 -Wall -Wextra -Werror -std=c11 $sanitize_flags" \
+  >"$work/make.log" 2>&1
 check "examples/c-consumer builds with pkg-config --cflags --libs intake" $?
 cmake -S "$work/example" -B "$work/example/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_FLAGS="$sanitize_flags" \
   >"$work/cmake.log" 2>&1 && cmake --build "$work/example/build" >>"$work/cmake.log" 2>&1
 check "examples/c-consumer builds with find_package(intake)" $?
 ldd "$work/example/build/consumer-static" | grep -q libintake
@@ -97,7 +102,8 @@ int main(void) {
                ? 0 : 1;
 }
 C
-cc -std=c11 -Wall -Werror -I"$prefix/include" "$work/clash.c" "$libdir/libintake.a" -lpthread \
+cc -std=c11 -Wall -Werror $sanitize_flags -I"$prefix/include" "$work/clash.c" "$libdir/libintake.a" \
+  -lpthread \
   -o "$work/clash" && "$work/clash"
 check "a program with its own varint_encode and pb_decode links libintake.a" $?
 finish
