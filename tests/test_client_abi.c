@@ -404,14 +404,9 @@ static void *waiter_run(void *argument) {
 }
 
 static void test_wait_saturates(void) {
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = "saturate",
-                                    .capacity_bytes = 1u << 16,
-                                    .retention = SHM_LOG_RETENTION_BLOCK,
-                                    .consumer_stale_ns = 1000000000ull};
     struct shm_log *log = NULL;
     char why[512];
-    REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
+    REQUIRE(shm_test_writer_open("saturate", &log, why, sizeof(why)) == 0);
     struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_END,
                                               .ephemeral = true};
     struct waiter waiter = {.result = -100};
@@ -487,13 +482,8 @@ static volatile uint8_t *foreign_mapping(const char *name) {
 
 /* Opens a consumer on a fresh log of topic `topic` (the writer in this process). */
 static struct intake_consumer *guarded_consumer(const char *topic, struct shm_log **log) {
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = topic,
-                                    .capacity_bytes = 1u << 16,
-                                    .retention = SHM_LOG_RETENTION_BLOCK,
-                                    .consumer_stale_ns = 1000000000ull};
     char why[512];
-    if (shm_log_open_writer(&config, log, why, sizeof(why)) != 0) return NULL;
+    if (shm_test_writer_open(topic, log, why, sizeof(why)) != 0) return NULL;
     uint8_t buffer[2048];
     uint64_t assigned;
     for (uint64_t offset = 0; offset < 5; offset++)
