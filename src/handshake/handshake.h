@@ -82,6 +82,9 @@ struct handshake_slot {
     /* Set by the reactor at creation: who owns the slot. */
     uint32_t index;   /* in its reactor's table */
     uint16_t reactor; /* the reactor whose answer queue gets it back */
+    /* Set by the reactor, never read by the thread: the connection the slot serves now. */
+    uint32_t owner_slot;
+    uint32_t owner_generation;
     /* Set by the reactor before each job. */
     uint8_t job;          /* enum handshake_job */
     uint32_t input_bytes; /* one whole TLS record */
