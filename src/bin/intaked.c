@@ -36,6 +36,14 @@ static void report_started(struct pipeline *pipeline) {
                 "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
                 "allows)\n",
                 config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
+    uint32_t tls_frame_bytes_max = pipeline_tls_frame_bytes_max(pipeline);
+    if (config->tls_listen_set && tls_frame_bytes_max < frame_bytes_max)
+        fprintf(stderr,
+                "intaked: TLS connections take records of at most %u bytes (not %u): every TLS "
+                "record cuts a record's bytes once more, and a record must fit in %u slices of "
+                "%s's receive units\n",
+                tls_frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX,
+                pipeline_backend_name(pipeline));
     if (config->tls_listen_set)
         fprintf(stderr,
                 "intaked: TLS 1.3 on %s (certificate %s%s%s), handshakes on %u thread(s), at most "

@@ -472,6 +472,10 @@ uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline) {
     return reactor_frame_bytes_max(pipeline->reactors[0]);
 }
 
+uint32_t pipeline_tls_frame_bytes_max(const struct pipeline *pipeline) {
+    return reactor_tls_frame_bytes_max(pipeline->reactors[0]);
+}
+
 /* Waits for reactors to drain; past the deadline, tells workers to stop waiting on full logs. */
 static void pipeline_drain_reactors(struct pipeline *pipeline) {
     uint64_t deadline = intake_now_ns() + pipeline->config.shutdown_timeout_ns;

@@ -160,6 +160,8 @@ int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) I
 const char *pipeline_backend_name(const struct pipeline *pipeline);
 const char *pipeline_fallback_lines(const struct pipeline *pipeline);
 uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline);
+/* The frame limit of TLS connections (each TLS record cuts a record's plaintext once more). */
+uint32_t pipeline_tls_frame_bytes_max(const struct pipeline *pipeline);
 /* Prints every reactor's and worker's counters to stderr (SIGUSR1, shutdown). */
 void pipeline_report(struct pipeline *pipeline, const char *when);
 /* After pipeline_stop: true when every receive unit is back with its kernel ring. */

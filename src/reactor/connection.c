@@ -169,7 +169,7 @@ void connection_open(struct reactor *reactor, int fd, bool tls) {
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
                     reactor->window_states + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
-    framer_init(&connection->framer, reactor->frame_bytes_max);
+    framer_init(&connection->framer, tls ? reactor->tls_frame_bytes_max : reactor->frame_bytes_max);
     connection->principal = *principal_anonymous();
     /* Acks are small and latency matters more than packing them. Without it acks still flow,
      * only later: counted, not fatal. */

@@ -104,6 +104,9 @@ const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor
 /* The largest record this reactor accepts: --max-frame, lowered when the backend's fixed-size
  * fragments cannot hold it in RECORD_SLICES_MAX slices. */
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor);
+/* The largest record a TLS connection of this reactor may send (see reactor_setup.c): lower
+ * than reactor_frame_bytes_max, because every TLS record cuts a record's plaintext. */
+uint32_t reactor_tls_frame_bytes_max(const struct reactor *reactor);
 /* The reactor's listening sockets, plaintext and TLS, or -1 for one not configured (the
  * pipeline attaches the queue-steering program to them). */
 int reactor_listen_fd(const struct reactor *reactor, bool tls);

@@ -336,6 +336,7 @@ struct reactor {
     /* --max-frame, or lower when the backend's units cannot hold it in RECORD_SLICES_MAX
      * slices (the backend table's frame_bytes_limit). */
     uint32_t frame_bytes_max;
+    uint32_t tls_frame_bytes_max; /* the same for TLS connections (reactor_setup.c says why) */
     /* The plaintext and the TLS listener (-1 when not configured), each with its multishot
      * accept. */
     int listen_fds[REACTOR_LISTENERS];

@@ -76,6 +76,26 @@ static int reactor_setup_backend(struct reactor *reactor) {
     }
 }
 
+/*
+ * Over TLS a record's plaintext is cut by every TLS record it spans (their headers and tags lie
+ * between), and each TLS record's plaintext (at most 16 KiB) may be cut again by the receive units
+ * it lies in: ceil(TLS_RECORD_BYTES_MAX / unit) + 1 pieces at most when units are filled whole.
+ * A record must fit RECORD_SLICES_MAX slices, so TLS connections get the largest frame that
+ * does in that layout (its two end TLS records may be partial): 480 KiB with 64 KiB buffers,
+ * 128 KiB with 4 KiB buffers or zcrx fragments. A peer that sends much smaller TLS records can
+ * still exceed the slices with a smaller frame; that is answered at run time
+ * (RESOURCE_EXHAUSTED, "record arrived in more than 64 fragments").
+ */
+static uint32_t reactor_tls_frame_limit(const struct reactor *reactor) {
+    uint32_t unit_bytes = reactor->backend->unit_bytes;
+    INTAKE_ASSERT(unit_bytes > 0);
+    uint32_t pieces = (TLS_RECORD_BYTES_MAX + unit_bytes - 1) / unit_bytes + 1;
+    uint32_t tls_records = RECORD_SLICES_MAX / pieces;
+    INTAKE_ASSERT(tls_records > 2);
+    uint64_t limit = (uint64_t)(tls_records - 2) * TLS_PLAINTEXT_BYTES_MAX;
+    return limit < reactor->frame_bytes_max ? (uint32_t)limit : reactor->frame_bytes_max;
+}
+
 static void *reactor_thread_main(void *argument) {
     struct reactor *reactor = argument;
     INTAKE_ASSERT(reactor->backend == NULL);
@@ -86,6 +106,7 @@ static void *reactor_thread_main(void *argument) {
             rx_backend_type_of(reactor->backend)
                 ->frame_bytes_limit(reactor->backend, reactor->links.frame_bytes_max);
         INTAKE_ASSERT(reactor->frame_bytes_max <= reactor->links.frame_bytes_max);
+        reactor->tls_frame_bytes_max = reactor_tls_frame_limit(reactor);
     }
     int result = reactor->start_result;
     sem_post(&reactor->started);
@@ -267,6 +288,11 @@ const char *reactor_backend_name(const struct reactor *reactor) {
 const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor) {
     INTAKE_ASSERT(reactor->backend != NULL);
     return rx_backend_type_of(reactor->backend);
+}
+
+uint32_t reactor_tls_frame_bytes_max(const struct reactor *reactor) {
+    INTAKE_ASSERT(reactor->backend != NULL);
+    return reactor->tls_frame_bytes_max;
 }
 
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor) {

@@ -151,8 +151,16 @@ static bool connection_tls_open(struct reactor *reactor, struct connection *conn
         tls->opened = true;
         tls->record_bytes = record_bytes;
         tls->plain_remaining = opened.plaintext_bytes;
+        /* The cursor starts after the header, which may straddle nodes. */
         tls->plain_node = connection->backlog_head;
         tls->plain_offset = connection->backlog_head_offset + TLS_RECORD_HEADER_BYTES;
+        for (;;) {
+            const struct backlog_node *node = &reactor->backlog_nodes[tls->plain_node];
+            if (tls->plain_offset <= node->chunk.length) break;
+            tls->plain_offset -= node->chunk.length;
+            tls->plain_node = node->next;
+            INTAKE_ASSERT(tls->plain_node != REACTOR_NO_NODE);
+        }
         return true;
     case TLS_OPEN_KEY_UPDATE:
         reactor->counters.tls_key_updates_received += tls->session.read.key_updates - key_updates;

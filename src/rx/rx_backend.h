@@ -115,6 +115,7 @@ struct rx_backend {
     uint32_t units_referenced;     /* units with a nonzero count (leak checks, tests) */
     uint32_t units_held_by_kernel; /* of those, units the kernel still fills (pbuf incremental
                                       mode holds one reference for the kernel): not leaks */
+    uint32_t unit_bytes;           /* the most bytes one unit holds (a buffer, a fragment) */
     struct rx_backend_stats stats;
 };
 

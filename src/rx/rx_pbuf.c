@@ -201,6 +201,7 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
     if (result < 0) goto fail_free;
     pbuf->buffer_count = config->buffer_count;
     pbuf->buffer_bytes = config->buffer_bytes;
+    pbuf->base.unit_bytes = config->buffer_bytes;
     pbuf->buffer_group = config->buffer_group;
     pbuf->buffer_ring_bytes = (size_t)config->buffer_count * sizeof(struct io_uring_buf);
     pbuf->buffers_bytes = (size_t)config->buffer_count * config->buffer_bytes;
