@@ -145,23 +145,19 @@ def s_client_key_updates(daemon, ca):
     process = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{daemon.tls_port}",
                                 "-tls1_3", "-CAfile", ca, "-servername", "localhost"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-    output = b""
+                               stderr=subprocess.PIPE)
+    output = {process.stdout.fileno(): b"", process.stderr.fileno(): b""}
 
-    def wait_output(needle, timeout=20):
-        nonlocal output
+    def wait_output(needle, stream, timeout=20):
         deadline = time.time() + timeout
-        while needle not in output and time.time() < deadline:
-            ready, _, _ = select.select([process.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(process.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                output += chunk
-        return needle in output
+        while needle not in output[stream.fileno()] and time.time() < deadline:
+            ready, _, _ = select.select(list(output), [], [], 0.2)
+            for fd in ready:
+                output[fd] += os.read(fd, 65536)
+        return needle in output[stream.fileno()]
 
     frames = []
-    check(wait_output(b"Verify return code: 0 (ok)"), "s_client: handshake verified")
+    check(wait_output(b"Verify return code: 0 (ok)", process.stdout), "s_client: verified")
     for batch, command in enumerate([b"K\n", b"k\n", None]):
         # Fixed sizes: a chunk s_client reads must not start with one of its command letters.
         chunk = records("s-client", 5, first_sequence=1 + 5 * batch, value_bytes=20)
@@ -169,10 +165,15 @@ def s_client_key_updates(daemon, ca):
         process.stdin.write(b"".join(chunk))
         process.stdin.flush()
         # The cumulative Ack for the batch's last record (sequences stay below 128).
-        check(wait_output(bytes([2, 8, 5 * (batch + 1)])), f"s_client: Ack of batch {batch}")
+        check(wait_output(bytes([2, 8, 5 * (batch + 1)]), process.stdout),
+              f"s_client: Ack of batch {batch}")
         if command is not None:
+            # s_client takes a command only at the start of what one read returns, and drops
+            # the rest of it: the next batch waits until it says it sent the KeyUpdate.
             process.stdin.write(command)
             process.stdin.flush()
+            check(wait_output(b"KEYUPDATE\n" * (batch + 1), process.stderr),
+                  f"s_client: KeyUpdate {command!r} sent")
     process.stdin.close()
     process.wait(timeout=20)
     delivered(daemon, "s-client", frames)
