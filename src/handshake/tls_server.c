@@ -75,24 +75,36 @@ static int tls_server_check_client_ca(const char *path, char *why, size_t why_ca
     return 0;
 }
 
+/* Keys with a pass phrase are refused, never prompted for on a terminal. */
+static int tls_server_no_pass_phrase(char *buffer, int size, int writing, void *context) {
+    (void)buffer;
+    (void)size;
+    (void)writing;
+    (void)context;
+    return -1;
+}
+
 /* The key file is readable, a PEM private key, and the certificate's. */
 static int tls_server_use_key(SSL_CTX *context, const struct tls_server_files *files, char *why,
                               size_t why_capacity) {
     FILE *file = tls_server_open("--tls-key", files->key_path, why, why_capacity);
     if (file == NULL) return -ENOENT;
+    EVP_PKEY *key = PEM_read_PrivateKey(file, NULL, tls_server_no_pass_phrase, NULL);
     fclose(file);
-    if (SSL_CTX_use_PrivateKey_file(context, files->key_path, SSL_FILETYPE_PEM) != 1) {
+    if (key == NULL) {
         intake_error_line(why, why_capacity,
                           "--tls-key %s is not a PEM private key (or it is encrypted)",
                           files->key_path);
         return -EINVAL;
     }
-    if (SSL_CTX_check_private_key(context) != 1) {
+    int result = 0;
+    if (SSL_CTX_use_PrivateKey(context, key) != 1 || SSL_CTX_check_private_key(context) != 1) {
         intake_error_line(why, why_capacity, "--tls-key %s does not match the certificate in %s",
                           files->key_path, files->certificate_path);
-        return -EINVAL;
+        result = -EINVAL;
     }
-    return 0;
+    EVP_PKEY_free(key);
+    return result;
 }
 
 /* Client certificates are required and verified against the CA file (mTLS). */
@@ -135,9 +147,10 @@ int tls_server_build_context(const struct tls_server_files *files,
     INTAKE_ASSERT(files != NULL && callbacks != NULL && out != NULL);
     INTAKE_ASSERT(files->certificate_path != NULL && files->key_path != NULL);
     *out = NULL;
+    SSL_CTX *context = NULL;
     int result = tls_server_check_leaf(files->certificate_path, why, why_capacity);
-    if (result < 0) return result;
-    SSL_CTX *context = SSL_CTX_new(TLS_server_method());
+    if (result < 0) goto fail;
+    context = SSL_CTX_new(TLS_server_method());
     if (context == NULL || tls_server_protocol(context, callbacks) < 0) {
         intake_error_line(why, why_capacity, "OpenSSL cannot make a TLS 1.3 server context");
         result = -EIO;
@@ -153,6 +166,8 @@ int tls_server_build_context(const struct tls_server_files *files,
     if (result == 0 && files->client_ca_path != NULL)
         result = tls_server_use_client_ca(context, files, callbacks, why, why_capacity);
     if (result < 0) goto fail;
+    /* Reading PEM files to their end leaves "no start line" behind even when all went well. */
+    ERR_clear_error();
     *out = context;
     return 0;
 
