@@ -165,8 +165,6 @@ static bool connection_tls_open(struct reactor *reactor, struct connection *conn
     case TLS_OPEN_KEY_UPDATE:
         reactor->counters.tls_key_updates_received += tls->session.read.key_updates - key_updates;
         connection_tls_consume(reactor, connection, record_bytes);
-        /* It may owe our own KeyUpdate, sent even with no Ack due. */
-        if (tls_session_owes_record(&tls->session)) connection_list_add(reactor, connection, LIST_ACK);
         return true;
     case TLS_OPEN_CLOSE_NOTIFY:
         connection_tls_consume(reactor, connection, record_bytes);
@@ -237,6 +235,10 @@ void connection_tls_process(struct reactor *reactor, struct connection *connecti
         if (!connection_tls_open(reactor, connection, record_bytes)) return;
     }
     if (connection->phase == CONNECTION_READING) connection_tls_wait(reactor, connection);
+    /* A KeyUpdate owed (the peer asked, or its key reached the limit) goes out even when no
+     * Ack is due (a producer that asks for none). */
+    if (connection_is_open(connection) && tls_session_owes_record(&tls->session))
+        connection_list_add(reactor, connection, LIST_ACK);
 }
 
 /* Appends the chunk to the backlog, into the last node when it continues that node's bytes. */
