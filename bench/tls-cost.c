@@ -154,7 +154,7 @@ static void measure_open(struct tls_server *server, const char *suite, uint32_t 
 
 /* The bare AEAD over the same work: what the record layer adds is the difference. */
 static void measure_evp(const char *suite, uint32_t content, uint32_t count) {
-    const EVP_CIPHER *cipher = strstr(suite, "CHACHA")   ? EVP_chacha20_poly1305()
+    const EVP_CIPHER *cipher = strstr(suite, "CHACHA")    ? EVP_chacha20_poly1305()
                                : strstr(suite, "AES_256") ? EVP_aes_256_gcm()
                                                           : EVP_aes_128_gcm();
     uint8_t key[32] = {1}, nonce[TLS_IV_BYTES] = {2}, header[5] = {23, 3, 3, 0, 0}, tag[16];
@@ -203,8 +203,8 @@ static void measure_seal_ack(struct tls_server *server, const char *suite, uint3
     uint8_t ack[12] = {11, 8, 0xe8, 7}, out[128];
     struct clock_mark start = clock_mark();
     for (uint32_t index = 0; index < count; index++)
-        TLS_TEST_REQUIRE(tls_record_seal(&intake, TLS_CONTENT_APPLICATION_DATA, ack, sizeof(ack), out,
-                                         sizeof(out)) > 0);
+        TLS_TEST_REQUIRE(tls_record_seal(&intake, TLS_CONTENT_APPLICATION_DATA, ack, sizeof(ack),
+                                         out, sizeof(out)) > 0);
     struct clock_mark end = clock_mark();
     printf("tls_record_seal suite=%s content_bytes=%zu (an Ack) records=%u", suite, sizeof(ack),
            count);

@@ -58,8 +58,8 @@ static void make_client(const char *path, const char *san, const char *common_na
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)common_name,
                                    common_name_bytes, -1, 0);
     else
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"intake", -1,
-                                   -1, 0);
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"intake", -1, -1,
+                                   0);
     X509_set_issuer_name(certificate, X509_get_subject_name(extra_ca));
     if (san != NULL) tls_test_add_extension(certificate, extra_ca, NID_subject_alt_name, san);
     REQUIRE(X509_sign(certificate, ca_key, EVP_sha256()) > 0);
@@ -195,7 +195,8 @@ static void expect_refused(const struct tls_server_files *files, const char *exp
     char why[512] = "";
     int result = tls_server_build_context(files, handshake_callbacks(), &context, why, sizeof(why));
     bool refused = result < 0 && context == NULL && strstr(why, expected) != NULL;
-    if (!refused) fprintf(stderr, "expected a refusal naming \"%s\", got %d: %s\n", expected, result, why);
+    if (!refused)
+        fprintf(stderr, "expected a refusal naming \"%s\", got %d: %s\n", expected, result, why);
     CHECK(refused);
     CHECK(strchr(why, '\n') == NULL);
     CHECK(ERR_peek_error() == 0);
@@ -231,16 +232,26 @@ static void check_files(const struct tls_test_credentials *made) {
     fclose(file);
     const char *certificate = made->server_certificate, *key = made->server_key;
     struct tls_server_files cases[] = {
-        {missing, key, NULL},     {certificate, missing, NULL}, {key, key, NULL},
+        {missing, key, NULL},
+        {certificate, missing, NULL},
+        {key, key, NULL},
         {certificate, certificate, NULL},
         {certificate, made->client_cn_key, NULL},
-        {expired, key, NULL},     {future, key, NULL},          {certificate, key, empty},
+        {expired, key, NULL},
+        {future, key, NULL},
+        {certificate, key, empty},
         {certificate, key, missing},
     };
     const char *expected[] = {
-        "cannot read --tls-cert", "cannot read --tls-key", "holds no PEM certificate",
-        "is not a PEM private key", "does not match the certificate", "expired on",
-        "is not valid until", "--tls-client-ca", "cannot read --tls-client-ca",
+        "cannot read --tls-cert",
+        "cannot read --tls-key",
+        "holds no PEM certificate",
+        "is not a PEM private key",
+        "does not match the certificate",
+        "expired on",
+        "is not valid until",
+        "--tls-client-ca",
+        "cannot read --tls-client-ca",
     };
     for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(cases); index++)
         expect_refused(&cases[index], expected[index]);

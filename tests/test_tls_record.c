@@ -176,7 +176,8 @@ static void check_client_records(struct tls_session *session, SSL *client) {
         for (const uint8_t *record; (record = stream_next(&stream)) != NULL;) {
             struct tls_opened opened;
             uint32_t pieces = 1 + (uint32_t)(test_random_next(&random_state) % TLS_SEGMENTS_MAX);
-            enum tls_open_result result = open_split(session, record, pieces, &opened, opened_bytes);
+            enum tls_open_result result =
+                open_split(session, record, pieces, &opened, opened_bytes);
             CHECK(result == TLS_OPEN_DATA);
             CHECK(opened.plaintext_bytes <= TLS_PLAINTEXT_BYTES_MAX);
             if (result != TLS_OPEN_DATA || received + opened.plaintext_bytes > sizes[index]) {
@@ -277,7 +278,7 @@ static void check_corruption(struct tls_session *session, SSL *client) {
     uint32_t bytes = (uint32_t)(stream.position);
     uint8_t copy[256];
     REQUIRE(bytes <= sizeof(copy));
-    uint32_t positions[] = {1, 2, 5, 9, bytes - TLS_TAG_BYTES - 1, bytes - TLS_TAG_BYTES,
+    uint32_t positions[] = {1,        2, 5, 9, bytes - TLS_TAG_BYTES - 1, bytes - TLS_TAG_BYTES,
                             bytes - 1};
     struct tls_opened opened;
     for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(positions); index++) {
@@ -295,7 +296,8 @@ static void check_corruption(struct tls_session *session, SSL *client) {
 static void check_alerts(struct tls_session *session, SSL *client) {
     /* Ours: the client reports it. */
     uint8_t sealed[128];
-    uint32_t bytes = tls_record_seal_alert(session, TLS_ALERT_BAD_RECORD_MAC, sealed, sizeof(sealed));
+    uint32_t bytes =
+        tls_record_seal_alert(session, TLS_ALERT_BAD_RECORD_MAC, sealed, sizeof(sealed));
     CHECK(bytes == TLS_ALERT_RECORD_BYTES);
     BIO_write(SSL_get_rbio(client), sealed, (int)bytes);
     char buffer[16];
@@ -361,14 +363,30 @@ static void check_crafted(const char *suite) {
         {"heartbeat type", {1, 24}, 2, TLS_OPEN_FAILED, TLS_ALERT_UNEXPECTED_MESSAGE, 0},
         {"empty handshake", {22}, 1, TLS_OPEN_FAILED, TLS_ALERT_UNEXPECTED_MESSAGE, 0},
         {"empty alert", {21}, 1, TLS_OPEN_FAILED, TLS_ALERT_UNEXPECTED_MESSAGE, 0},
-        {"ClientHello after the handshake", {1, 0, 0, 1, 0, 22}, 6, TLS_OPEN_FAILED,
-         TLS_ALERT_UNEXPECTED_MESSAGE, 0},
-        {"KeyUpdate request 2", {24, 0, 0, 1, 2, 22}, 6, TLS_OPEN_FAILED,
-         TLS_ALERT_ILLEGAL_PARAMETER, 0},
-        {"KeyUpdate length 2", {24, 0, 0, 2, 0, 0, 22}, 7, TLS_OPEN_FAILED,
-         TLS_ALERT_DECODE_ERROR, 0},
-        {"KeyUpdate and more", {24, 0, 0, 1, 0, 24, 22}, 7, TLS_OPEN_FAILED,
-         TLS_ALERT_UNEXPECTED_MESSAGE, 0},
+        {"ClientHello after the handshake",
+         {1, 0, 0, 1, 0, 22},
+         6,
+         TLS_OPEN_FAILED,
+         TLS_ALERT_UNEXPECTED_MESSAGE,
+         0},
+        {"KeyUpdate request 2",
+         {24, 0, 0, 1, 2, 22},
+         6,
+         TLS_OPEN_FAILED,
+         TLS_ALERT_ILLEGAL_PARAMETER,
+         0},
+        {"KeyUpdate length 2",
+         {24, 0, 0, 2, 0, 0, 22},
+         7,
+         TLS_OPEN_FAILED,
+         TLS_ALERT_DECODE_ERROR,
+         0},
+        {"KeyUpdate and more",
+         {24, 0, 0, 1, 0, 24, 22},
+         7,
+         TLS_OPEN_FAILED,
+         TLS_ALERT_UNEXPECTED_MESSAGE,
+         0},
         {"KeyUpdate split", {24, 0, 0, 1, 22}, 5, TLS_OPEN_FAILED, TLS_ALERT_UNEXPECTED_MESSAGE, 0},
         {"alert of 3 bytes", {2, 40, 0, 21}, 4, TLS_OPEN_FAILED, TLS_ALERT_DECODE_ERROR, 0},
         {"fatal handshake_failure", {2, 40, 21}, 3, TLS_OPEN_PEER_ALERT, 40, 0},

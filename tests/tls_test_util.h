@@ -75,8 +75,8 @@ static X509 *tls_test_certificate(EVP_PKEY *key, const char *common_name, X509 *
     X509_gmtime_adj(X509_getm_notAfter(certificate), 86400);
     X509_set_pubkey(certificate, key);
     X509_NAME *name = X509_get_subject_name(certificate);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)common_name, -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)common_name, -1, -1,
+                               0);
     X509_set_issuer_name(certificate, issuer ? X509_get_subject_name(issuer) : name);
     X509 *signer = issuer ? issuer : certificate;
     tls_test_add_extension(certificate, signer, NID_basic_constraints,
@@ -214,8 +214,8 @@ static enum handshake_result tls_test_handshake(struct tls_server *server, SSL *
 }
 
 /* A server for `credentials`, with client certificates required when `mutual`. */
-static void tls_test_server(struct tls_server *server, const struct tls_test_credentials *credentials,
-                            bool mutual) {
+static void tls_test_server(struct tls_server *server,
+                            const struct tls_test_credentials *credentials, bool mutual) {
     struct tls_server_files files = {
         .certificate_path = credentials->server_certificate,
         .key_path = credentials->server_key,

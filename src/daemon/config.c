@@ -110,17 +110,17 @@ static const struct option config_options[] = {
 void config_print_usage(FILE *out) {
     fputs(
         "usage: intaked [options]\n"
-        "  --listen ADDR:PORT|none   where producers connect in plaintext (default 127.0.0.1:7411;\n"
+        "  --listen ADDR:PORT|none   where producers connect in plaintext (127.0.0.1:7411;\n"
         "                            [::1]:P for IPv6; none: no plaintext listener)\n"
         "  --tls-listen ADDR:PORT    where producers connect with TLS 1.3 (default: no TLS)\n"
-        "  --tls-cert FILE           the server's certificate, PEM, chain allowed (with --tls-listen)\n"
+        "  --tls-cert FILE           the server's certificate, PEM, chain allowed\n"
         "  --tls-key FILE            its private key, PEM\n"
         "  --tls-client-ca FILE      CA certificates, PEM: a client certificate is required and\n"
         "                            verified (mTLS); its URI SAN or CN is the principal\n"
         "  --handshake-timeout-ms N  a TLS handshake must be done within N ms (default 10000)\n"
         "  --handshakes-max N        TLS handshakes at once per reactor; more are refused (256)\n"
-        "  --handshake-threads N     threads that run TLS handshakes (default 1, at most --reactors)\n"
-        "  --tls-key-update-records N  update a TLS key after N records (default: the AEAD's limit)\n"
+        "  --handshake-threads N     threads running TLS handshakes (1; at most --reactors)\n"
+        "  --tls-key-update-records N  update a TLS key after N records (default: AEAD limit)\n"
         "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
         "  --shm-group NAME          group that may read logs and register consumers (files "
         "0640/0660,\n"
@@ -378,7 +378,8 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
     RULE((uint64_t)config->buffer_count * config->buffer_bytes >= 2ull * TLS_RECORD_BYTES_MAX,
          "--buffers x --buffer-size must hold two TLS records (%u bytes) with --tls-listen",
          2 * TLS_RECORD_BYTES_MAX);
-    RULE(config->listen_none || config->listen_address_length != config->tls_listen_address_length ||
+    RULE(config->listen_none ||
+             config->listen_address_length != config->tls_listen_address_length ||
              memcmp(&config->listen_address, &config->tls_listen_address,
                     config->listen_address_length) != 0,
          "--listen and --tls-listen name the same address");

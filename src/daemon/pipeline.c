@@ -278,8 +278,7 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     int result = 0;
     for (int tls = 0; result == 0 && tls < 2; tls++) {
         int fd = reactor_listen_fd(pipeline->reactors[0], tls);
-        if (fd >= 0)
-            result = reuseport_cbpf_attach(fd, config->zcrx_queues, config->reactor_count);
+        if (fd >= 0) result = reuseport_cbpf_attach(fd, config->zcrx_queues, config->reactor_count);
     }
     if (result < 0)
         intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",

@@ -47,18 +47,6 @@ struct pipeline_config {
     socklen_t listen_address_length;
     char listen_text[128];          /* as given, for log lines */
     bool listen_none;               /* --listen none: no plaintext listener */
-    /* TLS (issue 17): --tls-listen, its files, its handshakes. */
-    bool tls_listen_set;
-    struct sockaddr_storage tls_listen_address;
-    socklen_t tls_listen_address_length;
-    char tls_listen_text[128];
-    const char *tls_certificate_path; /* --tls-cert */
-    const char *tls_key_path;         /* --tls-key */
-    const char *tls_client_ca_path;   /* --tls-client-ca: client certificates required */
-    uint64_t handshake_timeout_ns;    /* --handshake-timeout-ms */
-    uint32_t handshakes_max;          /* --handshakes-max: concurrent handshakes per reactor */
-    uint32_t handshake_threads;       /* --handshake-threads */
-    uint64_t tls_key_update_records;  /* --tls-key-update-records (0: the AEAD's limit) */
     const char *shm_directory;      /* --shm-dir */
     bool shm_group_set;             /* --shm-group given */
     gid_t shm_group;                /* --shm-group: may read logs and register consumers */
@@ -94,6 +82,19 @@ struct pipeline_config {
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
     const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
     uint32_t producers_max;     /* --producers-max: the producer table (producer_table.h) */
+
+    /* TLS (issue 17): --tls-listen, its files, its handshakes. */
+    bool tls_listen_set;
+    struct sockaddr_storage tls_listen_address;
+    socklen_t tls_listen_address_length;
+    char tls_listen_text[128];
+    const char *tls_certificate_path; /* --tls-cert */
+    const char *tls_key_path;         /* --tls-key */
+    const char *tls_client_ca_path;   /* --tls-client-ca: client certificates required */
+    uint64_t handshake_timeout_ns;    /* --handshake-timeout-ms */
+    uint32_t handshakes_max;          /* --handshakes-max: concurrent handshakes per reactor */
+    uint32_t handshake_threads;       /* --handshake-threads */
+    uint64_t tls_key_update_records;  /* --tls-key-update-records (0: the AEAD's limit) */
 };
 
 struct reactor;

@@ -35,7 +35,8 @@ int pipeline_tls_start(struct pipeline *pipeline, char *why, size_t why_capacity
     pipeline->tls_enabled = true;
     pipeline->handshake_requests =
         calloc(config->handshake_threads, sizeof(*pipeline->handshake_requests));
-    pipeline->handshake_answers = calloc(config->reactor_count, sizeof(*pipeline->handshake_answers));
+    pipeline->handshake_answers =
+        calloc(config->reactor_count, sizeof(*pipeline->handshake_answers));
     pipeline->handshake_threads =
         calloc(config->handshake_threads, sizeof(*pipeline->handshake_threads));
     if (!pipeline->handshake_requests || !pipeline->handshake_answers ||
@@ -61,13 +62,14 @@ int pipeline_tls_start(struct pipeline *pipeline, char *why, size_t why_capacity
             .records_per_key_max = config->tls_key_update_records,
             .stopping = &pipeline->handshakes_stopping,
         };
-        result = handshake_thread_start(&links, &pipeline->handshake_threads[thread], why,
-                                        why_capacity);
+        result =
+            handshake_thread_start(&links, &pipeline->handshake_threads[thread], why, why_capacity);
         if (result < 0) return result;
     }
     return 0;
 out_of_memory:
-    intake_error_line(why, why_capacity, "out of memory sizing TLS handshakes (--handshakes-max %u)",
+    intake_error_line(why, why_capacity,
+                      "out of memory sizing TLS handshakes (--handshakes-max %u)",
                       config->handshakes_max);
     return -ENOMEM;
 }
@@ -82,8 +84,7 @@ void pipeline_tls_reactor_links(struct pipeline *pipeline, uint32_t reactor,
     links->tls_listen_text = pipeline->config.tls_listen_text;
     links->handshakes_max = config->handshakes_max;
     links->handshake_timeout_ns = config->handshake_timeout_ns;
-    links->handshake_requests =
-        &pipeline->handshake_requests[reactor % config->handshake_threads];
+    links->handshake_requests = &pipeline->handshake_requests[reactor % config->handshake_threads];
     links->handshake_answers = &pipeline->handshake_answers[reactor];
 }
 

@@ -19,6 +19,7 @@ void pipeline_tls_reactor_links(struct pipeline *pipeline, uint32_t reactor,
 void pipeline_tls_stop(struct pipeline *pipeline);
 void pipeline_tls_free(struct pipeline *pipeline);
 /* Rebuilds the server context from its files (tls_server_reload); 0 without TLS. */
-int pipeline_tls_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+int pipeline_tls_reload(struct pipeline *pipeline, char *why,
+                        size_t why_capacity) INTAKE_MUST_CHECK;
 
 #endif

@@ -50,7 +50,8 @@ void handshake_queue_push(struct handshake_queue *queue, struct handshake_slot *
     INTAKE_ASSERT(queue->count < queue->capacity);
     queue->entries[(queue->head + queue->count) % queue->capacity] = slot;
     queue->count++;
-    atomic_store_explicit(&queue->approximate_count, queue->count, memory_order_relaxed);
+    /* Pairs with the acquire load in handshake_queue_pop's lock-free look. */
+    atomic_store_explicit(&queue->approximate_count, queue->count, memory_order_release);
     pthread_cond_signal(&queue->nonempty);
     pthread_mutex_unlock(&queue->lock);
 }
@@ -58,8 +59,8 @@ void handshake_queue_push(struct handshake_queue *queue, struct handshake_slot *
 uint32_t handshake_queue_pop(struct handshake_queue *queue, struct handshake_slot **out,
                              uint32_t capacity) {
     /* An empty queue is the common case on a reactor: no lock for it. A push racing with this
-     * read is seen at the next look (the pusher rings the doorbell after it). */
-    if (atomic_load_explicit(&queue->approximate_count, memory_order_relaxed) == 0) return 0;
+     * read is seen at the next look: the pusher rings the doorbell after its release store. */
+    if (atomic_load_explicit(&queue->approximate_count, memory_order_acquire) == 0) return 0;
     pthread_mutex_lock(&queue->lock);
     uint32_t taken = 0;
     while (taken < capacity && queue->count > 0) {
@@ -67,6 +68,7 @@ uint32_t handshake_queue_pop(struct handshake_queue *queue, struct handshake_slo
         queue->head = (queue->head + 1) % queue->capacity;
         queue->count--;
     }
+    /* Only ever lowered here, under the lock; the next push stores the true count again. */
     atomic_store_explicit(&queue->approximate_count, queue->count, memory_order_relaxed);
     pthread_mutex_unlock(&queue->lock);
     return taken;
@@ -142,7 +144,8 @@ static bool handshake_principal_of(X509 *certificate, struct principal *principa
     const X509_NAME *subject = X509_get_subject_name(certificate);
     int position = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
     if (position < 0) return false;
-    const ASN1_STRING *common_name = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, position));
+    const ASN1_STRING *common_name =
+        X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, position));
     unsigned char *utf8 = NULL;
     int length = ASN1_STRING_to_UTF8(&utf8, common_name);
     bool named = length > 0 && principal_set(principal, (const char *)utf8, (uint32_t)length) == 0;
@@ -155,8 +158,7 @@ static int handshake_verify(int verified, X509_STORE_CTX *store) {
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     struct handshake_slot *slot = handshake_slot_of(ssl);
     if (!verified || X509_STORE_CTX_get_error_depth(store) != 0) return verified;
-    if (handshake_principal_of(X509_STORE_CTX_get_current_cert(store), &slot->principal))
-        return 1;
+    if (handshake_principal_of(X509_STORE_CTX_get_current_cert(store), &slot->principal)) return 1;
     slot->principal_refused = true;
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
@@ -340,8 +342,8 @@ int handshake_thread_start(const struct handshake_links *links, struct handshake
     thread->links = *links;
     int result = pthread_create(&thread->thread, NULL, handshake_thread_main, thread);
     if (result != 0) {
-        intake_error_line(why, why_capacity, "handshake thread %u: cannot start: %s",
-                          links->index, strerror(result));
+        intake_error_line(why, why_capacity, "handshake thread %u: cannot start: %s", links->index,
+                          strerror(result));
         free(thread);
         return -result;
     }

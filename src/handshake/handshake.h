@@ -92,9 +92,9 @@ struct handshake_slot {
     uint8_t result;  /* enum handshake_result */
     uint8_t failure; /* enum handshake_failure, with HANDSHAKE_FAILED */
     uint32_t output_bytes;
-    struct principal principal;  /* HANDSHAKE_DONE */
-    struct tls_session session;  /* HANDSHAKE_DONE: the reactor takes it over */
-    char failure_detail[160];    /* HANDSHAKE_FAILED: OpenSSL's reason, for the counters line */
+    struct principal principal; /* HANDSHAKE_DONE */
+    struct tls_session session; /* HANDSHAKE_DONE: the reactor takes it over */
+    char failure_detail[160];   /* HANDSHAKE_FAILED: OpenSSL's reason, for the counters line */
     /* The thread's own, kept between jobs of one handshake. */
     SSL *ssl;
     uint8_t client_secret[TLS_SECRET_BYTES_MAX];
@@ -129,13 +129,13 @@ uint32_t handshake_queue_pop(struct handshake_queue *queue, struct handshake_slo
 /* What a handshake thread may touch, handed over by the pipeline. */
 struct handshake_links {
     uint32_t index;
-    struct tls_server *server;               /* the current SSL_CTX */
-    struct handshake_queue *requests;        /* its own */
-    struct handshake_queue *answers;         /* [reactor_count]: reactor r's answer queue */
-    struct doorbell *reactor_doorbells;      /* [reactor_count]: rung after an answer */
+    struct tls_server *server;          /* the current SSL_CTX */
+    struct handshake_queue *requests;   /* its own */
+    struct handshake_queue *answers;    /* [reactor_count]: reactor r's answer queue */
+    struct doorbell *reactor_doorbells; /* [reactor_count]: rung after an answer */
     uint32_t reactor_count;
-    uint64_t records_per_key_max;            /* --tls-key-update-records (0: the AEAD's limit) */
-    const _Atomic bool *stopping;            /* set once no reactor can send a job */
+    uint64_t records_per_key_max; /* --tls-key-update-records (0: the AEAD's limit) */
+    const _Atomic bool *stopping; /* set once no reactor can send a job */
 };
 
 struct handshake_thread;

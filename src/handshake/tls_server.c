@@ -142,8 +142,8 @@ static int tls_server_protocol(SSL_CTX *context, const struct tls_server_callbac
 }
 
 int tls_server_build_context(const struct tls_server_files *files,
-                             const struct tls_server_callbacks *callbacks, SSL_CTX **out,
-                             char *why, size_t why_capacity) {
+                             const struct tls_server_callbacks *callbacks, SSL_CTX **out, char *why,
+                             size_t why_capacity) {
     INTAKE_ASSERT(files != NULL && callbacks != NULL && out != NULL);
     INTAKE_ASSERT(files->certificate_path != NULL && files->key_path != NULL);
     *out = NULL;

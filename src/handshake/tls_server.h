@@ -71,7 +71,7 @@ bool tls_server_requires_client_certificates(const struct tls_server *server);
 
 /* Builds one context from `files` (the checks above). Exposed for tests and benchmarks. */
 int tls_server_build_context(const struct tls_server_files *files,
-                             const struct tls_server_callbacks *callbacks, SSL_CTX **out,
-                             char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+                             const struct tls_server_callbacks *callbacks, SSL_CTX **out, char *why,
+                             size_t why_capacity) INTAKE_MUST_CHECK;
 
 #endif

@@ -174,10 +174,8 @@ static void connection_pin_new_slices(struct reactor *reactor, struct connection
 }
 
 /* Frames one chunk from *offset on until it is consumed, the connection pauses or ends. */
-enum admission_frame_result connection_frame(struct reactor *reactor,
-                                                    struct connection *connection,
-                                                    const struct rx_chunk *chunk,
-                                                    uint32_t *offset) {
+enum admission_frame_result connection_frame(struct reactor *reactor, struct connection *connection,
+                                             const struct rx_chunk *chunk, uint32_t *offset) {
     INTAKE_ASSERT(*offset <= chunk->length);
     for (;;) {
         if (!connection_is_open(connection)) return ADMISSION_FRAME_ENDED;
@@ -232,7 +230,7 @@ enum admission_frame_result connection_frame(struct reactor *reactor,
 
 /* Appends a chunk to the connection's backlog; the node keeps the chunk reference. */
 bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
-                                    const struct rx_chunk *chunk, uint32_t offset) {
+                             const struct rx_chunk *chunk, uint32_t offset) {
     INTAKE_ASSERT(offset <= chunk->length);
     uint32_t index = reactor->backlog_free_head;
     if (index == REACTOR_NO_NODE) return false;

@@ -110,7 +110,7 @@ enum reactor_tag {
     REACTOR_TAG_WAKE = 5,
     REACTOR_TAG_LINGER = 6, /* a discarding receive of a lingering close, or its linked timeout */
     REACTOR_TAG_TICK = 7,   /* the periodic tick that drives receive deadlines */
-    REACTOR_TAG_ACCEPT_RESUME = 8, /* the end of an accept pause (EMFILE) */
+    REACTOR_TAG_ACCEPT_RESUME = 8,     /* the end of an accept pause (EMFILE) */
     REACTOR_TAG_HANDSHAKE_RECEIVE = 9, /* a receive of a handshake record's bytes */
     REACTOR_TAG_HANDSHAKE_SEND = 10,   /* OpenSSL's output going out */
 };
@@ -245,13 +245,13 @@ struct connection {
     /* TLS (issue 17). `tls`: accepted on the TLS listener (its record state is
      * reactor->tls_states[slot]). The handshake's fields are used in HANDSHAKE only. */
     bool tls;
-    uint8_t handshake_step;     /* enum connection_handshake_step */
-    uint8_t handshake_next;     /* after SENDING: enum handshake_result */
-    bool handshake_at_thread;   /* its slot is with a handshake thread */
-    bool handshake_ssl_live;    /* the thread holds an SSL object for it */
-    bool handshake_failed;      /* counted already (a timeout while the alert goes out) */
-    uint32_t handshake_slot;    /* in reactor->handshake_slots */
-    uint32_t handshake_sent;    /* bytes of the slot's output sent */
+    uint8_t handshake_step;   /* enum connection_handshake_step */
+    uint8_t handshake_next;   /* after SENDING: enum handshake_result */
+    bool handshake_at_thread; /* its slot is with a handshake thread */
+    bool handshake_ssl_live;  /* the thread holds an SSL object for it */
+    bool handshake_failed;    /* counted already (a timeout while the alert goes out) */
+    uint32_t handshake_slot;  /* in reactor->handshake_slots */
+    uint32_t handshake_sent;  /* bytes of the slot's output sent */
     uint64_t handshake_started_ns;
     /* The final Ack's reason, copied: it often comes from a record that is freed before the Ack
      * goes out. Longer than an Ack carries, so the encoder cuts it at a UTF-8 boundary. */
@@ -293,11 +293,12 @@ struct reactor_counters {
                                     * connection (framer.h) */
     /* TLS (issue 17) */
     uint64_t tls_handshakes_ok;
-    uint64_t tls_handshakes_failed[HANDSHAKE_FAILURES]; /* by enum handshake_failure */
+    /* By enum handshake_failure. */
+    uint64_t tls_handshakes_failed[HANDSHAKE_FAILURES];
     uint64_t tls_handshakes_refused; /* every handshake slot was taken */
     uint64_t tls_records_decrypted;  /* application data records opened */
     uint64_t tls_auth_failures;      /* records whose tag did not verify */
-    uint64_t tls_record_errors;      /* other record-layer violations (each ended a connection) */
+    uint64_t tls_record_errors;      /* other record-layer violations (each ended one) */
     uint64_t tls_key_updates_received;
     uint64_t tls_key_updates_sent;
     uint64_t tls_alerts_received; /* error alerts from peers (close_notify not counted) */
@@ -307,14 +308,14 @@ struct reactor_counters {
 struct connection_tls {
     struct tls_session session; /* live from the end of the handshake to the close */
     bool established;
-    bool input_closed;        /* close_notify came: later input is ignored */
-    bool opened;              /* the backlog's first record is open; its plaintext is being framed */
-    uint8_t alert;            /* the alert a failed connection sends after its final Ack */
-    bool alert_owed;          /* `alert` is owed (else close_notify ends the connection) */
-    bool closing_sent;        /* the alert or close_notify went out: nothing more is sealed */
-    uint32_t record_bytes;    /* the opened record's size, header and tag included */
-    uint32_t plain_node;      /* backlog node of the next plaintext byte to frame */
-    uint32_t plain_offset;    /* its offset in that node's chunk */
+    bool input_closed;     /* close_notify came: later input is ignored */
+    bool opened;           /* the backlog's first record is open; its plaintext is being framed */
+    uint8_t alert;         /* the alert a failed connection sends after its final Ack */
+    bool alert_owed;       /* `alert` is owed (else close_notify ends the connection) */
+    bool closing_sent;     /* the alert or close_notify went out: nothing more is sealed */
+    uint32_t record_bytes; /* the opened record's size, header and tag included */
+    uint32_t plain_node;   /* backlog node of the next plaintext byte to frame */
+    uint32_t plain_offset; /* its offset in that node's chunk */
     uint32_t plain_remaining; /* plaintext of the opened record not framed yet */
     uint32_t backlog_bytes;   /* bytes on the backlog past backlog_head_offset */
     uint32_t needed_bytes;    /* what the next record needs on the backlog to be processed */
@@ -466,14 +467,12 @@ enum admission_frame_result {
     ADMISSION_FRAME_PAUSED,
     ADMISSION_FRAME_ENDED
 };
-enum admission_frame_result connection_frame(struct reactor *reactor,
-                                             struct connection *connection,
+enum admission_frame_result connection_frame(struct reactor *reactor, struct connection *connection,
                                              const struct rx_chunk *chunk, uint32_t *offset);
 bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
                              const struct rx_chunk *chunk, uint32_t offset);
 void connection_backlog_pop(struct reactor *reactor, struct connection *connection);
-bool connection_backlog_pressed(const struct reactor *reactor,
-                                const struct connection *connection);
+bool connection_backlog_pressed(const struct reactor *reactor, const struct connection *connection);
 
 /* tls_handshake.c: a TLS connection's handshake (HANDSHAKE phase). */
 bool connection_handshake_start(struct reactor *reactor, struct connection *connection);

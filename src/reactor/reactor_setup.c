@@ -378,9 +378,9 @@ static void reactor_print_tls_counters(const struct reactor *reactor, FILE *out)
             " auth_failures=%" PRIu64 " record_errors=%" PRIu64 " key_updates_received=%" PRIu64
             " key_updates_sent=%" PRIu64 " alerts_received=%" PRIu64 "\n",
             c->tls_handshakes_refused,
-            reactor->links.handshakes_max - reactor->handshake_free_count,
-            c->tls_records_decrypted, c->tls_auth_failures, c->tls_record_errors,
-            c->tls_key_updates_received, c->tls_key_updates_sent, c->tls_alerts_received);
+            reactor->links.handshakes_max - reactor->handshake_free_count, c->tls_records_decrypted,
+            c->tls_auth_failures, c->tls_record_errors, c->tls_key_updates_received,
+            c->tls_key_updates_sent, c->tls_alerts_received);
     if (reactor->tls_last_failure[0] != '\0')
         fprintf(out, "intaked: reactor %u tls: last handshake failure: %s\n", reactor->index,
                 reactor->tls_last_failure);

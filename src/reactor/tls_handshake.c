@@ -24,7 +24,7 @@
 
 /* The first record of a TLS connection: handshake (22), major version 3 (SSL 3.0 to TLS 1.3
  * all write 0x03 0x0X there). Anything else is not a TLS client. */
-#define HANDSHAKE_FIRST_CONTENT_TYPE  22u
+#define HANDSHAKE_FIRST_CONTENT_TYPE   22u
 #define HANDSHAKE_RECORD_VERSION_MAJOR 3u
 
 static struct handshake_slot *connection_handshake_slot(const struct reactor *reactor,
@@ -49,8 +49,8 @@ static void connection_handshake_receive(struct reactor *reactor, struct connect
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_recv(sqe, connection->fd, slot->input + slot->input_bytes,
                        wanted - slot->input_bytes, 0);
-    io_uring_sqe_set_data64(sqe,
-                            handshake_user_data(reactor, connection, REACTOR_TAG_HANDSHAKE_RECEIVE));
+    io_uring_sqe_set_data64(
+        sqe, handshake_user_data(reactor, connection, REACTOR_TAG_HANDSHAKE_RECEIVE));
     connection->receives_in_flight = 1;
     connection->handshake_step = HANDSHAKE_STEP_RECEIVING;
 }
@@ -144,7 +144,8 @@ static enum handshake_failure connection_handshake_check_header(const struct con
     uint32_t length = ((uint32_t)header[3] << 8) | header[4];
     if (!connection->handshake_ssl_live) {
         /* The connection's first bytes: a TLS client starts with a handshake record. */
-        if (header[0] != HANDSHAKE_FIRST_CONTENT_TYPE || header[1] != HANDSHAKE_RECORD_VERSION_MAJOR)
+        if (header[0] != HANDSHAKE_FIRST_CONTENT_TYPE ||
+            header[1] != HANDSHAKE_RECORD_VERSION_MAJOR)
             return HANDSHAKE_FAILURE_NOT_TLS;
     } else if (header[0] < TLS_CONTENT_CHANGE_CIPHER_SPEC ||
                header[0] > TLS_CONTENT_APPLICATION_DATA) {
@@ -275,9 +276,8 @@ static void connection_handshake_answer(struct reactor *reactor, struct connecti
     if (connection->handshake_step == HANDSHAKE_STEP_ENDING) return;
     INTAKE_ASSERT(result != HANDSHAKE_ABANDONED);
     if (result == HANDSHAKE_FAILED)
-        connection_handshake_count_failure(reactor, connection,
-                                           (enum handshake_failure)slot->failure,
-                                           slot->failure_detail);
+        connection_handshake_count_failure(
+            reactor, connection, (enum handshake_failure)slot->failure, slot->failure_detail);
     connection->handshake_next = slot->result;
     connection->handshake_sent = 0;
     /* A failed handshake still sends OpenSSL's alert (the client learns why), then ends. */

@@ -87,8 +87,8 @@ static void connection_tls_peek_header(const struct reactor *reactor,
                                        uint8_t header[TLS_RECORD_HEADER_BYTES]) {
     struct tls_segment segments[TLS_RECORD_HEADER_BYTES];
     uint32_t count = 0;
-    bool fits = connection_tls_segments(reactor, connection, TLS_RECORD_HEADER_BYTES, segments,
-                                        &count);
+    bool fits =
+        connection_tls_segments(reactor, connection, TLS_RECORD_HEADER_BYTES, segments, &count);
     INTAKE_ASSERT(fits);
     uint32_t copied = 0;
     for (uint32_t index = 0; index < count; index++) {

@@ -74,8 +74,8 @@ static enum rx_event pbuf_event_for_error(struct rx_backend *backend, int result
 }
 
 /* Incremental mode: the chunk starts where the previous piece of this buffer ended. */
-static uint8_t *pbuf_take_incremental(struct rx_pbuf *pbuf, uint32_t buffer_id,
-                                            uint32_t length, uint32_t cqe_flags) {
+static uint8_t *pbuf_take_incremental(struct rx_pbuf *pbuf, uint32_t buffer_id, uint32_t length,
+                                      uint32_t cqe_flags) {
     uint32_t offset = pbuf->consumed_bytes[buffer_id];
     INTAKE_ASSERT(offset + length <= pbuf->buffer_bytes);
     pbuf->consumed_bytes[buffer_id] = offset + length;

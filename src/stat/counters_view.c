@@ -498,8 +498,8 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
 
 /* TLS (issue 17): only when the daemon has a TLS listener. */
 static const char *const handshake_failure_reasons[INTAKE_COUNTERS_HANDSHAKE_FAILURES] = {
-    "timeout", "no_client_certificate", "bad_certificate", "not_tls",
-    "protocol", "principal",             "other"};
+    "timeout", "no_client_certificate", "bad_certificate", "not_tls", "protocol", "principal",
+    "other"};
 
 static const struct reactor_family tls_families[] = {
     {"intake_tls_handshakes_refused_total", "counter",

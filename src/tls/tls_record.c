@@ -136,9 +136,9 @@ int tls_session_init(struct tls_session *session, uint16_t cipher_suite, const u
         suite_limit = TLS_CHACHA_RECORDS_PER_KEY_MAX;
         break;
     }
-    session->records_per_key_max =
-        records_per_key_max != 0 && records_per_key_max < suite_limit ? records_per_key_max
-                                                                      : suite_limit;
+    session->records_per_key_max = records_per_key_max != 0 && records_per_key_max < suite_limit
+                                       ? records_per_key_max
+                                       : suite_limit;
     memcpy(session->read.secret, read_secret, secret_bytes);
     memcpy(session->write.secret, write_secret, secret_bytes);
     session->read.aead = EVP_CIPHER_CTX_new();
@@ -284,8 +284,7 @@ static enum tls_open_result tls_open_key_update(struct tls_session *session, con
     if (content_bytes < TLS_HANDSHAKE_HEADER_BYTES || content[0] != TLS_HANDSHAKE_KEY_UPDATE)
         return tls_open_fail(out, TLS_ALERT_UNEXPECTED_MESSAGE);
     uint32_t body_bytes = ((uint32_t)content[1] << 16) | ((uint32_t)content[2] << 8) | content[3];
-    if (body_bytes != TLS_KEY_UPDATE_BODY_BYTES)
-        return tls_open_fail(out, TLS_ALERT_DECODE_ERROR);
+    if (body_bytes != TLS_KEY_UPDATE_BODY_BYTES) return tls_open_fail(out, TLS_ALERT_DECODE_ERROR);
     /* Split across records, or followed by more in this record (a key change must end at a
      * record boundary, RFC 8446 §5.1). */
     if (content_bytes != TLS_HANDSHAKE_HEADER_BYTES + TLS_KEY_UPDATE_BODY_BYTES)
@@ -339,8 +338,9 @@ static enum tls_open_result tls_open_content(struct tls_session *session,
     return tls_open_key_update(session, content, content_bytes, out);
 }
 
-enum tls_open_result tls_record_open(struct tls_session *session, const struct tls_segment *segments,
-                                     uint32_t segment_count, struct tls_opened *out) {
+enum tls_open_result tls_record_open(struct tls_session *session,
+                                     const struct tls_segment *segments, uint32_t segment_count,
+                                     struct tls_opened *out) {
     INTAKE_ASSERT(session != NULL && segments != NULL && out != NULL);
     INTAKE_ASSERT(segment_count > 0 && segment_count <= TLS_SEGMENTS_MAX);
     out->plaintext_bytes = 0;
@@ -445,8 +445,7 @@ uint32_t tls_record_seal(struct tls_session *session, uint8_t content_type, cons
 uint32_t tls_record_seal_alert(struct tls_session *session, uint8_t alert, uint8_t *out,
                                uint32_t capacity) {
     /* close_notify is a warning; every other alert intake sends ends the connection. */
-    uint8_t content[2] = {alert == TLS_ALERT_CLOSE_NOTIFY ? TLS_ALERT_LEVEL_WARNING
-                                                          : TLS_ALERT_LEVEL_FATAL,
-                          alert};
+    uint8_t content[2] = {
+        alert == TLS_ALERT_CLOSE_NOTIFY ? TLS_ALERT_LEVEL_WARNING : TLS_ALERT_LEVEL_FATAL, alert};
     return tls_record_seal(session, TLS_CONTENT_ALERT, content, sizeof(content), out, capacity);
 }

@@ -171,8 +171,9 @@ enum tls_header_result tls_record_header(const uint8_t header[TLS_RECORD_HEADER_
 /* Opens one whole record that lies in `segments` (their lengths add up to exactly the record's
  * size from tls_record_header, 1..TLS_SEGMENTS_MAX of them): decrypts it in place and verifies
  * it. On TLS_OPEN_DATA the content is the plaintext_bytes bytes that follow the header. */
-enum tls_open_result tls_record_open(struct tls_session *session, const struct tls_segment *segments,
-                                     uint32_t segment_count, struct tls_opened *out);
+enum tls_open_result tls_record_open(struct tls_session *session,
+                                     const struct tls_segment *segments, uint32_t segment_count,
+                                     struct tls_opened *out);
 
 /* Whether a KeyUpdate is owed (the caller sends one even with nothing else to send). */
 bool tls_session_owes_record(const struct tls_session *session);

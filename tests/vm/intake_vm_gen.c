@@ -163,7 +163,8 @@ static int gen_stream(struct gen_options *options, uint8_t *value) {
             /* Records of other topics (with --only) advance the sequence but are not written. */
             bool write = !options->summary &&
                          (options->only == NULL || strcmp(options->only, topic->name) == 0);
-            topic->bytes += gen_record(write ? gen_out : NULL, topic, sequence, value, value_length);
+            topic->bytes +=
+                gen_record(write ? gen_out : NULL, topic, sequence, value, value_length);
             topic->records++;
         }
     }
@@ -274,7 +275,8 @@ static int gen_tls_open(const struct gen_options *options) {
         return gen_tls_fail("--tls-connect wants ADDR:PORT");
     memcpy(host, options->tls_connect, (size_t)(colon - options->tls_connect));
     host[colon - options->tls_connect] = '\0';
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)atoi(colon + 1))};
     if (inet_pton(AF_INET, host, &address.sin_addr) != 1) return gen_tls_fail("bad address");
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0)
