@@ -6,6 +6,7 @@
 # reloads: without TLS there is nothing to reload, and it says so). The TLS flags: missing
 # companions exit 2; a missing file, a key that does not match, an expired certificate and a CA
 # file without a certificate exit 1 with one line.
+# intake-test: no-tsan (flags and startup refusals)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"
