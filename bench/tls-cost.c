@@ -101,15 +101,8 @@ static void clock_print(const char *per, struct clock_mark start, struct clock_m
  * client's (seals what intake reads). */
 static void sessions_for(struct tls_server *server, const char *suite, struct tls_session *intake,
                          struct tls_session *client) {
-    SSL *peer = tls_test_client(suite, NULL, NULL, NULL);
     static struct handshake_slot slot;
-    memset(&slot, 0, sizeof(slot));
-    uint8_t *leftover = NULL;
-    size_t leftover_bytes = 0;
-    TLS_TEST_REQUIRE(tls_test_handshake(server, peer, &slot, 0, &leftover, &leftover_bytes) ==
-                     HANDSHAKE_DONE);
-    free(leftover);
-    SSL_free(peer);
+    SSL_free(tls_test_connect(server, suite, 0, &slot));
     *intake = slot.session;
     TLS_TEST_REQUIRE(tls_session_init(client, intake->cipher_suite, intake->write.secret,
                                       intake->read.secret, intake->secret_bytes, 0) == 0);

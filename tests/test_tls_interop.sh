@@ -8,10 +8,4 @@
 # CA's, with one naming no principal, and with URI-SAN and CN-only certificates. Each delivery is
 # compared byte for byte with intake-tail --format raw.
 set -euo pipefail
-: "${INTAKE_BIN_DIR:?set by ctest}"
-: "${INTAKE_SOURCE_DIR:?set by ctest}"
-command -v openssl >/dev/null || { echo "test_tls_interop: openssl not found (apt-get install openssl)" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-bash "$INTAKE_SOURCE_DIR/tests/interop/tls_make_certs.sh" "$work"
-/usr/bin/python3 "$INTAKE_SOURCE_DIR/tests/interop/tls_interop.py" "$INTAKE_BIN_DIR" "$work"
+exec bash "${INTAKE_SOURCE_DIR:?set by ctest}/tests/interop/tls_run.sh" tls_interop.py

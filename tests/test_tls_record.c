@@ -143,17 +143,9 @@ static int deliver_to_client(struct tls_session *session, SSL *client, const cha
 
 static SSL *handshake_with(struct tls_server *server, const char *suite, uint64_t per_key,
                            struct tls_session *session) {
-    SSL *client = tls_test_client(suite, NULL, NULL, NULL);
     static struct handshake_slot slot;
-    memset(&slot, 0, sizeof(slot));
-    uint8_t *leftover = NULL;
-    size_t leftover_bytes = 0;
-    enum handshake_result result =
-        tls_test_handshake(server, client, &slot, per_key, &leftover, &leftover_bytes);
-    REQUIRE(result == HANDSHAKE_DONE);
-    CHECK(leftover_bytes == 0);
+    SSL *client = tls_test_connect(server, suite, per_key, &slot);
     CHECK(SSL_is_init_finished(client));
-    free(leftover);
     *session = slot.session;
     memset(&slot.session, 0, sizeof(slot.session));
     CHECK(strcmp(tls_suite_name(session->cipher_suite), suite) == 0);
@@ -321,26 +313,8 @@ static void check_close_notify(struct tls_session *session, SSL *client) {
 static uint32_t raw_seal(const struct tls_session *session, const uint8_t *client_secret,
                          uint8_t outer_type, const uint8_t *inner, uint32_t inner_bytes,
                          uint8_t *out) {
-    uint8_t key[TLS_KEY_BYTES_MAX], iv[TLS_IV_BYTES];
-    REQUIRE(tls_expand_label(session->digest, client_secret, session->secret_bytes, "key", key,
-                             session->key_bytes) == 0);
-    REQUIRE(tls_expand_label(session->digest, client_secret, session->secret_bytes, "iv", iv,
-                             TLS_IV_BYTES) == 0);
-    for (int index = 0; index < 8; index++)
-        iv[TLS_IV_BYTES - 1 - index] ^= (uint8_t)(session->read.sequence >> (8 * index));
-    uint32_t length = inner_bytes + TLS_TAG_BYTES;
-    uint8_t header[5] = {outer_type, 3, 3, (uint8_t)(length >> 8), (uint8_t)length};
-    memcpy(out, header, 5);
-    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
-    int produced = 0, ignored = 0;
-    REQUIRE(EVP_EncryptInit_ex(context, session->cipher, NULL, key, iv) == 1);
-    REQUIRE(EVP_EncryptUpdate(context, NULL, &ignored, header, 5) == 1);
-    REQUIRE(EVP_EncryptUpdate(context, out + 5, &produced, inner, (int)inner_bytes) == 1);
-    REQUIRE(EVP_EncryptFinal_ex(context, out + 5 + inner_bytes, &ignored) == 1);
-    REQUIRE(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_BYTES,
-                                out + 5 + inner_bytes) == 1);
-    EVP_CIPHER_CTX_free(context);
-    return 5 + length;
+    return tls_test_raw_seal(session, client_secret, session->read.sequence, outer_type, inner,
+                             inner_bytes, out);
 }
 
 struct crafted_case {

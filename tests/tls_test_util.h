@@ -9,7 +9,9 @@
  *     certificate;
  *   - tls_test_handshake: drives intake's own handshake code (handshake_run_job, the job a
  *     handshake thread runs) against that client in memory, one record per job exactly as a
- *     reactor feeds it.
+ *     reactor feeds it; tls_test_connect does it all for a new client and aborts unless done;
+ *   - tls_test_raw_seal: seals a record with EVP directly (not with tls_record.c's sealing), for
+ *     records that break the rules or for an independent client.
  * Header-only; everything here may abort on an OpenSSL failure (tests, not the daemon).
  */
 #ifndef INTAKE_TLS_TEST_UTIL_H
@@ -46,13 +48,14 @@ struct tls_test_credentials {
     char client_cn_certificate[300], client_cn_key[300];   /* only CN "cn-only-client" */
 };
 
-static EVP_PKEY *tls_test_key_new(enum tls_test_key type) {
+static inline EVP_PKEY *tls_test_key_new(enum tls_test_key type) {
     EVP_PKEY *key = type == TLS_TEST_KEY_RSA_2048 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
     TLS_TEST_REQUIRE(key != NULL);
     return key;
 }
 
-static void tls_test_add_extension(X509 *certificate, X509 *issuer, int nid, const char *value) {
+static inline void tls_test_add_extension(X509 *certificate, X509 *issuer, int nid,
+                                          const char *value) {
     X509V3_CTX context;
     X509V3_set_ctx_nodb(&context);
     X509V3_set_ctx(&context, issuer, certificate, NULL, NULL, 0);
@@ -64,8 +67,8 @@ static void tls_test_add_extension(X509 *certificate, X509 *issuer, int nid, con
 
 /* A certificate for `key`, named `common_name`, signed by `issuer_key` (self-signed when
  * issuer is NULL), valid from an hour ago for a day. `san` may be NULL. */
-static X509 *tls_test_certificate(EVP_PKEY *key, const char *common_name, X509 *issuer,
-                                  EVP_PKEY *issuer_key, const char *san, bool is_ca) {
+static inline X509 *tls_test_certificate(EVP_PKEY *key, const char *common_name, X509 *issuer,
+                                         EVP_PKEY *issuer_key, const char *san, bool is_ca) {
     static long serial = 1;
     X509 *certificate = X509_new();
     TLS_TEST_REQUIRE(certificate != NULL);
@@ -86,7 +89,7 @@ static X509 *tls_test_certificate(EVP_PKEY *key, const char *common_name, X509 *
     return certificate;
 }
 
-static void tls_test_write_pem(const char *path, X509 *certificate, EVP_PKEY *key) {
+static inline void tls_test_write_pem(const char *path, X509 *certificate, EVP_PKEY *key) {
     FILE *file = fopen(path, "w");
     TLS_TEST_REQUIRE(file != NULL);
     if (certificate != NULL) TLS_TEST_REQUIRE(PEM_write_X509(file, certificate) == 1);
@@ -96,8 +99,8 @@ static void tls_test_write_pem(const char *path, X509 *certificate, EVP_PKEY *ke
 }
 
 /* Makes `directory` (mkdir -p semantics are the caller's) and writes every credential in it. */
-static void tls_test_credentials_write(struct tls_test_credentials *out, const char *directory,
-                                       enum tls_test_key type) {
+static inline void tls_test_credentials_write(struct tls_test_credentials *out,
+                                              const char *directory, enum tls_test_key type) {
     memset(out, 0, sizeof(*out));
     snprintf(out->directory, sizeof(out->directory), "%s", directory);
 #define TLS_TEST_PATH(field, name) snprintf(out->field, sizeof(out->field), "%s/" name, directory)
@@ -136,8 +139,8 @@ static void tls_test_credentials_write(struct tls_test_credentials *out, const c
 
 /* An OpenSSL TLS 1.3 client with memory BIOs offering only `suite` (its IANA name), trusting
  * `ca` (NULL: no verification), presenting `certificate`/`key` when given. */
-static SSL *tls_test_client(const char *suite, const char *ca, const char *certificate,
-                            const char *key) {
+static inline SSL *tls_test_client(const char *suite, const char *ca, const char *certificate,
+                                   const char *key) {
     SSL_CTX *context = SSL_CTX_new(TLS_client_method());
     TLS_TEST_REQUIRE(context != NULL);
     TLS_TEST_REQUIRE(SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION) == 1);
@@ -160,8 +163,8 @@ static SSL *tls_test_client(const char *suite, const char *ca, const char *certi
 }
 
 /* Bytes the client wrote (into its write BIO), appended to `buffer` (grown as needed). */
-static size_t tls_test_take_client_output(SSL *client, uint8_t **buffer, size_t *length,
-                                          size_t *capacity) {
+static inline size_t tls_test_take_client_output(SSL *client, uint8_t **buffer, size_t *length,
+                                                 size_t *capacity) {
     BIO *output = SSL_get_wbio(client);
     size_t pending = BIO_ctrl_pending(output);
     if (*length + pending > *capacity) {
@@ -178,10 +181,10 @@ static size_t tls_test_take_client_output(SSL *client, uint8_t **buffer, size_t 
  * Returns the slot's last result (HANDSHAKE_DONE or HANDSHAKE_FAILED); `slot` holds the session
  * and principal, or the failure. Client bytes after the record that finished the handshake are
  * left in *leftover (malloc'ed, *leftover_bytes long) for the caller. */
-static enum handshake_result tls_test_handshake(struct tls_server *server, SSL *client,
-                                                struct handshake_slot *slot,
-                                                uint64_t records_per_key_max, uint8_t **leftover,
-                                                size_t *leftover_bytes) {
+static inline enum handshake_result tls_test_handshake(struct tls_server *server, SSL *client,
+                                                       struct handshake_slot *slot,
+                                                       uint64_t records_per_key_max,
+                                                       uint8_t **leftover, size_t *leftover_bytes) {
     uint8_t *pending = NULL;
     size_t pending_bytes = 0, capacity = 0;
     enum handshake_result result = HANDSHAKE_CONTINUE;
@@ -213,9 +216,55 @@ static enum handshake_result tls_test_handshake(struct tls_server *server, SSL *
     return result;
 }
 
+/* A new client (offering `suite`, verifying nothing) whose handshake with `server` finished: the
+ * client, and intake's session and principal in `slot`. Aborts when it did not finish or left
+ * bytes over. */
+static inline SSL *tls_test_connect(struct tls_server *server, const char *suite,
+                                    uint64_t records_per_key_max, struct handshake_slot *slot) {
+    SSL *client = tls_test_client(suite, NULL, NULL, NULL);
+    memset(slot, 0, sizeof(*slot));
+    uint8_t *leftover = NULL;
+    size_t leftover_bytes = 0;
+    TLS_TEST_REQUIRE(tls_test_handshake(server, client, slot, records_per_key_max, &leftover,
+                                        &leftover_bytes) == HANDSHAKE_DONE);
+    TLS_TEST_REQUIRE(leftover_bytes == 0);
+    free(leftover);
+    return client;
+}
+
+/* Seals `inner` (content, inner type, padding: what goes under the AEAD) as one record of outer
+ * type `outer_type` with the key and IV of `secret` (HKDF-Expand-Label: the record layer's, which
+ * the handshake tests prove against OpenSSL), as record number `sequence` under that key. The
+ * AEAD is EVP's, called here directly. Returns the record's bytes at `out`. */
+static inline uint32_t tls_test_raw_seal(const struct tls_session *suite, const uint8_t *secret,
+                                         uint64_t sequence, uint8_t outer_type,
+                                         const uint8_t *inner, uint32_t inner_bytes, uint8_t *out) {
+    uint8_t key[TLS_KEY_BYTES_MAX], iv[TLS_IV_BYTES];
+    TLS_TEST_REQUIRE(tls_expand_label(suite->digest, secret, suite->secret_bytes, "key", key,
+                                      suite->key_bytes) == 0);
+    TLS_TEST_REQUIRE(
+        tls_expand_label(suite->digest, secret, suite->secret_bytes, "iv", iv, TLS_IV_BYTES) == 0);
+    for (int index = 0; index < 8; index++)
+        iv[TLS_IV_BYTES - 1 - index] ^= (uint8_t)(sequence >> (8 * index));
+    uint32_t length = inner_bytes + TLS_TAG_BYTES;
+    uint8_t header[5] = {outer_type, 3, 3, (uint8_t)(length >> 8), (uint8_t)length};
+    memcpy(out, header, sizeof(header));
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    int produced = 0, ignored = 0;
+    TLS_TEST_REQUIRE(context != NULL);
+    TLS_TEST_REQUIRE(EVP_EncryptInit_ex(context, suite->cipher, NULL, key, iv) == 1);
+    TLS_TEST_REQUIRE(EVP_EncryptUpdate(context, NULL, &ignored, header, sizeof(header)) == 1);
+    TLS_TEST_REQUIRE(EVP_EncryptUpdate(context, out + 5, &produced, inner, (int)inner_bytes) == 1);
+    TLS_TEST_REQUIRE(EVP_EncryptFinal_ex(context, out + 5 + inner_bytes, &ignored) == 1);
+    TLS_TEST_REQUIRE(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_BYTES,
+                                         out + 5 + inner_bytes) == 1);
+    EVP_CIPHER_CTX_free(context);
+    return 5 + length;
+}
+
 /* A server for `credentials`, with client certificates required when `mutual`. */
-static void tls_test_server(struct tls_server *server,
-                            const struct tls_test_credentials *credentials, bool mutual) {
+static inline void tls_test_server(struct tls_server *server,
+                                   const struct tls_test_credentials *credentials, bool mutual) {
     struct tls_server_files files = {
         .certificate_path = credentials->server_certificate,
         .key_path = credentials->server_key,

@@ -350,9 +350,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     return 0;
 }
 
-/* The TLS flags go together; whether their files are good is checked when the server context
- * is built (exit 1, pipeline_tls.c), not here (exit 2 is for the command line itself). */
-static int config_check_tls(const struct pipeline_config *config, char *why, size_t capacity) {
+/* One rule per line: what must hold between the flags, with the message a user needs. */
 #define RULE(condition, ...)                                                                       \
     do {                                                                                           \
         if (!(condition)) {                                                                        \
@@ -360,6 +358,10 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
             return -EINVAL;                                                                        \
         }                                                                                          \
     } while (0)
+
+/* The TLS flags go together; whether their files are good is checked when the server context
+ * is built (exit 1, pipeline_tls.c), not here (exit 2 is for the command line itself). */
+static int config_check_tls(const struct pipeline_config *config, char *why, size_t capacity) {
     RULE(config->tls_listen_set || !config->listen_none,
          "--listen none leaves no listener: give --tls-listen");
     bool files = config->tls_certificate_path || config->tls_key_path || config->tls_client_ca_path;
@@ -383,19 +385,10 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
              memcmp(&config->listen_address, &config->tls_listen_address,
                     config->listen_address_length) != 0,
          "--listen and --tls-listen name the same address");
-#undef RULE
     return 0;
 }
 
-/* One rule per line: what must hold between the flags, with the message a user needs. */
 static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
-#define RULE(condition, ...)                                                                       \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            snprintf(why, capacity, __VA_ARGS__);                                                  \
-            return -EINVAL;                                                                        \
-        }                                                                                          \
-    } while (0)
     RULE(config->reactor_count >= 1 && config->reactor_count <= 64, "--reactors must be 1..64");
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
@@ -445,9 +438,9 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
                  state == 0,
              "--topic \"%s\": a topic is 1..255 bytes of UTF-8", config->fixed_topics[index]);
     }
-#undef RULE
     return 0;
 }
+#undef RULE
 
 enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
                                 size_t why_capacity) {

@@ -65,19 +65,12 @@ static void fuzz_handshakes(void) {
         "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
     static struct handshake_slot slot;
     for (int index = 0; index < FUZZ_SUITES; index++) {
-        SSL *client = tls_test_client(names[index], NULL, NULL, NULL);
-        memset(&slot, 0, sizeof(slot));
-        uint8_t *leftover = NULL;
-        size_t leftover_bytes = 0;
-        FUZZ_CHECK(tls_test_handshake(&server, client, &slot, 0, &leftover, &leftover_bytes) ==
-                   HANDSHAKE_DONE);
-        free(leftover);
+        SSL_free(tls_test_connect(&server, names[index], 0, &slot));
         handshakes[index].suite = slot.session.cipher_suite;
         handshakes[index].secret_bytes = slot.session.secret_bytes;
         memcpy(handshakes[index].client_secret, slot.session.read.secret, TLS_SECRET_BYTES_MAX);
         memcpy(handshakes[index].server_secret, slot.session.write.secret, TLS_SECRET_BYTES_MAX);
         tls_session_destroy(&slot.session);
-        SSL_free(client);
     }
     tls_server_destroy(&server);
     char command[128];
@@ -87,49 +80,26 @@ static void fuzz_handshakes(void) {
 
 /* ---------------------------------------------------------------- the client --- */
 
+/* The client: its suite's parameters (cipher, digest, sizes; no AEAD contexts), its current
+ * write secret and the next record's number under it. */
 struct client {
-    const EVP_CIPHER *cipher;
-    const EVP_MD *digest;
-    uint32_t secret_bytes, key_bytes;
+    struct tls_session suite;
     uint8_t secret[TLS_SECRET_BYTES_MAX];
     uint64_t sequence;
 };
 
-static void client_key(const struct client *client, uint8_t *key, uint8_t *iv) {
-    FUZZ_CHECK(tls_expand_label(client->digest, client->secret, client->secret_bytes, "key", key,
-                                client->key_bytes) == 0);
-    FUZZ_CHECK(tls_expand_label(client->digest, client->secret, client->secret_bytes, "iv", iv,
-                                TLS_IV_BYTES) == 0);
-}
-
 /* Seals `inner` (content, type, padding) as one application_data record at `out`. */
 static uint32_t client_seal(struct client *client, const uint8_t *inner, uint32_t inner_bytes,
                             uint8_t *out) {
-    uint8_t key[TLS_KEY_BYTES_MAX], iv[TLS_IV_BYTES];
-    client_key(client, key, iv);
-    for (int index = 0; index < 8; index++)
-        iv[TLS_IV_BYTES - 1 - index] ^= (uint8_t)(client->sequence >> (8 * index));
-    client->sequence++;
-    uint32_t length = inner_bytes + TLS_TAG_BYTES;
-    uint8_t header[5] = {23, 3, 3, (uint8_t)(length >> 8), (uint8_t)length};
-    memcpy(out, header, 5);
-    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
-    int produced = 0, ignored = 0;
-    FUZZ_CHECK(EVP_EncryptInit_ex(context, client->cipher, NULL, key, iv) == 1);
-    FUZZ_CHECK(EVP_EncryptUpdate(context, NULL, &ignored, header, 5) == 1);
-    FUZZ_CHECK(EVP_EncryptUpdate(context, out + 5, &produced, inner, (int)inner_bytes) == 1);
-    FUZZ_CHECK(EVP_EncryptFinal_ex(context, out + 5 + inner_bytes, &ignored) == 1);
-    FUZZ_CHECK(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_BYTES,
-                                   out + 5 + inner_bytes) == 1);
-    EVP_CIPHER_CTX_free(context);
-    return 5 + length;
+    return tls_test_raw_seal(&client->suite, client->secret, client->sequence++,
+                             TLS_CONTENT_APPLICATION_DATA, inner, inner_bytes, out);
 }
 
 static void client_update(struct client *client) {
     uint8_t next[TLS_SECRET_BYTES_MAX];
-    FUZZ_CHECK(tls_expand_label(client->digest, client->secret, client->secret_bytes, "traffic upd",
-                                next, client->secret_bytes) == 0);
-    memcpy(client->secret, next, client->secret_bytes);
+    FUZZ_CHECK(tls_expand_label(client->suite.digest, client->secret, client->suite.secret_bytes,
+                                "traffic upd", next, client->suite.secret_bytes) == 0);
+    memcpy(client->secret, next, client->suite.secret_bytes);
     client->sequence = 0;
 }
 
@@ -441,18 +411,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&plan, 0, sizeof(plan));
     plan.stream = stream;
     plan.contents = contents;
-    struct client client = {0};
+    struct client client;
+    memset(&client, 0, sizeof(client));
     struct tls_session probe;
     FUZZ_CHECK(tls_session_init(&probe, handshakes[handshake].suite,
                                 handshakes[handshake].client_secret,
                                 handshakes[handshake].server_secret,
                                 handshakes[handshake].secret_bytes, 0) == 0);
-    client.cipher = probe.cipher;
-    client.digest = probe.digest;
-    client.secret_bytes = probe.secret_bytes;
-    client.key_bytes = probe.key_bytes;
+    client.suite.cipher = probe.cipher;
+    client.suite.digest = probe.digest;
+    client.suite.secret_bytes = probe.secret_bytes;
+    client.suite.key_bytes = probe.key_bytes;
     tls_session_destroy(&probe);
-    memcpy(client.secret, handshakes[handshake].client_secret, client.secret_bytes);
+    memcpy(client.secret, handshakes[handshake].client_secret, client.suite.secret_bytes);
     if (plan_make(&plan, &client, &input)) {
         static struct outcome whole, split;
         fuzz_open(&plan, handshake, per_key, 0, &whole);
