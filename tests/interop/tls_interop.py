@@ -227,6 +227,30 @@ def mutual_tls(bin_dir, work):
           "CN certificates delivered")
 
 
+FAILURE_REASONS = ["timeout", "no_client_certificate", "bad_certificate", "not_tls", "protocol",
+                   "principal", "other"]
+
+
+def metrics_agree(daemon):
+    """/metrics and intake-stat tell the same TLS story (read while idle, so nothing moves)."""
+    stat = daemon.counters()
+    metrics = daemon.metrics()
+    pairs = [("intake_tls_handshakes_total", "tls ok"),
+             ("intake_tls_records_decrypted_total", "tls records_decrypted"),
+             ("intake_tls_auth_failures_total", "tls auth_failures"),
+             ("intake_tls_record_errors_total", "tls record_errors"),
+             ("intake_tls_handshakes_refused_total", "tls refused"),
+             ("intake_tls_alerts_received_total", "tls alerts_received"),
+             ('intake_tls_key_updates_total{direction="received"}', "tls key_updates_received"),
+             ('intake_tls_key_updates_total{direction="sent"}', "tls key_updates_sent")]
+    pairs += [(f'intake_tls_handshake_failures_total{{reason="{reason}"}}', f"tls failed_{reason}")
+              for reason in FAILURE_REASONS]
+    for series, name in pairs:
+        check(metrics.get(series) == stat.get(name),
+              f"/metrics {series}={metrics.get(series)} and intake-stat {name}={stat.get(name)}")
+    return stat
+
+
 def main():
     bin_dir, work = sys.argv[1:3]
     ca = f"{work}/ca.pem"
@@ -242,11 +266,18 @@ def main():
         truncated_then_eof(daemon, context)
         plaintext_on_tls_port(daemon)
         s_client_key_updates(daemon, ca)
+        running = metrics_agree(daemon)
     finally:
         status = daemon.stop()
     check(status == 0, f"intaked exits 0 ({status})")
     log = daemon.text()
     check("receive units all returned: yes" in log, "every receive buffer returned")
+    final = daemon.shutdown_tls_counters()
+    for name in sorted(final):
+        check(final[name] == running.get(name),
+              f"shutdown {name}={final[name]}, intake-stat said {running.get(name)}")
+    check(final.get("tls ok") == 5 and final.get("tls failed_not_tls") == 1,
+          f"the shutdown counters saw this test's handshakes ({final})")
     mutual_tls(bin_dir, work)
     print(f"tls_interop: {checks['passed']} passed, {checks['failed']} failed")
     sys.exit(1 if checks["failed"] or not checks["passed"] else 0)

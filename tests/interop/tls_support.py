@@ -227,10 +227,12 @@ class Daemon:
         subprocess.run(["rm", "-rf", self.shm], check=True)
         self.port = free_port()
         self.tls_port = free_port()
+        self.metrics_port = free_port()
         self.log_path = os.path.join(work, f"{name}.log")
         self.log = open(self.log_path, "w")
         command = [os.path.join(bin_dir, "intaked"), "--listen", f"127.0.0.1:{self.port}",
                    "--tls-listen", f"127.0.0.1:{self.tls_port}", "--shm-dir", self.shm,
+                   "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                    "--log-size", "8M", "--max-frame", "256K"] + flags
         self.process = subprocess.Popen(command, stderr=self.log)
         if not self.wait_log("intaked: listening on", 20):
@@ -265,6 +267,36 @@ class Daemon:
                     name, value = word.split("=", 1)
                     if value.isdigit():
                         totals[prefix + name] = totals.get(prefix + name, 0) + int(value)
+        return totals
+
+    def metrics(self):
+        """The intake_tls_* series of /metrics, summed over reactors, by name and label set."""
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=10) as response:
+            text = response.read().decode()
+        totals = {}
+        for line in text.splitlines():
+            if not line.startswith("intake_tls_"):
+                continue
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            labels = ",".join(label for label in labels.rstrip("}").split(",")
+                              if label and not label.startswith("reactor="))
+            key = f"{name}{{{labels}}}" if labels else name
+            totals[key] = totals.get(key, 0) + int(value)
+        return totals
+
+    def shutdown_tls_counters(self):
+        """The TLS counters of the shutdown lines ("intaked: reactor N tls: ..."), summed."""
+        totals = {}
+        for line in self.text().splitlines():
+            if not line.startswith("intaked: reactor ") or " tls: handshakes " not in line:
+                continue
+            for word in line.split():
+                if "=" in word:
+                    name, value = word.split("=", 1)
+                    totals["tls " + name] = totals.get("tls " + name, 0) + int(value)
         return totals
 
     def wait_counter(self, name, at_least, timeout=20):
