@@ -253,13 +253,15 @@ class Daemon:
         return False
 
     def counters(self):
-        """TLS counters summed over reactors, and the connection counters, from intake-stat."""
+        """Counters summed over reactors, from intake-stat: the connection line's as they are
+        named, the TLS line's as "tls NAME", the records line's as "records NAME"."""
         output = subprocess.run([os.path.join(self.bin_dir, "intake-stat"), "--shm-dir", self.shm],
                                 capture_output=True, text=True, check=True).stdout
         totals = {}
         for line in output.splitlines():
             line = line.strip()
-            prefix = "tls " if line.startswith("tls handshakes") else ""
+            prefix = ("tls " if line.startswith("tls handshakes ") else
+                      "records " if line.startswith("records admitted=") else "")
             if not prefix and not line.startswith("reactor "):
                 continue
             for word in line.split():
