@@ -73,11 +73,11 @@ extern "C" {
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
 /* Bumped on any layout change; readers refuse other versions. */
-#define INTAKE_COUNTERS_VERSION 2u /* 2: reactor row line 6 (producer identity) */
+#define INTAKE_COUNTERS_VERSION 3u /* 3: reactor rows 640 bytes, lines 8-9 TLS; header line 7 */
 /* Default file name inside --shm-dir. */
 #define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
 #define INTAKE_COUNTERS_HEADER_BYTES        4096u
-#define INTAKE_COUNTERS_REACTOR_ROW_BYTES   512u
+#define INTAKE_COUNTERS_REACTOR_ROW_BYTES   640u
 #define INTAKE_COUNTERS_WORKER_ROW_BYTES    256u
 #define INTAKE_COUNTERS_TOPIC_ROW_BYTES     384u
 #define INTAKE_COUNTERS_RECEIVED_CELL_BYTES 16u
@@ -86,6 +86,9 @@ extern "C" {
 #define INTAKE_COUNTERS_TOPIC_NAME_BYTES 256u
 /* Slots of reactor_row.connections_ended (statuses 0..4 are used). */
 #define INTAKE_COUNTERS_END_STATUSES 8u
+/* Slots of reactor_row.tls_handshakes_failed, by reason, in this order: timeout,
+ * no_client_certificate, bad_certificate, not_tls, protocol, principal, other. */
+#define INTAKE_COUNTERS_HANDSHAKE_FAILURES 7u
 /* Idle threads store a heartbeat at least this often. */
 #define INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS 1000000000ull
 
@@ -131,12 +134,15 @@ struct intake_counters_header {
     intake_counter32_t listening;   /* 1 while the listeners accept */
     intake_counter_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
     uint8_t reserved3[48];
+    /* --- line 7: TLS (version 3) --- */
+    char tls_listen[64]; /* --tls-listen as given, or empty: no TLS listener */
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
+_Static_assert(offsetof(struct intake_counters_header, tls_listen) == 448, "line 7");
 _Static_assert(sizeof(intake_counter_t) == 8, "lock-free 64-bit words");
-_Static_assert(sizeof(struct intake_counters_header) == 448, "header struct size");
+_Static_assert(sizeof(struct intake_counters_header) == 512, "header struct size");
 _Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_BYTES, "fits");
 
 /* One reactor (receive thread). Counters only grow; gauges say "now". */
@@ -194,6 +200,18 @@ struct intake_counters_reactor_row {
     intake_counter_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
                                            * on a connection (REJECTED) */
     uint8_t reserved[112];
+    /* line 8: TLS handshakes (issue 17; all zero without --tls-listen) */
+    intake_counter_t tls_handshakes_ok;
+    intake_counter_t tls_handshakes_failed[INTAKE_COUNTERS_HANDSHAKE_FAILURES]; /* by reason */
+    /* line 9: TLS connections and records */
+    intake_counter_t tls_handshakes_refused;     /* every handshake slot taken (--handshakes-max) */
+    intake_counter_t tls_handshakes_in_progress; /* gauge */
+    intake_counter_t tls_records_decrypted;      /* application data records opened */
+    intake_counter_t tls_auth_failures;          /* records whose tag did not verify */
+    intake_counter_t tls_record_errors;          /* other record-layer violations */
+    intake_counter_t tls_key_updates_received;
+    intake_counter_t tls_key_updates_sent;
+    intake_counter_t tls_alerts_received; /* error alerts from peers (not close_notify) */
 };
 _Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
@@ -202,6 +220,9 @@ _Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_receiv
 _Static_assert(offsetof(struct intake_counters_reactor_row, connections_ended) == 256, "line 4");
 _Static_assert(offsetof(struct intake_counters_reactor_row, submit_busy) == 320, "line 5");
 _Static_assert(offsetof(struct intake_counters_reactor_row, hellos_answered) == 384, "line 6");
+_Static_assert(offsetof(struct intake_counters_reactor_row, tls_handshakes_ok) == 512, "line 8");
+_Static_assert(offsetof(struct intake_counters_reactor_row, tls_handshakes_refused) == 576,
+               "line 9");
 _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REACTOR_ROW_BYTES,
                "reactor row size");
 
