@@ -14,6 +14,9 @@
  *   [topic rows: topics_max x INTAKE_COUNTERS_TOPIC_ROW_BYTES]          (indexed by topic id)
  *   [received cells: reactor_count x topics_max x 16 bytes, each reactor's block padded to a
  *    cache line]                                                       (indexed [reactor][topic])
+ *   [principal rows: INTAKE_COUNTERS_PRINCIPAL_ROWS x INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES]
+ *   [principal cells: reactor_count x INTAKE_COUNTERS_PRINCIPAL_ROWS x 64 bytes]
+ *                                                                  (indexed [reactor][row])
  * The offsets of each section are in the header (readers must use them, not recompute them).
  *
  * Writers. Every row has exactly one writing thread, and rows are padded to cache lines, so no
@@ -21,7 +24,9 @@
  *   - header: the main thread (identity at creation; state and listening later);
  *   - reactor row r and received block r: reactor thread r;
  *   - worker row w: worker thread w;
- *   - topic row t: the worker that owns topic t (t % worker_count).
+ *   - topic row t: the worker that owns topic t (t % worker_count);
+ *   - principal rows: the main thread (at startup and on SIGHUP);
+ *   - principal cells of reactor r: reactor thread r.
  * Counters are written with relaxed atomic stores (a single writer adds with load + store, no
  * read-modify-write) and read with relaxed loads: each value is a whole 64-bit word, but
  * different counters read at one moment may be from slightly different times.
@@ -46,7 +51,7 @@
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
 /* Bumped on any layout change; readers refuse other versions. */
-#define INTAKE_COUNTERS_VERSION 2u /* 2: reactor row line 6 (producer identity) */
+#define INTAKE_COUNTERS_VERSION 3u /* 2: reactor row line 6 (producer identity); 3: principals */
 /* Default file name inside --shm-dir. */
 #define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
 #define INTAKE_COUNTERS_HEADER_BYTES        4096u
@@ -59,6 +64,14 @@
 #define INTAKE_COUNTERS_TOPIC_NAME_BYTES 256u
 /* Slots of reactor_row.connections_ended (statuses 0..4 are used). */
 #define INTAKE_COUNTERS_END_STATUSES 8u
+/* Principal rows (ACLs and quotas, issue 17): row 0 is the class `other` (every principal the
+ * --acl file does not name); rows 1.. are principals the file names. A file names at most 255,
+ * and a reload may name as many new ones while the old rule set is still in use: 511 named
+ * rows cover both. */
+#define INTAKE_COUNTERS_PRINCIPAL_ROWS       512u
+#define INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES  384u
+#define INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES 64u
+#define INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES 256u
 /* Idle threads store a heartbeat at least this often. */
 #define INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS 1000000000ull
 
@@ -104,11 +117,24 @@ struct intake_counters_header {
     _Atomic uint32_t listening;     /* 1 while the listeners accept */
     _Atomic uint64_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
     uint8_t reserved3[48];
+    /* --- line 7: principals (issue 17: ACLs and quotas); the main thread writes the live
+     * fields --- */
+    uint64_t principal_rows_offset;
+    uint64_t principal_cells_offset;
+    uint64_t principal_block_bytes; /* one reactor's [principal_row_count] cells */
+    uint32_t principal_row_count;   /* INTAKE_COUNTERS_PRINCIPAL_ROWS */
+    uint32_t principal_row_bytes;   /* INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES */
+    uint32_t principal_cell_bytes;  /* INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES */
+    _Atomic uint32_t acl_enabled;   /* 1 when intaked runs with --acl */
+    _Atomic uint64_t acl_generation;      /* the rule set in force: 1 at startup, +1 per reload */
+    _Atomic uint64_t acl_reload_failures; /* SIGHUPs whose file was refused (old rules kept) */
+    uint8_t reserved4[8];
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
-_Static_assert(sizeof(struct intake_counters_header) == 448, "header struct size");
+_Static_assert(offsetof(struct intake_counters_header, principal_rows_offset) == 448, "line 7");
+_Static_assert(sizeof(struct intake_counters_header) == 512, "header struct size");
 _Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_BYTES, "fits");
 
 /* One reactor (receive thread). Counters only grow; gauges say "now". */
@@ -228,6 +254,51 @@ _Static_assert(sizeof(struct intake_counters_received_cell) == INTAKE_COUNTERS_R
                "cell size");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "lock-free words");
 
+/*
+ * Principals (issue 17). A row names a principal (or `other`) and its quota; the main thread
+ * writes it, under a sequence lock, whenever a rule set gives the row to a principal: sequence
+ * odd while it writes, even (release-stored) when done. Readers acquire-load the sequence, copy
+ * the row, and load it again (after an acquire fence): a changed or odd sequence means retry.
+ *
+ * A row's counters are the sum over reactors of its cells minus the row's baselines: a row given
+ * to another principal (its old one no longer named, and no rule set in use naming it) keeps its
+ * cells, and the main thread stores their sums as the new principal's baselines, so every
+ * principal's counters start at 0 and only grow. A reactor writes a row's cells only while the
+ * rule set it holds gives the row to a class.
+ */
+struct intake_counters_principal_row {
+    _Atomic uint32_t sequence;    /* sequence lock (above) */
+    _Atomic uint32_t name_length; /* 0: row never used */
+    _Atomic uint32_t in_force;    /* 1 while the rule set in force names it (row 0: always) */
+    uint32_t reserved0;
+    _Atomic uint64_t quota_records_per_second; /* in force; 0 unlimited */
+    _Atomic uint64_t quota_bytes_per_second;
+    _Atomic uint64_t base_records_admitted; /* baselines: see above */
+    _Atomic uint64_t base_bytes_admitted;
+    _Atomic uint64_t base_records_denied;
+    _Atomic uint64_t base_throttled_ns;
+    _Atomic uint64_t base_quota_pauses;
+    uint8_t reserved1[56];
+    /* lines 2..5 */
+    char name[INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES];
+};
+_Static_assert(offsetof(struct intake_counters_principal_row, name) == 128, "name on line 2");
+_Static_assert(sizeof(struct intake_counters_principal_row) == INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES,
+               "principal row size");
+
+/* What one reactor did for one principal row. */
+struct intake_counters_principal_cell {
+    _Atomic uint64_t records_admitted; /* queued to a topic */
+    _Atomic uint64_t bytes_admitted;   /* their encoded bytes */
+    _Atomic uint64_t records_denied;   /* refused by the ACL (REJECTED; the connection ended) */
+    _Atomic uint64_t throttled_ns;     /* connection-time spent paused for the quota */
+    _Atomic uint64_t quota_pauses;     /* times a connection paused for the quota */
+    uint8_t reserved[24];
+};
+_Static_assert(sizeof(struct intake_counters_principal_cell) ==
+                   INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES,
+               "principal cell size");
+
 /* The file's layout for a configuration (the writer fills the header from this; readers check
  * the header's offsets against it for the counts it states). */
 static inline uint64_t intake_counters_received_block_bytes(uint32_t topics_max) {
@@ -254,8 +325,18 @@ static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worke
     header->received_cells_offset =
         header->topic_rows_offset + (uint64_t)topics_max * INTAKE_COUNTERS_TOPIC_ROW_BYTES;
     header->received_block_bytes = intake_counters_received_block_bytes(topics_max);
-    header->total_bytes =
+    header->principal_row_count = INTAKE_COUNTERS_PRINCIPAL_ROWS;
+    header->principal_row_bytes = INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_cell_bytes = INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+    header->principal_rows_offset =
         header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
+    header->principal_cells_offset =
+        header->principal_rows_offset +
+        (uint64_t)INTAKE_COUNTERS_PRINCIPAL_ROWS * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_block_bytes =
+        (uint64_t)INTAKE_COUNTERS_PRINCIPAL_ROWS * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+    header->total_bytes =
+        header->principal_cells_offset + (uint64_t)reactor_count * header->principal_block_bytes;
 }
 
 #endif

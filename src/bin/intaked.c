@@ -1,9 +1,9 @@
 /*
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
  * then waits for signals on the main thread:
- *   SIGTERM, SIGINT, SIGHUP: stop accepting, finish what was received, print counters, exit 0
- *   (SIGHUP too: a closed terminal or a supervisor's hang-up must not kill the daemon without
- *   its graceful shutdown, and nothing here can be reloaded without a restart);
+ *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGHUP: reload what can change without a restart (the --acl file) without closing a
+ *   connection; a refused reload keeps the old configuration and says why in one line;
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -36,6 +36,9 @@ static void report_started(struct pipeline *pipeline) {
                 "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
                 "allows)\n",
                 config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
+    char acl_line[512];
+    pipeline_describe_acl(pipeline, acl_line, sizeof(acl_line));
+    fprintf(stderr, "intaked: %s\n", acl_line);
     fprintf(stderr,
             "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
@@ -98,8 +101,14 @@ int main(int argc, char **argv) {
     int signal_number = 0;
     for (;;) {
         if (sigwait(&signals, &signal_number) != 0) continue;
-        if (signal_number != SIGUSR1) break;
-        pipeline_request_report(&pipeline);
+        if (signal_number == SIGUSR1) {
+            pipeline_request_report(&pipeline);
+            continue;
+        }
+        if (signal_number != SIGHUP) break;
+        if (pipeline_reload(&pipeline, why, sizeof(why)) < 0)
+            fprintf(stderr, "intaked: SIGHUP: reload refused, the old configuration stays: %s\n",
+                    why);
     }
     fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
             strsignal(signal_number));

@@ -79,4 +79,44 @@ counters_region_received(const struct counters_region *region, uint32_t reactor)
                                                     reactor * region->header->received_block_bytes);
 }
 
+/* Principal row `row` (main thread writes it: counters_region_principal_set). */
+static inline struct intake_counters_principal_row *
+counters_region_principal(const struct counters_region *region, uint32_t row) {
+    INTAKE_ASSERT(row < region->header->principal_row_count);
+    return (struct intake_counters_principal_row *)(region->base +
+                                                    region->header->principal_rows_offset) +
+           row;
+}
+
+/* Reactor `reactor`'s principal cells, indexed by principal row. */
+static inline struct intake_counters_principal_cell *
+counters_region_principal_cells(const struct counters_region *region, uint32_t reactor) {
+    INTAKE_ASSERT(reactor < region->header->reactor_count);
+    return (struct intake_counters_principal_cell *)(region->base +
+                                                     region->header->principal_cells_offset +
+                                                     reactor *
+                                                         region->header->principal_block_bytes);
+}
+
+/* What the main thread writes into a principal row. */
+struct counters_principal {
+    const char *name;
+    uint32_t name_length;
+    bool in_force;
+    uint64_t quota_records_per_second;
+    uint64_t quota_bytes_per_second;
+};
+
+/* Main thread, under the row's sequence lock (counters_format.h): gives `row` to a principal.
+ * When the row changes hands (another name), the sums of its cells become the new principal's
+ * baselines; the caller guarantees no reactor writes the row's cells meanwhile. */
+void counters_region_principal_set(struct counters_region *region, uint32_t row,
+                                   const struct counters_principal *principal);
+/* Main thread: whether the rule set in force names the row's principal. */
+void counters_region_principal_in_force(struct counters_region *region, uint32_t row,
+                                        bool in_force);
+/* Main thread: --acl in use, the generation of the rules in force, refused reloads. */
+void counters_region_set_acl(struct counters_region *region, bool enabled, uint64_t generation,
+                             uint64_t reload_failures);
+
 #endif

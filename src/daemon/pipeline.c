@@ -215,6 +215,10 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->worker_doorbells = NULL;
     free(pipeline->reactors);
     free(pipeline->workers);
+    /* After the reactors: none can hold a rule set any more. */
+    pipeline_acl_destroy(&pipeline->acl);
+    acl_policy_free(pipeline->config.acl_policy); /* not taken: startup failed before */
+    pipeline->config.acl_policy = NULL;
     topic_table_destroy(&pipeline->topics);
     pipeline->reactors = NULL;
     pipeline->workers = NULL;
@@ -380,9 +384,38 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .stopping = &pipeline->stopping,
         .counters_row = counters_region_reactor(&pipeline->counters, reactor),
         .received_cells = counters_region_received(&pipeline->counters, reactor),
+        .acl = pipeline_acl_exchange(&pipeline->acl),
+        .quota_buckets = pipeline->acl.buckets,
+        .principal_cells = counters_region_principal_cells(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
     return links;
+}
+
+/* Before the reactors exist: the --acl rules they will take (pipeline_acl.h). */
+static int pipeline_start_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    struct acl_policy *policy = pipeline->config.acl_policy;
+    pipeline->config.acl_policy = NULL; /* taken (pipeline_acl_start frees it on failure) */
+    return pipeline_acl_start(&pipeline->acl, config->acl_path, policy, config->topics_max,
+                              config->reactor_count, pipeline->reactor_doorbells,
+                              &pipeline->counters, why, why_capacity);
+}
+
+/* SIGHUP's --acl part: the new file's rules for every reactor, or the old ones and why not. */
+static int pipeline_reload_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    char note[512];
+    int result = pipeline_acl_reload(&pipeline->acl, note, sizeof(note), why, why_capacity);
+    if (result == 0 && note[0] != '\0') fprintf(stderr, "intaked: reloaded %s\n", note);
+    return result;
+}
+
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    return pipeline_reload_acl(pipeline, why, why_capacity);
+}
+
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity) {
+    pipeline_acl_describe(&pipeline->acl, line, capacity);
 }
 
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
@@ -400,6 +433,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                                  config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_start_acl(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {

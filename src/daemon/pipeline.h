@@ -31,7 +31,9 @@
 
 #include "common.h"
 #include "counters_region.h"
+#include "acl.h"
 #include "doorbell.h"
+#include "pipeline_acl.h"
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
@@ -79,6 +81,9 @@ struct pipeline_config {
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
     const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
     uint32_t producers_max;     /* --producers-max: the producer table (producer_table.h) */
+    const char *acl_path;       /* --acl FILE (NULL: everything allowed, no quotas) */
+    /* The --acl file as config_parse read it; pipeline_start takes it (NULL once taken). */
+    struct acl_policy *acl_policy;
 };
 
 struct reactor;
@@ -104,6 +109,8 @@ struct pipeline {
     int directory_lock_fd;
     /* The directory's wake-up files (shm_notify.h): every log's publish bumps them. */
     struct shm_notify notify;
+    /* --acl: the rule sets reactors take, quota buckets, principal rows (pipeline_acl.h). */
+    struct pipeline_acl acl;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
@@ -122,6 +129,13 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) INTAKE_MUST_CHECK;
 /* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
+/* Main thread (SIGHUP), while running: reloads what can change without a restart (the --acl
+ * file), without closing a connection. 0 when everything reloaded; negative with one line in
+ * `why` when something was refused, and then that part's old configuration stays in force.
+ * Prints one line per part reloaded. */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+/* One line: the --acl rules in force (for the startup report). */
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */
