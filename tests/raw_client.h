@@ -35,13 +35,18 @@ static size_t raw_put_bytes_field(uint8_t *out, uint32_t field, const void *byte
     return used + length;
 }
 
-/* Sends one delimited Record{topic, value of `value_bytes` bytes (the first 4 carry `index`),
- * sequence}. A send that fails is left alone: the daemon ended the connection, its Ack says why. */
-static void raw_send_record(int fd, const char *topic, uint32_t index, size_t value_bytes,
-                            uint64_t sequence) {
+/* Encodes one delimited Record{topic, value of `value_bytes` bytes (the first 4 carry `index`),
+ * sequence} into `out` (at least raw_record_bytes_max(topic, value_bytes) bytes); returns its
+ * length. */
+static size_t raw_record_bytes_max(const char *topic, size_t value_bytes) {
+    return strlen(topic) + value_bytes + 64;
+}
+
+static size_t raw_encode_record(uint8_t *out, const char *topic, uint32_t index, size_t value_bytes,
+                                uint64_t sequence) {
     REQUIRE(value_bytes >= 4);
     uint8_t *value = calloc(1, value_bytes);
-    uint8_t *body = malloc(strlen(topic) + value_bytes + 64);
+    uint8_t *body = malloc(raw_record_bytes_max(topic, value_bytes));
     REQUIRE(value != NULL && body != NULL);
     memcpy(value, &index, 4);
     size_t length = raw_put_bytes_field(body, 1, topic, strlen(topic));
@@ -50,16 +55,26 @@ static void raw_send_record(int fd, const char *topic, uint32_t index, size_t va
         body[length++] = 5 << 3;
         length += varint_encode(sequence, body + length);
     }
-    uint8_t prefix[16];
-    size_t prefix_bytes = varint_encode(length, prefix);
-    bool sent = send(fd, prefix, prefix_bytes, MSG_NOSIGNAL) == (ssize_t)prefix_bytes;
-    for (size_t done = 0; sent && done < length;) {
-        ssize_t written = send(fd, body + done, length - done, MSG_NOSIGNAL);
+    size_t prefix_bytes = varint_encode(length, out);
+    memcpy(out + prefix_bytes, body, length);
+    free(value);
+    free(body);
+    return prefix_bytes + length;
+}
+
+/* Sends one such Record. A send that fails is left alone: the daemon ended the connection, its
+ * Ack says why. */
+__attribute__((unused)) static void raw_send_record(int fd, const char *topic, uint32_t index, size_t value_bytes,
+                            uint64_t sequence) {
+    uint8_t *frame = malloc(raw_record_bytes_max(topic, value_bytes));
+    REQUIRE(frame != NULL);
+    size_t length = raw_encode_record(frame, topic, index, value_bytes, sequence);
+    for (size_t done = 0; done < length;) {
+        ssize_t written = send(fd, frame + done, length - done, MSG_NOSIGNAL);
         if (written <= 0) break;
         done += (size_t)written;
     }
-    free(value);
-    free(body);
+    free(frame);
 }
 
 struct raw_ack {
@@ -87,7 +102,7 @@ static bool raw_ack_take(struct raw_ack_reader *reader, struct raw_ack *ack) {
 /* Reads Acks into *last until one is not OK (returns true: the final Ack), one covers
  * `sequence` with OK (returns false, *last is it), the peer closes or `timeout_ms` pass (false).
  * `sequence` 0: wait only for a final Ack. */
-static bool raw_read_acks(struct raw_ack_reader *reader, uint64_t sequence, int timeout_ms,
+__attribute__((unused)) static bool raw_read_acks(struct raw_ack_reader *reader, uint64_t sequence, int timeout_ms,
                           struct raw_ack *last) {
     memset(last, 0, sizeof(*last));
     for (int waited = 0; waited < timeout_ms;) {

@@ -2,7 +2,8 @@
 # test_daemon_cli.sh: intaked's startup contract. Bad flags print one line and exit 2 (numbers
 # parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
-# --help exits 0; SIGINT, SIGTERM and SIGHUP stop it gracefully with 0.
+# --help exits 0; SIGINT and SIGTERM stop it gracefully with 0; SIGHUP reloads and does not
+# stop it (without --acl there is nothing to reload).
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"
@@ -28,11 +29,18 @@ expect_exit() { # expected-status, description, args...
 expect_exit 0 "--help" --help
 check "--help lists --max-frame" $(grep -q -- '--max-frame' "$work/out"; echo $?)
 check "--help lists --dedupe-producers" $(grep -q -- '--dedupe-producers' "$work/out"; echo $?)
+check "--help lists --acl" $(grep -q -- '--acl FILE' "$work/out"; echo $?)
+check "--help: SIGHUP reloads" $(grep -q 'SIGHUP: reload' "$work/out"; echo $?)
 expect_exit 2 "unknown flag" --no-such-flag
 expect_exit 2 "bad number" --reactors many
 expect_exit 2 "non power of two" --buffers 100
 expect_exit 2 "max frame above log" --max-frame 64M --log-size 64M
 expect_exit 2 "bad listen" --listen nowhere
+expect_exit 2 "missing --acl file" --acl "$work/no-such-acl"
+check "missing --acl file: named" $(grep -q "no-such-acl: No such file" "$work/err"; echo $?)
+printf 'allow anonymous produce t\nallow anonymous\n' >"$work/bad.acl"
+expect_exit 2 "malformed --acl file" --acl "$work/bad.acl"
+check "malformed --acl file: line and reason" $(grep -q "bad.acl line 2: allow takes" "$work/err"; echo $?)
 expect_exit 2 "zcrx without a device" --backend zcrx
 
 # Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
@@ -148,11 +156,17 @@ check "intake-topic without --remove: exit 2 (got $?)" $(($? != 2))
 "$topic_tool" --help >"$work/out"
 check "intake-topic --help: exit 0 (got $?)" $?
 
-# SIGINT, SIGTERM and SIGHUP: a clean stop, exit 0, every buffer back.
-for signal in INT TERM HUP; do
+# SIGINT, SIGTERM: a clean stop, exit 0, every buffer back. SIGHUP first: a reload, no stop.
+for signal in INT TERM; do
   "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
   daemon=$!
   for _ in $(seq 200); do grep -q "listening on" "$work/log" && break; sleep 0.02; done
+  # SIGHUP, then SIGUSR1: the report requested second comes once the first was handled.
+  kill -HUP $daemon
+  kill -USR1 $daemon
+  for _ in $(seq 500); do grep -q "on request" "$work/log" && break; sleep 0.02; done
+  check "SIGHUP does not stop it" $(kill -0 $daemon; echo $?)
+  check "SIGHUP without --acl prints nothing" $(grep -qE "stopping|reload" "$work/log"; echo $(($? == 0)))
   kill -$signal $daemon
   wait $daemon
   status=$?
