@@ -146,7 +146,8 @@ static int daemon_stop(struct daemon *daemon) {
 }
 
 /* Waits (up to timeout_ms) until the running daemon's log holds `text`. */
-__attribute__((unused)) static bool daemon_log_wait(struct daemon *daemon, const char *text, int timeout_ms) {
+__attribute__((unused)) static bool daemon_log_wait(struct daemon *daemon, const char *text,
+                                                    int timeout_ms) {
     for (int waited = 0; waited <= timeout_ms; waited += 10) {
         daemon_log_refresh(daemon);
         if (strstr(daemon->log, text) != NULL) return true;
@@ -158,8 +159,8 @@ __attribute__((unused)) static bool daemon_log_wait(struct daemon *daemon, const
 }
 
 /* Reads `name=<number>` summed over every line of the daemon's log that contains `line_tag`. */
-__attribute__((unused)) static uint64_t daemon_log_counter(const struct daemon *daemon, const char *line_tag,
-                                   const char *name) {
+__attribute__((unused)) static uint64_t daemon_log_counter(const struct daemon *daemon,
+                                                           const char *line_tag, const char *name) {
     uint64_t total = 0;
     const char *line = daemon->log;
     char pattern[64];

@@ -131,7 +131,7 @@ static void test_malformed(void) {
     free(text);
 
     /* The file as a whole: over 1 MiB is refused before any line. */
-    char *big = calloc(1, ACL_FILE_BYTES_MAX + 1);
+    char *big = calloc(1, ACL_FILE_BYTES_MAX + 2); /* and a NUL */
     REQUIRE(big != NULL);
     memset(big, '\n', ACL_FILE_BYTES_MAX + 1);
     refused_bytes(big, ACL_FILE_BYTES_MAX + 1, 0, "bytes (at most 1048576)");
@@ -145,8 +145,7 @@ static struct principal named(const char *name) {
     return principal;
 }
 
-static bool allows(const struct acl_policy *policy, const char *principal_name,
-                   const char *topic) {
+static bool allows(const struct acl_policy *policy, const char *principal_name, const char *topic) {
     struct principal principal = named(principal_name);
     uint32_t class_index = acl_policy_class_of(policy, &principal);
     return acl_policy_allows(policy, class_index, topic, (uint32_t)strlen(topic));
@@ -199,7 +198,7 @@ static void test_good_file(void) {
     CHECK(allows(policy, "mallory", "public"));
     CHECK(allows(policy, PRINCIPAL_ANONYMOUS, "public"));
     CHECK(!allows(policy, "mallory", "orders"));
-    CHECK(!allows(policy, "alic", "orders"));  /* a prefix of a name is another name */
+    CHECK(!allows(policy, "alic", "orders"));   /* a prefix of a name is another name */
     CHECK(!allows(policy, "alice ", "orders")); /* and so is a longer one */
     /* Quotas: alice's own (powers of 1024); `*` for the other named ones and for `other`; the
      * principal named "*" has its own. */
@@ -257,6 +256,20 @@ static void test_load(void) {
     unlink(path);
     CHECK(acl_policy_load("/tmp", &policy, why, sizeof(why)) == -EINVAL);
     CHECK(strstr(why, "not a regular file") != NULL);
+    /* The example the Kubernetes overlay ships parses, and says what its comments say. */
+    const char *source = getenv("INTAKE_SOURCE_DIR");
+    char example[1024];
+    snprintf(example, sizeof(example), "%s/deploy/kubernetes/overlays/acl/acl.conf",
+             source ? source : ".");
+    int loaded = acl_policy_load(example, &policy, why, sizeof(why));
+    if (loaded != 0) fprintf(stderr, "%s\n", why);
+    REQUIRE(loaded == 0);
+    CHECK(allows(policy, "spiffe://example.org/any", "events"));
+    CHECK(allows(policy, PRINCIPAL_ANONYMOUS, "logs.app") && !allows(policy, "x", "logs.app"));
+    const struct acl_class *anonymous = class_named(policy, PRINCIPAL_ANONYMOUS);
+    CHECK(anonymous->quota.records_per_second == 5000);
+    CHECK(anonymous->quota.bytes_per_second == 8u << 20);
+    acl_policy_free(policy);
 }
 
 /* ------------------------------------------------------------------------ quotas --- */
@@ -441,8 +454,7 @@ static void *reader_thread(void *argument) {
                 if (acl_set_cached(set, class_index, topic) != ACL_DECISION_UNKNOWN) continue;
                 char name[16];
                 snprintf(name, sizeof(name), "t%u", topic);
-                bool allowed =
-                    acl_policy_allows(policy, class_index, name, (uint32_t)strlen(name));
+                bool allowed = acl_policy_allows(policy, class_index, name, (uint32_t)strlen(name));
                 acl_set_remember(set, class_index, topic, allowed);
             }
         reader->passes++;

@@ -182,8 +182,8 @@ static void test_reload_under_load(void) {
               "allow anonymous produce flip\n"
               "allow anonymous produce\n");
     kill(daemon.pid, SIGHUP);
-    CHECK(daemon_log_wait(&daemon,
-                          "intaked: SIGHUP: reload refused, the old configuration stays: --acl", 20000));
+    CHECK(daemon_log_wait(
+        &daemon, "intaked: SIGHUP: reload refused, the old configuration stays: --acl", 20000));
     CHECK(strstr(daemon.log, "line 3: allow takes PRINCIPAL produce TOPICS") != NULL);
     CHECK(send_and_read(daemon.port, "flip", 1, &last));
     CHECK(last.status == RAW_ACK_REJECTED);

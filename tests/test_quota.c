@@ -99,7 +99,8 @@ static void test_throttled_principal(void) {
         total += sent;
     }
     double seconds = (double)(end - start) / 1e9;
-    double ceiling = QUOTA_RECORDS * seconds * 1.02 + QUOTA_RECORDS * 0.1 + STREAMS * CHARGE_RECORDS;
+    double ceiling =
+        QUOTA_RECORDS * seconds * 1.02 + QUOTA_RECORDS * 0.1 + STREAMS * CHARGE_RECORDS;
     double floor = QUOTA_RECORDS * seconds * 0.5;
     fprintf(stderr,
             "quota %u records/s: %lu records in %.2f s over %d connections = %.0f records/s "

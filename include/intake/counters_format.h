@@ -121,11 +121,11 @@ struct intake_counters_header {
      * fields --- */
     uint64_t principal_rows_offset;
     uint64_t principal_cells_offset;
-    uint64_t principal_block_bytes; /* one reactor's [principal_row_count] cells */
-    uint32_t principal_row_count;   /* INTAKE_COUNTERS_PRINCIPAL_ROWS */
-    uint32_t principal_row_bytes;   /* INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES */
-    uint32_t principal_cell_bytes;  /* INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES */
-    _Atomic uint32_t acl_enabled;   /* 1 when intaked runs with --acl */
+    uint64_t principal_block_bytes;       /* one reactor's [principal_row_count] cells */
+    uint32_t principal_row_count;         /* INTAKE_COUNTERS_PRINCIPAL_ROWS */
+    uint32_t principal_row_bytes;         /* INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES */
+    uint32_t principal_cell_bytes;        /* INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES */
+    _Atomic uint32_t acl_enabled;         /* 1 when intaked runs with --acl */
     _Atomic uint64_t acl_generation;      /* the rule set in force: 1 at startup, +1 per reload */
     _Atomic uint64_t acl_reload_failures; /* SIGHUPs whose file was refused (old rules kept) */
     uint8_t reserved4[8];
@@ -257,8 +257,9 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "
 /*
  * Principals (issue 17). A row names a principal (or `other`) and its quota; the main thread
  * writes it, under a sequence lock, whenever a rule set gives the row to a principal: sequence
- * odd while it writes, even (release-stored) when done. Readers acquire-load the sequence, copy
- * the row, and load it again (after an acquire fence): a changed or odd sequence means retry.
+ * odd while it writes, every field and name byte then release-stored, and the sequence
+ * release-stored even when done. Readers acquire-load the sequence, acquire-load the row's
+ * fields and name bytes, and load the sequence again: a changed or odd one means retry.
  *
  * A row's counters are the sum over reactors of its cells minus the row's baselines: a row given
  * to another principal (its old one no longer named, and no rule set in use naming it) keeps its

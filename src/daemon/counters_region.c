@@ -142,13 +142,13 @@ static void counters_region_principal_sums(const struct counters_region *region,
     atomic_init(&sums->quota_pauses, pauses);
 }
 
-/* The sequence lock's writer side (counters_format.h): odd while the row changes. */
+/* The sequence lock's writer side (counters_format.h): odd while the row changes. Every store
+ * into the row while it is odd is a release store, so a reader that sees any new value also
+ * sees the odd sequence when it looks again (no fence: ThreadSanitizer does not model them). */
 static uint32_t counters_region_principal_lock(struct intake_counters_principal_row *entry) {
     uint32_t sequence = atomic_load_explicit(&entry->sequence, memory_order_relaxed);
     INTAKE_ASSERT(sequence % 2 == 0);
     atomic_store_explicit(&entry->sequence, sequence + 1, memory_order_relaxed);
-    /* Release fence: the odd sequence is visible before any of the row's new contents. */
-    atomic_thread_fence(memory_order_release);
     return sequence + 2;
 }
 
@@ -172,22 +172,26 @@ void counters_region_principal_set(struct counters_region *region, uint32_t row,
         struct intake_counters_principal_cell sums;
         counters_region_principal_sums(region, row, &sums);
         atomic_store_explicit(&entry->base_records_admitted, sums.records_admitted,
-                              memory_order_relaxed);
+                              memory_order_release);
         atomic_store_explicit(&entry->base_bytes_admitted, sums.bytes_admitted,
-                              memory_order_relaxed);
+                              memory_order_release);
         atomic_store_explicit(&entry->base_records_denied, sums.records_denied,
-                              memory_order_relaxed);
-        atomic_store_explicit(&entry->base_throttled_ns, sums.throttled_ns, memory_order_relaxed);
-        atomic_store_explicit(&entry->base_quota_pauses, sums.quota_pauses, memory_order_relaxed);
-        memcpy(entry->name, principal->name, principal->name_length);
-        entry->name[principal->name_length] = '\0';
-        atomic_store_explicit(&entry->name_length, principal->name_length, memory_order_relaxed);
+                              memory_order_release);
+        atomic_store_explicit(&entry->base_throttled_ns, sums.throttled_ns, memory_order_release);
+        atomic_store_explicit(&entry->base_quota_pauses, sums.quota_pauses, memory_order_release);
+        /* Byte by byte, each a release store like the row's other fields (the sequence lock's
+         * rule); once per reload at most. */
+        for (uint32_t index = 0; index <= principal->name_length; index++)
+            atomic_store_explicit((_Atomic char *)&entry->name[index],
+                                  index < principal->name_length ? principal->name[index] : '\0',
+                                  memory_order_release);
+        atomic_store_explicit(&entry->name_length, principal->name_length, memory_order_release);
     }
-    atomic_store_explicit(&entry->in_force, principal->in_force ? 1u : 0u, memory_order_relaxed);
+    atomic_store_explicit(&entry->in_force, principal->in_force ? 1u : 0u, memory_order_release);
     atomic_store_explicit(&entry->quota_records_per_second, principal->quota_records_per_second,
-                          memory_order_relaxed);
+                          memory_order_release);
     atomic_store_explicit(&entry->quota_bytes_per_second, principal->quota_bytes_per_second,
-                          memory_order_relaxed);
+                          memory_order_release);
     counters_region_principal_unlock(entry, sequence);
 }
 
@@ -196,7 +200,7 @@ void counters_region_principal_in_force(struct counters_region *region, uint32_t
     if (region->header == NULL) return;
     struct intake_counters_principal_row *entry = counters_region_principal(region, row);
     uint32_t sequence = counters_region_principal_lock(entry);
-    atomic_store_explicit(&entry->in_force, in_force ? 1u : 0u, memory_order_relaxed);
+    atomic_store_explicit(&entry->in_force, in_force ? 1u : 0u, memory_order_release);
     counters_region_principal_unlock(entry, sequence);
 }
 

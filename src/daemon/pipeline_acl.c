@@ -39,9 +39,8 @@ static uint32_t pipeline_acl_free_row(const struct pipeline_acl *acl, const uint
 }
 
 /* Each class's row: the one its principal already has, else a free one. Changes nothing. */
-static int pipeline_acl_assign_rows(const struct pipeline_acl *acl,
-                                    const struct acl_policy *policy, uint16_t *rows, char *why,
-                                    size_t why_capacity) {
+static int pipeline_acl_assign_rows(const struct pipeline_acl *acl, const struct acl_policy *policy,
+                                    uint16_t *rows, char *why, size_t why_capacity) {
     INTAKE_ASSERT(policy->class_count >= 1 && policy->class_count <= ACL_CLASSES_MAX);
     rows[ACL_CLASS_OTHER] = PIPELINE_ACL_OTHER_ROW;
     for (uint32_t class_index = 1; class_index < policy->class_count; class_index++) {

@@ -36,8 +36,8 @@ uint32_t connection_acl_class(struct reactor *reactor, struct connection *connec
     return connection->acl_class;
 }
 
-static struct intake_counters_principal_cell *connection_principal_cell(
-    struct reactor *reactor, struct connection *connection) {
+static struct intake_counters_principal_cell *
+connection_principal_cell(struct reactor *reactor, struct connection *connection) {
     connection_acl_class(reactor, connection);
     INTAKE_ASSERT(connection->principal_row < INTAKE_COUNTERS_PRINCIPAL_ROWS);
     return &reactor->links.principal_cells[connection->principal_row];

@@ -39,8 +39,7 @@ enum admission_frame_result {
 static void connection_pause(struct reactor *reactor, struct connection *connection,
                              enum connection_pause reason) {
     INTAKE_ASSERT(reason == PAUSE_TOPIC_QUEUE || reason == PAUSE_RECORD_POOL ||
-                  reason == PAUSE_ACK_WINDOW || reason == PAUSE_TOPIC_LOG ||
-                  reason == PAUSE_QUOTA);
+                  reason == PAUSE_ACK_WINDOW || reason == PAUSE_TOPIC_LOG || reason == PAUSE_QUOTA);
     INTAKE_ASSERT(connection_is_open(connection));
     connection->phase = CONNECTION_PAUSED;
     connection->pause = (uint8_t)reason;
@@ -111,9 +110,8 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
 /* With --acl, the topic is first looked up without being created, so a denied record creates
  * nothing. Returns the refusal, or NULL with *found FOUND (and *topic_id) or ABSENT. */
 static const char *connection_route_acl(struct reactor *reactor, struct connection *connection,
-                                        const struct record *record,
-                                        const struct record_view *view, uint32_t *topic_id,
-                                        enum topic_table_result *found) {
+                                        const struct record *record, const struct record_view *view,
+                                        uint32_t *topic_id, enum topic_table_result *found) {
     *found = topic_table_find_view(reactor->links.topics, view, record->topic_offset,
                                    record->topic_length, topic_id);
     if (*found == TOPIC_TABLE_FOUND)

@@ -178,7 +178,15 @@ counters_view_principal_row(const struct counters_view *view, uint32_t row) {
            row;
 }
 
-/* The row's fields under its sequence lock; false when it was never used or never held still. */
+static uint64_t load_acquire(const _Atomic uint64_t *value) {
+    return atomic_load_explicit((_Atomic uint64_t *)value, memory_order_acquire);
+}
+
+/* The row's fields under its sequence lock; false when it was never used or never held still.
+ * Every field, and every byte of the name, is acquire-loaded: one written after the writer made
+ * the sequence odd (all its stores then are release stores) makes the odd sequence visible to
+ * the second look, so a torn copy is never taken (no fence: ThreadSanitizer does not model
+ * them). */
 static bool principal_copy(const struct intake_counters_principal_row *row,
                            struct counters_view_principal *out,
                            struct intake_counters_principal_cell *base) {
@@ -186,22 +194,23 @@ static bool principal_copy(const struct intake_counters_principal_row *row,
         /* Acquire: pairs with the writer's release store of the even sequence. */
         uint32_t before = load32(&row->sequence, memory_order_acquire);
         if (before % 2 != 0) continue;
-        uint32_t length = load32(&row->name_length, memory_order_relaxed);
+        uint32_t length = load32(&row->name_length, memory_order_acquire);
         if (length == 0) return false;
         if (length >= sizeof(out->name)) return false; /* not what intaked writes: input */
-        memcpy(out->name, row->name, length);
+        for (uint32_t index = 0; index < length; index++)
+            out->name[index] =
+                atomic_load_explicit((_Atomic char *)&row->name[index], memory_order_acquire);
         out->name[length] = '\0';
-        out->in_force = load32(&row->in_force, memory_order_relaxed) == 1;
-        out->quota_records_per_second = load(&row->quota_records_per_second);
-        out->quota_bytes_per_second = load(&row->quota_bytes_per_second);
-        atomic_init(&base->records_admitted, load(&row->base_records_admitted));
-        atomic_init(&base->bytes_admitted, load(&row->base_bytes_admitted));
-        atomic_init(&base->records_denied, load(&row->base_records_denied));
-        atomic_init(&base->throttled_ns, load(&row->base_throttled_ns));
-        atomic_init(&base->quota_pauses, load(&row->base_quota_pauses));
-        /* Acquire fence: the copies above are ordered before the second look at the sequence. */
-        atomic_thread_fence(memory_order_acquire);
-        if (load32(&row->sequence, memory_order_relaxed) == before) return strlen(out->name) == length;
+        out->in_force = load32(&row->in_force, memory_order_acquire) == 1;
+        out->quota_records_per_second = load_acquire(&row->quota_records_per_second);
+        out->quota_bytes_per_second = load_acquire(&row->quota_bytes_per_second);
+        atomic_init(&base->records_admitted, load_acquire(&row->base_records_admitted));
+        atomic_init(&base->bytes_admitted, load_acquire(&row->base_bytes_admitted));
+        atomic_init(&base->records_denied, load_acquire(&row->base_records_denied));
+        atomic_init(&base->throttled_ns, load_acquire(&row->base_throttled_ns));
+        atomic_init(&base->quota_pauses, load_acquire(&row->base_quota_pauses));
+        if (load32(&row->sequence, memory_order_relaxed) == before)
+            return strlen(out->name) == length;
     }
     return false;
 }
@@ -799,10 +808,11 @@ static void render_principals(const struct counters_view *view, struct text_buff
             text_buffer_printf(out, "%s{principal=\"", families[index].name);
             append_label_value(out, principal.name);
             text_buffer_printf(out, "\"} ");
-            uint64_t values[7] = {principal.records_admitted,         principal.bytes_admitted,
-                                  principal.records_denied,           principal.throttled_ns,
-                                  principal.quota_pauses,             principal.quota_records_per_second,
-                                  principal.quota_bytes_per_second};
+            uint64_t values[7] = {
+                principal.records_admitted,      principal.bytes_admitted,
+                principal.records_denied,        principal.throttled_ns,
+                principal.quota_pauses,          principal.quota_records_per_second,
+                principal.quota_bytes_per_second};
             if (index == 3)
                 text_buffer_printf(out, "%.6f\n", (double)values[index] / 1e9);
             else
@@ -814,8 +824,7 @@ static void render_principals(const struct counters_view *view, struct text_buff
 static void render_text_principals(const struct counters_view *view, struct text_buffer *out) {
     uint64_t generation = 0, reload_failures = 0;
     if (!counters_view_acl(view, &generation, &reload_failures)) return;
-    text_buffer_printf(out, "acl: rule set %lu reload_failures=%lu\n", generation,
-                       reload_failures);
+    text_buffer_printf(out, "acl: rule set %lu reload_failures=%lu\n", generation, reload_failures);
     for (uint32_t row = 0; row < view->header->principal_row_count; row++) {
         struct counters_view_principal principal;
         if (!counters_view_principal(view, row, &principal) || !principal.in_force) continue;

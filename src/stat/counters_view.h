@@ -44,7 +44,7 @@ const struct intake_counters_received_cell *counters_view_received(const struct 
  * counters summed over the reactors from its baselines (counters_format.h). */
 struct counters_view_principal {
     char name[INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES];
-    bool in_force; /* the rules in force name it (or it is `other`) */
+    bool in_force;                     /* the rules in force name it (or it is `other`) */
     uint64_t quota_records_per_second; /* 0: unlimited */
     uint64_t quota_bytes_per_second;
     uint64_t records_admitted;

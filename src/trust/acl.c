@@ -162,8 +162,7 @@ static int acl_pattern_of(struct acl_parser *parser, const struct acl_token *tok
     uint32_t length = token->length - (rule->prefix ? 1u : 0u);
     if (!rule->prefix && length == 0) return acl_fail(parser, "an empty topic");
     if (length > RECORD_TOPIC_BYTES_MAX)
-        return acl_fail(parser, "a topic of %u bytes (at most %u)", length,
-                        RECORD_TOPIC_BYTES_MAX);
+        return acl_fail(parser, "a topic of %u bytes (at most %u)", length, RECORD_TOPIC_BYTES_MAX);
     if (!token->quoted && memchr(token->text, '*', length) != NULL)
         return acl_fail(parser, "'*' may only end a topic pattern (quote a name that holds one)");
     uint32_t state = 0;
@@ -181,8 +180,8 @@ static int acl_parse_allow(struct acl_parser *parser, const struct acl_token *to
                            uint32_t count) {
     if (count != 4) return acl_fail(parser, "allow takes PRINCIPAL produce TOPICS");
     if (!acl_token_is(&tokens[2], "produce"))
-        return acl_fail(parser, "unknown operation \"%.*s\" (only produce)",
-                        (int)tokens[2].length, tokens[2].text);
+        return acl_fail(parser, "unknown operation \"%.*s\" (only produce)", (int)tokens[2].length,
+                        tokens[2].text);
     if (parser->read_count == ACL_RULES_MAX)
         return acl_fail(parser, "more than %u allow rules", ACL_RULES_MAX);
     struct acl_rule_read *read = &parser->read[parser->read_count];
@@ -198,12 +197,12 @@ static int acl_parse_allow(struct acl_parser *parser, const struct acl_token *to
 static int acl_rate_of(struct acl_parser *parser, const struct acl_token *token, uint64_t *rate) {
     char text[32];
     if (token->quoted || token->length == 0 || token->length >= sizeof(text))
-        return acl_fail(parser, "bad rate \"%.*s\" (a whole number, K/M/G suffixes, at most 1T)",
+        return acl_fail(parser, "bad rate \"%.*s\" (a whole number, K/M/G suffixes, at most 1024G)",
                         (int)token->length, token->text);
     memcpy(text, token->text, token->length);
     text[token->length] = '\0';
     if (intake_parse_size(text, ACL_RATE_MAX, rate) < 0)
-        return acl_fail(parser, "bad rate \"%s\" (a whole number, K/M/G suffixes, at most 1T)",
+        return acl_fail(parser, "bad rate \"%s\" (a whole number, K/M/G suffixes, at most 1024G)",
                         text);
     return 0;
 }

@@ -12,7 +12,7 @@
  *     CN, or `anonymous`), or `*`: every principal, named ones included.
  *   - TOPICS is a topic name, or a prefix ending in `*` (`logs.*`; `*` alone is every topic).
  *   - RECORDS_PER_S, BYTES_PER_S: whole numbers with an optional K, M or G suffix (powers of
- *     1024, as for every intaked number), at most 1T; 0 means unlimited.
+ *     1024, as for every intaked number), at most 1024G; 0 means unlimited.
  *   - Tokens are separated by spaces or tabs. A token in double quotes ("CN with spaces") is
  *     taken literally: it may hold spaces, '#' and '*', and a quoted '*' is no wildcard. A quote
  *     cannot appear inside a quoted token.

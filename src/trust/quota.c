@@ -32,8 +32,7 @@ void quota_bucket_charge(struct quota_bucket *bucket, const struct acl_quota *qu
         quota_advance(&bucket->records_due_ns, quota_cost_ns(records, quota->records_per_second),
                       now_ns);
     if (quota->bytes_per_second != 0 && bytes != 0)
-        quota_advance(&bucket->bytes_due_ns, quota_cost_ns(bytes, quota->bytes_per_second),
-                      now_ns);
+        quota_advance(&bucket->bytes_due_ns, quota_cost_ns(bytes, quota->bytes_per_second), now_ns);
 }
 
 uint64_t quota_bucket_opens_at(const struct quota_bucket *bucket, const struct acl_quota *quota,
