@@ -4,6 +4,7 @@
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
 # --help exits 0; SIGINT and SIGTERM stop it gracefully with 0; SIGHUP reloads and does not
 # stop it (without --acl there is nothing to reload).
+# intake-test: no-tsan (flags and startup refusals)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"
