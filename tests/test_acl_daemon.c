@@ -68,6 +68,19 @@ static bool counters_principal(const char *directory, const char *name,
     return enabled && found;
 }
 
+/* The counters region rendered as /metrics or intake-stat would (the caller frees it). */
+static char *render(const char *directory, enum counters_render_format format) {
+    char path[512], why[256];
+    snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
+    struct counters_view view;
+    REQUIRE(counters_view_open(path, &view, why, sizeof(why)) == 0);
+    size_t length = 0;
+    char *text = counters_render_alloc(&view, directory, intake_now_ns(), format, &length);
+    counters_view_close(&view);
+    REQUIRE(text != NULL);
+    return text;
+}
+
 static bool file_exists(const char *directory, const char *name) {
     char path[512];
     struct stat info;
@@ -131,6 +144,22 @@ static void test_allow_and_deny(void) {
     CHECK(generation == 1 && failures == 0);
     CHECK(counters_principal(directory, "other", &principal, &generation, &failures));
     CHECK(principal.records_admitted == 0 && principal.records_denied == 0);
+    /* What /metrics and intake-stat render from the same rows. */
+    char *metrics = render(directory, COUNTERS_RENDER_PROMETHEUS);
+    CHECK(strstr(metrics, "\nintake_acl_enabled 1\n") != NULL);
+    CHECK(strstr(metrics, "\nintake_acl_rule_set 1\n") != NULL);
+    CHECK(strstr(metrics,
+                 "\nintake_principal_records_admitted_total{principal=\"anonymous\"} 35\n") !=
+          NULL);
+    CHECK(strstr(metrics, "\nintake_principal_records_denied_total{principal=\"anonymous\"} 3\n") !=
+          NULL);
+    CHECK(strstr(metrics, "\nintake_principal_records_denied_total{principal=\"other\"} 0\n") !=
+          NULL);
+    free(metrics);
+    char *text = render(directory, COUNTERS_RENDER_TEXT);
+    CHECK(strstr(text, "\nprincipal anonymous: records admitted=35 ") != NULL);
+    CHECK(strstr(text, " denied=3 ") != NULL);
+    free(text);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);
 }
@@ -157,7 +186,7 @@ static void test_reload_under_load(void) {
     acl_write("allow anonymous produce keep\n"
               "allow anonymous produce later # new\n");
     kill(daemon.pid, SIGHUP);
-    CHECK(daemon_log_wait(&daemon, "intaked: reloaded --acl", 20000));
+    CHECK(daemon_log_wait(&daemon, "intaked: SIGHUP: reloaded --acl", 20000));
     CHECK(daemon_log_wait(&daemon, "rule set 2: 2 allow rules", 1000));
     /* The open "flip" connection's next record is refused. */
     for (int waited = 0; waited < 30000 && !atomic_load(&flip.finished); waited += 10) {
@@ -183,7 +212,7 @@ static void test_reload_under_load(void) {
               "allow anonymous produce\n");
     kill(daemon.pid, SIGHUP);
     CHECK(daemon_log_wait(
-        &daemon, "intaked: SIGHUP: reload refused, the old configuration stays: --acl", 20000));
+        &daemon, "intaked: SIGHUP: reload failed, keeping the old configuration: --acl", 20000));
     CHECK(strstr(daemon.log, "line 3: allow takes PRINCIPAL produce TOPICS") != NULL);
     CHECK(send_and_read(daemon.port, "flip", 1, &last));
     CHECK(last.status == RAW_ACK_REJECTED);

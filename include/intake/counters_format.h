@@ -14,9 +14,10 @@
  *   [topic rows: topics_max x INTAKE_COUNTERS_TOPIC_ROW_BYTES]          (indexed by topic id)
  *   [received cells: reactor_count x topics_max x 16 bytes, each reactor's block padded to a
  *    cache line]                                                       (indexed [reactor][topic])
- *   [principal rows: INTAKE_COUNTERS_PRINCIPAL_ROWS x INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES]
- *   [principal cells: reactor_count x INTAKE_COUNTERS_PRINCIPAL_ROWS x 64 bytes]
- *                                                                  (indexed [reactor][row])
+ *   [principal rows: principal_row_count x INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES]
+ *   [principal cells: reactor_count x principal_row_count x 64 bytes]  (indexed [reactor][row])
+ *    principal_row_count is INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, 0 without (the
+ *    sections are then empty and cost nothing)
  * The offsets of each section are in the header (readers must use them, not recompute them).
  *
  * Writers. Every row has exactly one writing thread, and rows are padded to cache lines, so no
@@ -308,8 +309,9 @@ static inline uint64_t intake_counters_received_block_bytes(uint32_t topics_max)
            INTAKE_COUNTERS_LINE_BYTES;
 }
 
+/* `principal_rows` is INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, 0 without (no section). */
 static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worker_count,
-                                          uint32_t topics_max,
+                                          uint32_t topics_max, uint32_t principal_rows,
                                           struct intake_counters_header *header) {
     header->header_bytes = INTAKE_COUNTERS_HEADER_BYTES;
     header->reactor_count = reactor_count;
@@ -326,16 +328,15 @@ static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worke
     header->received_cells_offset =
         header->topic_rows_offset + (uint64_t)topics_max * INTAKE_COUNTERS_TOPIC_ROW_BYTES;
     header->received_block_bytes = intake_counters_received_block_bytes(topics_max);
-    header->principal_row_count = INTAKE_COUNTERS_PRINCIPAL_ROWS;
+    header->principal_row_count = principal_rows;
     header->principal_row_bytes = INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
     header->principal_cell_bytes = INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
     header->principal_rows_offset =
         header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
     header->principal_cells_offset =
         header->principal_rows_offset +
-        (uint64_t)INTAKE_COUNTERS_PRINCIPAL_ROWS * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
-    header->principal_block_bytes =
-        (uint64_t)INTAKE_COUNTERS_PRINCIPAL_ROWS * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+        (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_block_bytes = (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
     header->total_bytes =
         header->principal_cells_offset + (uint64_t)reactor_count * header->principal_block_bytes;
 }

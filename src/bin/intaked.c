@@ -2,8 +2,8 @@
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
  * then waits for signals on the main thread:
  *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
- *   SIGHUP: reload what can change without a restart (the --acl file) without closing a
- *   connection; a refused reload keeps the old configuration and says why in one line;
+ *   SIGHUP: reload (pipeline_reload: the --acl file): one line saying what was reloaded, or why
+ *   not (the old configuration then stays); connections keep going;
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -103,12 +103,18 @@ int main(int argc, char **argv) {
         if (sigwait(&signals, &signal_number) != 0) continue;
         if (signal_number == SIGUSR1) {
             pipeline_request_report(&pipeline);
-            continue;
+        } else if (signal_number == SIGHUP) {
+            /* One line either way; a failed reload changes nothing. */
+            char reason[512] = "";
+            if (pipeline_reload(&pipeline, reason, sizeof(reason)) < 0)
+                fprintf(stderr, "intaked: SIGHUP: reload failed, keeping the old configuration: "
+                                "%s\n",
+                        reason);
+            else
+                fprintf(stderr, "intaked: SIGHUP: %s\n", reason);
+        } else {
+            break;
         }
-        if (signal_number != SIGHUP) break;
-        if (pipeline_reload(&pipeline, why, sizeof(why)) < 0)
-            fprintf(stderr, "intaked: SIGHUP: reload refused, the old configuration stays: %s\n",
-                    why);
     }
     fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
             strsignal(signal_number));

@@ -40,7 +40,7 @@ int counters_region_create(struct counters_region *region, const char *path,
     struct intake_counters_header layout;
     memset(&layout, 0, sizeof(layout));
     intake_counters_layout(identity->reactor_count, identity->worker_count, identity->topics_max,
-                           &layout);
+                           identity->principal_rows, &layout);
     if (snprintf(region->path, sizeof(region->path), "%s", path) >= (int)sizeof(region->path)) {
         intake_error_line(why, why_capacity, "--counters path too long");
         return -ENAMETOOLONG;

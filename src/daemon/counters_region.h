@@ -28,6 +28,7 @@ struct counters_region_identity {
     uint32_t reactor_count;
     uint32_t worker_count;
     uint32_t topics_max;
+    uint32_t principal_rows; /* INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, else 0 */
     uint64_t log_capacity_bytes;
     const char *shm_directory;
     const char *listen;
@@ -88,10 +89,11 @@ counters_region_principal(const struct counters_region *region, uint32_t row) {
            row;
 }
 
-/* Reactor `reactor`'s principal cells, indexed by principal row. */
+/* Reactor `reactor`'s principal cells, indexed by principal row; NULL without --acl. */
 static inline struct intake_counters_principal_cell *
 counters_region_principal_cells(const struct counters_region *region, uint32_t reactor) {
     INTAKE_ASSERT(reactor < region->header->reactor_count);
+    if (region->header->principal_row_count == 0) return NULL;
     return (struct intake_counters_principal_cell *)(region->base +
                                                      region->header->principal_cells_offset +
                                                      reactor *

@@ -295,6 +295,8 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
         .reactor_count = config->reactor_count,
         .worker_count = config->worker_count,
         .topics_max = config->topics_max,
+        /* The principal section only with --acl: nothing is spent on it otherwise. */
+        .principal_rows = config->acl_policy != NULL ? INTAKE_COUNTERS_PRINCIPAL_ROWS : 0,
         .log_capacity_bytes = config->log_capacity_bytes,
         .shm_directory = config->shm_directory,
         .listen = config->listen_text,
@@ -404,13 +406,15 @@ static int pipeline_start_acl(struct pipeline *pipeline, char *why, size_t why_c
 
 /* SIGHUP's --acl part: the new file's rules for every reactor, or the old ones and why not. */
 static int pipeline_reload_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
-    char note[512];
-    int result = pipeline_acl_reload(&pipeline->acl, note, sizeof(note), why, why_capacity);
-    if (result == 0 && note[0] != '\0') fprintf(stderr, "intaked: reloaded %s\n", note);
-    return result;
+    if (!pipeline->acl.enabled) {
+        intake_error_line(why, why_capacity, "nothing to reload (no --acl)");
+        return 0;
+    }
+    return pipeline_acl_reload(&pipeline->acl, why, why_capacity);
 }
 
 int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(why != NULL && why_capacity > 0);
     return pipeline_reload_acl(pipeline, why, why_capacity);
 }
 

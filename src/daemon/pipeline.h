@@ -130,9 +130,9 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
 /* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
 /* Main thread (SIGHUP), while running: reloads what can change without a restart (the --acl
- * file), without closing a connection. 0 when everything reloaded; negative with one line in
- * `why` when something was refused, and then that part's old configuration stays in force.
- * Prints one line per part reloaded. */
+ * file), without closing a connection. 0 with one line in `why` saying what was reloaded (or
+ * that there was nothing to reload); negative with one line in `why` saying why not, and then
+ * the old configuration stays in force. */
 int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
 /* One line: the --acl rules in force (for the startup report). */
 void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity);

@@ -120,6 +120,8 @@ int pipeline_acl_start(struct pipeline_acl *acl, const char *path, struct acl_po
         return 0;
     }
     INTAKE_ASSERT(path != NULL);
+    /* The region was made with the principal section (pipeline_create_counters saw --acl). */
+    INTAKE_ASSERT(counters->header->principal_row_count == INTAKE_COUNTERS_PRINCIPAL_ROWS);
     acl->path = path;
     acl->topics_max = topics_max;
     acl->reactor_count = reactor_count;
@@ -179,10 +181,8 @@ static void pipeline_acl_refused(struct pipeline_acl *acl) {
     counters_region_set_acl(acl->counters, true, generation, acl->reload_failures);
 }
 
-int pipeline_acl_reload(struct pipeline_acl *acl, char *note, size_t note_capacity, char *why,
-                        size_t why_capacity) {
-    note[0] = '\0';
-    if (!acl->enabled) return 0;
+int pipeline_acl_reload(struct pipeline_acl *acl, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(acl->enabled);
     struct acl_policy *policy = NULL;
     uint16_t rows[ACL_CLASSES_MAX];
     int result = acl_policy_load(acl->path, &policy, why, why_capacity);
@@ -214,10 +214,12 @@ int pipeline_acl_reload(struct pipeline_acl *acl, char *note, size_t note_capaci
     pipeline_acl_retire_rows(acl, rows, class_count);
     counters_region_set_acl(acl->counters, true, set->generation, acl->reload_failures);
     bool taken = pipeline_acl_wait_taken(acl, set->generation);
-    pipeline_acl_describe(acl, note, note_capacity);
+    char described[384];
+    pipeline_acl_describe(acl, described, sizeof(described));
+    intake_error_line(why, why_capacity, "reloaded %s", described);
     if (!taken) {
-        size_t used = strlen(note);
-        intake_error_line(note + used, note_capacity - used,
+        size_t used = strlen(why);
+        intake_error_line(why + used, why_capacity - used,
                           " (a reactor has not taken it yet; it will at its next pass)");
     }
     return 0;

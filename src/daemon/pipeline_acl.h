@@ -56,11 +56,10 @@ int pipeline_acl_start(struct pipeline_acl *acl, const char *path, struct acl_po
                        uint32_t topics_max, uint32_t reactor_count,
                        struct doorbell *reactor_doorbells, struct counters_region *counters,
                        char *why, size_t why_capacity) INTAKE_MUST_CHECK;
-/* Main thread (SIGHUP), while the reactors run: re-reads the file and hands the new rules to
- * every reactor. 0 with one line in `note` saying what is in force; or negative with one line in
- * `why`, and the old rules still in force. Without --acl: 0 and an empty note. */
-int pipeline_acl_reload(struct pipeline_acl *acl, char *note, size_t note_capacity, char *why,
-                        size_t why_capacity) INTAKE_MUST_CHECK;
+/* Main thread (SIGHUP), while the reactors run, with --acl: re-reads the file and hands the new
+ * rules to every reactor. 0 with one line in `why` saying what is in force now; or negative
+ * with one line in `why` saying why not, and the old rules still in force. */
+int pipeline_acl_reload(struct pipeline_acl *acl, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
 /* Main thread, after every reactor has stopped. */
 void pipeline_acl_destroy(struct pipeline_acl *acl);
 

@@ -52,8 +52,13 @@ static bool header_is_valid(const struct intake_counters_header *header, size_t 
     /* Every offset must be the one the format defines for these counts. */
     struct intake_counters_header expected;
     memset(&expected, 0, sizeof(expected));
+    if (header->principal_row_count != 0 &&
+        header->principal_row_count != INTAKE_COUNTERS_PRINCIPAL_ROWS) {
+        intake_error_line(why, why_capacity, "counters header has implausible counts");
+        return false;
+    }
     intake_counters_layout(header->reactor_count, header->worker_count, header->topics_max,
-                           &expected);
+                           header->principal_row_count, &expected);
     if (header->header_bytes != expected.header_bytes ||
         header->reactor_rows_offset != expected.reactor_rows_offset ||
         header->worker_rows_offset != expected.worker_rows_offset ||
