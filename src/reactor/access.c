@@ -23,17 +23,17 @@
 
 #include "reactor_internal.h"
 
-uint32_t connection_acl_class(struct reactor *reactor, struct connection *connection) {
+uint32_t connection_acl_lookup(struct reactor *reactor, struct connection *connection) {
     const struct acl_set *set = reactor->acl;
     INTAKE_ASSERT(set != NULL);
-    if (connection->acl_generation != set->generation) {
-        uint32_t class_index = acl_policy_class_of(set->policy, &connection->principal);
-        INTAKE_ASSERT(class_index < set->policy->class_count);
-        connection->acl_class = (uint16_t)class_index;
-        connection->principal_row = set->row_of_class[class_index];
-        connection->acl_generation = set->generation;
-    }
-    return connection->acl_class;
+    INTAKE_ASSERT(connection->acl_generation < set->generation);
+    uint32_t class_index = acl_policy_class_of(set->policy, &connection->principal);
+    INTAKE_ASSERT(class_index < set->policy->class_count);
+    connection->acl_class = (uint16_t)class_index;
+    connection->principal_row = set->row_of_class[class_index];
+    connection->quota_limited = quota_is_limited(&set->policy->classes[class_index].quota);
+    connection->acl_generation = set->generation;
+    return class_index;
 }
 
 static struct intake_counters_principal_cell *
@@ -53,12 +53,12 @@ static const char *connection_acl_refuse(struct reactor *reactor, struct connect
     return connection->end_detail_text;
 }
 
-const char *connection_acl_check_topic(struct reactor *reactor, struct connection *connection,
-                                       uint32_t topic_id) {
+const char *connection_acl_decide_topic(struct reactor *reactor, struct connection *connection,
+                                        uint32_t topic_id) {
     const struct acl_set *set = reactor->acl;
     uint32_t class_index = connection_acl_class(reactor, connection);
     enum acl_decision decision = acl_set_cached(set, class_index, topic_id);
-    if (INTAKE_LIKELY(decision == ACL_DECISION_ALLOW)) return NULL;
+    if (decision == ACL_DECISION_ALLOW) return NULL;
     const struct topic_entry *entry = topic_table_entry(reactor->links.topics, topic_id);
     INTAKE_ASSERT(entry != NULL); /* the id came from a lookup of this table */
     if (decision == ACL_DECISION_UNKNOWN) {
@@ -94,7 +94,7 @@ void connection_quota_charge(struct reactor *reactor, struct connection *connect
     counter_add(&cell->records_admitted, connection->quota_records_pending);
     counter_add(&cell->bytes_admitted, connection->quota_bytes_pending);
     const struct acl_quota *quota = connection_quota(reactor, connection);
-    if (quota_is_limited(quota))
+    if (connection->quota_limited)
         quota_bucket_charge(&reactor->links.quota_buckets[connection->principal_row], quota,
                             connection->quota_records_pending, connection->quota_bytes_pending,
                             reactor->now_ns);
@@ -109,14 +109,6 @@ void connection_quota_note(struct reactor *reactor, struct connection *connectio
     if (connection->quota_records_pending >= REACTOR_QUOTA_CHARGE_RECORDS ||
         connection->quota_bytes_pending >= REACTOR_QUOTA_CHARGE_BYTES)
         connection_quota_charge(reactor, connection);
-}
-
-bool connection_quota_open(struct reactor *reactor, struct connection *connection) {
-    if (reactor->stop_started) return true;
-    const struct acl_quota *quota = connection_quota(reactor, connection);
-    if (!quota_is_limited(quota)) return true;
-    return quota_bucket_open(&reactor->links.quota_buckets[connection->principal_row], quota,
-                             reactor->now_ns);
 }
 
 void connection_quota_pause_started(struct reactor *reactor, struct connection *connection) {

@@ -196,6 +196,7 @@ struct connection {
     uint64_t acl_generation;
     uint16_t acl_class;
     uint16_t principal_row;
+    bool quota_limited; /* the class has a quota (quota.h) */
     uint32_t quota_records_pending;
     uint64_t quota_bytes_pending;
     uint64_t throttled_since_ns;
@@ -382,18 +383,46 @@ void reactor_release_record(struct reactor *reactor, struct record *record);
 /* reactor_loop.c */
 void reactor_take_returns(struct reactor *reactor);
 
-/* access.c: the --acl check and quotas (issue 17); only while reactor->acl is set. */
+/* access.c: the --acl check and quotas (issue 17); only while reactor->acl is set. The per-record
+ * questions are inline here (a compare and a load or two each); what they rarely need is in
+ * access.c. */
+/* Looks the connection's principal up in the rule set this pass holds (a new set, or its first
+ * record): its class, row and whether the class has a quota. */
+uint32_t connection_acl_lookup(struct reactor *reactor, struct connection *connection);
 /* The class of the connection's principal in the rule set this pass holds. */
-uint32_t connection_acl_class(struct reactor *reactor, struct connection *connection);
+static inline uint32_t connection_acl_class(struct reactor *reactor,
+                                            struct connection *connection) {
+    INTAKE_ASSERT(reactor->acl != NULL);
+    if (INTAKE_LIKELY(connection->acl_generation == reactor->acl->generation))
+        return connection->acl_class;
+    return connection_acl_lookup(reactor, connection);
+}
+/* The refusal of a topic of the table the cached decision did not allow (works it out when
+ * unknown): NULL when allowed after all, else the detail (in end_detail_text), counted. */
+const char *connection_acl_decide_topic(struct reactor *reactor, struct connection *connection,
+                                        uint32_t topic_id);
 /* NULL when the principal may produce to the topic; else the refusal's detail (in
  * end_detail_text), counted as a denial. _topic for a topic of the table, _name for one that
  * does not exist yet (decided from the record's topic name, before anything is created). */
-const char *connection_acl_check_topic(struct reactor *reactor, struct connection *connection,
-                                       uint32_t topic_id);
+static inline const char *connection_acl_check_topic(struct reactor *reactor,
+                                                     struct connection *connection,
+                                                     uint32_t topic_id) {
+    uint32_t class_index = connection_acl_class(reactor, connection);
+    if (INTAKE_LIKELY(acl_set_cached(reactor->acl, class_index, topic_id) == ACL_DECISION_ALLOW))
+        return NULL;
+    return connection_acl_decide_topic(reactor, connection, topic_id);
+}
 const char *connection_acl_check_name(struct reactor *reactor, struct connection *connection,
                                       const struct record *record);
 /* Whether the principal's quota lets the connection admit now (always once stopping). */
-bool connection_quota_open(struct reactor *reactor, struct connection *connection);
+static inline bool connection_quota_open(struct reactor *reactor, struct connection *connection) {
+    connection_acl_class(reactor, connection);
+    if (!connection->quota_limited || reactor->stop_started) return true;
+    INTAKE_ASSERT(connection->principal_row < INTAKE_COUNTERS_PRINCIPAL_ROWS);
+    return quota_bucket_open(&reactor->links.quota_buckets[connection->principal_row],
+                             &reactor->acl->policy->classes[connection->acl_class].quota,
+                             reactor->now_ns);
+}
 /* A record of `frame_bytes` was admitted: charged with the others at the end of the chunk (or
  * sooner: REACTOR_QUOTA_CHARGE_RECORDS / _BYTES). */
 void connection_quota_note(struct reactor *reactor, struct connection *connection,
