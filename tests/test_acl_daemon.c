@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "acl_test_util.h"
 #include "counters_view.h"
 #include "daemon_util.h"
 #include "stream_client.h"
@@ -34,15 +35,7 @@
 static char acl_path[256];
 
 static void acl_write(const char *text) {
-    /* Written whole under another name and renamed, as an operator's tools would (a reload
-     * never sees half a file). */
-    char temporary[300];
-    snprintf(temporary, sizeof(temporary), "%s.new", acl_path);
-    FILE *file = fopen(temporary, "w");
-    REQUIRE(file != NULL);
-    REQUIRE(fputs(text, file) >= 0);
-    REQUIRE(fclose(file) == 0);
-    REQUIRE(rename(temporary, acl_path) == 0);
+    acl_test_write(acl_path, text);
 }
 
 /* One connection: records 1..count to `topic` (sequence = index), then waits for the outcome. */
@@ -53,19 +46,6 @@ static bool send_and_read(uint16_t port, const char *topic, uint64_t count, stru
     bool final = raw_read_acks(&reader, count, 20000, last);
     close(reader.fd);
     return final;
-}
-
-static bool counters_principal(const char *directory, const char *name,
-                               struct counters_view_principal *principal, uint64_t *generation,
-                               uint64_t *failures) {
-    char path[512], why[256];
-    snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
-    struct counters_view view;
-    REQUIRE(counters_view_open(path, &view, why, sizeof(why)) == 0);
-    bool enabled = counters_view_acl(&view, generation, failures);
-    bool found = counters_view_principal_named(&view, name, principal);
-    counters_view_close(&view);
-    return enabled && found;
 }
 
 /* The counters region rendered as /metrics or intake-stat would (the caller frees it). */
@@ -138,11 +118,11 @@ static void test_allow_and_deny(void) {
 
     struct counters_view_principal principal;
     uint64_t generation = 0, failures = 0;
-    CHECK(counters_principal(directory, "anonymous", &principal, &generation, &failures));
+    CHECK(acl_test_principal(directory, "anonymous", &principal, &generation, &failures));
     CHECK(principal.records_admitted == 35 && principal.records_denied == 3);
     CHECK(principal.bytes_admitted > 35 * 16);
     CHECK(generation == 1 && failures == 0);
-    CHECK(counters_principal(directory, "other", &principal, &generation, &failures));
+    CHECK(acl_test_principal(directory, "other", &principal, &generation, &failures));
     CHECK(principal.records_admitted == 0 && principal.records_denied == 0);
     /* What /metrics and intake-stat render from the same rows. */
     char *metrics = render(directory, COUNTERS_RENDER_PROMETHEUS);
@@ -239,9 +219,9 @@ static void test_reload_under_load(void) {
 
     struct counters_view_principal principal;
     uint64_t generation = 0, failures = 0;
-    CHECK(!counters_principal(directory, "anonymous", &principal, &generation, &failures));
+    CHECK(!acl_test_principal(directory, "anonymous", &principal, &generation, &failures));
     /* The third file names nobody: anonymous is `other` now, and its row is out of force. */
-    CHECK(counters_principal(directory, "other", &principal, &generation, &failures));
+    CHECK(acl_test_principal(directory, "other", &principal, &generation, &failures));
     CHECK(generation == 3 && failures == 1);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "acl_test_util.h"
 #include "counters_view.h"
 #include "daemon_util.h"
 #include "stream_client.h"
@@ -34,21 +35,14 @@
 static char acl_path[256];
 
 static void acl_write(const char *text) {
-    FILE *file = fopen(acl_path, "w");
-    REQUIRE(file != NULL);
-    REQUIRE(fputs(text, file) >= 0);
-    REQUIRE(fclose(file) == 0);
+    acl_test_write(acl_path, text);
 }
 
+/* The principal's row now (the rule set and refused reloads are not needed here). */
 static bool principal_now(const char *directory, const char *name,
                           struct counters_view_principal *principal) {
-    char path[512], why[256];
-    snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
-    struct counters_view view;
-    REQUIRE(counters_view_open(path, &view, why, sizeof(why)) == 0);
-    bool found = counters_view_principal_named(&view, name, principal);
-    counters_view_close(&view);
-    return found;
+    uint64_t generation = 0, failures = 0;
+    return acl_test_principal(directory, name, principal, &generation, &failures);
 }
 
 static uint64_t acked_total(struct stream_client *streams) {
