@@ -37,6 +37,7 @@ struct stream_client {
     uint16_t port;
     char topic[64];
     _Atomic bool stop;      /* the test: finish (close, read the last Acks) */
+    uint64_t limit;         /* finish by itself after this many records (0: until stopped) */
     _Atomic uint64_t sent;  /* the last sequence sent */
     _Atomic uint64_t acked; /* the highest sequence acked OK */
     _Atomic bool finished;  /* the thread is done: the fields below are final */
@@ -193,6 +194,7 @@ STREAM_HELPER void *stream_thread(void *argument) {
     client->start_ns = stream_now_ns();
     while (open && !atomic_load(&client->stop)) {
         uint64_t sequence = atomic_load(&client->sent);
+        if (client->limit != 0 && sequence >= client->limit) break;
         if (sequence - atomic_load(&client->acked) >= STREAM_UNACKED_MAX) {
             open = stream_read_acks(client, 10);
             continue;
@@ -229,11 +231,13 @@ STREAM_HELPER void stream_start(struct stream_client *client, uint16_t port, con
 }
 
 /* The same over TLS 1.3: trusting `ca` for the server ("localhost"), presenting `certificate`
- * and `key`. */
+ * and `key`; it finishes by itself after `limit` records (0: only when stopped). */
 STREAM_HELPER void stream_start_tls(struct stream_client *client, uint16_t port, const char *topic,
-                                    const char *ca, const char *certificate, const char *key) {
+                                    const char *ca, const char *certificate, const char *key,
+                                    uint64_t limit) {
     memset(client, 0, sizeof(*client));
     client->port = port;
+    client->limit = limit;
     snprintf(client->topic, sizeof(client->topic), "%s", topic);
     snprintf(client->tls_ca, sizeof(client->tls_ca), "%s", ca);
     snprintf(client->tls_certificate, sizeof(client->tls_certificate), "%s", certificate);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "acl.h"
 #include "acl_test_util.h"
 #include "counters_view.h"
 #include "daemon_util.h"
@@ -198,16 +199,30 @@ static void make_certificates(const char *directory) {
     REQUIRE(system(wrapped) == 0);
 }
 
-/* Two principals through the mTLS listener: the throttled one is held to its quota, the other,
- * without one, is not held back at all and runs far faster. */
+/* Records each of the unthrottled principal's connections sends: its log must hold them all
+ * (--log-size 64M), and at its rate they take a fraction of a second. */
+#define FREE_RECORDS 100000u
+
+static void wait_ms(int milliseconds) {
+    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+/* Two principals through the mTLS listener, each allowed only its own topics: the throttled
+ * one is held to its quota; the other, without one, streams while the first is held back and is
+ * never paused, at many times that rate; each principal's counters say so; one principal's
+ * record to the other's topic is refused. */
 static void test_two_principals(void) {
     char directory[256], certificates[256], path[4][320];
     daemon_directory_make(directory, sizeof(directory), "quota-mtls");
     snprintf(certificates, sizeof(certificates), "/tmp/test-quota-certificates-%d", (int)getpid());
     REQUIRE(mkdir(certificates, 0700) == 0 || errno == EEXIST);
     make_certificates(certificates);
-    char text[256];
-    snprintf(text, sizeof(text), "allow * produce *\nquota " THROTTLED_PRINCIPAL " %u 0\n",
+    char text[512];
+    snprintf(text, sizeof(text),
+             "allow " THROTTLED_PRINCIPAL " produce mtls-throttled-*\n"
+             "allow " FREE_PRINCIPAL " produce mtls-free-*\n"
+             "quota " THROTTLED_PRINCIPAL " %u 0\n",
              MTLS_QUOTA);
     acl_write(text);
     uint16_t tls_port = daemon_free_port();
@@ -222,7 +237,8 @@ static void test_two_principals(void) {
         "--tls-client-ca", path[2],      NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
-    /* Two connections of each principal, each to a topic of its own. */
+    /* Two connections of each principal, each to a topic of its own; the unthrottled ones start
+     * once the throttled principal is being held back. */
     struct stream_client streams[4];
     for (int index = 0; index < 4; index++) {
         const char *name = index < 2 ? "throttled" : "free";
@@ -230,18 +246,29 @@ static void test_two_principals(void) {
         snprintf(topic, sizeof(topic), "mtls-%s-%d", name, index % 2);
         snprintf(certificate, sizeof(certificate), "%s/%s.pem", certificates, name);
         snprintf(key, sizeof(key), "%s/%s.key", certificates, name);
-        stream_start_tls(&streams[index], tls_port, topic, path[2], certificate, key);
+        if (index == 2) {
+            struct counters_view_principal throttled;
+            for (int waited = 0; waited < 60000; waited += 10) {
+                if (principal_now(directory, THROTTLED_PRINCIPAL, &throttled) &&
+                    throttled.quota_pauses > 0)
+                    break;
+                wait_ms(10);
+            }
+            CHECK(throttled.quota_pauses > 0);
+        }
+        stream_start_tls(&streams[index], tls_port, topic, path[2], certificate, key,
+                         index < 2 ? 0 : FREE_RECORDS);
     }
+    for (int index = 2; index < 4; index++) pthread_join(streams[index].thread, NULL);
     for (int waited = 0; waited < 120000; waited += 10) {
         uint64_t throttled = atomic_load(&streams[0].acked) + atomic_load(&streams[1].acked);
         if (throttled >= MTLS_QUOTA * 3) break;
-        struct timespec pause = {0, 10 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        wait_ms(10);
     }
+    for (int index = 0; index < 2; index++) stream_finish(&streams[index]);
     uint64_t totals[2] = {0, 0}, starts[2] = {UINT64_MAX, UINT64_MAX}, ends[2] = {0, 0};
     for (int index = 0; index < 4; index++) {
         struct stream_client *stream = &streams[index];
-        stream_finish(stream);
         CHECK(!stream->tls_failed);
         CHECK(!stream->final_not_ok);
         CHECK(!stream->closed_unacked);
@@ -253,6 +280,7 @@ static void test_two_principals(void) {
         if (stream->start_ns < starts[which]) starts[which] = stream->start_ns;
         if (stream->end_ns > ends[which]) ends[which] = stream->end_ns;
     }
+    CHECK(totals[1] == 2 * FREE_RECORDS);
     double seconds[2] = {(double)(ends[0] - starts[0]) / 1e9, (double)(ends[1] - starts[1]) / 1e9};
     double ceiling = MTLS_QUOTA * seconds[0] * 1.02 + MTLS_QUOTA * 0.1 + 2 * CHARGE_RECORDS;
     fprintf(stderr,
@@ -267,15 +295,32 @@ static void test_two_principals(void) {
      * not a speed claim: intake takes far more than 2,000 records/s from two connections). */
     CHECK(totals[1] / seconds[1] >= 4.0 * MTLS_QUOTA);
 
-    struct counters_view_principal throttled, free_principal;
+    struct counters_view_principal throttled, free_principal, other;
     REQUIRE(principal_now(directory, THROTTLED_PRINCIPAL, &throttled));
     REQUIRE(principal_now(directory, FREE_PRINCIPAL, &free_principal));
+    REQUIRE(principal_now(directory, ACL_OTHER_NAME, &other));
     CHECK(throttled.records_admitted == totals[0]);
     CHECK(throttled.throttled_ns > 0 && throttled.quota_pauses > 0);
     CHECK(throttled.quota_records_per_second == MTLS_QUOTA);
     CHECK(free_principal.records_admitted == totals[1]);
     CHECK(free_principal.throttled_ns == 0 && free_principal.quota_pauses == 0);
     CHECK(free_principal.quota_records_per_second == 0);
+    CHECK(other.records_admitted == 0);
+
+    /* Each principal only to its own topics: the unthrottled one's record to the other's topic is
+     * refused, naming it (its URI-less certificate is named by its CN). */
+    struct stream_client intruder;
+    char certificate[320], key[320];
+    snprintf(certificate, sizeof(certificate), "%s/free.pem", certificates);
+    snprintf(key, sizeof(key), "%s/free.key", certificates);
+    stream_start_tls(&intruder, tls_port, "mtls-throttled-0", path[2], certificate, key, 1);
+    pthread_join(intruder.thread, NULL);
+    CHECK(intruder.final_not_ok && intruder.final_ack.status == RAW_ACK_REJECTED);
+    CHECK(strstr(intruder.final_ack.detail,
+                 "principal \"" FREE_PRINCIPAL
+                 "\" may not produce to topic \"mtls-throttled-0\"") != NULL);
+    REQUIRE(principal_now(directory, FREE_PRINCIPAL, &free_principal));
+    CHECK(free_principal.records_denied == 1);
     CHECK(daemon_stop(&daemon) == 0);
     daemon_directory_remove(directory);
     char command[512];
