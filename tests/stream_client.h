@@ -265,7 +265,9 @@ STREAM_HELPER void stream_finish(struct stream_client *client) {
 /* The sequences in `topic`'s log, in log order, up to `capacity`; -1 when it has no log. */
 STREAM_HELPER long stream_log_sequences(const char *directory, const char *topic, uint64_t *out,
                                         size_t capacity) {
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = INTAKE_CONSUMER_OPTIONS_INIT;
+    options.start = INTAKE_CONSUMER_START_OLDEST;
+    options.ephemeral = true;
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(directory, topic, "stream-check", &options, &consumer, NULL, 0) != 0)
         return -1;
