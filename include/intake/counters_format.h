@@ -153,7 +153,7 @@ struct intake_counters_header {
     uint32_t principal_row_count;         /* INTAKE_COUNTERS_PRINCIPAL_ROWS */
     uint32_t principal_row_bytes;         /* INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES */
     uint32_t principal_cell_bytes;        /* INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES */
-    intake_counter32_t acl_enabled;         /* 1 when intaked runs with --acl */
+    intake_counter32_t acl_enabled;       /* 1 when intaked runs with --acl */
     intake_counter_t acl_generation;      /* the rule set in force: 1 at startup, +1 per reload */
     intake_counter_t acl_reload_failures; /* SIGHUPs whose file was refused (old rules kept) */
     uint8_t reserved4[8];
@@ -361,9 +361,8 @@ static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worke
     header->principal_cell_bytes = INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
     header->principal_rows_offset =
         header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
-    header->principal_cells_offset =
-        header->principal_rows_offset +
-        (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_cells_offset = header->principal_rows_offset +
+                                     (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
     header->principal_block_bytes = (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
     header->total_bytes =
         header->principal_cells_offset + (uint64_t)reactor_count * header->principal_block_bytes;
