@@ -107,8 +107,9 @@ int main(int argc, char **argv) {
             /* One line either way; a failed reload changes nothing. */
             char reason[512] = "";
             if (pipeline_reload(&pipeline, reason, sizeof(reason)) < 0)
-                fprintf(stderr, "intaked: SIGHUP: reload failed, keeping the old configuration: "
-                                "%s\n",
+                fprintf(stderr,
+                        "intaked: SIGHUP: reload failed, keeping the old configuration: "
+                        "%s\n",
                         reason);
             else
                 fprintf(stderr, "intaked: SIGHUP: %s\n", reason);
