@@ -432,6 +432,9 @@ void reactor_loop(struct reactor *reactor) {
     reactor_timers_start(reactor);
     for (;;) {
         reactor->now_ns = intake_now_ns();
+        /* --acl: the rule set this pass uses; from here on it holds no older one. */
+        if (reactor->links.acl != NULL)
+            reactor->acl = acl_exchange_take(reactor->links.acl, reactor->index);
         if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
             if (!reactor->stop_started)
                 reactor_begin_stop(reactor);
