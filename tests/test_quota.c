@@ -110,6 +110,11 @@ static void test_throttled_principal(void) {
     CHECK((double)total <= ceiling);
     CHECK((double)total >= floor);
     CHECK(total >= QUOTA_RECORDS * 3);
+    /* No connection of the principal starves while the others take its quota (a paused
+     * connection once lost every race for the reopened bucket to the same sibling): each gets at
+     * least a quarter of an even share. */
+    for (int index = 0; index < STREAMS; index++)
+        CHECK(atomic_load(&streams[index].sent) * STREAMS * 4 >= total);
 
     struct counters_view_principal principal;
     REQUIRE(principal_now(directory, "anonymous", &principal));
@@ -291,6 +296,9 @@ static void test_two_principals(void) {
             totals[1] / seconds[1]);
     CHECK((double)totals[0] <= ceiling);
     CHECK((double)totals[0] >= MTLS_QUOTA * seconds[0] * 0.5);
+    /* Neither throttled connection starves (see test_throttled_principal). */
+    for (int index = 0; index < 2; index++)
+        CHECK(atomic_load(&streams[index].sent) * 2 * 4 >= totals[0]);
     /* Not held back at all: its rate is many times the other's quota (a bound from the quota,
      * not a speed claim: intake takes far more than 2,000 records/s from two connections). */
     CHECK(totals[1] / seconds[1] >= 4.0 * MTLS_QUOTA);

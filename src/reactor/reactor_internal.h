@@ -396,6 +396,10 @@ struct reactor {
 
     uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
+    /* Where the next retry pass starts in the list: it moves on by one each pass, so paused
+     * connections that compete for one thing (a principal's quota, a topic queue) take turns
+     * being first to find it free, instead of the same one winning every time. */
+    uint32_t retry_rotation;
     uint32_t *ack_list; /* LIST_ACK slots */
     uint32_t ack_count;
     uint32_t *units_wait_list; /* LIST_UNITS slots */
