@@ -79,7 +79,9 @@ extern "C" {
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
 /* Bumped on any layout change; readers refuse other versions. */
-#define INTAKE_COUNTERS_VERSION 3u /* 2: reactor row line 6 (producer identity); 3: reactor rows 640 bytes, lines 8-9 TLS; header line 7 TLS, line 8 principals */
+/* 2: reactor row line 6 (producer identity); 3: reactor rows 640 bytes with lines 8-9 TLS, header
+ * line 7 TLS and line 8 principals. */
+#define INTAKE_COUNTERS_VERSION 3u
 /* Default file name inside --shm-dir. */
 #define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
 #define INTAKE_COUNTERS_HEADER_BYTES        4096u

@@ -426,7 +426,6 @@ static int pipeline_reload_acl(struct pipeline *pipeline, char *why, size_t why_
     return pipeline_acl_reload(&pipeline->acl, why, why_capacity);
 }
 
-
 void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity) {
     pipeline_acl_describe(&pipeline->acl, line, capacity);
 }
