@@ -97,7 +97,7 @@ struct pipeline_config {
     uint32_t handshakes_max;          /* --handshakes-max: concurrent handshakes per reactor */
     uint32_t handshake_threads;       /* --handshake-threads */
     uint64_t tls_key_update_records;  /* --tls-key-update-records (0: the AEAD's limit) */
-    const char *acl_path;       /* --acl FILE (NULL: everything allowed, no quotas) */
+    const char *acl_path;             /* --acl FILE (NULL: everything allowed, no quotas) */
     /* The --acl file as config_parse read it; pipeline_start takes it (NULL once taken). */
     struct acl_policy *acl_policy;
 };
