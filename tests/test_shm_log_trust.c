@@ -591,9 +591,9 @@ static void test_record_limit(void) {
     memset(record_buffer, 'r', 20000);
     struct slice slice = {record_buffer, 20000, 0};
     uint64_t offset = 0;
-    CHECK(shm_log_append(log, &slice, 1, 20000, 1, 1, &offset) == SHM_LOG_TOO_LARGE);
+    CHECK(shm_log_append(log, &slice, 1, 20000, 1, 1, 0, &offset) == SHM_LOG_TOO_LARGE);
     slice.length = 16384;
-    CHECK(shm_log_append(log, &slice, 1, 16384, 1, 1, &offset) == SHM_LOG_APPENDED);
+    CHECK(shm_log_append(log, &slice, 1, 16384, 1, 1, 0, &offset) == SHM_LOG_APPENDED);
     CHECK(shm_log_publish(log));
     shm_log_close(log);
 }

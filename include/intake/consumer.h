@@ -43,8 +43,10 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a declaration below changes incompatibly (additions do not bump it). */
-#define INTAKE_CONSUMER_API_VERSION 2
+/* Bumped whenever a declaration below changes incompatibly (additions do not bump it).
+ * 3: struct intake_consumer_record gained `principal` at its end (its size changed), and the
+ * library reads log format version 3 only. */
+#define INTAKE_CONSUMER_API_VERSION 3
 /* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
 #define INTAKE_CONSUMER_HAS_SETS 1
 
@@ -79,6 +81,10 @@ struct intake_consumer_record {
     uint64_t receive_time_ns; /* wall clock when intaked admitted it */
     uint64_t missed;          /* records lost just before this one (lapped or released) */
     uint64_t opaque_position; /* the library's own: read only by intake_consumer_record_valid */
+    /* The tag of the principal whose connection wrote the record: the first 8 bytes of
+     * SHA-256 of its name, little-endian ("anonymous" on a plaintext listener; with mTLS the
+     * client certificate's URI SAN or CN). Compare it with the tag of the name you expect. */
+    uint64_t principal;
 };
 
 struct intake_consumer;
