@@ -29,11 +29,11 @@
  * producer enters, and protected, where it moves once it commits in a later batch than its
  * first (at most 3/4 of the table; the least recently committed protected producer drops back
  * to probation when it overflows). A new producer in a full table evicts the least recently
- * committed producer of probation, and only when probation holds none it may evict (one not
- * appended to in the open batch), of protected. So made-up ids that commit once each (a flood
- * of one-record connections) only ever evict one another: a producer that committed in two
- * batches stays until producers_max / 4 ... 3/4 of the table's worth of other producers
- * committed in two batches each, more recently. What an attacker can still do: make its ids
+ * committed producer of probation, and only when probation holds none one of protected
+ * (producers appended to in the open batch are never evicted). So made-up ids that commit once
+ * each (a flood of one-record connections) only ever evict one another: a producer that
+ * committed in two batches stays until 3/4 of the table's worth of other producers committed
+ * in two batches each, more recently. What an attacker can still do: make its ids
  * commit in two separate batches (a record, its Ack, another record, per id) and so push out
  * established producers, at the cost of two written, counted records per id; every eviction
  * of a producer that had committed is counted (`evictions`), and its 64-bit fingerprint (the
