@@ -413,7 +413,10 @@ static void test_reused_id(void) {
                                         20000) == -EPROTO);
     CHECK(strstr(intake_producer_last_error(producer), "above the highest this producer sent") !=
           NULL);
-    CHECK(accepted >= 1 && reports.ok == 0 && reports.rejected == accepted);
+    /* Nothing delivered; every record the window held when the answer came is reported failed
+     * (the answer may come before the first send, or during a send that had put its record in
+     * the window). */
+    CHECK(reports.ok == 0 && (reports.rejected == accepted || reports.rejected == accepted + 1));
     CHECK(intake_producer_flush(producer) == -EPROTO); /* it stopped */
     intake_producer_close(producer);
     /* Continued: 101..150. */
