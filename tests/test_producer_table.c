@@ -277,13 +277,19 @@ struct race {
     uint64_t jumped_first[JUMPS];        /* the jumper's first records */
     _Atomic uint64_t streamed;           /* the streamer's last sequence */
     _Atomic int jumps_started;           /* the jumper is about to jump this many times */
+    _Atomic uint32_t thread_errors;      /* unexpected answers seen by the threads */
 };
 
+/* The threads count what went wrong here and the main thread checks it after the join: the
+ * harness's counters are not for other threads. */
 static void *streamer_main(void *argument) {
     struct race *race = argument;
     struct record_origin origin = origin_as(PRINCIPAL_A, "raced");
     struct producer_entry *entry = producer_table_acquire(race->table, &origin, true);
-    REQUIRE(entry != NULL);
+    if (entry == NULL) {
+        atomic_fetch_add(&race->thread_errors, 1);
+        return NULL;
+    }
     uint64_t known = 0;
     race->verdict[1] = (uint8_t)producer_table_first(race->table, entry, 1, &known);
     for (uint64_t sequence = 2; sequence <= STREAM_RECORDS; sequence++) {
@@ -292,7 +298,8 @@ static void *streamer_main(void *argument) {
         /* At each checkpoint, wait until the jumper starts its jump (it then races us). */
         int checkpoint = (int)(sequence * (JUMPS + 2) / STREAM_RECORDS);
         if (sequence % (STREAM_RECORDS / (JUMPS + 2)) == 0 && checkpoint <= JUMPS)
-            while (atomic_load_explicit(&race->jumps_started, memory_order_acquire) < checkpoint) {}
+            while (atomic_load_explicit(&race->jumps_started, memory_order_acquire) < checkpoint) {
+            }
     }
     producer_table_release(race->table, entry, 1, 0);
     return NULL;
@@ -300,15 +307,27 @@ static void *streamer_main(void *argument) {
 
 static void *jumper_main(void *argument) {
     struct race *race = argument;
+    struct record_origin origin = origin_as(PRINCIPAL_A, "raced");
     for (int jump = 0; jump < JUMPS; jump++) {
         /* Wait until the streamer is well on, then jump a little ahead of it. */
         uint64_t wanted = (uint64_t)(jump + 1) * STREAM_RECORDS / (JUMPS + 2);
-        while (atomic_load_explicit(&race->streamed, memory_order_acquire) < wanted) {}
+        while (atomic_load_explicit(&race->streamed, memory_order_acquire) < wanted) {
+        }
         uint64_t first = atomic_load_explicit(&race->streamed, memory_order_acquire) + JUMP_AHEAD;
         atomic_store_explicit(&race->jumps_started, jump + 1, memory_order_release);
         race->jumped_first[jump] = first;
-        CHECK(connection(race->table, PRINCIPAL_A, "raced", first, first + JUMP_RECORDS - 1, 0) ==
-              PRODUCER_ADMIT);
+        struct producer_entry *entry = producer_table_acquire(race->table, &origin, true);
+        uint64_t known = 0;
+        if (entry == NULL || producer_table_first(race->table, entry, first, &known) !=
+                                 PRODUCER_ADMIT) {
+            atomic_fetch_add(&race->thread_errors, 1);
+            if (entry != NULL) producer_table_release(race->table, entry, 0, 0);
+            continue;
+        }
+        for (uint64_t sequence = first + 1; sequence < first + JUMP_RECORDS; sequence++)
+            if (producer_table_next(race->table, entry, sequence) != PRODUCER_ADMIT)
+                atomic_fetch_add(&race->thread_errors, 1);
+        producer_table_release(race->table, entry, first, 0);
     }
     return NULL;
 }
@@ -322,6 +341,7 @@ static void test_concurrent(void) {
     REQUIRE(pthread_create(&jumper, NULL, jumper_main, &race) == 0);
     pthread_join(streamer, NULL);
     pthread_join(jumper, NULL);
+    CHECK(atomic_load(&race.thread_errors) == 0);
     uint32_t fills = 0, mismatches = 0;
     for (uint64_t sequence = 1; sequence <= STREAM_RECORDS; sequence++) {
         bool jumper_sent = false;
