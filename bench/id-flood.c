@@ -34,9 +34,9 @@
 #include "crc32c.h"
 #include "topic_hash.h"
 
-#define MAX_OPEN   64
-#define ID_BYTES   24 /* "flood-" + 10 digits + padding, then 4 free bytes */
-#define TOPIC_MAX  64
+#define MAX_OPEN  64
+#define ID_BYTES  24 /* "flood-" + 10 digits + padding, then 4 free bytes */
+#define TOPIC_MAX 64
 
 struct options {
     const char *address;
@@ -170,7 +170,8 @@ static int connect_to(const char *address) {
     if (colon == NULL || (size_t)(colon - address) >= sizeof(host)) return -EINVAL;
     memcpy(host, address, (size_t)(colon - address));
     host[colon - address] = '\0';
-    struct sockaddr_in target = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    struct sockaddr_in target = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)atoi(colon + 1))};
     if (inet_pton(AF_INET, host, &target.sin_addr) != 1) return -EINVAL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -232,26 +233,36 @@ int main(int argc, char **argv) {
     struct options options = {.topic = "flood", .tag = "", .buckets = 65536, .slots = 131072};
     for (int index = 1; index + 1 < argc; index += 2) {
         const char *name = argv[index], *value = argv[index + 1];
-        if (strcmp(name, "--connect") == 0) options.address = value;
-        else if (strcmp(name, "--pid") == 0) options.pid = atol(value);
-        else if (strcmp(name, "--mode") == 0) options.mode = value;
-        else if (strcmp(name, "--count") == 0) options.count = (uint32_t)atol(value);
-        else if (strcmp(name, "--topic") == 0) options.topic = value;
-        else if (strcmp(name, "--buckets") == 0) options.buckets = (uint32_t)atol(value);
-        else if (strcmp(name, "--slots") == 0) options.slots = (uint32_t)atol(value);
-        else if (strcmp(name, "--tag") == 0) options.tag = value;
-        else usage();
+        if (strcmp(name, "--connect") == 0)
+            options.address = value;
+        else if (strcmp(name, "--pid") == 0)
+            options.pid = atol(value);
+        else if (strcmp(name, "--mode") == 0)
+            options.mode = value;
+        else if (strcmp(name, "--count") == 0)
+            options.count = (uint32_t)atol(value);
+        else if (strcmp(name, "--topic") == 0)
+            options.topic = value;
+        else if (strcmp(name, "--buckets") == 0)
+            options.buckets = (uint32_t)atol(value);
+        else if (strcmp(name, "--slots") == 0)
+            options.slots = (uint32_t)atol(value);
+        else if (strcmp(name, "--tag") == 0)
+            options.tag = value;
+        else
+            usage();
     }
     if (options.address == NULL || options.mode == NULL || options.count == 0 ||
         strlen(options.topic) > TOPIC_MAX || options.pid <= 0 ||
-        (options.buckets & (options.buckets - 1)) != 0 || (options.slots & (options.slots - 1)) != 0)
+        (options.buckets & (options.buckets - 1)) != 0 ||
+        (options.slots & (options.slots - 1)) != 0)
         usage();
     if (strcmp(options.mode, "random") != 0 && strcmp(options.mode, "producers") != 0 &&
         strcmp(options.mode, "dedupe") != 0)
         usage();
     crc_columns_make();
     /* Every frame made before the clock starts. */
-    uint8_t (*frames)[TOPIC_MAX + ID_BYTES + 24] = calloc(options.count, sizeof(*frames));
+    uint8_t(*frames)[TOPIC_MAX + ID_BYTES + 24] = calloc(options.count, sizeof(*frames));
     size_t *lengths = calloc(options.count, sizeof(size_t));
     if (frames == NULL || lengths == NULL) return 1;
     for (uint32_t number = 0; number < options.count; number++) {
@@ -286,7 +297,6 @@ int main(int argc, char **argv) {
     double cpu = cpu_seconds(options.pid) - cpu_before, wall = wall_seconds() - wall_before;
     printf("id-flood %s mode=%s count=%u acked=%u daemon_cpu_s=%.3f wall_s=%.3f "
            "daemon_cpu_us_per_id=%.2f\n",
-           options.tag, options.mode, options.count, acked, cpu, wall,
-           cpu * 1e6 / options.count);
+           options.tag, options.mode, options.count, acked, cpu, wall, cpu * 1e6 / options.count);
     return acked == options.count ? 0 : 1;
 }

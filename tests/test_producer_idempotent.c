@@ -409,8 +409,8 @@ static void test_reused_id(void) {
         accepted++;
     CHECK(sent == 0 || sent == -EPROTO);
     if (sent == 0)
-        CHECK(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer),
-                                        20000) == -EPROTO);
+        CHECK(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer), 20000) ==
+              -EPROTO);
     CHECK(strstr(intake_producer_last_error(producer), "above the highest this producer sent") !=
           NULL);
     /* Nothing delivered; every record the window held when the answer came is reported failed

@@ -298,8 +298,7 @@ static void *streamer_main(void *argument) {
         /* At each checkpoint, wait until the jumper starts its jump (it then races us). */
         int checkpoint = (int)(sequence * (JUMPS + 2) / STREAM_RECORDS);
         if (sequence % (STREAM_RECORDS / (JUMPS + 2)) == 0 && checkpoint <= JUMPS)
-            while (atomic_load_explicit(&race->jumps_started, memory_order_acquire) < checkpoint) {
-            }
+            while (atomic_load_explicit(&race->jumps_started, memory_order_acquire) < checkpoint) {}
     }
     producer_table_release(race->table, entry, 1, 0);
     return NULL;
@@ -311,15 +310,14 @@ static void *jumper_main(void *argument) {
     for (int jump = 0; jump < JUMPS; jump++) {
         /* Wait until the streamer is well on, then jump a little ahead of it. */
         uint64_t wanted = (uint64_t)(jump + 1) * STREAM_RECORDS / (JUMPS + 2);
-        while (atomic_load_explicit(&race->streamed, memory_order_acquire) < wanted) {
-        }
+        while (atomic_load_explicit(&race->streamed, memory_order_acquire) < wanted) {}
         uint64_t first = atomic_load_explicit(&race->streamed, memory_order_acquire) + JUMP_AHEAD;
         atomic_store_explicit(&race->jumps_started, jump + 1, memory_order_release);
         race->jumped_first[jump] = first;
         struct producer_entry *entry = producer_table_acquire(race->table, &origin, true);
         uint64_t known = 0;
-        if (entry == NULL || producer_table_first(race->table, entry, first, &known) !=
-                                 PRODUCER_ADMIT) {
+        if (entry == NULL ||
+            producer_table_first(race->table, entry, first, &known) != PRODUCER_ADMIT) {
             atomic_fetch_add(&race->thread_errors, 1);
             if (entry != NULL) producer_table_release(race->table, entry, 0, 0);
             continue;

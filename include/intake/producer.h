@@ -113,8 +113,8 @@
 /* Longest producer_id, bytes (the wire's limit). */
 #define INTAKE_PRODUCER_ID_BYTES_MAX 64
 /* Idempotent defaults: window bytes and records, reconnect backoff, delivery timeout. */
-#define INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT        (4u * 1024u * 1024u)
-#define INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT      16384u
+#define INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT   (4u * 1024u * 1024u)
+#define INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT 16384u
 /* The largest window_records (intake bounds how far a producer may run ahead, see below). */
 #define INTAKE_PRODUCER_WINDOW_RECORDS_MAX (1u << 20)
 /* How far the next sequence may run above the highest this producer has sent (written on a
@@ -122,7 +122,7 @@
  * more than 2^22 ahead of what it has seen of the producer, and this keeps an honest producer
  * (whose records expire unwritten while intake is unreachable) well inside that. Reached, send
  * pushes back as when the window is full. */
-#define INTAKE_PRODUCER_SEQUENCE_LEAD_MAX (1u << 21)
+#define INTAKE_PRODUCER_SEQUENCE_LEAD_MAX           (1u << 21)
 #define INTAKE_PRODUCER_BACKOFF_MIN_MS_DEFAULT      100u
 #define INTAKE_PRODUCER_BACKOFF_MAX_MS_DEFAULT      5000u
 #define INTAKE_PRODUCER_DELIVERY_TIMEOUT_MS_DEFAULT 120000u

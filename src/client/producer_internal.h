@@ -139,9 +139,9 @@ struct producer_session {
     intake_producer_delivery_callback on_delivery;
     void *delivery_context;
     char problem[PRODUCER_ERROR_BYTES]; /* why the last connection ended; "" when none */
-    uint64_t highest_written;      /* the highest sequence ever written whole, any connection */
-    bool connection_wrote;         /* a record was written whole on the current connection */
-    uint64_t reports; /* delivery reports made */
+    uint64_t highest_written; /* the highest sequence ever written whole, any connection */
+    bool connection_wrote;    /* a record was written whole on the current connection */
+    uint64_t reports;         /* delivery reports made */
     /* Failures wait_acks has not returned yet, in sequence order (reports come in order):
      * a ring of the first PRODUCER_FAILURES_KEPT; later ones are only counted. */
     struct producer_failure failures[PRODUCER_FAILURES_KEPT];

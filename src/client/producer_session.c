@@ -231,11 +231,10 @@ static uint64_t session_highest_sent(const struct producer_session *session) {
                                                           : session->sent_floor;
 }
 
-int64_t producer_session_room(const struct intake_producer *producer, uint32_t length,
-                              bool *lead) {
+int64_t producer_session_room(const struct intake_producer *producer, uint32_t length, bool *lead) {
     const struct producer_session *session = &producer->session;
-    *lead = session->next_sequence - session_highest_sent(session) >
-            INTAKE_PRODUCER_SEQUENCE_LEAD_MAX;
+    *lead =
+        session->next_sequence - session_highest_sent(session) > INTAKE_PRODUCER_SEQUENCE_LEAD_MAX;
     if (*lead) return -1;
     return producer_window_room(&session->window, length);
 }
