@@ -33,6 +33,7 @@
 
 #include "crc32c.h"
 #include "topic_hash.h"
+#include "varint.h"
 
 #define MAX_OPEN  64
 #define ID_BYTES  24 /* "flood-" + 10 digits + padding, then 4 free bytes */
@@ -135,16 +136,6 @@ static void id_make(const struct options *options, uint32_t number, uint8_t *id)
 
 /* --------------------------------------------------------- the wire --- */
 
-static size_t varint_put(uint64_t value, uint8_t *out) {
-    size_t length = 0;
-    while (value >= 0x80) {
-        out[length++] = (uint8_t)(value | 0x80);
-        value >>= 7;
-    }
-    out[length++] = (uint8_t)value;
-    return length;
-}
-
 /* A delimited Record: topic (1), sequence (5) = 1, producer_id (7). */
 static size_t frame_make(const char *topic, const uint8_t *id, uint8_t *out) {
     uint8_t body[TOPIC_MAX + ID_BYTES + 16];
@@ -159,7 +150,7 @@ static size_t frame_make(const char *topic, const uint8_t *id, uint8_t *out) {
     body[length++] = ID_BYTES;
     memcpy(body + length, id, ID_BYTES);
     length += ID_BYTES;
-    size_t prefix = varint_put(length, out);
+    size_t prefix = varint_encode(length, out);
     memcpy(out + prefix, body, length);
     return prefix + length;
 }

@@ -26,49 +26,17 @@ same producer_id sees none of A's state) need the TLS listener (issue 17's TLS b
 Usage: identity_attacks.py BIN_DIR WORK_DIR   (intake_pb2 on PYTHONPATH)
 """
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import intake_pb2
+from interop_util import AckConnection, Checks, Daemon, delimited, read_varint
 
 BIN_DIR, WORK = sys.argv[1:3]
 WAIT_S = 60  # bound on waits for progress that must come; never a timing assertion
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print(f"identity_attacks: FAILED: {what}", file=sys.stderr)
-
-
-def varint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_varint(data, position):
-    value, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-
-
-def delimited(message):
-    body = message.SerializeToString()
-    return varint(len(body)) + body
+check = Checks("identity_attacks")
 
 
 def record(topic, producer_id, sequence, value=None):
@@ -81,106 +49,17 @@ def hello(producer_id):
     return delimited(intake_pb2.Hello(producer_id=producer_id))
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def daemon_start(name, extra=()):
+    shm_dir = os.path.join("/dev/shm", f"intake-attacks-{name}-{os.getpid()}")
+    return Daemon(BIN_DIR, WORK, shm_dir, name, check, WAIT_S, extra)
 
 
-class Daemon:
-    def __init__(self, name, extra=()):
-        self.shm_dir = os.path.join("/dev/shm", f"intake-attacks-{name}-{os.getpid()}")
-        self.log_path = os.path.join(WORK, f"intaked-{name}.log")
-        self.port = free_port()
-        self.extra = list(extra)
-        self.start()
-
-    def start(self):
-        start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
-        log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            [os.path.join(BIN_DIR, "intaked"), "--listen", f"127.0.0.1:{self.port}",
-             "--shm-dir", self.shm_dir, "--backend", "pbuf", "--log-size", "4M",
-             "--max-frame", "64K"] + self.extra, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with open(self.log_path) as text:
-                text.seek(start_at)
-                if "intaked: listening on" in text.read():
-                    return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.01)
-        sys.exit(f"identity_attacks: intaked did not start:\n{self.text()}")
-
-    def text(self):
-        with open(self.log_path) as text:
-            return text.read()
-
-    def stop(self):
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        status = self.process.wait(timeout=WAIT_S)
-        check(status == 0, f"intaked exited {status}:\n{self.text()[-3000:]}")
-
-    def remove(self):
-        subprocess.run(["rm", "-rf", self.shm_dir])
-
-
-class Connection:
-    """One connection: sends frames; reads Acks until EOF or a wanted sequence."""
-
+class Connection(AckConnection):
     def __init__(self, daemon):
-        self.socket = socket.create_connection(("127.0.0.1", daemon.port), timeout=WAIT_S)
-        self.buffer = b""
-
-    def send(self, data):
-        self.socket.sendall(data)
-
-    def read_ack(self):
-        while True:
-            if self.buffer:
-                try:
-                    length, start = read_varint(self.buffer, 0)
-                except IndexError:
-                    length, start = None, None
-                if length is not None and len(self.buffer) >= start + length:
-                    ack = intake_pb2.Ack.FromString(self.buffer[start:start + length])
-                    self.buffer = self.buffer[start + length:]
-                    return ack
-            chunk = self.socket.recv(65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-
-    def acks_until(self, sequence):
-        """The Acks up to the first that reaches `sequence`, is not OK, or EOF."""
-        acks = []
-        while True:
-            ack = self.read_ack()
-            if ack is None:
-                return acks
-            acks.append(ack)
-            if ack.status != intake_pb2.Ack.OK or ack.sequence >= sequence:
-                return acks
-
-    def last_ack(self):
-        """Half-closes, then reads to the end of the stream: the last Ack (the final one)."""
-        self.socket.shutdown(socket.SHUT_WR)
-        last = None
-        while True:
-            ack = self.read_ack()
-            if ack is None:
-                return last
-            last = ack
+        super().__init__("127.0.0.1", daemon.port, WAIT_S)
 
     def close(self):
-        """Half-closes and waits for the daemon to close: its records are folded by then."""
-        self.socket.shutdown(socket.SHUT_WR)
-        while self.read_ack() is not None:
-            pass
-        self.socket.close()
+        self.close_cleanly()
 
 
 def produce(daemon, topic, producer_id, first, last):
@@ -310,7 +189,7 @@ def case_c(daemon):
 
 
 def case_d():
-    daemon = Daemon("flood")
+    daemon = daemon_start("flood")
     try:
         # R commits in two batches (two connections, each acked before the next).
         check(produce(daemon, "attack-d", b"R", 1, 50), "d: R's first batch")
@@ -347,7 +226,7 @@ def case_d():
 
 
 def case_f():
-    daemon = Daemon("hellos", ["--producers-max", "4"])
+    daemon = daemon_start("hellos", ["--producers-max", "4"])
     try:
         for round_ in range(2):  # two committing connections: established
             check(produce(daemon, "attack-f", b"F", 50 * round_ + 1, 50 * round_ + 50),
@@ -368,7 +247,7 @@ def case_f():
 
 
 def main():
-    daemon = Daemon("main")
+    daemon = daemon_start("main")
     try:
         case_a(daemon)
         case_b(daemon)
@@ -378,8 +257,8 @@ def main():
         daemon.remove()
     case_d()
     case_f()
-    print(f"identity_attacks: {len(failures)} failures")
-    sys.exit(1 if failures else 0)
+    print(f"identity_attacks: {len(check.failures)} failures")
+    sys.exit(1 if check.failures else 0)
 
 
 main()
