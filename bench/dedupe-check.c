@@ -2,7 +2,8 @@
  * dedupe-check.c: a micro-benchmark of the deduplication table's per-record path (issue 12's
  * cost of idempotence): dedupe_table_check, dedupe_table_appended and, once per batch,
  * dedupe_table_batch_end (which writes the touched entries and covered_offset to the table's
- * file), driven as a worker drives it. The log's append is left out: it costs the same with or
+ * file), driven as a worker drives it: each record points at its connection's origin (the
+ * principal, the producer_id and its keyed hash, computed once per connection). The log's append is left out: it costs the same with or
  * without a producer_id. Prints ns per record for two orders of records in a batch:
  *   runs    each producer's records come in runs of --run (a worker batch holds a connection's
  *           records together: the common case)
@@ -23,7 +24,6 @@
 
 #define TOPIC         "dedupe-bench"
 #define PRODUCERS_MAX 64u
-#define RECORD_BYTES  (RECORD_PRODUCER_ID_BYTES_MAX + 300u)
 /* A power of two: the order of producers repeats every ORDER_RECORDS records. */
 #define ORDER_RECORDS 65536u
 
@@ -32,12 +32,9 @@ struct options {
     uint64_t records;
 };
 
-/* One record per producer: 256 bytes of value before the id, as a bench record has. */
+/* One connection per producer: the origin its records point at. */
 struct bench_record {
-    uint8_t bytes[RECORD_BYTES];
-    struct slice slice;
-    struct record_view view;
-    uint32_t id_offset;
+    struct record_origin origin;
 };
 
 static uint64_t now_ns(void) {
@@ -46,19 +43,20 @@ static uint64_t now_ns(void) {
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-static void records_make(struct bench_record *records, const struct options *options) {
+static void records_make(struct bench_record *records, const struct options *options,
+                         struct keyed_hasher *hasher) {
     for (uint32_t producer = 0; producer < options->producers; producer++) {
-        struct bench_record *record = &records[producer];
-        memset(record->bytes, 'v', sizeof(record->bytes));
+        struct record_origin *origin = &records[producer].origin;
         /* A UUID-like id: every producer's differs only near its end, as UUIDs of one host
          * often do. */
         char id[RECORD_PRODUCER_ID_BYTES_MAX + 1];
         memset(id, 'a', sizeof(id));
         snprintf(id + options->id_bytes - 4, 5, "%04x", producer & 0xffffu);
-        record->id_offset = 260;
-        memcpy(record->bytes + record->id_offset, id, options->id_bytes);
-        record->slice = (struct slice){.bytes = record->bytes, .length = sizeof(record->bytes)};
-        record->view = (struct record_view){&record->slice, 1, sizeof(record->bytes)};
+        origin->principal = 0x2f183a4e64493af3ull;
+        origin->producer_id_length = options->id_bytes;
+        memcpy(origin->producer_id, id, options->id_bytes);
+        origin->producer_hash =
+            keyed_hash_producer(hasher, origin->principal, origin->producer_id, options->id_bytes);
     }
 }
 
@@ -79,8 +77,7 @@ static double measure(struct dedupe_table *table, struct bench_record *records,
         struct bench_record *record = &records[producer];
         uint32_t entry = DEDUPE_ENTRY_NONE;
         uint64_t next = ++sequence[producer];
-        if (dedupe_table_check(table, &record->view, record->id_offset, options->id_bytes, next,
-                               &entry) == DEDUPE_NEW) {
+        if (dedupe_table_check(table, &record->origin, next, 0, &entry) == DEDUPE_NEW) {
             dedupe_table_appended(table, entry, next, (*offset)++);
             appended++;
         }
@@ -153,13 +150,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dedupe-check: %s\n", why);
         goto out;
     }
-    if (dedupe_table_open(directory, TOPIC, DEDUPE_PRODUCERS_DEFAULT, log, &table, why,
+    struct keyed_hash_key key;
+    struct keyed_hasher hasher;
+    if (keyed_hash_key_random(&key) != 0 || keyed_hasher_init(&hasher, &key) != 0) {
+        fprintf(stderr, "dedupe-check: no keyed hash\n");
+        goto out;
+    }
+    if (dedupe_table_open(directory, TOPIC, DEDUPE_PRODUCERS_DEFAULT, log, &hasher, &table, why,
                           sizeof(why)) != 0) {
         fprintf(stderr, "dedupe-check: %s\n", why);
+        keyed_hasher_free(&hasher);
         goto out;
     }
     static struct bench_record records[PRODUCERS_MAX];
-    records_make(records, &options);
+    records_make(records, &options, &hasher);
+    keyed_hasher_free(&hasher);
     uint64_t sequence[PRODUCERS_MAX] = {0};
     uint64_t offset = 1;
     /* A warm-up pass puts every producer in the table. */

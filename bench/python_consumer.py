@@ -48,7 +48,7 @@ struct intake_consumer_options { uint32_t struct_bytes; int start; uint64_t star
                                  bool ephemeral; };
 struct intake_consumer_record { const uint8_t *bytes; uint32_t length; uint64_t offset;
     uint64_t sequence; uint64_t receive_time_ns; uint64_t missed; uint64_t opaque_position;
-    uint64_t reserved[3]; };
+    uint64_t principal; uint64_t reserved[2]; };
 struct intake_bytes { const uint8_t *bytes; size_t length; };
 struct intake_record_view { uint32_t struct_bytes; uint32_t header_count;
     struct intake_bytes topic, key, value, producer_id; uint64_t timestamp_ns;

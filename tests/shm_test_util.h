@@ -68,7 +68,11 @@ SHM_TEST_HELPER bool pattern_matches(const uint8_t *bytes, uint32_t length, uint
 }
 
 /* Appends the pattern record for `offset` in up to three slices (sequence offset + 1, receive
- * time offset * 3). */
+ * time offset * 3, principal pattern_principal(offset)). */
+SHM_TEST_HELPER uint64_t pattern_principal(uint64_t offset) {
+    return offset * 0x9e3779b97f4a7c15ull + 1;
+}
+
 SHM_TEST_HELPER enum shm_log_append_result pattern_append(struct shm_log *log, uint64_t offset,
                                                           uint32_t large_max, uint8_t *buffer,
                                                           uint64_t *assigned) {
@@ -79,7 +83,8 @@ SHM_TEST_HELPER enum shm_log_append_result pattern_append(struct shm_log *log, u
     slices[0] = (struct slice){buffer, first, 0};
     slices[1] = (struct slice){buffer + first, second - first, 1};
     slices[2] = (struct slice){buffer + second, length - second, 2};
-    return shm_log_append(log, slices, 3, length, offset + 1, offset * 3, assigned);
+    return shm_log_append(log, slices, 3, length, offset + 1, offset * 3, pattern_principal(offset),
+                          assigned);
 }
 
 /* A writer for `topic`'s log in test_directory: 64 KiB, block retention, 1 s stale time. 0 or

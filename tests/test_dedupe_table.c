@@ -5,7 +5,9 @@
  *
  *   rule:       at or below the highest committed is a duplicate; gaps are allowed; a repeat
  *               inside one batch is a duplicate; a failed publish forgets the batch.
- *   straddle:   a producer_id split over several slices finds the same producer.
+ *   gap fill:   a record marked as inside its producer's gap is appended, never a duplicate,
+ *               and counted unprotected (issue 17).
+ *   principals: the same producer_id under two principals is two producers (issue 17).
  *   producers:  two producers on one topic never suppress each other.
  *   eviction:   a full table evicts the least recently committed; a producer that comes back
  *               is appended as new and counted unremembered.
@@ -16,12 +18,19 @@
  *   resize:     reopened with a smaller capacity, the most recently committed producers stay.
  *   churn:      many producers through a small table: the index stays whole.
  *   last:       the last-producer cache: alternating producers, ids that differ in their last
- *               or first byte or are a prefix, the cached producer evicted and returning,
- *               ids straddling slices.
+ *               or first byte or are a prefix, the cached producer evicted and returning.
+ *   flood:      made-up ids that commit once each never evict producers that committed in two
+ *               batches (the segmented LRU); unprotected appends are counted (issue 18 item 8).
+ *   torn:       the newest copy of an entry damaged (where version 1 kept its `active` index):
+ *               the valid copy is kept, the whole log re-applied, said and counted (item 4).
+ *   emfile:     a table that cannot be opened for lack of descriptors is refused, never taken
+ *               for damage; it loads whole once descriptors are back (item 3).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,8 +41,26 @@
 #include "shm_test_util.h"
 
 #define TOPIC "dedupe-topic"
+/* The anonymous principal's tag (docs/shm-log-format.md's vector), and another one. */
+#define PRINCIPAL_A 0xf33a49644e3a182full
+#define PRINCIPAL_B 0xbadd993358e137e2ull
+/* The file offset of the first entry (docs/shm-log-format.md: after the 128-byte header). */
+#define DEDUPE_TEST_ENTRY_START 128
 
 static uint8_t encoded[512];
+static struct keyed_hasher hasher;
+
+/* The origin a connection of `principal` with producer_id `id` gives its records. */
+static struct record_origin origin_as(uint64_t principal, const char *id) {
+    struct record_origin origin = {.principal = principal};
+    origin.producer_id_length = (uint32_t)strlen(id);
+    REQUIRE(origin.producer_id_length >= 1 &&
+            origin.producer_id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
+    memcpy(origin.producer_id, id, origin.producer_id_length);
+    origin.producer_hash =
+        keyed_hash_producer(&hasher, principal, origin.producer_id, origin.producer_id_length);
+    return origin;
+}
 
 /* An intake.v1.Record: topic (1), value (3), sequence (5), producer_id (7) when id is set. */
 static uint32_t record_encode(const char *id, uint64_t sequence, const char *value) {
@@ -81,32 +108,41 @@ static struct shm_log *log_open(uint64_t capacity) {
 static struct dedupe_table *table_open(struct shm_log *log, uint32_t producers_max) {
     struct dedupe_table *table = NULL;
     char why[512];
-    int result =
-        dedupe_table_open(test_directory, TOPIC, producers_max, log, &table, why, sizeof(why));
+    int result = dedupe_table_open(test_directory, TOPIC, producers_max, log, &hasher, &table, why,
+                                   sizeof(why));
     if (result != 0) fprintf(stderr, "open table: %s\n", why);
     REQUIRE(result == 0);
     return table;
 }
 
-/* One record the way a worker handles it, from one contiguous slice; no publish. Returns
- * whether it was appended (false: a duplicate). */
-static bool deliver(struct shm_log *log, struct dedupe_table *table, const char *id,
-                    uint64_t sequence) {
+/* One record the way a worker handles it, from one contiguous slice, as `principal`, with the
+ * record's RECORD_SEQUENCE_* flags; no publish. Returns whether it was appended (false: a
+ * duplicate). */
+static bool deliver_flagged(struct shm_log *log, struct dedupe_table *table, uint64_t principal,
+                            const char *id, uint64_t sequence, uint32_t flags) {
     uint32_t length = record_encode(id, sequence, "payload");
     struct slice slice = {.bytes = encoded, .length = length, .unit = 0};
-    struct record_view view = {&slice, 1, length};
     uint32_t entry = DEDUPE_ENTRY_NONE;
     if (id != NULL) {
-        /* The id is the last field: its bytes end the record. */
-        uint32_t id_length = (uint32_t)strlen(id);
-        if (dedupe_table_check(table, &view, length - id_length, id_length, sequence, &entry) ==
-            DEDUPE_DUPLICATE)
+        struct record_origin origin = origin_as(principal, id);
+        if (dedupe_table_check(table, &origin, sequence, flags, &entry) == DEDUPE_DUPLICATE)
             return false;
     }
     uint64_t offset = 0;
-    REQUIRE(shm_log_append(log, &slice, 1, length, sequence, 0, &offset) == SHM_LOG_APPENDED);
+    REQUIRE(shm_log_append(log, &slice, 1, length, sequence, 0, principal, &offset) ==
+            SHM_LOG_APPENDED);
     if (id != NULL) dedupe_table_appended(table, entry, sequence, offset);
     return true;
+}
+
+static bool deliver_as(struct shm_log *log, struct dedupe_table *table, uint64_t principal,
+                       const char *id, uint64_t sequence) {
+    return deliver_flagged(log, table, principal, id, sequence, 0);
+}
+
+static bool deliver(struct shm_log *log, struct dedupe_table *table, const char *id,
+                    uint64_t sequence) {
+    return deliver_as(log, table, PRINCIPAL_A, id, sequence);
 }
 
 /* A record appended with no table looking (the daemon's table is stale from here). */
@@ -114,7 +150,8 @@ static void append_only(struct shm_log *log, const char *id, uint64_t sequence) 
     uint32_t length = record_encode(id, sequence, "payload");
     struct slice slice = {.bytes = encoded, .length = length, .unit = 0};
     uint64_t offset = 0;
-    REQUIRE(shm_log_append(log, &slice, 1, length, sequence, 0, &offset) == SHM_LOG_APPENDED);
+    REQUIRE(shm_log_append(log, &slice, 1, length, sequence, 0, PRINCIPAL_A, &offset) ==
+            SHM_LOG_APPENDED);
 }
 
 static void publish(struct shm_log *log, struct dedupe_table *table) {
@@ -123,8 +160,13 @@ static void publish(struct shm_log *log, struct dedupe_table *table) {
     dedupe_table_batch_end(table, true, shm_log_next_offset(log));
 }
 
+static uint64_t highest_as(const struct dedupe_table *table, uint64_t principal, const char *id) {
+    struct record_origin origin = origin_as(principal, id);
+    return dedupe_table_highest(table, &origin);
+}
+
 static uint64_t highest(const struct dedupe_table *table, const char *id) {
-    return dedupe_table_highest(table, (const uint8_t *)id, (uint32_t)strlen(id));
+    return highest_as(table, PRINCIPAL_A, id);
 }
 
 static void remove_topic_files(void) {
@@ -149,15 +191,13 @@ static void test_rule(void) {
     CHECK(highest(table, "alpha") == 7);
     CHECK(dedupe_table_counts(table)->duplicates == 4);
     /* A failed publish forgets what the batch appended. */
-    uint32_t length = record_encode("alpha", 8, "x");
-    struct slice slice = {.bytes = encoded, .length = length, .unit = 0};
-    struct record_view view = {&slice, 1, length};
+    struct record_origin alpha = origin_as(PRINCIPAL_A, "alpha");
     uint32_t entry = DEDUPE_ENTRY_NONE;
-    CHECK(dedupe_table_check(table, &view, length - 5, 5, 8, &entry) == DEDUPE_NEW);
+    CHECK(dedupe_table_check(table, &alpha, 8, 0, &entry) == DEDUPE_NEW);
     dedupe_table_appended(table, entry, 8, 99);
     dedupe_table_batch_end(table, false, shm_log_next_offset(log));
     CHECK(highest(table, "alpha") == 7);
-    CHECK(dedupe_table_check(table, &view, length - 5, 5, 8, &entry) == DEDUPE_NEW);
+    CHECK(dedupe_table_check(table, &alpha, 8, 0, &entry) == DEDUPE_NEW);
     /* Records without a producer_id never reach the table. */
     CHECK(deliver(log, table, NULL, 0));
     publish(log, table);
@@ -166,29 +206,53 @@ static void test_rule(void) {
     remove_topic_files();
 }
 
-static void test_straddle(void) {
+/* A record inside its producer's gap (RECORD_SEQUENCE_GAP_FILL, producer_table.h) was never
+ * written: appended even at or below the highest, and counted unprotected; above the highest
+ * it is an ordinary new record. */
+static void test_gap_fill(void) {
     struct shm_log *log = log_open(1u << 16);
     struct dedupe_table *table = table_open(log, 16);
-    const char *id = "0123456789abcdef-producer";
-    CHECK(deliver(log, table, id, 3));
+    CHECK(deliver(log, table, "jumper", 1));
+    CHECK(deliver(log, table, "jumper", 10)); /* another connection's first record jumped */
     publish(log, table);
-    /* The same record in four slices that cut the id in three places. */
-    uint32_t length = record_encode(id, 3, "payload");
-    uint32_t id_offset = length - (uint32_t)strlen(id);
-    uint32_t cuts[] = {id_offset - 1, id_offset + 1, id_offset + 9, length};
-    struct slice slices[4];
-    uint32_t start = 0;
-    for (uint32_t index = 0; index < 4; index++) {
-        slices[index] = (struct slice){.bytes = encoded + start, .length = cuts[index] - start};
-        start = cuts[index];
-    }
-    struct record_view view = {slices, 4, length};
-    uint32_t entry = DEDUPE_ENTRY_NONE;
-    CHECK(dedupe_table_check(table, &view, id_offset, (uint32_t)strlen(id), 3, &entry) ==
-          DEDUPE_DUPLICATE);
-    CHECK(dedupe_table_check(table, &view, id_offset, (uint32_t)strlen(id), 4, &entry) ==
-          DEDUPE_NEW);
-    CHECK(dedupe_table_size(table) == 1);
+    CHECK(!deliver(log, table, "jumper", 5)); /* unmarked: a duplicate, the old rule */
+    CHECK(dedupe_table_counts(table)->unprotected == 0);
+    for (uint64_t sequence = 4; sequence <= 9; sequence++)
+        CHECK(
+            deliver_flagged(log, table, PRINCIPAL_A, "jumper", sequence, RECORD_SEQUENCE_GAP_FILL));
+    CHECK(deliver_flagged(log, table, PRINCIPAL_A, "jumper", 11, RECORD_SEQUENCE_GAP_FILL));
+    publish(log, table);
+    CHECK(highest(table, "jumper") == 11);
+    CHECK(dedupe_table_counts(table)->unprotected == 6);
+    CHECK(!deliver(log, table, "jumper", 11));
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
+/* A producer_id belongs to its principal: equal ids of two principals never suppress each
+ * other, and the log says which principal wrote each record; a reopened table (replaying its
+ * log) keeps them apart too. */
+static void test_principals(void) {
+    struct shm_log *log = log_open(1u << 16);
+    struct dedupe_table *table = table_open(log, 16);
+    CHECK(deliver_as(log, table, PRINCIPAL_A, "shared-id", 1000)); /* A jumps high */
+    publish(log, table);
+    for (uint64_t sequence = 1; sequence <= 5; sequence++)
+        CHECK(deliver_as(log, table, PRINCIPAL_B, "shared-id", sequence));
+    publish(log, table);
+    CHECK(highest_as(table, PRINCIPAL_A, "shared-id") == 1000);
+    CHECK(highest_as(table, PRINCIPAL_B, "shared-id") == 5);
+    CHECK(!deliver_as(log, table, PRINCIPAL_B, "shared-id", 5));
+    CHECK(dedupe_table_size(table) == 2);
+    /* Crash before the table hears of B's next record: the replay keys it by the entry's
+     * principal. */
+    CHECK(deliver_as(log, table, PRINCIPAL_B, "shared-id", 6));
+    CHECK(shm_log_publish(log));
+    dedupe_table_close(table);
+    table = table_open(log, 16);
+    CHECK(highest_as(table, PRINCIPAL_B, "shared-id") == 6);
+    CHECK(highest_as(table, PRINCIPAL_A, "shared-id") == 1000);
     dedupe_table_close(table);
     shm_log_close(log);
     remove_topic_files();
@@ -254,25 +318,6 @@ static void test_eviction(void) {
     remove_topic_files();
 }
 
-/* deliver, with the record in two slices cut `cut` bytes into the id. */
-static bool deliver_split(struct shm_log *log, struct dedupe_table *table, const char *id,
-                          uint64_t sequence, uint32_t cut) {
-    uint32_t length = record_encode(id, sequence, "payload");
-    uint32_t id_length = (uint32_t)strlen(id);
-    uint32_t id_offset = length - id_length;
-    struct slice slices[2] = {{.bytes = encoded, .length = id_offset + cut},
-                              {.bytes = encoded + id_offset + cut, .length = id_length - cut}};
-    struct record_view view = {slices, 2, length};
-    uint32_t entry = DEDUPE_ENTRY_NONE;
-    if (dedupe_table_check(table, &view, id_offset, id_length, sequence, &entry) ==
-        DEDUPE_DUPLICATE)
-        return false;
-    uint64_t offset = 0;
-    REQUIRE(shm_log_append(log, slices, 2, length, sequence, 0, &offset) == SHM_LOG_APPENDED);
-    dedupe_table_appended(table, entry, sequence, offset);
-    return true;
-}
-
 /* The last-producer cache (a check compares the id with the producer the previous check found
  * before it hashes): every order that moves it finds the right producer. */
 static void test_last_producer(void) {
@@ -313,22 +358,23 @@ static void test_last_producer(void) {
     CHECK(highest(table, a) == 2 && highest(table, c) == 0 && highest(table, b) == 9);
     dedupe_table_close(table);
     /* Short ids (under 8 bytes: no word comparison), an id that is a prefix of the cached one,
-     * and ids straddling two slices, against the cache and the index. */
+     * and equal ids of another principal, against the cache and the index. */
     table = table_open(log, 16);
     CHECK(deliver(log, table, "prod-1", 1));
     CHECK(deliver(log, table, "prod-2", 1));
     CHECK(!deliver(log, table, "prod-2", 1));
     CHECK(deliver(log, table, "prod-", 1)); /* a prefix of the cached id */
     CHECK(deliver(log, table, "prod-1", 2));
-    CHECK(!deliver_split(log, table, "prod-1", 2, 3)); /* straddling, cache on prod-1 */
-    CHECK(deliver_split(log, table, a, 10, 35));       /* straddling, then contiguous: the cache */
+    CHECK(deliver_as(log, table, PRINCIPAL_B, "prod-1", 2)); /* cache on prod-1 of A */
+    CHECK(!deliver(log, table, "prod-1", 2));
+    CHECK(deliver(log, table, a, 10));
     CHECK(!deliver(log, table, a, 10));
-    CHECK(!deliver_split(log, table, a, 10, 1));
-    CHECK(deliver_split(log, table, b, 10, 20)); /* straddling, a cached, last byte differs */
+    CHECK(deliver(log, table, b, 10)); /* a cached, last byte differs */
     publish(log, table);
     CHECK(highest(table, "prod-1") == 2 && highest(table, "prod-2") == 1);
     CHECK(highest(table, "prod-") == 1 && highest(table, a) == 10 && highest(table, b) == 10);
-    CHECK(dedupe_table_size(table) == 5);
+    CHECK(highest_as(table, PRINCIPAL_B, "prod-1") == 2);
+    CHECK(dedupe_table_size(table) == 6);
     dedupe_table_close(table);
     shm_log_close(log);
     remove_topic_files();
@@ -475,10 +521,139 @@ static void test_churn(void) {
     remove_topic_files();
 }
 
+/* The segmented LRU (dedupe_table.h): producers that committed in two batches are protected; a
+ * flood of made-up ids, one record each, only evicts other probation producers. And the issue
+ * 18 case: a table of 4 with 12 producers in one batch appends 8 unremembered, counted. */
+static void test_flood(void) {
+    struct shm_log *log = log_open(1u << 20);
+    struct dedupe_table *table = table_open(log, 16);
+    char id[32];
+    for (uint32_t round = 1; round <= 2; round++) {
+        for (uint32_t producer = 0; producer < 8; producer++) {
+            snprintf(id, sizeof(id), "real-%u", producer);
+            CHECK(deliver(log, table, id, round));
+        }
+        publish(log, table);
+    }
+    CHECK(dedupe_table_protected(table) == 8);
+    for (uint32_t made_up = 0; made_up < 1100; made_up++) {
+        snprintf(id, sizeof(id), "made-up-%u", made_up);
+        CHECK(deliver(log, table, id, 1));
+        publish(log, table);
+    }
+    uint32_t kept = 0;
+    for (uint32_t producer = 0; producer < 8; producer++) {
+        snprintf(id, sizeof(id), "real-%u", producer);
+        kept += highest(table, id) == 2;
+        CHECK(!deliver(log, table, id, 2)); /* their resend is still recognised */
+    }
+    publish(log, table);
+    printf("flood: %u of 8 established producers kept through 1100 made-up ids; %llu evictions\n",
+           kept, (unsigned long long)dedupe_table_counts(table)->evictions);
+    CHECK(kept == 8);
+    CHECK(dedupe_table_counts(table)->evictions == 1100 - 8);
+    CHECK(dedupe_table_counts(table)->unprotected == 0);
+    dedupe_table_close(table);
+    remove_topic_files();
+    shm_log_close(log);
+    /* Four producers remembered, twelve in one batch: eight appended unprotected. */
+    log = log_open(1u << 20);
+    table = table_open(log, 4);
+    for (uint32_t producer = 0; producer < 12; producer++) {
+        snprintf(id, sizeof(id), "burst-%u", producer);
+        CHECK(deliver(log, table, id, 1));
+    }
+    publish(log, table);
+    CHECK(dedupe_table_counts(table)->unprotected == 8);
+    CHECK(dedupe_table_size(table) == 4);
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
+static void table_path(char *path, size_t capacity) {
+    snprintf(path, capacity, "%s/%s%s", test_directory, TOPIC, SHM_LOG_DEDUPE_FILE_SUFFIX);
+}
+
+/* Issue 18 item 4: version 1 kept a 4-byte `active` index at an entry's start, outside every
+ * checksum; flipping it selected the older, valid copy, silently. Here the same 4 bytes belong
+ * to the first copy, whose checksum then fails: the older copy is kept, the whole log is
+ * re-applied (the producer's newest record is still in it), and it is said and counted. */
+static void test_torn(void) {
+    struct shm_log *log = log_open(1u << 16);
+    struct dedupe_table *table = table_open(log, 16);
+    for (uint64_t sequence = 1; sequence <= 3; sequence++) {
+        CHECK(deliver(log, table, "torn", sequence)); /* copies: 0 (1), 1 (2), 0 (3) */
+        publish(log, table);
+    }
+    dedupe_table_close(table);
+    char path[512];
+    table_path(path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    uint8_t word[4];
+    REQUIRE(pread(fd, word, sizeof(word), DEDUPE_TEST_ENTRY_START) == (ssize_t)sizeof(word));
+    word[0] ^= 1;
+    REQUIRE(pwrite(fd, word, sizeof(word), DEDUPE_TEST_ENTRY_START) == (ssize_t)sizeof(word));
+    close(fd);
+    table = table_open(log, 16);
+    CHECK(highest(table, "torn") == 3);
+    CHECK(!deliver(log, table, "torn", 3)); /* the resend is recognised */
+    CHECK(dedupe_table_counts(table)->repairs == 1);
+    CHECK(dedupe_table_counts(table)->rebuilds == 0);
+    CHECK(!directory_has(".dedupe.corrupt-"));
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
+/* Issue 18 item 3: one EMFILE is not damage. With every descriptor taken, the open fails with
+ * EMFILE and leaves the file alone; with descriptors back, the table loads whole. */
+static void test_emfile(void) {
+    struct shm_log *log = log_open(1u << 16);
+    struct dedupe_table *table = table_open(log, 16);
+    for (uint64_t sequence = 1; sequence <= 100; sequence++)
+        CHECK(deliver(log, table, "healthy", sequence));
+    publish(log, table);
+    dedupe_table_close(table);
+    /* Take every descriptor (bounded by a lowered soft limit). */
+    struct rlimit saved;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    struct rlimit lowered = saved;
+    lowered.rlim_cur = 256;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &lowered) == 0);
+    int held[256];
+    uint32_t held_count = 0;
+    for (int fd; held_count < 256 && (fd = open("/dev/null", O_RDONLY)) >= 0;)
+        held[held_count++] = fd;
+    CHECK(errno == EMFILE);
+    char why[512] = "";
+    struct dedupe_table *refused = NULL;
+    int result =
+        dedupe_table_open(test_directory, TOPIC, 16, log, &hasher, &refused, why, sizeof(why));
+    for (uint32_t index = 0; index < held_count; index++) close(held[index]);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    printf("emfile: open returned %d: %s\n", result, why);
+    CHECK(result == -EMFILE && refused == NULL);
+    CHECK(strstr(why, "Too many open files") != NULL);
+    CHECK(!directory_has(".dedupe.corrupt-"));
+    table = table_open(log, 16);
+    CHECK(highest(table, "healthy") == 100);
+    CHECK(dedupe_table_counts(table)->rebuilds == 0);
+    CHECK(!deliver(log, table, "healthy", 100));
+    dedupe_table_close(table);
+    shm_log_close(log);
+    remove_topic_files();
+}
+
 int main(void) {
     test_directory_make("-dedupe");
+    struct keyed_hash_key key;
+    REQUIRE(keyed_hash_key_random(&key) == 0);
+    REQUIRE(keyed_hasher_init(&hasher, &key) == 0);
     test_rule();
-    test_straddle();
+    test_gap_fill();
+    test_principals();
     test_producers();
     test_eviction();
     test_last_producer();
@@ -487,5 +662,9 @@ int main(void) {
     test_lap();
     test_resize();
     test_churn();
+    test_flood();
+    test_torn();
+    test_emfile();
+    keyed_hasher_free(&hasher);
     return test_finish();
 }

@@ -249,9 +249,10 @@ struct outcome {
     size_t records;
     size_t hellos;
     int identity_error; /* the error is an identity refusal */
+    int sequence_error; /* the error is a sequence out of order */
     int error;
     enum record_status error_status;
-    char error_detail[128];
+    char error_detail[FRAMER_DETAIL_BYTES];
     int idle_at_end;
 };
 
@@ -348,6 +349,7 @@ static void run_framer(const struct chunk *chunks, size_t chunk_count, uint32_t 
             case FRAMER_ERROR:
                 outcome->error = 1;
                 outcome->identity_error = framer_rejected_for_identity(&framer);
+                outcome->sequence_error = framer_rejected_for_sequence(&framer);
                 outcome->error_status = framer.error_status;
                 snprintf(outcome->error_detail, sizeof(outcome->error_detail), "%s",
                          framer.error_detail);
@@ -934,6 +936,7 @@ static int frame_file(const char *path) {
 struct identity_seen {
     size_t count;
     uint64_t sequences[8];
+    uint16_t flags[8];                                      /* record.sequence_flags */
     char producer_ids[8][RECORD_PRODUCER_ID_BYTES_MAX + 1]; /* "" when none */
 };
 
@@ -942,6 +945,7 @@ static void collect_identity(const struct record *record, size_t index, void *co
     REQUIRE(index < 8);
     struct record_view view = record_view_of(record);
     seen->sequences[index] = record->sequence;
+    seen->flags[index] = record->sequence_flags;
     uint32_t copied =
         record_view_copy(&view, record->producer_id_offset, record->producer_id_length,
                          (uint8_t *)seen->producer_ids[index], RECORD_PRODUCER_ID_BYTES_MAX);
@@ -1029,7 +1033,7 @@ static void test_identity(void) {
     /* No Hello: the first record sets the identity; old producers (none at all) are as before. */
     stream = (struct buffer){0};
     put_identity_record(&stream, "producer-b", 5);
-    put_identity_record(&stream, "producer-b", 9);
+    put_identity_record(&stream, "producer-b", 6);
     frame_identity_stream(&stream, &outcome, &seen);
     CHECK(!outcome.error && outcome.hellos == 0 && outcome.records == 2);
     CHECK(strcmp(seen.producer_ids[1], "producer-b") == 0);
@@ -1101,6 +1105,88 @@ static void test_identity(void) {
     printf("identity: Hello and producer_id rules hold whole and byte by byte\n");
 }
 
+/* A sequence out of order on its connection, as expect_identity_error but for sequences. */
+static void expect_sequence_error(const struct buffer *stream, size_t records_before,
+                                  const char *detail, const char *name) {
+    struct outcome outcome;
+    struct identity_seen seen;
+    frame_identity_stream(stream, &outcome, &seen);
+    CHECK(outcome.records == records_before);
+    CHECK(outcome.error && outcome.error_status == RECORD_STATUS_REJECTED);
+    CHECK(outcome.sequence_error && !outcome.identity_error);
+    CHECK(strcmp(outcome.error_detail, detail) == 0);
+    if (strcmp(outcome.error_detail, detail) != 0)
+        fprintf(stderr, "sequence case \"%s\": detail \"%s\"\n", name, outcome.error_detail);
+}
+
+/* Issue 17: on a connection with a producer_id, each record is the previous one plus one; the
+ * first is marked for the reactor. */
+static void test_sequences(void) {
+    struct outcome outcome;
+    struct identity_seen seen;
+    struct buffer stream = {0};
+    put_hello(&stream, "p");
+    for (uint64_t sequence = 41; sequence <= 44; sequence++)
+        put_identity_record(&stream, "p", sequence);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.records == 4);
+    CHECK(seen.flags[0] == RECORD_SEQUENCE_FIRST && seen.flags[1] == 0 && seen.flags[3] == 0);
+    free(stream.bytes);
+    /* Without a producer_id nothing is checked or marked. */
+    stream = (struct buffer){0};
+    put_identity_record(&stream, NULL, 7);
+    put_identity_record(&stream, NULL, 3);
+    frame_identity_stream(&stream, &outcome, &seen);
+    CHECK(!outcome.error && outcome.records == 2 && seen.flags[0] == 0);
+    free(stream.bytes);
+    /* The issue's case c on one connection: 1, 2, 3, 10 is refused at 10. */
+    stream = (struct buffer){0};
+    for (uint64_t sequence = 1; sequence <= 3; sequence++)
+        put_identity_record(&stream, "A", sequence);
+    put_identity_record(&stream, "A", 10);
+    put_identity_record(&stream, "A", 4);
+    expect_sequence_error(&stream, 3,
+                          "sequence 10 is out of order on this connection: expected 4 "
+                          "(producer_id \"A\")",
+                          "a jump");
+    free(stream.bytes);
+    /* A repeat and a step back. */
+    stream = (struct buffer){0};
+    put_identity_record(&stream, "A", 5);
+    put_identity_record(&stream, "A", 5);
+    expect_sequence_error(&stream, 1,
+                          "sequence 5 is out of order on this connection: expected 6 "
+                          "(producer_id \"A\")",
+                          "a repeat");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_hello(&stream, "q\"\\\x01");
+    put_identity_record(&stream, "q\"\\\x01", 9);
+    put_identity_record(&stream, "q\"\\\x01", 8);
+    expect_sequence_error(&stream, 1,
+                          "sequence 8 is out of order on this connection: expected 10 "
+                          "(producer_id \"q\\\"\\\\\\x01\")",
+                          "a step back, an id to escape");
+    free(stream.bytes);
+    /* The largest sequence has no successor. */
+    stream = (struct buffer){0};
+    put_identity_record(&stream, "A", UINT64_MAX);
+    put_identity_record(&stream, "A", 1);
+    expect_sequence_error(&stream, 1,
+                          "sequence 1 is out of order on this connection: expected 0 "
+                          "(producer_id \"A\")",
+                          "past the largest");
+    free(stream.bytes);
+    /* A 64-byte id of bytes to escape is cut with "..." and the detail fits an Ack. */
+    char text[FRAMER_ID_TEXT_BYTES];
+    uint8_t binary[RECORD_PRODUCER_ID_BYTES_MAX];
+    memset(binary, 0xff, sizeof(binary));
+    framer_id_text(binary, sizeof(binary), text, sizeof(text));
+    CHECK(strlen(text) < sizeof(text) && strcmp(text + strlen(text) - 3, "...") == 0);
+    CHECK(strncmp(text, "\\xff\\xff", 8) == 0);
+    printf("sequences: consecutive per connection, refusals named\n");
+}
+
 /* record_view_equals against memcmp on the flat bytes, for every span of a 24-byte record
  * under every way of cutting it into 1 to 3 slices (its fast path covers spans inside the last
  * slice; the rest go through a cursor), equal and with one byte changed at each place. */
@@ -1150,6 +1236,7 @@ int main(int argc, char **argv) {
     test_early_rejection();
     test_fragments();
     test_identity();
+    test_sequences();
     test_view_equals();
     return test_finish();
 }

@@ -76,8 +76,8 @@ static void records_append(struct shm_log *log, uint64_t first, uint64_t count) 
         record_encode(&encoder, index);
         struct slice slice = {encoder.bytes, (uint32_t)encoder.length, 0};
         uint64_t offset = 0;
-        REQUIRE(shm_log_append(log, &slice, 1, slice.length, index + 1, 5000 + index, &offset) ==
-                SHM_LOG_APPENDED);
+        REQUIRE(shm_log_append(log, &slice, 1, slice.length, index + 1, 5000 + index,
+                               0x1122334455667788ull, &offset) == SHM_LOG_APPENDED);
         CHECK(offset == index);
     }
     CHECK(shm_log_publish(log));
@@ -143,13 +143,16 @@ static void test_json(void) {
     tail_run(&run, (const char *const[]){"--topic", TOPIC, "--count", "3", NULL});
     CHECK(run.code == 0);
     const char *expected =
-        "{\"offset\":0,\"sequence\":1,\"receive_time_ns\":5000,\"topic\":\"orders/eu\","
+        "{\"offset\":0,\"sequence\":1,\"receive_time_ns\":5000,"
+        "\"principal\":\"1122334455667788\",\"topic\":\"orders/eu\","
         "\"key\":\"k0\",\"value\":\"hello\",\"timestamp_ns\":1000,"
         "\"headers\":[{\"key\":\"h\",\"value\":\"v\"}]}\n"
-        "{\"offset\":1,\"sequence\":2,\"receive_time_ns\":5001,\"topic\":\"orders/eu\","
+        "{\"offset\":1,\"sequence\":2,\"receive_time_ns\":5001,"
+        "\"principal\":\"1122334455667788\",\"topic\":\"orders/eu\","
         "\"key_base64\":\"AP8=\",\"value\":\"quote\\\"back\\\\slash\",\"timestamp_ns\":1001,"
         "\"headers\":[]}\n"
-        "{\"offset\":2,\"sequence\":3,\"receive_time_ns\":5002,\"topic\":\"orders/eu\","
+        "{\"offset\":2,\"sequence\":3,\"receive_time_ns\":5002,"
+        "\"principal\":\"1122334455667788\",\"topic\":\"orders/eu\","
         "\"key\":\"\",\"value_base64\":\"AQID\",\"timestamp_ns\":1002,"
         "\"headers\":[{\"key\":\"a\",\"value\":\"1\"},"
         "{\"key\":\"b\",\"value_base64\":\"/w==\"}]}\n";

@@ -15,8 +15,9 @@
  *   small_window:   an 8 KiB window wrapping under records of 4 bytes to 3 KB, intaked SIGKILLed
  *                   and restarted mid-stream: resends from anywhere in the ring.
  *   two_producers:  two ids on one topic with the same sequences: neither suppresses the other.
- *   reused_id:      an id reused with sequences restarting at 1 is dropped as duplicates
- *                   (acked, as documented); continued with first_sequence it is delivered.
+ *   reused_id:      an id reused with sequences restarting at 1 is refused at its Hello (the
+ *                   answer is above what it sent: issue 17), its records reported failed and
+ *                   nothing acked; continued with first_sequence it is delivered.
  *                   The same through intake-produce --producer-id / --first-sequence.
  */
 #include <dirent.h>
@@ -399,11 +400,25 @@ static void test_reused_id(void) {
     struct intake_producer *producer = open_idempotent(daemon.address, "app-1", &reports, &config);
     send_many(producer, 100, expected); /* 1..100 */
     intake_producer_close(producer);
-    /* Restarting at 1: acked OK, but intake has them already and appends nothing. */
-    static uint64_t ignored[100];
+    /* Restarting at 1: intake answers the Hello with 100, above anything this producer sent.
+     * Nothing is released as delivered: all 10 are reported failed and the producer stops. */
+    uint64_t ignored = 0, accepted = 0;
     producer = open_idempotent(daemon.address, "app-1", &reports, &config);
-    send_many(producer, 10, ignored);
-    CHECK(reports.ok == 10);
+    int sent = 0;
+    /* A send that services the connection may meet the refusal: then it returns -EPROTO. */
+    while (accepted < 10 && (sent = producer_util_send(producer, "reuse", &ignored)) == 0)
+        accepted++;
+    CHECK(sent == 0 || sent == -EPROTO);
+    if (sent == 0)
+        CHECK(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer), 20000) ==
+              -EPROTO);
+    CHECK(strstr(intake_producer_last_error(producer), "above the highest this producer sent") !=
+          NULL);
+    /* Nothing delivered; every record the window held when the answer came is reported failed
+     * (the answer may come before the first send, or during a send that had put its record in
+     * the window). */
+    CHECK(reports.ok == 0 && (reports.rejected == accepted || reports.rejected == accepted + 1));
+    CHECK(intake_producer_flush(producer) == -EPROTO); /* it stopped */
     intake_producer_close(producer);
     /* Continued: 101..150. */
     config.first_sequence = 101;
@@ -426,7 +441,9 @@ static void test_reused_id(void) {
     snprintf(command, sizeof(command),
              "%s --connect %s --topic reuse --count 5 --size 16 --producer-id app-1 2>&1", program,
              daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(strstr(output, "acked") == NULL);
+    CHECK(strstr(output, "above the highest this producer sent (0)") != NULL);
     /* --idempotent alone: a generated UUID. */
     snprintf(command, sizeof(command),
              "%s --connect %s --topic other --count 3 --size 16 --idempotent 2>&1", program,

@@ -119,7 +119,8 @@ static int reader_exact(void *argument) {
             return 15;
         }
         if (!pattern_matches(record.bytes, record.length, record.offset, task->large_max) ||
-            record.sequence != expected + 1 || record.receive_time_ns != expected * 3) {
+            record.sequence != expected + 1 || record.receive_time_ns != expected * 3 ||
+            record.principal != pattern_principal(expected)) {
             fprintf(stderr, "%s: record %llu damaged\n", task->name, (unsigned long long)expected);
             return 16;
         }
@@ -836,11 +837,11 @@ static void test_files_and_modes(void) {
     char path[600];
     snprintf(path, sizeof(path), "%s/modes.log", test_directory);
     int fd = open(path, O_WRONLY);
-    uint32_t old_version = 1;
+    uint32_t old_version = 2;
     CHECK(pwrite(fd, &old_version, 4, offsetof(struct shm_log_header, version)) == 4);
     close(fd);
     CHECK(consumer_open(topic, "reader", INTAKE_CONSUMER_START_OLDEST, 0, &consumer) == -EPROTO);
-    CHECK(strstr(consumer_open_why, "version 1; this consumer library reads version 2") != NULL);
+    CHECK(strstr(consumer_open_why, "version 2; this consumer library reads version 3") != NULL);
 }
 
 int main(void) {

@@ -3,7 +3,7 @@
  *
  * Parses every line of the document's ```vectors block (so the specification and the
  * implementation cannot drift apart silently) and checks CRC32C (hardware and portable forms),
- * entry checksums and exact entry bytes, and file names. Also checks that there are vectors of
+ * entry checksums and exact entry bytes, file names, and principal tags. Also checks that there are vectors of
  * each kind, so an emptied block fails.
  */
 #include <stdbool.h>
@@ -12,6 +12,7 @@
 #include "crc32c.h"
 #include "harness.h"
 #include "intake/shm_log_format.h"
+#include "principal.h"
 
 #define LINE_BYTES 4096
 
@@ -51,7 +52,7 @@ static void hex_write(const uint8_t *bytes, size_t length, char *out) {
     out[2 * length] = '\0';
 }
 
-static int crc_vectors, entry_vectors, name_vectors;
+static int crc_vectors, entry_vectors, name_vectors, principal_vectors;
 
 static void vector_crc32c(char **fields, int count) {
     uint8_t data[1024];
@@ -70,9 +71,9 @@ static void vector_crc32c(char **fields, int count) {
 }
 
 static void vector_entry(char **fields, int count) {
-    REQUIRE(count == 8);
+    REQUIRE(count == 9);
     uint8_t ring[1024] = {0}, record[512];
-    long record_length = bytes_parse(fields[5], record, sizeof(record));
+    long record_length = bytes_parse(fields[6], record, sizeof(record));
     REQUIRE(record_length >= 0);
     bool padding = strcmp(fields[1], "padding") == 0;
     struct shm_log_entry_header entry = {
@@ -80,18 +81,19 @@ static void vector_entry(char **fields, int count) {
         .offset = strtoull(fields[2], NULL, 10),
         .sequence = strtoull(fields[3], NULL, 10),
         .receive_time_ns = strtoull(fields[4], NULL, 10),
+        .principal = strtoull(fields[5], NULL, 16),
     };
     CHECK(padding || entry.length == (uint32_t)record_length);
     memcpy(ring + SHM_LOG_ENTRY_HEADER_BYTES, record, (size_t)record_length);
     entry.checksum = shm_log_entry_checksum(&entry, ring + SHM_LOG_ENTRY_HEADER_BYTES);
-    CHECK(entry.checksum == (uint32_t)strtoul(fields[6], NULL, 16));
+    CHECK(entry.checksum == (uint32_t)strtoul(fields[7], NULL, 16));
     memcpy(ring, &entry, sizeof(entry));
     size_t span =
         padding ? SHM_LOG_ENTRY_HEADER_BYTES : (size_t)shm_log_entry_span((uint64_t)record_length);
     char hex[2 * sizeof(ring) + 1];
     hex_write(ring, span, hex);
-    CHECK(strcmp(hex, fields[7]) == 0);
-    if (strcmp(hex, fields[7]) != 0) fprintf(stderr, "entry bytes: %s\n", hex);
+    CHECK(strcmp(hex, fields[8]) == 0);
+    if (strcmp(hex, fields[8]) != 0) fprintf(stderr, "entry bytes: %s\n", hex);
     entry_vectors++;
 }
 
@@ -113,6 +115,22 @@ static void vector_file_name(char **fields, int count) {
     CHECK(strcmp(name, expected) == 0);
     CHECK(strlen(name) < 255); /* NAME_MAX */
     name_vectors++;
+}
+
+/* `principal NAME TAG`: the tag an entry carries for a principal name (principal.h): the first
+ * 8 bytes of SHA-256(NAME), little-endian, as 16 hex digits. */
+static void vector_principal(char **fields, int count) {
+    REQUIRE(count == 3);
+    uint8_t name[300];
+    long length = bytes_parse(fields[1], name, sizeof(name));
+    REQUIRE(length > 0);
+    uint64_t expected = strtoull(fields[2], NULL, 16);
+    uint64_t tag = principal_tag_of((const char *)name, (uint32_t)length);
+    CHECK(tag == expected);
+    if (tag != expected) fprintf(stderr, "principal tag: %016llx\n", (unsigned long long)tag);
+    if (strcmp(fields[1], "ascii:" PRINCIPAL_ANONYMOUS) == 0)
+        CHECK(principal_anonymous()->tag == expected);
+    principal_vectors++;
 }
 
 /* The fast three-lane CRC (src/base/crc32c.c) agrees with the reference at every length
@@ -173,14 +191,16 @@ int main(void) {
             vector_entry(fields, count);
         else if (strcmp(fields[0], "file-name") == 0)
             vector_file_name(fields, count);
+        else if (strcmp(fields[0], "principal") == 0)
+            vector_principal(fields, count);
         else {
             fprintf(stderr, "unknown vector kind %s\n", fields[0]);
             CHECK(false);
         }
     }
     fclose(document);
-    printf("vectors: %d crc32c, %d entries, %d file names\n", crc_vectors, entry_vectors,
-           name_vectors);
-    CHECK(crc_vectors >= 4 && entry_vectors >= 2 && name_vectors >= 5);
+    printf("vectors: %d crc32c, %d entries, %d file names, %d principals\n", crc_vectors,
+           entry_vectors, name_vectors, principal_vectors);
+    CHECK(crc_vectors >= 4 && entry_vectors >= 2 && name_vectors >= 5 && principal_vectors >= 2);
     return test_finish();
 }

@@ -592,10 +592,43 @@ static void test_record_limit(void) {
     memset(record_buffer, 'r', 20000);
     struct slice slice = {record_buffer, 20000, 0};
     uint64_t offset = 0;
-    CHECK(shm_log_append(log, &slice, 1, 20000, 1, 1, &offset) == SHM_LOG_TOO_LARGE);
+    CHECK(shm_log_append(log, &slice, 1, 20000, 1, 1, 0, &offset) == SHM_LOG_TOO_LARGE);
     slice.length = 16384;
-    CHECK(shm_log_append(log, &slice, 1, 16384, 1, 1, &offset) == SHM_LOG_APPENDED);
+    CHECK(shm_log_append(log, &slice, 1, 16384, 1, 1, 0, &offset) == SHM_LOG_APPENDED);
     CHECK(shm_log_publish(log));
+    shm_log_close(log);
+}
+
+/* A version 2 log (32-byte entries, no principal) at startup: quarantined with one line that
+ * names both versions, recreated at version 3, its offsets continued (issue 17). */
+static void test_old_version(void) {
+    const char *topic = "old-version";
+    struct shm_log *log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    append_range(log, 0, 30);
+    shm_log_close(log);
+    /* What a version 2 writer left: its version in the header, the identity checksum over it. */
+    char path[600];
+    file_path("old-version.log", path, sizeof(path));
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    struct shm_log_header header;
+    REQUIRE(pread(fd, &header, sizeof(header), 0) == (ssize_t)sizeof(header));
+    header.version = 2;
+    header.identity_checksum = shm_log_identity_checksum(&header);
+    REQUIRE(pwrite(fd, &header, SHM_LOG_IDENTITY_BYTES, 0) == SHM_LOG_IDENTITY_BYTES);
+    close(fd);
+    log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);
+    CHECK(strstr(shm_log_error(log), "log format version 2; this intaked writes version 3") !=
+          NULL);
+    CHECK(quarantined_count("old-version.log") == 1);
+    CHECK(shm_log_next_offset(log) == 30); /* offsets continue */
+    append_range(log, 30, 31);
+    struct intake_consumer *consumer = NULL;
+    REQUIRE(consumer_open(topic, "after", INTAKE_CONSUMER_START_OLDEST, true, &consumer) == 0);
+    struct intake_consumer_record record;
+    REQUIRE(intake_consumer_poll(consumer, &record) == 1);
+    CHECK(record.offset == 30 && record.principal == pattern_principal(30));
+    intake_consumer_close(consumer);
     shm_log_close(log);
 }
 
@@ -611,5 +644,6 @@ int main(void) {
     test_slots_reclaimed();
     test_permissions();
     test_record_limit();
+    test_old_version();
     return test_finish();
 }

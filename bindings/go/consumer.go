@@ -110,6 +110,7 @@ type Record struct {
 	Sequence      uint64 // the producer's (0: none)
 	ProducerID    []byte // nil when none
 	ReceiveTimeNs uint64 // when intaked admitted it
+	Principal     uint64 // tag of the principal that wrote it (first 8 bytes of SHA-256 of its name, LE)
 	Missed        uint64 // records lost just before this one (overwrite retention)
 	// Problem says why the record's bytes do not parse ("" when they do); Raw holds them.
 	Problem string
@@ -313,6 +314,7 @@ func (r *reader) pollOnce(max int) ([]Record, error) {
 		}
 		record.Offset = uint64(records[index].offset)
 		record.ReceiveTimeNs = uint64(records[index].receive_time_ns)
+		record.Principal = uint64(records[index].principal)
 		record.Missed = uint64(records[index].missed)
 		record.Raw = unsafe.Slice((*byte)(unsafe.Pointer(records[index].bytes)), int(records[index].length))
 		view := &parsed[index].view

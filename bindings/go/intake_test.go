@@ -119,6 +119,7 @@ func TestProduceAndConsume(t *testing.T) {
 				string(record.Key) != fmt.Sprint("key-", seen) ||
 				string(record.Value) != fmt.Sprint("value-", seen) ||
 				record.Sequence != uint64(seen+1) || !record.Valid() ||
+				record.Principal != 0xf33a49644e3a182f || // anonymous (the plaintext listener)
 				len(record.Headers) != 2 || record.Headers[0].Key != "n" ||
 				string(record.Headers[0].Value) != fmt.Sprint(seen) ||
 				record.Headers[1].Key != "empty" || len(record.Headers[1].Value) != 0 {

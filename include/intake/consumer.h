@@ -75,7 +75,9 @@ extern "C" {
 #endif
 
 /* Bumped whenever a declaration below changes incompatibly (additions do not bump it). 3: the
- * structs carry struct_bytes, a set's consumer options are a pointer, intake_record_parse. */
+ * structs carry struct_bytes, a set's consumer options are a pointer, intake_record_parse;
+ * struct intake_consumer_record carries the writer's `principal`; the library reads log format
+ * version 3 only (issue 17). */
 #define INTAKE_CONSUMER_API_VERSION 3
 /* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
 #define INTAKE_CONSUMER_HAS_SETS 1
@@ -114,7 +116,11 @@ struct intake_consumer_record {
     uint64_t receive_time_ns; /* wall clock when intaked admitted it */
     uint64_t missed;          /* records lost just before this one (lapped or released) */
     uint64_t opaque_position; /* the library's own: read only by intake_consumer_record_valid */
-    uint64_t reserved[3];     /* zero in 1.0; later 1.x versions may fill them */
+    /* The tag of the principal whose connection wrote the record: the first 8 bytes of
+     * SHA-256 of its name, little-endian ("anonymous" on a plaintext listener; with mTLS the
+     * client certificate's URI SAN or CN). Compare it with the tag of the name you expect. */
+    uint64_t principal;
+    uint64_t reserved[2]; /* zero in 1.0; later 1.x versions may fill them */
 };
 
 struct intake_consumer;

@@ -228,7 +228,14 @@ struct intake_counters_reactor_row {
     intake_counter_t hellos_answered;     /* Hello frames answered with the producer's sequence */
     intake_counter_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
                                            * on a connection (REJECTED) */
-    uint8_t reserved[112];
+    /* Issue 17, in what was reserved (zero), so the version stays: */
+    intake_counter_t sequence_rejections; /* a sequence out of order on its connection, or a
+                                           * first record too far ahead (REJECTED) */
+    intake_counter_t sequence_gap_fills;  /* records inside a gap of their producer: appended,
+                                           * never answered as duplicates */
+    intake_counter_t producer_refusals;   /* connections refused: every producer table entry
+                                           * held by a live connection (--producers-max) */
+    uint8_t reserved[88];
     /* line 8: TLS handshakes (issue 17; all zero without --tls-listen) */
     intake_counter_t tls_handshakes_ok;
     intake_counter_t tls_handshakes_failed[INTAKE_COUNTERS_HANDSHAKE_FAILURES]; /* by reason */
@@ -290,7 +297,12 @@ struct intake_counters_topic_row {
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
     /* line 5 */
     intake_counter_t dedupe_rebuilds; /* the table's file was damaged at open: rebuilt */
-    uint8_t reserved2[56];
+    /* Issue 17/18, in what was reserved (zero), so the version stays: */
+    intake_counter_t dedupe_unprotected; /* appended without deduplication protection (a gap
+                                          * fill, or a producer the table could not hold): a
+                                          * resend of one may land twice */
+    intake_counter_t dedupe_repairs;     /* opens that found a copy invalid: log re-applied */
+    uint8_t reserved2[40];
 };
 _Static_assert(offsetof(struct intake_counters_topic_row, name) == 64, "name on line 1");
 _Static_assert(offsetof(struct intake_counters_topic_row, dedupe_rebuilds) == 320, "line 5");

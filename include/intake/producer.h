@@ -25,9 +25,17 @@
  *     allocates after open) until intake acknowledges it or it fails.
  *   - Each connection starts with a Hello; intake answers with H, the producer's highest
  *     sequence it knows is committed. Records up to H are released as delivered, the rest are
- *     resent in order with their original sequences. intake deduplicates per (producer_id,
- *     topic) with state kept next to each topic's log, so a record it already committed is
- *     acknowledged again and not appended twice.
+ *     resent in order with their original sequences. intake deduplicates per (principal,
+ *     producer_id, topic) with state kept next to each topic's log, so a record it already
+ *     committed is acknowledged again and not appended twice.
+ *   - An answer above the highest sequence this producer has sent (written on a connection, or
+ *     below its first_sequence) means another producer uses this id under the same principal,
+ *     or an earlier life of this one went further than first_sequence says: nothing is
+ *     released; every retained record is reported REJECTED with a detail that says so, and the
+ *     producer stops (every call returns -EPROTO).
+ *   - On a connection the records go out with consecutive sequences (intake refuses a skip
+ *     within a connection); a record that expires before it was written on a connection that
+ *     wrote others ends that connection, and the next one continues after it.
  *   - A lost connection, a daemon that is SIGKILLed and restarted on the same --shm-dir, and
  *     the producer's own resends after those: exactly once, in sequence order per topic, and
  *     no gap (every record is delivered or reported failed).
@@ -48,13 +56,16 @@
  *     cannot resend what it held; a new instance has new records, not the old ones.
  *   - Reusing a producer_id across the application's own restarts is supported only when the
  *     sequences continue (first_sequence = one above the last sequence the previous instance
- *     used). Records with sequences that restart at 1 are at or below what intake remembers
- *     for that (producer_id, topic) and are dropped as duplicates, though acknowledged OK.
+ *     used). One that restarts at 1 is refused at its Hello while intake knows the id (see
+ *     above); if intake's producer table has forgotten it but a topic's deduplication table
+ *     has not, its records there at or below what that table remembers are answered as
+ *     duplicates of the earlier instance's (acknowledged, not appended again).
  *   - A host reboot: the logs and the dedupe state live in /dev/shm, which is memory.
  *   - intake remembers a bounded number of producers per topic (its dedupe window, see the
  *     README): a producer evicted from it and resending afterwards is not deduplicated.
  *
- * Pushback (idempotent): send needs room in the window. When it is full, send services the
+ * Pushback (idempotent): send needs room in the window, and a sequence at most
+ * INTAKE_PRODUCER_SEQUENCE_LEAD_MAX above the highest sent. When either is short, send services the
  * connection (reads acks, reconnects, resends) until there is room, for up to io_timeout_ms,
  * then returns -EAGAIN; with `nonblocking` it makes one pass without waiting and returns
  * -EAGAIN at once. -EAGAIN is not sticky: call poll (or send again) later.
@@ -77,7 +88,8 @@
  *   -EPROTO       intake answered with a non-OK Ack: last_error is "REJECTED: <detail>" (or
  *                 RESOURCE_EXHAUSTED, SHUTTING_DOWN, INTERNAL), or it sent an unreadable Ack;
  *                 idempotent: wait_acks returns it when a record in its range failed, and it
- *                 is sticky only when intake refuses the Hello itself
+ *                 is sticky only when intake refuses the Hello itself or answers it with a
+ *                 sequence above the highest this producer sent
  *   -ETIMEDOUT    wait_acks, or (plain) a write stalled longer than io_timeout_ms;
  *                 idempotent: wait_acks when a record in its range timed out
  *   -ECONNRESET   plain: intake closed the connection
@@ -120,8 +132,16 @@ extern "C" {
 /* Most headers one record may carry through intake_producer_send_record. */
 #define INTAKE_PRODUCER_HEADERS_MAX 1024
 /* Idempotent defaults: window bytes and records, reconnect backoff, delivery timeout. */
-#define INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT        (4u * 1024u * 1024u)
-#define INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT      16384u
+#define INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT   (4u * 1024u * 1024u)
+#define INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT 16384u
+/* The largest window_records (intake bounds how far a producer may run ahead, see below). */
+#define INTAKE_PRODUCER_WINDOW_RECORDS_MAX (1u << 20)
+/* How far the next sequence may run above the highest this producer has sent (written on a
+ * connection, or below first_sequence): intake refuses a connection's first record that runs
+ * more than 2^22 ahead of what it has seen of the producer, and this keeps an honest producer
+ * (whose records expire unwritten while intake is unreachable) well inside that. Reached, send
+ * pushes back as when the window is full. */
+#define INTAKE_PRODUCER_SEQUENCE_LEAD_MAX           (1u << 21)
 #define INTAKE_PRODUCER_BACKOFF_MIN_MS_DEFAULT      100u
 #define INTAKE_PRODUCER_BACKOFF_MAX_MS_DEFAULT      5000u
 #define INTAKE_PRODUCER_DELIVERY_TIMEOUT_MS_DEFAULT 120000u

@@ -32,8 +32,13 @@
  *     (length == SHM_LOG_ENTRY_LENGTH_PADDING, offset = the next record's offset) and the entry
  *     goes to the ring start;
  *   - if fewer remain, they are implicit padding (no header is written): readers skip them.
- * checksum = CRC32C (Castagnoli) of the 32 header bytes with the checksum field zero, followed
+ * checksum = CRC32C (Castagnoli) of the 40 header bytes with the checksum field zero, followed
  * by the `length` record bytes (none for padding). See shm_log_entry_checksum.
+ * Every entry names the principal that wrote it: the tag of the name its connection proved
+ * ("anonymous" on a plaintext listener), the first 8 bytes of SHA-256(name) read as a
+ * little-endian u64 (docs/shm-log-format.md has the vectors). A consumer can tell who wrote a
+ * record by hashing the name it expects, and the daemon rebuilds its per-principal
+ * deduplication state from the log.
  *
  * The protocol (one writer, any number of readers, no locks shared with the writer):
  *   1. Commit (length-commit): the writer writes entries beyond commit_position, then
@@ -113,8 +118,9 @@ extern "C" {
 /* "INTKCONS" little-endian: the first 8 bytes of every consumer region file. */
 #define SHM_LOG_CONSUMERS_MAGIC 0x534e4f434b544e49ull
 /* Bumped on any layout change; readers and writers refuse other versions. Version 1 had one
- * read-write file and a project-specific checksum. */
-#define SHM_LOG_VERSION 2u
+ * read-write file and a project-specific checksum; version 2 a 32-byte entry header without the
+ * principal. */
+#define SHM_LOG_VERSION 3u
 /* Consumer slots per log. */
 #define SHM_LOG_CONSUMER_SLOTS 64
 /* Bytes of a consumer name, including the terminating NUL. */
@@ -156,10 +162,12 @@ struct shm_log_entry_header {
     uint64_t offset;          /* topic offset (padding: the next record's offset) */
     uint64_t sequence;        /* the producer's sequence (0: no ack wanted) */
     uint64_t receive_time_ns; /* wall clock when the daemon admitted the record */
+    uint64_t principal;       /* tag of the writing connection's principal (padding: 0) */
 };
-#define SHM_LOG_ENTRY_HEADER_BYTES 32u
+#define SHM_LOG_ENTRY_HEADER_BYTES 40u
 SHM_LOG_STATIC_ASSERT(sizeof(struct shm_log_entry_header) == SHM_LOG_ENTRY_HEADER_BYTES,
-                      "entry header is 32 bytes");
+                      "entry header is 40 bytes");
+SHM_LOG_STATIC_ASSERT(offsetof(struct shm_log_entry_header, principal) == 32, "principal at 32");
 SHM_LOG_STATIC_ASSERT(SHM_LOG_ENTRY_HEADER_BYTES % SHM_LOG_ENTRY_ALIGNMENT == 0, "aligned entries");
 
 /* The log file's header: written only by the writer. */

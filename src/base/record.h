@@ -56,6 +56,25 @@ enum record_status {
     RECORD_STATUS_INTERNAL = 4,
 };
 
+/* record.sequence_flags (issue 17), for the worker's deduplication (dedupe_table.h). */
+/* The connection's first record with a producer_id (set by the framer). */
+#define RECORD_SEQUENCE_FIRST 1u
+/* Its sequence lies in a gap of its producer (a range the daemon never admitted, producer
+ * table): nothing with this sequence was ever written, so it is appended, never answered as a
+ * duplicate (set by the reactor). */
+#define RECORD_SEQUENCE_GAP_FILL 2u
+
+/* Who sent a record: one per connection, owned by it, filled before the connection's first
+ * record is admitted and never changed while any of its records is in flight (a connection is
+ * freed only once every record came back). Records point at it, so the worker reads the
+ * principal and the producer's hash without hashing anything per record. */
+struct record_origin {
+    uint64_t principal;          /* the connection's principal's tag (principal.h) */
+    uint64_t producer_hash;      /* keyed hash of (principal, producer_id), 0 without one */
+    uint32_t producer_id_length; /* 0: records of this connection carry no producer_id */
+    uint8_t producer_id[RECORD_PRODUCER_ID_BYTES_MAX];
+};
+
 /* Laid out for the hand-offs: a record crosses from the reactor's core to a worker's and back,
  * so everything either side touches per record (the fields below and the first two slices)
  * shares the first two cache lines; the status text, written only for a failed record, is last. */
@@ -83,11 +102,14 @@ struct record {
     /* field 7 (producer_id) as the scan read it: byte offset within the record and length
      * (1..RECORD_PRODUCER_ID_BYTES_MAX); length 0 when the record has none */
     uint32_t producer_id_offset;
-    uint32_t producer_id_length;
+    uint16_t producer_id_length;
+    uint16_t sequence_flags; /* RECORD_SEQUENCE_* (framer, reactor) */
     /* When status is not OK: a static string, or status_text. Read by the reactor when the record
      * comes back, before it is freed (the reactor keeps its own copy for the final Ack). Written
      * by the worker. */
     const char *status_detail;
+    /* --- written by the reactor when it admits the record --- */
+    const struct record_origin *origin; /* its connection's; never NULL once admitted */
     /* --- written by the framer --- */
     struct slice slices[RECORD_SLICES_MAX];
     /* --- written by the worker, for a failed record only --- */
@@ -98,6 +120,8 @@ _Static_assert(offsetof(struct record, status) < INTAKE_CACHE_LINE_BYTES,
 _Static_assert(offsetof(struct record, slices) + 2 * sizeof(struct slice) <=
                    2 * INTAKE_CACHE_LINE_BYTES,
                "the first two slices share the second cache line");
+_Static_assert(offsetof(struct record, origin) + sizeof(void *) <= 2 * INTAKE_CACHE_LINE_BYTES,
+               "the origin pointer shares the first two cache lines");
 
 /* Read-only view over a record's bytes; lets scanners and hashes walk slices without copying. */
 struct record_view {

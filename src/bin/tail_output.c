@@ -106,8 +106,11 @@ void record_json_write(FILE *out, const struct intake_consumer_record *record, s
                          false);
         fputc(',', out);
     }
-    fprintf(out, "\"offset\":%" PRIu64 ",\"sequence\":%" PRIu64 ",\"receive_time_ns\":%" PRIu64,
-            record->offset, record->sequence, record->receive_time_ns);
+    /* The principal's tag as 16 hex digits: a JSON number above 2^53 loses precision. */
+    fprintf(out,
+            "\"offset\":%" PRIu64 ",\"sequence\":%" PRIu64 ",\"receive_time_ns\":%" PRIu64
+            ",\"principal\":\"%016" PRIx64 "\"",
+            record->offset, record->sequence, record->receive_time_ns, record->principal);
     struct intake_record_view fields;
     if (record_fields_read(bytes, &fields) < 0) {
         fputs(",\"malformed\":true", out);

@@ -90,6 +90,7 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     record->offset = entry.offset;
     record->sequence = entry.sequence;
     record->receive_time_ns = entry.receive_time_ns;
+    record->principal = entry.principal;
     record->missed = expected == SHM_LOG_OFFSET_NONE ? 0 : entry.offset - expected;
     record->opaque_position = position;
     consumer->expected_offset = entry.offset + 1;

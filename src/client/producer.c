@@ -320,14 +320,20 @@ static int64_t producer_window_reserve(struct intake_producer *producer, size_t 
         return producer_error(producer, -EMSGSIZE, false,
                               "record of %zu bytes is larger than the window (%u bytes)", length,
                               session->window.bytes_capacity);
-    int64_t offset = producer_window_room(&session->window, (uint32_t)length);
+    bool lead = false;
+    int64_t offset = producer_session_room(producer, (uint32_t)length, &lead);
     if (offset >= 0) return offset;
     uint64_t deadline_ns =
         session->nonblocking ? 0 : intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
     int result = producer_session_run(producer, PRODUCER_GOAL_ROOM, length, deadline_ns);
     if (result < 0 && result != -ETIMEDOUT) return result;
-    offset = producer_window_room(&session->window, (uint32_t)length);
+    offset = producer_session_room(producer, (uint32_t)length, &lead);
     if (offset >= 0) return offset;
+    if (lead)
+        return producer_error(producer, -EAGAIN, false,
+                              "%u sequences ahead of the highest sent, the most intake accepts "
+                              "(INTAKE_PRODUCER_SEQUENCE_LEAD_MAX; %s)",
+                              INTAKE_PRODUCER_SEQUENCE_LEAD_MAX, producer_state(producer));
     return producer_error(producer, -EAGAIN, false, "window full (%u records pending; %s)",
                           producer_window_count(&session->window), producer_state(producer));
 }

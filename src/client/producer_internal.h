@@ -125,6 +125,7 @@ struct producer_session {
     uint8_t producer_id[INTAKE_PRODUCER_ID_BYTES_MAX];
     size_t producer_id_length;
     uint64_t next_sequence;
+    uint64_t sent_floor; /* first_sequence - 1: below it, this producer's earlier life sent */
     struct producer_window window;
     uint64_t phase_deadline_ns; /* connect or Hello must complete by then */
     uint64_t progress_ns;       /* last write or ack progress, for the stall timeout */
@@ -138,8 +139,9 @@ struct producer_session {
     intake_producer_delivery_callback on_delivery;
     void *delivery_context;
     char problem[PRODUCER_ERROR_BYTES]; /* why the last connection ended; "" when none */
-    uint64_t highest_written;
-    uint64_t reports; /* delivery reports made */
+    uint64_t highest_written; /* the highest sequence ever written whole, any connection */
+    bool connection_wrote;    /* a record was written whole on the current connection */
+    uint64_t reports;         /* delivery reports made */
     /* Failures wait_acks has not returned yet, in sequence order (reports come in order):
      * a ring of the first PRODUCER_FAILURES_KEPT; later ones are only counted. */
     struct producer_failure failures[PRODUCER_FAILURES_KEPT];
@@ -211,5 +213,9 @@ int producer_session_run(struct intake_producer *producer, enum producer_goal go
 int producer_session_take_failures(struct intake_producer *producer, uint64_t sequence);
 /* Called after a record was pushed into the window. */
 int producer_session_sent_one(struct intake_producer *producer);
+/* Room for the next record (sequence next_sequence) of `length` frame bytes: its offset in the
+ * window, or -1 when the window is full or the sequence would run more than
+ * INTAKE_PRODUCER_SEQUENCE_LEAD_MAX above the highest sequence sent (*lead set then). */
+int64_t producer_session_room(const struct intake_producer *producer, uint32_t length, bool *lead);
 
 #endif

@@ -89,6 +89,7 @@ int producer_session_open(struct intake_producer *producer,
     }
     session_build_hello(session);
     session->next_sequence = config->first_sequence ? config->first_sequence : 1;
+    session->sent_floor = session->next_sequence - 1;
     session->backoff_min_ns =
         session_ms(config->reconnect_backoff_min_ms, INTAKE_PRODUCER_BACKOFF_MIN_MS_DEFAULT);
     session->backoff_max_ns =
@@ -110,6 +111,11 @@ int producer_session_open(struct intake_producer *producer,
         config->window_bytes ? config->window_bytes : INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT;
     uint32_t window_records =
         config->window_records ? config->window_records : INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT;
+    if (window_records > INTAKE_PRODUCER_WINDOW_RECORDS_MAX) {
+        snprintf(why, why_capacity, "window_records must be at most %u",
+                 INTAKE_PRODUCER_WINDOW_RECORDS_MAX);
+        return -EINVAL;
+    }
     if (producer_window_init(&session->window, window_bytes, window_records) < 0) {
         snprintf(why, why_capacity, "out of memory");
         return -ENOMEM;
@@ -215,28 +221,53 @@ static uint32_t session_release(struct intake_producer *producer, uint64_t seque
     return released;
 }
 
+static void session_disconnect(struct intake_producer *producer, bool at_once, const char *format,
+                               ...) __attribute__((format(printf, 3, 4)));
+
+/* The highest sequence this producer has sent: written whole on some connection, or below its
+ * first_sequence (sent by the application's earlier life, as it says). */
+static uint64_t session_highest_sent(const struct producer_session *session) {
+    return session->highest_written > session->sent_floor ? session->highest_written
+                                                          : session->sent_floor;
+}
+
+int64_t producer_session_room(const struct intake_producer *producer, uint32_t length, bool *lead) {
+    const struct producer_session *session = &producer->session;
+    *lead =
+        session->next_sequence - session_highest_sent(session) > INTAKE_PRODUCER_SEQUENCE_LEAD_MAX;
+    if (*lead) return -1;
+    return producer_window_room(&session->window, length);
+}
+
 /* Fails the oldest records whose delivery timeout passed. One that is partly written on this
- * connection waits until it is written or the connection ends (its bytes are still needed). */
+ * connection waits until it is written or the connection ends (its bytes are still needed).
+ * intake refuses a connection whose records skip a sequence (framer.h), so when a record that
+ * was never written on a connection that has written others expires, the connection is
+ * replaced at once: the next one starts with what follows (a first record may skip). */
 static void session_expire(struct intake_producer *producer, uint64_t now_ns) {
-    struct producer_window *window = &producer->session.window;
+    struct producer_session *session = &producer->session;
+    struct producer_window *window = &session->window;
+    bool skipped = false;
     while (window->end > window->first) {
         struct producer_window_record *oldest = producer_window_at(window, window->first);
-        if (oldest->deadline_ns > now_ns) return;
-        if (window->sent == window->first && window->sent_partial > 0) return;
+        if (oldest->deadline_ns > now_ns) break;
+        if (window->sent == window->first && window->sent_partial > 0) break;
         bool written = window->sent > window->first;
         char detail[160];
         snprintf(detail, sizeof(detail), "not acknowledged within %llu ms%s",
-                 (unsigned long long)(producer->session.delivery_timeout_ns / 1000000u),
+                 (unsigned long long)(session->delivery_timeout_ns / 1000000u),
                  written ? " (it was written: possibly committed)" : " (never written)");
+        skipped |= !written;
         session_report(producer, INTAKE_DELIVERY_TIMED_OUT, detail);
     }
+    if (skipped && session->phase == PRODUCER_STREAMING && session->connection_wrote)
+        session_disconnect(producer, true,
+                           "records expired unwritten: a new connection continues after them");
 }
 
 /* --- connection phases --- */
 
 /* Ends the connection; the next attempt follows a jittered backoff (or none when `at_once`). */
-static void session_disconnect(struct intake_producer *producer, bool at_once, const char *format,
-                               ...) __attribute__((format(printf, 3, 4)));
 static void session_disconnect(struct intake_producer *producer, bool at_once, const char *format,
                                ...) {
     struct producer_session *session = &producer->session;
@@ -253,6 +284,7 @@ static void session_disconnect(struct intake_producer *producer, bool at_once, c
     producer->ack_fill = 0;
     producer_window_rewind(&session->window);
     session->phase = PRODUCER_DISCONNECTED;
+    session->connection_wrote = false;
     uint64_t delay = 0;
     if (!at_once) {
         /* Full jitter over the upper half: spreads reconnecting producers, keeps a floor. */
@@ -327,6 +359,27 @@ static int session_hello_answered(struct intake_producer *producer,
         session_disconnect(producer, false, "intake refused the Hello");
         return producer_error(producer, -EPROTO, true, "intake refused the Hello: %s: %s",
                               producer_status_name(ack->status), ack->detail);
+    }
+    uint64_t sent = session_highest_sent(session);
+    if (ack->sequence > sent) {
+        /* intake says it committed records this producer never sent: another producer uses
+         * this id (under the same principal), or a previous life of it went further than
+         * first_sequence says. Releasing up to H would report records delivered that intake
+         * may never have written: every retained record is failed instead, and the producer
+         * stops. */
+        char id[INTAKE_PRODUCER_ID_BYTES_MAX + 1];
+        snprintf(id, sizeof(id), "%.*s", (int)session->producer_id_length,
+                 (const char *)session->producer_id);
+        char detail[PRODUCER_ERROR_BYTES];
+        snprintf(detail, sizeof(detail),
+                 "intake answered the Hello with sequence %llu, above the highest this producer "
+                 "sent (%llu): another producer uses producer_id \"%s\", or an earlier one went "
+                 "further than first_sequence says; not delivered",
+                 (unsigned long long)ack->sequence, (unsigned long long)sent, id);
+        session_disconnect(producer, false, "%s", detail);
+        while (session->window.end > session->window.first)
+            session_report(producer, INTAKE_DELIVERY_REJECTED, detail);
+        return producer_error(producer, -EPROTO, true, "%s", detail);
     }
     session->stats.connections++;
     session->stats.last_hello_sequence = ack->sequence;
@@ -445,8 +498,9 @@ static void session_write(struct intake_producer *producer, uint64_t now_ns) {
                                strerror(send_errno));
             return;
         }
-        producer_window_advance(&session->window, (size_t)sent, &session->highest_written,
-                                &session->stats.resent);
+        if (producer_window_advance(&session->window, (size_t)sent, &session->highest_written,
+                                    &session->stats.resent) > 0)
+            session->connection_wrote = true;
         session->progress_ns = now_ns;
     }
 }
@@ -459,7 +513,10 @@ static bool session_goal_met(const struct intake_producer *producer, enum produc
     const struct producer_window *window = &session->window;
     switch (goal) {
     case PRODUCER_GOAL_NONE: return true;
-    case PRODUCER_GOAL_ROOM: return producer_window_room(window, (uint32_t)value) >= 0;
+    case PRODUCER_GOAL_ROOM: {
+        bool lead = false;
+        return producer_session_room(producer, (uint32_t)value, &lead) >= 0;
+    }
     case PRODUCER_GOAL_FLUSHED:
         return window->unsent_bytes == 0 || session->phase == PRODUCER_DISCONNECTED;
     case PRODUCER_GOAL_FINISHED:

@@ -21,6 +21,7 @@
 
 #include "log_opener.h"
 #include "pipeline_tls.h"
+#include "producer_seed.h"
 #include "reactor.h"
 #include "reuseport_cbpf.h"
 #include "worker.h"
@@ -317,6 +318,31 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
     return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
 
+/* The key of producer ids' keyed hash (drawn now: a peer cannot know it), then what the
+ * deduplication tables on disk say of producers (producer_seed.h). */
+static int pipeline_seed_producers(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    int result = keyed_hash_key_random(&pipeline->hash_key);
+    if (result < 0) {
+        intake_error_line(why, why_capacity, "getrandom for the producer id key: %s",
+                          strerror(-result));
+        return result;
+    }
+    struct producer_seed_result seeded;
+    result = producer_seed_from_tables(pipeline->producers, pipeline->config.shm_directory,
+                                       &pipeline->hash_key, &seeded);
+    if (result < 0) {
+        intake_error_line(why, why_capacity, "OpenSSL has no SipHash for producer ids: %s",
+                          strerror(-result));
+        return result;
+    }
+    if (seeded.producers > 0)
+        fprintf(stderr,
+                "intaked: producer table seeded from %u deduplication tables: %" PRIu64
+                " entries, %" PRIu64 " did not fit --producers-max %u\n",
+                seeded.files, seeded.producers, seeded.not_seeded, pipeline->config.producers_max);
+    return 0;
+}
+
 static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeline) {
     const struct pipeline_config *config = &pipeline->config;
     struct log_opener_links links = {
@@ -335,6 +361,7 @@ static struct log_opener_links pipeline_log_opener_links(struct pipeline *pipeli
             },
         .frame_bytes_max = config->frame_bytes_max,
         .dedupe_producers = config->dedupe_producers,
+        .hash_key = pipeline->hash_key,
         .worker_doorbells = pipeline->worker_doorbells,
         .worker_count = config->worker_count,
         .doorbell = &pipeline->log_opener_doorbell,
@@ -389,6 +416,7 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .topics = &pipeline->topics,
         .topic_queues = pipeline->topic_queues,
         .producers = pipeline->producers,
+        .hash_key = pipeline->hash_key,
         .worker_count = config->worker_count,
         /* Its column of the matrix: ring [worker][reactor] for every worker. */
         .return_rings = &pipeline->return_rings[reactor],
@@ -444,6 +472,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = shm_notify_open(&pipeline->notify, config->shm_directory, config->shm_group_set,
                                  config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_seed_producers(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_start_acl(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
@@ -592,8 +621,11 @@ void pipeline_report(struct pipeline *pipeline, const char *when) {
     producer_table_stats(pipeline->producers, &producers);
     fprintf(stderr,
             "intaked: producer table %s: producers=%" PRIu32 " evictions=%" PRIu64
-            " capacity=%" PRIu32 "\n",
-            when, producers.producers, producers.evictions, pipeline->config.producers_max);
+            " capacity=%" PRIu32 " protected=%" PRIu32 " refusals=%" PRIu64 " seeded=%" PRIu64
+            " gaps=%" PRIu64 " gap_merges=%" PRIu64 "\n",
+            when, producers.producers, producers.evictions, pipeline->config.producers_max,
+            producers.protected_count, producers.refusals, producers.seeded, producers.gaps,
+            producers.gap_merges);
 }
 
 bool pipeline_all_units_returned(struct pipeline *pipeline) {

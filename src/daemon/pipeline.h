@@ -35,6 +35,7 @@
 #include "doorbell.h"
 #include "handshake.h"
 #include "pipeline_acl.h"
+#include "keyed_hash.h"
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
@@ -109,11 +110,12 @@ struct log_opener;
 struct pipeline {
     struct pipeline_config config;
     struct topic_table topics;
-    struct topic_queue *topic_queues;    /* [topics_max], indexed by topic id */
-    struct producer_table *producers;    /* acknowledged watermarks, answered to Hellos */
-    struct spsc_ring *return_rings;      /* [worker_count * reactor_count], row per worker */
-    struct doorbell *reactor_doorbells;  /* [reactor_count], eventfd: their rings read it */
-    struct doorbell *worker_doorbells;   /* [worker_count], futex */
+    struct topic_queue *topic_queues;   /* [topics_max], indexed by topic id */
+    struct producer_table *producers;   /* what the daemon knows of producers (Hellos, sequences) */
+    struct keyed_hash_key hash_key;     /* drawn at startup: producer ids' keyed hash */
+    struct spsc_ring *return_rings;     /* [worker_count * reactor_count], row per worker */
+    struct doorbell *reactor_doorbells; /* [reactor_count], eventfd: their rings read it */
+    struct doorbell *worker_doorbells;  /* [worker_count], futex */
     struct doorbell log_opener_doorbell; /* futex */
     struct reactor **reactors;
     struct worker **workers;

@@ -1,9 +1,11 @@
 /*
  * dedupe_table.c: the deduplication table in memory (see dedupe_table.h for the contract):
- * an open-addressing index over a fixed array of producers, the batch protocol (check, appended,
- * batch_end), least-recently-committed eviction and the ring of evicted fingerprints.
+ * an open-addressing index over a fixed array of producers keyed by their keyed hash, the
+ * batch protocol (check, appended, batch_end), the segmented LRU (two lists ordered by last
+ * commit) and the ring of evicted fingerprints.
  * Thread: the owning worker (the log opener during dedupe_table_open). No allocation after
- * dedupe_table_memory_init.
+ * dedupe_table_memory_init; every operation is O(1) but the eviction's walk past producers of
+ * the open batch (at most a batch's worth).
  */
 #include "dedupe_table_internal.h"
 
@@ -13,15 +15,23 @@
 #include <string.h>
 
 #include "crc32c.h"
-#include "record_scan.h"
-#include "slice_cursor.h"
 
 /* ------------------------------------------------------------ setup --- */
+
+static void lists_reset(struct dedupe_table *table) {
+    table->probation = (struct dedupe_list){DEDUPE_ENTRY_NONE, DEDUPE_ENTRY_NONE, 0};
+    table->protected_list = (struct dedupe_list){DEDUPE_ENTRY_NONE, DEDUPE_ENTRY_NONE, 0};
+    /* Slot 0 on top: the file fills from its start. */
+    table->free_count = table->producers_max;
+    for (uint32_t index = 0; index < table->producers_max; index++)
+        table->free_slots[index] = table->producers_max - 1 - index;
+}
 
 int dedupe_table_memory_init(struct dedupe_table *table, uint32_t producers_max) {
     INTAKE_ASSERT(producers_max >= DEDUPE_PRODUCERS_MIN);
     INTAKE_ASSERT(producers_max <= DEDUPE_PRODUCERS_MAX);
     table->producers_max = producers_max;
+    table->protected_max = (uint32_t)((uint64_t)producers_max * 3 / 4);
     /* At most half full: probes stay short. */
     uint32_t index_slots = 4;
     while (index_slots < 2 * producers_max) index_slots *= 2;
@@ -29,23 +39,27 @@ int dedupe_table_memory_init(struct dedupe_table *table, uint32_t producers_max)
     table->fingerprints_max = producers_max * DEDUPE_FINGERPRINTS_PER_PRODUCER;
     table->last_slot = DEDUPE_ENTRY_NONE;
     table->producers = calloc(producers_max, sizeof(struct dedupe_producer));
+    table->free_slots = calloc(producers_max, sizeof(uint32_t));
     table->index = calloc(index_slots, sizeof(uint32_t));
     table->touched = calloc(producers_max, sizeof(uint32_t));
     table->fingerprints = calloc(table->fingerprints_max, sizeof(uint64_t));
-    if (table->producers == NULL || table->index == NULL || table->touched == NULL ||
-        table->fingerprints == NULL) {
+    if (table->producers == NULL || table->free_slots == NULL || table->index == NULL ||
+        table->touched == NULL || table->fingerprints == NULL) {
         dedupe_table_memory_free(table);
         return -ENOMEM;
     }
+    lists_reset(table);
     return 0;
 }
 
 void dedupe_table_memory_free(struct dedupe_table *table) {
     free(table->producers);
+    free(table->free_slots);
     free(table->index);
     free(table->touched);
     free(table->fingerprints);
     table->producers = NULL;
+    table->free_slots = NULL;
     table->index = NULL;
     table->touched = NULL;
     table->fingerprints = NULL;
@@ -59,88 +73,87 @@ void dedupe_table_memory_clear(struct dedupe_table *table) {
     table->last_slot = DEDUPE_ENTRY_NONE;
     table->touched_count = 0;
     table->fingerprints_written = 0;
+    lists_reset(table);
+}
+
+/* ------------------------------------------------------------ the lists --- */
+
+static struct dedupe_list *segment_list(struct dedupe_table *table, uint8_t segment) {
+    INTAKE_ASSERT(segment == DEDUPE_SEGMENT_PROBATION || segment == DEDUPE_SEGMENT_PROTECTED);
+    return segment == DEDUPE_SEGMENT_PROBATION ? &table->probation : &table->protected_list;
+}
+
+static void list_unlink(struct dedupe_table *table, uint32_t slot) {
+    struct dedupe_producer *producer = &table->producers[slot];
+    struct dedupe_list *list = segment_list(table, producer->segment);
+    if (producer->list_prev != DEDUPE_ENTRY_NONE)
+        table->producers[producer->list_prev].list_next = producer->list_next;
+    else
+        list->head = producer->list_next;
+    if (producer->list_next != DEDUPE_ENTRY_NONE)
+        table->producers[producer->list_next].list_prev = producer->list_prev;
+    else
+        list->tail = producer->list_prev;
+    INTAKE_ASSERT(list->count > 0);
+    list->count--;
+    producer->segment = DEDUPE_SEGMENT_NONE;
+}
+
+/* Links `slot` into `segment`'s list, at its head (most recently committed) or its tail. */
+static void list_link(struct dedupe_table *table, uint32_t slot, uint8_t segment, bool at_head) {
+    struct dedupe_producer *producer = &table->producers[slot];
+    INTAKE_ASSERT(producer->segment == DEDUPE_SEGMENT_NONE);
+    struct dedupe_list *list = segment_list(table, segment);
+    producer->segment = segment;
+    if (list->head == DEDUPE_ENTRY_NONE) {
+        producer->list_prev = producer->list_next = DEDUPE_ENTRY_NONE;
+        list->head = list->tail = slot;
+    } else if (at_head) {
+        producer->list_prev = DEDUPE_ENTRY_NONE;
+        producer->list_next = list->head;
+        table->producers[list->head].list_prev = slot;
+        list->head = slot;
+    } else {
+        producer->list_next = DEDUPE_ENTRY_NONE;
+        producer->list_prev = list->tail;
+        table->producers[list->tail].list_next = slot;
+        list->tail = slot;
+    }
+    list->count++;
+}
+
+/* The least recently committed producer of a list that is not in the open batch, or NONE.
+ * Walks past at most the batch's producers. */
+static uint32_t list_oldest_untouched(const struct dedupe_table *table,
+                                      const struct dedupe_list *list) {
+    for (uint32_t slot = list->tail; slot != DEDUPE_ENTRY_NONE;
+         slot = table->producers[slot].list_prev)
+        if (!table->producers[slot].touched) return slot;
+    return DEDUPE_ENTRY_NONE;
+}
+
+/* Moves a producer to the head of `segment` (promotion, demotion, a commit), keeping the
+ * protected segment within protected_max by moving its oldest producer to probation. */
+static void segment_move_to_head(struct dedupe_table *table, uint32_t slot, uint8_t segment) {
+    if (segment == DEDUPE_SEGMENT_PROTECTED &&
+        table->producers[slot].segment != DEDUPE_SEGMENT_PROTECTED) {
+        if (table->protected_max == 0)
+            segment = DEDUPE_SEGMENT_PROBATION;
+        else if (table->protected_list.count >= table->protected_max) {
+            uint32_t demoted = list_oldest_untouched(table, &table->protected_list);
+            if (demoted == DEDUPE_ENTRY_NONE) {
+                segment = DEDUPE_SEGMENT_PROBATION; /* every protected one is in this batch */
+            } else {
+                list_unlink(table, demoted);
+                list_link(table, demoted, DEDUPE_SEGMENT_PROBATION, true);
+            }
+        }
+    }
+    list_unlink(table, slot);
+    list_link(table, slot, segment, true);
 }
 
 /* ------------------------------------------------------------ the index --- */
-
-/* An id's hash: its length in the high 32 bits, the CRC32C of its bytes (`id` when they are
- * contiguous, else read in place across the view's slices; the instruction takes 8 bytes at a
- * time) in the low 32 bits, which index the table. Also the fingerprint an evicted id leaves
- * (docs/shm-log-format.md). */
-#ifdef SHM_LOG_CRC32C_HARDWARE
-/* CRC32C of a short contiguous id, equal to intake_crc32c(0, id, length): 8 bytes at a time
- * from the first byte (unaligned loads; no byte-wise alignment prologue), then 4, 2 and 1. */
-__attribute__((target("sse4.2"))) static uint32_t id_crc32c_sse42(const uint8_t *id,
-                                                                  uint32_t length) {
-    uint64_t state = UINT32_MAX;
-    for (; length >= 8; length -= 8, id += 8) {
-        uint64_t word;
-        memcpy(&word, id, 8);
-        state = _mm_crc32_u64(state, word);
-    }
-    uint32_t crc = (uint32_t)state;
-    if (length >= 4) {
-        uint32_t word;
-        memcpy(&word, id, 4);
-        crc = _mm_crc32_u32(crc, word);
-        id += 4;
-        length -= 4;
-    }
-    if (length >= 2) {
-        uint16_t word;
-        memcpy(&word, id, 2);
-        crc = _mm_crc32_u16(crc, word);
-        id += 2;
-        length -= 2;
-    }
-    if (length == 1) crc = _mm_crc32_u8(crc, *id);
-    return ~crc;
-}
-#endif
-
-static uint32_t id_crc32c(const uint8_t *id, uint32_t length) {
-#ifdef SHM_LOG_CRC32C_HARDWARE
-    if (__builtin_cpu_supports("sse4.2")) {
-        uint32_t crc = id_crc32c_sse42(id, length);
-#if defined(INTAKE_SANITIZED)
-        /* Sanitizer builds check it against the reference on every id. */
-        INTAKE_ASSERT(crc == intake_crc32c(0, id, length));
-#endif
-        return crc;
-    }
-#endif
-    return intake_crc32c(0, id, length);
-}
-
-static uint64_t id_hash(const uint8_t *id, const struct record_view *view, uint32_t offset,
-                        uint32_t length) {
-    if (id != NULL) return (uint64_t)length << 32 | id_crc32c(id, length);
-    struct slice_cursor cursor;
-    slice_cursor_init(&cursor, view);
-    slice_cursor_advance(&cursor, offset);
-    uint32_t crc = 0;
-    for (uint32_t left = length; left > 0;) {
-        uint32_t piece = slice_cursor_contiguous(&cursor);
-        if (piece > left) piece = left;
-        crc = intake_crc32c(crc, slice_cursor_pointer(&cursor), piece);
-        slice_cursor_advance(&cursor, piece);
-        left -= piece;
-    }
-    return (uint64_t)length << 32 | crc;
-}
-
-/* The id's bytes when they lie in one slice (nearly always: a record straddles two receive
- * buffers only at a buffer's end), else NULL. */
-static const uint8_t *id_contiguous(const struct record_view *view, uint32_t offset,
-                                    uint32_t length) {
-    for (uint32_t index = 0; index < view->slice_count; index++) {
-        const struct slice *slice = &view->slices[index];
-        if (offset < slice->length)
-            return length <= slice->length - offset ? slice->bytes + offset : NULL;
-        offset -= slice->length;
-    }
-    return NULL;
-}
 
 /* Equal ids of `length` bytes (1..RECORD_PRODUCER_ID_BYTES_MAX), inline: 8 bytes at a time,
  * the last 8 first (ids of one host, such as time-based UUIDs or a name and a counter, differ
@@ -160,30 +173,31 @@ static inline bool id_equal(const uint8_t *a, const uint8_t *b, uint32_t length)
     return true;
 }
 
-/* Whether a held producer has this id (`id` the contiguous bytes, or NULL: read the view). */
-static bool producer_has_id(const struct dedupe_producer *producer, const uint8_t *id,
-                            const struct record_view *view, uint32_t id_offset,
-                            uint32_t id_length) {
-    if (producer->id_length != id_length) return false;
-    if (id != NULL) return id_equal(producer->id, id, id_length);
-    return record_view_equals(view, id_offset, id_length, producer->id);
+/* Whether a held producer is the origin's (same keyed hash, principal and id). */
+static inline bool producer_is(const struct dedupe_producer *producer,
+                               const struct record_origin *origin) {
+    return producer->hash == origin->producer_hash && producer->principal == origin->principal &&
+           producer->id_length == origin->producer_id_length &&
+           id_equal(producer->id, origin->producer_id, origin->producer_id_length);
 }
 
-/* The index slot holding `slot`, or where a probe for `hash` ends (an empty slot). */
-static uint32_t index_find_view(const struct dedupe_table *table, uint64_t hash, const uint8_t *id,
-                                const struct record_view *view, uint32_t id_offset,
-                                uint32_t id_length) {
-    uint32_t at = (uint32_t)hash & table->index_mask;
+/* The index slot holding the origin's producer, or where a probe for it ends (an empty slot).
+ * The hash is keyed (keyed_hash.h): a peer cannot choose ids that share a probe sequence. */
+static uint32_t index_find(const struct dedupe_table *table, const struct record_origin *origin) {
+    uint32_t at = (uint32_t)origin->producer_hash & table->index_mask;
     for (uint32_t probes = 0; probes <= table->index_mask; probes++) {
         uint32_t held = table->index[at];
         if (held == 0) return at;
-        const struct dedupe_producer *producer = &table->producers[held - 1];
-        if (producer->hash == hash && producer_has_id(producer, id, view, id_offset, id_length))
-            return at;
+        if (producer_is(&table->producers[held - 1], origin)) return at;
         at = (at + 1) & table->index_mask;
     }
     INTAKE_ASSERT(!"the index is at most half full, so a probe meets an empty slot");
     return 0;
+}
+
+uint32_t dedupe_table_find(const struct dedupe_table *table, const struct record_origin *origin) {
+    uint32_t held = table->index[index_find(table, origin)];
+    return held == 0 ? DEDUPE_ENTRY_NONE : held - 1;
 }
 
 /* Removes `slot` from the index (backward-shift deletion keeps probes unbroken). */
@@ -208,12 +222,23 @@ static void index_remove(struct dedupe_table *table, uint32_t slot) {
 
 /* ------------------------------------------------------ eviction, fingerprints --- */
 
+/* An evicted producer's fingerprint: the length of its id in the high 32 bits, the CRC32C of
+ * its principal's tag (8 bytes, little-endian) and id in the low 32 (docs/shm-log-format.md).
+ * Unkeyed, so it survives restarts; a collision only changes a counter. */
+static uint64_t fingerprint_of(uint64_t principal, const uint8_t *id, uint32_t length) {
+    uint8_t tag[8];
+    for (int index = 0; index < 8; index++) tag[index] = (uint8_t)(principal >> (8 * index));
+    uint32_t crc = intake_crc32c(intake_crc32c(0, tag, sizeof(tag)), id, length);
+    return (uint64_t)length << 32 | crc;
+}
+
 void dedupe_table_fingerprint_add(struct dedupe_table *table, uint64_t fingerprint) {
     table->fingerprints[table->fingerprints_written % table->fingerprints_max] = fingerprint;
     table->fingerprints_written++;
     dedupe_file_fingerprint_write(table, fingerprint);
 }
 
+/* Linear in the ring (4 x producers_max), once per producer new to the table. */
 static bool fingerprint_known(const struct dedupe_table *table, uint64_t fingerprint) {
     uint64_t held = table->fingerprints_written < table->fingerprints_max
                         ? table->fingerprints_written
@@ -223,29 +248,26 @@ static bool fingerprint_known(const struct dedupe_table *table, uint64_t fingerp
     return false;
 }
 
-/* A free slot, evicting the least recently committed producer not appended to in the open
- * batch when the table is full. DEDUPE_ENTRY_NONE when every producer is in the open batch
- * (only when --dedupe-producers is below the worker's batch). */
+/* A free slot, evicting when the table is full: the least recently committed producer of
+ * probation not appended to in the open batch, else of protected. DEDUPE_ENTRY_NONE when
+ * every producer is in the open batch (only when --dedupe-producers is below a batch). */
 static uint32_t slot_take(struct dedupe_table *table) {
-    if (table->size < table->producers_max) {
-        for (uint32_t slot = 0; slot < table->producers_max; slot++)
-            if (table->producers[slot].id_length == 0) return slot;
-        INTAKE_ASSERT(!"size below the maximum means a free slot");
+    if (table->free_count > 0) {
+        uint32_t slot = table->free_slots[--table->free_count];
+        INTAKE_ASSERT(table->producers[slot].id_length == 0);
+        return slot;
     }
-    uint32_t victim = DEDUPE_ENTRY_NONE;
-    for (uint32_t slot = 0; slot < table->producers_max; slot++) {
-        const struct dedupe_producer *producer = &table->producers[slot];
-        if (producer->touched) continue;
-        if (victim == DEDUPE_ENTRY_NONE || producer->recency < table->producers[victim].recency)
-            victim = slot;
-    }
+    uint32_t victim = list_oldest_untouched(table, &table->probation);
+    if (victim == DEDUPE_ENTRY_NONE) victim = list_oldest_untouched(table, &table->protected_list);
     if (victim == DEDUPE_ENTRY_NONE) return victim;
     struct dedupe_producer *evicted = &table->producers[victim];
     index_remove(table, victim);
+    list_unlink(table, victim);
     if (table->last_slot == victim) table->last_slot = DEDUPE_ENTRY_NONE;
-    /* A producer that never committed (its only record failed) leaves nothing to remember. */
+    /* A producer that never committed (its only batch failed) leaves nothing to remember. */
     if (evicted->committed > 0) {
-        dedupe_table_fingerprint_add(table, evicted->hash);
+        dedupe_table_fingerprint_add(
+            table, fingerprint_of(evicted->principal, evicted->id, evicted->id_length));
         table->counts.evictions++;
     }
     memset(evicted, 0, sizeof(*evicted));
@@ -253,43 +275,43 @@ static uint32_t slot_take(struct dedupe_table *table) {
     return victim;
 }
 
-/* Inserts a producer at the end of a probe (`at`, an empty index slot). */
-static uint32_t producer_insert(struct dedupe_table *table, uint32_t at, uint64_t hash,
-                                const uint8_t *id, const struct record_view *view,
-                                uint32_t id_offset, uint32_t id_length) {
+/* Inserts the origin's producer, new to the table, at the tail of probation (it has not
+ * committed yet: if its batch fails, it is the first to go). NONE when no slot can be had. */
+static uint32_t producer_insert(struct dedupe_table *table, const struct record_origin *origin) {
     uint32_t slot = slot_take(table);
     if (slot == DEDUPE_ENTRY_NONE) return slot;
     /* Eviction may have shifted the index: probe again for the empty slot. */
-    at = index_find_view(table, hash, id, view, id_offset, id_length);
+    uint32_t at = index_find(table, origin);
     INTAKE_ASSERT(table->index[at] == 0);
     struct dedupe_producer *producer = &table->producers[slot];
-    producer->hash = hash;
-    producer->id_length = id_length;
-    uint32_t copied = record_view_copy(view, id_offset, id_length, producer->id, id_length);
-    INTAKE_ASSERT(copied == id_length);
+    producer->hash = origin->producer_hash;
+    producer->principal = origin->principal;
+    producer->id_length = origin->producer_id_length;
+    memcpy(producer->id, origin->producer_id, origin->producer_id_length);
+    list_link(table, slot, DEDUPE_SEGMENT_PROBATION, false);
     table->index[at] = slot + 1;
     table->size++;
-    if (!table->replaying && fingerprint_known(table, hash)) table->counts.unremembered++;
+    if (!table->replaying &&
+        fingerprint_known(table, fingerprint_of(origin->principal, origin->producer_id,
+                                                origin->producer_id_length)))
+        table->counts.unremembered++;
     return slot;
 }
 
 /* ------------------------------------------------------------ the batch --- */
 
-enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct record_view *view,
-                                       uint32_t id_offset, uint32_t id_length, uint64_t sequence,
-                                       uint32_t *entry) {
-    INTAKE_ASSERT(id_length >= 1 && id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
-    INTAKE_ASSERT(id_offset + (uint64_t)id_length <= view->total_bytes);
+enum dedupe_verdict dedupe_table_check(struct dedupe_table *table,
+                                       const struct record_origin *origin, uint64_t sequence,
+                                       uint32_t sequence_flags, uint32_t *entry) {
+    INTAKE_ASSERT(origin->producer_id_length >= 1);
+    INTAKE_ASSERT(origin->producer_id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
     /* The scan refuses a record with a producer_id and no sequence. */
     INTAKE_ASSERT(sequence >= 1);
-    const uint8_t *id = id_contiguous(view, id_offset, id_length);
     uint32_t slot = table->last_slot;
-    if (slot == DEDUPE_ENTRY_NONE ||
-        !producer_has_id(&table->producers[slot], id, view, id_offset, id_length)) {
-        uint64_t hash = id_hash(id, view, id_offset, id_length);
-        uint32_t at = index_find_view(table, hash, id, view, id_offset, id_length);
+    if (slot == DEDUPE_ENTRY_NONE || !producer_is(&table->producers[slot], origin)) {
+        uint32_t at = index_find(table, origin);
         if (table->index[at] == 0) {
-            slot = producer_insert(table, at, hash, id, view, id_offset, id_length);
+            slot = producer_insert(table, origin);
             table->last_slot = slot;
             *entry = slot;
             return DEDUPE_NEW;
@@ -299,17 +321,26 @@ enum dedupe_verdict dedupe_table_check(struct dedupe_table *table, const struct 
     }
     const struct dedupe_producer *producer = &table->producers[slot];
     uint64_t highest = producer->touched ? producer->pending : producer->committed;
-    if (sequence <= highest) {
-        table->counts.duplicates++;
-        return DEDUPE_DUPLICATE;
+    if (sequence > highest) {
+        *entry = slot;
+        return DEDUPE_NEW;
     }
-    *entry = slot;
-    return DEDUPE_NEW;
+    /* Inside a gap of its producer: never written, so never a duplicate (dedupe_table.h). */
+    if (sequence_flags & RECORD_SEQUENCE_GAP_FILL) {
+        *entry = DEDUPE_ENTRY_NONE;
+        return DEDUPE_NEW;
+    }
+    table->counts.duplicates++;
+    return DEDUPE_DUPLICATE;
 }
 
 void dedupe_table_appended(struct dedupe_table *table, uint32_t entry, uint64_t sequence,
                            uint64_t log_offset) {
-    if (entry == DEDUPE_ENTRY_NONE) return; /* appended unremembered (slot_take) */
+    if (entry == DEDUPE_ENTRY_NONE) {
+        /* A gap fill at or below the highest, or a producer the table could not hold. */
+        table->counts.unprotected++;
+        return;
+    }
     INTAKE_ASSERT(entry < table->producers_max);
     struct dedupe_producer *producer = &table->producers[entry];
     INTAKE_ASSERT(producer->id_length != 0);
@@ -325,15 +356,34 @@ void dedupe_table_appended(struct dedupe_table *table, uint32_t entry, uint64_t 
     producer->pending_offset = log_offset;
 }
 
+/* Orders the batch's producers by their last record (insertion sort: at most a batch of 64),
+ * so moving each to its list's head in turn leaves the lists in commit order. */
+static void touched_sort(struct dedupe_table *table) {
+    for (uint32_t index = 1; index < table->touched_count; index++) {
+        uint32_t slot = table->touched[index];
+        uint64_t offset = table->producers[slot].pending_offset;
+        uint32_t at = index;
+        for (; at > 0 && table->producers[table->touched[at - 1]].pending_offset > offset; at--)
+            table->touched[at] = table->touched[at - 1];
+        table->touched[at] = slot;
+    }
+}
+
 void dedupe_table_batch_end(struct dedupe_table *table, bool published, uint64_t next_offset) {
+    if (published) touched_sort(table);
     for (uint32_t index = 0; index < table->touched_count; index++) {
-        struct dedupe_producer *producer = &table->producers[table->touched[index]];
+        uint32_t slot = table->touched[index];
+        struct dedupe_producer *producer = &table->producers[slot];
         INTAKE_ASSERT(producer->touched);
         producer->touched = false;
         if (!published) continue;
+        /* Committed in an earlier batch too: established, so protected from new ids. */
+        bool established = producer->committed > 0;
         producer->committed = producer->pending;
         producer->recency = producer->pending_offset;
-        dedupe_file_entry_write(table, table->touched[index]);
+        segment_move_to_head(table, slot,
+                             established ? DEDUPE_SEGMENT_PROTECTED : producer->segment);
+        dedupe_file_entry_write(table, slot);
     }
     table->touched_count = 0;
     /* The entries first, then the offset they cover: a SIGKILL between the two leaves the
@@ -350,21 +400,26 @@ void dedupe_table_batch_end(struct dedupe_table *table, bool published, uint64_t
 
 /* ------------------------------------------------------------ recovery --- */
 
-void dedupe_table_apply(struct dedupe_table *table, const uint8_t *id, uint32_t id_length,
-                        uint64_t sequence, uint64_t log_offset) {
-    INTAKE_ASSERT(id_length >= 1 && id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
-    struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
-    struct record_view view = {&slice, 1, id_length};
-    uint64_t hash = id_hash(id, &view, 0, id_length);
-    uint32_t at = index_find_view(table, hash, id, &view, 0, id_length);
-    uint32_t slot = table->index[at];
-    if (slot == 0) {
-        slot = producer_insert(table, at, hash, id, &view, 0, id_length) + 1;
-        INTAKE_ASSERT(slot != 0); /* nothing is touched during recovery */
+void dedupe_table_apply(struct dedupe_table *table, const struct record_origin *origin,
+                        uint64_t sequence, uint64_t log_offset, bool established, bool raise_only) {
+    INTAKE_ASSERT(origin->producer_id_length >= 1);
+    INTAKE_ASSERT(origin->producer_id_length <= RECORD_PRODUCER_ID_BYTES_MAX);
+    INTAKE_ASSERT(sequence >= 1);
+    uint32_t slot = dedupe_table_find(table, origin);
+    if (slot == DEDUPE_ENTRY_NONE) {
+        if (raise_only) return;
+        slot = producer_insert(table, origin);
+        INTAKE_ASSERT(slot != DEDUPE_ENTRY_NONE); /* nothing is touched during recovery */
+    } else if (table->producers[slot].committed > 0 &&
+               table->producers[slot].recency != log_offset) {
+        /* A second record of it in the log: committed more than once. */
+        established = true;
     }
-    struct dedupe_producer *producer = &table->producers[slot - 1];
+    struct dedupe_producer *producer = &table->producers[slot];
     if (sequence > producer->committed) producer->committed = sequence;
     if (log_offset > producer->recency || producer->recency == 0) producer->recency = log_offset;
+    /* Applied oldest first (entries sorted by recency, then the log in order): to the head. */
+    segment_move_to_head(table, slot, established ? DEDUPE_SEGMENT_PROTECTED : producer->segment);
 }
 
 /* ------------------------------------------------------------ queries --- */
@@ -377,12 +432,15 @@ uint32_t dedupe_table_size(const struct dedupe_table *table) {
     return table->size;
 }
 
-uint64_t dedupe_table_highest(const struct dedupe_table *table, const uint8_t *id,
-                              uint32_t id_length) {
-    if (id_length == 0 || id_length > RECORD_PRODUCER_ID_BYTES_MAX) return 0;
-    struct slice slice = {.bytes = id, .length = id_length, .unit = 0};
-    struct record_view view = {&slice, 1, id_length};
-    uint32_t at = index_find_view(table, id_hash(id, &view, 0, id_length), id, &view, 0, id_length);
-    uint32_t slot = table->index[at];
-    return slot == 0 ? 0 : table->producers[slot - 1].committed;
+uint32_t dedupe_table_protected(const struct dedupe_table *table) {
+    return table->protected_list.count;
+}
+
+uint64_t dedupe_table_highest(const struct dedupe_table *table,
+                              const struct record_origin *origin) {
+    if (origin->producer_id_length == 0 ||
+        origin->producer_id_length > RECORD_PRODUCER_ID_BYTES_MAX)
+        return 0;
+    uint32_t slot = dedupe_table_find(table, origin);
+    return slot == DEDUPE_ENTRY_NONE ? 0 : table->producers[slot].committed;
 }

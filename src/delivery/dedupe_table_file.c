@@ -2,8 +2,11 @@
  * dedupe_table_file.c: the deduplication table's file (see dedupe_table.h and
  * docs/shm-log-format.md, "The deduplication table"): opening it (read with pread into private
  * memory and checked there, never trusted through a mapping), recovery from the log, rewriting
- * it whole, and the per-batch updates through its mapping.
- * Thread: the log opener (open), then the worker that owns the topic.
+ * it whole, the per-batch updates through its mapping, and reading a file for the producer
+ * table's seeding. Resource errors (the file cannot be opened or read) are returned, never
+ * taken for damage.
+ * Thread: the log opener (open), then the worker that owns the topic; the main thread reads
+ * files for seeding before any of them runs.
  */
 #include "dedupe_table_internal.h"
 
@@ -62,14 +65,19 @@ static bool file_usable(struct dedupe_table *table) {
     return table->map != NULL && !atomic_load_explicit(&table->map_broken, memory_order_relaxed);
 }
 
-/* Fills the inactive copy in place and checksums it there (with its checksum field zero, as
- * copy_checksum does): nobody reads an inactive copy, so no private copy is needed. */
-static void copy_fill(struct dedupe_file_copy *copy, const struct dedupe_producer *producer) {
+/* Fills a copy in place and checksums it there (with its checksum field zero, as
+ * copy_checksum does): the copy written is never the newest, so no reader needs it whole
+ * until it is, and a write cut short leaves its checksum wrong. */
+static void copy_fill(struct dedupe_file_copy *copy, const struct dedupe_producer *producer,
+                      uint64_t generation) {
     copy->highest_sequence = producer->committed;
     copy->last_offset = producer->recency;
-    copy->reserved = 0;
+    copy->generation = generation;
+    copy->principal = producer->principal;
     copy->id_length = producer->id_length;
+    copy->flags = producer->segment == DEDUPE_SEGMENT_PROTECTED ? DEDUPE_COPY_FLAG_PROTECTED : 0;
     copy->checksum = 0;
+    copy->reserved = 0;
     memcpy(copy->id, producer->id, producer->id_length);
     memset(copy->id + producer->id_length, 0, sizeof(copy->id) - producer->id_length);
     copy->checksum = intake_crc32c(0, copy, sizeof(*copy));
@@ -80,12 +88,11 @@ void dedupe_file_entry_write(struct dedupe_table *table, uint32_t slot) {
     struct dedupe_producer *producer = &table->producers[slot];
     INTAKE_ASSERT(producer->id_length != 0 && producer->committed >= 1);
     struct dedupe_file_entry *entry = file_entry(table->map, slot);
-    uint8_t next = producer->file_active ^ 1u;
-    copy_fill(&entry->copies[next], producer);
-    /* Release: the copy is whole before the index names it (for a SIGKILL only program order
-     * matters: the stores land in the shared page either way). */
-    atomic_store_explicit(&entry->active, next, memory_order_release);
-    producer->file_active = next;
+    /* The copy that is not the newest: the newest stays whole whatever happens to this one. */
+    uint8_t next = producer->file_generation == 0 ? 0 : producer->file_newest ^ 1u;
+    copy_fill(&entry->copies[next], producer, producer->file_generation + 1);
+    producer->file_generation++;
+    producer->file_newest = next;
 }
 
 void dedupe_file_covered_set(struct dedupe_table *table, uint64_t covered_offset) {
@@ -125,9 +132,11 @@ static void file_fill(struct dedupe_table *table, uint8_t *base, uint64_t covere
     atomic_store_explicit(&header->covered_offset, covered_offset, memory_order_relaxed);
     for (uint32_t slot = 0; slot < table->producers_max; slot++) {
         struct dedupe_producer *producer = &table->producers[slot];
-        producer->file_active = 0;
+        producer->file_generation = 0;
+        producer->file_newest = 0;
         if (producer->id_length == 0 || producer->committed == 0) continue;
-        copy_fill(&file_entry(base, slot)->copies[0], producer);
+        copy_fill(&file_entry(base, slot)->copies[0], producer, 1);
+        producer->file_generation = 1;
     }
     uint64_t *ring = file_fingerprints(base, table->producers_max);
     memcpy(ring, table->fingerprints, (size_t)table->fingerprints_max * sizeof(uint64_t));
@@ -175,30 +184,95 @@ int dedupe_file_rewrite(struct dedupe_table *table, uint64_t covered_offset, cha
 
 /* ------------------------------------------------------------- loading --- */
 
+/* Whether a copy holds a whole entry: its checksum, a possible id length, a sequence and a
+ * generation. */
+static bool copy_valid(const struct dedupe_file_copy *copy) {
+    return copy->checksum == copy_checksum(copy) && copy->id_length >= 1 &&
+           copy->id_length <= RECORD_PRODUCER_ID_BYTES_MAX && copy->highest_sequence >= 1 &&
+           copy->generation >= 1 && copy->reserved == 0;
+}
+
+static bool copy_blank(const struct dedupe_file_copy *copy) {
+    static const struct dedupe_file_copy blank;
+    return memcmp(copy, &blank, sizeof(blank)) == 0;
+}
+
+/* What one entry of an image holds: its newest valid copy (NULL when the entry is unused), or
+ * damage. *torn is set when one copy is invalid and the other whole. */
+enum entry_state { ENTRY_UNUSED, ENTRY_VALID, ENTRY_DAMAGED };
+
+static enum entry_state entry_newest(const struct dedupe_file_entry *entry,
+                                     const struct dedupe_file_copy **newest, bool *torn) {
+    const struct dedupe_file_copy *first = &entry->copies[0], *second = &entry->copies[1];
+    bool first_valid = copy_valid(first), second_valid = copy_valid(second);
+    bool first_blank = copy_blank(first), second_blank = copy_blank(second);
+    *newest = NULL;
+    *torn = false;
+    if (first_blank && second_blank) return ENTRY_UNUSED;
+    if (!first_valid && !second_valid) return ENTRY_DAMAGED;
+    if (first_valid && second_valid) {
+        /* Two copies of one producer, of distinct generations. */
+        if (first->generation == second->generation || first->principal != second->principal ||
+            first->id_length != second->id_length ||
+            memcmp(first->id, second->id, first->id_length) != 0)
+            return ENTRY_DAMAGED;
+        *newest = first->generation > second->generation ? first : second;
+        return ENTRY_VALID;
+    }
+    /* One whole copy: the other is blank (written once), or invalid: a write a crash cut short,
+     * or damage to either copy (the whole log is then re-applied, dedupe_table_open). */
+    *newest = first_valid ? first : second;
+    *torn = first_valid ? !second_blank : !first_blank;
+    return ENTRY_VALID;
+}
+
+/* Checks an image's header. Returns NULL, or the problem. */
+static const char *header_problem(const struct dedupe_file_header *header, uint64_t image_bytes) {
+    if (header->magic != DEDUPE_FILE_MAGIC || header->version != DEDUPE_FILE_VERSION ||
+        header->identity_checksum != identity_checksum(header))
+        return "not a version 2 table (magic, version or checksum)";
+    if (header->header_bytes != DEDUPE_FILE_HEADER_BYTES ||
+        header->entry_bytes != DEDUPE_FILE_ENTRY_BYTES || header->producers_max == 0 ||
+        header->producers_max > DEDUPE_PRODUCERS_MAX ||
+        header->fingerprints_max != header->producers_max * DEDUPE_FINGERPRINTS_PER_PRODUCER ||
+        image_bytes != dedupe_table_file_bytes(header->producers_max))
+        return "sizes do not match the file";
+    return NULL;
+}
+
+static const struct dedupe_file_entry *image_entry(const uint8_t *image, uint32_t slot) {
+    return (const struct dedupe_file_entry *)(const void *)(image + DEDUPE_FILE_HEADER_BYTES +
+                                                            (size_t)slot * DEDUPE_FILE_ENTRY_BYTES);
+}
+
+static int copies_by_recency(const void *left, const void *right) {
+    const struct dedupe_file_copy *a = *(const struct dedupe_file_copy *const *)left;
+    const struct dedupe_file_copy *b = *(const struct dedupe_file_copy *const *)right;
+    return a->last_offset < b->last_offset ? -1 : a->last_offset > b->last_offset;
+}
+
+static void origin_of_copy(const struct dedupe_file_copy *copy, struct keyed_hasher *hasher,
+                           struct record_origin *origin) {
+    origin->principal = copy->principal;
+    origin->producer_id_length = copy->id_length;
+    memcpy(origin->producer_id, copy->id, copy->id_length);
+    origin->producer_hash = keyed_hash_producer(hasher, copy->principal, copy->id, copy->id_length);
+}
+
 /* Checks a file image read into memory and loads it. Returns false with `reason` set when it
- * does not check out (the caller quarantines it). */
-static bool file_load(struct dedupe_table *table, const uint8_t *image, uint64_t image_bytes,
-                      uint64_t *covered_offset, char *reason, size_t reason_capacity) {
+ * does not check out (the caller quarantines it); *torn when some entry had one copy invalid. */
+static bool file_load(struct dedupe_table *table, struct keyed_hasher *hasher, const uint8_t *image,
+                      uint64_t image_bytes, uint64_t *covered_offset, bool *torn, char *reason,
+                      size_t reason_capacity) {
     struct dedupe_file_header header;
     if (image_bytes < sizeof(header)) {
         intake_error_line(reason, reason_capacity, "shorter than its header");
         return false;
     }
     memcpy(&header, image, sizeof(header));
-    if (header.magic != DEDUPE_FILE_MAGIC || header.version != DEDUPE_FILE_VERSION ||
-        header.identity_checksum != identity_checksum(&header)) {
-        intake_error_line(reason, reason_capacity,
-                          "not a version %u table (magic, version or "
-                          "checksum)",
-                          DEDUPE_FILE_VERSION);
-        return false;
-    }
-    if (header.header_bytes != DEDUPE_FILE_HEADER_BYTES ||
-        header.entry_bytes != DEDUPE_FILE_ENTRY_BYTES || header.producers_max == 0 ||
-        header.producers_max > DEDUPE_PRODUCERS_MAX ||
-        header.fingerprints_max != header.producers_max * DEDUPE_FINGERPRINTS_PER_PRODUCER ||
-        image_bytes != dedupe_table_file_bytes(header.producers_max)) {
-        intake_error_line(reason, reason_capacity, "sizes do not match the file (%llu bytes)",
+    const char *problem = header_problem(&header, image_bytes);
+    if (problem != NULL) {
+        intake_error_line(reason, reason_capacity, "%s (%llu bytes)", problem,
                           (unsigned long long)image_bytes);
         return false;
     }
@@ -212,69 +286,97 @@ static bool file_load(struct dedupe_table *table, const uint8_t *image, uint64_t
         memcpy(&fingerprint, ring + ((written - held + index) % header.fingerprints_max) * 8, 8);
         dedupe_table_fingerprint_add(table, fingerprint);
     }
-    /* Entries, oldest first would be best; load in file order and let a smaller table evict
-     * by recency (dedupe_table_apply evicts the least recently committed). */
-    for (uint32_t slot = 0; slot < header.producers_max; slot++) {
-        struct dedupe_file_entry entry;
-        memcpy(&entry, image + DEDUPE_FILE_HEADER_BYTES + (size_t)slot * DEDUPE_FILE_ENTRY_BYTES,
-               sizeof(entry));
-        uint32_t active = atomic_load_explicit(&entry.active, memory_order_relaxed);
-        if (active > 1) {
-            intake_error_line(reason, reason_capacity, "entry %u: active copy %u", slot, active);
-            return false;
-        }
-        const struct dedupe_file_copy *copy = &entry.copies[active];
-        static const struct dedupe_file_copy empty;
-        if (memcmp(copy, &empty, sizeof(empty)) == 0) continue; /* never used */
-        const char *problem = NULL;
-        if (copy->checksum != copy_checksum(copy))
-            problem = "bad checksum";
-        else if (copy->id_length == 0 || copy->id_length > RECORD_PRODUCER_ID_BYTES_MAX)
-            problem = "impossible id length";
-        else if (copy->highest_sequence == 0)
-            problem = "sequence 0";
-        else if (dedupe_table_highest(table, copy->id, copy->id_length) != 0)
-            problem = "a producer listed twice";
-        if (problem != NULL) {
-            intake_error_line(reason, reason_capacity, "entry %u: %s", slot, problem);
-            return false;
-        }
-        dedupe_table_apply(table, copy->id, copy->id_length, copy->highest_sequence,
-                           copy->last_offset);
+    /* The newest copy of every entry, then applied oldest first, so the lists come out in
+     * recency order and a smaller table keeps the most recently committed producers. */
+    const struct dedupe_file_copy **copies =
+        calloc(header.producers_max, sizeof(const struct dedupe_file_copy *));
+    if (copies == NULL) {
+        intake_error_line(reason, reason_capacity, "out of memory");
+        return false;
     }
+    uint32_t count = 0;
+    *torn = false;
+    for (uint32_t slot = 0; slot < header.producers_max; slot++) {
+        const struct dedupe_file_copy *newest = NULL;
+        bool entry_torn = false;
+        enum entry_state state = entry_newest(image_entry(image, slot), &newest, &entry_torn);
+        if (state == ENTRY_DAMAGED) {
+            intake_error_line(reason, reason_capacity, "entry %u: no whole copy", slot);
+            free(copies);
+            return false;
+        }
+        *torn |= entry_torn;
+        if (state == ENTRY_VALID) copies[count++] = newest;
+    }
+    qsort(copies, count, sizeof(*copies), copies_by_recency);
+    bool unique = true;
+    for (uint32_t index = 0; index < count && unique; index++) {
+        struct record_origin origin;
+        origin_of_copy(copies[index], hasher, &origin);
+        if (dedupe_table_find(table, &origin) != DEDUPE_ENTRY_NONE) {
+            intake_error_line(reason, reason_capacity, "a producer listed twice");
+            unique = false;
+            break;
+        }
+        dedupe_table_apply(table, &origin, copies[index]->highest_sequence,
+                           copies[index]->last_offset,
+                           (copies[index]->flags & DEDUPE_COPY_FLAG_PROTECTED) != 0, false);
+    }
+    free(copies);
+    if (!unique) return false;
     *covered_offset = atomic_load_explicit(&header.covered_offset, memory_order_relaxed);
     return true;
 }
 
-/* Reads the existing file whole into memory. 1 when there is none, 0 when read, negative
- * errno (with `reason`) when it is not a regular file of ours of a possible size. */
-static int file_read(const struct dedupe_table *table, uint8_t **image, uint64_t *image_bytes,
-                     char *reason, size_t reason_capacity) {
-    int fd = open(table->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+/* Whether an errno says the file could not be had now (a resource), not that it is bad. */
+static bool error_is_resource(int error) {
+    return error == EMFILE || error == ENFILE || error == ENOMEM || error == ENOSPC ||
+           error == EDQUOT || error == EIO || error == EINTR || error == EAGAIN ||
+           error == ENOBUFS || error == EBUSY || error == ETXTBSY;
+}
+
+/* Reads the existing file whole into memory. 1 when there is none, 0 when read, 2 when it is
+ * not a regular file of ours of a possible size (damage, with `reason`), or a negative errno
+ * (with `reason`) when it could not be read: never damage. */
+static int file_read(const char *path, uint8_t **image, uint64_t *image_bytes, char *reason,
+                     size_t reason_capacity) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
-        if (errno == ENOENT) return 1;
         int error = errno;
+        if (error == ENOENT) return 1;
         intake_error_line(reason, reason_capacity, "cannot open it: %s", strerror(error));
-        return -error;
+        /* A symlink or something else in the file's place is not a table: damage. */
+        return error_is_resource(error) || error == EACCES ? -error : 2;
     }
     struct stat status;
-    int result = 0;
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_uid != geteuid() ||
+    if (fstat(fd, &status) != 0) {
+        int error = errno;
+        close(fd);
+        intake_error_line(reason, reason_capacity, "cannot stat it: %s", strerror(error));
+        return -error;
+    }
+    if (!S_ISREG(status.st_mode) || status.st_uid != geteuid() ||
         status.st_size < (off_t)DEDUPE_FILE_HEADER_BYTES ||
         (uint64_t)status.st_size > dedupe_table_file_bytes(DEDUPE_PRODUCERS_MAX)) {
+        close(fd);
         intake_error_line(reason, reason_capacity, "not a table file of ours of a possible size");
-        result = -EINVAL;
+        return 2;
     }
-    uint8_t *buffer = result == 0 ? malloc((size_t)status.st_size) : NULL;
-    if (result == 0 && buffer == NULL) result = -ENOMEM;
-    if (result == 0 && pread(fd, buffer, (size_t)status.st_size, 0) != status.st_size) {
-        intake_error_line(reason, reason_capacity, "short read");
-        result = -EIO;
+    uint8_t *buffer = malloc((size_t)status.st_size);
+    if (buffer == NULL) {
+        close(fd);
+        intake_error_line(reason, reason_capacity, "out of memory reading it");
+        return -ENOMEM;
     }
+    ssize_t got = pread(fd, buffer, (size_t)status.st_size, 0);
+    int error = got < 0 ? errno : 0;
     close(fd);
-    if (result != 0) {
+    if (got != status.st_size) {
         free(buffer);
-        return result;
+        /* A short read means the file changed size while read: tried again later. */
+        intake_error_line(reason, reason_capacity, "cannot read it: %s",
+                          got < 0 ? strerror(error) : "short read");
+        return got < 0 ? -error : -EAGAIN;
     }
     *image = buffer;
     *image_bytes = (uint64_t)status.st_size;
@@ -283,21 +385,34 @@ static int file_read(const struct dedupe_table *table, uint8_t **image, uint64_t
 
 /* ------------------------------------------------------------- recovery --- */
 
-static void replay_visit(void *context, uint64_t offset, const uint8_t *bytes, uint32_t length) {
-    struct dedupe_table *table = context;
+struct replay_context {
+    struct dedupe_table *table;
+    struct keyed_hasher *hasher;
+    uint64_t insert_from; /* below this offset only producers held are raised (repair) */
+};
+
+static void replay_visit(void *context, uint64_t offset, uint64_t principal, const uint8_t *bytes,
+                         uint32_t length) {
+    struct replay_context *replay = context;
     struct slice slice = {.bytes = bytes, .length = length, .unit = 0};
     struct record_view view = {&slice, 1, length};
     struct record_scan scan;
     /* The log holds only records the scan accepted; one it does not accept now is skipped. */
     if (record_scan_view(&view, &scan) != RECORD_SCAN_OK) return;
     if (scan.producer_id_length == 0 || scan.sequence == 0) return;
-    dedupe_table_apply(table, bytes + scan.producer_id_offset, scan.producer_id_length,
-                       scan.sequence, offset);
+    struct record_origin origin = {.principal = principal,
+                                   .producer_id_length = scan.producer_id_length};
+    memcpy(origin.producer_id, bytes + scan.producer_id_offset, scan.producer_id_length);
+    origin.producer_hash = keyed_hash_producer(replay->hasher, principal, origin.producer_id,
+                                               origin.producer_id_length);
+    dedupe_table_apply(replay->table, &origin, scan.sequence, offset, false,
+                       offset < replay->insert_from);
 }
 
-/* Re-applies the log's records from `covered` and says, in one line, what it could not. */
-static void replay(struct dedupe_table *table, struct shm_log *log, uint64_t covered,
-                   bool had_file) {
+/* Re-applies the log's records from `covered` (inserting producers), and before it, when
+ * `repair`, to the producers held (raising only); says in one line what it could not. */
+static void replay(struct dedupe_table *table, struct keyed_hasher *hasher, struct shm_log *log,
+                   uint64_t covered, bool had_file, bool repair) {
     uint64_t next = shm_log_next_offset(log);
     char line[512];
     if (covered > next) {
@@ -308,8 +423,9 @@ static void replay(struct dedupe_table *table, struct shm_log *log, uint64_t cov
         table_line(table, line);
         return;
     }
+    struct replay_context context = {table, hasher, covered};
     table->replaying = true;
-    uint64_t oldest = shm_log_visit_published(log, covered, replay_visit, table);
+    uint64_t oldest = shm_log_visit_published(log, repair ? 0 : covered, replay_visit, &context);
     table->replaying = false;
     if (had_file && oldest > covered) {
         snprintf(line, sizeof(line),
@@ -320,10 +436,48 @@ static void replay(struct dedupe_table *table, struct shm_log *log, uint64_t cov
     }
 }
 
+/* Loads the file into a fresh table; a damaged one is moved aside (said in `line`). Returns 0,
+ * or a negative errno when it could not be read (then nothing is touched). */
+static int table_load(struct dedupe_table *table, struct keyed_hasher *hasher, uint64_t *covered,
+                      bool *loaded, bool *torn, char *line, size_t line_capacity) {
+    uint8_t *image = NULL;
+    uint64_t image_bytes = 0;
+    char reason[256] = "";
+    *covered = 0;
+    *loaded = false;
+    *torn = false;
+    int read = file_read(table->path, &image, &image_bytes, reason, sizeof(reason));
+    if (read < 0) {
+        intake_error_line(line, line_capacity,
+                          "cannot read the deduplication table %s (%s): the topic waits for it",
+                          table->path, reason);
+        return read;
+    }
+    table->replaying = true; /* loading is not a return */
+    *loaded = read == 0 &&
+              file_load(table, hasher, image, image_bytes, covered, torn, reason, sizeof(reason));
+    table->replaying = false;
+    free(image);
+    if (read == 1 || *loaded) return 0;
+    /* Damaged (or not ours): moved aside, rebuilt from what the log still holds. */
+    dedupe_table_memory_clear(table);
+    table->counts.rebuilds = 1;
+    *covered = 0;
+    *torn = false;
+    char moved_to[DEDUPE_PATH_BYTES + 32];
+    snprintf(moved_to, sizeof(moved_to), "%s.corrupt-%llu", table->path,
+             (unsigned long long)(intake_wall_ns() / 1000000u));
+    if (rename(table->path, moved_to) != 0) snprintf(moved_to, sizeof(moved_to), "nowhere");
+    snprintf(line, line_capacity,
+             "deduplication table %s failed its checks (%s): moved to %s, rebuilt from the log",
+             table->path, reason, moved_to);
+    return 0;
+}
+
 int dedupe_table_open(const char *directory, const char *topic, uint32_t producers_max,
-                      struct shm_log *log, struct dedupe_table **out, char *why,
-                      size_t why_capacity) {
-    INTAKE_ASSERT(out != NULL && log != NULL);
+                      struct shm_log *log, struct keyed_hasher *hasher, struct dedupe_table **out,
+                      char *why, size_t why_capacity) {
+    INTAKE_ASSERT(out != NULL && log != NULL && hasher != NULL);
     *out = NULL;
     struct dedupe_table *table = calloc(1, sizeof(*table));
     if (table == NULL) return -ENOMEM;
@@ -337,31 +491,23 @@ int dedupe_table_open(const char *directory, const char *topic, uint32_t produce
         free(table);
         return result;
     }
-    uint8_t *image = NULL;
-    uint64_t image_bytes = 0, covered = 0;
-    char reason[256] = "";
-    table->replaying = true; /* loading is not a return */
-    int read = file_read(table, &image, &image_bytes, reason, sizeof(reason));
-    bool loaded =
-        read == 0 && file_load(table, image, image_bytes, &covered, reason, sizeof(reason));
-    table->replaying = false;
-    free(image);
+    uint64_t covered = 0;
+    bool loaded = false, torn = false;
     char line[DEDUPE_PATH_BYTES * 2 + 512] = "";
-    if (read != 1 && !loaded) {
-        /* Damaged (or not ours): moved aside, rebuilt from what the log still holds. */
-        dedupe_table_memory_clear(table);
-        table->counts.rebuilds = 1;
-        covered = 0;
-        char moved_to[DEDUPE_PATH_BYTES + 32];
-        snprintf(moved_to, sizeof(moved_to), "%s.corrupt-%llu", table->path,
-                 (unsigned long long)(intake_wall_ns() / 1000000u));
-        if (rename(table->path, moved_to) != 0) snprintf(moved_to, sizeof(moved_to), "nowhere");
-        snprintf(line, sizeof(line),
-                 "deduplication table %s failed its checks (%s): moved to %s, rebuilt from the "
-                 "log",
-                 table->path, reason, moved_to);
+    result = table_load(table, hasher, &covered, &loaded, &torn, line, sizeof(line));
+    if (result != 0) {
+        intake_error_line(why, why_capacity, "%s", line);
+        dedupe_table_close(table);
+        return result;
     }
-    replay(table, log, covered, loaded);
+    if (torn) {
+        table->counts.repairs = 1;
+        snprintf(line, sizeof(line),
+                 "deduplication table %s has entries with one copy invalid (a write cut short "
+                 "by a crash, or damage): kept their valid copy and re-applied the whole log",
+                 table->path);
+    }
+    replay(table, hasher, log, covered, loaded, torn);
     if (line[0] != '\0') {
         size_t length = strlen(line);
         snprintf(line + length, sizeof(line) - length, " (%u producers, log offsets below %llu)",
@@ -382,4 +528,30 @@ void dedupe_table_close(struct dedupe_table *table) {
     dedupe_file_unmap(table);
     dedupe_table_memory_free(table);
     free(table);
+}
+
+/* ------------------------------------------------------------- seeding --- */
+
+int dedupe_file_visit(const char *path, dedupe_file_visit_fn visit, void *context) {
+    uint8_t *image = NULL;
+    uint64_t image_bytes = 0;
+    char reason[256];
+    int read = file_read(path, &image, &image_bytes, reason, sizeof(reason));
+    if (read < 0) return read;
+    if (read != 0) return 0;
+    struct dedupe_file_header header;
+    memcpy(&header, image, sizeof(header));
+    int visited = 0;
+    if (header_problem(&header, image_bytes) == NULL) {
+        for (uint32_t slot = 0; slot < header.producers_max; slot++) {
+            const struct dedupe_file_copy *newest = NULL;
+            bool torn = false;
+            if (entry_newest(image_entry(image, slot), &newest, &torn) != ENTRY_VALID) continue;
+            visit(context, newest->principal, newest->id, newest->id_length,
+                  newest->highest_sequence, (newest->flags & DEDUPE_COPY_FLAG_PROTECTED) != 0);
+            visited++;
+        }
+    }
+    free(image);
+    return visited;
 }

@@ -34,6 +34,7 @@ struct log_opener {
     uint32_t request_count; /* waiting to be served */
     /* Logs made READY, in the order they were made: a topic becomes READY at most once.
      * Opener thread only. */
+    struct keyed_hasher hasher; /* the ids the deduplication tables load and replay */
     struct topic_log_slot **prefault_slots;
     uint32_t prefault_count;
     uint32_t prefault_next;   /* log being prefaulted (< prefault_count) */
@@ -92,13 +93,16 @@ static int log_opener_open_dedupe(struct log_opener *opener, const struct shm_lo
     if (opener->links.dedupe_producers == 0) return 0;
     char why[sizeof(slot->failure)];
     int result = dedupe_table_open(config->directory, config->topic, opener->links.dedupe_producers,
-                                   slot->log, &slot->dedupe, why, sizeof(why));
+                                   slot->log, &opener->hasher, &slot->dedupe, why, sizeof(why));
     if (result == 0) return 0;
     shm_log_close(slot->log);
     slot->log = NULL;
     slot->dedupe = NULL;
     int error = -result;
-    slot->failure_status = (error == ENOSPC || error == ENOMEM || error == EDQUOT)
+    /* A table that cannot be had now (descriptors, memory, space) is waited for: never
+     * discarded (dedupe_table.h). */
+    slot->failure_status = (error == ENOSPC || error == ENOMEM || error == EDQUOT ||
+                            error == EMFILE || error == ENFILE || error == EAGAIN)
                                ? RECORD_STATUS_RESOURCE_EXHAUSTED
                                : RECORD_STATUS_INTERNAL;
     intake_error_line(slot->failure, sizeof(slot->failure),
@@ -208,11 +212,21 @@ int log_opener_start(const struct log_opener_links *links, struct log_opener **o
         free(opener);
         return -ENOMEM;
     }
+    int result = keyed_hasher_init(&opener->hasher, &links->hash_key);
+    if (result != 0) {
+        snprintf(why, why_capacity, "OpenSSL has no SipHash for producer ids: %s",
+                 strerror(-result));
+        free(opener->requests);
+        free(opener->prefault_slots);
+        free(opener);
+        return result;
+    }
     pthread_mutex_init(&opener->lock, NULL);
-    int result = pthread_create(&opener->thread, NULL, log_opener_main, opener);
+    result = pthread_create(&opener->thread, NULL, log_opener_main, opener);
     if (result != 0) {
         snprintf(why, why_capacity, "cannot start the log opener thread: %s", strerror(result));
         pthread_mutex_destroy(&opener->lock);
+        keyed_hasher_free(&opener->hasher);
         free(opener->requests);
         free(opener->prefault_slots);
         free(opener);
@@ -246,6 +260,7 @@ void log_opener_stop(struct log_opener *opener) {
     doorbell_ring_always(opener->links.doorbell);
     pthread_join(opener->thread, NULL);
     pthread_mutex_destroy(&opener->lock);
+    keyed_hasher_free(&opener->hasher);
     free(opener->requests);
     free(opener->prefault_slots);
     free(opener);

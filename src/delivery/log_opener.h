@@ -24,6 +24,7 @@
 #include "common.h"
 #include "dedupe_table.h"
 #include "doorbell.h"
+#include "keyed_hash.h"
 #include "shm_log.h"
 #include "topic_table.h"
 
@@ -52,6 +53,7 @@ struct log_opener_links {
     struct shm_log_config log_template; /* every field but .topic, which each request sets */
     uint32_t frame_bytes_max;           /* --max-frame: a log that takes less is worth a line */
     uint32_t dedupe_producers;          /* --dedupe-producers: 0 opens no deduplication table */
+    struct keyed_hash_key hash_key;     /* the daemon's key for producer ids (keyed_hash.h) */
     struct doorbell *worker_doorbells;  /* [worker_count]: rung once a requested log is ready */
     uint32_t worker_count;
     struct doorbell *doorbell; /* its own (futex): workers ring it with requests */

@@ -137,7 +137,7 @@ uint64_t shm_log_visit_published(const struct shm_log *log, uint64_t from_offset
     struct shm_log_entry_header entry;
     while (walk_to_record(log, &position, log->published_position, &entry, &span) == WALK_RECORD) {
         if (entry.offset >= from_offset)
-            visit(context, entry.offset,
+            visit(context, entry.offset, entry.principal,
                   (const uint8_t *)shm_log_entry_at(log->ring, log->capacity, position) +
                       SHM_LOG_ENTRY_HEADER_BYTES,
                   entry.length);
@@ -380,7 +380,7 @@ static uint32_t copy_and_checksum(uint8_t *bytes, const struct slice *slices, ui
 enum shm_log_append_result shm_log_append(struct shm_log *log, const struct slice *slices,
                                           uint32_t slice_count, uint32_t record_bytes,
                                           uint64_t sequence, uint64_t receive_time_ns,
-                                          uint64_t *offset) {
+                                          uint64_t principal, uint64_t *offset) {
     INTAKE_ASSERT(slice_count <= RECORD_SLICES_MAX);
     if (log->header == NULL || atomic_load_explicit(&log->log_broken, memory_order_relaxed))
         return SHM_LOG_BROKEN;
@@ -403,6 +403,7 @@ enum shm_log_append_result shm_log_append(struct shm_log *log, const struct slic
         .offset = log->next_offset,
         .sequence = sequence,
         .receive_time_ns = receive_time_ns,
+        .principal = principal,
     };
     uint8_t *at = log->ring + (position & (log->capacity - 1));
     entry.checksum = copy_and_checksum(at + SHM_LOG_ENTRY_HEADER_BYTES, slices, slice_count,

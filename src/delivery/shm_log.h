@@ -83,13 +83,14 @@ void shm_log_close(struct shm_log *log);
  * larger records (shm_log_append returns SHM_LOG_TOO_LARGE for them). */
 uint64_t shm_log_record_bytes_max(const struct shm_log *log);
 
-/* Copies the record's bytes from its slices into the log, unpublished. On SHM_LOG_APPENDED,
+/* Copies the record's bytes from its slices into the log, unpublished, with its entry header
+ * (sequence, admission time, and the tag of the principal that wrote it). On SHM_LOG_APPENDED,
  * *offset is the record's topic offset (grows by one per record, never reused once
  * published). */
 enum shm_log_append_result shm_log_append(struct shm_log *log, const struct slice *slices,
                                           uint32_t slice_count, uint32_t record_bytes,
                                           uint64_t sequence, uint64_t receive_time_ns,
-                                          uint64_t *offset) INTAKE_MUST_CHECK;
+                                          uint64_t principal, uint64_t *offset) INTAKE_MUST_CHECK;
 /* Publishes every appended record (release store of the commit position) and wakes waiters.
  * Returns false when the log broke since the last publish: those records are not readable
  * and must be answered with an error. The log is then recreated (or stays broken, retried at
@@ -112,11 +113,12 @@ uint64_t shm_log_prefault(struct shm_log *log, uint64_t offset, uint64_t bytes);
 uint64_t shm_log_next_offset(const struct shm_log *log);
 
 /* Calls `visit` for every published record whose offset is >= from_offset, oldest first, with
- * its encoded bytes (valid during the call only). For the deduplication table's recovery at
- * open (dedupe_table.h); owner thread. Returns the offset of the oldest record the log still
- * holds (records below it were overwritten), shm_log_next_offset when it holds none. */
-typedef void (*shm_log_visit_fn)(void *context, uint64_t offset, const uint8_t *bytes,
-                                 uint32_t length);
+ * its encoded bytes (valid during the call only) and the principal its entry names. For the
+ * deduplication table's recovery at open (dedupe_table.h); owner thread. Returns the offset of
+ * the oldest record the log still holds (records below it were overwritten),
+ * shm_log_next_offset when it holds none. */
+typedef void (*shm_log_visit_fn)(void *context, uint64_t offset, uint64_t principal,
+                                 const uint8_t *bytes, uint32_t length);
 uint64_t shm_log_visit_published(const struct shm_log *log, uint64_t from_offset,
                                  shm_log_visit_fn visit, void *context);
 

@@ -533,6 +533,15 @@ int shm_log_files_open(struct shm_log *log, char *why, size_t why_capacity) {
             check = LOG_CHECK_DAMAGED;
         }
     }
+    /* A log of an earlier version whose identity holds (line 0 and the topic have kept their
+     * layout since version 2): its records are not readable by this version's readers, so it
+     * is quarantined like a damaged one, but its offsets continue. */
+    if (check == LOG_CHECK_DAMAGED && result == 0 && log->header->magic == SHM_LOG_MAGIC &&
+        log->header->version == 2 &&
+        log->header->identity_checksum == shm_log_identity_checksum(log->header)) {
+        start_offset = atomic_load_explicit(&log->header->commit_offset, memory_order_relaxed);
+        if (start_offset == SHM_LOG_OFFSET_NONE) start_offset = 0;
+    }
     if (check != LOG_CHECK_OK)
         return shm_log_files_replace(log, reason, start_offset, why, why_capacity);
     /* An existing log gets today's mode and group (--shm-group may have changed). */

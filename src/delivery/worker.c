@@ -146,12 +146,14 @@ static void worker_refuse(struct worker *worker, struct record *record, enum rec
 /* A record at or below its producer's highest committed sequence on this topic is answered OK
  * and not appended (dedupe_table.h); *entry is for dedupe_table_appended otherwise. */
 static bool worker_is_duplicate(struct worker *worker, struct worker_topic *topic,
-                                struct record *record, const struct record_view *view,
-                                uint32_t *entry) {
+                                struct record *record, uint32_t *entry) {
     struct dedupe_table *table = topic->log_slot.dedupe;
     if (table == NULL || record->producer_id_length == 0) return false;
-    if (dedupe_table_check(table, view, record->producer_id_offset, record->producer_id_length,
-                           record->sequence, entry) == DEDUPE_NEW)
+    /* The framer made every record of a connection carry the connection's producer_id, which
+     * its origin holds with the keyed hash: nothing is read or hashed here. */
+    INTAKE_ASSERT(record->origin->producer_id_length == record->producer_id_length);
+    if (dedupe_table_check(table, record->origin, record->sequence, record->sequence_flags,
+                           entry) == DEDUPE_NEW)
         return false;
     record->status = RECORD_STATUS_OK;
     record->log_offset = DEDUPE_NOT_APPENDED; /* not counted as committed */
@@ -171,6 +173,8 @@ static void worker_dedupe_batch_end(struct worker *worker, uint32_t topic_id,
     counter_set(&row->dedupe_evictions, counts->evictions);
     counter_set(&row->dedupe_unremembered, counts->unremembered);
     counter_set(&row->dedupe_rebuilds, counts->rebuilds);
+    counter_set(&row->dedupe_unprotected, counts->unprotected);
+    counter_set(&row->dedupe_repairs, counts->repairs);
 }
 
 /*
@@ -216,13 +220,13 @@ static bool worker_deliver(struct worker *worker, struct worker_topic *topic, st
         return true;
     }
     if (!worker_check_decode(worker, record)) return true;
-    struct record_view view = record_view_of(record);
+    INTAKE_ASSERT(record->origin != NULL);
     uint32_t dedupe_entry = DEDUPE_ENTRY_NONE;
-    if (worker_is_duplicate(worker, topic, record, &view, &dedupe_entry)) return true;
+    if (worker_is_duplicate(worker, topic, record, &dedupe_entry)) return true;
     uint64_t offset = 0;
-    enum shm_log_append_result result =
-        shm_log_append(log, record->slices, record->slice_count, record->frame_bytes,
-                       record->sequence, record->receive_time_ns, &offset);
+    enum shm_log_append_result result = shm_log_append(
+        log, record->slices, record->slice_count, record->frame_bytes, record->sequence,
+        record->receive_time_ns, record->origin->principal, &offset);
     if (result == SHM_LOG_FULL) {
         if (!atomic_load(worker->links.abandon_waiting)) return false;
         record->status = RECORD_STATUS_SHUTTING_DOWN;

@@ -180,6 +180,11 @@ static enum admission_result connection_take_record(struct reactor *reactor,
     connection->frame_started_ns = 0;
     INTAKE_ASSERT(connection->slices_pinned == record->slice_count);
     connection->slices_pinned = 0;
+    /* Before routing: a record refused for its sequence creates no topic. */
+    if (!connection_check_sequence(reactor, connection, record)) {
+        reactor_release_record(reactor, record);
+        return ADMISSION_DONE;
+    }
     uint32_t topic_id = 0;
     enum record_status status = RECORD_STATUS_OK;
     const char *refusal = connection_route(reactor, connection, record, &topic_id, &status);
@@ -254,6 +259,8 @@ enum admission_frame_result connection_frame(struct reactor *reactor, struct con
         case FRAMER_ERROR:
             if (framer_rejected_for_identity(&connection->framer))
                 reactor->counters.identity_rejections++;
+            if (framer_rejected_for_sequence(&connection->framer))
+                reactor->counters.sequence_rejections++;
             connection_end(reactor, connection, connection->framer.error_status,
                            connection->framer.error_detail);
             return ADMISSION_FRAME_ENDED;

@@ -34,6 +34,7 @@
 #include "counters_write.h"
 #include "doorbell.h"
 #include "handshake.h"
+#include "keyed_hash.h"
 #include "producer_table.h"
 #include "quota.h"
 #include "rx_backend.h"
@@ -78,10 +79,12 @@ struct reactor_links {
     /* Shared structures. */
     struct topic_table *topics;
     struct topic_queue *topic_queues; /* [topics_max], indexed by topic id */
-    /* Producers' acknowledged watermarks (daemon-wide): Hellos read it, connections with a
-     * producer_id fold into it when they end. */
+    /* What the daemon knows of each producer (daemon-wide, producer_table.h): Hellos read it,
+     * every record with a producer_id is checked against it, connections fold into it when
+     * they end. NULL in tests that run without one (then no sequence rule beyond the framer's). */
     struct producer_table *producers;
-    uint32_t worker_count; /* topic t is owned by worker t % worker_count */
+    struct keyed_hash_key hash_key; /* the daemon's key for producer ids (keyed_hash.h) */
+    uint32_t worker_count;          /* topic t is owned by worker t % worker_count */
     /* Its column of return rings: worker w's ring to it is return_rings[w * ring_stride]. */
     struct spsc_ring *return_rings;
     uint32_t return_ring_stride;

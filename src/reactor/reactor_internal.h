@@ -57,6 +57,7 @@
 #include "ack_window.h"
 #include "framer.h"
 #include "handshake.h"
+#include "keyed_hash.h"
 #include "principal.h"
 #include "reactor.h"
 #include "record.h"
@@ -239,6 +240,14 @@ struct connection {
     uint32_t quota_records_pending;
     uint64_t quota_bytes_pending;
     uint64_t throttled_since_ns;
+    /* What the connection's records point at (record.h): its principal's tag and producer_id
+     * with their keyed hash, filled at its first frame (origin_ready) and then fixed. */
+    struct record_origin origin;
+    bool origin_ready;
+    /* The producer table's entry for its producer, pinned from its Hello or first record with a
+     * producer_id until it ends (identity.c), and the sequence of that first record. */
+    struct producer_entry *producer_entry;
+    uint64_t producer_first_sequence;
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
@@ -310,6 +319,9 @@ struct reactor_counters {
     uint64_t hellos_answered;      /* Hello frames answered with the producer's watermark */
     uint64_t identity_rejections;  /* a misplaced Hello, or a producer_id differing on a
                                     * connection (framer.h) */
+    uint64_t sequence_rejections;  /* out of order on a connection, or too far ahead */
+    uint64_t sequence_gap_fills;   /* records inside a gap of their producer */
+    uint64_t producer_refusals;    /* the producer table was full of live producers */
     /* TLS (issue 17) */
     uint64_t tls_handshakes_ok;
     /* By enum handshake_failure. */
@@ -373,6 +385,7 @@ struct reactor {
     uint32_t handshake_free_count;
     char tls_last_failure[192];
 
+    struct keyed_hasher hasher; /* producer ids, once per connection (identity.c) */
     struct record_pool pool;
     struct connection *connections;
     uint32_t connection_count_max;
@@ -602,11 +615,15 @@ struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning)
 
 /* acks.c */
 void connection_flush_ack(struct reactor *reactor, struct connection *connection);
-/* identity.c: producer identity (issue 12). A Hello the framer accepted: gives its record
- * object back and queues its answer. And, once a connection's records are all back, folds its
- * committed level into the producer table. */
+/* identity.c: producer identity (issues 12 and 17). A Hello the framer accepted: gives its
+ * record object back and queues its answer. A record the framer completed: points it at the
+ * connection's origin and checks its sequence against its producer (false: the connection
+ * ended). And, once a connection's records are all back, folds its committed level into the
+ * producer table and lets its entry go. */
 void connection_take_hello(struct reactor *reactor, struct connection *connection);
-void connection_fold_identity(struct reactor *reactor, const struct connection *connection);
+bool connection_check_sequence(struct reactor *reactor, struct connection *connection,
+                               struct record *record);
+void connection_fold_identity(struct reactor *reactor, struct connection *connection);
 void reactor_on_send(struct reactor *reactor, const struct io_uring_cqe *cqe);
 void reactor_on_linger(struct reactor *reactor, const struct io_uring_cqe *cqe);
 bool connection_should_linger(const struct connection *connection);

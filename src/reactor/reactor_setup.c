@@ -253,6 +253,13 @@ int reactor_create(const struct reactor_links *links, struct reactor **out, char
     int result = reactor_allocate(reactor);
     if (result < 0)
         intake_error_line(why, why_capacity, "reactor %u: out of memory at startup", links->index);
+    if (result == 0) {
+        result = keyed_hasher_init(&reactor->hasher, &links->hash_key);
+        if (result < 0)
+            intake_error_line(why, why_capacity,
+                              "reactor %u: OpenSSL has no SipHash for producer ids: %s",
+                              links->index, strerror(-result));
+    }
     if (result == 0) result = reactor_open_listeners(reactor, why, why_capacity);
     if (result < 0) {
         reactor_destroy(reactor);
@@ -353,6 +360,7 @@ void reactor_destroy(struct reactor *reactor) {
     if (reactor->window_sequences != NULL)
         munmap(reactor->window_sequences, reactor->window_region_bytes);
     record_pool_destroy(&reactor->pool);
+    keyed_hasher_free(&reactor->hasher);
     free(reactor->connections);
     free(reactor->free_slots);
     free(reactor->retry_list);
@@ -421,8 +429,10 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
     fprintf(out,
             "intaked: reactor %u identity: hellos_answered=%" PRIu64 " identity_rejections=%" PRIu64
-            "\n",
-            reactor->index, c->hellos_answered, c->identity_rejections);
+            " sequence_rejections=%" PRIu64 " sequence_gap_fills=%" PRIu64
+            " producer_refusals=%" PRIu64 "\n",
+            reactor->index, c->hellos_answered, c->identity_rejections, c->sequence_rejections,
+            c->sequence_gap_fills, c->producer_refusals);
     if (reactor->tls_states != NULL) reactor_print_tls_counters(reactor, out);
     fflush(out);
 }
@@ -478,6 +488,9 @@ void reactor_publish_counters(struct reactor *reactor) {
     counter_set(&row->partial_evictions, c->partial_evictions);
     counter_set(&row->hellos_answered, c->hellos_answered);
     counter_set(&row->identity_rejections, c->identity_rejections);
+    counter_set(&row->sequence_rejections, c->sequence_rejections);
+    counter_set(&row->sequence_gap_fills, c->sequence_gap_fills);
+    counter_set(&row->producer_refusals, c->producer_refusals);
     counter_set(&row->pauses_topic_queue, c->pauses_topic_queue);
     counter_set(&row->pauses_record_pool, c->pauses_record_pool);
     counter_set(&row->pauses_ack_window, c->pauses_ack_window);

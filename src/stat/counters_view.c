@@ -513,6 +513,16 @@ static const struct reactor_family reactor_families[] = {
     {"intake_identity_rejections_total", "counter",
      "Connections rejected for a misplaced Hello or a producer_id that differs on a connection.",
      REACTOR_FIELD(identity_rejections)},
+    {"intake_sequence_rejections_total", "counter",
+     "Connections rejected for a sequence out of order on the connection, or a first record too "
+     "far ahead of what intaked has seen of its producer.",
+     REACTOR_FIELD(sequence_rejections)},
+    {"intake_sequence_gap_fills_total", "counter",
+     "Records inside a gap of their producer: appended, never answered as duplicates.",
+     REACTOR_FIELD(sequence_gap_fills)},
+    {"intake_producer_refusals_total", "counter",
+     "Connections refused because every producer table entry was held by a live connection.",
+     REACTOR_FIELD(producer_refusals)},
     {"intake_reactor_records_admitted_total", "counter",
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
     {"intake_reactor_records_returned_total", "counter", "Records back from the workers.",
@@ -736,6 +746,7 @@ struct topic_totals {
     uint64_t received_records, received_bytes;
     uint64_t committed_records, committed_bytes, rejected, failed;
     uint64_t duplicate, evictions, unremembered, rebuilds; /* deduplication */
+    uint64_t unprotected, repairs;
 };
 
 static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
@@ -756,6 +767,8 @@ static void topic_totals_of(const struct counters_view *view, uint32_t topic_id,
     totals->evictions = load(&row->dedupe_evictions);
     totals->unremembered = load(&row->dedupe_unremembered);
     totals->rebuilds = load(&row->dedupe_rebuilds);
+    totals->unprotected = load(&row->dedupe_unprotected);
+    totals->repairs = load(&row->dedupe_repairs);
 }
 
 static void render_topic_samples(struct text_buffer *out, const char *metric, const char *topic,
@@ -789,6 +802,11 @@ static void render_topics(const struct counters_view *view, const char *director
          "Producers back after eviction: their records were appended as new."},
         {"intake_dedupe_rebuilds_total", "counter",
          "Times the topic's deduplication table file was damaged and rebuilt from the log."},
+        {"intake_dedupe_unprotected_total", "counter",
+         "Records appended without deduplication protection (inside a gap of their producer, or "
+         "a producer the table could not hold): a resend of one may land twice."},
+        {"intake_dedupe_repairs_total", "counter",
+         "Times the topic's deduplication table had a copy invalid and re-applied the whole log."},
         {"intake_log_commit_position_bytes", "gauge",
          "End of the published entries in the topic's log."},
         {"intake_log_next_offset", "gauge", "Offset the next record of the topic will get."},
@@ -801,11 +819,11 @@ static void render_topics(const struct counters_view *view, const char *director
             if (!topic_name(counters_view_topic(view, topic_id), name)) continue;
             struct topic_totals totals;
             topic_totals_of(view, topic_id, &totals);
-            uint64_t values[10] = {totals.received_records,  totals.received_bytes,
-                                   totals.committed_records, totals.committed_bytes,
-                                   totals.rejected,          totals.failed,
-                                   totals.duplicate,         totals.evictions,
-                                   totals.unremembered,      totals.rebuilds};
+            uint64_t values[12] = {
+                totals.received_records, totals.received_bytes, totals.committed_records,
+                totals.committed_bytes,  totals.rejected,       totals.failed,
+                totals.duplicate,        totals.evictions,      totals.unremembered,
+                totals.rebuilds,         totals.unprotected,    totals.repairs};
             if (index < INTAKE_ARRAY_LENGTH(values)) {
                 render_topic_samples(out, families[index].name, name, values[index]);
                 continue;
@@ -987,7 +1005,8 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
         "topic_creations_refused=%lu backlog_exhausted=%lu wakeups=%lu submit_busy=%lu "
         "socket_option_errors=%lu deadline_kills frame=%lu idle=%lu "
         "accept_errors=%lu accept_pauses=%lu partial_cap_pauses=%lu "
-        "partial_evictions=%lu hellos_answered=%lu identity_rejections=%lu\n",
+        "partial_evictions=%lu hellos_answered=%lu identity_rejections=%lu "
+        "sequence_rejections=%lu sequence_gap_fills=%lu producer_refusals=%lu\n",
         load(&row->records_admitted), load(&row->records_returned), load(&row->records_failed),
         load(&row->frames_truncated), load(&row->acks_sent), load(&row->pauses_topic_queue),
         load(&row->pauses_record_pool), load(&row->pauses_ack_window),
@@ -997,7 +1016,8 @@ static void render_text_reactor(const struct counters_view *view, uint32_t react
         load(&row->socket_option_errors), load(&row->deadline_kills_frame),
         load(&row->deadline_kills_idle), load(&row->accept_errors), load(&row->accept_pauses),
         load(&row->partial_cap_pauses), load(&row->partial_evictions), load(&row->hellos_answered),
-        load(&row->identity_rejections));
+        load(&row->identity_rejections), load(&row->sequence_rejections),
+        load(&row->sequence_gap_fills), load(&row->producer_refusals));
     text_buffer_printf(out,
                        "  backend bytes_received=%lu completions=%lu units_recycled=%lu rearms "
                        "out_of_units=%lu overflow=%lu other=%lu refill_flushes=%lu "
@@ -1015,11 +1035,12 @@ static void render_text_topic(const struct counters_view *view, const char *dire
     text_buffer_printf(out,
                        "topic %s: received records=%lu bytes=%lu committed records=%lu "
                        "bytes=%lu rejected=%lu failed=%lu duplicate=%lu dedupe_evictions=%lu "
-                       "dedupe_unremembered=%lu dedupe_rebuilds=%lu",
+                       "dedupe_unremembered=%lu dedupe_rebuilds=%lu dedupe_unprotected=%lu "
+                       "dedupe_repairs=%lu",
                        name, totals.received_records, totals.received_bytes,
                        totals.committed_records, totals.committed_bytes, totals.rejected,
                        totals.failed, totals.duplicate, totals.evictions, totals.unremembered,
-                       totals.rebuilds);
+                       totals.rebuilds, totals.unprotected, totals.repairs);
     struct log_peek peek;
     if (!log_peek_open(directory, name, &peek)) {
         text_buffer_printf(out, " log unreadable in %s\n", directory);

@@ -75,6 +75,60 @@ static const char *framer_check_identity(struct framer *framer, const struct rec
     return NULL;
 }
 
+void framer_id_text(const uint8_t *id, uint32_t length, char *out, size_t capacity) {
+    INTAKE_ASSERT(capacity >= 8);
+    INTAKE_ASSERT(id != NULL || length == 0);
+    size_t written = 0;
+    for (uint32_t index = 0; index < length; index++) {
+        char piece[8];
+        uint8_t byte = id[index];
+        int piece_length;
+        if (byte == '"' || byte == '\\')
+            piece_length = snprintf(piece, sizeof(piece), "\\%c", byte);
+        else if (byte >= 0x20 && byte < 0x7f)
+            piece_length = snprintf(piece, sizeof(piece), "%c", byte);
+        else
+            piece_length = snprintf(piece, sizeof(piece), "\\x%02x", byte);
+        /* Keep room for "..." when more follows, and for the NUL. */
+        size_t reserve = index + 1 < length ? 4 : 1;
+        if (written + (size_t)piece_length + reserve > capacity) {
+            memcpy(out + written, "...", 3);
+            written += 3;
+            break;
+        }
+        memcpy(out + written, piece, (size_t)piece_length);
+        written += (size_t)piece_length;
+    }
+    INTAKE_ASSERT(written < capacity);
+    out[written] = '\0';
+}
+
+/* The connection's records carry consecutive sequences (framer.h). Returns NULL, or the detail
+ * of the refusal; marks the connection's first record. */
+static const char *framer_check_sequence(struct framer *framer, struct record *record,
+                                         const struct record_scan *scan) {
+    record->sequence_flags = 0;
+    if (scan->producer_id_length == 0) return NULL;
+    INTAKE_ASSERT(scan->sequence >= 1); /* the scan refuses a producer_id without one */
+    if (framer->sequence_last == 0) {
+        record->sequence_flags = RECORD_SEQUENCE_FIRST;
+        framer->sequence_last = scan->sequence;
+        return NULL;
+    }
+    uint64_t expected = framer->sequence_last + 1;
+    if (scan->sequence == expected && expected != 0) {
+        framer->sequence_last = scan->sequence;
+        return NULL;
+    }
+    char id[FRAMER_ID_TEXT_BYTES];
+    framer_id_text(framer->producer_id, framer->producer_id_length, id, sizeof(id));
+    snprintf(framer->error_detail_text, sizeof(framer->error_detail_text),
+             "sequence %" PRIu64 " is out of order on this connection: expected %" PRIu64
+             " (producer_id \"%s\")",
+             scan->sequence, expected, id);
+    return framer->error_detail_text;
+}
+
 /* Finishes a body: scan it; a Hello sets the connection's identity, a record is checked against
  * it and gets topic, sequence, timestamp and producer_id from the scan. */
 static enum framer_event framer_complete(struct framer *framer) {
@@ -96,14 +150,20 @@ static enum framer_event framer_complete(struct framer *framer) {
         record->sequence = 0;
         record->timestamp_ns = 0;
         record->producer_id_offset = scan.producer_id_offset;
-        record->producer_id_length = scan.producer_id_length;
+        record->producer_id_length = (uint16_t)scan.producer_id_length;
+        record->sequence_flags = 0;
         framer->in_body = 0;
         return FRAMER_HELLO;
     }
     const char *identity_problem = framer_check_identity(framer, &view, &scan);
     if (identity_problem != NULL) return framer_fail_identity(framer, identity_problem);
+    const char *sequence_problem = framer_check_sequence(framer, record, &scan);
+    if (sequence_problem != NULL) {
+        framer->error_sequence = 1;
+        return framer_fail(framer, RECORD_STATUS_REJECTED, sequence_problem);
+    }
     record->producer_id_offset = scan.producer_id_offset;
-    record->producer_id_length = scan.producer_id_length;
+    record->producer_id_length = (uint16_t)scan.producer_id_length;
     record->topic_offset = scan.topic_offset;
     record->topic_length = scan.topic_length;
     record->sequence = scan.sequence;
@@ -256,6 +316,11 @@ const uint8_t *framer_producer_id(const struct framer *framer, uint32_t *length)
 int framer_rejected_for_identity(const struct framer *framer) {
     INTAKE_ASSERT(framer->error_detail != NULL);
     return framer->error_identity;
+}
+
+int framer_rejected_for_sequence(const struct framer *framer) {
+    INTAKE_ASSERT(framer->error_detail != NULL);
+    return framer->error_sequence;
 }
 
 struct record *framer_release_record(struct framer *framer) {

@@ -28,6 +28,14 @@
  * see record_scan.h) is allowed only as the connection's first frame, hence at most once. These
  * refusals are REJECTED and framer_rejected_for_identity says so.
  *
+ * Sequences (issue 17). On a connection with a producer_id, every record's sequence is the
+ * previous record's plus one: the producer library sends its records in order on a connection,
+ * and a jump or a step back is refused (REJECTED, framer_rejected_for_sequence), naming the
+ * sequence, the one expected and the producer. So within a connection no sequence is skipped,
+ * and what the daemon learns of a producer only moves forward one record at a time; the first
+ * record of a connection carries RECORD_SEQUENCE_FIRST for the reactor, which checks it against
+ * what it knows of the producer (producer_table.h). Costs one compare per record.
+ *
  * The framer takes no references on receive units: the reactor adds one per slice of every
  * record it takes with framer_take_record, and nothing is pinned for records it never takes.
  */
@@ -39,6 +47,11 @@
 #include "record.h"
 #include "record_scan.h"
 #include "varint.h"
+
+/* Room for a detail the framer composes (an Ack carries at most ACK_DETAIL_BYTES_MAX). */
+#define FRAMER_DETAIL_BYTES 208
+/* Bytes of a producer_id a detail shows (escaped) before it is cut. */
+#define FRAMER_ID_TEXT_BYTES 100
 
 enum framer_event {
     FRAMER_NEED_INPUT = 0,  /* the chunk is fully consumed; feed the next one */
@@ -69,12 +82,14 @@ struct framer {
     const char *error_detail;
     int error_before_frame_end; /* the error came before the frame's last byte arrived */
     int error_identity;         /* the error is an identity or Hello placement refusal */
+    int error_sequence;         /* the error is a sequence out of order on the connection */
+    uint64_t sequence_last;     /* the last record's sequence (producer_id set), 0 before one */
     uint8_t identity;           /* enum framer_identity */
     uint8_t producer_id_length; /* when identity is SET: 1..RECORD_PRODUCER_ID_BYTES_MAX */
     uint8_t producer_id[RECORD_PRODUCER_ID_BYTES_MAX];
-    /* Room for the one detail that names sizes ("frame of N bytes exceeds --max-frame M"):
-     * per framer, because many connections may report oversize frames at once. */
-    char error_detail_text[80];
+    /* Room for the details that name sizes ("frame of N bytes exceeds --max-frame M") or a
+     * sequence and the producer: per framer, because many connections may fail at once. */
+    char error_detail_text[FRAMER_DETAIL_BYTES];
 };
 
 void framer_init(struct framer *framer, uint32_t frame_bytes_max);
@@ -88,8 +103,11 @@ void framer_init(struct framer *framer, uint32_t frame_bytes_max);
  *   REJECTED for identity: "a Hello must be the connection's first frame", "producer_id
  *     differs from ...", "a record without a producer_id ...", "a record with a producer_id ...",
  *   RESOURCE_EXHAUSTED "record arrived in more than 64 fragments".
+ *   REJECTED for sequence: "sequence S is out of order on this connection: expected E
+ *     (producer_id "ID")",
  * A complete record gets topic, sequence, timestamp and producer_id (offset/length, 0/0 when
- * it has none) from the scan.
+ * it has none) from the scan, and RECORD_SEQUENCE_FIRST in sequence_flags when it is the
+ * connection's first record with a producer_id.
  */
 enum framer_event framer_feed(struct framer *framer, const uint8_t *chunk_bytes,
                               uint32_t chunk_length, uint32_t unit,
@@ -117,6 +135,13 @@ int framer_rejected_early(const struct framer *framer);
 /* After FRAMER_ERROR: nonzero when the refusal is about producer identity (a misplaced Hello,
  * a producer_id that differs from the connection's); the reactor counts these. */
 int framer_rejected_for_identity(const struct framer *framer);
+/* After FRAMER_ERROR: nonzero when a record's sequence was not the previous one's plus one. */
+int framer_rejected_for_sequence(const struct framer *framer);
+
+/* Writes `id` (1..RECORD_PRODUCER_ID_BYTES_MAX bytes, any values) into `out` as text for a
+ * detail or a log line: printable ASCII as is (with '"' and '\\' escaped), other bytes as \xHH,
+ * cut with "..." to fit `capacity` (at least 8). */
+void framer_id_text(const uint8_t *id, uint32_t length, char *out, size_t capacity);
 
 /* True when the framer is between frames (no partial length prefix or body pending). */
 int framer_is_idle(const struct framer *framer);

@@ -154,8 +154,8 @@ static void template_build(void) {
     for (uint32_t index = 0; index < 48; index++) {
         struct slice slice = {payload, 1 + (index * 37) % 397, 0};
         uint64_t offset = 0;
-        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
-                   SHM_LOG_APPENDED);
+        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, 0,
+                                  &offset) == SHM_LOG_APPENDED);
         if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
         if (index == 30) {
             struct intake_consumer_options options = {

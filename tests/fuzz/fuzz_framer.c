@@ -21,7 +21,11 @@
  *      classifies as a record with the same producer_id span; a frame refused for identity
  *      (a misplaced Hello, a producer_id differing from the connection's) is well-formed on its
  *      own, and every admitted record carries the producer_id the connection started with.
- *   5. No read outside the chunks (ASan: chunks of modes 2 and 3 are exact allocations).
+ *   5. Sequences (issue 17): the admitted records with a producer_id carry consecutive
+ *      sequences, the first of them marked RECORD_SEQUENCE_FIRST and no other; a frame refused
+ *      for its sequence is well-formed, carries the connection's producer_id, and its sequence
+ *      is not the previous record's plus one.
+ *   6. No read outside the chunks (ASan: chunks of modes 2 and 3 are exact allocations).
  */
 #include <stdint.h>
 #include <string.h>
@@ -50,7 +54,8 @@ struct framer_outcome {
     int error;
     enum record_status error_status;
     const char *error_detail; /* copied below: the framer's buffer dies with it */
-    char error_detail_copy[128];
+    char error_detail_copy[FRAMER_DETAIL_BYTES];
+    uint64_t last_sequence; /* of the last admitted record with a producer_id; 0 before one */
     int idle_at_end;
 };
 
@@ -210,6 +215,15 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
                 outcome_add(outcome, record);
                 check_admitted(record, outcome->records[outcome->record_count - 1].bytes);
                 check_identity(record, &framer);
+                if (record->producer_id_length > 0) {
+                    /* Property 5. */
+                    bool first = outcome->last_sequence == 0;
+                    FUZZ_CHECK(record->sequence_flags == (first ? RECORD_SEQUENCE_FIRST : 0));
+                    FUZZ_CHECK(first || record->sequence == outcome->last_sequence + 1);
+                    outcome->last_sequence = record->sequence;
+                } else {
+                    FUZZ_CHECK(record->sequence_flags == 0);
+                }
                 record_in_use[record == &records[0] ? 0 : 1] = 0;
                 break;
             }
@@ -237,6 +251,17 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
                                           view.total_bytes + framer.body_bytes_needed,
                                           framer.error_detail, filler, filler_length);
                     free(received);
+                } else if (framer_rejected_for_sequence(&framer)) {
+                    /* Property 5: a well-formed record out of order on its connection. */
+                    FUZZ_CHECK(framer.record != NULL && framer.body_bytes_needed == 0);
+                    struct record_view view = record_view_of(framer.record);
+                    struct record_scan scan;
+                    FUZZ_CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_OK);
+                    FUZZ_CHECK(!scan.is_hello && scan.producer_id_length > 0);
+                    FUZZ_CHECK(outcome->last_sequence != 0);
+                    FUZZ_CHECK(scan.sequence != outcome->last_sequence + 1 ||
+                               outcome->last_sequence == UINT64_MAX);
+                    FUZZ_CHECK(!framer_rejected_for_identity(&framer));
                 } else if (framer_rejected_for_identity(&framer)) {
                     /* A well-formed frame in the wrong place, or with another producer_id. */
                     FUZZ_CHECK(framer.record != NULL && framer.body_bytes_needed == 0);

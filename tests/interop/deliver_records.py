@@ -16,17 +16,7 @@ import sys
 import time
 
 import intake_pb2
-
-
-def read_varint(data, position):
-    value, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
+from interop_util import read_varint
 
 
 def frames_by_topic(data):

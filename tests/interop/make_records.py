@@ -9,6 +9,7 @@ import sys
 
 import intake_extra_pb2
 import intake_pb2
+from interop_util import varint
 
 FNV_OFFSET_BASIS = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
@@ -19,15 +20,6 @@ def fnv1a(data):
     for byte in data:
         value = ((value ^ byte) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
     return value
-
-
-def varint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def random_topic(rng):

@@ -18,12 +18,12 @@ Usage: producer_identity.py BIN_DIR WORK_DIR   (intake_pb2 on PYTHONPATH)
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import intake_pb2
+from interop_util import AckConnection, delimited, free_port, varint
 
 failures = 0
 passes = 0
@@ -38,20 +38,6 @@ def check(condition, description):
         print(f"producer_identity: FAILED: {description}", file=sys.stderr)
 
 
-def varint(value):
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def delimited(message):
-    body = message.SerializeToString()
-    return varint(len(body)) + body
-
-
 def hello(producer_id):
     return delimited(intake_pb2.Hello(producer_id=producer_id))
 
@@ -63,68 +49,18 @@ def record(topic, sequence, producer_id=None, value=b"v"):
     return delimited(message)
 
 
-class Connection:
+class Connection(AckConnection):
     def __init__(self, address):
         host, port = address.rsplit(":", 1)
-        self.socket = socket.create_connection((host, int(port)), timeout=10)
-        self.buffer = b""
-
-    def send(self, data):
-        self.socket.sendall(data)
-
-    def read_ack(self):
-        """The next Ack, or None at end of stream."""
-        while True:
-            length, shift, position = 0, 0, 0
-            complete = False
-            while position < len(self.buffer):
-                byte = self.buffer[position]
-                position += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    complete = True
-                    break
-            if complete and len(self.buffer) >= position + length:
-                body = self.buffer[position:position + length]
-                self.buffer = self.buffer[position + length:]
-                return intake_pb2.Ack.FromString(body)
-            chunk = self.socket.recv(65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-
-    def acks_until(self, sequence):
-        """Reads Acks until one reaches `sequence`; returns them all (stops on non-OK/EOF)."""
-        acks = []
-        while True:
-            ack = self.read_ack()
-            if ack is None:
-                return acks
-            acks.append(ack)
-            if ack.status != intake_pb2.Ack.OK or ack.sequence >= sequence:
-                return acks
-
-    def close_cleanly(self):
-        """Half-closes, then waits for the daemon to close: its records are folded by then."""
-        self.socket.shutdown(socket.SHUT_WR)
-        while self.read_ack() is not None:
-            pass
-        self.socket.close()
+        super().__init__(host, port, 10)
 
     def expect_rejected(self, detail_part, description):
         """Reads to the end: the last Ack must be REJECTED naming `detail_part`, then EOF."""
-        last = None
-        while True:
-            ack = self.read_ack()
-            if ack is None:
-                break
-            last = ack
+        last = self.last_ack()
         check(last is not None and last.status == intake_pb2.Ack.REJECTED,
               f"{description}: REJECTED (got {last})")
         check(last is not None and detail_part in last.detail,
               f"{description}: detail names '{detail_part}' (got {last and last.detail!r})")
-        self.socket.close()
         return last
 
 
@@ -134,12 +70,6 @@ def hello_answer(address, producer_id):
     ack = connection.read_ack()
     connection.close_cleanly()
     return ack
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_daemon(bin_dir, shm_dir, log_path, extra=()):

@@ -203,6 +203,10 @@ static PyObject *record_receive_time(RecordObject *self, void *unused) {
     return PyLong_FromUnsignedLongLong(self->record.receive_time_ns);
 }
 
+static PyObject *record_principal(RecordObject *self, void *unused) {
+    return PyLong_FromUnsignedLongLong(self->record.principal);
+}
+
 static PyObject *record_missed(RecordObject *self, void *unused) {
     return PyLong_FromUnsignedLongLong(self->record.missed);
 }
@@ -273,6 +277,8 @@ static PyGetSetDef record_getset[] = {
     {"sequence", (getter)record_sequence, NULL, "the producer's sequence (0: none)", NULL},
     {"producer_id", (getter)record_producer_id, NULL, "bytes, or None", NULL},
     {"receive_time_ns", (getter)record_receive_time, NULL, "when intaked admitted it", NULL},
+    {"principal", (getter)record_principal, NULL,
+     "tag of the principal that wrote it (first 8 bytes of SHA-256 of its name, LE)", NULL},
     {"missed", (getter)record_missed, NULL, "records lost just before this one", NULL},
     {"raw", (getter)record_raw, NULL, "the encoded intake.v1.Record (memoryview)", NULL},
     {"problem", (getter)record_problem, NULL, "why it does not parse, or None", NULL},

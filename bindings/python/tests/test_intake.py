@@ -38,6 +38,8 @@ def test_produce_and_consume_zero_copy(daemon):
                 assert type(record.value.obj).__name__ == "_Log"  # a view of the log, no copy
                 assert record.valid()
                 assert record.producer_id is None and record.problem is None
+                # Written on the plaintext listener: the anonymous principal's tag.
+                assert record.principal == 0xf33a49644e3a182f
         assert consumer.poll() == []
         assert consumer.missed == 0
     for number, (offset, key, value, headers, timestamp, sequence, topic) in enumerate(records):
