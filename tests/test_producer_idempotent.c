@@ -322,7 +322,17 @@ static void test_small_window(void) {
     static uint64_t sent[WRAP_RECORDS];
     for (uint32_t index = 0; index < WRAP_RECORDS; index++) {
         if (index == WRAP_RECORDS / 2) {
-            /* Killed with the window full of written, unacked records. */
+            /* Killed with records in flight that it never read: everything before them is
+             * acknowledged, then intaked is stopped, two more records (each at most 3 KB, so
+             * both fit the 8 KiB window) are written to its socket, and it is killed. Their
+             * resend is certain, not a matter of timing. */
+            REQUIRE(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer),
+                                              20000) == 0);
+            REQUIRE(kill(daemon.pid, SIGSTOP) == 0);
+            REQUIRE(wait_stopped(daemon.pid));
+            for (int unread = 0; unread < 2; unread++, index++)
+                REQUIRE(producer_util_send(producer, "wrap", &sent[index]) == 0);
+            REQUIRE(intake_producer_flush(producer) == 0);
             REQUIRE(kill(daemon.pid, SIGKILL) == 0);
             REQUIRE(waitpid(daemon.pid, NULL, 0) == daemon.pid);
             REQUIRE(daemon_start_port(&daemon, directory, flags, port));
