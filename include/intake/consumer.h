@@ -217,8 +217,10 @@ void intake_consumer_set_close(struct intake_consumer_set *set);
  * nothing new). A topic's failure never fails the set: it is counted in topic_errors with its
  * reason in intake_consumer_set_error. A log truncated under the set (-EIO), or recreated by
  * the daemon (seen by the listing), is closed and opened again once found, continuing at the
- * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG,
- * -EAGAIN) is retried at the next poll. Negative only for -EINVAL (capacity 0). Records stay
+ * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG: a
+ * damaged log) rests for a second, and one lapped for a whole poll (-EAGAIN) for 10 ms: it is
+ * neither polled nor counted by intake_consumer_set_wait until then, so the other topics are
+ * served and the set sleeps, never spins. Negative only for -EINVAL (capacity 0). Records stay
  * as poll's do: until the next poll or close of the set. */
 int intake_consumer_set_poll(struct intake_consumer_set *set,
                              struct intake_consumer_set_record *records, uint32_t capacity)

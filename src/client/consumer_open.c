@@ -388,7 +388,15 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         }
         uint64_t room = consumer->capacity - (*position & (consumer->capacity - 1));
         if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
-            *position += room; /* implicit padding */
+            /* Implicit padding; the commit position is never inside it (as in poll). */
+            if (room > commit - *position) {
+                consumer_fail(consumer,
+                              "%s: commit position %llu is inside the padding at the ring's "
+                              "end: log damaged",
+                              consumer->path, (unsigned long long)commit);
+                return -EBADMSG;
+            }
+            *position += room;
             continue;
         }
         const uint8_t *at = consumer->ring + (*position & (consumer->capacity - 1));
