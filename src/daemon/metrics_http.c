@@ -12,13 +12,15 @@
 #include <unistd.h>
 
 #include "address.h"
+#include "counters_health.h"
+#include "counters_render.h"
 #include "counters_view.h"
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
     int listen_fd;
     struct counters_view view;
-    char log_directory[4096];
+    struct counters_renderer renderer;
 };
 
 static enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
@@ -58,7 +60,7 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
     char why[160];
     if (strcmp(url, "/metrics") == 0) {
         size_t length = 0;
-        char *body = counters_render_alloc(&server->view, server->log_directory, now,
+        char *body = counters_render_alloc(&server->renderer, &server->view, now,
                                            COUNTERS_RENDER_PROMETHEUS, &length);
         if (body == NULL)
             return respond_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -110,9 +112,9 @@ int metrics_http_start(const char *listen_text, const char *counters_path,
                        size_t why_capacity) {
     struct metrics_http *server = calloc(1, sizeof(*server));
     if (server == NULL) return -ENOMEM;
-    snprintf(server->log_directory, sizeof(server->log_directory), "%s", log_directory);
     int result = counters_view_open(counters_path, &server->view, why, why_capacity);
     if (result < 0) goto fail_view;
+    counters_renderer_open(&server->renderer, &server->view, log_directory);
     server->listen_fd = metrics_http_listen(listen_text, why, why_capacity);
     if (server->listen_fd < 0) {
         result = server->listen_fd;
@@ -133,6 +135,7 @@ int metrics_http_start(const char *listen_text, const char *counters_path,
     *out = server;
     return 0;
 fail_listen:
+    counters_renderer_close(&server->renderer);
     counters_view_close(&server->view);
 fail_view:
     free(server);
@@ -146,6 +149,7 @@ void metrics_http_stop(struct metrics_http *server) {
     MHD_quiesce_daemon(server->daemon);
     MHD_stop_daemon(server->daemon);
     close(server->listen_fd);
+    counters_renderer_close(&server->renderer);
     counters_view_close(&server->view);
     free(server);
 }
