@@ -512,8 +512,14 @@ int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
     }
     if ((flags & INTAKE_LOG_INSPECT_WRITER) != 0)
         result = writer_probe(inspector, log, full, why, why_capacity);
-    /* Read through a mapping that was truncated meanwhile: what we read was zeros. */
-    if (atomic_load_explicit(&log->header_broken, memory_order_acquire) ||
+    /* Read through a mapping that was truncated meanwhile: what we read was zeros (a fault
+     * the guard turned into zero pages, or a file cut inside a page, which reads as zeros
+     * without one): the identity read last tells. */
+    bool identity_held =
+        log->header->magic == SHM_LOG_MAGIC &&
+        log->header->created_wall_ns == log->created_wall_ns &&
+        (log->consumers == NULL || consumers_check(log->consumers, log->created_wall_ns));
+    if (!identity_held || atomic_load_explicit(&log->header_broken, memory_order_acquire) ||
         atomic_load_explicit(&log->consumers_broken, memory_order_acquire)) {
         log_unmap(log);
         fail(why, why_capacity, "%s/%s's files were truncated while looked at",
