@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log_opener.h"
+#include "metrics_http.h"
 #include "reactor.h"
 #include "reuseport_cbpf.h"
 #include "worker.h"
@@ -42,6 +43,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
+    config->metrics_connections_max = METRICS_HTTP_CONNECTIONS_MAX;
     config->records_in_flight_max = 16384;
     config->ack_window_capacity = 2048;
     config->cq_entries = 8192;
