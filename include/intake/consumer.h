@@ -258,11 +258,14 @@ const char *intake_consumer_set_error(const struct intake_consumer_set *set);
  * identity (its file and its region's, and its creation time) and the read-only mappings of its
  * header and consumer region. Looking again at a log costs loads from memory, no system call.
  * It maps the directory's intake.notify too, whose logs_changed counter moves whenever a log
- * there is created or recreated: a moved counter (or, without intake.notify, every second; and
- * every INTAKE_LOG_INSPECT_REVALIDATE_SECONDS in any case, for a log removed while no daemon
- * held it) makes the next look check that each path still names the file it mapped, and map
- * the new one if not. Storage for `logs_max` logs is allocated at open; past that, the least
- * recently looked-at log gives its place up.
+ * there is created or recreated: a moved counter (or, without intake.notify, every one to two
+ * seconds; and every INTAKE_LOG_INSPECT_REVALIDATE_SECONDS to twice that in any case, spread
+ * over the logs, for a log removed while no daemon held it) makes the next look check that
+ * each path still names the file it mapped, and map the new one if not. The consumer slots in
+ * use are remembered the same way: all 64 are read again when the region's registration
+ * counter moved (every registration moves it), and every 10 to 20 seconds. Storage for
+ * `logs_max` logs is allocated at open; past that, the least recently looked-at log gives its
+ * place up.
  *
  * Descriptors: an inspector keeps one (the directory) open; mappings keep no descriptor.
  * Thread: an inspector belongs to one thread at a time.
@@ -277,7 +280,7 @@ const char *intake_consumer_set_error(const struct intake_consumer_set *set);
 /* An offset that is not known (a consumer that never committed; a writer that died inside a
  * publish left the commit offset unknown). */
 #define INTAKE_LOG_OFFSET_NONE UINT64_MAX
-/* The longest a removed log's last state can be reported as if it were there. */
+/* A removed log's last state is reported as if it were there for at most twice this. */
 #define INTAKE_LOG_INSPECT_REVALIDATE_SECONDS 30
 
 /* Flags of intake_log_inspect. */

@@ -43,6 +43,10 @@ _Static_assert((int)INTAKE_LOG_CONSUMER_DETACHED == (int)SHM_LOG_SLOT_DETACHED, 
 #define INSPECT_REVALIDATE_NS            (INTAKE_LOG_INSPECT_REVALIDATE_SECONDS * 1000000000ull)
 /* intake.notify itself is looked up again this often (a daemon may have replaced it). */
 #define INSPECT_NOTIFY_CHECK_NS 1000000000ull
+/* Logs' periodic checks are spread over this many phases (see inspected_log.phase). */
+#define INSPECT_PHASES 16u
+/* A region's slots are all read again at least this often (see slots_in_use). */
+#define INSPECT_SLOTS_RESCAN_NS 10000000000ull
 /* Attempts at the seqlocked commit pair before taking the position alone. */
 #define INSPECT_SEQLOCK_ATTEMPTS 64
 
@@ -67,6 +71,17 @@ struct inspected_log {
     uint64_t validated_ns;      /* when the paths were last seen naming these files */
     uint64_t logs_changed_seen; /* intake.notify's counter then */
     uint64_t last_used;         /* the inspector's look counter at the last look */
+    /* Slots in use (active or detached) at the last full scan of the region, bit per slot:
+     * a look reads only those. A slot comes into use only through a registration, which bumps
+     * the region's counter (format step 4), so the set is scanned again when the counter moved
+     * (and every INSPECT_SLOTS_RESCAN_NS, for a writer of slots that skips the protocol). */
+    uint64_t slots_in_use;
+    uint64_t registrations_seen;
+    uint64_t slots_scanned_ns;
+    /* 0..INSPECT_PHASES-1: stretches this log's revalidation and rescan intervals by its
+     * share, so a thousand logs looked at together do not all check their files, or scan all
+     * their slots, in the same look. */
+    uint32_t phase;
 };
 
 struct intake_log_inspector {
@@ -244,6 +259,7 @@ static struct inspected_log *log_add(struct intake_log_inspector *inspector,
     struct inspected_log *log = &inspector->logs[at];
     memset(log, 0, sizeof(*log));
     log->header_guard = log->consumers_guard = -1;
+    log->phase = at % INSPECT_PHASES;
     snprintf(log->base_name, sizeof(log->base_name), "%s", base_name);
     index_insert(inspector, at);
     return log;
@@ -335,6 +351,8 @@ static int log_map(struct intake_log_inspector *inspector, struct inspected_log 
         log->consumers = NULL;
     }
     log->mapped = true;
+    log->slots_scanned_ns = 0; /* scanned whole at the first look */
+    log->registrations_seen = 0;
     log->validated_ns = now_ns;
     log->logs_changed_seen = logs_changed_now(inspector);
     return 0;
@@ -352,6 +370,7 @@ static bool log_still_valid(struct intake_log_inspector *inspector, struct inspe
         inspector->notify != NULL ? INSPECT_REVALIDATE_NS : INSPECT_REVALIDATE_UNNOTIFIED_NS;
     /* A region that did not check out is looked for again as often as without intake.notify. */
     if (log->consumers == NULL) interval = INSPECT_REVALIDATE_UNNOTIFIED_NS;
+    interval += interval / INSPECT_PHASES * log->phase;
     if (changes == log->logs_changed_seen && now_ns < log->validated_ns + interval) return true;
     char name[SHM_LOG_FILE_NAME_BYTES + 16];
     snprintf(name, sizeof(name), "%s%s", log->base_name, SHM_LOG_FILE_SUFFIX);
@@ -365,14 +384,42 @@ static bool log_still_valid(struct intake_log_inspector *inspector, struct inspe
 
 /* ------------------------------------------------------------------- a look --- */
 
-static void consumers_read(const struct inspected_log *log, struct intake_log_info *info) {
-    info->consumer_count = 0;
+/* The slots in use, scanning all of them when registrations moved or it is time to. */
+static uint64_t slots_in_use(struct inspected_log *log, uint64_t now_ns) {
+    /* The acquire load pairs with a registering consumer's seq_cst increment, made after its
+     * release store of ACTIVE: a count seen moved comes with the slot it counts. */
+    uint64_t registrations =
+        atomic_load_explicit(&log->consumers->registrations, memory_order_acquire);
+    uint64_t interval =
+        INSPECT_SLOTS_RESCAN_NS + INSPECT_SLOTS_RESCAN_NS / INSPECT_PHASES * log->phase;
+    if (registrations == log->registrations_seen && now_ns < log->slots_scanned_ns + interval)
+        return log->slots_in_use;
+    uint64_t in_use = 0;
     for (uint32_t index = 0; index < SHM_LOG_CONSUMER_SLOTS; index++) {
+        uint32_t state =
+            atomic_load_explicit(&log->consumers->slots[index].state, memory_order_relaxed);
+        if (state == SHM_LOG_SLOT_ACTIVE || state == SHM_LOG_SLOT_DETACHED) in_use |= 1ull << index;
+    }
+    log->slots_in_use = in_use;
+    log->registrations_seen = registrations;
+    log->slots_scanned_ns = now_ns;
+    return in_use;
+}
+
+static void consumers_read(struct inspected_log *log, uint64_t now_ns,
+                           struct intake_log_info *info) {
+    info->consumer_count = 0;
+    for (uint64_t remaining = slots_in_use(log, now_ns); remaining != 0;
+         remaining &= remaining - 1) {
+        uint32_t index = (uint32_t)__builtin_ctzll(remaining);
         const struct shm_log_consumer_slot *slot = &log->consumers->slots[index];
         /* The acquire load pairs with a consumer's release store of its state, which
          * publishes the slot's name and positions. */
         uint32_t state = atomic_load_explicit(&slot->state, memory_order_acquire);
-        if (state != SHM_LOG_SLOT_ACTIVE && state != SHM_LOG_SLOT_DETACHED) continue;
+        if (state != SHM_LOG_SLOT_ACTIVE && state != SHM_LOG_SLOT_DETACHED) {
+            log->slots_in_use &= ~(1ull << index); /* freed since: back at a registration */
+            continue;
+        }
         struct intake_log_consumer *out = &info->consumers[info->consumer_count++];
         memcpy(out->name, slot->name, sizeof(out->name));
         out->name[sizeof(out->name) - 1] = '\0';
@@ -507,7 +554,7 @@ int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
     full->struct_bytes = struct_bytes;
     header_read(log, full);
     if (log->consumers != NULL) {
-        consumers_read(log, full);
+        consumers_read(log, now_ns, full);
         full->consumers_readable = 1;
     }
     if ((flags & INTAKE_LOG_INSPECT_WRITER) != 0)

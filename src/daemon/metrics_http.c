@@ -75,7 +75,18 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
     thread_nice();
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
-    /* A GET carries no body: answer on the first call. */
+    /* The first call comes with the headers; answering then makes libmicrohttpd close the
+     * connection (the request might still have a body). Answered on the second call, once the
+     * request is complete, the connection stays open for a scraper's next request. */
+    static int headers_seen;
+    if (*request_state == NULL) {
+        *request_state = &headers_seen;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* a body nobody asked for: read and dropped */
+        return MHD_YES;
+    }
     uint64_t now = intake_now_ns();
     char why[160];
     if (strcmp(url, "/metrics") == 0) {

@@ -62,7 +62,10 @@ const struct intake_log_info *counters_renderer_look(struct counters_renderer *r
 
 char *counters_render_alloc(struct counters_renderer *renderer, const struct counters_view *view,
                             uint64_t now_ns, enum counters_render_format format, size_t *length) {
-    for (size_t capacity = 256 * 1024; capacity <= COUNTERS_RENDER_BYTES_MAX; capacity *= 2) {
+    /* Start at the size the last rendering needed: a scrape renders once, not once per
+     * doubling. */
+    size_t start = renderer->render_capacity > 256 * 1024 ? renderer->render_capacity : 256 * 1024;
+    for (size_t capacity = start; capacity <= COUNTERS_RENDER_BYTES_MAX; capacity *= 2) {
         struct text_buffer out = {.data = malloc(capacity), .capacity = capacity};
         if (out.data == NULL) return NULL;
         out.data[0] = '\0';
@@ -72,6 +75,7 @@ char *counters_render_alloc(struct counters_renderer *renderer, const struct cou
             counters_render_text(renderer, view, now_ns, &out);
         if (!out.truncated) {
             *length = out.length;
+            renderer->render_capacity = capacity;
             return out.data;
         }
         free(out.data);

@@ -35,6 +35,7 @@ struct counters_renderer {
     struct prometheus_topic_sample *samples;
     uint32_t sample_capacity;
     struct text_buffer labels, lag_bytes, lag_records;
+    size_t render_capacity; /* the output buffer the last rendering fitted in */
 };
 
 /* Prepares renderings of `view`'s topics whose logs are in `log_directory` (NULL: the

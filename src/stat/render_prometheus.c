@@ -260,14 +260,35 @@ struct prometheus_topic_sample {
     uint64_t values[TOPIC_VALUES];
 };
 
+/* `metric{topic="label"} value`: the line is reserved whole, then filled with plain copies
+ * (17,000 such lines make a scrape at 1,000 topics). */
 static void sample_line(struct text_buffer *out, const char *metric, size_t metric_length,
                         const char *label, uint32_t label_length, uint64_t value) {
-    text_buffer_append(out, metric, metric_length);
-    text_buffer_append(out, "{topic=\"", 8);
-    text_buffer_append(out, label, label_length);
-    text_buffer_append(out, "\"} ", 3);
-    text_buffer_append_u64(out, value);
-    text_buffer_append(out, "\n", 1);
+    size_t line_max = metric_length + sizeof("{topic=\"\"} \n") + label_length + 20;
+    if (out->truncated || line_max >= out->capacity - out->length) {
+        out->truncated = true;
+        return;
+    }
+    char *at = out->data + out->length;
+    memcpy(at, metric, metric_length);
+    at += metric_length;
+    memcpy(at, "{topic=\"", 8);
+    at += 8;
+    memcpy(at, label, label_length);
+    at += label_length;
+    memcpy(at, "\"} ", 3);
+    at += 3;
+    char digits[20];
+    size_t digit = sizeof(digits);
+    do {
+        digits[--digit] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    memcpy(at, digits + digit, sizeof(digits) - digit);
+    at += sizeof(digits) - digit;
+    *at++ = '\n';
+    *at = '\0';
+    out->length = (size_t)(at - out->data);
 }
 
 /* One consumer's two lag lines, into the renderer's side buffers. */
