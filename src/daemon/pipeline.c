@@ -290,6 +290,8 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
     char path[4096];
     pipeline_counters_path(config, path, sizeof(path));
     struct counters_region_identity identity = {
+        .group_set = config->shm_group_set,
+        .group = config->shm_group,
         .reactor_count = config->reactor_count,
         .worker_count = config->worker_count,
         .topics_max = config->topics_max,

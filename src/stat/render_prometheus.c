@@ -74,7 +74,8 @@ static const struct reactor_family reactor_families[] = {
      "Hello frames answered with the producer's acknowledged sequence.",
      REACTOR_FIELD(hellos_answered)},
     {"intake_identity_rejections_total", "counter",
-     "Connections rejected for a misplaced Hello or a producer_id that differs on a connection.",
+     "Connections rejected for their identity: a misplaced or malformed Hello, a producer_id of "
+     "the wrong size or one that differs on a connection.",
      REACTOR_FIELD(identity_rejections)},
     {"intake_reactor_records_admitted_total", "counter",
      "Records framed, checked and queued to their topic.", REACTOR_FIELD(records_admitted)},
