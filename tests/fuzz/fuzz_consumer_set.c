@@ -1,0 +1,306 @@
+/*
+ * fuzz_consumer_set.c: consumer sets (intake_consumer_set_* in include/intake/consumer.h)
+ * reading a directory whose files were mutated, as any local process that can write them could
+ * leave them: two topics' logs and consumer regions, and the directory's wake-up files
+ * (intake.notify and intake.notify-waiters, docs/shm-log-format.md).
+ *
+ * Once per process: the daemon's own writer (src/delivery/shm_log.h, shm_notify.h) builds a
+ * valid directory in a private /dev/shm directory: the wake-up files, and two small logs that
+ * have wrapped, each with a detached consumer slot ("keeper") holding a committed cursor. The
+ * six files' bytes are the template.
+ *
+ * Per input: the template with the input applied as a patch, written to the six files (two of
+ * them possibly resized, or removed); then a set is opened over them and driven: rounds of a
+ * poll (touching every byte of every record returned, checking record_valid) and a wait that
+ * may not sleep, then commit, stats, writer_alive, close. Properties: never crash, assert or
+ * spin; open fails with a reason or succeeds; a poll returns a count within capacity (never an
+ * error but -EINVAL), records name a topic of the set; and a set whose polls return nothing
+ * does not keep saying there is something to read (wait returning 1 round after round while
+ * polls find nothing is the spin issue 18 fixed).
+ *
+ * Input: a patch (from the head): repeated [offset high][offset low][count][count bytes], each
+ * XORed at offset (mod the total) into the files' bytes taken end to end in the order
+ * intake.notify, intake.notify-waiters, alpha.log, alpha.consumers, beta.log, beta.consumers;
+ * then from the tail two control bytes:
+ *   first:  bits 0-1 start (COMMITTED, OLDEST, END, OFFSET); bit 2 ephemeral; bit 3 every topic
+ *           (else the list "alpha", "beta" and, with bit 4 of the second, "gamma", which has no
+ *           log); bits 4-5 intake.notify's size, bits 6-7 intake.notify-waiters' (as built, one
+ *           page shorter, one page longer, one byte shorter);
+ *   second: bits 0-1 per-topic batch (0 default, 1, 3, 64); bits 2-3 topics_max (1, 2, 3, 8);
+ *           bit 4 list "gamma" too; bit 5 the name "keeper" (the committed slots) or "fuzz";
+ *           bit 6 remove alpha's consumer region; bit 7 remove intake.notify-waiters;
+ * and one byte of start offset.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz_util.h"
+#include "intake/consumer.h"
+#include "intake/shm_log_format.h"
+#include "shm_log.h"
+#include "shm_notify.h"
+
+#define TEMPLATE_CAPACITY 4096u
+#define ROUNDS            12
+#define RECORDS_MAX       16
+#define FILES             6
+
+static const char *const file_names[FILES] = {SHM_LOG_NOTIFY_FILE_NAME,
+                                              SHM_LOG_NOTIFY_WAITERS_FILE_NAME,
+                                              "alpha.log",
+                                              "alpha.consumers",
+                                              "beta.log",
+                                              "beta.consumers"};
+
+struct template_file {
+    char path[64 + 64];
+    uint8_t *bytes;
+    size_t length;
+};
+
+static char directory[64];
+static struct template_file template_files[FILES];
+static size_t template_total_length;
+static int template_ready;
+
+static void template_cleanup(void) {
+    for (size_t index = 0; index < FILES; index++) unlink(template_files[index].path);
+    if (directory[0] != '\0') rmdir(directory);
+}
+
+/* Removes directories of earlier fuzz_consumer_set processes that died without cleaning up:
+ * only ours, by prefix, and only when their process is gone. */
+static void stale_directories_remove(void) {
+    static const char prefix[] = "intake-fuzz-set-";
+    DIR *shm = opendir("/dev/shm");
+    if (shm == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(shm)) != NULL) {
+        if (strncmp(entry->d_name, prefix, sizeof(prefix) - 1) != 0) continue;
+        long pid = strtol(entry->d_name + sizeof(prefix) - 1, NULL, 10);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
+        DIR *stale = opendir(path);
+        if (stale == NULL) continue;
+        struct dirent *file;
+        while ((file = readdir(stale)) != NULL) {
+            if (file->d_name[0] == '.') continue;
+            char file_path[600];
+            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
+            unlink(file_path);
+        }
+        closedir(stale);
+        rmdir(path);
+    }
+    closedir(shm);
+}
+
+static void file_read(struct template_file *file) {
+    FILE *stream = fopen(file->path, "rb");
+    FUZZ_CHECK(stream != NULL);
+    FUZZ_CHECK(fseek(stream, 0, SEEK_END) == 0);
+    long length = ftell(stream);
+    FUZZ_CHECK(length > 0);
+    rewind(stream);
+    file->length = (size_t)length;
+    file->bytes = malloc(file->length);
+    FUZZ_CHECK(file->bytes != NULL);
+    FUZZ_CHECK(fread(file->bytes, 1, file->length, stream) == file->length);
+    fclose(stream);
+}
+
+/* A wrapped log for `topic` with a keeper's committed cursor. */
+static void template_log(struct shm_notify *notify, const char *topic) {
+    struct shm_log_config config = {.directory = directory,
+                                    .topic = topic,
+                                    .capacity_bytes = TEMPLATE_CAPACITY,
+                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
+                                    .consumer_stale_ns = 1000000000ull,
+                                    .notify = notify};
+    struct shm_log *log = NULL;
+    char why[256];
+    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
+        fprintf(stderr, "fuzz_consumer_set: cannot build the template log: %s\n", why);
+        abort();
+    }
+    uint8_t payload[400];
+    for (size_t index = 0; index < sizeof(payload); index++) payload[index] = (uint8_t)index;
+    for (uint32_t index = 0; index < 40; index++) {
+        struct slice slice = {payload, 1 + (index * 53) % 397, 0};
+        uint64_t offset = 0;
+        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
+                   SHM_LOG_APPENDED);
+        if (index % 4 == 3) FUZZ_CHECK(shm_log_publish(log));
+        if (index == 25) {
+            struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, false};
+            struct intake_consumer *keeper = NULL;
+            FUZZ_CHECK(intake_consumer_open(directory, topic, "keeper", &options, &keeper, why,
+                                            sizeof(why)) == 0);
+            struct intake_consumer_record record;
+            for (int polls = 0; polls < 2; polls++)
+                FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
+            intake_consumer_commit(keeper);
+            intake_consumer_close(keeper);
+        }
+    }
+    FUZZ_CHECK(shm_log_publish(log));
+    shm_log_close(log);
+}
+
+/* The one place that knows the writer: builds the directory and reads its files back. */
+static void template_build(void) {
+    stale_directories_remove();
+    snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-set-%d", (int)getpid());
+    atexit(template_cleanup);
+    char why[256];
+    FUZZ_CHECK(shm_log_directory_prepare(directory, false, 0, why, sizeof(why)) == 0);
+    struct shm_notify notify;
+    shm_notify_init(&notify);
+    FUZZ_CHECK(shm_notify_open(&notify, directory, false, 0, why, sizeof(why)) == 0);
+    template_log(&notify, "alpha");
+    template_log(&notify, "beta");
+    shm_notify_close(&notify);
+    for (size_t index = 0; index < FILES; index++) {
+        snprintf(template_files[index].path, sizeof(template_files[index].path), "%s/%s", directory,
+                 file_names[index]);
+        file_read(&template_files[index]);
+        template_total_length += template_files[index].length;
+    }
+    template_ready = 1;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    if (!template_ready) template_build();
+    return 0;
+}
+
+static void file_write(const char *path, const uint8_t *bytes, size_t length) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FUZZ_CHECK(fd >= 0);
+    size_t written = 0;
+    while (written < length) {
+        ssize_t result = write(fd, bytes + written, length - written);
+        FUZZ_CHECK(result > 0);
+        written += (size_t)result;
+    }
+    close(fd);
+}
+
+/* Polls once: every byte of every record touched; returns the count. */
+static int set_poll_touching(struct intake_consumer_set *set, uint32_t capacity,
+                             uint32_t topics_max) {
+    struct intake_consumer_set_record records[RECORDS_MAX];
+    int got = intake_consumer_set_poll(set, records, capacity);
+    FUZZ_CHECK(got >= 0 && (uint32_t)got <= capacity);
+    volatile uint32_t touched = 0;
+    for (int index = 0; index < got; index++) {
+        const struct intake_consumer_set_record *record = &records[index];
+        FUZZ_CHECK(record->topic != NULL && record->topic_index < topics_max);
+        FUZZ_CHECK(strcmp(record->topic, "alpha") == 0 || strcmp(record->topic, "beta") == 0);
+        for (uint32_t at = 0; at < record->record.length; at++) touched += record->record.bytes[at];
+        (void)intake_consumer_set_record_valid(set, record);
+    }
+    (void)touched;
+    return got;
+}
+
+static void set_exercise(const struct intake_consumer_set_options *options, const char *name) {
+    struct intake_consumer_set *set = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    int result = intake_consumer_set_open(directory, name, options, &set, why, sizeof(why));
+    if (result != 0) {
+        FUZZ_CHECK(result < 0 && set == NULL);
+        FUZZ_CHECK(why[0] != '\0');
+        return;
+    }
+    FUZZ_CHECK(set != NULL);
+    uint32_t capacity = options->per_topic_batch == 1 ? 5 : RECORDS_MAX;
+    /* Wakes with nothing found, one after another: a set that spins on something it cannot
+     * read keeps answering its wait at once. */
+    int empty_wakes = 0, woke = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        int got = set_poll_touching(set, capacity, options->topics_max);
+        if (got == 0 && woke) empty_wakes++;
+        if (got > 0) empty_wakes = 0;
+        FUZZ_CHECK(empty_wakes < 3);
+        woke = intake_consumer_set_wait(set, 0);
+        FUZZ_CHECK(woke == 0 || woke == 1 || woke == -EINTR);
+        woke = woke == 1;
+        if (round == 4) intake_consumer_set_commit(set);
+    }
+    /* A short real wait: bounded by its timeout, whatever the files say. */
+    result = intake_consumer_set_wait(set, 1000000);
+    FUZZ_CHECK(result == 0 || result == 1 || result == -EINTR);
+    struct intake_consumer_set_stats stats;
+    intake_consumer_set_stats(set, &stats);
+    FUZZ_CHECK(stats.topics_followed + stats.topics_waiting <= options->topics_max);
+    (void)intake_consumer_set_writer_alive(set);
+    (void)intake_consumer_set_error(set);
+    intake_consumer_set_commit(set);
+    intake_consumer_set_close(set);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!template_ready) template_build();
+    struct fuzz_input input = {data, size};
+    uint8_t first = fuzz_take_byte(&input);
+    uint8_t second = fuzz_take_byte(&input);
+    uint8_t start_offset = fuzz_take_byte(&input);
+    uint8_t *bytes = malloc(template_total_length);
+    FUZZ_CHECK(bytes != NULL);
+    size_t at = 0;
+    for (size_t index = 0; index < FILES; index++) {
+        memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
+        at += template_files[index].length;
+    }
+    size_t position = 0;
+    while (position + 3 <= input.head_length) {
+        size_t offset =
+            ((size_t)input.head[position] << 8 | input.head[position + 1]) % template_total_length;
+        size_t count = input.head[position + 2];
+        position += 3;
+        for (size_t index = 0; index < count && position < input.head_length; index++)
+            bytes[(offset + index) % template_total_length] ^= input.head[position++];
+    }
+    /* The wake-up files possibly resized; every file written back. */
+    static const long size_changes[4] = {0, -4096, 4096, -1};
+    at = 0;
+    for (size_t index = 0; index < FILES; index++) {
+        const struct template_file *file = &template_files[index];
+        long change = index < 2 ? size_changes[(first >> (4 + 2 * index)) & 3] : 0;
+        if ((long)file->length + change <= 0) change = 0;
+        size_t length = (size_t)((long)file->length + change);
+        uint8_t *patched = calloc(1, length > file->length ? length : file->length);
+        FUZZ_CHECK(patched != NULL);
+        memcpy(patched, bytes + at, file->length);
+        file_write(file->path, patched, length);
+        free(patched);
+        at += file->length;
+    }
+    free(bytes);
+    if (second & 0x40) unlink(template_files[3].path); /* alpha.consumers */
+    if (second & 0x80) unlink(template_files[1].path); /* intake.notify-waiters */
+    static const uint32_t batches[4] = {0, 1, 3, 64};
+    static const uint32_t topics_maxima[4] = {1, 2, 3, 8};
+    static const char *const listed[3] = {"alpha", "beta", "gamma"};
+    struct intake_consumer_set_options options = {
+        .consumer = {(enum intake_consumer_start)(first & 3), start_offset, (first & 4) != 0},
+        .topics_max = topics_maxima[(second >> 2) & 3],
+        .all_topics = (first & 8) != 0,
+        .topics = listed,
+        .topic_count = (second & 0x10) ? 3 : 2,
+        .per_topic_batch = batches[second & 3]};
+    if (!options.all_topics && options.topic_count > options.topics_max)
+        options.topic_count = options.topics_max;
+    set_exercise(&options, (second & 0x20) ? "keeper" : "fuzz");
+    return 0;
+}
