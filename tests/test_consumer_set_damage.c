@@ -34,17 +34,9 @@ static uint8_t record_buffer[1u << 16];
 static struct shm_notify notify;
 
 static struct shm_log *writer_open(const char *topic, uint64_t capacity) {
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = topic,
-                                    .capacity_bytes = capacity,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 10ull * 1000 * 1000 * 1000,
-                                    .notify = &notify};
-    struct shm_log *log = NULL;
-    char why[512];
-    int result = shm_log_open_writer(&config, &log, why, sizeof(why));
-    if (result != 0) fprintf(stderr, "open writer %s: %s\n", topic, why);
-    REQUIRE(result == 0);
+    struct shm_log *log = test_writer_try_open(topic, capacity, SHM_LOG_RETENTION_OVERWRITE,
+                                               10ull * 1000 * 1000 * 1000, &notify);
+    REQUIRE(log != NULL);
     return log;
 }
 

@@ -32,17 +32,9 @@ static struct intake_log_info info;
 static char why[INTAKE_CONSUMER_ERROR_BYTES];
 
 static struct shm_log *writer_open(const char *topic, enum shm_log_retention retention) {
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = topic,
-                                    .capacity_bytes = 1u << 16,
-                                    .retention = retention,
-                                    .consumer_stale_ns = 10ull * 1000 * 1000 * 1000,
-                                    .notify = &notify};
-    struct shm_log *log = NULL;
-    char reason[512];
-    int result = shm_log_open_writer(&config, &log, reason, sizeof(reason));
-    if (result != 0) fprintf(stderr, "open writer %s: %s\n", topic, reason);
-    REQUIRE(result == 0);
+    struct shm_log *log =
+        test_writer_try_open(topic, 1u << 16, retention, 10ull * 1000 * 1000 * 1000, &notify);
+    REQUIRE(log != NULL);
     return log;
 }
 
@@ -283,14 +275,9 @@ static void test_removed_unnotified(void) {
     unlink(path);
     snprintf(path, sizeof(path), "%s/%s", test_directory, SHM_LOG_NOTIFY_WAITERS_FILE_NAME);
     unlink(path);
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = "removed",
-                                    .capacity_bytes = 1u << 16,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 1000000000ull};
-    struct shm_log *log = NULL;
-    char reason[512];
-    REQUIRE(shm_log_open_writer(&config, &log, reason, sizeof(reason)) == 0);
+    struct shm_log *log =
+        test_writer_try_open("removed", 1u << 16, SHM_LOG_RETENTION_OVERWRITE, 1000000000ull, NULL);
+    REQUIRE(log != NULL);
     append_range(log, 0, 1);
     shm_log_close(log);
     struct intake_log_inspector *inspector = inspector_open(8);

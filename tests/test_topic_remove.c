@@ -32,16 +32,8 @@ static uint8_t record_buffer[1u << 16];
 static const char after_remove_bytes[] = "published after the race";
 
 static struct shm_log *writer_open(const char *topic) {
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = topic,
-                                    .capacity_bytes = 64 * 1024,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 10ull * 1000 * 1000 * 1000};
-    struct shm_log *log = NULL;
-    char why[512];
-    int result = shm_log_open_writer(&config, &log, why, sizeof(why));
-    if (result != 0) fprintf(stderr, "open writer %s: %s\n", topic, why);
-    return result == 0 ? log : NULL;
+    return test_writer_try_open(topic, 64 * 1024, SHM_LOG_RETENTION_OVERWRITE,
+                                10ull * 1000 * 1000 * 1000, NULL);
 }
 
 static bool publish_text(struct shm_log *log, const char *text) {
@@ -229,14 +221,20 @@ static void test_remove_after_replace(void) {
     unlink(moved);
 }
 
-static void test_removed_file_marked(void) {
-    const char *topic = "race-handover";
-    log_make(topic, 3);
+/* A log for `topic` with `count` records and no writer, opened read-only here. */
+static int log_made_open(const char *topic, uint64_t count) {
+    log_make(topic, count);
     char path[4096];
     log_path(topic, path, sizeof(path));
-    /* Opened before the removal, as a daemon that is about to lock it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
+    return fd;
+}
+
+static void test_removed_file_marked(void) {
+    const char *topic = "race-handover";
+    /* Opened before the removal, as a daemon that is about to lock it. */
+    int fd = log_made_open(topic, 3);
     CHECK(topic_tool_run(topic) == 0);
     CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0); /* the lock is handed over... */
     struct stat status;
@@ -249,11 +247,7 @@ static void test_removed_file_marked(void) {
 
 static void test_holder_named(void) {
     const char *topic = "held-by-probe";
-    log_make(topic, 1);
-    char path[4096];
-    log_path(topic, path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0);
+    int fd = log_made_open(topic, 1);
     /* What a consumer's writer-alive probe takes, held here for the whole attempt. */
     REQUIRE(flock(fd, LOCK_SH | LOCK_NB) == 0);
     CHECK(topic_tool_run(topic) == 1);
@@ -263,9 +257,9 @@ static void test_holder_named(void) {
     CHECK(strstr(topic_tool_output, "consumer") != NULL);
     CHECK(strstr(topic_tool_output, "intaked (pid 0)") == NULL);
     if (strstr(topic_tool_output, expected) == NULL) fputs(topic_tool_output, stderr);
-    close(fd);
     struct stat status;
-    CHECK(stat(path, &status) == 0); /* refused: still there */
+    CHECK(fstat(fd, &status) == 0 && status.st_nlink == 1); /* refused: still there */
+    close(fd);
 }
 
 int main(void) {

@@ -22,21 +22,17 @@ static uint64_t oldest_heartbeat_age(const struct counters_view *view, uint64_t 
                                      char *thread, size_t capacity) {
     uint64_t oldest = 0;
     snprintf(thread, capacity, "none");
-    for (uint32_t reactor = 0; reactor < view->header->reactor_count; reactor++) {
-        uint64_t beat = counters_load(&counters_view_reactor(view, reactor)->heartbeat_ns);
+    uint32_t reactors = view->header->reactor_count;
+    for (uint32_t index = 0; index < reactors + view->header->worker_count; index++) {
+        bool reactor = index < reactors;
+        uint64_t beat =
+            counters_load(reactor ? &counters_view_reactor(view, index)->heartbeat_ns
+                                  : &counters_view_worker(view, index - reactors)->heartbeat_ns);
         uint64_t age = beat == 0 ? UINT64_MAX : (now_ns > beat ? now_ns - beat : 0);
-        if (age >= oldest) {
-            oldest = age;
-            snprintf(thread, capacity, "reactor %u", reactor);
-        }
-    }
-    for (uint32_t worker = 0; worker < view->header->worker_count; worker++) {
-        uint64_t beat = counters_load(&counters_view_worker(view, worker)->heartbeat_ns);
-        uint64_t age = beat == 0 ? UINT64_MAX : (now_ns > beat ? now_ns - beat : 0);
-        if (age >= oldest) {
-            oldest = age;
-            snprintf(thread, capacity, "worker %u", worker);
-        }
+        if (age < oldest) continue;
+        oldest = age;
+        snprintf(thread, capacity, "%s %u", reactor ? "reactor" : "worker",
+                 reactor ? index : index - reactors);
     }
     return oldest;
 }

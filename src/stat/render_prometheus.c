@@ -280,11 +280,7 @@ static void sample_line(struct text_buffer *out, const char *metric, size_t metr
     memcpy(at, "\"} ", 3);
     at += 3;
     char digits[20];
-    size_t digit = sizeof(digits);
-    do {
-        digits[--digit] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
+    size_t digit = text_u64_digits(value, digits);
     memcpy(at, digits + digit, sizeof(digits) - digit);
     at += sizeof(digits) - digit;
     *at++ = '\n';

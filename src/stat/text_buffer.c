@@ -42,11 +42,7 @@ void text_buffer_append_string(struct text_buffer *buffer, const char *text) {
 
 void text_buffer_append_u64(struct text_buffer *buffer, uint64_t value) {
     char digits[20];
-    size_t at = sizeof(digits);
-    do {
-        digits[--at] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
+    size_t at = text_u64_digits(value, digits);
     text_buffer_append(buffer, digits + at, sizeof(digits) - at);
 }
 

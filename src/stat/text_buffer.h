@@ -22,6 +22,16 @@ void text_buffer_printf(struct text_buffer *buffer, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 void text_buffer_append(struct text_buffer *buffer, const char *bytes, size_t length);
 void text_buffer_append_string(struct text_buffer *buffer, const char *text);
+/* Writes the decimal digits of `value` at the end of `digits` (20 bytes, the most a uint64_t
+ * has); returns where they start. */
+static inline size_t text_u64_digits(uint64_t value, char digits[20]) {
+    size_t at = 20;
+    do {
+        digits[--at] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    return at;
+}
 /* The decimal digits of `value`. */
 void text_buffer_append_u64(struct text_buffer *buffer, uint64_t value);
 /* A label value of the Prometheus text format: backslash, double quote and newline escaped;

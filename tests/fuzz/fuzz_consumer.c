@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "fuzz_util.h"
 #include "intake/consumer.h"
 #include "intake/shm_log_format.h"
@@ -65,47 +66,9 @@ static void template_cleanup(void) {
     if (directory[0] != '\0') rmdir(directory);
 }
 
-/* Removes the directories of earlier fuzz_consumer processes that died without cleaning up
- * (a crash skips atexit): only ours, by prefix, and only when their process is gone. */
-static void stale_directories_remove(void) {
-    static const char prefix[] = "intake-fuzz-consumer-";
-    DIR *shm = opendir("/dev/shm");
-    if (shm == NULL) return;
-    struct dirent *entry;
-    while ((entry = readdir(shm)) != NULL) {
-        if (strncmp(entry->d_name, prefix, sizeof(prefix) - 1) != 0) continue;
-        long pid = strtol(entry->d_name + sizeof(prefix) - 1, NULL, 10);
-        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[300];
-        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
-        DIR *stale = opendir(path);
-        if (stale == NULL) continue;
-        struct dirent *file;
-        while ((file = readdir(stale)) != NULL) {
-            if (file->d_name[0] == '.') continue;
-            char file_path[600];
-            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
-            unlink(file_path);
-        }
-        closedir(stale);
-        rmdir(path);
-    }
-    closedir(shm);
-}
-
 static void file_read(const char *path, struct template_file *file) {
     snprintf(file->path, sizeof(file->path), "%s", path);
-    FILE *stream = fopen(path, "rb");
-    FUZZ_CHECK(stream != NULL);
-    FUZZ_CHECK(fseek(stream, 0, SEEK_END) == 0);
-    long length = ftell(stream);
-    FUZZ_CHECK(length > 0);
-    rewind(stream);
-    file->length = (size_t)length;
-    file->bytes = malloc(file->length);
-    FUZZ_CHECK(file->bytes != NULL);
-    FUZZ_CHECK(fread(file->bytes, 1, file->length, stream) == file->length);
-    fclose(stream);
+    fuzz_file_read(path, &file->bytes, &file->length);
 }
 
 /* Reads every file the writer left: the log (shm_log_file_name) first, the others after. */
@@ -133,7 +96,7 @@ static void template_read(void) {
 
 /* The one place that knows the writer: builds a valid, wrapped log and reads it back. */
 static void template_build(void) {
-    stale_directories_remove();
+    fuzz_stale_directories_remove("intake-fuzz-consumer-");
     snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-consumer-%d", (int)getpid());
     atexit(template_cleanup);
     struct shm_log_config config = {.directory = directory,
@@ -183,17 +146,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* Writes one patched file, `length` bytes long. */
-static void file_write(const char *path, const uint8_t *bytes, size_t length) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    size_t written = 0;
-    while (written < length) {
-        ssize_t result = write(fd, bytes + written, length - written);
-        FUZZ_CHECK(result > 0);
-        written += (size_t)result;
-    }
-    close(fd);
-}
 
 static void consumer_exercise(const struct intake_consumer_options *options, const char *name,
                               size_t file_length) {
@@ -245,15 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
         at += template_files[index].length;
     }
-    size_t position = 0;
-    while (position + 3 <= input.head_length) {
-        size_t offset =
-            ((size_t)input.head[position] << 8 | input.head[position + 1]) % template_total_length;
-        size_t count = input.head[position + 2];
-        position += 3;
-        for (size_t index = 0; index < count && position < input.head_length; index++)
-            bytes[(offset + index) % template_total_length] ^= input.head[position++];
-    }
+    fuzz_patch_apply(input.head, input.head_length, bytes, template_total_length);
     /* Each file written back, the first two possibly resized. */
     static const long size_changes[4] = {0, -4096, 4096, -1};
     size_t log_length = 0;
@@ -266,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *patched = calloc(1, length > file->length ? length : file->length);
         FUZZ_CHECK(patched != NULL);
         memcpy(patched, bytes + at, file->length);
-        file_write(file->path, patched, length);
+        fuzz_file_write(file->path, patched, length);
         free(patched);
         if (index == 0) log_length = length;
         at += file->length;

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "fuzz_util.h"
 #include "intake/consumer.h"
 #include "intake/shm_log_format.h"
@@ -72,48 +73,6 @@ static int template_ready;
 static void template_cleanup(void) {
     for (size_t index = 0; index < FILES; index++) unlink(template_files[index].path);
     if (directory[0] != '\0') rmdir(directory);
-}
-
-/* Removes directories of earlier fuzz_consumer_set processes that died without cleaning up:
- * only ours, by prefix, and only when their process is gone. */
-static void stale_directories_remove(void) {
-    static const char prefix[] = "intake-fuzz-set-";
-    DIR *shm = opendir("/dev/shm");
-    if (shm == NULL) return;
-    struct dirent *entry;
-    while ((entry = readdir(shm)) != NULL) {
-        if (strncmp(entry->d_name, prefix, sizeof(prefix) - 1) != 0) continue;
-        long pid = strtol(entry->d_name + sizeof(prefix) - 1, NULL, 10);
-        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[300];
-        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
-        DIR *stale = opendir(path);
-        if (stale == NULL) continue;
-        struct dirent *file;
-        while ((file = readdir(stale)) != NULL) {
-            if (file->d_name[0] == '.') continue;
-            char file_path[600];
-            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
-            unlink(file_path);
-        }
-        closedir(stale);
-        rmdir(path);
-    }
-    closedir(shm);
-}
-
-static void file_read(struct template_file *file) {
-    FILE *stream = fopen(file->path, "rb");
-    FUZZ_CHECK(stream != NULL);
-    FUZZ_CHECK(fseek(stream, 0, SEEK_END) == 0);
-    long length = ftell(stream);
-    FUZZ_CHECK(length > 0);
-    rewind(stream);
-    file->length = (size_t)length;
-    file->bytes = malloc(file->length);
-    FUZZ_CHECK(file->bytes != NULL);
-    FUZZ_CHECK(fread(file->bytes, 1, file->length, stream) == file->length);
-    fclose(stream);
 }
 
 /* A wrapped log for `topic` with a keeper's committed cursor. */
@@ -156,7 +115,7 @@ static void template_log(struct shm_notify *notify, const char *topic) {
 
 /* The one place that knows the writer: builds the directory and reads its files back. */
 static void template_build(void) {
-    stale_directories_remove();
+    fuzz_stale_directories_remove("intake-fuzz-set-");
     snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-set-%d", (int)getpid());
     atexit(template_cleanup);
     char why[256];
@@ -170,7 +129,8 @@ static void template_build(void) {
     for (size_t index = 0; index < FILES; index++) {
         snprintf(template_files[index].path, sizeof(template_files[index].path), "%s/%s", directory,
                  file_names[index]);
-        file_read(&template_files[index]);
+        fuzz_file_read(template_files[index].path, &template_files[index].bytes,
+                       &template_files[index].length);
         template_total_length += template_files[index].length;
     }
     template_ready = 1;
@@ -181,18 +141,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     if (!template_ready) template_build();
     return 0;
-}
-
-static void file_write(const char *path, const uint8_t *bytes, size_t length) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    size_t written = 0;
-    while (written < length) {
-        ssize_t result = write(fd, bytes + written, length - written);
-        FUZZ_CHECK(result > 0);
-        written += (size_t)result;
-    }
-    close(fd);
 }
 
 /* Polls once: every byte of every record touched; returns the count. */
@@ -262,15 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
         at += template_files[index].length;
     }
-    size_t position = 0;
-    while (position + 3 <= input.head_length) {
-        size_t offset =
-            ((size_t)input.head[position] << 8 | input.head[position + 1]) % template_total_length;
-        size_t count = input.head[position + 2];
-        position += 3;
-        for (size_t index = 0; index < count && position < input.head_length; index++)
-            bytes[(offset + index) % template_total_length] ^= input.head[position++];
-    }
+    fuzz_patch_apply(input.head, input.head_length, bytes, template_total_length);
     /* The wake-up files possibly resized; every file written back. */
     static const long size_changes[4] = {0, -4096, 4096, -1};
     at = 0;
@@ -282,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *patched = calloc(1, length > file->length ? length : file->length);
         FUZZ_CHECK(patched != NULL);
         memcpy(patched, bytes + at, file->length);
-        file_write(file->path, patched, length);
+        fuzz_file_write(file->path, patched, length);
         free(patched);
         at += file->length;
     }

@@ -1,0 +1,90 @@
+/*
+ * fuzz_files.h: what the targets that fuzz files share (fuzz_consumer, fuzz_consumer_set): a
+ * private directory under /dev/shm per process (and the removal of those that crashed
+ * processes left), reading and writing whole files, and the patch format both read from the
+ * head of an input. Single-threaded, like every target.
+ */
+#ifndef INTAKE_FUZZ_FILES_H
+#define INTAKE_FUZZ_FILES_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz_util.h"
+
+/* Removes the /dev/shm directories named `prefix`<pid> whose process is gone (a crash skips
+ * atexit): only ours, by prefix, and only when their process no longer exists. */
+static inline void fuzz_stale_directories_remove(const char *prefix) {
+    DIR *shm = opendir("/dev/shm");
+    if (shm == NULL) return;
+    size_t prefix_length = strlen(prefix);
+    struct dirent *entry;
+    while ((entry = readdir(shm)) != NULL) {
+        if (strncmp(entry->d_name, prefix, prefix_length) != 0) continue;
+        long pid = strtol(entry->d_name + prefix_length, NULL, 10);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
+        DIR *stale = opendir(path);
+        if (stale == NULL) continue;
+        struct dirent *file;
+        while ((file = readdir(stale)) != NULL) {
+            if (file->d_name[0] == '.') continue;
+            char file_path[600];
+            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
+            unlink(file_path);
+        }
+        closedir(stale);
+        rmdir(path);
+    }
+    closedir(shm);
+}
+
+/* Reads the whole file at `path` into a new allocation. */
+static inline void fuzz_file_read(const char *path, uint8_t **bytes, size_t *length) {
+    FILE *stream = fopen(path, "rb");
+    FUZZ_CHECK(stream != NULL);
+    FUZZ_CHECK(fseek(stream, 0, SEEK_END) == 0);
+    long size = ftell(stream);
+    FUZZ_CHECK(size > 0);
+    rewind(stream);
+    *length = (size_t)size;
+    *bytes = malloc(*length);
+    FUZZ_CHECK(*bytes != NULL);
+    FUZZ_CHECK(fread(*bytes, 1, *length, stream) == *length);
+    fclose(stream);
+}
+
+/* Writes `path` anew with exactly `length` bytes. */
+static inline void fuzz_file_write(const char *path, const uint8_t *bytes, size_t length) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FUZZ_CHECK(fd >= 0);
+    size_t written = 0;
+    while (written < length) {
+        ssize_t result = write(fd, bytes + written, length - written);
+        FUZZ_CHECK(result > 0);
+        written += (size_t)result;
+    }
+    close(fd);
+}
+
+/* Applies a patch to `bytes` (`total` of them): repeated [offset high][offset low][count]
+ * [count bytes], each XORed at offset (mod the total). */
+static inline void fuzz_patch_apply(const uint8_t *patch, size_t patch_length, uint8_t *bytes,
+                                    size_t total) {
+    size_t position = 0;
+    while (position + 3 <= patch_length) {
+        size_t offset = ((size_t)patch[position] << 8 | patch[position + 1]) % total;
+        size_t count = patch[position + 2];
+        position += 3;
+        for (size_t index = 0; index < count && position < patch_length; index++)
+            bytes[(offset + index) % total] ^= patch[position++];
+    }
+}
+
+#endif
