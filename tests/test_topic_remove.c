@@ -130,6 +130,19 @@ static int writer_reopen_child(void *argument) {
     return published ? 0 : 3;
 }
 
+/* Lets the held writer go on, and checks that what it published after the race is what the
+ * topic's path holds: a fresh log, offsets from 0. With the unlinked file kept, there would be
+ * no log there at all. */
+static void writer_finish_checked(pid_t writer, const char *topic) {
+    traced_release(writer);
+    CHECK(child_finish(writer) == 0);
+    char text[128] = "";
+    uint64_t offset = UINT64_MAX;
+    CHECK(first_record(topic, text, sizeof(text), &offset));
+    CHECK(strcmp(text, after_remove_bytes) == 0);
+    CHECK(offset == 0);
+}
+
 static void test_writer_after_remove(void) {
     const char *topic = "race-writer";
     log_make(topic, 5);
@@ -140,15 +153,7 @@ static void test_writer_after_remove(void) {
     int removed = topic_tool_run(topic);
     CHECK(removed == 0);
     CHECK(strstr(topic_tool_output, "removed topic \"race-writer\"") != NULL);
-    traced_release(writer);
-    CHECK(child_finish(writer) == 0);
-    /* What the writer published after the race is what the topic's path holds: a fresh log,
-     * offsets from 0. With the unlinked file kept, there would be no log here at all. */
-    char text[128] = "";
-    uint64_t offset = UINT64_MAX;
-    CHECK(first_record(topic, text, sizeof(text), &offset));
-    CHECK(strcmp(text, after_remove_bytes) == 0);
-    CHECK(offset == 0);
+    writer_finish_checked(writer, topic);
 }
 
 /* Removes the topic's three files under the log's writer lock and lets go, marking nothing. */
@@ -175,13 +180,7 @@ static void test_writer_after_unlink(void) {
     REQUIRE(writer > 0);
     REQUIRE(traced_stop_at(writer, SYS_flock, "/race-unlink.log"));
     unlink_under_lock(topic);
-    traced_release(writer);
-    CHECK(child_finish(writer) == 0);
-    char text[128] = "";
-    uint64_t offset = UINT64_MAX;
-    CHECK(first_record(topic, text, sizeof(text), &offset));
-    CHECK(strcmp(text, after_remove_bytes) == 0);
-    CHECK(offset == 0);
+    writer_finish_checked(writer, topic);
 }
 
 static void test_remove_after_replace(void) {

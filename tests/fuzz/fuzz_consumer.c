@@ -48,16 +48,9 @@
 /* The files the writer leaves for one topic: the log first, then any others (sorted). */
 #define TEMPLATE_FILES_MAX 4
 
-struct template_file {
-    char path[64 + 256 + 2];
-    uint8_t *bytes;
-    size_t length;
-};
-
 static char directory[64];
-static struct template_file template_files[TEMPLATE_FILES_MAX];
+static struct fuzz_file template_files[TEMPLATE_FILES_MAX];
 static size_t template_file_count;
-static size_t template_total_length;
 static int template_ready;
 
 /* Removes the private directory when the process ends (libFuzzer exits through exit()). */
@@ -66,7 +59,7 @@ static void template_cleanup(void) {
     if (directory[0] != '\0') rmdir(directory);
 }
 
-static void file_read(const char *path, struct template_file *file) {
+static void file_read(const char *path, struct fuzz_file *file) {
     snprintf(file->path, sizeof(file->path), "%s", path);
     fuzz_file_read(path, &file->bytes, &file->length);
 }
@@ -90,8 +83,6 @@ static void template_read(void) {
         free(entries[index]);
     }
     free(entries);
-    for (size_t index = 0; index < template_file_count; index++)
-        template_total_length += template_files[index].length;
 }
 
 /* The one place that knows the writer: builds a valid, wrapped log and reads it back. */
@@ -189,33 +180,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct fuzz_input input = {data, size};
     uint8_t control = fuzz_take_byte(&input);
     uint8_t start_offset = fuzz_take_byte(&input);
-    /* The files end to end, patched. */
-    uint8_t *bytes = malloc(template_total_length);
-    FUZZ_CHECK(bytes != NULL);
-    size_t at = 0;
-    for (size_t index = 0; index < template_file_count; index++) {
-        memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
-        at += template_files[index].length;
-    }
-    fuzz_patch_apply(input.head, input.head_length, bytes, template_total_length);
-    /* Each file written back, the first two possibly resized. */
-    static const long size_changes[4] = {0, -4096, 4096, -1};
-    size_t log_length = 0;
-    at = 0;
-    for (size_t index = 0; index < template_file_count; index++) {
-        const struct template_file *file = &template_files[index];
-        long change = index < 2 ? size_changes[(control >> (4 + 2 * index)) & 3] : 0;
-        if ((long)file->length + change <= 0) change = 0;
-        size_t length = (size_t)((long)file->length + change);
-        uint8_t *patched = calloc(1, length > file->length ? length : file->length);
-        FUZZ_CHECK(patched != NULL);
-        memcpy(patched, bytes + at, file->length);
-        fuzz_file_write(file->path, patched, length);
-        free(patched);
-        if (index == 0) log_length = length;
-        at += file->length;
-    }
-    free(bytes);
+    /* The files end to end, patched; each written back, the first two possibly resized. */
+    unsigned size_codes[TEMPLATE_FILES_MAX] = {(control >> 4) & 3, (control >> 6) & 3, 0, 0};
+    size_t log_length = fuzz_files_write_patched(template_files, template_file_count, input.head,
+                                                 input.head_length, size_codes);
     struct intake_consumer_options options = {(enum intake_consumer_start)(control & 3),
                                               start_offset, (control & 4) != 0};
     consumer_exercise(&options, (control & 8) ? "keeper" : "fuzz", log_length);

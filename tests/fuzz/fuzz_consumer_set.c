@@ -59,15 +59,8 @@ static const char *const file_names[FILES] = {SHM_LOG_NOTIFY_FILE_NAME,
                                               "beta.log",
                                               "beta.consumers"};
 
-struct template_file {
-    char path[64 + 64];
-    uint8_t *bytes;
-    size_t length;
-};
-
 static char directory[64];
-static struct template_file template_files[FILES];
-static size_t template_total_length;
+static struct fuzz_file template_files[FILES];
 static int template_ready;
 
 static void template_cleanup(void) {
@@ -131,7 +124,6 @@ static void template_build(void) {
                  file_names[index]);
         fuzz_file_read(template_files[index].path, &template_files[index].bytes,
                        &template_files[index].length);
-        template_total_length += template_files[index].length;
     }
     template_ready = 1;
 }
@@ -203,30 +195,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t first = fuzz_take_byte(&input);
     uint8_t second = fuzz_take_byte(&input);
     uint8_t start_offset = fuzz_take_byte(&input);
-    uint8_t *bytes = malloc(template_total_length);
-    FUZZ_CHECK(bytes != NULL);
-    size_t at = 0;
-    for (size_t index = 0; index < FILES; index++) {
-        memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
-        at += template_files[index].length;
-    }
-    fuzz_patch_apply(input.head, input.head_length, bytes, template_total_length);
     /* The wake-up files possibly resized; every file written back. */
-    static const long size_changes[4] = {0, -4096, 4096, -1};
-    at = 0;
-    for (size_t index = 0; index < FILES; index++) {
-        const struct template_file *file = &template_files[index];
-        long change = index < 2 ? size_changes[(first >> (4 + 2 * index)) & 3] : 0;
-        if ((long)file->length + change <= 0) change = 0;
-        size_t length = (size_t)((long)file->length + change);
-        uint8_t *patched = calloc(1, length > file->length ? length : file->length);
-        FUZZ_CHECK(patched != NULL);
-        memcpy(patched, bytes + at, file->length);
-        fuzz_file_write(file->path, patched, length);
-        free(patched);
-        at += file->length;
-    }
-    free(bytes);
+    unsigned size_codes[FILES] = {(first >> 4) & 3, (first >> 6) & 3, 0, 0, 0, 0};
+    (void)fuzz_files_write_patched(template_files, FILES, input.head, input.head_length,
+                                   size_codes);
     if (second & 0x40) unlink(template_files[3].path); /* alpha.consumers */
     if (second & 0x80) unlink(template_files[1].path); /* intake.notify-waiters */
     static const uint32_t batches[4] = {0, 1, 3, 64};

@@ -87,4 +87,53 @@ static inline void fuzz_patch_apply(const uint8_t *patch, size_t patch_length, u
     }
 }
 
+/* A file of a template: where it lives and its bytes as built. */
+struct fuzz_file {
+    char path[64 + 256 + 2];
+    uint8_t *bytes;
+    size_t length;
+};
+
+/* The size change `code` (0..3) selects: as built, one page shorter, one page longer, one byte
+ * shorter. */
+static inline long fuzz_size_change(unsigned code) {
+    static const long changes[4] = {0, -4096, 4096, -1};
+    return changes[code & 3];
+}
+
+/* Writes the template's `count` files back with the patch applied to their bytes taken end to
+ * end; file i gets the size change `size_codes[i]` (fuzz_size_change; ignored when that would
+ * leave nothing). Returns the first file's length as written. */
+static inline size_t fuzz_files_write_patched(const struct fuzz_file *files, size_t count,
+                                              const uint8_t *patch, size_t patch_length,
+                                              const unsigned *size_codes) {
+    size_t total = 0;
+    for (size_t index = 0; index < count; index++) total += files[index].length;
+    uint8_t *bytes = malloc(total);
+    FUZZ_CHECK(bytes != NULL);
+    size_t at = 0;
+    for (size_t index = 0; index < count; index++) {
+        memcpy(bytes + at, files[index].bytes, files[index].length);
+        at += files[index].length;
+    }
+    fuzz_patch_apply(patch, patch_length, bytes, total);
+    size_t first_length = 0;
+    at = 0;
+    for (size_t index = 0; index < count; index++) {
+        const struct fuzz_file *file = &files[index];
+        long change = fuzz_size_change(size_codes[index]);
+        if ((long)file->length + change <= 0) change = 0;
+        size_t length = (size_t)((long)file->length + change);
+        uint8_t *patched = calloc(1, length > file->length ? length : file->length);
+        FUZZ_CHECK(patched != NULL);
+        memcpy(patched, bytes + at, file->length);
+        fuzz_file_write(file->path, patched, length);
+        free(patched);
+        if (index == 0) first_length = length;
+        at += file->length;
+    }
+    free(bytes);
+    return first_length;
+}
+
 #endif
