@@ -162,6 +162,7 @@ void connection_open(struct reactor *reactor, int fd) {
                     reactor->window_states + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
     framer_init(&connection->framer, reactor->frame_bytes_max);
+    connection->principal = *principal_anonymous();
     /* Acks are small and latency matters more than packing them. Without it acks still flow,
      * only later: counted, not fatal. */
     int one = 1;

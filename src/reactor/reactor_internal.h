@@ -39,6 +39,7 @@
 #include "ack_frame.h"
 #include "ack_window.h"
 #include "framer.h"
+#include "principal.h"
 #include "reactor.h"
 #include "record.h"
 #include "record_pool.h"
@@ -177,6 +178,9 @@ struct connection {
      * got its first byte (0 between records), and when input last came. */
     uint64_t frame_started_ns;
     uint64_t last_input_ns;
+    /* Who the peer has proven to be (principal.h): anonymous on the plaintext listener; set by
+     * the TLS handshake before the first record is framed, then fixed for the connection. */
+    struct principal principal;
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
