@@ -149,10 +149,14 @@ static void test_damaged_member(void) {
 }
 
 static void test_padding_commit(void) {
-    /* A 4 KiB ring filled to 16 bytes before its end: records of 1024, 1024, 1024 and 880
-     * bytes span 4080. The 16 bytes left are implicit padding (no header fits). */
+    /* A 4 KiB ring filled to 16 bytes before its end: three records of the largest size (a
+     * quarter of the ring) and one that brings the spans to 4080. The 16 bytes left are
+     * implicit padding (no entry header fits). */
     struct shm_log *log = writer_open("padded", 4096);
-    static const uint32_t lengths[4] = {1024, 1024, 1024, 880};
+    _Static_assert(SHM_LOG_ENTRY_HEADER_BYTES > 16, "16 bytes hold no entry header");
+    uint32_t last = 4080 - 3 * (uint32_t)shm_log_entry_span(1024) - SHM_LOG_ENTRY_HEADER_BYTES;
+    REQUIRE(shm_log_entry_span(last) + 3 * shm_log_entry_span(1024) == 4080);
+    const uint32_t lengths[4] = {1024, 1024, 1024, last};
     static uint8_t bytes[1024];
     memset(bytes, 0x5a, sizeof(bytes));
     uint64_t offset = 0;
