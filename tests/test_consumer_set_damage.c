@@ -74,10 +74,12 @@ static void record_damage(const char *topic, uint64_t offset) {
 }
 
 static struct intake_consumer_set *set_open_all(void) {
-    struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
-        .topics_max = 16,
-        .all_topics = true};
+    static const struct intake_consumer_options consumer = {
+        .struct_bytes = sizeof(consumer), .start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true};
+    struct intake_consumer_set_options options = {.struct_bytes = sizeof(options),
+                                                  .consumer = &consumer,
+                                                  .topics_max = 16,
+                                                  .all_topics = true};
     struct intake_consumer_set *set = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     int result =
@@ -118,7 +120,7 @@ static void test_damaged_member(void) {
     set_drain(set, &good_count, &bad_count);
     CHECK(good_count == 10);
     CHECK(bad_count == 4); /* what lies before the damage */
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = {.struct_bytes = sizeof(stats)};
     intake_consumer_set_stats(set, &stats);
     CHECK(stats.topic_errors == 1);
     CHECK(strstr(intake_consumer_set_error(set), "topic bad:") != NULL);

@@ -6,8 +6,9 @@
  *   fields:      every field against what was written: topic, sizes, retention, positions and
  *                offsets, consumers (active and detached, ephemeral, lag in bytes and records),
  *                the writer's liveness on request; by topic and by file name.
- *   arguments:   no log (-ENOENT), a struct_bytes too small (-EINVAL), a shorter struct (its
- *                prefix, consumers capped to its room), a topic that is not the file's.
+ *   arguments:   no log (-ENOENT), a struct_bytes below the 1.0 size (-EINVAL), 0 (the 1.0
+ *                size), a longer (newer) struct's own bytes left alone, consumers[] written
+ *                only as far as consumer_count, a topic that is not the file's.
  *   damage:      a bad magic (-EBADMSG), another version (-EPROTO), a region of another log
  *                (reported unreadable, the log's part still there).
  *   truncation:  the region and the log truncated under a cached look: -EIO (no SIGBUS), then
@@ -152,28 +153,29 @@ static void test_arguments(void) {
     CHECK(strstr(why, "absent") != NULL);
     CHECK(look(inspector, "", 0) == -EINVAL);
     CHECK(look(inspector, "not-a-log-name", INTAKE_LOG_INSPECT_FILE_NAME) == -EINVAL);
+    /* A struct that grows: shorter than 1.0's is refused; 0 is 1.0's; a newer caller's longer
+     * struct keeps the bytes past ours; consumers[] is written as far as consumer_count. */
     info.struct_bytes = 8;
     CHECK(intake_log_inspect(inspector, "orders/eu", 0, &info, why, sizeof(why)) == -EINVAL);
-    /* A caller built against a struct with room for one consumer gets its prefix. */
-    struct shorter {
-        struct intake_log_info head; /* used up to consumers[0] only */
-    };
     static union {
         struct intake_log_info info;
-        uint8_t bytes[sizeof(struct intake_log_info)];
+        uint8_t bytes[sizeof(struct intake_log_info) + 64];
     } room;
     memset(&room, 0x5a, sizeof(room));
-    size_t prefix =
-        offsetof(struct intake_log_info, consumers) + sizeof(struct intake_log_consumer);
-    room.info.struct_bytes = (uint32_t)prefix;
+    room.info.struct_bytes = 0;
     struct intake_consumer *first = consumer_open("orders/eu", "first", true);
-    struct intake_consumer *second = consumer_open("orders/eu", "second", true);
     CHECK(intake_log_inspect(inspector, "orders/eu", 0, &room.info, why, sizeof(why)) == 0);
-    CHECK(room.info.consumer_count == 1);
+    CHECK(room.info.struct_bytes == 0); /* kept */
     CHECK(room.info.commit_offset == 30);
-    CHECK(room.bytes[prefix] == 0x5a); /* nothing written past its struct */
+    CHECK(room.info.consumer_count == 2);
+    const uint8_t *unwritten = (const uint8_t *)&room.info.consumers[room.info.consumer_count];
+    CHECK(unwritten[0] == 0x5a); /* consumers past consumer_count are left as they were */
+    memset(&room, 0x5a, sizeof(room));
+    room.info.struct_bytes = (uint32_t)sizeof(room);
+    CHECK(intake_log_inspect(inspector, "orders/eu", 0, &room.info, why, sizeof(why)) == 0);
+    CHECK(room.info.commit_offset == 30 && room.info.consumer_count == 2);
+    CHECK(room.bytes[sizeof(struct intake_log_info)] == 0x5a); /* a newer caller's own bytes */
     intake_consumer_close(first);
-    intake_consumer_close(second);
     /* A file whose name is not its topic's. */
     char from[4096], to[4096];
     file_path("orders/eu", ".log", from, sizeof(from));

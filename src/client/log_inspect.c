@@ -36,6 +36,9 @@ _Static_assert(INTAKE_LOG_OFFSET_NONE == SHM_LOG_OFFSET_NONE, "no offset");
 _Static_assert((int)INTAKE_LOG_CONSUMER_ACTIVE == (int)SHM_LOG_SLOT_ACTIVE, "slot states");
 _Static_assert((int)INTAKE_LOG_CONSUMER_DETACHED == (int)SHM_LOG_SLOT_DETACHED, "slot states");
 
+/* The size of struct intake_log_info in 1.0, which this is: what struct_bytes 0 means. A later
+ * version that adds fields writes the number here instead of the sizeof. */
+#define CLIENT_LOG_INFO_BYTES_V1 sizeof(struct intake_log_info)
 /* Most logs one inspector remembers. */
 #define INSPECT_LOGS_MAX (1u << 20)
 /* Without intake.notify (no daemon ran in the directory), a log's files are checked this often. */
@@ -99,8 +102,6 @@ struct intake_log_inspector {
     atomic_bool notify_broken;
     struct file_identity notify_file;
     uint64_t notify_checked_ns;
-    /* A look for a caller whose struct is shorter than ours is filled here, then copied. */
-    struct intake_log_info scratch;
 };
 
 static void fail(char *why, size_t why_capacity, const char *format, ...)
@@ -533,9 +534,14 @@ int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
                        struct intake_log_info *info, char *why, size_t why_capacity) {
     INTAKE_ASSERT(why != NULL || why_capacity == 0);
     if (why_capacity > 0) why[0] = '\0';
-    size_t prefix = offsetof(struct intake_log_info, consumers);
-    if (inspector == NULL || name == NULL || info == NULL || info->struct_bytes < prefix) {
-        fail(why, why_capacity, "an inspector, a name and an info whose struct_bytes is set");
+    /* A struct that grows (consumer.h): struct_bytes 0 is the 1.0 layout, today's. A newer
+     * caller's longer struct keeps what lies past ours; a shorter one than 1.0's is refused. */
+    uint32_t struct_bytes = info != NULL ? info->struct_bytes : 0;
+    if (inspector == NULL || name == NULL || info == NULL ||
+        (struct_bytes != 0 && struct_bytes < CLIENT_LOG_INFO_BYTES_V1)) {
+        fail(why, why_capacity,
+             "an inspector, a name and an info whose struct_bytes is 0 or at least %zu",
+             (size_t)CLIENT_LOG_INFO_BYTES_V1);
         return -EINVAL;
     }
     uint64_t now_ns = intake_now_ns();
@@ -547,18 +553,17 @@ int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
             fail(why, why_capacity, "no log for %s in %s", name, inspector->directory);
         return result;
     }
-    /* A caller built against a shorter struct gets the prefix it knows, through the scratch. */
-    uint32_t struct_bytes = info->struct_bytes;
-    struct intake_log_info *full = struct_bytes >= sizeof(*info) ? info : &inspector->scratch;
-    memset(full, 0, prefix);
-    full->struct_bytes = struct_bytes;
-    header_read(log, full);
+    /* Written in place: the fixed part whole, consumers[] as far as consumer_count (a look at
+     * 1,000 logs copies no more than it reads). */
+    memset(info, 0, offsetof(struct intake_log_info, consumers));
+    info->struct_bytes = struct_bytes;
+    header_read(log, info);
     if (log->consumers != NULL) {
-        consumers_read(log, now_ns, full);
-        full->consumers_readable = 1;
+        consumers_read(log, now_ns, info);
+        info->consumers_readable = 1;
     }
     if ((flags & INTAKE_LOG_INSPECT_WRITER) != 0)
-        result = writer_probe(inspector, log, full, why, why_capacity);
+        result = writer_probe(inspector, log, info, why, why_capacity);
     /* Read through a mapping that was truncated meanwhile: what we read was zeros (a fault
      * the guard turned into zero pages, or a file cut inside a page, which reads as zeros
      * without one): the identity read last tells. */
@@ -573,11 +578,7 @@ int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
              inspector->directory, log->base_name);
         return -EIO;
     }
-    if (result != 0 || full == info) return result;
-    size_t room = (struct_bytes - prefix) / sizeof(struct intake_log_consumer);
-    if (full->consumer_count > room) full->consumer_count = (uint32_t)room;
-    memcpy(info, full, prefix + full->consumer_count * sizeof(struct intake_log_consumer));
-    return 0;
+    return result;
 }
 
 /* ------------------------------------------------------------ open, close --- */

@@ -89,6 +89,7 @@ int counters_region_create(struct counters_region *region, const char *path,
     copy_text(header->shm_directory, sizeof(header->shm_directory), identity->shm_directory);
     copy_text(header->listen, sizeof(header->listen), identity->listen);
     copy_text(header->metrics_listen, sizeof(header->metrics_listen), identity->metrics_listen);
+    copy_text(header->tls_listen, sizeof(header->tls_listen), identity->tls_listen);
     atomic_store_explicit(&header->state, INTAKE_COUNTERS_STATE_STARTING, memory_order_relaxed);
     atomic_store_explicit(&header->state_wall_ns, header->start_wall_ns, memory_order_relaxed);
     /* Readers open the file by name: it appears under that name only once complete. */

@@ -39,6 +39,7 @@ struct counters_region_identity {
     const char *shm_directory;
     const char *listen;
     const char *metrics_listen; /* or NULL */
+    const char *tls_listen;     /* or NULL */
 };
 
 /* Main thread. Writes the file whole under a temporary name, then renames it to `path` (so a

@@ -21,6 +21,7 @@
 
 #include "log_opener.h"
 #include "metrics_http.h"
+#include "pipeline_tls.h"
 #include "reactor.h"
 #include "reuseport_cbpf.h"
 #include "worker.h"
@@ -61,6 +62,9 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
+    config->handshake_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->handshakes_max = 256;
+    config->handshake_threads = 1;
 }
 
 /* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
@@ -222,6 +226,7 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    pipeline_tls_free(pipeline);
     counters_region_close(&pipeline->counters);
     /* After every worker and the opener: they bump the wake-up files until they stop. */
     shm_notify_close(&pipeline->notify);
@@ -258,6 +263,7 @@ static void pipeline_join_all(struct pipeline *pipeline) {
     atomic_store(&pipeline->stopping, true);
     for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
         if (pipeline->reactors[reactor]) reactor_join(pipeline->reactors[reactor]);
+    pipeline_tls_stop(pipeline);
     pipeline_stop_workers(pipeline);
 }
 
@@ -269,8 +275,13 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     const struct pipeline_config *config = &pipeline->config;
     if (config->zcrx_queue_count == 0) return 0;
     if (!reactor_backend_type(pipeline->reactors[0])->steered_by_rx_queue) return 0;
-    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
-                                       config->zcrx_queues, config->reactor_count);
+    /* Each listener's reuseport group gets it (the TLS one too: its connections' bytes land in
+     * the same queues). */
+    int result = 0;
+    for (int tls = 0; result == 0 && tls < 2; tls++) {
+        int fd = reactor_listen_fd(pipeline->reactors[0], tls);
+        if (fd >= 0) result = reuseport_cbpf_attach(fd, config->zcrx_queues, config->reactor_count);
+    }
     if (result < 0)
         intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                           strerror(-result));
@@ -299,6 +310,7 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
         .shm_directory = config->shm_directory,
         .listen = config->listen_text,
         .metrics_listen = config->metrics_listen,
+        .tls_listen = config->tls_listen_set ? config->tls_listen_text : NULL,
     };
     return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
@@ -386,6 +398,7 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .received_cells = counters_region_received(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
+    pipeline_tls_reactor_links(pipeline, reactor, &links);
     return links;
 }
 
@@ -415,6 +428,9 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = worker_create(&links, &pipeline->workers[worker]);
         if (result < 0) intake_error_line(why, why_capacity, "worker %u: out of memory", worker);
     }
+    /* The TLS context before anything listens (a bad file stops the startup), and the
+     * handshake threads before the reactors that post to them. */
+    if (result == 0) result = pipeline_tls_start(pipeline, why, why_capacity);
     /* Listeners first, all of them, so a busy port fails before any thread starts. */
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++) {
         struct reactor_links links = pipeline_reactor_links(pipeline, reactor);
@@ -426,10 +442,12 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
     if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
-        if (pipeline->reactors != NULL && pipeline->workers != NULL)
+        if (pipeline->reactors != NULL && pipeline->workers != NULL) {
             pipeline_join_all(pipeline);
-        else
+        } else {
+            pipeline_tls_stop(pipeline);
             log_opener_stop(pipeline->log_opener);
+        }
         pipeline_free(pipeline);
         return result;
     }
@@ -457,6 +475,10 @@ uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline) {
     return reactor_frame_bytes_max(pipeline->reactors[0]);
 }
 
+uint32_t pipeline_tls_frame_bytes_max(const struct pipeline *pipeline) {
+    return reactor_tls_frame_bytes_max(pipeline->reactors[0]);
+}
+
 /* Waits for reactors to drain; past the deadline, tells workers to stop waiting on full logs. */
 static void pipeline_drain_reactors(struct pipeline *pipeline) {
     uint64_t deadline = intake_now_ns() + pipeline->config.shutdown_timeout_ns;
@@ -480,7 +502,25 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 void pipeline_stop(struct pipeline *pipeline) {
     counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_STOPPING, false);
     pipeline_drain_reactors(pipeline);
+    pipeline_tls_stop(pipeline);
     pipeline_stop_workers(pipeline);
+}
+
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(why != NULL && why_capacity > 0);
+    if (!pipeline->tls_enabled) {
+        intake_error_line(why, why_capacity, "nothing to reload (no --tls-listen)");
+        return 0;
+    }
+    int result = pipeline_tls_reload(pipeline, why, why_capacity);
+    if (result < 0) return result;
+    const struct pipeline_config *config = &pipeline->config;
+    intake_error_line(why, why_capacity,
+                      "TLS certificate %s, key %s%s%s reloaded; new handshakes use them",
+                      config->tls_certificate_path, config->tls_key_path,
+                      config->tls_client_ca_path ? " and client CA " : "",
+                      config->tls_client_ca_path ? config->tls_client_ca_path : "");
+    return 0;
 }
 
 void pipeline_report(struct pipeline *pipeline, const char *when) {

@@ -27,11 +27,6 @@ static void connection_note_partial_cap(struct reactor *reactor) {
     reactor->counters.partial_cap_pauses++;
     reactor->partial_cap_reached = true;
 }
-enum admission_frame_result {
-    ADMISSION_FRAME_CONSUMED,
-    ADMISSION_FRAME_PAUSED,
-    ADMISSION_FRAME_ENDED
-};
 
 static void connection_pause(struct reactor *reactor, struct connection *connection,
                              enum connection_pause reason) {
@@ -179,10 +174,8 @@ static void connection_pin_new_slices(struct reactor *reactor, struct connection
 }
 
 /* Frames one chunk from *offset on until it is consumed, the connection pauses or ends. */
-static enum admission_frame_result connection_frame(struct reactor *reactor,
-                                                    struct connection *connection,
-                                                    const struct rx_chunk *chunk,
-                                                    uint32_t *offset) {
+enum admission_frame_result connection_frame(struct reactor *reactor, struct connection *connection,
+                                             const struct rx_chunk *chunk, uint32_t *offset) {
     INTAKE_ASSERT(*offset <= chunk->length);
     for (;;) {
         if (!connection_is_open(connection)) return ADMISSION_FRAME_ENDED;
@@ -236,8 +229,8 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
 }
 
 /* Appends a chunk to the connection's backlog; the node keeps the chunk reference. */
-static bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
-                                    const struct rx_chunk *chunk, uint32_t offset) {
+bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
+                             const struct rx_chunk *chunk, uint32_t offset) {
     INTAKE_ASSERT(offset <= chunk->length);
     uint32_t index = reactor->backlog_free_head;
     if (index == REACTOR_NO_NODE) return false;
@@ -260,7 +253,7 @@ static bool connection_backlog_push(struct reactor *reactor, struct connection *
 }
 
 /* Gives the head backlog node back to the free list with its chunk reference. */
-static void connection_backlog_pop(struct reactor *reactor, struct connection *connection) {
+void connection_backlog_pop(struct reactor *reactor, struct connection *connection) {
     uint32_t index = connection->backlog_head;
     INTAKE_ASSERT(index != REACTOR_NO_NODE);
     struct backlog_node *node = &reactor->backlog_nodes[index];
@@ -277,8 +270,8 @@ static void connection_backlog_pop(struct reactor *reactor, struct connection *c
 
 /* Whether a paused connection's live receive must stop: its backlog is long, receive units run
  * short (the paused connection would take them from those that read), or backlog nodes do. */
-static bool connection_backlog_pressed(const struct reactor *reactor,
-                                       const struct connection *connection) {
+bool connection_backlog_pressed(const struct reactor *reactor,
+                                const struct connection *connection) {
     if (connection->backlog_chunks >= REACTOR_PAUSED_BACKLOG_CHUNKS_MAX) return true;
     if (reactor->backlog_free_count <= reactor->backlog_reserve) return true;
     const struct rx_backend *backend = reactor->backend;
@@ -292,6 +285,10 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
     INTAKE_ASSERT(connection_is_open(connection));
     INTAKE_ASSERT(chunk->length > 0);
     reactor->admit_wall_ns = intake_wall_ns();
+    if (connection->tls) {
+        connection_tls_receive(reactor, connection, chunk);
+        return;
+    }
     uint32_t offset = 0;
     if (connection->phase == CONNECTION_READING) {
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
@@ -315,6 +312,10 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
 
 /* Frames backlog chunks until empty, paused again or ended. */
 static void connection_drain_backlog(struct reactor *reactor, struct connection *connection) {
+    if (connection->tls) {
+        connection_tls_process(reactor, connection);
+        return;
+    }
     while (connection->backlog_head != REACTOR_NO_NODE && connection->phase == CONNECTION_READING) {
         struct backlog_node *node = &reactor->backlog_nodes[connection->backlog_head];
         enum admission_frame_result result =
@@ -370,6 +371,7 @@ void connection_resume(struct reactor *reactor, struct connection *connection) {
  * the partial record the framer holds let their units go. */
 void connection_drop_input(struct reactor *reactor, struct connection *connection) {
     while (connection->backlog_head != REACTOR_NO_NODE) connection_backlog_pop(reactor, connection);
+    if (connection->tls) connection_tls_input_dropped(reactor, connection);
     if (connection->blocked_record != NULL) {
         reactor_release_record(reactor, connection->blocked_record);
         connection->blocked_record = NULL;

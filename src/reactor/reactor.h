@@ -28,6 +28,7 @@
 #include "common.h"
 #include "counters_write.h"
 #include "doorbell.h"
+#include "handshake.h"
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "spsc_ring.h"
@@ -50,9 +51,21 @@ struct reactor_links {
     uint32_t topics_per_connection; /* topics one connection may create */
     uint64_t frame_timeout_ns;      /* a record completes within this of its first byte; 0 off */
     uint64_t idle_timeout_ns;       /* silence allowed with nothing in flight; 0 off */
+    /* The plaintext listener (NULL with --listen none) and the TLS one (NULL without
+     * --tls-listen). */
     const struct sockaddr_storage *listen_address;
     socklen_t listen_address_length;
     const char *listen_text;
+    const struct sockaddr_storage *tls_listen_address;
+    socklen_t tls_listen_address_length;
+    const char *tls_listen_text;
+    /* TLS handshakes (handshake.h): at most handshakes_max at once on this reactor, each within
+     * handshake_timeout_ns; jobs go to the requests queue of the handshake thread serving this
+     * reactor, answers come back on its own answers queue (it rings `doorbell`). */
+    uint32_t handshakes_max;
+    uint64_t handshake_timeout_ns;
+    struct handshake_queue *handshake_requests;
+    struct handshake_queue *handshake_answers;
     /* Receive backend: a name of the backend table or "auto", and its settings. */
     const char *backend_name;
     struct rx_backend_config backend_config;
@@ -91,8 +104,12 @@ const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor
 /* The largest record this reactor accepts: --max-frame, lowered when the backend's fixed-size
  * fragments cannot hold it in RECORD_SLICES_MAX slices. */
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor);
-/* The reactor's listening socket (the pipeline attaches the queue-steering program to it). */
-int reactor_listen_fd(const struct reactor *reactor);
+/* The largest record a TLS connection of this reactor may send (see reactor_setup.c): lower
+ * than reactor_frame_bytes_max, because every TLS record cuts a record's plaintext. */
+uint32_t reactor_tls_frame_bytes_max(const struct reactor *reactor);
+/* The reactor's listening sockets, plaintext and TLS, or -1 for one not configured (the
+ * pipeline attaches the queue-steering program to them). */
+int reactor_listen_fd(const struct reactor *reactor, bool tls);
 
 /* Any thread: the reactor prints its counters from its own thread at its next iteration. */
 void reactor_request_report(struct reactor *reactor);

@@ -127,6 +127,10 @@ const struct intake_counters_received_cell *counters_view_received(const struct 
                                                               view->header->received_block_bytes);
 }
 
+const char *const counters_handshake_failure_reasons[INTAKE_COUNTERS_HANDSHAKE_FAILURES] = {
+    "timeout", "no_client_certificate", "bad_certificate", "not_tls", "protocol", "principal",
+    "other"};
+
 bool counters_view_topic_name(const struct counters_view *view, uint32_t topic_id, char *name) {
     const struct intake_counters_topic_row *row = counters_view_topic(view, topic_id);
     uint32_t length =

@@ -60,6 +60,10 @@ struct counters_topic_totals {
 void counters_view_topic_totals(const struct counters_view *view, uint32_t topic_id,
                                 struct counters_topic_totals *totals);
 
+/* The names of the TLS handshake failure reasons (INTAKE_COUNTERS_HANDSHAKE_FAILURES, in the
+ * order of the reactor row's tls_handshakes_failed), for both renderings. */
+extern const char *const counters_handshake_failure_reasons[INTAKE_COUNTERS_HANDSHAKE_FAILURES];
+
 /* The copy account: payload bytes copied in user space, and bytes received. */
 void counters_view_copy_account(const struct counters_view *view, uint64_t *copied,
                                 uint64_t *received);

@@ -173,6 +173,62 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
     }
 }
 
+/* TLS (issue 17): only when the daemon has a TLS listener. */
+static const struct reactor_family tls_families[] = {
+    {"intake_tls_handshakes_refused_total", "counter",
+     "TLS connections refused because every handshake slot was taken (--handshakes-max).",
+     REACTOR_FIELD(tls_handshakes_refused)},
+    {"intake_tls_handshakes_in_progress", "gauge", "TLS handshakes running now.",
+     REACTOR_FIELD(tls_handshakes_in_progress)},
+    {"intake_tls_records_decrypted_total", "counter",
+     "TLS application data records decrypted in place.", REACTOR_FIELD(tls_records_decrypted)},
+    {"intake_tls_auth_failures_total", "counter",
+     "TLS records whose authentication tag did not verify (each ended its connection).",
+     REACTOR_FIELD(tls_auth_failures)},
+    {"intake_tls_record_errors_total", "counter",
+     "TLS records that broke another record-layer rule (each ended its connection).",
+     REACTOR_FIELD(tls_record_errors)},
+    {"intake_tls_alerts_received_total", "counter",
+     "TLS error alerts received from peers (close_notify not counted).",
+     REACTOR_FIELD(tls_alerts_received)},
+};
+
+static void render_tls(const struct counters_view *view, struct text_buffer *out) {
+    const struct intake_counters_header *header = view->header;
+    if (header->tls_listen[0] == '\0') return;
+    family(out, "intake_tls_handshakes_total", "counter", "TLS handshakes completed.");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+        text_buffer_printf(out, "intake_tls_handshakes_total{reactor=\"%u\"} %lu\n", reactor,
+                           counters_load(&counters_view_reactor(view, reactor)->tls_handshakes_ok));
+    family(out, "intake_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by reason.");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+        for (uint32_t reason = 0; reason < INTAKE_COUNTERS_HANDSHAKE_FAILURES; reason++)
+            text_buffer_printf(
+                out, "intake_tls_handshake_failures_total{reactor=\"%u\",reason=\"%s\"} %lu\n",
+                reactor, counters_handshake_failure_reasons[reason],
+                counters_load(
+                    &counters_view_reactor(view, reactor)->tls_handshakes_failed[reason]));
+    for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(tls_families); index++) {
+        const struct reactor_family *entry = &tls_families[index];
+        family(out, entry->name, entry->type, entry->help);
+        for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+            text_buffer_printf(out, "%s{reactor=\"%u\"} %lu\n", entry->name, reactor,
+                               reactor_field(counters_view_reactor(view, reactor), entry->offset));
+    }
+    family(out, "intake_tls_key_updates_total", "counter",
+           "TLS key updates, by direction (received: the peer's read key moved on).");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
+        const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
+        text_buffer_printf(out,
+                           "intake_tls_key_updates_total{reactor=\"%u\",direction=\"received\"} "
+                           "%lu\nintake_tls_key_updates_total{reactor=\"%u\",direction=\"sent\"} "
+                           "%lu\n",
+                           reactor, counters_load(&row->tls_key_updates_received), reactor,
+                           counters_load(&row->tls_key_updates_sent));
+    }
+}
+
 static void render_workers(const struct counters_view *view, struct text_buffer *out) {
     static const struct {
         const char *name, *help;
@@ -414,6 +470,7 @@ void counters_render_prometheus(struct counters_renderer *renderer,
     text_buffer_printf(out, "intake_start_time_seconds %.3f\n",
                        (double)header->start_wall_ns / 1e9);
     render_reactors(view, now_ns, out);
+    render_tls(view, out);
     render_workers(view, out);
     uint64_t copied = 0, received = 0;
     counters_view_copy_account(view, &copied, &received);

@@ -93,6 +93,27 @@ static void render_text_topic(struct counters_renderer *renderer, const struct c
     }
 }
 
+/* TLS (issue 17): only when the daemon has a TLS listener. */
+static void render_text_tls(const struct counters_view *view, uint32_t reactor,
+                            struct text_buffer *out) {
+    if (view->header->tls_listen[0] == '\0') return;
+    const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
+    text_buffer_printf(out, "  tls handshakes ok=%lu", counters_load(&row->tls_handshakes_ok));
+    for (uint32_t reason = 0; reason < INTAKE_COUNTERS_HANDSHAKE_FAILURES; reason++)
+        text_buffer_printf(out, " failed_%s=%lu", counters_handshake_failure_reasons[reason],
+                           counters_load(&row->tls_handshakes_failed[reason]));
+    text_buffer_printf(
+        out,
+        " refused=%lu in_progress=%lu records_decrypted=%lu auth_failures=%lu "
+        "record_errors=%lu key_updates_received=%lu key_updates_sent=%lu "
+        "alerts_received=%lu\n",
+        counters_load(&row->tls_handshakes_refused),
+        counters_load(&row->tls_handshakes_in_progress), counters_load(&row->tls_records_decrypted),
+        counters_load(&row->tls_auth_failures), counters_load(&row->tls_record_errors),
+        counters_load(&row->tls_key_updates_received), counters_load(&row->tls_key_updates_sent),
+        counters_load(&row->tls_alerts_received));
+}
+
 void counters_render_text(struct counters_renderer *renderer, const struct counters_view *view,
                           uint64_t now_ns, struct text_buffer *out) {
     const struct intake_counters_header *header = view->header;
@@ -100,12 +121,15 @@ void counters_render_text(struct counters_renderer *renderer, const struct count
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&header->state, memory_order_acquire);
     char why[128];
     bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why));
-    text_buffer_printf(out, "intake pid %d state %s ready %s%s%s backend %s listen %s logs %s\n",
-                       header->pid, counters_state_name(state), ready ? "yes" : "no",
-                       ready ? "" : " ", ready ? "" : why,
-                       header->backend[0] ? header->backend : "?", header->listen, directory);
-    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+    text_buffer_printf(
+        out, "intake pid %d state %s ready %s%s%s backend %s listen %s%s%s logs %s\n", header->pid,
+        counters_state_name(state), ready ? "yes" : "no", ready ? "" : " ", ready ? "" : why,
+        header->backend[0] ? header->backend : "?", header->listen,
+        header->tls_listen[0] ? " tls " : "", header->tls_listen, directory);
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         render_text_reactor(view, reactor, now_ns, out);
+        render_text_tls(view, reactor, out);
+    }
     for (uint32_t worker = 0; worker < header->worker_count; worker++) {
         const struct intake_counters_worker_row *row = counters_view_worker(view, worker);
         uint64_t beat = counters_load(&row->heartbeat_ns);

@@ -91,7 +91,8 @@ static void template_log(struct shm_notify *notify, const char *topic) {
                    SHM_LOG_APPENDED);
         if (index % 4 == 3) FUZZ_CHECK(shm_log_publish(log));
         if (index == 25) {
-            struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, false};
+            struct intake_consumer_options options = {
+                .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
             struct intake_consumer *keeper = NULL;
             FUZZ_CHECK(intake_consumer_open(directory, topic, "keeper", &options, &keeper, why,
                                             sizeof(why)) == 0);
@@ -180,7 +181,7 @@ static void set_exercise(const struct intake_consumer_set_options *options, cons
     /* A short real wait: bounded by its timeout, whatever the files say. */
     result = intake_consumer_set_wait(set, 1000000);
     FUZZ_CHECK(result == 0 || result == 1 || result == -EINTR);
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = {.struct_bytes = sizeof(stats)};
     intake_consumer_set_stats(set, &stats);
     FUZZ_CHECK(stats.topics_followed + stats.topics_waiting <= options->topics_max);
     (void)intake_consumer_set_writer_alive(set);
@@ -204,13 +205,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const uint32_t batches[4] = {0, 1, 3, 64};
     static const uint32_t topics_maxima[4] = {1, 2, 3, 8};
     static const char *const listed[3] = {"alpha", "beta", "gamma"};
-    struct intake_consumer_set_options options = {
-        .consumer = {(enum intake_consumer_start)(first & 3), start_offset, (first & 4) != 0},
-        .topics_max = topics_maxima[(second >> 2) & 3],
-        .all_topics = (first & 8) != 0,
-        .topics = listed,
-        .topic_count = (second & 0x10) ? 3 : 2,
-        .per_topic_batch = batches[second & 3]};
+    struct intake_consumer_options consumer = {.struct_bytes = sizeof(consumer),
+                                               .start = (enum intake_consumer_start)(first & 3),
+                                               .start_offset = start_offset,
+                                               .ephemeral = (first & 4) != 0};
+    struct intake_consumer_set_options options = {.struct_bytes = sizeof(options),
+                                                  .consumer = &consumer,
+                                                  .topics_max = topics_maxima[(second >> 2) & 3],
+                                                  .all_topics = (first & 8) != 0,
+                                                  .topics = listed,
+                                                  .topic_count = (second & 0x10) ? 3 : 2,
+                                                  .per_topic_batch = batches[second & 3]};
     if (!options.all_topics && options.topic_count > options.topics_max)
         options.topic_count = options.topics_max;
     set_exercise(&options, (second & 0x20) ? "keeper" : "fuzz");
