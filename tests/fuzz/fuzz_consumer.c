@@ -41,7 +41,6 @@
 #include "shm_log.h"
 
 #define TEMPLATE_TOPIC    "fuzz"
-#define TEMPLATE_CAPACITY 4096u
 /* Polls per input: enough to read the whole small ring and a little more. */
 #define POLLS_MAX 64
 
@@ -90,42 +89,16 @@ static void template_build(void) {
     fuzz_stale_directories_remove("intake-fuzz-consumer-");
     snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-consumer-%d", (int)getpid());
     atexit(template_cleanup);
-    struct shm_log_config config = {.directory = directory,
-                                    .topic = TEMPLATE_TOPIC,
-                                    .capacity_bytes = TEMPLATE_CAPACITY,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 1000000000ull};
-    struct shm_log *log = NULL;
-    char why[256];
-    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
-        fprintf(stderr, "fuzz_consumer: cannot build the template log: %s\n", why);
-        abort();
-    }
-    uint8_t payload[400];
-    for (size_t index = 0; index < sizeof(payload); index++) payload[index] = (uint8_t)index;
     /* About three laps of the ring in records of 1..397 bytes: padding entries and a
      * retained position past the start; a keeper consumer commits halfway. */
-    for (uint32_t index = 0; index < 48; index++) {
-        struct slice slice = {payload, 1 + (index * 37) % 397, 0};
-        uint64_t offset = 0;
-        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
-                   SHM_LOG_APPENDED);
-        if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
-        if (index == 30) {
-            struct intake_consumer_options options = {
-                .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
-            struct intake_consumer *keeper = NULL;
-            FUZZ_CHECK(intake_consumer_open(directory, TEMPLATE_TOPIC, "keeper", &options, &keeper,
-                                            why, sizeof(why)) == 0);
-            struct intake_consumer_record record;
-            for (int polls = 0; polls < 3; polls++)
-                FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
-            intake_consumer_commit(keeper);
-            intake_consumer_close(keeper);
-        }
-    }
-    FUZZ_CHECK(shm_log_publish(log));
-    shm_log_close(log);
+    const struct fuzz_template_log plan = {.directory = directory,
+                                           .topic = TEMPLATE_TOPIC,
+                                           .records = 48,
+                                           .length_stride = 37,
+                                           .publish_every = 3,
+                                           .keeper_at = 30,
+                                           .keeper_polls = 3};
+    fuzz_template_log_build(&plan);
     template_read();
     template_ready = 1;
 }

@@ -47,7 +47,6 @@
 #include "shm_log.h"
 #include "shm_notify.h"
 
-#define TEMPLATE_CAPACITY 4096u
 #define ROUNDS            12
 #define RECORDS_MAX       16
 #define FILES             6
@@ -70,41 +69,15 @@ static void template_cleanup(void) {
 
 /* A wrapped log for `topic` with a keeper's committed cursor. */
 static void template_log(struct shm_notify *notify, const char *topic) {
-    struct shm_log_config config = {.directory = directory,
-                                    .topic = topic,
-                                    .capacity_bytes = TEMPLATE_CAPACITY,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 1000000000ull,
-                                    .notify = notify};
-    struct shm_log *log = NULL;
-    char why[256];
-    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
-        fprintf(stderr, "fuzz_consumer_set: cannot build the template log: %s\n", why);
-        abort();
-    }
-    uint8_t payload[400];
-    for (size_t index = 0; index < sizeof(payload); index++) payload[index] = (uint8_t)index;
-    for (uint32_t index = 0; index < 40; index++) {
-        struct slice slice = {payload, 1 + (index * 53) % 397, 0};
-        uint64_t offset = 0;
-        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
-                   SHM_LOG_APPENDED);
-        if (index % 4 == 3) FUZZ_CHECK(shm_log_publish(log));
-        if (index == 25) {
-            struct intake_consumer_options options = {
-                .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
-            struct intake_consumer *keeper = NULL;
-            FUZZ_CHECK(intake_consumer_open(directory, topic, "keeper", &options, &keeper, why,
-                                            sizeof(why)) == 0);
-            struct intake_consumer_record record;
-            for (int polls = 0; polls < 2; polls++)
-                FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
-            intake_consumer_commit(keeper);
-            intake_consumer_close(keeper);
-        }
-    }
-    FUZZ_CHECK(shm_log_publish(log));
-    shm_log_close(log);
+    const struct fuzz_template_log plan = {.directory = directory,
+                                           .topic = topic,
+                                           .notify = notify,
+                                           .records = 40,
+                                           .length_stride = 53,
+                                           .publish_every = 4,
+                                           .keeper_at = 25,
+                                           .keeper_polls = 2};
+    fuzz_template_log_build(&plan);
 }
 
 /* The one place that knows the writer: builds the directory and reads its files back. */

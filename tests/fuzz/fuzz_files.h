@@ -1,8 +1,9 @@
 /*
  * fuzz_files.h: what the targets that fuzz files share (fuzz_consumer, fuzz_consumer_set): a
  * private directory under /dev/shm per process (and the removal of those that crashed
- * processes left), reading and writing whole files, and the patch format both read from the
- * head of an input. Single-threaded, like every target.
+ * processes left), reading and writing whole files, the patch format both read from the head
+ * of an input, and the template logs the daemon's writer builds. Single-threaded, like every
+ * target.
  */
 #ifndef INTAKE_FUZZ_FILES_H
 #define INTAKE_FUZZ_FILES_H
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
+#include "intake/consumer.h"
+#include "shm_log.h"
 
 /* Removes the /dev/shm directories named `prefix`<pid> whose process is gone (a crash skips
  * atexit): only ours, by prefix, and only when their process no longer exists. */
@@ -134,6 +137,57 @@ static inline size_t fuzz_files_write_patched(const struct fuzz_file *files, siz
     }
     free(bytes);
     return first_length;
+}
+
+/* How a template log is written: `records` records of 1 + (index * length_stride) % 397 bytes,
+ * published every `publish_every`, a "keeper" consumer that reads `keeper_polls` records and
+ * commits once `keeper_at` records were appended. */
+struct fuzz_template_log {
+    const char *directory;
+    const char *topic;
+    struct shm_notify *notify; /* the directory's wake-up files, or NULL */
+    uint32_t records, length_stride, publish_every, keeper_at;
+    int keeper_polls;
+};
+
+/* Builds a wrapped log (ring of 4 KiB, overwrite) with the daemon's own writer: the one place
+ * the file targets know the writer. */
+static inline void fuzz_template_log_build(const struct fuzz_template_log *plan) {
+    struct shm_log_config config = {.directory = plan->directory,
+                                    .topic = plan->topic,
+                                    .capacity_bytes = 4096,
+                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
+                                    .consumer_stale_ns = 1000000000ull,
+                                    .notify = plan->notify};
+    struct shm_log *log = NULL;
+    char why[256];
+    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
+        fprintf(stderr, "fuzz: cannot build the template log: %s\n", why);
+        abort();
+    }
+    uint8_t payload[400];
+    for (size_t index = 0; index < sizeof(payload); index++) payload[index] = (uint8_t)index;
+    for (uint32_t index = 0; index < plan->records; index++) {
+        struct slice slice = {payload, 1 + (index * plan->length_stride) % 397, 0};
+        uint64_t offset = 0;
+        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, &offset) ==
+                   SHM_LOG_APPENDED);
+        if (index % plan->publish_every == plan->publish_every - 1)
+            FUZZ_CHECK(shm_log_publish(log));
+        if (index != plan->keeper_at) continue;
+        struct intake_consumer_options options = {
+            .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
+        struct intake_consumer *keeper = NULL;
+        FUZZ_CHECK(intake_consumer_open(plan->directory, plan->topic, "keeper", &options, &keeper,
+                                        why, sizeof(why)) == 0);
+        struct intake_consumer_record record;
+        for (int polls = 0; polls < plan->keeper_polls; polls++)
+            FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
+        intake_consumer_commit(keeper);
+        intake_consumer_close(keeper);
+    }
+    FUZZ_CHECK(shm_log_publish(log));
+    shm_log_close(log);
 }
 
 #endif
