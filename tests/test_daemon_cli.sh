@@ -3,9 +3,10 @@
 # parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
 # --help exits 0; SIGINT and SIGTERM stop it gracefully with 0; SIGHUP does not stop it (it
-# reloads: without TLS there is nothing to reload, and it says so). The TLS flags: missing
-# companions exit 2; a missing file, a key that does not match, an expired certificate and a CA
-# file without a certificate exit 1 with one line.
+# reloads: without TLS or --acl there is nothing to reload, and it says so). The TLS flags:
+# missing companions exit 2; a missing file, a key that does not match, an expired certificate
+# and a CA file without a certificate exit 1 with one line. A missing or malformed --acl file
+# exits 2 with its line number and reason.
 # intake-test: no-tsan (flags and startup refusals)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
@@ -32,6 +33,8 @@ expect_exit() { # expected-status, description, args...
 expect_exit 0 "--help" --help
 check "--help lists --max-frame" $(grep -q -- '--max-frame' "$work/out"; echo $?)
 check "--help lists --dedupe-producers" $(grep -q -- '--dedupe-producers' "$work/out"; echo $?)
+check "--help lists --acl" $(grep -q -- '--acl FILE' "$work/out"; echo $?)
+check "--help: SIGHUP reloads" $(grep -q 'SIGHUP: reload' "$work/out"; echo $?)
 expect_exit 2 "unknown flag" --no-such-flag
 expect_exit 2 "bad number" --reactors many
 expect_exit 2 "non power of two" --buffers 100
@@ -61,6 +64,11 @@ expect_exit 1 "CA file without a certificate" "${tls_flags[@]}" \
   --tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key" \
   --tls-client-ca "$work/tls/empty-ca.pem"
 check "empty CA said" $(grep -q "holds no certificate" "$work/err"; echo $?)
+expect_exit 2 "missing --acl file" --acl "$work/no-such-acl"
+check "missing --acl file: named" $(grep -q "no-such-acl: No such file" "$work/err"; echo $?)
+printf 'allow anonymous produce t\nallow anonymous\n' >"$work/bad.acl"
+expect_exit 2 "malformed --acl file" --acl "$work/bad.acl"
+check "malformed --acl file: line and reason" $(grep -q "bad.acl line 2: allow takes" "$work/err"; echo $?)
 expect_exit 2 "zcrx without a device" --backend zcrx
 
 # Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
@@ -177,7 +185,7 @@ check "intake-topic without --remove: exit 2 (got $?)" $(($? != 2))
 check "intake-topic --help: exit 0 (got $?)" $?
 
 # SIGINT and SIGTERM: a clean stop, exit 0, every buffer back. SIGHUP first (it reloads, and
-# without TLS says there is nothing to), then SIGTERM.
+# without TLS or --acl says there is nothing to), then SIGTERM.
 for signal in INT TERM HUP; do
   "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
   daemon=$!

@@ -2,8 +2,9 @@
  * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs,
  * TLS handshake threads), then waits for signals on the main thread:
  *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
- *   SIGHUP: reload (pipeline_reload: the TLS certificate, key and client CA): one line saying
- *   what was reloaded, or why not (the old configuration then stays); connections keep going;
+ *   SIGHUP: reload (pipeline_reload: the TLS certificate, key and client CA, then the --acl
+ *   file): one line saying what was reloaded, or why not (the old configuration of that part
+ *   then stays); connections keep going;
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -53,6 +54,9 @@ static void report_started(struct pipeline *pipeline) {
                 config->tls_client_ca_path ? config->tls_client_ca_path : "",
                 config->handshake_threads, config->handshakes_max,
                 (unsigned long long)(config->handshake_timeout_ns / 1000000u));
+    char acl_line[512];
+    pipeline_describe_acl(pipeline, acl_line, sizeof(acl_line));
+    fprintf(stderr, "intaked: %s\n", acl_line);
     /* The line tests and scripts wait for: everything above is up. */
     fprintf(stderr,
             "intaked: listening on %s%s%s, backend %s (asked %s), %u reactor(s), %u worker(s), "

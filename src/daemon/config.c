@@ -60,6 +60,7 @@ enum option_id {
     OPTION_HANDSHAKES_MAX,
     OPTION_HANDSHAKE_THREADS,
     OPTION_TLS_KEY_UPDATE_RECORDS,
+    OPTION_ACL,
 };
 
 static const struct option config_options[] = {
@@ -104,6 +105,7 @@ static const struct option config_options[] = {
     {"handshakes-max", required_argument, NULL, OPTION_HANDSHAKES_MAX},
     {"handshake-threads", required_argument, NULL, OPTION_HANDSHAKE_THREADS},
     {"tls-key-update-records", required_argument, NULL, OPTION_TLS_KEY_UPDATE_RECORDS},
+    {"acl", required_argument, NULL, OPTION_ACL},
     {NULL, 0, NULL, 0},
 };
 
@@ -161,36 +163,16 @@ void config_print_usage(FILE *out) {
         "                            (300000; 0: never)\n"
         "  --producers-max N         producers whose acknowledged sequence a Hello is answered\n"
         "                            with; the least recently seen is forgotten (default 65536)\n"
+        "  --acl FILE                who may produce to which topics, and quotas (README: ACLs);\n"
+        "                            without it, everything is allowed\n"
         "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
         "  --counters PATH           counters region for intake-stat (default "
         "SHM-DIR/intake.counters)\n"
         "Numbers take K, M or G suffixes (powers of 1024).\n"
         "SIGTERM, SIGINT: stop accepting, finish, exit 0. SIGHUP: reload the TLS certificate, key\n"
-        "and client CA (new handshakes use them; a failed reload keeps the old ones). SIGUSR1:\n"
-        "counters.\n",
+        "and client CA (new handshakes use them) and the --acl file (from the next record); a\n"
+        "failed reload keeps the old configuration of that part. SIGUSR1: counters.\n",
         out);
-}
-
-/* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
- * digits only (no sign, no spaces, no base prefix), nothing after the suffix, at most
- * `maximum` once scaled. */
-static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
-    if (text[0] < '0' || text[0] > '9') return -EINVAL;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) return -EINVAL;
-    uint64_t scale = 1;
-    if (*end == 'K' || *end == 'k')
-        scale = 1024;
-    else if (*end == 'M' || *end == 'm')
-        scale = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g')
-        scale = 1024ull * 1024 * 1024;
-    if (scale != 1) end++;
-    if (*end != '\0' || parsed > maximum / scale) return -EINVAL;
-    *value = parsed * scale;
-    return 0;
 }
 
 /* The largest value each numeric flag can take before its own rule (config_check) applies:
@@ -268,6 +250,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         return 0;
     }
     case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_ACL: config->acl_path = argument; return 0;
     case OPTION_METRICS_LISTEN: {
         struct sockaddr_storage address;
         socklen_t length = 0;
@@ -306,7 +289,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         break;
     }
     default:
-        bad = parse_size(argument, option_maximum(option), &value) < 0;
+        bad = intake_parse_size(argument, option_maximum(option), &value) < 0;
         if (bad) break;
         switch (option) {
         case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
@@ -463,5 +446,10 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
                           argv[optind]);
         return CONFIG_ERROR;
     }
-    return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;
+    if (config_check(config, why, why_capacity) < 0) return CONFIG_ERROR;
+    /* A malformed --acl file is bad configuration like a bad flag: its line and reason. */
+    if (config->acl_path != NULL &&
+        acl_policy_load(config->acl_path, &config->acl_policy, why, why_capacity) < 0)
+        return CONFIG_ERROR;
+    return CONFIG_OK;
 }

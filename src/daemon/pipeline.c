@@ -221,6 +221,10 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->worker_doorbells = NULL;
     free(pipeline->reactors);
     free(pipeline->workers);
+    /* After the reactors: none can hold a rule set any more. */
+    pipeline_acl_destroy(&pipeline->acl);
+    acl_policy_free(pipeline->config.acl_policy); /* not taken: startup failed before */
+    pipeline->config.acl_policy = NULL;
     topic_table_destroy(&pipeline->topics);
     pipeline->reactors = NULL;
     pipeline->workers = NULL;
@@ -306,6 +310,8 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
         .reactor_count = config->reactor_count,
         .worker_count = config->worker_count,
         .topics_max = config->topics_max,
+        /* The principal section only with --acl: nothing is spent on it otherwise. */
+        .principal_rows = config->acl_policy != NULL ? INTAKE_COUNTERS_PRINCIPAL_ROWS : 0,
         .log_capacity_bytes = config->log_capacity_bytes,
         .shm_directory = config->shm_directory,
         .listen = config->listen_text,
@@ -396,10 +402,36 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .stopping = &pipeline->stopping,
         .counters_row = counters_region_reactor(&pipeline->counters, reactor),
         .received_cells = counters_region_received(&pipeline->counters, reactor),
+        .acl = pipeline_acl_exchange(&pipeline->acl),
+        .quota_buckets = pipeline->acl.buckets,
+        .principal_cells = counters_region_principal_cells(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
     pipeline_tls_reactor_links(pipeline, reactor, &links);
     return links;
+}
+
+/* Before the reactors exist: the --acl rules they will take (pipeline_acl.h). */
+static int pipeline_start_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    struct acl_policy *policy = pipeline->config.acl_policy;
+    pipeline->config.acl_policy = NULL; /* taken (pipeline_acl_start frees it on failure) */
+    return pipeline_acl_start(&pipeline->acl, config->acl_path, policy, config->topics_max,
+                              config->reactor_count, pipeline->reactor_doorbells,
+                              &pipeline->counters, why, why_capacity);
+}
+
+/* SIGHUP's --acl part: the new file's rules for every reactor, or the old ones and why not. */
+static int pipeline_reload_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    if (!pipeline->acl.enabled) {
+        intake_error_line(why, why_capacity, "nothing to reload (no --acl)");
+        return 0;
+    }
+    return pipeline_acl_reload(&pipeline->acl, why, why_capacity);
+}
+
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity) {
+    pipeline_acl_describe(&pipeline->acl, line, capacity);
 }
 
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
@@ -417,6 +449,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                                  config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_start_acl(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {
@@ -506,12 +539,8 @@ void pipeline_stop(struct pipeline *pipeline) {
     pipeline_stop_workers(pipeline);
 }
 
-int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
-    INTAKE_ASSERT(why != NULL && why_capacity > 0);
-    if (!pipeline->tls_enabled) {
-        intake_error_line(why, why_capacity, "nothing to reload (no --tls-listen)");
-        return 0;
-    }
+static int pipeline_reload_tls(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(pipeline->tls_enabled);
     int result = pipeline_tls_reload(pipeline, why, why_capacity);
     if (result < 0) return result;
     const struct pipeline_config *config = &pipeline->config;
@@ -520,6 +549,27 @@ int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
                       config->tls_certificate_path, config->tls_key_path,
                       config->tls_client_ca_path ? " and client CA " : "",
                       config->tls_client_ca_path ? config->tls_client_ca_path : "");
+    return 0;
+}
+
+/* SIGHUP: the TLS files, then the --acl file. Each part is all or nothing: a part that fails
+ * keeps its old configuration and stops the reload there (a TLS part already reloaded stays). */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(why != NULL && why_capacity > 0);
+    char tls_note[512] = "", acl_note[512] = "";
+    if (pipeline->tls_enabled) {
+        if (pipeline_reload_tls(pipeline, why, why_capacity) < 0) return -1;
+        snprintf(tls_note, sizeof(tls_note), "%s", why);
+    }
+    if (pipeline->acl.enabled) {
+        if (pipeline_reload_acl(pipeline, why, why_capacity) < 0) return -1;
+        snprintf(acl_note, sizeof(acl_note), "%s", why);
+    }
+    if (!pipeline->tls_enabled && !pipeline->acl.enabled)
+        intake_error_line(why, why_capacity, "nothing to reload (no --tls-listen, no --acl)");
+    else
+        intake_error_line(why, why_capacity, "%s%s%s", tls_note,
+                          tls_note[0] && acl_note[0] ? "; " : "", acl_note);
     return 0;
 }
 

@@ -31,8 +31,10 @@
 
 #include "common.h"
 #include "counters_region.h"
+#include "acl.h"
 #include "doorbell.h"
 #include "handshake.h"
+#include "pipeline_acl.h"
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
@@ -98,6 +100,9 @@ struct pipeline_config {
     uint32_t handshakes_max;          /* --handshakes-max: concurrent handshakes per reactor */
     uint32_t handshake_threads;       /* --handshake-threads */
     uint64_t tls_key_update_records;  /* --tls-key-update-records (0: the AEAD's limit) */
+    const char *acl_path;             /* --acl FILE (NULL: everything allowed, no quotas) */
+    /* The --acl file as config_parse read it; pipeline_start takes it (NULL once taken). */
+    struct acl_policy *acl_policy;
 };
 
 struct reactor;
@@ -123,6 +128,8 @@ struct pipeline {
     int directory_lock_fd;
     /* The directory's wake-up files (shm_notify.h): every log's publish bumps them. */
     struct shm_notify notify;
+    /* --acl: the rule sets reactors take, quota buckets, principal rows (pipeline_acl.h). */
+    struct pipeline_acl acl;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
@@ -150,6 +157,13 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) INTAKE_MUST_CHECK;
 /* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
+/* Main thread (SIGHUP), while running: reloads what can change without a restart (the --acl
+ * file), without closing a connection. 0 with one line in `why` saying what was reloaded (or
+ * that there was nothing to reload); negative with one line in `why` saying why not, and then
+ * the old configuration stays in force. */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+/* One line: the --acl rules in force (for the startup report). */
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */

@@ -193,6 +193,9 @@ void connection_open(struct reactor *reactor, int fd, bool tls) {
 void connection_end(struct reactor *reactor, struct connection *connection,
                     enum record_status status, const char *detail) {
     if (!connection_is_open(connection)) return;
+    /* Its wait for its quota ends here: counted up to now. */
+    if (connection->phase == CONNECTION_PAUSED && connection->pause == PAUSE_QUOTA)
+        connection_account_throttle(reactor, connection);
     connection->phase = CONNECTION_DRAINING;
     reactor->draining_connections++;
     connection->pause = PAUSE_NONE;
@@ -306,6 +309,7 @@ static void connection_check_paused(const struct connection *connection) {
     switch ((enum connection_pause)connection->pause) {
     case PAUSE_TOPIC_QUEUE:
     case PAUSE_ACK_WINDOW:
+    case PAUSE_QUOTA:
         INTAKE_ASSERT(connection->blocked_record != NULL);
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
         break;

@@ -11,10 +11,14 @@
  * return records), reactor_request_report and the return rings. It reaches them only through
  * what the pipeline handed it (struct reactor_links).
  *
- * Backpressure, never loss: when a topic queue is full, the record pool is empty or a
- * connection's ack window is full, that connection stops reading (its multishot receive is
- * cancelled) until space comes back; when the backend runs out of units, every receive that hit
- * it waits for units to return. TCP then pushes back on the producers.
+ * Backpressure, never loss: when a topic queue is full, the record pool is empty, a
+ * connection's ack window is full or its principal is over its quota, that connection stops
+ * reading (its multishot receive is cancelled) until space comes back; when the backend runs out
+ * of units, every receive that hit it waits for units to return. TCP then pushes back on the
+ * producers.
+ *
+ * With --acl, each record is checked against the rule set the reactor took at the start of its
+ * loop pass before anything is done for it (no topic is created for a denied record).
  */
 #ifndef INTAKE_REACTOR_H
 #define INTAKE_REACTOR_H
@@ -25,11 +29,13 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "acl_exchange.h"
 #include "common.h"
 #include "counters_write.h"
 #include "doorbell.h"
 #include "handshake.h"
 #include "producer_table.h"
+#include "quota.h"
 #include "rx_backend.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
@@ -86,6 +92,12 @@ struct reactor_links {
      * this reactor, read by other processes, never read back. */
     struct intake_counters_reactor_row *counters_row;
     struct intake_counters_received_cell *received_cells; /* [topics_max], by topic id */
+    /* --acl (issue 17); all NULL without it. The rule sets it takes once per loop pass
+     * (acl_exchange.h), every principal row's quota bucket (shared by the reactors), and its
+     * own principal cells of the counters region, both indexed by principal row. */
+    struct acl_exchange *acl;
+    struct quota_bucket *quota_buckets;
+    struct intake_counters_principal_cell *principal_cells;
 };
 
 /* Main thread: creates the reactor's listener (bind + listen, so "address in use" is reported

@@ -4,7 +4,8 @@
  *   reactor_loop.c   the loop: submit and wait, completion dispatch with the user_data codec,
  *                    the batched work, the one finishing point per batch, shutdown, stalls
  *   connection.c     the connection table, lists, open / end / advance / close, connection_check
- *   admission.c      framing hand-off, admission into topic queues, pauses and resumes
+ *   admission.c      framing hand-off, the --acl check and quotas, admission into topic
+ *                    queues, pauses and resumes
  *   acks.c           cumulative and final Acks, lingering close
  *   timers.c         the periodic tick: receive deadlines (frame, idle, handshake), accept
  *                    pauses after EMFILE, eviction of stale partial records holding the pool
@@ -72,6 +73,11 @@
  * this long without input, and this long in all. */
 #define REACTOR_LINGER_IDLE_NS  1000000000ll
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
+/* A connection of a class with a quota charges the shared bucket at the end of each chunk, or
+ * sooner once it admitted this many records or bytes: what it may overshoot before its check
+ * sees the debt. */
+#define REACTOR_QUOTA_CHARGE_RECORDS 64u
+#define REACTOR_QUOTA_CHARGE_BYTES   65536u
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
 /* Returned records prefetched this many places ahead of the one being processed. */
@@ -174,6 +180,8 @@ enum connection_pause {
     PAUSE_UNITS,       /* its receive ended for lack of receive units */
     PAUSE_TOPIC_LOG,   /* its last record went to a topic whose log was not open: until it is
                         * back (awaited_position), nothing after it is admitted */
+    PAUSE_QUOTA,       /* its principal is over its --acl quota (blocked_record holds the next
+                        * record) until the shared bucket opens (quota.h) */
 };
 
 /* The reactor's slot lists a connection is on (bits of connection.lists). A slot is freed only
@@ -220,6 +228,17 @@ struct connection {
     /* Who the peer has proven to be (principal.h): anonymous on the plaintext listener; set by
      * the TLS handshake before the first record is framed, then fixed for the connection. */
     struct principal principal;
+    /* --acl (issue 17). The principal's class in the rule set of generation acl_generation (0:
+     * not looked up yet; looked up again whenever the reactor takes a new set) and that class's
+     * principal row; records and bytes admitted since the quota bucket and the row's cells were
+     * last charged (within one loop pass); since when it waits for its quota (PAUSE_QUOTA). */
+    uint64_t acl_generation;
+    uint16_t acl_class;
+    uint16_t principal_row;
+    bool quota_limited; /* the class has a quota (quota.h) */
+    uint32_t quota_records_pending;
+    uint64_t quota_bytes_pending;
+    uint64_t throttled_since_ns;
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
@@ -377,6 +396,10 @@ struct reactor {
 
     uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
+    /* Where the next retry pass starts in the list: it moves on by one each pass, so paused
+     * connections that compete for one thing (a principal's quota, a topic queue) take turns
+     * being first to find it free, instead of the same one winning every time. */
+    uint32_t retry_rotation;
     uint32_t *ack_list; /* LIST_ACK slots */
     uint32_t ack_count;
     uint32_t *units_wait_list; /* LIST_UNITS slots */
@@ -411,6 +434,9 @@ struct reactor {
     bool stall_suspected;
     uint64_t stall_progress_mark;
     uint32_t open_connections;
+    /* --acl: the rule set taken at the start of this loop pass (acl_exchange_take); NULL
+     * without --acl. Used only until the next pass takes one again. */
+    const struct acl_set *acl;
     struct reactor_counters counters;
 };
 
@@ -455,6 +481,58 @@ void reactor_release_record(struct reactor *reactor, struct record *record);
 
 /* reactor_loop.c */
 void reactor_take_returns(struct reactor *reactor);
+
+/* access.c: the --acl check and quotas (issue 17); only while reactor->acl is set. The per-record
+ * questions are inline here (a compare and a load or two each); what they rarely need is in
+ * access.c. */
+/* Looks the connection's principal up in the rule set this pass holds (a new set, or its first
+ * record): its class, row and whether the class has a quota. */
+uint32_t connection_acl_lookup(struct reactor *reactor, struct connection *connection);
+/* The class of the connection's principal in the rule set this pass holds. */
+static inline uint32_t connection_acl_class(struct reactor *reactor,
+                                            struct connection *connection) {
+    INTAKE_ASSERT(reactor->acl != NULL);
+    if (INTAKE_LIKELY(connection->acl_generation == reactor->acl->generation))
+        return connection->acl_class;
+    return connection_acl_lookup(reactor, connection);
+}
+/* The refusal of a topic of the table the cached decision did not allow (works it out when
+ * unknown): NULL when allowed after all, else the detail (in end_detail_text), counted. */
+const char *connection_acl_decide_topic(struct reactor *reactor, struct connection *connection,
+                                        uint32_t topic_id);
+/* NULL when the principal may produce to the topic; else the refusal's detail (in
+ * end_detail_text), counted as a denial. _topic for a topic of the table, _name for one that
+ * does not exist yet (decided from the record's topic name, before anything is created). */
+static inline const char *connection_acl_check_topic(struct reactor *reactor,
+                                                     struct connection *connection,
+                                                     uint32_t topic_id) {
+    uint32_t class_index = connection_acl_class(reactor, connection);
+    if (INTAKE_LIKELY(acl_set_cached(reactor->acl, class_index, topic_id) == ACL_DECISION_ALLOW))
+        return NULL;
+    return connection_acl_decide_topic(reactor, connection, topic_id);
+}
+const char *connection_acl_check_name(struct reactor *reactor, struct connection *connection,
+                                      const struct record *record);
+/* Whether the principal's quota lets the connection admit now (always once stopping). */
+static inline bool connection_quota_open(struct reactor *reactor, struct connection *connection) {
+    connection_acl_class(reactor, connection);
+    if (!connection->quota_limited || reactor->stop_started) return true;
+    INTAKE_ASSERT(connection->principal_row < INTAKE_COUNTERS_PRINCIPAL_ROWS);
+    return quota_bucket_open(&reactor->links.quota_buckets[connection->principal_row],
+                             &reactor->acl->policy->classes[connection->acl_class].quota,
+                             reactor->now_ns);
+}
+/* A record of `frame_bytes` was admitted: charged with the others at the end of the chunk (or
+ * sooner: REACTOR_QUOTA_CHARGE_RECORDS / _BYTES). */
+void connection_quota_note(struct reactor *reactor, struct connection *connection,
+                           uint32_t frame_bytes);
+/* Charges what the connection admitted to its principal's cells and bucket. Before the loop
+ * pass ends (the class is the pass's). */
+void connection_quota_charge(struct reactor *reactor, struct connection *connection);
+/* The connection just paused for its quota / adds the time it has waited so far to its
+ * principal's throttled time. */
+void connection_quota_pause_started(struct reactor *reactor, struct connection *connection);
+void connection_account_throttle(struct reactor *reactor, struct connection *connection);
 
 /* admission.c */
 void connection_receive_chunk(struct reactor *reactor, struct connection *connection,

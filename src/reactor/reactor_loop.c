@@ -218,8 +218,26 @@ static uint32_t reactor_take_list(const struct reactor *reactor, uint32_t *count
     return taken;
 }
 
+/* Reverses list[first, last) in place. */
+static void reactor_reverse_slots(uint32_t *list, uint32_t first, uint32_t last) {
+    while (first + 1 < last) {
+        uint32_t slot = list[first];
+        list[first++] = list[--last];
+        list[last] = slot;
+    }
+}
+
 static void reactor_retry_paused(struct reactor *reactor) {
     uint32_t count = reactor_take_list(reactor, &reactor->retry_count);
+    if (count > 1) {
+        /* Rotate the list left by `start` (three reversals) so the pass begins there. The
+         * list is rotated in place rather than walked from `start` because connections listed
+         * again during the pass are written from its front, over entries already taken. */
+        uint32_t start = reactor->retry_rotation++ % count;
+        reactor_reverse_slots(reactor->retry_list, 0, start);
+        reactor_reverse_slots(reactor->retry_list, start, count);
+        reactor_reverse_slots(reactor->retry_list, 0, count);
+    }
     for (uint32_t index = 0; index < count; index++) {
         struct connection *connection = &reactor->connections[reactor->retry_list[index]];
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
@@ -432,6 +450,9 @@ void reactor_loop(struct reactor *reactor) {
     reactor_timers_start(reactor);
     for (;;) {
         reactor->now_ns = intake_now_ns();
+        /* --acl: the rule set this pass uses; from here on it holds no older one. */
+        if (reactor->links.acl != NULL)
+            reactor->acl = acl_exchange_take(reactor->links.acl, reactor->index);
         if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
             if (!reactor->stop_started)
                 reactor_begin_stop(reactor);

@@ -447,6 +447,57 @@ static void render_topics(struct counters_renderer *renderer, const struct count
     text_buffer_append(out, renderer->lag_records.data, renderer->lag_records.length);
 }
 
+/* Principals (issue 17: --acl): the rows in force, `other` included. */
+static void render_principals(const struct counters_view *view, struct text_buffer *out) {
+    uint64_t generation = 0, reload_failures = 0;
+    bool enabled = counters_view_acl(view, &generation, &reload_failures);
+    family(out, "intake_acl_enabled", "gauge", "1 when intaked runs with --acl.");
+    text_buffer_printf(out, "intake_acl_enabled %d\n", enabled ? 1 : 0);
+    if (!enabled) return;
+    family(out, "intake_acl_rule_set", "gauge",
+           "The --acl rule set in force: 1 at startup, one more per accepted SIGHUP reload.");
+    text_buffer_printf(out, "intake_acl_rule_set %lu\n", generation);
+    family(out, "intake_acl_reload_failures_total", "counter",
+           "SIGHUP reloads refused (a bad --acl file): the rules in force stayed.");
+    text_buffer_printf(out, "intake_acl_reload_failures_total %lu\n", reload_failures);
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"intake_principal_records_admitted_total", "counter",
+         "Records of the principal admitted (queued to their topic)."},
+        {"intake_principal_bytes_admitted_total", "counter", "Their encoded bytes."},
+        {"intake_principal_records_denied_total", "counter",
+         "Records refused by --acl (answered REJECTED; nothing of them written)."},
+        {"intake_principal_throttled_seconds_total", "counter",
+         "Time the principal's connections spent paused for its quota, summed over them."},
+        {"intake_principal_quota_pauses_total", "counter",
+         "Times one of the principal's connections paused for its quota."},
+        {"intake_principal_quota_records_per_second", "gauge",
+         "The principal's records-per-second quota in force (0: unlimited)."},
+        {"intake_principal_quota_bytes_per_second", "gauge",
+         "The principal's bytes-per-second quota in force (0: unlimited)."},
+    };
+    for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(families); index++) {
+        family(out, families[index].name, families[index].type, families[index].help);
+        for (uint32_t row = 0; row < view->header->principal_row_count; row++) {
+            struct counters_view_principal principal;
+            if (!counters_view_principal(view, row, &principal) || !principal.in_force) continue;
+            text_buffer_printf(out, "%s{principal=\"", families[index].name);
+            text_buffer_append_label_value(out, principal.name);
+            text_buffer_printf(out, "\"} ");
+            uint64_t values[7] = {
+                principal.records_admitted,      principal.bytes_admitted,
+                principal.records_denied,        principal.throttled_ns,
+                principal.quota_pauses,          principal.quota_records_per_second,
+                principal.quota_bytes_per_second};
+            if (index == 3)
+                text_buffer_printf(out, "%.6f\n", (double)values[index] / 1e9);
+            else
+                text_buffer_printf(out, "%lu\n", values[index]);
+        }
+    }
+}
+
 void counters_render_prometheus(struct counters_renderer *renderer,
                                 const struct counters_view *view, uint64_t now_ns,
                                 struct text_buffer *out) {
@@ -481,4 +532,5 @@ void counters_render_prometheus(struct counters_renderer *renderer,
     family(out, "intake_log_capacity_bytes", "gauge", "Each topic log's ring (--log-size).");
     text_buffer_printf(out, "intake_log_capacity_bytes %lu\n", header->log_capacity_bytes);
     render_topics(renderer, view, out);
+    render_principals(view, out);
 }

@@ -114,6 +114,24 @@ static void render_text_tls(const struct counters_view *view, uint32_t reactor,
         counters_load(&row->tls_alerts_received));
 }
 
+/* Principals (issue 17: --acl): the rows in force. */
+static void render_text_principals(const struct counters_view *view, struct text_buffer *out) {
+    uint64_t generation = 0, reload_failures = 0;
+    if (!counters_view_acl(view, &generation, &reload_failures)) return;
+    text_buffer_printf(out, "acl: rule set %lu reload_failures=%lu\n", generation, reload_failures);
+    for (uint32_t row = 0; row < view->header->principal_row_count; row++) {
+        struct counters_view_principal principal;
+        if (!counters_view_principal(view, row, &principal) || !principal.in_force) continue;
+        text_buffer_printf(out,
+                           "principal %s: records admitted=%lu bytes=%lu denied=%lu "
+                           "throttled=%.3fs quota_pauses=%lu quota records/s=%lu bytes/s=%lu\n",
+                           principal.name, principal.records_admitted, principal.bytes_admitted,
+                           principal.records_denied, (double)principal.throttled_ns / 1e9,
+                           principal.quota_pauses, principal.quota_records_per_second,
+                           principal.quota_bytes_per_second);
+    }
+}
+
 void counters_render_text(struct counters_renderer *renderer, const struct counters_view *view,
                           uint64_t now_ns, struct text_buffer *out) {
     const struct intake_counters_header *header = view->header;
@@ -153,4 +171,5 @@ void counters_render_text(struct counters_renderer *renderer, const struct count
     counters_view_copy_account(view, &copied, &received);
     text_buffer_printf(out, "copy account: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n",
                        copied, received, received ? (double)copied / (double)received : 0.0);
+    render_text_principals(view, out);
 }
