@@ -40,7 +40,7 @@
 #include "intake/shm_log_format.h"
 #include "shm_log.h"
 
-#define TEMPLATE_TOPIC    "fuzz"
+#define TEMPLATE_TOPIC "fuzz"
 /* Polls per input: enough to read the whole small ring and a little more. */
 #define POLLS_MAX 64
 

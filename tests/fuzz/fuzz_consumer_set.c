@@ -47,9 +47,9 @@
 #include "shm_log.h"
 #include "shm_notify.h"
 
-#define ROUNDS            12
-#define RECORDS_MAX       16
-#define FILES             6
+#define ROUNDS      12
+#define RECORDS_MAX 16
+#define FILES       6
 
 static const char *const file_names[FILES] = {SHM_LOG_NOTIFY_FILE_NAME,
                                               SHM_LOG_NOTIFY_WAITERS_FILE_NAME,
