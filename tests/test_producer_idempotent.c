@@ -98,7 +98,7 @@ static void test_rejected(void) {
     CHECK(strstr(intake_producer_last_error(producer), "(and 1 more failed)") != NULL);
     /* Returned once: the next wait has nothing left to say. */
     CHECK(intake_producer_wait_acks(producer, last, 20000) == 0);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
     CHECK(reports.rejected == 2);
@@ -162,7 +162,7 @@ static void test_exhausted_retried(void) {
         REQUIRE(producer_util_send(producer, "rb", &sent[1][index]) == 0);
     }
     CHECK(intake_producer_wait_acks(producer, 200, 20000) == 0);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     /* The connection problem the producer retried. */
     CHECK(strstr(intake_producer_last_error(producer), "RESOURCE_EXHAUSTED") != NULL);
@@ -246,7 +246,7 @@ static void test_window(void) {
     }
     CHECK(result == -EAGAIN);
     CHECK(accepted == WINDOW_RECORDS);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(quick, &stats);
     CHECK(stats.pending == WINDOW_RECORDS);
     CHECK(strstr(intake_producer_last_error(quick), "window full") != NULL);
@@ -346,7 +346,7 @@ static void test_small_window(void) {
           -EMSGSIZE);
     CHECK(strstr(intake_producer_last_error(producer), "larger than the window") != NULL);
     CHECK(intake_producer_last_sequence(producer) == WRAP_RECORDS);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
     printf("small_window: connections=%" PRIu64 " resent=%" PRIu64 "\n", stats.connections,

@@ -202,7 +202,9 @@ struct intake_producer_config {
 #define INTAKE_PRODUCER_CONFIG_INIT                                                                \
     { .struct_bytes = sizeof(struct intake_producer_config) }
 
-/* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes. */
+/* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes (start from
+ * INTAKE_PRODUCER_STATS_INIT): with any other value the library writes nothing or only the
+ * fields that value covers. */
 struct intake_producer_stats {
     uint32_t struct_bytes;        /* sizeof(struct intake_producer_stats); 0: the 1.0 layout */
     uint32_t pending;             /* records retained now (sent or not, not yet acked) */
@@ -213,6 +215,8 @@ struct intake_producer_stats {
     uint64_t failed;              /* reported REJECTED, INTERNAL or TIMED_OUT */
     uint64_t last_hello_sequence; /* H of the latest Hello answer */
 };
+#define INTAKE_PRODUCER_STATS_INIT                                                                 \
+    { .struct_bytes = sizeof(struct intake_producer_stats) }
 
 /* One header of a record (Record.headers: a Header{key, value}). The key must be UTF-8. */
 struct intake_producer_header {

@@ -146,7 +146,7 @@ static ssize_t produce_read_stdin(struct intake_producer *producer, char *buffer
         if (*result < 0) return -1;
         /* Idempotent, with records pending (intake down, or acks to come): keep the producer
          * reconnecting and resending while the input is quiet. */
-        struct intake_producer_stats stats;
+        struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
         intake_producer_stats(producer, &stats);
         while (stats.pending > 0 && poll(&input, 1, 100) == 0) {
             *result = intake_producer_poll(producer, 0);
