@@ -66,6 +66,27 @@
  * sends in bursts calls intake_producer_poll between them so reports and reconnects happen.
  * Records still pending at close are dropped without a report (wait_acks first).
  *
+ * TLS (`tls_ca_file` set): every connection is TLS 1.3 (OpenSSL 3; nothing older is offered),
+ * with AES-128-GCM, AES-256-GCM or ChaCha20-Poly1305 (AES-128-GCM preferred: the fastest with
+ * AES-NI). The server's certificate must chain to tls_ca_file and carry tls_server_name (default:
+ * the host part of `address`; an IP address is matched against the certificate's IP SANs and
+ * is not sent as SNI). With tls_cert_file and tls_key_file (both or neither) the producer
+ * presents that certificate (mutual TLS; the daemon's principal is its first URI SAN, else its
+ * CN). Everything above holds unchanged over TLS: blocking and non-blocking calls, timeouts,
+ * reconnects with backoff (each connection a full handshake, bounded by io_timeout_ms like a
+ * connect), Hello and resend, acks. The files are read once, at open. Per record the library
+ * allocates nothing; OpenSSL encrypts each TLS record (up to 16 KiB of records) in its own
+ * write buffer, kept for the connection, and allocates nothing per record either
+ * (test_producer_tls counts). After 2^24 TLS records on one connection the producer updates
+ * its traffic keys (KeyUpdate, RFC 8446 section 5.5).
+ *   Failures: bad files (unreadable, not PEM, a key that does not match its certificate, a
+ *   passphrase-protected key) fail open with -EINVAL, or the errno of reading them, and a line
+ *   naming the file. A handshake that fails (the server's certificate does not verify: the
+ *   line names the certificate and why, e.g. "certificate has expired" or "hostname
+ *   mismatch"; the server refused ours; a plaintext listener) or a TLS alert or bad record
+ *   later is -ECONNABORTED with that line: plain mode fails open or, later, sticks; idempotent
+ *   mode retries with backoff like any connection failure and keeps the line in last_error.
+ *
  * Errors: every function that can fail returns 0 or a negative errno, and
  * intake_producer_last_error gives one line saying why. In plain mode errors other than
  * -EINVAL and -EAGAIN are sticky.
@@ -81,6 +102,7 @@
  *   -ETIMEDOUT    wait_acks, or (plain) a write stalled longer than io_timeout_ms;
  *                 idempotent: wait_acks when a record in its range timed out
  *   -ECONNRESET   plain: intake closed the connection
+ *   -ECONNABORTED TLS: the handshake or the TLS layer failed (see TLS)
  *   other         from connect/send/recv (e.g. -ECONNREFUSED)
  */
 #ifndef INTAKE_PRODUCER_H
@@ -146,6 +168,12 @@ struct intake_producer_config {
     bool nonblocking;                              /* a full window returns -EAGAIN at once */
     intake_producer_delivery_callback on_delivery; /* NULL: no reports */
     void *delivery_context;
+    /* TLS to intaked (see "TLS" above): paths of PEM files, and a name. NULL tls_ca_file:
+     * plaintext, and the other three must be NULL too. */
+    const char *tls_ca_file;     /* the CA (or CAs) that signed intaked's certificate */
+    const char *tls_cert_file;   /* mTLS: this producer's certificate (chain allowed) */
+    const char *tls_key_file;    /* mTLS: its private key (unencrypted PEM) */
+    const char *tls_server_name; /* the name verified and sent (SNI); NULL: address's host */
 };
 
 /* Idempotent producer's counters (plain: all zero). */

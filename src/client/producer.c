@@ -37,7 +37,15 @@ static int producer_open_plain(struct intake_producer *producer,
         return fd;
     }
     producer->fd = fd;
-    return 0;
+    if (!producer_tls_enabled(&producer->tls)) return 0;
+    int result = producer_tls_handshake_blocking(producer, why, why_capacity);
+    if (result < 0) {
+        producer_tls_close(&producer->tls);
+        close(fd);
+        producer->fd = -1;
+        free(producer->batch);
+    }
+    return result;
 }
 
 int intake_producer_open(const struct intake_producer_config *config, struct intake_producer **out,
@@ -68,10 +76,16 @@ int intake_producer_open(const struct intake_producer_config *config, struct int
     producer->idempotent = config->idempotent || config->producer_id != NULL;
     producer->acks = config->acks || producer->idempotent;
     snprintf(producer->address_text, sizeof(producer->address_text), "%s", config->address);
-    int result = producer->idempotent ? producer_session_open(producer, config, why, why_capacity)
-                                      : producer_open_plain(producer, config, why, why_capacity);
+    int result = producer_tls_open(&producer->tls, config, why, why_capacity);
+    if (result < 0) {
+        free(producer);
+        return result;
+    }
+    result = producer->idempotent ? producer_session_open(producer, config, why, why_capacity)
+                                  : producer_open_plain(producer, config, why, why_capacity);
     if (result < 0) {
         if (producer->idempotent) producer_session_close(producer);
+        producer_tls_close(&producer->tls);
         free(producer);
         return result;
     }
@@ -91,9 +105,11 @@ void intake_producer_close(struct intake_producer *producer) {
         producer_session_close(producer);
     } else {
         INTAKE_ASSERT(producer->fd >= 0);
+        if (producer->tls.session != NULL) producer_tls_end(&producer->tls, true);
         close(producer->fd);
         free(producer->batch);
     }
+    producer_tls_close(&producer->tls);
     free(producer);
 }
 
