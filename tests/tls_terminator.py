@@ -135,11 +135,21 @@ def relay(tls, upstream):
 
 
 def serve(client, args, context):
+    tls = context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
     try:
-        tls = context.wrap_socket(client, server_side=True)
+        tls.do_handshake()
     except (OSError, ssl.SSLError) as error:
         log_line(args.log, "handshake failed: %s" % error)
-        client.close()
+        # The alert is sent; read what the producer already sent until it closes, so that the
+        # close is a FIN after the alert, not an RST (unread data) that could destroy it.
+        try:
+            tls.shutdown(socket.SHUT_WR)
+            tls.settimeout(5)
+            while tls.recv(65536):
+                pass
+        except OSError:
+            pass
+        tls.close()
         return
     log_line(args.log, "handshake ok cipher=%s version=%s principal=%s"
              % (tls.cipher()[0], tls.version(), principal(tls.getpeercert())))

@@ -110,10 +110,11 @@ static int producer_write_all(struct intake_producer *producer, const uint8_t *b
             continue;
         }
         if (sent == -EPIPE || sent == -ECONNRESET) {
-            /* intake ends a connection with a final Ack that says why (REJECTED, ...): that
-             * reason, if it already arrived, is what the caller needs, not the broken pipe. */
+            /* intake ends a connection with a final Ack that says why (REJECTED, ...), or over
+             * TLS with an alert: that reason, if it already arrived, is what the caller needs,
+             * not the broken pipe. */
             int drained = producer_drain_acks(producer);
-            if (drained == -EPROTO) return drained;
+            if (drained == -EPROTO || drained == -ECONNABORTED) return drained;
         }
         if (sent < 0 && sent != -EAGAIN)
             return producer_error(producer, (int)sent, true, "send to intake: %s",

@@ -379,8 +379,18 @@ int producer_tls_handshake(struct producer_tls *tls) {
 
 void producer_tls_end(struct producer_tls *tls, bool graceful) {
     INTAKE_ASSERT(tls->session != NULL);
-    /* A close_notify only on a healthy session, once, without waiting for the reply. */
+    /* A close_notify only on a healthy session, once, without waiting for the reply. Before
+     * it, read what has arrived and nobody read (the server's session tickets, acks nobody
+     * waited for): a socket closed with unread bytes sends an RST, and an RST can make the
+     * server drop the last records it had received but not yet read. Bounded: 64 reads. */
     if (graceful && tls->reason_error == 0 && SSL_is_init_finished(tls->session)) {
+        uint8_t discard[1024];
+        size_t received = 0;
+        for (int reads = 0; reads < 64; reads++) {
+            ERR_clear_error();
+            if (SSL_read_ex(tls->session, discard, sizeof(discard), &received) != 1) break;
+        }
+        ERR_clear_error();
         tls->socket_errno = 0;
         (void)SSL_shutdown(tls->session);
     }
