@@ -26,6 +26,10 @@
  *                its window is full; after SIGCONT everything is delivered exactly once.
  *   key_update:  a KeyUpdate every 64 records: s_server (-msg) sees them and decrypts the
  *                data intact; through the terminator into intaked, every record once.
+ *   daemon:      intaked's own --tls-listen with --tls-client-ca (when this intaked has it):
+ *                the plain producer and intake-produce with a client certificate, byte-exact;
+ *                64 KiB records; the idempotent producer across a SIGKILL and restart, exactly
+ *                once; no client certificate, and one from another CA, refused.
  *   allocations: OpenSSL's allocations (CRYPTO_set_mem_functions) while 20,000 records are
  *                sent and acked over TLS, after the first 1,000: at most OpenSSL 3.0's own per
  *                TLS record (three 40-byte WPACKET frames per record written, one per record
@@ -669,6 +673,124 @@ static void test_stalled(void) {
     close(listener);
 }
 
+/* ---- daemon: intaked's own TLS listener ---- */
+
+static bool intaked_has_tls(void) {
+    char command[600];
+    char output[1 << 14];
+    snprintf(command, sizeof(command), "%s --help 2>&1", test_program_path("intaked"));
+    return run_command(command, output, sizeof(output)) >= 0 &&
+           strstr(output, "--tls-listen") != NULL;
+}
+
+static struct intake_producer_config mutual_config(const char *address) {
+    struct intake_producer_config config = tls_config(address);
+    config.tls_cert_file = tls_path(certs, "client.pem");
+    config.tls_key_file = tls_path(certs, "client.key");
+    config.tls_server_name = "localhost";
+    return config;
+}
+
+static void test_daemon_plain(const char *directory, const char *address) {
+    struct intake_producer_config config = mutual_config(address);
+    struct intake_producer *producer = NULL;
+    char why[256];
+    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    for (uint64_t number = 1; number <= 20000; number++)
+        REQUIRE(send_numbered(producer, "d-plain", "d", number) == 0);
+    CHECK(intake_producer_wait_acks(producer, 20000, 20000) == 0);
+    /* 64 KiB records: each spans TLS records and the daemon's buffers. */
+    static char big[65536];
+    for (int index = 0; index < 200; index++) {
+        memset(big, 'a' + index % 26, sizeof(big));
+        REQUIRE(intake_producer_send(producer, "d-big", NULL, 0, big, sizeof(big), 0, NULL) == 0);
+    }
+    CHECK(intake_producer_wait_acks(producer, 20200, 20000) == 0);
+    intake_producer_close(producer);
+    CHECK(log_holds_values(directory, "d-plain", "d", 20000));
+    CHECK(producer_util_count_logged(directory, "d-big") == 200);
+    char command[1600];
+    char output[4096];
+    snprintf(command, sizeof(command),
+             "seq 1 300 | sed 's/^/cli-/' | %s --connect %s --topic d-cli --acks --tls-ca %s "
+             "--tls-cert %s --tls-key %s --tls-server-name localhost 2>&1",
+             test_program_path("intake-produce"), address, tls_path(certs, "ca.pem"),
+             tls_path(certs, "client.pem"), tls_path(certs, "client.key"));
+    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(strstr(output, "acked 300 records (last sequence 300)") != NULL);
+    CHECK(log_holds_values(directory, "d-cli", "cli", 300));
+}
+
+static void test_daemon_idempotent(const char *directory, struct daemon *daemon,
+                                   const char *const *flags, const char *address) {
+    struct reports reports = {0};
+    struct intake_producer_config config = mutual_config(address);
+    config.producer_id = "d-idem";
+    config.producer_id_length = strlen("d-idem");
+    config.reconnect_backoff_min_ms = 10;
+    config.reconnect_backoff_max_ms = 100;
+    config.on_delivery = reports_collect;
+    config.delivery_context = &reports;
+    struct intake_producer *producer = NULL;
+    char why[256];
+    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    static uint64_t sent[4000];
+    for (int index = 0; index < 4000; index++) {
+        REQUIRE(producer_util_send(producer, "d-idem", &sent[index]) == 0);
+        if (index == 2000) {
+            /* Half acked, the rest written or about to be: then the daemon dies. */
+            REQUIRE(intake_producer_wait_acks(producer, 1000, 20000) == 0);
+            kill(daemon->pid, SIGKILL);
+            waitpid(daemon->pid, NULL, 0);
+            REQUIRE(daemon_start_port(daemon, directory, flags, daemon->port));
+        }
+    }
+    int waited = intake_producer_wait_acks(producer, 4000, 30000);
+    if (waited != 0) fprintf(stderr, "d-idem: %s\n", intake_producer_last_error(producer));
+    CHECK(waited == 0);
+    struct intake_producer_stats stats;
+    intake_producer_stats(producer, &stats);
+    intake_producer_close(producer);
+    CHECK(reports.ok == 4000);
+    CHECK(stats.connections >= 2);
+    producer_util_check_log(directory, "d-idem", "d-idem", sent, 4000);
+}
+
+static void test_daemon(void) {
+    if (!intaked_has_tls()) {
+        printf("skipping the daemon's TLS listener: %s has no --tls-listen\n",
+               test_program_path("intaked"));
+        return;
+    }
+    char directory[256];
+    daemon_directory_make(directory, sizeof(directory), "producer-tls-daemon");
+    char tls_listen[64];
+    uint16_t tls_port = daemon_free_port();
+    snprintf(tls_listen, sizeof(tls_listen), "127.0.0.1:%u", tls_port);
+    /* The flags outlive tls_path's ring of buffers (the restart reuses them): copies. */
+    char certificate[320], key[320], client_ca[320];
+    snprintf(certificate, sizeof(certificate), "%s", tls_path(certs, "server.pem"));
+    snprintf(key, sizeof(key), "%s", tls_path(certs, "server.key"));
+    snprintf(client_ca, sizeof(client_ca), "%s", tls_path(certs, "ca.pem"));
+    const char *const flags[] = {
+        "--backend",       "pbuf",       "--log-size", "32M",       "--tls-listen",
+        tls_listen,        "--tls-cert", certificate,  "--tls-key", key,
+        "--tls-client-ca", client_ca,    NULL};
+    struct daemon daemon;
+    REQUIRE(daemon_start(&daemon, directory, flags));
+    test_daemon_plain(directory, tls_listen);
+    test_daemon_idempotent(directory, &daemon, flags, tls_listen);
+    char error[512];
+    CHECK(mutual_attempt(tls_listen, NULL, NULL, error, sizeof(error)) == -ECONNABORTED);
+    printf("intaked, no client certificate: %s\n", error);
+    CHECK(mutual_attempt(tls_listen, "other-client.pem", "other-client.key", error,
+                         sizeof(error)) == -ECONNABORTED);
+    printf("intaked, a client certificate from another CA: %s\n", error);
+    CHECK(producer_util_count_logged(directory, "tls-mutual") == 0);
+    CHECK(daemon_stop(&daemon) == 0);
+    daemon_directory_remove(directory);
+}
+
 int main(void) {
     /* Before OpenSSL allocates anything in this process. */
     REQUIRE(CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free) == 1);
@@ -679,6 +801,7 @@ int main(void) {
     test_stalled();
     test_mutual();
     test_terminated();
+    test_daemon();
     tls_certs_remove(certs);
     return test_finish();
 }
