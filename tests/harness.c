@@ -20,6 +20,13 @@ int test_finish(void) {
     return (test_checks_failed == 0 && test_checks_passed > 0) ? 0 : 1;
 }
 
+int test_skip(const char *why) {
+    if (test_checks_failed != 0) return test_finish();
+    printf("%lu passed, 0 failed; skipped: %s\n", test_checks_passed, why);
+    fflush(stdout);
+    return TEST_SKIP_EXIT_CODE;
+}
+
 uint64_t test_random_next(uint64_t *state) {
     uint64_t x = *state;
     x ^= x >> 12;

@@ -4,7 +4,9 @@
  * CHECK counts a passed or failed check and keeps going (so one run shows every failure);
  * REQUIRE stops the test on failure. test_finish prints the closing line
  * "N passed, N failed" and returns the exit code (0 only when nothing failed and at least one
- * check ran, so a test that checks nothing cannot pass).
+ * check ran, so a test that checks nothing cannot pass). test_skip ends a test that cannot run
+ * here (the kernel lacks a feature): ctest shows it as skipped, never as passed, and a check
+ * that failed before the skip still fails it.
  */
 #ifndef INTAKE_TEST_HARNESS_H
 #define INTAKE_TEST_HARNESS_H
@@ -37,6 +39,12 @@ void test_check_failed(const char *expression, const char *file, int line);
     } while (0)
 
 int test_finish(void);
+
+/* The exit code ctest reads as "skipped" (SKIP_RETURN_CODE of every test, CMakeLists.txt). */
+#define TEST_SKIP_EXIT_CODE 77
+/* Prints "skipped: <why>" and returns TEST_SKIP_EXIT_CODE, or, when a check already failed,
+ * test_finish's failure. */
+int test_skip(const char *why);
 
 /* Deterministic pseudo-random numbers (xorshift64*), seeded per test for reproducibility. */
 uint64_t test_random_next(uint64_t *state);

@@ -12,6 +12,7 @@
 #   - once the extra connections go away, a producer is served again (acked), and SIGTERM
 #     still exits 0.
 # Env: INTAKE_BIN_DIR (built programs).
+# intake-test: no-tsan (descriptor limits on accept; one reactor)
 set -uo pipefail
 
 bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}

@@ -4,6 +4,8 @@
  * Cumulative acks from out-of-order commits; runs of sequence-0 records sharing one position (a
  * producer without acks never fills the window); a failure freezing the ack; and a randomized
  * check against a plain model that keeps one entry per record.
+ *
+ * intake-test: no-tsan (single-threaded pure code)
  */
 #include <stdlib.h>
 #include <string.h>

@@ -10,6 +10,7 @@
 # Which kernel this is comes from test_zcrx_probe ("skipped: ..." means device-less zcrx is
 # refused), so each case checks the one outcome that kernel must give.
 # Env: INTAKE_BIN_DIR (built programs), INTAKE_SOURCE_DIR.
+# intake-test: no-tsan (backend choice at startup)
 set -uo pipefail
 
 bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}
@@ -125,9 +126,10 @@ exited_with_one_line() {
 
 # --- what this kernel can do ---------------------------------------------------------------
 probe_out=$("$bin/test_zcrx_probe" 2>&1)
-if echo "$probe_out" | grep -q '^skipped:'; then
+probe_status=$?
+if [ "$probe_status" -eq 77 ]; then
     nodev_works=no
-    nodev_reason=$(echo "$probe_out" | sed -n 's/^skipped: //p' | head -n 1)
+    nodev_reason=$(echo "$probe_out" | sed -n 's/.*skipped: //p' | head -n 1)
 else
     nodev_works=yes
 fi

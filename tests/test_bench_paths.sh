@@ -9,6 +9,7 @@
 #     intake-bench's encoder and a consumer set; the product's producer library; one consumer
 #     handle per topic; acks with a producer_id per connection; open loop at a fixed rate.
 # Env: INTAKE_BIN_DIR (built programs).
+# intake-test: no-tsan (drives intake-bench, whose threads share nothing but counters; a TSan intake-bench would measure nothing useful)
 set -uo pipefail
 
 bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}

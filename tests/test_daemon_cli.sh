@@ -3,6 +3,7 @@
 # parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
 # --help exits 0; SIGINT, SIGTERM and SIGHUP stop it gracefully with 0.
+# intake-test: no-tsan (flags and startup refusals)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"

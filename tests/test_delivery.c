@@ -436,6 +436,24 @@ static void *bulk_producer_main(void *argument) {
 
 #define SLOW_RECORDS 40000
 
+/* Waits (up to 60 s) until the producer has its first ack and then stops moving: neither its
+ * sent nor its acked count changes for 25 polls 20 ms apart. That is what a producer held by a
+ * full log looks like; a condition, not a guess at how long a loaded machine needs. False when
+ * the deadline passed first. */
+static bool wait_producer_held(struct bulk_producer *producer) {
+    uint64_t last_sent = UINT64_MAX, last_acked = UINT64_MAX;
+    int unchanged = 0;
+    for (int polls = 0; polls < 3000; polls++) {
+        uint64_t sent = atomic_load(&producer->sent), acked = atomic_load(&producer->acked);
+        unchanged = (acked >= 1 && sent == last_sent && acked == last_acked) ? unchanged + 1 : 0;
+        if (unchanged == 25) return true;
+        last_sent = sent;
+        last_acked = acked;
+        sleep_ms(20);
+    }
+    return false;
+}
+
 static void test_slow_consumer(void) {
     char directory[256];
     test_dir(directory, sizeof(directory), "slow");
@@ -450,7 +468,7 @@ static void test_slow_consumer(void) {
     struct bulk_producer producer = {
         .address = daemon.address, .topic = "slow", .records = SLOW_RECORDS};
     pthread_create(&producer.thread, NULL, bulk_producer_main, &producer);
-    sleep_ms(1000);
+    CHECK(wait_producer_held(&producer));
     /* 64 KiB of log holds at most 64 such records (1 KB + a 32-byte entry header): nothing
      * beyond them may be committed, hence acked, while the consumer does not read. And 40 MB is
      * more than the socket buffers and the daemon hold: TCP has stopped the producer's writes. */
@@ -531,14 +549,11 @@ static void test_consumer_release(const char *name, const char *stale_ms, bool k
     pid_t child = start_idle_consumer(directory, "held");
     struct bulk_producer producer = {.address = daemon.address, .topic = "held", .records = 2000};
     pthread_create(&producer.thread, NULL, bulk_producer_main, &producer);
-    sleep_ms(300);
     if (kill_it) {
         /* The idle consumer holds the writer back until its process is gone: no more than the
          * 64 KiB log's worth of records can have been acked. Some are acked first (waited for,
          * not timed: a sanitizer build on a loaded machine is slow), then no more than that. */
-        for (int waited = 0; waited < 10000 && atomic_load(&producer.acked) == 0; waited += 10)
-            sleep_ms(10);
-        sleep_ms(300);
+        CHECK(wait_producer_held(&producer));
         CHECK(atomic_load(&producer.acked) >= 1);
         CHECK(atomic_load(&producer.acked) <= 64);
         kill(child, SIGKILL);

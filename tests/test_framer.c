@@ -10,6 +10,8 @@
  *
  * With `--file PATH` it instead frames, scans and decodes every delimited record in PATH and
  * prints one line per record (test_python_interop.sh compares them with Google's library).
+ *
+ * intake-test: no-tsan (single-threaded pure code)
  */
 #include <string.h>
 

@@ -2,6 +2,8 @@
  * test_intake_tail.c: intake-tail against logs written with the writer API (src/shm_log.h):
  * json, text and raw output, --count, --from-offset, --from-end, --name resume, --follow
  * (woken by the futex), gap reporting, and the error line for a missing log.
+ *
+ * intake-test: no-tsan (single-threaded writer; the readers are separate processes)
  */
 #include <fcntl.h>
 

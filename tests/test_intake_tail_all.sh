@@ -6,6 +6,7 @@
 #   2. `--all --format json` without --follow prints each record once with a leading "topic".
 #   3. `--topic a --topic c` prints those two topics only; a listed topic without a log is an
 #      error (exit 1) without --follow.
+# intake-test: no-tsan (test_consumer_set covers consumer sets under TSan)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 bin=$INTAKE_BIN_DIR

@@ -7,6 +7,7 @@
 #   - --shm-dir with less room than --topics-max x --log-size: one line says how many logs fit,
 #     and that number is what statvfs says.
 # (The seccomp and sysctl explanations are proven in a container by tests/container/run.)
+# intake-test: no-tsan (startup checks)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"

@@ -8,6 +8,8 @@
  * it; every retained record's bytes are still the pattern written at push; the unsent bytes
  * count equals the model's; the iovecs name exactly the unsent bytes, in order; a record that
  * does not fit is refused only when the ring truly has no place for it.
+ *
+ * intake-test: no-tsan (single-threaded model check)
  */
 #include <string.h>
 

@@ -7,6 +7,7 @@
 # fields of every wire type, several headers) and prints, from Google's own parse of each record,
 # the line test_framer --file prints for it; the two outputs must be identical.
 # Needs /usr/bin/python3 with python3-protobuf and protoc (protobuf-compiler): see README.
+# intake-test: no-tsan (one connection through the daemon; test_end_to_end covers the daemon under TSan)
 set -euo pipefail
 
 : "${INTAKE_BIN_DIR:?set by ctest}"

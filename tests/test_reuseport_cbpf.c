@@ -6,6 +6,8 @@
  *   3. on the real kernel: the program attaches to a SO_REUSEPORT group of listeners on
  *      127.0.0.1, and since loopback traffic is all receive queue 0, every connection lands on
  *      the listener the mapping names for queue 0 (checked for two lists naming different ones).
+ *
+ * intake-test: no-tsan (single-threaded: a BPF program and one reuseport group)
  */
 #include "harness.h"
 

@@ -1,6 +1,8 @@
 /*
  * test_varint.c: varint encode/decode edge cases, rejection of 11-byte and overflowing 10-byte
  * encodings, and the incremental decoder fed every split of every encoding. Single-threaded.
+ *
+ * intake-test: no-tsan (single-threaded pure code)
  */
 #include <stdio.h>
 #include <string.h>
