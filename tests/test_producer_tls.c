@@ -71,15 +71,6 @@ static void count_free(void *pointer, const char *file, int line) {
 
 /* ---- helpers ---- */
 
-static int run_command(const char *command, char *output, size_t capacity) {
-    FILE *pipe = popen(command, "r");
-    REQUIRE(pipe != NULL);
-    size_t length = fread(output, 1, capacity - 1, pipe);
-    output[length] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static struct intake_producer_config tls_config(const char *address) {
     struct intake_producer_config config = {
         .address = address,
@@ -96,6 +87,22 @@ static int open_producer(const struct intake_producer_config *config,
     int result = intake_producer_open(config, producer, why, capacity);
     if (result != 0) fprintf(stderr, "open %s: %d %s\n", config->address, result, why);
     return result;
+}
+
+/* An idempotent producer with `config` and id `id`, reporting into `reports`, reconnecting
+ * after 10 to 100 ms. */
+static struct intake_producer *open_idempotent(struct intake_producer_config *config,
+                                               const char *id, struct reports *reports) {
+    config->producer_id = id;
+    config->producer_id_length = strlen(id);
+    config->reconnect_backoff_min_ms = 10;
+    config->reconnect_backoff_max_ms = 100;
+    config->on_delivery = reports_collect;
+    config->delivery_context = reports;
+    struct intake_producer *producer = NULL;
+    char why[256];
+    REQUIRE(open_producer(config, &producer, why, sizeof(why)) == 0);
+    return producer;
 }
 
 /* Plain records "<prefix>-1".."<prefix>-count" in order in `topic`'s log (after `skip`). */
@@ -136,6 +143,31 @@ static int send_numbered(struct intake_producer *producer, const char *topic, co
     return intake_producer_send(producer, topic, NULL, 0, value, (size_t)length, 0, NULL);
 }
 
+/* An idempotent producer with `config` (which cannot get through) opens anyway, keeps its
+ * record, retries for `poll_ms`, and names the failure in last_error. */
+static void check_idempotent_retries(const struct intake_producer_config *base, const char *failure,
+                                     int poll_ms) {
+    struct intake_producer_config config = *base;
+    config.producer_id = "tls-retries";
+    config.producer_id_length = strlen("tls-retries");
+    config.reconnect_backoff_min_ms = 10;
+    config.reconnect_backoff_max_ms = 50;
+    struct intake_producer *producer = NULL;
+    char why[256];
+    REQUIRE(intake_producer_open(&config, &producer, why, sizeof(why)) == 0);
+    uint64_t sequence = 0;
+    REQUIRE(producer_util_send(producer, "t", &sequence) == 0);
+    CHECK(intake_producer_poll(producer, poll_ms) == 0);
+    struct intake_producer_stats stats;
+    intake_producer_stats(producer, &stats);
+    CHECK(stats.connections == 0);
+    CHECK(stats.pending == 1);
+    CHECK(stats.disconnects >= 1);
+    CHECK(strstr(intake_producer_last_error(producer), failure) != NULL);
+    CHECK(strstr(intake_producer_last_error(producer), "(retrying)") != NULL);
+    intake_producer_close(producer);
+}
+
 /* ---- terminated: through Python's ssl into a real intaked ---- */
 
 static void test_terminated_plain(const char *directory, const struct tls_peer *terminator) {
@@ -159,26 +191,26 @@ static void test_terminated_plain(const char *directory, const struct tls_peer *
              "seq 1 300 | sed 's/^/cli-/' | %s --connect %s --topic tls-cli --acks --tls-ca %s "
              "2>&1",
              test_program_path("intake-produce"), terminator->address, tls_path(certs, "ca.pem"));
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 300 records (last sequence 300)") != NULL);
     CHECK(log_holds_values(directory, "tls-cli", "cli", 300));
     /* Usage: TLS options without --tls-ca, or a certificate without its key. */
     snprintf(command, sizeof(command), "%s --connect %s --topic x --tls-cert %s 2>&1",
              test_program_path("intake-produce"), terminator->address,
              tls_path(certs, "client.pem"));
-    CHECK(run_command(command, output, sizeof(output)) == 2);
+    CHECK(test_run_command(command, output, sizeof(output)) == 2);
     CHECK(strstr(output, "need --tls-ca") != NULL);
     snprintf(command, sizeof(command), "%s --connect %s --topic x --tls-ca %s --tls-key %s 2>&1",
              test_program_path("intake-produce"), terminator->address, tls_path(certs, "ca.pem"),
              tls_path(certs, "client.key"));
-    CHECK(run_command(command, output, sizeof(output)) == 2);
+    CHECK(test_run_command(command, output, sizeof(output)) == 2);
     CHECK(strstr(output, "--tls-cert and --tls-key go together") != NULL);
     /* A verification failure through the tool: one line, exit 1. */
     snprintf(command, sizeof(command),
              "echo x | %s --connect %s --topic x --acks --tls-ca %s --tls-server-name nope.test "
              "2>&1",
              test_program_path("intake-produce"), terminator->address, tls_path(certs, "ca.pem"));
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "hostname mismatch (it does not name 'nope.test')") != NULL);
 }
 
@@ -198,15 +230,7 @@ static void test_terminated_idempotent(const char *directory, struct daemon *dae
                                        const char *const *flags, struct tls_peer *terminator) {
     struct reports reports = {0};
     struct intake_producer_config config = tls_config(terminator->address);
-    config.producer_id = "tls-idem";
-    config.producer_id_length = strlen("tls-idem");
-    config.reconnect_backoff_min_ms = 10;
-    config.reconnect_backoff_max_ms = 100;
-    config.on_delivery = reports_collect;
-    config.delivery_context = &reports;
-    struct intake_producer *producer = NULL;
-    char why[256];
-    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    struct intake_producer *producer = open_idempotent(&config, "tls-idem", &reports);
     static uint64_t sent[2][3000];
     int count = 0;
     send_pairs(producer, sent, &count, 500);
@@ -251,16 +275,10 @@ static void test_terminated_idempotent(const char *directory, struct daemon *dae
 static void test_window(const char *directory, struct tls_peer *terminator) {
     struct reports reports = {0};
     struct intake_producer_config config = tls_config(terminator->address);
-    config.producer_id = "tls-window";
-    config.producer_id_length = strlen("tls-window");
     config.window_records = 256;
     config.nonblocking = true;
-    config.on_delivery = reports_collect;
-    config.delivery_context = &reports;
     config.io_timeout_ms = 60000; /* a stopped peer is not a stalled connection here */
-    struct intake_producer *producer = NULL;
-    char why[256];
-    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    struct intake_producer *producer = open_idempotent(&config, "tls-window", &reports);
     static uint64_t sent[1024];
     uint64_t count = 0;
     /* First connected and streaming, then stopped. */
@@ -337,11 +355,7 @@ static void test_allocations(const char *directory, const struct tls_peer *termi
 
     /* The same for the idempotent producer (window, Hello done). */
     struct reports reports = {0};
-    config.producer_id = "tls-alloc-idem";
-    config.producer_id_length = strlen("tls-alloc-idem");
-    config.on_delivery = reports_collect;
-    config.delivery_context = &reports;
-    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    producer = open_idempotent(&config, "tls-alloc-idem", &reports);
     static uint64_t sent[21000];
     for (int index = 0; index < 1000; index++)
         REQUIRE(producer_util_send(producer, "tls-alloc-i", &sent[index]) == 0);
@@ -493,22 +507,7 @@ static void test_verify(void) {
     CHECK(strstr(why, "did not verify: unable to get local issuer certificate (not signed by a "
                       "CA in tls_ca_file)") != NULL);
     /* The idempotent producer retries, and says why in last_error. */
-    config.producer_id = "tls-unverified";
-    config.producer_id_length = strlen("tls-unverified");
-    config.reconnect_backoff_min_ms = 10;
-    config.reconnect_backoff_max_ms = 50;
-    REQUIRE(intake_producer_open(&config, &producer, why, sizeof(why)) == 0);
-    uint64_t sequence = 0;
-    REQUIRE(producer_util_send(producer, "t", &sequence) == 0);
-    CHECK(intake_producer_poll(producer, 300) == 0);
-    struct intake_producer_stats stats;
-    intake_producer_stats(producer, &stats);
-    CHECK(stats.connections == 0);
-    CHECK(stats.pending == 1);
-    CHECK(strstr(intake_producer_last_error(producer), "unable to get local issuer certificate") !=
-          NULL);
-    CHECK(strstr(intake_producer_last_error(producer), "(retrying)") != NULL);
-    intake_producer_close(producer);
+    check_idempotent_retries(&config, "unable to get local issuer certificate", 300);
     tls_peer_stop(&server);
     tls_peer_remove_log(&server);
 
@@ -657,19 +656,7 @@ static void test_stalled(void) {
     CHECK(intake_now_ns() - start >= 250000000ull);
     CHECK(strstr(why, "TLS handshake with") && strstr(why, "no answer within 300 ms"));
     /* Idempotent: the handshake's deadline drops the connection, and it is retried. */
-    config.producer_id = "tls-stalled";
-    config.producer_id_length = strlen("tls-stalled");
-    config.reconnect_backoff_min_ms = 10;
-    config.reconnect_backoff_max_ms = 20;
-    REQUIRE(intake_producer_open(&config, &producer, why, sizeof(why)) == 0);
-    uint64_t sequence = 0;
-    REQUIRE(producer_util_send(producer, "t", &sequence) == 0);
-    CHECK(intake_producer_poll(producer, 800) == 0);
-    struct intake_producer_stats stats;
-    intake_producer_stats(producer, &stats);
-    CHECK(stats.disconnects >= 1);
-    CHECK(strstr(intake_producer_last_error(producer), "TLS handshake with") != NULL);
-    intake_producer_close(producer);
+    check_idempotent_retries(&config, "TLS handshake with", 800);
     close(listener);
 }
 
@@ -679,7 +666,7 @@ static bool intaked_has_tls(void) {
     char command[600];
     char output[1 << 14];
     snprintf(command, sizeof(command), "%s --help 2>&1", test_program_path("intaked"));
-    return run_command(command, output, sizeof(output)) >= 0 &&
+    return test_run_command(command, output, sizeof(output)) >= 0 &&
            strstr(output, "--tls-listen") != NULL;
 }
 
@@ -716,7 +703,7 @@ static void test_daemon_plain(const char *directory, const char *address) {
              "--tls-cert %s --tls-key %s --tls-server-name localhost 2>&1",
              test_program_path("intake-produce"), address, tls_path(certs, "ca.pem"),
              tls_path(certs, "client.pem"), tls_path(certs, "client.key"));
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 300 records (last sequence 300)") != NULL);
     CHECK(log_holds_values(directory, "d-cli", "cli", 300));
 }
@@ -725,15 +712,7 @@ static void test_daemon_idempotent(const char *directory, struct daemon *daemon,
                                    const char *const *flags, const char *address) {
     struct reports reports = {0};
     struct intake_producer_config config = mutual_config(address);
-    config.producer_id = "d-idem";
-    config.producer_id_length = strlen("d-idem");
-    config.reconnect_backoff_min_ms = 10;
-    config.reconnect_backoff_max_ms = 100;
-    config.on_delivery = reports_collect;
-    config.delivery_context = &reports;
-    struct intake_producer *producer = NULL;
-    char why[256];
-    REQUIRE(open_producer(&config, &producer, why, sizeof(why)) == 0);
+    struct intake_producer *producer = open_idempotent(&config, "d-idem", &reports);
     static uint64_t sent[4000];
     for (int index = 0; index < 4000; index++) {
         REQUIRE(producer_util_send(producer, "d-idem", &sent[index]) == 0);
