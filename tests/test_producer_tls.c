@@ -238,10 +238,7 @@ static void test_terminated_idempotent(const char *directory, struct daemon *dae
             0);
     for (int round = 1; round <= 2; round++) {
         kill(terminator->pid, SIGUSR2);
-        for (int waited = 0; tls_count_text(terminator->log_path, "paused") < round; waited++) {
-            REQUIRE(waited < 1000);
-            tls_sleep_ms(10);
-        }
+        REQUIRE(tls_wait_for_count(terminator->log_path, "paused", round, 10000));
         send_pairs(producer, sent, &count, 500);
         REQUIRE(intake_producer_poll(producer, 0) >= 0); /* written, never read */
         kill(terminator->pid, SIGUSR1);
@@ -450,6 +447,7 @@ static void test_mutual(void) {
                          sizeof(error)) == -ECONNABORTED);
     printf("a client certificate from another CA: %s\n", error);
     CHECK(strstr(error, "refused this producer's certificate") != NULL);
+    CHECK(tls_wait_for_count(terminator.log_path, "handshake failed", 2, 5000));
     CHECK(tls_count_text(terminator.log_path, "handshake failed") == 2);
     tls_peer_stop(&terminator);
     tls_peer_remove_log(&terminator);

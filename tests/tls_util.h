@@ -86,22 +86,6 @@ static pid_t tls_spawn(const char *const *arguments, const char *output, int *st
     return pid;
 }
 
-/* Waits (10 s at most) until `path` contains `text`. */
-static bool tls_wait_for_text(const char *path, const char *text, int timeout_ms) {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        FILE *file = fopen(path, "r");
-        if (file) {
-            static char content[1 << 20];
-            size_t length = fread(content, 1, sizeof(content) - 1, file);
-            content[length] = '\0';
-            fclose(file);
-            if (strstr(content, text)) return true;
-        }
-        tls_sleep_ms(10);
-    }
-    return false;
-}
-
 /* How many times `text` occurs in the file at `path`. */
 static int tls_count_text(const char *path, const char *text) {
     FILE *file = fopen(path, "r");
@@ -113,6 +97,19 @@ static int tls_count_text(const char *path, const char *text) {
     int count = 0;
     for (const char *at = strstr(content, text); at; at = strstr(at + 1, text)) count++;
     return count;
+}
+
+/* Waits (timeout_ms at most) until `text` occurs `count` times in `path`; false if not. */
+static bool tls_wait_for_count(const char *path, const char *text, int count, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        if (tls_count_text(path, text) >= count) return true;
+        tls_sleep_ms(10);
+    }
+    return false;
+}
+
+static bool tls_wait_for_text(const char *path, const char *text, int timeout_ms) {
+    return tls_wait_for_count(path, text, 1, timeout_ms);
 }
 
 /* tests/tls_terminator.py forwarding to `upstream` (a plaintext intaked); client_ca NULL: no
