@@ -160,11 +160,8 @@ void consumer_publish(struct bench_run *run, uint64_t now_ns);
 /* The consumer thread's body for --target intake: every topic's log until stop_consuming.
  * Returns 0, or a negative errno after run_fail(). */
 int consume_intake(struct bench_run *run);
-/* Length-delimited field `field` (last occurrence) of one encoded Record: 0 or -EBADMSG. */
-int intake_record_field(const uint8_t *record, size_t record_bytes, uint64_t field,
-                        const uint8_t **value, size_t *value_bytes);
-/* Field 3 (value) of one encoded Record: 0 or -EBADMSG. */
-int intake_record_value(const uint8_t *record, size_t record_bytes, const uint8_t **value,
-                        size_t *value_bytes);
+/* Field 3 (value) of one encoded Record, through intake_record_parse: 0 or -EBADMSG. */
+int bench_record_value(const uint8_t *record, size_t record_bytes, const uint8_t **value,
+                       size_t *value_bytes);
 
 #endif

@@ -12,57 +12,18 @@
 
 #include "bench.h"
 #include "common.h"
-#include "varint.h"
 
-/* Decodes a varint from bytes[0..length); returns bytes used, 0 if incomplete or bad. */
-static size_t decode_varint(const uint8_t *bytes, size_t length, uint64_t *value) {
-    size_t used = 0;
-    return varint_decode(bytes, length, value, &used) == VARINT_OK ? used : 0;
-}
-
-/*
- * Finds length-delimited field `field` (the last occurrence) in one encoded intake.v1.Record (no
- * length prefix), skipping every other field, known or not, in any order. Returns 0 and the
- * field's bytes, or -EBADMSG (also when the field is absent).
- */
-int intake_record_field(const uint8_t *record, size_t record_bytes, uint64_t field,
-                        const uint8_t **value, size_t *value_bytes) {
-    size_t at = 0;
-    int found = -EBADMSG;
-    while (at < record_bytes) {
-        uint64_t key = 0, length = 0;
-        size_t used = decode_varint(record + at, record_bytes - at, &key);
-        if (used == 0) return -EBADMSG;
-        at += used;
-        switch (key & 7) {
-        case 0: /* varint */
-            used = decode_varint(record + at, record_bytes - at, &length);
-            if (used == 0) return -EBADMSG;
-            at += used;
-            break;
-        case 1: at += 8; break;
-        case 5: at += 4; break;
-        case 2: /* length-delimited */
-            used = decode_varint(record + at, record_bytes - at, &length);
-            if (used == 0 || length > record_bytes - at - used) return -EBADMSG;
-            at += used;
-            if (key >> 3 == field) {
-                *value = record + at;
-                *value_bytes = (size_t)length;
-                found = 0;
-            }
-            at += (size_t)length;
-            break;
-        default: return -EBADMSG;
-        }
-    }
-    return at == record_bytes ? found : -EBADMSG;
-}
-
-/* Field 3 (value): used by consume_intake() on the records it reads from the shared-memory logs. */
-int intake_record_value(const uint8_t *record, size_t record_bytes, const uint8_t **value,
-                        size_t *value_bytes) {
-    return intake_record_field(record, record_bytes, 3, value, value_bytes);
+/* The value (field 3) of one encoded intake.v1.Record, with the consumer library's parser (the
+ * one record parser, the same checks intaked makes): 0 with *value set (NULL and 0 bytes for
+ * an empty value), or -EBADMSG. */
+int bench_record_value(const uint8_t *record, size_t record_bytes, const uint8_t **value,
+                       size_t *value_bytes) {
+    struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
+    int result = intake_record_parse(record, record_bytes, &view);
+    if (result != 0) return result;
+    *value = view.value.bytes;
+    *value_bytes = view.value.length;
+    return 0;
 }
 
 /*
@@ -79,7 +40,7 @@ int intake_record_value(const uint8_t *record, size_t record_bytes, const uint8_
  *     Logs already there before the producers start are left from earlier runs: read from
  *     their end.
  *   - Records are read as pointers into the mapping; the value (field 3) is found by walking
- *     the record's bytes (intake_record_value), never copied. One clock read per topic drain.
+ *     the record's bytes (bench_record_value: intake_record_parse), never copied. One clock read per topic drain.
  *   - When every open topic is empty the thread sleeps on a log's futex with a short timeout,
  *     so it never spins and always sees stop_consuming.
  * Returns 0, or a negative errno after run_fail().
@@ -150,7 +111,7 @@ static int intake_topic_drain(struct bench_run *run, uint32_t topic) {
         consumer->missed += record.missed;
         const uint8_t *value = NULL;
         size_t value_bytes = 0;
-        if (intake_record_value(record.bytes, record.length, &value, &value_bytes) != 0) {
+        if (bench_record_value(record.bytes, record.length, &value, &value_bytes) != 0) {
             consumer->short_records++; /* counted as delivered but unusable */
             consumer->records++;
             continue;
@@ -245,7 +206,8 @@ static int intake_set_open(struct bench_run *run) {
             pointers[topic] = names[topic];
         }
         struct intake_consumer_set_options set_options = {
-            .consumer = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+            .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END,
+                                                          .ephemeral = true},
             .topics_max = topic_count,
             .topics = pointers,
             .topic_count = topic_count};
@@ -293,8 +255,8 @@ static int64_t intake_drain_set(struct bench_run *run) {
         const uint8_t *value = NULL;
         size_t value_bytes = 0;
         consumer->missed += record->record.missed;
-        if (topic < 0 || intake_record_value(record->record.bytes, record->record.length, &value,
-                                             &value_bytes) != 0) {
+        if (topic < 0 || bench_record_value(record->record.bytes, record->record.length, &value,
+                                            &value_bytes) != 0) {
             consumer->short_records++; /* counted as delivered but unusable */
             consumer->records++;
             continue;

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ack_frame.h"
 #include "bench.h"
 #include "bench_library.h"
 #include "common.h"
@@ -568,42 +569,29 @@ struct producer {
     uint32_t writes_since_reply_check;
 };
 
-/* Parses delimited intake.v1.Ack frames; a non-OK status ends the run with its detail. */
+/* Reads delimited intake.v1.Ack frames with the wire stage's decoder (ack_frame_decode, the
+ * producer library's); a non-OK status or an unreadable frame ends the run with its detail.
+ * Returns the bytes consumed (whole frames). */
 static size_t producer_parse_acks(struct producer *producer, const uint8_t *bytes, size_t filled) {
     size_t at = 0;
     while (at < filled) {
-        uint64_t frame_bytes = 0;
-        size_t used = decode_varint(bytes + at, filled - at, &frame_bytes);
-        if (used == 0 || frame_bytes > filled - at - used) break; /* incomplete */
-        const uint8_t *frame = bytes + at + used;
-        uint64_t sequence = 0, status = 0;
-        size_t field_at = 0;
-        const char *detail = "";
-        size_t detail_bytes = 0;
-        while (field_at < frame_bytes) {
-            uint64_t key = 0, number = 0;
-            size_t key_used = decode_varint(frame + field_at, frame_bytes - field_at, &key);
-            if (key_used == 0) break;
-            field_at += key_used;
-            size_t number_used = decode_varint(frame + field_at, frame_bytes - field_at, &number);
-            if (number_used == 0) break;
-            field_at += number_used;
-            if (key == 0x08)
-                sequence = number;
-            else if (key == 0x10)
-                status = number;
-            else if ((key & 7) == 2) { /* detail (3) or unknown bytes: skip the contents */
-                if ((key >> 3) == 3) detail = (const char *)frame + field_at, detail_bytes = number;
-                field_at += (size_t)number;
-            }
+        struct ack_frame_decoded ack;
+        enum ack_frame_result result =
+            ack_frame_decode(bytes + at, filled - at, BENCH_ACK_BUFFER_BYTES, &ack);
+        if (result == ACK_FRAME_NEED_MORE) break;
+        if (result != ACK_FRAME_OK) {
+            fprintf(stderr, "intake-bench: connection %u: unreadable ack: %s\n", producer->index,
+                    result == ACK_FRAME_UNREADABLE ? ack.problem : "bad or oversized prefix");
+            run_fail(producer->run, -EPROTO, "intake sent an unreadable ack");
+            return filled; /* nothing after it can be framed */
         }
-        if (status != 0) {
-            fprintf(stderr, "intake-bench: connection %u: ack status %llu: %.*s\n", producer->index,
-                    (unsigned long long)status, (int)detail_bytes, detail);
+        if (ack.status != 0) {
+            fprintf(stderr, "intake-bench: connection %u: ack status %u: %s\n", producer->index,
+                    ack.status, ack.detail);
             run_fail(producer->run, -EPROTO, "intake rejected records");
         }
-        if (sequence > producer->acked_sequence) producer->acked_sequence = sequence;
-        at += used + (size_t)frame_bytes;
+        if (ack.sequence > producer->acked_sequence) producer->acked_sequence = ack.sequence;
+        at += ack.frame_bytes;
     }
     return at;
 }
@@ -1229,19 +1217,16 @@ static void self_test_intake_encoding(void) {
         for (uint32_t position = 0; position < batch.record_count; position++) {
             uint64_t frame_bytes = 0;
             size_t used = decode_varint(batch.bytes + at, batch.capacity - at, &frame_bytes);
-            const uint8_t *value = NULL;
-            size_t value_bytes = 0;
             SELF_CHECK(used > 0);
-            SELF_CHECK(intake_record_value(batch.bytes + at + used, frame_bytes, &value,
-                                           &value_bytes) == 0);
-            SELF_CHECK(value_bytes == batch_value_bytes(&options, position));
+            struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
+            SELF_CHECK(intake_record_parse(batch.bytes + at + used, frame_bytes, &view) == 0);
+            const uint8_t *value = view.value.bytes;
+            SELF_CHECK(view.value.length == batch_value_bytes(&options, position));
             SELF_CHECK(value && get_u64_le(value) == 123456789);
             SELF_CHECK(value && get_u64_le(value + 8) == make_tag(2, 41 + position));
-            const uint8_t *id = NULL;
-            size_t id_bytes = 0;
-            int id_found =
-                intake_record_field(batch.bytes + at + used, frame_bytes, 7, &id, &id_bytes);
-            SELF_CHECK((id_found == 0) == (producer_id != NULL));
+            const uint8_t *id = view.producer_id.bytes;
+            size_t id_bytes = view.producer_id.length;
+            SELF_CHECK((id != NULL) == (producer_id != NULL));
             SELF_CHECK(!producer_id ||
                        (id_bytes == strlen(producer_id) && memcmp(id, producer_id, id_bytes) == 0));
             at += used + frame_bytes;

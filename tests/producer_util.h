@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common.h"
 #include "harness.h"
 #include "intake/consumer.h"
 #include "intake/producer.h"
-#include "varint.h"
 
 #define REPORTS_FAILED_KEPT 16
 
@@ -81,32 +81,16 @@ static int producer_util_send(struct intake_producer *producer, const char *topi
     return result;
 }
 
-/* Fields 3 (value) and 7 (producer_id) of an encoded Record; false when it does not parse. */
+/* Fields 3 (value) and 7 (producer_id) of an encoded Record, through the consumer library's
+ * intake_record_parse; false when it does not parse. */
 static bool producer_util_fields(const uint8_t *bytes, size_t length, const uint8_t **value,
                                  size_t *value_length, const uint8_t **id, size_t *id_length) {
-    size_t position = 0;
-    *value_length = *id_length = 0;
-    while (position < length) {
-        uint64_t tag = 0;
-        uint64_t number = 0;
-        size_t used = 0;
-        if (varint_decode(bytes + position, length - position, &tag, &used) != VARINT_OK)
-            return false;
-        position += used;
-        if ((tag & 7) == 0 || (tag & 7) == 2) {
-            if (varint_decode(bytes + position, length - position, &number, &used) != VARINT_OK)
-                return false;
-            position += used;
-        }
-        if ((tag & 7) == 2) {
-            if (number > length - position) return false;
-            if ((tag >> 3) == 3) *value = bytes + position, *value_length = (size_t)number;
-            if ((tag >> 3) == 7) *id = bytes + position, *id_length = (size_t)number;
-            position += (size_t)number;
-        } else if ((tag & 7) != 0) {
-            return false;
-        }
-    }
+    struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
+    if (intake_record_parse(bytes, length, &view) != 0) return false;
+    *value = view.value.bytes;
+    *value_length = view.value.length;
+    *id = view.producer_id.bytes;
+    *id_length = view.producer_id.length;
     return true;
 }
 
@@ -115,7 +99,8 @@ static bool producer_util_fields(const uint8_t *bytes, size_t length, const uint
  * intact. Returns the number of that producer's records in the log. */
 static uint64_t producer_util_check_log(const char *directory, const char *topic, const char *id,
                                         const uint64_t *expected, uint64_t expected_count) {
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     int opened =
@@ -163,7 +148,8 @@ static uint64_t producer_util_check_log(const char *directory, const char *topic
 
 /* Records in `topic`'s log now (0 when it has no log yet). */
 static inline uint64_t producer_util_count_logged(const char *directory, const char *topic) {
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(directory, topic, "count", &options, &consumer, NULL, 0) != 0)
         return 0;

@@ -82,6 +82,18 @@ SHM_TEST_HELPER enum shm_log_append_result pattern_append(struct shm_log *log, u
     return shm_log_append(log, slices, 3, length, offset + 1, offset * 3, assigned);
 }
 
+/* A writer for `topic`'s log in test_directory: 64 KiB, block retention, 1 s stale time. 0 or
+ * the open's error (its reason in `why`). */
+SHM_TEST_HELPER int shm_test_writer_open(const char *topic, struct shm_log **log, char *why,
+                                         size_t why_capacity) {
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = topic,
+                                    .capacity_bytes = 1u << 16,
+                                    .retention = SHM_LOG_RETENTION_BLOCK,
+                                    .consumer_stale_ns = 1000000000ull};
+    return shm_log_open_writer(&config, log, why, why_capacity);
+}
+
 /* Forks a child running `body(argument)`; the child exits with its return value. */
 SHM_TEST_HELPER pid_t child_start(int (*body)(void *), void *argument) {
     fflush(stdout);

@@ -110,7 +110,8 @@ static void test_all_topics(void) {
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, daemon_flags));
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_OLDEST,
+                                                      .ephemeral = true},
         .topics_max = 64,
         .all_topics = true,
         .per_topic_batch = 16,
@@ -162,7 +163,8 @@ static void test_listed(void) {
     produce(producer, "t1", 0, 50);
     const char *topics[] = {"t0", "t2", "t0"}; /* t2 has no log yet; a duplicate is ignored */
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_OLDEST,
+                                                      .ephemeral = true},
         .topics_max = 4,
         .topics = topics,
         .topic_count = 3,
@@ -236,7 +238,8 @@ static void test_wake(void) {
     }
     intake_producer_close(producer);
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END,
+                                                      .ephemeral = true},
         .topics_max = 64,
         .all_topics = true,
     };
@@ -269,7 +272,8 @@ static void test_bounded(void) {
         produce(producer, name, 0, 5);
     }
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_OLDEST,
+                                                      .ephemeral = true},
         .topics_max = 4,
         .all_topics = true,
     };
@@ -299,7 +303,8 @@ static void test_restart(void) {
     produce(producer, "t0", 0, 10);
     intake_producer_close(producer);
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_OLDEST,
+                                                      .ephemeral = true},
         .topics_max = 8,
         .all_topics = true,
     };
@@ -369,7 +374,8 @@ static void test_recreated(void) {
     produce(producer, "t0", 0, 10);
     intake_producer_close(producer);
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_OLDEST, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_OLDEST,
+                                                      .ephemeral = true},
         .topics_max = 8,
         .all_topics = true,
     };
@@ -471,7 +477,8 @@ static void test_garbage(void) {
     struct intake_producer *producer = producer_open(&daemon);
     produce(producer, "t0", 0, 10);
     struct intake_consumer_set_options options = {
-        .consumer = {.start = INTAKE_CONSUMER_START_END, .ephemeral = true},
+        .consumer = &(struct intake_consumer_options){.start = INTAKE_CONSUMER_START_END,
+                                                      .ephemeral = true},
         .topics_max = 8,
         .all_topics = true,
     };

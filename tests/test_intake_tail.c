@@ -254,14 +254,9 @@ static void test_gap_and_errors(void) {
 
 int main(void) {
     test_directory_make("tail");
-    struct shm_log_config config = {.directory = test_directory,
-                                    .topic = TOPIC,
-                                    .capacity_bytes = 1u << 16,
-                                    .retention = SHM_LOG_RETENTION_BLOCK,
-                                    .consumer_stale_ns = 1000000000ull};
     struct shm_log *log = NULL;
     char why[256];
-    REQUIRE(shm_log_open_writer(&config, &log, why, sizeof(why)) == 0);
+    REQUIRE(shm_test_writer_open(TOPIC, &log, why, sizeof(why)) == 0);
     records_append(log, 0, 10);
     test_json();
     test_text_and_offsets();

@@ -114,7 +114,8 @@ static void test_rejected(void) {
     CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "record 2 (topic \xc3\x28) failed: REJECTED") != NULL);
     CHECK(strstr(output, "intake-produce: 1 of 3 records failed") != NULL);
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_open(directory, "t", "check", &options, &consumer, why, sizeof(why)) ==
@@ -426,7 +427,8 @@ static void test_reused_id(void) {
     CHECK(id != NULL && strlen(id) >= strlen("producer_id=") + 36 && id[12 + 8] == '-');
 
     /* The log: 1..150 from the library, then the tool's 151..170, nothing else. */
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_open(directory, "reuse", "check", &options, &consumer, why,

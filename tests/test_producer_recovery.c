@@ -386,7 +386,8 @@ static void test_tool_live(void) {
     int status = pclose(tool);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(strstr(output, "acked 3 records (last sequence 3) producer_id=tool-live") != NULL);
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_open(directory, "live", "check", &options, &consumer, why,

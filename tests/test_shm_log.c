@@ -87,7 +87,8 @@ struct reader_task {
 /* Reads offsets 0..total-1 and checks each one arrives once, in order, intact. */
 static int reader_exact(void *argument) {
     struct reader_task *task = argument;
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, false};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OFFSET, .start_offset = 0, .ephemeral = false};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, why,
@@ -243,7 +244,8 @@ static void slow_record_check(struct intake_consumer *consumer,
 
 static int reader_slow(void *argument) {
     struct slow_task *task = argument;
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OFFSET, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(test_directory, task->topic, "slow", &options, &consumer, NULL, 0) !=
         0)
@@ -317,7 +319,8 @@ struct idle_task {
  * reports received and missed. */
 static int reader_idle(void *argument) {
     struct idle_task *task = argument;
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OFFSET, 0, false};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OFFSET, .start_offset = 0, .ephemeral = false};
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(test_directory, task->topic, task->name, &options, &consumer, NULL,
                              0) != 0)
@@ -486,7 +489,8 @@ static char consumer_open_why[INTAKE_CONSUMER_ERROR_BYTES];
 
 static int consumer_open(const char *topic, const char *name, enum intake_consumer_start start,
                          uint64_t start_offset, struct intake_consumer **out) {
-    struct intake_consumer_options options = {start, start_offset, false};
+    struct intake_consumer_options options = {
+        .start = start, .start_offset = start_offset, .ephemeral = false};
     return intake_consumer_open(test_directory, topic, name, &options, out, consumer_open_why,
                                 sizeof(consumer_open_why));
 }
@@ -657,7 +661,8 @@ static int reader_late(void *argument) {
     struct late_task *task = argument;
     char byte;
     if (read(task->go_fd, &byte, 1) != 1) return 10;
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     char name[32];

@@ -77,7 +77,8 @@ static void test_truncated_log(void) {
     producer = producer_open(&daemon);
     CHECK(produce(producer, "t", 5, 1000) == 0);
     intake_producer_close(producer);
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_open(directory, "t", "check", &options, &consumer, why, sizeof(why)) ==

@@ -60,7 +60,8 @@ static char open_why[INTAKE_CONSUMER_ERROR_BYTES];
 
 static int consumer_open(const char *topic, const char *name, enum intake_consumer_start start,
                          bool ephemeral, struct intake_consumer **out) {
-    struct intake_consumer_options options = {start, 0, ephemeral};
+    struct intake_consumer_options options = {
+        .start = start, .start_offset = 0, .ephemeral = ephemeral};
     return intake_consumer_open(test_directory, topic, name, &options, out, open_why,
                                 sizeof(open_why));
 }

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_record.h"
 #include "bridge_resume.h"
 #include "common.h"
 
@@ -60,17 +59,19 @@ static void origin_headers_add(const struct bridge_forward *forward, rd_kafka_he
 /* The record's own headers, then the origin headers. */
 static rd_kafka_headers_t *headers_build(const struct bridge_forward *forward,
                                          const struct bridge_topic *topic, uint64_t offset,
-                                         const struct bridge_record_view *view,
+                                         const struct intake_record_view *view,
                                          const char *error_text) {
     uint32_t own = view != NULL ? view->header_count : 0;
     rd_kafka_headers_t *headers = rd_kafka_headers_new(own + 5);
-    for (uint32_t index = 0; index < own; index++) {
-        const struct bridge_record_header *header = &view->headers[index];
+    struct intake_record_header_iterator iterator;
+    struct intake_record_header header;
+    intake_record_headers(view, &iterator);
+    while (intake_record_header_next(&iterator, &header) == 1) {
         /* Absent and empty are the same in proto3; an empty value travels as empty, not null. */
-        const void *name = header->key.bytes != NULL ? (const void *)header->key.bytes : "";
-        const void *value = header->value.bytes != NULL ? (const void *)header->value.bytes : "";
-        rd_kafka_header_add(headers, name, (ssize_t)header->key.length, value,
-                            (ssize_t)header->value.length);
+        const void *name = header.key.bytes != NULL ? (const void *)header.key.bytes : "";
+        const void *value = header.value.bytes != NULL ? (const void *)header.value.bytes : "";
+        rd_kafka_header_add(headers, name, (ssize_t)header.key.length, value,
+                            (ssize_t)header.value.length);
     }
     origin_headers_add(forward, headers, topic, offset, error_text);
     return headers;
@@ -78,7 +79,7 @@ static rd_kafka_headers_t *headers_build(const struct bridge_forward *forward,
 
 /* Produces one message (copied); on failure the headers are destroyed here. */
 static rd_kafka_resp_err_t produce(struct bridge_forward *forward, const char *kafka_topic,
-                                   void *opaque, struct bridge_bytes key, struct bridge_bytes value,
+                                   void *opaque, struct intake_bytes key, struct intake_bytes value,
                                    rd_kafka_headers_t *headers, int64_t timestamp_ms) {
     /* An empty key is no key (proto3 cannot tell them apart); an empty value is no value. */
     const void *key_bytes = key.length > 0 ? (const void *)key.bytes : NULL;
@@ -98,8 +99,8 @@ static rd_kafka_resp_err_t produce(struct bridge_forward *forward, const char *k
  * dropped. Returns the produce result. */
 static rd_kafka_resp_err_t dead_letter_send(struct bridge_forward *forward,
                                             struct bridge_topic *topic, uint64_t offset,
-                                            struct bridge_bytes key, struct bridge_bytes value,
-                                            const struct bridge_record_view *view,
+                                            struct intake_bytes key, struct intake_bytes value,
+                                            const struct intake_record_view *view,
                                             const char *reason, int64_t timestamp_ms) {
     void *opaque = (void *)((uintptr_t)topic | FORWARD_OPAQUE_DEAD_LETTER);
     rd_kafka_resp_err_t error =
@@ -107,7 +108,7 @@ static rd_kafka_resp_err_t dead_letter_send(struct bridge_forward *forward,
                 headers_build(forward, topic, offset, view, reason), timestamp_ms);
     if (error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && value.length > 0)
         error = produce(forward, forward->options.dead_letter_topic, opaque, key,
-                        (struct bridge_bytes){0},
+                        (struct intake_bytes){0},
                         headers_build(forward, topic, offset, view, reason), timestamp_ms);
     return error;
 }
@@ -122,19 +123,20 @@ enum bridge_forward_result bridge_forward_record(struct bridge_forward *forward,
                                                  const struct intake_consumer_record *record) {
     INTAKE_ASSERT(topic->phase == BRIDGE_TOPIC_FORWARDING);
     if (forward->failed) return BRIDGE_FORWARD_FATAL;
-    struct bridge_record_view view;
-    enum bridge_record_result parsed = bridge_record_parse(record->bytes, record->length, &view);
+    struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
+    int parsed = intake_record_parse(record->bytes, record->length, &view);
     int64_t timestamp_ms = (int64_t)(record->receive_time_ns / 1000000u);
     char reason[160];
     rd_kafka_resp_err_t error;
     uint64_t too_large_before = forward->counters.too_large;
-    if (parsed != BRIDGE_RECORD_OK) {
+    if (parsed != 0) {
         /* A dead letter waits until everything before it is delivered (see the header). */
         if (topic->in_flight > 0) return BRIDGE_FORWARD_WAIT;
         /* The whole record travels as the value, so nothing is lost. */
-        snprintf(reason, sizeof(reason), "%s", bridge_record_result_text(parsed));
-        struct bridge_bytes whole = {record->bytes, record->length};
-        error = dead_letter_send(forward, topic, record->offset, (struct bridge_bytes){0}, whole,
+        snprintf(reason, sizeof(reason), "the record does not parse as intake.v1.Record: %s",
+                 view.problem != NULL ? view.problem : strerror(-parsed));
+        struct intake_bytes whole = {record->bytes, record->length};
+        error = dead_letter_send(forward, topic, record->offset, (struct intake_bytes){0}, whole,
                                  NULL, reason, timestamp_ms);
         if (error == RD_KAFKA_RESP_ERR_NO_ERROR) {
             forward->counters.undecodable++;
@@ -142,9 +144,9 @@ enum bridge_forward_result bridge_forward_record(struct bridge_forward *forward,
         }
     } else {
         if (view.timestamp_ns != 0) timestamp_ms = (int64_t)(view.timestamp_ns / 1000000u);
-        struct bridge_bytes value = view.value;
+        struct intake_bytes value = view.value;
         if (forward->options.value_mode == BRIDGE_VALUE_RECORD)
-            value = (struct bridge_bytes){record->bytes, record->length};
+            value = (struct intake_bytes){record->bytes, record->length};
         error = produce(forward, topic->kafka_topic, topic, view.key, value,
                         headers_build(forward, topic, record->offset, &view, NULL), timestamp_ms);
         if (error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
@@ -153,7 +155,7 @@ enum bridge_forward_result bridge_forward_record(struct bridge_forward *forward,
                      "%u bytes: larger than message.max.bytes (refused by librdkafka)",
                      record->length);
             error = dead_letter_send(forward, topic, record->offset, view.key,
-                                     (struct bridge_bytes){0}, &view, reason, timestamp_ms);
+                                     (struct intake_bytes){0}, &view, reason, timestamp_ms);
             if (error == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 forward->counters.too_large++;
                 log_dead_letter(topic, record->offset, reason);
@@ -171,8 +173,7 @@ enum bridge_forward_result bridge_forward_record(struct bridge_forward *forward,
     topic->in_flight++;
     forward->in_flight_total++;
     /* A dead letter travels alone: nothing after it is produced before its report. */
-    if (parsed != BRIDGE_RECORD_OK || forward->counters.too_large != too_large_before)
-        topic->draining = true;
+    if (parsed != 0 || forward->counters.too_large != too_large_before) topic->draining = true;
     return BRIDGE_FORWARD_QUEUED;
 }
 
@@ -198,12 +199,12 @@ static void delivery_reroute(struct bridge_forward *forward, struct bridge_topic
     snprintf(reason, sizeof(reason), "%zu bytes: %s (answered by the broker)", message->len,
              rd_kafka_err2str(message->err));
     rd_kafka_header_add(headers, BRIDGE_HEADER_ERROR, -1, reason, -1);
-    struct bridge_bytes key = {message->key, message->key_len};
+    struct intake_bytes key = {message->key, message->key_len};
     rd_kafka_timestamp_type_t type;
     int64_t timestamp_ms = rd_kafka_message_timestamp(message, &type);
     void *opaque = (void *)((uintptr_t)topic | FORWARD_OPAQUE_DEAD_LETTER);
     rd_kafka_resp_err_t error = produce(forward, forward->options.dead_letter_topic, opaque, key,
-                                        (struct bridge_bytes){0}, headers, timestamp_ms);
+                                        (struct intake_bytes){0}, headers, timestamp_ms);
     if (error != RD_KAFKA_RESP_ERR_NO_ERROR) {
         forward_fail(forward, "dead letter after a broker refused a record's size",
                      rd_kafka_err2str(error));

@@ -39,9 +39,36 @@
 #ifndef INTAKE_COUNTERS_FORMAT_H
 #define INTAKE_COUNTERS_FORMAT_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The words intaked's threads update while readers read them (intake_counter_t: 64 bits,
+ * intake_counter32_t: 32) are plain fixed-width fields for other languages' generators
+ * (bindgen included); every access to one must be atomic (a relaxed load suffices for a
+ * counter; name_length is acquire-loaded, see above): in C or C++ with GCC or Clang
+ * __atomic_load_n(&row->field, __ATOMIC_RELAXED), in Go sync/atomic, in Rust
+ * AtomicU64::from_ptr. intake's own sources are compiled with INTAKE_ATOMIC_FIELDS, which makes
+ * them _Atomic (std::atomic in C++) so that the compiler checks every access; the layout is
+ * identical (asserted below). */
+#if defined(INTAKE_ATOMIC_FIELDS) && defined(__cplusplus)
+#include <atomic>
+typedef std::atomic<uint64_t> intake_counter_t;
+typedef std::atomic<uint32_t> intake_counter32_t;
+#elif defined(INTAKE_ATOMIC_FIELDS)
+#include <stdatomic.h>
+typedef _Atomic uint64_t intake_counter_t;
+typedef _Atomic uint32_t intake_counter32_t;
+#else
+typedef uint64_t intake_counter_t;
+typedef uint32_t intake_counter32_t;
+#endif
+#ifdef __cplusplus
+/* C++ spells C11's _Static_assert static_assert (this header's asserts are C11's). */
+#if !defined(_Static_assert)
+#define _Static_assert static_assert
+#endif
+extern "C" {
+#endif
 
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
@@ -100,70 +127,71 @@ struct intake_counters_header {
     char metrics_listen[32]; /* --metrics-listen as given, or empty */
     char backend[32];        /* "pbuf" or "zcrx", once the reactors are up */
     /* --- line 6: the main thread's live state --- */
-    _Atomic uint32_t state;         /* enum intake_counters_state */
-    _Atomic uint32_t listening;     /* 1 while the listeners accept */
-    _Atomic uint64_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
+    intake_counter32_t state;       /* enum intake_counters_state */
+    intake_counter32_t listening;   /* 1 while the listeners accept */
+    intake_counter_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
     uint8_t reserved3[48];
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
+_Static_assert(sizeof(intake_counter_t) == 8, "lock-free 64-bit words");
 _Static_assert(sizeof(struct intake_counters_header) == 448, "header struct size");
 _Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_BYTES, "fits");
 
 /* One reactor (receive thread). Counters only grow; gauges say "now". */
 struct intake_counters_reactor_row {
-    _Atomic uint64_t heartbeat_ns;
-    _Atomic uint64_t connections_open; /* gauge */
-    _Atomic uint64_t connections_accepted;
-    _Atomic uint64_t connections_refused;  /* every slot taken (--connections-max) */
-    _Atomic uint64_t connections_closed;   /* ended, for any reason */
-    _Atomic uint64_t connections_failed;   /* of those: ended by a non-OK final Ack */
-    _Atomic uint64_t connections_lingered; /* closes that waited for the peer after the Ack */
-    _Atomic uint64_t stalls_broken;        /* ended to free buffers pinned by partial frames */
+    intake_counter_t heartbeat_ns;
+    intake_counter_t connections_open; /* gauge */
+    intake_counter_t connections_accepted;
+    intake_counter_t connections_refused;  /* every slot taken (--connections-max) */
+    intake_counter_t connections_closed;   /* ended, for any reason */
+    intake_counter_t connections_failed;   /* of those: ended by a non-OK final Ack */
+    intake_counter_t connections_lingered; /* closes that waited for the peer after the Ack */
+    intake_counter_t stalls_broken;        /* ended to free buffers pinned by partial frames */
     /* line 1 */
-    _Atomic uint64_t deadline_kills;   /* ended by a deadline (idle or slow producers) */
-    _Atomic uint64_t records_admitted; /* framed, checked, queued to a topic */
-    _Atomic uint64_t records_returned; /* came back from the workers */
-    _Atomic uint64_t records_failed;   /* came back not committed */
-    _Atomic uint64_t frames_truncated; /* a partial frame pending when a connection ended */
-    _Atomic uint64_t acks_sent;
-    _Atomic uint64_t backlog_exhausted;
-    _Atomic uint64_t wakeups;
+    intake_counter_t deadline_kills;   /* ended by a deadline (idle or slow producers) */
+    intake_counter_t records_admitted; /* framed, checked, queued to a topic */
+    intake_counter_t records_returned; /* came back from the workers */
+    intake_counter_t records_failed;   /* came back not committed */
+    intake_counter_t frames_truncated; /* a partial frame pending when a connection ended */
+    intake_counter_t acks_sent;
+    intake_counter_t backlog_exhausted;
+    intake_counter_t wakeups;
     /* line 2: pauses (a connection stopped reading) by cause */
-    _Atomic uint64_t pauses_topic_queue;
-    _Atomic uint64_t pauses_record_pool;
-    _Atomic uint64_t pauses_ack_window;
-    _Atomic uint64_t pauses_out_of_units;
-    _Atomic uint64_t pauses_topic_log;        /* a record's topic had no open log yet */
-    _Atomic uint64_t records_over_log_limit;  /* refused: larger than their topic's log takes */
-    _Atomic uint64_t topic_creations_refused; /* --topics-per-connection reached */
-    _Atomic uint64_t reserved_pauses[1];
+    intake_counter_t pauses_topic_queue;
+    intake_counter_t pauses_record_pool;
+    intake_counter_t pauses_ack_window;
+    intake_counter_t pauses_out_of_units;
+    intake_counter_t pauses_topic_log;        /* a record's topic had no open log yet */
+    intake_counter_t records_over_log_limit;  /* refused: larger than their topic's log takes */
+    intake_counter_t topic_creations_refused; /* --topics-per-connection reached */
+    intake_counter_t reserved_pauses[1];
     /* line 3: the receive backend */
-    _Atomic uint64_t backend_bytes_received;
-    _Atomic uint64_t backend_completions;
-    _Atomic uint64_t backend_units_recycled;
-    _Atomic uint64_t backend_rearms_out_of_units;
-    _Atomic uint64_t backend_rearms_overflow;
-    _Atomic uint64_t backend_rearms_other;
-    _Atomic uint64_t backend_refill_flushes;
-    _Atomic uint64_t backend_units_in_use; /* gauge */
+    intake_counter_t backend_bytes_received;
+    intake_counter_t backend_completions;
+    intake_counter_t backend_units_recycled;
+    intake_counter_t backend_rearms_out_of_units;
+    intake_counter_t backend_rearms_overflow;
+    intake_counter_t backend_rearms_other;
+    intake_counter_t backend_refill_flushes;
+    intake_counter_t backend_units_in_use; /* gauge */
     /* line 4: connections ended, by the status of their final Ack (intake.v1.Ack.Status):
      * [0] OK (the producer closed), [1] REJECTED (bad input), [2] RESOURCE_EXHAUSTED (a limit,
      * stall breaks included), [3] SHUTTING_DOWN, [4] INTERNAL; [5..7] reserved */
-    _Atomic uint64_t connections_ended[INTAKE_COUNTERS_END_STATUSES];
+    intake_counter_t connections_ended[INTAKE_COUNTERS_END_STATUSES];
     /* line 5 */
-    _Atomic uint64_t submit_busy;          /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
-    _Atomic uint64_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
-    _Atomic uint64_t deadline_kills_frame; /* a record not complete within --frame-timeout-ms */
-    _Atomic uint64_t deadline_kills_idle;  /* silent past --idle-timeout-ms */
-    _Atomic uint64_t accept_errors;        /* accept completions with an error */
-    _Atomic uint64_t accept_pauses;        /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
-    _Atomic uint64_t partial_cap_pauses;   /* a frame waited: partial records at their share */
-    _Atomic uint64_t partial_evictions;    /* a partial record's connection ended for the pool */
+    intake_counter_t submit_busy;          /* io_uring_enter EBUSY/EAGAIN/EINTR: retried */
+    intake_counter_t socket_option_errors; /* setsockopt/shutdown failed on a connection */
+    intake_counter_t deadline_kills_frame; /* a record not complete within --frame-timeout-ms */
+    intake_counter_t deadline_kills_idle;  /* silent past --idle-timeout-ms */
+    intake_counter_t accept_errors;        /* accept completions with an error */
+    intake_counter_t accept_pauses;        /* accept paused after EMFILE/ENFILE/ENOBUFS/ENOMEM */
+    intake_counter_t partial_cap_pauses;   /* a frame waited: partial records at their share */
+    intake_counter_t partial_evictions;    /* a partial record's connection ended for the pool */
     /* line 6: producer identity (issue 12) */
-    _Atomic uint64_t hellos_answered;     /* Hello frames answered with the producer's sequence */
-    _Atomic uint64_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
+    intake_counter_t hellos_answered;     /* Hello frames answered with the producer's sequence */
+    intake_counter_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
                                            * on a connection (REJECTED) */
     uint8_t reserved[112];
 };
@@ -179,18 +207,18 @@ _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REA
 
 /* One worker (delivery thread). */
 struct intake_counters_worker_row {
-    _Atomic uint64_t heartbeat_ns;
-    _Atomic uint64_t records_committed;
-    _Atomic uint64_t bytes_copied;     /* payload bytes copied into logs (the one copy) */
-    _Atomic uint64_t records_rejected; /* the full decode disagreed with the framer */
-    _Atomic uint64_t records_failed;   /* log unavailable, or abandoned at shutdown */
-    _Atomic uint64_t publishes;
-    _Atomic uint64_t log_full_waits;
-    _Atomic uint64_t sleeps;
-    _Atomic uint64_t log_retries; /* a topic log that failed, asked for again */
+    intake_counter_t heartbeat_ns;
+    intake_counter_t records_committed;
+    intake_counter_t bytes_copied;     /* payload bytes copied into logs (the one copy) */
+    intake_counter_t records_rejected; /* the full decode disagreed with the framer */
+    intake_counter_t records_failed;   /* log unavailable, or abandoned at shutdown */
+    intake_counter_t publishes;
+    intake_counter_t log_full_waits;
+    intake_counter_t sleeps;
+    intake_counter_t log_retries; /* a topic log that failed, asked for again */
     /* Records answered OK without being appended: duplicates (issue 12). Added in what was
      * reserved (zero): readers of this version that predate it simply do not show it. */
-    _Atomic uint64_t records_duplicate;
+    intake_counter_t records_duplicate;
     uint8_t reserved[176];
 };
 _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORKER_ROW_BYTES,
@@ -198,20 +226,20 @@ _Static_assert(sizeof(struct intake_counters_worker_row) == INTAKE_COUNTERS_WORK
 
 /* One topic, written by the worker that owns it. */
 struct intake_counters_topic_row {
-    _Atomic uint32_t name_length; /* 0: row unused; release-stored after the name */
+    intake_counter32_t name_length; /* 0: row unused; release-stored after the name */
     uint32_t reserved0;
-    _Atomic uint64_t records_committed;
-    _Atomic uint64_t bytes_committed;
-    _Atomic uint64_t records_rejected;
-    _Atomic uint64_t records_failed;
+    intake_counter_t records_committed;
+    intake_counter_t bytes_committed;
+    intake_counter_t records_rejected;
+    intake_counter_t records_failed;
     /* Deduplication (issue 12), in what was reserved (zero), so the version stays: */
-    _Atomic uint64_t records_duplicate;   /* answered OK, not appended: already committed */
-    _Atomic uint64_t dedupe_evictions;    /* producers evicted from the full table */
-    _Atomic uint64_t dedupe_unremembered; /* producers back after eviction: appended as new */
+    intake_counter_t records_duplicate;   /* answered OK, not appended: already committed */
+    intake_counter_t dedupe_evictions;    /* producers evicted from the full table */
+    intake_counter_t dedupe_unremembered; /* producers back after eviction: appended as new */
     /* lines 1..4 */
     char name[INTAKE_COUNTERS_TOPIC_NAME_BYTES];
     /* line 5 */
-    _Atomic uint64_t dedupe_rebuilds; /* the table's file was damaged at open: rebuilt */
+    intake_counter_t dedupe_rebuilds; /* the table's file was damaged at open: rebuilt */
     uint8_t reserved2[56];
 };
 _Static_assert(offsetof(struct intake_counters_topic_row, name) == 64, "name on line 1");
@@ -221,12 +249,12 @@ _Static_assert(sizeof(struct intake_counters_topic_row) == INTAKE_COUNTERS_TOPIC
 
 /* Records and bytes one reactor admitted for one topic (sum the reactors for the topic's). */
 struct intake_counters_received_cell {
-    _Atomic uint64_t records;
-    _Atomic uint64_t bytes;
+    intake_counter_t records;
+    intake_counter_t bytes;
 };
 _Static_assert(sizeof(struct intake_counters_received_cell) == INTAKE_COUNTERS_RECEIVED_CELL_BYTES,
                "cell size");
-_Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "lock-free words");
+_Static_assert(sizeof(intake_counter_t) == 8 && sizeof(intake_counter32_t) == 4, "lock-free words");
 
 /* The file's layout for a configuration (the writer fills the header from this; readers check
  * the header's offsets against it for the counts it states). */
@@ -257,5 +285,9 @@ static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worke
     header->total_bytes =
         header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

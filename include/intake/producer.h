@@ -1,6 +1,6 @@
 /*
  * intake/producer.h: the producer library. Sends intake.v1.Record frames to intaked over TCP and
- * reads back its cumulative Acks. Links intake_base, intake_wire and intake_proto (no io_uring).
+ * reads back its cumulative Acks. Part of libintake (pkg-config intake); needs no io_uring.
  *
  * Thread-safety: one producer per thread. A producer is not safe to share between threads
  * without external locking; distinct producers are fully independent.
@@ -110,6 +110,11 @@
  *   -ECONNRESET   plain: intake closed the connection
  *   -ECONNABORTED TLS: the handshake or the TLS layer failed (see TLS)
  *   other         from connect/send/recv (e.g. -ECONNREFUSED)
+ * Misuse (a NULL producer, config or required pointer, a length without its bytes) returns
+ * -EINVAL with the reason in `why` or last_error; the library never aborts the caller.
+ *
+ * ABI: C, stable within libintake.so.1 (intake/version.h). Structs the caller passes in or
+ * gets filled start with `struct_bytes`: see "Structs that grow" in intake/consumer.h.
  */
 #ifndef INTAKE_PRODUCER_H
 #define INTAKE_PRODUCER_H
@@ -117,6 +122,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "intake/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a declaration below changes incompatibly (additions do not bump it). 2: the
+ * structs carry struct_bytes; TLS fields; intake_producer_send_record with headers. */
+#define INTAKE_PRODUCER_API_VERSION 2
 
 #define INTAKE_PRODUCER_MUST_CHECK __attribute__((warn_unused_result))
 
@@ -128,6 +143,8 @@
 #define INTAKE_PRODUCER_TOPIC_BYTES_MAX 255
 /* Longest producer_id, bytes (the wire's limit). */
 #define INTAKE_PRODUCER_ID_BYTES_MAX 64
+/* Most headers one record may carry through intake_producer_send_record. */
+#define INTAKE_PRODUCER_HEADERS_MAX 1024
 /* Idempotent defaults: window bytes and records, reconnect backoff, delivery timeout. */
 #define INTAKE_PRODUCER_WINDOW_BYTES_DEFAULT        (4u * 1024u * 1024u)
 #define INTAKE_PRODUCER_WINDOW_RECORDS_DEFAULT      16384u
@@ -156,8 +173,11 @@ struct intake_producer_delivery {
 typedef void (*intake_producer_delivery_callback)(void *context,
                                                   const struct intake_producer_delivery *report);
 
-/* Zero means the default for every number. Fields after `acks` concern idempotent mode only. */
+/* Zero means the default for every number. Fields from `idempotent` to `delivery_context`
+ * concern idempotent mode only. Start from INTAKE_PRODUCER_CONFIG_INIT (or zero it and set
+ * struct_bytes = sizeof). */
 struct intake_producer_config {
+    uint32_t struct_bytes;     /* sizeof(struct intake_producer_config); 0: the 1.0 layout */
     const char *address;       /* "HOST:PORT", "IPv4:PORT" or "[IPv6]:PORT" */
     uint32_t batch_bytes;      /* 0: INTAKE_PRODUCER_BATCH_BYTES_DEFAULT */
     uint32_t io_timeout_ms;    /* 0: INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT */
@@ -181,28 +201,55 @@ struct intake_producer_config {
     const char *tls_key_file;    /* mTLS: its private key (unencrypted PEM) */
     const char *tls_server_name; /* the name verified and sent (SNI); NULL: address's host */
 };
+#define INTAKE_PRODUCER_CONFIG_INIT                                                                \
+    { .struct_bytes = sizeof(struct intake_producer_config) }
 
-/* Idempotent producer's counters (plain: all zero). */
+/* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes. */
 struct intake_producer_stats {
+    uint32_t struct_bytes;        /* sizeof(struct intake_producer_stats); 0: the 1.0 layout */
+    uint32_t pending;             /* records retained now (sent or not, not yet acked) */
     uint64_t connections;         /* connections whose Hello was answered */
     uint64_t disconnects;         /* connections lost or dropped (any reason) */
     uint64_t resent;              /* records written again on a later connection */
     uint64_t delivered;           /* reported OK */
     uint64_t failed;              /* reported REJECTED, INTERNAL or TIMED_OUT */
     uint64_t last_hello_sequence; /* H of the latest Hello answer */
-    uint32_t pending;             /* records retained now (sent or not, not yet acked) */
 };
+
+/* One header of a record (Record.headers: a Header{key, value}). The key must be UTF-8. */
+struct intake_producer_header {
+    const void *key;
+    size_t key_length;
+    const void *value;
+    size_t value_length;
+};
+
+/* One record for intake_producer_send_record. The caller sets struct_bytes (or starts from
+ * INTAKE_PRODUCER_RECORD_INIT). */
+struct intake_producer_record {
+    uint32_t struct_bytes; /* sizeof(struct intake_producer_record); 0: the 1.0 layout */
+    uint32_t header_count; /* entries of `headers`, at most INTAKE_PRODUCER_HEADERS_MAX */
+    const char *topic;     /* NUL-terminated, 1..255 bytes of UTF-8 */
+    const void *key;       /* may be NULL when key_length is 0 */
+    size_t key_length;
+    const void *value; /* may be NULL when value_length is 0 */
+    size_t value_length;
+    const struct intake_producer_header *headers;
+    uint64_t timestamp_ns; /* 0: now (wall clock) */
+};
+#define INTAKE_PRODUCER_RECORD_INIT                                                                \
+    { .struct_bytes = sizeof(struct intake_producer_record) }
 
 /* Allocates the producer and connects. On failure *producer is NULL and `why` (if not NULL)
  * holds one line, e.g. "connect to 127.0.0.1:7000: Connection refused". Idempotent: only a bad
  * configuration or an address that does not resolve fail; connecting starts here and is
  * retried in later calls, so open succeeds while intake is down. */
-int intake_producer_open(const struct intake_producer_config *config,
-                         struct intake_producer **producer, char *why,
-                         size_t why_capacity) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_open(const struct intake_producer_config *config,
+                                    struct intake_producer **producer, char *why,
+                                    size_t why_capacity) INTAKE_PRODUCER_MUST_CHECK;
 /* Flushes nothing (call flush or wait_acks first), closes the socket and frees the producer.
- * Idempotent: records still pending are dropped without reports. */
-void intake_producer_close(struct intake_producer *producer);
+ * Idempotent: records still pending are dropped without reports. NULL is ignored. */
+INTAKE_API void intake_producer_close(struct intake_producer *producer);
 
 /* Encodes one Record (topic: NUL-terminated, 1..255 bytes of UTF-8; key may be empty) into the
  * batch; writes the batch first if the record does not fit. timestamp_ns 0 means now (wall
@@ -210,20 +257,27 @@ void intake_producer_close(struct intake_producer *producer);
  * else 0; idempotent: first_sequence, first_sequence + 1, ... Idempotent: the record goes into
  * the window (see Pushback for -EAGAIN) and is written once batch_bytes are unsent, or on
  * flush, wait_acks or poll. */
-int intake_producer_send(struct intake_producer *producer, const char *topic, const void *key,
-                         size_t key_length, const void *value, size_t value_length,
-                         uint64_t timestamp_ns, uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_send(struct intake_producer *producer, const char *topic,
+                                    const void *key, size_t key_length, const void *value,
+                                    size_t value_length, uint64_t timestamp_ns,
+                                    uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;
+/* As intake_producer_send, with headers (Record field 6, in the order given). -EINVAL for a
+ * header key that is not UTF-8 or more than INTAKE_PRODUCER_HEADERS_MAX headers. */
+INTAKE_API int intake_producer_send_record(struct intake_producer *producer,
+                                           const struct intake_producer_record *record,
+                                           uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;
 /* Sends an already-encoded Record (without a length prefix; the library adds it) byte for byte,
  * e.g. one with unknown fields or fields in an unusual order. Its sequence is whatever field 5
  * says (the last occurrence wins; 0 when absent or unreadable), returned in *sequence (may be
  * NULL). The library does not validate it: intake does. Idempotent: the record must carry no
  * sequence (field 5) nor producer_id (field 7); the library appends both (-EINVAL otherwise),
  * and *sequence is the one it assigned. */
-int intake_producer_send_raw(struct intake_producer *producer, const void *record, size_t length,
-                             uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_send_raw(struct intake_producer *producer, const void *record,
+                                        size_t length,
+                                        uint64_t *sequence) INTAKE_PRODUCER_MUST_CHECK;
 /* Writes everything batched so far. Idempotent: while disconnected it returns 0 at once (the
  * records go out on the next connection, during a later call). */
-int intake_producer_flush(struct intake_producer *producer) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_flush(struct intake_producer *producer) INTAKE_PRODUCER_MUST_CHECK;
 /* Flushes, then reads Acks until the cumulative ack reaches `sequence`: 0. -ETIMEDOUT when
  * timeout_ms passes first (a negative timeout_ms waits forever); -EPROTO on a non-OK Ack;
  * -EINVAL for a sequence not sent yet (nothing could ever ack it). Idempotent: waits until every
@@ -232,27 +286,31 @@ int intake_producer_flush(struct intake_producer *producer) INTAKE_PRODUCER_MUST
  * (-EPROTO for REJECTED/INTERNAL, -ETIMEDOUT for a delivery timeout) and last_error names it
  * and counts the others ("record 51 failed: REJECTED: ... (and 1 more failed)"); those
  * failures are then returned; a later wait returns 0 for them. */
-int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence,
-                              int timeout_ms) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence,
+                                         int timeout_ms) INTAKE_PRODUCER_MUST_CHECK;
 
 /* Idempotent: services the connection (writes, reads acks, reconnects, makes reports) until at
  * least one report is made or timeout_ms passes (0: one pass without waiting). Returns the
  * number of reports made (0 or more) or a sticky error. Plain: flushes and returns 0. */
-int intake_producer_poll(struct intake_producer *producer,
-                         int timeout_ms) INTAKE_PRODUCER_MUST_CHECK;
+INTAKE_API int intake_producer_poll(struct intake_producer *producer,
+                                    int timeout_ms) INTAKE_PRODUCER_MUST_CHECK;
 
 /* Highest sequence intake has acknowledged so far. Idempotent: every record up to it is
- * finished (delivered, or failed and reported). */
-uint64_t intake_producer_acked(const struct intake_producer *producer);
+ * finished (delivered, or failed and reported). 0 for a NULL producer. */
+INTAKE_API uint64_t intake_producer_acked(const struct intake_producer *producer);
 /* Highest sequence sent so far (by send or send_raw); 0 when none. */
-uint64_t intake_producer_last_sequence(const struct intake_producer *producer);
+INTAKE_API uint64_t intake_producer_last_sequence(const struct intake_producer *producer);
 /* Idempotent: the producer's id (not NUL-terminated) and its length in *length. */
-const void *intake_producer_id(const struct intake_producer *producer, size_t *length);
-/* Idempotent: counters and the number of pending records. */
-void intake_producer_stats(const struct intake_producer *producer,
-                           struct intake_producer_stats *stats);
+INTAKE_API const void *intake_producer_id(const struct intake_producer *producer, size_t *length);
+/* Idempotent: counters and the number of pending records, up to stats->struct_bytes (set it). */
+INTAKE_API void intake_producer_stats(const struct intake_producer *producer,
+                                      struct intake_producer_stats *stats);
 /* One line describing the last error; "" when none. Valid until the next call. Idempotent:
  * also the latest connection problem (retried, not returned). */
-const char *intake_producer_last_error(const struct intake_producer *producer);
+INTAKE_API const char *intake_producer_last_error(const struct intake_producer *producer);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -73,16 +73,29 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifdef __cplusplus
+/* Words marked SHM_LOG_ATOMIC(type) are written by one process while others read them: the
+ * protocol above names the order of each access. They are plain fixed-width fields in this
+ * header, so that any language's generator reads it (bindgen included); the rule is that every
+ * access to one is atomic, with the protocol's order: in C or C++ with GCC or Clang
+ * __atomic_load_n(&header->commit_position, __ATOMIC_ACQUIRE), in Go sync/atomic, in Rust
+ * AtomicU64::from_ptr. intake's own sources are compiled with INTAKE_ATOMIC_FIELDS, which
+ * declares the same words _Atomic (std::atomic in C++) so that the compiler checks every
+ * access; the layout is identical either way (the asserts below hold in both). */
+#if defined(INTAKE_ATOMIC_FIELDS) && defined(__cplusplus)
 #include <atomic>
-#define SHM_LOG_ATOMIC(type)                   std::atomic<type>
+#define SHM_LOG_ATOMIC(type) std::atomic<type>
+#elif defined(INTAKE_ATOMIC_FIELDS)
+#include <stdatomic.h>
+#define SHM_LOG_ATOMIC(type) _Atomic type
+#else
+#define SHM_LOG_ATOMIC(type) type
+#endif
+#ifdef __cplusplus
 #define SHM_LOG_ALIGNAS(bytes)                 alignas(bytes)
 #define SHM_LOG_STATIC_ASSERT(condition, text) static_assert(condition, text)
 extern "C" {
 #else
 #include <stdalign.h>
-#include <stdatomic.h>
-#define SHM_LOG_ATOMIC(type)                   _Atomic type
 #define SHM_LOG_ALIGNAS(bytes)                 alignas(bytes)
 #define SHM_LOG_STATIC_ASSERT(condition, text) _Static_assert(condition, text)
 #endif

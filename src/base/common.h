@@ -52,6 +52,12 @@ void intake_error_vline(char *line, size_t capacity, const char *format, va_list
 
 /* Monotonic clock, nanoseconds. */
 uint64_t intake_now_ns(void);
+/* The monotonic time `timeout_ns` from now, saturating: a timeout that would pass the end of
+ * the clock (UINT64_MAX, for one) is UINT64_MAX, "no deadline", never a time in the past. */
+static inline uint64_t intake_deadline_ns(uint64_t timeout_ns) {
+    uint64_t now_ns = intake_now_ns();
+    return timeout_ns > UINT64_MAX - now_ns ? UINT64_MAX : now_ns + timeout_ns;
+}
 /* Wall clock (CLOCK_REALTIME), nanoseconds since the Unix epoch. */
 uint64_t intake_wall_ns(void);
 

@@ -28,6 +28,10 @@ static _Atomic uint64_t fault_recovered;
 static struct sigaction fault_previous;
 static pthread_once_t fault_install_once = PTHREAD_ONCE_INIT;
 static int fault_install_result;
+/* The host handles SIGBUS and hands faults to fault_guard_handle: install nothing. */
+static atomic_bool fault_host_mode;
+/* Our handler is installed (then the mode can no longer change). */
+static atomic_bool fault_installed;
 
 static void fault_previous_run(int signal_number, siginfo_t *info, void *context) {
     if ((fault_previous.sa_flags & SA_SIGINFO) && fault_previous.sa_sigaction != NULL) {
@@ -42,7 +46,8 @@ static void fault_previous_run(int signal_number, siginfo_t *info, void *context
     signal(signal_number, SIG_DFL);
 }
 
-static void fault_handler(int signal_number, siginfo_t *info, void *context) {
+bool fault_guard_handle(int signal_number, const siginfo_t *info) {
+    if (signal_number != SIGBUS || info == NULL) return false;
     uintptr_t address = (uintptr_t)info->si_addr;
     uint32_t used = atomic_load_explicit(&fault_ranges_used, memory_order_acquire);
     for (uint32_t index = 0; index < used; index++) {
@@ -52,21 +57,38 @@ static void fault_handler(int signal_number, siginfo_t *info, void *context) {
         if (start == 0 || address < start || address - start >= range->bytes) continue;
         void *replaced = mmap((void *)start, range->bytes, range->protection,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-        if (replaced == MAP_FAILED) break;
+        if (replaced == MAP_FAILED) return false;
         atomic_store_explicit(range->broken, true, memory_order_release);
         atomic_fetch_add_explicit(&fault_recovered, 1, memory_order_relaxed);
-        return;
+        return true;
     }
+    return false;
+}
+
+static void fault_handler(int signal_number, siginfo_t *info, void *context) {
+    if (fault_guard_handle(signal_number, info)) return;
     fault_previous_run(signal_number, info, context);
 }
 
 static void fault_install(void) {
+    /* The host owns SIGBUS (fault_guard_set_host_mode): it calls fault_guard_handle itself. */
+    if (atomic_load_explicit(&fault_host_mode, memory_order_acquire)) return;
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_sigaction = fault_handler;
-    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    /* SA_ONSTACK: run on the thread's alternate signal stack where it has one. The Go runtime
+     * requires it of every handler in its process (its goroutines' stacks are small and it
+     * gives each thread an alternate stack); elsewhere it changes nothing. */
+    action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&action.sa_mask);
     fault_install_result = sigaction(SIGBUS, &action, &fault_previous) == 0 ? 0 : -errno;
+    atomic_store_explicit(&fault_installed, fault_install_result == 0, memory_order_release);
+}
+
+int fault_guard_set_host_mode(bool host) {
+    if (atomic_load_explicit(&fault_installed, memory_order_acquire)) return -EBUSY;
+    atomic_store_explicit(&fault_host_mode, host, memory_order_release);
+    return 0;
 }
 
 int fault_guard_register(void *start, size_t bytes, int protection, atomic_bool *broken) {

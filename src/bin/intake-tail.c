@@ -363,7 +363,7 @@ static int tail_open_one(struct tail_state *state, const char *name) {
 static int tail_open_set(struct tail_state *state, const char *name) {
     const struct tail_options *options = state->options;
     struct intake_consumer_set_options set_options = {
-        .consumer = options->start,
+        .consumer = &options->start,
         .topics_max = options->all_topics ? options->max_topics : options->topic_count,
         .all_topics = options->all_topics,
         .topics = options->topics,

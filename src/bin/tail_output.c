@@ -10,96 +10,18 @@
 #include "common.h"
 #include "varint.h"
 
-/* ---- a protobuf field walker over one encoded message ---- */
+/* ---- the record's fields, from the consumer library's parser ---- */
 
-struct pb_field {
-    uint32_t number;
-    uint32_t wire_type;
-    uint64_t value;       /* varint, fixed64 and fixed32 fields */
-    const uint8_t *bytes; /* length-delimited fields */
-    uint64_t length;
-};
-
-/* Reads the next field at *cursor; 1 with *field set, 0 at the end, -1 when malformed. */
-static int pb_field_next(const uint8_t **cursor, const uint8_t *end, struct pb_field *field) {
-    if (*cursor == end) return 0;
-    uint64_t tag = 0;
-    size_t used = 0;
-    if (varint_decode(*cursor, (size_t)(end - *cursor), &tag, &used) != VARINT_OK) return -1;
-    *cursor += used;
-    field->number = (uint32_t)(tag >> 3);
-    field->wire_type = (uint32_t)(tag & 7);
-    if (field->number == 0 || tag >> 3 > UINT32_MAX) return -1;
-    size_t left = (size_t)(end - *cursor);
-    switch (field->wire_type) {
-    case 0:
-        if (varint_decode(*cursor, left, &field->value, &used) != VARINT_OK) return -1;
-        *cursor += used;
-        return 1;
-    case 1:
-    case 5: {
-        size_t width = field->wire_type == 1 ? 8 : 4;
-        if (left < width) return -1;
-        field->value = 0;
-        memcpy(&field->value, *cursor, width); /* little-endian host */
-        *cursor += width;
-        return 1;
-    }
-    case 2:
-        if (varint_decode(*cursor, left, &field->length, &used) != VARINT_OK) return -1;
-        *cursor += used;
-        if (field->length > (uint64_t)(end - *cursor)) return -1;
-        field->bytes = *cursor;
-        *cursor += field->length;
-        return 1;
-    default: return -1; /* groups (3, 4) never appear in intake.proto */
-    }
-}
-
-struct record_fields {
-    struct text topic, key, value;
-    uint64_t timestamp_ns;
-    uint32_t header_count;
-};
-
-/* Walks a Record; the last occurrence of a singular field wins (protobuf's rule). */
-static int record_fields_read(const uint8_t *bytes, uint64_t length, struct record_fields *out) {
+/* A field as text: absent means empty (proto3 cannot tell them apart). */
+static struct text text_of(struct intake_bytes field) {
     static const uint8_t empty[1] = {0};
-    memset(out, 0, sizeof(*out));
-    out->topic = out->key = out->value = (struct text){empty, 0}; /* absent means empty */
-    const uint8_t *cursor = bytes, *end = bytes + length;
-    struct pb_field field;
-    int result;
-    while ((result = pb_field_next(&cursor, end, &field)) == 1) {
-        bool delimited = field.wire_type == 2;
-        struct text text = {field.bytes, field.length};
-        if (field.number == 1 && delimited)
-            out->topic = text;
-        else if (field.number == 2 && delimited)
-            out->key = text;
-        else if (field.number == 3 && delimited)
-            out->value = text;
-        else if (field.number == 4 && field.wire_type == 0)
-            out->timestamp_ns = field.value;
-        else if (field.number == 6 && delimited)
-            out->header_count++;
-    }
-    return result;
+    return field.bytes != NULL ? (struct text){field.bytes, field.length} : (struct text){empty, 0};
 }
 
-/* Reads a Header message's key (1) and value (2). */
-static int header_fields_read(struct text message, struct text *key, struct text *value) {
-    const uint8_t *cursor = message.bytes, *end = message.bytes + message.length;
-    struct pb_field field;
-    int result;
-    *key = (struct text){(const uint8_t *)"", 0};
-    *value = *key;
-    while ((result = pb_field_next(&cursor, end, &field)) == 1) {
-        if (field.wire_type != 2) continue;
-        if (field.number == 1) *key = (struct text){field.bytes, field.length};
-        if (field.number == 2) *value = (struct text){field.bytes, field.length};
-    }
-    return result;
+/* intake_record_parse over a copy of the record's bytes: 0, or -EBADMSG when it does not parse. */
+static int record_fields_read(struct text bytes, struct intake_record_view *view) {
+    *view = (struct intake_record_view)INTAKE_RECORD_VIEW_INIT;
+    return intake_record_parse(bytes.bytes, (size_t)bytes.length, view);
 }
 
 /* ---- output ---- */
@@ -158,19 +80,16 @@ static void json_field_write(FILE *out, const char *name, struct text text, bool
     fputc('"', out);
 }
 
-static void json_headers_write(FILE *out, struct text record) {
-    const uint8_t *cursor = record.bytes, *end = record.bytes + record.length;
-    struct pb_field field;
+static void json_headers_write(FILE *out, const struct intake_record_view *view) {
+    struct intake_record_header_iterator iterator;
+    struct intake_record_header header;
     bool first = true;
     fputs(",\"headers\":[", out);
-    while (pb_field_next(&cursor, end, &field) == 1) {
-        if (field.number != 6 || field.wire_type != 2) continue;
-        struct text key, value;
-        if (header_fields_read((struct text){field.bytes, field.length}, &key, &value) < 0)
-            continue;
+    intake_record_headers(view, &iterator);
+    while (intake_record_header_next(&iterator, &header) == 1) {
         fputs(first ? "{" : ",{", out);
-        json_field_write(out, "key", key, false);
-        json_field_write(out, "value", value, true);
+        json_field_write(out, "key", text_of(header.key), false);
+        json_field_write(out, "value", text_of(header.value), true);
         fputc('}', out);
         first = false;
     }
@@ -189,18 +108,18 @@ void record_json_write(FILE *out, const struct intake_consumer_record *record, s
     }
     fprintf(out, "\"offset\":%" PRIu64 ",\"sequence\":%" PRIu64 ",\"receive_time_ns\":%" PRIu64,
             record->offset, record->sequence, record->receive_time_ns);
-    struct record_fields fields;
-    if (record_fields_read(bytes.bytes, bytes.length, &fields) < 0) {
+    struct intake_record_view fields;
+    if (record_fields_read(bytes, &fields) < 0) {
         fputs(",\"malformed\":true", out);
         json_field_write(out, "record", bytes, true);
         fputs("}\n", out);
         return;
     }
-    if (log_topic == NULL) json_field_write(out, "topic", fields.topic, true);
-    json_field_write(out, "key", fields.key, true);
-    json_field_write(out, "value", fields.value, true);
+    if (log_topic == NULL) json_field_write(out, "topic", text_of(fields.topic), true);
+    json_field_write(out, "key", text_of(fields.key), true);
+    json_field_write(out, "value", text_of(fields.value), true);
     fprintf(out, ",\"timestamp_ns\":%" PRIu64, fields.timestamp_ns);
-    json_headers_write(out, bytes);
+    json_headers_write(out, &fields);
     fputs("}\n", out);
 }
 
@@ -217,12 +136,12 @@ void record_text_write(FILE *out, const struct intake_consumer_record *record, s
                        const char *log_topic) {
     if (log_topic != NULL) fprintf(out, "%s ", log_topic);
     fprintf(out, "%" PRIu64 " %" PRIu64, record->offset, record->sequence);
-    struct record_fields fields;
-    if (record_fields_read(bytes.bytes, bytes.length, &fields) < 0) {
+    struct intake_record_view fields;
+    if (record_fields_read(bytes, &fields) < 0) {
         text_field_write(out, "malformed_record", bytes);
     } else {
-        text_field_write(out, "key", fields.key);
-        text_field_write(out, "value", fields.value);
+        text_field_write(out, "key", text_of(fields.key));
+        text_field_write(out, "value", text_of(fields.value));
     }
     fputc('\n', out);
 }

@@ -1,7 +1,7 @@
 /*
- * tail_output.h: how intake-tail prints a record (json, text, raw), with a small protobuf field
- * walker of its own over the record's bytes (an encoded intake.v1.Record). Single-threaded;
- * every function reads only the bytes it is given (a copy made out of the mapping).
+ * tail_output.h: how intake-tail prints a record (json, text, raw). Its fields come from the
+ * consumer library's intake_record_parse (the one record parser). Single-threaded; every
+ * function reads only the bytes it is given (a copy made out of the mapping).
  */
 #ifndef INTAKE_TAIL_OUTPUT_H
 #define INTAKE_TAIL_OUTPUT_H

@@ -41,8 +41,10 @@ void consumer_heartbeat(struct intake_consumer *consumer, uint64_t now_ns) {
 
 bool intake_consumer_record_valid(const struct intake_consumer *consumer,
                                   const struct intake_consumer_record *record) {
-    INTAKE_ASSERT(record->bytes >= consumer->ring);
-    INTAKE_ASSERT(record->bytes < consumer->ring + consumer->capacity);
+    /* A record of another handle (or none) is not one this handle can vouch for. */
+    if (consumer == NULL || record == NULL || record->bytes < consumer->ring ||
+        record->bytes >= consumer->ring + consumer->capacity)
+        return false;
     if (atomic_load_explicit(&consumer->log_broken, memory_order_acquire)) return false;
     return entry_still_intact(consumer->header, record->opaque_position);
 }
@@ -95,8 +97,8 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     return ENTRY_RECORD;
 }
 
-int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
-                        struct intake_consumer_record *records, uint32_t capacity) {
+static int consumer_poll_entries(struct intake_consumer *consumer, uint64_t now_ns,
+                                 struct intake_consumer_record *records, uint32_t capacity) {
     INTAKE_ASSERT(records != NULL);
     INTAKE_ASSERT(capacity > 0);
     const struct shm_log_header *header = consumer->header;
@@ -163,17 +165,29 @@ int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
     return -EAGAIN;
 }
 
+int consumer_poll_batch(struct intake_consumer *consumer, uint64_t now_ns,
+                        struct intake_consumer_record *records, uint32_t capacity) {
+    int result = consumer_poll_entries(consumer, now_ns, records, capacity);
+    /* A fault while reading the positions leaves zeros behind and looks like "nothing new":
+     * say what happened now, not at the next call. */
+    if (result == 0 && consumer_broken(consumer)) return -EIO;
+    return result;
+}
+
 int intake_consumer_poll(struct intake_consumer *consumer, struct intake_consumer_record *record) {
+    if (consumer == NULL || record == NULL) return -EINVAL;
     return consumer_poll_batch(consumer, intake_now_ns(), record, 1);
 }
 
 int intake_consumer_poll_batch(struct intake_consumer *consumer,
                                struct intake_consumer_record *records, uint32_t capacity) {
+    if (consumer == NULL || (records == NULL && capacity > 0)) return -EINVAL;
     if (capacity == 0) return 0;
     return consumer_poll_batch(consumer, intake_now_ns(), records, capacity);
 }
 
 void intake_consumer_commit(struct intake_consumer *consumer) {
+    if (consumer == NULL) return;
     struct shm_log_consumer_slot *slot = consumer->slot;
     if (consumer_broken(consumer)) return;
     consumer_heartbeat(consumer, intake_now_ns());
@@ -215,8 +229,10 @@ uint64_t consumer_wait_slice_ns(const struct shm_log_header *header) {
 }
 
 int intake_consumer_wait(struct intake_consumer *consumer, uint64_t timeout_ns) {
+    if (consumer == NULL) return -EINVAL;
     const struct shm_log_header *header = consumer->header;
-    uint64_t deadline_ns = intake_now_ns() + timeout_ns;
+    /* Saturating: a timeout past the end of the clock (UINT64_MAX) is no deadline. */
+    uint64_t deadline_ns = intake_deadline_ns(timeout_ns);
     for (;;) {
         if (consumer_broken(consumer)) return -EIO;
         consumer_heartbeat(consumer, intake_now_ns());

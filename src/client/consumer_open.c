@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_abi.h"
 #include "common.h"
 #include "crc32c.h"
 #include "fault_guard.h"
@@ -42,7 +43,7 @@ void consumer_fail(struct intake_consumer *consumer, const char *format, ...) {
 }
 
 bool intake_consumer_writer_alive(const struct intake_consumer *consumer) {
-    INTAKE_ASSERT(consumer->fd >= 0);
+    if (consumer == NULL || consumer->fd < 0) return false;
     /* A shared lock is refused exactly while the writer holds its exclusive one. Taking it for
      * an instant cannot hold a writer out for longer than that instant: release at once. */
     if (flock(consumer->fd, LOCK_SH | LOCK_NB) != 0) return errno == EWOULDBLOCK;
@@ -51,14 +52,17 @@ bool intake_consumer_writer_alive(const struct intake_consumer *consumer) {
 }
 
 const char *intake_consumer_error(const struct intake_consumer *consumer) {
+    if (consumer == NULL) return "no consumer (NULL)";
     return consumer->error;
 }
 
 uint64_t intake_consumer_missed_total(const struct intake_consumer *consumer) {
+    if (consumer == NULL) return 0;
     return consumer->missed_total;
 }
 
 uint64_t intake_consumer_next_offset(const struct intake_consumer *consumer) {
+    if (consumer == NULL) return SHM_LOG_OFFSET_NONE;
     return consumer->expected_offset;
 }
 
@@ -496,6 +500,11 @@ int consumer_open_in(struct intake_consumer *consumer, const char *directory, co
         intake_error_line(why, why_capacity, "directory and topic are required");
         return -EINVAL;
     }
+    if ((unsigned)options->start > INTAKE_CONSUMER_START_OFFSET) {
+        intake_error_line(why, why_capacity, "start %d is not an enum intake_consumer_start",
+                          (int)options->start);
+        return -EINVAL;
+    }
     memset(consumer, 0, sizeof(*consumer));
     consumer->fd = consumer->consumers_fd = -1;
     consumer->log_guard = consumer->consumers_guard = -1;
@@ -548,11 +557,24 @@ fail:
 }
 
 int intake_consumer_open(const char *directory, const char *topic, const char *name,
-                         const struct intake_consumer_options *options,
-                         struct intake_consumer **out, char *why, size_t why_capacity) {
-    INTAKE_ASSERT(out != NULL);
-    INTAKE_ASSERT(options != NULL);
+                         const struct intake_consumer_options *given, struct intake_consumer **out,
+                         char *why, size_t why_capacity) {
+    if (why == NULL) why_capacity = 0;
+    if (why_capacity > 0) why[0] = '\0';
+    if (out == NULL) {
+        intake_error_line(why, why_capacity, "intake_consumer_open: out is required");
+        return -EINVAL;
+    }
     *out = NULL;
+    /* NULL options: the defaults (START_COMMITTED, a named slot). */
+    struct intake_consumer_options options_copy = INTAKE_CONSUMER_OPTIONS_INIT;
+    const struct intake_consumer_options *options = &options_copy;
+    if (given != NULL) {
+        int taken =
+            client_struct_in(&options_copy, sizeof(options_copy), CLIENT_CONSUMER_OPTIONS_BYTES_V1,
+                             given, "intake_consumer_options", why, why_capacity);
+        if (taken != 0) return taken;
+    }
     struct intake_consumer *consumer = calloc(1, sizeof(*consumer));
     if (consumer == NULL) {
         intake_error_line(why, why_capacity, "out of memory for the consumer handle");

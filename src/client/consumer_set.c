@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "client_abi.h"
 #include "common.h"
 #include "consumer_internal.h"
 #include "consumer_set_internal.h"
@@ -261,8 +262,7 @@ static bool member_idle(const struct set_member *member) {
 
 int intake_consumer_set_poll(struct intake_consumer_set *set,
                              struct intake_consumer_set_record *records, uint32_t capacity) {
-    INTAKE_ASSERT(set != NULL);
-    if (capacity == 0 || records == NULL) return -EINVAL;
+    if (set == NULL || capacity == 0 || records == NULL) return -EINVAL;
     uint64_t now_ns = intake_now_ns();
     set_maintain(set, now_ns);
     uint32_t member_count = set->member_count, start = set->next_member;
@@ -300,13 +300,14 @@ int intake_consumer_set_poll(struct intake_consumer_set *set,
 
 bool intake_consumer_set_record_valid(const struct intake_consumer_set *set,
                                       const struct intake_consumer_set_record *record) {
-    INTAKE_ASSERT(record->topic_index < set->member_count);
+    if (set == NULL || record == NULL || record->topic_index >= set->member_count) return false;
     const struct set_member *member = &set->members[record->topic_index];
     if (member->state != MEMBER_OPEN) return false;
     return intake_consumer_record_valid(&member->consumer, &record->record);
 }
 
 void intake_consumer_set_commit(struct intake_consumer_set *set) {
+    if (set == NULL) return;
     for (uint32_t index = 0; index < set->member_count; index++)
         if (set->members[index].state == MEMBER_OPEN)
             intake_consumer_commit(&set->members[index].consumer);
@@ -314,17 +315,21 @@ void intake_consumer_set_commit(struct intake_consumer_set *set) {
 
 void intake_consumer_set_stats(const struct intake_consumer_set *set,
                                struct intake_consumer_set_stats *out) {
-    *out = set->stats;
-    out->topics_followed = out->topics_waiting = 0;
+    if (set == NULL || out == NULL) return;
+    struct intake_consumer_set_stats ours = set->stats;
+    ours.struct_bytes = sizeof(ours);
+    ours.topics_followed = ours.topics_waiting = 0;
     for (uint32_t index = 0; index < set->member_count; index++) {
         if (set->members[index].state == MEMBER_OPEN)
-            out->topics_followed++;
+            ours.topics_followed++;
         else
-            out->topics_waiting++;
+            ours.topics_waiting++;
     }
+    (void)client_struct_out(out, &ours, sizeof(ours), CLIENT_SET_STATS_BYTES_V1);
 }
 
 const char *intake_consumer_set_error(const struct intake_consumer_set *set) {
+    if (set == NULL) return "no consumer set (NULL)";
     return set->error;
 }
 
@@ -408,13 +413,29 @@ static int set_allocate(struct intake_consumer_set *set,
 }
 
 int intake_consumer_set_open(const char *directory, const char *name,
-                             const struct intake_consumer_set_options *options,
+                             const struct intake_consumer_set_options *given,
                              struct intake_consumer_set **out, char *why, size_t why_capacity) {
-    INTAKE_ASSERT(out != NULL);
-    INTAKE_ASSERT(options != NULL);
-    *out = NULL;
+    if (why == NULL) why_capacity = 0;
     if (why_capacity > 0) why[0] = '\0';
-    int result = set_options_check(directory, name, options, why, why_capacity);
+    if (out == NULL || given == NULL) {
+        intake_error_line(why, why_capacity,
+                          "intake_consumer_set_open: options and out are required");
+        return -EINVAL;
+    }
+    *out = NULL;
+    struct intake_consumer_set_options set_options;
+    const struct intake_consumer_set_options *options = &set_options;
+    int result = client_struct_in(&set_options, sizeof(set_options), CLIENT_SET_OPTIONS_BYTES_V1,
+                                  given, "intake_consumer_set_options", why, why_capacity);
+    if (result != 0) return result;
+    struct intake_consumer_options consumer_options = INTAKE_CONSUMER_OPTIONS_INIT;
+    if (options->consumer != NULL) {
+        result = client_struct_in(&consumer_options, sizeof(consumer_options),
+                                  CLIENT_CONSUMER_OPTIONS_BYTES_V1, options->consumer,
+                                  "intake_consumer_options", why, why_capacity);
+        if (result != 0) return result;
+    }
+    result = set_options_check(directory, name, options, why, why_capacity);
     if (result != 0) return result;
     struct intake_consumer_set *set = calloc(1, sizeof(*set));
     if (set == NULL) {
@@ -425,7 +446,7 @@ int intake_consumer_set_open(const char *directory, const char *name,
     set->notify_guard = set->waiters_guard = -1;
     snprintf(set->directory, sizeof(set->directory), "%s", directory);
     snprintf(set->name, sizeof(set->name), "%s", name);
-    set->consumer_options = options->consumer;
+    set->consumer_options = consumer_options;
     set->all_topics = options->all_topics;
     set->heartbeat_interval_ns = CONSUMER_WAIT_SLICE_NS_MAX;
     result = set_allocate(set, options);

@@ -117,8 +117,9 @@ static void sleep_ns(uint64_t nanoseconds) {
 }
 
 int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_ns) {
+    if (set == NULL) return -EINVAL;
+    uint64_t deadline_ns = intake_deadline_ns(timeout_ns);
     uint64_t now_ns = intake_now_ns();
-    uint64_t deadline_ns = timeout_ns > UINT64_MAX - now_ns ? UINT64_MAX : now_ns + timeout_ns;
     for (;;) {
         set_maintain(set, now_ns);
         uint64_t sleep_max_ns = set->heartbeat_interval_ns;
@@ -157,7 +158,7 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
 }
 
 bool intake_consumer_set_writer_alive(const struct intake_consumer_set *set) {
-    if (set->notify_fd < 0) return false;
+    if (set == NULL || set->notify_fd < 0) return false;
     /* As intake_consumer_writer_alive: a shared lock is refused exactly while the daemon
      * holds its exclusive one; taken for an instant, released at once. */
     if (flock(set->notify_fd, LOCK_SH | LOCK_NB) != 0) return errno == EWOULDBLOCK;

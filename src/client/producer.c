@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "intake.pb.h"
+#include "client_abi.h"
 #include "producer_internal.h"
+#include "record_scan.h"
 
 /* Bytes of one record's encoding outside the topic, key and value payloads: a length prefix,
  * three tags with length varints, two tagged varints. */
@@ -48,19 +49,30 @@ static int producer_open_plain(struct intake_producer *producer,
     return result;
 }
 
-int intake_producer_open(const struct intake_producer_config *config, struct intake_producer **out,
+int intake_producer_open(const struct intake_producer_config *given, struct intake_producer **out,
                          char *why, size_t why_capacity) {
-    INTAKE_ASSERT(config != NULL);
-    INTAKE_ASSERT(out != NULL);
     char why_unused[8];
     if (why == NULL || why_capacity == 0) {
         why = why_unused;
         why_capacity = sizeof(why_unused);
     }
     why[0] = '\0';
+    if (out == NULL || given == NULL) {
+        snprintf(why, why_capacity, "intake_producer_open: config and producer are required");
+        return -EINVAL;
+    }
     *out = NULL;
-    if (config->address == NULL) {
+    struct intake_producer_config config;
+    int result = client_struct_in(&config, sizeof(config), CLIENT_PRODUCER_CONFIG_BYTES_V1, given,
+                                  "intake_producer_config", why, why_capacity);
+    if (result != 0) return result;
+    if (config.address == NULL) {
         snprintf(why, why_capacity, "no address given");
+        return -EINVAL;
+    }
+    if (config.producer_id == NULL && config.producer_id_length != 0) {
+        snprintf(why, why_capacity, "producer_id_length is %zu but producer_id is NULL",
+                 config.producer_id_length);
         return -EINVAL;
     }
     struct intake_producer *producer = calloc(1, sizeof(*producer));
@@ -70,19 +82,19 @@ int intake_producer_open(const struct intake_producer_config *config, struct int
     }
     producer->fd = -1;
     producer->batch_capacity =
-        config->batch_bytes ? config->batch_bytes : INTAKE_PRODUCER_BATCH_BYTES_DEFAULT;
+        config.batch_bytes ? config.batch_bytes : INTAKE_PRODUCER_BATCH_BYTES_DEFAULT;
     producer->io_timeout_ms =
-        config->io_timeout_ms ? config->io_timeout_ms : INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT;
-    producer->idempotent = config->idempotent || config->producer_id != NULL;
-    producer->acks = config->acks || producer->idempotent;
-    snprintf(producer->address_text, sizeof(producer->address_text), "%s", config->address);
-    int result = producer_tls_open(&producer->tls, config, why, why_capacity);
+        config.io_timeout_ms ? config.io_timeout_ms : INTAKE_PRODUCER_IO_TIMEOUT_MS_DEFAULT;
+    producer->idempotent = config.idempotent || config.producer_id != NULL;
+    producer->acks = config.acks || producer->idempotent;
+    snprintf(producer->address_text, sizeof(producer->address_text), "%s", config.address);
+    result = producer_tls_open(&producer->tls, &config, why, why_capacity);
     if (result < 0) {
         free(producer);
         return result;
     }
-    result = producer->idempotent ? producer_session_open(producer, config, why, why_capacity)
-                                  : producer_open_plain(producer, config, why, why_capacity);
+    result = producer->idempotent ? producer_session_open(producer, &config, why, why_capacity)
+                                  : producer_open_plain(producer, &config, why, why_capacity);
     if (result < 0) {
         if (producer->idempotent) producer_session_close(producer);
         producer_tls_close(&producer->tls);
@@ -115,13 +127,129 @@ void intake_producer_close(struct intake_producer *producer) {
 
 /* --- encoding --- */
 
-static size_t producer_put_tag_length(uint8_t *out, uint8_t tag, uint64_t length) {
-    out[0] = tag;
-    return 1 + varint_encode(length, out + 1);
-}
+/* A record to encode, its arguments checked. */
+struct producer_message {
+    const char *topic;
+    size_t topic_length;
+    const uint8_t *key;
+    size_t key_length;
+    const uint8_t *value;
+    size_t value_length;
+    const struct intake_producer_header *headers;
+    uint32_t header_count;
+    uint64_t timestamp_ns;
+};
 
 static size_t producer_field_bytes(size_t payload_length) {
     return 1 + varint_length(payload_length) + payload_length;
+}
+
+static size_t producer_header_body(const struct intake_producer_header *header) {
+    size_t body = 0;
+    if (header->key_length > 0) body += producer_field_bytes(header->key_length);
+    if (header->value_length > 0) body += producer_field_bytes(header->value_length);
+    return body;
+}
+
+/* Bytes of a Record's body: fields 1..5 (key, value and a zero sequence omitted, as proto3
+ * does), the headers (6), and the producer_id (7) when id_length is not 0. */
+static size_t producer_message_body(const struct producer_message *message, uint64_t sequence,
+                                    size_t id_length) {
+    size_t body = producer_field_bytes(message->topic_length);
+    if (message->key_length > 0) body += producer_field_bytes(message->key_length);
+    if (message->value_length > 0) body += producer_field_bytes(message->value_length);
+    body += 1 + varint_length(message->timestamp_ns);
+    if (sequence != 0) body += 1 + varint_length(sequence);
+    for (uint32_t index = 0; index < message->header_count; index++)
+        body += producer_field_bytes(producer_header_body(&message->headers[index]));
+    if (id_length > 0) body += producer_field_bytes(id_length);
+    return body;
+}
+
+/* Where an encoding goes: straight into the idempotent window (`out`), or (plain) through the
+ * batch, with tags and short fields staged so that a record costs a few emits, not one per
+ * field. */
+struct producer_sink {
+    struct intake_producer *producer;
+    uint8_t *out;
+    size_t position; /* bytes encoded so far */
+    int result;      /* the first emit error (plain) */
+    size_t staged_length;
+    uint8_t staged[PRODUCER_RECORD_OVERHEAD_MAX + INTAKE_PRODUCER_TOPIC_BYTES_MAX];
+};
+
+static void producer_sink_flush(struct producer_sink *sink) {
+    if (sink->staged_length == 0) return;
+    if (sink->result == 0)
+        sink->result = producer_emit(sink->producer, sink->staged, sink->staged_length);
+    sink->staged_length = 0;
+}
+
+/* Appends bytes; `small` ones are staged (plain), payloads go out as they are. */
+static void producer_sink_put(struct producer_sink *sink, const void *bytes, size_t length,
+                              bool small) {
+    if (length == 0) return;
+    if (sink->out != NULL) {
+        memcpy(sink->out + sink->position, bytes, length);
+    } else if (small && length <= sizeof(sink->staged)) {
+        if (sink->staged_length + length > sizeof(sink->staged)) producer_sink_flush(sink);
+        memcpy(sink->staged + sink->staged_length, bytes, length);
+        sink->staged_length += length;
+    } else {
+        producer_sink_flush(sink);
+        if (sink->result == 0) sink->result = producer_emit(sink->producer, bytes, length);
+    }
+    sink->position += length;
+}
+
+static void producer_sink_varint(struct producer_sink *sink, uint64_t value) {
+    uint8_t bytes[VARINT_BYTES_MAX];
+    producer_sink_put(sink, bytes, varint_encode(value, bytes), true);
+}
+
+/* A length-delimited field with tag byte `tag` (field number 1..15). */
+static void producer_sink_bytes_field(struct producer_sink *sink, uint8_t tag, const void *bytes,
+                                      size_t length, bool small) {
+    producer_sink_put(sink, &tag, 1, true);
+    producer_sink_varint(sink, length);
+    producer_sink_put(sink, bytes, length, small);
+}
+
+/* Encodes the delimited frame (prefix and body) of `message`. *topic_offset: where the topic's
+ * bytes start, from the frame's start. */
+static void producer_encode(struct producer_sink *sink, const struct producer_message *message,
+                            uint64_t sequence, const uint8_t *id, size_t id_length, size_t body,
+                            uint32_t *topic_offset) {
+    producer_sink_varint(sink, body);
+    uint8_t tag = 0x0a;
+    producer_sink_put(sink, &tag, 1, true);
+    producer_sink_varint(sink, message->topic_length);
+    *topic_offset = (uint32_t)sink->position;
+    producer_sink_put(sink, message->topic, message->topic_length, true);
+    if (message->key_length > 0)
+        producer_sink_bytes_field(sink, 0x12, message->key, message->key_length, false);
+    if (message->value_length > 0)
+        producer_sink_bytes_field(sink, 0x1a, message->value, message->value_length, false);
+    tag = 0x20;
+    producer_sink_put(sink, &tag, 1, true);
+    producer_sink_varint(sink, message->timestamp_ns);
+    if (sequence != 0) {
+        tag = 0x28;
+        producer_sink_put(sink, &tag, 1, true);
+        producer_sink_varint(sink, sequence);
+    }
+    for (uint32_t index = 0; index < message->header_count; index++) {
+        const struct intake_producer_header *header = &message->headers[index];
+        tag = 0x32;
+        producer_sink_put(sink, &tag, 1, true);
+        producer_sink_varint(sink, producer_header_body(header));
+        if (header->key_length > 0)
+            producer_sink_bytes_field(sink, 0x0a, header->key, header->key_length, false);
+        if (header->value_length > 0)
+            producer_sink_bytes_field(sink, 0x12, header->value, header->value_length, false);
+    }
+    if (id_length > 0) producer_sink_bytes_field(sink, 0x3a, id, id_length, true);
+    producer_sink_flush(sink);
 }
 
 static int producer_check_topic(struct intake_producer *producer, const char *topic,
@@ -139,56 +267,40 @@ static int producer_check_topic(struct intake_producer *producer, const char *to
     return 0;
 }
 
-/* Emits one Record frame (plain): fields 1, 2, 3, 4, 5 in order, empty and zero fields omitted. */
-static int producer_emit_record(struct intake_producer *producer, const char *topic,
-                                size_t topic_length, const void *key, size_t key_length,
-                                const void *value, size_t value_length, uint64_t timestamp_ns,
-                                uint64_t sequence) {
-    size_t body = producer_field_bytes(topic_length);
-    if (key_length > 0) body += producer_field_bytes(key_length);
-    if (value_length > 0) body += producer_field_bytes(value_length);
-    body += 1 + varint_length(timestamp_ns);
-    if (sequence != 0) body += 1 + varint_length(sequence);
-
-    uint8_t head[PRODUCER_RECORD_OVERHEAD_MAX + INTAKE_PRODUCER_TOPIC_BYTES_MAX];
-    size_t head_length = varint_encode(body, head);
-    head_length += producer_put_tag_length(head + head_length, 0x0a, topic_length);
-    memcpy(head + head_length, topic, topic_length);
-    head_length += topic_length;
-    if (key_length > 0)
-        head_length += producer_put_tag_length(head + head_length, 0x12, key_length);
-    uint8_t middle[1 + VARINT_BYTES_MAX];
-    size_t middle_length =
-        value_length > 0 ? producer_put_tag_length(middle, 0x1a, value_length) : 0;
-    uint8_t tail[2 + 2 * VARINT_BYTES_MAX];
-    size_t tail_length = 0;
-    tail[tail_length++] = 0x20;
-    tail_length += varint_encode(timestamp_ns, tail + tail_length);
-    if (sequence != 0) {
-        tail[tail_length++] = 0x28;
-        tail_length += varint_encode(sequence, tail + tail_length);
+/* Checks a public record's pointers, lengths and header keys into *message. */
+static int producer_check_record(struct intake_producer *producer,
+                                 const struct intake_producer_record *record,
+                                 struct producer_message *message) {
+    int result = producer_check_topic(producer, record->topic, &message->topic_length);
+    if (result < 0) return result;
+    if ((record->key == NULL && record->key_length > 0) ||
+        (record->value == NULL && record->value_length > 0))
+        return producer_error(producer, -EINVAL, false, "a key or value length without its bytes");
+    if (record->header_count > INTAKE_PRODUCER_HEADERS_MAX)
+        return producer_error(producer, -EINVAL, false, "%u headers: at most %d per record",
+                              record->header_count, INTAKE_PRODUCER_HEADERS_MAX);
+    if (record->headers == NULL && record->header_count > 0)
+        return producer_error(producer, -EINVAL, false, "header_count without headers");
+    for (uint32_t index = 0; index < record->header_count; index++) {
+        const struct intake_producer_header *header = &record->headers[index];
+        if ((header->key == NULL && header->key_length > 0) ||
+            (header->value == NULL && header->value_length > 0))
+            return producer_error(producer, -EINVAL, false,
+                                  "header %u: a key or value length without its bytes", index);
+        uint32_t state = 0;
+        if (!intake_utf8_feed(&state, header->key, header->key_length) || state != 0)
+            return producer_error(producer, -EINVAL, false, "header %u: key is not valid UTF-8",
+                                  index);
     }
-    INTAKE_ASSERT(head_length <= sizeof(head));
-    INTAKE_ASSERT(head_length + key_length + middle_length + value_length + tail_length ==
-                  varint_length(body) + body);
-    int result = producer_emit(producer, head, head_length);
-    if (result == 0) result = producer_emit(producer, key, key_length);
-    if (result == 0) result = producer_emit(producer, middle, middle_length);
-    if (result == 0) result = producer_emit(producer, value, value_length);
-    if (result == 0) result = producer_emit(producer, tail, tail_length);
-    return result;
-}
-
-/* Bytes of an idempotent Record frame's body: fields 1, 2, 3, 4, 5 and 7. */
-static size_t producer_record_body(const struct producer_session *session, size_t topic_length,
-                                   size_t key_length, size_t value_length, uint64_t timestamp_ns,
-                                   uint64_t sequence) {
-    size_t body = producer_field_bytes(topic_length);
-    if (key_length > 0) body += producer_field_bytes(key_length);
-    if (value_length > 0) body += producer_field_bytes(value_length);
-    body += 1 + varint_length(timestamp_ns);
-    body += 1 + varint_length(sequence);
-    return body + producer_field_bytes(session->producer_id_length);
+    message->topic = record->topic;
+    message->key = record->key;
+    message->key_length = record->key_length;
+    message->value = record->value;
+    message->value_length = record->value_length;
+    message->headers = record->headers;
+    message->header_count = record->header_count;
+    message->timestamp_ns = record->timestamp_ns ? record->timestamp_ns : intake_wall_ns();
+    return 0;
 }
 
 /* The connection's state, for error lines. */
@@ -243,119 +355,95 @@ static int producer_window_commit(struct intake_producer *producer, uint32_t off
     return producer_session_sent_one(producer);
 }
 
-static int producer_send_idempotent(struct intake_producer *producer, const char *topic,
-                                    size_t topic_length, const void *key, size_t key_length,
-                                    const void *value, size_t value_length, uint64_t timestamp_ns,
-                                    uint64_t *sequence) {
+static int producer_send_idempotent(struct intake_producer *producer,
+                                    const struct producer_message *message, uint64_t *sequence) {
     struct producer_session *session = &producer->session;
     uint64_t assigned = session->next_sequence;
-    size_t body = producer_record_body(session, topic_length, key_length, value_length,
-                                       timestamp_ns, assigned);
+    size_t body = producer_message_body(message, assigned, session->producer_id_length);
     size_t frame = varint_length(body) + body;
     int64_t offset = producer_window_reserve(producer, frame);
     if (offset < 0) return (int)offset;
-    uint8_t *out = session->window.bytes + offset;
-    size_t length = varint_encode(body, out);
-    length += producer_put_tag_length(out + length, 0x0a, topic_length);
-    uint32_t topic_offset = (uint32_t)length;
-    memcpy(out + length, topic, topic_length);
-    length += topic_length;
-    if (key_length > 0) {
-        length += producer_put_tag_length(out + length, 0x12, key_length);
-        memcpy(out + length, key, key_length);
-        length += key_length;
-    }
-    if (value_length > 0) {
-        length += producer_put_tag_length(out + length, 0x1a, value_length);
-        memcpy(out + length, value, value_length);
-        length += value_length;
-    }
-    out[length++] = 0x20;
-    length += varint_encode(timestamp_ns, out + length);
-    out[length++] = 0x28;
-    length += varint_encode(assigned, out + length);
-    length += producer_put_tag_length(out + length, 0x3a, session->producer_id_length);
-    memcpy(out + length, session->producer_id, session->producer_id_length);
-    length += session->producer_id_length;
-    INTAKE_ASSERT(length == frame);
+    struct producer_sink sink = {.producer = producer, .out = session->window.bytes + offset};
+    uint32_t topic_offset = 0;
+    producer_encode(&sink, message, assigned, session->producer_id, session->producer_id_length,
+                    body, &topic_offset);
+    INTAKE_ASSERT(sink.position == frame);
     if (sequence != NULL) *sequence = assigned;
     return producer_window_commit(producer, (uint32_t)offset, (uint32_t)frame, topic_offset,
-                                  (uint32_t)topic_length, assigned);
+                                  (uint32_t)message->topic_length, assigned);
 }
 
-int intake_producer_send(struct intake_producer *producer, const char *topic, const void *key,
-                         size_t key_length, const void *value, size_t value_length,
-                         uint64_t timestamp_ns, uint64_t *sequence) {
-    INTAKE_ASSERT(producer != NULL);
-    INTAKE_ASSERT(key != NULL || key_length == 0);
-    INTAKE_ASSERT(value != NULL || value_length == 0);
-    if (producer->failed) return producer->failed;
-    size_t topic_length = 0;
-    int result = producer_check_topic(producer, topic, &topic_length);
-    if (result < 0) return result;
-    if (timestamp_ns == 0) timestamp_ns = intake_wall_ns();
-    if (producer->idempotent)
-        return producer_send_idempotent(producer, topic, topic_length, key, key_length, value,
-                                        value_length, timestamp_ns, sequence);
+static int producer_send_message(struct intake_producer *producer,
+                                 const struct producer_message *message, uint64_t *sequence) {
+    if (producer->idempotent) return producer_send_idempotent(producer, message, sequence);
     /* Next after anything sent so far, so sequences keep increasing even after send_raw. */
     uint64_t assigned = producer->acks ? producer->highest_sent + 1 : 0;
-    result = producer_emit_record(producer, topic, topic_length, key, key_length, value,
-                                  value_length, timestamp_ns, assigned);
-    if (result < 0) return result;
+    size_t body = producer_message_body(message, assigned, 0);
+    struct producer_sink sink = {.producer = producer};
+    uint32_t topic_offset = 0;
+    producer_encode(&sink, message, assigned, NULL, 0, body, &topic_offset);
+    if (sink.result < 0) return sink.result;
+    INTAKE_ASSERT(sink.position == varint_length(body) + body);
     if (producer->acks) producer->highest_sent = assigned;
     if (sequence != NULL) *sequence = assigned;
     return 0;
 }
 
-/* What producer_scan finds in an encoded Record (last occurrences win). */
+int intake_producer_send(struct intake_producer *producer, const char *topic, const void *key,
+                         size_t key_length, const void *value, size_t value_length,
+                         uint64_t timestamp_ns, uint64_t *sequence) {
+    struct intake_producer_record record = {
+        .struct_bytes = sizeof(record),
+        .topic = topic,
+        .key = key,
+        .key_length = key_length,
+        .value = value,
+        .value_length = value_length,
+        .timestamp_ns = timestamp_ns,
+    };
+    return intake_producer_send_record(producer, &record, sequence);
+}
+
+int intake_producer_send_record(struct intake_producer *producer,
+                                const struct intake_producer_record *given, uint64_t *sequence) {
+    if (producer == NULL) return -EINVAL;
+    if (producer->failed) return producer->failed;
+    if (given == NULL) return producer_error(producer, -EINVAL, false, "no record given");
+    struct intake_producer_record record;
+    char why[PRODUCER_ERROR_BYTES];
+    int result = client_struct_in(&record, sizeof(record), CLIENT_PRODUCER_RECORD_BYTES_V1, given,
+                                  "intake_producer_record", why, sizeof(why));
+    if (result < 0) return producer_error(producer, result, false, "%s", why);
+    struct producer_message message;
+    result = producer_check_record(producer, &record, &message);
+    if (result < 0) return result;
+    return producer_send_message(producer, &message, sequence);
+}
+
+/* What a raw record says that the producer needs: its sequence, whether it carries a
+ * producer_id, where its topic is. From the wire stage's field reader (record_scan_structure):
+ * `parsed` when every field is readable, even if the record breaks a rule intake will refuse
+ * it for (that is intake's to answer). */
 struct producer_scanned {
-    bool parsed; /* every field was readable */
+    bool parsed;
     uint64_t sequence;
     bool has_producer_id;
     size_t topic_offset;
     size_t topic_length;
 };
 
-static void producer_scan_field(struct producer_scanned *scanned, uint64_t tag, uint64_t number,
-                                size_t position) {
-    uint32_t wire_type = (uint32_t)(tag & 7);
-    uint64_t field = tag >> 3;
-    if (wire_type == 0 && field == intake_v1_Record_sequence_tag) scanned->sequence = number;
-    if (wire_type == 2 && field == intake_v1_Record_producer_id_tag)
-        scanned->has_producer_id = true;
-    if (wire_type == 2 && field == intake_v1_Record_topic_tag) {
-        scanned->topic_offset = position;
-        scanned->topic_length = (size_t)number;
-    }
-}
-
 static struct producer_scanned producer_scan(const uint8_t *bytes, size_t length) {
     struct producer_scanned scanned = {0};
-    size_t position = 0;
-    while (position < length) {
-        uint64_t tag = 0;
-        uint64_t number = 0;
-        size_t used = 0;
-        if (varint_decode(bytes + position, length - position, &tag, &used) != VARINT_OK)
-            return scanned;
-        position += used;
-        uint32_t wire_type = (uint32_t)(tag & 7);
-        if (wire_type == 0 || wire_type == 2) {
-            if (varint_decode(bytes + position, length - position, &number, &used) != VARINT_OK)
-                return scanned;
-            position += used;
-            if (wire_type == 2 && number > length - position) return scanned;
-            producer_scan_field(&scanned, tag, number, position);
-            if (wire_type == 2) position += (size_t)number;
-        } else if (wire_type == 1 || wire_type == 5) {
-            size_t width = wire_type == 1 ? 8 : 4;
-            if (width > length - position) return scanned;
-            position += width;
-        } else {
-            return scanned;
-        }
-    }
+    if (length > UINT32_MAX) return scanned;
+    struct slice slice = {bytes, (uint32_t)length, 0};
+    struct record_view view = {&slice, length > 0 ? 1 : 0, (uint32_t)length};
+    struct record_scan scan;
+    if (record_scan_structure(&view, &scan) != RECORD_SCAN_OK) return scanned;
     scanned.parsed = true;
+    scanned.sequence = scan.sequence;
+    scanned.has_producer_id = scan.producer_id_length > 0;
+    scanned.topic_offset = scan.topic_offset;
+    scanned.topic_length = scan.topic_length;
     return scanned;
 }
 
@@ -380,7 +468,8 @@ static int producer_send_raw_idempotent(struct intake_producer *producer, const 
     size_t written = prefix + length;
     out[written++] = 0x28;
     written += varint_encode(assigned, out + written);
-    written += producer_put_tag_length(out + written, 0x3a, session->producer_id_length);
+    out[written++] = 0x3a;
+    written += varint_encode(session->producer_id_length, out + written);
     memcpy(out + written, session->producer_id, session->producer_id_length);
     written += session->producer_id_length;
     INTAKE_ASSERT(written == frame);
@@ -393,9 +482,10 @@ static int producer_send_raw_idempotent(struct intake_producer *producer, const 
 
 int intake_producer_send_raw(struct intake_producer *producer, const void *record, size_t length,
                              uint64_t *sequence) {
-    INTAKE_ASSERT(producer != NULL);
-    INTAKE_ASSERT(record != NULL || length == 0);
+    if (producer == NULL) return -EINVAL;
     if (producer->failed) return producer->failed;
+    if (record == NULL && length > 0)
+        return producer_error(producer, -EINVAL, false, "a raw record length without its bytes");
     if (producer->idempotent)
         return producer_send_raw_idempotent(producer, record, length, sequence);
     uint8_t prefix[VARINT_BYTES_MAX];
@@ -413,7 +503,7 @@ int intake_producer_send_raw(struct intake_producer *producer, const void *recor
 /* --- flushing, acks, reports --- */
 
 int intake_producer_flush(struct intake_producer *producer) {
-    INTAKE_ASSERT(producer != NULL);
+    if (producer == NULL) return -EINVAL;
     if (!producer->idempotent) return producer_plain_flush(producer);
     uint64_t deadline_ns = intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
     int result = producer_session_run(producer, PRODUCER_GOAL_FLUSHED, 0, deadline_ns);
@@ -427,7 +517,7 @@ static int producer_wait_idempotent(struct intake_producer *producer, uint64_t s
                                     int timeout_ms) {
     struct producer_session *session = &producer->session;
     uint64_t deadline_ns =
-        timeout_ms < 0 ? UINT64_MAX : intake_now_ns() + (uint64_t)timeout_ms * 1000000u;
+        timeout_ms < 0 ? UINT64_MAX : intake_deadline_ns((uint64_t)timeout_ms * 1000000u);
     int result = producer_session_run(producer, PRODUCER_GOAL_FINISHED, sequence,
                                       deadline_ns == 0 ? 1 : deadline_ns);
     if (result == -ETIMEDOUT)
@@ -440,7 +530,7 @@ static int producer_wait_idempotent(struct intake_producer *producer, uint64_t s
 }
 
 int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequence, int timeout_ms) {
-    INTAKE_ASSERT(producer != NULL);
+    if (producer == NULL) return -EINVAL;
     if (producer->failed) return producer->failed;
     uint64_t highest = intake_producer_last_sequence(producer);
     if (sequence > highest)
@@ -452,7 +542,7 @@ int intake_producer_wait_acks(struct intake_producer *producer, uint64_t sequenc
 }
 
 int intake_producer_poll(struct intake_producer *producer, int timeout_ms) {
-    INTAKE_ASSERT(producer != NULL);
+    if (producer == NULL) return -EINVAL;
     if (!producer->idempotent) return producer_plain_flush(producer);
     if (producer->failed) return producer->failed;
     uint64_t before = producer->session.reports;
@@ -463,6 +553,7 @@ int intake_producer_poll(struct intake_producer *producer, int timeout_ms) {
 }
 
 uint64_t intake_producer_acked(const struct intake_producer *producer) {
+    if (producer == NULL) return 0;
     if (!producer->idempotent) return producer->acked;
     const struct producer_window *window = &producer->session.window;
     if (window->end == window->first) return producer->session.next_sequence - 1;
@@ -470,20 +561,27 @@ uint64_t intake_producer_acked(const struct intake_producer *producer) {
 }
 
 uint64_t intake_producer_last_sequence(const struct intake_producer *producer) {
+    if (producer == NULL) return 0;
     return producer->idempotent ? producer->session.next_sequence - 1 : producer->highest_sent;
 }
 
 const void *intake_producer_id(const struct intake_producer *producer, size_t *length) {
-    *length = producer->idempotent ? producer->session.producer_id_length : 0;
-    return producer->session.producer_id;
+    size_t id_length =
+        producer != NULL && producer->idempotent ? producer->session.producer_id_length : 0;
+    if (length != NULL) *length = id_length;
+    return producer != NULL ? producer->session.producer_id : NULL;
 }
 
 void intake_producer_stats(const struct intake_producer *producer,
                            struct intake_producer_stats *stats) {
-    *stats = producer->session.stats;
-    stats->pending = producer->idempotent ? producer_window_count(&producer->session.window) : 0;
+    if (producer == NULL || stats == NULL) return;
+    struct intake_producer_stats ours = producer->session.stats;
+    ours.struct_bytes = sizeof(ours);
+    ours.pending = producer->idempotent ? producer_window_count(&producer->session.window) : 0;
+    (void)client_struct_out(stats, &ours, sizeof(ours), CLIENT_PRODUCER_STATS_BYTES_V1);
 }
 
 const char *intake_producer_last_error(const struct intake_producer *producer) {
+    if (producer == NULL) return "no producer (NULL)";
     return producer->error;
 }

@@ -143,8 +143,8 @@ static const char *scan_read_value(struct slice_cursor *cursor, uint32_t end,
 }
 
 /* Checks one Header submessage occupying [header->value_offset, +value_length), which has
- * been wholly received. */
-static const char *scan_header(const struct scan_field *header) {
+ * been wholly received; where its key and value are goes to *found when it is not NULL. */
+static const char *scan_header(const struct scan_field *header, struct record_scan_header *found) {
     struct slice_cursor cursor = header->value_cursor;
     uint32_t end = header->value_offset + header->value_length;
     while (cursor.position < end) {
@@ -160,6 +160,14 @@ static const char *scan_header(const struct scan_field *header) {
         if (detail != NULL) return detail;
         if (field.number == 1 && !slice_cursor_is_utf8(&field.value_cursor, field.value_length))
             return "header key is not valid UTF-8";
+        if (found != NULL && field.number == 1) {
+            found->key_offset = field.value_offset;
+            found->key_length = field.value_length;
+        }
+        if (found != NULL && field.number == 2) {
+            found->value_offset = field.value_offset;
+            found->value_length = field.value_length;
+        }
     }
     INTAKE_ASSERT(cursor.position == end);
     return NULL;
@@ -176,23 +184,40 @@ static const char *scan_producer_id(const struct scan_field *field, struct recor
     return NULL;
 }
 
-/* Applies one known field (Record 1..7, Hello 16) to the scan result. */
+/* Applies one known field (Record 1..7, Hello 16) to the scan result. `contents`: judge the
+ * field's contents too (UTF-8, headers, producer_id sizes); record_scan_structure does not. */
 static const char *scan_apply_field(const struct scan_field *field, struct record_scan *scan,
-                                    uint32_t *topic_seen) {
+                                    uint32_t *topic_seen, bool contents) {
     switch (field->number) {
     case 1:
         /* Every occurrence must be valid, as a full decoder checks each one it parses. */
-        if (!slice_cursor_is_utf8(&field->value_cursor, field->value_length))
+        if (contents && !slice_cursor_is_utf8(&field->value_cursor, field->value_length))
             return "topic is not valid UTF-8";
         scan->topic_offset = field->value_offset;
         scan->topic_length = field->value_length;
         *topic_seen = 1;
         return NULL;
+    case 2:
+        scan->key_offset = field->value_offset;
+        scan->key_length = field->value_length;
+        return NULL;
+    case 3:
+        scan->value_offset = field->value_offset;
+        scan->value_length = field->value_length;
+        return NULL;
     case 4: scan->timestamp_ns = field->varint_value; return NULL;
     case 5: scan->sequence = field->varint_value; return NULL;
-    case 6: scan->header_count++; return scan_header(field);
-    case 7: return scan_producer_id(field, scan);
-    case HELLO_FIELD_NUMBER: scan->is_hello = 1; return scan_producer_id(field, scan);
+    case 6: scan->header_count++; return contents ? scan_header(field, NULL) : NULL;
+    case 7:
+        if (!contents) {
+            scan->producer_id_offset = field->value_offset;
+            scan->producer_id_length = field->value_length;
+            return NULL;
+        }
+        return scan_producer_id(field, scan);
+    case HELLO_FIELD_NUMBER:
+        scan->is_hello = 1;
+        return contents ? scan_producer_id(field, scan) : NULL;
     default: return NULL;
     }
 }
@@ -220,10 +245,12 @@ static const char *scan_fields(struct slice_cursor *cursor, uint32_t end,
         /* Judged once the field is whole, like every content check, so that a prefix scan
          * refuses with the detail the whole scan gives. */
         if (!hello) progress->other_field_seen = 1;
-        if (progress->other_field_seen && (hello || progress->scan.is_hello))
+        if (progress->contents_unjudged == 0 && progress->other_field_seen &&
+            (hello || progress->scan.is_hello))
             return hello_mixed_detail;
         if (known) {
-            detail = scan_apply_field(&field, &progress->scan, &progress->topic_seen);
+            detail = scan_apply_field(&field, &progress->scan, &progress->topic_seen,
+                                      progress->contents_unjudged == 0);
             if (detail != NULL) return detail;
         }
         progress->checked_bytes = cursor->position;
@@ -283,6 +310,43 @@ enum record_scan_result record_scan_view(const struct record_view *view, struct 
     struct record_scan_progress progress;
     record_scan_progress_init(&progress);
     return record_scan_finish(view, &progress, scan);
+}
+
+enum record_scan_result record_scan_structure(const struct record_view *view,
+                                              struct record_scan *scan) {
+    INTAKE_ASSERT(view != NULL && scan != NULL);
+    struct record_scan_progress progress;
+    record_scan_progress_init(&progress);
+    progress.contents_unjudged = 1;
+    struct slice_cursor cursor;
+    slice_cursor_init(&cursor, view);
+    const char *detail = scan_fields(&cursor, view->total_bytes, &progress);
+    *scan = progress.scan;
+    scan->detail = detail;
+    return detail == NULL ? RECORD_SCAN_OK : RECORD_SCAN_MALFORMED;
+}
+
+int record_scan_next_header(const struct record_view *view, uint32_t *position,
+                            struct record_scan_header *header) {
+    INTAKE_ASSERT(view != NULL && position != NULL && header != NULL);
+    if (*position > view->total_bytes) return -1;
+    struct slice_cursor cursor;
+    slice_cursor_init(&cursor, view);
+    slice_cursor_seek(&cursor, *position);
+    while (cursor.position < view->total_bytes) {
+        struct scan_field field;
+        if (scan_read_tag(&cursor, view->total_bytes, &record_messages, &field) != NULL ||
+            scan_read_value(&cursor, view->total_bytes, &record_messages, &field) != NULL)
+            return -1;
+        if (field.number != 6) continue;
+        if (field.wire_type != WIRE_LENGTH_DELIMITED) return -1;
+        memset(header, 0, sizeof(*header));
+        if (scan_header(&field, header) != NULL) return -1;
+        *position = cursor.position;
+        return 1;
+    }
+    *position = cursor.position;
+    return 0;
 }
 
 uint64_t record_topic_hash_bytes(const uint8_t *bytes, uint32_t length) {

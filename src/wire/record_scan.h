@@ -35,6 +35,12 @@ enum record_scan_result {
 struct record_scan {
     uint32_t topic_offset; /* byte offset of the effective topic's value within the record */
     uint32_t topic_length;
+    /* key (field 2) and value (field 3): offset and length of the last occurrence's value;
+     * 0/0 when absent */
+    uint32_t key_offset;
+    uint32_t key_length;
+    uint32_t value_offset;
+    uint32_t value_length;
     uint64_t sequence;
     uint64_t timestamp_ns;
     uint32_t header_count;
@@ -77,8 +83,9 @@ enum record_scan_result record_scan_view(const struct record_view *view,
 struct record_scan_progress {
     uint32_t checked_bytes; /* every top-level field below this offset is checked */
     uint32_t topic_seen;
-    uint32_t other_field_seen; /* a field other than 16 (decides Hello vs record) */
-    struct record_scan scan;   /* the fields seen so far; detail set once malformed */
+    uint32_t other_field_seen;  /* a field other than 16 (decides Hello vs record) */
+    uint32_t contents_unjudged; /* record_scan_structure: tags and lengths only */
+    struct record_scan scan;    /* the fields seen so far; detail set once malformed */
 };
 
 void record_scan_progress_init(struct record_scan_progress *progress);
@@ -88,6 +95,31 @@ enum record_scan_result record_scan_prefix(const struct record_view *view, uint3
 enum record_scan_result record_scan_finish(const struct record_view *view,
                                            struct record_scan_progress *progress,
                                            struct record_scan *scan) INTAKE_MUST_CHECK;
+
+/* The fields of a record whose contents intake has yet to judge (the producer library's raw
+ * records, which it sends byte for byte): walks tags and lengths exactly as the scan does and
+ * reports the last topic, key, value, sequence and producer_id (by offset, as the scan), but
+ * leaves the content rules (UTF-8, header contents, producer_id sizes, Hello or record) to
+ * intake. RECORD_SCAN_OK when every field is readable to the end. */
+enum record_scan_result record_scan_structure(const struct record_view *view,
+                                              struct record_scan *scan) INTAKE_MUST_CHECK;
+
+/* One Header (Record field 6) of a record: its key (Header field 1) and value (field 2), the
+ * last occurrence of each, as offsets within the record; 0/0 when absent. */
+struct record_scan_header {
+    uint32_t key_offset;
+    uint32_t key_length;
+    uint32_t value_offset;
+    uint32_t value_length;
+};
+
+/* Reads the record's next Header from *position (0 to start; a top-level field boundary) on,
+ * with the scan's own field reader and checks: 1 with *header set and *position past that
+ * field, 0 when no Header follows, -1 when the bytes do not walk as a well-formed record (for
+ * a record record_scan_view accepted, only if they changed since: shared memory in overwrite
+ * mode). Pure; the consumer library's header iterator (intake_record_header_next). */
+int record_scan_next_header(const struct record_view *view, uint32_t *position,
+                            struct record_scan_header *header) INTAKE_MUST_CHECK;
 
 /* FNV-1a over `length` bytes at `offset` of the view: how topic names are hashed everywhere
  * (the topic table hashes its stored names with record_topic_hash_bytes, which must agree). */

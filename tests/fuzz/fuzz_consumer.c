@@ -158,7 +158,8 @@ static void template_build(void) {
                    SHM_LOG_APPENDED);
         if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
         if (index == 30) {
-            struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, false};
+            struct intake_consumer_options options = {
+                .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
             struct intake_consumer *keeper = NULL;
             FUZZ_CHECK(intake_consumer_open(directory, TEMPLATE_TOPIC, "keeper", &options, &keeper,
                                             why, sizeof(why)) == 0);
@@ -272,8 +273,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         at += file->length;
     }
     free(bytes);
-    struct intake_consumer_options options = {(enum intake_consumer_start)(control & 3),
-                                              start_offset, (control & 4) != 0};
+    struct intake_consumer_options options = {.start = (enum intake_consumer_start)(control & 3),
+                                              .start_offset = start_offset,
+                                              .ephemeral = (control & 4) != 0};
     consumer_exercise(&options, (control & 8) ? "keeper" : "fuzz", log_length);
     return 0;
 }

@@ -1,0 +1,3 @@
+module intake.dev/intake
+
+go 1.19
