@@ -108,7 +108,8 @@ static struct intake_producer *open_idempotent(struct intake_producer_config *co
 /* Plain records "<prefix>-1".."<prefix>-count" in order in `topic`'s log (after `skip`). */
 static bool log_holds_values(const char *directory, const char *topic, const char *prefix,
                              uint64_t count) {
-    struct intake_consumer_options options = {INTAKE_CONSUMER_START_OLDEST, 0, true};
+    struct intake_consumer_options options = {
+        .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = true};
     struct intake_consumer *consumer = NULL;
     if (intake_consumer_open(directory, topic, "tls-check", &options, &consumer, NULL, 0) != 0)
         return false;
