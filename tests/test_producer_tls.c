@@ -538,7 +538,7 @@ static void test_verify(void) {
 
 static void test_key_update_s_server(void) {
     char messages[256];
-    snprintf(messages, sizeof(messages), "/tmp/intake-tls-%d-msg.out", (int)getpid());
+    snprintf(messages, sizeof(messages), "%s/s_server-messages.out", certs);
     const char *const extra[] = {"-msg", "-msgfile", messages, NULL};
     struct tls_peer server;
     REQUIRE(tls_peer_s_server(&server, certs, "server.pem", "server.key", extra));
@@ -769,10 +769,16 @@ static void test_daemon(void) {
     daemon_directory_remove(directory);
 }
 
+static void remove_certs(void) {
+    tls_certs_remove(certs);
+}
+
 int main(void) {
     /* Before OpenSSL allocates anything in this process. */
     REQUIRE(CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free) == 1);
     REQUIRE(tls_certs_make(certs, sizeof(certs), "producer"));
+    /* Also when a REQUIRE ends the test early. */
+    atexit(remove_certs);
     test_files();
     test_verify();
     test_key_update_s_server();
@@ -780,6 +786,5 @@ int main(void) {
     test_mutual();
     test_terminated();
     test_daemon();
-    tls_certs_remove(certs);
     return test_finish();
 }

@@ -48,7 +48,8 @@ static const char *tls_path(const char *directory, const char *name) {
     return path;
 }
 
-/* Makes /tmp/intake-tls-<pid>-<name> with scripts/tls-dev-certs; false when it failed. */
+/* Makes /tmp/intake-tls-<pid>-<name> with scripts/tls-dev-certs; false when it failed. The
+ * peers' outputs go into it too, so removing it (tls_certs_remove) leaves nothing behind. */
 static bool tls_certs_make(char *directory, size_t capacity, const char *name) {
     snprintf(directory, capacity, "/tmp/intake-tls-%d-%s", (int)getpid(), name);
     const char *source = getenv("INTAKE_SOURCE_DIR");
@@ -121,8 +122,7 @@ static bool tls_peer_terminator(struct tls_peer *peer, const char *certs, const 
     const char *source = getenv("INTAKE_SOURCE_DIR");
     snprintf(script, sizeof(script), "%s/tests/tls_terminator.py", source ? source : ".");
     char output[200];
-    snprintf(output, sizeof(output), "/tmp/intake-tls-%d-terminator-%ld.out", (int)getpid(),
-             (long)random());
+    snprintf(output, sizeof(output), "%s/terminator-%ld.out", certs, (long)random());
     snprintf(peer->log_path, sizeof(peer->log_path), "%s.log", output);
     unlink(peer->log_path);
     const char *arguments[16] = {"/usr/bin/python3",
@@ -163,8 +163,7 @@ static bool tls_peer_s_server(struct tls_peer *peer, const char *certs, const ch
     memset(peer, 0, sizeof(*peer));
     peer->port = daemon_free_port();
     snprintf(peer->address, sizeof(peer->address), "127.0.0.1:%u", peer->port);
-    snprintf(peer->log_path, sizeof(peer->log_path), "/tmp/intake-tls-%d-s_server-%u.out",
-             (int)getpid(), peer->port);
+    snprintf(peer->log_path, sizeof(peer->log_path), "%s/s_server-%u.out", certs, peer->port);
     char accept[32];
     snprintf(accept, sizeof(accept), "127.0.0.1:%u", peer->port);
     const char *arguments[32] = {"openssl", "s_server",
