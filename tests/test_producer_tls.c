@@ -537,7 +537,7 @@ static void test_verify(void) {
 /* ---- key_update: openssl s_server sees the KeyUpdates and decrypts what follows ---- */
 
 static void test_key_update_s_server(void) {
-    char messages[256];
+    char messages[320];
     snprintf(messages, sizeof(messages), "%s/s_server-messages.out", certs);
     const char *const extra[] = {"-msg", "-msgfile", messages, NULL};
     struct tls_peer server;

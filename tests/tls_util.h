@@ -31,7 +31,7 @@ struct tls_peer {
     uint16_t port;
     char address[64];
     int stdin_fd; /* s_server reads its stdin; closing it would end it */
-    char log_path[256];
+    char log_path[400];
 };
 
 static void tls_sleep_ms(int milliseconds) {
@@ -121,7 +121,7 @@ static bool tls_peer_terminator(struct tls_peer *peer, const char *certs, const 
     char script[512];
     const char *source = getenv("INTAKE_SOURCE_DIR");
     snprintf(script, sizeof(script), "%s/tests/tls_terminator.py", source ? source : ".");
-    char output[200];
+    char output[320];
     snprintf(output, sizeof(output), "%s/terminator-%ld.out", certs, (long)random());
     snprintf(peer->log_path, sizeof(peer->log_path), "%s.log", output);
     unlink(peer->log_path);
