@@ -63,6 +63,15 @@ static int daemon_remove_entry(const char *path, const struct stat *status, int 
     return remove(path);
 }
 
+/* Re-reads the daemon's log (while it runs) into daemon->log. */
+static void daemon_log_refresh(struct daemon *daemon) {
+    FILE *log = fopen(daemon->log_path, "r");
+    if (log == NULL) return;
+    size_t read_bytes = fread(daemon->log, 1, sizeof(daemon->log) - 1, log);
+    daemon->log[read_bytes] = '\0';
+    fclose(log);
+}
+
 /* A fresh /dev/shm/intake-e2e-<pid>-<name> for the daemon's logs; removed by directory_remove. */
 static const char *daemon_directory_make(char *path, size_t capacity, const char *name) {
     snprintf(path, capacity, "/dev/shm/intake-e2e-%d-%s", (int)getpid(), name);
@@ -107,27 +116,17 @@ static bool daemon_start_port(struct daemon *daemon, const char *shm_directory,
     /* Up means the daemon said so: its listeners exist one by one, and a connect that works
      * on the first one says nothing about the others. */
     for (int attempt = 0; attempt < 1000; attempt++) {
-        FILE *log = fopen(daemon->log_path, "r");
-        if (log) {
-            size_t read_bytes = fread(daemon->log, 1, sizeof(daemon->log) - 1, log);
-            daemon->log[read_bytes] = '\0';
-            fclose(log);
-            if (strstr(daemon->log, "intaked: listening on") && daemon_accepts(daemon->port))
-                return true;
-        }
+        daemon_log_refresh(daemon);
+        if (strstr(daemon->log, "intaked: listening on") && daemon_accepts(daemon->port))
+            return true;
         int status = 0;
         if (waitpid(daemon->pid, &status, WNOHANG) == daemon->pid) break;
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
     fprintf(stderr, "intaked did not come up on %s; its log:\n", daemon->address);
-    FILE *log = fopen(daemon->log_path, "r");
-    if (log) {
-        size_t read_bytes = fread(daemon->log, 1, sizeof(daemon->log) - 1, log);
-        daemon->log[read_bytes] = '\0';
-        fclose(log);
-        fputs(daemon->log, stderr);
-    }
+    daemon_log_refresh(daemon);
+    fputs(daemon->log, stderr);
     return false;
 }
 
@@ -141,19 +140,27 @@ static int daemon_stop(struct daemon *daemon) {
     kill(daemon->pid, SIGTERM);
     int status = 0;
     waitpid(daemon->pid, &status, 0);
-    FILE *log = fopen(daemon->log_path, "r");
-    if (log) {
-        size_t read_bytes = fread(daemon->log, 1, sizeof(daemon->log) - 1, log);
-        daemon->log[read_bytes] = '\0';
-        fclose(log);
-        unlink(daemon->log_path);
-    }
+    daemon_log_refresh(daemon);
+    unlink(daemon->log_path);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/* Waits (up to timeout_ms) until the running daemon's log holds `text`. */
+__attribute__((unused)) static bool daemon_log_wait(struct daemon *daemon, const char *text,
+                                                    int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        daemon_log_refresh(daemon);
+        if (strstr(daemon->log, text) != NULL) return true;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "the daemon's log never said \"%s\"; it holds:\n%s\n", text, daemon->log);
+    return false;
+}
+
 /* Reads `name=<number>` summed over every line of the daemon's log that contains `line_tag`. */
-static uint64_t daemon_log_counter(const struct daemon *daemon, const char *line_tag,
-                                   const char *name) {
+__attribute__((unused)) static uint64_t daemon_log_counter(const struct daemon *daemon,
+                                                           const char *line_tag, const char *name) {
     uint64_t total = 0;
     const char *line = daemon->log;
     char pattern[64];

@@ -2,7 +2,11 @@
 # test_daemon_cli.sh: intaked's startup contract. Bad flags print one line and exit 2 (numbers
 # parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
-# --help exits 0; SIGINT, SIGTERM and SIGHUP stop it gracefully with 0.
+# --help exits 0; SIGINT and SIGTERM stop it gracefully with 0; SIGHUP does not stop it (it
+# reloads: without TLS or --acl there is nothing to reload, and it says so). The TLS flags:
+# missing companions exit 2; a missing file, a key that does not match, an expired certificate
+# and a CA file without a certificate exit 1 with one line. A missing or malformed --acl file
+# exits 2 with its line number and reason.
 # intake-test: no-tsan (flags and startup refusals)
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
@@ -29,11 +33,42 @@ expect_exit() { # expected-status, description, args...
 expect_exit 0 "--help" --help
 check "--help lists --max-frame" $(grep -q -- '--max-frame' "$work/out"; echo $?)
 check "--help lists --dedupe-producers" $(grep -q -- '--dedupe-producers' "$work/out"; echo $?)
+check "--help lists --acl" $(grep -q -- '--acl FILE' "$work/out"; echo $?)
+check "--help: SIGHUP reloads" $(grep -q 'SIGHUP: reload' "$work/out"; echo $?)
 expect_exit 2 "unknown flag" --no-such-flag
 expect_exit 2 "bad number" --reactors many
 expect_exit 2 "non power of two" --buffers 100
 expect_exit 2 "max frame above log" --max-frame 64M --log-size 64M
 expect_exit 2 "bad listen" --listen nowhere
+expect_exit 2 "--listen none alone" --listen none
+expect_exit 2 "--tls-cert without --tls-listen" --tls-cert x.pem
+expect_exit 2 "--tls-listen without a certificate" --tls-listen 127.0.0.1:1
+expect_exit 2 "bad --tls-listen" --tls-listen nowhere --tls-cert x --tls-key y
+expect_exit 2 "--handshake-threads above --reactors" --tls-listen 127.0.0.1:1 --tls-cert x \
+  --tls-key y --handshake-threads 2
+bash "$INTAKE_SOURCE_DIR/tests/interop/tls_make_certs.sh" "$work/tls" >/dev/null
+openssl x509 -req -in <(openssl req -new -key "$work/tls/server.key" -subj /CN=old 2>/dev/null) \
+  -signkey "$work/tls/server.key" -days -1 -out "$work/tls/expired.pem" 2>/dev/null
+tls_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tls_flags=(--listen none --shm-dir /dev/shm/intake-cli-$$ --tls-listen "127.0.0.1:$tls_port")
+expect_exit 1 "missing --tls-cert file" "${tls_flags[@]}" --tls-cert "$work/none.pem" \
+  --tls-key "$work/tls/server.key"
+check "missing file named" $(grep -q "cannot read --tls-cert $work/none.pem" "$work/err"; echo $?)
+expect_exit 1 "key of another certificate" "${tls_flags[@]}" --tls-cert "$work/tls/server.pem" \
+  --tls-key "$work/tls/rotated.key"
+check "mismatch said" $(grep -q "does not match the certificate" "$work/err"; echo $?)
+expect_exit 1 "expired certificate" "${tls_flags[@]}" --tls-cert "$work/tls/expired.pem" \
+  --tls-key "$work/tls/server.key"
+check "expiry said" $(grep -q "expired on" "$work/err"; echo $?)
+expect_exit 1 "CA file without a certificate" "${tls_flags[@]}" \
+  --tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key" \
+  --tls-client-ca "$work/tls/empty-ca.pem"
+check "empty CA said" $(grep -q "holds no certificate" "$work/err"; echo $?)
+expect_exit 2 "missing --acl file" --acl "$work/no-such-acl"
+check "missing --acl file: named" $(grep -q "no-such-acl: No such file" "$work/err"; echo $?)
+printf 'allow anonymous produce t\nallow anonymous\n' >"$work/bad.acl"
+expect_exit 2 "malformed --acl file" --acl "$work/bad.acl"
+check "malformed --acl file: line and reason" $(grep -q "bad.acl line 2: allow takes" "$work/err"; echo $?)
 expect_exit 2 "zcrx without a device" --backend zcrx
 
 # Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
@@ -149,11 +184,19 @@ check "intake-topic without --remove: exit 2 (got $?)" $(($? != 2))
 "$topic_tool" --help >"$work/out"
 check "intake-topic --help: exit 0 (got $?)" $?
 
-# SIGINT, SIGTERM and SIGHUP: a clean stop, exit 0, every buffer back.
+# SIGINT and SIGTERM: a clean stop, exit 0, every buffer back. SIGHUP first (it reloads, and
+# without TLS or --acl says there is nothing to), then SIGTERM.
 for signal in INT TERM HUP; do
   "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
   daemon=$!
   for _ in $(seq 200); do grep -q "listening on" "$work/log" && break; sleep 0.02; done
+  if [ $signal = HUP ]; then
+    kill -HUP $daemon
+    for _ in $(seq 500); do grep -q "SIGHUP: nothing to reload" "$work/log" && break; sleep 0.02; done
+    check "SIGHUP: nothing to reload, said once" $(($(grep -c "SIGHUP: nothing to reload" "$work/log") != 1))
+    check "SIGHUP: still running" $(kill -0 $daemon; echo $?)
+    signal=TERM
+  fi
   kill -$signal $daemon
   wait $daemon
   status=$?

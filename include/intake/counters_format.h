@@ -14,6 +14,10 @@
  *   [topic rows: topics_max x INTAKE_COUNTERS_TOPIC_ROW_BYTES]          (indexed by topic id)
  *   [received cells: reactor_count x topics_max x 16 bytes, each reactor's block padded to a
  *    cache line]                                                       (indexed [reactor][topic])
+ *   [principal rows: principal_row_count x INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES]
+ *   [principal cells: reactor_count x principal_row_count x 64 bytes]  (indexed [reactor][row])
+ *    principal_row_count is INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, 0 without (the
+ *    sections are then empty and cost nothing)
  * The offsets of each section are in the header (readers must use them, not recompute them).
  *
  * Writers. Every row has exactly one writing thread, and rows are padded to cache lines, so no
@@ -21,7 +25,9 @@
  *   - header: the main thread (identity at creation; state and listening later);
  *   - reactor row r and received block r: reactor thread r;
  *   - worker row w: worker thread w;
- *   - topic row t: the worker that owns topic t (t % worker_count).
+ *   - topic row t: the worker that owns topic t (t % worker_count);
+ *   - principal rows: the main thread (at startup and on SIGHUP);
+ *   - principal cells of reactor r: reactor thread r.
  * Counters are written with relaxed atomic stores (a single writer adds with load + store, no
  * read-modify-write) and read with relaxed loads: each value is a whole 64-bit word, but
  * different counters read at one moment may be from slightly different times.
@@ -73,11 +79,13 @@ extern "C" {
 /* "INTKCNT1" little-endian: the first 8 bytes of the file. */
 #define INTAKE_COUNTERS_MAGIC 0x31544e434b544e49ull
 /* Bumped on any layout change; readers refuse other versions. */
-#define INTAKE_COUNTERS_VERSION 2u /* 2: reactor row line 6 (producer identity) */
+/* 2: reactor row line 6 (producer identity); 3: reactor rows 640 bytes with lines 8-9 TLS, header
+ * line 7 TLS and line 8 principals. */
+#define INTAKE_COUNTERS_VERSION 3u
 /* Default file name inside --shm-dir. */
 #define INTAKE_COUNTERS_FILE_NAME           "intake.counters"
 #define INTAKE_COUNTERS_HEADER_BYTES        4096u
-#define INTAKE_COUNTERS_REACTOR_ROW_BYTES   512u
+#define INTAKE_COUNTERS_REACTOR_ROW_BYTES   640u
 #define INTAKE_COUNTERS_WORKER_ROW_BYTES    256u
 #define INTAKE_COUNTERS_TOPIC_ROW_BYTES     384u
 #define INTAKE_COUNTERS_RECEIVED_CELL_BYTES 16u
@@ -86,6 +94,17 @@ extern "C" {
 #define INTAKE_COUNTERS_TOPIC_NAME_BYTES 256u
 /* Slots of reactor_row.connections_ended (statuses 0..4 are used). */
 #define INTAKE_COUNTERS_END_STATUSES 8u
+/* Slots of reactor_row.tls_handshakes_failed, by reason, in this order: timeout,
+ * no_client_certificate, bad_certificate, not_tls, protocol, principal, other. */
+#define INTAKE_COUNTERS_HANDSHAKE_FAILURES 7u
+/* Principal rows (ACLs and quotas, issue 17): row 0 is the class `other` (every principal the
+ * --acl file does not name); rows 1.. are principals the file names. A file names at most 255,
+ * and a reload may name as many new ones while the old rule set is still in use: 511 named
+ * rows cover both. */
+#define INTAKE_COUNTERS_PRINCIPAL_ROWS       512u
+#define INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES  384u
+#define INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES 64u
+#define INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES 256u
 /* Idle threads store a heartbeat at least this often. */
 #define INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS 1000000000ull
 
@@ -131,12 +150,28 @@ struct intake_counters_header {
     intake_counter32_t listening;   /* 1 while the listeners accept */
     intake_counter_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
     uint8_t reserved3[48];
+    /* --- line 7: TLS (version 3) --- */
+    char tls_listen[64]; /* --tls-listen as given, or empty: no TLS listener */
+    /* --- line 8: principals (issue 17: ACLs and quotas); the main thread writes the live
+     * fields --- */
+    uint64_t principal_rows_offset;
+    uint64_t principal_cells_offset;
+    uint64_t principal_block_bytes;       /* one reactor's [principal_row_count] cells */
+    uint32_t principal_row_count;         /* INTAKE_COUNTERS_PRINCIPAL_ROWS */
+    uint32_t principal_row_bytes;         /* INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES */
+    uint32_t principal_cell_bytes;        /* INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES */
+    intake_counter32_t acl_enabled;       /* 1 when intaked runs with --acl */
+    intake_counter_t acl_generation;      /* the rule set in force: 1 at startup, +1 per reload */
+    intake_counter_t acl_reload_failures; /* SIGHUPs whose file was refused (old rules kept) */
+    uint8_t reserved4[8];
 };
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
+_Static_assert(offsetof(struct intake_counters_header, tls_listen) == 448, "line 7");
 _Static_assert(sizeof(intake_counter_t) == 8, "lock-free 64-bit words");
-_Static_assert(sizeof(struct intake_counters_header) == 448, "header struct size");
+_Static_assert(offsetof(struct intake_counters_header, principal_rows_offset) == 512, "line 8");
+_Static_assert(sizeof(struct intake_counters_header) == 576, "header struct size");
 _Static_assert(sizeof(struct intake_counters_header) <= INTAKE_COUNTERS_HEADER_BYTES, "fits");
 
 /* One reactor (receive thread). Counters only grow; gauges say "now". */
@@ -194,6 +229,18 @@ struct intake_counters_reactor_row {
     intake_counter_t identity_rejections; /* a misplaced Hello, or a producer_id that differs
                                            * on a connection (REJECTED) */
     uint8_t reserved[112];
+    /* line 8: TLS handshakes (issue 17; all zero without --tls-listen) */
+    intake_counter_t tls_handshakes_ok;
+    intake_counter_t tls_handshakes_failed[INTAKE_COUNTERS_HANDSHAKE_FAILURES]; /* by reason */
+    /* line 9: TLS connections and records */
+    intake_counter_t tls_handshakes_refused;     /* every handshake slot taken (--handshakes-max) */
+    intake_counter_t tls_handshakes_in_progress; /* gauge */
+    intake_counter_t tls_records_decrypted;      /* application data records opened */
+    intake_counter_t tls_auth_failures;          /* records whose tag did not verify */
+    intake_counter_t tls_record_errors;          /* other record-layer violations */
+    intake_counter_t tls_key_updates_received;
+    intake_counter_t tls_key_updates_sent;
+    intake_counter_t tls_alerts_received; /* error alerts from peers (not close_notify) */
 };
 _Static_assert(offsetof(struct intake_counters_reactor_row, deadline_kills) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_reactor_row, pauses_topic_queue) == 128, "line 2");
@@ -202,6 +249,9 @@ _Static_assert(offsetof(struct intake_counters_reactor_row, backend_bytes_receiv
 _Static_assert(offsetof(struct intake_counters_reactor_row, connections_ended) == 256, "line 4");
 _Static_assert(offsetof(struct intake_counters_reactor_row, submit_busy) == 320, "line 5");
 _Static_assert(offsetof(struct intake_counters_reactor_row, hellos_answered) == 384, "line 6");
+_Static_assert(offsetof(struct intake_counters_reactor_row, tls_handshakes_ok) == 512, "line 8");
+_Static_assert(offsetof(struct intake_counters_reactor_row, tls_handshakes_refused) == 576,
+               "line 9");
 _Static_assert(sizeof(struct intake_counters_reactor_row) == INTAKE_COUNTERS_REACTOR_ROW_BYTES,
                "reactor row size");
 
@@ -256,6 +306,52 @@ _Static_assert(sizeof(struct intake_counters_received_cell) == INTAKE_COUNTERS_R
                "cell size");
 _Static_assert(sizeof(intake_counter_t) == 8 && sizeof(intake_counter32_t) == 4, "lock-free words");
 
+/*
+ * Principals (issue 17). A row names a principal (or `other`) and its quota; the main thread
+ * writes it, under a sequence lock, whenever a rule set gives the row to a principal: sequence
+ * odd while it writes, every field and name byte then release-stored, and the sequence
+ * release-stored even when done. Readers acquire-load the sequence, acquire-load the row's
+ * fields and name bytes, and load the sequence again: a changed or odd one means retry.
+ *
+ * A row's counters are the sum over reactors of its cells minus the row's baselines: a row given
+ * to another principal (its old one no longer named, and no rule set in use naming it) keeps its
+ * cells, and the main thread stores their sums as the new principal's baselines, so every
+ * principal's counters start at 0 and only grow. A reactor writes a row's cells only while the
+ * rule set it holds gives the row to a class.
+ */
+struct intake_counters_principal_row {
+    intake_counter32_t sequence;    /* sequence lock (above) */
+    intake_counter32_t name_length; /* 0: row never used */
+    intake_counter32_t in_force;    /* 1 while the rule set in force names it (row 0: always) */
+    uint32_t reserved0;
+    intake_counter_t quota_records_per_second; /* in force; 0 unlimited */
+    intake_counter_t quota_bytes_per_second;
+    intake_counter_t base_records_admitted; /* baselines: see above */
+    intake_counter_t base_bytes_admitted;
+    intake_counter_t base_records_denied;
+    intake_counter_t base_throttled_ns;
+    intake_counter_t base_quota_pauses;
+    uint8_t reserved1[56];
+    /* lines 2..5 */
+    char name[INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES];
+};
+_Static_assert(offsetof(struct intake_counters_principal_row, name) == 128, "name on line 2");
+_Static_assert(sizeof(struct intake_counters_principal_row) == INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES,
+               "principal row size");
+
+/* What one reactor did for one principal row. */
+struct intake_counters_principal_cell {
+    intake_counter_t records_admitted; /* queued to a topic */
+    intake_counter_t bytes_admitted;   /* their encoded bytes */
+    intake_counter_t records_denied;   /* refused by the ACL (REJECTED; the connection ended) */
+    intake_counter_t throttled_ns;     /* connection-time spent paused for the quota */
+    intake_counter_t quota_pauses;     /* times a connection paused for the quota */
+    uint8_t reserved[24];
+};
+_Static_assert(sizeof(struct intake_counters_principal_cell) ==
+                   INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES,
+               "principal cell size");
+
 /* The file's layout for a configuration (the writer fills the header from this; readers check
  * the header's offsets against it for the counts it states). */
 static inline uint64_t intake_counters_received_block_bytes(uint32_t topics_max) {
@@ -264,8 +360,9 @@ static inline uint64_t intake_counters_received_block_bytes(uint32_t topics_max)
            INTAKE_COUNTERS_LINE_BYTES;
 }
 
+/* `principal_rows` is INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, 0 without (no section). */
 static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worker_count,
-                                          uint32_t topics_max,
+                                          uint32_t topics_max, uint32_t principal_rows,
                                           struct intake_counters_header *header) {
     header->header_bytes = INTAKE_COUNTERS_HEADER_BYTES;
     header->reactor_count = reactor_count;
@@ -282,8 +379,16 @@ static inline void intake_counters_layout(uint32_t reactor_count, uint32_t worke
     header->received_cells_offset =
         header->topic_rows_offset + (uint64_t)topics_max * INTAKE_COUNTERS_TOPIC_ROW_BYTES;
     header->received_block_bytes = intake_counters_received_block_bytes(topics_max);
-    header->total_bytes =
+    header->principal_row_count = principal_rows;
+    header->principal_row_bytes = INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_cell_bytes = INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+    header->principal_rows_offset =
         header->received_cells_offset + (uint64_t)reactor_count * header->received_block_bytes;
+    header->principal_cells_offset = header->principal_rows_offset +
+                                     (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_ROW_BYTES;
+    header->principal_block_bytes = (uint64_t)principal_rows * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+    header->total_bytes =
+        header->principal_cells_offset + (uint64_t)reactor_count * header->principal_block_bytes;
 }
 
 #ifdef __cplusplus

@@ -1,9 +1,10 @@
 /*
- * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs),
- * then waits for signals on the main thread:
- *   SIGTERM, SIGINT, SIGHUP: stop accepting, finish what was received, print counters, exit 0
- *   (SIGHUP too: a closed terminal or a supervisor's hang-up must not kill the daemon without
- *   its graceful shutdown, and nothing here can be reloaded without a restart);
+ * intaked: the intake daemon. Parses flags, starts the pipeline (reactors, workers, topic logs,
+ * TLS handshake threads), then waits for signals on the main thread:
+ *   SIGTERM, SIGINT: stop accepting, finish what was received, print counters, exit 0;
+ *   SIGHUP: reload (pipeline_reload: the TLS certificate, key and client CA, then the --acl
+ *   file): one line saying what was reloaded, or why not (the old configuration of that part
+ *   then stays); connections keep going;
  *   SIGUSR1: every reactor and worker prints its counters.
  * Startup errors (bad flags, port in use, kernel lacking a needed io_uring feature) print one
  * line and exit non-zero: 2 for usage, 1 for everything else.
@@ -36,11 +37,35 @@ static void report_started(struct pipeline *pipeline) {
                 "fragments hold no more in %u slices (raise --zcrx-rx-buf where the kernel "
                 "allows)\n",
                 config->frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX);
+    uint32_t tls_frame_bytes_max = pipeline_tls_frame_bytes_max(pipeline);
+    if (config->tls_listen_set && tls_frame_bytes_max < frame_bytes_max)
+        fprintf(stderr,
+                "intaked: TLS connections take records of at most %u bytes (not %u): every TLS "
+                "record cuts a record's bytes once more, and a record must fit in %u slices of "
+                "%s's receive units\n",
+                tls_frame_bytes_max, frame_bytes_max, RECORD_SLICES_MAX,
+                pipeline_backend_name(pipeline));
+    if (config->tls_listen_set)
+        fprintf(stderr,
+                "intaked: TLS 1.3 on %s (certificate %s%s%s), handshakes on %u thread(s), at most "
+                "%u at once per reactor, within %llu ms\n",
+                config->tls_listen_text, config->tls_certificate_path,
+                config->tls_client_ca_path ? "; client certificates required, CA " : "",
+                config->tls_client_ca_path ? config->tls_client_ca_path : "",
+                config->handshake_threads, config->handshakes_max,
+                (unsigned long long)(config->handshake_timeout_ns / 1000000u));
+    char acl_line[512];
+    pipeline_describe_acl(pipeline, acl_line, sizeof(acl_line));
+    fprintf(stderr, "intaked: %s\n", acl_line);
+    /* The line tests and scripts wait for: everything above is up. */
     fprintf(stderr,
-            "intaked: listening on %s, backend %s (asked %s), %u reactor(s), %u worker(s), "
+            "intaked: listening on %s%s%s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
-            config->listen_text, pipeline_backend_name(pipeline), config->backend_name,
-            config->reactor_count, config->worker_count, config->shm_directory, frame_bytes_max);
+            config->listen_none ? "" : config->listen_text,
+            config->listen_none ? "" : (config->tls_listen_set ? " and " : ""),
+            config->tls_listen_set ? config->tls_listen_text : "", pipeline_backend_name(pipeline),
+            config->backend_name, config->reactor_count, config->worker_count,
+            config->shm_directory, frame_bytes_max);
 }
 
 int main(int argc, char **argv) {
@@ -98,8 +123,21 @@ int main(int argc, char **argv) {
     int signal_number = 0;
     for (;;) {
         if (sigwait(&signals, &signal_number) != 0) continue;
-        if (signal_number != SIGUSR1) break;
-        pipeline_request_report(&pipeline);
+        if (signal_number == SIGUSR1) {
+            pipeline_request_report(&pipeline);
+        } else if (signal_number == SIGHUP) {
+            /* One line either way; a failed reload changes nothing. */
+            char reason[512] = "";
+            if (pipeline_reload(&pipeline, reason, sizeof(reason)) < 0)
+                fprintf(stderr,
+                        "intaked: SIGHUP: reload failed, keeping the old configuration: "
+                        "%s\n",
+                        reason);
+            else
+                fprintf(stderr, "intaked: SIGHUP: %s\n", reason);
+        } else {
+            break;
+        }
     }
     fprintf(stderr, "intaked: %s: stopping: no new connections; finishing what was received\n",
             strsignal(signal_number));

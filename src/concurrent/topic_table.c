@@ -301,6 +301,12 @@ enum topic_table_result topic_table_intern_name(struct topic_table *table, const
     return topic_table_intern_view(table, &view, 0, length, topic_id);
 }
 
+void topic_table_copy_name(const struct record_view *view, uint32_t offset, uint32_t length,
+                           char out[RECORD_TOPIC_BYTES_MAX + 1]) {
+    INTAKE_ASSERT(length <= RECORD_TOPIC_BYTES_MAX);
+    topic_table_view_copy(view, offset, length, out);
+}
+
 const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t topic_id) {
     if (topic_id >= table->topics_max) return NULL;
     /* Acquire: pairs with the creator's release store, making the entry's contents visible. */

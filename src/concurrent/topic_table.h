@@ -68,6 +68,10 @@ enum topic_table_result topic_table_find_view(struct topic_table *table,
 enum topic_table_result topic_table_intern_name(struct topic_table *table, const char *name,
                                                 uint32_t length,
                                                 uint32_t *topic_id) INTAKE_MUST_CHECK;
+/* Any thread: copies the `length` bytes at `offset` of `view` (a topic name, at most
+ * RECORD_TOPIC_BYTES_MAX) to `out` and terminates it. For a name that is not in the table yet. */
+void topic_table_copy_name(const struct record_view *view, uint32_t offset, uint32_t length,
+                           char out[RECORD_TOPIC_BYTES_MAX + 1]);
 /* Any thread; NULL for an id not yet published. */
 const struct topic_entry *topic_table_entry(struct topic_table *table, uint32_t topic_id);
 uint32_t topic_table_count(struct topic_table *table);

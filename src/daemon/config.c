@@ -9,6 +9,7 @@
 #include "metrics_http.h"
 
 #include "reuseport_cbpf.h"
+#include "tls_record.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +52,15 @@ enum option_id {
     OPTION_METRICS_LISTEN,
     OPTION_COUNTERS,
     OPTION_PRODUCERS_MAX,
+    OPTION_TLS_LISTEN,
+    OPTION_TLS_CERT,
+    OPTION_TLS_KEY,
+    OPTION_TLS_CLIENT_CA,
+    OPTION_HANDSHAKE_TIMEOUT_MS,
+    OPTION_HANDSHAKES_MAX,
+    OPTION_HANDSHAKE_THREADS,
+    OPTION_TLS_KEY_UPDATE_RECORDS,
+    OPTION_ACL,
 };
 
 static const struct option config_options[] = {
@@ -87,14 +97,32 @@ static const struct option config_options[] = {
     {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
     {"counters", required_argument, NULL, OPTION_COUNTERS},
     {"producers-max", required_argument, NULL, OPTION_PRODUCERS_MAX},
+    {"tls-listen", required_argument, NULL, OPTION_TLS_LISTEN},
+    {"tls-cert", required_argument, NULL, OPTION_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPTION_TLS_KEY},
+    {"tls-client-ca", required_argument, NULL, OPTION_TLS_CLIENT_CA},
+    {"handshake-timeout-ms", required_argument, NULL, OPTION_HANDSHAKE_TIMEOUT_MS},
+    {"handshakes-max", required_argument, NULL, OPTION_HANDSHAKES_MAX},
+    {"handshake-threads", required_argument, NULL, OPTION_HANDSHAKE_THREADS},
+    {"tls-key-update-records", required_argument, NULL, OPTION_TLS_KEY_UPDATE_RECORDS},
+    {"acl", required_argument, NULL, OPTION_ACL},
     {NULL, 0, NULL, 0},
 };
 
 void config_print_usage(FILE *out) {
     fputs(
         "usage: intaked [options]\n"
-        "  --listen ADDR:PORT        where producers connect (default 127.0.0.1:7411; [::1]:P for "
-        "IPv6)\n"
+        "  --listen ADDR:PORT|none   where producers connect in plaintext (127.0.0.1:7411;\n"
+        "                            [::1]:P for IPv6; none: no plaintext listener)\n"
+        "  --tls-listen ADDR:PORT    where producers connect with TLS 1.3 (default: no TLS)\n"
+        "  --tls-cert FILE           the server's certificate, PEM, chain allowed\n"
+        "  --tls-key FILE            its private key, PEM\n"
+        "  --tls-client-ca FILE      CA certificates, PEM: a client certificate is required and\n"
+        "                            verified (mTLS); its URI SAN or CN is the principal\n"
+        "  --handshake-timeout-ms N  a TLS handshake must be done within N ms (default 10000)\n"
+        "  --handshakes-max N        TLS handshakes at once per reactor; more are refused (256)\n"
+        "  --handshake-threads N     threads running TLS handshakes (1; at most --reactors)\n"
+        "  --tls-key-update-records N  update a TLS key after N records (default: AEAD limit)\n"
         "  --shm-dir DIR             topic logs for consumers (default /dev/shm/intake)\n"
         "  --shm-group NAME          group that may read logs and register consumers (files "
         "0640/0660,\n"
@@ -135,34 +163,16 @@ void config_print_usage(FILE *out) {
         "                            (300000; 0: never)\n"
         "  --producers-max N         producers whose acknowledged sequence a Hello is answered\n"
         "                            with; the least recently seen is forgotten (default 65536)\n"
+        "  --acl FILE                who may produce to which topics, and quotas (README: ACLs);\n"
+        "                            without it, everything is allowed\n"
         "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
         "  --counters PATH           counters region for intake-stat (default "
         "SHM-DIR/intake.counters)\n"
         "Numbers take K, M or G suffixes (powers of 1024).\n"
-        "SIGTERM, SIGINT, SIGHUP: stop accepting, finish, exit 0. SIGUSR1: counters.\n",
+        "SIGTERM, SIGINT: stop accepting, finish, exit 0. SIGHUP: reload the TLS certificate, key\n"
+        "and client CA (new handshakes use them) and the --acl file (from the next record); a\n"
+        "failed reload keeps the old configuration of that part. SIGUSR1: counters.\n",
         out);
-}
-
-/* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
- * digits only (no sign, no spaces, no base prefix), nothing after the suffix, at most
- * `maximum` once scaled. */
-static int parse_size(const char *text, uint64_t maximum, uint64_t *value) {
-    if (text[0] < '0' || text[0] > '9') return -EINVAL;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) return -EINVAL;
-    uint64_t scale = 1;
-    if (*end == 'K' || *end == 'k')
-        scale = 1024;
-    else if (*end == 'M' || *end == 'm')
-        scale = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g')
-        scale = 1024ull * 1024 * 1024;
-    if (scale != 1) end++;
-    if (*end != '\0' || parsed > maximum / scale) return -EINVAL;
-    *value = parsed * scale;
-    return 0;
 }
 
 /* The largest value each numeric flag can take before its own rule (config_check) applies:
@@ -173,17 +183,34 @@ static uint64_t option_maximum(int option) {
     case OPTION_ZCRX_AREA: return 1ull << 40;
     /* Milliseconds become nanoseconds added to a clock reading: keep far from wrapping. */
     case OPTION_CONSUMER_STALE_MS:
-    case OPTION_SHUTDOWN_TIMEOUT_MS: return UINT32_MAX;
+    case OPTION_SHUTDOWN_TIMEOUT_MS:
+    case OPTION_HANDSHAKE_TIMEOUT_MS: return UINT32_MAX;
+    case OPTION_TLS_KEY_UPDATE_RECORDS: return TLS_GCM_RECORDS_PER_KEY_MAX;
     default: return UINT32_MAX;
     }
 }
 
 static int parse_listen(const char *text, struct pipeline_config *config, char *why,
                         size_t capacity) {
+    config->listen_none = strcmp(text, "none") == 0;
+    if (config->listen_none) {
+        snprintf(config->listen_text, sizeof(config->listen_text), "none");
+        return 0;
+    }
     int result = intake_address_parse("--listen", text, &config->listen_address,
                                       &config->listen_address_length, why, capacity);
     if (result < 0) return result;
     snprintf(config->listen_text, sizeof(config->listen_text), "%s", text);
+    return 0;
+}
+
+static int parse_tls_listen(const char *text, struct pipeline_config *config, char *why,
+                            size_t capacity) {
+    int result = intake_address_parse("--tls-listen", text, &config->tls_listen_address,
+                                      &config->tls_listen_address_length, why, capacity);
+    if (result < 0) return result;
+    config->tls_listen_set = true;
+    snprintf(config->tls_listen_text, sizeof(config->tls_listen_text), "%s", text);
     return 0;
 }
 
@@ -207,6 +234,10 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     int bad = 0;
     switch (option) {
     case OPTION_LISTEN: return parse_listen(argument, config, why, capacity);
+    case OPTION_TLS_LISTEN: return parse_tls_listen(argument, config, why, capacity);
+    case OPTION_TLS_CERT: config->tls_certificate_path = argument; return 0;
+    case OPTION_TLS_KEY: config->tls_key_path = argument; return 0;
+    case OPTION_TLS_CLIENT_CA: config->tls_client_ca_path = argument; return 0;
     case OPTION_SHM_DIR: config->shm_directory = argument; return 0;
     case OPTION_SHM_GROUP: {
         struct group *found = getgrnam(argument);
@@ -219,6 +250,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         return 0;
     }
     case OPTION_COUNTERS: config->counters_path = argument; return 0;
+    case OPTION_ACL: config->acl_path = argument; return 0;
     case OPTION_METRICS_LISTEN: {
         struct sockaddr_storage address;
         socklen_t length = 0;
@@ -257,7 +289,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         break;
     }
     default:
-        bad = parse_size(argument, option_maximum(option), &value) < 0;
+        bad = intake_parse_size(argument, option_maximum(option), &value) < 0;
         if (bad) break;
         switch (option) {
         case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
@@ -284,6 +316,10 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
         case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
         case OPTION_PRODUCERS_MAX: config->producers_max = (uint32_t)value; break;
+        case OPTION_HANDSHAKE_TIMEOUT_MS: config->handshake_timeout_ns = value * 1000000ull; break;
+        case OPTION_HANDSHAKES_MAX: config->handshakes_max = (uint32_t)value; break;
+        case OPTION_HANDSHAKE_THREADS: config->handshake_threads = (uint32_t)value; break;
+        case OPTION_TLS_KEY_UPDATE_RECORDS: config->tls_key_update_records = value; break;
         default: INTAKE_ASSERT(!"option without a handler");
         }
     }
@@ -298,7 +334,6 @@ static int config_apply(struct pipeline_config *config, int option, const char *
 }
 
 /* One rule per line: what must hold between the flags, with the message a user needs. */
-static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
 #define RULE(condition, ...)                                                                       \
     do {                                                                                           \
         if (!(condition)) {                                                                        \
@@ -306,6 +341,37 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
             return -EINVAL;                                                                        \
         }                                                                                          \
     } while (0)
+
+/* The TLS flags go together; whether their files are good is checked when the server context
+ * is built (exit 1, pipeline_tls.c), not here (exit 2 is for the command line itself). */
+static int config_check_tls(const struct pipeline_config *config, char *why, size_t capacity) {
+    RULE(config->tls_listen_set || !config->listen_none,
+         "--listen none leaves no listener: give --tls-listen");
+    bool files = config->tls_certificate_path || config->tls_key_path || config->tls_client_ca_path;
+    RULE(config->tls_listen_set || !files,
+         "--tls-cert, --tls-key and --tls-client-ca need --tls-listen");
+    if (!config->tls_listen_set) return 0;
+    RULE(config->tls_certificate_path != NULL && config->tls_key_path != NULL,
+         "--tls-listen needs --tls-cert and --tls-key");
+    RULE(config->handshakes_max >= 1 && config->handshakes_max <= 65536,
+         "--handshakes-max must be 1..65536");
+    RULE(config->handshake_threads >= 1 && config->handshake_threads <= config->reactor_count,
+         "--handshake-threads must be 1..--reactors (%u)", config->reactor_count);
+    RULE(config->tls_key_update_records == 0 || config->tls_key_update_records >= 2,
+         "--tls-key-update-records must be at least 2");
+    /* A TLS record is complete only when all of it is in receive memory. */
+    RULE((uint64_t)config->buffer_count * config->buffer_bytes >= 2ull * TLS_RECORD_BYTES_MAX,
+         "--buffers x --buffer-size must hold two TLS records (%u bytes) with --tls-listen",
+         2 * TLS_RECORD_BYTES_MAX);
+    RULE(config->listen_none ||
+             config->listen_address_length != config->tls_listen_address_length ||
+             memcmp(&config->listen_address, &config->tls_listen_address,
+                    config->listen_address_length) != 0,
+         "--listen and --tls-listen name the same address");
+    return 0;
+}
+
+static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
     RULE(config->reactor_count >= 1 && config->reactor_count <= 64, "--reactors must be 1..64");
     RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
     RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
@@ -346,6 +412,7 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
          "--zcrx-queues lists %u queues for %u reactors", config->zcrx_queue_count,
          config->reactor_count);
     RULE(config->fixed_topic_count <= config->topics_max, "more --topic flags than --topics-max");
+    if (config_check_tls(config, why, capacity) < 0) return -EINVAL;
     for (uint32_t index = 0; index < config->fixed_topic_count; index++) {
         size_t length = strlen(config->fixed_topics[index]);
         uint32_t state = 0;
@@ -354,9 +421,9 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
                  state == 0,
              "--topic \"%s\": a topic is 1..255 bytes of UTF-8", config->fixed_topics[index]);
     }
-#undef RULE
     return 0;
 }
+#undef RULE
 
 enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
                                 size_t why_capacity) {
@@ -379,5 +446,10 @@ enum config_result config_parse(int argc, char **argv, struct pipeline_config *c
                           argv[optind]);
         return CONFIG_ERROR;
     }
-    return config_check(config, why, why_capacity) < 0 ? CONFIG_ERROR : CONFIG_OK;
+    if (config_check(config, why, why_capacity) < 0) return CONFIG_ERROR;
+    /* A malformed --acl file is bad configuration like a bad flag: its line and reason. */
+    if (config->acl_path != NULL &&
+        acl_policy_load(config->acl_path, &config->acl_policy, why, why_capacity) < 0)
+        return CONFIG_ERROR;
+    return CONFIG_OK;
 }

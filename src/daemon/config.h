@@ -14,7 +14,9 @@ enum config_result {
     CONFIG_ERROR = -1, /* `why` holds one line, exit 2 */
 };
 
-/* Starts from pipeline_config_defaults. Strings in the config point into argv. */
+/* Starts from pipeline_config_defaults. Strings in the config point into argv. With --acl, the
+ * file is read and parsed here (a malformed one is a CONFIG_ERROR naming its line), and the
+ * policy left in config->acl_policy for pipeline_start to take. */
 enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
                                 size_t why_capacity) INTAKE_MUST_CHECK;
 void config_print_usage(FILE *out);

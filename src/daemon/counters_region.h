@@ -28,10 +28,12 @@ struct counters_region_identity {
     uint32_t reactor_count;
     uint32_t worker_count;
     uint32_t topics_max;
+    uint32_t principal_rows; /* INTAKE_COUNTERS_PRINCIPAL_ROWS with --acl, else 0 */
     uint64_t log_capacity_bytes;
     const char *shm_directory;
     const char *listen;
     const char *metrics_listen; /* or NULL */
+    const char *tls_listen;     /* or NULL */
 };
 
 /* Main thread. Writes the file whole under a temporary name, then renames it to `path` (so a
@@ -78,5 +80,46 @@ counters_region_received(const struct counters_region *region, uint32_t reactor)
                                                     region->header->received_cells_offset +
                                                     reactor * region->header->received_block_bytes);
 }
+
+/* Principal row `row` (main thread writes it: counters_region_principal_set). */
+static inline struct intake_counters_principal_row *
+counters_region_principal(const struct counters_region *region, uint32_t row) {
+    INTAKE_ASSERT(row < region->header->principal_row_count);
+    return (struct intake_counters_principal_row *)(region->base +
+                                                    region->header->principal_rows_offset) +
+           row;
+}
+
+/* Reactor `reactor`'s principal cells, indexed by principal row; NULL without --acl. */
+static inline struct intake_counters_principal_cell *
+counters_region_principal_cells(const struct counters_region *region, uint32_t reactor) {
+    INTAKE_ASSERT(reactor < region->header->reactor_count);
+    if (region->header->principal_row_count == 0) return NULL;
+    return (struct intake_counters_principal_cell *)(region->base +
+                                                     region->header->principal_cells_offset +
+                                                     reactor *
+                                                         region->header->principal_block_bytes);
+}
+
+/* What the main thread writes into a principal row. */
+struct counters_principal {
+    const char *name;
+    uint32_t name_length;
+    bool in_force;
+    uint64_t quota_records_per_second;
+    uint64_t quota_bytes_per_second;
+};
+
+/* Main thread, under the row's sequence lock (counters_format.h): gives `row` to a principal.
+ * When the row changes hands (another name), the sums of its cells become the new principal's
+ * baselines; the caller guarantees no reactor writes the row's cells meanwhile. */
+void counters_region_principal_set(struct counters_region *region, uint32_t row,
+                                   const struct counters_principal *principal);
+/* Main thread: whether the rule set in force names the row's principal. */
+void counters_region_principal_in_force(struct counters_region *region, uint32_t row,
+                                        bool in_force);
+/* Main thread: --acl in use, the generation of the rules in force, refused reloads. */
+void counters_region_set_acl(struct counters_region *region, bool enabled, uint64_t generation,
+                             uint64_t reload_failures);
 
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log_opener.h"
+#include "pipeline_tls.h"
 #include "reactor.h"
 #include "reuseport_cbpf.h"
 #include "worker.h"
@@ -59,6 +60,9 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->shutdown_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->frame_timeout_ns = 10ull * 1000 * 1000 * 1000;
     config->idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
+    config->handshake_timeout_ns = 10ull * 1000 * 1000 * 1000;
+    config->handshakes_max = 256;
+    config->handshake_threads = 1;
 }
 
 /* Name of the lock file in --shm-dir. Log files end in ".log" and never start with '.'. */
@@ -215,11 +219,16 @@ static void pipeline_free(struct pipeline *pipeline) {
     pipeline->worker_doorbells = NULL;
     free(pipeline->reactors);
     free(pipeline->workers);
+    /* After the reactors: none can hold a rule set any more. */
+    pipeline_acl_destroy(&pipeline->acl);
+    acl_policy_free(pipeline->config.acl_policy); /* not taken: startup failed before */
+    pipeline->config.acl_policy = NULL;
     topic_table_destroy(&pipeline->topics);
     pipeline->reactors = NULL;
     pipeline->workers = NULL;
     pipeline->topic_queues = NULL;
     pipeline->return_rings = NULL;
+    pipeline_tls_free(pipeline);
     counters_region_close(&pipeline->counters);
     /* After every worker and the opener: they bump the wake-up files until they stop. */
     shm_notify_close(&pipeline->notify);
@@ -256,6 +265,7 @@ static void pipeline_join_all(struct pipeline *pipeline) {
     atomic_store(&pipeline->stopping, true);
     for (uint32_t reactor = 0; reactor < pipeline->config.reactor_count; reactor++)
         if (pipeline->reactors[reactor]) reactor_join(pipeline->reactors[reactor]);
+    pipeline_tls_stop(pipeline);
     pipeline_stop_workers(pipeline);
 }
 
@@ -267,8 +277,13 @@ static int pipeline_steer_queues(struct pipeline *pipeline, char *why, size_t wh
     const struct pipeline_config *config = &pipeline->config;
     if (config->zcrx_queue_count == 0) return 0;
     if (!reactor_backend_type(pipeline->reactors[0])->steered_by_rx_queue) return 0;
-    int result = reuseport_cbpf_attach(reactor_listen_fd(pipeline->reactors[0]),
-                                       config->zcrx_queues, config->reactor_count);
+    /* Each listener's reuseport group gets it (the TLS one too: its connections' bytes land in
+     * the same queues). */
+    int result = 0;
+    for (int tls = 0; result == 0 && tls < 2; tls++) {
+        int fd = reactor_listen_fd(pipeline->reactors[0], tls);
+        if (fd >= 0) result = reuseport_cbpf_attach(fd, config->zcrx_queues, config->reactor_count);
+    }
     if (result < 0)
         intake_error_line(why, why_capacity, "attaching the queue-steering reuseport program: %s",
                           strerror(-result));
@@ -291,10 +306,13 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
         .reactor_count = config->reactor_count,
         .worker_count = config->worker_count,
         .topics_max = config->topics_max,
+        /* The principal section only with --acl: nothing is spent on it otherwise. */
+        .principal_rows = config->acl_policy != NULL ? INTAKE_COUNTERS_PRINCIPAL_ROWS : 0,
         .log_capacity_bytes = config->log_capacity_bytes,
         .shm_directory = config->shm_directory,
         .listen = config->listen_text,
         .metrics_listen = config->metrics_listen,
+        .tls_listen = config->tls_listen_set ? config->tls_listen_text : NULL,
     };
     return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
@@ -380,9 +398,36 @@ static struct reactor_links pipeline_reactor_links(struct pipeline *pipeline, ui
         .stopping = &pipeline->stopping,
         .counters_row = counters_region_reactor(&pipeline->counters, reactor),
         .received_cells = counters_region_received(&pipeline->counters, reactor),
+        .acl = pipeline_acl_exchange(&pipeline->acl),
+        .quota_buckets = pipeline->acl.buckets,
+        .principal_cells = counters_region_principal_cells(&pipeline->counters, reactor),
     };
     pipeline_backend_config(config, reactor, &links.backend_config);
+    pipeline_tls_reactor_links(pipeline, reactor, &links);
     return links;
+}
+
+/* Before the reactors exist: the --acl rules they will take (pipeline_acl.h). */
+static int pipeline_start_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    struct acl_policy *policy = pipeline->config.acl_policy;
+    pipeline->config.acl_policy = NULL; /* taken (pipeline_acl_start frees it on failure) */
+    return pipeline_acl_start(&pipeline->acl, config->acl_path, policy, config->topics_max,
+                              config->reactor_count, pipeline->reactor_doorbells,
+                              &pipeline->counters, why, why_capacity);
+}
+
+/* SIGHUP's --acl part: the new file's rules for every reactor, or the old ones and why not. */
+static int pipeline_reload_acl(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    if (!pipeline->acl.enabled) {
+        intake_error_line(why, why_capacity, "nothing to reload (no --acl)");
+        return 0;
+    }
+    return pipeline_acl_reload(&pipeline->acl, why, why_capacity);
+}
+
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity) {
+    pipeline_acl_describe(&pipeline->acl, line, capacity);
 }
 
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
@@ -400,6 +445,7 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                                  config->shm_group, why, why_capacity);
     if (result == 0) result = pipeline_allocate_shared(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_counters(pipeline, why, why_capacity);
+    if (result == 0) result = pipeline_start_acl(pipeline, why, why_capacity);
     if (result == 0) result = pipeline_create_fixed_topics(pipeline, why, why_capacity);
     /* The opener first: workers are handed it. It only waits for requests until they start. */
     if (result == 0) {
@@ -411,6 +457,9 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = worker_create(&links, &pipeline->workers[worker]);
         if (result < 0) intake_error_line(why, why_capacity, "worker %u: out of memory", worker);
     }
+    /* The TLS context before anything listens (a bad file stops the startup), and the
+     * handshake threads before the reactors that post to them. */
+    if (result == 0) result = pipeline_tls_start(pipeline, why, why_capacity);
     /* Listeners first, all of them, so a busy port fails before any thread starts. */
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++) {
         struct reactor_links links = pipeline_reactor_links(pipeline, reactor);
@@ -422,10 +471,12 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         result = reactor_start(pipeline->reactors[reactor], why, why_capacity);
     if (result == 0) result = pipeline_steer_queues(pipeline, why, why_capacity);
     if (result < 0) {
-        if (pipeline->reactors != NULL && pipeline->workers != NULL)
+        if (pipeline->reactors != NULL && pipeline->workers != NULL) {
             pipeline_join_all(pipeline);
-        else
+        } else {
+            pipeline_tls_stop(pipeline);
             log_opener_stop(pipeline->log_opener);
+        }
         pipeline_free(pipeline);
         return result;
     }
@@ -453,6 +504,10 @@ uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline) {
     return reactor_frame_bytes_max(pipeline->reactors[0]);
 }
 
+uint32_t pipeline_tls_frame_bytes_max(const struct pipeline *pipeline) {
+    return reactor_tls_frame_bytes_max(pipeline->reactors[0]);
+}
+
 /* Waits for reactors to drain; past the deadline, tells workers to stop waiting on full logs. */
 static void pipeline_drain_reactors(struct pipeline *pipeline) {
     uint64_t deadline = intake_now_ns() + pipeline->config.shutdown_timeout_ns;
@@ -476,7 +531,42 @@ static void pipeline_drain_reactors(struct pipeline *pipeline) {
 void pipeline_stop(struct pipeline *pipeline) {
     counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_STOPPING, false);
     pipeline_drain_reactors(pipeline);
+    pipeline_tls_stop(pipeline);
     pipeline_stop_workers(pipeline);
+}
+
+static int pipeline_reload_tls(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(pipeline->tls_enabled);
+    int result = pipeline_tls_reload(pipeline, why, why_capacity);
+    if (result < 0) return result;
+    const struct pipeline_config *config = &pipeline->config;
+    intake_error_line(why, why_capacity,
+                      "TLS certificate %s, key %s%s%s reloaded; new handshakes use them",
+                      config->tls_certificate_path, config->tls_key_path,
+                      config->tls_client_ca_path ? " and client CA " : "",
+                      config->tls_client_ca_path ? config->tls_client_ca_path : "");
+    return 0;
+}
+
+/* SIGHUP: the TLS files, then the --acl file. Each part is all or nothing: a part that fails
+ * keeps its old configuration and stops the reload there (a TLS part already reloaded stays). */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(why != NULL && why_capacity > 0);
+    char tls_note[512] = "", acl_note[512] = "";
+    if (pipeline->tls_enabled) {
+        if (pipeline_reload_tls(pipeline, why, why_capacity) < 0) return -1;
+        snprintf(tls_note, sizeof(tls_note), "%s", why);
+    }
+    if (pipeline->acl.enabled) {
+        if (pipeline_reload_acl(pipeline, why, why_capacity) < 0) return -1;
+        snprintf(acl_note, sizeof(acl_note), "%s", why);
+    }
+    if (!pipeline->tls_enabled && !pipeline->acl.enabled)
+        intake_error_line(why, why_capacity, "nothing to reload (no --tls-listen, no --acl)");
+    else
+        intake_error_line(why, why_capacity, "%s%s%s", tls_note,
+                          tls_note[0] && acl_note[0] ? "; " : "", acl_note);
+    return 0;
 }
 
 void pipeline_report(struct pipeline *pipeline, const char *when) {

@@ -31,19 +31,24 @@
 
 #include "common.h"
 #include "counters_region.h"
+#include "acl.h"
 #include "doorbell.h"
+#include "handshake.h"
+#include "pipeline_acl.h"
 #include "producer_table.h"
 #include "rx_backend.h"
 #include "shm_log.h"
 #include "shm_notify.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
+#include "tls_server.h"
 #include "topic_table.h"
 
 struct pipeline_config {
     struct sockaddr_storage listen_address;
     socklen_t listen_address_length;
     char listen_text[128];          /* as given, for log lines */
+    bool listen_none;               /* --listen none: no plaintext listener */
     const char *shm_directory;      /* --shm-dir */
     bool shm_group_set;             /* --shm-group given */
     gid_t shm_group;                /* --shm-group: may read logs and register consumers */
@@ -79,6 +84,22 @@ struct pipeline_config {
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
     const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
     uint32_t producers_max;     /* --producers-max: the producer table (producer_table.h) */
+
+    /* TLS (issue 17): --tls-listen, its files, its handshakes. */
+    bool tls_listen_set;
+    struct sockaddr_storage tls_listen_address;
+    socklen_t tls_listen_address_length;
+    char tls_listen_text[128];
+    const char *tls_certificate_path; /* --tls-cert */
+    const char *tls_key_path;         /* --tls-key */
+    const char *tls_client_ca_path;   /* --tls-client-ca: client certificates required */
+    uint64_t handshake_timeout_ns;    /* --handshake-timeout-ms */
+    uint32_t handshakes_max;          /* --handshakes-max: concurrent handshakes per reactor */
+    uint32_t handshake_threads;       /* --handshake-threads */
+    uint64_t tls_key_update_records;  /* --tls-key-update-records (0: the AEAD's limit) */
+    const char *acl_path;             /* --acl FILE (NULL: everything allowed, no quotas) */
+    /* The --acl file as config_parse read it; pipeline_start takes it (NULL once taken). */
+    struct acl_policy *acl_policy;
 };
 
 struct reactor;
@@ -104,12 +125,23 @@ struct pipeline {
     int directory_lock_fd;
     /* The directory's wake-up files (shm_notify.h): every log's publish bumps them. */
     struct shm_notify notify;
+    /* --acl: the rule sets reactors take, quota buckets, principal rows (pipeline_acl.h). */
+    struct pipeline_acl acl;
     /* Set by the main thread: reactors stop accepting and reading, then drain. */
     _Atomic bool stopping;
     /* Set once every reactor has drained: workers finish and exit. */
     _Atomic bool workers_stopping;
     /* Set after shutdown_timeout_ns: workers fail what they still hold instead of waiting. */
     _Atomic bool abandon_waiting;
+    /* TLS (pipeline_tls.c): the server context every handshake starts from (swapped by a
+     * reload), the handshake threads, their request queues ([handshake_threads]; reactor r is
+     * served by thread r % handshake_threads) and the reactors' answer queues ([reactor_count]). */
+    bool tls_enabled;
+    struct tls_server tls_server;
+    struct handshake_thread **handshake_threads;
+    struct handshake_queue *handshake_requests;
+    struct handshake_queue *handshake_answers;
+    _Atomic bool handshakes_stopping; /* set once every reactor has exited */
 };
 
 /* Main thread. pipeline_start builds everything and starts the threads; on failure it prints
@@ -122,15 +154,29 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
                    size_t why_capacity) INTAKE_MUST_CHECK;
 /* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
+/* Main thread (SIGHUP), while running: reloads what can change without a restart (the --acl
+ * file), without closing a connection. 0 with one line in `why` saying what was reloaded (or
+ * that there was nothing to reload); negative with one line in `why` saying why not, and then
+ * the old configuration stays in force. */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
+/* One line: the --acl rules in force (for the startup report). */
+void pipeline_describe_acl(const struct pipeline *pipeline, char *line, size_t capacity);
 /* Stop accepting, finish what was received, join every thread. */
 void pipeline_stop(struct pipeline *pipeline);
 /* Any thread: every reactor and worker prints its counters from its own thread (SIGUSR1). */
 void pipeline_request_report(struct pipeline *pipeline);
+/* Main thread (SIGHUP): reloads what can change while running. The TLS certificate, key and
+ * client CA are rebuilt from their files; new handshakes use them, connections keep going.
+ * Returns 0 with `why` saying what was reloaded, or a negative errno with `why` saying what
+ * failed; then the old configuration stays in force, entirely. */
+int pipeline_reload(struct pipeline *pipeline, char *why, size_t why_capacity) INTAKE_MUST_CHECK;
 /* After start: what reactor 0 chose, the lines saying why auto fell back (empty when it did
  * not; one line per step), and the frame limit the backend allows. */
 const char *pipeline_backend_name(const struct pipeline *pipeline);
 const char *pipeline_fallback_lines(const struct pipeline *pipeline);
 uint32_t pipeline_frame_bytes_max(const struct pipeline *pipeline);
+/* The frame limit of TLS connections (each TLS record cuts a record's plaintext once more). */
+uint32_t pipeline_tls_frame_bytes_max(const struct pipeline *pipeline);
 /* Prints every reactor's and worker's counters to stderr (SIGUSR1, shutdown). */
 void pipeline_report(struct pipeline *pipeline, const char *when);
 /* After pipeline_stop: true when every receive unit is back with its kernel ring. */

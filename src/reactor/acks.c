@@ -29,40 +29,55 @@ static void connection_send(struct reactor *reactor, struct connection *connecti
     connection->sends_in_flight = 1;
 }
 
+/* Puts an Ack frame in the send buffer and sends it. On a TLS connection the frame is sealed in
+ * a record (after the KeyUpdate owed, if any), `ack` false sends only what TLS owes, and once
+ * the connection is in FINAL_ACK its alert (or close_notify) follows. */
+static void connection_send_ack(struct reactor *reactor, struct connection *connection,
+                                uint64_t sequence, uint32_t status, const char *detail, bool ack) {
+    uint8_t frame[ACK_FRAME_BYTES_MAX];
+    uint8_t *target = connection->tls ? frame : connection->send_buffer;
+    size_t length = ack ? ack_frame_encode(sequence, status, detail, target) : 0;
+    INTAKE_ASSERT(!ack || (length > 0 && length <= ACK_FRAME_BYTES_MAX));
+    if (connection->tls) {
+        bool closing = connection->phase == CONNECTION_FINAL_ACK;
+        length = connection_tls_seal(reactor, connection, frame, (uint32_t)length, closing);
+        if (length == 0) return; /* nothing owed after all, or sealing failed (socket_dead) */
+    }
+    INTAKE_ASSERT(length <= sizeof(connection->send_buffer));
+    connection->send_length = (uint32_t)length;
+    connection->send_offset = 0;
+    if (ack) reactor->counters.acks_sent++;
+    connection_send(reactor, connection);
+}
+
 /* Sends the cumulative ack if it grew (coalesced: one send in flight per connection), or the
- * final ack once an ending connection has every record back. */
+ * final ack once an ending connection has every record back; on TLS also what the record layer
+ * owes (a KeyUpdate, the closing alert). */
 void connection_flush_ack(struct reactor *reactor, struct connection *connection) {
     INTAKE_ASSERT(connection->phase != CONNECTION_FREE);
+    INTAKE_ASSERT(connection->phase != CONNECTION_HANDSHAKE);
     if (connection->sends_in_flight || connection->socket_dead || connection->final_ack_sent)
         return;
     if (connection->hello_answer_pending) {
         /* First: the Hello came before any record. Not cumulative state: the record Acks
          * that follow are computed as if it had not been sent. */
-        size_t hello_length = ack_frame_encode(connection->hello_answer, RECORD_STATUS_OK, NULL,
-                                               connection->send_buffer);
-        INTAKE_ASSERT(hello_length > 0 && hello_length <= sizeof(connection->send_buffer));
         connection->hello_answer_pending = false;
-        connection->send_length = (uint32_t)hello_length;
-        connection->send_offset = 0;
-        reactor->counters.acks_sent++;
-        connection_send(reactor, connection);
+        connection_send_ack(reactor, connection, connection->hello_answer, RECORD_STATUS_OK, NULL,
+                            true);
         return;
     }
     uint64_t sequence = connection->window.ack_sequence;
     bool final =
         connection->phase == CONNECTION_FINAL_ACK && connection->end_status != RECORD_STATUS_OK;
     INTAKE_ASSERT(!final || ack_window_length(&connection->window) == 0);
-    if (!final && sequence <= connection->ack_sent_sequence) return;
+    bool grew = sequence > connection->ack_sent_sequence;
+    bool tls_owes = connection->tls && connection_tls_owes_send(reactor, connection);
+    if (!final && !grew && !tls_owes) return;
     uint32_t status = final ? connection->end_status : RECORD_STATUS_OK;
-    size_t length = ack_frame_encode(sequence, status, final ? connection->end_detail : NULL,
-                                     connection->send_buffer);
-    INTAKE_ASSERT(length > 0 && length <= sizeof(connection->send_buffer));
-    connection->send_length = (uint32_t)length;
-    connection->send_offset = 0;
     connection->ack_sent_sequence = sequence;
     if (final) connection->final_ack_sent = true;
-    reactor->counters.acks_sent++;
-    connection_send(reactor, connection);
+    connection_send_ack(reactor, connection, sequence, status,
+                        final ? connection->end_detail : NULL, final || grew);
 }
 
 void reactor_on_send(struct reactor *reactor, const struct io_uring_cqe *cqe) {

@@ -14,6 +14,9 @@
  * keeps a smaller record limit than --max-frame): the connection admits nothing after it until
  * it is back (PAUSE_TOPIC_LOG), so no record of a connection is committed beyond its final Ack.
  * Once a topic's log is open its limit is known here and records above it are refused at once.
+ *
+ * With --acl (access.c), a record's principal must be allowed its topic before anything is done
+ * for it, and a principal over its quota pauses the connection (PAUSE_QUOTA) like a full queue.
  */
 #include "reactor_internal.h"
 
@@ -27,16 +30,11 @@ static void connection_note_partial_cap(struct reactor *reactor) {
     reactor->counters.partial_cap_pauses++;
     reactor->partial_cap_reached = true;
 }
-enum admission_frame_result {
-    ADMISSION_FRAME_CONSUMED,
-    ADMISSION_FRAME_PAUSED,
-    ADMISSION_FRAME_ENDED
-};
 
 static void connection_pause(struct reactor *reactor, struct connection *connection,
                              enum connection_pause reason) {
     INTAKE_ASSERT(reason == PAUSE_TOPIC_QUEUE || reason == PAUSE_RECORD_POOL ||
-                  reason == PAUSE_ACK_WINDOW || reason == PAUSE_TOPIC_LOG);
+                  reason == PAUSE_ACK_WINDOW || reason == PAUSE_TOPIC_LOG || reason == PAUSE_QUOTA);
     INTAKE_ASSERT(connection_is_open(connection));
     connection->phase = CONNECTION_PAUSED;
     connection->pause = (uint8_t)reason;
@@ -44,6 +42,7 @@ static void connection_pause(struct reactor *reactor, struct connection *connect
     if (reason == PAUSE_RECORD_POOL) reactor->counters.pauses_record_pool++;
     if (reason == PAUSE_ACK_WINDOW) reactor->counters.pauses_ack_window++;
     if (reason == PAUSE_TOPIC_LOG) reactor->counters.pauses_topic_log++;
+    if (reason == PAUSE_QUOTA) connection_quota_pause_started(reactor, connection);
     /* The receive stays live: most pauses last a loop pass or two, and a cancel plus a re-arm
      * cost more than the few chunks that arrive meanwhile (connection_receive_chunk cancels it
      * once the backlog presses on the buffers). */
@@ -56,6 +55,10 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     const struct reactor_links *links = &reactor->links;
     INTAKE_ASSERT(record->topic_id < links->topics_max);
     INTAKE_ASSERT(record->slice_count > 0);
+    if (reactor->acl != NULL && !connection_quota_open(reactor, connection)) {
+        connection_pause(reactor, connection, PAUSE_QUOTA);
+        return ADMISSION_PAUSED;
+    }
     if (!ack_window_can_admit(&connection->window, record->sequence)) {
         connection_pause(reactor, connection, PAUSE_ACK_WINDOW);
         return ADMISSION_PAUSED;
@@ -89,6 +92,7 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     reactor->counters.records_admitted++;
     counter_add(&links->received_cells[topic_id].records, 1);
     counter_add(&links->received_cells[topic_id].bytes, frame_bytes);
+    if (reactor->acl != NULL) connection_quota_note(reactor, connection, frame_bytes);
     if (may_fail) {
         /* The framer stops here; the rest of the input waits in the backlog. */
         connection->awaited_position = position;
@@ -98,9 +102,23 @@ connection_admit(struct reactor *reactor, struct connection *connection, struct 
     return ADMISSION_DONE;
 }
 
+/* With --acl, the topic is first looked up without being created, so a denied record creates
+ * nothing. Returns the refusal, or NULL with *found FOUND (and *topic_id) or ABSENT. */
+static const char *connection_route_acl(struct reactor *reactor, struct connection *connection,
+                                        const struct record *record, const struct record_view *view,
+                                        uint32_t *topic_id, enum topic_table_result *found) {
+    *found = topic_table_find_view(reactor->links.topics, view, record->topic_offset,
+                                   record->topic_length, topic_id);
+    if (*found == TOPIC_TABLE_FOUND)
+        return connection_acl_check_topic(reactor, connection, *topic_id);
+    INTAKE_ASSERT(*found == TOPIC_TABLE_ABSENT);
+    return connection_acl_check_name(reactor, connection, record);
+}
+
 /*
  * Finds the record's topic and checks the record against it. Returns NULL and sets *topic_id, or
  * the status and reason the connection ends with (the record is then not admitted):
+ *   - with --acl, the connection's principal may produce to the topic (REJECTED otherwise);
  *   - a connection creates at most --topics-per-connection topics (each costs a --log-size log);
  *   - a topic's log keeps the record limit it was created with, which may be below today's
  *     --max-frame; a larger record is refused here, never handed to the log.
@@ -110,9 +128,19 @@ static const char *connection_route(struct reactor *reactor, struct connection *
                                     enum record_status *status) {
     const struct reactor_links *links = &reactor->links;
     struct record_view view = record_view_of(record);
-    enum topic_table_result found;
+    enum topic_table_result found = TOPIC_TABLE_ABSENT;
+    if (reactor->acl != NULL) {
+        const char *denied =
+            connection_route_acl(reactor, connection, record, &view, topic_id, &found);
+        if (denied != NULL) {
+            *status = RECORD_STATUS_REJECTED;
+            return denied;
+        }
+    }
     *status = RECORD_STATUS_RESOURCE_EXHAUSTED;
-    if (connection->topics_created < links->topics_per_connection) {
+    if (found == TOPIC_TABLE_FOUND) {
+        /* Found by the --acl lookup. */
+    } else if (connection->topics_created < links->topics_per_connection) {
         found = topic_table_intern_view(links->topics, &view, record->topic_offset,
                                         record->topic_length, topic_id);
         if (found == TOPIC_TABLE_CREATED) connection->topics_created++;
@@ -179,10 +207,8 @@ static void connection_pin_new_slices(struct reactor *reactor, struct connection
 }
 
 /* Frames one chunk from *offset on until it is consumed, the connection pauses or ends. */
-static enum admission_frame_result connection_frame(struct reactor *reactor,
-                                                    struct connection *connection,
-                                                    const struct rx_chunk *chunk,
-                                                    uint32_t *offset) {
+enum admission_frame_result connection_frame(struct reactor *reactor, struct connection *connection,
+                                             const struct rx_chunk *chunk, uint32_t *offset) {
     INTAKE_ASSERT(*offset <= chunk->length);
     for (;;) {
         if (!connection_is_open(connection)) return ADMISSION_FRAME_ENDED;
@@ -236,8 +262,8 @@ static enum admission_frame_result connection_frame(struct reactor *reactor,
 }
 
 /* Appends a chunk to the connection's backlog; the node keeps the chunk reference. */
-static bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
-                                    const struct rx_chunk *chunk, uint32_t offset) {
+bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
+                             const struct rx_chunk *chunk, uint32_t offset) {
     INTAKE_ASSERT(offset <= chunk->length);
     uint32_t index = reactor->backlog_free_head;
     if (index == REACTOR_NO_NODE) return false;
@@ -260,7 +286,7 @@ static bool connection_backlog_push(struct reactor *reactor, struct connection *
 }
 
 /* Gives the head backlog node back to the free list with its chunk reference. */
-static void connection_backlog_pop(struct reactor *reactor, struct connection *connection) {
+void connection_backlog_pop(struct reactor *reactor, struct connection *connection) {
     uint32_t index = connection->backlog_head;
     INTAKE_ASSERT(index != REACTOR_NO_NODE);
     struct backlog_node *node = &reactor->backlog_nodes[index];
@@ -277,8 +303,8 @@ static void connection_backlog_pop(struct reactor *reactor, struct connection *c
 
 /* Whether a paused connection's live receive must stop: its backlog is long, receive units run
  * short (the paused connection would take them from those that read), or backlog nodes do. */
-static bool connection_backlog_pressed(const struct reactor *reactor,
-                                       const struct connection *connection) {
+bool connection_backlog_pressed(const struct reactor *reactor,
+                                const struct connection *connection) {
     if (connection->backlog_chunks >= REACTOR_PAUSED_BACKLOG_CHUNKS_MAX) return true;
     if (reactor->backlog_free_count <= reactor->backlog_reserve) return true;
     const struct rx_backend *backend = reactor->backend;
@@ -286,12 +312,16 @@ static bool connection_backlog_pressed(const struct reactor *reactor,
            backend->unit_count / REACTOR_UNITS_RESERVE_SHARE;
 }
 
-/* A data chunk arrived for an open connection. */
-void connection_receive_chunk(struct reactor *reactor, struct connection *connection,
-                              const struct rx_chunk *chunk) {
+/* A data chunk arrived for an open connection: framed, or kept in its backlog while paused. */
+static void connection_take_chunk(struct reactor *reactor, struct connection *connection,
+                                  const struct rx_chunk *chunk) {
     INTAKE_ASSERT(connection_is_open(connection));
     INTAKE_ASSERT(chunk->length > 0);
     reactor->admit_wall_ns = intake_wall_ns();
+    if (connection->tls) {
+        connection_tls_receive(reactor, connection, chunk);
+        return;
+    }
     uint32_t offset = 0;
     if (connection->phase == CONNECTION_READING) {
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
@@ -313,8 +343,19 @@ void connection_receive_chunk(struct reactor *reactor, struct connection *connec
         connection_cancel_receive(reactor, connection);
 }
 
+void connection_receive_chunk(struct reactor *reactor, struct connection *connection,
+                              const struct rx_chunk *chunk) {
+    connection_take_chunk(reactor, connection, chunk);
+    /* What the chunk's records cost their principal, once per chunk. */
+    if (reactor->acl != NULL) connection_quota_charge(reactor, connection);
+}
+
 /* Frames backlog chunks until empty, paused again or ended. */
 static void connection_drain_backlog(struct reactor *reactor, struct connection *connection) {
+    if (connection->tls) {
+        connection_tls_process(reactor, connection);
+        return;
+    }
     while (connection->backlog_head != REACTOR_NO_NODE && connection->phase == CONNECTION_READING) {
         struct backlog_node *node = &reactor->backlog_nodes[connection->backlog_head];
         enum admission_frame_result result =
@@ -329,7 +370,11 @@ static void connection_drain_backlog(struct reactor *reactor, struct connection 
  * quarters full, so the worker has a run of records before the reactor pauses again (each pause
  * is a cancelled receive and a re-arm). One paused on a topic log resumes once the record it
  * waits for is back (committed; had it failed, the connection would have ended). */
-static bool connection_may_resume(struct reactor *reactor, const struct connection *connection) {
+static bool connection_may_resume(struct reactor *reactor, struct connection *connection) {
+    if (connection->pause == PAUSE_QUOTA) {
+        connection_account_throttle(reactor, connection);
+        return connection_quota_open(reactor, connection);
+    }
     if (connection->pause == PAUSE_TOPIC_LOG)
         return ack_window_has_returned(&connection->window, connection->awaited_position);
     if (connection->pause != PAUSE_TOPIC_QUEUE) return true;
@@ -341,7 +386,7 @@ static bool connection_may_resume(struct reactor *reactor, const struct connecti
 }
 
 /* Tries to unpause a connection (on the retry pass): its held record, then its backlog. */
-void connection_resume(struct reactor *reactor, struct connection *connection) {
+static void connection_try_resume(struct reactor *reactor, struct connection *connection) {
     if (connection->phase != CONNECTION_PAUSED) return;
     INTAKE_ASSERT(connection->pause != PAUSE_UNITS);
     if (!connection_may_resume(reactor, connection)) {
@@ -366,10 +411,17 @@ void connection_resume(struct reactor *reactor, struct connection *connection) {
     connection_touch(reactor, connection);
 }
 
+void connection_resume(struct reactor *reactor, struct connection *connection) {
+    connection_try_resume(reactor, connection);
+    /* What the resumed records cost their principal, before the loop pass ends. */
+    if (reactor->acl != NULL) connection_quota_charge(reactor, connection);
+}
+
 /* The connection stops reading for good: input not framed yet, the record it holds back and
  * the partial record the framer holds let their units go. */
 void connection_drop_input(struct reactor *reactor, struct connection *connection) {
     while (connection->backlog_head != REACTOR_NO_NODE) connection_backlog_pop(reactor, connection);
+    if (connection->tls) connection_tls_input_dropped(reactor, connection);
     if (connection->blocked_record != NULL) {
         reactor_release_record(reactor, connection->blocked_record);
         connection->blocked_record = NULL;

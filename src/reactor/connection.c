@@ -81,7 +81,8 @@ void connection_maybe_rearm(struct reactor *reactor, struct connection *connecti
     if (connection->phase != CONNECTION_READING) return;
     if (connection->receives_in_flight != 0 || connection->peer_closed) return;
     if (reactor->stop_started) return;
-    INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
+    /* A TLS connection may hold the start of its next record; nothing else waits. */
+    INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE || connection->tls);
     connection_arm_receive(reactor, connection);
 }
 
@@ -137,11 +138,17 @@ void reactor_release_record(struct reactor *reactor, struct record *record) {
     record_pool_give(&reactor->pool, record);
 }
 
-void connection_open(struct reactor *reactor, int fd) {
+void connection_open(struct reactor *reactor, int fd, bool tls) {
     INTAKE_ASSERT(fd >= 0);
     if (reactor->free_slot_count == 0 || reactor->stop_started) {
         /* Every slot is taken: refuse by closing at once (the producer sees a reset/EOF). */
         reactor->counters.connections_refused++;
+        close(fd);
+        return;
+    }
+    if (tls && reactor->handshake_free_count == 0) {
+        /* Every handshake slot is taken (--handshakes-max): the same refusal. */
+        reactor->counters.tls_handshakes_refused++;
         close(fd);
         return;
     }
@@ -154,6 +161,7 @@ void connection_open(struct reactor *reactor, int fd) {
     connection->generation = generation;
     connection->fd = fd;
     connection->phase = CONNECTION_READING;
+    connection->tls = tls;
     connection->last_input_ns = reactor->now_ns;
     connection->backlog_head = REACTOR_NO_NODE;
     connection->backlog_tail = REACTOR_NO_NODE;
@@ -161,7 +169,7 @@ void connection_open(struct reactor *reactor, int fd) {
     ack_window_init(&connection->window, reactor->window_sequences + (size_t)slot * window_capacity,
                     reactor->window_states + (size_t)slot * window_capacity,
                     (uint32_t)window_capacity);
-    framer_init(&connection->framer, reactor->frame_bytes_max);
+    framer_init(&connection->framer, tls ? reactor->tls_frame_bytes_max : reactor->frame_bytes_max);
     connection->principal = *principal_anonymous();
     /* Acks are small and latency matters more than packing them. Without it acks still flow,
      * only later: counted, not fatal. */
@@ -170,7 +178,13 @@ void connection_open(struct reactor *reactor, int fd) {
         reactor->counters.socket_option_errors++;
     reactor->open_connections++;
     reactor->counters.connections_accepted++;
-    connection_arm_receive(reactor, connection);
+    if (tls) {
+        /* Its handshake first (tls_handshake.c): the receive backend comes after it. */
+        bool started = connection_handshake_start(reactor, connection);
+        INTAKE_ASSERT(started);
+    } else {
+        connection_arm_receive(reactor, connection);
+    }
     connection_check(reactor, connection);
 }
 
@@ -179,6 +193,9 @@ void connection_open(struct reactor *reactor, int fd) {
 void connection_end(struct reactor *reactor, struct connection *connection,
                     enum record_status status, const char *detail) {
     if (!connection_is_open(connection)) return;
+    /* Its wait for its quota ends here: counted up to now. */
+    if (connection->phase == CONNECTION_PAUSED && connection->pause == PAUSE_QUOTA)
+        connection_account_throttle(reactor, connection);
     connection->phase = CONNECTION_DRAINING;
     reactor->draining_connections++;
     connection->pause = PAUSE_NONE;
@@ -206,6 +223,8 @@ static void connection_close(struct reactor *reactor, struct connection *connect
     INTAKE_ASSERT(connection->receives_in_flight == 0);
     INTAKE_ASSERT(connection->sends_in_flight == 0);
     INTAKE_ASSERT(connection->lingers_in_flight == 0);
+    if (connection->tls && connection->phase != CONNECTION_HANDSHAKE)
+        connection_tls_release(reactor, connection);
     close(connection->fd);
     connection->fd = -1;
     connection->phase = CONNECTION_FREE;
@@ -219,6 +238,11 @@ static void connection_close(struct reactor *reactor, struct connection *connect
 /* Moves a connection on as far as it can go now. The one place a connection leaves DRAINING,
  * FINAL_ACK or LINGERING, and the one place it is freed. */
 static void connection_advance(struct reactor *reactor, struct connection *connection) {
+    if (connection->phase == CONNECTION_HANDSHAKE) {
+        if (connection->lists == 0 && connection_handshake_may_close(reactor, connection))
+            connection_close(reactor, connection);
+        return;
+    }
     /* A reading connection whose peer closed has nothing more to frame: it ends in order. */
     if (connection->phase == CONNECTION_READING && connection->peer_closed)
         connection_end(reactor, connection, RECORD_STATUS_OK, NULL);
@@ -233,6 +257,12 @@ static void connection_advance(struct reactor *reactor, struct connection *conne
     }
     if (connection->phase == CONNECTION_FINAL_ACK) {
         if (connection->receives_in_flight != 0 || connection->sends_in_flight != 0) return;
+        /* A TLS connection's close_notify (or alert) goes out before it closes. */
+        if (connection->tls && connection_tls_owes_send(reactor, connection) &&
+            !connection->socket_dead) {
+            connection_flush_ack(reactor, connection);
+            if (connection->sends_in_flight != 0) return;
+        }
         if (connection_should_linger(connection)) {
             connection_linger_start(reactor, connection);
             if (connection->phase == CONNECTION_LINGERING) return;
@@ -279,6 +309,7 @@ static void connection_check_paused(const struct connection *connection) {
     switch ((enum connection_pause)connection->pause) {
     case PAUSE_TOPIC_QUEUE:
     case PAUSE_ACK_WINDOW:
+    case PAUSE_QUOTA:
         INTAKE_ASSERT(connection->blocked_record != NULL);
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
         break;
@@ -289,7 +320,8 @@ static void connection_check_paused(const struct connection *connection) {
         break;
     case PAUSE_UNITS:
         INTAKE_ASSERT(connection->blocked_record == NULL);
-        INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
+        /* Paused while reading: at most a TLS connection's start of its next record waits. */
+        INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE || connection->tls);
         INTAKE_ASSERT(connection->lists & LIST_UNITS);
         break;
     case PAUSE_NONE: break;
@@ -319,7 +351,16 @@ void connection_check(const struct reactor *reactor, const struct connection *co
     case CONNECTION_READING:
         INTAKE_ASSERT(connection->pause == PAUSE_NONE);
         INTAKE_ASSERT(connection->blocked_record == NULL);
+        INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE || connection->tls);
+        INTAKE_ASSERT(!connection->final_ack_sent);
+        break;
+    case CONNECTION_HANDSHAKE:
+        connection_check_handshake(reactor, connection);
+        INTAKE_ASSERT(connection->pause == PAUSE_NONE);
+        INTAKE_ASSERT(connection->blocked_record == NULL);
         INTAKE_ASSERT(connection->backlog_head == REACTOR_NO_NODE);
+        INTAKE_ASSERT(connection->slices_pinned == 0);
+        INTAKE_ASSERT(connection->frame_started_ns == 0);
         INTAKE_ASSERT(!connection->final_ack_sent);
         break;
     case CONNECTION_PAUSED:
@@ -339,6 +380,8 @@ void connection_check(const struct reactor *reactor, const struct connection *co
     }
     INTAKE_ASSERT(connection->fd >= 0);
     INTAKE_ASSERT(connection_slot(reactor, connection) < reactor->connection_count_max);
+    if (connection->tls && connection->phase != CONNECTION_HANDSHAKE)
+        connection_check_tls(reactor, connection);
     if (connection->phase == CONNECTION_FINAL_ACK)
         INTAKE_ASSERT(ack_window_length(&connection->window) == 0);
     if (connection->phase == CONNECTION_LINGERING) {

@@ -11,10 +11,14 @@
  * return records), reactor_request_report and the return rings. It reaches them only through
  * what the pipeline handed it (struct reactor_links).
  *
- * Backpressure, never loss: when a topic queue is full, the record pool is empty or a
- * connection's ack window is full, that connection stops reading (its multishot receive is
- * cancelled) until space comes back; when the backend runs out of units, every receive that hit
- * it waits for units to return. TCP then pushes back on the producers.
+ * Backpressure, never loss: when a topic queue is full, the record pool is empty, a
+ * connection's ack window is full or its principal is over its quota, that connection stops
+ * reading (its multishot receive is cancelled) until space comes back; when the backend runs out
+ * of units, every receive that hit it waits for units to return. TCP then pushes back on the
+ * producers.
+ *
+ * With --acl, each record is checked against the rule set the reactor took at the start of its
+ * loop pass before anything is done for it (no topic is created for a denied record).
  */
 #ifndef INTAKE_REACTOR_H
 #define INTAKE_REACTOR_H
@@ -25,10 +29,13 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "acl_exchange.h"
 #include "common.h"
 #include "counters_write.h"
 #include "doorbell.h"
+#include "handshake.h"
 #include "producer_table.h"
+#include "quota.h"
 #include "rx_backend.h"
 #include "spsc_ring.h"
 #include "topic_queue.h"
@@ -50,9 +57,21 @@ struct reactor_links {
     uint32_t topics_per_connection; /* topics one connection may create */
     uint64_t frame_timeout_ns;      /* a record completes within this of its first byte; 0 off */
     uint64_t idle_timeout_ns;       /* silence allowed with nothing in flight; 0 off */
+    /* The plaintext listener (NULL with --listen none) and the TLS one (NULL without
+     * --tls-listen). */
     const struct sockaddr_storage *listen_address;
     socklen_t listen_address_length;
     const char *listen_text;
+    const struct sockaddr_storage *tls_listen_address;
+    socklen_t tls_listen_address_length;
+    const char *tls_listen_text;
+    /* TLS handshakes (handshake.h): at most handshakes_max at once on this reactor, each within
+     * handshake_timeout_ns; jobs go to the requests queue of the handshake thread serving this
+     * reactor, answers come back on its own answers queue (it rings `doorbell`). */
+    uint32_t handshakes_max;
+    uint64_t handshake_timeout_ns;
+    struct handshake_queue *handshake_requests;
+    struct handshake_queue *handshake_answers;
     /* Receive backend: a name of the backend table or "auto", and its settings. */
     const char *backend_name;
     struct rx_backend_config backend_config;
@@ -73,6 +92,12 @@ struct reactor_links {
      * this reactor, read by other processes, never read back. */
     struct intake_counters_reactor_row *counters_row;
     struct intake_counters_received_cell *received_cells; /* [topics_max], by topic id */
+    /* --acl (issue 17); all NULL without it. The rule sets it takes once per loop pass
+     * (acl_exchange.h), every principal row's quota bucket (shared by the reactors), and its
+     * own principal cells of the counters region, both indexed by principal row. */
+    struct acl_exchange *acl;
+    struct quota_bucket *quota_buckets;
+    struct intake_counters_principal_cell *principal_cells;
 };
 
 /* Main thread: creates the reactor's listener (bind + listen, so "address in use" is reported
@@ -91,8 +116,12 @@ const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor
 /* The largest record this reactor accepts: --max-frame, lowered when the backend's fixed-size
  * fragments cannot hold it in RECORD_SLICES_MAX slices. */
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor);
-/* The reactor's listening socket (the pipeline attaches the queue-steering program to it). */
-int reactor_listen_fd(const struct reactor *reactor);
+/* The largest record a TLS connection of this reactor may send (see reactor_setup.c): lower
+ * than reactor_frame_bytes_max, because every TLS record cuts a record's plaintext. */
+uint32_t reactor_tls_frame_bytes_max(const struct reactor *reactor);
+/* The reactor's listening sockets, plaintext and TLS, or -1 for one not configured (the
+ * pipeline attaches the queue-steering program to them). */
+int reactor_listen_fd(const struct reactor *reactor, bool tls);
 
 /* Any thread: the reactor prints its counters from its own thread at its next iteration. */
 void reactor_request_report(struct reactor *reactor);

@@ -4,10 +4,15 @@
  *   reactor_loop.c   the loop: submit and wait, completion dispatch with the user_data codec,
  *                    the batched work, the one finishing point per batch, shutdown, stalls
  *   connection.c     the connection table, lists, open / end / advance / close, connection_check
- *   admission.c      framing hand-off, admission into topic queues, pauses and resumes
+ *   admission.c      framing hand-off, the --acl check and quotas, admission into topic
+ *                    queues, pauses and resumes
  *   acks.c           cumulative and final Acks, lingering close
- *   timers.c         the periodic tick: receive deadlines (frame, idle), accept pauses after
- *                    EMFILE, eviction of stale partial records holding the record pool
+ *   timers.c         the periodic tick: receive deadlines (frame, idle, handshake), accept
+ *                    pauses after EMFILE, eviction of stale partial records holding the pool
+ *   tls_handshake.c  a TLS connection's handshake: its records read through the ring, handed
+ *                    to a handshake thread and answered, its slot, its failure reasons
+ *   tls_input.c      a TLS connection's input after the handshake: records opened in place in
+ *                    the backlog, their plaintext framed where it lies; its alerts
  *   reactor_setup.c  ring and backend setup (the backend table's auto chain), thread lifecycle,
  *                    counters
  *
@@ -16,6 +21,9 @@
  * invariants of its phase after every completion handler and at the finishing point.
  *
  *   FREE --accept--> READING <--pause/resume--> PAUSED
+ *   FREE --accept on the TLS listener--> HANDSHAKE --done--> READING
+ *   HANDSHAKE --failed, timed out, peer gone, shutdown--> (its alert sent, its SSL object
+ *                                                          freed by the thread) FREE
  *   READING/PAUSED --end (peer closed, bad input, limit, reset, shutdown)--> DRAINING
  *   DRAINING --every admitted record came back--> FINAL_ACK (last Ack sent, its status if not OK)
  *   FINAL_ACK --sends and receives back--> LINGERING (ended by intake, peer may still send)
@@ -25,6 +33,15 @@
  * Only reactor_advance_connections (once per loop iteration, after the batched work) moves a
  * connection past DRAINING or frees it; handlers only note that it may advance
  * (connection_touch).
+ *
+ * A TLS connection's input (tls_input.c). Every received chunk goes to the backlog, which then
+ * holds, in order: the record being framed (opened: decrypted in place, tag verified; its
+ * plaintext framed up to the cursor), then ciphertext not opened yet, possibly ending in an
+ * incomplete record. A record is opened only when it is complete and the one before it is fully
+ * framed, so at most one record's plaintext waits at a time; nothing is copied to coalesce
+ * (the record layer reads a record spread over backlog nodes as segments). A READING TLS
+ * connection has no opened record and no complete record waiting: all it may hold is the start
+ * of the next record. A PAUSED one keeps its cursor and resumes exactly there.
  */
 #ifndef INTAKE_REACTOR_INTERNAL_H
 #define INTAKE_REACTOR_INTERNAL_H
@@ -39,11 +56,13 @@
 #include "ack_frame.h"
 #include "ack_window.h"
 #include "framer.h"
+#include "handshake.h"
 #include "principal.h"
 #include "reactor.h"
 #include "record.h"
 #include "record_pool.h"
 #include "rx_backend.h"
+#include "tls_record.h"
 
 /* Most completions handled before the batched work runs again. */
 #define REACTOR_CQE_BATCH_MAX 512
@@ -54,6 +73,11 @@
  * this long without input, and this long in all. */
 #define REACTOR_LINGER_IDLE_NS  1000000000ll
 #define REACTOR_LINGER_TOTAL_NS 2000000000ull
+/* A connection of a class with a quota charges the shared bucket at the end of each chunk, or
+ * sooner once it admitted this many records or bytes: what it may overshoot before its check
+ * sees the debt. */
+#define REACTOR_QUOTA_CHARGE_RECORDS 64u
+#define REACTOR_QUOTA_CHARGE_BYTES   65536u
 /* Most returned records taken from one return ring per iteration. */
 #define REACTOR_RETURN_BATCH_MAX 256
 /* Returned records prefetched this many places ahead of the one being processed. */
@@ -75,16 +99,26 @@
  * producer in the middle of an honest record is not cut off (see timers.c). */
 #define REACTOR_PARTIAL_EVICT_AGE_NS 1000000000ull
 
+/* A TLS record whose partial start waits in a READING connection's backlog holds nodes; each TLS
+ * connection may hold about this many at once, and the node pool is sized for it. */
+#define REACTOR_TLS_BACKLOG_NODES_PER_CONNECTION 4
+/* The listeners of a reactor (the slot field of an accept's user_data). */
+#define REACTOR_LISTENER_PLAIN 0u
+#define REACTOR_LISTENER_TLS   1u
+#define REACTOR_LISTENERS      2u
+
 /* --- user_data: tag (7 bits) | linger-timeout bit | slot (24 bits) | generation (32 bits) --- */
 enum reactor_tag {
-    REACTOR_TAG_ACCEPT = 1,
+    REACTOR_TAG_ACCEPT = 1, /* slot: the listener (REACTOR_LISTENER_*) */
     REACTOR_TAG_RECEIVE = 2,
     REACTOR_TAG_SEND = 3,
     REACTOR_TAG_CANCEL = 4,
     REACTOR_TAG_WAKE = 5,
     REACTOR_TAG_LINGER = 6, /* a discarding receive of a lingering close, or its linked timeout */
     REACTOR_TAG_TICK = 7,   /* the periodic tick that drives receive deadlines */
-    REACTOR_TAG_ACCEPT_RESUME = 8, /* the end of an accept pause (EMFILE) */
+    REACTOR_TAG_ACCEPT_RESUME = 8,     /* the end of an accept pause (EMFILE) */
+    REACTOR_TAG_HANDSHAKE_RECEIVE = 9, /* a receive of a handshake record's bytes */
+    REACTOR_TAG_HANDSHAKE_SEND = 10,   /* OpenSSL's output going out */
 };
 #define USER_DATA_TAG_BITS         7
 #define USER_DATA_LINGER_TIMEOUT   (1ull << USER_DATA_TAG_BITS)
@@ -95,7 +129,7 @@ _Static_assert(USER_DATA_TAG_BITS + 1 == USER_DATA_SLOT_SHIFT, "tag and flag fil
 _Static_assert(USER_DATA_SLOT_SHIFT + USER_DATA_SLOT_BITS == USER_DATA_GENERATION_SHIFT,
                "slot ends where the generation starts");
 _Static_assert(USER_DATA_GENERATION_SHIFT + 32 == 64, "user_data fields fill 64 bits");
-_Static_assert(REACTOR_TAG_ACCEPT_RESUME < (1 << USER_DATA_TAG_BITS), "tags fit their bits");
+_Static_assert(REACTOR_TAG_HANDSHAKE_SEND < (1 << USER_DATA_TAG_BITS), "tags fit their bits");
 
 static inline uint64_t user_data_encode(enum reactor_tag tag, uint32_t slot, uint32_t generation) {
     INTAKE_ASSERT((uint32_t)tag < (1u << USER_DATA_TAG_BITS));
@@ -125,6 +159,16 @@ enum connection_phase {
     CONNECTION_DRAINING,  /* input over; its admitted records still commit and are acked */
     CONNECTION_FINAL_ACK, /* every record back; its last Ack is out or going out */
     CONNECTION_LINGERING, /* write side shut; input discarded until the peer closes (bounded) */
+    CONNECTION_HANDSHAKE, /* TLS: the handshake runs (handshake_step says where it stands) */
+};
+
+/* Where a HANDSHAKE connection stands. */
+enum connection_handshake_step {
+    HANDSHAKE_STEP_RECEIVING = 1, /* a receive of the next record's bytes is in flight */
+    HANDSHAKE_STEP_THREAD = 2,    /* its slot is with a handshake thread */
+    HANDSHAKE_STEP_SENDING = 3,   /* OpenSSL's output is going out; then handshake_next */
+    HANDSHAKE_STEP_ENDING = 4,    /* failed: waits for its operations and for its SSL object to
+                                   * be freed on the thread, then closes */
 };
 
 /* What a PAUSED connection waits for. */
@@ -136,6 +180,8 @@ enum connection_pause {
     PAUSE_UNITS,       /* its receive ended for lack of receive units */
     PAUSE_TOPIC_LOG,   /* its last record went to a topic whose log was not open: until it is
                         * back (awaited_position), nothing after it is admitted */
+    PAUSE_QUOTA,       /* its principal is over its --acl quota (blocked_record holds the next
+                        * record) until the shared bucket opens (quota.h) */
 };
 
 /* The reactor's slot lists a connection is on (bits of connection.lists). A slot is freed only
@@ -147,7 +193,8 @@ enum connection_list {
     LIST_ADVANCE = 1u << 3, /* may advance: looked at by the finishing point */
 };
 
-/* A received chunk not framed yet (its connection was paused). Holds the chunk reference. */
+/* A received chunk not framed yet (its connection was paused, or, with TLS, the chunk holds a
+ * record not complete or not framed yet). Holds the chunk reference. */
 struct backlog_node {
     struct rx_chunk chunk;
     uint32_t next;
@@ -181,6 +228,17 @@ struct connection {
     /* Who the peer has proven to be (principal.h): anonymous on the plaintext listener; set by
      * the TLS handshake before the first record is framed, then fixed for the connection. */
     struct principal principal;
+    /* --acl (issue 17). The principal's class in the rule set of generation acl_generation (0:
+     * not looked up yet; looked up again whenever the reactor takes a new set) and that class's
+     * principal row; records and bytes admitted since the quota bucket and the row's cells were
+     * last charged (within one loop pass); since when it waits for its quota (PAUSE_QUOTA). */
+    uint64_t acl_generation;
+    uint16_t acl_class;
+    uint16_t principal_row;
+    bool quota_limited; /* the class has a quota (quota.h) */
+    uint32_t quota_records_pending;
+    uint64_t quota_bytes_pending;
+    uint64_t throttled_since_ns;
     struct framer framer;
     /* Slices of the framer's current record that hold a unit reference: a record's units are
      * pinned slice by slice as they are added, because the chunks they came from are released
@@ -199,7 +257,21 @@ struct connection {
     uint64_t hello_answer;
     uint32_t send_length;
     uint32_t send_offset;
-    uint8_t send_buffer[ACK_FRAME_BYTES_MAX];
+    /* An Ack frame; on a TLS connection, sealed: a KeyUpdate owed, the Ack's record, and after
+     * a final Ack its alert (tls_record.h bounds each). */
+    uint8_t send_buffer[ACK_FRAME_BYTES_MAX + 2 * TLS_KEY_UPDATE_RECORD_BYTES +
+                        TLS_RECORD_OVERHEAD_BYTES + TLS_ALERT_RECORD_BYTES];
+    /* TLS (issue 17). `tls`: accepted on the TLS listener (its record state is
+     * reactor->tls_states[slot]). The handshake's fields are used in HANDSHAKE only. */
+    bool tls;
+    uint8_t handshake_step;   /* enum connection_handshake_step */
+    uint8_t handshake_next;   /* after SENDING: enum handshake_result */
+    bool handshake_at_thread; /* its slot is with a handshake thread */
+    bool handshake_ssl_live;  /* the thread holds an SSL object for it */
+    bool handshake_failed;    /* counted already (a timeout while the alert goes out) */
+    uint32_t handshake_slot;  /* in reactor->handshake_slots */
+    uint32_t handshake_sent;  /* bytes of the slot's output sent */
+    uint64_t handshake_started_ns;
     /* The final Ack's reason, copied: it often comes from a record that is freed before the Ack
      * goes out. Longer than an Ack carries, so the encoder cuts it at a UTF-8 boundary. */
     char end_detail_text[ACK_DETAIL_BYTES_MAX + 56];
@@ -238,6 +310,34 @@ struct reactor_counters {
     uint64_t hellos_answered;      /* Hello frames answered with the producer's watermark */
     uint64_t identity_rejections;  /* a misplaced Hello, or a producer_id differing on a
                                     * connection (framer.h) */
+    /* TLS (issue 17) */
+    uint64_t tls_handshakes_ok;
+    /* By enum handshake_failure. */
+    uint64_t tls_handshakes_failed[HANDSHAKE_FAILURES];
+    uint64_t tls_handshakes_refused; /* every handshake slot was taken */
+    uint64_t tls_records_decrypted;  /* application data records opened */
+    uint64_t tls_auth_failures;      /* records whose tag did not verify */
+    uint64_t tls_record_errors;      /* other record-layer violations (each ended one) */
+    uint64_t tls_key_updates_received;
+    uint64_t tls_key_updates_sent;
+    uint64_t tls_alerts_received; /* error alerts from peers (close_notify not counted) */
+};
+
+/* A TLS connection's record layer and the cursors of its input (tls_input.c). */
+struct connection_tls {
+    struct tls_session session; /* live from the end of the handshake to the close */
+    bool established;
+    bool input_closed;     /* close_notify came: later input is ignored */
+    bool opened;           /* the backlog's first record is open; its plaintext is being framed */
+    uint8_t alert;         /* the alert a failed connection sends after its final Ack */
+    bool alert_owed;       /* `alert` is owed (else close_notify ends the connection) */
+    bool closing_sent;     /* the alert or close_notify went out: nothing more is sealed */
+    uint32_t record_bytes; /* the opened record's size, header and tag included */
+    uint32_t plain_node;   /* backlog node of the next plaintext byte to frame */
+    uint32_t plain_offset; /* its offset in that node's chunk */
+    uint32_t plain_remaining; /* plaintext of the opened record not framed yet */
+    uint32_t backlog_bytes;   /* bytes on the backlog past backlog_head_offset */
+    uint32_t needed_bytes;    /* what the next record needs on the backlog to be processed */
 };
 
 struct reactor {
@@ -256,9 +356,22 @@ struct reactor {
     /* --max-frame, or lower when the backend's units cannot hold it in RECORD_SLICES_MAX
      * slices (the backend table's frame_bytes_limit). */
     uint32_t frame_bytes_max;
-    int listen_fd;
-    bool accept_armed;
-    bool accept_cancelled;
+    uint32_t tls_frame_bytes_max; /* the same for TLS connections (reactor_setup.c says why) */
+    /* The plaintext and the TLS listener (-1 when not configured), each with its multishot
+     * accept. */
+    int listen_fds[REACTOR_LISTENERS];
+    bool accept_armed[REACTOR_LISTENERS];
+    bool accept_cancelled[REACTOR_LISTENERS];
+
+    /* TLS: every connection slot's record state (NULL without a TLS listener), the handshake
+     * slots (--handshakes-max), the free ones, and the last failure's reason. */
+    struct connection_tls *tls_states;
+    size_t tls_states_bytes;
+    struct handshake_slot *handshake_slots;
+    size_t handshake_slots_bytes;
+    uint32_t *handshake_free;
+    uint32_t handshake_free_count;
+    char tls_last_failure[192];
 
     struct record_pool pool;
     struct connection *connections;
@@ -283,6 +396,10 @@ struct reactor {
 
     uint32_t *retry_list; /* LIST_RETRY slots */
     uint32_t retry_count;
+    /* Where the next retry pass starts in the list: it moves on by one each pass, so paused
+     * connections that compete for one thing (a principal's quota, a topic queue) take turns
+     * being first to find it free, instead of the same one winning every time. */
+    uint32_t retry_rotation;
     uint32_t *ack_list; /* LIST_ACK slots */
     uint32_t ack_count;
     uint32_t *units_wait_list; /* LIST_UNITS slots */
@@ -317,6 +434,9 @@ struct reactor {
     bool stall_suspected;
     uint64_t stall_progress_mark;
     uint32_t open_connections;
+    /* --acl: the rule set taken at the start of this loop pass (acl_exchange_take); NULL
+     * without --acl. Used only until the next pass takes one again. */
+    const struct acl_set *acl;
     struct reactor_counters counters;
 };
 
@@ -340,10 +460,11 @@ struct io_uring_sqe *reactor_sqe(struct reactor *reactor);
 void reactor_submit(struct reactor *reactor);
 void reactor_arm_accept(struct reactor *reactor);
 void reactor_cancel_accept(struct reactor *reactor);
+bool reactor_accepting(const struct reactor *reactor);
 void reactor_loop(struct reactor *reactor);
 
-/* connection.c */
-void connection_open(struct reactor *reactor, int fd);
+/* connection.c. `tls`: accepted on the TLS listener (it starts with its handshake). */
+void connection_open(struct reactor *reactor, int fd, bool tls);
 void connection_end(struct reactor *reactor, struct connection *connection,
                     enum record_status status, const char *detail);
 void connection_touch(struct reactor *reactor, struct connection *connection);
@@ -361,11 +482,114 @@ void reactor_release_record(struct reactor *reactor, struct record *record);
 /* reactor_loop.c */
 void reactor_take_returns(struct reactor *reactor);
 
+/* access.c: the --acl check and quotas (issue 17); only while reactor->acl is set. The per-record
+ * questions are inline here (a compare and a load or two each); what they rarely need is in
+ * access.c. */
+/* Looks the connection's principal up in the rule set this pass holds (a new set, or its first
+ * record): its class, row and whether the class has a quota. */
+uint32_t connection_acl_lookup(struct reactor *reactor, struct connection *connection);
+/* The class of the connection's principal in the rule set this pass holds. */
+static inline uint32_t connection_acl_class(struct reactor *reactor,
+                                            struct connection *connection) {
+    INTAKE_ASSERT(reactor->acl != NULL);
+    if (INTAKE_LIKELY(connection->acl_generation == reactor->acl->generation))
+        return connection->acl_class;
+    return connection_acl_lookup(reactor, connection);
+}
+/* The refusal of a topic of the table the cached decision did not allow (works it out when
+ * unknown): NULL when allowed after all, else the detail (in end_detail_text), counted. */
+const char *connection_acl_decide_topic(struct reactor *reactor, struct connection *connection,
+                                        uint32_t topic_id);
+/* NULL when the principal may produce to the topic; else the refusal's detail (in
+ * end_detail_text), counted as a denial. _topic for a topic of the table, _name for one that
+ * does not exist yet (decided from the record's topic name, before anything is created). */
+static inline const char *connection_acl_check_topic(struct reactor *reactor,
+                                                     struct connection *connection,
+                                                     uint32_t topic_id) {
+    uint32_t class_index = connection_acl_class(reactor, connection);
+    if (INTAKE_LIKELY(acl_set_cached(reactor->acl, class_index, topic_id) == ACL_DECISION_ALLOW))
+        return NULL;
+    return connection_acl_decide_topic(reactor, connection, topic_id);
+}
+const char *connection_acl_check_name(struct reactor *reactor, struct connection *connection,
+                                      const struct record *record);
+/* Whether the principal's quota lets the connection admit now (always once stopping). */
+static inline bool connection_quota_open(struct reactor *reactor, struct connection *connection) {
+    connection_acl_class(reactor, connection);
+    if (!connection->quota_limited || reactor->stop_started) return true;
+    INTAKE_ASSERT(connection->principal_row < INTAKE_COUNTERS_PRINCIPAL_ROWS);
+    return quota_bucket_open(&reactor->links.quota_buckets[connection->principal_row],
+                             &reactor->acl->policy->classes[connection->acl_class].quota,
+                             reactor->now_ns);
+}
+/* A record of `frame_bytes` was admitted: charged with the others at the end of the chunk (or
+ * sooner: REACTOR_QUOTA_CHARGE_RECORDS / _BYTES). */
+void connection_quota_note(struct reactor *reactor, struct connection *connection,
+                           uint32_t frame_bytes);
+/* Charges what the connection admitted to its principal's cells and bucket. Before the loop
+ * pass ends (the class is the pass's). */
+void connection_quota_charge(struct reactor *reactor, struct connection *connection);
+/* The connection just paused for its quota / adds the time it has waited so far to its
+ * principal's throttled time. */
+void connection_quota_pause_started(struct reactor *reactor, struct connection *connection);
+void connection_account_throttle(struct reactor *reactor, struct connection *connection);
+
 /* admission.c */
 void connection_receive_chunk(struct reactor *reactor, struct connection *connection,
                               const struct rx_chunk *chunk);
 void connection_resume(struct reactor *reactor, struct connection *connection);
 void connection_drop_input(struct reactor *reactor, struct connection *connection);
+/* Shared with tls_input.c, which frames plaintext and keeps ciphertext on the same backlog. */
+enum admission_frame_result {
+    ADMISSION_FRAME_CONSUMED,
+    ADMISSION_FRAME_PAUSED,
+    ADMISSION_FRAME_ENDED
+};
+enum admission_frame_result connection_frame(struct reactor *reactor, struct connection *connection,
+                                             const struct rx_chunk *chunk, uint32_t *offset);
+bool connection_backlog_push(struct reactor *reactor, struct connection *connection,
+                             const struct rx_chunk *chunk, uint32_t offset);
+void connection_backlog_pop(struct reactor *reactor, struct connection *connection);
+bool connection_backlog_pressed(const struct reactor *reactor, const struct connection *connection);
+
+/* tls_handshake.c: a TLS connection's handshake (HANDSHAKE phase). */
+bool connection_handshake_start(struct reactor *reactor, struct connection *connection);
+void reactor_on_handshake_receive(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_on_handshake_send(struct reactor *reactor, const struct io_uring_cqe *cqe);
+void reactor_take_handshake_answers(struct reactor *reactor);
+/* Counts the failure (once) and stops the handshake; it closes once its operations are back. */
+void connection_handshake_fail(struct reactor *reactor, struct connection *connection,
+                               enum handshake_failure failure, const char *detail);
+/* Whether a HANDSHAKE connection can be freed now (posts its SSL's abandon job when due). */
+bool connection_handshake_may_close(struct reactor *reactor, struct connection *connection);
+void connection_check_handshake(const struct reactor *reactor, const struct connection *connection);
+
+/* tls_input.c: a TLS connection's input and output after the handshake. */
+static inline struct connection_tls *connection_tls_of(const struct reactor *reactor,
+                                                       const struct connection *connection) {
+    INTAKE_ASSERT(connection->tls);
+    INTAKE_ASSERT(reactor->tls_states != NULL);
+    return &reactor->tls_states[connection_slot(reactor, connection)];
+}
+void connection_tls_receive(struct reactor *reactor, struct connection *connection,
+                            const struct rx_chunk *chunk);
+/* Opens and frames what the backlog holds, until it needs more input, pauses or ends. */
+void connection_tls_process(struct reactor *reactor, struct connection *connection);
+/* Whether the backlog holds input that can move now (an open record, a complete one). */
+bool connection_tls_input_pending(const struct reactor *reactor,
+                                  const struct connection *connection);
+/* The backlog was dropped (the connection ended): the cursors start over. */
+void connection_tls_input_dropped(struct reactor *reactor, struct connection *connection);
+/* Seals the Ack frame at `frame` into the send buffer (with the KeyUpdate owed and, when
+ * `closing`, the alert or close_notify after it). Returns the bytes to send, 0 if sealing
+ * failed (the connection can send nothing more). */
+uint32_t connection_tls_seal(struct reactor *reactor, struct connection *connection,
+                             const uint8_t *frame, uint32_t frame_bytes, bool closing);
+/* Whether anything must be sealed and sent without an Ack: a KeyUpdate owed, or the closing
+ * alert once the connection's last Ack is out. */
+bool connection_tls_owes_send(const struct reactor *reactor, const struct connection *connection);
+void connection_tls_release(struct reactor *reactor, struct connection *connection);
+void connection_check_tls(const struct reactor *reactor, const struct connection *connection);
 
 /* timers.c */
 void reactor_timers_start(struct reactor *reactor);

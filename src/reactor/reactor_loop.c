@@ -52,24 +52,35 @@ struct io_uring_sqe *reactor_sqe(struct reactor *reactor) {
     return sqe;
 }
 
+/* Arms the multishot accept of every configured listener that has none live. */
 void reactor_arm_accept(struct reactor *reactor) {
-    INTAKE_ASSERT(!reactor->accept_armed);
     INTAKE_ASSERT(!reactor->accept_paused);
-    INTAKE_ASSERT(reactor->listen_fd >= 0);
-    struct io_uring_sqe *sqe = reactor_sqe(reactor);
-    io_uring_prep_multishot_accept(sqe, reactor->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0));
-    reactor->accept_armed = true;
-    reactor->accept_cancelled = false;
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++) {
+        if (reactor->listen_fds[listener] < 0 || reactor->accept_armed[listener]) continue;
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_multishot_accept(sqe, reactor->listen_fds[listener], NULL, NULL,
+                                       SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, listener, 0));
+        reactor->accept_armed[listener] = true;
+        reactor->accept_cancelled[listener] = false;
+    }
 }
 
-/* Stops the multishot accept, if live (its final completion clears accept_armed). */
+/* Stops the multishot accepts that are live (each one's final completion clears its flag). */
 void reactor_cancel_accept(struct reactor *reactor) {
-    if (!reactor->accept_armed || reactor->accept_cancelled) return;
-    struct io_uring_sqe *sqe = reactor_sqe(reactor);
-    io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, 0, 0), 0);
-    io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
-    reactor->accept_cancelled = true;
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++) {
+        if (!reactor->accept_armed[listener] || reactor->accept_cancelled[listener]) continue;
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_cancel64(sqe, user_data_encode(REACTOR_TAG_ACCEPT, listener, 0), 0);
+        io_uring_sqe_set_data64(sqe, user_data_encode(REACTOR_TAG_CANCEL, 0, 0));
+        reactor->accept_cancelled[listener] = true;
+    }
+}
+
+bool reactor_accepting(const struct reactor *reactor) {
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++)
+        if (reactor->accept_armed[listener]) return true;
+    return false;
 }
 
 static void reactor_arm_wake(struct reactor *reactor) {
@@ -85,17 +96,19 @@ static void reactor_arm_wake(struct reactor *reactor) {
 /* Accept errors are counted; running out of descriptors or memory pauses accepting for a
  * moment (timers.c) instead of re-arming into the same error. */
 static void reactor_on_accept(struct reactor *reactor, const struct io_uring_cqe *cqe) {
-    INTAKE_ASSERT(reactor->accept_armed);
-    if (!(cqe->flags & IORING_CQE_F_MORE)) reactor->accept_armed = false;
+    uint32_t listener = user_data_slot(cqe->user_data);
+    INTAKE_ASSERT(listener < REACTOR_LISTENERS);
+    INTAKE_ASSERT(reactor->accept_armed[listener]);
+    if (!(cqe->flags & IORING_CQE_F_MORE)) reactor->accept_armed[listener] = false;
     if (cqe->res >= 0) {
-        connection_open(reactor, cqe->res);
+        connection_open(reactor, cqe->res, listener == REACTOR_LISTENER_TLS);
     } else if (cqe->res != -ECANCELED) {
         reactor->counters.accept_errors++;
         int error = -cqe->res;
         if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
             reactor_pause_accept(reactor);
     }
-    if (!reactor->accept_armed && !reactor->stop_started && !reactor->accept_paused)
+    if (!reactor->accept_armed[listener] && !reactor->stop_started && !reactor->accept_paused)
         reactor_arm_accept(reactor);
 }
 
@@ -109,6 +122,8 @@ static void reactor_dispatch(struct reactor *reactor, const struct io_uring_cqe 
     case REACTOR_TAG_SEND: reactor_on_send(reactor, cqe); break;
     case REACTOR_TAG_CANCEL: return; /* the receive's own final completion says what happened */
     case REACTOR_TAG_LINGER: reactor_on_linger(reactor, cqe); break;
+    case REACTOR_TAG_HANDSHAKE_RECEIVE: reactor_on_handshake_receive(reactor, cqe); break;
+    case REACTOR_TAG_HANDSHAKE_SEND: reactor_on_handshake_send(reactor, cqe); break;
     case REACTOR_TAG_WAKE:
         reactor->counters.wakeups++;
         reactor_arm_wake(reactor);
@@ -203,8 +218,26 @@ static uint32_t reactor_take_list(const struct reactor *reactor, uint32_t *count
     return taken;
 }
 
+/* Reverses list[first, last) in place. */
+static void reactor_reverse_slots(uint32_t *list, uint32_t first, uint32_t last) {
+    while (first + 1 < last) {
+        uint32_t slot = list[first];
+        list[first++] = list[--last];
+        list[last] = slot;
+    }
+}
+
 static void reactor_retry_paused(struct reactor *reactor) {
     uint32_t count = reactor_take_list(reactor, &reactor->retry_count);
+    if (count > 1) {
+        /* Rotate the list left by `start` (three reversals) so the pass begins there. The
+         * list is rotated in place rather than walked from `start` because connections listed
+         * again during the pass are written from its front, over entries already taken. */
+        uint32_t start = reactor->retry_rotation++ % count;
+        reactor_reverse_slots(reactor->retry_list, 0, start);
+        reactor_reverse_slots(reactor->retry_list, start, count);
+        reactor_reverse_slots(reactor->retry_list, 0, count);
+    }
     for (uint32_t index = 0; index < count; index++) {
         struct connection *connection = &reactor->connections[reactor->retry_list[index]];
         INTAKE_ASSERT(connection->lists & LIST_RETRY);
@@ -275,10 +308,19 @@ static void reactor_continue_stop(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->stop_started);
     for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
         struct connection *connection = &reactor->connections[slot];
+        if (connection->phase == CONNECTION_HANDSHAKE &&
+            connection->handshake_step != HANDSHAKE_STEP_ENDING) {
+            connection_handshake_fail(reactor, connection, HANDSHAKE_FAILURE_OTHER,
+                                      "intake is shutting down");
+            continue;
+        }
         if (!connection_is_open(connection)) continue;
         connection_cancel_receive(reactor, connection);
-        if (connection->blocked_record != NULL || connection->backlog_head != REACTOR_NO_NODE)
-            continue;
+        /* What it holds that can still be framed is admitted first (a TLS connection's start
+         * of a record, with no receive to complete it, cannot). */
+        bool input_pending = connection->tls ? connection_tls_input_pending(reactor, connection)
+                                             : connection->backlog_head != REACTOR_NO_NODE;
+        if (connection->blocked_record != NULL || input_pending) continue;
         connection_end(reactor, connection, RECORD_STATUS_SHUTTING_DOWN, "intake is shutting down");
     }
 }
@@ -342,7 +384,7 @@ static void reactor_break_stall(struct reactor *reactor) {
 
 static bool reactor_finished(const struct reactor *reactor) {
     INTAKE_ASSERT(reactor->open_connections <= reactor->connection_count_max);
-    return reactor->stop_started && reactor->open_connections == 0 && !reactor->accept_armed;
+    return reactor->stop_started && reactor->open_connections == 0 && !reactor_accepting(reactor);
 }
 
 /*
@@ -408,6 +450,9 @@ void reactor_loop(struct reactor *reactor) {
     reactor_timers_start(reactor);
     for (;;) {
         reactor->now_ns = intake_now_ns();
+        /* --acl: the rule set this pass uses; from here on it holds no older one. */
+        if (reactor->links.acl != NULL)
+            reactor->acl = acl_exchange_take(reactor->links.acl, reactor->index);
         if (atomic_load_explicit(reactor->links.stopping, memory_order_acquire)) {
             if (!reactor->stop_started)
                 reactor_begin_stop(reactor);
@@ -417,6 +462,7 @@ void reactor_loop(struct reactor *reactor) {
         if (atomic_exchange(&reactor->report_requested, false))
             reactor_print_counters(reactor, stderr, "on request");
         reactor_take_returns(reactor);
+        reactor_take_handshake_answers(reactor);
         reactor_retry_paused(reactor);
         reactor_flush_acks(reactor);
         reactor_break_stall(reactor);

@@ -76,6 +76,26 @@ static int reactor_setup_backend(struct reactor *reactor) {
     }
 }
 
+/*
+ * Over TLS a record's plaintext is cut by every TLS record it spans (their headers and tags lie
+ * between), and each TLS record's plaintext (at most 16 KiB) may be cut again by the receive units
+ * it lies in: ceil(TLS_RECORD_BYTES_MAX / unit) + 1 pieces at most when units are filled whole.
+ * A record must fit RECORD_SLICES_MAX slices, so TLS connections get the largest frame that
+ * does in that layout (its two end TLS records may be partial): 480 KiB with 64 KiB buffers,
+ * 128 KiB with 4 KiB buffers or zcrx fragments. A peer that sends much smaller TLS records can
+ * still exceed the slices with a smaller frame; that is answered at run time
+ * (RESOURCE_EXHAUSTED, "record arrived in more than 64 fragments").
+ */
+static uint32_t reactor_tls_frame_limit(const struct reactor *reactor) {
+    uint32_t unit_bytes = reactor->backend->unit_bytes;
+    INTAKE_ASSERT(unit_bytes > 0);
+    uint32_t pieces = (TLS_RECORD_BYTES_MAX + unit_bytes - 1) / unit_bytes + 1;
+    uint32_t tls_records = RECORD_SLICES_MAX / pieces;
+    INTAKE_ASSERT(tls_records > 2);
+    uint64_t limit = (uint64_t)(tls_records - 2) * TLS_PLAINTEXT_BYTES_MAX;
+    return limit < reactor->frame_bytes_max ? (uint32_t)limit : reactor->frame_bytes_max;
+}
+
 static void *reactor_thread_main(void *argument) {
     struct reactor *reactor = argument;
     INTAKE_ASSERT(reactor->backend == NULL);
@@ -86,6 +106,7 @@ static void *reactor_thread_main(void *argument) {
             rx_backend_type_of(reactor->backend)
                 ->frame_bytes_limit(reactor->backend, reactor->links.frame_bytes_max);
         INTAKE_ASSERT(reactor->frame_bytes_max <= reactor->links.frame_bytes_max);
+        reactor->tls_frame_bytes_max = reactor_tls_frame_limit(reactor);
     }
     int result = reactor->start_result;
     sem_post(&reactor->started);
@@ -93,11 +114,13 @@ static void *reactor_thread_main(void *argument) {
     return NULL;
 }
 
-static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_capacity) {
-    const struct reactor_links *links = &reactor->links;
-    INTAKE_ASSERT(reactor->listen_fd < 0);
-    INTAKE_ASSERT(links->listen_address != NULL);
-    int fd = socket(links->listen_address->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+static int reactor_open_listener(struct reactor *reactor, uint32_t listener,
+                                 const struct sockaddr_storage *address, socklen_t length,
+                                 const char *text, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(listener < REACTOR_LISTENERS);
+    INTAKE_ASSERT(reactor->listen_fds[listener] < 0);
+    INTAKE_ASSERT(address != NULL);
+    int fd = socket(address->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int error = errno;
         intake_error_line(why, why_capacity, "socket: %s", strerror(error));
@@ -113,15 +136,57 @@ static int reactor_open_listener(struct reactor *reactor, char *why, size_t why_
         close(fd);
         return -error;
     }
-    const struct sockaddr *address = (const struct sockaddr *)links->listen_address;
-    if (bind(fd, address, links->listen_address_length) < 0 || listen(fd, 4096) < 0) {
+    if (bind(fd, (const struct sockaddr *)address, length) < 0 || listen(fd, 4096) < 0) {
         int error = errno;
-        intake_error_line(why, why_capacity, "cannot listen on %s: %s", links->listen_text,
-                          strerror(error));
+        intake_error_line(why, why_capacity, "cannot listen on %s: %s", text, strerror(error));
         close(fd);
         return -error;
     }
-    reactor->listen_fd = fd;
+    reactor->listen_fds[listener] = fd;
+    return 0;
+}
+
+/* The plaintext listener unless --listen none, the TLS one with --tls-listen. */
+static int reactor_open_listeners(struct reactor *reactor, char *why, size_t why_capacity) {
+    const struct reactor_links *links = &reactor->links;
+    INTAKE_ASSERT(links->listen_address != NULL || links->tls_listen_address != NULL);
+    int result = 0;
+    if (links->listen_address != NULL)
+        result = reactor_open_listener(reactor, REACTOR_LISTENER_PLAIN, links->listen_address,
+                                       links->listen_address_length, links->listen_text, why,
+                                       why_capacity);
+    if (result == 0 && links->tls_listen_address != NULL)
+        result = reactor_open_listener(reactor, REACTOR_LISTENER_TLS, links->tls_listen_address,
+                                       links->tls_listen_address_length, links->tls_listen_text,
+                                       why, why_capacity);
+    return result;
+}
+
+/* With a TLS listener: a record state per connection slot and the handshake slots, mapped so
+ * that only what is used becomes resident (a handshake slot is about 80 KiB, most of it the
+ * room for one record in and one server flight out). */
+static int reactor_allocate_tls(struct reactor *reactor) {
+    const struct reactor_links *links = &reactor->links;
+    if (links->tls_listen_address == NULL) return 0;
+    INTAKE_ASSERT(links->handshakes_max > 0);
+    INTAKE_ASSERT(links->handshake_requests != NULL && links->handshake_answers != NULL);
+    reactor->tls_states_bytes = (size_t)links->connections_max * sizeof(struct connection_tls);
+    reactor->handshake_slots_bytes = (size_t)links->handshakes_max * sizeof(struct handshake_slot);
+    void *states = mmap(NULL, reactor->tls_states_bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *slots = mmap(NULL, reactor->handshake_slots_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    reactor->tls_states = states == MAP_FAILED ? NULL : states;
+    reactor->handshake_slots = slots == MAP_FAILED ? NULL : slots;
+    reactor->handshake_free = malloc(links->handshakes_max * sizeof(uint32_t));
+    if (!reactor->tls_states || !reactor->handshake_slots || !reactor->handshake_free)
+        return -ENOMEM;
+    for (uint32_t slot = 0; slot < links->handshakes_max; slot++) {
+        reactor->handshake_free[slot] = links->handshakes_max - 1 - slot;
+        reactor->handshake_slots[slot].index = slot;
+        reactor->handshake_slots[slot].reactor = (uint16_t)reactor->index;
+    }
+    reactor->handshake_free_count = links->handshakes_max;
     return 0;
 }
 
@@ -141,6 +206,9 @@ static int reactor_allocate(struct reactor *reactor) {
      * the receive (REACTOR_PAUSED_BACKLOG_CHUNKS_MAX, or the free nodes fall to the reserve);
      * receives being cancelled may still deliver up to a CQ's worth of completions. */
     reactor->backlog_node_count = links->cq_entries * 2 + slots;
+    /* A TLS connection that reads may hold the start of its next record on the backlog. */
+    if (links->tls_listen_address != NULL)
+        reactor->backlog_node_count += slots * REACTOR_TLS_BACKLOG_NODES_PER_CONNECTION;
     reactor->backlog_nodes = malloc(reactor->backlog_node_count * sizeof(struct backlog_node));
     size_t window_entries = (size_t)slots * links->ack_window_capacity;
     reactor->window_region_bytes = window_entries * (sizeof(uint64_t) + sizeof(uint16_t));
@@ -166,6 +234,7 @@ static int reactor_allocate(struct reactor *reactor) {
     reactor->backlog_free_head = 0;
     reactor->backlog_free_count = reactor->backlog_node_count;
     reactor->backlog_reserve = links->cq_entries * 2;
+    if (reactor_allocate_tls(reactor) < 0) return -ENOMEM;
     return record_pool_init(&reactor->pool, links->records_in_flight_max, (uint16_t)reactor->index);
 }
 
@@ -178,12 +247,13 @@ int reactor_create(const struct reactor_links *links, struct reactor **out, char
     if (reactor == NULL) return -ENOMEM;
     reactor->links = *links;
     reactor->index = links->index;
-    reactor->listen_fd = -1;
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++)
+        reactor->listen_fds[listener] = -1;
     sem_init(&reactor->started, 0, 0);
     int result = reactor_allocate(reactor);
     if (result < 0)
         intake_error_line(why, why_capacity, "reactor %u: out of memory at startup", links->index);
-    if (result == 0) result = reactor_open_listener(reactor, why, why_capacity);
+    if (result == 0) result = reactor_open_listeners(reactor, why, why_capacity);
     if (result < 0) {
         reactor_destroy(reactor);
         return result;
@@ -220,15 +290,19 @@ const struct rx_backend_type *reactor_backend_type(const struct reactor *reactor
     return rx_backend_type_of(reactor->backend);
 }
 
+uint32_t reactor_tls_frame_bytes_max(const struct reactor *reactor) {
+    INTAKE_ASSERT(reactor->backend != NULL);
+    return reactor->tls_frame_bytes_max;
+}
+
 uint32_t reactor_frame_bytes_max(const struct reactor *reactor) {
     INTAKE_ASSERT(reactor->backend != NULL); /* known once the thread set its backend up */
     INTAKE_ASSERT(reactor->frame_bytes_max > 0);
     return reactor->frame_bytes_max;
 }
 
-int reactor_listen_fd(const struct reactor *reactor) {
-    INTAKE_ASSERT(reactor->listen_fd >= 0);
-    return reactor->listen_fd;
+int reactor_listen_fd(const struct reactor *reactor, bool tls) {
+    return reactor->listen_fds[tls ? REACTOR_LISTENER_TLS : REACTOR_LISTENER_PLAIN];
 }
 
 const char *reactor_fallback_lines(const struct reactor *reactor) {
@@ -270,7 +344,12 @@ void reactor_destroy(struct reactor *reactor) {
         reactor->backend->ops->destroy(reactor->backend,
                                        reactor->ring_ready ? &reactor->ring : NULL);
     if (reactor->ring_ready) io_uring_queue_exit(&reactor->ring);
-    if (reactor->listen_fd >= 0) close(reactor->listen_fd);
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++)
+        if (reactor->listen_fds[listener] >= 0) close(reactor->listen_fds[listener]);
+    if (reactor->tls_states != NULL) munmap(reactor->tls_states, reactor->tls_states_bytes);
+    if (reactor->handshake_slots != NULL)
+        munmap(reactor->handshake_slots, reactor->handshake_slots_bytes);
+    free(reactor->handshake_free);
     if (reactor->window_sequences != NULL)
         munmap(reactor->window_sequences, reactor->window_region_bytes);
     record_pool_destroy(&reactor->pool);
@@ -284,6 +363,27 @@ void reactor_destroy(struct reactor *reactor) {
     free(reactor->backlog_nodes);
     sem_destroy(&reactor->started);
     free(reactor);
+}
+
+/* The TLS line: handshakes by outcome, records, key updates, and the last failure's reason. */
+static void reactor_print_tls_counters(const struct reactor *reactor, FILE *out) {
+    const struct reactor_counters *c = &reactor->counters;
+    fprintf(out, "intaked: reactor %u tls: handshakes ok=%" PRIu64, reactor->index,
+            c->tls_handshakes_ok);
+    for (uint32_t failure = 0; failure < HANDSHAKE_FAILURES; failure++)
+        fprintf(out, " failed_%s=%" PRIu64, handshake_failure_name((enum handshake_failure)failure),
+                c->tls_handshakes_failed[failure]);
+    fprintf(out,
+            " refused=%" PRIu64 " in_progress=%u records_decrypted=%" PRIu64
+            " auth_failures=%" PRIu64 " record_errors=%" PRIu64 " key_updates_received=%" PRIu64
+            " key_updates_sent=%" PRIu64 " alerts_received=%" PRIu64 "\n",
+            c->tls_handshakes_refused,
+            reactor->links.handshakes_max - reactor->handshake_free_count, c->tls_records_decrypted,
+            c->tls_auth_failures, c->tls_record_errors, c->tls_key_updates_received,
+            c->tls_key_updates_sent, c->tls_alerts_received);
+    if (reactor->tls_last_failure[0] != '\0')
+        fprintf(out, "intaked: reactor %u tls: last handshake failure: %s\n", reactor->index,
+                reactor->tls_last_failure);
 }
 
 void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when) {
@@ -323,7 +423,28 @@ void reactor_print_counters(struct reactor *reactor, FILE *out, const char *when
             "intaked: reactor %u identity: hellos_answered=%" PRIu64 " identity_rejections=%" PRIu64
             "\n",
             reactor->index, c->hellos_answered, c->identity_rejections);
+    if (reactor->tls_states != NULL) reactor_print_tls_counters(reactor, out);
     fflush(out);
+}
+
+_Static_assert(HANDSHAKE_FAILURES == INTAKE_COUNTERS_HANDSHAKE_FAILURES,
+               "the counters region has a slot per handshake failure reason");
+
+static void reactor_publish_tls_counters(const struct reactor *reactor,
+                                         struct intake_counters_reactor_row *row) {
+    const struct reactor_counters *c = &reactor->counters;
+    counter_set(&row->tls_handshakes_ok, c->tls_handshakes_ok);
+    for (uint32_t failure = 0; failure < HANDSHAKE_FAILURES; failure++)
+        counter_set(&row->tls_handshakes_failed[failure], c->tls_handshakes_failed[failure]);
+    counter_set(&row->tls_handshakes_refused, c->tls_handshakes_refused);
+    counter_set(&row->tls_handshakes_in_progress,
+                reactor->links.handshakes_max - reactor->handshake_free_count);
+    counter_set(&row->tls_records_decrypted, c->tls_records_decrypted);
+    counter_set(&row->tls_auth_failures, c->tls_auth_failures);
+    counter_set(&row->tls_record_errors, c->tls_record_errors);
+    counter_set(&row->tls_key_updates_received, c->tls_key_updates_received);
+    counter_set(&row->tls_key_updates_sent, c->tls_key_updates_sent);
+    counter_set(&row->tls_alerts_received, c->tls_alerts_received);
 }
 
 void reactor_publish_counters(struct reactor *reactor) {
@@ -375,6 +496,7 @@ void reactor_publish_counters(struct reactor *reactor) {
                 reactor->backend->units_referenced - reactor->backend->units_held_by_kernel);
     for (uint32_t status = 0; status < INTAKE_ARRAY_LENGTH(c->connections_ended); status++)
         counter_set(&row->connections_ended[status], c->connections_ended[status]);
+    if (reactor->tls_states != NULL) reactor_publish_tls_counters(reactor, row);
 }
 
 bool reactor_all_units_returned(const struct reactor *reactor) {

@@ -8,7 +8,9 @@
  *   - frame deadline (--frame-timeout-ms): a record must be complete within that long of its
  *     first byte, or the connection ends with REJECTED ("record not complete within ...");
  *   - idle timeout (--idle-timeout-ms): a connection that sent nothing for that long, with no
- *     record in flight and no partial record, ends with RESOURCE_EXHAUSTED ("idle ...").
+ *     record in flight and no partial record, ends with RESOURCE_EXHAUSTED ("idle ...");
+ *   - handshake timeout (--handshake-timeout-ms): a TLS handshake not done that long after the
+ *     accept fails (counted as a timeout) and the connection closes.
  * Both are measured only while intake reads the connection: a connection intake itself paused
  * (a full topic queue or log) is not charged, and its clocks restart when it resumes. The tick
  * runs at an eighth of the shortest deadline, so a deadline is enforced within 1/8 of it late.
@@ -56,6 +58,8 @@ void reactor_timers_start(struct reactor *reactor) {
     uint64_t shortest = links->frame_timeout_ns;
     if (shortest == 0 || (links->idle_timeout_ns != 0 && links->idle_timeout_ns < shortest))
         shortest = links->idle_timeout_ns;
+    uint64_t handshake = links->tls_listen_address != NULL ? links->handshake_timeout_ns : 0;
+    if (shortest == 0 || (handshake != 0 && handshake < shortest)) shortest = handshake;
     uint32_t pool_capacity = reactor->pool.capacity;
     reactor->partial_records_max = pool_capacity - pool_capacity / 4;
     INTAKE_ASSERT(reactor->partial_records_max > 0);
@@ -101,9 +105,18 @@ void reactor_sweep_deadlines(struct reactor *reactor) {
     if (!reactor->sweep_due) return;
     reactor->sweep_due = false;
     INTAKE_ASSERT(reactor->now_ns != 0);
+    uint64_t handshake_timeout = reactor->links.handshake_timeout_ns;
     for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
         struct connection *connection = &reactor->connections[slot];
-        if (connection->phase != CONNECTION_READING || reactor->stop_started) continue;
+        if (reactor->stop_started) continue;
+        if (connection->phase == CONNECTION_HANDSHAKE && handshake_timeout != 0 &&
+            connection->handshake_step != HANDSHAKE_STEP_ENDING &&
+            reactor->now_ns - connection->handshake_started_ns > handshake_timeout) {
+            connection_handshake_fail(reactor, connection, HANDSHAKE_FAILURE_TIMEOUT,
+                                      "not done within --handshake-timeout-ms");
+            continue;
+        }
+        if (connection->phase != CONNECTION_READING) continue;
         connection_check_deadlines(reactor, connection);
     }
 }
@@ -111,7 +124,9 @@ void reactor_sweep_deadlines(struct reactor *reactor) {
 /* ---------------------------------------------------------------- accept pauses --- */
 
 void reactor_pause_accept(struct reactor *reactor) {
-    INTAKE_ASSERT(!reactor->stop_started || !reactor->accept_armed || reactor->accept_cancelled);
+    for (uint32_t listener = 0; listener < REACTOR_LISTENERS; listener++)
+        INTAKE_ASSERT(!reactor->stop_started || !reactor->accept_armed[listener] ||
+                      reactor->accept_cancelled[listener]);
     reactor->counters.accept_pauses++;
     if (reactor->accept_paused) return;
     reactor->accept_paused = true;
@@ -126,7 +141,7 @@ void reactor_pause_accept(struct reactor *reactor) {
 void reactor_on_accept_resume(struct reactor *reactor) {
     INTAKE_ASSERT(reactor->accept_paused);
     reactor->accept_paused = false;
-    if (!reactor->accept_armed && !reactor->stop_started) reactor_arm_accept(reactor);
+    if (!reactor->stop_started) reactor_arm_accept(reactor);
 }
 
 /* ------------------------------------------------------------- partial records --- */
@@ -138,8 +153,11 @@ struct connection *reactor_oldest_partial(struct reactor *reactor, bool pinning)
     struct connection *oldest = NULL;
     for (uint32_t slot = 0; slot < reactor->connection_count_max; slot++) {
         struct connection *connection = &reactor->connections[slot];
-        if (!connection_is_open(connection) || connection->framer.record == NULL) continue;
-        if (pinning && connection->slices_pinned == 0) continue;
+        if (!connection_is_open(connection)) continue;
+        /* With TLS, the start of a record on the backlog pins receive units too. */
+        bool tls_partial = connection->tls && connection->backlog_head != REACTOR_NO_NODE;
+        if (connection->framer.record == NULL && !(pinning && tls_partial)) continue;
+        if (pinning && connection->slices_pinned == 0 && !tls_partial) continue;
         INTAKE_ASSERT(connection->frame_started_ns != 0 || connection->slices_pinned == 0);
         if (connection->frame_started_ns == 0) continue;
         if (oldest == NULL || connection->frame_started_ns < oldest->frame_started_ns)

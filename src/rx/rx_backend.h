@@ -62,8 +62,18 @@ enum rx_event {
     RX_EVENT_ERROR = 5,         /* the connection failed (reset...): errno_value says why */
 };
 
+/*
+ * A chunk's bytes are writable, and the reactor may write them: the TLS record layer decrypts
+ * records in place (tls_record.h). That is sound because the memory is ours and, between the
+ * completion that delivered a unit and the moment its count drops to zero, nobody else touches
+ * it: pbuf buffers are our own mapping, which the kernel fills only while the buffer is in the
+ * ring (and, in incremental mode, only past what it already handed out); the zcrx area is our
+ * own mapping too, registered with the kernel, which (or the NIC) writes a fragment only after
+ * its refill entry gave it back. Only the connection that received a chunk writes it, only inside
+ * the TLS record the chunk holds, and before any record slice points at those bytes.
+ */
 struct rx_chunk {
-    const uint8_t *bytes;
+    uint8_t *bytes;
     uint32_t length;
     uint32_t unit;
 };
@@ -105,6 +115,7 @@ struct rx_backend {
     uint32_t units_referenced;     /* units with a nonzero count (leak checks, tests) */
     uint32_t units_held_by_kernel; /* of those, units the kernel still fills (pbuf incremental
                                       mode holds one reference for the kernel): not leaks */
+    uint32_t unit_bytes;           /* the most bytes one unit holds (a buffer, a fragment) */
     struct rx_backend_stats stats;
 };
 

@@ -74,8 +74,8 @@ static enum rx_event pbuf_event_for_error(struct rx_backend *backend, int result
 }
 
 /* Incremental mode: the chunk starts where the previous piece of this buffer ended. */
-static const uint8_t *pbuf_take_incremental(struct rx_pbuf *pbuf, uint32_t buffer_id,
-                                            uint32_t length, uint32_t cqe_flags) {
+static uint8_t *pbuf_take_incremental(struct rx_pbuf *pbuf, uint32_t buffer_id, uint32_t length,
+                                      uint32_t cqe_flags) {
     uint32_t offset = pbuf->consumed_bytes[buffer_id];
     INTAKE_ASSERT(offset + length <= pbuf->buffer_bytes);
     pbuf->consumed_bytes[buffer_id] = offset + length;
@@ -201,6 +201,7 @@ int rx_pbuf_create(const struct rx_backend_config *config, struct io_uring *ring
     if (result < 0) goto fail_free;
     pbuf->buffer_count = config->buffer_count;
     pbuf->buffer_bytes = config->buffer_bytes;
+    pbuf->base.unit_bytes = config->buffer_bytes;
     pbuf->buffer_group = config->buffer_group;
     pbuf->buffer_ring_bytes = (size_t)config->buffer_count * sizeof(struct io_uring_buf);
     pbuf->buffers_bytes = (size_t)config->buffer_count * config->buffer_bytes;

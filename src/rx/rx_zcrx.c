@@ -331,6 +331,7 @@ int rx_zcrx_create(const struct rx_backend_config *config, struct io_uring *ring
         zcrx_fail(why, why_capacity, ENOMEM, "zcrx: out of memory for the unit table");
         goto fail_unmap;
     }
+    zcrx->base.unit_bytes = zcrx->rx_buffer_bytes ? zcrx->rx_buffer_bytes : 4096;
     *out = &zcrx->base;
     return 0;
 fail_unmap:

@@ -52,14 +52,25 @@ static bool header_is_valid(const struct intake_counters_header *header, size_t 
     /* Every offset must be the one the format defines for these counts. */
     struct intake_counters_header expected;
     memset(&expected, 0, sizeof(expected));
+    if (header->principal_row_count != 0 &&
+        header->principal_row_count != INTAKE_COUNTERS_PRINCIPAL_ROWS) {
+        intake_error_line(why, why_capacity, "counters header has implausible counts");
+        return false;
+    }
     intake_counters_layout(header->reactor_count, header->worker_count, header->topics_max,
-                           &expected);
+                           header->principal_row_count, &expected);
     if (header->header_bytes != expected.header_bytes ||
         header->reactor_rows_offset != expected.reactor_rows_offset ||
         header->worker_rows_offset != expected.worker_rows_offset ||
         header->topic_rows_offset != expected.topic_rows_offset ||
         header->received_cells_offset != expected.received_cells_offset ||
         header->received_block_bytes != expected.received_block_bytes ||
+        header->principal_rows_offset != expected.principal_rows_offset ||
+        header->principal_cells_offset != expected.principal_cells_offset ||
+        header->principal_block_bytes != expected.principal_block_bytes ||
+        header->principal_row_count != expected.principal_row_count ||
+        header->principal_row_bytes != expected.principal_row_bytes ||
+        header->principal_cell_bytes != expected.principal_cell_bytes ||
         header->reactor_row_bytes != expected.reactor_row_bytes ||
         header->worker_row_bytes != expected.worker_row_bytes ||
         header->topic_row_bytes != expected.topic_row_bytes ||
@@ -144,6 +155,107 @@ const struct intake_counters_received_cell *counters_view_received(const struct 
 
 static uint64_t load(const _Atomic uint64_t *counter) {
     return atomic_load_explicit((_Atomic uint64_t *)counter, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------- principals --- */
+
+/* Attempts at reading a principal row the main thread keeps rewriting (it rewrites one only on
+ * a reload, so one retry is already rare). */
+#define VIEW_PRINCIPAL_ATTEMPTS 64
+
+static uint32_t load32(const _Atomic uint32_t *value, memory_order order) {
+    return atomic_load_explicit((_Atomic uint32_t *)value, order);
+}
+
+bool counters_view_acl(const struct counters_view *view, uint64_t *generation,
+                       uint64_t *reload_failures) {
+    const struct intake_counters_header *header = view->header;
+    *generation = load(&header->acl_generation);
+    *reload_failures = load(&header->acl_reload_failures);
+    return load32(&header->acl_enabled, memory_order_relaxed) == 1;
+}
+
+static const struct intake_counters_principal_row *
+counters_view_principal_row(const struct counters_view *view, uint32_t row) {
+    INTAKE_ASSERT(row < view->header->principal_row_count);
+    return (const struct intake_counters_principal_row *)(view->base +
+                                                          view->header->principal_rows_offset) +
+           row;
+}
+
+static uint64_t load_acquire(const _Atomic uint64_t *value) {
+    return atomic_load_explicit((_Atomic uint64_t *)value, memory_order_acquire);
+}
+
+/* The row's fields under its sequence lock; false when it was never used or never held still.
+ * Every field, and every byte of the name, is acquire-loaded: one written after the writer made
+ * the sequence odd (all its stores then are release stores) makes the odd sequence visible to
+ * the second look, so a torn copy is never taken (no fence: ThreadSanitizer does not model
+ * them). */
+static bool principal_copy(const struct intake_counters_principal_row *row,
+                           struct counters_view_principal *out,
+                           struct intake_counters_principal_cell *base) {
+    for (int attempt = 0; attempt < VIEW_PRINCIPAL_ATTEMPTS; attempt++) {
+        /* Acquire: pairs with the writer's release store of the even sequence. */
+        uint32_t before = load32(&row->sequence, memory_order_acquire);
+        if (before % 2 != 0) continue;
+        uint32_t length = load32(&row->name_length, memory_order_acquire);
+        if (length == 0) return false;
+        if (length >= sizeof(out->name)) return false; /* not what intaked writes: input */
+        for (uint32_t index = 0; index < length; index++)
+            out->name[index] =
+                atomic_load_explicit((_Atomic char *)&row->name[index], memory_order_acquire);
+        out->name[length] = '\0';
+        out->in_force = load32(&row->in_force, memory_order_acquire) == 1;
+        out->quota_records_per_second = load_acquire(&row->quota_records_per_second);
+        out->quota_bytes_per_second = load_acquire(&row->quota_bytes_per_second);
+        atomic_init(&base->records_admitted, load_acquire(&row->base_records_admitted));
+        atomic_init(&base->bytes_admitted, load_acquire(&row->base_bytes_admitted));
+        atomic_init(&base->records_denied, load_acquire(&row->base_records_denied));
+        atomic_init(&base->throttled_ns, load_acquire(&row->base_throttled_ns));
+        atomic_init(&base->quota_pauses, load_acquire(&row->base_quota_pauses));
+        if (load32(&row->sequence, memory_order_relaxed) == before)
+            return strlen(out->name) == length;
+    }
+    return false;
+}
+
+/* The sum over reactors minus the baseline (a row's counters only grow from it). */
+static uint64_t principal_total(const struct counters_view *view, uint32_t row, size_t offset,
+                                const struct intake_counters_principal_cell *base) {
+    uint64_t sum = 0;
+    for (uint32_t reactor = 0; reactor < view->header->reactor_count; reactor++) {
+        const uint8_t *cells = view->base + view->header->principal_cells_offset +
+                               reactor * view->header->principal_block_bytes;
+        const uint8_t *cell = cells + (size_t)row * INTAKE_COUNTERS_PRINCIPAL_CELL_BYTES;
+        sum += load((const _Atomic uint64_t *)(cell + offset));
+    }
+    uint64_t floor = load((const _Atomic uint64_t *)((const uint8_t *)base + offset));
+    return sum > floor ? sum - floor : 0;
+}
+
+bool counters_view_principal(const struct counters_view *view, uint32_t row,
+                             struct counters_view_principal *out) {
+    struct intake_counters_principal_cell base;
+    if (!principal_copy(counters_view_principal_row(view, row), out, &base)) return false;
+#define PRINCIPAL_TOTAL(field)                                                                     \
+    principal_total(view, row, offsetof(struct intake_counters_principal_cell, field), &base)
+    out->records_admitted = PRINCIPAL_TOTAL(records_admitted);
+    out->bytes_admitted = PRINCIPAL_TOTAL(bytes_admitted);
+    out->records_denied = PRINCIPAL_TOTAL(records_denied);
+    out->throttled_ns = PRINCIPAL_TOTAL(throttled_ns);
+    out->quota_pauses = PRINCIPAL_TOTAL(quota_pauses);
+#undef PRINCIPAL_TOTAL
+    return true;
+}
+
+bool counters_view_principal_named(const struct counters_view *view, const char *name,
+                                   struct counters_view_principal *out) {
+    for (uint32_t row = 0; row < view->header->principal_row_count; row++)
+        if (counters_view_principal(view, row, out) && out->in_force &&
+            strcmp(out->name, name) == 0)
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------------- health --- */
@@ -496,6 +608,83 @@ static void render_reactors(const struct counters_view *view, uint64_t now_ns,
     }
 }
 
+/* TLS (issue 17): only when the daemon has a TLS listener. */
+static const char *const handshake_failure_reasons[INTAKE_COUNTERS_HANDSHAKE_FAILURES] = {
+    "timeout", "no_client_certificate", "bad_certificate", "not_tls", "protocol", "principal",
+    "other"};
+
+static const struct reactor_family tls_families[] = {
+    {"intake_tls_handshakes_refused_total", "counter",
+     "TLS connections refused because every handshake slot was taken (--handshakes-max).",
+     REACTOR_FIELD(tls_handshakes_refused)},
+    {"intake_tls_handshakes_in_progress", "gauge", "TLS handshakes running now.",
+     REACTOR_FIELD(tls_handshakes_in_progress)},
+    {"intake_tls_records_decrypted_total", "counter",
+     "TLS application data records decrypted in place.", REACTOR_FIELD(tls_records_decrypted)},
+    {"intake_tls_auth_failures_total", "counter",
+     "TLS records whose authentication tag did not verify (each ended its connection).",
+     REACTOR_FIELD(tls_auth_failures)},
+    {"intake_tls_record_errors_total", "counter",
+     "TLS records that broke another record-layer rule (each ended its connection).",
+     REACTOR_FIELD(tls_record_errors)},
+    {"intake_tls_alerts_received_total", "counter",
+     "TLS error alerts received from peers (close_notify not counted).",
+     REACTOR_FIELD(tls_alerts_received)},
+};
+
+static void render_tls(const struct counters_view *view, struct text_buffer *out) {
+    const struct intake_counters_header *header = view->header;
+    if (header->tls_listen[0] == '\0') return;
+    family(out, "intake_tls_handshakes_total", "counter", "TLS handshakes completed.");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+        text_buffer_printf(out, "intake_tls_handshakes_total{reactor=\"%u\"} %lu\n", reactor,
+                           load(&counters_view_reactor(view, reactor)->tls_handshakes_ok));
+    family(out, "intake_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by reason.");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+        for (uint32_t reason = 0; reason < INTAKE_COUNTERS_HANDSHAKE_FAILURES; reason++)
+            text_buffer_printf(
+                out, "intake_tls_handshake_failures_total{reactor=\"%u\",reason=\"%s\"} %lu\n",
+                reactor, handshake_failure_reasons[reason],
+                load(&counters_view_reactor(view, reactor)->tls_handshakes_failed[reason]));
+    for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(tls_families); index++) {
+        const struct reactor_family *entry = &tls_families[index];
+        family(out, entry->name, entry->type, entry->help);
+        for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+            text_buffer_printf(out, "%s{reactor=\"%u\"} %lu\n", entry->name, reactor,
+                               reactor_field(counters_view_reactor(view, reactor), entry->offset));
+    }
+    family(out, "intake_tls_key_updates_total", "counter",
+           "TLS key updates, by direction (received: the peer's read key moved on).");
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
+        const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
+        text_buffer_printf(out,
+                           "intake_tls_key_updates_total{reactor=\"%u\",direction=\"received\"} "
+                           "%lu\nintake_tls_key_updates_total{reactor=\"%u\",direction=\"sent\"} "
+                           "%lu\n",
+                           reactor, load(&row->tls_key_updates_received), reactor,
+                           load(&row->tls_key_updates_sent));
+    }
+}
+
+static void render_text_tls(const struct counters_view *view, uint32_t reactor,
+                            struct text_buffer *out) {
+    if (view->header->tls_listen[0] == '\0') return;
+    const struct intake_counters_reactor_row *row = counters_view_reactor(view, reactor);
+    text_buffer_printf(out, "  tls handshakes ok=%lu", load(&row->tls_handshakes_ok));
+    for (uint32_t reason = 0; reason < INTAKE_COUNTERS_HANDSHAKE_FAILURES; reason++)
+        text_buffer_printf(out, " failed_%s=%lu", handshake_failure_reasons[reason],
+                           load(&row->tls_handshakes_failed[reason]));
+    text_buffer_printf(out,
+                       " refused=%lu in_progress=%lu records_decrypted=%lu auth_failures=%lu "
+                       "record_errors=%lu key_updates_received=%lu key_updates_sent=%lu "
+                       "alerts_received=%lu\n",
+                       load(&row->tls_handshakes_refused), load(&row->tls_handshakes_in_progress),
+                       load(&row->tls_records_decrypted), load(&row->tls_auth_failures),
+                       load(&row->tls_record_errors), load(&row->tls_key_updates_received),
+                       load(&row->tls_key_updates_sent), load(&row->tls_alerts_received));
+}
+
 static void render_workers(const struct counters_view *view, struct text_buffer *out) {
     static const struct {
         const char *name, *help;
@@ -663,6 +852,74 @@ static void render_consumers(const struct counters_view *view, const char *direc
     }
 }
 
+/* Principals (issue 17: --acl): the rows in force, `other` included. */
+static void render_principals(const struct counters_view *view, struct text_buffer *out) {
+    uint64_t generation = 0, reload_failures = 0;
+    bool enabled = counters_view_acl(view, &generation, &reload_failures);
+    family(out, "intake_acl_enabled", "gauge", "1 when intaked runs with --acl.");
+    text_buffer_printf(out, "intake_acl_enabled %d\n", enabled ? 1 : 0);
+    if (!enabled) return;
+    family(out, "intake_acl_rule_set", "gauge",
+           "The --acl rule set in force: 1 at startup, one more per accepted SIGHUP reload.");
+    text_buffer_printf(out, "intake_acl_rule_set %lu\n", generation);
+    family(out, "intake_acl_reload_failures_total", "counter",
+           "SIGHUP reloads refused (a bad --acl file): the rules in force stayed.");
+    text_buffer_printf(out, "intake_acl_reload_failures_total %lu\n", reload_failures);
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"intake_principal_records_admitted_total", "counter",
+         "Records of the principal admitted (queued to their topic)."},
+        {"intake_principal_bytes_admitted_total", "counter", "Their encoded bytes."},
+        {"intake_principal_records_denied_total", "counter",
+         "Records refused by --acl (answered REJECTED; nothing of them written)."},
+        {"intake_principal_throttled_seconds_total", "counter",
+         "Time the principal's connections spent paused for its quota, summed over them."},
+        {"intake_principal_quota_pauses_total", "counter",
+         "Times one of the principal's connections paused for its quota."},
+        {"intake_principal_quota_records_per_second", "gauge",
+         "The principal's records-per-second quota in force (0: unlimited)."},
+        {"intake_principal_quota_bytes_per_second", "gauge",
+         "The principal's bytes-per-second quota in force (0: unlimited)."},
+    };
+    for (size_t index = 0; index < INTAKE_ARRAY_LENGTH(families); index++) {
+        family(out, families[index].name, families[index].type, families[index].help);
+        for (uint32_t row = 0; row < view->header->principal_row_count; row++) {
+            struct counters_view_principal principal;
+            if (!counters_view_principal(view, row, &principal) || !principal.in_force) continue;
+            text_buffer_printf(out, "%s{principal=\"", families[index].name);
+            append_label_value(out, principal.name);
+            text_buffer_printf(out, "\"} ");
+            uint64_t values[7] = {
+                principal.records_admitted,      principal.bytes_admitted,
+                principal.records_denied,        principal.throttled_ns,
+                principal.quota_pauses,          principal.quota_records_per_second,
+                principal.quota_bytes_per_second};
+            if (index == 3)
+                text_buffer_printf(out, "%.6f\n", (double)values[index] / 1e9);
+            else
+                text_buffer_printf(out, "%lu\n", values[index]);
+        }
+    }
+}
+
+static void render_text_principals(const struct counters_view *view, struct text_buffer *out) {
+    uint64_t generation = 0, reload_failures = 0;
+    if (!counters_view_acl(view, &generation, &reload_failures)) return;
+    text_buffer_printf(out, "acl: rule set %lu reload_failures=%lu\n", generation, reload_failures);
+    for (uint32_t row = 0; row < view->header->principal_row_count; row++) {
+        struct counters_view_principal principal;
+        if (!counters_view_principal(view, row, &principal) || !principal.in_force) continue;
+        text_buffer_printf(out,
+                           "principal %s: records admitted=%lu bytes=%lu denied=%lu "
+                           "throttled=%.3fs quota_pauses=%lu quota records/s=%lu bytes/s=%lu\n",
+                           principal.name, principal.records_admitted, principal.bytes_admitted,
+                           principal.records_denied, (double)principal.throttled_ns / 1e9,
+                           principal.quota_pauses, principal.quota_records_per_second,
+                           principal.quota_bytes_per_second);
+    }
+}
+
 void counters_render_prometheus(const struct counters_view *view, const char *log_directory,
                                 uint64_t now_ns, struct text_buffer *out) {
     const struct intake_counters_header *header = view->header;
@@ -686,6 +943,7 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     text_buffer_printf(out, "intake_start_time_seconds %.3f\n",
                        (double)header->start_wall_ns / 1e9);
     render_reactors(view, now_ns, out);
+    render_tls(view, out);
     render_workers(view, out);
     uint64_t copied = 0, received = 0;
     copy_account(view, &copied, &received);
@@ -697,6 +955,7 @@ void counters_render_prometheus(const struct counters_view *view, const char *lo
     text_buffer_printf(out, "intake_log_capacity_bytes %lu\n", header->log_capacity_bytes);
     render_topics(view, directory, out);
     render_consumers(view, directory, out);
+    render_principals(view, out);
 }
 
 /* ---------------------------------------------------------------------- terminal --- */
@@ -789,12 +1048,15 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
     uint32_t state = atomic_load_explicit((_Atomic uint32_t *)&header->state, memory_order_acquire);
     char why[128];
     bool ready = counters_view_ready(view, now_ns, COUNTERS_VIEW_READY_NS, why, sizeof(why));
-    text_buffer_printf(out, "intake pid %d state %s ready %s%s%s backend %s listen %s logs %s\n",
+    text_buffer_printf(out,
+                       "intake pid %d state %s ready %s%s%s backend %s listen %s%s%s logs %s\n",
                        header->pid, state_name(state), ready ? "yes" : "no", ready ? "" : " ",
                        ready ? "" : why, header->backend[0] ? header->backend : "?", header->listen,
-                       directory);
-    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++)
+                       header->tls_listen[0] ? " tls " : "", header->tls_listen, directory);
+    for (uint32_t reactor = 0; reactor < header->reactor_count; reactor++) {
         render_text_reactor(view, reactor, now_ns, out);
+        render_text_tls(view, reactor, out);
+    }
     for (uint32_t worker = 0; worker < header->worker_count; worker++) {
         const struct intake_counters_worker_row *row = counters_view_worker(view, worker);
         uint64_t beat = load(&row->heartbeat_ns);
@@ -816,6 +1078,7 @@ void counters_render_text(const struct counters_view *view, const char *log_dire
     copy_account(view, &copied, &received);
     text_buffer_printf(out, "copy account: copied_bytes=%lu received_bytes=%lu ratio=%.4f\n",
                        copied, received, received ? (double)copied / (double)received : 0.0);
+    render_text_principals(view, out);
 }
 
 char *counters_render_alloc(const struct counters_view *view, const char *log_directory,

@@ -40,6 +40,30 @@ const struct intake_counters_topic_row *counters_view_topic(const struct counter
 const struct intake_counters_received_cell *counters_view_received(const struct counters_view *view,
                                                                    uint32_t reactor);
 
+/* One principal row (issue 17) as readers see it: copied whole under its sequence lock, its
+ * counters summed over the reactors from its baselines (counters_format.h). */
+struct counters_view_principal {
+    char name[INTAKE_COUNTERS_PRINCIPAL_NAME_BYTES];
+    bool in_force;                     /* the rules in force name it (or it is `other`) */
+    uint64_t quota_records_per_second; /* 0: unlimited */
+    uint64_t quota_bytes_per_second;
+    uint64_t records_admitted;
+    uint64_t bytes_admitted;
+    uint64_t records_denied;
+    uint64_t throttled_ns;
+    uint64_t quota_pauses;
+};
+/* Whether intaked runs with --acl; the rule set in force (1 at startup, +1 per reload) and the
+ * reloads it refused. */
+bool counters_view_acl(const struct counters_view *view, uint64_t *generation,
+                       uint64_t *reload_failures);
+/* Row `row`; false for a row never used, or one rewritten during every attempt to read it. */
+bool counters_view_principal(const struct counters_view *view, uint32_t row,
+                             struct counters_view_principal *out);
+/* The row in force named `name` (ACL_OTHER_NAME for `other`); false when there is none. */
+bool counters_view_principal_named(const struct counters_view *view, const char *name,
+                                   struct counters_view_principal *out);
+
 /* A thread whose heartbeat is older than this is not ready (idle threads beat every second). */
 #define COUNTERS_VIEW_READY_NS (5ull * 1000 * 1000 * 1000)
 /* ... and older than this, not alive: generous, so a slow moment never causes a restart loop. */
