@@ -26,7 +26,7 @@
  *                its window is full; after SIGCONT everything is delivered exactly once.
  *   key_update:  a KeyUpdate every 64 records: s_server (-msg) sees them and decrypts the
  *                data intact; through the terminator into intaked, every record once.
- *   daemon:      intaked's own --tls-listen with --tls-client-ca (when this intaked has it):
+ *   daemon:      intaked's own --tls-listen with --tls-client-ca:
  *                the plain producer and intake-produce with a client certificate, byte-exact;
  *                64 KiB records; the idempotent producer across a SIGKILL and restart, exactly
  *                once; no client certificate, and one from another CA, refused.
@@ -661,14 +661,6 @@ static void test_stalled(void) {
 
 /* ---- daemon: intaked's own TLS listener ---- */
 
-static bool intaked_has_tls(void) {
-    char command[600];
-    char output[1 << 14];
-    snprintf(command, sizeof(command), "%s --help 2>&1", test_program_path("intaked"));
-    return test_run_command(command, output, sizeof(output)) >= 0 &&
-           strstr(output, "--tls-listen") != NULL;
-}
-
 static struct intake_producer_config mutual_config(const char *address) {
     struct intake_producer_config config = tls_config(address);
     config.tls_cert_file = tls_path(certs, "client.pem");
@@ -735,11 +727,6 @@ static void test_daemon_idempotent(const char *directory, struct daemon *daemon,
 }
 
 static void test_daemon(void) {
-    if (!intaked_has_tls()) {
-        printf("skipping the daemon's TLS listener: %s has no --tls-listen\n",
-               test_program_path("intaked"));
-        return;
-    }
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "producer-tls-daemon");
     char tls_listen[64];
