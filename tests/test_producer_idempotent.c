@@ -44,16 +44,6 @@ static struct intake_producer *open_idempotent(const char *address, const char *
     return producer;
 }
 
-/* Runs a shell command; returns its exit status, its output in `output`. */
-static int run_command(const char *command, char *output, size_t capacity) {
-    FILE *pipe = popen(command, "r");
-    REQUIRE(pipe != NULL);
-    size_t length = fread(output, 1, capacity - 1, pipe);
-    output[length] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_rejected(void) {
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "producer-rejected");
@@ -122,7 +112,7 @@ static void test_rejected(void) {
              "printf '\\003\\012\\001t\\004\\012\\002\\303\\050\\003\\012\\001t' | "
              "%s --connect %s --delimited --producer-id cli-rej 2>&1",
              test_program_path("intake-produce"), daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "record 2 (topic \xc3\x28) failed: REJECTED") != NULL);
     CHECK(strstr(output, "intake-produce: 1 of 3 records failed") != NULL);
     struct intake_consumer_options options = {
@@ -446,19 +436,19 @@ static void test_reused_id(void) {
              "%s --connect %s --topic reuse --count 20 --size 16 --producer-id app-1 "
              "--first-sequence 151 2>&1",
              program, daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 20 records (last sequence 170) producer_id=app-1") != NULL);
     snprintf(command, sizeof(command),
              "%s --connect %s --topic reuse --count 5 --size 16 --producer-id app-1 2>&1", program,
              daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "acked") == NULL);
     CHECK(strstr(output, "above the highest this producer sent (0)") != NULL);
     /* --idempotent alone: a generated UUID. */
     snprintf(command, sizeof(command),
              "%s --connect %s --topic other --count 3 --size 16 --idempotent 2>&1", program,
              daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 3 records (last sequence 3) producer_id=") != NULL);
     const char *id = strstr(output, "producer_id=");
     CHECK(id != NULL && strlen(id) >= strlen("producer_id=") + 36 && id[12 + 8] == '-');
