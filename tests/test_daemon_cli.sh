@@ -80,34 +80,42 @@ expect_exit 2 "port 0" --listen 127.0.0.1:0 $isolated
 expect_exit 2 "port with garbage" --listen 127.0.0.1:74x1 $isolated
 expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 
-# Every numeric flag parses strictly: values that would wrap (4294967297 used to become 1),
-# negatives, signs, spaces, garbage and empty values are refused with one line naming the flag.
-# 32-bit flags wrap above 4294967295; the two 64-bit byte sizes stop at 1T.
+# Every numeric flag parses strictly (src/base/number_parse.h): values that would wrap
+# (4294967297 used to become 1), negatives, signs, spaces, garbage and empty values are refused
+# with one line naming the flag. 32-bit flags wrap above 4294967295; the two 64-bit byte sizes
+# stop at 1T. The -ms flags are durations: a fraction ("1.5", 1.5 ms) is a value there, so
+# their list of bad values has "1.5x" instead.
 flags_32="--reactors --workers --max-frame --topics-max --topics-per-connection --topic-queue
   --connections-max --records-per-reactor --ack-window --cq-entries --buffers --buffer-size
-  --zcrx-rx-buf --consumer-stale-ms --shutdown-timeout-ms --producers-max --dedupe-producers"
+  --zcrx-rx-buf --producers-max --dedupe-producers"
+flags_ms="--consumer-stale-ms --shutdown-timeout-ms --frame-timeout-ms --idle-timeout-ms
+  --handshake-timeout-ms"
 flags_64="--zcrx-area --log-size"
-for flag in $flags_32 $flags_64; do
-  too_large=4294967297
+for flag in $flags_32 $flags_ms $flags_64; do
+  too_large=4294967297 fraction=1.5
   case " $flags_64 " in *" $flag "*) too_large=1025G ;; esac
-  for value in $too_large 18446744073709551617 -1 +4 " 4" "4 " 4x 0x10 1.5 "" 4KK 99999999999G; do
+  case " $(echo $flags_ms) " in *" $flag "*) fraction=1.5x ;; esac
+  for value in $too_large 18446744073709551617 -1 +4 " 4" "4 " 4x 0x10 $fraction "" 4KK 99999999999G; do
     expect_exit 2 "$flag \"$value\"" "$flag" "$value" $isolated --listen 127.0.0.1:1
-    check "$flag \"$value\" names the flag" $(grep -q -- "^intaked: $flag" "$work/err"; echo $?)
+    check "$flag \"$value\" names the flag" $(grep -q -- "^intaked: $flag: '" "$work/err"; echo $?)
   done
 done
 expect_exit 2 "empty --shm-dir" --shm-dir "" --listen 127.0.0.1:1
 expect_exit 2 "--dedupe-producers above 65536" --dedupe-producers 65537 $isolated --listen 127.0.0.1:1
 check "--dedupe-producers above 65536 says why" \
-  $(grep -q -- "--dedupe-producers must be 0..65536" "$work/err"; echo $?)
+  $(grep -q -- "--dedupe-producers: '65537' is out of range: 0..65536" "$work/err"; echo $?)
 expect_exit 2 "--topics-per-connection 0" --topics-per-connection 0 $isolated --listen 127.0.0.1:1
 expect_exit 2 "--producers-max 0" --producers-max 0 $isolated --listen 127.0.0.1:1
-check "--producers-max 0 says the range" $(grep -q -- '--producers-max must be 1..16777216' "$work/err"; echo $?)
+check "--producers-max 0 says the range" $(grep -q -- "--producers-max: '0' is out of range: 1..16777216" "$work/err"; echo $?)
 expect_exit 2 "--producers-max above 16M" --producers-max 16777217 $isolated --listen 127.0.0.1:1
 "$intaked" --help >"$work/help"
 check "--help lists --producers-max" $(grep -q -- '--producers-max' "$work/help"; echo $?)
 expect_exit 2 "workers that wrap to 1" --workers 4294967297 $isolated --listen 127.0.0.1:1
 check "wrapping --workers says what is wanted" \
-  $(grep -q 'bad value "4294967297" (a whole number up to 4294967295' "$work/err"; echo $?)
+  $(grep -q -- "--workers: '4294967297' is out of range: 1..64" "$work/err"; echo $?)
+expect_exit 2 "--workers 10x" --workers 10x $isolated --listen 127.0.0.1:1
+check "--workers 10x: not a whole number" \
+  $(grep -q -- "^intaked: --workers: '10x' is not a whole number" "$work/err"; echo $?)
 
 # A port already taken: one line that names the address.
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -15,25 +15,6 @@ void intake_assert_fail(const char *expression, const char *file, int line, cons
     abort();
 }
 
-int intake_parse_size(const char *text, uint64_t maximum, uint64_t *value) {
-    if (text[0] < '0' || text[0] > '9') return -EINVAL;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long parsed = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) return -EINVAL;
-    uint64_t scale = 1;
-    if (*end == 'K' || *end == 'k')
-        scale = 1024;
-    else if (*end == 'M' || *end == 'm')
-        scale = 1024 * 1024;
-    else if (*end == 'G' || *end == 'g')
-        scale = 1024ull * 1024 * 1024;
-    if (scale != 1) end++;
-    if (*end != '\0' || parsed > maximum / scale) return -EINVAL;
-    *value = parsed * scale;
-    return 0;
-}
-
 uint64_t intake_now_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

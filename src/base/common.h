@@ -50,11 +50,6 @@ void intake_error_line(char *line, size_t capacity, const char *format, ...)
 void intake_error_vline(char *line, size_t capacity, const char *format, va_list arguments)
     __attribute__((format(printf, 3, 0)));
 
-/* Parses an unsigned number with an optional K/M/G suffix (powers of 1024), strictly: decimal
- * digits only (no sign, no spaces, no base prefix), nothing after the suffix, at most `maximum`
- * once scaled. 0 or -EINVAL. The one number syntax of intaked's flags and files. */
-int intake_parse_size(const char *text, uint64_t maximum, uint64_t *value) INTAKE_MUST_CHECK;
-
 /* Monotonic clock, nanoseconds. */
 uint64_t intake_now_ns(void);
 /* The monotonic time `timeout_ns` from now, saturating: a timeout that would pass the end of

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     struct pipeline_config config;
     char why[512] = "";
     switch (config_parse(argc, argv, &config, why, sizeof(why))) {
-    case CONFIG_HELP: config_print_usage(stdout); return 0;
+    case CONFIG_DONE: return 0;
     case CONFIG_ERROR: fprintf(stderr, "intaked: %s\n", why); return 2;
     case CONFIG_OK: break;
     }

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "address.h"
+#include "cli.h"
 #include "dedupe_table.h"
 #include "metrics_http.h"
 
@@ -12,7 +13,6 @@
 #include "tls_record.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <grp.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -48,7 +48,6 @@ enum option_id {
     OPTION_TOPIC,
     OPTION_SHM_GROUP,
     OPTION_TOPICS_PER_CONNECTION,
-    OPTION_HELP,
     OPTION_METRICS_LISTEN,
     OPTION_COUNTERS,
     OPTION_PRODUCERS_MAX,
@@ -93,7 +92,6 @@ static const struct option config_options[] = {
     {"topic", required_argument, NULL, OPTION_TOPIC},
     {"shm-group", required_argument, NULL, OPTION_SHM_GROUP},
     {"topics-per-connection", required_argument, NULL, OPTION_TOPICS_PER_CONNECTION},
-    {"help", no_argument, NULL, OPTION_HELP},
     {"metrics-listen", required_argument, NULL, OPTION_METRICS_LISTEN},
     {"counters", required_argument, NULL, OPTION_COUNTERS},
     {"producers-max", required_argument, NULL, OPTION_PRODUCERS_MAX},
@@ -106,6 +104,7 @@ static const struct option config_options[] = {
     {"handshake-threads", required_argument, NULL, OPTION_HANDSHAKE_THREADS},
     {"tls-key-update-records", required_argument, NULL, OPTION_TLS_KEY_UPDATE_RECORDS},
     {"acl", required_argument, NULL, OPTION_ACL},
+    CLI_STANDARD_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -168,25 +167,48 @@ void config_print_usage(FILE *out) {
         "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz over HTTP (default: off)\n"
         "  --counters PATH           counters region for intake-stat (default "
         "SHM-DIR/intake.counters)\n"
-        "Numbers take K, M or G suffixes (powers of 1024).\n"
+        "Counts and sizes take K, M or G (x1024: 64K is 65536). The -ms flags count\n"
+        "milliseconds, or take a unit: 1.5s, 250ms, 2m, 1h.\n"
         "SIGTERM, SIGINT: stop accepting, finish, exit 0. SIGHUP: reload the TLS certificate, key\n"
         "and client CA (new handshakes use them) and the --acl file (from the next record); a\n"
         "failed reload keeps the old configuration of that part. SIGUSR1: counters.\n",
         out);
 }
 
-/* The largest value each numeric flag can take before its own rule (config_check) applies:
- * what its field can hold without wrapping. */
-static uint64_t option_maximum(int option) {
+/* Each numeric flag's kind and range: what its field holds and the bounds that need no other
+ * flag. Rules between flags, and powers of two, are config_check's. Durations are kept in ns;
+ * the -ms flags count milliseconds when no unit is given, and stop at 2^32 - 1 ms (49 days),
+ * far from wrapping a clock reading they are added to. */
+static struct number_spec option_number_spec(int option) {
+    const uint64_t ms_max = UINT32_MAX;
     switch (option) {
-    case OPTION_LOG_SIZE:
-    case OPTION_ZCRX_AREA: return 1ull << 40;
-    /* Milliseconds become nanoseconds added to a clock reading: keep far from wrapping. */
+    case OPTION_REACTORS:
+    case OPTION_WORKERS:
+    case OPTION_HANDSHAKE_THREADS: return NUMBER_COUNT_SPEC(1, 64);
+    case OPTION_TOPICS_MAX:
+    case OPTION_HANDSHAKES_MAX: return NUMBER_COUNT_SPEC(1, 65536);
+    case OPTION_TOPIC_QUEUE: return NUMBER_COUNT_SPEC(2, UINT32_MAX);
+    case OPTION_CONNECTIONS_MAX: return NUMBER_COUNT_SPEC(1, (1u << 24) - 1);
+    case OPTION_RECORDS_PER_REACTOR: return NUMBER_COUNT_SPEC(16, 1u << 22);
+    case OPTION_ACK_WINDOW: return NUMBER_COUNT_SPEC(1, 65536);
+    case OPTION_CQ_ENTRIES: return NUMBER_COUNT_SPEC(64, 65536);
+    case OPTION_BUFFERS: return NUMBER_COUNT_SPEC(1, 32768);
+    case OPTION_DEDUPE_PRODUCERS: return NUMBER_COUNT_SPEC(0, DEDUPE_PRODUCERS_MAX);
+    case OPTION_PRODUCERS_MAX: return NUMBER_COUNT_SPEC(1, PRODUCER_TABLE_CAPACITY_MAX);
+    case OPTION_TOPICS_PER_CONNECTION: return NUMBER_COUNT_SPEC(1, UINT32_MAX);
+    /* 0 is "the AEAD's own limit"; 1 is refused by config_check_tls (a key per record). */
+    case OPTION_TLS_KEY_UPDATE_RECORDS: return NUMBER_COUNT_SPEC(0, TLS_GCM_RECORDS_PER_KEY_MAX);
+    case OPTION_MAX_FRAME: return NUMBER_SIZE_SPEC(16, UINT32_MAX);
+    case OPTION_BUFFER_SIZE: return NUMBER_SIZE_SPEC(4096, 1u << 24);
+    case OPTION_ZCRX_RX_BUF: return NUMBER_SIZE_SPEC(0, UINT32_MAX);
+    case OPTION_ZCRX_AREA: return NUMBER_SIZE_SPEC(0, 1ull << 40);
+    case OPTION_LOG_SIZE: return NUMBER_SIZE_SPEC(65536, 1ull << 40);
     case OPTION_CONSUMER_STALE_MS:
     case OPTION_SHUTDOWN_TIMEOUT_MS:
-    case OPTION_HANDSHAKE_TIMEOUT_MS: return UINT32_MAX;
-    case OPTION_TLS_KEY_UPDATE_RECORDS: return TLS_GCM_RECORDS_PER_KEY_MAX;
-    default: return UINT32_MAX;
+    case OPTION_FRAME_TIMEOUT_MS:
+    case OPTION_IDLE_TIMEOUT_MS:
+    case OPTION_HANDSHAKE_TIMEOUT_MS: return NUMBER_DURATION_SPEC(NUMBER_MS, 0, ms_max);
+    default: INTAKE_ASSERT(!"a numeric option without a spec"); return NUMBER_COUNT_SPEC(0, 0);
     }
 }
 
@@ -217,19 +239,47 @@ static int parse_tls_listen(const char *text, struct pipeline_config *config, ch
 /* What a flag's value must look like, for the one-line refusal. */
 static const char *option_expects(int option) {
     switch (option) {
-    case OPTION_TOPIC: return "at most 256 --topic flags";
     case OPTION_BACKEND: return "auto, pbuf or zcrx";
     case OPTION_RETENTION: return "block or overwrite";
-    case OPTION_ZCRX_QUEUES: return "queue numbers separated by commas, such as 4,5,6,7";
-    case OPTION_LOG_SIZE:
-    case OPTION_ZCRX_AREA: return "a whole number of bytes up to 1T, K/M/G suffixes allowed";
-    default: return "a whole number up to 4294967295, K/M/G suffixes allowed";
+    default: return "queue numbers separated by commas, such as 4,5,6,7";
     }
 }
 
-/* Applies one option; returns 0 or fills `why`. */
-static int config_apply(struct pipeline_config *config, int option, const char *argument, char *why,
-                        size_t capacity) {
+/* Stores a numeric flag's parsed value (durations arrive in nanoseconds). */
+static void config_apply_number(struct pipeline_config *config, int option, uint64_t value) {
+    switch (option) {
+    case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
+    case OPTION_WORKERS: config->worker_count = (uint32_t)value; break;
+    case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; break;
+    case OPTION_TOPICS_MAX: config->topics_max = (uint32_t)value; break;
+    case OPTION_TOPICS_PER_CONNECTION: config->topics_per_connection = (uint32_t)value; break;
+    case OPTION_TOPIC_QUEUE: config->topic_queue_capacity = (uint32_t)value; break;
+    case OPTION_CONNECTIONS_MAX: config->connections_max = (uint32_t)value; break;
+    case OPTION_RECORDS_PER_REACTOR: config->records_in_flight_max = (uint32_t)value; break;
+    case OPTION_ACK_WINDOW: config->ack_window_capacity = (uint32_t)value; break;
+    case OPTION_CQ_ENTRIES: config->cq_entries = (uint32_t)value; break;
+    case OPTION_BUFFERS: config->buffer_count = (uint32_t)value; break;
+    case OPTION_BUFFER_SIZE: config->buffer_bytes = (uint32_t)value; break;
+    case OPTION_ZCRX_AREA: config->zcrx_area_bytes = value; break;
+    case OPTION_ZCRX_RX_BUF: config->zcrx_rx_buffer_bytes = (uint32_t)value; break;
+    case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
+    case OPTION_DEDUPE_PRODUCERS: config->dedupe_producers = (uint32_t)value; break;
+    case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value; break;
+    case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value; break;
+    case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value; break;
+    case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value; break;
+    case OPTION_PRODUCERS_MAX: config->producers_max = (uint32_t)value; break;
+    case OPTION_HANDSHAKE_TIMEOUT_MS: config->handshake_timeout_ns = value; break;
+    case OPTION_HANDSHAKES_MAX: config->handshakes_max = (uint32_t)value; break;
+    case OPTION_HANDSHAKE_THREADS: config->handshake_threads = (uint32_t)value; break;
+    case OPTION_TLS_KEY_UPDATE_RECORDS: config->tls_key_update_records = value; break;
+    default: INTAKE_ASSERT(!"option without a handler");
+    }
+}
+
+/* Applies one option (`flag` is its name, "--reactors"); returns 0 or fills `why`. */
+static int config_apply(struct pipeline_config *config, int option, const char *flag,
+                        const char *argument, char *why, size_t capacity) {
     uint64_t value = 0;
     int bad = 0;
     switch (option) {
@@ -263,11 +313,13 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     case OPTION_ZCRX_IF: config->zcrx_interface = argument; return 0;
     case OPTION_ZCRX_NODEV: config->zcrx_nodev = true; return 0;
     case OPTION_TOPIC:
-        if (config->fixed_topic_count == INTAKE_ARRAY_LENGTH(config->fixed_topics))
-            bad = 1;
-        else
-            config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
-        break;
+        if (config->fixed_topic_count == INTAKE_ARRAY_LENGTH(config->fixed_topics)) {
+            intake_error_line(why, capacity, "--topic: more than %zu --topic flags",
+                              INTAKE_ARRAY_LENGTH(config->fixed_topics));
+            return -EINVAL;
+        }
+        config->fixed_topics[config->fixed_topic_count++] = (char *)argument;
+        return 0;
     case OPTION_BACKEND:
         /* Validated against the backend table: "auto" walks its fallback chain. */
         bad = strcmp(argument, RX_BACKEND_AUTO_NAME) != 0 && rx_backend_type_find(argument) == NULL;
@@ -288,46 +340,17 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         config->zcrx_queue_count = bad ? 0 : (uint32_t)count;
         break;
     }
-    default:
-        bad = intake_parse_size(argument, option_maximum(option), &value) < 0;
-        if (bad) break;
-        switch (option) {
-        case OPTION_REACTORS: config->reactor_count = (uint32_t)value; break;
-        case OPTION_WORKERS: config->worker_count = (uint32_t)value; break;
-        case OPTION_MAX_FRAME: config->frame_bytes_max = (uint32_t)value; break;
-        case OPTION_TOPICS_MAX: config->topics_max = (uint32_t)value; break;
-        case OPTION_TOPICS_PER_CONNECTION:
-            config->topics_per_connection = (uint32_t)value;
-            bad = value == 0; /* 0 is the unset default ("as many as --topics-max") */
-            break;
-        case OPTION_TOPIC_QUEUE: config->topic_queue_capacity = (uint32_t)value; break;
-        case OPTION_CONNECTIONS_MAX: config->connections_max = (uint32_t)value; break;
-        case OPTION_RECORDS_PER_REACTOR: config->records_in_flight_max = (uint32_t)value; break;
-        case OPTION_ACK_WINDOW: config->ack_window_capacity = (uint32_t)value; break;
-        case OPTION_CQ_ENTRIES: config->cq_entries = (uint32_t)value; break;
-        case OPTION_BUFFERS: config->buffer_count = (uint32_t)value; break;
-        case OPTION_BUFFER_SIZE: config->buffer_bytes = (uint32_t)value; break;
-        case OPTION_ZCRX_AREA: config->zcrx_area_bytes = value; break;
-        case OPTION_ZCRX_RX_BUF: config->zcrx_rx_buffer_bytes = (uint32_t)value; break;
-        case OPTION_LOG_SIZE: config->log_capacity_bytes = value; break;
-        case OPTION_DEDUPE_PRODUCERS: config->dedupe_producers = (uint32_t)value; break;
-        case OPTION_CONSUMER_STALE_MS: config->consumer_stale_ns = value * 1000000ull; break;
-        case OPTION_SHUTDOWN_TIMEOUT_MS: config->shutdown_timeout_ns = value * 1000000ull; break;
-        case OPTION_FRAME_TIMEOUT_MS: config->frame_timeout_ns = value * 1000000ull; break;
-        case OPTION_IDLE_TIMEOUT_MS: config->idle_timeout_ns = value * 1000000ull; break;
-        case OPTION_PRODUCERS_MAX: config->producers_max = (uint32_t)value; break;
-        case OPTION_HANDSHAKE_TIMEOUT_MS: config->handshake_timeout_ns = value * 1000000ull; break;
-        case OPTION_HANDSHAKES_MAX: config->handshakes_max = (uint32_t)value; break;
-        case OPTION_HANDSHAKE_THREADS: config->handshake_threads = (uint32_t)value; break;
-        case OPTION_TLS_KEY_UPDATE_RECORDS: config->tls_key_update_records = value; break;
-        default: INTAKE_ASSERT(!"option without a handler");
-        }
+    default: {
+        const struct number_spec spec = option_number_spec(option);
+        if (number_parse(flag, argument, &spec, &value, why, capacity) != NUMBER_OK)
+            return -EINVAL;
+        config_apply_number(config, option, value);
+        return 0;
+    }
     }
     if (bad) {
-        for (const struct option *known = config_options; known->name; known++)
-            if (known->val == option)
-                snprintf(why, capacity, "--%s: bad value \"%s\" (%s)", known->name, argument,
-                         option_expects(option));
+        intake_error_line(why, capacity, "%s: '%s' is not %s", flag, argument,
+                          option_expects(option));
         return -EINVAL;
     }
     return 0;
@@ -353,8 +376,6 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
     if (!config->tls_listen_set) return 0;
     RULE(config->tls_certificate_path != NULL && config->tls_key_path != NULL,
          "--tls-listen needs --tls-cert and --tls-key");
-    RULE(config->handshakes_max >= 1 && config->handshakes_max <= 65536,
-         "--handshakes-max must be 1..65536");
     RULE(config->handshake_threads >= 1 && config->handshake_threads <= config->reactor_count,
          "--handshake-threads must be 1..--reactors (%u)", config->reactor_count);
     RULE(config->tls_key_update_records == 0 || config->tls_key_update_records >= 2,
@@ -372,31 +393,16 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
 }
 
 static int config_check(const struct pipeline_config *config, char *why, size_t capacity) {
-    RULE(config->reactor_count >= 1 && config->reactor_count <= 64, "--reactors must be 1..64");
-    RULE(config->worker_count >= 1 && config->worker_count <= 64, "--workers must be 1..64");
-    RULE(config->frame_bytes_max >= 16, "--max-frame must be at least 16 bytes");
-    RULE(config->topics_max >= 1 && config->topics_max <= 65536, "--topics-max must be 1..65536");
-    RULE(config->producers_max >= 1 && config->producers_max <= PRODUCER_TABLE_CAPACITY_MAX,
-         "--producers-max must be 1..%u", PRODUCER_TABLE_CAPACITY_MAX);
     RULE(config->shm_directory[0] != '\0', "--shm-dir must name a directory");
-    RULE(intake_is_power_of_two(config->topic_queue_capacity) && config->topic_queue_capacity >= 2,
+    /* The ranges of single flags are their number specs (option_number_spec). */
+    RULE(intake_is_power_of_two(config->topic_queue_capacity),
          "--topic-queue must be a power of two >= 2");
-    RULE(config->connections_max >= 1 && config->connections_max <= (1u << 24) - 1,
-         "--connections-max must be 1..16777215");
-    RULE(config->records_in_flight_max >= 16 && config->records_in_flight_max <= (1u << 22),
-         "--records-per-reactor must be 16..4194304");
-    RULE(intake_is_power_of_two(config->ack_window_capacity) &&
-             config->ack_window_capacity <= 65536,
+    RULE(intake_is_power_of_two(config->ack_window_capacity),
          "--ack-window must be a power of two <= 65536");
-    RULE(config->cq_entries >= 64 && config->cq_entries <= 65536, "--cq-entries must be 64..65536");
-    RULE(intake_is_power_of_two(config->buffer_count) && config->buffer_count <= 32768,
+    RULE(intake_is_power_of_two(config->buffer_count),
          "--buffers must be a power of two <= 32768");
-    RULE(config->buffer_bytes >= 4096 && config->buffer_bytes <= (1u << 24),
-         "--buffer-size must be 4K..16M");
-    RULE(intake_is_power_of_two(config->log_capacity_bytes) && config->log_capacity_bytes >= 65536,
+    RULE(intake_is_power_of_two(config->log_capacity_bytes),
          "--log-size must be a power of two >= 64K");
-    RULE(config->dedupe_producers <= DEDUPE_PRODUCERS_MAX, "--dedupe-producers must be 0..%u",
-         DEDUPE_PRODUCERS_MAX);
     /* A record must fit a log entry; the log keeps room for several (see shm_log.h). */
     RULE(config->frame_bytes_max <= config->log_capacity_bytes / 4,
          "--max-frame %u does not fit --log-size %lu (at most a quarter of it)",
@@ -428,22 +434,15 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
 enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
                                 size_t why_capacity) {
     pipeline_config_defaults(config);
-    optind = 1;
-    opterr = 0;
-    for (;;) {
-        int option = getopt_long(argc, argv, "", config_options, NULL);
-        if (option == -1) break;
-        if (option == OPTION_HELP) return CONFIG_HELP;
-        if (option == '?') {
-            intake_error_line(why, why_capacity, "unknown or incomplete option \"%s\" (see --help)",
-                              argv[optind - 1]);
+    struct cli cli;
+    cli_start(&cli, "intaked", config_options, config_print_usage);
+    int option;
+    while ((option = cli_next(&cli, argc, argv)) >= 0)
+        if (config_apply(config, option, cli.flag, cli.value, why, why_capacity) < 0)
             return CONFIG_ERROR;
-        }
-        if (config_apply(config, option, optarg, why, why_capacity) < 0) return CONFIG_ERROR;
-    }
-    if (optind < argc) {
-        intake_error_line(why, why_capacity, "unexpected argument \"%s\" (see --help)",
-                          argv[optind]);
+    if (option == CLI_STOP && cli.exit_status == 0) return CONFIG_DONE;
+    if (option == CLI_STOP) {
+        intake_error_line(why, why_capacity, "%s", cli.why);
         return CONFIG_ERROR;
     }
     if (config_check(config, why, why_capacity) < 0) return CONFIG_ERROR;

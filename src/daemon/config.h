@@ -10,7 +10,7 @@
 
 enum config_result {
     CONFIG_OK = 0,
-    CONFIG_HELP = 1,   /* --help: usage printed, exit 0 */
+    CONFIG_DONE = 1,   /* --help or --version: printed on stdout, exit 0 */
     CONFIG_ERROR = -1, /* `why` holds one line, exit 2 */
 };
 
@@ -19,6 +19,7 @@ enum config_result {
  * policy left in config->acl_policy for pipeline_start to take. */
 enum config_result config_parse(int argc, char **argv, struct pipeline_config *config, char *why,
                                 size_t why_capacity) INTAKE_MUST_CHECK;
+/* The --help text. */
 void config_print_usage(FILE *out);
 
 #endif

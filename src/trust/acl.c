@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "number_parse.h"
 #include "record.h"
 
 /* Tokens a rule has (`allow P produce T`, `quota P R B`); one more is an error. */
@@ -201,7 +202,9 @@ static int acl_rate_of(struct acl_parser *parser, const struct acl_token *token,
                         (int)token->length, token->text);
     memcpy(text, token->text, token->length);
     text[token->length] = '\0';
-    if (intake_parse_size(text, ACL_RATE_MAX, rate) < 0)
+    /* The flags' number syntax; the refusal keeps the file's own wording. */
+    const struct number_spec spec = NUMBER_COUNT_SPEC(0, ACL_RATE_MAX);
+    if (number_parse("rate", text, &spec, rate, NULL, 0) != NUMBER_OK)
         return acl_fail(parser, "bad rate \"%s\" (a whole number, K/M/G suffixes, at most 1024G)",
                         text);
     return 0;

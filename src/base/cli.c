@@ -1,0 +1,99 @@
+/*
+ * cli.c: the command-line conventions every intake program shares (see cli.h). getopt_long's
+ * own messages are off (opterr = 0) so that a refusal is always one line in one form.
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include "intake/version.h"
+
+void cli_start(struct cli *cli, const char *program, const struct option *options,
+               cli_usage_fn *usage) {
+    INTAKE_ASSERT(program != NULL && options != NULL);
+    INTAKE_ASSERT(usage != NULL);
+    *cli = (struct cli){.program = program, .options = options, .usage = usage};
+    optind = 1;
+    opterr = 0;
+}
+
+void cli_print_version(FILE *out, const char *program) {
+    fprintf(out, "%s (intake) %s\n", program, INTAKE_VERSION_STRING);
+}
+
+static int cli_stop(struct cli *cli, int exit_status) {
+    cli->exit_status = exit_status;
+    return CLI_STOP;
+}
+
+int cli_next(struct cli *cli, int argc, char **argv) {
+    /* A leading ':' makes a missing value ':' rather than '?', so the two read differently. */
+    int index = -1;
+    int option = getopt_long(argc, argv, ":", cli->options, &index);
+    const char *typed = optind > 1 && optind - 1 < argc ? argv[optind - 1] : "";
+    cli->value = optarg;
+    switch (option) {
+    case -1:
+        if (optind < argc) {
+            cli_refuse(cli, "unexpected argument '%s' (see --help)", argv[optind]);
+            return CLI_STOP;
+        }
+        return CLI_END;
+    case ':':
+        cli_refuse(cli, "%s needs a value (see --help)", typed);
+        return CLI_STOP;
+    case '?':
+        cli_refuse(cli, "unknown option '%s' (see --help)", typed);
+        return CLI_STOP;
+    default: break;
+    }
+    /* The full name, whether it was typed "--count 5", "--count=5" or abbreviated "--cou 5". */
+    INTAKE_ASSERT(index >= 0);
+    snprintf(cli->flag_text, sizeof(cli->flag_text), "--%s", cli->options[index].name);
+    cli->flag = cli->flag_text;
+    if (option == CLI_OPTION_HELP) {
+        cli->usage(stdout);
+        return cli_stop(cli, 0);
+    }
+    if (option == CLI_OPTION_VERSION) {
+        cli_print_version(stdout, cli->program);
+        return cli_stop(cli, 0);
+    }
+    return option;
+}
+
+int cli_refuse(struct cli *cli, const char *format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    intake_error_vline(cli->why, sizeof(cli->why), format, arguments);
+    va_end(arguments);
+    cli->exit_status = CLI_EXIT_USAGE;
+    return -1;
+}
+
+int cli_number(struct cli *cli, const struct number_spec *spec, uint64_t *value) {
+    INTAKE_ASSERT(cli->value != NULL);
+    if (number_parse(cli->flag, cli->value, spec, value, cli->why, sizeof(cli->why)) == NUMBER_OK)
+        return 0;
+    cli->exit_status = CLI_EXIT_USAGE;
+    return -1;
+}
+
+int cli_number_u32(struct cli *cli, const struct number_spec *spec, uint32_t *value) {
+    INTAKE_ASSERT(spec->maximum <= UINT32_MAX);
+    uint64_t wide = 0;
+    if (cli_number(cli, spec, &wide) < 0) return -1;
+    *value = (uint32_t)wide;
+    return 0;
+}
+
+int cli_bad_value(struct cli *cli, const char *wanted) {
+    return cli_refuse(cli, "%s: '%s' is not %s", cli->flag, cli->value ? cli->value : "", wanted);
+}
+
+int cli_finish(const struct cli *cli) {
+    if (cli->exit_status != 0)
+        fprintf(stderr, "%s: %s\n", cli->program, cli->why[0] ? cli->why : "bad usage");
+    return cli->exit_status;
+}

@@ -1,0 +1,81 @@
+/*
+ * cli.h: what every intake program does with its command line, written once. Programs read
+ * their flags with getopt_long through cli_next (long options only), their numbers through
+ * number_parse.h, and end the same way:
+ *   --help      the program's usage on stdout, exit 0;
+ *   --version   "PROGRAM (intake) 1.0.0" on stdout (include/intake/version.h), exit 0;
+ *   bad usage   one line on stderr, "PROGRAM: --flag: 'value' is not ...", exit 2
+ *               (CLI_EXIT_USAGE): an unknown option, a missing or bad value, flags that do not
+ *               go together. Exit 1 stays for failures after the command line was accepted.
+ * Main thread, startup only. A program's loop:
+ *
+ *     static const struct option options[] = {{"count", required_argument, NULL, 'n'},
+ *                                             CLI_STANDARD_OPTIONS, {NULL, 0, NULL, 0}};
+ *     struct cli cli;
+ *     cli_start(&cli, "intake-produce", options, usage);
+ *     for (int option; (option = cli_next(&cli, argc, argv)) != CLI_END;) {
+ *         switch (option) {
+ *         case 'n': if (cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &count) < 0) ...
+ *         case CLI_STOP: return cli_finish(&cli);     (help, version, or a refusal)
+ *         }
+ *     }
+ */
+#ifndef INTAKE_CLI_H
+#define INTAKE_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "number_parse.h"
+
+#define CLI_EXIT_USAGE 2
+/* One refusal line, without the program's name. */
+#define CLI_WHY_BYTES 512
+
+/* cli_next's answers besides an option's own val (every val a program uses is >= 0). */
+#define CLI_END  (-1) /* no more options, none refused */
+#define CLI_STOP (-2) /* --help or --version printed, or a refusal: return cli_finish() */
+
+/* The two options every program has; put this at the end of its table, before the {NULL}. */
+#define CLI_OPTION_HELP    0x10000
+#define CLI_OPTION_VERSION 0x10001
+#define CLI_STANDARD_OPTIONS                                                                       \
+    {"help", no_argument, NULL, CLI_OPTION_HELP}, {"version", no_argument, NULL, CLI_OPTION_VERSION}
+
+typedef void cli_usage_fn(FILE *out);
+
+struct cli {
+    const char *program;          /* the first word of every line printed */
+    const struct option *options; /* ends with {NULL, 0, NULL, 0} */
+    cli_usage_fn *usage;          /* writes the usage text for --help */
+    const char *flag;             /* the option cli_next returned last: "--count" */
+    const char *value;            /* its value (optarg), or NULL */
+    int exit_status;              /* what cli_finish returns: 0 after help/version, else 2 */
+    char why[CLI_WHY_BYTES];      /* the refusal line, "" when there is none */
+    char flag_text[64];           /* where cli->flag is written */
+};
+
+/* Resets getopt (optind = 1, its own messages off) for a parse of argv. */
+void cli_start(struct cli *cli, const char *program, const struct option *options,
+               cli_usage_fn *usage);
+/* The next option's val (with cli->flag and cli->value set), CLI_END, or CLI_STOP after
+ * --help, --version (printed here) or an unknown option or missing value (cli->why says so). */
+int cli_next(struct cli *cli, int argc, char **argv);
+/* Parses the current option's value as `spec` says into *value: 0, or -1 with the refusal in
+ * cli->why ("--count: '10x' is not a whole number ..."). */
+int cli_number(struct cli *cli, const struct number_spec *spec, uint64_t *value) INTAKE_MUST_CHECK;
+/* The same for a value that must fit 32 bits (spec->maximum <= UINT32_MAX). */
+int cli_number_u32(struct cli *cli, const struct number_spec *spec,
+                   uint32_t *value) INTAKE_MUST_CHECK;
+/* Refuses the current option's value: "--format: 'xml' is not text or prometheus". -1. */
+int cli_bad_value(struct cli *cli, const char *wanted);
+/* Refuses the command line for another reason (flags that do not go together): -1. */
+int cli_refuse(struct cli *cli, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the refusal, if any, as "PROGRAM: why" on stderr; returns the exit status. */
+int cli_finish(const struct cli *cli);
+/* "PROGRAM (intake) 1.0.0" and a newline on `out`. */
+void cli_print_version(FILE *out, const char *program);
+
+#endif
