@@ -12,7 +12,9 @@
  *                (their own topics and sequences apply; --topic and --key are not used).
  *   --count N --size BYTES: N synthetic records with BYTES-byte values.
  * With --acks, waits for the final cumulative ack and prints "acked N records (last sequence S)"
- * to stderr. Any error prints one line and exits 1; bad usage exits 2.
+ * to stderr. Any error prints one line and exits 1; bad usage prints one line naming the flag
+ * and exits 2 (cli.h; numbers as number_parse.h reads them: --size takes K/M/G, --timeout-ms
+ * a unit).
  *
  * --producer-id ID (or --idempotent, with a generated UUID) makes the producer idempotent
  * (include/intake/producer.h): acks, exactly once through reconnects and daemon restarts,
@@ -28,13 +30,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <unistd.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "intake/producer.h"
 #include "varint.h"
 
@@ -67,14 +69,19 @@ static void produce_usage(FILE *stream) {
             "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
             "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
             "                      [--idempotent | --producer-id ID] [--first-sequence N]\n"
-            "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n"
+            "  --count N --size BYTES: N synthetic records of BYTES (K, M, G: x1024; at most 64M)\n"
+            "  --timeout-ms MS: longest wait for acks or for intake to accept data (30000; or with\n"
+            "                  a unit: 30s, 2m)\n"
             "  --producer-id: exactly once with this id (1..64 bytes); --idempotent: a new id\n"
             "  --first-sequence: the first record's sequence (continue a reused id)\n"
             "  --tls-ca FILE: TLS 1.3, intake's certificate verified against this CA\n"
             "  --tls-cert FILE --tls-key FILE: a client certificate (mutual TLS)\n"
-            "  --tls-server-name NAME: the name to verify and send (default: --connect's host)\n");
+            "  --tls-server-name NAME: the name to verify and send (default: --connect's host)\n"
+            "  --help, --version\n");
 }
 
+/* The flags into `options`: -1 to run, or the status to exit with now (after --help,
+ * --version, or a refusal printed as one line). */
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
     static const struct option long_options[] = {
         {"connect", required_argument, NULL, 'c'},
@@ -92,43 +99,48 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         {"tls-cert", required_argument, NULL, 'E'},
         {"tls-key", required_argument, NULL, 'K'},
         {"tls-server-name", required_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     memset(options, 0, sizeof(*options));
     options->timeout_ms = 30000;
-    int option;
-    while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    struct cli cli;
+    cli_start(&cli, "intake-produce", long_options, produce_usage);
+    uint64_t timeout_ns = 0;
+    int option = CLI_END;
+    int bad = 0;
+    while (bad == 0 && (option = cli_next(&cli, argc, argv)) >= 0) {
         switch (option) {
         case 'c': options->address = optarg; break;
         case 't': options->topic = optarg; break;
         case 'k': options->key = optarg; break;
         case 'a': options->acks = true; break;
         case 'd': options->delimited = true; break;
-        case 'n': options->count = strtoull(optarg, NULL, 10); break;
-        case 's': options->size = strtoull(optarg, NULL, 10); break;
+        case 'n': bad = cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count); break;
+        case 's':
+            bad = cli_number(&cli, &NUMBER_SIZE_SPEC(1, PRODUCE_DELIMITED_BYTES_MAX),
+                             &options->size);
+            break;
         case 'T':
-            options->timeout_ms = atoi(optarg);
-            if (options->timeout_ms <= 0) {
-                fprintf(stderr, "intake-produce: --timeout-ms must be a positive number of ms\n");
-                return -1;
-            }
+            bad = cli_number(&cli, &NUMBER_DURATION_SPEC(NUMBER_MS, 1, INT32_MAX), &timeout_ns);
+            /* Whole milliseconds, rounded up: a fraction never becomes no wait at all. */
+            options->timeout_ms = (int)((timeout_ns + NUMBER_MS - 1) / NUMBER_MS);
             break;
         case 'i': options->idempotent = true; break;
         case 'p': options->producer_id = optarg; break;
-        case 'f': options->first_sequence = strtoull(optarg, NULL, 10); break;
+        case 'f':
+            bad = cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->first_sequence);
+            break;
         case 'C': options->tls_ca = optarg; break;
         case 'E': options->tls_cert = optarg; break;
         case 'K': options->tls_key = optarg; break;
         case 'N': options->tls_server_name = optarg; break;
-        case 'h': produce_usage(stdout); exit(0);
-        default: return -1;
+        default: INTAKE_ASSERT(!"an option without a case");
         }
     }
+    if (bad != 0 || option == CLI_STOP) return cli_finish(&cli);
     const char *problem = NULL;
-    if (optind != argc)
-        problem = "unexpected argument";
-    else if (options->address == NULL)
+    if (options->address == NULL)
         problem = "--connect is required";
     else if (options->topic == NULL && !options->delimited)
         problem = "--topic is required";
@@ -148,9 +160,9 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         problem = "--tls-cert and --tls-key go together";
     if (options->producer_id != NULL) options->idempotent = true;
     if (options->idempotent) options->acks = true;
-    if (problem == NULL) return 0;
-    fprintf(stderr, "intake-produce: %s\n", problem);
-    return -1;
+    if (problem == NULL) return -1;
+    cli_refuse(&cli, "%s", problem);
+    return cli_finish(&cli);
 }
 
 static int produce_send_one(struct intake_producer *producer, const struct produce_options *options,
@@ -328,10 +340,8 @@ static void produce_fail(struct intake_producer *producer, const char *problem, 
 
 int main(int argc, char **argv) {
     struct produce_options options;
-    if (produce_parse(argc, argv, &options) < 0) {
-        produce_usage(stderr);
-        return 2;
-    }
+    int exit_now = produce_parse(argc, argv, &options);
+    if (exit_now >= 0) return exit_now;
     /* --timeout-ms bounds both waits: for acks, and for intake to take more data (a topic
      * whose log is being created, or a full log, stops intake from reading). */
     struct intake_producer_config config = {

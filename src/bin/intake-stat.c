@@ -13,15 +13,14 @@
  * intaked's /healthz and /readyz, printed as one line.
  *
  * Exit: 0 after printing (--check: healthy); 1 when the region cannot be read (--check: not
- * healthy); 2 for bad flags.
+ * healthy); 2 for bad flags (one line naming the flag, cli.h).
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "common.h"
 #include "counters_health.h"
 #include "counters_render.h"
@@ -32,72 +31,90 @@ static void usage(FILE *out) {
           "  --shm-dir DIR          intaked's --shm-dir (default /dev/shm/intake): reads\n"
           "                         DIR/intake.counters and the topics' logs in DIR\n"
           "  --counters PATH        the counters region, when intaked ran with --counters\n"
-          "  --interval SECONDS     print every SECONDS (default: once)\n"
+          "  --interval SECONDS     print every SECONDS (default: once; 0.5, or with a unit:\n"
+          "                         250ms, 1m)\n"
           "  --count N              with --interval, stop after N prints\n"
           "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
-          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n",
+          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n"
+          "  --help, --version\n",
           out);
 }
 
-static int parse_positive(const char *text, double *value) {
-    char *end = NULL;
-    errno = 0;
-    double parsed = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(parsed > 0)) return -EINVAL;
-    *value = parsed;
-    return 0;
+/* What the command line asks for. */
+struct stat_options {
+    const char *directory;
+    const char *counters_path;
+    uint64_t interval_ns; /* 0: print once */
+    uint64_t count;       /* with an interval, prints at most; 0: no limit */
+    enum counters_render_format format;
+    const char *check; /* "live", "ready" or NULL */
+};
+
+/* One line per flag; a new flag is a line here and a case in stat_parse. */
+static const struct option stat_option_table[] = {
+    {"shm-dir", required_argument, NULL, 'd'},
+    {"counters", required_argument, NULL, 'c'},
+    {"interval", required_argument, NULL, 'i'},
+    {"count", required_argument, NULL, 'n'},
+    {"format", required_argument, NULL, 'f'},
+    {"check", required_argument, NULL, 'k'},
+    CLI_STANDARD_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+/* --interval: seconds (fractions and units allowed), from 1 ms to a day. */
+static const struct number_spec stat_interval_spec = {
+    .kind = NUMBER_DURATION,
+    .minimum = NUMBER_MS,
+    .maximum = 24 * NUMBER_HOURS,
+    .unit_ns = NUMBER_SECONDS,
+};
+
+/* Applies one option; 0, or -1 with the refusal in cli->why. */
+static int stat_apply(struct cli *cli, int option, struct stat_options *options) {
+    switch (option) {
+    case 'd': options->directory = optarg; return 0;
+    case 'c': options->counters_path = optarg; return 0;
+    case 'i': return cli_number(cli, &stat_interval_spec, &options->interval_ns);
+    case 'n': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count);
+    case 'f':
+        if (strcmp(optarg, "text") == 0)
+            options->format = COUNTERS_RENDER_TEXT;
+        else if (strcmp(optarg, "prometheus") == 0)
+            options->format = COUNTERS_RENDER_PROMETHEUS;
+        else
+            return cli_bad_value(cli, "text or prometheus");
+        return 0;
+    case 'k':
+        options->check = optarg;
+        if (strcmp(optarg, "live") != 0 && strcmp(optarg, "ready") != 0)
+            return cli_bad_value(cli, "live or ready");
+        return 0;
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
+    }
+}
+
+/* The flags into `options`: -1 to run, or the status to exit with now (after --help,
+ * --version, or a refusal printed as one line). */
+static int stat_parse(int argc, char **argv, struct stat_options *options) {
+    *options = (struct stat_options){.directory = "/dev/shm/intake",
+                                     .format = COUNTERS_RENDER_TEXT};
+    struct cli cli;
+    cli_start(&cli, "intake-stat", stat_option_table, usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0)
+        if (stat_apply(&cli, option, options) < 0) return cli_finish(&cli);
+    return option == CLI_STOP ? cli_finish(&cli) : -1;
 }
 
 int main(int argc, char **argv) {
-    static const struct option options[] = {
-        {"shm-dir", required_argument, NULL, 'd'},  {"counters", required_argument, NULL, 'c'},
-        {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'n'},
-        {"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
-        {"check", required_argument, NULL, 'k'},    {NULL, 0, NULL, 0},
-    };
-    const char *directory = "/dev/shm/intake";
-    const char *counters_path = NULL;
-    double interval_seconds = 0;
-    double count = 0;
-    enum counters_render_format format = COUNTERS_RENDER_TEXT;
-    const char *check = NULL;
-    int option;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        bool bad = false;
-        switch (option) {
-        case 'd': directory = optarg; break;
-        case 'c': counters_path = optarg; break;
-        case 'i': bad = parse_positive(optarg, &interval_seconds) < 0; break;
-        case 'n': bad = parse_positive(optarg, &count) < 0; break;
-        case 'f':
-            if (strcmp(optarg, "text") == 0)
-                format = COUNTERS_RENDER_TEXT;
-            else if (strcmp(optarg, "prometheus") == 0)
-                format = COUNTERS_RENDER_PROMETHEUS;
-            else
-                bad = true;
-            break;
-        case 'k':
-            check = optarg;
-            bad = strcmp(optarg, "live") != 0 && strcmp(optarg, "ready") != 0;
-            break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "intake-stat: bad value for --%s: \"%s\"\n",
-                    option == 'i'   ? "interval"
-                    : option == 'n' ? "count"
-                    : option == 'k' ? "check"
-                                    : "format",
-                    optarg);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    struct stat_options options;
+    int exit_now = stat_parse(argc, argv, &options);
+    if (exit_now >= 0) return exit_now;
+    const char *directory = options.directory;
+    const char *counters_path = options.counters_path;
+    const char *check = options.check;
+    enum counters_render_format format = options.format;
     char path[4096];
     if (counters_path != NULL)
         snprintf(path, sizeof(path), "%s", counters_path);
@@ -133,15 +150,14 @@ int main(int argc, char **argv) {
             counters_view_close(&view);
             return 1;
         }
-        if (interval_seconds > 0 && format == COUNTERS_RENDER_TEXT && printed > 0)
+        if (options.interval_ns > 0 && format == COUNTERS_RENDER_TEXT && printed > 0)
             fputs("\n", stdout);
         fwrite(text, 1, length, stdout);
         fflush(stdout);
         free(text);
-        if (interval_seconds <= 0 || (count > 0 && (double)(printed + 1) >= count)) break;
-        struct timespec pause = {
-            (time_t)interval_seconds,
-            (long)((interval_seconds - (double)(time_t)interval_seconds) * 1e9)};
+        if (options.interval_ns == 0 || (options.count > 0 && printed + 1 >= options.count)) break;
+        struct timespec pause = {(time_t)(options.interval_ns / NUMBER_SECONDS),
+                                 (long)(options.interval_ns % NUMBER_SECONDS)};
         nanosleep(&pause, NULL);
     }
     counters_renderer_close(&renderer);

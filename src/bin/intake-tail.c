@@ -16,10 +16,10 @@
  * Without --name it registers as "intake-tail-<pid>", ephemeral (unregistered on exit), and
  * starts at the oldest record; with --name it resumes from that name's committed cursor and
  * commits as it goes. Gaps (overwrite mode, or a stale consumer in block mode) are reported on
- * stderr. Exit status: 0 normally, 1 with one line on stderr on errors, 2 on bad usage.
+ * stderr. Exit status: 0 normally, 1 with one line on stderr on errors, 2 on bad usage (one
+ * line naming the flag, cli.h).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "common.h"
 #include "intake/consumer.h"
 #include "tail_output.h"
@@ -84,19 +85,12 @@ static void usage(FILE *out) {
         "  so once when the log's writer (intaked) is gone, and with --exit-when-idle it then\n"
         "  exits 0 after reading what is left\n"
         "  default start: the oldest record; with --name, that consumer's committed cursor\n"
-        "  default --shm-dir: /dev/shm/intake (intaked's default)\n");
+        "  default --shm-dir: /dev/shm/intake (intaked's default)\n"
+        "  --count N: stop after N records (0: no limit); --help, --version\n");
 }
 
-static bool number_parse(const char *text, uint64_t *out) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-') return false;
-    *out = value;
-    return true;
-}
-
-/* Returns 0 when parsed, 2 on bad usage (after printing why). */
+/* The flags into `options`: -1 to run, or the status to exit with now (after --help,
+ * --version, or a refusal printed as one line). */
 static int options_parse(int argc, char **argv, struct tail_options *options) {
     static const struct option long_options[] = {{"shm-dir", required_argument, NULL, 'd'},
                                                  {"topic", required_argument, NULL, 't'},
@@ -107,29 +101,30 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
                                                  {"follow", no_argument, NULL, 'f'},
                                                  {"format", required_argument, NULL, 'F'},
                                                  {"name", required_argument, NULL, 'n'},
-                                                 {"help", no_argument, NULL, 'h'},
                                                  {"exit-when-idle", no_argument, NULL, 'x'},
                                                  {"all", no_argument, NULL, 'a'},
                                                  {"max-topics", required_argument, NULL, 'm'},
+                                                 CLI_STANDARD_OPTIONS,
                                                  {NULL, 0, NULL, 0}};
+    struct cli cli;
+    cli_start(&cli, "intake-tail", long_options, usage);
     bool start_given = false;
-    int option;
-    while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    int option = CLI_END;
+    int bad = 0;
+    while (bad == 0 && (option = cli_next(&cli, argc, argv)) >= 0) {
         switch (option) {
         case 'd': options->directory = optarg; break;
         case 't':
-            if (options->topic_count == TAIL_TOPICS_MAX) goto bad;
-            options->topics[options->topic_count++] = optarg;
+            if (options->topic_count == TAIL_TOPICS_MAX)
+                bad = cli_refuse(&cli, "--topic: more than %d --topic flags", TAIL_TOPICS_MAX);
+            else
+                options->topics[options->topic_count++] = optarg;
             break;
         case 'a': options->all_topics = true; break;
-        case 'm': {
-            uint64_t max_topics = 0;
-            if (!number_parse(optarg, &max_topics) || max_topics == 0 ||
-                max_topics > INTAKE_CONSUMER_SET_TOPICS_MAX)
-                goto bad;
-            options->max_topics = (uint32_t)max_topics;
+        case 'm':
+            bad = cli_number_u32(&cli, &NUMBER_COUNT_SPEC(1, INTAKE_CONSUMER_SET_TOPICS_MAX),
+                                 &options->max_topics);
             break;
-        }
         case 's':
             options->start.start = INTAKE_CONSUMER_START_OLDEST;
             start_given = true;
@@ -141,11 +136,9 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
         case 'o':
             options->start.start = INTAKE_CONSUMER_START_OFFSET;
             start_given = true;
-            if (!number_parse(optarg, &options->start.start_offset)) goto bad;
+            bad = cli_number(&cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->start.start_offset);
             break;
-        case 'c':
-            if (!number_parse(optarg, &options->count)) goto bad;
-            break;
+        case 'c': bad = cli_number(&cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->count); break;
         case 'f': options->follow = true; break;
         case 'x': options->exit_when_idle = true; break;
         case 'F':
@@ -156,22 +149,20 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
             else if (strcmp(optarg, "raw") == 0)
                 options->format = TAIL_FORMAT_RAW;
             else
-                goto bad;
+                bad = cli_bad_value(&cli, "json, text or raw");
             break;
         case 'n': options->name = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: goto bad;
+        default: INTAKE_ASSERT(!"an option without a case");
         }
     }
-    if (optind != argc || (options->topic_count == 0) == !options->all_topics) goto bad;
+    if (bad == 0 && option != CLI_STOP && (options->topic_count == 0) == !options->all_topics)
+        cli_refuse(&cli, "give --topic T (repeatable) or --all, not both (see --help)");
+    if (cli.exit_status != 0 || option == CLI_STOP) return cli_finish(&cli);
     options->start.ephemeral = options->name == NULL;
     if (!start_given)
         options->start.start =
             options->name ? INTAKE_CONSUMER_START_COMMITTED : INTAKE_CONSUMER_START_OLDEST;
-    return 0;
-bad:
-    usage(stderr);
-    return 2;
+    return -1;
 }
 
 /* What is read: one topic's consumer, or a set of topics. Exactly one is open. */
@@ -394,7 +385,7 @@ int main(int argc, char **argv) {
     options.format = TAIL_FORMAT_JSON;
     options.max_topics = TAIL_ALL_TOPICS_DEFAULT;
     int result = options_parse(argc, argv, &options);
-    if (result != 0) return result;
+    if (result >= 0) return result;
     char default_name[32];
     snprintf(default_name, sizeof(default_name), "intake-tail-%d", (int)getpid());
     const char *name = options.name ? options.name : default_name;

@@ -18,11 +18,10 @@
  * when the last of them closes it. Offsets of a recreated topic start again at 0.
  *
  * Exit status: 0 removed; 1 refused (no such log, not an intake log, held by a daemon, or a
- * system error), with one line saying why; 2 bad usage.
+ * system error), with one line saying why; 2 bad usage (one line naming the flag, cli.h).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdbool.h>
@@ -33,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "intake/shm_log_format.h"
 
 /* A consumer probes a log's writer lock with a brief shared lock: try a few times. */
@@ -44,7 +44,8 @@
 static void usage(FILE *out) {
     fputs("usage: intake-topic --shm-dir DIR --remove NAME\n"
           "  --shm-dir DIR   the daemon's --shm-dir (default /dev/shm/intake)\n"
-          "  --remove NAME   remove topic NAME's log; refused while a running intaked holds it\n",
+          "  --remove NAME   remove topic NAME's log; refused while a running intaked holds it\n"
+          "  --help, --version\n",
           out);
 }
 
@@ -246,36 +247,28 @@ int main(int argc, char **argv) {
     static const struct option options[] = {
         {"shm-dir", required_argument, NULL, 'd'},
         {"remove", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *directory = "/dev/shm/intake";
     const char *topic = NULL;
-    opterr = 0;
-    for (;;) {
-        int option = getopt_long(argc, argv, "", options, NULL);
-        if (option == -1) break;
-        if (option == 'd')
-            directory = optarg;
-        else if (option == 'r')
-            topic = optarg;
-        else if (option == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "intake-topic: unknown or incomplete option \"%s\" (see --help)\n",
-                    argv[optind - 1]);
-            return 2;
+    struct cli cli;
+    cli_start(&cli, "intake-topic", options, usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0) {
+        if (option == 'd') directory = optarg;
+        if (option != 'r') continue;
+        topic = optarg;
+        size_t length = strlen(topic);
+        if (length == 0 || length > SHM_LOG_TOPIC_BYTES - 1) {
+            cli_bad_value(&cli, "a topic name (1..255 bytes)");
+            return cli_finish(&cli);
         }
     }
-    if (optind < argc || topic == NULL) {
-        fprintf(stderr, "intake-topic: --remove NAME is required (see --help)\n");
-        return 2;
-    }
-    size_t length = strlen(topic);
-    if (length == 0 || length > SHM_LOG_TOPIC_BYTES - 1) {
-        fprintf(stderr, "intake-topic: a topic is 1..255 bytes\n");
-        return 2;
+    if (option == CLI_STOP) return cli_finish(&cli);
+    if (topic == NULL) {
+        cli_refuse(&cli, "--remove NAME is required (see --help)");
+        return cli_finish(&cli);
     }
     return remove_topic(directory, topic);
 }
