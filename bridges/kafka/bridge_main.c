@@ -5,7 +5,7 @@
  *
  * Exit status: 0 after SIGTERM/SIGINT once everything read was delivered and committed; 1 when
  * something failed (one line says what; nothing undelivered was committed, so a restart
- * resumes exactly); 2 for bad flags.
+ * resumes exactly); 2 for bad flags (one line naming the flag, cli.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bridge_loop.h"
+#include "cli.h"
 #include "bridge_topics.h"
 
 static void usage(FILE *out) {
@@ -44,6 +45,8 @@ static void usage(FILE *out) {
         "  --resume-scan-max N         messages read back per partition at startup (100000)\n"
         "  --resume-settle-ms N        wait after start before reading Kafka back (1000)\n"
         "  --shutdown-timeout-ms N     on SIGTERM, how long to wait for deliveries (10000)\n"
+        "  --help, --version\n"
+        "The -ms flags count milliseconds, or take a unit (1.5s, 250ms, 1m).\n"
         "signals: SIGTERM/SIGINT stop (deliver, commit, exit 0); SIGUSR1 prints counters\n");
 }
 
@@ -57,31 +60,11 @@ static void on_counters(int signal_number) {
     bridge_counters_requested = 1;
 }
 
-static int parse_u64(const char *flag, const char *text, uint64_t low, uint64_t high,
-                     uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || value < low ||
-        value > high) {
-        fprintf(stderr, "intake-kafka: %s wants a number from %llu to %llu, not \"%s\"\n", flag,
-                (unsigned long long)low, (unsigned long long)high, text);
-        return -1;
-    }
-    *out = value;
-    return 0;
-}
-
-static int parse_property(struct bridge_options *options, char *text) {
+static int parse_property(struct cli *cli, struct bridge_options *options, char *text) {
     char *equals = strchr(text, '=');
-    if (equals == NULL || equals == text) {
-        fprintf(stderr, "intake-kafka: -X wants key=value, not \"%s\"\n", text);
-        return -1;
-    }
-    if (options->kafka.property_count == BRIDGE_KAFKA_PROPERTIES_MAX) {
-        fprintf(stderr, "intake-kafka: more than %d -X settings\n", BRIDGE_KAFKA_PROPERTIES_MAX);
-        return -1;
-    }
+    if (equals == NULL || equals == text) return cli_bad_value(cli, "key=value");
+    if (options->kafka.property_count == BRIDGE_KAFKA_PROPERTIES_MAX)
+        return cli_refuse(cli, "-X: more than %d settings", BRIDGE_KAFKA_PROPERTIES_MAX);
     *equals = '\0';
     options->kafka.properties[options->kafka.property_count++] =
         (struct bridge_kafka_property){text, equals + 1};
@@ -107,128 +90,174 @@ static void options_defaults(struct bridge_options *options) {
         snprintf(options->instance, sizeof(options->instance), "unknown-host");
 }
 
-/* Flags that take a number: name, where it goes, its range. */
-struct number_flag {
-    const char *name;
-    uint64_t *target;
-    uint64_t low, high;
-};
-
-static int parse_flags(int argc, char **argv, struct bridge_options *options) {
-    uint64_t topics_max = options->topics_max, partition = 0;
-    struct number_flag numbers[] = {
-        {"--topics-max", &topics_max, 1, 1u << 20},
-        {"--kafka-partition", &partition, 0, INT32_MAX},
-        {"--in-flight-max", &options->in_flight_max, 1, 10000000},
-        {"--commit-interval-ms", &options->commit_interval_ms, 1, 3600000},
-        {"--scan-interval-ms", &options->scan_interval_ms, 10, 3600000},
-        {"--resume-scan-max", &options->resume_scan_max, 1, UINT32_MAX},
-        {"--resume-settle-ms", &options->resume_settle_ms, 0, 3600000},
-        {"--shutdown-timeout-ms", &options->shutdown_timeout_ms, 0, 3600000},
-    };
-    for (int index = 1; index < argc; index++) {
-        const char *flag = argv[index];
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(flag, "--all-topics") == 0) {
-            options->all_topics = true;
-            continue;
-        }
-        if (index + 1 >= argc) {
-            fprintf(stderr, "intake-kafka: unknown flag or missing value: %s\n", flag);
-            return -1;
-        }
-        char *value = argv[++index];
-        bool matched = false;
-        for (size_t number = 0; number < sizeof(numbers) / sizeof(numbers[0]); number++) {
-            if (strcmp(flag, numbers[number].name) != 0) continue;
-            if (parse_u64(flag, value, numbers[number].low, numbers[number].high,
-                          numbers[number].target) != 0)
-                return -1;
-            matched = true;
-        }
-        if (matched) continue;
-        if (strcmp(flag, "--shm-dir") == 0) {
-            options->shm_dir = value;
-        } else if (strcmp(flag, "--topic") == 0) {
-            if (options->named_topic_count == BRIDGE_NAMED_TOPICS_MAX) {
-                fprintf(stderr, "intake-kafka: more than %d --topic\n", BRIDGE_NAMED_TOPICS_MAX);
-                return -1;
-            }
-            options->named_topics[options->named_topic_count++] = value;
-        } else if (strcmp(flag, "--brokers") == 0) {
-            options->kafka.brokers = value;
-        } else if (strcmp(flag, "--consumer-name") == 0) {
-            options->consumer_name = value;
-        } else if (strcmp(flag, "--kafka-topic-prefix") == 0) {
-            snprintf(options->kafka_topic_template_storage,
-                     sizeof(options->kafka_topic_template_storage), "%s{topic}", value);
-            options->kafka_topic_template = options->kafka_topic_template_storage;
-        } else if (strcmp(flag, "--kafka-topic-template") == 0) {
-            options->kafka_topic_template = value;
-        } else if (strcmp(flag, "--value") == 0) {
-            if (strcmp(value, "value") == 0) {
-                options->value_mode = BRIDGE_VALUE_VALUE;
-            } else if (strcmp(value, "record") == 0) {
-                options->value_mode = BRIDGE_VALUE_RECORD;
-            } else {
-                fprintf(stderr, "intake-kafka: --value wants value or record\n");
-                return -1;
-            }
-        } else if (strcmp(flag, "--dead-letter-topic") == 0) {
-            options->dead_letter_topic = value;
-        } else if (strcmp(flag, "--instance") == 0) {
-            snprintf(options->instance, sizeof(options->instance), "%s", value);
-        } else if (strcmp(flag, "-X") == 0) {
-            if (parse_property(options, value) != 0) return -1;
-        } else {
-            fprintf(stderr, "intake-kafka: unknown flag: %s\n", flag);
-            return -1;
-        }
-    }
-    options->topics_max = (uint32_t)topics_max;
-    options->kafka_partition = (int32_t)partition;
-    return 0;
-}
-
-static int options_check(const struct bridge_options *options) {
+/* Flags that must go together; 0, or -1 with one line in `why`. */
+static int options_check(const struct bridge_options *options, char *why, size_t capacity) {
     char kafka_topic[BRIDGE_KAFKA_TOPIC_BYTES];
     if (options->kafka.brokers == NULL) {
-        fprintf(stderr, "intake-kafka: --brokers is required\n");
+        intake_error_line(why, capacity, "--brokers is required");
         return -1;
     }
     if (options->all_topics == (options->named_topic_count > 0)) {
-        fprintf(stderr, "intake-kafka: give either --topic NAME (repeatable) or --all-topics\n");
+        intake_error_line(why, capacity, "give either --topic NAME (repeatable) or --all-topics");
         return -1;
     }
     if (strstr(options->kafka_topic_template, "{topic}") == NULL) {
-        fprintf(stderr, "intake-kafka: --kafka-topic-template must contain {topic}\n");
+        intake_error_line(why, capacity, "--kafka-topic-template must contain {topic}");
         return -1;
     }
     if (bridge_kafka_topic_for("{topic}", options->dead_letter_topic, kafka_topic) != 0) {
-        fprintf(stderr, "intake-kafka: --dead-letter-topic %s is not a legal Kafka topic name\n",
-                options->dead_letter_topic);
+        intake_error_line(why, capacity, "--dead-letter-topic %s is not a legal Kafka topic name",
+                          options->dead_letter_topic);
         return -1;
     }
     /* Room for the anchor slot's suffix (bridge_topics.h). */
     size_t name_length = strlen(options->consumer_name);
     size_t name_max = INTAKE_CONSUMER_NAME_BYTES_MAX - (sizeof(BRIDGE_ANCHOR_SUFFIX) - 1);
     if (name_length == 0 || name_length > name_max) {
-        fprintf(stderr, "intake-kafka: --consumer-name must be 1..%zu bytes\n", name_max);
+        intake_error_line(why, capacity, "--consumer-name must be 1..%zu bytes", name_max);
         return -1;
     }
     return 0;
 }
 
+enum bridge_option {
+    OPTION_SHM_DIR = 256,
+    OPTION_TOPIC,
+    OPTION_ALL_TOPICS,
+    OPTION_BROKERS,
+    OPTION_CONSUMER_NAME,
+    OPTION_KAFKA_TOPIC_PREFIX,
+    OPTION_KAFKA_TOPIC_TEMPLATE,
+    OPTION_VALUE,
+    OPTION_DEAD_LETTER_TOPIC,
+    OPTION_INSTANCE,
+    /* The numbers, in bridge_number_flags' order. */
+    OPTION_TOPICS_MAX,
+    OPTION_KAFKA_PARTITION,
+    OPTION_IN_FLIGHT_MAX,
+    OPTION_COMMIT_INTERVAL_MS,
+    OPTION_SCAN_INTERVAL_MS,
+    OPTION_RESUME_SCAN_MAX,
+    OPTION_RESUME_SETTLE_MS,
+    OPTION_SHUTDOWN_TIMEOUT_MS,
+};
+
+static const struct option bridge_option_table[] = {
+    {"shm-dir", required_argument, NULL, OPTION_SHM_DIR},
+    {"topic", required_argument, NULL, OPTION_TOPIC},
+    {"all-topics", no_argument, NULL, OPTION_ALL_TOPICS},
+    {"brokers", required_argument, NULL, OPTION_BROKERS},
+    {"consumer-name", required_argument, NULL, OPTION_CONSUMER_NAME},
+    {"kafka-topic-prefix", required_argument, NULL, OPTION_KAFKA_TOPIC_PREFIX},
+    {"kafka-topic-template", required_argument, NULL, OPTION_KAFKA_TOPIC_TEMPLATE},
+    {"value", required_argument, NULL, OPTION_VALUE},
+    {"dead-letter-topic", required_argument, NULL, OPTION_DEAD_LETTER_TOPIC},
+    {"instance", required_argument, NULL, OPTION_INSTANCE},
+    {"topics-max", required_argument, NULL, OPTION_TOPICS_MAX},
+    {"kafka-partition", required_argument, NULL, OPTION_KAFKA_PARTITION},
+    {"in-flight-max", required_argument, NULL, OPTION_IN_FLIGHT_MAX},
+    {"commit-interval-ms", required_argument, NULL, OPTION_COMMIT_INTERVAL_MS},
+    {"scan-interval-ms", required_argument, NULL, OPTION_SCAN_INTERVAL_MS},
+    {"resume-scan-max", required_argument, NULL, OPTION_RESUME_SCAN_MAX},
+    {"resume-settle-ms", required_argument, NULL, OPTION_RESUME_SETTLE_MS},
+    {"shutdown-timeout-ms", required_argument, NULL, OPTION_SHUTDOWN_TIMEOUT_MS},
+    CLI_STANDARD_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+/* A numeric flag's range; the -ms ones are durations (a bare number counts milliseconds). */
+static struct number_spec bridge_number_spec(int option) {
+    switch (option) {
+    case OPTION_TOPICS_MAX: return NUMBER_COUNT_SPEC(1, 1u << 20);
+    case OPTION_KAFKA_PARTITION: return NUMBER_COUNT_SPEC(0, INT32_MAX);
+    case OPTION_IN_FLIGHT_MAX: return NUMBER_COUNT_SPEC(1, 10000000);
+    case OPTION_RESUME_SCAN_MAX: return NUMBER_COUNT_SPEC(1, UINT32_MAX);
+    case OPTION_COMMIT_INTERVAL_MS: return NUMBER_DURATION_SPEC(NUMBER_MS, 1, 3600000);
+    case OPTION_SCAN_INTERVAL_MS: return NUMBER_DURATION_SPEC(NUMBER_MS, 10, 3600000);
+    default: return NUMBER_DURATION_SPEC(NUMBER_MS, 0, 3600000);
+    }
+}
+
+/* Stores a parsed number; durations arrive in ns and are kept in whole ms, rounded up. */
+static void bridge_apply_number(struct bridge_options *options, int option, uint64_t value) {
+    uint64_t ms = (value + NUMBER_MS - 1) / NUMBER_MS;
+    switch (option) {
+    case OPTION_TOPICS_MAX: options->topics_max = (uint32_t)value; break;
+    case OPTION_KAFKA_PARTITION: options->kafka_partition = (int32_t)value; break;
+    case OPTION_IN_FLIGHT_MAX: options->in_flight_max = value; break;
+    case OPTION_RESUME_SCAN_MAX: options->resume_scan_max = value; break;
+    case OPTION_COMMIT_INTERVAL_MS: options->commit_interval_ms = ms; break;
+    case OPTION_SCAN_INTERVAL_MS: options->scan_interval_ms = ms; break;
+    case OPTION_RESUME_SETTLE_MS: options->resume_settle_ms = ms; break;
+    case OPTION_SHUTDOWN_TIMEOUT_MS: options->shutdown_timeout_ms = ms; break;
+    default: INTAKE_ASSERT(!"a numeric option without a field");
+    }
+}
+
+/* Applies one option; 0, or -1 with the refusal in cli->why. */
+static int apply_flag(struct cli *cli, int option, char *value, struct bridge_options *options) {
+    switch (option) {
+    case OPTION_ALL_TOPICS: options->all_topics = true; return 0;
+    case OPTION_SHM_DIR: options->shm_dir = value; return 0;
+    case OPTION_TOPIC:
+        if (options->named_topic_count == BRIDGE_NAMED_TOPICS_MAX)
+            return cli_refuse(cli, "--topic: more than %d", BRIDGE_NAMED_TOPICS_MAX);
+        options->named_topics[options->named_topic_count++] = value;
+        return 0;
+    case OPTION_BROKERS: options->kafka.brokers = value; return 0;
+    case OPTION_CONSUMER_NAME: options->consumer_name = value; return 0;
+    case OPTION_KAFKA_TOPIC_PREFIX:
+        snprintf(options->kafka_topic_template_storage,
+                 sizeof(options->kafka_topic_template_storage), "%s{topic}", value);
+        options->kafka_topic_template = options->kafka_topic_template_storage;
+        return 0;
+    case OPTION_KAFKA_TOPIC_TEMPLATE: options->kafka_topic_template = value; return 0;
+    case OPTION_VALUE:
+        if (strcmp(value, "value") == 0)
+            options->value_mode = BRIDGE_VALUE_VALUE;
+        else if (strcmp(value, "record") == 0)
+            options->value_mode = BRIDGE_VALUE_RECORD;
+        else
+            return cli_bad_value(cli, "value or record");
+        return 0;
+    case OPTION_DEAD_LETTER_TOPIC: options->dead_letter_topic = value; return 0;
+    case OPTION_INSTANCE:
+        snprintf(options->instance, sizeof(options->instance), "%s", value);
+        return 0;
+    case 'X': return parse_property(cli, options, value);
+    default: {
+        const struct number_spec spec = bridge_number_spec(option);
+        uint64_t number = 0;
+        if (cli_number(cli, &spec, &number) < 0) return -1;
+        bridge_apply_number(options, option, number);
+        return 0;
+    }
+    }
+}
+
+/* The flags into `options`: -1 to run, or the status to exit with now (after --help,
+ * --version, or a refusal printed as one line). */
+static int parse_flags(int argc, char **argv, struct bridge_options *options) {
+    struct cli cli;
+    cli_start(&cli, "intake-kafka", bridge_option_table, usage);
+    cli_allow_short(&cli, "hX:"); /* -X key=value as kcat has it; -h as --help */
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0)
+        if (apply_flag(&cli, option, optarg, options) < 0) return cli_finish(&cli);
+    if (option == CLI_STOP) return cli_finish(&cli);
+    char problem[256];
+    if (options_check(options, problem, sizeof(problem)) < 0) {
+        cli_refuse(&cli, "%s", problem);
+        return cli_finish(&cli);
+    }
+    return -1;
+}
+
 int main(int argc, char **argv) {
     static struct bridge_options options; /* large (named topics, -X pairs): not on the stack */
     options_defaults(&options);
-    if (parse_flags(argc, argv, &options) != 0 || options_check(&options) != 0) {
-        fprintf(stderr, "intake-kafka: --help lists the flags\n");
-        return 2;
-    }
+    int exit_now = parse_flags(argc, argv, &options);
+    if (exit_now >= 0) return exit_now;
     struct sigaction stop = {.sa_handler = on_stop};
     struct sigaction counters = {.sa_handler = on_counters};
     sigaction(SIGTERM, &stop, NULL);

@@ -14,6 +14,8 @@ void cli_start(struct cli *cli, const char *program, const struct option *option
     INTAKE_ASSERT(program != NULL && options != NULL);
     INTAKE_ASSERT(usage != NULL);
     *cli = (struct cli){.program = program, .options = options, .usage = usage};
+    /* A leading ':' makes a missing value ':' rather than '?', so the two read differently. */
+    snprintf(cli->short_options, sizeof(cli->short_options), ":");
     optind = 1;
     opterr = 0;
 }
@@ -22,15 +24,19 @@ void cli_print_version(FILE *out, const char *program) {
     fprintf(out, "%s (intake) %s\n", program, INTAKE_VERSION_STRING);
 }
 
+void cli_allow_short(struct cli *cli, const char *short_options) {
+    INTAKE_ASSERT(strlen(short_options) + 2 <= sizeof(cli->short_options));
+    snprintf(cli->short_options, sizeof(cli->short_options), ":%s", short_options);
+}
+
 static int cli_stop(struct cli *cli, int exit_status) {
     cli->exit_status = exit_status;
     return CLI_STOP;
 }
 
 int cli_next(struct cli *cli, int argc, char **argv) {
-    /* A leading ':' makes a missing value ':' rather than '?', so the two read differently. */
     int index = -1;
-    int option = getopt_long(argc, argv, ":", cli->options, &index);
+    int option = getopt_long(argc, argv, cli->short_options, cli->options, &index);
     const char *typed = optind > 1 && optind - 1 < argc ? argv[optind - 1] : "";
     cli->value = optarg;
     switch (option) {
@@ -40,18 +46,18 @@ int cli_next(struct cli *cli, int argc, char **argv) {
             return CLI_STOP;
         }
         return CLI_END;
-    case ':':
-        cli_refuse(cli, "%s needs a value (see --help)", typed);
-        return CLI_STOP;
-    case '?':
-        cli_refuse(cli, "unknown option '%s' (see --help)", typed);
-        return CLI_STOP;
+    case ':': cli_refuse(cli, "%s needs a value (see --help)", typed); return CLI_STOP;
+    case '?': cli_refuse(cli, "unknown option '%s' (see --help)", typed); return CLI_STOP;
     default: break;
     }
-    /* The full name, whether it was typed "--count 5", "--count=5" or abbreviated "--cou 5". */
-    INTAKE_ASSERT(index >= 0);
-    snprintf(cli->flag_text, sizeof(cli->flag_text), "--%s", cli->options[index].name);
+    /* The full name, whether it was typed "--count 5", "--count=5" or abbreviated "--cou 5";
+     * a one-letter option (no index) is "-X". */
+    if (index >= 0)
+        snprintf(cli->flag_text, sizeof(cli->flag_text), "--%s", cli->options[index].name);
+    else
+        snprintf(cli->flag_text, sizeof(cli->flag_text), "-%c", option);
     cli->flag = cli->flag_text;
+    if (option == 'h' && index < 0) option = CLI_OPTION_HELP;
     if (option == CLI_OPTION_HELP) {
         cli->usage(stdout);
         return cli_stop(cli, 0);

@@ -42,7 +42,9 @@
 #define CLI_OPTION_HELP    0x10000
 #define CLI_OPTION_VERSION 0x10001
 #define CLI_STANDARD_OPTIONS                                                                       \
-    {"help", no_argument, NULL, CLI_OPTION_HELP}, {"version", no_argument, NULL, CLI_OPTION_VERSION}
+    {"help", no_argument, NULL, CLI_OPTION_HELP}, {                                                \
+        "version", no_argument, NULL, CLI_OPTION_VERSION                                           \
+    }
 
 typedef void cli_usage_fn(FILE *out);
 
@@ -55,11 +57,15 @@ struct cli {
     int exit_status;              /* what cli_finish returns: 0 after help/version, else 2 */
     char why[CLI_WHY_BYTES];      /* the refusal line, "" when there is none */
     char flag_text[64];           /* where cli->flag is written */
+    char short_options[32];       /* getopt's optstring: ':' and any cli_allow_short letters */
 };
 
 /* Resets getopt (optind = 1, its own messages off) for a parse of argv. */
 void cli_start(struct cli *cli, const char *program, const struct option *options,
                cli_usage_fn *usage);
+/* Also takes these one-letter options, in getopt's form ("X:" for -X VALUE); their val is
+ * the letter. An 'h' among them is another way to ask for --help. */
+void cli_allow_short(struct cli *cli, const char *short_options);
 /* The next option's val (with cli->flag and cli->value set), CLI_END, or CLI_STOP after
  * --help, --version (printed here) or an unknown option or missing value (cli->why says so). */
 int cli_next(struct cli *cli, int argc, char **argv);

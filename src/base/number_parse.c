@@ -66,8 +66,8 @@ struct number_unit {
 
 /* Two-letter units first, so "ms" is not read as "m" followed by garbage. */
 static const struct number_unit number_units[] = {
-    {"ns", NUMBER_NS},      {"us", NUMBER_US},      {"ms", NUMBER_MS},
-    {"s", NUMBER_SECONDS},  {"m", NUMBER_MINUTES}, {"h", NUMBER_HOURS},
+    {"ns", NUMBER_NS},     {"us", NUMBER_US},     {"ms", NUMBER_MS},
+    {"s", NUMBER_SECONDS}, {"m", NUMBER_MINUTES}, {"h", NUMBER_HOURS},
 };
 
 /* The name of a unit a spec counts bare numbers in (one of the table's). */

@@ -65,19 +65,20 @@ struct produce_options {
 static uint64_t produce_failed_records;
 
 static void produce_usage(FILE *stream) {
-    fprintf(stream,
-            "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
-            "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
-            "                      [--idempotent | --producer-id ID] [--first-sequence N]\n"
-            "  --count N --size BYTES: N synthetic records of BYTES (K, M, G: x1024; at most 64M)\n"
-            "  --timeout-ms MS: longest wait for acks or for intake to accept data (30000; or with\n"
-            "                  a unit: 30s, 2m)\n"
-            "  --producer-id: exactly once with this id (1..64 bytes); --idempotent: a new id\n"
-            "  --first-sequence: the first record's sequence (continue a reused id)\n"
-            "  --tls-ca FILE: TLS 1.3, intake's certificate verified against this CA\n"
-            "  --tls-cert FILE --tls-key FILE: a client certificate (mutual TLS)\n"
-            "  --tls-server-name NAME: the name to verify and send (default: --connect's host)\n"
-            "  --help, --version\n");
+    fprintf(
+        stream,
+        "usage: intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]\n"
+        "                      [--delimited] [--count N --size BYTES] [--timeout-ms MS]\n"
+        "                      [--idempotent | --producer-id ID] [--first-sequence N]\n"
+        "  --count N --size BYTES: N synthetic records of BYTES (K, M, G: x1024; at most 64M)\n"
+        "  --timeout-ms MS: longest wait for acks or for intake to accept data (30000; or with\n"
+        "                  a unit: 30s, 2m)\n"
+        "  --producer-id: exactly once with this id (1..64 bytes); --idempotent: a new id\n"
+        "  --first-sequence: the first record's sequence (continue a reused id)\n"
+        "  --tls-ca FILE: TLS 1.3, intake's certificate verified against this CA\n"
+        "  --tls-cert FILE --tls-key FILE: a client certificate (mutual TLS)\n"
+        "  --tls-server-name NAME: the name to verify and send (default: --connect's host)\n"
+        "  --help, --version\n");
 }
 
 /* The flags into `options`: -1 to run, or the status to exit with now (after --help,
@@ -118,8 +119,8 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         case 'd': options->delimited = true; break;
         case 'n': bad = cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count); break;
         case 's':
-            bad = cli_number(&cli, &NUMBER_SIZE_SPEC(1, PRODUCE_DELIMITED_BYTES_MAX),
-                             &options->size);
+            bad =
+                cli_number(&cli, &NUMBER_SIZE_SPEC(1, PRODUCE_DELIMITED_BYTES_MAX), &options->size);
             break;
         case 'T':
             bad = cli_number(&cli, &NUMBER_DURATION_SPEC(NUMBER_MS, 1, INT32_MAX), &timeout_ns);

@@ -97,8 +97,8 @@ static int stat_apply(struct cli *cli, int option, struct stat_options *options)
 /* The flags into `options`: -1 to run, or the status to exit with now (after --help,
  * --version, or a refusal printed as one line). */
 static int stat_parse(int argc, char **argv, struct stat_options *options) {
-    *options = (struct stat_options){.directory = "/dev/shm/intake",
-                                     .format = COUNTERS_RENDER_TEXT};
+    *options =
+        (struct stat_options){.directory = "/dev/shm/intake", .format = COUNTERS_RENDER_TEXT};
     struct cli cli;
     cli_start(&cli, "intake-stat", stat_option_table, usage);
     int option = CLI_END;

@@ -342,8 +342,7 @@ static int config_apply(struct pipeline_config *config, int option, const char *
     }
     default: {
         const struct number_spec spec = option_number_spec(option);
-        if (number_parse(flag, argument, &spec, &value, why, capacity) != NUMBER_OK)
-            return -EINVAL;
+        if (number_parse(flag, argument, &spec, &value, why, capacity) != NUMBER_OK) return -EINVAL;
         config_apply_number(config, option, value);
         return 0;
     }
@@ -399,8 +398,7 @@ static int config_check(const struct pipeline_config *config, char *why, size_t 
          "--topic-queue must be a power of two >= 2");
     RULE(intake_is_power_of_two(config->ack_window_capacity),
          "--ack-window must be a power of two <= 65536");
-    RULE(intake_is_power_of_two(config->buffer_count),
-         "--buffers must be a power of two <= 32768");
+    RULE(intake_is_power_of_two(config->buffer_count), "--buffers must be a power of two <= 32768");
     RULE(intake_is_power_of_two(config->log_capacity_bytes),
          "--log-size must be a power of two >= 64K");
     /* A record must fit a log entry; the log keeps room for several (see shm_log.h). */
