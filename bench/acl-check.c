@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "acl.h"
+#include "cli.h"
 #include "acl_exchange.h"
 #include "quota.h"
 
@@ -178,42 +179,27 @@ static double measure_miss(const struct options *options) {
     return (double)elapsed / (double)count;
 }
 
-static uint64_t option_value(const char *text) {
-    char *end = NULL;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0) {
-        fprintf(stderr, "acl-check: bad number \"%s\"\n", text);
-        exit(2);
-    }
-    return value;
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: acl-check [--records N] [--classes 2..%u] [--topics 1..65535]\n"
+            "                 [--rules 1..%u] [--pass N]\n"
+            "  ns per record of --acl's path; --help, --version\n",
+            ACL_CLASSES_MAX, ACL_RULES_MAX);
 }
 
 int main(int argc, char **argv) {
     struct options options = {
         .records = 50000000, .classes = 16, .topics = 64, .rules = 100, .pass = 256};
-    for (int index = 1; index + 1 < argc; index += 2) {
-        uint64_t value = option_value(argv[index + 1]);
-        if (strcmp(argv[index], "--records") == 0)
-            options.records = value;
-        else if (strcmp(argv[index], "--classes") == 0)
-            options.classes = (uint32_t)value;
-        else if (strcmp(argv[index], "--topics") == 0)
-            options.topics = (uint32_t)value;
-        else if (strcmp(argv[index], "--rules") == 0)
-            options.rules = (uint32_t)value;
-        else if (strcmp(argv[index], "--pass") == 0)
-            options.pass = (uint32_t)value;
-        else {
-            fprintf(stderr, "acl-check: unknown option %s\n", argv[index]);
-            return 2;
-        }
-    }
-    if (options.classes < 2 || options.classes > ACL_CLASSES_MAX || options.rules > ACL_RULES_MAX ||
-        options.topics > 65535) {
-        fprintf(stderr, "acl-check: --classes 2..%u, --rules at most %u, --topics at most 65535\n",
-                ACL_CLASSES_MAX, ACL_RULES_MAX);
-        return 2;
-    }
+    const struct cli_number_flag flags[] = {
+        {"records", NUMBER_COUNT_SPEC(1, UINT64_MAX), NULL, &options.records},
+        {"classes", NUMBER_COUNT_SPEC(2, ACL_CLASSES_MAX), &options.classes, NULL},
+        {"topics", NUMBER_COUNT_SPEC(1, 65535), &options.topics, NULL},
+        {"rules", NUMBER_COUNT_SPEC(1, ACL_RULES_MAX), &options.rules, NULL},
+        {"pass", NUMBER_COUNT_SPEC(1, UINT32_MAX), &options.pass, NULL},
+    };
+    int exit_now =
+        cli_parse_numbers("acl-check", argc, argv, flags, INTAKE_ARRAY_LENGTH(flags), usage);
+    if (exit_now >= 0) return exit_now;
     double decide = measure(&options, false);
     double quota = measure(&options, true);
     double miss = measure_miss(&options);

@@ -8,12 +8,13 @@
  * the figure is the consumer's own cost.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "intake/consumer.h"
 
 static double clock_seconds(clockid_t clock) {
@@ -22,23 +23,33 @@ static double clock_seconds(clockid_t clock) {
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
+static void usage(FILE *out) {
+    fputs("usage: intake-consume-rate --topic T --count N [--shm-dir D]\n"
+          "  reads N records of T's log from its oldest; --help, --version\n",
+          out);
+}
+
 int main(int argc, char **argv) {
     const char *directory = "/dev/shm/intake", *topic = NULL;
-    unsigned long long wanted = 0;
+    uint64_t wanted = 0;
     static const struct option flags[] = {{"shm-dir", required_argument, NULL, 'd'},
                                           {"topic", required_argument, NULL, 't'},
                                           {"count", required_argument, NULL, 'n'},
+                                          CLI_STANDARD_OPTIONS,
                                           {NULL, 0, NULL, 0}};
-    int flag;
-    while ((flag = getopt_long(argc, argv, "", flags, NULL)) != -1) {
+    struct cli cli;
+    cli_start(&cli, "intake-consume-rate", flags, usage);
+    int flag = CLI_END;
+    while ((flag = cli_next(&cli, argc, argv)) >= 0) {
         if (flag == 'd') directory = optarg;
         if (flag == 't') topic = optarg;
-        if (flag == 'n') wanted = strtoull(optarg, NULL, 10);
-        if (flag == '?') return 2;
+        if (flag == 'n' && cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &wanted) < 0)
+            return cli_finish(&cli);
     }
+    if (flag == CLI_STOP) return cli_finish(&cli);
     if (topic == NULL || wanted == 0) {
-        fprintf(stderr, "usage: intake-consume-rate --topic T --count N [--shm-dir D]\n");
-        return 2;
+        cli_refuse(&cli, "--topic T and --count N are required (see --help)");
+        return cli_finish(&cli);
     }
     struct intake_consumer_options options = INTAKE_CONSUMER_OPTIONS_INIT;
     options.start = INTAKE_CONSUMER_START_OLDEST;
@@ -51,7 +62,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     static struct intake_consumer_record records[1024];
-    unsigned long long seen = 0, bytes = 0, first_bytes = 0;
+    uint64_t seen = 0, bytes = 0, first_bytes = 0;
     double started = clock_seconds(CLOCK_MONOTONIC);
     double cpu_started = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     while (seen < wanted) {
@@ -68,13 +79,13 @@ int main(int argc, char **argv) {
             bytes += view.value.length;
             first_bytes += view.value.length > 0 ? view.value.bytes[0] : 0;
         }
-        seen += (unsigned long long)count;
+        seen += (uint64_t)count;
     }
     double seconds = clock_seconds(CLOCK_MONOTONIC) - started;
     double cpu_seconds = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_started;
     intake_consumer_close(consumer);
-    printf("records=%llu seconds=%.4f cpu_seconds=%.4f records_per_second=%.0f value_bytes=%llu "
-           "check=%llu\n",
+    printf("records=%" PRIu64 " seconds=%.4f cpu_seconds=%.4f records_per_second=%.0f "
+           "value_bytes=%" PRIu64 " check=%" PRIu64 "\n",
            seen, seconds, cpu_seconds, seconds > 0 ? (double)seen / seconds : 0.0, bytes,
            first_bytes);
     return seen == wanted ? 0 : 1;

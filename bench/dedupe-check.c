@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "dedupe_table.h"
 #include "intake/shm_log_format.h"
 #include "shm_log.h"
@@ -96,42 +97,27 @@ static double measure(struct dedupe_table *table, struct bench_record *records,
     return (double)elapsed / (double)options->records;
 }
 
-static uint64_t option_value(const char *text) {
-    char *end = NULL;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || value == 0) {
-        fprintf(stderr, "dedupe-check: bad number \"%s\"\n", text);
-        exit(2);
-    }
-    return value;
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: dedupe-check [--producers 1..%u] [--batch N] [--run N] [--records N]\n"
+            "                    [--id-bytes 4..%u]\n"
+            "  ns per record of the deduplication table's path; --help, --version\n",
+            PRODUCERS_MAX, RECORD_PRODUCER_ID_BYTES_MAX);
 }
 
 int main(int argc, char **argv) {
     struct options options = {
         .producers = 16, .batch = 64, .run = 16, .id_bytes = 36, .records = 20000000};
-    for (int index = 1; index + 1 < argc; index += 2) {
-        uint64_t value = option_value(argv[index + 1]);
-        if (strcmp(argv[index], "--producers") == 0)
-            options.producers = (uint32_t)value;
-        else if (strcmp(argv[index], "--batch") == 0)
-            options.batch = (uint32_t)value;
-        else if (strcmp(argv[index], "--run") == 0)
-            options.run = (uint32_t)value;
-        else if (strcmp(argv[index], "--records") == 0)
-            options.records = value;
-        else if (strcmp(argv[index], "--id-bytes") == 0)
-            options.id_bytes = (uint32_t)value;
-        else {
-            fprintf(stderr, "dedupe-check: unknown option %s\n", argv[index]);
-            return 2;
-        }
-    }
-    if (options.producers > PRODUCERS_MAX || options.id_bytes < 4 ||
-        options.id_bytes > RECORD_PRODUCER_ID_BYTES_MAX) {
-        fprintf(stderr, "dedupe-check: at most %u producers, ids of 4..%u bytes\n", PRODUCERS_MAX,
-                RECORD_PRODUCER_ID_BYTES_MAX);
-        return 2;
-    }
+    const struct cli_number_flag flags[] = {
+        {"producers", NUMBER_COUNT_SPEC(1, PRODUCERS_MAX), &options.producers, NULL},
+        {"batch", NUMBER_COUNT_SPEC(1, UINT32_MAX), &options.batch, NULL},
+        {"run", NUMBER_COUNT_SPEC(1, UINT32_MAX), &options.run, NULL},
+        {"records", NUMBER_COUNT_SPEC(1, UINT64_MAX), NULL, &options.records},
+        {"id-bytes", NUMBER_COUNT_SPEC(4, RECORD_PRODUCER_ID_BYTES_MAX), &options.id_bytes, NULL},
+    };
+    int exit_now =
+        cli_parse_numbers("dedupe-check", argc, argv, flags, INTAKE_ARRAY_LENGTH(flags), usage);
+    if (exit_now >= 0) return exit_now;
     char directory[] = "/dev/shm/dedupe-check.XXXXXX";
     if (mkdtemp(directory) == NULL) {
         perror("dedupe-check: mkdtemp");

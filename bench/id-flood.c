@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "address.h"
+#include "cli.h"
 #include "crc32c.h"
 #include "topic_hash.h"
 #include "varint.h"
@@ -41,10 +43,12 @@
 
 struct options {
     const char *address;
+    struct sockaddr_storage target; /* --connect, parsed */
+    socklen_t target_length;
     const char *topic;
     const char *mode;
     const char *tag;
-    long pid;
+    uint64_t pid;
     uint32_t count;
     uint32_t buckets;
     uint32_t slots;
@@ -155,20 +159,12 @@ static size_t frame_make(const char *topic, const uint8_t *id, uint8_t *out) {
     return prefix + length;
 }
 
-static int connect_to(const char *address) {
-    char host[64];
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL || (size_t)(colon - address) >= sizeof(host)) return -EINVAL;
-    memcpy(host, address, (size_t)(colon - address));
-    host[colon - address] = '\0';
-    struct sockaddr_in target = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &target.sin_addr) != 1) return -EINVAL;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+static int connect_to(const struct options *options) {
+    int fd = socket(options->target.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&target, sizeof(target)) != 0) {
+    if (connect(fd, (const struct sockaddr *)&options->target, options->target_length) != 0) {
         int error = errno;
         close(fd);
         return -error;
@@ -188,9 +184,9 @@ static bool drain(int fd) {
     }
 }
 
-static double cpu_seconds(long pid) {
+static double cpu_seconds(uint64_t pid) {
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    snprintf(path, sizeof(path), "/proc/%" PRIu64 "/stat", pid);
     FILE *file = fopen(path, "r");
     if (file == NULL) return -1;
     char line[2048];
@@ -214,43 +210,70 @@ static double wall_seconds(void) {
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: id-flood --connect HOST:PORT --pid PID --mode random|producers|dedupe "
-                    "--count N [--topic T] [--buckets N] [--slots N] [--tag TEXT]\n");
-    exit(2);
+static void usage(FILE *out) {
+    fprintf(out, "usage: id-flood --connect HOST:PORT --pid PID --mode random|producers|dedupe "
+                 "--count N\n                [--topic T] [--buckets N] [--slots N] [--tag TEXT]\n"
+                 "  --buckets and --slots are powers of two; --help, --version\n");
+}
+
+/* Applies one option; 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, int option, struct options *options) {
+    const struct number_spec power_of_two = NUMBER_COUNT_SPEC(1, 1u << 31);
+    switch (option) {
+    case 'c': {
+        char why[CLI_WHY_BYTES];
+        options->address = optarg;
+        if (intake_address_parse("--connect", optarg, &options->target, &options->target_length,
+                                 why, sizeof(why)) == 0)
+            return 0;
+        return cli_refuse(cli, "%s", why);
+    }
+    case 'p': return cli_number(cli, &NUMBER_COUNT_SPEC(1, INT32_MAX), &options->pid);
+    case 'm':
+        options->mode = optarg;
+        if (strcmp(optarg, "random") == 0 || strcmp(optarg, "producers") == 0 ||
+            strcmp(optarg, "dedupe") == 0)
+            return 0;
+        return cli_bad_value(cli, "random, producers or dedupe");
+    case 'n': return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, 10000000), &options->count);
+    case 't':
+        options->topic = optarg;
+        return strlen(optarg) <= TOPIC_MAX ? 0 : cli_bad_value(cli, "a topic of at most 64 bytes");
+    case 'b':
+    case 's': {
+        uint32_t *target = option == 'b' ? &options->buckets : &options->slots;
+        if (cli_number_u32(cli, &power_of_two, target) < 0) return -1;
+        return intake_is_power_of_two(*target) ? 0 : cli_bad_value(cli, "a power of two");
+    }
+    case 'g': options->tag = optarg; return 0;
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
+    }
 }
 
 int main(int argc, char **argv) {
     struct options options = {.topic = "flood", .tag = "", .buckets = 65536, .slots = 131072};
-    for (int index = 1; index + 1 < argc; index += 2) {
-        const char *name = argv[index], *value = argv[index + 1];
-        if (strcmp(name, "--connect") == 0)
-            options.address = value;
-        else if (strcmp(name, "--pid") == 0)
-            options.pid = atol(value);
-        else if (strcmp(name, "--mode") == 0)
-            options.mode = value;
-        else if (strcmp(name, "--count") == 0)
-            options.count = (uint32_t)atol(value);
-        else if (strcmp(name, "--topic") == 0)
-            options.topic = value;
-        else if (strcmp(name, "--buckets") == 0)
-            options.buckets = (uint32_t)atol(value);
-        else if (strcmp(name, "--slots") == 0)
-            options.slots = (uint32_t)atol(value);
-        else if (strcmp(name, "--tag") == 0)
-            options.tag = value;
-        else
-            usage();
+    static const struct option long_options[] = {
+        {"connect", required_argument, NULL, 'c'},
+        {"pid", required_argument, NULL, 'p'},
+        {"mode", required_argument, NULL, 'm'},
+        {"count", required_argument, NULL, 'n'},
+        {"topic", required_argument, NULL, 't'},
+        {"buckets", required_argument, NULL, 'b'},
+        {"slots", required_argument, NULL, 's'},
+        {"tag", required_argument, NULL, 'g'},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    struct cli cli;
+    cli_start(&cli, "id-flood", long_options, usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0)
+        if (apply_option(&cli, option, &options) < 0) return cli_finish(&cli);
+    if (option == CLI_STOP) return cli_finish(&cli);
+    if (options.address == NULL || options.mode == NULL || options.count == 0 || options.pid == 0) {
+        cli_refuse(&cli, "--connect, --pid, --mode and --count are required (see --help)");
+        return cli_finish(&cli);
     }
-    if (options.address == NULL || options.mode == NULL || options.count == 0 ||
-        strlen(options.topic) > TOPIC_MAX || options.pid <= 0 ||
-        (options.buckets & (options.buckets - 1)) != 0 ||
-        (options.slots & (options.slots - 1)) != 0)
-        usage();
-    if (strcmp(options.mode, "random") != 0 && strcmp(options.mode, "producers") != 0 &&
-        strcmp(options.mode, "dedupe") != 0)
-        usage();
     crc_columns_make();
     /* Every frame made before the clock starts. */
     uint8_t(*frames)[TOPIC_MAX + ID_BYTES + 24] = calloc(options.count, sizeof(*frames));
@@ -267,7 +290,7 @@ int main(int argc, char **argv) {
         int fds[MAX_OPEN];
         uint32_t open_count = 0;
         for (uint32_t number = start; number < options.count && open_count < MAX_OPEN; number++) {
-            int fd = connect_to(options.address);
+            int fd = connect_to(&options);
             if (fd < 0) {
                 fprintf(stderr, "id-flood: connect %s: %s\n", options.address, strerror(-fd));
                 return 1;

@@ -31,7 +31,6 @@
  * Every loop is bounded by a count or a deadline; the process always stops by itself.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -51,6 +50,7 @@
 #include "ack_frame.h"
 #include "bench.h"
 #include "bench_library.h"
+#include "cli.h"
 #include "common.h"
 #include "intake/consumer.h"
 #include "varint.h"
@@ -1315,24 +1315,30 @@ static void usage(FILE *out) {
         "                       client certificate; --tls-server-name NAME (default: --host)\n"
         "  --tls-ciphersuite S  the suite the bench's own producers offer (default\n"
         "                       " BENCH_TLS_CIPHERSUITE_DEFAULT ")\n"
-        "  --shm-dir DIR        intake's shared-memory directory (default /dev/shm/intake)\n");
+        "  --shm-dir DIR        intake's shared-memory directory (default /dev/shm/intake)\n"
+        "  --help, --version    sizes take K, M, G (x1024); the -s flags take fractions and\n"
+        "                       units (0.5, 250ms). Bad usage: one line, exit 2\n");
 }
 
-static int parse_sizes(struct bench_options *options, const char *text) {
+/* --size B[,B...]: each a size (number_parse.h), BENCH_STAMP_BYTES..BENCH_VALUE_BYTES_MAX. */
+static int parse_sizes(struct cli *cli, struct bench_options *options, const char *text) {
     char copy[128];
-    if (strlen(text) >= sizeof copy) return -EINVAL;
+    if (strlen(text) >= sizeof copy) return cli_bad_value(cli, "a list of at most 127 bytes");
     strcpy(copy, text);
     options->size_count = 0;
+    const struct number_spec spec = NUMBER_SIZE_SPEC(BENCH_STAMP_BYTES, BENCH_VALUE_BYTES_MAX);
     for (char *save = NULL, *word = strtok_r(copy, ",", &save); word;
          word = strtok_r(NULL, ",", &save)) {
-        unsigned long value = strtoul(word, NULL, 10);
-        if (options->size_count == BENCH_SIZE_MIX_MAX || value < BENCH_STAMP_BYTES ||
-            value > BENCH_VALUE_BYTES_MAX)
-            return -EINVAL;
+        uint64_t value = 0;
+        char why[CLI_WHY_BYTES];
+        if (options->size_count == BENCH_SIZE_MIX_MAX)
+            return cli_refuse(cli, "--size: more than %d sizes", BENCH_SIZE_MIX_MAX);
+        if (number_parse("--size", word, &spec, &value, why, sizeof(why)) != NUMBER_OK)
+            return cli_refuse(cli, "%s", why);
         options->sizes[options->size_count++] = (uint32_t)value;
     }
     options->sizes_text = text;
-    return options->size_count ? 0 : -EINVAL;
+    return options->size_count ? 0 : cli_bad_value(cli, "a list of sizes");
 }
 
 enum option_id {
@@ -1358,7 +1364,6 @@ enum option_id {
     OPT_HOLD,
     OPT_MEMCPY,
     OPT_SELF_TEST,
-    OPT_HELP,
     OPT_TLS_CA,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -1388,33 +1393,58 @@ static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
                                              {"hold-s", 1, NULL, OPT_HOLD},
                                              {"memcpy", 0, NULL, OPT_MEMCPY},
                                              {"self-test", 0, NULL, OPT_SELF_TEST},
-                                             {"help", 0, NULL, OPT_HELP},
                                              {"tls-ca", 1, NULL, OPT_TLS_CA},
                                              {"tls-cert", 1, NULL, OPT_TLS_CERT},
                                              {"tls-key", 1, NULL, OPT_TLS_KEY},
                                              {"tls-server-name", 1, NULL, OPT_TLS_SERVER_NAME},
                                              {"tls-ciphersuite", 1, NULL, OPT_TLS_CIPHERSUITE},
+                                             CLI_STANDARD_OPTIONS,
                                              {NULL, 0, NULL, 0}};
 
-/* Applies one option; returns 0, or -EINVAL for a bad value or an unknown option. */
-static int apply_option(struct bench_options *options, int id, const char *value) {
+/* Seconds (fractions and units allowed: 0.5, 250ms) from 0 to BENCH_RUN_SECONDS_MAX, as a double. */
+static int parse_seconds(struct cli *cli, double *seconds) {
+    uint64_t nanoseconds = 0;
+    if (cli_number(cli, &NUMBER_DURATION_SPEC(NUMBER_SECONDS, 0, (uint64_t)BENCH_RUN_SECONDS_MAX),
+                   &nanoseconds) < 0)
+        return -1;
+    *seconds = (double)nanoseconds / 1e9;
+    return 0;
+}
+
+/* Applies one option; 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, struct bench_options *options, int id, const char *value) {
+    uint64_t number = 0;
+    int result = 0;
     switch (id) {
     case OPT_TARGET:
         options->target = strcmp(value, "nats") == 0     ? TARGET_NATS
                           : strcmp(value, "intake") == 0 ? TARGET_INTAKE
                                                          : TARGET_NONE;
-        return options->target == TARGET_NONE ? -EINVAL : 0;
+        return options->target == TARGET_NONE ? cli_bad_value(cli, "intake or nats") : 0;
     case OPT_HOST: options->host = value; return 0;
-    case OPT_PORT: options->port = (uint16_t)strtoul(value, NULL, 10); return 0;
-    case OPT_CONNECTIONS: options->connection_count = (uint32_t)strtoul(value, NULL, 10); return 0;
-    case OPT_SIZE: return parse_sizes(options, value);
-    case OPT_BATCH: options->batch_records = (uint32_t)strtoul(value, NULL, 10); return 0;
-    case OPT_TOPICS: options->topic_count = (uint32_t)strtoul(value, NULL, 10); return 0;
-    case OPT_DURATION: options->duration_s = strtod(value, NULL); return 0;
-    case OPT_WARMUP: options->warmup_s = strtod(value, NULL); return 0;
-    case OPT_COUNT: options->record_count = strtoull(value, NULL, 10); return 0;
-    case OPT_RATE: options->rate_per_s = strtod(value, NULL); return 0;
-    case OPT_WINDOW: options->window_bytes = strtoull(value, NULL, 10); return 0;
+    case OPT_PORT:
+        result = cli_number(cli, &NUMBER_COUNT_SPEC(1, 65535), &number);
+        options->port = (uint16_t)number;
+        return result;
+    case OPT_CONNECTIONS:
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, BENCH_CONNECTIONS_MAX),
+                              &options->connection_count);
+    case OPT_SIZE: return parse_sizes(cli, options, value);
+    case OPT_BATCH:
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, BENCH_BATCH_RECORDS_MAX),
+                              &options->batch_records);
+    case OPT_TOPICS:
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, UINT32_MAX), &options->topic_count);
+    case OPT_DURATION: return parse_seconds(cli, &options->duration_s);
+    case OPT_WARMUP: return parse_seconds(cli, &options->warmup_s);
+    case OPT_COUNT:
+        return cli_number(cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->record_count);
+    case OPT_RATE:
+        result = cli_number(cli, &NUMBER_COUNT_SPEC(0, UINT32_MAX), &number);
+        options->rate_per_s = (double)number;
+        return result;
+    case OPT_WINDOW:
+        return cli_number(cli, &NUMBER_SIZE_SPEC(1, 1ull << 40), &options->window_bytes);
     case OPT_ACKS: options->acks = true; return 0;
     case OPT_PRODUCER_ID: options->producer_id = true; return 0;
     case OPT_CONSUMER:
@@ -1423,7 +1453,7 @@ static int apply_option(struct bench_options *options, int id, const char *value
         else if (strcmp(value, "handles") == 0)
             options->consumer_kind = CONSUMER_HANDLES;
         else
-            return -EINVAL;
+            return cli_bad_value(cli, "set or handles");
         return 0;
     case OPT_PRODUCER:
         if (strcmp(value, "raw") == 0)
@@ -1431,12 +1461,13 @@ static int apply_option(struct bench_options *options, int id, const char *value
         else if (strcmp(value, "library") == 0)
             options->producer_kind = PRODUCER_LIBRARY;
         else
-            return -EINVAL;
+            return cli_bad_value(cli, "raw or library");
         return 0;
     case OPT_NO_CONSUME: options->consume = false; return 0;
     case OPT_SHM_DIR: options->shm_dir = value; return 0;
-    case OPT_IDLE: options->idle_connections = (uint32_t)strtoul(value, NULL, 10); return 0;
-    case OPT_HOLD: options->hold_s = strtod(value, NULL); return 0;
+    case OPT_IDLE:
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(0, 1u << 20), &options->idle_connections);
+    case OPT_HOLD: return parse_seconds(cli, &options->hold_s);
     case OPT_MEMCPY: options->memcpy_mode = true; return 0;
     case OPT_SELF_TEST: options->self_test = true; return 0;
     case OPT_TLS_CA: options->tls.ca_file = value; return 0;
@@ -1444,7 +1475,7 @@ static int apply_option(struct bench_options *options, int id, const char *value
     case OPT_TLS_KEY: options->tls.key_file = value; return 0;
     case OPT_TLS_SERVER_NAME: options->tls.server_name = value; return 0;
     case OPT_TLS_CIPHERSUITE: options->tls.ciphersuite = value; return 0;
-    default: return -EINVAL;
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
     }
 }
 
@@ -1454,14 +1485,8 @@ static const char *validate_options(const struct bench_options *options) {
     if (options->target == TARGET_NONE) return "--target intake|nats is required";
     if (options->port == 0) return "--port is required";
     if (options->idle_connections) return NULL;
-    if (options->connection_count == 0 || options->connection_count > BENCH_CONNECTIONS_MAX)
-        return "--connections must be 1..4096";
-    if (options->batch_records == 0 || options->batch_records > BENCH_BATCH_RECORDS_MAX)
-        return "--batch must be 1..4096";
-    if (options->topic_count == 0) return "--topics must be at least 1";
     if (options->duration_s <= 0 && options->record_count == 0)
         return "a run needs --duration-s or --count";
-    if (options->duration_s > BENCH_RUN_SECONDS_MAX) return "--duration-s is at most 3600";
     if (options->acks && options->target != TARGET_INTAKE) return "--acks is for --target intake";
     if (options->producer_id && !options->acks) return "--producer-id needs --acks (sequences)";
     if (options->consumer_kind == CONSUMER_SET && options->target == TARGET_INTAKE &&
@@ -1494,24 +1519,16 @@ int main(int argc, char **argv) {
                                     .consume = true,
                                     .shm_dir = "/dev/shm/intake",
                                     .hold_s = 10};
-    int id;
-    while ((id = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-        if (id == OPT_HELP) {
-            usage(stdout);
-            return 0;
-        }
-        if (apply_option(&options, id, optarg) != 0) {
-            if (id != '?')
-                fprintf(stderr, "intake-bench: bad value for --%s\n",
-                        long_options[id - OPT_TARGET].name);
-            usage(stderr);
-            return 1;
-        }
-    }
+    struct cli cli;
+    cli_start(&cli, "intake-bench", long_options, usage);
+    int id = CLI_END;
+    while ((id = cli_next(&cli, argc, argv)) >= 0)
+        if (apply_option(&cli, &options, id, optarg) < 0) return cli_finish(&cli);
+    if (id == CLI_STOP) return cli_finish(&cli);
     const char *complaint = validate_options(&options);
     if (complaint) {
-        fprintf(stderr, "intake-bench: %s\n", complaint);
-        return 1;
+        cli_refuse(&cli, "%s", complaint);
+        return cli_finish(&cli);
     }
     if (options.tls.ciphersuite == NULL) options.tls.ciphersuite = BENCH_TLS_CIPHERSUITE_DEFAULT;
     /* OpenSSL writes with write(2): a server gone mid-run is an error we report, not SIGPIPE. */

@@ -16,7 +16,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -30,6 +29,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cli.h"
 
 #define SCRAPERS_MAX     256
 #define LATENCIES_MAX    (1u << 20)
@@ -262,36 +263,67 @@ static int probe(const struct options *options) {
     return answered == options->probes ? 0 : 1;
 }
 
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: metrics-scrape --port P [--host ADDR] --scrapers N [--interval-ms I]\n"
+            "                      [--duration-s S | --count C] [--path /metrics]\n"
+            "       metrics-scrape --port P [--host ADDR] --idle N --probes K [--path /healthz]\n"
+            "  N: 1..%u scrapers; the -ms and -s flags take fractions and units; --help,\n"
+            "  --version\n",
+            SCRAPERS_MAX);
+}
+
+/* Applies one option; 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, int option, struct options *options) {
+    uint64_t number = 0;
+    int result = 0;
+    switch (option) {
+    case 'h': options->host = optarg; return 0;
+    case 'P': options->path = optarg; return 0;
+    case 'p':
+        result = cli_number(cli, &NUMBER_COUNT_SPEC(1, 65535), &number);
+        options->port = (uint16_t)number;
+        return result;
+    case 's': return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, SCRAPERS_MAX), &options->scrapers);
+    case 'i':
+        result = cli_number(cli, &NUMBER_DURATION_SPEC(NUMBER_MS, 0, 3600000), &number);
+        options->interval_ms = (uint32_t)(number / NUMBER_MS);
+        return result;
+    case 'd':
+        result = cli_number(cli, &NUMBER_DURATION_SPEC(NUMBER_SECONDS, 0, 3600), &number);
+        options->duration_s = (double)number / 1e9;
+        return result;
+    case 'c': return cli_number(cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->count);
+    case 'I': return cli_number_u32(cli, &NUMBER_COUNT_SPEC(0, 1u << 20), &options->idle);
+    case 'r': return cli_number_u32(cli, &NUMBER_COUNT_SPEC(0, 1u << 20), &options->probes);
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
+    }
+}
+
 int main(int argc, char **argv) {
     struct options options = {.host = "127.0.0.1", .path = NULL, .scrapers = 1, .duration_s = 5};
     static const struct option long_options[] = {
-        {"host", required_argument, NULL, 'h'},        {"port", required_argument, NULL, 'p'},
-        {"path", required_argument, NULL, 'P'},        {"scrapers", required_argument, NULL, 's'},
-        {"interval-ms", required_argument, NULL, 'i'}, {"duration-s", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'c'},       {"idle", required_argument, NULL, 'I'},
-        {"probes", required_argument, NULL, 'r'},      {NULL, 0, NULL, 0},
+        {"host", required_argument, NULL, 'h'},
+        {"port", required_argument, NULL, 'p'},
+        {"path", required_argument, NULL, 'P'},
+        {"scrapers", required_argument, NULL, 's'},
+        {"interval-ms", required_argument, NULL, 'i'},
+        {"duration-s", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'c'},
+        {"idle", required_argument, NULL, 'I'},
+        {"probes", required_argument, NULL, 'r'},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
     };
-    int option;
-    while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-        switch (option) {
-        case 'h': options.host = optarg; break;
-        case 'p': options.port = (uint16_t)atoi(optarg); break;
-        case 'P': options.path = optarg; break;
-        case 's': options.scrapers = (uint32_t)atoi(optarg); break;
-        case 'i': options.interval_ms = (uint32_t)atoi(optarg); break;
-        case 'd': options.duration_s = atof(optarg); break;
-        case 'c': options.count = strtoull(optarg, NULL, 10); break;
-        case 'I': options.idle = (uint32_t)atoi(optarg); break;
-        case 'r': options.probes = (uint32_t)atoi(optarg); break;
-        default:
-            fprintf(stderr, "metrics-scrape: see the comment at the top of the source\n");
-            return 2;
-        }
-    }
-    if (options.port == 0 || options.scrapers == 0 || options.scrapers > SCRAPERS_MAX) {
-        fprintf(stderr, "metrics-scrape: --port P and 1..%u --scrapers are required\n",
-                SCRAPERS_MAX);
-        return 2;
+    struct cli cli;
+    cli_start(&cli, "metrics-scrape", long_options, usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0)
+        if (apply_option(&cli, option, &options) < 0) return cli_finish(&cli);
+    if (option == CLI_STOP) return cli_finish(&cli);
+    if (options.port == 0) {
+        cli_refuse(&cli, "--port P is required (see --help)");
+        return cli_finish(&cli);
     }
     if (options.probes > 0) {
         if (options.path == NULL) options.path = "/healthz";

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include "cli.h"
 #include "tls_record.h"
 #include "tls_test_util.h"
 
@@ -254,12 +255,23 @@ static void measure_handshakes(const struct tls_test_credentials *credentials, c
     tls_server_destroy(&server);
 }
 
+static void usage(FILE *out) {
+    fputs("usage: tls-cost [--records N] [--handshakes N]\n"
+          "  the TLS record layer's cost per record and a server handshake's CPU; --help,\n"
+          "  --version\n",
+          out);
+}
+
 int main(int argc, char **argv) {
     uint32_t records = 20000, handshakes = 200;
-    for (int index = 1; index + 1 < argc; index += 2) {
-        if (strcmp(argv[index], "--records") == 0) records = (uint32_t)atoi(argv[index + 1]);
-        if (strcmp(argv[index], "--handshakes") == 0) handshakes = (uint32_t)atoi(argv[index + 1]);
-    }
+    /* At least 8: the 16 KiB cells measure records / 8. */
+    const struct cli_number_flag flags[] = {
+        {"records", NUMBER_COUNT_SPEC(8, 100000000), &records, NULL},
+        {"handshakes", NUMBER_COUNT_SPEC(1, 1000000), &handshakes, NULL},
+    };
+    int exit_now =
+        cli_parse_numbers("tls-cost", argc, argv, flags, INTAKE_ARRAY_LENGTH(flags), usage);
+    if (exit_now >= 0) return exit_now;
     cycles_open();
     tsc_calibrate();
     if (cycles_fd >= 0)

@@ -5,19 +5,10 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
-/* A TCP port: 1..65535, decimal digits only (strtoul would take signs, spaces and wrap). */
-static bool address_port_valid(const char *text) {
-    uint64_t port = 0;
-    for (const char *cursor = text; *cursor; cursor++) {
-        if (*cursor < '0' || *cursor > '9') return false;
-        port = port * 10 + (uint64_t)(*cursor - '0');
-        if (port > 65535) return false;
-    }
-    return text[0] != '\0' && port >= 1;
-}
+#include "number_parse.h"
 
 int intake_address_parse(const char *flag, const char *text, struct sockaddr_storage *address,
                          socklen_t *length, char *why, size_t why_capacity) {
@@ -29,7 +20,12 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
         intake_error_line(why, why_capacity, "%s wants ADDR:PORT, got \"%s\"", flag, text);
         return -EINVAL;
     }
-    if (!address_port_valid(colon + 1)) {
+    /* The port in the one number syntax (no sign, no spaces, no wrapping), handed to
+     * getaddrinfo as the digits it stands for. */
+    uint64_t port = 0;
+    char port_digits[8];
+    const struct number_spec port_spec = NUMBER_COUNT_SPEC(1, 65535);
+    if (number_parse(flag, colon + 1, &port_spec, &port, NULL, 0) != NUMBER_OK) {
         intake_error_line(why, why_capacity, "%s %s: the port must be a number 1..65535", flag,
                           text);
         return -EINVAL;
@@ -47,7 +43,8 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *found = NULL;
-    int result = getaddrinfo(host_start[0] ? host_start : NULL, colon + 1, &hints, &found);
+    snprintf(port_digits, sizeof(port_digits), "%u", (unsigned)port);
+    int result = getaddrinfo(host_start[0] ? host_start : NULL, port_digits, &hints, &found);
     if (result != 0) {
         intake_error_line(why, why_capacity, "%s %s: %s", flag, text, gai_strerror(result));
         return -EINVAL;

@@ -103,3 +103,26 @@ int cli_finish(const struct cli *cli) {
         fprintf(stderr, "%s: %s\n", cli->program, cli->why[0] ? cli->why : "bad usage");
     return cli->exit_status;
 }
+
+int cli_parse_numbers(const char *program, int argc, char **argv,
+                      const struct cli_number_flag *flags, size_t flag_count, cli_usage_fn *usage) {
+    INTAKE_ASSERT(flag_count <= CLI_NUMBER_FLAGS_MAX);
+    /* getopt's table, built from the flags: each option's val is its row. */
+    struct option options[CLI_NUMBER_FLAGS_MAX + 3] = {
+        CLI_STANDARD_OPTIONS,
+    };
+    for (size_t row = 0; row < flag_count; row++) {
+        INTAKE_ASSERT((flags[row].u32 == NULL) != (flags[row].u64 == NULL));
+        options[2 + row] = (struct option){flags[row].name, required_argument, NULL, (int)row};
+    }
+    struct cli cli;
+    cli_start(&cli, program, options, usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0) {
+        const struct cli_number_flag *flag = &flags[option];
+        int result = flag->u64 != NULL ? cli_number(&cli, &flag->spec, flag->u64)
+                                       : cli_number_u32(&cli, &flag->spec, flag->u32);
+        if (result < 0) return cli_finish(&cli);
+    }
+    return option == CLI_STOP ? cli_finish(&cli) : -1;
+}

@@ -81,6 +81,19 @@ int cli_bad_value(struct cli *cli, const char *wanted);
 int cli_refuse(struct cli *cli, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the refusal, if any, as "PROGRAM: why" on stderr; returns the exit status. */
 int cli_finish(const struct cli *cli);
+/* A program whose flags are all numbers (the micro-benchmarks) describes them in a table and
+ * reads them with cli_parse_numbers: --NAME VALUE stores into exactly one of u32 or u64. */
+#define CLI_NUMBER_FLAGS_MAX 16
+struct cli_number_flag {
+    const char *name; /* without the dashes: "records" */
+    struct number_spec spec;
+    uint32_t *u32; /* spec->maximum <= UINT32_MAX */
+    uint64_t *u64;
+};
+/* -1 to run, or the status to exit with now (after --help, --version or a refusal line). */
+int cli_parse_numbers(const char *program, int argc, char **argv,
+                      const struct cli_number_flag *flags, size_t flag_count, cli_usage_fn *usage);
+
 /* "PROGRAM (intake) 1.0.0" and a newline on `out`. */
 void cli_print_version(FILE *out, const char *program);
 
