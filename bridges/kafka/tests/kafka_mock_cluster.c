@@ -28,7 +28,14 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-enum { MOCK_BROKERS_MAX = 16, MOCK_LINE_BYTES = 512, MOCK_KAFKA_PRODUCE_API_KEY = 0 };
+#include "cli.h"
+
+enum {
+    MOCK_BROKERS_MAX = 16,
+    MOCK_TOPICS_MAX = 64,
+    MOCK_LINE_BYTES = 512,
+    MOCK_KAFKA_PRODUCE_API_KEY = 0
+};
 
 static volatile sig_atomic_t mock_stop_requested;
 
@@ -104,22 +111,61 @@ static int mock_command(rd_kafka_mock_cluster_t *cluster, int broker_count, cons
     return snprintf(why, why_bytes, "unknown command"), -1;
 }
 
+static void mock_usage(FILE *out) {
+    fprintf(out,
+            "usage: kafka_mock_cluster [--brokers 1..%d] [--topic NAME[:PARTITIONS]]...\n"
+            "  then commands on stdin (see the top of kafka_mock_cluster.c); --help, --version\n",
+            MOCK_BROKERS_MAX);
+}
+
+/* --topic NAME[:PARTITIONS], checked before the cluster exists; created once it does. */
+struct mock_topic {
+    char name[256];
+    uint32_t partitions;
+};
+
+/* Reads one --topic; 0, or -1 with the refusal in cli->why. */
+static int mock_topic_parse(struct cli *cli, const char *spec, struct mock_topic *topic) {
+    const char *colon = strrchr(spec, ':');
+    size_t name_length = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (name_length == 0 || name_length >= sizeof(topic->name))
+        return cli_bad_value(cli, "NAME[:PARTITIONS] with a name of 1..255 bytes");
+    memcpy(topic->name, spec, name_length);
+    topic->name[name_length] = '\0';
+    topic->partitions = 1;
+    if (colon == NULL) return 0;
+    uint64_t partitions = 0;
+    const struct number_spec partitions_spec = NUMBER_COUNT_SPEC(1, 100000);
+    char why[CLI_WHY_BYTES];
+    if (number_parse("--topic partitions", colon + 1, &partitions_spec, &partitions, why,
+                     sizeof(why)) != NUMBER_OK)
+        return cli_refuse(cli, "%s", why);
+    topic->partitions = (uint32_t)partitions;
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int broker_count = 3;
-    for (int index = 1; index < argc; index++) {
-        if (strcmp(argv[index], "--brokers") == 0 && index + 1 < argc) {
-            broker_count = atoi(argv[++index]);
-            if (broker_count < 1 || broker_count > MOCK_BROKERS_MAX) {
-                fprintf(stderr, "kafka_mock_cluster: --brokers 1..%d\n", MOCK_BROKERS_MAX);
-                return 2;
-            }
-        } else if (strcmp(argv[index], "--topic") == 0 && index + 1 < argc) {
-            index++; /* created below, once the cluster exists */
-        } else {
-            fprintf(stderr, "usage: kafka_mock_cluster [--brokers N] [--topic NAME[:PARTS]]...\n");
-            return 2;
-        }
+    uint32_t broker_count = 3;
+    static struct mock_topic topics[MOCK_TOPICS_MAX];
+    uint32_t topic_count = 0;
+    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
+                                            {"topic", required_argument, NULL, 't'},
+                                            CLI_STANDARD_OPTIONS,
+                                            {NULL, 0, NULL, 0}};
+    struct cli cli;
+    cli_start(&cli, "kafka_mock_cluster", options, mock_usage);
+    int option = CLI_END;
+    while ((option = cli_next(&cli, argc, argv)) >= 0) {
+        int result = 0;
+        if (option == 'b')
+            result = cli_number_u32(&cli, &NUMBER_COUNT_SPEC(1, MOCK_BROKERS_MAX), &broker_count);
+        else if (topic_count == MOCK_TOPICS_MAX)
+            result = cli_refuse(&cli, "--topic: more than %d", MOCK_TOPICS_MAX);
+        else
+            result = mock_topic_parse(&cli, optarg, &topics[topic_count++]);
+        if (result < 0) return cli_finish(&cli);
     }
+    if (option == CLI_STOP) return cli_finish(&cli);
     struct sigaction action = {.sa_handler = mock_on_signal};
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
@@ -133,31 +179,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kafka_mock_cluster: rd_kafka_new: %s\n", error_text);
         return 1;
     }
-    rd_kafka_mock_cluster_t *cluster = rd_kafka_mock_cluster_new(handle, broker_count);
+    rd_kafka_mock_cluster_t *cluster = rd_kafka_mock_cluster_new(handle, (int)broker_count);
     if (cluster == NULL) {
         fprintf(stderr, "kafka_mock_cluster: rd_kafka_mock_cluster_new failed\n");
         rd_kafka_destroy(handle);
         return 1;
     }
     int status = 0;
-    for (int index = 1; index < argc && status == 0; index++) {
-        if (strcmp(argv[index], "--topic") != 0) continue;
-        char name[256];
-        int partitions = 1;
-        const char *spec = argv[++index];
-        const char *colon = strrchr(spec, ':');
-        size_t name_length = colon ? (size_t)(colon - spec) : strlen(spec);
-        if (name_length == 0 || name_length >= sizeof(name)) {
-            fprintf(stderr, "kafka_mock_cluster: bad --topic %s\n", spec);
-            status = 2;
-            break;
-        }
-        memcpy(name, spec, name_length);
-        name[name_length] = '\0';
-        if (colon) partitions = atoi(colon + 1);
-        if (partitions < 1 || mock_topic_create(cluster, broker_count, name, partitions) != 0)
+    for (uint32_t index = 0; index < topic_count && status == 0; index++)
+        if (mock_topic_create(cluster, (int)broker_count, topics[index].name,
+                              (int)topics[index].partitions) != 0)
             status = 1;
-    }
     if (status == 0) {
         printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(cluster));
         fflush(stdout);
@@ -166,7 +198,7 @@ int main(int argc, char **argv) {
             line[strcspn(line, "\r\n")] = '\0';
             if (strcmp(line, "quit") == 0) break;
             char why[256];
-            if (mock_command(cluster, broker_count, line, why, sizeof(why)) == 0)
+            if (mock_command(cluster, (int)broker_count, line, why, sizeof(why)) == 0)
                 printf("ok %s\n", line);
             else
                 printf("error %s: %s\n", line, why);
