@@ -16,7 +16,8 @@ void cli_start(struct cli *cli, const char *program, const struct option *option
     *cli = (struct cli){.program = program, .options = options, .usage = usage};
     /* A leading ':' makes a missing value ':' rather than '?', so the two read differently. */
     snprintf(cli->short_options, sizeof(cli->short_options), ":");
-    optind = 1;
+    /* 0, not 1: glibc then also forgets the permutation state of an earlier parse. */
+    optind = 0;
     opterr = 0;
 }
 

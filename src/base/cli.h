@@ -60,7 +60,7 @@ struct cli {
     char short_options[32];       /* getopt's optstring: ':' and any cli_allow_short letters */
 };
 
-/* Resets getopt (optind = 1, its own messages off) for a parse of argv. */
+/* Resets getopt (optind = 0, its own messages off) for a parse of argv. */
 void cli_start(struct cli *cli, const char *program, const struct option *options,
                cli_usage_fn *usage);
 /* Also takes these one-letter options, in getopt's form ("X:" for -X VALUE); their val is
