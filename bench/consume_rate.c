@@ -29,24 +29,35 @@ static void usage(FILE *out) {
           out);
 }
 
+/* What the command line asks for. */
+struct rate_options {
+    const char *directory;
+    const char *topic;
+    uint64_t wanted;
+};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int rate_apply(struct cli *cli, int option, void *context) {
+    struct rate_options *options = context;
+    if (option == 'd') options->directory = optarg;
+    if (option == 't') options->topic = optarg;
+    if (option == 'n') return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->wanted);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *directory = "/dev/shm/intake", *topic = NULL;
-    uint64_t wanted = 0;
     static const struct option flags[] = {{"shm-dir", required_argument, NULL, 'd'},
                                           {"topic", required_argument, NULL, 't'},
                                           {"count", required_argument, NULL, 'n'},
                                           CLI_STANDARD_OPTIONS,
                                           {NULL, 0, NULL, 0}};
+    struct rate_options chosen = {.directory = "/dev/shm/intake"};
     struct cli cli;
     cli_start(&cli, "intake-consume-rate", flags, usage);
-    int flag = CLI_END;
-    while ((flag = cli_next(&cli, argc, argv)) >= 0) {
-        if (flag == 'd') directory = optarg;
-        if (flag == 't') topic = optarg;
-        if (flag == 'n' && cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &wanted) < 0)
-            return cli_finish(&cli);
-    }
-    if (flag == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, rate_apply, &chosen);
+    if (exit_now >= 0) return exit_now;
+    const char *directory = chosen.directory, *topic = chosen.topic;
+    uint64_t wanted = chosen.wanted;
     if (topic == NULL || wanted == 0) {
         cli_refuse(&cli, "--topic T and --count N are required (see --help)");
         return cli_finish(&cli);

@@ -216,8 +216,12 @@ static void usage(FILE *out) {
                  "  --buckets and --slots are powers of two; --help, --version\n");
 }
 
-/* Applies one option; 0, or -1 with the refusal in cli->why. */
-static int apply_option(struct cli *cli, int option, struct options *options) {
+static const struct cli_word flood_modes[] = {{"random", 0}, {"producers", 1}, {"dedupe", 2}};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, int option, void *context) {
+    struct options *options = context;
+    int mode = 0;
     const struct number_spec power_of_two = NUMBER_COUNT_SPEC(1, 1u << 31);
     switch (option) {
     case 'c': {
@@ -229,12 +233,7 @@ static int apply_option(struct cli *cli, int option, struct options *options) {
         return cli_refuse(cli, "%s", why);
     }
     case 'p': return cli_number(cli, &NUMBER_COUNT_SPEC(1, INT32_MAX), &options->pid);
-    case 'm':
-        options->mode = optarg;
-        if (strcmp(optarg, "random") == 0 || strcmp(optarg, "producers") == 0 ||
-            strcmp(optarg, "dedupe") == 0)
-            return 0;
-        return cli_bad_value(cli, "random, producers or dedupe");
+    case 'm': options->mode = optarg; return cli_choose(cli, flood_modes, 3, &mode);
     case 'n': return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, 10000000), &options->count);
     case 't':
         options->topic = optarg;
@@ -266,10 +265,8 @@ int main(int argc, char **argv) {
     };
     struct cli cli;
     cli_start(&cli, "id-flood", long_options, usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0)
-        if (apply_option(&cli, option, &options) < 0) return cli_finish(&cli);
-    if (option == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, apply_option, &options);
+    if (exit_now >= 0) return exit_now;
     if (options.address == NULL || options.mode == NULL || options.count == 0 || options.pid == 0) {
         cli_refuse(&cli, "--connect, --pid, --mode and --count are required (see --help)");
         return cli_finish(&cli);

@@ -1411,16 +1411,24 @@ static int parse_seconds(struct cli *cli, double *seconds) {
     return 0;
 }
 
-/* Applies one option; 0, or -1 with the refusal in cli->why. */
-static int apply_option(struct cli *cli, struct bench_options *options, int id, const char *value) {
+static const struct cli_word bench_targets[] = {{"intake", TARGET_INTAKE}, {"nats", TARGET_NATS}};
+static const struct cli_word bench_consumers[] = {{"set", CONSUMER_SET},
+                                                  {"handles", CONSUMER_HANDLES}};
+static const struct cli_word bench_producers[] = {{"raw", PRODUCER_RAW},
+                                                  {"library", PRODUCER_LIBRARY}};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, int id, void *context) {
+    struct bench_options *options = context;
+    const char *value = optarg;
     uint64_t number = 0;
+    int chosen = 0;
     int result = 0;
     switch (id) {
     case OPT_TARGET:
-        options->target = strcmp(value, "nats") == 0     ? TARGET_NATS
-                          : strcmp(value, "intake") == 0 ? TARGET_INTAKE
-                                                         : TARGET_NONE;
-        return options->target == TARGET_NONE ? cli_bad_value(cli, "intake or nats") : 0;
+        result = cli_choose(cli, bench_targets, 2, &chosen);
+        options->target = (enum bench_target)chosen;
+        return result;
     case OPT_HOST: options->host = value; return 0;
     case OPT_PORT:
         result = cli_number(cli, &NUMBER_COUNT_SPEC(1, 65535), &number);
@@ -1448,21 +1456,13 @@ static int apply_option(struct cli *cli, struct bench_options *options, int id, 
     case OPT_ACKS: options->acks = true; return 0;
     case OPT_PRODUCER_ID: options->producer_id = true; return 0;
     case OPT_CONSUMER:
-        if (strcmp(value, "set") == 0)
-            options->consumer_kind = CONSUMER_SET;
-        else if (strcmp(value, "handles") == 0)
-            options->consumer_kind = CONSUMER_HANDLES;
-        else
-            return cli_bad_value(cli, "set or handles");
-        return 0;
+        result = cli_choose(cli, bench_consumers, 2, &chosen);
+        options->consumer_kind = (enum bench_consumer_kind)chosen;
+        return result;
     case OPT_PRODUCER:
-        if (strcmp(value, "raw") == 0)
-            options->producer_kind = PRODUCER_RAW;
-        else if (strcmp(value, "library") == 0)
-            options->producer_kind = PRODUCER_LIBRARY;
-        else
-            return cli_bad_value(cli, "raw or library");
-        return 0;
+        result = cli_choose(cli, bench_producers, 2, &chosen);
+        options->producer_kind = (enum bench_producer_kind)chosen;
+        return result;
     case OPT_NO_CONSUME: options->consume = false; return 0;
     case OPT_SHM_DIR: options->shm_dir = value; return 0;
     case OPT_IDLE:
@@ -1521,10 +1521,8 @@ int main(int argc, char **argv) {
                                     .hold_s = 10};
     struct cli cli;
     cli_start(&cli, "intake-bench", long_options, usage);
-    int id = CLI_END;
-    while ((id = cli_next(&cli, argc, argv)) >= 0)
-        if (apply_option(&cli, &options, id, optarg) < 0) return cli_finish(&cli);
-    if (id == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, apply_option, &options);
+    if (exit_now >= 0) return exit_now;
     const char *complaint = validate_options(&options);
     if (complaint) {
         cli_refuse(&cli, "%s", complaint);

@@ -273,8 +273,9 @@ static void usage(FILE *out) {
             SCRAPERS_MAX);
 }
 
-/* Applies one option; 0, or -1 with the refusal in cli->why. */
-static int apply_option(struct cli *cli, int option, struct options *options) {
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int apply_option(struct cli *cli, int option, void *context) {
+    struct options *options = context;
     uint64_t number = 0;
     int result = 0;
     switch (option) {
@@ -317,10 +318,8 @@ int main(int argc, char **argv) {
     };
     struct cli cli;
     cli_start(&cli, "metrics-scrape", long_options, usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0)
-        if (apply_option(&cli, option, &options) < 0) return cli_finish(&cli);
-    if (option == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, apply_option, &options);
+    if (exit_now >= 0) return exit_now;
     if (options.port == 0) {
         cli_refuse(&cli, "--port P is required (see --help)");
         return cli_finish(&cli);

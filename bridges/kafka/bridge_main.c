@@ -194,8 +194,14 @@ static void bridge_apply_number(struct bridge_options *options, int option, uint
     }
 }
 
-/* Applies one option; 0, or -1 with the refusal in cli->why. */
-static int apply_flag(struct cli *cli, int option, char *value, struct bridge_options *options) {
+static const struct cli_word bridge_value_modes[] = {{"value", BRIDGE_VALUE_VALUE},
+                                                     {"record", BRIDGE_VALUE_RECORD}};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int apply_flag(struct cli *cli, int option, void *context) {
+    struct bridge_options *options = context;
+    char *value = optarg;
+    int mode = 0;
     switch (option) {
     case OPTION_ALL_TOPICS: options->all_topics = true; return 0;
     case OPTION_SHM_DIR: options->shm_dir = value; return 0;
@@ -213,12 +219,8 @@ static int apply_flag(struct cli *cli, int option, char *value, struct bridge_op
         return 0;
     case OPTION_KAFKA_TOPIC_TEMPLATE: options->kafka_topic_template = value; return 0;
     case OPTION_VALUE:
-        if (strcmp(value, "value") == 0)
-            options->value_mode = BRIDGE_VALUE_VALUE;
-        else if (strcmp(value, "record") == 0)
-            options->value_mode = BRIDGE_VALUE_RECORD;
-        else
-            return cli_bad_value(cli, "value or record");
+        if (cli_choose(cli, bridge_value_modes, 2, &mode) < 0) return -1;
+        options->value_mode = (enum bridge_value_mode)mode;
         return 0;
     case OPTION_DEAD_LETTER_TOPIC: options->dead_letter_topic = value; return 0;
     case OPTION_INSTANCE:
@@ -241,10 +243,8 @@ static int parse_flags(int argc, char **argv, struct bridge_options *options) {
     struct cli cli;
     cli_start(&cli, "intake-kafka", bridge_option_table, usage);
     cli_allow_short(&cli, "hX:"); /* -X key=value as kcat has it; -h as --help */
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0)
-        if (apply_flag(&cli, option, optarg, options) < 0) return cli_finish(&cli);
-    if (option == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, apply_flag, options);
+    if (exit_now >= 0) return exit_now;
     char problem[256];
     if (options_check(options, problem, sizeof(problem)) < 0) {
         cli_refuse(&cli, "%s", problem);

@@ -95,6 +95,33 @@ int cli_number_u32(struct cli *cli, const struct number_spec *spec, uint32_t *va
     return 0;
 }
 
+int cli_choose(struct cli *cli, const struct cli_word *words, size_t count, int *value) {
+    INTAKE_ASSERT(count >= 1);
+    INTAKE_ASSERT(cli->value != NULL);
+    for (size_t index = 0; index < count; index++) {
+        if (strcmp(cli->value, words[index].word) == 0) {
+            *value = words[index].value;
+            return 0;
+        }
+    }
+    /* "a, b or c" */
+    char wanted[CLI_WHY_BYTES / 2] = "";
+    size_t used = 0;
+    for (size_t index = 0; index < count && used < sizeof(wanted); index++) {
+        const char *separator = index == 0 ? "" : index + 1 == count ? " or " : ", ";
+        used += (size_t)snprintf(wanted + used, sizeof(wanted) - used, "%s%s", separator,
+                                 words[index].word);
+    }
+    return cli_bad_value(cli, wanted);
+}
+
+int cli_parse(struct cli *cli, int argc, char **argv, cli_apply_fn *apply, void *context) {
+    int option = CLI_END;
+    while ((option = cli_next(cli, argc, argv)) >= 0)
+        if (apply(cli, option, context) < 0) return cli_finish(cli);
+    return option == CLI_STOP ? cli_finish(cli) : -1;
+}
+
 int cli_bad_value(struct cli *cli, const char *wanted) {
     return cli_refuse(cli, "%s: '%s' is not %s", cli->flag, cli->value ? cli->value : "", wanted);
 }
@@ -103,6 +130,13 @@ int cli_finish(const struct cli *cli) {
     if (cli->exit_status != 0)
         fprintf(stderr, "%s: %s\n", cli->program, cli->why[0] ? cli->why : "bad usage");
     return cli->exit_status;
+}
+
+/* cli_parse_numbers' apply: the option's val is its row in the table. */
+static int cli_apply_number(struct cli *cli, int option, void *context) {
+    const struct cli_number_flag *flag = &((const struct cli_number_flag *)context)[option];
+    return flag->u64 != NULL ? cli_number(cli, &flag->spec, flag->u64)
+                             : cli_number_u32(cli, &flag->spec, flag->u32);
 }
 
 int cli_parse_numbers(const char *program, int argc, char **argv,
@@ -118,12 +152,5 @@ int cli_parse_numbers(const char *program, int argc, char **argv,
     }
     struct cli cli;
     cli_start(&cli, program, options, usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0) {
-        const struct cli_number_flag *flag = &flags[option];
-        int result = flag->u64 != NULL ? cli_number(&cli, &flag->spec, flag->u64)
-                                       : cli_number_u32(&cli, &flag->spec, flag->u32);
-        if (result < 0) return cli_finish(&cli);
-    }
-    return option == CLI_STOP ? cli_finish(&cli) : -1;
+    return cli_parse(&cli, argc, argv, cli_apply_number, (void *)flags);
 }

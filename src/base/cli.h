@@ -7,18 +7,21 @@
  *   bad usage   one line on stderr, "PROGRAM: --flag: 'value' is not ...", exit 2
  *               (CLI_EXIT_USAGE): an unknown option, a missing or bad value, flags that do not
  *               go together. Exit 1 stays for failures after the command line was accepted.
- * Main thread, startup only. A program's loop:
+ * Main thread, startup only. A program:
  *
- *     static const struct option options[] = {{"count", required_argument, NULL, 'n'},
- *                                             CLI_STANDARD_OPTIONS, {NULL, 0, NULL, 0}};
- *     struct cli cli;
- *     cli_start(&cli, "intake-produce", options, usage);
- *     for (int option; (option = cli_next(&cli, argc, argv)) != CLI_END;) {
+ *     static int apply(struct cli *cli, int option, void *context) {   one option
+ *         struct options *options = context;
  *         switch (option) {
- *         case 'n': if (cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &count) < 0) ...
- *         case CLI_STOP: return cli_finish(&cli);     (help, version, or a refusal)
- *         }
- *     }
+ *         case 'n': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count);
+ *         case 'f': return cli_choose(cli, formats, 2, &options->format);  (an int)
+ *         ...
+ *     static const struct option table[] = {{"count", required_argument, NULL, 'n'}, ...,
+ *                                           CLI_STANDARD_OPTIONS, {NULL, 0, NULL, 0}};
+ *     struct cli cli;
+ *     cli_start(&cli, "intake-produce", table, usage);
+ *     int exit_now = cli_parse(&cli, argc, argv, apply, &options);
+ *     if (exit_now >= 0) return exit_now;        (help, version, or a refusal printed)
+ *     ... rules between flags: return cli_refuse(&cli, ...), cli_finish(&cli) ...
  */
 #ifndef INTAKE_CLI_H
 #define INTAKE_CLI_H
@@ -75,10 +78,25 @@ int cli_number(struct cli *cli, const struct number_spec *spec, uint64_t *value)
 /* The same for a value that must fit 32 bits (spec->maximum <= UINT32_MAX). */
 int cli_number_u32(struct cli *cli, const struct number_spec *spec,
                    uint32_t *value) INTAKE_MUST_CHECK;
+/* One word a flag may take, and what it stands for. */
+struct cli_word {
+    const char *word;
+    int value;
+};
+/* The current option's value as one of `words`: 0 with *value set to its value, or -1 with the
+ * refusal "--format: 'xml' is not text or prometheus". */
+int cli_choose(struct cli *cli, const struct cli_word *words, size_t count,
+               int *value) INTAKE_MUST_CHECK;
 /* Refuses the current option's value: "--format: 'xml' is not text or prometheus". -1. */
 int cli_bad_value(struct cli *cli, const char *wanted);
 /* Refuses the command line for another reason (flags that do not go together): -1. */
 int cli_refuse(struct cli *cli, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Applies one option (its val) to `context`: 0, or -1 after a cli_* refusal. */
+typedef int cli_apply_fn(struct cli *cli, int option, void *context);
+/* Reads the whole command line, handing each option to `apply`. -1: read, run the program;
+ * otherwise the status to exit with now: 0 after --help or --version, 2 after the refusal
+ * line was printed. */
+int cli_parse(struct cli *cli, int argc, char **argv, cli_apply_fn *apply, void *context);
 /* Prints the refusal, if any, as "PROGRAM: why" on stderr; returns the exit status. */
 int cli_finish(const struct cli *cli);
 /* A program whose flags are all numbers (the micro-benchmarks) describes them in a table and

@@ -81,6 +81,36 @@ static void produce_usage(FILE *stream) {
         "  --help, --version\n");
 }
 
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int produce_apply(struct cli *cli, int option, void *context) {
+    struct produce_options *options = context;
+    uint64_t timeout_ns = 0;
+    switch (option) {
+    case 'c': options->address = optarg; return 0;
+    case 't': options->topic = optarg; return 0;
+    case 'k': options->key = optarg; return 0;
+    case 'a': options->acks = true; return 0;
+    case 'd': options->delimited = true; return 0;
+    case 'n': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count);
+    case 's':
+        return cli_number(cli, &NUMBER_SIZE_SPEC(1, PRODUCE_DELIMITED_BYTES_MAX), &options->size);
+    case 'T':
+        if (cli_number(cli, &NUMBER_DURATION_SPEC(NUMBER_MS, 1, INT32_MAX), &timeout_ns) < 0)
+            return -1;
+        /* Whole milliseconds, rounded up: a fraction never becomes no wait at all. */
+        options->timeout_ms = (int)((timeout_ns + NUMBER_MS - 1) / NUMBER_MS);
+        return 0;
+    case 'i': options->idempotent = true; return 0;
+    case 'p': options->producer_id = optarg; return 0;
+    case 'f': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->first_sequence);
+    case 'C': options->tls_ca = optarg; return 0;
+    case 'E': options->tls_cert = optarg; return 0;
+    case 'K': options->tls_key = optarg; return 0;
+    case 'N': options->tls_server_name = optarg; return 0;
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
+    }
+}
+
 /* The flags into `options`: -1 to run, or the status to exit with now (after --help,
  * --version, or a refusal printed as one line). */
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
@@ -107,39 +137,8 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
     options->timeout_ms = 30000;
     struct cli cli;
     cli_start(&cli, "intake-produce", long_options, produce_usage);
-    uint64_t timeout_ns = 0;
-    int option = CLI_END;
-    int bad = 0;
-    while (bad == 0 && (option = cli_next(&cli, argc, argv)) >= 0) {
-        switch (option) {
-        case 'c': options->address = optarg; break;
-        case 't': options->topic = optarg; break;
-        case 'k': options->key = optarg; break;
-        case 'a': options->acks = true; break;
-        case 'd': options->delimited = true; break;
-        case 'n': bad = cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count); break;
-        case 's':
-            bad =
-                cli_number(&cli, &NUMBER_SIZE_SPEC(1, PRODUCE_DELIMITED_BYTES_MAX), &options->size);
-            break;
-        case 'T':
-            bad = cli_number(&cli, &NUMBER_DURATION_SPEC(NUMBER_MS, 1, INT32_MAX), &timeout_ns);
-            /* Whole milliseconds, rounded up: a fraction never becomes no wait at all. */
-            options->timeout_ms = (int)((timeout_ns + NUMBER_MS - 1) / NUMBER_MS);
-            break;
-        case 'i': options->idempotent = true; break;
-        case 'p': options->producer_id = optarg; break;
-        case 'f':
-            bad = cli_number(&cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->first_sequence);
-            break;
-        case 'C': options->tls_ca = optarg; break;
-        case 'E': options->tls_cert = optarg; break;
-        case 'K': options->tls_key = optarg; break;
-        case 'N': options->tls_server_name = optarg; break;
-        default: INTAKE_ASSERT(!"an option without a case");
-        }
-    }
-    if (bad != 0 || option == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, produce_apply, options);
+    if (exit_now >= 0) return exit_now;
     const char *problem = NULL;
     if (options->address == NULL)
         problem = "--connect is required";

@@ -40,17 +40,19 @@ static void usage(FILE *out) {
           out);
 }
 
+enum stat_check { STAT_CHECK_NONE, STAT_CHECK_LIVE, STAT_CHECK_READY };
+
 /* What the command line asks for. */
 struct stat_options {
     const char *directory;
     const char *counters_path;
     uint64_t interval_ns; /* 0: print once */
     uint64_t count;       /* with an interval, prints at most; 0: no limit */
-    enum counters_render_format format;
-    const char *check; /* "live", "ready" or NULL */
+    int format;           /* enum counters_render_format */
+    int check;            /* enum stat_check */
 };
 
-/* One line per flag; a new flag is a line here and a case in stat_parse. */
+/* One line per flag; a new flag is a line here and a case in stat_apply. */
 static const struct option stat_option_table[] = {
     {"shm-dir", required_argument, NULL, 'd'},
     {"counters", required_argument, NULL, 'c'},
@@ -70,51 +72,34 @@ static const struct number_spec stat_interval_spec = {
     .unit_ns = NUMBER_SECONDS,
 };
 
-/* Applies one option; 0, or -1 with the refusal in cli->why. */
-static int stat_apply(struct cli *cli, int option, struct stat_options *options) {
+static const struct cli_word stat_formats[] = {{"text", COUNTERS_RENDER_TEXT},
+                                               {"prometheus", COUNTERS_RENDER_PROMETHEUS}};
+static const struct cli_word stat_checks[] = {{"live", STAT_CHECK_LIVE},
+                                              {"ready", STAT_CHECK_READY}};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int stat_apply(struct cli *cli, int option, void *context) {
+    struct stat_options *options = context;
     switch (option) {
     case 'd': options->directory = optarg; return 0;
     case 'c': options->counters_path = optarg; return 0;
     case 'i': return cli_number(cli, &stat_interval_spec, &options->interval_ns);
     case 'n': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count);
-    case 'f':
-        if (strcmp(optarg, "text") == 0)
-            options->format = COUNTERS_RENDER_TEXT;
-        else if (strcmp(optarg, "prometheus") == 0)
-            options->format = COUNTERS_RENDER_PROMETHEUS;
-        else
-            return cli_bad_value(cli, "text or prometheus");
-        return 0;
-    case 'k':
-        options->check = optarg;
-        if (strcmp(optarg, "live") != 0 && strcmp(optarg, "ready") != 0)
-            return cli_bad_value(cli, "live or ready");
-        return 0;
+    case 'f': return cli_choose(cli, stat_formats, 2, &options->format);
+    case 'k': return cli_choose(cli, stat_checks, 2, &options->check);
     default: INTAKE_ASSERT(!"an option without a case"); return -1;
     }
 }
 
-/* The flags into `options`: -1 to run, or the status to exit with now (after --help,
- * --version, or a refusal printed as one line). */
-static int stat_parse(int argc, char **argv, struct stat_options *options) {
-    *options =
-        (struct stat_options){.directory = "/dev/shm/intake", .format = COUNTERS_RENDER_TEXT};
+int main(int argc, char **argv) {
+    struct stat_options options = {.directory = "/dev/shm/intake", .format = COUNTERS_RENDER_TEXT};
     struct cli cli;
     cli_start(&cli, "intake-stat", stat_option_table, usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0)
-        if (stat_apply(&cli, option, options) < 0) return cli_finish(&cli);
-    return option == CLI_STOP ? cli_finish(&cli) : -1;
-}
-
-int main(int argc, char **argv) {
-    struct stat_options options;
-    int exit_now = stat_parse(argc, argv, &options);
+    int exit_now = cli_parse(&cli, argc, argv, stat_apply, &options);
     if (exit_now >= 0) return exit_now;
     const char *directory = options.directory;
     const char *counters_path = options.counters_path;
-    const char *check = options.check;
-    enum counters_render_format format = options.format;
+    enum counters_render_format format = (enum counters_render_format)options.format;
     char path[4096];
     if (counters_path != NULL)
         snprintf(path, sizeof(path), "%s", counters_path);
@@ -126,13 +111,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "intake-stat: %s (is intaked running with this --shm-dir?)\n", why);
         return 1;
     }
-    if (check != NULL) {
-        bool live = strcmp(check, "live") == 0;
+    if (options.check != STAT_CHECK_NONE) {
+        bool live = options.check == STAT_CHECK_LIVE;
         bool healthy = live ? counters_view_live(&view, intake_now_ns(), COUNTERS_VIEW_LIVE_NS, why,
                                                  sizeof(why))
                             : counters_view_ready(&view, intake_now_ns(), COUNTERS_VIEW_READY_NS,
                                                   why, sizeof(why));
-        printf("intake-stat: %s: %s\n", check, healthy ? "yes" : why);
+        printf("intake-stat: %s: %s\n", live ? "live" : "ready", healthy ? "yes" : why);
         counters_view_close(&view);
         return healthy ? 0 : 1;
     }

@@ -57,10 +57,11 @@ struct tail_options {
     uint32_t max_topics; /* --max-topics: with --all, the most topics followed */
     const char *name;
     struct intake_consumer_options start;
-    uint64_t count; /* 0: no limit */
+    bool start_given; /* --from-start, --from-end or --from-offset */
+    uint64_t count;   /* 0: no limit */
     bool follow;
     bool exit_when_idle; /* --follow ends once the writer is gone and everything is read */
-    enum tail_format format;
+    int format;          /* enum tail_format */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -89,6 +90,42 @@ static void usage(FILE *out) {
         "  --count N: stop after N records (0: no limit); --help, --version\n");
 }
 
+static const struct cli_word tail_formats[] = {
+    {"json", TAIL_FORMAT_JSON}, {"text", TAIL_FORMAT_TEXT}, {"raw", TAIL_FORMAT_RAW}};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int tail_apply(struct cli *cli, int option, void *context) {
+    struct tail_options *options = context;
+    switch (option) {
+    case 'd': options->directory = optarg; return 0;
+    case 't':
+        if (options->topic_count == TAIL_TOPICS_MAX)
+            return cli_refuse(cli, "--topic: more than %d --topic flags", TAIL_TOPICS_MAX);
+        options->topics[options->topic_count++] = optarg;
+        return 0;
+    case 'a': options->all_topics = true; return 0;
+    case 'm':
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, INTAKE_CONSUMER_SET_TOPICS_MAX),
+                              &options->max_topics);
+    case 's':
+    case 'e':
+        options->start.start =
+            option == 's' ? INTAKE_CONSUMER_START_OLDEST : INTAKE_CONSUMER_START_END;
+        options->start_given = true;
+        return 0;
+    case 'o':
+        options->start.start = INTAKE_CONSUMER_START_OFFSET;
+        options->start_given = true;
+        return cli_number(cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->start.start_offset);
+    case 'c': return cli_number(cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->count);
+    case 'f': options->follow = true; return 0;
+    case 'x': options->exit_when_idle = true; return 0;
+    case 'F': return cli_choose(cli, tail_formats, 3, &options->format);
+    case 'n': options->name = optarg; return 0;
+    default: INTAKE_ASSERT(!"an option without a case"); return -1;
+    }
+}
+
 /* The flags into `options`: -1 to run, or the status to exit with now (after --help,
  * --version, or a refusal printed as one line). */
 static int options_parse(int argc, char **argv, struct tail_options *options) {
@@ -108,58 +145,14 @@ static int options_parse(int argc, char **argv, struct tail_options *options) {
                                                  {NULL, 0, NULL, 0}};
     struct cli cli;
     cli_start(&cli, "intake-tail", long_options, usage);
-    bool start_given = false;
-    int option = CLI_END;
-    int bad = 0;
-    while (bad == 0 && (option = cli_next(&cli, argc, argv)) >= 0) {
-        switch (option) {
-        case 'd': options->directory = optarg; break;
-        case 't':
-            if (options->topic_count == TAIL_TOPICS_MAX)
-                bad = cli_refuse(&cli, "--topic: more than %d --topic flags", TAIL_TOPICS_MAX);
-            else
-                options->topics[options->topic_count++] = optarg;
-            break;
-        case 'a': options->all_topics = true; break;
-        case 'm':
-            bad = cli_number_u32(&cli, &NUMBER_COUNT_SPEC(1, INTAKE_CONSUMER_SET_TOPICS_MAX),
-                                 &options->max_topics);
-            break;
-        case 's':
-            options->start.start = INTAKE_CONSUMER_START_OLDEST;
-            start_given = true;
-            break;
-        case 'e':
-            options->start.start = INTAKE_CONSUMER_START_END;
-            start_given = true;
-            break;
-        case 'o':
-            options->start.start = INTAKE_CONSUMER_START_OFFSET;
-            start_given = true;
-            bad = cli_number(&cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->start.start_offset);
-            break;
-        case 'c': bad = cli_number(&cli, &NUMBER_COUNT_SPEC(0, UINT64_MAX), &options->count); break;
-        case 'f': options->follow = true; break;
-        case 'x': options->exit_when_idle = true; break;
-        case 'F':
-            if (strcmp(optarg, "json") == 0)
-                options->format = TAIL_FORMAT_JSON;
-            else if (strcmp(optarg, "text") == 0)
-                options->format = TAIL_FORMAT_TEXT;
-            else if (strcmp(optarg, "raw") == 0)
-                options->format = TAIL_FORMAT_RAW;
-            else
-                bad = cli_bad_value(&cli, "json, text or raw");
-            break;
-        case 'n': options->name = optarg; break;
-        default: INTAKE_ASSERT(!"an option without a case");
-        }
-    }
-    if (bad == 0 && option != CLI_STOP && (options->topic_count == 0) == !options->all_topics)
+    int exit_now = cli_parse(&cli, argc, argv, tail_apply, options);
+    if (exit_now >= 0) return exit_now;
+    if ((options->topic_count == 0) == !options->all_topics) {
         cli_refuse(&cli, "give --topic T (repeatable) or --all, not both (see --help)");
-    if (cli.exit_status != 0 || option == CLI_STOP) return cli_finish(&cli);
+        return cli_finish(&cli);
+    }
     options->start.ephemeral = options->name == NULL;
-    if (!start_given)
+    if (!options->start_given)
         options->start.start =
             options->name ? INTAKE_CONSUMER_START_COMMITTED : INTAKE_CONSUMER_START_OLDEST;
     return -1;

@@ -243,6 +243,27 @@ static int remove_topic(const char *directory, const char *topic) {
     return 0;
 }
 
+/* What the command line asks for. */
+struct topic_options {
+    const char *directory;
+    const char *topic;
+};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int topic_apply(struct cli *cli, int option, void *context) {
+    struct topic_options *options = context;
+    if (option == 'd') {
+        options->directory = optarg;
+        return 0;
+    }
+    INTAKE_ASSERT(option == 'r');
+    options->topic = optarg;
+    size_t length = strlen(optarg);
+    if (length == 0 || length > SHM_LOG_TOPIC_BYTES - 1)
+        return cli_bad_value(cli, "a topic name (1..255 bytes)");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct option options[] = {
         {"shm-dir", required_argument, NULL, 'd'},
@@ -250,25 +271,14 @@ int main(int argc, char **argv) {
         CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    const char *directory = "/dev/shm/intake";
-    const char *topic = NULL;
+    struct topic_options chosen = {.directory = "/dev/shm/intake"};
     struct cli cli;
     cli_start(&cli, "intake-topic", options, usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0) {
-        if (option == 'd') directory = optarg;
-        if (option != 'r') continue;
-        topic = optarg;
-        size_t length = strlen(topic);
-        if (length == 0 || length > SHM_LOG_TOPIC_BYTES - 1) {
-            cli_bad_value(&cli, "a topic name (1..255 bytes)");
-            return cli_finish(&cli);
-        }
-    }
-    if (option == CLI_STOP) return cli_finish(&cli);
-    if (topic == NULL) {
+    int exit_now = cli_parse(&cli, argc, argv, topic_apply, &chosen);
+    if (exit_now >= 0) return exit_now;
+    if (chosen.topic == NULL) {
         cli_refuse(&cli, "--remove NAME is required (see --help)");
         return cli_finish(&cli);
     }
-    return remove_topic(directory, topic);
+    return remove_topic(chosen.directory, chosen.topic);
 }

@@ -144,28 +144,36 @@ static int mock_topic_parse(struct cli *cli, const char *spec, struct mock_topic
     return 0;
 }
 
+/* What the command line asks for. */
+struct mock_options {
+    uint32_t broker_count;
+    struct mock_topic topics[MOCK_TOPICS_MAX];
+    uint32_t topic_count;
+};
+
+/* Applies one option (cli_apply_fn); 0, or -1 with the refusal in cli->why. */
+static int mock_apply(struct cli *cli, int option, void *context) {
+    struct mock_options *options = context;
+    if (option == 'b')
+        return cli_number_u32(cli, &NUMBER_COUNT_SPEC(1, MOCK_BROKERS_MAX), &options->broker_count);
+    if (options->topic_count == MOCK_TOPICS_MAX)
+        return cli_refuse(cli, "--topic: more than %d", MOCK_TOPICS_MAX);
+    return mock_topic_parse(cli, optarg, &options->topics[options->topic_count++]);
+}
+
 int main(int argc, char **argv) {
-    uint32_t broker_count = 3;
-    static struct mock_topic topics[MOCK_TOPICS_MAX];
-    uint32_t topic_count = 0;
+    static struct mock_options chosen = {.broker_count = 3};
     static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
                                             {"topic", required_argument, NULL, 't'},
                                             CLI_STANDARD_OPTIONS,
                                             {NULL, 0, NULL, 0}};
     struct cli cli;
     cli_start(&cli, "kafka_mock_cluster", options, mock_usage);
-    int option = CLI_END;
-    while ((option = cli_next(&cli, argc, argv)) >= 0) {
-        int result = 0;
-        if (option == 'b')
-            result = cli_number_u32(&cli, &NUMBER_COUNT_SPEC(1, MOCK_BROKERS_MAX), &broker_count);
-        else if (topic_count == MOCK_TOPICS_MAX)
-            result = cli_refuse(&cli, "--topic: more than %d", MOCK_TOPICS_MAX);
-        else
-            result = mock_topic_parse(&cli, optarg, &topics[topic_count++]);
-        if (result < 0) return cli_finish(&cli);
-    }
-    if (option == CLI_STOP) return cli_finish(&cli);
+    int exit_now = cli_parse(&cli, argc, argv, mock_apply, &chosen);
+    if (exit_now >= 0) return exit_now;
+    uint32_t broker_count = chosen.broker_count;
+    const struct mock_topic *topics = chosen.topics;
+    uint32_t topic_count = chosen.topic_count;
     struct sigaction action = {.sa_handler = mock_on_signal};
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
