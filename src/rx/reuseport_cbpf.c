@@ -11,6 +11,8 @@
  */
 #include "reuseport_cbpf.h"
 
+#include "number_parse.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +91,22 @@ int reuseport_cbpf_attach(int socket_fd, const uint32_t *list, uint32_t count) {
 
 int reuseport_parse_queue_list(const char *text, uint32_t *list, uint32_t capacity) {
     INTAKE_ASSERT(text != NULL && list != NULL);
+    const struct number_spec queue_spec = NUMBER_COUNT_SPEC(0, UINT16_MAX);
     uint32_t count = 0;
-    const char *cursor = text;
-    for (;;) {
-        if (*cursor < '0' || *cursor > '9') return -EINVAL;
-        char *end = NULL;
-        errno = 0;
-        unsigned long value = strtoul(cursor, &end, 10);
-        if (errno != 0 || value > UINT16_MAX || count == capacity) return -EINVAL;
+    for (const char *cursor = text;;) {
+        /* Each item in the one number syntax (number_parse.h), cut out at its comma. */
+        size_t length = strcspn(cursor, ",");
+        char item[16];
+        uint64_t value = 0;
+        if (length >= sizeof(item) || count == capacity) return -EINVAL;
+        memcpy(item, cursor, length);
+        item[length] = '\0';
+        if (number_parse("--zcrx-queues", item, &queue_spec, &value, NULL, 0) != NUMBER_OK)
+            return -EINVAL;
         for (uint32_t index = 0; index < count; index++)
             if (list[index] == value) return -EINVAL;
         list[count++] = (uint32_t)value;
-        if (*end == '\0') return (int)count;
-        if (*end != ',') return -EINVAL;
-        cursor = end + 1;
+        if (cursor[length] == '\0') return (int)count;
+        cursor += length + 1;
     }
 }
