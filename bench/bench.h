@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_tls.h"
 #include "intake/consumer.h"
 
 /* ---- limits and defaults ------------------------------------------------------------------ */
@@ -79,6 +80,7 @@ struct bench_options {
     double hold_s; /* idle mode: how long to hold the connections */
     bool memcpy_mode;
     bool self_test;
+    struct bench_tls_options tls; /* intake producers over TLS 1.3 when tls.ca_file is set */
 };
 
 /* ---- latency histogram: log-linear buckets, about 3% resolution -------------------------- */
@@ -141,6 +143,7 @@ struct bench_run {
     atomic_uint_fast64_t last_delivery_ns;
     uint64_t start_ns;
     uint64_t deadline_ns;
+    struct ssl_ctx_st *tls_context; /* --tls-ca, raw producers: made by main before they start */
     struct consumer_state consumer;
 };
 

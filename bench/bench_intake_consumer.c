@@ -285,7 +285,7 @@ static int consume_intake_set(struct bench_run *run) {
         int waited = intake_consumer_set_wait(consumer->set, BENCH_WAIT_ONE_TOPIC_NS);
         (void)waited; /* 1, 0 (timeout) and -EINTR all mean: poll again */
     }
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(consumer->set, &stats);
     /* A topic the set had to close (damaged, replaced) may have lost records: not exactly once. */
     if (stats.topic_errors > 0) {

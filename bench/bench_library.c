@@ -12,8 +12,8 @@
 #include "common.h"
 
 int bench_library_open(struct bench_library_producer *library, const char *host, uint16_t port,
-                       uint32_t batch_bytes, bool acks, uint32_t value_bytes_max, char *why,
-                       size_t why_capacity) {
+                       uint32_t batch_bytes, bool acks, uint32_t value_bytes_max,
+                       const struct bench_tls_options *tls, char *why, size_t why_capacity) {
     INTAKE_ASSERT(library != NULL);
     INTAKE_ASSERT(value_bytes_max >= BENCH_LIBRARY_STAMP_BYTES);
     memset(library, 0, sizeof *library);
@@ -26,8 +26,14 @@ int bench_library_open(struct bench_library_producer *library, const char *host,
     memset(library->value, 'v', value_bytes_max);
     char address[96];
     snprintf(address, sizeof address, "%s:%u", host, (unsigned)port);
-    struct intake_producer_config config = {
-        .address = address, .batch_bytes = batch_bytes, .io_timeout_ms = 10000, .acks = acks};
+    struct intake_producer_config config = {.address = address,
+                                            .batch_bytes = batch_bytes,
+                                            .io_timeout_ms = 10000,
+                                            .acks = acks,
+                                            .tls_ca_file = tls->ca_file,
+                                            .tls_cert_file = tls->cert_file,
+                                            .tls_key_file = tls->key_file,
+                                            .tls_server_name = tls->server_name};
     int result = intake_producer_open(&config, &library->producer, why, why_capacity);
     if (result != 0) {
         free(library->value);

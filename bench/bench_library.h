@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_tls.h"
 #include "intake/producer.h"
 
 #define BENCH_LIBRARY_STAMP_BYTES 16 /* must equal intake-bench's BENCH_STAMP_BYTES */
@@ -27,11 +28,13 @@ struct bench_library_producer {
 };
 
 /* Connects to host:port with a batch buffer of batch_bytes (at least one bench batch, so the
- * library writes only on flush) and, with acks, sequences 1, 2, 3, ... 0 or a negative errno;
- * `why` holds one line on failure. */
+ * library writes only on flush) and, with acks, sequences 1, 2, 3, ...; over the library's TLS
+ * when tls->ca_file is set (its suite is the library's choice; tls->ciphersuite is not used).
+ * 0 or a negative errno; `why` holds one line on failure. */
 int bench_library_open(struct bench_library_producer *library, const char *host, uint16_t port,
-                       uint32_t batch_bytes, bool acks, uint32_t value_bytes_max, char *why,
-                       size_t why_capacity) __attribute__((warn_unused_result));
+                       uint32_t batch_bytes, bool acks, uint32_t value_bytes_max,
+                       const struct bench_tls_options *tls, char *why, size_t why_capacity)
+    __attribute__((warn_unused_result));
 /* Encodes one record of topic `topic` with a value of value_bytes bytes starting with `stamp`
  * (BENCH_LIBRARY_STAMP_BYTES bytes). Timestamp 0: the library stamps the wall clock, as a real
  * producer that does not choose its own timestamps. 0 or a negative errno. */

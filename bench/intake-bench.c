@@ -17,7 +17,10 @@
  * Variants (issue 10, 12): --producer library (the product's producer library, bench_library.c,
  * instead of the bench's encoder), --producer-id (Record field 7 per connection, with --acks),
  * --consumer set|handles (bench_intake_consumer.c: one consumer set for every topic, or one
- * handle per topic). Files: bench.h (shared state), bench_intake_consumer.c, bench_library.c.
+ * handle per topic). Issue 17: --tls-ca (and --tls-cert, --tls-key, --tls-server-name,
+ * --tls-ciphersuite) makes the intake producers speak TLS 1.3 (bench_tls.c; the library's own
+ * TLS with --producer library), to intaked's --tls-listen port. Files: bench.h (shared state),
+ * bench_intake_consumer.c, bench_library.c, bench_tls.c.
  * Other modes: --memcpy (single-core copy bandwidth), --idle-connections N (open N connections
  * and hold them, for the server's RSS), --self-test (encoders against decoders).
  *
@@ -33,6 +36,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -547,8 +551,9 @@ static void consumer_release(struct consumer_state *consumer) {
 
 struct producer {
     struct bench_run *run;
-    uint32_t index; /* connection index, in every record's tag */
-    int fd;         /* raw producers; the library producer owns its own socket */
+    uint32_t index;     /* connection index, in every record's tag */
+    int fd;             /* raw producers; the library producer owns its own socket */
+    struct ssl_st *tls; /* raw producers with --tls-ca: the TLS session on fd */
     pthread_t thread;
     struct batch batch;
     struct bench_library_producer library;             /* --producer library */
@@ -616,8 +621,19 @@ static size_t producer_parse_nats_lines(struct producer *producer, const uint8_t
  * blocks up to the socket's 1 s receive timeout. Bounded: one recv per call. */
 static void producer_read_replies(struct producer *producer, bool wait) {
     size_t room = sizeof producer->reply_buffer - producer->reply_filled;
-    ssize_t got = recv(producer->fd, producer->reply_buffer + producer->reply_filled, room,
-                       wait ? 0 : MSG_DONTWAIT);
+    ssize_t got = 0;
+    if (producer->tls) {
+        got = bench_tls_read(producer->tls, producer->fd,
+                             producer->reply_buffer + producer->reply_filled, room, wait);
+        if (got == -EAGAIN) return;
+        if (got < 0) {
+            run_fail(producer->run, (int)got, "producer TLS read");
+            return;
+        }
+    } else {
+        got = recv(producer->fd, producer->reply_buffer + producer->reply_filled, room,
+                   wait ? 0 : MSG_DONTWAIT);
+    }
     if (got == 0) {
         run_fail(producer->run, -ECONNRESET, "the server closed a producer connection");
         return;
@@ -681,7 +697,10 @@ static int producer_send(struct producer *producer, uint32_t record_count) {
             batch_encode(batch, options, producer->index, first_number,
                          producer->producer_id[0] ? producer->producer_id : NULL);
         batch_stamp(batch, record_count, producer->index, first_number, intake_now_ns());
-        result = write_all(run, producer->fd, batch->bytes, batch->record_end[record_count - 1]);
+        size_t length = batch->record_end[record_count - 1];
+        result = producer->tls ? bench_tls_write_all(producer->tls, batch->bytes, length,
+                                                     run->deadline_ns + BENCH_DRAIN_TIMEOUT_NS)
+                               : write_all(run, producer->fd, batch->bytes, length);
         if (result != 0) return result;
     }
     uint64_t payload_bytes = 0;
@@ -825,7 +844,7 @@ static int producer_prepare_library(struct producer *producer) {
     char why[256];
     int result = bench_library_open(&producer->library, options->host, options->port,
                                     (uint32_t)producer->batch.capacity, options->acks,
-                                    value_bytes_max, why, sizeof why);
+                                    value_bytes_max, &options->tls, why, sizeof why);
     if (result != 0) fprintf(stderr, "intake-bench: library producer: %s\n", why);
     return result;
 }
@@ -853,10 +872,17 @@ static int producer_prepare(struct producer *producer, struct bench_run *run, ui
     if (options->producer_kind == PRODUCER_LIBRARY) return producer_prepare_library(producer);
     result = connect_tcp(options->host, options->port, 5000, &producer->fd);
     if (result == 0 && options->target == TARGET_NATS) result = nats_handshake(producer->fd, "");
+    if (result == 0 && run->tls_context != NULL) {
+        char why[256];
+        result = bench_tls_connect(run->tls_context, producer->fd, &options->tls, options->host,
+                                   BENCH_HANDSHAKE_TIMEOUT_MS, &producer->tls, why, sizeof why);
+        if (result != 0) fprintf(stderr, "intake-bench: connection %u: %s\n", index, why);
+    }
     return result;
 }
 
 static void producer_release(struct producer *producer) {
+    bench_tls_close(producer->tls);
     if (producer->fd >= 0) close(producer->fd);
     bench_library_close(&producer->library);
     free(producer->topic_names);
@@ -877,6 +903,15 @@ static void run_wait_for_deliveries(struct bench_run *run) {
         if (atomic_load(&run->delivered_records) >= sent) return;
         sleep_ns(1000000);
     }
+}
+
+/* What the producers spoke: "none", the raw producers' negotiated suite, or "library" (the
+ * producer library's TLS, whose suite the daemon chose among the library's offers). */
+static const char *run_tls_name(const struct bench_options *options,
+                                const struct producer *producers) {
+    if (options->tls.ca_file == NULL) return "none";
+    if (options->producer_kind == PRODUCER_LIBRARY) return "library";
+    return producers[0].tls ? bench_tls_cipher(producers[0].tls) : "none";
 }
 
 static void run_print_result(struct bench_run *run, const struct producer *producers,
@@ -914,7 +949,7 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
            "consumer=%s consumer_api=%s producer=%s producer_id=%s producer_cpu_s=%.3f "
            "producer_wait_cpu_s=%.3f "
            "consumer_cpu_s=%.3f "
-           "producer_us_per_msg=%.3f consumer_us_per_msg=%.3f\n",
+           "producer_us_per_msg=%.3f consumer_us_per_msg=%.3f tls=%s\n",
            target_name(options->target), options->rate_per_s > 0 ? "open" : "closed",
            options->sizes_text, options->connection_count, options->batch_records,
            options->topic_count, options->rate_per_s, (unsigned long long)messages,
@@ -935,7 +970,7 @@ static void run_print_result(struct bench_run *run, const struct producer *produ
            options->producer_kind == PRODUCER_LIBRARY ? "library" : "raw",
            options->producer_id ? "yes" : "no", producer_cpu_ns / 1e9, producer_wait_cpu_ns / 1e9,
            consumer->cpu_ns / 1e9, (double)producer_cpu_ns * per_message_us,
-           (double)consumer->cpu_ns * per_message_us);
+           (double)consumer->cpu_ns * per_message_us, run_tls_name(options, producers));
     fflush(stdout);
 }
 
@@ -1010,6 +1045,13 @@ static int run_load(const struct bench_options *options) {
     static struct bench_run run; /* large (histogram); one run per process */
     run.options = options;
     run.consumer.socket_fd = -1;
+    if (options->tls.ca_file != NULL && options->producer_kind == PRODUCER_RAW) {
+        char why[256];
+        if (bench_tls_context(&options->tls, &run.tls_context, why, sizeof why) != 0) {
+            fprintf(stderr, "intake-bench: %s\n", why);
+            return 1;
+        }
+    }
     struct producer *producers = calloc(options->connection_count, sizeof *producers);
     if (!producers) return 1;
     for (uint32_t index = 0; index < options->connection_count; index++) producers[index].fd = -1;
@@ -1033,6 +1075,7 @@ static int run_load(const struct bench_options *options) {
         producer_release(&producers[index]);
     free(producers);
     consumer_release(&run.consumer);
+    bench_tls_context_free(run.tls_context);
     return atomic_load(&run.failure) == 0 ? 0 : 1;
 }
 
@@ -1267,6 +1310,11 @@ static void usage(FILE *out) {
         "  --producer raw|library  intake: intake-bench's own encoder (default) or the product's\n"
         "                       producer library (include/intake/producer.h)\n"
         "  --no-consume         no consumer thread (throughput from sent or acked records)\n"
+        "  --tls-ca FILE        intake: producers speak TLS 1.3 (to --tls-listen), verifying\n"
+        "                       the server against FILE; --tls-cert FILE --tls-key FILE: a\n"
+        "                       client certificate; --tls-server-name NAME (default: --host)\n"
+        "  --tls-ciphersuite S  the suite the bench's own producers offer (default\n"
+        "                       " BENCH_TLS_CIPHERSUITE_DEFAULT ")\n"
         "  --shm-dir DIR        intake's shared-memory directory (default /dev/shm/intake)\n");
 }
 
@@ -1310,7 +1358,12 @@ enum option_id {
     OPT_HOLD,
     OPT_MEMCPY,
     OPT_SELF_TEST,
-    OPT_HELP
+    OPT_HELP,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_SERVER_NAME,
+    OPT_TLS_CIPHERSUITE
 };
 
 static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
@@ -1336,6 +1389,11 @@ static const struct option long_options[] = {{"target", 1, NULL, OPT_TARGET},
                                              {"memcpy", 0, NULL, OPT_MEMCPY},
                                              {"self-test", 0, NULL, OPT_SELF_TEST},
                                              {"help", 0, NULL, OPT_HELP},
+                                             {"tls-ca", 1, NULL, OPT_TLS_CA},
+                                             {"tls-cert", 1, NULL, OPT_TLS_CERT},
+                                             {"tls-key", 1, NULL, OPT_TLS_KEY},
+                                             {"tls-server-name", 1, NULL, OPT_TLS_SERVER_NAME},
+                                             {"tls-ciphersuite", 1, NULL, OPT_TLS_CIPHERSUITE},
                                              {NULL, 0, NULL, 0}};
 
 /* Applies one option; returns 0, or -EINVAL for a bad value or an unknown option. */
@@ -1381,6 +1439,11 @@ static int apply_option(struct bench_options *options, int id, const char *value
     case OPT_HOLD: options->hold_s = strtod(value, NULL); return 0;
     case OPT_MEMCPY: options->memcpy_mode = true; return 0;
     case OPT_SELF_TEST: options->self_test = true; return 0;
+    case OPT_TLS_CA: options->tls.ca_file = value; return 0;
+    case OPT_TLS_CERT: options->tls.cert_file = value; return 0;
+    case OPT_TLS_KEY: options->tls.key_file = value; return 0;
+    case OPT_TLS_SERVER_NAME: options->tls.server_name = value; return 0;
+    case OPT_TLS_CIPHERSUITE: options->tls.ciphersuite = value; return 0;
     default: return -EINVAL;
     }
 }
@@ -1409,6 +1472,12 @@ static const char *validate_options(const struct bench_options *options) {
     /* The library cannot set field 7 yet (issue 12 adds it); --producer-id is the raw encoder's. */
     if (options->producer_kind == PRODUCER_LIBRARY && options->producer_id)
         return "--producer-id is for --producer raw";
+    if (options->tls.ca_file && options->target != TARGET_INTAKE) return "--tls-ca is for intake";
+    if ((options->tls.cert_file == NULL) != (options->tls.key_file == NULL))
+        return "--tls-cert and --tls-key go together";
+    if (!options->tls.ca_file &&
+        (options->tls.cert_file || options->tls.server_name || options->tls.ciphersuite))
+        return "the --tls-* options need --tls-ca";
     return NULL;
 }
 
@@ -1444,6 +1513,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "intake-bench: %s\n", complaint);
         return 1;
     }
+    if (options.tls.ciphersuite == NULL) options.tls.ciphersuite = BENCH_TLS_CIPHERSUITE_DEFAULT;
+    /* OpenSSL writes with write(2): a server gone mid-run is an error we report, not SIGPIPE. */
+    if (options.tls.ca_file) signal(SIGPIPE, SIG_IGN);
     if (options.self_test) return run_self_test();
     if (options.memcpy_mode) return run_memcpy(&options);
     if (options.idle_connections) return run_idle_connections(&options);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 unsigned long test_checks_passed;
 unsigned long test_checks_failed;
@@ -34,6 +35,15 @@ uint64_t test_random_next(uint64_t *state) {
     x ^= x >> 27;
     *state = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+int test_run_command(const char *command, char *output, size_t capacity) {
+    FILE *pipe = popen(command, "r");
+    if (pipe == NULL) return -1;
+    size_t length = fread(output, 1, capacity - 1, pipe);
+    output[length] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 const char *test_program_path(const char *name) {

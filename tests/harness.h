@@ -11,6 +11,7 @@
 #ifndef INTAKE_TEST_HARNESS_H
 #define INTAKE_TEST_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,10 @@ int test_skip(const char *why);
 
 /* Deterministic pseudo-random numbers (xorshift64*), seeded per test for reproducibility. */
 uint64_t test_random_next(uint64_t *state);
+
+/* Runs a shell command, its output (stdout; add 2>&1 for stderr) in `output`, NUL-terminated
+ * and cut at capacity - 1. Returns its exit status, or -1 when it could not run or was killed. */
+int test_run_command(const char *command, char *output, size_t capacity);
 
 /* $INTAKE_BIN_DIR/<name>, or ./<name> when unset; static buffer. */
 const char *test_program_path(const char *name);

@@ -45,6 +45,24 @@ SHM_TEST_HELPER const char *test_directory_make(const char *suffix) {
     return test_directory;
 }
 
+/* Opens (creating or reopening) `topic`'s writer in test_directory, with the directory's
+ * wake-up files when `notify` is not NULL; NULL after one line saying why. */
+SHM_TEST_HELPER struct shm_log *test_writer_try_open(const char *topic, uint64_t capacity,
+                                                     enum shm_log_retention retention,
+                                                     uint64_t stale_ns, struct shm_notify *notify) {
+    struct shm_log_config config = {.directory = test_directory,
+                                    .topic = topic,
+                                    .capacity_bytes = capacity,
+                                    .retention = retention,
+                                    .consumer_stale_ns = stale_ns,
+                                    .notify = notify};
+    struct shm_log *log = NULL;
+    char why[512];
+    int result = shm_log_open_writer(&config, &log, why, sizeof(why));
+    if (result != 0) fprintf(stderr, "open writer %s: %s\n", topic, why);
+    return result == 0 ? log : NULL;
+}
+
 /* Record length for an offset: mostly small, every 997th one large (capped at `large_max`). */
 SHM_TEST_HELPER uint32_t pattern_length(uint64_t offset, uint32_t large_max) {
     if (offset % 997 == 500) return large_max - (uint32_t)(offset % 64);

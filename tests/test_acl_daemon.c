@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "acl_test_util.h"
+#include "counters_render.h"
 #include "counters_view.h"
 #include "daemon_util.h"
 #include "stream_client.h"
@@ -54,8 +55,11 @@ static char *render(const char *directory, enum counters_render_format format) {
     snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
     struct counters_view view;
     REQUIRE(counters_view_open(path, &view, why, sizeof(why)) == 0);
+    struct counters_renderer renderer;
+    counters_renderer_open(&renderer, &view, directory);
     size_t length = 0;
-    char *text = counters_render_alloc(&view, directory, intake_now_ns(), format, &length);
+    char *text = counters_render_alloc(&renderer, &view, intake_now_ns(), format, &length);
+    counters_renderer_close(&renderer);
     counters_view_close(&view);
     REQUIRE(text != NULL);
     return text;

@@ -143,7 +143,7 @@ static void test_all_topics(void) {
     CHECK(seen[0] == PER_TOPIC + 10);
     struct intake_consumer_set_record extra[4];
     CHECK(intake_consumer_set_poll(set, extra, 4) == 0);
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(set, &stats);
     CHECK(stats.topics_followed == TOPICS + 1);
     CHECK(stats.topics_refused == 0 && stats.missed_total == 0 && stats.topic_errors == 0);
@@ -172,7 +172,7 @@ static void test_listed(void) {
     struct intake_consumer_set *set = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_set_open(directory, "listed", &options, &set, why, sizeof(why)) == 0);
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(set, &stats);
     CHECK(stats.topics_followed == 1 && stats.topics_waiting == 1);
     produce(producer, "t2", 0, 70);
@@ -280,7 +280,7 @@ static void test_bounded(void) {
     struct intake_consumer_set *set = NULL;
     char why[INTAKE_CONSUMER_ERROR_BYTES];
     REQUIRE(intake_consumer_set_open(directory, "bounded", &options, &set, why, sizeof(why)) == 0);
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(set, &stats);
     CHECK(stats.topics_followed == 4);
     CHECK(stats.topics_refused == 2);
@@ -394,7 +394,7 @@ static void test_recreated(void) {
     intake_producer_close(producer);
     CHECK(drain(set, 21, seen, 1, &bad) == 21);
     CHECK(seen[0] == 31 && bad == 0);
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(set, &stats);
     CHECK(stats.topic_errors >= 1 && stats.topics_followed == 1);
     CHECK(quarantined(directory, "t0.log"));

@@ -1097,10 +1097,59 @@ static void test_identity(void) {
     expect_identity_error(&stream, 1, 0, "a record with a producer_id on a connection", 1,
                           "present after absent");
     free(stream.bytes);
-    /* A malformed Hello is a scan refusal, not an identity one. */
+    /* A malformed Hello, and a producer_id of a size refused, are identity refusals too (they
+     * are counted as such); a record malformed otherwise is not. */
     stream = (struct buffer){0};
     put_hello(&stream, "0123456789012345678901234567890123456789012345678901234567890123X");
-    expect_identity_error(&stream, 0, 0, "producer_id is longer than 64 bytes", 0, "65 bytes");
+    expect_identity_error(&stream, 0, 0, "producer_id is longer than 64 bytes", 1, "65 bytes");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    put_hello(&stream, "");
+    expect_identity_error(&stream, 0, 0, "producer_id is empty", 1, "empty Hello");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    {
+        struct buffer body = {0};
+        put_bytes_field(&body, 16, "producer-a", 10);
+        put_bytes_field(&body, 1, "t", 1);
+        put_delimited(&stream, &body);
+        free(body.bytes);
+    }
+    expect_identity_error(&stream, 0, 0, "a Hello frame (field 16) carries no other field", 1,
+                          "Hello with a topic");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    {
+        struct buffer body = {0};
+        put_varint_field(&body, 16, 7);
+        put_delimited(&stream, &body);
+        free(body.bytes);
+    }
+    expect_identity_error(&stream, 0, 0, "field 16 (Hello.producer_id) must have wire type 2", 1,
+                          "Hello as a varint");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    {
+        struct buffer body = {0};
+        put_bytes_field(&body, 1, "t", 1);
+        put_varint_field(&body, 5, 1);
+        put_bytes_field(&body, 7,
+                        "0123456789012345678901234567890123456789012345678901234567890123X", 65);
+        put_delimited(&stream, &body);
+        free(body.bytes);
+    }
+    expect_identity_error(&stream, 0, 0, "producer_id is longer than 64 bytes", 1,
+                          "record id of 65 bytes");
+    free(stream.bytes);
+    stream = (struct buffer){0};
+    {
+        struct buffer body = {0};
+        put_bytes_field(&body, 7, "producer-a", 10);
+        put_varint_field(&body, 5, 1);
+        put_delimited(&stream, &body);
+        free(body.bytes);
+    }
+    expect_identity_error(&stream, 0, 0, "record has no topic", 0, "record without a topic");
     free(stream.bytes);
     printf("identity: Hello and producer_id rules hold whole and byte by byte\n");
 }

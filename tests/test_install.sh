@@ -103,7 +103,7 @@ int main(void) {
 }
 C
 cc -std=c11 -Wall -Werror $sanitize_flags -I"$prefix/include" "$work/clash.c" "$libdir/libintake.a" \
-  -lpthread \
+  -lssl -lcrypto -lpthread \
   -o "$work/clash" && "$work/clash"
 check "a program with its own varint_encode and pb_decode links libintake.a" $?
 finish

@@ -349,16 +349,6 @@ static void test_hello_refused(void) {
     CHECK(strstr(why, "producer_id must be 1 to 64 bytes") != NULL);
 }
 
-/* Runs a shell command, captures its combined output; returns its exit status. */
-static int run_command(const char *command, char *output, size_t capacity) {
-    FILE *pipe = popen(command, "r");
-    REQUIRE(pipe != NULL);
-    size_t length = fread(output, 1, capacity - 1, pipe);
-    output[length] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* intake-produce: stdin lines with --acks, synthetic records, and a REJECTED ack's one-line
  * error. */
 static void test_program(void) {
@@ -374,7 +364,7 @@ static void test_program(void) {
     snprintf(command, sizeof(command),
              "printf 'one\\ntwo\\nthree\\n' | %s --connect 127.0.0.1:%u --topic lines --acks 2>&1",
              program, server.port);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     server_join(&server);
     CHECK(strstr(output, "acked 3 records (last sequence 3)") != NULL);
     CHECK(server.records == 3);
@@ -390,7 +380,7 @@ static void test_program(void) {
     snprintf(command, sizeof(command),
              "%s --connect localhost:%u --topic gen --count 20000 --size 100 --acks 2>&1", program,
              server.port);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     server_join(&server);
     CHECK(strstr(output, "acked 20000 records (last sequence 20000)") != NULL);
     CHECK(server.records == 20000);
@@ -401,13 +391,13 @@ static void test_program(void) {
              "printf '\\005\\012\\001t\\050\\001\\006\\012\\002\\303\\050\\050\\002' | "
              "%s --connect 127.0.0.1:%u --delimited --acks 2>&1",
              program, server.port);
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     server_join(&server);
     CHECK(strcmp(output, "intake-produce: REJECTED: topic is not valid UTF-8\n") == 0);
     CHECK(server.records == 1);
 
     snprintf(command, sizeof(command), "%s --topic x 2>&1", program);
-    CHECK(run_command(command, output, sizeof(output)) == 2);
+    CHECK(test_run_command(command, output, sizeof(output)) == 2);
 }
 
 int main(void) {

@@ -44,16 +44,6 @@ static struct intake_producer *open_idempotent(const char *address, const char *
     return producer;
 }
 
-/* Runs a shell command; returns its exit status, its output in `output`. */
-static int run_command(const char *command, char *output, size_t capacity) {
-    FILE *pipe = popen(command, "r");
-    REQUIRE(pipe != NULL);
-    size_t length = fread(output, 1, capacity - 1, pipe);
-    output[length] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_rejected(void) {
     char directory[256];
     daemon_directory_make(directory, sizeof(directory), "producer-rejected");
@@ -98,7 +88,7 @@ static void test_rejected(void) {
     CHECK(strstr(intake_producer_last_error(producer), "(and 1 more failed)") != NULL);
     /* Returned once: the next wait has nothing left to say. */
     CHECK(intake_producer_wait_acks(producer, last, 20000) == 0);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
     CHECK(reports.rejected == 2);
@@ -122,7 +112,7 @@ static void test_rejected(void) {
              "printf '\\003\\012\\001t\\004\\012\\002\\303\\050\\003\\012\\001t' | "
              "%s --connect %s --delimited --producer-id cli-rej 2>&1",
              test_program_path("intake-produce"), daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "record 2 (topic \xc3\x28) failed: REJECTED") != NULL);
     CHECK(strstr(output, "intake-produce: 1 of 3 records failed") != NULL);
     struct intake_consumer_options options = {
@@ -162,7 +152,7 @@ static void test_exhausted_retried(void) {
         REQUIRE(producer_util_send(producer, "rb", &sent[1][index]) == 0);
     }
     CHECK(intake_producer_wait_acks(producer, 200, 20000) == 0);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     /* The connection problem the producer retried. */
     CHECK(strstr(intake_producer_last_error(producer), "RESOURCE_EXHAUSTED") != NULL);
@@ -246,7 +236,7 @@ static void test_window(void) {
     }
     CHECK(result == -EAGAIN);
     CHECK(accepted == WINDOW_RECORDS);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(quick, &stats);
     CHECK(stats.pending == WINDOW_RECORDS);
     CHECK(strstr(intake_producer_last_error(quick), "window full") != NULL);
@@ -322,7 +312,17 @@ static void test_small_window(void) {
     static uint64_t sent[WRAP_RECORDS];
     for (uint32_t index = 0; index < WRAP_RECORDS; index++) {
         if (index == WRAP_RECORDS / 2) {
-            /* Killed with the window full of written, unacked records. */
+            /* Killed with records in flight that it never read: everything before them is
+             * acknowledged, then intaked is stopped, two more records (each at most 3 KB, so
+             * both fit the 8 KiB window) are written to its socket, and it is killed. Their
+             * resend is certain, not a matter of timing. */
+            REQUIRE(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer),
+                                              20000) == 0);
+            REQUIRE(kill(daemon.pid, SIGSTOP) == 0);
+            REQUIRE(wait_stopped(daemon.pid));
+            for (int unread = 0; unread < 2; unread++, index++)
+                REQUIRE(producer_util_send(producer, "wrap", &sent[index]) == 0);
+            REQUIRE(intake_producer_flush(producer) == 0);
             REQUIRE(kill(daemon.pid, SIGKILL) == 0);
             REQUIRE(waitpid(daemon.pid, NULL, 0) == daemon.pid);
             REQUIRE(daemon_start_port(&daemon, directory, flags, port));
@@ -336,7 +336,7 @@ static void test_small_window(void) {
           -EMSGSIZE);
     CHECK(strstr(intake_producer_last_error(producer), "larger than the window") != NULL);
     CHECK(intake_producer_last_sequence(producer) == WRAP_RECORDS);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
     printf("small_window: connections=%" PRIu64 " resent=%" PRIu64 "\n", stats.connections,
@@ -436,19 +436,19 @@ static void test_reused_id(void) {
              "%s --connect %s --topic reuse --count 20 --size 16 --producer-id app-1 "
              "--first-sequence 151 2>&1",
              program, daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 20 records (last sequence 170) producer_id=app-1") != NULL);
     snprintf(command, sizeof(command),
              "%s --connect %s --topic reuse --count 5 --size 16 --producer-id app-1 2>&1", program,
              daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 1);
+    CHECK(test_run_command(command, output, sizeof(output)) == 1);
     CHECK(strstr(output, "acked") == NULL);
     CHECK(strstr(output, "above the highest this producer sent (0)") != NULL);
     /* --idempotent alone: a generated UUID. */
     snprintf(command, sizeof(command),
              "%s --connect %s --topic other --count 3 --size 16 --idempotent 2>&1", program,
              daemon.address);
-    CHECK(run_command(command, output, sizeof(output)) == 0);
+    CHECK(test_run_command(command, output, sizeof(output)) == 0);
     CHECK(strstr(output, "acked 3 records (last sequence 3) producer_id=") != NULL);
     const char *id = strstr(output, "producer_id=");
     CHECK(id != NULL && strlen(id) >= strlen("producer_id=") + 36 && id[12 + 8] == '-');

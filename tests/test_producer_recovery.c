@@ -300,7 +300,7 @@ static void test_connection_reset(void) {
             CHECK(intake_producer_wait_acks(producer, intake_producer_last_sequence(producer),
                                             10000) == 0);
             if (index == 12000) {
-                struct intake_producer_stats stats;
+                struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
                 intake_producer_stats(producer, &stats);
                 hello_after_pause = stats.last_hello_sequence;
             }
@@ -333,7 +333,7 @@ static void test_connection_reset(void) {
     result = intake_producer_wait_acks(producer, intake_producer_last_sequence(producer), 30000);
     if (result != 0) fprintf(stderr, "wait_acks: %s\n", intake_producer_last_error(producer));
     CHECK(result == 0);
-    struct intake_producer_stats stats;
+    struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
     intake_producer_stats(producer, &stats);
     intake_producer_close(producer);
     printf("connection_reset: connections=%" PRIu64 " resent=%" PRIu64 " last_hello=%" PRIu64

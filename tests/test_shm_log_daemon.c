@@ -6,7 +6,8 @@
  *                   log is quarantined and recreated, and the topic serves again.
  *   larger_restart: a restart with a larger --log-size and --max-frame keeps the existing log's
  *                   record limit: a larger record is REJECTED with a reason, the daemon lives.
- *   shm_group:      --shm-group gives the directory and files the group; an unsafe --shm-dir
+ *   shm_group:      --shm-group gives the directory and files (the counters region too) the
+ *                   group; an unsafe --shm-dir
  *                   is refused at startup with one line.
  */
 #include <grp.h>
@@ -148,6 +149,10 @@ static void test_shm_group(void) {
     CHECK(status.st_gid == found->gr_gid && (status.st_mode & 07777) == 0660);
     REQUIRE(stat(directory, &status) == 0);
     CHECK(status.st_gid == found->gr_gid && (status.st_mode & 07777) == 0750);
+    /* The counters region names every topic: the log group's too, not everyone's. */
+    snprintf(path, sizeof(path), "%s/intake.counters", directory);
+    REQUIRE(stat(path, &status) == 0);
+    CHECK(status.st_gid == found->gr_gid && (status.st_mode & 07777) == 0640);
     CHECK(daemon_stop(&daemon) == 0);
     /* Writable by others: refused before anything starts. */
     REQUIRE(chmod(directory, 0777) == 0);

@@ -9,12 +9,16 @@
  * near the largest (so wrap padding and large strides both occur), in overwrite and block mode
  * (no consumer), and across a close and reopen in mid-lap (the noted boundaries start empty and
  * the first retirement walks from the header's retained_position).
+ *
+ * writer_checks: what docs/shm-log-format.md says the writer checks while it runs, both ways
+ * (a header it walks is checked; a record's bytes never are).
  */
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/mman.h>
 
 #include "harness.h"
+#include "intake/consumer.h"
 #include "intake/shm_log_format.h"
 #include "shm_test_util.h"
 
@@ -140,8 +144,114 @@ static void test_mode(const char *topic, enum shm_log_retention retention) {
     CHECK(moves > 100); /* the ring lapped many times: retirement really ran */
 }
 
+/* What docs/shm-log-format.md says the writer checks while it runs: the entry headers it walks
+ * (here, after a reopen, when it knows no boundary) are checked, and one that is not what it
+ * wrote breaks the log, which is quarantined and recreated with offsets continuing; a record's
+ * bytes are never read, so an entry scribbled on is overwritten without a word, while readers
+ * refuse it by its checksum until then. */
+static int quarantined_files(const char *topic) {
+    char command[700];
+    snprintf(command, sizeof(command), "ls %s | grep -c '^%s.log.corrupt-'", test_directory, topic);
+    FILE *pipe = popen(command, "r");
+    int count = 0;
+    if (pipe != NULL) {
+        if (fscanf(pipe, "%d", &count) != 1) count = 0;
+        pclose(pipe);
+    }
+    return count;
+}
+
+static void ring_write(const char *topic, uint64_t position, uint64_t at, const void *bytes,
+                       size_t length) {
+    char name[SHM_LOG_FILE_NAME_BYTES], path[600];
+    shm_log_file_name(topic, name);
+    snprintf(path, sizeof(path), "%s/%s", test_directory, name);
+    int fd = open(path, O_WRONLY);
+    REQUIRE(fd >= 0);
+    off_t where = (off_t)(SHM_LOG_HEADER_BYTES + (position & (RING_BYTES - 1)) + at);
+    REQUIRE(pwrite(fd, bytes, length, where) == (ssize_t)length);
+    close(fd);
+}
+
+static void test_writer_checks(void) {
+    /* Headers on the walk: reopened, the writer knows no boundary in the entries it inherited,
+     * so it walks their headers as it retires them; one in the middle of them was rewritten
+     * after the open. */
+    const char *topic = "retire-checked";
+    struct shm_log *log = writer_open(topic, SHM_LOG_RETENTION_OVERWRITE);
+    uint64_t assigned = 0;
+    for (uint64_t offset = 0; offset < 3000; offset++)
+        REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    REQUIRE(shm_log_publish(log));
+    shm_log_close(log);
+    log = writer_open(topic, SHM_LOG_RETENTION_OVERWRITE);
+    struct mapped_log mapped = map_log(topic);
+    const struct shm_log_header *header = (const struct shm_log_header *)mapped.base;
+    const uint8_t *ring = mapped.base + SHM_LOG_HEADER_BYTES;
+    uint64_t position = atomic_load(&header->retained_position);
+    uint64_t middle = position + RING_BYTES / 2;
+    while (position < middle) { /* to the first entry past the middle */
+        uint64_t room = RING_BYTES - (position & (RING_BYTES - 1));
+        const struct shm_log_entry_header *entry = shm_log_entry_at(ring, RING_BYTES, position);
+        if (room < SHM_LOG_ENTRY_HEADER_BYTES || entry->length == SHM_LOG_ENTRY_LENGTH_PADDING)
+            position += room;
+        else
+            position += shm_log_entry_span(entry->length);
+    }
+    unmap_log(&mapped);
+    uint64_t wrong = 12345;
+    ring_write(topic, position, offsetof(struct shm_log_entry_header, offset), &wrong,
+               sizeof(wrong));
+    bool broke = false;
+    uint64_t offset = 3000;
+    for (; offset < 6000 && !broke; offset++)
+        broke = pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_BROKEN;
+    CHECK(broke);
+    offset--;                             /* the record refused */
+    CHECK(shm_log_publish(log) == false); /* what was appended since the last publish is lost */
+    CHECK(quarantined_files(topic) == 1);
+    /* Recreated where it stopped: the next record continues the offsets published. */
+    REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    CHECK(shm_log_publish(log));
+    CHECK(assigned == 3000);
+    shm_log_close(log);
+
+    /* A record's bytes: never read by the writer. */
+    topic = "retire-unchecked";
+    log = writer_open(topic, SHM_LOG_RETENTION_OVERWRITE);
+    for (offset = 0; offset < 100; offset++)
+        REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+    REQUIRE(shm_log_publish(log));
+    position = 0;
+    for (uint64_t before = 0; before < 5; before++)
+        position += shm_log_entry_span(pattern_length(before, 1000));
+    uint8_t flipped = (uint8_t)~pattern_byte(5, 0);
+    ring_write(topic, position, SHM_LOG_ENTRY_HEADER_BYTES, &flipped, 1);
+    struct intake_consumer_options options = {.start = INTAKE_CONSUMER_START_OLDEST,
+                                              .ephemeral = true};
+    struct intake_consumer *consumer = NULL;
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
+    REQUIRE(intake_consumer_open(test_directory, topic, "reader", &options, &consumer, why,
+                                 sizeof(why)) == 0);
+    struct intake_consumer_record record;
+    int result = 0, records = 0;
+    while ((result = intake_consumer_poll(consumer, &record)) == 1) records++;
+    CHECK(records == 5);
+    CHECK(result == -EBADMSG); /* the reader refuses it */
+    bool published = true;
+    for (offset = 100; offset < 3000; offset++) {
+        REQUIRE(pattern_append(log, offset, 1000, record_buffer, &assigned) == SHM_LOG_APPENDED);
+        published = shm_log_publish(log) && published;
+    }
+    CHECK(published); /* overwritten, the writer none the wiser */
+    CHECK(quarantined_files(topic) == 0);
+    intake_consumer_close(consumer);
+    shm_log_close(log);
+}
+
 int main(void) {
     test_directory_make("retire");
+    test_writer_checks();
     test_mode("retire-overwrite", SHM_LOG_RETENTION_OVERWRITE);
     test_mode("retire-block", SHM_LOG_RETENTION_BLOCK);
     return test_finish();

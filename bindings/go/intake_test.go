@@ -216,10 +216,25 @@ func TestFlushNamesFailedRecords(t *testing.T) {
 	}
 }
 
-func TestTLSIsRefused(t *testing.T) {
-	_, err := NewProducer("127.0.0.1:1", &ProducerOptions{TLSCAFile: "/etc/ssl/certs/ca.pem"})
-	if !errors.Is(err, syscall.ENOTSUP) || !strings.Contains(err.Error(), "tls_ca_file") {
-		t.Fatalf("TLS: %v", err)
+// The TLS options reach libintake: certificates made now (scripts/tls-dev-certs), and the
+// daemon's plaintext port refuses the handshake, so TLS was attempted, never plaintext.
+func TestTLSOptionsReachLibintake(t *testing.T) {
+	d := startDaemon(t)
+	certs := t.TempDir()
+	source := os.Getenv("INTAKE_SOURCE_DIR")
+	if source == "" {
+		source = "../.."
+	}
+	if output, err := exec.Command(source+"/scripts/tls-dev-certs", certs).CombinedOutput(); err != nil {
+		t.Fatalf("tls-dev-certs: %v: %s", err, output)
+	}
+	_, err := NewProducer(d.address, &ProducerOptions{TLSCAFile: certs + "/ca.pem"})
+	if !errors.Is(err, syscall.ECONNABORTED) || !strings.Contains(err.Error(), "plaintext listener") {
+		t.Fatalf("TLS to a plaintext port: %v", err)
+	}
+	_, err = NewProducer(d.address, &ProducerOptions{TLSCAFile: certs + "/missing.pem"})
+	if !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), "tls_ca_file") {
+		t.Fatalf("a missing CA file: %v", err)
 	}
 }
 

@@ -106,8 +106,10 @@ type ProducerOptions struct {
 	Idempotent bool
 	// NoAcks sends without sequences; intake acknowledges nothing and Flush only writes.
 	NoAcks bool
-	// TLS (PEM files). This libintake refuses them with an *Error (ENOTSUP) until it speaks
-	// TLS, rather than connect in plaintext.
+	// TLS 1.3 to intaked's --tls-listen port (PEM files): TLSCAFile verifies intaked's
+	// certificate for TLSServerName (default: the address's host); TLSCertFile and TLSKeyFile
+	// add a client certificate (mutual TLS). A failed handshake is an *Error with
+	// ECONNABORTED saying what failed ("TLS" in include/intake/producer.h).
 	TLSCAFile, TLSCertFile, TLSKeyFile, TLSServerName string
 }
 

@@ -12,12 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <intake/shm_log_format.h>
-
 #include "common.h"
-
-/* The header's `retention` for block retention (intake/shm_log_format.h: 0 block, 1 overwrite). */
-#define BRIDGE_LOG_RETENTION_BLOCK 0u
 
 int bridge_topics_init(struct bridge_topic_table *table, uint32_t capacity, const char *shm_dir,
                        const char *consumer_name, const char *kafka_topic_template) {
@@ -39,6 +34,7 @@ void bridge_topics_destroy(struct bridge_topic_table *table) {
         /* After the main slot: between the two closes, the anchor still holds. */
         if (topic->anchor != NULL) intake_consumer_close(topic->anchor);
     }
+    intake_log_inspector_close(table->inspector);
     free(table->topics);
     *table = (struct bridge_topic_table){0};
 }
@@ -93,34 +89,18 @@ int bridge_topics_add(struct bridge_topic_table *table, const char *name,
     return 0;
 }
 
-/* The identity fields of a log file's header, read with pread (the log is another process's
- * memory: magic, version and the identity checksum are checked, not trusted). */
-struct log_identity {
-    char topic[BRIDGE_TOPIC_NAME_BYTES];
-    uint64_t created_wall_ns;
-    uint32_t retention;
-};
-
-static int log_identity_read(const char *path, struct log_identity *identity) {
-    struct shm_log_header header;
-    int descriptor = open(path, O_RDONLY | O_CLOEXEC);
-    if (descriptor < 0) return -errno;
-    ssize_t got = pread(descriptor, &header, sizeof(header), 0);
-    int saved = errno;
-    close(descriptor);
-    if (got < 0) return -saved;
-    if ((size_t)got < sizeof(header)) return -EBADMSG;
-    if (header.magic != SHM_LOG_MAGIC || header.version != SHM_LOG_VERSION) return -EBADMSG;
-    if (header.identity_checksum != shm_log_identity_checksum(&header)) return -EBADMSG;
-    uint32_t topic_length = header.topic_length;
-    if (topic_length == 0 || topic_length >= BRIDGE_TOPIC_NAME_BYTES) return -EBADMSG;
-    memcpy(identity->topic, header.topic, topic_length);
-    identity->topic[topic_length] = '\0';
-    if (strlen(identity->topic) != topic_length) return -EBADMSG;
-    identity->created_wall_ns = header.created_wall_ns;
-    /* A plain copy of an atomic field that another process writes: read once, checked below. */
-    identity->retention = atomic_load_explicit(&header.retention, memory_order_relaxed);
-    return 0;
+/* A look at a log (by topic, or by file name with INTAKE_LOG_INSPECT_FILE_NAME) through the
+ * consumer library, which checks the header (magic, version, identity checksum, topic) as a
+ * consumer does. The inspector is opened at the first look (the directory may appear late). */
+static int log_look(struct bridge_topic_table *table, const char *name, uint32_t flags, char *why,
+                    size_t why_bytes) {
+    if (table->inspector == NULL) {
+        int result = intake_log_inspector_open(table->shm_dir, table->capacity, &table->inspector,
+                                               why, why_bytes);
+        if (result != 0) return result;
+    }
+    table->info.struct_bytes = sizeof(table->info);
+    return intake_log_inspect(table->inspector, name, flags, &table->info, why, why_bytes);
 }
 
 /* The one place that knows the consumer library's open signature. */
@@ -161,14 +141,8 @@ static int topic_open(struct bridge_topic_table *table, struct bridge_topic *top
         fprintf(stderr, "intake-kafka: topic %s: %s\n", topic->name, why);
         return result;
     }
-    char file_name[SHM_LOG_FILE_NAME_BYTES];
-    char path[4096];
-    shm_log_file_name(topic->name, file_name);
-    snprintf(path, sizeof(path), "%s/%s", table->shm_dir, file_name);
-    struct log_identity identity;
-    result = log_identity_read(path, &identity);
-    if (result == 0 && strcmp(identity.topic, topic->name) != 0) result = -EBADMSG;
-    if (result == 0 && identity.retention != BRIDGE_LOG_RETENTION_BLOCK) {
+    result = log_look(table, topic->name, 0, why, sizeof(why));
+    if (result == 0 && table->info.retention != INTAKE_LOG_RETENTION_BLOCK) {
         fprintf(stderr,
                 "intake-kafka: topic %s: the log is in overwrite retention; the bridge needs "
                 "intaked --retention block (records could be overwritten before Kafka has them)\n",
@@ -177,15 +151,14 @@ static int topic_open(struct bridge_topic_table *table, struct bridge_topic *top
     }
     if (result != 0) {
         if (result != -EPERM)
-            fprintf(stderr, "intake-kafka: topic %s: cannot read the log header of %s: %s\n",
-                    topic->name, path, strerror(-result));
+            fprintf(stderr, "intake-kafka: topic %s: cannot read its log: %s\n", topic->name, why);
         intake_consumer_close(topic->consumer);
         topic->consumer = NULL;
         intake_consumer_close(topic->anchor);
         topic->anchor = NULL;
         return result;
     }
-    topic->log_id = identity.created_wall_ns;
+    topic->log_id = table->info.created_wall_ns;
     topic->phase = BRIDGE_TOPIC_RESUMING;
     return 0;
 }
@@ -203,10 +176,10 @@ int bridge_topics_anchor_advance(struct bridge_topic *topic, uint32_t records_ma
     INTAKE_ASSERT(topic->consumer != NULL);
     INTAKE_ASSERT(topic->anchor != NULL);
     uint64_t target = intake_consumer_next_offset(topic->consumer);
-    if (target == SHM_LOG_OFFSET_NONE) return 0; /* the main consumer has read nothing yet */
+    if (target == INTAKE_LOG_OFFSET_NONE) return 0; /* the main consumer has read nothing yet */
     for (uint32_t step = 0; step < records_max; step++) {
         uint64_t next = intake_consumer_next_offset(topic->anchor);
-        if (next != SHM_LOG_OFFSET_NONE && next >= target) return 0;
+        if (next != INTAKE_LOG_OFFSET_NONE && next >= target) return 0;
         struct intake_consumer_record record;
         int polled = intake_consumer_poll(topic->anchor, &record);
         if (polled < 0) {
@@ -244,13 +217,13 @@ int bridge_topics_scan(struct bridge_topic_table *table) {
     if (directory == NULL) return -errno;
     int added = 0;
     uint64_t refused = 0;
-    char path[4096];
+    char why[INTAKE_CONSUMER_ERROR_BYTES];
     for (struct dirent *entry = readdir(directory); entry != NULL; entry = readdir(directory)) {
         if (!file_is_log(entry->d_name)) continue; /* temporary names are not *.log */
-        snprintf(path, sizeof(path), "%s/%s", table->shm_dir, entry->d_name);
-        struct log_identity identity;
-        if (log_identity_read(path, &identity) != 0) continue; /* not (yet) an intake log */
-        int result = bridge_topics_add(table, identity.topic, NULL);
+        /* Not (yet) an intake log, or one that does not check out: not a topic to follow. */
+        if (log_look(table, entry->d_name, INTAKE_LOG_INSPECT_FILE_NAME, why, sizeof(why)) != 0)
+            continue;
+        int result = bridge_topics_add(table, table->info.topic, NULL);
         if (result == 0) added++;
         if (result == -ENOSPC) refused++;
     }

@@ -82,6 +82,10 @@ struct bridge_topic_table {
     const char *consumer_name;
     const char *kafka_topic_template; /* "{topic}" is replaced by the intake topic */
     uint64_t refused_full;            /* topics seen while the table was full (last scan) */
+    /* Looks at the logs' headers (the consumer library's intake_log_inspect): opened at the
+     * first look; `info` holds the last one. */
+    struct intake_log_inspector *inspector;
+    struct intake_log_info info;
 };
 
 int bridge_topics_init(struct bridge_topic_table *table, uint32_t capacity, const char *shm_dir,

@@ -81,6 +81,8 @@ extern "C" {
 #define INTAKE_CONSUMER_API_VERSION 3
 /* Defined when intake_consumer_poll_batch and the intake_consumer_set_* calls exist. */
 #define INTAKE_CONSUMER_HAS_SETS 1
+/* Defined when intake_log_inspect (and its inspector) exists. */
+#define INTAKE_CONSUMER_HAS_LOG_INSPECT 1
 
 /* Room for any reason line the library writes, NUL included. */
 #define INTAKE_CONSUMER_ERROR_BYTES 512
@@ -237,7 +239,9 @@ struct intake_consumer_set_record {
     uint32_t topic_index;                 /* the topic's index in the set, < topics_max */
 };
 
-/* The caller sets struct_bytes before intake_consumer_set_stats fills it. */
+/* The caller sets struct_bytes before intake_consumer_set_stats fills it (start from
+ * INTAKE_CONSUMER_SET_STATS_INIT): with any other value the library writes nothing or only the
+ * fields that value covers. */
 struct intake_consumer_set_stats {
     uint32_t struct_bytes;    /* sizeof(struct intake_consumer_set_stats); 0: the 1.0 layout */
     uint32_t topics_followed; /* topics with an open log now */
@@ -248,6 +252,8 @@ struct intake_consumer_set_stats {
     uint64_t topic_errors;   /* topics closed after an error (reopened when found again) */
     uint64_t rescans;        /* directory listings */
 };
+#define INTAKE_CONSUMER_SET_STATS_INIT                                                             \
+    { .struct_bytes = sizeof(struct intake_consumer_set_stats) }
 
 struct intake_consumer_set;
 
@@ -267,8 +273,10 @@ INTAKE_API void intake_consumer_set_close(struct intake_consumer_set *set);
  * nothing new). A topic's failure never fails the set: it is counted in topic_errors with its
  * reason in intake_consumer_set_error. A log truncated under the set (-EIO), or recreated by
  * the daemon (seen by the listing), is closed and opened again once found, continuing at the
- * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG,
- * -EAGAIN) is retried at the next poll. Negative only for -EINVAL (capacity 0). Records stay
+ * offset it expected (a gap is reported as `missed`); one that fails its checks (-EBADMSG: a
+ * damaged log) rests for a second, and one lapped for a whole poll (-EAGAIN) for 10 ms: it is
+ * neither polled nor counted by intake_consumer_set_wait until then, so the other topics are
+ * served and the set sleeps, never spins. Negative only for -EINVAL (capacity 0). Records stay
  * as poll's do: until the next poll or close of the set. */
 INTAKE_API int intake_consumer_set_poll(struct intake_consumer_set *set,
                                         struct intake_consumer_set_record *records,
@@ -386,6 +394,125 @@ INTAKE_API int intake_sigbus_set_mode(enum intake_sigbus_mode mode);
  * host's. `info` is the handler's siginfo_t * (void * here so that this header needs no POSIX
  * feature macro). Async-signal-safe. */
 INTAKE_API int intake_sigbus_handle(int signal_number, void *info, void *context);
+
+/* ------------------------------------------------------ log introspection --- */
+/*
+ * A read-only look at topics' logs and their consumers, for tools that watch intake (intake-stat,
+ * intaked's /metrics, the Kafka bridge) without reading the format themselves. Nothing is
+ * registered and nothing written: each file is mapped read-only, checked as a consumer checks it
+ * (magic, version, identity checksum, sizes, the topic, the region's pairing with its log), and
+ * guarded against truncation like a consumer's mappings (a file truncated under a look is -EIO,
+ * never SIGBUS).
+ *
+ * An inspector keeps what does not change between looks at a directory's logs: each log's
+ * identity (its file and its region's, and its creation time) and the read-only mappings of its
+ * header and consumer region. Looking again at a log costs loads from memory, no system call.
+ * It maps the directory's intake.notify too, whose logs_changed counter moves whenever a log
+ * there is created or recreated: a moved counter (or, without intake.notify, every one to two
+ * seconds; and every INTAKE_LOG_INSPECT_REVALIDATE_SECONDS to twice that in any case, spread
+ * over the logs, for a log removed while no daemon held it) makes the next look check that
+ * each path still names the file it mapped, and map the new one if not. The consumer slots in
+ * use are remembered the same way: all 64 are read again when the region's registration
+ * counter moved (every registration moves it), and every 10 to 20 seconds. Storage for
+ * `logs_max` logs is allocated at open; past that, the least recently looked-at log gives its
+ * place up.
+ *
+ * Descriptors: an inspector keeps one (the directory) open; mappings keep no descriptor.
+ * Thread: an inspector belongs to one thread at a time.
+ */
+
+/* Slots in a log's consumer region: the most consumers one look reports. */
+#define INTAKE_LOG_CONSUMERS_MAX 64
+/* Room for a topic, NUL included. */
+#define INTAKE_LOG_TOPIC_BYTES 256
+/* Room for a consumer's name, NUL included. */
+#define INTAKE_LOG_CONSUMER_NAME_BYTES 64
+/* An offset that is not known (a consumer that never committed; a writer that died inside a
+ * publish left the commit offset unknown). */
+#define INTAKE_LOG_OFFSET_NONE UINT64_MAX
+/* A removed log's last state is reported as if it were there for at most twice this. */
+#define INTAKE_LOG_INSPECT_REVALIDATE_SECONDS 30
+
+/* Flags of intake_log_inspect. */
+/* `name` is the log's file name in the directory (as a listing shows it, ending in ".log"),
+ * not a topic: the topic is read from the log (and checked against the file name). */
+#define INTAKE_LOG_INSPECT_FILE_NAME 1u
+/* Also find out whether a writer holds the log now (writer_alive): it opens the file and takes
+ * a shared lock for an instant, as intake_consumer_writer_alive does. Two more system calls and
+ * a descriptor for the duration of the call. */
+#define INTAKE_LOG_INSPECT_WRITER 2u
+
+enum intake_log_retention {
+    INTAKE_LOG_RETENTION_BLOCK = 0,     /* slow live consumers hold the writer back */
+    INTAKE_LOG_RETENTION_OVERWRITE = 1, /* the writer never waits */
+};
+
+enum intake_log_consumer_state {
+    INTAKE_LOG_CONSUMER_ACTIVE = 2,   /* registered (live only if its process holds the slot) */
+    INTAKE_LOG_CONSUMER_DETACHED = 4, /* closed, keeping its committed cursor */
+};
+
+/* One consumer slot in use (active or detached). What a slot holds is written by consumers:
+ * reported as found (the name bounded and terminated), never trusted. */
+struct intake_log_consumer {
+    char name[INTAKE_LOG_CONSUMER_NAME_BYTES];
+    uint32_t slot;               /* its index in the region, < INTAKE_LOG_CONSUMERS_MAX */
+    uint32_t state;              /* enum intake_log_consumer_state */
+    uint32_t ephemeral;          /* 1: freed on close, its cursor never resumed */
+    int32_t pid;                 /* informational (pid namespaces differ) */
+    uint64_t heartbeat_ns;       /* CLOCK_MONOTONIC of its last poll, wait or commit */
+    uint64_t read_position;      /* it is done with every byte below */
+    uint64_t committed_position; /* where its name resumes (a hint) */
+    uint64_t committed_offset;   /* the offset expected there, INTAKE_LOG_OFFSET_NONE if never */
+    uint64_t lag_bytes;          /* commit_position - read_position (0 when not behind) */
+    uint64_t lag_records;        /* commit_offset - committed_offset; 0 when either is unknown */
+};
+
+/* What one look reports: a struct that grows (see "Structs that grow" above; set struct_bytes,
+ * as INTAKE_LOG_INFO_INIT does). Of consumers[], only the first consumer_count are written. */
+struct intake_log_info {
+    uint32_t struct_bytes; /* sizeof(struct intake_log_info); 0: the 1.0 layout */
+    uint32_t version;      /* the log format version (SHM_LOG_VERSION) */
+    char topic[INTAKE_LOG_TOPIC_BYTES];
+    uint64_t created_wall_ns;    /* CLOCK_REALTIME at creation: a recreated log has another */
+    uint64_t capacity_bytes;     /* the ring */
+    uint64_t record_bytes_max;   /* the largest record it holds */
+    uint32_t retention;          /* enum intake_log_retention, of the running (or last) writer */
+    int32_t writer_pid;          /* informational; 0 after a clean close */
+    uint64_t consumer_stale_ns;  /* a consumer silent this long stops holding the writer */
+    uint64_t commit_position;    /* end of the published entries */
+    uint64_t commit_offset;      /* the next record's offset, or INTAKE_LOG_OFFSET_NONE */
+    uint64_t retained_position;  /* the oldest intact entry */
+    uint64_t retained_offset;    /* its offset (informational) */
+    uint32_t writer_alive;       /* with INTAKE_LOG_INSPECT_WRITER: 1 a writer holds it, else 0 */
+    uint32_t consumers_readable; /* 1: the region checked out and consumers[] is filled */
+    uint32_t consumer_count;     /* entries of consumers[] filled, in slot order */
+    uint32_t reserved;
+    struct intake_log_consumer consumers[INTAKE_LOG_CONSUMERS_MAX];
+};
+#define INTAKE_LOG_INFO_INIT                                                                       \
+    { .struct_bytes = sizeof(struct intake_log_info) }
+
+struct intake_log_inspector;
+
+/* Prepares looks at the logs in `directory`, remembering up to `logs_max` (1..1048576) of them.
+ * Allocates everything it will use. -ENOENT or -EACCES when the directory cannot be opened,
+ * -EINVAL for bad arguments, -ENOMEM; `why` holds one line. */
+INTAKE_API int intake_log_inspector_open(const char *directory, uint32_t logs_max,
+                                         struct intake_log_inspector **out, char *why,
+                                         size_t why_capacity) __attribute__((warn_unused_result));
+/* Unmaps everything and frees the inspector. NULL is fine. */
+INTAKE_API void intake_log_inspector_close(struct intake_log_inspector *inspector);
+
+/* Fills `info` (info->struct_bytes set by the caller, and kept) with the state of topic
+ * `name`'s log and its consumers now (`flags`: INTAKE_LOG_INSPECT_*). 0, or a negative errno
+ * with one line in `why`: -ENOENT no log for it; -EACCES not readable (the log group is
+ * needed); -EPROTO another format version; -EBADMSG a file that fails its checks (or holds
+ * another topic); -EIO a file truncated under the look (looked at afresh next time); -EINVAL
+ * bad arguments or a struct_bytes below the 1.0 size. Never aborts on what the files hold. */
+INTAKE_API int intake_log_inspect(struct intake_log_inspector *inspector, const char *name,
+                                  uint32_t flags, struct intake_log_info *info, char *why,
+                                  size_t why_capacity) __attribute__((warn_unused_result));
 
 #ifdef __cplusplus
 }

@@ -77,6 +77,33 @@
  * sends in bursts calls intake_producer_poll between them so reports and reconnects happen.
  * Records still pending at close are dropped without a report (wait_acks first).
  *
+ * TLS (`tls_ca_file` set): every connection is TLS 1.3 (OpenSSL 3; nothing older is offered),
+ * with AES-128-GCM, AES-256-GCM or ChaCha20-Poly1305 (AES-128-GCM preferred: the fastest with
+ * AES-NI). The server's certificate must chain to tls_ca_file and carry tls_server_name (default:
+ * the host part of `address`; an IP address is matched against the certificate's IP SANs and
+ * is not sent as SNI). With tls_cert_file and tls_key_file (both or neither) the producer
+ * presents that certificate (mutual TLS; the daemon's principal is its first URI SAN, else its
+ * CN). Everything above holds unchanged over TLS: blocking and non-blocking calls, timeouts,
+ * reconnects with backoff (each connection a full handshake, bounded by io_timeout_ms like a
+ * connect), Hello and resend, acks. The files are read once, at open. The library allocates
+ * nothing per record. OpenSSL seals each TLS record (up to 16 KiB of intake records, one
+ * write(2)) in a write buffer it keeps for the connection; OpenSSL 3.0 itself allocates three
+ * 40-byte bookkeeping frames per TLS record it writes and one per record it reads, and frees
+ * them before returning (test_producer_tls counts them): at 256-byte records, about one
+ * allocation per 20 records. After 2^24 TLS records on one connection the producer updates
+ * its traffic keys (KeyUpdate, RFC 8446 section 5.5). close sends a close_notify and does not
+ * wait. It first reads what intake sent that nobody read (TLS servers send session tickets
+ * after the handshake), because closing a socket with unread bytes resets the connection,
+ * and a reset can lose bytes still on their way; without acks, wait for something the server
+ * did before closing, as wait_acks does.
+ *   Failures: bad files (unreadable, not PEM, a key that does not match its certificate, a
+ *   passphrase-protected key) fail open with -EINVAL, or the errno of reading them, and a line
+ *   naming the file. A handshake that fails (the server's certificate does not verify: the
+ *   line names the certificate and why, e.g. "certificate has expired" or "hostname
+ *   mismatch"; the server refused ours; a plaintext listener) or a TLS alert or bad record
+ *   later is -ECONNABORTED with that line: plain mode fails open or, later, sticks; idempotent
+ *   mode retries with backoff like any connection failure and keeps the line in last_error.
+ *
  * Errors: every function that can fail returns 0 or a negative errno, and
  * intake_producer_last_error gives one line saying why. In plain mode errors other than
  * -EINVAL and -EAGAIN are sticky.
@@ -93,8 +120,7 @@
  *   -ETIMEDOUT    wait_acks, or (plain) a write stalled longer than io_timeout_ms;
  *                 idempotent: wait_acks when a record in its range timed out
  *   -ECONNRESET   plain: intake closed the connection
- *   -ENOTSUP      a TLS field is set: this build of the library speaks plaintext only and
- *                 refuses rather than connect without the TLS the caller asked for
+ *   -ECONNABORTED TLS: the handshake or the TLS layer failed (see TLS)
  *   other         from connect/send/recv (e.g. -ECONNREFUSED)
  * Misuse (a NULL producer, config or required pointer, a length without its bytes) returns
  * -EINVAL with the reason in `why` or last_error; the library never aborts the caller.
@@ -188,21 +214,19 @@ struct intake_producer_config {
     bool nonblocking;                              /* a full window returns -EAGAIN at once */
     intake_producer_delivery_callback on_delivery; /* NULL: no reports */
     void *delivery_context;
-    /* TLS to intaked (paths of PEM files; NULL: plaintext). With tls_ca_file set the producer
-     * speaks TLS 1.3 and verifies the server's certificate against that CA; tls_cert_file and
-     * tls_key_file add a client certificate (mutual TLS); tls_server_name is the name sent
-     * (SNI) and verified (default: the host part of `address`). This build of the library
-     * has no TLS yet: open refuses any of them with -ENOTSUP and says so, rather than connect
-     * in plaintext. */
-    const char *tls_ca_file;
-    const char *tls_cert_file;
-    const char *tls_key_file;
-    const char *tls_server_name;
+    /* TLS to intaked (see "TLS" above): paths of PEM files, and a name. NULL tls_ca_file:
+     * plaintext, and the other three must be NULL too. */
+    const char *tls_ca_file;     /* the CA (or CAs) that signed intaked's certificate */
+    const char *tls_cert_file;   /* mTLS: this producer's certificate (chain allowed) */
+    const char *tls_key_file;    /* mTLS: its private key (unencrypted PEM) */
+    const char *tls_server_name; /* the name verified and sent (SNI); NULL: address's host */
 };
 #define INTAKE_PRODUCER_CONFIG_INIT                                                                \
     { .struct_bytes = sizeof(struct intake_producer_config) }
 
-/* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes. */
+/* Idempotent producer's counters (plain: all zero). The caller sets struct_bytes (start from
+ * INTAKE_PRODUCER_STATS_INIT): with any other value the library writes nothing or only the
+ * fields that value covers. */
 struct intake_producer_stats {
     uint32_t struct_bytes;        /* sizeof(struct intake_producer_stats); 0: the 1.0 layout */
     uint32_t pending;             /* records retained now (sent or not, not yet acked) */
@@ -213,6 +237,8 @@ struct intake_producer_stats {
     uint64_t failed;              /* reported REJECTED, INTERNAL or TIMED_OUT */
     uint64_t last_hello_sequence; /* H of the latest Hello answer */
 };
+#define INTAKE_PRODUCER_STATS_INIT                                                                 \
+    { .struct_bytes = sizeof(struct intake_producer_stats) }
 
 /* One header of a record (Record.headers: a Header{key, value}). The key must be UTF-8. */
 struct intake_producer_header {

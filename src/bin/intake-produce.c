@@ -4,6 +4,7 @@
  *   intake-produce --connect ADDR:PORT --topic T [--acks] [--key K]
  *                  [--delimited] [--count N --size BYTES] [--timeout-ms MS]
  *                  [--idempotent | --producer-id ID] [--first-sequence N]
+ *                  [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]
  *
  * Input, one of:
  *   stdin lines (default): each line is one record; its value is the line without the '\n'.
@@ -18,6 +19,11 @@
  * sequences from --first-sequence (default 1; continue a reused ID's sequence with it). A record
  * intake fails is printed ("record S failed: ...") and the run exits 1 at the end; the others
  * are still delivered. With --delimited the records must carry no sequence nor producer_id.
+ *
+ * --tls-ca FILE speaks TLS 1.3 to intaked's --tls-listen port and verifies its certificate
+ * against FILE, for the name in --tls-server-name (default: the host of --connect);
+ * --tls-cert and --tls-key present a client certificate (mutual TLS). See "TLS" in
+ * include/intake/producer.h.
  */
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +53,10 @@ struct produce_options {
     bool idempotent;
     const char *producer_id;
     uint64_t first_sequence;
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_server_name;
 };
 
 /* Failed records seen by the delivery callback (idempotent). */
@@ -59,7 +69,10 @@ static void produce_usage(FILE *stream) {
             "                      [--idempotent | --producer-id ID] [--first-sequence N]\n"
             "  --timeout-ms: longest wait for acks or for intake to accept data (30000)\n"
             "  --producer-id: exactly once with this id (1..64 bytes); --idempotent: a new id\n"
-            "  --first-sequence: the first record's sequence (continue a reused id)\n");
+            "  --first-sequence: the first record's sequence (continue a reused id)\n"
+            "  --tls-ca FILE: TLS 1.3, intake's certificate verified against this CA\n"
+            "  --tls-cert FILE --tls-key FILE: a client certificate (mutual TLS)\n"
+            "  --tls-server-name NAME: the name to verify and send (default: --connect's host)\n");
 }
 
 static int produce_parse(int argc, char **argv, struct produce_options *options) {
@@ -75,6 +88,10 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         {"idempotent", no_argument, NULL, 'i'},
         {"producer-id", required_argument, NULL, 'p'},
         {"first-sequence", required_argument, NULL, 'f'},
+        {"tls-ca", required_argument, NULL, 'C'},
+        {"tls-cert", required_argument, NULL, 'E'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-server-name", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -100,6 +117,10 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         case 'i': options->idempotent = true; break;
         case 'p': options->producer_id = optarg; break;
         case 'f': options->first_sequence = strtoull(optarg, NULL, 10); break;
+        case 'C': options->tls_ca = optarg; break;
+        case 'E': options->tls_cert = optarg; break;
+        case 'K': options->tls_key = optarg; break;
+        case 'N': options->tls_server_name = optarg; break;
         case 'h': produce_usage(stdout); exit(0);
         default: return -1;
         }
@@ -120,6 +141,11 @@ static int produce_parse(int argc, char **argv, struct produce_options *options)
         problem = "--producer-id must be 1 to 64 bytes";
     else if (options->first_sequence != 0 && !options->idempotent && !options->producer_id)
         problem = "--first-sequence needs --producer-id or --idempotent";
+    else if (options->tls_ca == NULL &&
+             (options->tls_cert || options->tls_key || options->tls_server_name))
+        problem = "--tls-cert, --tls-key and --tls-server-name need --tls-ca";
+    else if ((options->tls_cert == NULL) != (options->tls_key == NULL))
+        problem = "--tls-cert and --tls-key go together";
     if (options->producer_id != NULL) options->idempotent = true;
     if (options->idempotent) options->acks = true;
     if (problem == NULL) return 0;
@@ -146,7 +172,7 @@ static ssize_t produce_read_stdin(struct intake_producer *producer, char *buffer
         if (*result < 0) return -1;
         /* Idempotent, with records pending (intake down, or acks to come): keep the producer
          * reconnecting and resending while the input is quiet. */
-        struct intake_producer_stats stats;
+        struct intake_producer_stats stats = INTAKE_PRODUCER_STATS_INIT;
         intake_producer_stats(producer, &stats);
         while (stats.pending > 0 && poll(&input, 1, 100) == 0) {
             *result = intake_producer_poll(producer, 0);
@@ -317,6 +343,10 @@ int main(int argc, char **argv) {
         .producer_id_length = options.producer_id ? strlen(options.producer_id) : 0,
         .first_sequence = options.first_sequence,
         .on_delivery = produce_report,
+        .tls_ca_file = options.tls_ca,
+        .tls_cert_file = options.tls_cert,
+        .tls_key_file = options.tls_key,
+        .tls_server_name = options.tls_server_name,
     };
     struct intake_producer *producer = NULL;
     char why[256];

@@ -1,8 +1,9 @@
 /*
  * intake-stat: prints intaked's counters from another process, once or every N seconds (like
  * AeronStat or `nats top`). It maps the daemon's counters region read-only
- * (include/intake/counters_format.h) and the topics' log headers for positions and consumer lag;
- * it never talks to the daemon and never writes anything.
+ * (include/intake/counters_format.h) and looks at the topics' logs through the consumer
+ * library's intake_log_inspect for positions and consumer lag; it never talks to the daemon and
+ * never writes anything.
  *
  *   intake-stat [--shm-dir DIR | --counters PATH] [--interval SECONDS] [--count N]
  *               [--format text|prometheus]
@@ -22,6 +23,8 @@
 #include <time.h>
 
 #include "common.h"
+#include "counters_health.h"
+#include "counters_render.h"
 #include "counters_view.h"
 
 static void usage(FILE *out) {
@@ -119,11 +122,14 @@ int main(int argc, char **argv) {
     /* Logs are read from the directory given here, which may be mounted elsewhere than where
      * the daemon sees it (another container). */
     const char *log_directory = counters_path != NULL ? NULL : directory;
+    struct counters_renderer renderer;
+    counters_renderer_open(&renderer, &view, log_directory);
     for (uint64_t printed = 0;; printed++) {
         size_t length = 0;
-        char *text = counters_render_alloc(&view, log_directory, intake_now_ns(), format, &length);
+        char *text = counters_render_alloc(&renderer, &view, intake_now_ns(), format, &length);
         if (text == NULL) {
             fprintf(stderr, "intake-stat: out of memory rendering the counters\n");
+            counters_renderer_close(&renderer);
             counters_view_close(&view);
             return 1;
         }
@@ -138,6 +144,7 @@ int main(int argc, char **argv) {
             (long)((interval_seconds - (double)(time_t)interval_seconds) * 1e9)};
         nanosleep(&pause, NULL);
     }
+    counters_renderer_close(&renderer);
     counters_view_close(&view);
     return 0;
 }

@@ -375,7 +375,7 @@ static int tail_open_set(struct tail_state *state, const char *name) {
         fprintf(stderr, "intake-tail: %s\n", why);
         return 1;
     }
-    struct intake_consumer_set_stats stats;
+    struct intake_consumer_set_stats stats = INTAKE_CONSUMER_SET_STATS_INIT;
     intake_consumer_set_stats(state->set, &stats);
     const char *refused = intake_consumer_set_error(state->set);
     if (refused[0] != '\0') {

@@ -102,13 +102,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "intaked: %s\n", why);
         return 1;
     }
-    /* /metrics, /healthz, /readyz: libmicrohttpd's own thread reads the counters region. */
+    /* /metrics, /healthz, /readyz: libmicrohttpd's own threads read the counters region. */
     struct metrics_http *metrics = NULL;
     if (config.metrics_listen != NULL) {
         char counters_path[4096];
         pipeline_counters_path(&config, counters_path, sizeof(counters_path));
-        if (metrics_http_start(config.metrics_listen, counters_path, config.shm_directory, &metrics,
-                               why, sizeof(why)) < 0) {
+        if (metrics_http_start(config.metrics_listen, counters_path, config.shm_directory,
+                               config.metrics_connections_max, &metrics, why, sizeof(why)) < 0) {
             fprintf(stderr, "intaked: %s\n", why);
             pipeline_stop(&pipeline);
             pipeline_destroy(&pipeline);

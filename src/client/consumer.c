@@ -61,7 +61,17 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     uint64_t position = consumer->position;
     uint64_t room = consumer->capacity - (position & (consumer->capacity - 1));
     if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
-        consumer->position += room; /* implicit padding at the ring end */
+        /* Implicit padding at the ring end. A writer publishes whole entries, so the commit
+         * position is never inside it: one there is damage, not something to walk past (it
+         * would put us beyond the commit, back to retained, and round again). */
+        if (room > consumer->commit_cached - position) {
+            consumer_fail(consumer,
+                          "%s: commit position %llu is inside the padding at the ring's end: "
+                          "log damaged",
+                          consumer->path, (unsigned long long)consumer->commit_cached);
+            return ENTRY_BAD;
+        }
+        consumer->position += room;
         return ENTRY_SKIPPED;
     }
     const uint8_t *at = consumer->ring + (position & (consumer->capacity - 1));
@@ -140,6 +150,19 @@ static int consumer_poll_entries(struct intake_consumer *consumer, uint64_t now_
          * log went backwards under us; start over from retained, the offset rule skips what we
          * already returned. */
         if (consumer->position < retained || consumer->position > commit) {
+            /* Lapped is the writer moving on; beyond the commit is the log itself moving back,
+             * which happens once at most in a poll before it counts as damage. */
+            if (consumer->position > commit && consumer->position >= retained) {
+                if (resynced) {
+                    consumer_fail(consumer,
+                                  "%s: log positions went backwards (commit %llu below our "
+                                  "position %llu): log damaged",
+                                  consumer->path, (unsigned long long)commit,
+                                  (unsigned long long)consumer->position);
+                    return count > 0 ? (int)count : -EBADMSG;
+                }
+                resynced = true;
+            }
             consumer->position = retained;
             continue;
         }

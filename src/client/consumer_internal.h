@@ -3,6 +3,7 @@
  *   consumer_open.c  mapping the files, claiming a slot, choosing the start, open and close
  *   consumer.c       reading: poll (one record or a batch), commit, wait
  *   consumer_set.c   a set of topics read through one handle (intake_consumer_set_*)
+ *   log_inspect.c    read-only looks at logs and their consumers (intake_log_inspect)
  * Thread: the thread that owns the handle, as for consumer.h.
  */
 #ifndef INTAKE_CONSUMER_INTERNAL_H
@@ -79,6 +80,21 @@ static inline bool positions_plausible(const struct intake_consumer *consumer, u
                                        uint64_t retained) {
     return retained <= commit && commit - retained <= consumer->capacity &&
            commit % SHM_LOG_ENTRY_ALIGNMENT == 0 && retained % SHM_LOG_ENTRY_ALIGNMENT == 0;
+}
+
+/* One attempt at reading commit_position and commit_offset as a consistent pair (the seqlock
+ * around publish, format step 1). False while a publish is under way (or a writer died inside
+ * one): try again, or take the position alone. */
+static inline bool commit_pair_load_once(const struct shm_log_header *header, uint64_t *position,
+                                         uint64_t *offset) {
+    /* The acquire load pairs with the writer's release store of an even sequence. */
+    uint32_t before = atomic_load_explicit(&header->commit_sequence, memory_order_acquire);
+    if (before & 1u) return false;
+    *position = atomic_load_explicit(&header->commit_position, memory_order_acquire);
+    *offset = atomic_load_explicit(&header->commit_offset, memory_order_relaxed);
+    /* The acquire fence orders the pair's loads before the sequence recheck. */
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&header->commit_sequence, memory_order_relaxed) == before;
 }
 
 /* Sets the handle's one-line reason. */

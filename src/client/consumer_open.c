@@ -339,19 +339,10 @@ static void commit_pair_read(const struct intake_consumer *consumer, uint64_t *p
                              uint64_t *offset) {
     const struct shm_log_header *header = consumer->header;
     for (int attempt = 0; attempt < CONSUMER_SEQLOCK_ATTEMPTS_MAX; attempt++) {
-        /* The acquire load pairs with the writer's release store of an even sequence. */
-        uint32_t before = atomic_load_explicit(&header->commit_sequence, memory_order_acquire);
-        if (before & 1u) {
-            /* Odd: a writer is publishing (a moment), or died doing so (forever). */
-            if (attempt >= 16 && !intake_consumer_writer_alive(consumer)) break;
-            if (attempt >= 16) sched_yield();
-            continue;
-        }
-        *position = atomic_load_explicit(&header->commit_position, memory_order_acquire);
-        *offset = atomic_load_explicit(&header->commit_offset, memory_order_relaxed);
-        /* The acquire fence orders the pair's loads before the sequence recheck. */
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&header->commit_sequence, memory_order_relaxed) == before) return;
+        if (commit_pair_load_once(header, position, offset)) return;
+        /* A writer is publishing (a moment), or died doing so (forever). */
+        if (attempt >= 16 && !intake_consumer_writer_alive(consumer)) break;
+        if (attempt >= 16) sched_yield();
     }
     /* A writer died inside publish: the position alone is still correct. */
     *position = atomic_load_explicit(&header->commit_position, memory_order_acquire);
@@ -392,7 +383,15 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         }
         uint64_t room = consumer->capacity - (*position & (consumer->capacity - 1));
         if (room < SHM_LOG_ENTRY_HEADER_BYTES) {
-            *position += room; /* implicit padding */
+            /* Implicit padding; the commit position is never inside it (as in poll). */
+            if (room > commit - *position) {
+                consumer_fail(consumer,
+                              "%s: commit position %llu is inside the padding at the ring's "
+                              "end: log damaged",
+                              consumer->path, (unsigned long long)commit);
+                return -EBADMSG;
+            }
+            *position += room;
             continue;
         }
         const uint8_t *at = consumer->ring + (*position & (consumer->capacity - 1));

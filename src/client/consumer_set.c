@@ -92,6 +92,7 @@ static int member_open(struct intake_consumer_set *set, struct set_member *membe
     close(member->consumer.fd);
     member->consumer.fd = -1;
     member->released_position = member->consumer.position;
+    member->retry_after_ns = 0;
     member->state = MEMBER_OPEN;
     uint64_t slice_ns = consumer_wait_slice_ns(member->consumer.header);
     if (slice_ns < set->heartbeat_interval_ns) set->heartbeat_interval_ns = slice_ns;
@@ -272,7 +273,9 @@ int intake_consumer_set_poll(struct intake_consumer_set *set,
         uint32_t at =
             start + visited < member_count ? start + visited : start + visited - member_count;
         struct set_member *member = &set->members[at];
-        if (member->state != MEMBER_OPEN || member_idle(member)) continue;
+        if (member->state != MEMBER_OPEN || set_member_resting(member, now_ns) ||
+            member_idle(member))
+            continue;
         uint32_t take = capacity - count;
         if (take > set->per_topic_batch) take = set->per_topic_batch;
         uint64_t released = member->consumer.position;
@@ -280,12 +283,19 @@ int intake_consumer_set_poll(struct intake_consumer_set *set,
         member->released_position = released;
         if (got < 0) {
             set_fail(set, "topic %s: %s", member->topic, member->consumer.error);
-            if (got == -EIO)
+            if (got == -EIO) {
                 member_close(set, member); /* truncated: reopened when found again */
-            else
-                set->stats.topic_errors++;
+                continue;
+            }
+            /* The others keep being served; this one rests, so neither poll nor wait spins on
+             * it (a damaged log stays damaged until the writer recreates it, which the
+             * listing sees as a new file). */
+            set->stats.topic_errors++;
+            member->retry_after_ns =
+                now_ns + (got == -EAGAIN ? SET_LAPPED_RETRY_NS : SET_DAMAGED_RETRY_NS);
             continue;
         }
+        member->retry_after_ns = 0;
         for (int index = 0; index < got; index++) {
             records[count].record = set->scratch[index];
             records[count].topic = member->topic;

@@ -21,6 +21,11 @@
 /* Topics waiting for a log, or closed after an error, are tried again this often (and at once
  * when intake.notify says a log was created). */
 #define SET_RETRY_INTERVAL_NS 1000000000ull
+/* A topic whose poll failed its checks (a damaged log, -EBADMSG) is left alone this long before
+ * it is polled again, so a damaged log costs one failed poll a second, never a spinning set. */
+#define SET_DAMAGED_RETRY_NS 1000000000ull
+/* A topic whose writer lapped it for a whole poll (-EAGAIN) is polled again after this. */
+#define SET_LAPPED_RETRY_NS 10000000ull
 /* Without intake.notify, wait looks at the logs this often. */
 #define SET_POLL_INTERVAL_NS 10000000ull
 /* Descriptors a set leaves for the rest of the process when it raises the soft limit. */
@@ -42,6 +47,9 @@ struct set_member {
     uint64_t inode;                          /* of the log file it has open */
     uint64_t released_position;              /* read_position stored by its last poll */
     uint64_t resume_offset;                  /* MEMBER_CLOSED: the next offset it expects */
+    /* MEMBER_OPEN: after a failed poll, neither polled nor counted as having records (so wait
+     * sleeps) before this CLOCK_MONOTONIC time; 0 otherwise. */
+    uint64_t retry_after_ns;
 };
 
 struct intake_consumer_set {
@@ -81,5 +89,9 @@ void set_notify_try_open(struct intake_consumer_set *set);
 void set_notify_unmap(struct intake_consumer_set *set);
 /* Once per poll or wait step: rescans when logs may have appeared, heartbeats every topic. */
 void set_maintain(struct intake_consumer_set *set, uint64_t now_ns);
+/* Whether the member is held back at `now_ns` after a failed poll (see retry_after_ns). */
+static inline bool set_member_resting(const struct set_member *member, uint64_t now_ns) {
+    return member->retry_after_ns > now_ns;
+}
 
 #endif

@@ -95,11 +95,18 @@ void set_notify_try_open(struct intake_consumer_set *set) {
     set->logs_changed_seen = atomic_load_explicit(&set->notify->logs_changed, memory_order_acquire);
 }
 
-/* Whether some open topic has records past its position (new ones, or a log that moved). */
-static bool set_has_records(const struct intake_consumer_set *set) {
+/* Whether some open topic has records past its position (new ones, or a log that moved). A
+ * topic resting after a failed poll does not count until its rest ends; *wake_ns is lowered to
+ * the earliest such end, so the wait is over in time to poll it again. */
+static bool set_has_records(const struct intake_consumer_set *set, uint64_t now_ns,
+                            uint64_t *wake_ns) {
     for (uint32_t index = 0; index < set->member_count; index++) {
         const struct set_member *member = &set->members[index];
         if (member->state != MEMBER_OPEN) continue;
+        if (set_member_resting(member, now_ns)) {
+            if (member->retry_after_ns < *wake_ns) *wake_ns = member->retry_after_ns;
+            continue;
+        }
         /* The acquire load pairs with the writer's release store of commit_position. */
         const struct shm_log_header *header = member->consumer.header;
         uint64_t commit = atomic_load_explicit(&header->commit_position, memory_order_acquire);
@@ -123,8 +130,10 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
     for (;;) {
         set_maintain(set, now_ns);
         uint64_t sleep_max_ns = set->heartbeat_interval_ns;
+        /* A resting topic's rest ends a sleep: it is polled again then (a wake, not records). */
+        uint64_t wake_ns = UINT64_MAX;
         if (set->notify == NULL) {
-            if (set_has_records(set)) return 1;
+            if (set_has_records(set, now_ns, &wake_ns)) return 1;
             if (now_ns >= deadline_ns) return 0;
             uint64_t pause_ns = deadline_ns - now_ns;
             sleep_ns(pause_ns < SET_POLL_INTERVAL_NS ? pause_ns : SET_POLL_INTERVAL_NS);
@@ -137,8 +146,9 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
             atomic_load_explicit(&set->notify->publish_sequence, memory_order_acquire);
         /* Look before flagging: a woken waiter (or a busy set) finds records without asking
          * the daemon for another wake. */
-        if (set_has_records(set)) return 1;
+        if (set_has_records(set, now_ns, &wake_ns)) return 1;
         if (now_ns >= deadline_ns) return 0; /* a zero timeout asks for no wake */
+        if (wake_ns - now_ns < sleep_max_ns) sleep_max_ns = wake_ns - now_ns;
         atomic_store_explicit(&set->waiters->readers_waiting, 1, memory_order_relaxed);
         /* Dekker with the daemon (shm_notify_published): our flag store, then our loads of
          * every commit_position; its commit_position store, then its flag load. Both sides
@@ -146,7 +156,7 @@ int intake_consumer_set_wait(struct intake_consumer_set *set, uint64_t timeout_n
         atomic_thread_fence(memory_order_seq_cst);
         if (atomic_load_explicit(&set->notify->logs_changed, memory_order_acquire) !=
                 set->logs_changed_seen ||
-            set_has_records(set))
+            set_has_records(set, now_ns, &wake_ns))
             return 1;
         uint64_t pause_ns = deadline_ns - now_ns;
         if (pause_ns > sleep_max_ns) pause_ns = sleep_max_ns;

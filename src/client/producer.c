@@ -38,16 +38,15 @@ static int producer_open_plain(struct intake_producer *producer,
         return fd;
     }
     producer->fd = fd;
-    return 0;
-}
-
-/* The TLS fields of the config: named in the refusal, so the caller sees what it asked for. */
-static const char *producer_tls_field(const struct intake_producer_config *config) {
-    if (config->tls_ca_file != NULL) return "tls_ca_file";
-    if (config->tls_cert_file != NULL) return "tls_cert_file";
-    if (config->tls_key_file != NULL) return "tls_key_file";
-    if (config->tls_server_name != NULL) return "tls_server_name";
-    return NULL;
+    if (!producer_tls_enabled(&producer->tls)) return 0;
+    int result = producer_tls_handshake_blocking(producer, why, why_capacity);
+    if (result < 0) {
+        producer_tls_close(&producer->tls);
+        close(fd);
+        producer->fd = -1;
+        free(producer->batch);
+    }
+    return result;
 }
 
 int intake_producer_open(const struct intake_producer_config *given, struct intake_producer **out,
@@ -71,14 +70,6 @@ int intake_producer_open(const struct intake_producer_config *given, struct inta
         snprintf(why, why_capacity, "no address given");
         return -EINVAL;
     }
-    const char *tls_field = producer_tls_field(&config);
-    if (tls_field != NULL) {
-        snprintf(why, why_capacity,
-                 "%s is set but this libintake (%s) has no TLS: refusing to connect to %s in "
-                 "plaintext",
-                 tls_field, INTAKE_VERSION_STRING, config.address);
-        return -ENOTSUP;
-    }
     if (config.producer_id == NULL && config.producer_id_length != 0) {
         snprintf(why, why_capacity, "producer_id_length is %zu but producer_id is NULL",
                  config.producer_id_length);
@@ -97,10 +88,16 @@ int intake_producer_open(const struct intake_producer_config *given, struct inta
     producer->idempotent = config.idempotent || config.producer_id != NULL;
     producer->acks = config.acks || producer->idempotent;
     snprintf(producer->address_text, sizeof(producer->address_text), "%s", config.address);
+    result = producer_tls_open(&producer->tls, &config, why, why_capacity);
+    if (result < 0) {
+        free(producer);
+        return result;
+    }
     result = producer->idempotent ? producer_session_open(producer, &config, why, why_capacity)
                                   : producer_open_plain(producer, &config, why, why_capacity);
     if (result < 0) {
         if (producer->idempotent) producer_session_close(producer);
+        producer_tls_close(&producer->tls);
         free(producer);
         return result;
     }
@@ -120,9 +117,11 @@ void intake_producer_close(struct intake_producer *producer) {
         producer_session_close(producer);
     } else {
         INTAKE_ASSERT(producer->fd >= 0);
+        if (producer->tls.session != NULL) producer_tls_end(&producer->tls, true);
         close(producer->fd);
         free(producer->batch);
     }
+    producer_tls_close(&producer->tls);
     free(producer);
 }
 

@@ -3,7 +3,10 @@
  *
  *   producer.c          the public API and record encoding
  *   producer_plain.c    the plain (non-idempotent) path: batch writes, sticky errors
- *   producer_socket.c   address resolution, connects, error lines
+ *   producer_socket.c   address resolution, connects, error lines, and a connection's bytes:
+ *                       through the socket, or through TLS
+ *   producer_tls.c      TLS 1.3 with OpenSSL: the context from the configured files (at open),
+ *                       one TLS session per connection, its handshake, reads and writes
  *   producer_window.c   the retained records of an idempotent producer (a byte ring plus a
  *                       record ring, both sized at open)
  *   producer_session.c  the idempotent connection: Hello, acks, resends, reconnects with
@@ -31,6 +34,63 @@
 #define PRODUCER_ADDRESSES_MAX 4
 /* A Hello frame: prefix, the two-byte tag of field 16, a length, up to 64 bytes of id. */
 #define PRODUCER_HELLO_BYTES_MAX (1 + 2 + 1 + INTAKE_PRODUCER_ID_BYTES_MAX)
+
+/* --- TLS (producer_tls.c) --- */
+
+/* After this many TLS records on one connection the producer sends a KeyUpdate: AES-GCM's
+ * limit per key is 2^24.5 full-size records (RFC 8446 section 5.5). */
+#define PRODUCER_TLS_KEY_UPDATE_RECORDS (1ull << 24)
+#define PRODUCER_TLS_NAME_BYTES         256
+
+/* OpenSSL's types, named without its headers (they stay inside producer_tls.c). */
+struct ssl_ctx_st;
+struct ssl_st;
+struct bio_method_st;
+
+/* A producer's TLS: the context made at open (NULL: plaintext) and the current connection's
+ * session (NULL between connections). */
+struct producer_tls {
+    struct ssl_ctx_st *context;
+    struct bio_method_st *socket_method; /* our socket BIO: send with MSG_NOSIGNAL */
+    struct ssl_st *session;
+    int fd;           /* the session's socket (owned by the caller) */
+    int socket_errno; /* the errno of the BIO's last failed call */
+    char server_name[PRODUCER_TLS_NAME_BYTES];
+    bool server_name_is_address; /* an IP address: matched against IP SANs, no SNI */
+    bool handshake_wants_write;  /* the handshake waits for POLLOUT (else POLLIN) */
+    /* A write returned -EAGAIN after OpenSSL took bytes into a record: the next write must
+     * present the same bytes again (at least as many), so they must not be dropped meanwhile. */
+    bool write_owed;
+    uint64_t records_since_key_update; /* on this session */
+    uint64_t key_update_records;       /* PRODUCER_TLS_KEY_UPDATE_RECORDS (tests lower it) */
+    /* Over all sessions: KeyUpdates sent, TLS records written and read (successful calls). */
+    uint64_t key_updates;
+    uint64_t records_written;
+    uint64_t records_read;
+    int reason_error; /* the error `reason` explains (0: none) */
+    char reason[PRODUCER_ERROR_BYTES / 2];
+};
+
+static inline bool producer_tls_enabled(const struct producer_tls *tls) {
+    return tls->context != NULL;
+}
+/* Makes the context from config's tls_* fields (nothing when tls_ca_file is NULL): 0, or a
+ * negative errno with one line in `why`. */
+int producer_tls_open(struct producer_tls *tls, const struct intake_producer_config *config,
+                      char *why, size_t why_capacity);
+void producer_tls_close(struct producer_tls *tls);
+/* Starts a session on a connected non-blocking socket: 0 or a negative errno (reason set). */
+int producer_tls_begin(struct producer_tls *tls, int fd);
+/* One non-blocking handshake step: 0 when done, -EAGAIN to wait (handshake_wants_write says
+ * for what), else -ECONNABORTED or an errno, with the reason set. */
+int producer_tls_handshake(struct producer_tls *tls);
+/* Ends the session: a close_notify when `graceful` (best effort, never waits), then frees it. */
+void producer_tls_end(struct producer_tls *tls, bool graceful);
+/* Writes up to `length` bytes as one TLS record at most: the bytes taken (> 0), -EAGAIN, or
+ * an error with the reason set. */
+ssize_t producer_tls_write(struct producer_tls *tls, const void *bytes, size_t length);
+/* Reads plaintext: bytes (> 0), 0 at the end of the stream, -EAGAIN, or an error. */
+ssize_t producer_tls_read(struct producer_tls *tls, void *buffer, size_t capacity);
 
 /* --- the retained records (producer_window.c) --- */
 
@@ -101,8 +161,9 @@ struct producer_failure {
 enum producer_phase {
     PRODUCER_DISCONNECTED = 0, /* waiting for next_attempt_ns */
     PRODUCER_CONNECTING = 1,   /* non-blocking connect in progress */
-    PRODUCER_HELLO = 2,        /* Hello written; its Ack not read yet; no records sent */
-    PRODUCER_STREAMING = 3,    /* records flow; acks release them */
+    PRODUCER_HANDSHAKE = 2,    /* TLS handshake in progress (TLS only) */
+    PRODUCER_HELLO = 3,        /* Hello written; its Ack not read yet; no records sent */
+    PRODUCER_STREAMING = 4,    /* records flow; acks release them */
 };
 
 /* What a session run waits for. */
@@ -167,6 +228,7 @@ struct intake_producer {
     size_t ack_fill;
     char address_text[256];
     char error[PRODUCER_ERROR_BYTES];
+    struct producer_tls tls;
     struct producer_session session;
 };
 
@@ -189,6 +251,22 @@ int producer_connect_result(int fd);
 /* Blocking connect bounded by timeout_ms (plain path); the socket or a negative errno. */
 int producer_connect(const char *address, uint32_t timeout_ms, char *why, size_t why_capacity);
 const char *producer_status_name(uint32_t status);
+/* The host part of "host:port" / "[v6]:port", copied into `host`: 0 or -EINVAL. */
+int producer_address_host(const char *address, char *host, size_t host_capacity);
+
+/* A connection's bytes, through TLS when the producer has it, else through the socket. Each
+ * returns bytes moved (> 0), -EAGAIN when it would block, or a negative errno; receive returns
+ * 0 at the end of the stream. Never blocks, never raises SIGPIPE. */
+ssize_t producer_io_send(struct intake_producer *producer, const void *bytes, size_t length);
+/* Sends from up to `count` iovecs (TLS: one record, from the first). */
+ssize_t producer_io_sendv(struct intake_producer *producer, const struct iovec *iov, int count);
+ssize_t producer_io_receive(struct intake_producer *producer, void *buffer, size_t capacity);
+/* Text for an error from the calls above (TLS: what failed, from OpenSSL), for error lines. */
+const char *producer_io_error_text(const struct intake_producer *producer, int error);
+/* Plain path: the TLS handshake on the connected socket, bounded by io_timeout_ms: 0 or a
+ * negative errno with one line in `why`. */
+int producer_tls_handshake_blocking(struct intake_producer *producer, char *why,
+                                    size_t why_capacity);
 
 /* --- producer_plain.c --- */
 

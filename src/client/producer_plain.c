@@ -62,18 +62,16 @@ static int producer_parse_acks(struct intake_producer *producer) {
 int producer_drain_acks(struct intake_producer *producer) {
     for (;;) {
         INTAKE_ASSERT(producer->ack_fill < PRODUCER_ACK_BUFFER_BYTES);
-        ssize_t received = recv(producer->fd, producer->ack_buffer + producer->ack_fill,
-                                PRODUCER_ACK_BUFFER_BYTES - producer->ack_fill, MSG_DONTWAIT);
+        ssize_t received = producer_io_receive(producer, producer->ack_buffer + producer->ack_fill,
+                                               PRODUCER_ACK_BUFFER_BYTES - producer->ack_fill);
         if (received == 0)
             return producer_error(producer, -ECONNRESET, true,
                                   "intake closed the connection (acked up to sequence %llu)",
                                   (unsigned long long)producer->acked);
-        if (received < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            return producer_error(producer, -errno, true, "receive from intake: %s",
-                                  strerror(errno));
-        }
+        if (received == -EAGAIN) return 0;
+        if (received < 0)
+            return producer_error(producer, (int)received, true, "receive from intake: %s",
+                                  producer_io_error_text(producer, (int)received));
         producer->ack_fill += (size_t)received;
         int result = producer_parse_acks(producer);
         if (result < 0) return result;
@@ -104,24 +102,23 @@ static int producer_wait_writable(struct intake_producer *producer) {
 static int producer_write_all(struct intake_producer *producer, const uint8_t *bytes,
                               size_t length) {
     while (length > 0) {
-        /* MSG_NOSIGNAL: a closed connection is an error we return, not a SIGPIPE. */
-        ssize_t sent = send(producer->fd, bytes, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* TLS: when this would block, the retry presents the same bytes, as OpenSSL needs. */
+        ssize_t sent = producer_io_send(producer, bytes, length);
         if (sent > 0) {
             bytes += sent;
             length -= (size_t)sent;
             continue;
         }
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-            /* intake ends a connection with a final Ack that says why (REJECTED, ...): that
-             * reason, if it already arrived, is what the caller needs, not the broken pipe. */
-            int send_errno = errno;
+        if (sent == -EPIPE || sent == -ECONNRESET) {
+            /* intake ends a connection with a final Ack that says why (REJECTED, ...), or over
+             * TLS with an alert: that reason, if it already arrived, is what the caller needs,
+             * not the broken pipe. */
             int drained = producer_drain_acks(producer);
-            if (drained == -EPROTO) return drained;
-            errno = send_errno;
+            if (drained == -EPROTO || drained == -ECONNABORTED) return drained;
         }
-        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return producer_error(producer, -errno, true, "send to intake: %s", strerror(errno));
+        if (sent < 0 && sent != -EAGAIN)
+            return producer_error(producer, (int)sent, true, "send to intake: %s",
+                                  producer_io_error_text(producer, (int)sent));
         int result = producer_wait_writable(producer);
         if (result < 0) return result;
     }

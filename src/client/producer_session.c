@@ -4,10 +4,12 @@
  * window of retained records.
  *
  * One connection at a time, as an explicit phase: DISCONNECTED (waiting out a backoff),
- * CONNECTING (non-blocking connect), HELLO (the Hello is written, its Ack awaited; no record is
- * written before it, so what intake already holds is never resent), STREAMING (records flow
- * from the window; every OK Ack releases what it covers). Any failure closes the socket,
- * rewinds the window (everything retained is unsent again) and schedules the next attempt.
+ * CONNECTING (non-blocking connect), HANDSHAKE (TLS only: the non-blocking TLS handshake),
+ * HELLO (the Hello is written, its Ack awaited; no record is written before it, so what intake
+ * already holds is never resent), STREAMING (records flow from the window; every OK Ack
+ * releases what it covers). Any failure closes the socket, rewinds the window (everything
+ * retained is unsent again) and schedules the next attempt. Over TLS the bytes go through
+ * producer_io_* (producer_socket.c), and nothing else changes.
  */
 #include <errno.h>
 #include <poll.h>
@@ -127,6 +129,7 @@ int producer_session_open(struct intake_producer *producer,
 }
 
 void producer_session_close(struct intake_producer *producer) {
+    if (producer->tls.session != NULL) producer_tls_end(&producer->tls, true);
     if (producer->fd >= 0) close(producer->fd);
     producer->fd = -1;
     producer_window_free(&producer->session.window);
@@ -252,6 +255,8 @@ static void session_expire(struct intake_producer *producer, uint64_t now_ns) {
         struct producer_window_record *oldest = producer_window_at(window, window->first);
         if (oldest->deadline_ns > now_ns) break;
         if (window->sent == window->first && window->sent_partial > 0) break;
+        /* TLS may hold its bytes in a record it has not finished sending: the same. */
+        if (window->sent == window->first && producer->tls.write_owed) break;
         bool written = window->sent > window->first;
         char detail[160];
         snprintf(detail, sizeof(detail), "not acknowledged within %llu ms%s",
@@ -276,6 +281,7 @@ static void session_disconnect(struct intake_producer *producer, bool at_once, c
     intake_error_vline(session->problem, sizeof(session->problem), format, arguments);
     va_end(arguments);
     memcpy(producer->error, session->problem, sizeof(producer->error));
+    if (producer->tls.session != NULL) producer_tls_end(&producer->tls, false);
     if (producer->fd >= 0) {
         close(producer->fd);
         session->stats.disconnects++;
@@ -300,15 +306,45 @@ static void session_disconnect(struct intake_producer *producer, bool at_once, c
 static void session_send_hello(struct intake_producer *producer, uint64_t now_ns) {
     struct producer_session *session = &producer->session;
     /* The socket is new and empty: a short Hello goes out whole or the connection is bad. */
-    ssize_t sent =
-        send(producer->fd, session->hello, session->hello_length, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t sent = producer_io_send(producer, session->hello, session->hello_length);
     if (sent != (ssize_t)session->hello_length) {
         session_disconnect(producer, false, "send Hello to %s: %s", producer->address_text,
-                           sent < 0 ? strerror(errno) : "short write");
+                           sent < 0 ? producer_io_error_text(producer, (int)sent) : "short write");
         return;
     }
     session->phase = PRODUCER_HELLO;
     session->phase_deadline_ns = now_ns + (uint64_t)producer->io_timeout_ms * 1000000u;
+}
+
+/* One step of the TLS handshake; the Hello follows it at once. */
+static void session_handshake(struct intake_producer *producer, uint64_t now_ns) {
+    INTAKE_ASSERT(producer->session.phase == PRODUCER_HANDSHAKE);
+    int result = producer_tls_handshake(&producer->tls);
+    if (result == -EAGAIN) return;
+    if (result < 0) {
+        session_disconnect(producer, false, "%s: %s (retrying)", producer->address_text,
+                           producer_io_error_text(producer, result));
+        return;
+    }
+    session_send_hello(producer, now_ns);
+}
+
+/* The TCP connection is up: the TLS handshake starts, or (plaintext) the Hello goes out. */
+static void session_established(struct intake_producer *producer, uint64_t now_ns) {
+    struct producer_session *session = &producer->session;
+    if (!producer_tls_enabled(&producer->tls)) {
+        session_send_hello(producer, now_ns);
+        return;
+    }
+    int result = producer_tls_begin(&producer->tls, producer->fd);
+    if (result < 0) {
+        session_disconnect(producer, false, "%s: %s (retrying)", producer->address_text,
+                           producer_io_error_text(producer, result));
+        return;
+    }
+    session->phase = PRODUCER_HANDSHAKE;
+    session->phase_deadline_ns = now_ns + (uint64_t)producer->io_timeout_ms * 1000000u;
+    session_handshake(producer, now_ns);
 }
 
 static void session_connect(struct intake_producer *producer, uint64_t now_ns) {
@@ -330,7 +366,7 @@ static void session_connect(struct intake_producer *producer, uint64_t now_ns) {
         session->phase_deadline_ns = now_ns + (uint64_t)producer->io_timeout_ms * 1000000u;
         return;
     }
-    session_send_hello(producer, now_ns);
+    session_established(producer, now_ns);
 }
 
 static void session_connected(struct intake_producer *producer, uint64_t now_ns) {
@@ -340,7 +376,7 @@ static void session_connected(struct intake_producer *producer, uint64_t now_ns)
                            strerror(-result));
         return;
     }
-    session_send_hello(producer, now_ns);
+    session_established(producer, now_ns);
 }
 
 /* The Hello's answer: everything up to H is committed; the rest is resent from here. */
@@ -458,17 +494,16 @@ static int session_parse_acks(struct intake_producer *producer, uint64_t now_ns)
 
 static int session_read(struct intake_producer *producer, uint64_t now_ns) {
     while (producer->fd >= 0) {
-        ssize_t received = recv(producer->fd, producer->ack_buffer + producer->ack_fill,
-                                PRODUCER_ACK_BUFFER_BYTES - producer->ack_fill, MSG_DONTWAIT);
+        ssize_t received = producer_io_receive(producer, producer->ack_buffer + producer->ack_fill,
+                                               PRODUCER_ACK_BUFFER_BYTES - producer->ack_fill);
         if (received == 0) {
             session_disconnect(producer, false, "intake closed the connection (retrying)");
             return 0;
         }
+        if (received == -EAGAIN) return 0;
         if (received < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
             session_disconnect(producer, false, "receive from intake: %s (retrying)",
-                               strerror(errno));
+                               producer_io_error_text(producer, (int)received));
             return 0;
         }
         producer->ack_fill += (size_t)received;
@@ -483,19 +518,15 @@ static void session_write(struct intake_producer *producer, uint64_t now_ns) {
     struct producer_session *session = &producer->session;
     while (producer->fd >= 0 && session->window.unsent_bytes > 0) {
         struct iovec iov[SESSION_IOV_MAX];
-        struct msghdr message = {0};
-        message.msg_iov = iov;
-        message.msg_iovlen = (size_t)producer_window_unsent(&session->window, iov, SESSION_IOV_MAX);
-        /* MSG_NOSIGNAL: a closed connection is an error we handle, not a SIGPIPE. */
-        ssize_t sent = sendmsg(producer->fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        int count = producer_window_unsent(&session->window, iov, SESSION_IOV_MAX);
+        ssize_t sent = producer_io_sendv(producer, iov, count);
+        if (sent == -EAGAIN) return;
         if (sent < 0) {
             /* intake may have ended the connection with an Ack that says why: read it first. */
-            int send_errno = errno;
+            char why[PRODUCER_ERROR_BYTES / 2];
+            snprintf(why, sizeof(why), "%s", producer_io_error_text(producer, (int)sent));
             if (session_read(producer, now_ns) < 0 || producer->fd < 0) return;
-            session_disconnect(producer, false, "send to intake: %s (retrying)",
-                               strerror(send_errno));
+            session_disconnect(producer, false, "send to intake: %s (retrying)", why);
             return;
         }
         if (producer_window_advance(&session->window, (size_t)sent, &session->highest_written,
@@ -527,6 +558,11 @@ static bool session_goal_met(const struct intake_producer *producer, enum produc
     return true;
 }
 
+/* Connecting, the TLS handshake and the Hello must each finish within io_timeout_ms. */
+static bool session_phase_has_deadline(enum producer_phase phase) {
+    return phase == PRODUCER_CONNECTING || phase == PRODUCER_HANDSHAKE || phase == PRODUCER_HELLO;
+}
+
 /* The next time something is due: a connect attempt, a phase or stall timeout, a delivery
  * timeout, or the caller's deadline. */
 static uint64_t session_next_due(const struct intake_producer *producer, uint64_t deadline_ns) {
@@ -536,8 +572,7 @@ static uint64_t session_next_due(const struct intake_producer *producer, uint64_
     uint64_t io_ns = (uint64_t)producer->io_timeout_ms * 1000000u;
     if (session->phase == PRODUCER_DISCONNECTED && session->next_attempt_ns < due)
         due = session->next_attempt_ns;
-    if ((session->phase == PRODUCER_CONNECTING || session->phase == PRODUCER_HELLO) &&
-        session->phase_deadline_ns < due)
+    if (session_phase_has_deadline(session->phase) && session->phase_deadline_ns < due)
         due = session->phase_deadline_ns;
     if (session->phase == PRODUCER_STREAMING && window->end > window->first &&
         session->progress_ns + io_ns < due)
@@ -555,10 +590,11 @@ static void session_timers(struct intake_producer *producer, uint64_t now_ns) {
     const struct producer_window *window = &session->window;
     uint64_t io_ns = (uint64_t)producer->io_timeout_ms * 1000000u;
     session_expire(producer, now_ns);
-    if ((session->phase == PRODUCER_CONNECTING || session->phase == PRODUCER_HELLO) &&
-        now_ns >= session->phase_deadline_ns)
+    if (session_phase_has_deadline(session->phase) && now_ns >= session->phase_deadline_ns)
         session_disconnect(producer, false, "%s %s: no answer within %u ms (retrying)",
-                           session->phase == PRODUCER_CONNECTING ? "connect to" : "Hello to",
+                           session->phase == PRODUCER_CONNECTING  ? "connect to"
+                           : session->phase == PRODUCER_HANDSHAKE ? "TLS handshake with"
+                                                                  : "Hello to",
                            producer->address_text, producer->io_timeout_ms);
     if (session->phase == PRODUCER_STREAMING && window->end > window->first &&
         now_ns >= session->progress_ns + io_ns)
@@ -580,6 +616,8 @@ static int session_wait(struct intake_producer *producer, uint64_t due_ns) {
     }
     short events = POLLIN;
     if (session->phase == PRODUCER_CONNECTING) events = POLLOUT;
+    if (session->phase == PRODUCER_HANDSHAKE && producer->tls.handshake_wants_write)
+        events = POLLOUT;
     if (session->phase == PRODUCER_STREAMING && session->window.unsent_bytes > 0) events |= POLLOUT;
     struct pollfd poll_fd = {producer->fd, events, 0};
     int ready = poll(&poll_fd, 1, timeout_ms);
@@ -589,6 +627,10 @@ static int session_wait(struct intake_producer *producer, uint64_t due_ns) {
     uint64_t now_ns = intake_now_ns();
     if (session->phase == PRODUCER_CONNECTING) {
         session_connected(producer, now_ns);
+        return 0;
+    }
+    if (session->phase == PRODUCER_HANDSHAKE) {
+        session_handshake(producer, now_ns);
         return 0;
     }
     if (poll_fd.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -613,6 +655,7 @@ int producer_session_run(struct intake_producer *producer, enum producer_goal go
             struct pollfd poll_fd = {producer->fd, POLLOUT, 0};
             if (poll(&poll_fd, 1, 0) > 0) session_connected(producer, now_ns);
         }
+        if (session->phase == PRODUCER_HANDSHAKE) session_handshake(producer, now_ns);
         if (session->phase == PRODUCER_HELLO || session->phase == PRODUCER_STREAMING) {
             int result = session_read(producer, now_ns);
             if (result < 0) return result;

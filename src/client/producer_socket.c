@@ -1,6 +1,8 @@
 /*
- * producer_socket.c: addresses, connects and error lines for the producer library. Runs on the
- * caller's thread. Owns nothing beyond the sockets it returns to its caller.
+ * producer_socket.c: addresses, connects, error lines, and a connection's bytes for the
+ * producer library: through the socket, or through the producer's TLS session
+ * (producer_tls.c) when it has one. Runs on the caller's thread. Owns nothing beyond the
+ * sockets it returns to its caller.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -57,6 +59,11 @@ static int producer_split_address(const char *address, char *host, size_t host_c
     host[host_length] = '\0';
     *port = colon + 1;
     return 0;
+}
+
+int producer_address_host(const char *address, char *host, size_t host_capacity) {
+    const char *port = NULL;
+    return producer_split_address(address, host, host_capacity, &port);
 }
 
 static int producer_lookup(const char *address, struct addrinfo **infos, char *why,
@@ -163,5 +170,76 @@ int producer_connect(const char *address, uint32_t timeout_ms, char *why, size_t
     }
     freeaddrinfo(infos);
     if (result < 0) snprintf(why, why_capacity, "connect to %s: %s", address, strerror(-result));
+    return result;
+}
+
+/* --- a connection's bytes --- */
+
+ssize_t producer_io_send(struct intake_producer *producer, const void *bytes, size_t length) {
+    INTAKE_ASSERT(producer->fd >= 0);
+    if (producer->tls.session != NULL) return producer_tls_write(&producer->tls, bytes, length);
+    for (;;) {
+        /* MSG_NOSIGNAL: a closed connection is an error we return, not a SIGPIPE. */
+        ssize_t sent = send(producer->fd, bytes, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent >= 0) return sent;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+ssize_t producer_io_sendv(struct intake_producer *producer, const struct iovec *iov, int count) {
+    INTAKE_ASSERT(producer->fd >= 0);
+    INTAKE_ASSERT(count >= 1);
+    /* TLS: one record from the first iovec; the caller's loop comes back for the rest. */
+    if (producer->tls.session != NULL)
+        return producer_tls_write(&producer->tls, iov[0].iov_base, iov[0].iov_len);
+    struct msghdr message = {0};
+    message.msg_iov = (struct iovec *)iov;
+    message.msg_iovlen = (size_t)count;
+    for (;;) {
+        ssize_t sent = sendmsg(producer->fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent >= 0) return sent;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+ssize_t producer_io_receive(struct intake_producer *producer, void *buffer, size_t capacity) {
+    INTAKE_ASSERT(producer->fd >= 0);
+    if (producer->tls.session != NULL) return producer_tls_read(&producer->tls, buffer, capacity);
+    for (;;) {
+        ssize_t received = recv(producer->fd, buffer, capacity, MSG_DONTWAIT);
+        if (received >= 0) return received;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+const char *producer_io_error_text(const struct intake_producer *producer, int error) {
+    INTAKE_ASSERT(error < 0);
+    if (producer->tls.reason_error == error && producer->tls.reason[0] != '\0')
+        return producer->tls.reason;
+    return strerror(-error);
+}
+
+int producer_tls_handshake_blocking(struct intake_producer *producer, char *why,
+                                    size_t why_capacity) {
+    struct producer_tls *tls = &producer->tls;
+    int result = producer_tls_begin(tls, producer->fd);
+    uint64_t deadline_ns = intake_now_ns() + (uint64_t)producer->io_timeout_ms * 1000000u;
+    while (result == 0 && (result = producer_tls_handshake(tls)) == -EAGAIN) {
+        struct pollfd poll_fd = {producer->fd, tls->handshake_wants_write ? POLLOUT : POLLIN, 0};
+        int ready = poll(&poll_fd, 1, (int)producer_remaining_ms(deadline_ns));
+        if (ready < 0 && errno != EINTR) result = -errno;
+        if (ready == 0) {
+            snprintf(why, why_capacity, "TLS handshake with %s: no answer within %u ms",
+                     producer->address_text, producer->io_timeout_ms);
+            return -ETIMEDOUT;
+        }
+        if (result == -EAGAIN) result = 0;
+    }
+    if (result < 0)
+        snprintf(why, why_capacity, "%s: %s", producer->address_text,
+                 producer_io_error_text(producer, result));
     return result;
 }

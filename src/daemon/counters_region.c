@@ -53,15 +53,20 @@ int counters_region_create(struct counters_region *region, const char *path,
     }
     char temporary[sizeof(region->path) + 32];
     snprintf(temporary, sizeof(temporary), "%s.%d.tmp", path, (int)getpid());
-    int fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, COUNTERS_REGION_FILE_MODE);
     if (fd < 0) {
         int error = errno;
         intake_error_line(why, why_capacity, "counters region %s: open: %s", temporary,
                           strerror(error));
         return -error;
     }
+    /* Its exact mode whatever the umask, and the log group, before it gets its name. */
+    int result = 0;
+    if ((identity->group_set && fchown(fd, (uid_t)-1, identity->group) != 0) ||
+        fchmod(fd, COUNTERS_REGION_FILE_MODE) != 0)
+        result = errno;
     /* Allocated whole (no SIGBUS later on a full tmpfs). */
-    int result = posix_fallocate(fd, 0, (off_t)layout.total_bytes);
+    if (result == 0) result = posix_fallocate(fd, 0, (off_t)layout.total_bytes);
     void *mapping = MAP_FAILED;
     if (result == 0) {
         mapping = mmap(NULL, layout.total_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common.h"
 #include "counters_write.h"
@@ -24,7 +25,13 @@ struct counters_region {
 };
 
 /* Identity written into the header at creation. */
+/* The region names every topic and counts every connection: readable by the log group
+ * (--shm-group, as the logs are), written by intaked alone. */
+#define COUNTERS_REGION_FILE_MODE 0640
+
 struct counters_region_identity {
+    bool group_set; /* --shm-group given: the file gets `group` */
+    gid_t group;
     uint32_t reactor_count;
     uint32_t worker_count;
     uint32_t topics_max;

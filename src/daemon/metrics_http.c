@@ -1,25 +1,46 @@
 /*
  * metrics_http.c: /metrics, /healthz and /readyz over libmicrohttpd (see metrics_http.h).
- * Requests are answered on libmicrohttpd's internal polling thread, one at a time.
+ * Requests are answered on libmicrohttpd's pool of METRICS_HTTP_THREADS threads; renderings of
+ * /metrics take turns under a mutex (one renderer and its cached log mappings), the probes
+ * never wait for one.
  */
 #include "metrics_http.h"
 
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "address.h"
+#include "counters_health.h"
+#include "counters_render.h"
 #include "counters_view.h"
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
     int listen_fd;
     struct counters_view view;
-    char log_directory[4096];
+    pthread_mutex_t render_lock; /* one rendering at a time: the renderer is not shared */
+    struct counters_renderer renderer;
 };
+
+/* Each of libmicrohttpd's threads lowers its own priority on its first request (Linux nices
+ * threads one by one): scrapes and probes get the CPU the data path leaves. */
+static _Thread_local bool thread_niced;
+
+static void thread_nice(void) {
+    if (thread_niced) return;
+    thread_niced = true;
+    pid_t thread = (pid_t)syscall(SYS_gettid);
+    int current = getpriority(PRIO_PROCESS, (id_t)thread);
+    if (current < METRICS_HTTP_NICE)
+        (void)setpriority(PRIO_PROCESS, (id_t)thread, METRICS_HTTP_NICE);
+}
 
 static enum MHD_Result respond(struct MHD_Connection *connection, unsigned int status,
                                const char *content_type, char *body, size_t length,
@@ -51,15 +72,29 @@ static enum MHD_Result metrics_http_answer(void *context, struct MHD_Connection 
                                            const char *upload_data, size_t *upload_data_size,
                                            void **request_state) {
     struct metrics_http *server = context;
+    thread_nice();
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
-    /* A GET carries no body: answer on the first call. */
+    /* The first call comes with the headers; answering then makes libmicrohttpd close the
+     * connection (the request might still have a body). Answered on the second call, once the
+     * request is complete, the connection stays open for a scraper's next request. */
+    static int headers_seen;
+    if (*request_state == NULL) {
+        *request_state = &headers_seen;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* a body nobody asked for: read and dropped */
+        return MHD_YES;
+    }
     uint64_t now = intake_now_ns();
     char why[160];
     if (strcmp(url, "/metrics") == 0) {
         size_t length = 0;
-        char *body = counters_render_alloc(&server->view, server->log_directory, now,
+        pthread_mutex_lock(&server->render_lock);
+        char *body = counters_render_alloc(&server->renderer, &server->view, now,
                                            COUNTERS_RENDER_PROMETHEUS, &length);
+        pthread_mutex_unlock(&server->render_lock);
         if (body == NULL)
             return respond_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
                                 "metrics rendering ran out of memory");
@@ -95,7 +130,8 @@ static int metrics_http_listen(const char *listen_text, char *why, size_t why_ca
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&address, length) != 0 || listen(fd, 64) != 0) {
+    if (bind(fd, (struct sockaddr *)&address, length) != 0 ||
+        listen(fd, METRICS_HTTP_BACKLOG) != 0) {
         int error = errno;
         close(fd);
         intake_error_line(why, why_capacity, "cannot listen on --metrics-listen %s: %s",
@@ -106,23 +142,32 @@ static int metrics_http_listen(const char *listen_text, char *why, size_t why_ca
 }
 
 int metrics_http_start(const char *listen_text, const char *counters_path,
-                       const char *log_directory, struct metrics_http **out, char *why,
-                       size_t why_capacity) {
+                       const char *log_directory, uint32_t connections_max,
+                       struct metrics_http **out, char *why, size_t why_capacity) {
+    INTAKE_ASSERT(connections_max >= METRICS_HTTP_CONNECTIONS_MIN);
     struct metrics_http *server = calloc(1, sizeof(*server));
     if (server == NULL) return -ENOMEM;
-    snprintf(server->log_directory, sizeof(server->log_directory), "%s", log_directory);
+    pthread_mutex_init(&server->render_lock, NULL);
     int result = counters_view_open(counters_path, &server->view, why, why_capacity);
     if (result < 0) goto fail_view;
+    counters_renderer_open(&server->renderer, &server->view, log_directory);
     server->listen_fd = metrics_http_listen(listen_text, why, why_capacity);
     if (server->listen_fd < 0) {
         result = server->listen_fd;
         goto fail_listen;
     }
+    /* epoll in each of a small pool of threads: thousands of idle connections cost nothing
+     * per event, and no rendering delays a probe. At most half the connections per source
+     * address: one flooding client cannot take them all. */
     server->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, metrics_http_answer, server, MHD_OPTION_LISTEN_SOCKET, server->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_HTTP_CONNECTIONS_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_SECONDS, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)METRICS_HTTP_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)connections_max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(connections_max / 2),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_HTTP_IDLE_SECONDS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_HTTP_CONNECTION_MEMORY_BYTES,
+        MHD_OPTION_END);
     if (server->daemon == NULL) {
         intake_error_line(why, why_capacity, "--metrics-listen %s: libmicrohttpd did not start",
                           listen_text);
@@ -133,8 +178,10 @@ int metrics_http_start(const char *listen_text, const char *counters_path,
     *out = server;
     return 0;
 fail_listen:
+    counters_renderer_close(&server->renderer);
     counters_view_close(&server->view);
 fail_view:
+    pthread_mutex_destroy(&server->render_lock);
     free(server);
     return result;
 }
@@ -146,6 +193,8 @@ void metrics_http_stop(struct metrics_http *server) {
     MHD_quiesce_daemon(server->daemon);
     MHD_stop_daemon(server->daemon);
     close(server->listen_fd);
+    counters_renderer_close(&server->renderer);
     counters_view_close(&server->view);
+    pthread_mutex_destroy(&server->render_lock);
     free(server);
 }

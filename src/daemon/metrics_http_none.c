@@ -9,12 +9,13 @@
 #include <errno.h>
 
 int metrics_http_start(const char *listen_text, const char *counters_path,
-                       const char *log_directory, struct metrics_http **out, char *why,
-                       size_t why_capacity) {
+                       const char *log_directory, uint32_t connections_max,
+                       struct metrics_http **out, char *why, size_t why_capacity) {
     INTAKE_ASSERT(listen_text != NULL);
     INTAKE_ASSERT(out != NULL);
     (void)counters_path;
     (void)log_directory;
+    (void)connections_max;
     *out = NULL;
     intake_error_line(why, why_capacity,
                       "--metrics-listen %s: this intaked was built without the HTTP endpoint "

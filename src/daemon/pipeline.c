@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log_opener.h"
+#include "metrics_http.h"
 #include "pipeline_tls.h"
 #include "producer_seed.h"
 #include "reactor.h"
@@ -44,6 +45,7 @@ void pipeline_config_defaults(struct pipeline_config *config) {
     config->topics_per_connection = 0; /* unset: as many as --topics-max */
     config->topic_queue_capacity = 4096;
     config->connections_max = 16384;
+    config->metrics_connections_max = METRICS_HTTP_CONNECTIONS_MAX;
     config->records_in_flight_max = 16384;
     config->ack_window_capacity = 2048;
     config->cq_entries = 8192;
@@ -304,6 +306,8 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
     char path[4096];
     pipeline_counters_path(config, path, sizeof(path));
     struct counters_region_identity identity = {
+        .group_set = config->shm_group_set,
+        .group = config->shm_group,
         .reactor_count = config->reactor_count,
         .worker_count = config->worker_count,
         .topics_max = config->topics_max,

@@ -83,8 +83,11 @@ struct pipeline_config {
     char *fixed_topics[256];   /* --topic NAME (repeatable): created at startup */
     uint32_t fixed_topic_count;
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics /healthz /readyz */
-    const char *counters_path;  /* --counters PATH (NULL: <shm-dir>/intake.counters) */
-    uint32_t producers_max;     /* --producers-max: the producer table (producer_table.h) */
+    /* Connections the metrics endpoint holds at once (METRICS_HTTP_CONNECTIONS_MAX; preflight
+     * lowers it, before the data path's, when descriptors are short). */
+    uint32_t metrics_connections_max;
+    const char *counters_path; /* --counters PATH (NULL: <shm-dir>/intake.counters) */
+    uint32_t producers_max;    /* --producers-max: the producer table (producer_table.h) */
 
     /* TLS (issue 17): --tls-listen, its files, its handshakes. */
     bool tls_listen_set;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "intake/shm_log_format.h"
+#include "metrics_http.h"
 
 #define PREFLIGHT_PAGE_BYTES      4096ull
 #define PREFLIGHT_SECCOMP_PROFILE "deploy/seccomp/intaked.json"
@@ -277,7 +278,24 @@ static int check_shm_space(const struct pipeline_config *config, FILE *out, char
 uint64_t preflight_descriptors_needed(const struct pipeline_config *config) {
     return (uint64_t)config->reactor_count * config->connections_max +
            (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
-           PREFLIGHT_DESCRIPTORS_RESERVED;
+           PREFLIGHT_DESCRIPTORS_RESERVED +
+           (config->metrics_listen != NULL ? config->metrics_connections_max : 0);
+}
+
+/* Descriptors are short: the metrics endpoint gives up connections first (down to
+ * METRICS_HTTP_CONNECTIONS_MIN), so scrapers never take descriptors producers need. */
+static void metrics_connections_fit(struct pipeline_config *config, rlim_t available, FILE *out) {
+    if (config->metrics_listen == NULL) return;
+    uint64_t others = preflight_descriptors_needed(config) - config->metrics_connections_max;
+    uint64_t room = available > others ? available - others : 0;
+    if (room >= config->metrics_connections_max) return;
+    uint32_t lowered =
+        room > METRICS_HTTP_CONNECTIONS_MIN ? (uint32_t)room : METRICS_HTTP_CONNECTIONS_MIN;
+    fprintf(out,
+            "intaked: RLIMIT_NOFILE %lu leaves the metrics endpoint %u connections at once "
+            "(of %u), so that producers keep theirs\n",
+            (unsigned long)available, lowered, config->metrics_connections_max);
+    config->metrics_connections_max = lowered;
 }
 
 static int check_descriptors(struct pipeline_config *config, FILE *out) {
@@ -293,8 +311,10 @@ static int check_descriptors(struct pipeline_config *config, FILE *out) {
         if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) limit.rlim_cur = raised;
     }
     if (limit.rlim_cur >= needed) return 0;
-    uint64_t others = (uint64_t)config->topics_max * PREFLIGHT_DESCRIPTORS_PER_TOPIC +
-                      PREFLIGHT_DESCRIPTORS_RESERVED;
+    metrics_connections_fit(config, limit.rlim_cur, out);
+    needed = preflight_descriptors_needed(config);
+    if (limit.rlim_cur >= needed) return 0;
+    uint64_t others = needed - (uint64_t)config->reactor_count * config->connections_max;
     uint64_t per_reactor =
         limit.rlim_cur > others ? (limit.rlim_cur - others) / config->reactor_count : 0;
     if (per_reactor == 0) {

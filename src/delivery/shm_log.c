@@ -228,9 +228,10 @@ void shm_log_boundaries_reset(struct shm_log *log) {
 /*
  * An entry boundary at or above `needed` and at most `limit` (limit >= needed), as close to
  * `needed` as the noted boundaries allow: the first noted boundary above `needed` when it is
- * within `limit`; otherwise the first boundary at or above `needed`, found by walking the
- * entry headers from the last noted boundary at or below it (at most a stride). False when a
- * header walked is not what this writer wrote (the owner scribbled on the ring).
+ * within `limit` and a stride; otherwise the first boundary at or above `needed`, found by
+ * walking the entry headers from the last noted boundary at or below it (at most a stride,
+ * except after an open: then from retained_position, whose entries a previous writer left).
+ * False when a header walked is not what this writer wrote (the owner scribbled on the ring).
  */
 static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t limit, uint64_t *target,
                           uint64_t *target_offset) {
@@ -250,7 +251,12 @@ static bool retire_target(struct shm_log *log, uint64_t needed, uint64_t limit, 
             offset = noted->offset;
             continue;
         }
-        if (noted->position <= limit) {
+        /* Within a stride: the stretch stays what the format promises (a 128th at most past
+         * what is wanted). Farther (right after an open, nothing is noted in the entries a
+         * previous writer left), the walk below finds the nearer boundary, checking each
+         * header it passes. */
+        if (noted->position <= limit &&
+            noted->position - needed <= log->capacity / SHM_LOG_BOUNDARY_STRIDE_DIVISOR) {
             *target = noted->position;
             *target_offset = noted->offset;
             return true;

@@ -436,7 +436,18 @@ int shm_log_consumers_open(struct shm_log *log, char *why, size_t why_capacity) 
     return consumers_create(log, log->header->created_wall_ns, why, why_capacity);
 }
 
-/* Opens the existing log, locks it and maps it. -ENOENT when there is none. */
+/* Whether `path` still names the file `fd` has open (status: fd's, from fstat). Between our
+ * open and our lock, `intake-topic --remove` may have unlinked the file under its own hold of
+ * the lock, or a writer before us may have quarantined it: locking a file that is no longer
+ * the topic's log would ack records nobody can ever read. */
+static bool path_names_file(const char *path, const struct stat *status) {
+    struct stat named;
+    if (status->st_nlink == 0 || lstat(path, &named) != 0) return false;
+    return named.st_ino == status->st_ino && named.st_dev == status->st_dev;
+}
+
+/* Opens the existing log, locks it and maps it. -ENOENT when there is none; -ESTALE when the
+ * file we locked is no longer the one its path names (the caller opens the path again). */
 static int log_open_existing(struct shm_log *log, uint64_t *file_bytes, char *why,
                              size_t why_capacity) {
     log->fd = open(log->log_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -455,6 +466,13 @@ static int log_open_existing(struct shm_log *log, uint64_t *file_bytes, char *wh
     }
     struct stat status;
     if (fstat(log->fd, &status) != 0) return -errno;
+    /* Checked under the lock: whoever removes or replaces the log does so holding it, so from
+     * here on the path keeps naming this file for as long as we hold it. */
+    if (!path_names_file(log->log_path, &status)) {
+        close(log->fd); /* drops the lock on the file that is no longer the log */
+        log->fd = -1;
+        return -ESTALE;
+    }
     *file_bytes = (uint64_t)status.st_size;
     if (!S_ISREG(status.st_mode) || status.st_uid != geteuid() ||
         *file_bytes < SHM_LOG_HEADER_BYTES + SHM_LOG_CAPACITY_MIN ||
@@ -498,15 +516,31 @@ int shm_log_files_replace(struct shm_log *log, const char *reason, uint64_t star
     return result;
 }
 
+/* Opens the existing log or creates one: the log's file locked, and still named by its path.
+ * A file removed or replaced while we waited for its lock is let go and the path looked up
+ * again; so is a creation that lost the race to another writer. Bounded: a path that keeps
+ * changing under us is an error. */
+static int log_open_or_create(struct shm_log *log, uint64_t *file_bytes, char *why,
+                              size_t why_capacity) {
+    for (int attempt = 0; attempt < SHM_LOG_OPEN_ATTEMPTS; attempt++) {
+        int result = log_open_existing(log, file_bytes, why, why_capacity);
+        if (result == -ENOENT) {
+            result = files_create(log, 0, why, why_capacity);
+            if (result == -EEXIST) continue; /* another writer published one first: open it */
+            return result == 0 ? 2 : result;
+        }
+        if (result != -ESTALE) return result;
+    }
+    intake_error_line(why, why_capacity, "%s kept being removed or replaced while opened",
+                      log->log_path);
+    return -EAGAIN;
+}
+
 /* Opens the topic's files, creating them if there are none, and quarantining a damaged log. */
 int shm_log_files_open(struct shm_log *log, char *why, size_t why_capacity) {
     uint64_t file_bytes = 0;
-    int result = log_open_existing(log, &file_bytes, why, why_capacity);
-    if (result == -ENOENT) {
-        result = files_create(log, 0, why, why_capacity);
-        if (result != -EEXIST) return result;
-        result = log_open_existing(log, &file_bytes, why, why_capacity); /* lost the race */
-    }
+    int result = log_open_or_create(log, &file_bytes, why, why_capacity);
+    if (result == 2) return 0; /* created: nothing to check */
     if (result < 0) return result;
     char reason[400] = "";
     uint64_t start_offset = 0;

@@ -18,6 +18,9 @@
 
 /* 1 ms apart: far longer than a consumer's liveness probe holds its shared lock. */
 #define SHM_LOG_WRITER_LOCK_ATTEMPTS 100
+/* Times the writer looks a log's path up again after the file it locked turned out removed or
+ * replaced (intake-topic --remove, or another writer's quarantine, while it waited). */
+#define SHM_LOG_OPEN_ATTEMPTS 8
 /* Bytes copied (then checksummed while still in cache) per step of an append: three lanes. */
 #define SHM_LOG_COPY_CHUNK_BYTES (3 * INTAKE_CRC32C_LANE_BYTES)
 /* A broken log whose recreation failed is retried at most this often. */

@@ -317,8 +317,8 @@ struct reactor_counters {
     uint64_t partial_evictions;    /* oldest partial record's connection ended for the pool */
     uint64_t connections_ended[5]; /* by final status (enum record_status) */
     uint64_t hellos_answered;      /* Hello frames answered with the producer's watermark */
-    uint64_t identity_rejections;  /* a misplaced Hello, or a producer_id differing on a
-                                    * connection (framer.h) */
+    uint64_t identity_rejections;  /* a misplaced or malformed Hello, a producer_id of a size
+                                    * refused or differing on a connection (framer.h) */
     uint64_t sequence_rejections;  /* out of order on a connection, or too far ahead */
     uint64_t sequence_gap_fills;   /* records inside a gap of their producer */
     uint64_t producer_refusals;    /* the producer table was full of live producers */

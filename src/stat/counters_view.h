@@ -5,14 +5,16 @@
  *
  * The region is shared memory another process writes, so nothing in it is trusted: the header
  * is validated when the view is opened (magic, version, sizes, every section inside the file)
- * and names are bounded. The topics' logs are read the same way (their headers only, read-only)
- * for log positions and consumer lag.
+ * and names are bounded. The other jobs of src/stat build on this view: health verdicts
+ * (counters_health.h), the topics' logs (read through the consumer library's
+ * intake_log_inspect, in counters_render.h), and the two renderings (counters_render.h).
  *
- * Renderings go into a bounded text buffer; a full buffer marks the output truncated.
+ * Thread: any; a view is read-only and may be shared by threads.
  */
 #ifndef INTAKE_COUNTERS_VIEW_H
 #define INTAKE_COUNTERS_VIEW_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +28,7 @@ struct counters_view {
     const struct intake_counters_header *header;
 };
 
-/* Any thread. Maps `path` read-only and validates it; on failure `why` holds one line. */
+/* Maps `path` read-only and validates it; on failure `why` holds one line. */
 int counters_view_open(const char *path, struct counters_view *view, char *why,
                        size_t why_capacity) INTAKE_MUST_CHECK;
 void counters_view_close(struct counters_view *view);
@@ -64,47 +66,31 @@ bool counters_view_principal(const struct counters_view *view, uint32_t row,
 bool counters_view_principal_named(const struct counters_view *view, const char *name,
                                    struct counters_view_principal *out);
 
-/* A thread whose heartbeat is older than this is not ready (idle threads beat every second). */
-#define COUNTERS_VIEW_READY_NS (5ull * 1000 * 1000 * 1000)
-/* ... and older than this, not alive: generous, so a slow moment never causes a restart loop. */
-#define COUNTERS_VIEW_LIVE_NS (60ull * 1000 * 1000 * 1000)
+/* A counter another process writes (relaxed: each is a statistic on its own). */
+static inline uint64_t counters_load(const _Atomic uint64_t *counter) {
+    return atomic_load_explicit((_Atomic uint64_t *)counter, memory_order_relaxed);
+}
 
-/* Health as the probes see it, at monotonic time `now_ns`:
- *   live:  not STOPPED, and every reactor's and worker's heartbeat within `live_ns`;
- *   ready: RUNNING, listening, and every heartbeat within `ready_ns`.
- * `why` says what failed (empty when healthy). */
-bool counters_view_live(const struct counters_view *view, uint64_t now_ns, uint64_t live_ns,
-                        char *why, size_t why_capacity);
-bool counters_view_ready(const struct counters_view *view, uint64_t now_ns, uint64_t ready_ns,
-                         char *why, size_t why_capacity);
+/* Topic `topic_id`'s name, copied out bounded into `name` (INTAKE_COUNTERS_TOPIC_NAME_BYTES);
+ * false when the row is unused or its length is bad. */
+bool counters_view_topic_name(const struct counters_view *view, uint32_t topic_id, char *name);
 
-/* A bounded text buffer. */
-struct text_buffer {
-    char *data;
-    size_t capacity;
-    size_t length;
-    bool truncated;
+/* A topic's counters, summed over the reactors where they are per reactor. */
+struct counters_topic_totals {
+    uint64_t received_records, received_bytes;
+    uint64_t committed_records, committed_bytes, rejected, failed;
+    uint64_t duplicate, evictions, unremembered, rebuilds; /* deduplication */
+    uint64_t unprotected, repairs;
 };
-void text_buffer_printf(struct text_buffer *buffer, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
+void counters_view_topic_totals(const struct counters_view *view, uint32_t topic_id,
+                                struct counters_topic_totals *totals);
 
-/* Prometheus text exposition format 0.0.4. `log_directory` holds the topics' logs (NULL: the
- * header's shm_directory). */
-void counters_render_prometheus(const struct counters_view *view, const char *log_directory,
-                                uint64_t now_ns, struct text_buffer *out);
-/* One screen for a terminal (intake-stat), with the names intaked's shutdown lines use. */
-void counters_render_text(const struct counters_view *view, const char *log_directory,
-                          uint64_t now_ns, struct text_buffer *out);
-enum counters_render_format {
-    COUNTERS_RENDER_PROMETHEUS = 0,
-    COUNTERS_RENDER_TEXT = 1,
-};
-/* The largest rendering produced (1,024 topics with every consumer slot in use fit). */
-#define COUNTERS_RENDER_BYTES_MAX (256u << 20)
-/* Renders into a heap buffer, grown until the output fits; the caller frees it. NULL when out
- * of memory or past COUNTERS_RENDER_BYTES_MAX. For intake-stat and the metrics thread only
- * (never a reactor or worker). */
-char *counters_render_alloc(const struct counters_view *view, const char *log_directory,
-                            uint64_t now_ns, enum counters_render_format format, size_t *length);
+/* The names of the TLS handshake failure reasons (INTAKE_COUNTERS_HANDSHAKE_FAILURES, in the
+ * order of the reactor row's tls_handshakes_failed), for both renderings. */
+extern const char *const counters_handshake_failure_reasons[INTAKE_COUNTERS_HANDSHAKE_FAILURES];
+
+/* The copy account: payload bytes copied in user space, and bytes received. */
+void counters_view_copy_account(const struct counters_view *view, uint64_t *copied,
+                                uint64_t *received);
 
 #endif

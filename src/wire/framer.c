@@ -138,7 +138,8 @@ static enum framer_event framer_complete(struct framer *framer) {
     struct record_view view = record_view_of(record);
     struct record_scan scan;
     if (record_scan_finish(&view, &framer->scan_progress, &scan) != RECORD_SCAN_OK)
-        return framer_fail(framer, RECORD_STATUS_REJECTED, scan.detail);
+        return scan.identity_claimed ? framer_fail_identity(framer, scan.detail)
+                                     : framer_fail(framer, RECORD_STATUS_REJECTED, scan.detail);
     if (scan.is_hello) {
         if (framer->identity != FRAMER_IDENTITY_UNKNOWN)
             return framer_fail_identity(framer, "a Hello must be the connection's first frame "
@@ -220,7 +221,9 @@ static enum framer_event framer_check_prefix(struct framer *framer) {
     if (record_scan_prefix(&view, frame_bytes, &framer->scan_progress) == RECORD_SCAN_OK)
         return FRAMER_NEED_INPUT;
     framer->error_before_frame_end = 1;
-    return framer_fail(framer, RECORD_STATUS_REJECTED, framer->scan_progress.scan.detail);
+    const struct record_scan *scan = &framer->scan_progress.scan;
+    return scan->identity_claimed ? framer_fail_identity(framer, scan->detail)
+                                  : framer_fail(framer, RECORD_STATUS_REJECTED, scan->detail);
 }
 
 /* Appends bytes to the record: extends the last slice when the new piece continues it in memory

@@ -26,7 +26,8 @@
  * else by the first record, and refuses a later frame that differs (another id, or an id where
  * the first record had none, or none where it had one). A Hello (a frame carrying only field 16,
  * see record_scan.h) is allowed only as the connection's first frame, hence at most once. These
- * refusals are REJECTED and framer_rejected_for_identity says so.
+ * refusals, and those of a malformed Hello or a producer_id of a size refused, are REJECTED
+ * and framer_rejected_for_identity says so.
  *
  * Sequences (issue 17). On a connection with a producer_id, every record's sequence is the
  * previous record's plus one: the producer library sends its records in order on a connection,
@@ -132,8 +133,9 @@ struct record *framer_release_record(struct framer *framer);
  * received prefix was already malformed). The reactor may count these. */
 int framer_rejected_early(const struct framer *framer);
 
-/* After FRAMER_ERROR: nonzero when the refusal is about producer identity (a misplaced Hello,
- * a producer_id that differs from the connection's); the reactor counts these. */
+/* After FRAMER_ERROR: nonzero when the refusal is about producer identity (a misplaced or
+ * malformed Hello, a producer_id of a size refused, one that differs from the connection's);
+ * the reactor counts these. */
 int framer_rejected_for_identity(const struct framer *framer);
 /* After FRAMER_ERROR: nonzero when a record's sequence was not the previous one's plus one. */
 int framer_rejected_for_sequence(const struct framer *framer);

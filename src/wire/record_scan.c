@@ -176,6 +176,8 @@ static const char *scan_header(const struct scan_field *header, struct record_sc
 /* A producer_id value (Record field 7 or Hello field 16), checked on every occurrence as a
  * decoder with a 64-byte limit would; the last one is reported. */
 static const char *scan_producer_id(const struct scan_field *field, struct record_scan *scan) {
+    if (field->value_length == 0 || field->value_length > RECORD_PRODUCER_ID_BYTES_MAX)
+        scan->identity_claimed = 1;
     if (field->value_length == 0) return "producer_id is empty (it must be 1 to 64 bytes)";
     if (field->value_length > RECORD_PRODUCER_ID_BYTES_MAX)
         return "producer_id is longer than 64 bytes";
@@ -235,6 +237,8 @@ static const char *scan_fields(struct slice_cursor *cursor, uint32_t end,
         const char *detail = scan_read_tag(cursor, end, &record_messages, &field);
         if (detail != NULL) return detail;
         int hello = field.number == HELLO_FIELD_NUMBER;
+        /* Field 16 is a claim of identity whatever follows: its refusal counts as one. */
+        if (hello) progress->scan.identity_claimed = 1;
         int known = hello || field.number < INTAKE_ARRAY_LENGTH(record_wire_type_details);
         uint32_t expected =
             (field.number == 4 || field.number == 5) ? WIRE_VARINT : WIRE_LENGTH_DELIMITED;

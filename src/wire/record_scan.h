@@ -49,6 +49,9 @@ struct record_scan {
     uint32_t producer_id_offset;
     uint32_t producer_id_length;
     uint32_t is_hello; /* nonzero: the frame is a Hello (only field 16), not a record */
+    /* Nonzero once the frame claimed an identity that may be refused for what it claims: it
+     * carries field 16 (a Hello, however malformed), or a producer_id of a size refused. */
+    uint32_t identity_claimed;
     /* Static string, set when the result is not OK, e.g. "record has no topic",
      * "topic is not valid UTF-8", "field 3 (value) has wire type 0, expected 2". */
     const char *detail;

@@ -34,29 +34,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "fuzz_util.h"
 #include "intake/consumer.h"
 #include "intake/shm_log_format.h"
 #include "shm_log.h"
 
-#define TEMPLATE_TOPIC    "fuzz"
-#define TEMPLATE_CAPACITY 4096u
+#define TEMPLATE_TOPIC "fuzz"
 /* Polls per input: enough to read the whole small ring and a little more. */
 #define POLLS_MAX 64
 
 /* The files the writer leaves for one topic: the log first, then any others (sorted). */
 #define TEMPLATE_FILES_MAX 4
 
-struct template_file {
-    char path[64 + 256 + 2];
-    uint8_t *bytes;
-    size_t length;
-};
-
 static char directory[64];
-static struct template_file template_files[TEMPLATE_FILES_MAX];
+static struct fuzz_file template_files[TEMPLATE_FILES_MAX];
 static size_t template_file_count;
-static size_t template_total_length;
 static int template_ready;
 
 /* Removes the private directory when the process ends (libFuzzer exits through exit()). */
@@ -65,47 +58,9 @@ static void template_cleanup(void) {
     if (directory[0] != '\0') rmdir(directory);
 }
 
-/* Removes the directories of earlier fuzz_consumer processes that died without cleaning up
- * (a crash skips atexit): only ours, by prefix, and only when their process is gone. */
-static void stale_directories_remove(void) {
-    static const char prefix[] = "intake-fuzz-consumer-";
-    DIR *shm = opendir("/dev/shm");
-    if (shm == NULL) return;
-    struct dirent *entry;
-    while ((entry = readdir(shm)) != NULL) {
-        if (strncmp(entry->d_name, prefix, sizeof(prefix) - 1) != 0) continue;
-        long pid = strtol(entry->d_name + sizeof(prefix) - 1, NULL, 10);
-        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char path[300];
-        snprintf(path, sizeof(path), "/dev/shm/%s", entry->d_name);
-        DIR *stale = opendir(path);
-        if (stale == NULL) continue;
-        struct dirent *file;
-        while ((file = readdir(stale)) != NULL) {
-            if (file->d_name[0] == '.') continue;
-            char file_path[600];
-            snprintf(file_path, sizeof(file_path), "%s/%s", path, file->d_name);
-            unlink(file_path);
-        }
-        closedir(stale);
-        rmdir(path);
-    }
-    closedir(shm);
-}
-
-static void file_read(const char *path, struct template_file *file) {
+static void file_read(const char *path, struct fuzz_file *file) {
     snprintf(file->path, sizeof(file->path), "%s", path);
-    FILE *stream = fopen(path, "rb");
-    FUZZ_CHECK(stream != NULL);
-    FUZZ_CHECK(fseek(stream, 0, SEEK_END) == 0);
-    long length = ftell(stream);
-    FUZZ_CHECK(length > 0);
-    rewind(stream);
-    file->length = (size_t)length;
-    file->bytes = malloc(file->length);
-    FUZZ_CHECK(file->bytes != NULL);
-    FUZZ_CHECK(fread(file->bytes, 1, file->length, stream) == file->length);
-    fclose(stream);
+    fuzz_file_read(path, &file->bytes, &file->length);
 }
 
 /* Reads every file the writer left: the log (shm_log_file_name) first, the others after. */
@@ -127,51 +82,23 @@ static void template_read(void) {
         free(entries[index]);
     }
     free(entries);
-    for (size_t index = 0; index < template_file_count; index++)
-        template_total_length += template_files[index].length;
 }
 
 /* The one place that knows the writer: builds a valid, wrapped log and reads it back. */
 static void template_build(void) {
-    stale_directories_remove();
+    fuzz_stale_directories_remove("intake-fuzz-consumer-");
     snprintf(directory, sizeof(directory), "/dev/shm/intake-fuzz-consumer-%d", (int)getpid());
     atexit(template_cleanup);
-    struct shm_log_config config = {.directory = directory,
-                                    .topic = TEMPLATE_TOPIC,
-                                    .capacity_bytes = TEMPLATE_CAPACITY,
-                                    .retention = SHM_LOG_RETENTION_OVERWRITE,
-                                    .consumer_stale_ns = 1000000000ull};
-    struct shm_log *log = NULL;
-    char why[256];
-    if (shm_log_open_writer(&config, &log, why, sizeof(why)) != 0) {
-        fprintf(stderr, "fuzz_consumer: cannot build the template log: %s\n", why);
-        abort();
-    }
-    uint8_t payload[400];
-    for (size_t index = 0; index < sizeof(payload); index++) payload[index] = (uint8_t)index;
     /* About three laps of the ring in records of 1..397 bytes: padding entries and a
      * retained position past the start; a keeper consumer commits halfway. */
-    for (uint32_t index = 0; index < 48; index++) {
-        struct slice slice = {payload, 1 + (index * 37) % 397, 0};
-        uint64_t offset = 0;
-        FUZZ_CHECK(shm_log_append(log, &slice, 1, slice.length, index + 1, 1000 + index, 0,
-                                  &offset) == SHM_LOG_APPENDED);
-        if (index % 3 == 2) FUZZ_CHECK(shm_log_publish(log));
-        if (index == 30) {
-            struct intake_consumer_options options = {
-                .start = INTAKE_CONSUMER_START_OLDEST, .start_offset = 0, .ephemeral = false};
-            struct intake_consumer *keeper = NULL;
-            FUZZ_CHECK(intake_consumer_open(directory, TEMPLATE_TOPIC, "keeper", &options, &keeper,
-                                            why, sizeof(why)) == 0);
-            struct intake_consumer_record record;
-            for (int polls = 0; polls < 3; polls++)
-                FUZZ_CHECK(intake_consumer_poll(keeper, &record) == 1);
-            intake_consumer_commit(keeper);
-            intake_consumer_close(keeper);
-        }
-    }
-    FUZZ_CHECK(shm_log_publish(log));
-    shm_log_close(log);
+    const struct fuzz_template_log plan = {.directory = directory,
+                                           .topic = TEMPLATE_TOPIC,
+                                           .records = 48,
+                                           .length_stride = 37,
+                                           .publish_every = 3,
+                                           .keeper_at = 30,
+                                           .keeper_polls = 3};
+    fuzz_template_log_build(&plan);
     template_read();
     template_ready = 1;
 }
@@ -184,17 +111,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* Writes one patched file, `length` bytes long. */
-static void file_write(const char *path, const uint8_t *bytes, size_t length) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    size_t written = 0;
-    while (written < length) {
-        ssize_t result = write(fd, bytes + written, length - written);
-        FUZZ_CHECK(result > 0);
-        written += (size_t)result;
-    }
-    close(fd);
-}
 
 static void consumer_exercise(const struct intake_consumer_options *options, const char *name,
                               size_t file_length) {
@@ -238,41 +154,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct fuzz_input input = {data, size};
     uint8_t control = fuzz_take_byte(&input);
     uint8_t start_offset = fuzz_take_byte(&input);
-    /* The files end to end, patched. */
-    uint8_t *bytes = malloc(template_total_length);
-    FUZZ_CHECK(bytes != NULL);
-    size_t at = 0;
-    for (size_t index = 0; index < template_file_count; index++) {
-        memcpy(bytes + at, template_files[index].bytes, template_files[index].length);
-        at += template_files[index].length;
-    }
-    size_t position = 0;
-    while (position + 3 <= input.head_length) {
-        size_t offset =
-            ((size_t)input.head[position] << 8 | input.head[position + 1]) % template_total_length;
-        size_t count = input.head[position + 2];
-        position += 3;
-        for (size_t index = 0; index < count && position < input.head_length; index++)
-            bytes[(offset + index) % template_total_length] ^= input.head[position++];
-    }
-    /* Each file written back, the first two possibly resized. */
-    static const long size_changes[4] = {0, -4096, 4096, -1};
-    size_t log_length = 0;
-    at = 0;
-    for (size_t index = 0; index < template_file_count; index++) {
-        const struct template_file *file = &template_files[index];
-        long change = index < 2 ? size_changes[(control >> (4 + 2 * index)) & 3] : 0;
-        if ((long)file->length + change <= 0) change = 0;
-        size_t length = (size_t)((long)file->length + change);
-        uint8_t *patched = calloc(1, length > file->length ? length : file->length);
-        FUZZ_CHECK(patched != NULL);
-        memcpy(patched, bytes + at, file->length);
-        file_write(file->path, patched, length);
-        free(patched);
-        if (index == 0) log_length = length;
-        at += file->length;
-    }
-    free(bytes);
+    /* The files end to end, patched; each written back, the first two possibly resized. */
+    unsigned size_codes[TEMPLATE_FILES_MAX] = {(control >> 4) & 3, (control >> 6) & 3, 0, 0};
+    size_t log_length = fuzz_files_write_patched(template_files, template_file_count, input.head,
+                                                 input.head_length, size_codes);
     struct intake_consumer_options options = {.start = (enum intake_consumer_start)(control & 3),
                                               .start_offset = start_offset,
                                               .ephemeral = (control & 4) != 0};

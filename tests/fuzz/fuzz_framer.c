@@ -19,8 +19,10 @@
  *   4. Hellos and identity: every Hello the framer accepts, nanopb classifies as a Hello
  *      (frame_decode_kind) with the same producer_id span; every record it admits, nanopb
  *      classifies as a record with the same producer_id span; a frame refused for identity
- *      (a misplaced Hello, a producer_id differing from the connection's) is well-formed on its
- *      own, and every admitted record carries the producer_id the connection started with.
+ *      is either well-formed on its own (a misplaced Hello, a producer_id differing from the
+ *      connection's) or a malformed claim (a Hello, a producer_id of a refused size) that a
+ *      whole scan refuses alike, and every admitted record carries the producer_id the
+ *      connection started with.
  *   5. Sequences (issue 17): the admitted records with a producer_id carry consecutive
  *      sequences, the first of them marked RECORD_SEQUENCE_FIRST and no other; a frame refused
  *      for its sequence is well-formed, carries the connection's producer_id, and its sequence
@@ -263,13 +265,19 @@ static void run_framer(const struct fuzz_chunks *chunks, uint32_t frame_bytes_ma
                                outcome->last_sequence == UINT64_MAX);
                     FUZZ_CHECK(!framer_rejected_for_identity(&framer));
                 } else if (framer_rejected_for_identity(&framer)) {
-                    /* A well-formed frame in the wrong place, or with another producer_id. */
+                    /* A well-formed frame in the wrong place, or with another producer_id; or
+                     * one whose claim itself is malformed (a Hello, a producer_id of a size
+                     * refused), which a whole scan refuses alike, as a claim. */
                     FUZZ_CHECK(framer.record != NULL && framer.body_bytes_needed == 0);
                     struct record_view view = record_view_of(framer.record);
                     struct record_scan scan;
-                    FUZZ_CHECK(record_scan_view(&view, &scan) == RECORD_SCAN_OK);
-                    FUZZ_CHECK(scan.is_hello || scan.producer_id_length > 0 ||
-                               framer_producer_id(&framer, &(uint32_t){0}) != NULL);
+                    if (record_scan_view(&view, &scan) == RECORD_SCAN_OK) {
+                        FUZZ_CHECK(scan.is_hello || scan.producer_id_length > 0 ||
+                                   framer_producer_id(&framer, &(uint32_t){0}) != NULL);
+                    } else {
+                        FUZZ_CHECK(scan.identity_claimed);
+                        FUZZ_CHECK(strcmp(scan.detail, framer.error_detail) == 0);
+                    }
                 } else if (framer.record != NULL && framer.in_body &&
                            framer.body_bytes_needed == 0) {
                     /* Refused when complete: the resumed scan said what a whole scan says. */

@@ -63,13 +63,15 @@ class DeliveryError(Error):
 
 class Producer(_Producer):
     """Producer(address="127.0.0.1:7411", producer_id=None, acks=True, tls_ca=None,
-    tls_cert=None, tls_key=None)
+    tls_cert=None, tls_key=None, tls_server_name=None)
 
     Sends records to intaked. With a producer_id (str or bytes, 1..64 bytes) the producer is
     idempotent: exactly once into the logs across reconnects and daemon restarts, resending by
-    itself. acks=False sends without waiting for anything (flush only writes). The TLS files
-    (PEM paths) are passed to libintake, which refuses them (intake.UnsupportedError) until it
-    speaks TLS, rather than connect in plaintext.
+    itself. acks=False sends without waiting for anything (flush only writes). tls_ca (a PEM
+    path) makes it speak TLS 1.3 to intaked's --tls-listen port, verifying intaked's
+    certificate for tls_server_name (default: the address's host); tls_cert and tls_key add a
+    client certificate (mutual TLS). A failed handshake raises intake.Error (errno
+    ECONNABORTED) with what failed; see "TLS" in include/intake/producer.h.
     """
 
     def __init__(self, address="127.0.0.1:7411", producer_id=None, acks=True, tls_ca=None,

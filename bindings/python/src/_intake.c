@@ -1100,7 +1100,7 @@ PyMODINIT_FUNC PyInit__intake(void) {
                   "the log is damaged, truncated or replaced (EBADMSG, EIO, ESTALE, EAGAIN)") ||
         add_error(module, &error_timeout, "TimeoutError", error_base, "timed out (ETIMEDOUT)") ||
         add_error(module, &error_unsupported, "UnsupportedError", error_base,
-                  "not supported by this libintake (ENOTSUP), e.g. TLS"))
+                  "not supported by this libintake (ENOTSUP)"))
         return NULL;
     Py_INCREF(&RecordType);
     Py_INCREF(&ConsumerType);

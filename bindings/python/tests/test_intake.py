@@ -1,6 +1,7 @@
 """The intake Python package against a real intaked (tests/conftest.py starts one)."""
 import errno
 import os
+import subprocess
 import threading
 import time
 
@@ -152,12 +153,22 @@ def test_errors_carry_the_reason(daemon):
         intake.Producer(daemon.address).send("", b"empty topic")
 
 
-def test_tls_is_refused_not_ignored(daemon):
-    with pytest.raises(intake.UnsupportedError) as refused:
-        intake.Producer(daemon.address, tls_ca="/etc/ssl/certs/ca-certificates.crt")
-    assert "tls_ca_file" in str(refused.value) and "plaintext" in str(refused.value)
-    with pytest.raises(intake.UnsupportedError):
-        intake.Producer(daemon.address, tls_cert="c.pem", tls_key="k.pem")
+def test_tls_options_reach_libintake(daemon, tmp_path):
+    # Certificates made now (scripts/tls-dev-certs); the daemon's port speaks plaintext, so a
+    # TLS producer is refused by the handshake: TLS was attempted, never plaintext.
+    source = os.environ.get("INTAKE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../../.."))
+    subprocess.run([os.path.join(source, "scripts/tls-dev-certs"), str(tmp_path)], check=True)
+    with pytest.raises(intake.Error) as refused:
+        intake.Producer(daemon.address, tls_ca=str(tmp_path / "ca.pem"))
+    assert refused.value.errno == errno.ECONNABORTED
+    assert "TLS handshake" in str(refused.value) and "plaintext listener" in str(refused.value)
+    with pytest.raises(intake.NotFoundError) as missing:
+        intake.Producer(daemon.address, tls_ca=str(tmp_path / "missing.pem"))
+    assert "tls_ca_file" in str(missing.value)
+    with pytest.raises(intake.Error) as alone:
+        intake.Producer(daemon.address, tls_ca=str(tmp_path / "ca.pem"),
+                        tls_cert=str(tmp_path / "client.pem"))
+    assert "tls_cert_file and tls_key_file go together" in str(alone.value)
 
 
 def test_flush_names_failed_records(daemon):
