@@ -20,8 +20,8 @@ one still cannot make intaked acknowledge a record it did not write.
   f  A Hello of a made-up id is answered 0 and evicts nothing: 1,000 of them with
      --producers-max 4 leave a real producer's answer intact.
   (e, colliding ids, is a benchmark: bench/id-flood, README "Performance".)
-Each case says what it saw. The same cases under mutual TLS (a second principal holding the
-same producer_id sees none of A's state) need the TLS listener (issue 17's TLS branch).
+Each case says what it saw. The same attacks under mutual TLS, and across two principals that
+hold the same producer_id, are in identity_attacks_mtls.py.
 
 Usage: identity_attacks.py BIN_DIR WORK_DIR   (intake_pb2 on PYTHONPATH)
 """
@@ -32,7 +32,8 @@ import threading
 import time
 
 import intake_pb2
-from interop_util import AckConnection, Checks, Daemon, delimited, read_varint
+from interop_util import (AckConnection, Checks, Daemon, counter_sum, delimited, log_entries,
+                          stat_text, topic_counter)
 
 BIN_DIR, WORK = sys.argv[1:3]
 WAIT_S = 60  # bound on waits for progress that must come; never a timing assertion
@@ -81,34 +82,12 @@ def hello_answer(daemon, producer_id):
 
 def log_records(daemon, topic):
     """(producer_id, sequence) of every record in the topic's log, in order."""
-    tail = subprocess.run([os.path.join(BIN_DIR, "intake-tail"), "--shm-dir", daemon.shm_dir,
-                           "--topic", topic, "--from-start", "--format", "raw"],
-                          capture_output=True, timeout=WAIT_S)
-    check(tail.returncode == 0, f"intake-tail {topic}: {tail.stderr[-500:]}")
-    records, position = [], 0
-    while position < len(tail.stdout):
-        length, position = read_varint(tail.stdout, position)
-        message = intake_pb2.Record.FromString(tail.stdout[position:position + length])
-        position += length
-        records.append((message.producer_id, message.sequence))
-    return records
+    return [(producer_id, sequence) for _, producer_id, sequence
+            in log_entries(BIN_DIR, daemon.shm_dir, topic, check, WAIT_S)]
 
 
 def stat_words(daemon):
-    stat = subprocess.run([os.path.join(BIN_DIR, "intake-stat"), "--shm-dir", daemon.shm_dir],
-                          capture_output=True, text=True, timeout=WAIT_S)
-    return stat.stdout
-
-
-def counter_sum(text, name):
-    return sum(int(word.split("=")[1]) for word in text.split() if word.startswith(name + "="))
-
-
-def topic_counter(text, topic, name):
-    for line in text.splitlines():
-        if line.startswith(f"topic {topic}:"):
-            return counter_sum(line, name)
-    return None
+    return stat_text(BIN_DIR, daemon.shm_dir, WAIT_S)
 
 
 def case_a(daemon):
