@@ -18,7 +18,8 @@ Across principals (issue 17 item 4: state is keyed by (principal, producer_id)):
       advance the answer A's library checks against what it sent).
   x4  A commits "R" in two batches, then B opens 1,100 one-record connections with made-up ids
       (and A's "R"), then a routine restart: A's resend of 1..100 lands once, counted as 100
-      duplicates; the made-up ids did not evict A from the topic's dedupe window.
+      duplicates; the made-up ids filled the topic's dedupe window (evictions counted) and
+      evicted only each other, not A.
 The same principal over TLS, refused exactly as on plaintext (identity_attacks.py):
   s1  A commits "S" 1..1000; A's other connection sends "S" at 10^18: REJECTED, naming the
       sequence, the bound and the producer, not written, counted in sequence_rejections; A's
@@ -223,6 +224,8 @@ def case_x4():
         elapsed = time.monotonic() - started
         check(not failures, f"x4: every record of B's flood is acked ({failures[:3]})")
         evictions = topic_counter(stat(daemon), "mtls-x4", "dedupe_evictions")
+        check(evictions is not None and evictions > 0,
+              f"x4: the flood filled the topic's dedupe window ({evictions} evictions)")
         daemon.stop()  # a routine restart
         daemon.start()
         check(produce(daemon, A, "mtls-x4", b"R", 1, 100), "x4: A resends 1..100 after the restart")
