@@ -20,10 +20,11 @@ Across principals (issue 17 item 4: state is keyed by (principal, producer_id)):
       (and A's "R"), then a routine restart: A's resend of 1..100 lands once, counted as 100
       duplicates; the made-up ids filled the topic's dedupe window (evictions counted) and
       evicted only each other, not A.
-The same principal over TLS, refused exactly as on plaintext (identity_attacks.py):
+The same principal over TLS, refused exactly as on plaintext (identity_cases.py's far_ahead, gap
+and library_forged, which identity_attacks.py runs for an anonymous peer):
   s1  A commits "S" 1..1000; A's other connection sends "S" at 10^18: REJECTED, naming the
       sequence, the bound and the producer, not written, counted in sequence_rejections; A's
-      Hello stays 1000 and A's next 100 are acked and in the log.
+      Hello stays 1000 and A's next 1,000 are acked and in the log.
   s2  1, 2, 3, 10 on one connection: REJECTED at 10; then 10 alone and 4..9: 4..9 appended (in
       the log, counted as gap fills and as appended unprotected), never acked and dropped.
   s3  intake-produce --tls-* as A after A forged "L" at 10^18 before L ever wrote: its 500 acked
@@ -35,37 +36,35 @@ Usage: identity_attacks_mtls.py BIN_DIR WORK_DIR   (intake_pb2 on PYTHONPATH; WO
 the credentials of tls_make_certs.sh)
 """
 import os
-import subprocess
 import sys
 import threading
 import time
 
 import intake_pb2
-from interop_util import (AckConnection, Checks, Daemon, counter_sum, delimited, free_port,
-                          log_entries, principal_tag, stat_text, topic_counter)
+from identity_cases import FAR, IdentityCases, Peer, record
+from interop_util import Checks, Daemon, counter_sum, free_port, topic_counter
 from tls_support import client_context
 
 BIN_DIR, WORK = sys.argv[1:3]
 WAIT_S = 60  # bound on waits for progress that must come; never a timing assertion
-FAR = 10 ** 18
 check = Checks("identity_attacks_mtls")
+cases = IdentityCases(BIN_DIR, check, WAIT_S)
 
 
 def credential(name):
     return os.path.join(WORK, name)
 
 
-class Principal:
-    """A client certificate of the test CA and the principal it proves."""
-
-    def __init__(self, name, certificate):
-        self.name, self.tag = name, principal_tag(name)
-        self.certificate, self.key = credential(f"{certificate}.pem"), credential(f"{certificate}.key")
-        self.context = client_context(credential("ca.pem"), self.certificate, self.key)
+def principal(name, certificate):
+    """A peer holding a client certificate of the test CA: it proves the principal `name`."""
+    files = [credential(f"{certificate}.pem"), credential(f"{certificate}.key")]
+    return Peer(name, client_context(credential("ca.pem"), *files),
+                ["--tls-ca", credential("ca.pem"), "--tls-cert", files[0], "--tls-key", files[1]])
 
 
-A = Principal("spiffe://intake/test/producer-1", "client-uri")
-B = Principal("cn-client", "client-cn")
+A = principal("spiffe://intake/test/producer-1", "client-uri")
+B = principal("cn-client", "client-cn")
+ANONYMOUS = Peer("anonymous")
 
 
 class TlsDaemon(Daemon):
@@ -82,60 +81,7 @@ class TlsDaemon(Daemon):
                           "--tls-client-ca", credential("ca.pem")] + list(extra))
 
 
-class Connection(AckConnection):
-    """One connection of `principal` to the TLS listener (None: anonymous, to the plaintext)."""
-
-    def __init__(self, daemon, principal):
-        if principal is None:
-            super().__init__("127.0.0.1", daemon.port, WAIT_S)
-        else:
-            super().__init__("127.0.0.1", daemon.tls_port, WAIT_S, tls_context=principal.context)
-
-    def close(self):
-        self.close_cleanly()
-
-
-def record(topic, producer_id, sequence, value=None):
-    return delimited(intake_pb2.Record(
-        topic=topic, producer_id=producer_id, sequence=sequence,
-        value=value if value is not None else f"{producer_id.decode()}:{sequence}".encode()))
-
-
-def produce(daemon, principal, topic, producer_id, first, last):
-    """Sends first..last on one connection: True when all are acked OK."""
-    connection = Connection(daemon, principal)
-    connection.send(b"".join(record(topic, producer_id, s) for s in range(first, last + 1)))
-    acks = connection.acks_until(last)
-    ok = bool(acks) and acks[-1].status == intake_pb2.Ack.OK and acks[-1].sequence == last
-    connection.close()
-    return ok
-
-
-def hello_answer(daemon, principal, producer_id):
-    connection = Connection(daemon, principal)
-    connection.send(delimited(intake_pb2.Hello(producer_id=producer_id)))
-    ack = connection.read_ack()
-    connection.close()
-    return ack.sequence if ack is not None and ack.status == intake_pb2.Ack.OK else None
-
-
-def sequences(daemon, topic, principal, producer_id):
-    """The sequences of `producer_id` the topic's log holds under `principal`, in log order."""
-    return [s for tag, p, s in log_entries(BIN_DIR, daemon.shm_dir, topic, check, WAIT_S)
-            if tag == principal.tag and p == producer_id]
-
-
-def stat(daemon):
-    return stat_text(BIN_DIR, daemon.shm_dir, WAIT_S)
-
-
-def intake_produce(daemon, principal, topic, producer_id, count):
-    return subprocess.run(
-        [os.path.join(BIN_DIR, "intake-produce"), "--connect", f"127.0.0.1:{daemon.tls_port}",
-         "--tls-ca", credential("ca.pem"), "--tls-cert", principal.certificate,
-         "--tls-key", principal.key, "--topic", topic, "--producer-id", producer_id,
-         "--count", str(count), "--size", "16"],
-        capture_output=True, text=True, timeout=WAIT_S)
+produce, hello_answer, sequences = cases.produce, cases.hello_answer, cases.sequences
 
 
 def case_x1(daemon):
@@ -143,9 +89,9 @@ def case_x1(daemon):
     check(hello_answer(daemon, A, b"A") == 1000, "x1: A's Hello is answered 1000")
     b_first = hello_answer(daemon, B, b"A")
     check(b_first == 0, f"x1: B's Hello for A's id is answered 0, B's own state (got {b_first})")
-    anonymous_hello = hello_answer(daemon, None, b"A")
+    anonymous_hello = hello_answer(daemon, ANONYMOUS, b"A")
     check(anonymous_hello == 0, f"x1: an anonymous Hello for A's id is 0 (got {anonymous_hello})")
-    forger = Connection(daemon, B)
+    forger = cases.connect(daemon, B)
     forger.send(record("mtls-x1", b"A", FAR, b"forged by B"))
     final = forger.last_ack()
     check(final is not None and final.status == intake_pb2.Ack.OK and final.sequence == FAR,
@@ -161,9 +107,9 @@ def case_x1(daemon):
           f"x1: A's 2,000 acked records are in the log under A's principal ({len(mine)})")
     theirs = sequences(daemon, "mtls-x1", B, b"A")
     check(theirs == [FAR], f"x1: B's one record is under B's principal ({theirs})")
-    entries = log_entries(BIN_DIR, daemon.shm_dir, "mtls-x1", check, WAIT_S)
+    entries = cases.entries(daemon, "mtls-x1")
     check(len(entries) == 2001, f"x1: the log holds 2,001 entries, no other ({len(entries)})")
-    text = stat(daemon)
+    text = cases.stat(daemon)
     check(topic_counter(text, "mtls-x1", "duplicate") == 0,
           "x1: intake-stat counts no duplicate on the topic (nothing of A's was dropped)")
     print(f"identity_attacks_mtls: x1: B's Hello for A's id {b_first}, then {b_hello} (its "
@@ -179,7 +125,7 @@ def case_x2(daemon):
     check(mine == list(range(1, 201)), f"x2: A's 200 records are under A's principal ({len(mine)})")
     theirs = sequences(daemon, "mtls-x2", B, b"A2")
     check(theirs == list(range(101, 201)), f"x2: B's 100 are under B's ({len(theirs)})")
-    check(topic_counter(stat(daemon), "mtls-x2", "duplicate") == 0,
+    check(topic_counter(cases.stat(daemon), "mtls-x2", "duplicate") == 0,
           "x2: none of A's records was counted a duplicate of B's")
     print("identity_attacks_mtls: x2: B's copies of A's next sequences suppressed none of A's")
 
@@ -188,7 +134,7 @@ def case_x3(daemon):
     check(produce(daemon, B, "mtls-x3", b"L3", 1, 600), "x3: B commits L3 1..600")
     answers = hello_answer(daemon, B, b"L3"), hello_answer(daemon, A, b"L3")
     check(answers == (600, 0), f"x3: the Hello for L3 answers B 600 and A 0 (got {answers})")
-    run = intake_produce(daemon, A, "mtls-x3", "L3", 500)
+    run = cases.intake_produce(daemon, A, "mtls-x3", "L3", 500)
     check(run.returncode == 0 and "acked 500 records" in run.stderr,
           f"x3: intake-produce as A acks 500 (B's 600 is not A's Hello answer): "
           f"{run.returncode} {run.stderr[-400:]}")
@@ -210,7 +156,7 @@ def case_x4():
 
         def flood(start):
             for index in range(start, len(ids), 10):
-                connection = Connection(daemon, B)
+                connection = cases.connect(daemon, B)
                 connection.send(record("mtls-x4", ids[index], 1))
                 final = connection.last_ack()
                 if final is None or final.status != intake_pb2.Ack.OK:
@@ -223,7 +169,7 @@ def case_x4():
             thread.join(WAIT_S * 5)
         elapsed = time.monotonic() - started
         check(not failures, f"x4: every record of B's flood is acked ({failures[:3]})")
-        evictions = topic_counter(stat(daemon), "mtls-x4", "dedupe_evictions")
+        evictions = topic_counter(cases.stat(daemon), "mtls-x4", "dedupe_evictions")
         check(evictions is not None and evictions > 0,
               f"x4: the flood filled the topic's dedupe window ({evictions} evictions)")
         daemon.stop()  # a routine restart
@@ -231,12 +177,12 @@ def case_x4():
         check(produce(daemon, A, "mtls-x4", b"R", 1, 100), "x4: A resends 1..100 after the restart")
         mine = sequences(daemon, "mtls-x4", A, b"R")
         check(mine == list(range(1, 101)), f"x4: A's records are in the log once ({len(mine)})")
-        entries = log_entries(BIN_DIR, daemon.shm_dir, "mtls-x4", check, WAIT_S)
+        entries = cases.entries(daemon, "mtls-x4")
         flooded = [p for tag, p, s in entries if tag == B.tag]
         check(sorted(flooded) == sorted(ids),
               f"x4: the flood's 1,101 records are written under B's principal ({len(flooded)})")
         check(len(entries) == 1201, f"x4: the log holds 1,201 entries ({len(entries)})")
-        duplicates = topic_counter(stat(daemon), "mtls-x4", "duplicate")
+        duplicates = topic_counter(cases.stat(daemon), "mtls-x4", "duplicate")
         check(duplicates == 100, f"x4: A's resend is counted as 100 duplicates ({duplicates})")
         print(f"identity_attacks_mtls: x4: B's 1,101 one-record TLS connections in {elapsed:.2f} s "
               f"({evictions} evictions); A's resend after a restart landed once")
@@ -246,71 +192,18 @@ def case_x4():
 
 
 def case_s1(daemon):
-    check(produce(daemon, A, "mtls-s1", b"S", 1, 1000), "s1: A commits 1..1000")
-    rejections = counter_sum(stat(daemon), "sequence_rejections")
-    forger = Connection(daemon, A)
-    forger.send(record("mtls-s1", b"S", FAR, b"forged"))
-    final = forger.last_ack()
-    check(final is not None and final.status == intake_pb2.Ack.REJECTED,
-          f"s1: the forged 10^18 is REJECTED (got {final})")
-    detail = final.detail if final is not None else ""
-    check(str(FAR) in detail and "4194304" in detail and '"S"' in detail and "1000" in detail,
-          f"s1: the detail names the sequence, the bound, the producer and what was seen: {detail}")
-    after = counter_sum(stat(daemon), "sequence_rejections")
-    check(after == rejections + 1, f"s1: sequence_rejections counts it ({rejections} -> {after})")
-    check(hello_answer(daemon, A, b"S") == 1000, "s1: A's Hello is still answered 1000")
-    check(produce(daemon, A, "mtls-s1", b"S", 1001, 1100), "s1: A's next 100 are acked")
-    mine = sequences(daemon, "mtls-s1", A, b"S")
-    check(mine == list(range(1, 1101)), f"s1: A's 1,100 records are in the log once ({len(mine)})")
-    check(FAR not in mine, "s1: 10^18 was not written")
+    detail = cases.far_ahead(daemon, A, "mtls-s1", "s1", b"S")
     print(f"identity_attacks_mtls: s1: 10^18 refused over TLS ({detail})")
 
 
 def case_s2(daemon):
-    before = stat(daemon)
-    connection = Connection(daemon, A)
-    connection.send(b"".join(record("mtls-s2", b"C", s) for s in (1, 2, 3, 10, 4)))
-    final = connection.last_ack()
-    check(final is not None and final.status == intake_pb2.Ack.REJECTED and final.sequence == 3,
-          f"s2: one connection: 10 after 3 is REJECTED, 1..3 acked (got {final})")
-    check(final is not None and "sequence 10 is out of order on this connection: expected 4"
-          in final.detail, f"s2: the detail says so: {final and final.detail}")
-    check(produce(daemon, A, "mtls-s2", b"C", 10, 10), "s2: 10 on its own connection")
-    check(produce(daemon, A, "mtls-s2", b"C", 4, 9), "s2: 4..9 acked")
-    mine = sequences(daemon, "mtls-s2", A, b"C")
-    check(mine == [1, 2, 3, 10, 4, 5, 6, 7, 8, 9], f"s2: 4..9 are in the log, not dropped: {mine}")
-    after = stat(daemon)
-    rejected = counter_sum(after, "sequence_rejections") - counter_sum(before, "sequence_rejections")
-    filled = counter_sum(after, "sequence_gap_fills") - counter_sum(before, "sequence_gap_fills")
-    check(rejected == 1 and filled == 6,
-          f"s2: intake-stat counts the refusal and the 6 gap fills ({rejected}, {filled})")
-    check(topic_counter(after, "mtls-s2", "dedupe_unprotected") == 6,
-          "s2: 4..9, below what the topic holds, are counted as appended unprotected")
+    written = cases.gap(daemon, A, "mtls-s2", "s2")
     print(f"identity_attacks_mtls: s2: jump refused on one TLS connection; across connections "
-          f"4..9 written ({mine})")
+          f"4..9 written ({written})")
 
 
 def case_s3(daemon):
-    forger = Connection(daemon, A)
-    forger.send(record("mtls-s3", b"L", FAR, b"forged"))
-    acks = forger.acks_until(FAR)
-    check(acks and acks[-1].status == intake_pb2.Ack.OK,
-          "s3: the forged record of an id intaked never saw is admitted (no bound to apply)")
-    forger.close()
-    run = intake_produce(daemon, A, "mtls-s3", "L", 500)
-    check(run.returncode == 0 and "acked 500 records" in run.stderr,
-          f"s3: intake-produce --tls-* acks 500: {run.returncode} {run.stderr[-400:]}")
-    mine = sequences(daemon, "mtls-s3", A, b"L")
-    check(mine == [FAR] + list(range(1, 501)),
-          f"s3: the 500 acked records are in the log ({len(mine)} of L's)")
-    check(produce(daemon, A, "mtls-s3", b"L2", 1, 600), "s3: A's other peer commits 600 as L2")
-    run = intake_produce(daemon, A, "mtls-s3", "L2", 500)
-    check(run.returncode == 1, f"s3: intake-produce exits 1 (got {run.returncode})")
-    check("acked" not in run.stderr, f"s3: nothing is reported acked: {run.stderr[-400:]}")
-    check("answered the Hello with sequence 600, above the highest this producer sent (0)"
-          in run.stderr, f"s3: it says why: {run.stderr[-400:]}")
-    mine = sequences(daemon, "mtls-s3", A, b"L2")
-    check(mine == list(range(1, 601)), f"s3: the log holds L2's 600 and no more ({len(mine)})")
+    cases.library_forged(daemon, A, "mtls-s3", "s3")
     print("identity_attacks_mtls: s3: intake-produce over TLS after a forged record: 500 acked, "
           "500 written; a Hello above what it sent: exit 1, nothing acked")
 
@@ -318,13 +211,9 @@ def case_s3(daemon):
 def main():
     daemon = TlsDaemon("main")
     try:
-        case_x1(daemon)
-        case_x2(daemon)
-        case_x3(daemon)
-        case_s1(daemon)
-        case_s2(daemon)
-        case_s3(daemon)
-        text = stat(daemon)
+        for case in (case_x1, case_x2, case_x3, case_s1, case_s2, case_s3):
+            case(daemon)  # on one daemon: each uses its own topic and producer ids
+        text = cases.stat(daemon)
         handshakes = sum(counter_sum(line, "ok") for line in text.splitlines()
                          if line.strip().startswith("tls handshakes "))
         check(handshakes > 0, f"intake-stat counts the TLS handshakes ({handshakes})")

@@ -18,6 +18,7 @@ import sys
 import time
 
 import intake_pb2
+from tls_support import MemoryTls
 
 
 def varint(value):
@@ -52,46 +53,27 @@ def free_port():
         return probe.getsockname()[1]
 
 
-class TlsStream:
+class TlsStream(MemoryTls):
     """A TLS 1.3 client connection with the few socket calls AckConnection makes (sendall, recv,
-    shutdown(SHUT_WR), close), over Python's ssl module (OpenSSL, a stack intake did not write)
-    through ssl.SSLObject and MemoryBIO. Through the BIOs a half-close is TLS's: shutdown sends
-    close_notify and the stream still reads the daemon's last Acks until its close_notify or
-    EOF, which ssl.SSLSocket cannot do. `error` keeps an alert the daemon sent (read then ends)."""
+    shutdown(SHUT_WR), close): tls_support's MemoryTls (Python's ssl module, OpenSSL, a stack
+    intake did not write, through ssl.SSLObject and MemoryBIO), read in order. Through the BIOs a
+    half-close is TLS's: shutdown sends close_notify and the stream still reads the daemon's last
+    Acks until its close_notify or EOF, which ssl.SSLSocket cannot do. `error` keeps an alert the
+    daemon sent (read then ends)."""
 
-    def __init__(self, host, port, context, timeout_s, server_name="localhost"):
-        self.socket = socket.create_connection((host, int(port)), timeout=timeout_s)
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
-        self.error = None
-        while True:
-            try:
-                self.tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                data = self.socket.recv(65536)
-                if not data:
-                    raise ConnectionError("intaked closed the connection during the handshake")
-                self.incoming.write(data)
-        self._flush()
-
-    def _flush(self):
-        data = self.outgoing.read()
-        if data:
-            self.socket.sendall(data)
+    def __init__(self, port, context, timeout_s):
+        super().__init__(int(port), context, timeout_s)
+        self.handshake()
 
     def sendall(self, data):
-        for start in range(0, len(data), 16384):  # one TLS record per 16 KiB
-            self.tls.write(data[start:start + 16384])
-        self._flush()
+        self.send(data)  # one TLS record per 16 KiB
 
     def recv(self, size):
         """Plaintext, at most `size` bytes; b"" at close_notify, EOF or an alert."""
         while True:
             try:
                 data = self.tls.read(size)
-                self._flush()  # our answer to a KeyUpdate the daemon asked for
+                self._send_pending()  # our answer to a KeyUpdate the daemon asked for
                 return data
             except ssl.SSLWantReadError:
                 pass
@@ -111,7 +93,7 @@ class TlsStream:
             self.tls.unwrap()  # writes close_notify, then wants the daemon's: not waited for here
         except ssl.SSLWantReadError:
             pass
-        self._flush()
+        self._send_pending()
 
     def close(self):
         self.socket.close()
@@ -119,12 +101,13 @@ class TlsStream:
 
 class AckConnection:
     """One producer connection: sends frames; reads intaked's Acks in order. With `tls_context`
-    (an ssl.SSLContext) the connection is TLS 1.3 (TlsStream), to intaked's --tls-listen port."""
+    (an ssl.SSLContext) the connection is TLS 1.3 (TlsStream), to intaked's --tls-listen port on
+    127.0.0.1, verified for the name localhost."""
 
     def __init__(self, host, port, timeout_s, tls_context=None):
         self.socket = (socket.create_connection((host, int(port)), timeout=timeout_s)
                        if tls_context is None else
-                       TlsStream(host, port, tls_context, timeout_s))
+                       TlsStream(port, tls_context, timeout_s))
         self.buffer = b""
 
     def send(self, data):
