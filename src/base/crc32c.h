@@ -11,23 +11,23 @@
  * What runs: the CPU's CRC32C instruction, chosen once at run time,
  *   x86-64  SSE4.2's crc32 (__builtin_cpu_supports("sse4.2"));
  *   arm64   ARMv8's crc32cx/crc32cb (getauxval(AT_HWCAP) & HWCAP_CRC32; optional in ARMv8.0,
- *           required from ARMv8.1, present on every arm64 server core in use);
+ *           required from ARMv8.1);
  * and the reference on any other machine (a CPU without the instruction, another
- * architecture), which is correct but about 100 times slower.
- * One instruction stream is bound by the instruction's latency (3 cycles) rather than its
- * throughput (1 a cycle), so buffers of 192 bytes and more run three streams over three
- * adjacent lanes (4 KiB, then 256, then 64 bytes) and join them with tables that shift a CRC
- * past a lane of zeros (a CRC without its inversions is linear in its state). The lanes and the
- * join are the same code on both machines; only the instruction differs.
+ * architecture), which is correct but 140 to 240 times slower (bench/crc32c-rate).
+ * One instruction stream is bound by the instruction's latency (3 cycles on x86-64) rather
+ * than its throughput (one a cycle), so buffers of 192 bytes and more run three streams over
+ * three adjacent lanes (4 KiB, then 256, then 64 bytes) and join them with tables that shift a
+ * CRC past a lane of zeros (a CRC without its inversions is linear in its state). The lanes and
+ * the join are the same code on both machines; only the instruction differs.
  *
- * Why this and not Debian's ISA-L (libisal-dev, crc32_iscsi), which is a well-kept library and
- * on x86-64 with AVX-512 about twice as fast on buffers of 256 bytes and more (README, "CRC32C"):
+ * Why this and not Debian's ISA-L (libisal-dev, crc32_iscsi), a well-kept library which on an
+ * x86-64 CPU with AVX-512 is 1.7 to 1.9 times as fast from 256 bytes on, and 1.8 times slower
+ * at 64 bytes (docs/performance.md, "CRC32C"):
  *   - Debian ships ISA-L only as a shared library (no libisal.a), and the VM test links intaked
  *     statically (INTAKE_STATIC), as does anyone who links libintake.a;
  *   - libintake.so.1 and every consumer process (the Python and Go bindings, the Kafka bridge,
- *     the container image) would need libisal.so.2 at run time, for a function of 60 lines;
- *   - a record is 100 to 1,000 bytes: at 64 bytes ISA-L is slower than this (its dispatch), and
- *     at 256 bytes the difference is about 10 ns a record.
+ *     the container image) would load libisal.so.2, for one small function;
+ *   - a record is 100 to 1,000 bytes: at 256 bytes the difference is about 7 ns a record.
  */
 #ifndef INTAKE_CRC32C_H
 #define INTAKE_CRC32C_H
