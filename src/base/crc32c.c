@@ -42,9 +42,11 @@ static bool crc32c_hardware_present(void) {
 #include <sys/auxv.h>
 #define CRC32C_HARDWARE 1
 #define CRC32C_NAME     "arm64 crc32"
-/* The CRC instructions for these functions only, whatever -march the build has (the compilers
- * spell the feature differently; their builtins too). The instruction runs only after
- * crc32c_hardware_present said the CPU has it. */
+/* The CRC instructions for these functions only, whatever -march the build has (Debian's
+ * arm64 default is armv8-a, without +crc). The compilers spell the feature differently, and the
+ * builtins stand in for <arm_acle.h>'s __crc32cd and __crc32cb, which clang 14 declares only
+ * when the whole build has +crc. The instruction runs only after crc32c_hardware_present said
+ * the CPU has it. */
 #ifdef __clang__
 #define CRC32C_TARGET           __attribute__((target("crc")))
 #define CRC32C_INSTRUCTION_WORD __builtin_arm_crc32cd
