@@ -257,6 +257,12 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         if (intake_address_parse("--metrics-listen", argument, &address, &length, why, capacity) <
             0)
             return -EINVAL;
+        /* Nothing would report the port the kernel picked (--listen's is in the counters). */
+        if (intake_address_port(&address) == 0) {
+            snprintf(why, capacity, "--metrics-listen %s: the port must be a number 1..65535",
+                     argument);
+            return -EINVAL;
+        }
         config->metrics_listen = argument;
         return 0;
     }
