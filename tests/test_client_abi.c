@@ -639,7 +639,6 @@ static void test_headers_end_to_end(void) {
 }
 
 int main(void) {
-    (void)daemon_log_counter; /* daemon_util.h's; not needed here */
     test_directory_make("abi");
     REQUIRE(mkdir(test_directory, 0700) == 0);
     CHECK(strcmp(intake_version(), INTAKE_VERSION_STRING) == 0);

@@ -454,7 +454,7 @@ static void test_mutual(void) {
     tls_peer_remove_log(&terminator);
     CHECK(daemon_stop(&daemon) == 0);
     /* What the refused producers sent never reached intaked. */
-    CHECK(daemon_log_counter(&daemon, "worker", "committed") == 20);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, records_committed) == 20);
     daemon_directory_remove(directory);
 }
 

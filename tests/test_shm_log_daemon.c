@@ -17,7 +17,6 @@
 /* daemon_util.h helpers this program does not use. */
 static void unused_helpers(void) __attribute__((unused));
 static void unused_helpers(void) {
-    (void)daemon_log_counter;
 }
 #include "intake/consumer.h"
 #include "intake/producer.h"
