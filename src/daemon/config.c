@@ -369,7 +369,8 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
     RULE((uint64_t)config->buffer_count * config->buffer_bytes >= 2ull * TLS_RECORD_BYTES_MAX,
          "--buffers x --buffer-size must hold two TLS records (%u bytes) with --tls-listen",
          2 * TLS_RECORD_BYTES_MAX);
-    RULE(config->listen_none ||
+    /* Port 0 twice is two ports: the kernel picks one for each. */
+    RULE(config->listen_none || intake_address_port(&config->listen_address) == 0 ||
              config->listen_address_length != config->tls_listen_address_length ||
              memcmp(&config->listen_address, &config->tls_listen_address,
                     config->listen_address_length) != 0,
