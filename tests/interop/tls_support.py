@@ -293,18 +293,6 @@ class Daemon:
             totals[key] = totals.get(key, 0) + int(value)
         return totals
 
-    def shutdown_tls_counters(self):
-        """The TLS counters of the shutdown lines ("intaked: reactor N tls: ..."), summed."""
-        totals = {}
-        for line in self.text().splitlines():
-            if not line.startswith("intaked: reactor ") or " tls: handshakes " not in line:
-                continue
-            for word in line.split():
-                if "=" in word:
-                    name, value = word.split("=", 1)
-                    totals["tls " + name] = totals.get("tls " + name, 0) + int(value)
-        return totals
-
     def wait_counter(self, name, at_least, timeout=20):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -322,9 +310,15 @@ class Daemon:
     def signal(self, number):
         self.process.send_signal(number)
 
-    def stop(self):
+    def stop(self, keep_shm=False):
+        """SIGTERM; the exit status. With keep_shm the --shm-dir stays (its counters region
+        holds the final values) until remove()."""
         self.process.send_signal(signal.SIGTERM)
         status = self.process.wait(timeout=60)
         self.log.close()
-        subprocess.run(["rm", "-rf", self.shm], check=False)
+        if not keep_shm:
+            self.remove()
         return status
+
+    def remove(self):
+        subprocess.run(["rm", "-rf", self.shm], check=False)
