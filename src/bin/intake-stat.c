@@ -35,18 +35,17 @@
 #include "counters_wait.h"
 
 static void usage(FILE *out) {
-    fputs(
-        "usage: intake-stat [options]\n"
-        "  --shm-dir DIR          intaked's --shm-dir (default /dev/shm/intake): reads\n"
-        "                         DIR/intake.counters and the topics' logs in DIR\n"
-        "  --counters PATH        the counters region, when intaked ran with --counters\n"
-        "  --interval SECONDS     print every SECONDS (default: once)\n"
-        "  --count N              with --interval, stop after N prints\n"
-        "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
-        "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n"
-        "  --wait-ready[=SECONDS] wait (default 30 s) until ready, then print listen=ADDR:PORT\n"
-        "  --pid PID              with --wait-ready: the intaked to wait for (stop if it exits)\n",
-        out);
+    fputs("usage: intake-stat [options]\n"
+          "  --shm-dir DIR          intaked's --shm-dir (default /dev/shm/intake): reads\n"
+          "                         DIR/intake.counters and the topics' logs in DIR\n"
+          "  --counters PATH        the counters region, when intaked ran with --counters\n"
+          "  --interval SECONDS     print every SECONDS (default: once)\n"
+          "  --count N              with --interval, stop after N prints\n"
+          "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
+          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n"
+          "  --wait-ready[=SECONDS] wait until ready (30 s), then print listen=ADDR:PORT\n"
+          "  --pid PID              with --wait-ready: the intaked to wait for\n",
+          out);
 }
 
 static int parse_positive(const char *text, double *value) {
