@@ -5,10 +5,13 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
-/* A TCP port: 1..65535, decimal digits only (strtoul would take signs, spaces and wrap). */
+/* A TCP port: 0..65535, decimal digits only (strtoul would take signs, spaces and wrap); 0 asks
+ * the kernel for a free one. */
 static bool address_port_valid(const char *text) {
     uint64_t port = 0;
     for (const char *cursor = text; *cursor; cursor++) {
@@ -16,7 +19,7 @@ static bool address_port_valid(const char *text) {
         port = port * 10 + (uint64_t)(*cursor - '0');
         if (port > 65535) return false;
     }
-    return text[0] != '\0' && port >= 1;
+    return text[0] != '\0';
 }
 
 int intake_address_parse(const char *flag, const char *text, struct sockaddr_storage *address,
@@ -30,7 +33,7 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
         return -EINVAL;
     }
     if (!address_port_valid(colon + 1)) {
-        intake_error_line(why, why_capacity, "%s %s: the port must be a number 1..65535", flag,
+        intake_error_line(why, why_capacity, "%s %s: the port must be a number 0..65535", flag,
                           text);
         return -EINVAL;
     }
@@ -57,4 +60,25 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
     *length = found->ai_addrlen;
     freeaddrinfo(found);
     return 0;
+}
+
+uint16_t intake_address_port(const struct sockaddr_storage *address) {
+    INTAKE_ASSERT(address->ss_family == AF_INET || address->ss_family == AF_INET6);
+    if (address->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)address)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+}
+
+void intake_address_set_port(struct sockaddr_storage *address, uint16_t port) {
+    INTAKE_ASSERT(address->ss_family == AF_INET || address->ss_family == AF_INET6);
+    if (address->ss_family == AF_INET)
+        ((struct sockaddr_in *)address)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)address)->sin6_port = htons(port);
+}
+
+void intake_address_text_with_port(const char *text, uint16_t port, char *out, size_t capacity) {
+    const char *colon = strrchr(text, ':');
+    INTAKE_ASSERT(colon != NULL); /* intake_address_parse accepted it */
+    snprintf(out, capacity, "%.*s:%u", (int)(colon - text), text, (unsigned)port);
 }

@@ -8,12 +8,18 @@
  *   intake-stat [--shm-dir DIR | --counters PATH] [--interval SECONDS] [--count N]
  *               [--format text|prometheus]
  *   intake-stat [--shm-dir DIR | --counters PATH] --check live|ready
+ *   intake-stat [--shm-dir DIR | --counters PATH] --wait-ready[=SECONDS] [--pid PID]
  *
  * --check is a probe without HTTP (an exec probe, a compose healthcheck): the same verdicts as
  * intaked's /healthz and /readyz, printed as one line.
  *
- * Exit: 0 after printing (--check: healthy); 1 when the region cannot be read (--check: not
- * healthy); 2 for bad flags.
+ * --wait-ready is what a test or script runs after starting intaked (counters_wait.h): it
+ * waits until the daemon is ready and prints where it listens, one line per listener,
+ * "listen=ADDR:PORT" and "tls_listen=ADDR:PORT" (the bound port: --listen ADDR:0 resolved).
+ *
+ * Exit: 0 after printing (--check, --wait-ready: healthy, ready); 1 when the region cannot be
+ * read (--check: not healthy; --wait-ready: not ready in time, or intaked --pid exited, with one
+ * line saying why); 2 for bad flags.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +32,7 @@
 #include "counters_health.h"
 #include "counters_render.h"
 #include "counters_view.h"
+#include "counters_wait.h"
 
 static void usage(FILE *out) {
     fputs("usage: intake-stat [options]\n"
@@ -35,7 +42,9 @@ static void usage(FILE *out) {
           "  --interval SECONDS     print every SECONDS (default: once)\n"
           "  --count N              with --interval, stop after N prints\n"
           "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
-          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n",
+          "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n"
+          "  --wait-ready[=SECONDS] wait until ready (30 s), then print listen=ADDR:PORT\n"
+          "  --pid PID              with --wait-ready: the intaked to wait for\n",
           out);
 }
 
@@ -48,12 +57,33 @@ static int parse_positive(const char *text, double *value) {
     return 0;
 }
 
+/* --wait-ready: where it listens once ready, or one line saying why not. */
+static int wait_ready(const char *path, pid_t pid, double seconds) {
+    struct counters_view view;
+    char why[512];
+    if (counters_wait_ready(path, pid, (uint64_t)(seconds * 1e9), &view, why, sizeof(why)) < 0) {
+        fprintf(stderr, "intake-stat: %s\n", why);
+        return 1;
+    }
+    /* Final once ready (counters_format.h); bounded copies, as the region is not trusted. */
+    const struct intake_counters_header *header = view.header;
+    if (header->listen_port != 0)
+        printf("listen=%.*s\n", (int)strnlen(header->listen, sizeof(header->listen)),
+               header->listen);
+    if (header->tls_listen_port != 0)
+        printf("tls_listen=%.*s\n", (int)strnlen(header->tls_listen, sizeof(header->tls_listen)),
+               header->tls_listen);
+    counters_view_close(&view);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct option options[] = {
         {"shm-dir", required_argument, NULL, 'd'},  {"counters", required_argument, NULL, 'c'},
         {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
-        {"check", required_argument, NULL, 'k'},    {NULL, 0, NULL, 0},
+        {"check", required_argument, NULL, 'k'},    {"wait-ready", optional_argument, NULL, 'w'},
+        {"pid", required_argument, NULL, 'p'},      {NULL, 0, NULL, 0},
     };
     const char *directory = "/dev/shm/intake";
     const char *counters_path = NULL;
@@ -61,6 +91,7 @@ int main(int argc, char **argv) {
     double count = 0;
     enum counters_render_format format = COUNTERS_RENDER_TEXT;
     const char *check = NULL;
+    double wait_seconds = 0, pid = 0;
     int option;
     while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
         bool bad = false;
@@ -81,6 +112,11 @@ int main(int argc, char **argv) {
             check = optarg;
             bad = strcmp(optarg, "live") != 0 && strcmp(optarg, "ready") != 0;
             break;
+        case 'w':
+            wait_seconds = 30;
+            bad = optarg && parse_positive(optarg, &wait_seconds) < 0;
+            break;
+        case 'p': bad = parse_positive(optarg, &pid) < 0 || pid != (double)(pid_t)pid; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -89,6 +125,8 @@ int main(int argc, char **argv) {
                     option == 'i'   ? "interval"
                     : option == 'n' ? "count"
                     : option == 'k' ? "check"
+                    : option == 'w' ? "wait-ready"
+                    : option == 'p' ? "pid"
                                     : "format",
                     optarg);
             return 2;
@@ -105,6 +143,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
     struct counters_view view;
     char why[512];
+    if (wait_seconds > 0) return wait_ready(path, (pid_t)pid, wait_seconds);
     if (counters_view_open(path, &view, why, sizeof(why)) < 0) {
         fprintf(stderr, "intake-stat: %s (is intaked running with this --shm-dir?)\n", why);
         return 1;

@@ -42,7 +42,8 @@ import time
 
 import intake_pb2
 from identity_cases import FAR, IdentityCases, Peer, record
-from interop_util import Checks, Daemon, counter_sum, free_port, topic_counter
+from daemon_ready import port_of
+from interop_util import Checks, Daemon, counter_sum, topic_counter
 from tls_support import client_context
 
 BIN_DIR, WORK = sys.argv[1:3]
@@ -69,16 +70,22 @@ ANONYMOUS = Peer("anonymous")
 
 class TlsDaemon(Daemon):
     """A real intaked with its TLS listener requiring client certificates of the test CA (and
-    its plaintext listener, on loopback, for an anonymous peer)."""
+    its plaintext listener, on loopback, for an anonymous peer). Both ports are the kernel's
+    pick at the first start (the counters region names them) and kept across restarts."""
 
     def __init__(self, name, extra=()):
-        self.tls_port = free_port()
+        self.tls_port = 0
+        self.tls_extra = list(extra)
         shm_dir = os.path.join("/dev/shm", f"intake-attacks-mtls-{name}-{os.getpid()}")
-        super().__init__(BIN_DIR, WORK, shm_dir, f"mtls-{name}", check, WAIT_S,
-                         ["--tls-listen", f"127.0.0.1:{self.tls_port}",
-                          "--tls-cert", credential("server.pem"),
-                          "--tls-key", credential("server.key"),
-                          "--tls-client-ca", credential("ca.pem")] + list(extra))
+        super().__init__(BIN_DIR, WORK, shm_dir, f"mtls-{name}", check, WAIT_S)
+
+    def start(self):
+        self.extra = ["--tls-listen", f"127.0.0.1:{self.tls_port}",
+                      "--tls-cert", credential("server.pem"),
+                      "--tls-key", credential("server.key"),
+                      "--tls-client-ca", credential("ca.pem")] + self.tls_extra
+        super().start()
+        self.tls_port = port_of(self.ready["tls_listen"])
 
 
 produce, hello_answer, sequences = cases.produce, cases.hello_answer, cases.sequences

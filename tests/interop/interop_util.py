@@ -1,5 +1,5 @@
 """interop_util.py: what the interop tests share (tests/interop/*.py import it from their own
-directory): protobuf's delimited framing, a free port, an Ack-reading connection (plaintext, or
+directory): protobuf's delimited framing, an Ack-reading connection (plaintext, or
 TLS 1.3 through Python's ssl module), a real intaked to run them against, its topics read back
 with intake-tail (with each entry's principal) and its counters with intake-stat, and the list
 of failures.
@@ -15,10 +15,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import intake_pb2
 from tls_support import MemoryTls
+from daemon_ready import port_of, wait_ready
 
 
 def varint(value):
@@ -45,12 +45,6 @@ def read_varint(data, position):
 def delimited(message):
     body = message.SerializeToString()
     return varint(len(body)) + body
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class TlsStream(MemoryTls):
@@ -171,33 +165,28 @@ class Checks:
 
 
 class Daemon:
-    """A real intaked on a free loopback port, logs under `shm_dir`, stderr appended to
-    WORK/intaked-NAME.log; started at once. Its exit status is checked when it stops."""
+    """A real intaked on a loopback port the kernel picks (kept across restarts), logs under
+    `shm_dir`, stderr appended to WORK/intaked-NAME.log; started at once, and up once its
+    counters region says ready. Its exit status is checked when it stops."""
 
     def __init__(self, bin_dir, work, shm_dir, name, check, wait_s, extra=()):
         self.bin_dir, self.shm_dir, self.check, self.wait_s = bin_dir, shm_dir, check, wait_s
         self.log_path = os.path.join(work, f"intaked-{name}.log")
-        self.port = free_port()
+        self.port = 0
         self.extra = list(extra)
         self.start()
 
     def start(self):
-        start_at = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [os.path.join(self.bin_dir, "intaked"), "--listen", f"127.0.0.1:{self.port}",
              "--shm-dir", self.shm_dir, "--backend", "pbuf", "--log-size", "4M",
              "--max-frame", "64K"] + self.extra, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with open(self.log_path) as text:
-                text.seek(start_at)
-                if "intaked: listening on" in text.read():
-                    return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.01)
-        sys.exit(f"{self.check.program}: intaked did not start:\n{self.text()}")
+        ready = wait_ready(self.bin_dir, self.shm_dir, self.process)
+        if ready is None:
+            sys.exit(f"{self.check.program}: intaked did not start:\n{self.text()}")
+        self.port = port_of(ready["listen"])
+        self.ready = ready
 
     def text(self):
         with open(self.log_path) as text:
