@@ -200,7 +200,8 @@ class Cells:
             log(f"iperf3 conns={conns} failed: {' '.join(output.splitlines()[-2:])}")
             return
         sender_cores = receiver_cores = 0.0
-        utilization = re.search(r"sender ([0-9.]*)%.*receiver ([0-9.]*)%", output)
+        cpu_line = next((line for line in output.splitlines() if "CPU Utilization" in line), "")
+        utilization = re.search(r"sender ([0-9.]*)%.*receiver ([0-9.]*)%", cpu_line)
         if utilization:
             sender_cores = float(utilization.group(1) or 0) / 100
             receiver_cores = float(utilization.group(2) or 0) / 100
