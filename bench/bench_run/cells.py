@@ -18,7 +18,8 @@ import re
 import subprocess
 import time
 
-from .processes import CLOCK_TICKS_PER_S, cpu_ticks, current_rss_kb, log, peak_rss_kb
+from .processes import (CLOCK_TICKS_PER_S, cpu_ticks, current_rss_kb, file_tail, log,
+                        peak_rss_kb)
 from .results import fields
 
 VARIANT_ARGS = {
@@ -89,13 +90,6 @@ class Cells:
         output = done.stdout.decode(errors="replace") if done.stdout else ""
         return done.returncode, output.strip()
 
-    def _errors_tail(self, lines=2):
-        try:
-            with open(self.bench_errors, errors="replace") as errors:
-                return " ".join(errors.read().splitlines()[-lines:])
-        except OSError:
-            return ""
-
     def record_result(self, line, rep, ticks, hwm_kb, copy):
         """Appends the server's cost to a result line: its CPU seconds per million messages is
         its CPU-microseconds per message (utime + stime of every thread, /proc/PID/stat)."""
@@ -156,7 +150,7 @@ class Cells:
         copy = copy_ratio_from_log(server.log_path) if target == "intake" else "n/a"
         what = f"{target} size={size} conns={conns} topics={topics} {variant}"
         if status != 0 or not line.startswith("result"):
-            log(f"{what} rate={rate} failed: {self._errors_tail()}")
+            log(f"{what} rate={rate} failed: {file_tail(self.bench_errors, 2)}")
             return None
         result = fields(line)
         if result.get("exactly_once") == "no":

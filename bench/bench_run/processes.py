@@ -56,6 +56,15 @@ def free_port():
     return None
 
 
+def file_tail(path, lines):
+    """The file's last lines joined by spaces (for one-line error reports); "" if unreadable."""
+    try:
+        with open(path, errors="replace") as text:
+            return " ".join(text.read().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def alive(process):
     return process.poll() is None
 
@@ -117,11 +126,7 @@ class Server:
         return self.process.pid
 
     def log_tail(self, lines=3):
-        try:
-            with open(self.log_path, errors="replace") as log_file:
-                return " ".join(log_file.read().splitlines()[-lines:])
-        except OSError:
-            return ""
+        return file_tail(self.log_path, lines)
 
 
 class Servers:
