@@ -404,8 +404,14 @@ static void test_tool_live(void) {
         bool parsed = producer_util_fields(record.bytes, record.length, &value, &value_length, &id,
                                            &id_length);
         if (!parsed || count >= 3 || record.sequence != (uint64_t)count + 1 ||
-            value_length != strlen(lines[count]) || memcmp(value, lines[count], value_length))
+            value_length != strlen(lines[count]) || memcmp(value, lines[count], value_length)) {
+            /* Says what was found, so a failure in CI can be read. */
+            printf("tool_live: entry %d: parsed %d sequence %" PRIu64 " value '%.*s' id '%.*s'\n",
+                   count, parsed, record.sequence, parsed ? (int)value_length : 0,
+                   parsed ? (const char *)value : "", parsed ? (int)id_length : 0,
+                   parsed ? (const char *)id : "");
             wrong++;
+        }
         count++;
     }
     intake_consumer_close(consumer);
