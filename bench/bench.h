@@ -1,7 +1,25 @@
 /*
- * bench.h: what intake-bench's files share: limits, options, the run's state, and the few
- * functions the intake consumer (bench_intake_consumer.c) calls back into intake-bench.c.
- * One process, one run; the threads that touch each part are named at each struct.
+ * bench.h: what intake-bench's files share: wire and run limits, and the run's state (struct
+ * bench_run, which each thread touches only as its struct says). One process, one run.
+ *
+ * intake-bench's files, one job each (each header is that job's contract):
+ *   intake-bench.c          main: parse the options, run one mode
+ *   bench_options.h/.c      the command line (option table, values, combinations)
+ *   bench_load.h/.c         one load run: start, supervise, drain, join, print the result line
+ *   bench_producer.h/.c     the producer threads (closed and open loop, raw or library)
+ *   bench_encoder.h/.c      the bench's own encoder: batches of records or PUBs, the stamp
+ *   bench_acks.h/.c         the raw producers' Ack parser
+ *   bench_consumer.h/.c     the consumer thread: delivery accounting, its state's life
+ *   bench_intake_consumer.c the consumer's body for intake (consumer set or handles)
+ *   bench_nats.h/.c         the NATS client subset: handshake, subscriber, publisher lines
+ *   bench_histogram.h/.c    the latency histogram
+ *   bench_socket.h/.c       TCP connect and whole writes
+ *   bench_time.h/.c         sleeping, a thread's CPU clock
+ *   bench_idle.h/.c         --idle-connections
+ *   bench_memcpy.h/.c       --memcpy
+ *   bench_self_test.h/.c    --self-test
+ *   bench_library.h/.c      producers on the product's producer library
+ *   bench_tls.h/.c          TLS 1.3 for the bench's own producers
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -11,20 +29,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_histogram.h"
+#include "bench_options.h"
 #include "bench_tls.h"
 #include "intake/consumer.h"
 
 /* ---- limits and defaults ------------------------------------------------------------------ */
 
-#define BENCH_STAMP_BYTES          16         /* send time ns + tag, at the start of every value */
-#define BENCH_SIZE_MIX_MAX         8          /* most distinct sizes in --size a,b,c */
-#define BENCH_VALUE_BYTES_MAX      (1u << 20) /* nats-server's default max_payload is 1 MiB */
-#define BENCH_BATCH_RECORDS_MAX    4096
-#define BENCH_CONNECTIONS_MAX      4096        /* producer connections (idle ones have their own) */
-#define BENCH_TAG_INDEX_SHIFT      48          /* tag = connection index << 48 | record number */
-#define BENCH_DEFAULT_WINDOW_BYTES (16u << 20) /* under nats-server's 64 MiB slow-consumer limit */
-#define BENCH_SLICE_NS             1000000ull  /* open-loop pacing granularity */
-#define BENCH_WINDOW_SLEEP_NS      500000ull   /* closed loop: recheck a full window this often */
+#define BENCH_STAMP_BYTES       16         /* send time ns + tag, at the start of every value */
+#define BENCH_VALUE_BYTES_MAX   (1u << 20) /* nats-server's default max_payload is 1 MiB */
+#define BENCH_BATCH_RECORDS_MAX 4096
+#define BENCH_CONNECTIONS_MAX   4096       /* producer connections (idle ones have their own) */
+#define BENCH_TAG_INDEX_SHIFT   48         /* tag = connection index << 48 | record number */
+#define BENCH_SLICE_NS          1000000ull /* open-loop pacing granularity */
+#define BENCH_WINDOW_SLEEP_NS   500000ull  /* closed loop: recheck a full window this often */
 /* After producing: wait this long for deliveries. */
 #define BENCH_DRAIN_TIMEOUT_NS      10000000000ull
 #define BENCH_HANDSHAKE_TIMEOUT_MS  5000
@@ -41,62 +59,6 @@
 #define BENCH_WAIT_MANY_TOPICS_NS   200000ull   /* wait on one of several topics: others may fill */
 #define BENCH_LOG_CREATE_TIMEOUT_NS 2000000000ull /* a log file still without a header is bad */
 #define BENCH_PRODUCER_ID_BYTES_MAX 32            /* --producer-id: "bench-<nonce>-<connection>" */
-
-/* ---- options ------------------------------------------------------------------------------- */
-
-enum bench_target { TARGET_NONE, TARGET_INTAKE, TARGET_NATS };
-
-/* Who encodes intake records: intake-bench itself (one encoding per batch, stamps patched), or
- * the product's producer library (include/intake/producer.h), whose cost is then measured. */
-enum bench_producer_kind { PRODUCER_RAW, PRODUCER_LIBRARY };
-
-/* How the intake consumer reads every topic: one consumer set (intake_consumer_set_*: one poll
- * and one wait for all topics), or one consumer handle per topic polled in turn (the API before
- * sets; kept to measure what the set changes). */
-enum bench_consumer_kind { CONSUMER_SET, CONSUMER_HANDLES };
-
-struct bench_options {
-    enum bench_target target;
-    const char *host;
-    uint16_t port;
-    uint32_t connection_count;
-    uint32_t sizes[BENCH_SIZE_MIX_MAX]; /* value bytes, cycled per batch position */
-    uint32_t size_count;
-    const char *sizes_text; /* as given, for the result line */
-    uint32_t batch_records; /* records per write */
-    uint32_t topic_count;
-    double duration_s;     /* 0: bound by --count only */
-    double warmup_s;       /* records sent this early leave latency unrecorded */
-    uint64_t record_count; /* total over all connections; 0: bound by time */
-    double rate_per_s;     /* total records/s; 0: closed loop */
-    uint64_t window_bytes; /* closed loop: payload bytes sent but not consumed */
-    bool acks;             /* give records sequences and read acks (intake) */
-    bool producer_id;      /* intake: field 7, one id per connection (needs --acks) */
-    enum bench_producer_kind producer_kind;
-    enum bench_consumer_kind consumer_kind;
-    bool consume;        /* run the consumer thread (latency, delivery) */
-    const char *shm_dir; /* intake's shared-memory directory */
-    uint32_t idle_connections;
-    double hold_s; /* idle mode: how long to hold the connections */
-    bool memcpy_mode;
-    bool self_test;
-    struct bench_tls_options tls; /* intake producers over TLS 1.3 when tls.ca_file is set */
-};
-
-/* ---- latency histogram: log-linear buckets, about 3% resolution -------------------------- */
-
-/* Values below 2^HISTOGRAM_LINEAR_BITS ns are exact; above, each power of two is split into
- * HISTOGRAM_HALF linear steps (HDR histogram's layout with 6 significant bits). */
-#define HISTOGRAM_LINEAR_BITS 6
-#define HISTOGRAM_LINEAR      (1u << HISTOGRAM_LINEAR_BITS)
-#define HISTOGRAM_HALF        (HISTOGRAM_LINEAR / 2)
-#define HISTOGRAM_BUCKETS     (HISTOGRAM_LINEAR + (64 - HISTOGRAM_LINEAR_BITS + 1) * HISTOGRAM_HALF)
-
-struct latency_histogram {
-    uint64_t counts[HISTOGRAM_BUCKETS];
-    uint64_t total;
-    uint64_t max_ns;
-};
 
 /* ---- shared run state ---------------------------------------------------------------------- */
 
@@ -147,14 +109,9 @@ struct bench_run {
     struct consumer_state consumer;
 };
 
+/* bench_load.c */
 /* Records the first failure (negative errno or -1) with a line on stderr and stops the run. */
 void run_fail(struct bench_run *run, int error, const char *what);
-void sleep_ns(uint64_t duration_ns);
-/* One delivered value of topic `topic` read at now_ns (consumer thread): latency and order. */
-void consumer_deliver(struct consumer_state *consumer, uint32_t connection_count, uint32_t topic,
-                      const uint8_t *value, size_t value_bytes, uint64_t now_ns);
-/* Makes the consumer's totals visible to producers (closed-loop window) and to main. */
-void consumer_publish(struct bench_run *run, uint64_t now_ns);
 
 /* bench_intake_consumer.c */
 /* The consumer thread's body for --target intake: every topic's log until stop_consuming.

@@ -1,7 +1,7 @@
 /*
  * bench_intake_consumer.c: intake-bench's consumer thread for --target intake. It reads every
  * topic bench-0 .. bench-(topics-1) from the shared-memory logs, in place, and hands each value
- * to consumer_deliver (latency, order, exactly-once accounting in intake-bench.c). Two ways, by
+ * to consumer_deliver (latency, order, exactly-once accounting in bench_consumer.c). Two ways, by
  * --consumer: one consumer set (intake_consumer_set_*, the default) or one consumer handle per
  * topic polled in turn. Runs on the consumer thread only.
  */
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_consumer.h"
+#include "bench_time.h"
 #include "common.h"
 
 /* The value (field 3) of one encoded intake.v1.Record, with the consumer library's parser (the

@@ -1,10 +1,20 @@
 /*
  * daemon_util.h: runs a real intaked as a child process for end-to-end tests.
  *
- * daemon_start picks a free loopback port, execs $INTAKE_BIN_DIR/intaked with the given extra
- * flags plus --listen and --shm-dir, captures its stderr in a file, and waits (bounded) until it
- * accepts connections. daemon_stop sends SIGTERM and returns the exit status; the log stays
- * readable through daemon_log. Header-only so each test stays one file plus the harness.
+ * daemon_start execs $INTAKE_BIN_DIR/intaked with the given extra flags plus --listen and
+ * --shm-dir, captures its stderr in a file, and waits (bounded) until its counters region says
+ * ready (src/stat/counters_wait.h, what intake-stat --wait-ready runs). It listens on
+ * 127.0.0.1:0 unless a port is given: intaked binds a port the kernel picks and the region names
+ * it, so tests run in parallel (ctest -j) never race for a port. A restart that must keep its
+ * port passes the previous one (daemon_start_port).
+ *
+ * Figures come from the counters region, never from the log: DAEMON_REACTOR_COUNTER and
+ * DAEMON_WORKER_COUNTER sum a field over the rows, read-only, and work after daemon_stop too
+ * (the region stays, state STOPPED, with the final values). The log stays readable through
+ * daemon->log for what is not a figure (a startup line, a refusal's reason).
+ *
+ * daemon_stop sends SIGTERM and returns the exit status. Header-only so each test stays one file
+ * plus the harness.
  */
 #ifndef INTAKE_DAEMON_UTIL_H
 #define INTAKE_DAEMON_UTIL_H
@@ -17,6 +27,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -25,17 +36,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counters_view.h"
+#include "counters_wait.h"
 #include "harness.h"
+
+/* How long daemon_start waits for readiness (sanitizer builds on a busy machine are slow). */
+#define DAEMON_READY_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
 
 struct daemon {
     pid_t pid;
-    uint16_t port;
-    char address[64];
+    uint16_t port;            /* the bound --listen port */
+    char address[64];         /* "127.0.0.1:<port>" */
+    uint16_t tls_port;        /* the bound --tls-listen port, 0 without one */
+    char tls_address[64];     /* "127.0.0.1:<tls_port>", empty without one */
+    char counters_path[4096]; /* --counters, or <shm-dir>/intake.counters */
     char log_path[256];
     char log[1 << 16];
 };
 
-static uint16_t daemon_free_port(void) {
+/* A port that was free a moment ago, for a listener intaked does not report (--metrics-listen);
+ * intaked's own --listen and --tls-listen take 127.0.0.1:0 instead. */
+__attribute__((unused)) static uint16_t daemon_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t length = sizeof(address);
@@ -46,7 +67,7 @@ static uint16_t daemon_free_port(void) {
     return ntohs(address.sin_port);
 }
 
-static bool daemon_accepts(uint16_t port) {
+__attribute__((unused)) static bool daemon_accepts(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -83,20 +104,53 @@ static void daemon_directory_remove(const char *path) {
     nftw(path, daemon_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* `flags` is NULL-terminated; port 0 picks a free one (a restart passes the previous one).
- * Returns false (and logs why) when it did not come up in 10 s. */
+/* Where the daemon's counters region is: --counters in `flags`, or the default in the directory. */
+static void daemon_counters_path(struct daemon *daemon, const char *shm_directory,
+                                 const char *const *flags) {
+    snprintf(daemon->counters_path, sizeof(daemon->counters_path), "%s/%s", shm_directory,
+             INTAKE_COUNTERS_FILE_NAME);
+    for (int index = 0; flags && flags[index] && flags[index + 1]; index++)
+        if (strcmp(flags[index], "--counters") == 0)
+            snprintf(daemon->counters_path, sizeof(daemon->counters_path), "%s", flags[index + 1]);
+}
+
+/* Waits for the region to say ready, then takes the bound ports from it. */
+static bool daemon_wait_ready(struct daemon *daemon) {
+    struct counters_view view;
+    char why[512];
+    if (counters_wait_ready(daemon->counters_path, daemon->pid, DAEMON_READY_TIMEOUT_NS, &view, why,
+                            sizeof(why)) < 0) {
+        fprintf(stderr, "intaked did not come up: %s\n", why);
+        return false;
+    }
+    /* Final once ready (counters_format.h). */
+    daemon->port = (uint16_t)view.header->listen_port;
+    daemon->tls_port = (uint16_t)view.header->tls_listen_port;
+    counters_view_close(&view);
+    snprintf(daemon->address, sizeof(daemon->address), "127.0.0.1:%u", daemon->port);
+    if (daemon->tls_port != 0)
+        snprintf(daemon->tls_address, sizeof(daemon->tls_address), "127.0.0.1:%u",
+                 daemon->tls_port);
+    return true;
+}
+
+/* `flags` is NULL-terminated; port 0 lets intaked bind one the kernel picks (a restart passes
+ * the previous one). A --tls-listen 127.0.0.1:0 in `flags` is resolved the same way (tls_port).
+ * Returns false (and logs why, with the daemon's log) when it did not come up in time. */
 static bool daemon_start_port(struct daemon *daemon, const char *shm_directory,
                               const char *const *flags, uint16_t port) {
+    static unsigned started;
     memset(daemon, 0, sizeof(*daemon));
-    daemon->port = port ? port : daemon_free_port();
-    snprintf(daemon->address, sizeof(daemon->address), "127.0.0.1:%u", daemon->port);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     snprintf(daemon->log_path, sizeof(daemon->log_path), "/tmp/intaked-test-%d-%u.log",
-             (int)getpid(), daemon->port);
+             (int)getpid(), started++);
+    daemon_counters_path(daemon, shm_directory, flags);
     const char *arguments[64];
     int count = 0;
     arguments[count++] = "intaked";
     arguments[count++] = "--listen";
-    arguments[count++] = daemon->address;
+    arguments[count++] = listen;
     arguments[count++] = "--shm-dir";
     arguments[count++] = shm_directory;
     for (int index = 0; flags && flags[index] && count < 62; index++)
@@ -113,21 +167,15 @@ static bool daemon_start_port(struct daemon *daemon, const char *shm_directory,
         execv(program, (char *const *)arguments);
         _exit(127);
     }
-    /* Up means the daemon said so: its listeners exist one by one, and a connect that works
-     * on the first one says nothing about the others. */
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        daemon_log_refresh(daemon);
-        if (strstr(daemon->log, "intaked: listening on") && daemon_accepts(daemon->port))
-            return true;
-        int status = 0;
-        if (waitpid(daemon->pid, &status, WNOHANG) == daemon->pid) break;
-        struct timespec pause = {0, 10 * 1000 * 1000};
-        nanosleep(&pause, NULL);
-    }
-    fprintf(stderr, "intaked did not come up on %s; its log:\n", daemon->address);
+    /* Up means the region says ready: every listener of every reactor exists then, and every
+     * startup line is in the log. */
+    bool ready = daemon_wait_ready(daemon);
     daemon_log_refresh(daemon);
-    fputs(daemon->log, stderr);
-    return false;
+    if (!ready) {
+        fprintf(stderr, "its log:\n");
+        fputs(daemon->log, stderr);
+    }
+    return ready;
 }
 
 static bool daemon_start(struct daemon *daemon, const char *shm_directory,
@@ -158,25 +206,39 @@ __attribute__((unused)) static bool daemon_log_wait(struct daemon *daemon, const
     return false;
 }
 
-/* Reads `name=<number>` summed over every line of the daemon's log that contains `line_tag`. */
-__attribute__((unused)) static uint64_t daemon_log_counter(const struct daemon *daemon,
-                                                           const char *line_tag, const char *name) {
-    uint64_t total = 0;
-    const char *line = daemon->log;
-    char pattern[64];
-    snprintf(pattern, sizeof(pattern), " %s=", name);
-    while (line && *line) {
-        const char *end = strchr(line, '\n');
-        size_t length = end ? (size_t)(end - line) : strlen(line);
-        char copy[2048];
-        if (length >= sizeof(copy)) length = sizeof(copy) - 1;
-        memcpy(copy, line, length);
-        copy[length] = '\0';
-        const char *found = strstr(copy, pattern);
-        if (strstr(copy, line_tag) && found) total += strtoull(found + strlen(pattern), NULL, 10);
-        line = end ? end + 1 : NULL;
+enum daemon_row { DAEMON_ROW_REACTOR, DAEMON_ROW_WORKER };
+
+/* The sum over every reactor's (or worker's) row of the 64-bit counter at `offset` of the row,
+ * read from the counters region (running or stopped). A region that cannot be read fails the
+ * test (a failed check), so no comparison on the 0 returned then can pass it. */
+__attribute__((unused)) static uint64_t daemon_counter_sum(const struct daemon *daemon,
+                                                           enum daemon_row kind, size_t offset,
+                                                           const char *name) {
+    struct counters_view view;
+    char why[512];
+    if (counters_view_open(daemon->counters_path, &view, why, sizeof(why)) < 0) {
+        fprintf(stderr, "counter %s: %s\n", name, why);
+        test_check_failed("the counters region is readable", __FILE__, __LINE__);
+        return 0;
     }
+    bool reactors = kind == DAEMON_ROW_REACTOR;
+    uint32_t rows = reactors ? view.header->reactor_count : view.header->worker_count;
+    uint64_t total = 0;
+    for (uint32_t row = 0; row < rows; row++) {
+        const uint8_t *base = reactors ? (const uint8_t *)counters_view_reactor(&view, row)
+                                       : (const uint8_t *)counters_view_worker(&view, row);
+        total += counters_load((const _Atomic uint64_t *)(base + offset));
+    }
+    counters_view_close(&view);
     return total;
 }
+
+/* A reactor row's (worker row's) field summed over the daemon's reactors (workers). */
+#define DAEMON_REACTOR_COUNTER(daemon, field)                                                      \
+    daemon_counter_sum((daemon), DAEMON_ROW_REACTOR,                                               \
+                       offsetof(struct intake_counters_reactor_row, field), #field)
+#define DAEMON_WORKER_COUNTER(daemon, field)                                                       \
+    daemon_counter_sum((daemon), DAEMON_ROW_WORKER,                                                \
+                       offsetof(struct intake_counters_worker_row, field), #field)
 
 #endif

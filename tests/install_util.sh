@@ -8,6 +8,7 @@ work=$(mktemp -d)
 prefix=$work/prefix
 shm=/dev/shm/intake-install-test-$$
 daemon_pid=
+source "$INTAKE_SOURCE_DIR/tests/daemon_util.sh"
 trap 'install_util_cleanup' EXIT
 passed=0 failed=0
 
@@ -47,16 +48,13 @@ install_tree() {
   export PKG_CONFIG_PATH=$libdir/pkgconfig
 }
 
-# Starts the installed intaked on a free port with its logs in $shm; sets $address.
+# Starts the installed intaked on a port the kernel picks, its logs in $shm; sets $address.
 daemon_start() { # extra intaked flags...
-  local port
-  port=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  address=127.0.0.1:$port
-  "$prefix/bin/intaked" --listen "$address" --shm-dir "$shm" --log-size 4M --topics-max 64 \
+  "$prefix/bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm" --log-size 4M --topics-max 64 \
     --backend pbuf "$@" 2>"$work/daemon.log" &
   daemon_pid=$!
-  for _ in $(seq 500); do grep -q "listening on" "$work/daemon.log" && break; sleep 0.02; done
-  grep -q "listening on" "$work/daemon.log"
+  # The installed intake-stat reads its counters region (tests/daemon_util.sh sets $address).
+  daemon_wait_ready "$prefix/bin/intake-stat" "$shm" "$daemon_pid" "$work/daemon.log"
   check "intaked (installed) started" $?
 }
 

@@ -18,6 +18,7 @@
 
 #include "ack_take.h"
 #include "harness.h"
+#include "record_encoder.h"
 #include "varint.h"
 
 /* A connection to the daemon, or -1 (for threads other than the test's main one, which must not
@@ -37,13 +38,6 @@ __attribute__((unused)) static int raw_connect_port(uint16_t port) {
     return fd;
 }
 
-static size_t raw_put_bytes_field(uint8_t *out, uint32_t field, const void *bytes, size_t length) {
-    size_t used = varint_encode((uint64_t)field << 3 | 2, out);
-    used += varint_encode(length, out + used);
-    memcpy(out + used, bytes, length);
-    return used + length;
-}
-
 /* Encodes one delimited Record{topic, value of `value_bytes` bytes (the first 4 carry `index`),
  * sequence} into `out` (at least raw_record_bytes_max(topic, value_bytes) bytes); returns its
  * length. */
@@ -54,21 +48,19 @@ static size_t raw_record_bytes_max(const char *topic, size_t value_bytes) {
 static size_t raw_encode_record(uint8_t *out, const char *topic, uint32_t index, size_t value_bytes,
                                 uint64_t sequence) {
     /* Any thread may encode (no check counted): a broken invariant of the test itself aborts. */
+    size_t capacity = raw_record_bytes_max(topic, value_bytes);
     uint8_t *value = calloc(1, value_bytes);
-    uint8_t *body = malloc(raw_record_bytes_max(topic, value_bytes));
+    uint8_t *body = malloc(capacity);
     if (value_bytes < 4 || value == NULL || body == NULL) abort();
     memcpy(value, &index, 4);
-    size_t length = raw_put_bytes_field(body, 1, topic, strlen(topic));
-    length += raw_put_bytes_field(body + length, 3, value, value_bytes);
-    if (sequence != 0) {
-        body[length++] = 5 << 3;
-        length += varint_encode(sequence, body + length);
-    }
-    size_t prefix_bytes = varint_encode(length, out);
-    memcpy(out + prefix_bytes, body, length);
+    struct record_encoder encoder = {.bytes = body, .capacity = capacity, .length = 0};
+    struct record_fields fields = {
+        .topic = topic, .value = value, .value_bytes = value_bytes, .sequence = sequence};
+    record_encode_fields(&encoder, &fields);
+    size_t length = record_encoder_delimited(&encoder, out, capacity);
     free(value);
     free(body);
-    return prefix_bytes + length;
+    return length;
 }
 
 /* Sends one such Record. A send that fails is left alone: the daemon ended the connection, its

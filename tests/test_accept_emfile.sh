@@ -19,6 +19,7 @@ bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}
 work=$(mktemp -d /tmp/intake-accept-emfile.XXXXXX)
 shm_dir=/dev/shm/intake-accept-emfile-$$
 python=/usr/bin/python3
+source "$(dirname "$0")/daemon_util.sh"
 daemon_pid=
 holder_pid=
 failures=0
@@ -43,18 +44,12 @@ check() {
     fi
 }
 
-port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$work/intaked.log
 # Only the daemon runs with the low limit (a subshell), not this script or its clients.
-(ulimit -n "$fd_limit" && exec "$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm_dir" \
+(ulimit -n "$fd_limit" && exec "$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm_dir" \
     --backend pbuf --topics-max 4 --connections-max 1000) 2>"$log" &
 daemon_pid=$!
-for _ in $(seq 1 200); do
-    grep -q '^intaked: listening on' "$log" && break
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.05
-done
-grep -q '^intaked: listening on' "$log" || { echo "intaked did not come up:"; cat "$log"; exit 1; }
+daemon_wait_ready "$bin/intake-stat" "$shm_dir" "$daemon_pid" "$log" || exit 1
 lowered=$(sed -n 's/.*--connections-max lowered to \([0-9]*\).*/\1/p' "$log")
 echo "  startup lowered --connections-max to ${lowered:-nothing}"
 check "startup lowered --connections-max to fit RLIMIT_NOFILE $fd_limit" \

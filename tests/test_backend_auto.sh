@@ -18,6 +18,7 @@ work=$(mktemp -d /tmp/intake-backend-auto.XXXXXX)
 shm_dir=/dev/shm/intake-backend-auto-$$
 daemon_pid=
 failures=0
+source "$(dirname "$0")/daemon_util.sh"
 
 cleanup() {
     [ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null
@@ -36,26 +37,15 @@ check() {
     fi
 }
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# daemon_start LOG FLAGS...: starts intaked on a free port ($port); waits (bounded) until it
-# says it listens or exits. Returns 0 when it listens.
+# daemon_start LOG FLAGS...: starts intaked on a port the kernel picks ($port, from its counters
+# region); waits (bounded) until it is ready or exits. Returns 0 when it is ready.
 daemon_start() {
     local log=$1
     shift
-    port=$(free_port)
     rm -rf "$shm_dir"
-    "$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm_dir" --reactors 2 "$@" 2>"$log" &
+    "$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm_dir" --reactors 2 "$@" 2>"$log" &
     daemon_pid=$!
-    for _ in $(seq 1 200); do
-        grep -q '^intaked: listening on' "$log" && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "intaked did not come up; its log:"
-    cat "$log"
+    daemon_wait_ready "$bin/intake-stat" "$shm_dir" "$daemon_pid" "$log" && return 0
     kill -KILL "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
     daemon_pid=
@@ -99,15 +89,17 @@ no_fallback_line() {
     ! grep -q 'zcrx unavailable' "$1" || { cat "$1"; return 1; }
 }
 
+# The backend the running daemon serves with, as its counters region names it.
 serves_with() {
-    local log=$1 backend=$2
-    grep -q "^intaked: listening on .*, backend $backend (asked " "$log" || { cat "$log"; return 1; }
+    local log=$1 backend=$2 stat
+    stat=$("$bin/intake-stat" --shm-dir "$shm_dir" | head -n 1)
+    grep -q " backend $backend listen " <<<"$stat" || { echo "$stat"; cat "$log"; return 1; }
 }
 
 exited_with_one_line() {
     local expected=$1 log=$2
     shift 2
-    "$bin/intaked" --listen "127.0.0.1:$(free_port)" --shm-dir "$shm_dir" "$@" 2>"$log" &
+    "$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm_dir" "$@" 2>"$log" &
     local pid=$!
     # A daemon that unexpectedly starts is stopped after a bounded wait and counted as a failure.
     for _ in $(seq 1 200); do

@@ -16,6 +16,7 @@ bin=${INTAKE_BIN_DIR:?INTAKE_BIN_DIR not set}
 work=$(mktemp -d /tmp/intake-bench-paths.XXXXXX)
 shm_dir=/dev/shm/intake-bench-paths-$$
 python=/usr/bin/python3
+source "$(dirname "$0")/daemon_util.sh"
 daemon_pid=
 failures=0
 
@@ -40,18 +41,12 @@ field() { tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key {print $2; exit}'
 
 check "intake-bench --self-test" "$bin/intake-bench" --self-test
 
-port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$work/intaked.log
 mkdir -p "$shm_dir"
-"$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm_dir" --backend pbuf --log-size 4M \
+"$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm_dir" --backend pbuf --log-size 4M \
     2>"$log" &
 daemon_pid=$!
-for _ in $(seq 1 200); do
-    grep -q '^intaked: listening on' "$log" && break
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.05
-done
-grep -q '^intaked: listening on' "$log" || { echo "intaked did not come up:"; cat "$log"; exit 1; }
+daemon_wait_ready "$bin/intake-stat" "$shm_dir" "$daemon_pid" "$log" || exit 1
 
 # Each mode: 4 connections, 20,000 records of mixed sizes over 7 topics (bounded by count).
 modes=("--consumer set" "--producer library" "--consumer handles" "--acks --producer-id"

@@ -30,36 +30,13 @@
 #include "intake/version.h"
 #include "record_scan.h"
 #include "shm_test_util.h"
+#include "record_encoder.h"
 #include "varint.h"
 
 /* ------------------------------------------------------- a small encoder --- */
 
-struct encoded {
-    uint8_t bytes[8192];
-    size_t length;
-};
-
-static void put_bytes(struct encoded *out, const void *bytes, size_t length) {
-    REQUIRE(out->length + length <= sizeof(out->bytes));
-    memcpy(out->bytes + out->length, bytes, length);
-    out->length += length;
-}
-
-static void put_varint(struct encoded *out, uint64_t value) {
-    uint8_t bytes[VARINT_BYTES_MAX];
-    put_bytes(out, bytes, varint_encode(value, bytes));
-}
-
-static void put_field(struct encoded *out, uint32_t number, const void *bytes, size_t length) {
-    put_varint(out, (uint64_t)number << 3 | 2);
-    put_varint(out, length);
-    put_bytes(out, bytes, length);
-}
-
-static void put_varint_field(struct encoded *out, uint32_t number, uint64_t value) {
-    put_varint(out, (uint64_t)number << 3);
-    put_varint(out, value);
-}
+/* Records are written with tests/record_encoder.h into buffers of this size. */
+#define ENCODED_BYTES_MAX 8192
 
 static bool bytes_equal(struct intake_bytes field, const void *bytes, size_t length) {
     if (length == 0) return field.length == 0;
@@ -67,7 +44,7 @@ static bool bytes_equal(struct intake_bytes field, const void *bytes, size_t len
 }
 
 /* The field points into `record` (no copy). */
-static bool inside(struct intake_bytes field, const struct encoded *record) {
+static bool inside(struct intake_bytes field, const struct record_encoder *record) {
     return field.bytes == NULL || (field.bytes >= record->bytes &&
                                    field.bytes + field.length <= record->bytes + record->length);
 }
@@ -75,30 +52,32 @@ static bool inside(struct intake_bytes field, const struct encoded *record) {
 /* ------------------------------------------------------- record parsing --- */
 
 static void test_parse_vectors(void) {
-    struct encoded record = {.length = 0};
+    uint8_t record_bytes[ENCODED_BYTES_MAX];
+    struct record_encoder record = RECORD_ENCODER(record_bytes);
     /* Unknown fields of every wire type, then topic twice (the last wins), value, key, a
      * header with only a key, one with both, the timestamp and sequence, a producer_id. */
-    put_varint_field(&record, 9, 300);
-    put_varint(&record, (uint64_t)10 << 3 | 1);
-    put_bytes(&record, "12345678", 8);
-    put_varint(&record, (uint64_t)11 << 3 | 5);
-    put_bytes(&record, "1234", 4);
-    put_field(&record, 12, "unknown", 7);
-    put_field(&record, 1, "first", 5);
-    put_field(&record, 3, "the value", 9);
-    put_field(&record, 1, "topic", 5);
-    put_field(&record, 2, "key", 3);
-    struct encoded header = {.length = 0};
-    put_field(&header, 1, "only-key", 8);
-    put_field(&record, 6, header.bytes, header.length);
+    record_encoder_uint(&record, 9, 300);
+    record_encoder_tag(&record, 10, 1);
+    record_encoder_raw(&record, "12345678", 8);
+    record_encoder_tag(&record, 11, 5);
+    record_encoder_raw(&record, "1234", 4);
+    record_encoder_bytes(&record, 12, "unknown", 7);
+    record_encoder_bytes(&record, 1, "first", 5);
+    record_encoder_bytes(&record, 3, "the value", 9);
+    record_encoder_bytes(&record, 1, "topic", 5);
+    record_encoder_bytes(&record, 2, "key", 3);
+    uint8_t header_bytes[ENCODED_BYTES_MAX];
+    struct record_encoder header = RECORD_ENCODER(header_bytes);
+    record_encoder_bytes(&header, 1, "only-key", 8);
+    record_encoder_bytes(&record, 6, header.bytes, header.length);
     header.length = 0;
-    put_field(&header, 2, "v1", 2);
-    put_field(&header, 1, "h1", 2);
-    put_field(&header, 9, "x", 1); /* unknown inside a header */
-    put_field(&record, 6, header.bytes, header.length);
-    put_varint_field(&record, 4, 1234567890123ull);
-    put_varint_field(&record, 5, 42);
-    put_field(&record, 7, "producer-1", 10);
+    record_encoder_bytes(&header, 2, "v1", 2);
+    record_encoder_bytes(&header, 1, "h1", 2);
+    record_encoder_bytes(&header, 9, "x", 1); /* unknown inside a header */
+    record_encoder_bytes(&record, 6, header.bytes, header.length);
+    record_encoder_uint(&record, 4, 1234567890123ull);
+    record_encoder_uint(&record, 5, 42);
+    record_encoder_bytes(&record, 7, "producer-1", 10);
 
     struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
     CHECK(intake_record_parse(record.bytes, record.length, &view) == 0);
@@ -124,8 +103,9 @@ static void test_parse_vectors(void) {
     CHECK(intake_record_header_next(&iterator, &found) == 0);
 
     /* Absent key, value and producer_id are NULL views; no headers iterate as none. */
-    struct encoded bare = {.length = 0};
-    put_field(&bare, 1, "t", 1);
+    uint8_t bare_bytes[ENCODED_BYTES_MAX];
+    struct record_encoder bare = RECORD_ENCODER(bare_bytes);
+    record_encoder_bytes(&bare, 1, "t", 1);
     CHECK(intake_record_parse(bare.bytes, bare.length, &view) == 0);
     CHECK(view.key.bytes == NULL && view.key.length == 0 && view.value.bytes == NULL);
     CHECK(view.producer_id.bytes == NULL && view.header_count == 0 && view.sequence == 0);
@@ -179,7 +159,8 @@ static void test_parse_malformed(void) {
 static void test_parse_random(void) {
     uint64_t state = 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < 2000; round++) {
-        struct encoded record = {.length = 0};
+        uint8_t record_bytes[ENCODED_BYTES_MAX];
+        struct record_encoder record = RECORD_ENCODER(record_bytes);
         uint8_t key[40], value[300], header_keys[6][8], header_values[6][20];
         size_t key_length = test_random_next(&state) % sizeof(key);
         size_t value_length = test_random_next(&state) % sizeof(value);
@@ -190,9 +171,9 @@ static void test_parse_random(void) {
         uint32_t header_count = (uint32_t)(test_random_next(&state) % 7);
         size_t header_key_lengths[6], header_value_lengths[6];
         /* A stale key and value first: the later ones win. */
-        if (test_random_next(&state) & 1) put_field(&record, 2, "stale", 5);
-        put_field(&record, 1, "random-topic", 12);
-        if (test_random_next(&state) & 1) put_field(&record, 3, "stale", 5);
+        if (test_random_next(&state) & 1) record_encoder_bytes(&record, 2, "stale", 5);
+        record_encoder_bytes(&record, 1, "random-topic", 12);
+        if (test_random_next(&state) & 1) record_encoder_bytes(&record, 3, "stale", 5);
         for (uint32_t header = 0; header < header_count; header++) {
             header_key_lengths[header] = test_random_next(&state) % 8;
             header_value_lengths[header] = test_random_next(&state) % 20;
@@ -200,18 +181,19 @@ static void test_parse_random(void) {
                 header_keys[header][index] = (uint8_t)('a' + test_random_next(&state) % 26);
             for (size_t index = 0; index < 20; index++)
                 header_values[header][index] = (uint8_t)test_random_next(&state);
-            struct encoded body = {.length = 0};
+            uint8_t body_bytes[ENCODED_BYTES_MAX];
+            struct record_encoder body = RECORD_ENCODER(body_bytes);
             if (header_key_lengths[header] > 0)
-                put_field(&body, 1, header_keys[header], header_key_lengths[header]);
+                record_encoder_bytes(&body, 1, header_keys[header], header_key_lengths[header]);
             if (header_value_lengths[header] > 0)
-                put_field(&body, 2, header_values[header], header_value_lengths[header]);
-            put_field(&record, 6, body.bytes, body.length);
-            if (test_random_next(&state) % 3 == 0) put_varint_field(&record, 100, header);
+                record_encoder_bytes(&body, 2, header_values[header], header_value_lengths[header]);
+            record_encoder_bytes(&record, 6, body.bytes, body.length);
+            if (test_random_next(&state) % 3 == 0) record_encoder_uint(&record, 100, header);
         }
-        if (key_length > 0) put_field(&record, 2, key, key_length);
-        if (value_length > 0) put_field(&record, 3, value, value_length);
+        if (key_length > 0) record_encoder_bytes(&record, 2, key, key_length);
+        if (value_length > 0) record_encoder_bytes(&record, 3, value, value_length);
         uint64_t sequence = test_random_next(&state) >> (test_random_next(&state) % 64);
-        put_varint_field(&record, 5, sequence);
+        record_encoder_uint(&record, 5, sequence);
 
         struct intake_record_view view = INTAKE_RECORD_VIEW_INIT;
         REQUIRE(intake_record_parse(record.bytes, record.length, &view) == 0);
@@ -237,9 +219,10 @@ static void test_parse_random(void) {
 /* --------------------------------------------------------- growing structs --- */
 
 static void test_struct_bytes(void) {
-    struct encoded record = {.length = 0};
-    put_field(&record, 1, "t", 1);
-    put_field(&record, 3, "v", 1);
+    uint8_t record_bytes[ENCODED_BYTES_MAX];
+    struct record_encoder record = RECORD_ENCODER(record_bytes);
+    record_encoder_bytes(&record, 1, "t", 1);
+    record_encoder_bytes(&record, 3, "v", 1);
     /* A newer caller's view: longer than ours. The library writes its own fields, not past. */
     struct {
         struct intake_record_view view;
@@ -639,7 +622,6 @@ static void test_headers_end_to_end(void) {
 }
 
 int main(void) {
-    (void)daemon_log_counter; /* daemon_util.h's; not needed here */
     test_directory_make("abi");
     REQUIRE(mkdir(test_directory, 0700) == 0);
     CHECK(strcmp(intake_version(), INTAKE_VERSION_STRING) == 0);

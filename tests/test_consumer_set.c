@@ -32,7 +32,6 @@
 
 static void unused_helpers(void) __attribute__((unused));
 static void unused_helpers(void) {
-    (void)daemon_log_counter;
 }
 
 #define TOPICS    24

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_daemon_cli.sh: intaked's startup contract. Bad flags print one line and exit 2 (numbers
-# parse strictly: no wrap-around, no sign, no garbage; ports 1..65535); a port in use prints one
+# parse strictly: no wrap-around, no sign, no garbage; ports 0..65535, where --listen ADDR:0 binds
+# a port the kernel picks and the counters region names it); a port in use prints one
 # line naming it and exits 1; a second daemon on the same --shm-dir prints one line and exits 1;
 # --help exits 0; SIGINT and SIGTERM stop it gracefully with 0; SIGHUP does not stop it (it
 # reloads: without TLS or --acl there is nothing to reload, and it says so). The TLS flags:
@@ -11,6 +12,8 @@
 set -uo pipefail
 : "${INTAKE_BIN_DIR:?set by ctest}"
 intaked="$INTAKE_BIN_DIR/intaked"
+stat="$INTAKE_BIN_DIR/intake-stat"
+source "$(dirname "$0")/daemon_util.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work" /dev/shm/intake-cli-$$; kill $(jobs -p) 2>/dev/null' EXIT
 passed=0 failed=0
@@ -71,12 +74,14 @@ expect_exit 2 "malformed --acl file" --acl "$work/bad.acl"
 check "malformed --acl file: line and reason" $(grep -q "bad.acl line 2: allow takes" "$work/err"; echo $?)
 expect_exit 2 "zcrx without a device" --backend zcrx
 
-# Ports: 1..65535, digits only (82537 used to bind 82537 mod 65536).
+# Ports: 0..65535, digits only (82537 used to bind 82537 mod 65536); --metrics-listen 1..65535
+# (nothing would report a port the kernel picked for it).
 # Each case names a private --shm-dir, so a regression that starts a daemon touches nothing shared.
 isolated="--shm-dir /dev/shm/intake-cli-$$"
 expect_exit 2 "port above 65535" --listen 127.0.0.1:82537 $isolated
-check "port above 65535 says why" $(grep -q "port must be a number 1..65535" "$work/err"; echo $?)
-expect_exit 2 "port 0" --listen 127.0.0.1:0 $isolated
+check "port above 65535 says why" $(grep -q "port must be a number 0..65535" "$work/err"; echo $?)
+expect_exit 2 "--metrics-listen port 0" --metrics-listen 127.0.0.1:0 $isolated
+check "--metrics-listen port 0 says why" $(grep -q "port must be a number 1..65535" "$work/err"; echo $?)
 expect_exit 2 "port with garbage" --listen 127.0.0.1:74x1 $isolated
 expect_exit 2 "negative port" --listen 127.0.0.1:-5 $isolated
 
@@ -127,9 +132,15 @@ check "port in use names the address" $(grep -q "cannot listen on 127.0.0.1:$por
 kill $blocker; wait $blocker 2>/dev/null
 
 # A second daemon on the same --shm-dir: one line, exit 1, and the first one is unharmed.
-"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+# The first listens on port 0: the kernel picks one, and the counters region names it.
+"$intaked" --listen 127.0.0.1:0 --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
 first=$!
-for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
+daemon_wait_ready "$stat" /dev/shm/intake-cli-$$ $first "$work/first"
+check "--listen 127.0.0.1:0: ready" $?
+check "--listen 127.0.0.1:0: a port was bound ($address)" $((port == 0))
+/usr/bin/python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)" \
+  "$port"
+check "--listen 127.0.0.1:0: the port named in the counters region accepts" $?
 other_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 expect_exit 1 "second daemon on one --shm-dir" --listen "127.0.0.1:$other_port" \
   --shm-dir /dev/shm/intake-cli-$$ --backend pbuf
@@ -139,22 +150,23 @@ kill -TERM $first
 wait $first
 check "first daemon still stops cleanly (got $?)" $?
 # Once the first is gone, the directory is free again (the lock dies with its process).
-"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+"$intaked" --listen 127.0.0.1:0 --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
 first=$!
-for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
-check "directory free after the first daemon exits" $(grep -q "listening on" "$work/first"; echo $?)
+daemon_wait_ready "$stat" /dev/shm/intake-cli-$$ $first "$work/first"
+check "directory free after the first daemon exits" $?
 kill -9 $first; wait $first 2>/dev/null
-"$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
+# The killed daemon's region is still there, saying RUNNING: --pid waits for the new one's.
+"$intaked" --listen 127.0.0.1:0 --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/first" &
 first=$!
-for _ in $(seq 200); do grep -q "listening on" "$work/first" && break; sleep 0.02; done
-check "directory free after a daemon was killed" $(grep -q "listening on" "$work/first"; echo $?)
+daemon_wait_ready "$stat" /dev/shm/intake-cli-$$ $first "$work/first"
+check "directory free after a daemon was killed" $?
 kill -TERM $first; wait $first 2>/dev/null
 
 # intake-topic --remove: refused while a running daemon holds the topic's log, done once it
 # has stopped (the file and its memory go), refused for a topic without a log.
 topic_tool="$INTAKE_BIN_DIR/intake-topic"
 logs=/dev/shm/intake-cli-$$
-"$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
+"$intaked" --listen 127.0.0.1:0 --shm-dir $logs --backend pbuf --log-size 64K \
   --max-frame 16K --topic keep --topic gone 2>"$work/first" &
 first=$!
 for _ in $(seq 200); do [ -f $logs/gone.dedupe ] && [ -f $logs/keep.dedupe ] && break; sleep 0.02; done
@@ -175,7 +187,7 @@ check "remove after stop: says removed" $(grep -q '^intake-topic: removed topic 
 check "other topic's log kept" $([ -f $logs/keep.log ] && [ -f $logs/keep.consumers ] &&
   [ -f $logs/keep.dedupe ]; echo $?)
 # A daemon started afterwards makes the topic's files afresh.
-"$intaked" --listen "127.0.0.1:$port" --shm-dir $logs --backend pbuf --log-size 64K \
+"$intaked" --listen 127.0.0.1:0 --shm-dir $logs --backend pbuf --log-size 64K \
   --max-frame 16K --topic gone 2>"$work/first" &
 first=$!
 for _ in $(seq 200); do [ -f $logs/gone.log ] && [ -f $logs/gone.consumers ] && break; sleep 0.02; done
@@ -195,9 +207,10 @@ check "intake-topic --help: exit 0 (got $?)" $?
 # SIGINT and SIGTERM: a clean stop, exit 0, every buffer back. SIGHUP first (it reloads, and
 # without TLS or --acl says there is nothing to), then SIGTERM.
 for signal in INT TERM HUP; do
-  "$intaked" --listen "127.0.0.1:$port" --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
+  "$intaked" --listen 127.0.0.1:0 --shm-dir /dev/shm/intake-cli-$$ --backend pbuf 2>"$work/log" &
   daemon=$!
-  for _ in $(seq 200); do grep -q "listening on" "$work/log" && break; sleep 0.02; done
+  daemon_wait_ready "$stat" /dev/shm/intake-cli-$$ $daemon "$work/log"
+  check "SIG$signal: ready" $?
   if [ $signal = HUP ]; then
     kill -HUP $daemon
     for _ in $(seq 500); do grep -q "SIGHUP: nothing to reload" "$work/log" && break; sleep 0.02; done

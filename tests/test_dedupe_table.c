@@ -37,6 +37,7 @@
 #include "dedupe_table.h"
 #include "harness.h"
 #include "intake/shm_log_format.h"
+#include "record_encoder.h"
 #include "shm_log.h"
 #include "shm_test_util.h"
 
@@ -62,33 +63,16 @@ static struct record_origin origin_as(uint64_t principal, const char *id) {
     return origin;
 }
 
-/* An intake.v1.Record: topic (1), value (3), sequence (5), producer_id (7) when id is set. */
+/* An intake.v1.Record: topic, value, sequence and producer_id when id is set. */
 static uint32_t record_encode(const char *id, uint64_t sequence, const char *value) {
-    uint32_t length = 0;
-    encoded[length++] = 0x0a;
-    encoded[length++] = (uint8_t)strlen(TOPIC);
-    memcpy(encoded + length, TOPIC, strlen(TOPIC));
-    length += (uint32_t)strlen(TOPIC);
-    encoded[length++] = 0x1a;
-    encoded[length++] = (uint8_t)strlen(value);
-    memcpy(encoded + length, value, strlen(value));
-    length += (uint32_t)strlen(value);
-    if (sequence != 0) {
-        encoded[length++] = 0x28;
-        uint64_t rest = sequence;
-        while (rest >= 0x80) {
-            encoded[length++] = (uint8_t)(rest | 0x80);
-            rest >>= 7;
-        }
-        encoded[length++] = (uint8_t)rest;
-    }
-    if (id != NULL) {
-        encoded[length++] = 0x3a;
-        encoded[length++] = (uint8_t)strlen(id);
-        memcpy(encoded + length, id, strlen(id));
-        length += (uint32_t)strlen(id);
-    }
-    return length;
+    struct record_encoder encoder = RECORD_ENCODER(encoded);
+    struct record_fields fields = {.topic = TOPIC,
+                                   .value = value,
+                                   .value_bytes = strlen(value),
+                                   .sequence = sequence,
+                                   .producer_id = id};
+    record_encode_fields(&encoder, &fields);
+    return (uint32_t)encoder.length;
 }
 
 static struct shm_log *log_open(uint64_t capacity) {

@@ -387,9 +387,9 @@ static void test_bad_input(void) {
     CHECK(count == 5000 + 4 * 50);
     intake_consumer_close(consumer);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "failed") == 5);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, connections_failed) == 5);
     /* Every connection intake ended itself, with a peer still open, closed by lingering. */
-    CHECK(daemon_log_counter(&daemon, "reactor", "lingered") >= 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, connections_lingered) >= 1);
     daemon_directory_remove(directory);
 }
 
@@ -517,8 +517,8 @@ static void test_slow_consumer(void) {
     intake_consumer_close(consumer);
     CHECK(daemon_stop(&daemon) == 0);
     /* The pushback reached the reactor: the topic queue filled and the connection paused. */
-    CHECK(daemon_log_counter(&daemon, "reactor", "topic_queue") > 0);
-    CHECK(daemon_log_counter(&daemon, "worker", "log_full_waits") > 0);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, pauses_topic_queue) > 0);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, log_full_waits) > 0);
     daemon_directory_remove(directory);
 }
 
@@ -581,7 +581,7 @@ static void test_consumer_release(const char *name, const char *stale_ms, bool k
         waitpid(child, NULL, 0);
     }
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "worker", "log_full_waits") > 0);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, log_full_waits) > 0);
     daemon_directory_remove(directory);
 }
 
@@ -641,8 +641,8 @@ static void test_stall_valve(void) {
     CHECK(committed >= 1);
     CHECK(exhausted + committed == STALL_CONNECTIONS);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == (uint64_t)exhausted);
-    CHECK(daemon_log_counter(&daemon, "worker", "committed") == (uint64_t)committed);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, stalls_broken) == (uint64_t)exhausted);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, records_committed) == (uint64_t)committed);
     daemon_directory_remove(directory);
 }
 

@@ -147,7 +147,7 @@ static void test_log_limit_after_restart(void) {
 
     CHECK(daemon_stop(&daemon) == 0);
     CHECK(strstr(daemon.log, "its log takes records up to 16384 bytes") != NULL);
-    CHECK(daemon_log_counter(&daemon, "reactor", "over_log_limit") == 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, records_over_log_limit) == 1);
     daemon_directory_remove(directory);
 }
 
@@ -249,7 +249,7 @@ static void test_log_allocation_failure(void) {
     CHECK(count == 1 && indexes[0] == 6);
 
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "worker", "log_retries") >= 1);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, log_retries) >= 1);
     tmpfs_unmount();
 }
 
@@ -303,7 +303,7 @@ static void test_topics_per_connection(void) {
     CHECK(indexes[0] == 1 && indexes[1] == 4 && indexes[2] == 8);
     CHECK(topic_indexes(directory, "c", indexes, 16) == 1 && indexes[0] == 7);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "topic_creations_refused") == 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, topic_creations_refused) == 1);
     daemon_directory_remove(directory);
 }
 

@@ -8,8 +8,8 @@
  * record_decode must agree with the scan. Malformed streams must end in FRAMER_ERROR with the
  * right status after the good records before them.
  *
- * With `--file PATH` it instead frames, scans and decodes every delimited record in PATH and
- * prints one line per record (test_python_interop.sh compares them with Google's library).
+ * (Framing a file of records made by Google's library is tests/interop/framer_lines.c's job, a
+ * program of its own that test_python_interop.sh drives.)
  *
  * intake-test: no-tsan (single-threaded pure code)
  */
@@ -862,75 +862,6 @@ static void test_fragments(void) {
     free(stream.bytes);
 }
 
-/* ---- --file mode: one line per record, for test_python_interop.sh ---- */
-
-static void print_hex(const struct record_view *view, uint32_t offset, uint32_t length) {
-    uint8_t bytes[RECORD_TOPIC_BYTES_MAX + 1];
-    uint32_t copied = record_view_copy(view, offset, length, bytes, sizeof(bytes));
-    for (uint32_t index = 0; index < copied; index++) printf("%02x", bytes[index]);
-    if (copied == 0) printf("-");
-}
-
-static void print_record(const struct record *record, size_t index, void *context) {
-    int *failures = context;
-    struct record_view view = record_view_of(record);
-    struct record_decoded decoded;
-    const char *detail = NULL;
-    if (record_decode(&view, &decoded, &detail) != RECORD_DECODE_OK) {
-        printf("record %zu decode failed: %s\n", index, detail);
-        (*failures)++;
-        return;
-    }
-    int agrees = decoded.topic.offset == record->topic_offset &&
-                 decoded.topic.length == record->topic_length &&
-                 decoded.sequence == record->sequence &&
-                 decoded.timestamp_ns == record->timestamp_ns;
-    if (!agrees) (*failures)++;
-    printf("topic=");
-    print_hex(&view, record->topic_offset, record->topic_length);
-    printf(" sequence=%llu timestamp_ns=%llu headers=%u key=", (unsigned long long)record->sequence,
-           (unsigned long long)record->timestamp_ns, decoded.header_count);
-    print_hex(&view, decoded.key.offset, decoded.key.length < 64 ? decoded.key.length : 64);
-    printf(" value_bytes=%u value_fnv=%016llx body_bytes=%u body_fnv=%016llx%s\n",
-           decoded.value.length,
-           (unsigned long long)record_view_hash(&view, decoded.value.offset, decoded.value.length),
-           record->frame_bytes, (unsigned long long)record_view_hash(&view, 0, record->frame_bytes),
-           agrees ? "" : " scan-decode-mismatch");
-}
-
-/* Frames the file in 509-byte chunks that alternate between two units, so records that cross
- * a chunk boundary are decoded from several slices. */
-static int frame_file(const char *path) {
-    FILE *file = fopen(path, "rb");
-    if (file == NULL) {
-        perror(path);
-        return 2;
-    }
-    struct buffer contents = {0};
-    uint8_t block[65536];
-    size_t read_bytes;
-    while ((read_bytes = fread(block, 1, sizeof(block), file)) > 0)
-        buffer_put(&contents, block, read_bytes);
-    fclose(file);
-    size_t chunk_count = contents.length / 509 + 1;
-    struct chunk *chunks = calloc(chunk_count, sizeof(*chunks));
-    REQUIRE(chunks != NULL);
-    for (size_t index = 0; index < chunk_count; index++) {
-        size_t start = index * 509;
-        size_t length = contents.length - start < 509 ? contents.length - start : 509;
-        chunks[index] =
-            (struct chunk){contents.bytes + start, (uint32_t)length, (uint32_t)(index % 2)};
-    }
-    int failures = 0;
-    struct outcome outcome;
-    run_framer(chunks, chunk_count, 1u << 24, print_record, &failures, &outcome);
-    if (outcome.error) printf("framer error %d: %s\n", outcome.error_status, outcome.error_detail);
-    printf("records=%zu\n", outcome.records);
-    free(chunks);
-    free(contents.bytes);
-    return (failures == 0 && !outcome.error && outcome.idle_at_end) ? 0 : 1;
-}
-
 /* ---- producer identity and Hello frames ---- */
 
 struct identity_seen {
@@ -1276,8 +1207,7 @@ static void test_view_equals(void) {
     printf("view_equals: every span of %u slice layouts compares as memcmp does\n", layouts);
 }
 
-int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--file") == 0) return frame_file(argv[2]);
+int main(void) {
     test_every_split();
     test_random_splits();
     test_bad_records();

@@ -9,69 +9,43 @@
 
 #include "harness.h"
 #include "shm_test_util.h"
+#include "record_encoder.h"
 #include "varint.h"
 
 #define TOPIC "orders/eu"
 
-/* ---- a tiny protobuf encoder for intake.v1.Record ---- */
-
-struct encoder {
-    uint8_t bytes[4096];
-    size_t length;
-};
-
-static void encode_varint(struct encoder *encoder, uint64_t value) {
-    encoder->length += varint_encode(value, encoder->bytes + encoder->length);
-}
-
-static void encode_bytes(struct encoder *encoder, uint32_t number, const void *bytes,
-                         size_t length) {
-    encode_varint(encoder, (uint64_t)number << 3 | 2);
-    encode_varint(encoder, length);
-    memcpy(encoder->bytes + encoder->length, bytes, length);
-    encoder->length += length;
-}
-
-static void encode_uint(struct encoder *encoder, uint32_t number, uint64_t value) {
-    encode_varint(encoder, (uint64_t)number << 3);
-    encode_varint(encoder, value);
-}
-
-static void encode_header(struct encoder *encoder, const char *key, const char *value) {
-    struct encoder header = {.length = 0};
-    encode_bytes(&header, 1, key, strlen(key));
-    encode_bytes(&header, 2, value, strlen(value));
-    encode_bytes(encoder, 6, header.bytes, header.length);
-}
+/* Records are written with tests/record_encoder.h into one buffer of this size. */
+#define RECORD_BYTES_MAX 4096
 
 /* Record `index` of the test topic (sequence index + 1, timestamp 1000 + index). */
-static void record_encode(struct encoder *encoder, uint64_t index) {
+static void record_encode(struct record_encoder *encoder, uint64_t index) {
     encoder->length = 0;
-    encode_bytes(encoder, 1, TOPIC, strlen(TOPIC));
+    record_encoder_string(encoder, RECORD_FIELD_TOPIC, TOPIC);
     char key[32], value[32];
     snprintf(key, sizeof(key), "k%llu", (unsigned long long)index);
     snprintf(value, sizeof(value), "v%llu", (unsigned long long)index);
     if (index == 0) {
-        encode_bytes(encoder, 2, "k0", 2);
-        encode_bytes(encoder, 3, "hello", 5);
-        encode_header(encoder, "h", "v");
+        record_encoder_bytes(encoder, RECORD_FIELD_KEY, "k0", 2);
+        record_encoder_bytes(encoder, RECORD_FIELD_VALUE, "hello", 5);
+        record_encoder_header(encoder, "h", 1, "v", 1);
     } else if (index == 1) {
-        encode_bytes(encoder, 2, "\x00\xff", 2);
-        encode_bytes(encoder, 3, "quote\"back\\slash", 16);
+        record_encoder_bytes(encoder, RECORD_FIELD_KEY, "\x00\xff", 2);
+        record_encoder_bytes(encoder, RECORD_FIELD_VALUE, "quote\"back\\slash", 16);
     } else if (index == 2) {
-        encode_bytes(encoder, 3, "\x01\x02\x03", 3);
-        encode_header(encoder, "a", "1");
-        encode_header(encoder, "b", "\xff");
+        record_encoder_bytes(encoder, RECORD_FIELD_VALUE, "\x01\x02\x03", 3);
+        record_encoder_header(encoder, "a", 1, "1", 1);
+        record_encoder_header(encoder, "b", 1, "\xff", 1);
     } else {
-        encode_bytes(encoder, 2, key, strlen(key));
-        encode_bytes(encoder, 3, value, strlen(value));
+        record_encoder_string(encoder, RECORD_FIELD_KEY, key);
+        record_encoder_string(encoder, RECORD_FIELD_VALUE, value);
     }
-    encode_uint(encoder, 4, 1000 + index);
-    encode_uint(encoder, 5, index + 1);
+    record_encoder_uint(encoder, RECORD_FIELD_TIMESTAMP_NS, 1000 + index);
+    record_encoder_uint(encoder, RECORD_FIELD_SEQUENCE, index + 1);
 }
 
 static void records_append(struct shm_log *log, uint64_t first, uint64_t count) {
-    struct encoder encoder;
+    uint8_t record_bytes[RECORD_BYTES_MAX];
+    struct record_encoder encoder = RECORD_ENCODER(record_bytes);
     for (uint64_t index = first; index < first + count; index++) {
         record_encode(&encoder, index);
         struct slice slice = {encoder.bytes, (uint32_t)encoder.length, 0};
@@ -187,12 +161,11 @@ static void test_raw(void) {
     CHECK(run.code == 0);
     static uint8_t expected[8192];
     size_t length = 0;
-    struct encoder encoder;
+    uint8_t record_bytes[RECORD_BYTES_MAX];
+    struct record_encoder encoder = RECORD_ENCODER(record_bytes);
     for (uint64_t index = 0; index < 10; index++) {
         record_encode(&encoder, index);
-        length += varint_encode(encoder.length, expected + length);
-        memcpy(expected + length, encoder.bytes, encoder.length);
-        length += encoder.length;
+        length += record_encoder_delimited(&encoder, expected + length, sizeof(expected) - length);
     }
     CHECK(run.out_length == length);
     CHECK(memcmp(run.out, expected, length) == 0);

@@ -18,13 +18,13 @@ passed=0 failed=0
 check() { # description, status (0 = ok)
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $1" >&2; fi
 }
-port=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source "$(dirname "$0")/daemon_util.sh"
 
-"$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1M --max-frame 64K \
+"$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1M --max-frame 64K \
   --topics-max 16 --backend pbuf --topic first 2>"$work/daemon.log" &
 daemon=$!
-for _ in $(seq 500); do grep -q "listening on" "$work/daemon.log" && break; sleep 0.02; done
-check "daemon started" $(grep -q "listening on" "$work/daemon.log"; echo $?)
+daemon_wait_ready "$bin/intake-stat" "$shm" "$daemon" "$work/daemon.log"
+check "daemon started" $?
 
 "$bin/intake-tail" --shm-dir "$shm" --all --follow --exit-when-idle --format text \
   >"$work/follow.out" 2>"$work/follow.err" &

@@ -20,16 +20,18 @@ passed=0 failed=0
 check() { # description, status (0 = ok)
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $1" >&2; fi
 }
+source "$(dirname "$0")/daemon_util.sh"
+# intaked binds --listen's port itself (0); nothing reports a picked --metrics-listen port.
 free_port() { $python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
 metrics_port=$(free_port)
 
-"$bin/intaked" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
+"$bin/intaked" --listen 127.0.0.1:0 --metrics-listen "127.0.0.1:$metrics_port" \
   --shm-dir "$shm" --reactors 2 --workers 2 --log-size 4M --max-frame 64K --topics-max 8 \
   --backend pbuf 2>"$work/daemon.log" &
 daemon=$!
-for _ in $(seq 200); do grep -q "metrics on" "$work/daemon.log" && break; sleep 0.02; done
-check "daemon started" $(grep -q "metrics on" "$work/daemon.log"; echo $?)
+# Ready (the metrics endpoint included) when its counters region says so; $port is the bound one.
+daemon_wait_ready "$bin/intake-stat" "$shm" $daemon "$work/daemon.log"
+check "daemon started" $?
 
 # 3 topics x 2 connections each; then one record above --max-frame (the connection is rejected).
 sent=0

@@ -291,7 +291,6 @@ static void test_idle_flood(void) {
 }
 
 int main(int argc, char **argv) {
-    (void)daemon_log_counter;
     signal(SIGPIPE, SIG_IGN);
     const char *only = argc > 1 ? argv[1] : NULL;
     if (only == NULL || strcmp(only, "truncated_region") == 0) test_truncated_region();

@@ -18,15 +18,17 @@ passed=0 failed=0
 check() { # description, status (0 = ok)
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $1" >&2; fi
 }
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-small=(--listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
+source "$(dirname "$0")/daemon_util.sh"
+small=(--listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1M --max-frame 64K --topics-max 16)
 
-# Starts intaked with the given shell limit and arguments, waits until it listens, stops it.
+# Starts intaked with the given shell limit and arguments, waits until it is ready or has exited
+# ($ready: 0 when it was ready), stops it.
 run_and_stop() { # ulimit-args, intaked args...
   local limit=$1; shift
   (ulimit $limit; exec "$intaked" "$@") 2>"$work/log" &
   local daemon=$!
-  for _ in $(seq 200); do grep -q "listening on" "$work/log" && break; sleep 0.02; done
+  daemon_wait_ready "$INTAKE_BIN_DIR/intake-stat" "$shm" $daemon "$work/log" 2>/dev/null
+  ready=$?
   kill -TERM $daemon
   wait $daemon
 }
@@ -44,7 +46,7 @@ run_and_stop "-n 60" "${small[@]}"
 check "nofile 60: exits 0 after running" $?
 check "nofile 60: warns, naming RLIMIT_NOFILE" \
   $(grep -q "^intaked: RLIMIT_NOFILE 60 .*leaves no descriptor" "$work/log"; echo $?)
-check "nofile 60: listened" $(grep -q "listening on" "$work/log"; echo $?)
+check "nofile 60: was ready" $ready
 
 # 3. Locked memory: without CAP_IPC_LOCK, a limit of 0 holds no ring.
 if command -v setpriv >/dev/null; then
@@ -63,7 +65,7 @@ fi
 mkdir -p "$shm"
 expected=$(/usr/bin/python3 -c "import os; s=os.statvfs('$shm'); print(s.f_bavail*s.f_frsize//((1<<30)+12288))")
 if [ "$expected" -lt 1024 ] && [ "$expected" -gt 0 ]; then
-  run_and_stop "-n $(ulimit -Hn)" --listen "127.0.0.1:$port" --shm-dir "$shm" --log-size 1G --topics-max 1024
+  run_and_stop "-n $(ulimit -Hn)" --listen 127.0.0.1:0 --shm-dir "$shm" --log-size 1G --topics-max 1024
   check "shm: exits 0 after running" $?
   seen=$(sed -n 's/.*room for \([0-9]*\) topic logs of --log-size 1G, fewer than --topics-max 1024.*/\1/p' "$work/log")
   # Free space moves while other tests run: within a few logs of what statvfs said.

@@ -378,7 +378,7 @@ static void test_two_producers(void) {
         producer_util_check_log(directory, "shared", ids[which], sent[which], SHARED_RECORDS);
     }
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "at shutdown", "duplicate") == 0);
+    CHECK(DAEMON_WORKER_COUNTER(&daemon, records_duplicate) == 0);
     daemon_directory_remove(directory);
 }
 

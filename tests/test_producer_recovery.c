@@ -121,7 +121,7 @@ static void test_kill_restart(void) {
     wait_sent(&self, 2 * KILL_RECORDS / 3);
     uint64_t sent_at_stop = atomic_load(&self.sent);
     CHECK(daemon_stop(&daemon) == 0);
-    uint64_t duplicates = daemon_log_counter(&daemon, "at shutdown", "duplicate");
+    uint64_t duplicates = DAEMON_WORKER_COUNTER(&daemon, records_duplicate);
     REQUIRE(daemon_start_port(&daemon, directory, flags, port));
 
     REQUIRE(pthread_join(thread, NULL) == 0);
@@ -144,7 +144,7 @@ static void test_kill_restart(void) {
         free(self.sequences[topic]);
     }
     CHECK(daemon_stop(&daemon) == 0);
-    duplicates += daemon_log_counter(&daemon, "at shutdown", "duplicate");
+    duplicates += DAEMON_WORKER_COUNTER(&daemon, records_duplicate);
     printf("kill_restart: the restarted daemons dropped %" PRIu64 " duplicates\n", duplicates);
     daemon_directory_remove(directory);
 }
@@ -354,7 +354,7 @@ static void test_connection_reset(void) {
                                 counts[topic]);
     proxy_stop(&proxy);
     CHECK(daemon_stop(&daemon) == 0);
-    uint64_t duplicates = daemon_log_counter(&daemon, "at shutdown", "duplicate");
+    uint64_t duplicates = DAEMON_WORKER_COUNTER(&daemon, records_duplicate);
     printf("connection_reset: the restarted intaked dropped %" PRIu64 " duplicates\n", duplicates);
     CHECK(duplicates >= 2000);
     daemon_directory_remove(directory);
@@ -404,8 +404,14 @@ static void test_tool_live(void) {
         bool parsed = producer_util_fields(record.bytes, record.length, &value, &value_length, &id,
                                            &id_length);
         if (!parsed || count >= 3 || record.sequence != (uint64_t)count + 1 ||
-            value_length != strlen(lines[count]) || memcmp(value, lines[count], value_length))
+            value_length != strlen(lines[count]) || memcmp(value, lines[count], value_length)) {
+            /* Says what was found, so a failure in CI can be read. */
+            printf("tool_live: entry %d: parsed %d sequence %" PRIu64 " value '%.*s' id '%.*s'\n",
+                   count, parsed, record.sequence, parsed ? (int)value_length : 0,
+                   parsed ? (const char *)value : "", parsed ? (int)id_length : 0,
+                   parsed ? (const char *)id : "");
             wrong++;
+        }
         count++;
     }
     intake_consumer_close(consumer);

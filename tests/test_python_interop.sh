@@ -5,7 +5,8 @@
 #
 # Python writes delimited records (fields in reverse and shuffled order, repeated topics, unknown
 # fields of every wire type, several headers) and prints, from Google's own parse of each record,
-# the line test_framer --file prints for it; the two outputs must be identical.
+# the line framer-lines (tests/interop/framer_lines.c) prints for it; the two outputs must be
+# identical.
 # Needs /usr/bin/python3 with python3-protobuf and protoc (protobuf-compiler): see README.
 # intake-test: no-tsan (one connection through the daemon; test_end_to_end covers the daemon under TSan)
 set -euo pipefail
@@ -30,8 +31,8 @@ protoc -I "$INTAKE_SOURCE_DIR/tests/interop" --python_out="$work" intake_extra.p
 
 PYTHONPATH="$work" "$python" "$INTAKE_SOURCE_DIR/tests/interop/make_records.py" \
     "$work/records.bin" >"$work/expected.txt"
-"$INTAKE_BIN_DIR/test_framer" --file "$work/records.bin" >"$work/actual.txt" || {
-    echo "test_python_interop: test_framer --file failed" >&2
+"$INTAKE_BIN_DIR/framer-lines" "$work/records.bin" >"$work/actual.txt" || {
+    echo "test_python_interop: framer-lines failed" >&2
     tail -5 "$work/actual.txt" >&2
     exit 1
 }

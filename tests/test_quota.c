@@ -230,9 +230,8 @@ static void test_two_principals(void) {
              "quota " THROTTLED_PRINCIPAL " %u 0\n",
              MTLS_QUOTA);
     acl_write(text);
-    uint16_t tls_port = daemon_free_port();
-    char tls_listen[64];
-    snprintf(tls_listen, sizeof(tls_listen), "127.0.0.1:%u", tls_port);
+    /* Port 0: intaked binds one and the counters region names it (daemon.tls_port). */
+    const char *tls_listen = "127.0.0.1:0";
     snprintf(path[0], sizeof(path[0]), "%s/server.pem", certificates);
     snprintf(path[1], sizeof(path[1]), "%s/server.key", certificates);
     snprintf(path[2], sizeof(path[2]), "%s/ca.pem", certificates);
@@ -242,6 +241,8 @@ static void test_two_principals(void) {
         "--tls-client-ca", path[2],      NULL};
     struct daemon daemon;
     REQUIRE(daemon_start(&daemon, directory, flags));
+    uint16_t tls_port = daemon.tls_port;
+    REQUIRE(tls_port != 0);
     /* Two connections of each principal, each to a topic of its own; the unthrottled ones start
      * once the throttled principal is being held back. */
     struct stream_client streams[4];

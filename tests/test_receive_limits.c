@@ -176,8 +176,8 @@ static void test_frame_deadline(void) {
     free(reader);
     free(frame);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "frame") == 1);
-    CHECK(daemon_log_counter(&daemon, "reactor", "idle") == 0);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, deadline_kills_frame) == 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, deadline_kills_idle) == 0);
     daemon_directory_remove(directory);
 }
 
@@ -213,8 +213,8 @@ static void test_idle_timeout(void) {
     close(busy);
     free(reader);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "idle") == 1);
-    CHECK(daemon_log_counter(&daemon, "reactor", "frame") == 0);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, deadline_kills_idle) == 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, deadline_kills_frame) == 0);
     daemon_directory_remove(directory);
 }
 
@@ -263,8 +263,8 @@ static void test_partial_records(void) {
     free(reader);
     free(frame);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "partial_evictions") >= 1);
-    CHECK(daemon_log_counter(&daemon, "reactor", "partial_cap_pauses") >= 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, partial_evictions) >= 1);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, partial_cap_pauses) >= 1);
     daemon_directory_remove(directory);
 }
 
@@ -330,7 +330,7 @@ static void test_stall_oldest(void) {
     free(reader);
     free(slow_frame);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "stalls_broken") == (uint64_t)ended);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, stalls_broken) == (uint64_t)ended);
     daemon_directory_remove(directory);
 }
 
@@ -358,7 +358,7 @@ static void test_early_rejection(void) {
     CHECK(last.detail[0] != '\0');
     close(fd);
     CHECK(daemon_stop(&daemon) == 0);
-    CHECK(daemon_log_counter(&daemon, "reactor", "frame") == 0);
+    CHECK(DAEMON_REACTOR_COUNTER(&daemon, deadline_kills_frame) == 0);
     daemon_directory_remove(directory);
 }
 

@@ -2,8 +2,9 @@
  * test_shm_log_format.c: the test vectors of docs/shm-log-format.md against the code.
  *
  * Parses every line of the document's ```vectors block (so the specification and the
- * implementation cannot drift apart silently) and checks CRC32C (hardware and portable forms),
- * entry checksums and exact entry bytes, file names, and principal tags. Also checks that there are vectors of
+ * implementation cannot drift apart silently) and checks CRC32C (the header's reference and
+ * src/base/crc32c.c's fast one, whole and split at every byte), entry checksums (both) and
+ * exact entry bytes, file names, and principal tags. Also checks that there are vectors of
  * each kind, so an emptied block fails.
  */
 #include <stdbool.h>
@@ -61,12 +62,14 @@ static void vector_crc32c(char **fields, int count) {
     REQUIRE(length >= 0);
     uint32_t expected = (uint32_t)strtoul(fields[2], NULL, 16);
     CHECK(shm_log_crc32c(0, data, (size_t)length) == expected);
-    CHECK(shm_log_crc32c_portable(0, data, (size_t)length) == expected);
     CHECK(intake_crc32c(0, data, (size_t)length) == expected);
-    /* Chaining: any split gives the same CRC. */
-    for (long split = 0; split <= length; split++)
-        CHECK(shm_log_crc32c(shm_log_crc32c(0, data, (size_t)split), data + split,
-                             (size_t)(length - split)) == expected);
+    /* Chaining: any split gives the same CRC, in either implementation. */
+    for (long split = 0; split <= length; split++) {
+        size_t rest = (size_t)(length - split);
+        CHECK(shm_log_crc32c(shm_log_crc32c(0, data, (size_t)split), data + split, rest) ==
+              expected);
+        CHECK(intake_crc32c(intake_crc32c(0, data, (size_t)split), data + split, rest) == expected);
+    }
     crc_vectors++;
 }
 
@@ -85,8 +88,11 @@ static void vector_entry(char **fields, int count) {
     };
     CHECK(padding || entry.length == (uint32_t)record_length);
     memcpy(ring + SHM_LOG_ENTRY_HEADER_BYTES, record, (size_t)record_length);
-    entry.checksum = shm_log_entry_checksum(&entry, ring + SHM_LOG_ENTRY_HEADER_BYTES);
+    entry.checksum =
+        shm_log_entry_checksum(&entry, ring + SHM_LOG_ENTRY_HEADER_BYTES, shm_log_crc32c);
     CHECK(entry.checksum == (uint32_t)strtoul(fields[7], NULL, 16));
+    CHECK(shm_log_entry_checksum(&entry, ring + SHM_LOG_ENTRY_HEADER_BYTES, intake_crc32c) ==
+          entry.checksum);
     memcpy(ring, &entry, sizeof(entry));
     size_t span =
         padding ? SHM_LOG_ENTRY_HEADER_BYTES : (size_t)shm_log_entry_span((uint64_t)record_length);
@@ -133,33 +139,7 @@ static void vector_principal(char **fields, int count) {
     principal_vectors++;
 }
 
-/* The fast three-lane CRC (src/base/crc32c.c) agrees with the reference at every length
- * around its lane boundaries and from every alignment. */
-static void fast_crc_agrees(void) {
-    static uint8_t data[70000];
-    uint64_t seed = 42;
-    for (size_t index = 0; index < sizeof(data); index++)
-        data[index] = (uint8_t)test_random_next(&seed);
-    unsigned mismatches = 0, cases = 0;
-    for (size_t length = 0; length < 66000; length += 1 + length / 7) {
-        for (size_t align = 0; align < 8; align += 3) {
-            uint32_t start = (uint32_t)test_random_next(&seed);
-            if (intake_crc32c(start, data + align, length) !=
-                shm_log_crc32c(start, data + align, length))
-                mismatches++;
-            cases++;
-        }
-    }
-    /* Every length around the 64- and 256-byte lane groups (192 and 768 bytes) and beyond. */
-    for (size_t length = 180; length < 1100; length++)
-        if (intake_crc32c(1, data, length) != shm_log_crc32c_portable(1, data, length))
-            mismatches++;
-    printf("fast crc32c: %u cases, %u mismatches\n", cases, mismatches);
-    CHECK(mismatches == 0);
-}
-
 int main(void) {
-    fast_crc_agrees();
     const char *source = getenv("INTAKE_SOURCE_DIR");
     char path[4096];
     snprintf(path, sizeof(path), "%s/docs/shm-log-format.md", source ? source : "..");

@@ -351,7 +351,7 @@ static void test_corrupt_for_reader(void) {
          * reached behind it. */
         if (round % 2 == 0) {
             struct shm_log_header *header = (struct shm_log_header *)(void *)copy;
-            header->identity_checksum = shm_log_identity_checksum(header);
+            header->identity_checksum = shm_log_identity_checksum(header, shm_log_crc32c);
         }
         REQUIRE(pwrite(fd, copy, bytes, 0) == (ssize_t)bytes);
         free(copy);
@@ -614,7 +614,7 @@ static void test_old_version(void) {
     struct shm_log_header header;
     REQUIRE(pread(fd, &header, sizeof(header), 0) == (ssize_t)sizeof(header));
     header.version = 2;
-    header.identity_checksum = shm_log_identity_checksum(&header);
+    header.identity_checksum = shm_log_identity_checksum(&header, shm_log_crc32c);
     REQUIRE(pwrite(fd, &header, SHM_LOG_IDENTITY_BYTES, 0) == SHM_LOG_IDENTITY_BYTES);
     close(fd);
     log = writer_open(topic, 1u << 14, SHM_LOG_RETENTION_BLOCK, 1000000000ull);

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,33 +29,36 @@ func startDaemon(t *testing.T, flags ...string) *daemon {
 	if _, err := os.Stat(program); err != nil {
 		program = "intaked"
 	}
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	address := listener.Addr().String()
-	listener.Close()
-	d := &daemon{address: address,
+	d := &daemon{
 		shmDir: fmt.Sprintf("/dev/shm/intake-gotest-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))}
 	os.RemoveAll(d.shmDir)
 	d.log, _ = os.Create(filepath.Join(t.TempDir(), "intaked.log"))
-	arguments := append([]string{"--listen", address, "--shm-dir", d.shmDir, "--log-size", "8M",
+	arguments := append([]string{"--listen", "127.0.0.1:0", "--shm-dir", d.shmDir, "--log-size", "8M",
 		"--max-frame", "64K", "--backend", "pbuf"}, flags...)
 	d.command = exec.Command(program, arguments...)
 	d.command.Stderr = d.log
 	if err := d.command.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for attempt := 0; attempt < 1000; attempt++ {
-		text, _ := os.ReadFile(d.log.Name())
-		if strings.Contains(string(text), "listening on") {
-			t.Cleanup(func() { d.stop(t) })
-			return d
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Ready, and on which port the kernel picked, from its counters region (intake-stat beside
+	// intaked, or on PATH like it).
+	stat := filepath.Join(filepath.Dir(program), "intake-stat")
+	if filepath.Dir(program) == "." {
+		stat = "intake-stat"
 	}
-	t.Fatal("intaked did not start")
-	return nil
+	ready, err := exec.Command(stat, "--shm-dir", d.shmDir, "--wait-ready=30", "--pid",
+		fmt.Sprint(d.command.Process.Pid)).Output()
+	for _, line := range strings.Fields(string(ready)) {
+		if strings.HasPrefix(line, "listen=") {
+			d.address = strings.TrimPrefix(line, "listen=")
+		}
+	}
+	if err != nil || d.address == "" {
+		text, _ := os.ReadFile(d.log.Name())
+		t.Fatalf("intaked did not start (%v):\n%s", err, text)
+	}
+	t.Cleanup(func() { d.stop(t) })
+	return d
 }
 
 func (d *daemon) stop(t *testing.T) {

@@ -22,7 +22,8 @@
  *
  * Writers. Every row has exactly one writing thread, and rows are padded to cache lines, so no
  * line is written by two threads:
- *   - header: the main thread (identity at creation; state and listening later);
+ *   - header: the main thread (identity at creation; state, listening and the bound ports
+ *     later);
  *   - reactor row r and received block r: reactor thread r;
  *   - worker row w: worker thread w;
  *   - topic row t: the worker that owns topic t (t % worker_count);
@@ -37,6 +38,11 @@
  *
  * A topic row is in use once name_length is non-zero: its owner writes the name, then
  * release-stores name_length (readers acquire-load it before reading the name).
+ *
+ * The listening addresses (listen, tls_listen, listen_port, tls_listen_port) are final once a
+ * reader has acquire-loaded state RUNNING: intaked writes them before it release-stores RUNNING.
+ * With --listen ADDR:0 the kernel picks the port, and that is where a reader learns it (before
+ * RUNNING, listen still holds the flag as given).
  *
  * Heartbeats are CLOCK_MONOTONIC nanoseconds, stored once per loop iteration; idle threads wake
  * at least every INTAKE_COUNTERS_HEARTBEAT_INTERVAL_NS to store one, so a heartbeat older than a
@@ -142,16 +148,19 @@ struct intake_counters_header {
     uint64_t reserved2;
     /* --- lines 2..5: text, NUL-terminated --- */
     char shm_directory[128]; /* --shm-dir: where the topics' logs are */
-    char listen[64];         /* --listen as given */
+    char listen[64];         /* --listen, with the bound port (see above); "none" */
     char metrics_listen[32]; /* --metrics-listen as given, or empty */
     char backend[32];        /* "pbuf" or "zcrx", once the reactors are up */
     /* --- line 6: the main thread's live state --- */
     intake_counter32_t state;       /* enum intake_counters_state */
     intake_counter32_t listening;   /* 1 while the listeners accept */
     intake_counter_t state_wall_ns; /* CLOCK_REALTIME of the last state change */
-    uint8_t reserved3[48];
+    /* Added in what was reserved (zero), so the version stays; final from RUNNING (above): */
+    uint32_t listen_port;     /* the port --listen is bound to; 0: no plaintext listener */
+    uint32_t tls_listen_port; /* the port --tls-listen is bound to; 0: no TLS listener */
+    uint8_t reserved3[40];
     /* --- line 7: TLS (version 3) --- */
-    char tls_listen[64]; /* --tls-listen as given, or empty: no TLS listener */
+    char tls_listen[64]; /* --tls-listen with the bound port, or empty: no TLS listener */
     /* --- line 8: principals (issue 17: ACLs and quotas); the main thread writes the live
      * fields --- */
     uint64_t principal_rows_offset;
@@ -168,6 +177,7 @@ struct intake_counters_header {
 _Static_assert(offsetof(struct intake_counters_header, reactor_rows_offset) == 64, "line 1");
 _Static_assert(offsetof(struct intake_counters_header, shm_directory) == 128, "line 2");
 _Static_assert(offsetof(struct intake_counters_header, state) == 384, "line 6");
+_Static_assert(offsetof(struct intake_counters_header, listen_port) == 400, "line 6");
 _Static_assert(offsetof(struct intake_counters_header, tls_listen) == 448, "line 7");
 _Static_assert(sizeof(intake_counter_t) == 8, "lock-free 64-bit words");
 _Static_assert(offsetof(struct intake_counters_header, principal_rows_offset) == 512, "line 8");

@@ -325,11 +325,14 @@ static inline uint64_t shm_log_record_bytes_max_for(uint64_t capacity_bytes) {
 /* CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, initial value and final xor
  * 0xFFFFFFFF (as in iSCSI, ext4, Kafka record batches). shm_log_crc32c(0, "123456789", 9) is
  * 0xE3069283. Chaining: shm_log_crc32c(shm_log_crc32c(0, a), b) == shm_log_crc32c(0, a || b).
- * x86-64 with SSE4.2 uses the crc32 instruction (chosen at run time); other machines the
- * bitwise form below, which is the reference. */
+ * shm_log_crc32c is the specification's reference: bitwise, portable, and slow (a few ns a
+ * byte). A reader checking every entry wants a faster function that computes the same (the
+ * CPU's CRC32C instruction, a table-driven one, a library's); intake's own code uses
+ * intake_crc32c (src/base/crc32c.c: SSE4.2 or ARMv8 CRC32). The checksum helpers below take
+ * the function to use, so either serves. */
 #define SHM_LOG_CRC32C_POLYNOMIAL 0x82F63B78u
 
-static inline uint32_t shm_log_crc32c_portable(uint32_t crc, const void *data, size_t length) {
+static inline uint32_t shm_log_crc32c(uint32_t crc, const void *data, size_t length) {
     const uint8_t *bytes = (const uint8_t *)data;
     crc = ~crc;
     for (size_t index = 0; index < length; index++) {
@@ -340,54 +343,34 @@ static inline uint32_t shm_log_crc32c_portable(uint32_t crc, const void *data, s
     return ~crc;
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SHM_LOG_CRC32C_HARDWARE 1
-#include <nmmintrin.h>
-__attribute__((target("sse4.2"))) static inline uint32_t
-shm_log_crc32c_sse42(uint32_t crc, const void *data, size_t length) {
-    const uint8_t *bytes = (const uint8_t *)data;
-    uint64_t state = (uint32_t)~crc;
-    for (; length > 0 && ((uintptr_t)bytes & 7u) != 0; length--)
-        state = _mm_crc32_u8((uint32_t)state, *bytes++);
-    for (; length >= 8; length -= 8, bytes += 8) {
-        uint64_t word;
-        memcpy(&word, bytes, 8);
-        state = _mm_crc32_u64(state, word);
-    }
-    for (; length > 0; length--) state = _mm_crc32_u8((uint32_t)state, *bytes++);
-    return ~(uint32_t)state;
-}
-#endif
-
-static inline uint32_t shm_log_crc32c(uint32_t crc, const void *data, size_t length) {
-#ifdef SHM_LOG_CRC32C_HARDWARE
-    if (__builtin_cpu_supports("sse4.2")) return shm_log_crc32c_sse42(crc, data, length);
-#endif
-    return shm_log_crc32c_portable(crc, data, length);
-}
+/* A CRC32C function with shm_log_crc32c's arguments and results. */
+typedef uint32_t shm_log_crc32c_function(uint32_t crc, const void *data, size_t length);
 
 /* The CRC32C of an entry's header with its checksum field zero: the start of its checksum. */
-static inline uint32_t shm_log_entry_header_crc(const struct shm_log_entry_header *entry) {
+static inline uint32_t shm_log_entry_header_crc(const struct shm_log_entry_header *entry,
+                                                shm_log_crc32c_function *crc32c) {
     struct shm_log_entry_header copy;
     memcpy(&copy, entry, sizeof(copy));
     copy.checksum = 0;
-    return shm_log_crc32c(0, &copy, sizeof(copy));
+    return crc32c(0, &copy, sizeof(copy));
 }
 
 /* The checksum stored in an entry: its header (checksum zero), then its record bytes. */
 static inline uint32_t shm_log_entry_checksum(const struct shm_log_entry_header *entry,
-                                              const uint8_t *bytes) {
-    uint32_t crc = shm_log_entry_header_crc(entry);
+                                              const uint8_t *bytes,
+                                              shm_log_crc32c_function *crc32c) {
+    uint32_t crc = shm_log_entry_header_crc(entry, crc32c);
     if (entry->length == SHM_LOG_ENTRY_LENGTH_PADDING) return crc;
-    return shm_log_crc32c(crc, bytes, entry->length);
+    return crc32c(crc, bytes, entry->length);
 }
 
 /* The identity checksum of a log header (bytes 0..319, identity_checksum read as zero). */
-static inline uint32_t shm_log_identity_checksum(const struct shm_log_header *header) {
+static inline uint32_t shm_log_identity_checksum(const struct shm_log_header *header,
+                                                 shm_log_crc32c_function *crc32c) {
     uint8_t identity[SHM_LOG_IDENTITY_BYTES];
     memcpy(identity, (const void *)header, sizeof(identity));
     memset(identity + offsetof(struct shm_log_header, identity_checksum), 0, 4);
-    return shm_log_crc32c(0, identity, sizeof(identity));
+    return crc32c(0, identity, sizeof(identity));
 }
 
 /* ------------------------------------------------------------- file names --- */

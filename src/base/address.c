@@ -24,9 +24,9 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
      * getaddrinfo as the digits it stands for. */
     uint64_t port = 0;
     char port_digits[8];
-    const struct number_spec port_spec = NUMBER_COUNT_SPEC(1, 65535);
+    const struct number_spec port_spec = NUMBER_COUNT_SPEC(0, 65535); /* 0: the kernel picks */
     if (number_parse(flag, colon + 1, &port_spec, &port, NULL, 0) != NUMBER_OK) {
-        intake_error_line(why, why_capacity, "%s %s: the port must be a number 1..65535", flag,
+        intake_error_line(why, why_capacity, "%s %s: the port must be a number 0..65535", flag,
                           text);
         return -EINVAL;
     }
@@ -54,4 +54,25 @@ int intake_address_parse(const char *flag, const char *text, struct sockaddr_sto
     *length = found->ai_addrlen;
     freeaddrinfo(found);
     return 0;
+}
+
+uint16_t intake_address_port(const struct sockaddr_storage *address) {
+    INTAKE_ASSERT(address->ss_family == AF_INET || address->ss_family == AF_INET6);
+    if (address->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)address)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+}
+
+void intake_address_set_port(struct sockaddr_storage *address, uint16_t port) {
+    INTAKE_ASSERT(address->ss_family == AF_INET || address->ss_family == AF_INET6);
+    if (address->ss_family == AF_INET)
+        ((struct sockaddr_in *)address)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)address)->sin6_port = htons(port);
+}
+
+void intake_address_text_with_port(const char *text, uint16_t port, char *out, size_t capacity) {
+    const char *colon = strrchr(text, ':');
+    INTAKE_ASSERT(colon != NULL); /* intake_address_parse accepted it */
+    snprintf(out, capacity, "%.*s:%u", (int)(colon - text), text, (unsigned)port);
 }

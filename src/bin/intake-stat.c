@@ -8,12 +8,18 @@
  *   intake-stat [--shm-dir DIR | --counters PATH] [--interval SECONDS] [--count N]
  *               [--format text|prometheus]
  *   intake-stat [--shm-dir DIR | --counters PATH] --check live|ready
+ *   intake-stat [--shm-dir DIR | --counters PATH] --wait-ready[=SECONDS] [--pid PID]
  *
  * --check is a probe without HTTP (an exec probe, a compose healthcheck): the same verdicts as
  * intaked's /healthz and /readyz, printed as one line.
  *
- * Exit: 0 after printing (--check: healthy); 1 when the region cannot be read (--check: not
- * healthy); 2 for bad flags (one line naming the flag, cli.h).
+ * --wait-ready is what a test or script runs after starting intaked (counters_wait.h): it
+ * waits until the daemon is ready and prints where it listens, one line per listener,
+ * "listen=ADDR:PORT" and "tls_listen=ADDR:PORT" (the bound port: --listen ADDR:0 resolved).
+ *
+ * Exit: 0 after printing (--check, --wait-ready: healthy, ready); 1 when the region cannot be
+ * read (--check: not healthy; --wait-ready: not ready in time, or intaked --pid exited, with one
+ * line saying why); 2 for bad flags (one line naming the flag, cli.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,7 @@
 #include "counters_health.h"
 #include "counters_render.h"
 #include "counters_view.h"
+#include "counters_wait.h"
 
 static void usage(FILE *out) {
     fputs("usage: intake-stat [options]\n"
@@ -36,6 +43,8 @@ static void usage(FILE *out) {
           "  --count N              with --interval, stop after N prints\n"
           "  --format text|prometheus  terminal text (default) or the /metrics exposition\n"
           "  --check live|ready     exit 0 when /healthz (live) or /readyz (ready) would say 200\n"
+          "  --wait-ready[=SECONDS] wait until ready (30 s), then print listen=ADDR:PORT\n"
+          "  --pid PID              with --wait-ready: the intaked to wait for\n"
           "  --help, --version\n",
           out);
 }
@@ -50,6 +59,8 @@ struct stat_options {
     uint64_t count;       /* with an interval, prints at most; 0: no limit */
     int format;           /* enum counters_render_format */
     int check;            /* enum stat_check */
+    uint64_t wait_ns;     /* --wait-ready: how long; 0: not asked */
+    uint64_t pid;         /* --pid: the intaked to wait for; 0: any */
 };
 
 /* One line per flag; a new flag is a line here and a case in stat_apply. */
@@ -60,6 +71,8 @@ static const struct option stat_option_table[] = {
     {"count", required_argument, NULL, 'n'},
     {"format", required_argument, NULL, 'f'},
     {"check", required_argument, NULL, 'k'},
+    {"wait-ready", optional_argument, NULL, 'w'},
+    {"pid", required_argument, NULL, 'p'},
     CLI_STANDARD_OPTIONS,
     {NULL, 0, NULL, 0},
 };
@@ -69,6 +82,14 @@ static const struct number_spec stat_interval_spec = {
     .kind = NUMBER_DURATION,
     .minimum = NUMBER_MS,
     .maximum = 24 * NUMBER_HOURS,
+    .unit_ns = NUMBER_SECONDS,
+};
+
+/* --wait-ready[=SECONDS]: fractions and units allowed, up to an hour; 30 s when bare. */
+static const struct number_spec stat_wait_spec = {
+    .kind = NUMBER_DURATION,
+    .minimum = NUMBER_MS,
+    .maximum = NUMBER_HOURS,
     .unit_ns = NUMBER_SECONDS,
 };
 
@@ -87,8 +108,32 @@ static int stat_apply(struct cli *cli, int option, void *context) {
     case 'n': return cli_number(cli, &NUMBER_COUNT_SPEC(1, UINT64_MAX), &options->count);
     case 'f': return cli_choose(cli, stat_formats, 2, &options->format);
     case 'k': return cli_choose(cli, stat_checks, 2, &options->check);
+    case 'w':
+        options->wait_ns = 30 * NUMBER_SECONDS;
+        return optarg == NULL ? 0 : cli_number(cli, &stat_wait_spec, &options->wait_ns);
+    case 'p': return cli_number(cli, &NUMBER_COUNT_SPEC(1, INT32_MAX), &options->pid);
     default: INTAKE_ASSERT(!"an option without a case"); return -1;
     }
+}
+
+/* --wait-ready: where it listens once ready, or one line saying why not. */
+static int wait_ready(const char *path, pid_t pid, uint64_t wait_ns) {
+    struct counters_view view;
+    char why[512];
+    if (counters_wait_ready(path, pid, wait_ns, &view, why, sizeof(why)) < 0) {
+        fprintf(stderr, "intake-stat: %s\n", why);
+        return 1;
+    }
+    /* Final once ready (counters_format.h); bounded copies, as the region is not trusted. */
+    const struct intake_counters_header *header = view.header;
+    if (header->listen_port != 0)
+        printf("listen=%.*s\n", (int)strnlen(header->listen, sizeof(header->listen)),
+               header->listen);
+    if (header->tls_listen_port != 0)
+        printf("tls_listen=%.*s\n", (int)strnlen(header->tls_listen, sizeof(header->tls_listen)),
+               header->tls_listen);
+    counters_view_close(&view);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -107,6 +152,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof(path), "%s/%s", directory, INTAKE_COUNTERS_FILE_NAME);
     struct counters_view view;
     char why[512];
+    if (options.wait_ns > 0) return wait_ready(path, (pid_t)options.pid, options.wait_ns);
     if (counters_view_open(path, &view, why, sizeof(why)) < 0) {
         fprintf(stderr, "intake-stat: %s (is intaked running with this --shm-dir?)\n", why);
         return 1;

@@ -57,7 +57,8 @@ static void report_started(struct pipeline *pipeline) {
     char acl_line[512];
     pipeline_describe_acl(pipeline, acl_line, sizeof(acl_line));
     fprintf(stderr, "intaked: %s\n", acl_line);
-    /* The line tests and scripts wait for: everything above is up. */
+    /* Everything above is up; the port is the bound one (--listen ADDR:0 resolved). Tests and
+     * scripts wait for readiness in the counters region, not for this line. */
     fprintf(stderr,
             "intaked: listening on %s%s%s, backend %s (asked %s), %u reactor(s), %u worker(s), "
             "logs in %s, max frame %u bytes\n",
@@ -120,6 +121,9 @@ int main(int argc, char **argv) {
     if (config.metrics_listen != NULL)
         fprintf(stderr, "intaked: metrics on http://%s/metrics (and /healthz, /readyz)\n",
                 config.metrics_listen);
+    /* Ready (the counters region's state, what intake-stat --wait-ready waits for) only now,
+     * after every line above: a reader that saw it finds them in the log. */
+    pipeline_mark_running(&pipeline);
     int signal_number = 0;
     for (;;) {
         if (sigwait(&signals, &signal_number) != 0) continue;

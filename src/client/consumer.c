@@ -82,7 +82,7 @@ static enum entry_outcome entry_read(struct intake_consumer *consumer,
     uint64_t span = padding ? room : shm_log_entry_span(entry.length);
     bool fits = (padding || (entry.length <= consumer->record_bytes_max && span <= room)) &&
                 span <= consumer->commit_cached - position;
-    uint32_t checksum = fits ? entry_checksum(&entry, bytes) : 0;
+    uint32_t checksum = fits ? shm_log_entry_checksum(&entry, bytes, intake_crc32c) : 0;
     if (!entry_still_intact(consumer->header, position)) return ENTRY_LAPPED;
     if (!fits || checksum != entry.checksum) {
         consumer_fail(consumer,

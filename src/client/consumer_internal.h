@@ -57,14 +57,6 @@ struct intake_consumer {
     char error[INTAKE_CONSUMER_ERROR_BYTES];
 };
 
-/* An entry's checksum (shm_log_entry_checksum, with the fast CRC for the bytes). */
-static inline uint32_t entry_checksum(const struct shm_log_entry_header *entry,
-                                      const uint8_t *bytes) {
-    uint32_t crc = shm_log_entry_header_crc(entry);
-    if (entry->length == SHM_LOG_ENTRY_LENGTH_PADDING) return crc;
-    return intake_crc32c(crc, bytes, entry->length);
-}
-
 /* Seqlock recheck: true when the writer had not begun overwriting the entry at `position` by
  * the time every load before this call completed. */
 static inline bool entry_still_intact(const struct shm_log_header *header, uint64_t position) {

@@ -99,7 +99,7 @@ static int header_check(struct intake_consumer *consumer, const char *topic) {
         return -EPROTO;
     }
     uint64_t capacity = header->capacity_bytes;
-    if (header->identity_checksum != shm_log_identity_checksum(header) ||
+    if (header->identity_checksum != shm_log_identity_checksum(header, intake_crc32c) ||
         header->header_bytes != SHM_LOG_HEADER_BYTES || !intake_is_power_of_two(capacity) ||
         capacity < SHM_LOG_CAPACITY_MIN || capacity > SHM_LOG_CAPACITY_MAX ||
         SHM_LOG_HEADER_BYTES + capacity != consumer->map_bytes ||
@@ -400,8 +400,8 @@ static int start_offset_find(struct intake_consumer *consumer, uint64_t *positio
         bool padding = entry.length == SHM_LOG_ENTRY_LENGTH_PADDING;
         bool fits = padding || (entry.length <= consumer->record_bytes_max &&
                                 SHM_LOG_ENTRY_HEADER_BYTES + (uint64_t)entry.length <= room);
-        bool good =
-            fits && entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES) == entry.checksum;
+        bool good = fits && shm_log_entry_checksum(&entry, at + SHM_LOG_ENTRY_HEADER_BYTES,
+                                                   intake_crc32c) == entry.checksum;
         if (!entry_still_intact(header, *position)) continue; /* lapped while reading */
         if (!good) {
             consumer_fail(consumer, "%s: entry at position %llu failed its checks: log damaged",

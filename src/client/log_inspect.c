@@ -279,7 +279,7 @@ static int header_check(const struct shm_log_header *header, uint64_t file_bytes
         return -EPROTO;
     }
     uint64_t capacity = header->capacity_bytes;
-    if (header->identity_checksum != shm_log_identity_checksum(header) ||
+    if (header->identity_checksum != shm_log_identity_checksum(header, intake_crc32c) ||
         header->header_bytes != SHM_LOG_HEADER_BYTES || !intake_is_power_of_two(capacity) ||
         capacity < SHM_LOG_CAPACITY_MIN || capacity > SHM_LOG_CAPACITY_MAX ||
         file_bytes != SHM_LOG_HEADER_BYTES + capacity ||

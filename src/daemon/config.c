@@ -307,6 +307,12 @@ static int config_apply(struct pipeline_config *config, int option, const char *
         if (intake_address_parse("--metrics-listen", argument, &address, &length, why, capacity) <
             0)
             return -EINVAL;
+        /* Nothing would report the port the kernel picked (--listen's is in the counters). */
+        if (intake_address_port(&address) == 0) {
+            snprintf(why, capacity, "--metrics-listen %s: the port must be a number 1..65535",
+                     argument);
+            return -EINVAL;
+        }
         config->metrics_listen = argument;
         return 0;
     }
@@ -383,7 +389,8 @@ static int config_check_tls(const struct pipeline_config *config, char *why, siz
     RULE((uint64_t)config->buffer_count * config->buffer_bytes >= 2ull * TLS_RECORD_BYTES_MAX,
          "--buffers x --buffer-size must hold two TLS records (%u bytes) with --tls-listen",
          2 * TLS_RECORD_BYTES_MAX);
-    RULE(config->listen_none ||
+    /* Port 0 twice is two ports: the kernel picks one for each. */
+    RULE(config->listen_none || intake_address_port(&config->listen_address) == 0 ||
              config->listen_address_length != config->tls_listen_address_length ||
              memcmp(&config->listen_address, &config->tls_listen_address,
                     config->listen_address_length) != 0,

@@ -115,6 +115,17 @@ void counters_region_set_state(struct counters_region *region, enum intake_count
     atomic_store_explicit(&region->header->state, (uint32_t)state, memory_order_release);
 }
 
+void counters_region_set_listen(struct counters_region *region, const char *listen,
+                                uint16_t listen_port, const char *tls_listen,
+                                uint16_t tls_listen_port) {
+    if (region->header == NULL) return;
+    /* Readers take these after acquire-loading state RUNNING, stored (release) after this. */
+    copy_text(region->header->listen, sizeof(region->header->listen), listen);
+    copy_text(region->header->tls_listen, sizeof(region->header->tls_listen), tls_listen);
+    region->header->listen_port = listen_port;
+    region->header->tls_listen_port = tls_listen_port;
+}
+
 void counters_region_set_backend(struct counters_region *region, const char *backend) {
     if (region->header == NULL) return;
     copy_text(region->header->backend, sizeof(region->header->backend), backend);

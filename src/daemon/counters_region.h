@@ -51,6 +51,11 @@ int counters_region_create(struct counters_region *region, const char *path,
 /* Main thread: the state readers see (enum intake_counters_state), and whether it listens. */
 void counters_region_set_state(struct counters_region *region, enum intake_counters_state state,
                                bool listening);
+/* Main thread, before state RUNNING: the addresses the listeners are bound to (port 0 resolved);
+ * `listen` "none" and `tls_listen` NULL with port 0 for a listener that does not exist. */
+void counters_region_set_listen(struct counters_region *region, const char *listen,
+                                uint16_t listen_port, const char *tls_listen,
+                                uint16_t tls_listen_port);
 /* Main thread, once the backend is known. */
 void counters_region_set_backend(struct counters_region *region, const char *backend);
 /* Main thread, at exit: state STOPPED is stored first; the file stays for readers. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "address.h"
 #include "log_opener.h"
 #include "metrics_http.h"
 #include "pipeline_tls.h"
@@ -322,6 +323,49 @@ static int pipeline_create_counters(struct pipeline *pipeline, char *why, size_t
     return counters_region_create(&pipeline->counters, path, &identity, why, why_capacity);
 }
 
+/* A listener asked for port 0 (--listen ADDR:0): reactor 0's socket got a port from the kernel;
+ * the other reactors join its reuseport group on that port, and the log lines and the counters
+ * region name it. */
+static int pipeline_resolve_port(struct pipeline *pipeline, bool tls, char *why,
+                                 size_t why_capacity) {
+    struct pipeline_config *config = &pipeline->config;
+    struct sockaddr_storage *address = tls ? &config->tls_listen_address : &config->listen_address;
+    char *text = tls ? config->tls_listen_text : config->listen_text;
+    if (intake_address_port(address) != 0) return 0;
+    struct sockaddr_storage bound;
+    socklen_t length = sizeof(bound);
+    int fd = reactor_listen_fd(pipeline->reactors[0], tls);
+    INTAKE_ASSERT(fd >= 0);
+    if (getsockname(fd, (struct sockaddr *)&bound, &length) != 0) {
+        int error = errno;
+        intake_error_line(why, why_capacity, "getsockname on %s: %s", text, strerror(error));
+        return -error;
+    }
+    uint16_t port = intake_address_port(&bound);
+    INTAKE_ASSERT(port != 0);
+    intake_address_set_port(address, port);
+    char given[sizeof(config->listen_text)];
+    snprintf(given, sizeof(given), "%s", text);
+    intake_address_text_with_port(given, port, text, sizeof(config->listen_text));
+    return 0;
+}
+
+/* After reactor 0's listeners exist: the ports they are bound to, for the others and readers. */
+static int pipeline_resolve_ports(struct pipeline *pipeline, char *why, size_t why_capacity) {
+    const struct pipeline_config *config = &pipeline->config;
+    int result = 0;
+    if (!config->listen_none) result = pipeline_resolve_port(pipeline, false, why, why_capacity);
+    if (result == 0 && config->tls_listen_set)
+        result = pipeline_resolve_port(pipeline, true, why, why_capacity);
+    if (result < 0) return result;
+    counters_region_set_listen(
+        &pipeline->counters, config->listen_text,
+        config->listen_none ? 0 : intake_address_port(&config->listen_address),
+        config->tls_listen_set ? config->tls_listen_text : NULL,
+        config->tls_listen_set ? intake_address_port(&config->tls_listen_address) : 0);
+    return 0;
+}
+
 /* The key of producer ids' keyed hash (drawn now: a peer cannot know it), then what the
  * deduplication tables on disk say of producers (producer_seed.h). */
 static int pipeline_seed_producers(struct pipeline *pipeline, char *why, size_t why_capacity) {
@@ -497,6 +541,8 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
     for (uint32_t reactor = 0; result == 0 && reactor < config->reactor_count; reactor++) {
         struct reactor_links links = pipeline_reactor_links(pipeline, reactor);
         result = reactor_create(&links, &pipeline->reactors[reactor], why, why_capacity);
+        if (result == 0 && reactor == 0)
+            result = pipeline_resolve_ports(pipeline, why, why_capacity);
     }
     for (uint32_t worker = 0; result == 0 && worker < config->worker_count; worker++)
         result = worker_start(pipeline->workers[worker], why, why_capacity);
@@ -514,8 +560,11 @@ int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *conf
         return result;
     }
     counters_region_set_backend(&pipeline->counters, reactor_backend_name(pipeline->reactors[0]));
-    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_RUNNING, true);
     return 0;
+}
+
+void pipeline_mark_running(struct pipeline *pipeline) {
+    counters_region_set_state(&pipeline->counters, INTAKE_COUNTERS_STATE_RUNNING, true);
 }
 
 void pipeline_request_report(struct pipeline *pipeline) {

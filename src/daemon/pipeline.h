@@ -157,6 +157,10 @@ void pipeline_backend_config(const struct pipeline_config *config, uint32_t reac
                              struct rx_backend_config *out);
 int pipeline_start(struct pipeline *pipeline, const struct pipeline_config *config, char *why,
                    size_t why_capacity) INTAKE_MUST_CHECK;
+/* Main thread, once everything around the pipeline is up too (the metrics endpoint, the startup
+ * lines): the counters region says RUNNING, which is what readiness waits for (intake-stat
+ * --wait-ready). A port 0 in --listen is resolved in pipeline->config from pipeline_start on. */
+void pipeline_mark_running(struct pipeline *pipeline);
 /* The counters region's path for `config` (--counters, or <shm-dir>/intake.counters). */
 void pipeline_counters_path(const struct pipeline_config *config, char *path, size_t capacity);
 /* Main thread (SIGHUP), while running: reloads what can change without a restart (the --acl

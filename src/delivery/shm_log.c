@@ -358,7 +358,7 @@ static void entry_padding_write(struct shm_log *log, uint64_t position, uint64_t
         .length = SHM_LOG_ENTRY_LENGTH_PADDING,
         .offset = log->next_offset,
     };
-    entry.checksum = shm_log_entry_checksum(&entry, NULL);
+    entry.checksum = shm_log_entry_checksum(&entry, NULL, intake_crc32c);
     memcpy(log->ring + (position & (log->capacity - 1)), &entry, sizeof(entry));
 }
 
@@ -412,8 +412,9 @@ enum shm_log_append_result shm_log_append(struct shm_log *log, const struct slic
         .principal = principal,
     };
     uint8_t *at = log->ring + (position & (log->capacity - 1));
-    entry.checksum = copy_and_checksum(at + SHM_LOG_ENTRY_HEADER_BYTES, slices, slice_count,
-                                       record_bytes, shm_log_entry_header_crc(&entry));
+    entry.checksum =
+        copy_and_checksum(at + SHM_LOG_ENTRY_HEADER_BYTES, slices, slice_count, record_bytes,
+                          shm_log_entry_header_crc(&entry, intake_crc32c));
     memcpy(at, &entry, sizeof(entry));
     boundary_note(log, position, log->next_offset);
     *offset = log->next_offset;

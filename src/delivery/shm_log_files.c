@@ -196,7 +196,7 @@ static void log_initialise(struct shm_log *log, void *map, uint64_t start_offset
     atomic_store_explicit(&header->commit_offset, start_offset, memory_order_relaxed);
     atomic_store_explicit(&header->retained_offset, start_offset, memory_order_relaxed);
     header->magic = SHM_LOG_MAGIC;
-    header->identity_checksum = shm_log_identity_checksum(header);
+    header->identity_checksum = shm_log_identity_checksum(header, intake_crc32c);
 }
 
 static void consumers_initialise(struct shm_log *log, void *map, uint64_t created_wall_ns) {
@@ -306,7 +306,7 @@ static enum log_check header_check(const struct shm_log *log, uint64_t file_byte
                           header->version, SHM_LOG_VERSION);
         return LOG_CHECK_DAMAGED;
     }
-    if (header->identity_checksum != shm_log_identity_checksum(header)) {
+    if (header->identity_checksum != shm_log_identity_checksum(header, intake_crc32c)) {
         intake_error_line(reason, reason_capacity, "header identity checksum mismatch");
         return LOG_CHECK_DAMAGED;
     }
@@ -354,7 +354,7 @@ static bool ring_check(struct shm_log *log, uint64_t retained, uint64_t commit,
             problem = "impossible length";
         else if (span > commit - position)
             problem = "runs past the commit position";
-        else if (shm_log_entry_checksum(&entry, bytes) != entry.checksum)
+        else if (shm_log_entry_checksum(&entry, bytes, intake_crc32c) != entry.checksum)
             problem = "bad checksum";
         else if (expected != SHM_LOG_OFFSET_NONE && entry.offset != expected)
             problem = "offset out of sequence";
@@ -572,7 +572,7 @@ int shm_log_files_open(struct shm_log *log, char *why, size_t why_capacity) {
      * is quarantined like a damaged one, but its offsets continue. */
     if (check == LOG_CHECK_DAMAGED && result == 0 && log->header->magic == SHM_LOG_MAGIC &&
         log->header->version == 2 &&
-        log->header->identity_checksum == shm_log_identity_checksum(log->header)) {
+        log->header->identity_checksum == shm_log_identity_checksum(log->header, intake_crc32c)) {
         start_offset = atomic_load_explicit(&log->header->commit_offset, memory_order_relaxed);
         if (start_offset == SHM_LOG_OFFSET_NONE) start_offset = 0;
     }

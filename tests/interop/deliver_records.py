@@ -10,12 +10,11 @@ Usage: deliver_records.py BIN_DIR RECORDS_PATH WORK_DIR   (intake_pb2 on PYTHONP
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import intake_pb2
+from daemon_ready import wait_ready
 from interop_util import read_varint
 
 
@@ -36,24 +35,16 @@ def frames_by_topic(data):
     return topics, order
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_daemon(bin_dir, shm_dir, port, log_path):
+def start_daemon(bin_dir, shm_dir, log_path):
+    """intaked on a port the kernel picks; (process, its "127.0.0.1:PORT") once ready."""
     log = open(log_path, "w")
-    daemon = subprocess.Popen([os.path.join(bin_dir, "intaked"), "--listen", f"127.0.0.1:{port}",
+    daemon = subprocess.Popen([os.path.join(bin_dir, "intaked"), "--listen", "127.0.0.1:0",
                                "--shm-dir", shm_dir, "--backend", "pbuf", "--log-size", "1M",
                                "--max-frame", "256K"],
                               stderr=log)
-    for _ in range(500):  # up to 5 s, until the daemon says it listens
-        if "intaked: listening on" in open(log_path).read():
-            return daemon
-        if daemon.poll() is not None:
-            break
-        time.sleep(0.01)
+    ready = wait_ready(bin_dir, shm_dir, daemon)
+    if ready is not None:
+        return daemon, ready["listen"]
     sys.exit(f"deliver_records: intaked did not start:\n{open(log_path).read()}")
 
 
@@ -63,10 +54,9 @@ def main():
     topics, order = frames_by_topic(data)
     shm_dir = os.path.join("/dev/shm", f"intake-interop-{os.getpid()}")
     log_path = os.path.join(work, "intaked.log")
-    daemon = start_daemon(bin_dir, shm_dir, free_port(), log_path)
+    daemon, address = start_daemon(bin_dir, shm_dir, log_path)
     failures = 0
     try:
-        address = open(log_path).read().split("listening on ")[1].split(",")[0]
         produced = subprocess.run([os.path.join(bin_dir, "intake-produce"), "--connect", address,
                                    "--delimited", "--acks"], input=data, capture_output=True, timeout=60)
         if produced.returncode != 0:

@@ -20,33 +20,24 @@ one still cannot make intaked acknowledge a record it did not write.
   f  A Hello of a made-up id is answered 0 and evicts nothing: 1,000 of them with
      --producers-max 4 leave a real producer's answer intact.
   (e, colliding ids, is a benchmark: bench/id-flood, README "Performance".)
-Each case says what it saw. The same cases under mutual TLS (a second principal holding the
-same producer_id sees none of A's state) need the TLS listener (issue 17's TLS branch).
+Each case says what it saw. a, b and c are identity_cases.py's far_ahead, library_forged and
+gap (the log's entries checked under the principal `anonymous`), which identity_attacks_mtls.py
+runs over mutual TLS too, beside the attacks across two principals that hold one producer_id.
 
 Usage: identity_attacks.py BIN_DIR WORK_DIR   (intake_pb2 on PYTHONPATH)
 """
 import os
-import subprocess
 import sys
 import threading
 import time
 
-import intake_pb2
-from interop_util import AckConnection, Checks, Daemon, delimited, read_varint
+from identity_cases import ANONYMOUS, FAR, IdentityCases, record
+from interop_util import Checks, Daemon, topic_counter
 
 BIN_DIR, WORK = sys.argv[1:3]
 WAIT_S = 60  # bound on waits for progress that must come; never a timing assertion
 check = Checks("identity_attacks")
-
-
-def record(topic, producer_id, sequence, value=None):
-    return delimited(intake_pb2.Record(
-        topic=topic, producer_id=producer_id, sequence=sequence,
-        value=value if value is not None else f"{producer_id.decode()}:{sequence}".encode()))
-
-
-def hello(producer_id):
-    return delimited(intake_pb2.Hello(producer_id=producer_id))
+cases = IdentityCases(BIN_DIR, check, WAIT_S)
 
 
 def daemon_start(name, extra=()):
@@ -54,75 +45,21 @@ def daemon_start(name, extra=()):
     return Daemon(BIN_DIR, WORK, shm_dir, name, check, WAIT_S, extra)
 
 
-class Connection(AckConnection):
-    def __init__(self, daemon):
-        super().__init__("127.0.0.1", daemon.port, WAIT_S)
-
-    def close(self):
-        self.close_cleanly()
-
-
 def produce(daemon, topic, producer_id, first, last):
-    connection = Connection(daemon)
-    connection.send(b"".join(record(topic, producer_id, s) for s in range(first, last + 1)))
-    acks = connection.acks_until(last)
-    ok = bool(acks) and acks[-1].status == intake_pb2.Ack.OK and acks[-1].sequence == last
-    connection.close()
-    return ok
+    return cases.produce(daemon, ANONYMOUS, topic, producer_id, first, last)
 
 
 def hello_answer(daemon, producer_id):
-    connection = Connection(daemon)
-    connection.send(hello(producer_id))
-    ack = connection.read_ack()
-    connection.close()
-    return ack.sequence if ack is not None and ack.status == intake_pb2.Ack.OK else None
+    return cases.hello_answer(daemon, ANONYMOUS, producer_id)
 
 
 def log_records(daemon, topic):
     """(producer_id, sequence) of every record in the topic's log, in order."""
-    tail = subprocess.run([os.path.join(BIN_DIR, "intake-tail"), "--shm-dir", daemon.shm_dir,
-                           "--topic", topic, "--from-start", "--format", "raw"],
-                          capture_output=True, timeout=WAIT_S)
-    check(tail.returncode == 0, f"intake-tail {topic}: {tail.stderr[-500:]}")
-    records, position = [], 0
-    while position < len(tail.stdout):
-        length, position = read_varint(tail.stdout, position)
-        message = intake_pb2.Record.FromString(tail.stdout[position:position + length])
-        position += length
-        records.append((message.producer_id, message.sequence))
-    return records
-
-
-def stat_words(daemon):
-    stat = subprocess.run([os.path.join(BIN_DIR, "intake-stat"), "--shm-dir", daemon.shm_dir],
-                          capture_output=True, text=True, timeout=WAIT_S)
-    return stat.stdout
-
-
-def counter_sum(text, name):
-    return sum(int(word.split("=")[1]) for word in text.split() if word.startswith(name + "="))
-
-
-def topic_counter(text, topic, name):
-    for line in text.splitlines():
-        if line.startswith(f"topic {topic}:"):
-            return counter_sum(line, name)
-    return None
+    return [(producer_id, sequence) for _, producer_id, sequence in cases.entries(daemon, topic)]
 
 
 def case_a(daemon):
-    check(produce(daemon, "attack-a", b"A", 1, 1000), "a: A commits 1..1000")
-    forger = Connection(daemon)
-    forger.send(record("attack-a", b"A", 10 ** 18, b"forged"))
-    final = forger.last_ack()
-    check(final is not None and final.status == intake_pb2.Ack.REJECTED,
-          f"a: the forged 10^18 is REJECTED (got {final})")
-    detail = final.detail if final is not None else ""
-    check(str(10 ** 18) in detail and "4194304" in detail and '"A"' in detail and "1000" in detail,
-          f"a: the detail names the sequence, the bound, the producer and what was seen: {detail}")
-    check(hello_answer(daemon, b"A") == 1000, "a: A's Hello is still answered 1000")
-    check(produce(daemon, "attack-a", b"A", 1001, 2000), "a: A's next 1,000 are acked")
+    detail = cases.far_ahead(daemon, ANONYMOUS, "attack-a", "a", b"A")
     # A jump within the bound: admitted, and the gap below it stays a gap.
     check(produce(daemon, "attack-a", b"A", 2100, 2100), "a: a jump of 100 is admitted")
     check(hello_answer(daemon, b"A") == 2000, "a: A's Hello stays below the gap")
@@ -132,58 +69,18 @@ def case_a(daemon):
     check(sequences == list(range(1, 2001)) + [2100] + list(range(2001, 2100)),
           f"a: every acked record of A is in the log once, the forged one is not "
           f"({len(sequences)} records)")
-    check(10 ** 18 not in sequences, "a: 10^18 was not written")
+    check(FAR not in sequences, "a: 10^18 was not written")
     print(f"identity_attacks: a: 10^18 refused ({detail}); 2,100 records of A once in the log")
 
 
 def case_b(daemon):
-    produce_path = os.path.join(BIN_DIR, "intake-produce")
-    address = f"127.0.0.1:{daemon.port}"
-    forger = Connection(daemon)
-    forger.send(record("attack-b", b"L", 10 ** 18, b"forged"))
-    check(forger.acks_until(10 ** 18)[-1].status == intake_pb2.Ack.OK,
-          "b: the forged record of an id intaked never saw is admitted (no bound to apply)")
-    forger.close()
-    run = subprocess.run([produce_path, "--connect", address, "--topic", "attack-b",
-                          "--producer-id", "L", "--count", "500", "--size", "16"],
-                         capture_output=True, text=True, timeout=WAIT_S)
-    check(run.returncode == 0 and "acked 500 records" in run.stderr,
-          f"b: intake-produce acks 500: {run.returncode} {run.stderr[-400:]}")
-    sequences = [s for p, s in log_records(daemon, "attack-b") if p == b"L"]
-    check(sequences == [10 ** 18] + list(range(1, 501)),
-          f"b: the 500 acked records are in the log ({len(sequences)} of L's)")
-    # L2's id is used by another peer, which commits 1..600; intake-produce then starts at 1.
-    check(produce(daemon, "attack-b", b"L2", 1, 600), "b: the other peer commits 600 as L2")
-    run = subprocess.run([produce_path, "--connect", address, "--topic", "attack-b",
-                          "--producer-id", "L2", "--count", "500", "--size", "16"],
-                         capture_output=True, text=True, timeout=WAIT_S)
-    check(run.returncode == 1, f"b: intake-produce exits 1 (got {run.returncode})")
-    check("acked" not in run.stderr, f"b: nothing is reported acked: {run.stderr[-400:]}")
-    check("answered the Hello with sequence 600, above the highest this producer sent (0)"
-          in run.stderr, f"b: it says why: {run.stderr[-400:]}")
+    cases.library_forged(daemon, ANONYMOUS, "attack-b", "b")
     print("identity_attacks: b: after a forged record 500 acked and 500 written; a Hello above "
           "what was sent makes intake-produce fail, exit 1")
 
 
 def case_c(daemon):
-    connection = Connection(daemon)
-    connection.send(b"".join(record("attack-c", b"C", s) for s in (1, 2, 3, 10, 4)))
-    final = connection.last_ack()
-    check(final is not None and final.status == intake_pb2.Ack.REJECTED and final.sequence == 3,
-          f"c: one connection: 10 after 3 is REJECTED, 1..3 acked (got {final})")
-    check(final is not None and "sequence 10 is out of order on this connection: expected 4"
-          in final.detail, f"c: the detail says so: {final and final.detail}")
-    # Across connections: 10 starts a connection (admitted, leaving 4..9 a gap), then 4..9.
-    check(produce(daemon, "attack-c", b"C", 10, 10), "c: 10 on its own connection")
-    check(produce(daemon, "attack-c", b"C", 4, 9), "c: 4..9 acked")
-    sequences = [s for p, s in log_records(daemon, "attack-c") if p == b"C"]
-    check(sequences == [1, 2, 3, 10, 4, 5, 6, 7, 8, 9],
-          f"c: 4..9 are in the log, not dropped: {sequences}")
-    text = stat_words(daemon)
-    check(counter_sum(text, "sequence_rejections") >= 2 and counter_sum(text, "sequence_gap_fills")
-          >= 6, "c: intake-stat counts the refusals and the gap fills")
-    check(topic_counter(text, "attack-c", "dedupe_unprotected") == 6,
-          "c: 4..9, below what the topic holds, are counted as appended unprotected")
+    sequences = cases.gap(daemon, ANONYMOUS, "attack-c", "c")
     print(f"identity_attacks: c: jump refused on one connection; across connections 4..9 "
           f"written ({sequences})")
 
@@ -197,9 +94,9 @@ def case_d():
         # 1,100 one-record connections with made-up ids, all at once (a few threads).
         def flood(start):
             for index in range(start, 1100, 10):
-                connection = Connection(daemon)
+                connection = cases.connect(daemon, ANONYMOUS)
                 connection.send(record("attack-d", f"made-up-{index}".encode(), 1))
-                connection.close()
+                connection.close_cleanly()
         started = time.monotonic()
         threads = [threading.Thread(target=flood, args=(start,)) for start in range(10)]
         for thread in threads:
@@ -207,7 +104,7 @@ def case_d():
         for thread in threads:
             thread.join(WAIT_S)
         elapsed = time.monotonic() - started
-        text = stat_words(daemon)
+        text = cases.stat(daemon)
         evictions = topic_counter(text, "attack-d", "dedupe_evictions")
         daemon.stop()  # a routine restart
         daemon.start()
@@ -216,7 +113,7 @@ def case_d():
         check(sequences == list(range(1, 101)), f"d: R's records once ({len(sequences)})")
         made_up = [p for p, s in log_records(daemon, "attack-d") if p.startswith(b"made-up-")]
         check(len(made_up) == 1100, f"d: the flood's records are written ({len(made_up)})")
-        text = stat_words(daemon)
+        text = cases.stat(daemon)
         check(topic_counter(text, "attack-d", "duplicate") == 100, "d: R's resend: 100 duplicates")
         print(f"identity_attacks: d: 1,100 made-up ids in {elapsed:.2f} s ({evictions} evictions "
               f"of made-up ids); R's resend after a restart landed once")

@@ -1,5 +1,5 @@
 """make_records.py: writes delimited intake.v1.Record frames made with Google's protobuf library
-and prints, from Google's own parse of each, the line `test_framer --file` prints for it.
+and prints, from Google's own parse of each, the line `framer-lines` (tests/interop/framer_lines.c) prints for it.
 
 Run by test_python_interop.sh with intake_pb2 and intake_extra_pb2 on PYTHONPATH.
 Usage: make_records.py OUTPUT_PATH > expected.txt

@@ -21,10 +21,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import intake_pb2
-from interop_util import AckConnection, delimited, free_port, varint
+from daemon_ready import wait_ready
+from interop_util import AckConnection, delimited, varint
 
 failures = 0
 passes = 0
@@ -75,17 +75,13 @@ def hello_answer(address, producer_id):
 
 def start_daemon(bin_dir, shm_dir, log_path, extra=()):
     log = open(log_path, "w")
-    daemon = subprocess.Popen([os.path.join(bin_dir, "intaked"), "--listen",
-                               f"127.0.0.1:{free_port()}", "--shm-dir", shm_dir, "--backend",
-                               "pbuf", "--log-size", "1M", "--max-frame", "256K", *extra],
+    daemon = subprocess.Popen([os.path.join(bin_dir, "intaked"), "--listen", "127.0.0.1:0",
+                               "--shm-dir", shm_dir, "--backend", "pbuf", "--log-size", "1M",
+                               "--max-frame", "256K", *extra],
                               stderr=log)
-    for _ in range(500):  # up to 5 s, until the daemon says it listens
-        text = open(log_path).read()
-        if "intaked: listening on" in text:
-            return daemon, text.split("listening on ")[1].split(",")[0].split()[0]
-        if daemon.poll() is not None:
-            break
-        time.sleep(0.01)
+    ready = wait_ready(bin_dir, shm_dir, daemon)
+    if ready is not None:
+        return daemon, ready["listen"]
     sys.exit(f"producer_identity: intaked did not start:\n{open(log_path).read()}")
 
 

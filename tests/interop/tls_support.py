@@ -17,6 +17,8 @@ import ssl
 import subprocess
 import time
 
+from daemon_ready import port_of, wait_ready
+
 ACK_STATUS = {0: "OK", 1: "REJECTED", 2: "RESOURCE_EXHAUSTED", 3: "SHUTTING_DOWN", 4: "INTERNAL"}
 
 
@@ -219,24 +221,26 @@ def free_port():
 
 
 class Daemon:
-    """A real intaked with a plaintext and a TLS listener."""
+    """A real intaked with a plaintext and a TLS listener, on ports the kernel picks (its counters
+    region names them), and /metrics on a port that was free a moment ago (nothing reports a
+    picked one for it)."""
 
     def __init__(self, bin_dir, work, name, flags):
         self.bin_dir = bin_dir
         self.shm = f"/dev/shm/intake-{name}-{os.getpid()}"
         subprocess.run(["rm", "-rf", self.shm], check=True)
-        self.port = free_port()
-        self.tls_port = free_port()
         self.metrics_port = free_port()
         self.log_path = os.path.join(work, f"{name}.log")
         self.log = open(self.log_path, "w")
-        command = [os.path.join(bin_dir, "intaked"), "--listen", f"127.0.0.1:{self.port}",
-                   "--tls-listen", f"127.0.0.1:{self.tls_port}", "--shm-dir", self.shm,
+        command = [os.path.join(bin_dir, "intaked"), "--listen", "127.0.0.1:0",
+                   "--tls-listen", "127.0.0.1:0", "--shm-dir", self.shm,
                    "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                    "--log-size", "8M", "--max-frame", "256K"] + flags
         self.process = subprocess.Popen(command, stderr=self.log)
-        if not self.wait_log("intaked: listening on", 20):
+        ready = wait_ready(bin_dir, self.shm, self.process)
+        if ready is None:
             raise RuntimeError(f"intaked did not start:\n{self.text()}")
+        self.port, self.tls_port = port_of(ready["listen"]), port_of(ready["tls_listen"])
 
     def text(self):
         with open(self.log_path) as log:
@@ -289,18 +293,6 @@ class Daemon:
             totals[key] = totals.get(key, 0) + int(value)
         return totals
 
-    def shutdown_tls_counters(self):
-        """The TLS counters of the shutdown lines ("intaked: reactor N tls: ..."), summed."""
-        totals = {}
-        for line in self.text().splitlines():
-            if not line.startswith("intaked: reactor ") or " tls: handshakes " not in line:
-                continue
-            for word in line.split():
-                if "=" in word:
-                    name, value = word.split("=", 1)
-                    totals["tls " + name] = totals.get("tls " + name, 0) + int(value)
-        return totals
-
     def wait_counter(self, name, at_least, timeout=20):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -318,9 +310,15 @@ class Daemon:
     def signal(self, number):
         self.process.send_signal(number)
 
-    def stop(self):
+    def stop(self, keep_shm=False):
+        """SIGTERM; the exit status. With keep_shm the --shm-dir stays (its counters region
+        holds the final values) until remove()."""
         self.process.send_signal(signal.SIGTERM)
         status = self.process.wait(timeout=60)
         self.log.close()
-        subprocess.run(["rm", "-rf", self.shm], check=False)
+        if not keep_shm:
+            self.remove()
         return status
+
+    def remove(self):
+        subprocess.run(["rm", "-rf", self.shm], check=False)

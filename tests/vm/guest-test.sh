@@ -70,7 +70,8 @@ generate() {
 }
 
 # daemon_start LOG DIR FLAGS...: starts intaked --backend zcrx --zcrx-nodev in the background
-# (pid in $daemon_pid, log in $daemon_log); returns when it says it listens.
+# (pid in $daemon_pid, log in $daemon_log); returns once its counters region says ready
+# (intake-stat --wait-ready) with backend zcrx.
 daemon_start() {
     daemon_log=$1
     shm=$2
@@ -78,13 +79,11 @@ daemon_start() {
     "$bin/intaked" --backend zcrx --zcrx-nodev --reactors 2 --workers 2 --shm-dir "$shm" \
         --log-size 64M "$@" >"$daemon_log" 2>&1 &
     daemon_pid=$!
-    for attempt in $(seq 1 300); do
-        grep -q '^intaked: listening on' "$daemon_log" && break
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    local ready=no
+    "$bin/intake-stat" --shm-dir "$shm" --wait-ready=30 --pid "$daemon_pid" >/dev/null && ready=yes
     cat "$daemon_log"
-    grep -q '^intaked: listening on .* backend zcrx ' "$daemon_log" && return 0
+    [ "$ready" = yes ] && "$bin/intake-stat" --shm-dir "$shm" | head -n 1 | grep -q ' backend zcrx ' &&
+        return 0
     kill -0 "$daemon_pid" 2>/dev/null && kill -KILL "$daemon_pid"
     fail "intaked --backend zcrx --zcrx-nodev $* did not come up: $(grep '^intaked:' "$daemon_log" | tail -n 1)"
 }

@@ -1,10 +1,11 @@
 """A real intaked for the tests: the one in $INTAKE_BIN_DIR (the build or an installed prefix's
-bin), listening on a free loopback port, its logs in a fresh directory under /dev/shm."""
+bin), on a loopback port the kernel picks, its logs in a fresh directory under /dev/shm; up once
+intake-stat --wait-ready (beside it) says its counters region is ready, which also names the
+port."""
 import os
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -18,22 +19,21 @@ def _free_port():
 class Daemon:
     def __init__(self, tmp_path, *flags, log_size="8M", max_frame="64K"):
         self.shm_dir = "/dev/shm/intake-pytest-%d-%d" % (os.getpid(), _free_port())
-        self.address = "127.0.0.1:%d" % _free_port()
         program = os.path.join(os.environ.get("INTAKE_BIN_DIR", ""), "intaked")
         if not os.path.exists(program):
             program = shutil.which("intaked")
         self.log = open(tmp_path / "intaked.log", "w+")
         self.process = subprocess.Popen(
-            [program, "--listen", self.address, "--shm-dir", self.shm_dir, "--log-size", log_size,
+            [program, "--listen", "127.0.0.1:0", "--shm-dir", self.shm_dir, "--log-size", log_size,
              "--max-frame", max_frame, "--backend", "pbuf", *flags],
             stderr=self.log)
-        for _ in range(1000):
-            self.log.seek(0)
-            if "listening on" in self.log.read():
-                return
-            assert self.process.poll() is None, "intaked exited"
-            time.sleep(0.01)
-        raise AssertionError("intaked did not start")
+        ready = subprocess.run(
+            [os.path.join(os.path.dirname(program), "intake-stat"), "--shm-dir", self.shm_dir,
+             "--wait-ready=30", "--pid", str(self.process.pid)], capture_output=True, text=True)
+        self.log.seek(0)
+        assert ready.returncode == 0, "intaked did not start: %s%s" % (ready.stderr,
+                                                                        self.log.read())
+        self.address = dict(line.split("=", 1) for line in ready.stdout.split())["listen"]
 
     def stop(self):
         self.process.terminate()

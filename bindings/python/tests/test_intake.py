@@ -71,22 +71,29 @@ def test_iteration_waits_and_poll_timeout(daemon):
 
 
 def test_waits_release_the_gil(daemon):
+    """While the main thread waits inside libintake, another thread runs Python: it ticks, then
+    produces the record that ends the wait. Were the GIL held through the wait, the other thread
+    could not run, and the poll would end at its 60 s timeout with nothing. No wall-clock bound:
+    the outcome, not a rate, is checked."""
     produce(daemon, "gil", 1)
     consumer = intake.Consumer("gil", shm_dir=daemon.shm_dir, start="latest")
+    waiting = threading.Event()
     ticks = []
-    done = threading.Event()
 
-    def count():
-        while not done.is_set():
+    def tick_then_produce():
+        waiting.wait()
+        for _ in range(20):  # Python bytecode, each step needing the GIL, while the poll waits
             ticks.append(1)
             time.sleep(0.001)
+        produce(daemon, "gil", 1)
 
-    counter = threading.Thread(target=count)
-    counter.start()
-    assert consumer.poll(timeout=0.5) == []  # 0.5 s inside libintake's futex wait
-    done.set()
-    counter.join()
-    assert len(ticks) > 50  # the other thread ran meanwhile
+    other = threading.Thread(target=tick_then_produce)
+    other.start()
+    waiting.set()
+    records = consumer.poll(timeout=60)
+    other.join()
+    assert len(ticks) == 20
+    assert [bytes(record.value) for record in records] == [b"value-0"]
     consumer.close()
 
 

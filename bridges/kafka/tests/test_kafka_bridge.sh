@@ -64,11 +64,6 @@ fatal() {
     exit 1
 }
 
-free_port() {
-    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 # --- the mock cluster, controlled through a FIFO on fd 7 ------------------------------------
 mkfifo "$work/mock.ctl"
 "$bin/kafka_mock_cluster" --brokers 3 --topic orders:1 --topic events:1 --topic stream:1 \
@@ -94,20 +89,22 @@ mock() {
 }
 
 # --- intaked ----------------------------------------------------------------------------------
-# intaked_start NAME LOG_SIZE: a daemon with its own log directory; sets port and shm_dir, which
+# intaked_start NAME LOG_SIZE: a daemon with its own log directory, on a port the kernel picks;
+# sets port (from its counters region, through intake-stat --wait-ready) and shm_dir, which
 # produce and bridge use. A and B run with 4 MiB logs: a restarted bridge must find the records
 # it had not committed still in the log (a dead consumer does not hold intaked back; see
 # docs/kafka-bridge.md). C runs with 1 MiB logs, so an outage fills them quickly.
 intaked_start() {
-    port=$(free_port)
     shm_dir=$shm_root/$1
-    "$bin/intaked" --listen "127.0.0.1:$port" --shm-dir "$shm_dir" --log-size "$2" \
+    "$bin/intaked" --listen 127.0.0.1:0 --shm-dir "$shm_dir" --log-size "$2" \
         --max-frame 256K 2>"$work/intaked-$1.log" &
-    pids+=($!)
-    for _ in $(seq 1 200); do
-        grep -q '^intaked: listening on' "$work/intaked-$1.log" && return 0
-        sleep 0.05
-    done
+    local pid=$! address
+    pids+=("$pid")
+    address=$("$bin/intake-stat" --shm-dir "$shm_dir" --wait-ready --pid "$pid" |
+        sed -n 's/^listen=//p')
+    port=${address##*:}
+    [ -n "$address" ] && return 0
+    cat "$work/intaked-$1.log" >&2
     fatal "intaked $1 did not start"
 }
 intaked_start main 4M
